@@ -1,0 +1,210 @@
+"""A sweep's results as plain files beside Tune's experiment: trials.parquet (one row per trial),
+history.parquet (one row per trial-epoch), best_config.json, PNG plots, and a printed report.
+
+Shared by ray_jobs/sweep.py (at the end of a sweep) and ray_jobs/analyze.py (any time, also while
+a sweep runs). Paths are pyarrow filesystem URIs or local paths.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+
+import pandas as pd
+import pyarrow.fs
+
+from trainables.config import merge, to_dict, unflatten
+from trainables.families import family_module, make_config
+
+META_FILE = "losstune_sweep.json"
+RESULT_COLUMNS = ("trial_id", "is_default", "status", "stop_reason", "epochs_done", "objective", "best_objective",
+                  "wall_s")
+
+
+def filesystem(uri: str):
+    """(pyarrow filesystem, path inside it); a plain relative path is made absolute."""
+    if "://" not in uri:
+        uri = os.path.abspath(uri)
+    return pyarrow.fs.FileSystem.from_uri(uri)
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    fs, path = filesystem(uri)
+    fs.create_dir(os.path.dirname(path), recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(data)
+
+
+def read_json(uri: str) -> dict:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.read().decode())
+
+
+def flatten(nested: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def trial_status(metrics: dict, error, epochs: int) -> str:
+    if error is not None:
+        return "ERROR"
+    if not metrics:
+        return "PENDING"
+    if metrics.get("stop_reason"):
+        return "STOPPED"
+    if metrics.get("epoch", 0) < epochs:
+        return "EARLY_STOPPED"  # by the scheduler (ASHA), or still running
+    return "COMPLETED"
+
+
+def tables(result_grid, meta: dict):
+    """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata."""
+    metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
+    default = meta["default_point"]
+    rows, histories = [], []
+    for result in result_grid:
+        metrics = result.metrics or {}
+        params = flatten(result.config or {})
+        history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+        values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
+        trial_id = metrics.get("trial_id") or os.path.basename(result.path).split("_")[-1]
+        row = {
+            "trial_id": trial_id,
+            "is_default": params == default,
+            "status": trial_status(metrics, result.error, meta["epochs"]),
+            "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),
+            "epochs_done": int(metrics.get("epoch", 0)),
+            "objective": metrics.get(metric, math.nan),
+            "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
+            "wall_s": metrics.get("time_total_s", math.nan),
+        }
+        row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
+        row.update({f"config/{k}": v for k, v in params.items()})
+        row["error"] = str(result.error).splitlines()[0] if result.error is not None else ""
+        rows.append(row)
+        if len(history):
+            histories.append(history.assign(trial_id=trial_id))
+    trials = pd.DataFrame(rows)
+    if len(trials):
+        ok = trials["status"].isin(["COMPLETED", "EARLY_STOPPED"])
+        key = trials["objective"].where(ok).astype(float)
+        trials = trials.assign(_key=key if mode == "min" else -key).sort_values(
+            ["_key", "trial_id"], na_position="last").drop(columns="_key").reset_index(drop=True)
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    return trials, history
+
+
+def best_trial(trials: pd.DataFrame):
+    """The top row if it is a healthy, finished trial, else None."""
+    if len(trials) and trials.loc[0, "status"] in ("COMPLETED", "EARLY_STOPPED") and math.isfinite(
+            trials.loc[0, "objective"]):
+        return trials.loc[0]
+    return None
+
+
+def best_config(trials: pd.DataFrame, meta: dict) -> dict | None:
+    """The best trial's whole effective config, the form ray_jobs/train.py --config takes."""
+    best = best_trial(trials)
+    if best is None:
+        return None
+    params = {k[len("config/"):]: _plain(v) for k, v in best.items() if k.startswith("config/") and not _missing(v)}
+    overrides = merge(meta["base"], unflatten(params))
+    return to_dict(make_config(family_module(meta["family"]), overrides, meta.get("preset", "")))
+
+
+def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict:
+    """Write the tables, best config and plots; returns {what: uri}."""
+    written = {}
+    for name, frame in (("trials", trials), ("history", history)):
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        written[name] = f"{experiment_uri}/{name}.parquet"
+        write_bytes(written[name], buffer.getvalue())
+    config = best_config(trials, meta)
+    if config is not None:
+        written["best_config"] = f"{experiment_uri}/best_config.json"
+        write_bytes(written["best_config"], json.dumps(config, indent=2).encode())
+    for name, png in plots(trials, history, meta).items():
+        written[name] = f"{experiment_uri}/{name}.png"
+        write_bytes(written[name], png)
+    return written
+
+
+def plots(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict[str, bytes]:
+    """Objective per trial, and each trial's objective by epoch."""
+    if not len(trials) or not len(history):
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = meta["objective"]["metric"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colours = ["tab:orange" if d else ("tab:blue" if s in ("COMPLETED", "EARLY_STOPPED") else "tab:gray")
+               for d, s in zip(trials["is_default"], trials["status"])]
+    left.bar(trials["trial_id"], trials["objective"].fillna(0), color=colours)
+    left.set(title=f"final {metric} (orange: documented default, grey: failed)", ylabel=metric)
+    left.tick_params(axis="x", rotation=60)
+    if metric in history:
+        for trial_id, frame in history.groupby("trial_id"):
+            right.plot(frame["epoch"], frame[metric], marker=".", label=trial_id)
+    right.set(title=f"{metric} by epoch", xlabel="epoch", ylabel=metric)
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return {"objective": buffer.getvalue()}
+
+
+def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
+    """The printed summary: the top trials against the documented default."""
+    metric = meta["objective"]["metric"]
+    if not len(trials):
+        return "no trials finished"
+    shown = trials.head(top)
+    default_rows = trials[trials["is_default"]]
+    if len(default_rows) and not shown["is_default"].any():
+        shown = pd.concat([shown, default_rows])
+    params = [c for c in trials.columns if c.startswith("config/")]
+    extra = [c for c in trials.columns if c.startswith("final/val/") and c != f"final/{metric}"][:3]
+    table = shown[["trial_id", "status", "stop_reason", "epochs_done", "objective"] + extra + params].copy()
+    table.insert(0, "", ["*" if d else "" for d in shown["is_default"]])
+    table.columns = [c.replace("config/", "").replace("final/", "") for c in table.columns]
+    lines = [f"{meta['family']} / space '{meta['space']}': {len(trials)} trials, objective {metric} "
+             f"({meta['objective']['mode']}); * = documented default",
+             table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    best = best_trial(trials)
+    if best is not None and len(default_rows):
+        base = default_rows.iloc[0]["objective"]
+        change = (best["objective"] - base) / abs(base) * 100 if base and math.isfinite(base) else math.nan
+        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g}; documented default: "
+                     f"{base:.4g} ({default_rows.iloc[0]['status']}); change {change:+.1f}%")
+    elif best is None:
+        lines.append("no healthy finished trial: no best config written")
+    lines += [f"{name}: {uri}" for name, uri in written.items()]
+    return "\n".join(lines)
+
+
+def _plain(value):
+    """numpy scalars (as pandas hands them out) -> Python values."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _missing(value) -> bool:
+    return value is None or isinstance(value, float) and math.isnan(value)

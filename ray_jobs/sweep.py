@@ -1,0 +1,255 @@
+"""python -m ray_jobs.sweep hdr_patch --space caps --trials 8
+
+Tune one family over a named search space. With no arguments it runs the embedded default: an
+hdr_patch sweep over `caps`, 8 trials, on a local Ray, on synthetic data. On a cluster:
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python -m ray_jobs.sweep hdr_patch --space caps --trials 32 --gpus-per-worker 1 \\
+        --data /mnt/data/hdr_patches.npz --storage s3://my-bucket/losstune
+
+The family, space, config overrides and data are checked before Ray starts; a bad one is one
+line naming the flag, field or file, exit status 2, and nothing written. The documented default
+is always the first trial. Results land beside Tune's files in <storage>/<name>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+from data import DataError
+from trainables.config import ConfigError, merge, unflatten
+from trainables.families import FAMILIES, family_module, make_config, spaces_of
+
+
+class UsageError(Exception):
+    """A bad flag or state; the message names it."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__.splitlines()[2])
+    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--search", choices=["optuna", "random"], default="optuna",
+                   help="Optuna TPE, or Optuna's random sampler (same spaces, same default-first trial)")
+    p.add_argument("--scheduler", choices=["asha", "none"], default="asha")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
+    p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
+    p.add_argument("--data", help="data file (sets data.path)")
+    p.add_argument("--workers-per-trial", type=int, default=1)
+    p.add_argument("--cpus-per-worker", type=float,
+                   help="default 1; on a local Ray 1 - --driver-cpus, so that a trial fills one core")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each trial's driver")
+    p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
+    p.add_argument("--max-failures", type=int, default=1, help="worker failures a trial survives")
+    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
+    p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
+    p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
+    p.add_argument("--verbose", action="store_true", help="show the training workers' logs")
+    return p.parse_args(argv)
+
+
+def parse_set(items: list[str]) -> dict:
+    """--set a.b=1 -> {'a': {'b': 1}}; values are JSON where they parse, else strings."""
+    overrides: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = key.split(".")
+        node = overrides
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return overrides
+
+
+def make_plan(args) -> dict:
+    """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
+    UsageError with a one-line message."""
+    from search_spaces import default_point, sample_points
+    from trainables.driver import TrialResources
+    from ray_jobs.results import exists
+
+    storage = args.storage if "://" in args.storage else os.path.abspath(args.storage)
+    if args.resume:
+        return resumed_plan(args, storage)
+    family = family_module(args.family)
+    spaces = spaces_of(args.family)
+    space_name = args.space or importlib_attr(args.family, "DEFAULT_SPACE")
+    if space_name not in spaces:
+        raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
+    for flag, value, low in (("--trials", args.trials, 1), ("--epochs", args.epochs, 1),
+                             ("--workers-per-trial", args.workers_per_trial, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag}: must be >= {low}, got {value}")
+    if args.gpus_per_worker < 0 or args.driver_cpus < 0:
+        raise UsageError("--gpus-per-worker and --driver-cpus must be >= 0")
+    base = merge(family.SMOKE, {}) if args.smoke_test else {}
+    base = merge(base, parse_set(args.set))
+    base = merge(base, {"train": {"seed": args.seed}})
+    if args.epochs:
+        base = merge(base, {"train": {"epochs": args.epochs}})
+    if args.data:
+        base = merge(base, {"data": {"path": os.path.abspath(args.data)}})
+    if args.preset:
+        base = merge(family.PRESETS.get(args.preset, {}), base)
+    config = make_config(family, base, args.preset)
+    if config.train.mixed_precision == "fp16" and args.gpus_per_worker == 0:
+        raise ConfigError("train.mixed_precision", "fp16 needs a GPU (--gpus-per-worker > 0); use bf16 or no")
+    space = spaces[space_name]
+    point = default_point(space, config)
+    for sample in [point] + sample_points(space, 8, seed=args.seed):  # every sampled value must be valid
+        make_config(family, merge(base, unflatten(sample)))
+    family.check_data(config)
+    local = not os.environ.get("RAY_ADDRESS")
+    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
+        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
+    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if exists(f"{storage}/{name}"):
+        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
+    return {
+        "family": args.family, "space": space_name, "preset": args.preset, "base": base,
+        "objective": {"metric": family.OBJECTIVE.metric, "mode": family.OBJECTIVE.mode},
+        "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
+        "search": args.search, "scheduler": args.scheduler, "seed": args.seed,
+        "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
+        "keep_checkpoints": args.keep_checkpoints, "storage": storage, "name": name, "resume": args.resume,
+        "local": local, "verbose": args.verbose,
+    }
+
+
+def resumed_plan(args, storage: str) -> dict:
+    """--resume: the sweep's own saved definition; only resource flags may change."""
+    from ray_jobs.results import META_FILE, exists, read_json
+    from trainables.driver import TrialResources
+
+    if not args.name:
+        raise UsageError("--resume: needs --name of the sweep to continue")
+    if not exists(f"{storage}/{args.name}/{META_FILE}"):
+        raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
+    meta = read_json(f"{storage}/{args.name}/{META_FILE}")
+    return {k: meta[k] for k in SWEEP_KEYS} | {
+        "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
+        "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
+        "name": args.name, "resume": True, "local": not os.environ.get("RAY_ADDRESS"), "verbose": args.verbose}
+
+
+def importlib_attr(family: str, attr: str):
+    import importlib
+
+    return getattr(importlib.import_module(FAMILIES[family][1]), attr)
+
+
+def start_ray(plan) -> None:
+    import ray
+
+    if plan["local"]:
+        ray.init(num_cpus=os.cpu_count(), log_to_driver=plan["verbose"])
+    else:
+        ray.init(log_to_driver=plan["verbose"])  # RAY_ADDRESS, as `ray job submit` sets it
+
+
+def fit_concurrency(plan) -> int:
+    """Trials at once: the given --max-concurrent, else as many as the cluster's resources fit.
+    Raises UsageError if one trial needs more than the cluster has."""
+    import ray
+
+    have = ray.cluster_resources()
+    need = plan["resources"].per_trial()
+    for kind, amount in need.items():
+        if amount > have.get(kind, 0.0) + 1e-9:
+            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+            raise UsageError(f"{flag}: one trial needs {amount:g} {kind}, the cluster has {have.get(kind, 0.0):g}")
+    fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
+    return plan["max_concurrent"] or max(1, min(fits, plan["trials"]))
+
+
+def build_tuner(plan, concurrency: int):
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from search_spaces import optuna_space
+    from trainables.driver import HealthAwareOptunaSearch, trainable
+
+    experiment = f"{plan['storage']}/{plan['name']}"
+    fn = trainable(plan["family"], plan["base"], plan["resources"], f"{experiment}/trainer_runs",
+                   max_failures=plan["max_failures"], num_to_keep=plan["keep_checkpoints"])
+    metric, mode = plan["objective"]["metric"], plan["objective"]["mode"]
+    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1)
+    if plan["resume"]:
+        return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
+    sampler = (optuna.samplers.TPESampler(seed=plan["seed"]) if plan["search"] == "optuna"
+               else optuna.samplers.RandomSampler(seed=plan["seed"]))
+    space = spaces_of(plan["family"])[plan["space"]]
+    searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=metric, mode=mode, sampler=sampler,
+                                       points_to_evaluate=[plan["default_point"]])
+    scheduler = None
+    if plan["scheduler"] == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan["epochs"],
+                                  grace_period=max(1, plan["epochs"] // 4), reduction_factor=3)
+    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
+                                  num_samples=plan["trials"], max_concurrent_trials=concurrency)
+    return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+
+
+SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "default_point", "epochs", "trials", "search",
+              "scheduler", "seed")
+
+
+def metadata(plan) -> dict:
+    """What defines the sweep, saved beside it so --resume and analyze need nothing else."""
+    return {k: plan[k] for k in SWEEP_KEYS} | {
+        "storage": plan["storage"], "name": plan["name"], "resources": dataclasses.asdict(plan["resources"])}
+
+
+def run(plan) -> int:
+    from ray_jobs import results
+
+    start_ray(plan)
+    concurrency = fit_concurrency(plan)
+    experiment = f"{plan['storage']}/{plan['name']}"
+    meta = metadata(plan)
+    if not plan["resume"]:
+        results.write_bytes(f"{experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
+    print(f"sweep {plan['name']}: {plan['trials']} trials of {plan['family']} over '{plan['space']}', "
+          f"{concurrency} at a time, results in {experiment}", flush=True)
+    started = time.time()
+    grid = build_tuner(plan, concurrency).fit()
+    trials, history = results.tables(grid, meta)
+    written = results.write_all(experiment, trials, history, meta)
+    print(results.report(trials, meta, written))
+    print(f"sweep wall time: {time.time() - started:.0f} s")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        plan = make_plan(args)
+        return run(plan)
+    except (ConfigError, DataError, UsageError) as err:
+        print(f"sweep: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

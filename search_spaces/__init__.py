@@ -1,0 +1,77 @@
+"""Named search spaces per family, and what a sweep needs from them.
+
+A space is either a nested dict of `ray.tune` distributions over config keys, or an Optuna
+define-by-run function (for conditional spaces) whose parameter names are config paths joined
+by "/" (`caps/abs_max`), the form Ray's OptunaSearch unflattens into a nested config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from trainables.config import get_path
+
+
+def optuna_space(space: dict | Callable) -> dict | Callable:
+    """What OptunaSearch takes as `space`: Optuna distributions (flat '/' names) or the function."""
+    return space if callable(space) else OptunaSearch.convert_search_space(space)
+
+
+def suggest_from(trial, space: dict) -> None:
+    """Suggest every parameter of a ray.tune dict space inside a define-by-run function.
+
+    Only the public suggest_* methods: Ray records a define-by-run trial's values through them.
+    """
+    for name, dist in optuna_space(space).items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            trial.suggest_categorical(name, dist.choices)
+        elif isinstance(dist, optuna.distributions.IntDistribution):
+            trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+        else:
+            trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+
+
+def default_point(space: dict | Callable, config) -> dict:
+    """The documented default as a point of the space: {'caps/abs_max': 16.0, ...}.
+
+    For a define-by-run space, the function is run against a trial that answers every
+    suggestion with the config's value, so its branches follow the default's choices.
+    """
+    trial = _DefaultTrial(config)
+    if callable(space):
+        space(trial)
+    else:
+        suggest_from(trial, space)
+    return trial.params
+
+
+def sample_points(space: dict | Callable, count: int, seed: int = 0) -> list[dict]:
+    """Random points of a space (for validating spaces before a sweep and in tests)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    points = []
+    for _ in range(count):
+        trial = study.ask() if callable(space) else study.ask(fixed_distributions=optuna_space(space))
+        if callable(space):
+            space(trial)
+        points.append(dict(trial.params))
+        study.tell(trial, 0.0)
+    return points
+
+
+class _DefaultTrial:
+    """Stands in for an optuna.Trial: every suggest_* returns the default config's value."""
+
+    def __init__(self, config):
+        self._config = config
+        self.params: dict[str, Any] = {}
+
+    def suggest(self, name, *args, **kwargs):
+        value = get_path(self._config, name)
+        value = list(value) if isinstance(value, tuple) else value
+        self.params[name] = value
+        return value
+
+    suggest_float = suggest_int = suggest_categorical = suggest

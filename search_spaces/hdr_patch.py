@@ -1,0 +1,62 @@
+"""hdr_patch search spaces (seed 004). Each range contains the documented default, which a
+sweep always runs first."""
+
+from __future__ import annotations
+
+from ray import tune
+
+from search_spaces import suggest_from
+
+
+def caps(trial) -> None:
+    """Mode A (fixed cap, or a learnable scale in its place) vs Mode B (range-proportional cap),
+    and the optional safety clamp: the seed's whole question."""
+    mode = trial.suggest_categorical("caps/mode", ["A", "B"])
+    if mode == "A":
+        if trial.suggest_categorical("model/learnable_scale", [False, True]):
+            trial.suggest_float("model/scale_init", 2.0, 10.0)  # seed 6.2 init 6.0, expected 4-8
+        else:
+            trial.suggest_float("caps/abs_max", 2.0, 20.0)  # current 16, seed's fix 6
+            trial.suggest_float("caps/alpha", 0.5, 1.5)  # current 1.2, seed's fix 1.0
+    else:
+        trial.suggest_float("caps/log_delta_scale", 0.3, 1.5)  # seed 0.9
+    if trial.suggest_categorical("caps/clamp_enabled", [False, True]):
+        trial.suggest_float("caps/clamp_value", 3.0, 12.0)  # seed 8.0
+
+
+WEIGHTS = {
+    "loss": {
+        "log_supervision_type": tune.choice(["l1", "huber"]),
+        "huber_delta": tune.loguniform(0.05, 1.0),  # seed 0.2
+        "weights": {
+            "log_supervision": tune.uniform(0.25, 4.0),  # seed 1.0 -> 2.0
+            "sparsity": tune.uniform(0.0, 0.5),  # seed suggests 0.1
+            "range": tune.uniform(0.0, 2.0),  # seed suggests 1.0
+            "histogram": tune.uniform(0.0, 1.0),  # seed suggests 0.5
+            "moment": tune.uniform(0.0, 1.0),
+        },
+    }
+}
+
+SCHEDULE = {
+    "optim": {
+        "lr": tune.loguniform(1e-4, 1e-2),
+        "weight_decay": tune.loguniform(1e-6, 1e-2),
+        "grad_clip": tune.uniform(0.1, 10.0),
+    },
+    "schedule": {
+        "kind": tune.choice(["cosine", "constant"]),
+        "warmup_frac": tune.uniform(0.0, 0.2),
+        "eta_min_factor": tune.uniform(0.0, 0.1),
+    },
+}
+
+
+def everything(trial) -> None:
+    caps(trial)
+    suggest_from(trial, WEIGHTS)
+    suggest_from(trial, SCHEDULE)
+
+
+SPACES = {"caps": caps, "weights": WEIGHTS, "schedule": SCHEDULE, "all": everything}
+DEFAULT_SPACE = "caps"

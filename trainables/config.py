@@ -1,0 +1,196 @@
+"""Frozen dataclass configs: overrides from nested dicts, validation with dotted field paths.
+
+Every family's Config is a frozen dataclass of sections. Tune, presets, `--set` flags and
+`best_config.json` all speak the same nested dict; `apply_overrides` lays such a dict over a
+config, rejecting unknown keys and wrongly typed values, and each section's `__post_init__`
+rejects out-of-range values. Errors name the dotted path: `loss.weights.range must be >= 0, got -1`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A bad config value; `path` is the dotted field name it concerns."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path} {message}" if path else message)
+
+    def under(self, prefix: str) -> "ConfigError":
+        return ConfigError(f"{prefix}.{self.path}" if self.path else prefix, self.message)
+
+
+# --- range checks used by the sections' __post_init__ ------------------------------------------
+
+def at_least(name: str, value: float, low: float) -> None:
+    if not value >= low:  # written so that NaN fails too
+        raise ConfigError(name, f"must be >= {low}, got {value}")
+
+
+def above(name: str, value: float, low: float) -> None:
+    if not value > low:
+        raise ConfigError(name, f"must be > {low}, got {value}")
+
+
+def within(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be in [{low}, {high}], got {value}")
+
+
+# --- sections the shared train loop reads ------------------------------------------------------
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW, the optimiser of the shared loop."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+
+    def __post_init__(self):
+        above("lr", self.lr, 0.0)
+        at_least("weight_decay", self.weight_decay, 0.0)
+        within("beta1", self.beta1, 0.0, 0.999999)
+        within("beta2", self.beta2, 0.0, 0.999999)
+        at_least("grad_clip", self.grad_clip, 0.0)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Linear warmup then cosine decay (or a constant rate), stepped per optimiser step.
+
+    Warmup is a fraction of all steps so that a short run keeps the shape of a long one.
+    """
+
+    kind: Literal["cosine", "constant"] = "cosine"
+    warmup_frac: float = 0.05
+    warmup_start_factor: float = 0.01
+    eta_min_factor: float = 0.0  # cosine floor as a fraction of optim.lr
+
+    def __post_init__(self):
+        within("warmup_frac", self.warmup_frac, 0.0, 0.9)
+        within("warmup_start_factor", self.warmup_start_factor, 1e-6, 1.0)
+        within("eta_min_factor", self.eta_min_factor, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    checkpoint_every: int = 1  # epochs between checkpoints; 0 = only at the end
+    num_data_workers: int = 0  # DataLoader worker processes per training worker
+    # Fault injection for testing the health path: the loss of this optimiser step (1-based)
+    # is replaced by NaN. 0 = off. Not a training knob.
+    inject_nan_at_step: int = 0
+
+    def __post_init__(self):
+        at_least("epochs", self.epochs, 1)
+        at_least("batch_size", self.batch_size, 1)
+        at_least("checkpoint_every", self.checkpoint_every, 0)
+        at_least("num_data_workers", self.num_data_workers, 0)
+        at_least("inject_nan_at_step", self.inject_nan_at_step, 0)
+
+
+# --- nested dict <-> dataclass -----------------------------------------------------------------
+
+def apply_overrides(config: Any, overrides: Mapping[str, Any], path: str = "") -> Any:
+    """Return `config` with the values of the nested dict `overrides` laid over it."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(path, f"must be a mapping of keys, got {type(overrides).__name__}")
+    hints = typing.get_type_hints(type(config))
+    names = {f.name for f in dataclasses.fields(config)}
+    changes = {}
+    for key, value in overrides.items():
+        field_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            raise ConfigError(field_path, f"is not a config key (known here: {', '.join(sorted(names))})")
+        current = getattr(config, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = apply_overrides(current, value, field_path)
+        else:
+            changes[key] = _coerce(value, hints[key], field_path)
+    try:
+        return dataclasses.replace(config, **changes)
+    except ConfigError as err:
+        raise err.under(path) if path else err
+
+
+def to_dict(config: Any) -> dict:
+    """The nested plain dict of a config (what best_config.json holds)."""
+    return dataclasses.asdict(config)
+
+
+def get_path(config: Any, dotted: str) -> Any:
+    """The value at a dotted (or '/'-joined) path; KeyError if it names no field."""
+    value = config
+    for part in dotted.replace("/", ".").split("."):
+        if not dataclasses.is_dataclass(value) or part not in {f.name for f in dataclasses.fields(value)}:
+            raise KeyError(dotted)
+        value = getattr(value, part)
+    return value
+
+
+def unflatten(flat: Mapping[str, Any], sep: str = "/") -> dict:
+    """{'a/b': 1} -> {'a': {'b': 1}}: the form Optuna's parameter names take in Tune."""
+    nested: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(sep)
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def merge(base: Mapping, overrides: Mapping) -> dict:
+    """Deep-merge two nested dicts; values of `overrides` win."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(path, f"must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"must be a list, got {value!r}")
+        item_type = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item_type, f"{path}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        integral = isinstance(value, numbers.Integral) or isinstance(value, float) and value.is_integer()
+        if isinstance(value, bool) or not integral:
+            raise ConfigError(path, f"must be an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(path, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"{path}: unsupported config field type {hint!r}")

@@ -1,0 +1,99 @@
+"""The Tune function trainable: each trial builds and runs one TorchTrainer.
+
+Ray 2.60 is Train V2: Tune no longer wraps a trainer; a trial's function starts the
+TorchTrainer itself and `TuneReportCallback` forwards the workers' reports to Tune. The trial
+function only waits on the trainer, so it holds a fraction of a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ray.train
+import ray.tune
+from ray.train.torch import TorchTrainer
+from ray.train.v2.api.callback import UserCallback
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.search.optuna import OptunaSearch
+
+from trainables.config import merge
+from trainables.families import family_module
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    driver_cpus: float = 0.1
+
+    def per_trial(self) -> dict:
+        return {"CPU": self.driver_cpus + self.workers * self.cpus_per_worker,
+                "GPU": self.workers * self.gpus_per_worker}
+
+    def scaling_config(self) -> ray.train.ScalingConfig:
+        per_worker = {"CPU": self.cpus_per_worker}
+        if self.gpus_per_worker:
+            per_worker["GPU"] = self.gpus_per_worker
+        return ray.train.ScalingConfig(num_workers=self.workers, use_gpu=self.gpus_per_worker > 0,
+                                       resources_per_worker=per_worker)
+
+
+def run_trial(config: dict, *, family: str, base: dict, resources: TrialResources, runs_path: str,
+              max_failures: int = 1, num_to_keep: int | None = 2) -> None:
+    """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`."""
+    context = ray.tune.get_context()
+    trainer = TorchTrainer(
+        family_module(family).train_loop_per_worker,
+        train_loop_config=merge(base, config),
+        scaling_config=resources.scaling_config(),
+        run_config=ray.train.RunConfig(
+            # the same name on a restarted trial: Train resumes from the run's latest checkpoint
+            name=context.get_trial_id(),
+            storage_path=runs_path,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
+            callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir())],
+        ),
+    )
+    trainer.fit()
+
+
+def trainable(family: str, base: dict, resources: TrialResources, runs_path: str, **kwargs):
+    """`run_trial` bound to one sweep, with the driver's fractional CPU."""
+    bound = ray.tune.with_parameters(run_trial, family=family, base=base, resources=resources,
+                                     runs_path=runs_path, **kwargs)
+    return ray.tune.with_resources(bound, {"cpu": resources.driver_cpus})
+
+
+class TensorBoardCallback(UserCallback):
+    """Writes rank 0's metrics of every report as tensorboardX scalars, under the same names."""
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self._writer = None
+
+    def after_report(self, run_context, metrics, checkpoint):
+        from tensorboardX import SummaryWriter
+
+        if self._writer is None:
+            self._writer = SummaryWriter(self.logdir)
+        values = metrics[0]
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._writer.add_scalar(name, value, values.get("epoch", 0))
+        self._writer.flush()
+
+
+class HealthAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna FAIL for a trial that errored or stopped unhealthy.
+
+    Ray's OptunaSearch records a trial that errored after reporting as COMPLETE with its last
+    value, so a diverged trial could become the study's best; a trial that ended with a
+    `stop_reason` (non-finite loss, overflow, ...) is no valid sample of the objective either.
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if error or (result or {}).get("stop_reason"):
+            return super().on_trial_complete(trial_id, result=None, error=True)
+        return super().on_trial_complete(trial_id, result=result, error=error)

@@ -1,0 +1,63 @@
+"""The family registry: family name -> its trainable module and search-space module.
+
+A family module (trainables/<family>.py) provides, as plain module attributes:
+  Config                frozen dataclass of sections; defaults are the seed's documented values
+  PRESETS               named nested override dicts (e.g. a seed's recommended fix)
+  SMOKE                 overrides that make a run tiny (--smoke-test)
+  OBJECTIVE             the metric a sweep ranks by, independent of the tuned loss weights
+  HEALTH_FROM_VAL       validation metrics also reported as health/<name>
+  check_data(cfg)       read the configured data once and raise DataError if it is bad
+  build(cfg)            -> Parts(model, train_set, val_set, extras)
+  loss_terms(model, batch, cfg)           -> ({term: unweighted scalar}, {health stat: float})
+  val_metrics(model, batch, cfg, extras)  -> {metric: per-sample tensor [B]}
+  stop_reason(metrics, cfg)               -> "" or why the trial is clearly broken
+  train_loop_per_worker(config)           what TorchTrainer runs on every worker
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Mapping
+
+from trainables.config import ConfigError, apply_overrides
+
+FAMILIES = {
+    "hdr_patch": ("trainables.hdr_patch", "search_spaces.hdr_patch"),
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    mode: str  # "min" or "max"
+
+
+@dataclass(frozen=True)
+class Parts:
+    model: Any
+    train_set: Any
+    val_set: Any
+    extras: dict
+
+
+def family_module(name: str) -> ModuleType:
+    if name not in FAMILIES:
+        raise ConfigError("family", f"is unknown: {name!r} (known: {', '.join(sorted(FAMILIES))})")
+    return importlib.import_module(FAMILIES[name][0])
+
+
+def spaces_of(name: str) -> dict:
+    family_module(name)  # the same error for an unknown family
+    return importlib.import_module(FAMILIES[name][1]).SPACES
+
+
+def make_config(family: ModuleType, overrides: Mapping[str, Any] | None = None, preset: str = ""):
+    """The family's documented default, then a named preset, then the overrides."""
+    config = family.Config()
+    if preset:
+        if preset not in family.PRESETS:
+            raise ConfigError("preset", f"is unknown: {preset!r} (known: {', '.join(sorted(family.PRESETS))})")
+        config = apply_overrides(config, family.PRESETS[preset])
+    return apply_overrides(config, overrides or {})

@@ -1,0 +1,192 @@
+"""The one train loop every family runs on every Ray Train worker.
+
+Accelerate owns devices, mixed precision and DDP (never Ray's prepare_model alongside it);
+Ray Train owns reporting and checkpoints. A family plugs in small functions (see
+trainables/families.py). Each epoch ends in one flat metrics dict reported through
+`ray.train.report`, with a checkpoint every `train.checkpoint_every` epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict
+
+import ray.train
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+
+from trainables.config import ConfigError
+from trainables.families import make_config
+
+GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
+STATE_FILE = "losstune_state.json"
+
+
+def train(overrides: dict, family) -> None:
+    cfg = make_config(family, overrides)
+    if cfg.train.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("train.mixed_precision", "fp16 needs a GPU; use bf16 or no on CPU")
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+    set_seed(cfg.train.seed)
+    parts = family.build(cfg)
+    train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                              num_workers=cfg.train.num_data_workers,
+                              generator=torch.Generator().manual_seed(cfg.train.seed))
+    val_loader = DataLoader(parts.val_set, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_data_workers)
+    if len(train_loader) == 0:
+        raise ConfigError("train.batch_size", f"is larger than the training set ({len(parts.train_set)} samples)")
+    params = [p for p in parts.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
+    # Counted on the unsharded loader: Accelerate steps a prepared scheduler once per process.
+    scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.train.epochs * len(train_loader))
+    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
+        parts.model, optimizer, train_loader, val_loader, scheduler)
+    start_epoch = restore(accelerator)
+    step = start_epoch * len(train_loader)
+    for epoch in range(start_epoch, cfg.train.epochs):
+        stats, step = run_epoch(accelerator, model, optimizer, scheduler, train_loader, family, cfg, step)
+        metrics = epoch_metrics(stats, cfg, epoch, scheduler)
+        metrics.update(evaluate(accelerator, model, val_loader, family, cfg, parts.extras))
+        metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
+        metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
+        last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
+        every = cfg.train.checkpoint_every
+        if last or (every and (epoch + 1) % every == 0):
+            with tempfile.TemporaryDirectory() as tmp:
+                save(accelerator, tmp, epoch + 1)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(metrics)
+        if metrics["stop_reason"]:
+            break
+
+
+def make_scheduler(optimizer, cfg, total_steps: int):
+    """Linear warmup (a fraction of all steps) into cosine decay or a constant rate."""
+    sched = cfg.schedule
+    warmup = int(round(sched.warmup_frac * total_steps))
+    if sched.kind == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, total_steps - warmup), eta_min=sched.eta_min_factor * cfg.optim.lr)
+    else:
+        main = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup == 0:
+        return main
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=sched.warmup_start_factor, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, step):
+    """One pass over the training data. Returns (stats, global step)."""
+    weights = asdict(cfg.loss.weights)
+    max_norm = cfg.optim.grad_clip or math.inf
+    sums, health_sums = defaultdict(float), defaultdict(float)
+    steps = samples = out_of_range = 0
+    grad_norm_sum = 0.0
+    stop_reason = ""
+    model.train()
+    started = time.perf_counter()
+    for batch in loader:
+        step += 1
+        terms, health = family.loss_terms(model, batch, cfg)
+        weighted = {name: weights[name] * value for name, value in terms.items()}
+        total = sum(weighted.values())
+        if step == cfg.train.inject_nan_at_step:
+            total = total * float("nan")
+        if not all_finite(accelerator, total):
+            stop_reason = "nonfinite_loss"  # the step is skipped: weights stay as they were
+            break
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(total)
+        grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_norm))
+        optimizer.step()
+        scheduler.step()
+        steps += 1
+        samples += len(batch[0]) * accelerator.num_processes
+        grad_norm_sum += grad_norm
+        out_of_range += not GRAD_NORM_RANGE[0] <= grad_norm <= GRAD_NORM_RANGE[1]
+        sums["loss"] += total.item()
+        for name, value in terms.items():
+            sums[name] += value.item()
+            sums["weighted/" + name] += weighted[name].item()
+        for name, value in health.items():
+            health_sums[name] += value
+    seconds = time.perf_counter() - started
+    n = max(steps, 1)
+    return {
+        "terms": {name: value / n for name, value in sums.items()},
+        "health": {name: value / n for name, value in health_sums.items()},
+        "grad_norm": grad_norm_sum / n,
+        "grad_out_of_range": out_of_range / n,
+        "samples_per_s": samples / seconds if seconds > 0 else 0.0,
+        "stop_reason": stop_reason,
+    }, step
+
+
+def all_finite(accelerator, loss) -> bool:
+    """Whether every worker's loss is finite: all must agree, or DDP's collectives would hang."""
+    bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).item() else 1.0, device=accelerator.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    return bad.item() == 0.0
+
+
+def epoch_metrics(stats, cfg, epoch, scheduler) -> dict:
+    terms = stats["terms"]
+    metrics = {"epoch": epoch + 1}
+    metrics.update({f"train/{name}": value for name, value in terms.items()})
+    weighted = [abs(v) for k, v in terms.items() if k.startswith("weighted/")]
+    metrics["lr"] = scheduler.get_last_lr()[0]
+    metrics["grad_norm"] = stats["grad_norm"]
+    metrics["samples_per_s"] = stats["samples_per_s"]
+    metrics["peak_mem_mb"] = peak_memory_mb()
+    metrics["health/nonfinite"] = float(stats["stop_reason"] == "nonfinite_loss")
+    metrics["health/max_term_share"] = max(weighted) / sum(weighted) if weighted and sum(weighted) > 0 else 0.0
+    metrics["health/grad_norm_out_of_range"] = stats["grad_out_of_range"]
+    metrics.update({f"health/{name}": value for name, value in stats["health"].items()})
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(accelerator, model, loader, family, cfg, extras) -> dict:
+    """Mean of each per-sample validation metric over the whole (all-worker) validation set."""
+    model.eval()
+    collected = defaultdict(list)
+    for batch in loader:
+        for name, values in family.val_metrics(model, batch, cfg, extras).items():
+            collected[name].append(accelerator.gather_for_metrics(values.float()))
+    return {f"val/{name}": torch.cat(chunks).mean().item() for name, chunks in collected.items()}
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def save(accelerator, directory: str, epochs_done: int) -> None:
+    """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch."""
+    accelerator.save_state(directory)
+    if accelerator.is_main_process:
+        with open(os.path.join(directory, STATE_FILE), "w") as f:
+            json.dump({"epochs_done": epochs_done}, f)
+
+
+def restore(accelerator) -> int:
+    """Load the latest reported checkpoint if this run has one; returns the epoch to start at."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as directory:
+        accelerator.load_state(directory)
+        with open(os.path.join(directory, STATE_FILE)) as f:
+            return json.load(f)["epochs_done"]

@@ -59,7 +59,7 @@ def _warp_with_holes(rng, target):
     size = target.shape[-1]
     mask = np.zeros((1, size, size), np.float32)
     for _ in range(rng.integers(0, 3)):
-        h, w = rng.integers(2, size // 3, size=2)
+        h, w = rng.integers(2, max(3, size // 3), size=2)
         y, x = rng.integers(0, size - h), rng.integers(0, size - w)
         mask[:, y : y + h, x : x + w] = 1.0
     return warped * (1.0 - mask), mask

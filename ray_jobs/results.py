@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 
 import pandas as pd
 import pyarrow.fs
@@ -19,8 +20,6 @@ from trainables.config import merge, to_dict, unflatten
 from trainables.families import family_module, make_config
 
 META_FILE = "losstune_sweep.json"
-RESULT_COLUMNS = ("trial_id", "is_default", "status", "stop_reason", "epochs_done", "objective", "best_objective",
-                  "wall_s")
 
 
 def filesystem(uri: str):
@@ -82,8 +81,10 @@ def tables(result_grid, meta: dict):
         history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
         values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         trial_id = metrics.get("trial_id") or os.path.basename(result.path).split("_")[-1]
+        index = re.search(rf"{trial_id}_(\d+)", os.path.basename(result.path))  # Tune's launch order
         row = {
             "trial_id": trial_id,
+            "trial_index": int(index.group(1)) if index else -1,
             "is_default": params == default,
             "status": trial_status(metrics, result.error, meta["epochs"]),
             "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),

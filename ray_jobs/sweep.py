@@ -27,6 +27,9 @@ from trainables.config import ConfigError, merge, unflatten
 from trainables.families import FAMILIES, family_module, make_config, spaces_of
 
 
+STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
+
+
 class UsageError(Exception):
     """A bad flag or state; the message names it."""
 
@@ -161,6 +164,8 @@ def importlib_attr(family: str, attr: str):
 def start_ray(plan) -> None:
     import ray
 
+    if ray.is_initialized():  # e.g. a test's Ray, or a caller's
+        return
     if plan["local"]:
         ray.init(num_cpus=os.cpu_count(), log_to_driver=plan["verbose"])
     else:
@@ -201,7 +206,8 @@ def build_tuner(plan, concurrency: int):
                else optuna.samplers.RandomSampler(seed=plan["seed"]))
     space = spaces_of(plan["family"])[plan["space"]]
     searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=metric, mode=mode, sampler=sampler,
-                                       points_to_evaluate=[plan["default_point"]])
+                                       points_to_evaluate=[plan["default_point"]],
+                                       study_name=plan["name"], storage=study_storage(plan))
     scheduler = None
     if plan["scheduler"] == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan["epochs"],
@@ -213,6 +219,23 @@ def build_tuner(plan, concurrency: int):
 
 SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "default_point", "epochs", "trials", "search",
               "scheduler", "seed")
+
+
+def study_journal(plan) -> str:
+    """Where the Optuna study is journaled: in the sweep's folder when storage is local, else in a
+    local folder, copied to the sweep's storage when the sweep ends."""
+    if "://" in plan["storage"]:
+        return os.path.expanduser(f"~/.losstune/{plan['name']}/{STUDY_FILE}")
+    return f"{plan['storage']}/{plan['name']}/{STUDY_FILE}"
+
+
+def study_storage(plan):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = study_journal(plan)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return JournalStorage(JournalFileBackend(path))
 
 
 def metadata(plan) -> dict:
@@ -236,12 +259,18 @@ def run(plan) -> int:
     grid = build_tuner(plan, concurrency).fit()
     trials, history = results.tables(grid, meta)
     written = results.write_all(experiment, trials, history, meta)
+    if "://" in plan["storage"]:
+        with open(study_journal(plan), "rb") as f:
+            results.write_bytes(f"{experiment}/{STUDY_FILE}", f.read())
     print(results.report(trials, meta, written))
     print(f"sweep wall time: {time.time() - started:.0f} s")
     return 0
 
 
 def main(argv=None) -> int:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # Tune reports trials; Optuna's INFO repeats it
     args = parse_args(argv)
     try:
         plan = make_plan(args)

@@ -91,9 +91,11 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     checkpoint_every: int = 1  # epochs between checkpoints; 0 = only at the end
     num_data_workers: int = 0  # DataLoader worker processes per training worker
-    # Fault injection for testing the health path: the loss of this optimiser step (1-based)
-    # is replaced by NaN. 0 = off. Not a training knob.
+    # Fault injection for tests, not training knobs (0 = off): the loss of this optimiser step
+    # (1-based) becomes NaN; the worker raises at the start of this epoch (1-based) unless it
+    # resumed from a checkpoint, as a worker lost mid-run would.
     inject_nan_at_step: int = 0
+    inject_crash_at_epoch: int = 0
 
     def __post_init__(self):
         at_least("epochs", self.epochs, 1)
@@ -101,6 +103,7 @@ class TrainConfig:
         at_least("checkpoint_every", self.checkpoint_every, 0)
         at_least("num_data_workers", self.num_data_workers, 0)
         at_least("inject_nan_at_step", self.inject_nan_at_step, 0)
+        at_least("inject_crash_at_epoch", self.inject_crash_at_epoch, 0)
 
 
 # --- nested dict <-> dataclass -----------------------------------------------------------------

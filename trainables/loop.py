@@ -53,6 +53,8 @@ def train(overrides: dict, family) -> None:
     start_epoch = restore(accelerator)
     step = start_epoch * len(train_loader)
     for epoch in range(start_epoch, cfg.train.epochs):
+        if epoch + 1 == cfg.train.inject_crash_at_epoch and start_epoch == 0:
+            raise RuntimeError(f"injected crash at epoch {epoch + 1} (train.inject_crash_at_epoch)")
         stats, step = run_epoch(accelerator, model, optimizer, scheduler, train_loader, family, cfg, step)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
         metrics.update(evaluate(accelerator, model, val_loader, family, cfg, parts.extras))

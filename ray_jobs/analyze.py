@@ -1,0 +1,42 @@
+"""python -m ray_jobs.analyze results/<sweep>
+
+Rebuild a sweep's trials.parquet, history.parquet, best_config.json and plots from Tune's
+experiment files, for a finished sweep or one still running, and print its report. On a cluster
+the path is the sweep's storage URI (e.g. s3://my-bucket/losstune/<sweep>):
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python -m ray_jobs.analyze s3://my-bucket/losstune/<sweep>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ray_jobs import results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ray_jobs.analyze", description=__doc__.splitlines()[2])
+    p.add_argument("experiment", help="<storage>/<sweep name>")
+    p.add_argument("--top", type=int, default=10, help="trials shown in the printed report")
+    args = p.parse_args(argv)
+    experiment = args.experiment.rstrip("/")
+    if "://" not in experiment:
+        experiment = os.path.abspath(experiment)
+    if not results.exists(f"{experiment}/{results.META_FILE}"):
+        print(f"analyze: error: {experiment}: not a losstune sweep (no {results.META_FILE})", file=sys.stderr)
+        return 2
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    meta = results.read_json(f"{experiment}/{results.META_FILE}")
+    grid = ResultGrid(ExperimentAnalysis(experiment))
+    trials, history = results.tables(grid, meta)
+    written = results.write_all(experiment, trials, history, meta)
+    print(results.report(trials, meta, written, top=args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

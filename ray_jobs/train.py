@@ -1,0 +1,118 @@
+"""python -m ray_jobs.train hdr_patch --config results/<sweep>/best_config.json
+
+One TorchTrainer run of one config: the documented default, a preset (`--preset phase1`), or a
+sweep's best config, with `--set KEY=VALUE` overrides on top. Same metrics and checkpoints as a
+sweep's trials; run again with the same --name to resume from the latest checkpoint. On a cluster:
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python -m ray_jobs.train hdr_patch --config best_config.json --gpus-per-worker 1 \\
+        --storage s3://my-bucket/losstune
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from data import DataError
+from trainables.config import ConfigError, merge
+from trainables.families import FAMILIES, family_module, make_config
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m ray_jobs.train", description=__doc__.splitlines()[2])
+    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    p.add_argument("--config", help="a JSON config (e.g. a sweep's best_config.json)")
+    p.add_argument("--preset", default="")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--data", help="data file (sets data.path)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--max-failures", type=int, default=1)
+    p.add_argument("--storage", default="./results")
+    p.add_argument("--name", help="run name (default: <family>-train-<time>); an existing one resumes")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def overrides_from(args) -> dict:
+    from ray_jobs.sweep import UsageError, parse_set
+
+    overrides = {}
+    if args.config:
+        try:
+            with open(args.config) as f:
+                overrides = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise UsageError(f"--config: {args.config}: {err}") from None
+    overrides = merge(overrides, parse_set(args.set))
+    if args.epochs:
+        overrides = merge(overrides, {"train": {"epochs": args.epochs}})
+    if args.data:
+        overrides = merge(overrides, {"data": {"path": os.path.abspath(args.data)}})
+    return overrides
+
+
+def main(argv=None) -> int:
+    from ray_jobs.sweep import UsageError
+
+    args = parse_args(argv)
+    try:
+        family = family_module(args.family)
+        overrides = overrides_from(args)
+        config = make_config(family, overrides, args.preset)
+        if config.train.mixed_precision == "fp16" and args.gpus_per_worker == 0:
+            raise ConfigError("train.mixed_precision", "fp16 needs a GPU (--gpus-per-worker > 0); use bf16 or no")
+        family.check_data(config)
+    except (ConfigError, DataError, UsageError) as err:
+        print(f"train: error: {err}", file=sys.stderr)
+        return 2
+    return run(args, family, overrides)
+
+
+def run(args, family, overrides) -> int:
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from trainables.driver import TensorBoardCallback, TrialResources
+
+    if ray.is_initialized():
+        pass
+    elif os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=args.verbose)
+    else:
+        ray.init(num_cpus=os.cpu_count(), log_to_driver=args.verbose)
+    storage = args.storage if "://" in args.storage else os.path.abspath(args.storage)
+    name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
+    resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
+    callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"))] if "://" not in storage else []
+    trainer = TorchTrainer(
+        family.train_loop_per_worker,
+        train_loop_config=full_config(family, overrides, args.preset),
+        scaling_config=resources.scaling_config(),
+        run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
+                                       failure_config=ray.train.FailureConfig(max_failures=args.max_failures)),
+    )
+    result = trainer.fit()
+    metrics = result.metrics or {}
+    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("val/", "train/loss", "epoch", "stop"))},
+                     indent=2))
+    print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
+    return 1 if metrics.get("stop_reason") else 0
+
+
+def full_config(family, overrides: dict, preset: str) -> dict:
+    """The whole config as a dict, preset folded in: workers rebuild it from this alone."""
+    from trainables.config import to_dict
+
+    return to_dict(make_config(family, overrides, preset))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

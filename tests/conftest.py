@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+# Keep Ray's CPU threads and logs quiet and the tests' Ray on this machine's cores.
+os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray for all integration tests (starting one costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,68 @@
+"""Bad input: one line naming the flag, field or file, exit status 2, before Ray starts, nothing
+overwritten."""
+
+import numpy as np
+import pytest
+import ray
+
+from ray_jobs import sweep
+from ray_jobs import train as train_job
+
+
+def run_sweep(capsys, tmp_path, *argv):
+    code = sweep.main(["--storage", str(tmp_path / "results"), *argv])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.fixture
+def bad_npz(tmp_path):
+    path = tmp_path / "mismatched.npz"
+    np.savez(path, input=np.ones((4, 7, 8, 8), np.float32), target=np.ones((4, 3, 4, 4), np.float32))
+    return path
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["no_such_family"], "family is unknown: 'no_such_family'"),
+    (["hdr_patch", "--space", "nope"], "--space: unknown space 'nope'"),
+    (["hdr_patch", "--set", "loss.bogus=1"], "loss.bogus is not a config key"),
+    (["hdr_patch", "--set", "loss.weights.sparsity=-1"], "loss.weights.sparsity must be >= 0.0, got -1.0"),
+    (["hdr_patch", "--set", "caps.abs_max=0"], "caps.abs_max must be > 0.0, got 0.0"),
+    (["hdr_patch", "--set", "train.mixed_precision=fp16"], "train.mixed_precision fp16 needs a GPU"),
+    (["hdr_patch", "--data", "/nonexistent/patches.npz"], "/nonexistent/patches.npz: no such file"),
+    (["hdr_patch", "--preset", "phase7"], "preset is unknown: 'phase7'"),
+    (["hdr_patch", "--trials", "0"], "--trials: must be >= 1, got 0"),
+    (["hdr_patch", "--set", "novalue"], "--set: expected KEY=VALUE"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
+    code, err = run_sweep(capsys, tmp_path, *argv)
+    assert code == 2
+    assert expected in err and len(err.splitlines()) == 1
+    assert not ray.is_initialized()
+    assert not (tmp_path / "results").exists()
+
+
+def test_corrupt_and_mismatched_data_files(capsys, tmp_path, bad_npz):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"\x00garbage")
+    for path, expected in ((corrupt, "not a readable .npz file"), (bad_npz, "differ in N, H or W")):
+        code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--data", str(path))
+        assert code == 2 and str(path) in err and expected in err and len(err.splitlines()) == 1
+
+
+def test_existing_sweep_name_is_refused_and_left_alone(capsys, tmp_path):
+    existing = tmp_path / "results" / "mine"
+    existing.mkdir(parents=True)
+    (existing / "trials.parquet").write_bytes(b"precious")
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--name", "mine")
+    assert code == 2 and "--name: sweep 'mine' already exists" in err
+    assert (existing / "trials.parquet").read_bytes() == b"precious"
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--name", "other", "--resume")
+    assert code == 2 and "--resume: no sweep 'other'" in err
+
+
+def test_train_job_bad_input(capsys, tmp_path):
+    assert train_job.main(["hdr_patch", "--set", "caps.alpha=-2", "--storage", str(tmp_path)]) == 2
+    assert "caps.alpha must be > 0.0" in capsys.readouterr().err
+    assert train_job.main(["hdr_patch", "--config", str(tmp_path / "absent.json")]) == 2
+    assert "--config:" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""Sweeps on a real local Ray: Parquet results with the documented default first, a trial forced
+to NaN ends `nonfinite_loss` and is FAIL in Optuna while the sweep finishes."""
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from ray_jobs import sweep
+from ray_jobs import train as train_job
+from search_spaces import hdr_patch as hdr_spaces
+
+pytestmark = pytest.mark.integration
+
+
+def study(experiment, name):
+    storage = JournalStorage(JournalFileBackend(str(experiment / sweep.STUDY_FILE)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path, capsys):
+    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "3", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "caps3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    experiment = tmp_path / "caps3"
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    history = pd.read_parquet(experiment / "history.parquet")
+    assert len(trials) == 3 and trials["trial_id"].is_unique
+    default = trials[trials["is_default"]]
+    assert len(default) == 1 and default.iloc[0]["trial_index"] == 1  # launched first
+    assert default.iloc[0]["config/caps/abs_max"] == 16.0 and default.iloc[0]["config/caps/mode"] == "A"
+    assert set(history["trial_id"]) == set(trials["trial_id"])
+    assert (history.groupby("trial_id")["epoch"].max() <= 2).all() and "val/log_l1" in history
+    for column in ("status", "stop_reason", "objective", "best_objective", "wall_s", "final/val/overflow_frac"):
+        assert column in trials
+    assert "* " in out and "trials.parquet" in out  # the printed table marks the default
+    states = [t.state for t in study(experiment, "caps3").trials]
+    assert len(states) == 3
+    if (experiment / "best_config.json").exists():  # written when some trial is healthy
+        best = json.loads((experiment / "best_config.json").read_text())
+        assert best["train"]["epochs"] == 2
+        # the best config is what ray_jobs/train.py takes
+        assert train_job.main(["hdr_patch", "--config", str(experiment / "best_config.json"), "--storage",
+                               str(tmp_path), "--name", "retrain"]) in (0, 1)
+
+
+def nan_or_not(trial):
+    trial.suggest_categorical("train/inject_nan_at_step", [0, 2])
+
+
+def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch):
+    monkeypatch.setitem(hdr_spaces.SPACES, "nan_test", nan_or_not)
+    code = sweep.main(["hdr_patch", "--space", "nan_test", "--trials", "4", "--smoke-test", "--scheduler", "none",
+                       "--search", "random", "--seed", "1", "--storage", str(tmp_path), "--name", "nan"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "nan" / "trials.parquet")
+    poisoned = trials[trials["config/train/inject_nan_at_step"] == 2]
+    healthy = trials[trials["config/train/inject_nan_at_step"] == 0]
+    assert len(poisoned) >= 1 and len(healthy) >= 1, trials[["trial_id", "config/train/inject_nan_at_step"]]
+    assert (poisoned["stop_reason"] == "nonfinite_loss").all() and (poisoned["status"] == "STOPPED").all()
+    assert (poisoned["final/health/nonfinite"] == 1.0).all()
+    assert (healthy["status"] == "COMPLETED").all()
+    by_params = {t.params["train/inject_nan_at_step"]: t.state for t in study(tmp_path / "nan", "nan").trials}
+    assert by_params[2] == optuna.trial.TrialState.FAIL
+    assert by_params[0] == optuna.trial.TrialState.COMPLETE
+    best = json.loads((tmp_path / "nan" / "best_config.json").read_text())
+    assert best["train"]["inject_nan_at_step"] == 0  # a failed trial is never best
+
+
+def test_more_gpus_than_the_cluster_has_is_refused(local_ray, tmp_path, capsys):
+    code = sweep.main(["hdr_patch", "--gpus-per-worker", "1", "--storage", str(tmp_path), "--name", "gpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--gpus-per-worker: one trial needs 1 GPU, the cluster has 0" in err
+    assert len(err.splitlines()) == 1

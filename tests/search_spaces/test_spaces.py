@@ -1,0 +1,49 @@
+import optuna
+import pytest
+
+from search_spaces import default_point, optuna_space, sample_points
+from trainables.config import get_path, unflatten
+from trainables.families import FAMILIES, family_module, make_config, spaces_of
+
+CASES = [(family, name) for family in FAMILIES for name in spaces_of(family)]
+
+
+@pytest.mark.parametrize("family, name", CASES)
+def test_every_key_of_every_space_exists_in_the_config(family, name):
+    config = family_module(family).Config()
+    space = spaces_of(family)[name]
+    for point in [default_point(space, config)] + sample_points(space, 30):
+        for key in point:
+            get_path(config, key)  # KeyError names a key the config lacks
+        make_config(family_module(family), unflatten(point))  # and every sampled value is valid
+
+
+@pytest.mark.parametrize("family, name", CASES)
+def test_documented_default_is_a_point_of_the_space(family, name):
+    config = family_module(family).Config()
+    space = spaces_of(family)[name]
+    point = default_point(space, config)
+    assert point and all(get_path(config, k) == v for k, v in point.items())
+    # Optuna accepts it as the first trial: every value lies inside its distribution
+    study = optuna.create_study()
+    study.enqueue_trial(point)
+    trial = study.ask() if callable(space) else study.ask(fixed_distributions=optuna_space(space))
+    if callable(space):
+        space(trial)
+    for key, value in point.items():
+        assert trial.distributions[key]._contains(trial.distributions[key].to_internal_repr(value)), key
+    assert trial.params == point
+
+
+def test_spaces_by_concern():
+    assert {"caps", "weights", "schedule", "all"} <= set(spaces_of("hdr_patch"))
+
+
+def test_caps_space_is_conditional_on_mode():
+    points = sample_points(spaces_of("hdr_patch")["caps"], 40)
+    for point in points:
+        if point["caps/mode"] == "B":
+            assert "caps/log_delta_scale" in point and "caps/abs_max" not in point
+        else:
+            assert "caps/log_delta_scale" not in point
+    assert {p["caps/mode"] for p in points} == {"A", "B"}

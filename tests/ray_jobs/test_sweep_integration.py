@@ -55,7 +55,8 @@ def nan_or_not(trial):
 def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch):
     monkeypatch.setitem(hdr_spaces.SPACES, "nan_test", nan_or_not)
     code = sweep.main(["hdr_patch", "--space", "nan_test", "--trials", "4", "--smoke-test", "--scheduler", "none",
-                       "--search", "random", "--seed", "1", "--storage", str(tmp_path), "--name", "nan"])
+                       "--search", "random", "--seed", "1", "--set", "health.max_overflow_frac=1.0",
+                       "--storage", str(tmp_path), "--name", "nan"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "nan" / "trials.parquet")
     poisoned = trials[trials["config/train/inject_nan_at_step"] == 2]

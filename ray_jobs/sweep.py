@@ -190,6 +190,7 @@ def fit_concurrency(plan) -> int:
 def build_tuner(plan, concurrency: int):
     import optuna
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
 
     from search_spaces import optuna_space
@@ -199,7 +200,11 @@ def build_tuner(plan, concurrency: int):
     fn = trainable(plan["family"], plan["base"], plan["resources"], f"{experiment}/trainer_runs",
                    max_failures=plan["max_failures"], num_to_keep=plan["keep_checkpoints"])
     metric, mode = plan["objective"]["metric"], plan["objective"]["mode"]
-    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1)
+    # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
+    # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1,
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()])
     if plan["resume"]:
         return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
     sampler = (optuna.samplers.TPESampler(seed=plan["seed"]) if plan["search"] == "optuna"

@@ -4,7 +4,6 @@ import pytest
 
 # Keep Ray's CPU threads and logs quiet and the tests' Ray on this machine's cores.
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def train(overrides: dict, family) -> None:
     start_epoch = restore(accelerator)
     step = start_epoch * len(train_loader)
     for epoch in range(start_epoch, cfg.train.epochs):
+        epoch_started = time.perf_counter()
         if epoch + 1 == cfg.train.inject_crash_at_epoch and start_epoch == 0:
             raise RuntimeError(f"injected crash at epoch {epoch + 1} (train.inject_crash_at_epoch)")
         stats, step = run_epoch(accelerator, model, optimizer, scheduler, train_loader, family, cfg, step)
@@ -60,6 +61,7 @@ def train(overrides: dict, family) -> None:
         metrics.update(evaluate(accelerator, model, val_loader, family, cfg, parts.extras))
         metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
         metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
+        metrics["time/epoch_s"] = time.perf_counter() - epoch_started  # train + validation
         last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
         every = cfg.train.checkpoint_every
         if last or (every and (epoch + 1) % every == 0):

@@ -24,7 +24,7 @@ import time
 
 from data import DataError
 from trainables.config import ConfigError, merge, unflatten
-from trainables.families import FAMILIES, family_module, make_config, spaces_of
+from trainables.families import FAMILIES, family_module, make_config, spaces_module, spaces_of
 
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
@@ -95,7 +95,7 @@ def make_plan(args) -> dict:
         return resumed_plan(args, storage)
     family = family_module(args.family)
     spaces = spaces_of(args.family)
-    space_name = args.space or importlib_attr(args.family, "DEFAULT_SPACE")
+    space_name = args.space or spaces_module(args.family).DEFAULT_SPACE
     if space_name not in spaces:
         raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
     for flag, value, low in (("--trials", args.trials, 1), ("--epochs", args.epochs, 1),
@@ -104,16 +104,17 @@ def make_plan(args) -> dict:
             raise UsageError(f"{flag}: must be >= {low}, got {value}")
     if args.gpus_per_worker < 0 or args.driver_cpus < 0:
         raise UsageError("--gpus-per-worker and --driver-cpus must be >= 0")
-    base = merge(family.SMOKE, {}) if args.smoke_test else {}
+    make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
+    base = dict(family.PRESETS[args.preset]) if args.preset else {}  # trials rebuild configs from `base`
+    if args.smoke_test:
+        base = merge(base, family.SMOKE)
     base = merge(base, parse_set(args.set))
     base = merge(base, {"train": {"seed": args.seed}})
     if args.epochs:
         base = merge(base, {"train": {"epochs": args.epochs}})
     if args.data:
         base = merge(base, {"data": {"path": os.path.abspath(args.data)}})
-    if args.preset:
-        base = merge(family.PRESETS.get(args.preset, {}), base)
-    config = make_config(family, base, args.preset)
+    config = make_config(family, base)
     if config.train.mixed_precision == "fp16" and args.gpus_per_worker == 0:
         raise ConfigError("train.mixed_precision", "fp16 needs a GPU (--gpus-per-worker > 0); use bf16 or no")
     space = spaces[space_name]
@@ -153,12 +154,6 @@ def resumed_plan(args, storage: str) -> dict:
         "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
         "name": args.name, "resume": True, "local": not os.environ.get("RAY_ADDRESS"), "verbose": args.verbose}
-
-
-def importlib_attr(family: str, attr: str):
-    import importlib
-
-    return getattr(importlib.import_module(FAMILIES[family][1]), attr)
 
 
 def start_ray(plan) -> None:

@@ -48,9 +48,14 @@ def family_module(name: str) -> ModuleType:
     return importlib.import_module(FAMILIES[name][0])
 
 
-def spaces_of(name: str) -> dict:
+def spaces_module(name: str) -> ModuleType:
+    """search_spaces/<family>.py: SPACES (name -> space) and DEFAULT_SPACE."""
     family_module(name)  # the same error for an unknown family
-    return importlib.import_module(FAMILIES[name][1]).SPACES
+    return importlib.import_module(FAMILIES[name][1])
+
+
+def spaces_of(name: str) -> dict:
+    return spaces_module(name).SPACES
 
 
 def make_config(family: ModuleType, overrides: Mapping[str, Any] | None = None, preset: str = ""):

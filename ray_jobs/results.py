@@ -95,7 +95,7 @@ def tables(result_grid, meta: dict):
         }
         row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
         row.update({f"config/{k}": v for k, v in params.items()})
-        row["error"] = str(result.error).splitlines()[0] if result.error is not None else ""
+        row["error"] = error_summary(result.error) if result.error is not None else ""
         rows.append(row)
         if len(history):
             histories.append(history.assign(trial_id=trial_id))
@@ -200,6 +200,13 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
         lines.append("no healthy finished trial: no best config written")
     lines += [f"{name}: {uri}" for name, uri in written.items()]
     return "\n".join(lines)
+
+
+def error_summary(error) -> str:
+    """The innermost `SomeError: message` line of a (chained, remote) error."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line)]
+    return (raised or [line for line in lines if line] or [type(error).__name__])[-1]
 
 
 def _plain(value):

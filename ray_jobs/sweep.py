@@ -135,7 +135,8 @@ def make_plan(args) -> dict:
         "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
         "search": args.search, "scheduler": args.scheduler, "seed": args.seed,
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
-        "keep_checkpoints": args.keep_checkpoints, "storage": storage, "name": name, "resume": args.resume,
+        "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
+        "resume": args.resume,
         "local": local, "verbose": args.verbose,
     }
 
@@ -167,17 +168,37 @@ def start_ray(plan) -> None:
         ray.init(log_to_driver=plan["verbose"])  # RAY_ADDRESS, as `ray job submit` sets it
 
 
-def fit_concurrency(plan) -> int:
-    """Trials at once: the given --max-concurrent, else as many as the cluster's resources fit.
-    Raises UsageError if one trial needs more than the cluster has."""
+DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource
+
+
+def check_cluster(plan) -> int:
+    """Fit the sweep to the cluster it runs on; returns how many trials run at once.
+
+    Drivers go to the head when the cluster offers DRIVER_RESOURCE. A worker that fits on no
+    node, or a relative --storage on several nodes, is a UsageError now rather than a trial
+    pending forever or results scattered over nodes' disks.
+    """
     import ray
 
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     have = ray.cluster_resources()
-    need = plan["resources"].per_trial()
+    if DRIVER_RESOURCE in have and not plan["resources"].driver_resource:
+        plan["resources"] = dataclasses.replace(plan["resources"], driver_resource=DRIVER_RESOURCE)
+    resources = plan["resources"]
+    for kind, amount in resources.per_worker().items():
+        largest = max(node.get(kind, 0.0) for node in nodes)
+        if amount > largest + 1e-9:
+            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest node has {largest:g}")
+    need = resources.per_trial()
     for kind, amount in need.items():
         if amount > have.get(kind, 0.0) + 1e-9:
-            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
-            raise UsageError(f"{flag}: one trial needs {amount:g} {kind}, the cluster has {have.get(kind, 0.0):g}")
+            raise UsageError(f"--workers-per-trial: one trial needs {amount:g} {kind}, the cluster has "
+                             f"{have.get(kind, 0.0):g}")
+    raw = plan.get("storage_arg", "")
+    if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):
+        raise UsageError(f"--storage: {raw!r} is a relative local path on a {len(nodes)}-node cluster; give "
+                         "s3://..., gs://... or an absolute path on shared storage (NFS)")
     fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
     return plan["max_concurrent"] or max(1, min(fits, plan["trials"]))
 
@@ -248,7 +269,7 @@ def run(plan) -> int:
     from ray_jobs import results
 
     start_ray(plan)
-    concurrency = fit_concurrency(plan)
+    concurrency = check_cluster(plan)
     experiment = f"{plan['storage']}/{plan['name']}"
     meta = metadata(plan)
     if not plan["resume"]:

@@ -26,10 +26,21 @@ class TrialResources:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     driver_cpus: float = 0.1
+    # A custom resource the cluster gives its head node (cluster.yaml: losstune_driver): drivers
+    # then hold one unit of it instead of CPU, so they sit on the head, not on GPU workers.
+    driver_resource: str = ""
+
+    def driver(self) -> dict:
+        return {"CPU": 0.0, self.driver_resource: 1.0} if self.driver_resource else {"CPU": self.driver_cpus}
+
+    def per_worker(self) -> dict:
+        return {"CPU": self.cpus_per_worker, "GPU": self.gpus_per_worker}
 
     def per_trial(self) -> dict:
-        return {"CPU": self.driver_cpus + self.workers * self.cpus_per_worker,
-                "GPU": self.workers * self.gpus_per_worker}
+        need = {kind: self.workers * amount for kind, amount in self.per_worker().items()}
+        for kind, amount in self.driver().items():
+            need[kind] = need.get(kind, 0.0) + amount
+        return need
 
     def scaling_config(self) -> ray.train.ScalingConfig:
         per_worker = {"CPU": self.cpus_per_worker}
@@ -63,7 +74,7 @@ def trainable(family: str, base: dict, resources: TrialResources, runs_path: str
     """`run_trial` bound to one sweep, with the driver's fractional CPU."""
     bound = ray.tune.with_parameters(run_trial, family=family, base=base, resources=resources,
                                      runs_path=runs_path, **kwargs)
-    return ray.tune.with_resources(bound, {"cpu": resources.driver_cpus})
+    return ray.tune.with_resources(bound, resources.driver())
 
 
 class TensorBoardCallback(UserCallback):

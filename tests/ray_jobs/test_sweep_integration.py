@@ -72,8 +72,24 @@ def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local
     assert best["train"]["inject_nan_at_step"] == 0  # a failed trial is never best
 
 
-def test_more_gpus_than_the_cluster_has_is_refused(local_ray, tmp_path, capsys):
-    code = sweep.main(["hdr_patch", "--gpus-per-worker", "1", "--storage", str(tmp_path), "--name", "gpu"])
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--gpus-per-worker", "1", "--gpus-per-worker: a training worker needs 1 GPU, the largest node has 0"),
+    ("--cpus-per-worker", "64", "--cpus-per-worker: a training worker needs 64 CPU, the largest node has"),
+])
+def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, flag, value, expected):
+    code = sweep.main(["hdr_patch", flag, value, "--storage", str(tmp_path), "--name", "infeasible"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "--gpus-per-worker: one trial needs 1 GPU, the cluster has 0" in err
-    assert len(err.splitlines()) == 1
+    assert code == 2 and expected in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "infeasible").exists()
+
+
+def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_path):
+    code = sweep.main(["hdr_patch", "--trials", "1", "--smoke-test", "--scheduler", "none", "--max-failures", "0",
+                       "--set", "train.inject_crash_at_epoch=2", "--set", "health.max_overflow_frac=1.0",
+                       "--storage", str(tmp_path), "--name", "crash"])
+    assert code == 0  # the sweep itself finishes
+    trials = pd.read_parquet(tmp_path / "crash" / "trials.parquet")
+    assert list(trials["status"]) == ["ERROR"] and trials.loc[0, "epochs_done"] == 1  # it had reported epoch 1
+    assert trials.loc[0, "error"] == "RuntimeError: injected crash at epoch 2 (train.inject_crash_at_epoch)"
+    assert [t.state for t in study(tmp_path / "crash", "crash").trials] == [optuna.trial.TrialState.FAIL]
+    assert not (tmp_path / "crash" / "best_config.json").exists()

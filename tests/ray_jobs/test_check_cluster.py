@@ -1,0 +1,48 @@
+"""How a sweep fits itself to a cluster, against fake node lists (no Ray started)."""
+
+import pytest
+import ray
+
+from ray_jobs import sweep
+from trainables.driver import TrialResources
+
+
+def fake_cluster(monkeypatch, *nodes):
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": n} for n in nodes])
+    total = {}
+    for node in nodes:
+        for kind, amount in node.items():
+            total[kind] = total.get(kind, 0.0) + amount
+    monkeypatch.setattr(ray, "cluster_resources", lambda: total)
+
+
+def plan(**resources):
+    return {"resources": TrialResources(**resources), "max_concurrent": None, "trials": 32,
+            "storage_arg": "/shared/results"}
+
+
+def test_drivers_go_to_the_head_when_the_cluster_offers_the_driver_resource(monkeypatch):
+    fake_cluster(monkeypatch, {"CPU": 0.0, "losstune_driver": 64.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0})
+    p = plan(cpus_per_worker=4, gpus_per_worker=1)
+    assert sweep.check_cluster(p) == 2  # two GPU nodes, one trial each
+    assert p["resources"].driver() == {"CPU": 0.0, "losstune_driver": 1.0}
+
+
+def test_fractional_gpus_pack_trials(monkeypatch):
+    fake_cluster(monkeypatch, {"CPU": 16.0, "GPU": 1.0})
+    assert sweep.check_cluster(plan(cpus_per_worker=2, gpus_per_worker=0.25)) == 4
+
+
+def test_a_worker_bigger_than_every_node_is_refused_even_if_the_cluster_total_fits(monkeypatch):
+    fake_cluster(monkeypatch, {"CPU": 4.0, "GPU": 1.0}, {"CPU": 4.0, "GPU": 1.0})
+    with pytest.raises(sweep.UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node has 1"):
+        sweep.check_cluster(plan(cpus_per_worker=1, gpus_per_worker=2))
+
+
+def test_relative_storage_on_several_nodes_is_refused(monkeypatch):
+    fake_cluster(monkeypatch, {"CPU": 2.0}, {"CPU": 2.0})
+    p = plan(cpus_per_worker=1) | {"storage_arg": "./results"}
+    with pytest.raises(sweep.UsageError, match="--storage: './results' is a relative local path on a 2-node cluster"):
+        sweep.check_cluster(p)
+    fake_cluster(monkeypatch, {"CPU": 2.0})
+    assert sweep.check_cluster(p) == 1  # one node: a local folder is fine

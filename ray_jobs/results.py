@@ -92,6 +92,7 @@ def tables(result_grid, meta: dict):
             "objective": metrics.get(metric, math.nan),
             "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
             "wall_s": metrics.get("time_total_s", math.nan),
+            "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
         }
         row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
         row.update({f"config/{k}": v for k, v in params.items()})

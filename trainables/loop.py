@@ -50,11 +50,12 @@ def train(overrides: dict, family) -> None:
     scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.train.epochs * len(train_loader))
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         parts.model, optimizer, train_loader, val_loader, scheduler)
-    start_epoch = restore(accelerator)
+    start_epoch, restarts = restore(accelerator)
     step = start_epoch * len(train_loader)
+    node = ray.get_runtime_context().get_node_id()[:12]  # which node trained it, for placement checks
     for epoch in range(start_epoch, cfg.train.epochs):
         epoch_started = time.perf_counter()
-        if epoch + 1 == cfg.train.inject_crash_at_epoch and start_epoch == 0:
+        if epoch + 1 == cfg.train.inject_crash_at_epoch and restarts == 0:
             raise RuntimeError(f"injected crash at epoch {epoch + 1} (train.inject_crash_at_epoch)")
         stats, step = run_epoch(accelerator, model, optimizer, scheduler, train_loader, family, cfg, step)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
@@ -62,11 +63,12 @@ def train(overrides: dict, family) -> None:
         metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
         metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
         metrics["time/epoch_s"] = time.perf_counter() - epoch_started  # train + validation
+        metrics.update({"restarts": restarts, "node": node})
         last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
         every = cfg.train.checkpoint_every
         if last or (every and (epoch + 1) % every == 0):
             with tempfile.TemporaryDirectory() as tmp:
-                save(accelerator, tmp, epoch + 1)
+                save(accelerator, tmp, epoch + 1, restarts)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)
@@ -177,20 +179,24 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def save(accelerator, directory: str, epochs_done: int) -> None:
+def save(accelerator, directory: str, epochs_done: int, restarts: int) -> None:
     """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch."""
     accelerator.save_state(directory)
     if accelerator.is_main_process:
         with open(os.path.join(directory, STATE_FILE), "w") as f:
-            json.dump({"epochs_done": epochs_done}, f)
+            json.dump({"epochs_done": epochs_done, "restarts": restarts}, f)
 
 
-def restore(accelerator) -> int:
-    """Load the latest reported checkpoint if this run has one; returns the epoch to start at."""
+def restore(accelerator) -> tuple[int, int]:
+    """Load the latest reported checkpoint if this run has one.
+
+    Returns (epoch to start at, restarts so far): a run that resumes has been restarted once more
+    than the checkpoint it resumes from, so lost workers and nodes are counted in the metrics."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0
+        return 0, 0
     with checkpoint.as_directory() as directory:
         accelerator.load_state(directory)
         with open(os.path.join(directory, STATE_FILE)) as f:
-            return json.load(f)["epochs_done"]
+            state = json.load(f)
+    return state["epochs_done"], state.get("restarts", 0) + 1

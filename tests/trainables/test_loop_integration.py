@@ -12,7 +12,8 @@ from trainables.families import FAMILIES, family_module
 pytestmark = pytest.mark.integration
 
 DOCUMENTED = ["epoch", "train/loss", "lr", "grad_norm", "samples_per_s", "peak_mem_mb", "health/nonfinite",
-              "health/max_term_share", "health/grad_norm_out_of_range", "stop_reason"]
+              "health/max_term_share", "health/grad_norm_out_of_range", "stop_reason", "time/epoch_s", "restarts",
+              "node"]
 
 
 # Tiny runs may trip a family's health thresholds (the hdr default overflows early): this test
@@ -82,4 +83,4 @@ def test_a_worker_lost_mid_run_resumes_from_its_latest_checkpoint(local_ray, tmp
     result = fit(family, config, tmp_path, "run", log, max_failures=1)
     # epochs 1-2, the crash, then a restarted worker continues at 3 (starting over would repeat 1, 2)
     assert [s["epoch"] for s in seen(log)] == [1, 2, 3]
-    assert result.metrics["epoch"] == 3 and result.error is None
+    assert result.metrics["epoch"] == 3 and result.error is None and result.metrics["restarts"] == 1

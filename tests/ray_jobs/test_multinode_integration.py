@@ -1,0 +1,129 @@
+"""A real 2-node Ray cluster on this machine (ray.cluster_utils.Cluster: a head that hosts the
+drivers, as cluster.yaml's does, and a worker node), driven the way users drive it: `ray job submit`
+and sweeps as separate processes. Each test is bounded in time and the cluster is shut down after."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD_PORT = 8275
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "resources": {"losstune_driver": 8}, "include_dashboard": True,
+        "dashboard_port": DASHBOARD_PORT})
+    worker = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    yield cluster, worker
+    cluster.shutdown()
+
+
+def sweep_cmd(storage, name, *extra):
+    return [sys.executable, "-m", "ray_jobs.sweep", "hdr_patch", "--smoke-test", "--scheduler", "none",
+            "--set", "health.max_overflow_frac=1.0", "--storage", str(storage), "--name", name, *extra]
+
+
+def env_for(cluster):
+    return dict(os.environ, RAY_ADDRESS=cluster.address, RAY_AUTH_MODE="token", PYTHONPATH=str(REPO))
+
+
+def history(storage, name):
+    return pd.read_parquet(Path(storage) / name / "history.parquet")
+
+
+def test_ray_job_submit_runs_a_sweep_over_both_nodes(two_nodes, tmp_path):
+    cluster, _ = two_nodes
+    # Not --working-dir here: both nodes of this test share one machine's runtime_resources folder,
+    # and one node's clean-up deletes the package the other's job runs in. The code is on this disk.
+    runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(REPO)}})
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address",
+           f"http://127.0.0.1:{DASHBOARD_PORT}", "--runtime-env-json", runtime_env, "--",
+           *sweep_cmd(tmp_path, "job", "--trials", "4", "--epochs", "2")]
+    done = subprocess.run(cmd, env=env_for(cluster), capture_output=True, text=True, timeout=420)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "job" / "trials.parquet")
+    assert len(trials) == 4 and (trials["status"] == "COMPLETED").all()
+    assert history(tmp_path, "job")["node"].nunique() == 2  # training workers ran on both nodes
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def checkpoints(storage, name):
+    return glob.glob(str(Path(storage) / name / "trainer_runs" / "*" / "checkpoint_*"))
+
+
+def train_worker_pids():
+    out = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_a_killed_train_worker_resumes_from_its_last_checkpoint(two_nodes, tmp_path):
+    cluster, _ = two_nodes
+    sweep = subprocess.Popen(sweep_cmd(tmp_path, "kill", "--trials", "1", "--epochs", "6"), env=env_for(cluster),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(checkpoints(tmp_path, "kill")) >= 2, 240, "two checkpoints")
+        pids = train_worker_pids()
+        assert pids, "no RayTrainWorker process found"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        assert sweep.wait(timeout=300) == 0
+    finally:
+        sweep.kill()
+    epochs = list(history(tmp_path, "kill")["epoch"])
+    # no epoch is trained twice from scratch: reports go on after the checkpoint, up to the full length
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 6 and epochs[0] == 1
+    trials = pd.read_parquet(tmp_path / "kill" / "trials.parquet")
+    assert trials.loc[0, "status"] == "COMPLETED" and trials.loc[0, "restarts"] == 1
+
+
+def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(two_nodes, tmp_path):
+    cluster, _ = two_nodes
+    sweep = subprocess.Popen(sweep_cmd(tmp_path, "drv", "--trials", "4", "--epochs", "3", "--max-concurrent", "2"),
+                             env=env_for(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        finished = lambda: sum(1 for p in glob.glob(str(tmp_path / "drv" / "run_trial_*" / "result.json"))
+                               if '"epoch": 3' in open(p).read())
+        wait_for(lambda: finished() >= 1, 300, "a finished trial")
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait(timeout=30)
+    finally:
+        sweep.kill()
+    before = {json.loads(line)["trial_id"]: json.loads(line)["epoch"]
+              for p in glob.glob(str(tmp_path / "drv" / "run_trial_*" / "result.json")) for line in open(p)}
+    done = subprocess.run([*sweep_cmd(tmp_path, "drv"), "--resume"], env=env_for(cluster), capture_output=True,
+                          text=True, timeout=420)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "drv" / "trials.parquet")
+    assert len(trials) == 4 and (trials["epochs_done"] == 3).all()
+    runs = history(tmp_path, "drv").groupby("trial_id")["epoch"].apply(list)
+    for trial_id, epochs in runs.items():
+        if before.get(trial_id) == 3:
+            assert epochs == [1, 2, 3], (trial_id, epochs)  # finished before the kill: not rerun
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "drv" / "optuna_study.journal")))
+    states = [t.state for t in optuna.load_study(study_name="drv", storage=storage).trials]
+    assert optuna.trial.TrialState.RUNNING not in states, states

@@ -25,6 +25,10 @@ DASHBOARD_PORT = 8275
 def two_nodes():
     from ray.cluster_utils import Cluster
 
+    # The nodes' worker processes import the project as cluster.yaml's nodes do after their
+    # `pip install -e`: here by inheriting PYTHONPATH from this process.
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(REPO)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"losstune_driver": 8}, "include_dashboard": True,
         "dashboard_port": DASHBOARD_PORT})
@@ -32,6 +36,7 @@ def two_nodes():
     cluster.wait_for_nodes()
     yield cluster, worker
     cluster.shutdown()
+    os.environ.pop("PYTHONPATH") if saved is None else os.environ.update(PYTHONPATH=saved)
 
 
 def sweep_cmd(storage, name, *extra):
@@ -47,16 +52,23 @@ def history(storage, name):
     return pd.read_parquet(Path(storage) / name / "history.parquet")
 
 
-def test_ray_job_submit_runs_a_sweep_over_both_nodes(two_nodes, tmp_path):
-    cluster, _ = two_nodes
-    # Not --working-dir here: both nodes of this test share one machine's runtime_resources folder,
-    # and one node's clean-up deletes the package the other's job runs in. The code is on this disk.
+def submit(cluster, sweep_args, background=False):
+    """`ray job submit` of a sweep, as users launch one. Not --working-dir here: both nodes of this
+    test share one machine's runtime_resources folder, and one node's clean-up deletes the package
+    the other's job runs in; the code is on this disk (PYTHONPATH)."""
     runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(REPO)}})
     cmd = [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address",
-           f"http://127.0.0.1:{DASHBOARD_PORT}", "--runtime-env-json", runtime_env, "--",
-           *sweep_cmd(tmp_path, "job", "--trials", "4", "--epochs", "2")]
+           f"http://127.0.0.1:{DASHBOARD_PORT}", "--runtime-env-json", runtime_env, "--", *sweep_args]
+    if background:
+        return subprocess.Popen(cmd, env=env_for(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = subprocess.run(cmd, env=env_for(cluster), capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_ray_job_submit_runs_a_sweep_over_both_nodes(two_nodes, tmp_path):
+    cluster, _ = two_nodes
+    submit(cluster, sweep_cmd(tmp_path, "job", "--trials", "4", "--epochs", "2"))
     trials = pd.read_parquet(tmp_path / "job" / "trials.parquet")
     assert len(trials) == 4 and (trials["status"] == "COMPLETED").all()
     assert history(tmp_path, "job")["node"].nunique() == 2  # training workers ran on both nodes
@@ -71,8 +83,16 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def checkpoints(storage, name):
-    return glob.glob(str(Path(storage) / name / "trainer_runs" / "*" / "checkpoint_*"))
+def registered_epoch(storage, name) -> int:
+    """The epoch of the latest checkpoint Ray Train has registered (reported, not only written:
+    a worker killed between writing and reporting loses that checkpoint, as it should)."""
+    for path in glob.glob(str(Path(storage) / name / "trainer_runs" / "*" / "checkpoint_manager_snapshot.json")):
+        try:
+            latest = json.loads(Path(path).read_text())["latest_checkpoint_result"]
+            return int(latest["metrics"]["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # being rewritten
+    return 0
 
 
 def train_worker_pids():
@@ -82,41 +102,44 @@ def train_worker_pids():
 
 def test_a_killed_train_worker_resumes_from_its_last_checkpoint(two_nodes, tmp_path):
     cluster, _ = two_nodes
-    sweep = subprocess.Popen(sweep_cmd(tmp_path, "kill", "--trials", "1", "--epochs", "6"), env=env_for(cluster),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = submit(cluster, sweep_cmd(tmp_path, "kill", "--trials", "1", "--epochs", "6"), background=True)
     try:
-        wait_for(lambda: len(checkpoints(tmp_path, "kill")) >= 2, 240, "two checkpoints")
+        wait_for(lambda: registered_epoch(tmp_path, "kill") >= 2, 240, "the epoch-2 checkpoint")
+        killed_after = registered_epoch(tmp_path, "kill")
         pids = train_worker_pids()
         assert pids, "no RayTrainWorker process found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        assert sweep.wait(timeout=300) == 0
+        assert sweep.wait(timeout=300) == 0  # the job succeeded
     finally:
         sweep.kill()
-    epochs = list(history(tmp_path, "kill")["epoch"])
-    # no epoch is trained twice from scratch: reports go on after the checkpoint, up to the full length
-    assert epochs == sorted(set(epochs)) and epochs[-1] == 6 and epochs[0] == 1
+    runs = history(tmp_path, "kill")
+    epochs, restarts = list(runs["epoch"]), list(runs["restarts"])
+    # after the kill, the restarted worker reports the checkpoint's epoch + 1, not 1, up to the full length
+    first_after = restarts.index(1)
+    assert epochs[first_after] <= killed_after + 1 and 1 not in epochs[first_after:], (epochs, restarts)
+    assert epochs[-1] == 6
     trials = pd.read_parquet(tmp_path / "kill" / "trials.parquet")
     assert trials.loc[0, "status"] == "COMPLETED" and trials.loc[0, "restarts"] == 1
 
 
 def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(two_nodes, tmp_path):
     cluster, _ = two_nodes
-    sweep = subprocess.Popen(sweep_cmd(tmp_path, "drv", "--trials", "4", "--epochs", "3", "--max-concurrent", "2"),
-                             env=env_for(cluster), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = submit(cluster, sweep_cmd(tmp_path, "drv", "--trials", "4", "--epochs", "3", "--max-concurrent", "2"),
+                   background=True)
     try:
         finished = lambda: sum(1 for p in glob.glob(str(tmp_path / "drv" / "run_trial_*" / "result.json"))
                                if '"epoch": 3' in open(p).read())
         wait_for(lambda: finished() >= 1, 300, "a finished trial")
-        sweep.send_signal(signal.SIGKILL)
-        sweep.wait(timeout=30)
+        driver = subprocess.run(["pgrep", "-f", "ray_jobs.sweep.*--name drv"], capture_output=True, text=True)
+        for pid in driver.stdout.split():  # the job's driver process itself, as a crash would take it
+            os.kill(int(pid), signal.SIGKILL)
+        sweep.wait(timeout=60)
     finally:
         sweep.kill()
     before = {json.loads(line)["trial_id"]: json.loads(line)["epoch"]
               for p in glob.glob(str(tmp_path / "drv" / "run_trial_*" / "result.json")) for line in open(p)}
-    done = subprocess.run([*sweep_cmd(tmp_path, "drv"), "--resume"], env=env_for(cluster), capture_output=True,
-                          text=True, timeout=420)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    submit(cluster, [*sweep_cmd(tmp_path, "drv"), "--resume"])
     trials = pd.read_parquet(tmp_path / "drv" / "trials.parquet")
     assert len(trials) == 4 and (trials["epochs_done"] == 3).all()
     runs = history(tmp_path, "drv").groupby("trial_id")["epoch"].apply(list)

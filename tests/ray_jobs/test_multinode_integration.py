@@ -52,11 +52,11 @@ def history(storage, name):
     return pd.read_parquet(Path(storage) / name / "history.parquet")
 
 
-def submit(cluster, sweep_args, background=False):
+def submit(cluster, sweep_args, background=False, env_vars=None):
     """`ray job submit` of a sweep, as users launch one. Not --working-dir here: both nodes of this
     test share one machine's runtime_resources folder, and one node's clean-up deletes the package
     the other's job runs in; the code is on this disk (PYTHONPATH)."""
-    runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(REPO)}})
+    runtime_env = json.dumps({"env_vars": {"PYTHONPATH": str(REPO), **(env_vars or {})}})
     cmd = [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address",
            f"http://127.0.0.1:{DASHBOARD_PORT}", "--runtime-env-json", runtime_env, "--", *sweep_args]
     if background:
@@ -150,3 +150,20 @@ def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(two_nod
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "drv" / "optuna_study.journal")))
     states = [t.state for t in optuna.load_study(study_name="drv", storage=storage).trials]
     assert optuna.trial.TrialState.RUNNING not in states, states
+
+
+def test_losing_a_node_mid_sweep_loses_no_trial(two_nodes, tmp_path):
+    """Last in this module: it takes the worker node away for good."""
+    cluster, worker = two_nodes
+    # trials whose workers lose their node restart on the head, waiting there for a free CPU
+    sweep = submit(cluster, sweep_cmd(tmp_path, "node", "--trials", "3", "--epochs", "6", "--max-failures", "3"),
+                   background=True, env_vars={"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "600"})
+    try:
+        wait_for(lambda: registered_epoch(tmp_path, "node") >= 2, 300, "a checkpoint")
+        cluster.remove_node(worker, allow_graceful=False)
+        assert sweep.wait(timeout=600) == 0
+    finally:
+        sweep.kill()
+    trials = pd.read_parquet(tmp_path / "node" / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == 6).all()
+    assert trials["restarts"].sum() >= 1  # some trial did lose its worker with the node, and resumed

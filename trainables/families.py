@@ -8,7 +8,7 @@ A family module (trainables/<family>.py) provides, as plain module attributes:
   HEALTH_FROM_VAL       validation metrics also reported as health/<name>
   check_data(cfg)       read the configured data once and raise DataError if it is bad
   build(cfg)            -> Parts(model, train_set, val_set, extras)
-  loss_terms(model, batch, cfg)           -> ({term: unweighted scalar}, {health stat: float})
+  loss_terms(model, batch, cfg)           -> ({term: unweighted scalar}, {health stat: scalar tensor})
   val_metrics(model, batch, cfg, extras)  -> {metric: per-sample tensor [B]}
   stop_reason(metrics, cfg)               -> "" or why the trial is clearly broken
   train_loop_per_worker(config)           what TorchTrainer runs on every worker

@@ -208,7 +208,7 @@ def loss_terms(model, batch, cfg):
     out = model(inputs)
     terms = hdr_terms(out, target, eps=cfg.caps.eps, kind=cfg.loss.log_supervision_type,
                       huber_delta=cfg.loss.huber_delta, safe_range=cfg.loss.safe_range)
-    saturation = (out["tanh"].detach().abs() > 0.99).float().mean().item()
+    saturation = (out["tanh"].detach().abs() > 0.99).float().mean()
     return terms, {"tanh_saturation": saturation}
 
 

@@ -95,9 +95,10 @@ def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, ste
     """One pass over the training data. Returns (stats, global step)."""
     weights = asdict(cfg.loss.weights)
     max_norm = cfg.optim.grad_clip or math.inf
-    sums, health_sums = defaultdict(float), defaultdict(float)
-    steps = samples = out_of_range = 0
-    grad_norm_sum = 0.0
+    # Running sums stay on the device as tensors: one host sync per step (the finite check), not
+    # one per logged value.
+    sums = defaultdict(float)
+    steps = samples = 0
     stop_reason = ""
     model.train()
     started = time.perf_counter()
@@ -113,26 +114,26 @@ def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, ste
             break
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(total)
-        grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_norm))
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_norm).detach()
         optimizer.step()
         scheduler.step()
         steps += 1
         samples += len(batch[0]) * accelerator.num_processes
-        grad_norm_sum += grad_norm
-        out_of_range += not GRAD_NORM_RANGE[0] <= grad_norm <= GRAD_NORM_RANGE[1]
-        sums["loss"] += total.item()
+        sums["grad_norm"] += grad_norm
+        sums["grad_out_of_range"] += ((grad_norm < GRAD_NORM_RANGE[0]) | (grad_norm > GRAD_NORM_RANGE[1])).float()
+        sums["loss"] += total.detach()
         for name, value in terms.items():
-            sums[name] += value.item()
-            sums["weighted/" + name] += weighted[name].item()
+            sums[name] += value.detach()
+            sums["weighted/" + name] += weighted[name].detach()
         for name, value in health.items():
-            health_sums[name] += value
+            sums["health/" + name] += value
     seconds = time.perf_counter() - started
-    n = max(steps, 1)
+    means = {name: float(value) / max(steps, 1) for name, value in sums.items()}
     return {
-        "terms": {name: value / n for name, value in sums.items()},
-        "health": {name: value / n for name, value in health_sums.items()},
-        "grad_norm": grad_norm_sum / n,
-        "grad_out_of_range": out_of_range / n,
+        "terms": {k: v for k, v in means.items() if not k.startswith(("health/", "grad_"))},
+        "health": {k[len("health/"):]: v for k, v in means.items() if k.startswith("health/")},
+        "grad_norm": means.get("grad_norm", 0.0),
+        "grad_out_of_range": means.get("grad_out_of_range", 0.0),
         "samples_per_s": samples / seconds if seconds > 0 else 0.0,
         "stop_reason": stop_reason,
     }, step

@@ -11,7 +11,6 @@ the path is the sweep's storage URI (e.g. s3://my-bucket/losstune/<sweep>):
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ray_jobs import results
@@ -22,9 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("experiment", help="<storage>/<sweep name>")
     p.add_argument("--top", type=int, default=10, help="trials shown in the printed report")
     args = p.parse_args(argv)
-    experiment = args.experiment.rstrip("/")
-    if "://" not in experiment:
-        experiment = os.path.abspath(experiment)
+    experiment = results.absolute(args.experiment.rstrip("/"))
     if not results.exists(f"{experiment}/{results.META_FILE}"):
         print(f"analyze: error: {experiment}: not a losstune sweep (no {results.META_FILE})", file=sys.stderr)
         return 2

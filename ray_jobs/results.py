@@ -22,11 +22,14 @@ from trainables.families import family_module, make_config
 META_FILE = "losstune_sweep.json"
 
 
+def absolute(uri: str) -> str:
+    """A URI as given; a plain local path made absolute (Ray's workers run in other folders)."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
 def filesystem(uri: str):
-    """(pyarrow filesystem, path inside it); a plain relative path is made absolute."""
-    if "://" not in uri:
-        uri = os.path.abspath(uri)
-    return pyarrow.fs.FileSystem.from_uri(uri)
+    """(pyarrow filesystem, path inside it)."""
+    return pyarrow.fs.FileSystem.from_uri(absolute(uri))
 
 
 def exists(uri: str) -> bool:

@@ -23,7 +23,7 @@ import sys
 import time
 
 from data import DataError
-from trainables.config import ConfigError, merge, unflatten
+from trainables.config import ConfigError, check_precision, merge, unflatten
 from trainables.families import FAMILIES, family_module, make_config, spaces_module, spaces_of
 
 
@@ -83,14 +83,24 @@ def parse_set(items: list[str]) -> dict:
     return overrides
 
 
+def flag_overrides(args) -> dict:
+    """The config overrides given as flags: --set, --epochs, --data (shared with ray_jobs/train.py)."""
+    overrides = parse_set(args.set)
+    if args.epochs:
+        overrides = merge(overrides, {"train": {"epochs": args.epochs}})
+    if args.data:
+        overrides = merge(overrides, {"data": {"path": os.path.abspath(args.data)}})
+    return overrides
+
+
 def make_plan(args) -> dict:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
     from search_spaces import default_point, sample_points
     from trainables.driver import TrialResources
-    from ray_jobs.results import exists
+    from ray_jobs.results import absolute, exists
 
-    storage = args.storage if "://" in args.storage else os.path.abspath(args.storage)
+    storage = absolute(args.storage)
     if args.resume:
         return resumed_plan(args, storage)
     family = family_module(args.family)
@@ -108,15 +118,10 @@ def make_plan(args) -> dict:
     base = dict(family.PRESETS[args.preset]) if args.preset else {}  # trials rebuild configs from `base`
     if args.smoke_test:
         base = merge(base, family.SMOKE)
-    base = merge(base, parse_set(args.set))
     base = merge(base, {"train": {"seed": args.seed}})
-    if args.epochs:
-        base = merge(base, {"train": {"epochs": args.epochs}})
-    if args.data:
-        base = merge(base, {"data": {"path": os.path.abspath(args.data)}})
+    base = merge(base, flag_overrides(args))
     config = make_config(family, base)
-    if config.train.mixed_precision == "fp16" and args.gpus_per_worker == 0:
-        raise ConfigError("train.mixed_precision", "fp16 needs a GPU (--gpus-per-worker > 0); use bf16 or no")
+    check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     space = spaces[space_name]
     point = default_point(space, config)
     for sample in [point] + sample_points(space, 8, seed=args.seed):  # every sampled value must be valid
@@ -136,8 +141,7 @@ def make_plan(args) -> dict:
         "search": args.search, "scheduler": args.scheduler, "seed": args.seed,
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
         "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
-        "resume": args.resume,
-        "local": local, "verbose": args.verbose,
+        "resume": args.resume, "verbose": args.verbose,
     }
 
 
@@ -154,18 +158,20 @@ def resumed_plan(args, storage: str) -> dict:
     return {k: meta[k] for k in SWEEP_KEYS} | {
         "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
-        "name": args.name, "resume": True, "local": not os.environ.get("RAY_ADDRESS"), "verbose": args.verbose}
+        "name": args.name, "resume": True, "verbose": args.verbose}
 
 
-def start_ray(plan) -> None:
+def start_ray(verbose: bool) -> None:
+    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), else start a local Ray on
+    this machine's cores; reuse a Ray this process already has (a test's, a caller's)."""
     import ray
 
-    if ray.is_initialized():  # e.g. a test's Ray, or a caller's
+    if ray.is_initialized():
         return
-    if plan["local"]:
-        ray.init(num_cpus=os.cpu_count(), log_to_driver=plan["verbose"])
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=verbose)
     else:
-        ray.init(log_to_driver=plan["verbose"])  # RAY_ADDRESS, as `ray job submit` sets it
+        ray.init(num_cpus=os.cpu_count(), log_to_driver=verbose)
 
 
 DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource
@@ -268,7 +274,7 @@ def metadata(plan) -> dict:
 def run(plan) -> int:
     from ray_jobs import results
 
-    start_ray(plan)
+    start_ray(plan["verbose"])
     concurrency = check_cluster(plan)
     experiment = f"{plan['storage']}/{plan['name']}"
     meta = metadata(plan)

@@ -18,7 +18,7 @@ import sys
 import time
 
 from data import DataError
-from trainables.config import ConfigError, merge
+from trainables.config import ConfigError, check_precision, merge, to_dict
 from trainables.families import FAMILIES, family_module, make_config
 
 
@@ -41,7 +41,7 @@ def parse_args(argv=None):
 
 
 def overrides_from(args) -> dict:
-    from ray_jobs.sweep import UsageError, parse_set
+    from ray_jobs.sweep import UsageError, flag_overrides
 
     overrides = {}
     if args.config:
@@ -50,12 +50,7 @@ def overrides_from(args) -> dict:
                 overrides = json.load(f)
         except (OSError, json.JSONDecodeError) as err:
             raise UsageError(f"--config: {args.config}: {err}") from None
-    overrides = merge(overrides, parse_set(args.set))
-    if args.epochs:
-        overrides = merge(overrides, {"train": {"epochs": args.epochs}})
-    if args.data:
-        overrides = merge(overrides, {"data": {"path": os.path.abspath(args.data)}})
-    return overrides
+    return merge(overrides, flag_overrides(args))
 
 
 def main(argv=None) -> int:
@@ -64,37 +59,33 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         family = family_module(args.family)
-        overrides = overrides_from(args)
-        config = make_config(family, overrides, args.preset)
-        if config.train.mixed_precision == "fp16" and args.gpus_per_worker == 0:
-            raise ConfigError("train.mixed_precision", "fp16 needs a GPU (--gpus-per-worker > 0); use bf16 or no")
+        config = make_config(family, overrides_from(args), args.preset)
+        check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         family.check_data(config)
     except (ConfigError, DataError, UsageError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2
-    return run(args, family, overrides)
+    return run(args, family, config)
 
 
-def run(args, family, overrides) -> int:
+def run(args, family, config) -> int:
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from ray_jobs.results import absolute
+    from ray_jobs.sweep import start_ray
     from trainables.driver import TensorBoardCallback, TrialResources
 
-    if ray.is_initialized():
-        pass
-    elif os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=args.verbose)
-    else:
-        ray.init(num_cpus=os.cpu_count(), log_to_driver=args.verbose)
-    storage = args.storage if "://" in args.storage else os.path.abspath(args.storage)
+    start_ray(args.verbose)
+    storage = absolute(args.storage)
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
     callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"))] if "://" not in storage else []
     trainer = TorchTrainer(
         family.train_loop_per_worker,
-        train_loop_config=full_config(family, overrides, args.preset),
+        # the whole config, preset folded in: workers rebuild it from this dict alone
+        train_loop_config=to_dict(config),
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
                                        failure_config=ray.train.FailureConfig(max_failures=args.max_failures)),
@@ -105,13 +96,6 @@ def run(args, family, overrides) -> int:
                      indent=2))
     print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
     return 1 if metrics.get("stop_reason") else 0
-
-
-def full_config(family, overrides: dict, preset: str) -> dict:
-    """The whole config as a dict, preset folded in: workers rebuild it from this alone."""
-    from trainables.config import to_dict
-
-    return to_dict(make_config(family, overrides, preset))
 
 
 if __name__ == "__main__":

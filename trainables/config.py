@@ -106,6 +106,12 @@ class TrainConfig:
         at_least("inject_crash_at_epoch", self.inject_crash_at_epoch, 0)
 
 
+def check_precision(train: TrainConfig, has_gpu: bool) -> None:
+    """fp16 needs a GPU's grad scaler; on CPU it is a config error, not a slow surprise."""
+    if train.mixed_precision == "fp16" and not has_gpu:
+        raise ConfigError("train.mixed_precision", "fp16 needs a GPU (--gpus-per-worker > 0); use bf16 or no")
+
+
 # --- nested dict <-> dataclass -----------------------------------------------------------------
 
 def apply_overrides(config: Any, overrides: Mapping[str, Any], path: str = "") -> Any:

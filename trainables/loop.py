@@ -23,7 +23,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from trainables.config import ConfigError
+from trainables.config import ConfigError, check_precision
 from trainables.families import make_config
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
@@ -32,8 +32,7 @@ STATE_FILE = "losstune_state.json"
 
 def train(overrides: dict, family) -> None:
     cfg = make_config(family, overrides)
-    if cfg.train.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise ConfigError("train.mixed_precision", "fp16 needs a GPU; use bf16 or no on CPU")
+    check_precision(cfg.train, has_gpu=torch.cuda.is_available())
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
     parts = family.build(cfg)

@@ -213,10 +213,9 @@ def build_tuner(plan, concurrency: int):
     import optuna
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-    from ray.tune.schedulers import ASHAScheduler
 
     from search_spaces import optuna_space
-    from trainables.driver import HealthAwareOptunaSearch, trainable
+    from trainables.driver import DefaultKeepingASHA, HealthAwareOptunaSearch, trainable
 
     experiment = f"{plan['storage']}/{plan['name']}"
     fn = trainable(plan["family"], plan["base"], plan["resources"], f"{experiment}/trainer_runs",
@@ -237,8 +236,9 @@ def build_tuner(plan, concurrency: int):
                                        study_name=plan["name"], storage=study_storage(plan))
     scheduler = None
     if plan["scheduler"] == "asha":
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=plan["epochs"],
-                                  grace_period=max(1, plan["epochs"] // 4), reduction_factor=3)
+        scheduler = DefaultKeepingASHA(plan["default_point"], time_attr="training_iteration",
+                                       max_t=plan["epochs"], grace_period=max(1, plan["epochs"] // 4),
+                                       reduction_factor=3)
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
                                   num_samples=plan["trials"], max_concurrent_trials=concurrency)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)

@@ -14,7 +14,9 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.train.v2.api.callback import UserCallback
 from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils import flatten_dict
 
 from trainables.config import merge
 from trainables.families import family_module
@@ -108,3 +110,21 @@ class HealthAwareOptunaSearch(OptunaSearch):
         if error or (result or {}).get("stop_reason"):
             return super().on_trial_complete(trial_id, result=None, error=True)
         return super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class DefaultKeepingASHA(AsyncHyperBandScheduler):
+    """ASHA that never stops the documented-default trial.
+
+    Every sweep must answer "did we beat the documented setting?"; an ASHA stop of the default at
+    an early rung would compare the best trial's last epoch with the default's second one.
+    """
+
+    def __init__(self, default_point: dict, **kwargs):
+        super().__init__(**kwargs)
+        self._default_point = default_point
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if flatten_dict(trial.config, delimiter="/") == self._default_point:
+            return TrialScheduler.CONTINUE
+        return decision

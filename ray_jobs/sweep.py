@@ -209,7 +209,8 @@ def check_cluster(plan) -> int:
     return plan["max_concurrent"] or max(1, min(fits, plan["trials"]))
 
 
-def build_tuner(plan, concurrency: int):
+def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
+    """The Tuner of a plan; `callbacks` and `stop` (a Tune Stopper) are for benchmarks."""
     import optuna
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -224,8 +225,8 @@ def build_tuner(plan, concurrency: int):
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
     # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1,
-                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback()])
+    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1, stop=stop,
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks])
     if plan["resume"]:
         return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
     sampler = (optuna.samplers.TPESampler(seed=plan["seed"]) if plan["search"] == "optuna"
@@ -240,7 +241,10 @@ def build_tuner(plan, concurrency: int):
                                        max_t=plan["epochs"], grace_period=max(1, plan["epochs"] // 4),
                                        reduction_factor=3)
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan["trials"], max_concurrent_trials=concurrency)
+                                  num_samples=plan["trials"], max_concurrent_trials=concurrency,
+                                  # a finished trial's driver actor runs the next trial: its process
+                                  # start and imports (~3.6 s here) are paid once per slot
+                                  reuse_actors=True)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 

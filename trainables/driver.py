@@ -7,6 +7,7 @@ function only waits on the trainer, so it holds a fraction of a CPU.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import ray.train
@@ -20,6 +21,10 @@ from ray.tune.utils import flatten_dict
 
 from trainables.config import merge
 from trainables.families import family_module
+from trainables.timeline import mark, process_started_at
+
+
+TRAIN_POLL_INTERVAL_S = "0.5"
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,11 @@ class TrialResources:
 def run_trial(config: dict, *, family: str, base: dict, resources: TrialResources, runs_path: str,
               max_failures: int = 1, num_to_keep: int | None = 2) -> None:
     """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`."""
+    # Ray Train's controller polls its workers this often (default 2 s): each trial's end, and
+    # each report reaching Tune, waits up to one interval. Propagated to the controller by Train.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_POLL_INTERVAL_S)
     context = ray.tune.get_context()
+    mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
     trainer = TorchTrainer(
         family_module(family).train_loop_per_worker,
         train_loop_config=merge(base, config),
@@ -70,6 +79,7 @@ def run_trial(config: dict, *, family: str, base: dict, resources: TrialResource
         ),
     )
     trainer.fit()
+    mark("fit_returned", run=context.get_trial_id())
 
 
 def trainable(family: str, base: dict, resources: TrialResources, runs_path: str, **kwargs):

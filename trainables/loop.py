@@ -25,17 +25,22 @@ from torch.utils.data import DataLoader
 
 from trainables.config import ConfigError, check_precision
 from trainables.families import make_config
+from trainables.timeline import mark, process_started_at
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
 STATE_FILE = "losstune_state.json"
 
 
 def train(overrides: dict, family) -> None:
+    run = ray.train.get_context().get_experiment_name()  # the trial id, for the timeline
+    mark("loop_entered", run=run, t_process=process_started_at())
     cfg = make_config(family, overrides)
     check_precision(cfg.train, has_gpu=torch.cuda.is_available())
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
+    mark("accelerator_ready")
     parts = family.build(cfg)
+    mark("data_and_model_built")
     train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                               num_workers=cfg.train.num_data_workers,
                               generator=torch.Generator().manual_seed(cfg.train.seed))
@@ -50,6 +55,7 @@ def train(overrides: dict, family) -> None:
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         parts.model, optimizer, train_loader, val_loader, scheduler)
     start_epoch, restarts = restore(accelerator)
+    mark("prepared")
     step = start_epoch * len(train_loader)
     node = ray.get_runtime_context().get_node_id()[:12]  # which node trained it, for placement checks
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -59,6 +65,7 @@ def train(overrides: dict, family) -> None:
         stats, step = run_epoch(accelerator, model, optimizer, scheduler, train_loader, family, cfg, step)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
         metrics.update(evaluate(accelerator, model, val_loader, family, cfg, parts.extras))
+        mark("validated", epoch=epoch + 1)
         metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
         metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
         metrics["time/epoch_s"] = time.perf_counter() - epoch_started  # train + validation
@@ -71,6 +78,7 @@ def train(overrides: dict, family) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)
+        mark("reported", epoch=epoch + 1)
         if metrics["stop_reason"]:
             break
 
@@ -117,6 +125,8 @@ def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, ste
         optimizer.step()
         scheduler.step()
         steps += 1
+        if steps == 1:
+            mark("first_step_done", step=step)
         samples += len(batch[0]) * accelerator.num_processes
         sums["grad_norm"] += grad_norm
         sums["grad_out_of_range"] += ((grad_norm < GRAD_NORM_RANGE[0]) | (grad_norm > GRAD_NORM_RANGE[1])).float()
@@ -127,6 +137,7 @@ def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, ste
         for name, value in health.items():
             sums["health/" + name] += value
     seconds = time.perf_counter() - started
+    mark("epoch_steps_done", steps=steps)
     means = {name: float(value) / max(steps, 1) for name, value in sums.items()}
     return {
         "terms": {k: v for k, v in means.items() if not k.startswith(("health/", "grad_"))},

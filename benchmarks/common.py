@@ -1,0 +1,103 @@
+"""Shared by the benchmark scripts: a local Ray, a sweep run through the platform's own sweep
+code, and the timeline it leaves (trainables/timeline.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from trainables import timeline  # noqa: E402
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPUs, {gpu}"
+
+
+def start_local_ray(timeline_path: str = "") -> None:
+    """A local Ray on this machine's cores; workers inherit LOSSTUNE_TIMELINE from this process."""
+    import ray
+
+    if timeline_path:
+        os.environ[timeline.ENV] = timeline_path
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=False)
+
+
+def run_sweep(argv: list[str], callbacks=(), stop=None):
+    """A sweep through ray_jobs.sweep's own plan and Tuner; returns (trials table, history table,
+    wall seconds of Tuner.fit)."""
+    import optuna
+
+    from ray_jobs import results, sweep
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    plan = sweep.make_plan(sweep.parse_args(argv))
+    concurrency = sweep.check_cluster(plan)
+    started = time.time()
+    grid = sweep.build_tuner(plan, concurrency, callbacks=callbacks, stop=stop).fit()
+    wall = time.time() - started
+    trials, history = results.tables(grid, sweep.metadata(plan))
+    return trials, history, wall
+
+
+def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpus: float = 0.0):
+    """One TorchTrainer run of a family, 1 worker on 1 CPU (or 1 GPU); returns rank 0's reports."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.callback import UserCallback
+
+    from trainables.families import family_module
+
+    resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}
+    log = os.path.join(storage, f"{name}.reports.jsonl")
+
+    class Collect(UserCallback):  # runs in Train's controller actor: hands the reports over in a file
+        def after_report(self, run_context, metrics, checkpoint):
+            with open(log, "a") as f:
+                f.write(json.dumps({k: v for k, v in metrics[0].items() if isinstance(v, (int, float, str))}) + "\n")
+
+    trainer = TorchTrainer(family_module(family_name).train_loop_per_worker, train_loop_config=overrides,
+                           scaling_config=ray.train.ScalingConfig(num_workers=1, use_gpu=gpus > 0,
+                                                                  resources_per_worker=resources),
+                           run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=[Collect()]))
+    trainer.fit()
+    return read_timeline(log)
+
+
+def tune_marks():
+    """A Tune callback that marks when each trial's actor is up and when the trial ends."""
+    from ray.tune import Callback
+
+    class Marks(Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            timeline.mark("tune_trial_started", run=trial.trial_id)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            timeline.mark("tune_trial_completed", run=trial.trial_id)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            timeline.mark("tune_trial_completed", run=trial.trial_id, error=True)
+
+    return Marks()
+
+
+def read_timeline(path: str) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def summary(values) -> str:
+    values = list(values)
+    return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s"
+
+
+def scratch(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=f"losstune_{prefix}_")

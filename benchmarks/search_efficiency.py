@@ -1,0 +1,105 @@
+"""python benchmarks/search_efficiency.py [--family hdr_patch] [--seeds 0 1 2 3 4] [--quick]
+
+Does Optuna TPE + ASHA find good settings with less compute than brute force? Per seed, on one
+family's search space (hdr_patch `caps`, latent_conditioner `weights`):
+  1. random search: --trials trials (default 32), each to full length (no ASHA); its best
+     validation objective over all reported epochs is the target, its compute trials x epochs;
+  2. TPE + ASHA (the sweep's defaults), as many trials as it takes, stopped as soon as any trial
+     reports an objective at least as good as the target, or when it has spent as much compute as
+     random search did. Its compute is the number of epochs reported up to that moment, counted
+     in the order Tune received them (a Tune Stopper sees every result).
+Prints the ratio (TPE + ASHA compute / random compute) per seed and how many seeds are <= 1/3.
+Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
+
+SPACES = {"hdr_patch": "caps", "latent_conditioner": "weights"}
+TARGET_RATIO = 1 / 3
+
+
+def make_stopper(metric: str, mode: str, target: float, budget: int):
+    """Stops the whole experiment once an epoch reaches `target` or `budget` epochs were spent;
+    remembers the epochs counted up to the hit."""
+    from ray.tune import Stopper
+
+    class ReachTarget(Stopper):
+        def __init__(self):
+            self.epochs = 0
+            self.epochs_to_target = None
+
+        def __call__(self, trial_id, result):
+            self.epochs += 1
+            value = result.get(metric)
+            reached = value is not None and (value <= target if mode == "min" else value >= target)
+            if reached and self.epochs_to_target is None and not result.get("stop_reason"):
+                self.epochs_to_target = self.epochs
+            return False
+
+        def stop_all(self):
+            return self.epochs_to_target is not None or self.epochs >= budget
+
+    return ReachTarget()
+
+
+def best_value(history, metric: str, mode: str) -> float:
+    values = history[metric].dropna()
+    return float(values.min() if mode == "min" else values.max())
+
+
+def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str) -> dict:
+    from trainables.families import family_module
+
+    objective = family_module(family).OBJECTIVE
+    common = [family, "--space", space, "--seed", str(seed), "--storage", folder, *extra]
+    table, history, wall = run_sweep(common + ["--name", f"random-{seed}", "--search", "random",
+                                               "--scheduler", "none", "--trials", str(trials)])
+    healthy = history[~history["trial_id"].isin(table.loc[table["stop_reason"] != "", "trial_id"])]
+    target = best_value(healthy, objective.metric, objective.mode)
+    random_epochs = len(history)
+    stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs)
+    _, tpe_history, tpe_wall = run_sweep(common + ["--name", f"tpe-asha-{seed}", "--search", "optuna",
+                                                   "--scheduler", "asha", "--trials", str(4 * trials)],
+                                         stop=stopper)
+    reached = stopper.epochs_to_target
+    return {"seed": seed, "target": target, "random_epochs": random_epochs, "random_wall": wall,
+            "tpe_epochs": reached, "tpe_spent": stopper.epochs, "tpe_wall": tpe_wall,
+            "tpe_trials": tpe_history["trial_id"].nunique(),
+            "ratio": reached / random_epochs if reached else float("inf")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--family", default="hdr_patch", choices=sorted(SPACES))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--trials", type=int, default=32, help="random-search trials")
+    p.add_argument("--quick", action="store_true", help="1 seed, 8 random trials, --smoke-test data")
+    args = p.parse_args()
+    seeds, trials, extra = args.seeds, args.trials, []
+    if args.quick:
+        seeds, trials, extra = seeds[:1], 8, ["--smoke-test", "--epochs", "4"]
+    start_local_ray()
+    folder = scratch("search")
+    rows = [one_seed(args.family, SPACES[args.family], seed, trials, extra, folder) for seed in seeds]
+    print(f"\n{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
+          f"ASHA ({machine()}):")
+    print(f"{'seed':>4} {'target':>10} {'random epochs':>14} {'TPE+ASHA epochs to target':>26} {'ratio':>7} "
+          f"{'trials':>7} {'wall random/TPE':>16}")
+    for r in rows:
+        reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']}"
+        print(f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
+              f"{r['tpe_trials']:>7} {r['random_wall']:>7.0f}s/{r['tpe_wall']:.0f}s")
+    met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
+    print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""python benchmarks/sweep_throughput.py [--trials 16] [--quick]
+
+Trials per hour of a sweep of a tiny config (hdr_patch --smoke-test, 3 epochs, no ASHA, so every
+trial does the same work) at the concurrency this machine allows, against the ideal: every core
+busy training, no per-trial overhead, i.e. concurrency x 3600 / (one trial's compute), where a
+trial's compute is the sum of its epochs' train + validation time (`time/epoch_s`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--quick", action="store_true", help="6 trials")
+    args = p.parse_args()
+    trials = 6 if args.quick else args.trials
+    start_local_ray()
+    from ray_jobs import sweep
+
+    argv = ["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "3", "--trials", str(trials),
+            "--search", "random", "--scheduler", "none", "--storage", scratch("throughput"), "--name", "throughput"]
+    concurrency = sweep.check_cluster(sweep.make_plan(sweep.parse_args(argv)))  # as run_sweep will
+    table, history, wall = run_sweep(argv)
+    compute = history.groupby("trial_id")["time/epoch_s"].sum()
+    achieved = trials / wall * 3600
+    ideal = concurrency * 3600 / compute.mean()
+    print(f"{trials} trials of hdr_patch --smoke-test x 3 epochs, {concurrency} at a time ({machine()}):")
+    print(f"wall {wall:.0f} s; trial compute mean {compute.mean():.2f} s; "
+          f"{achieved:.0f} trials/hour vs ideal {ideal:.0f} ({achieved / ideal:.1%} of ideal)")
+    print(f"statuses: {table['status'].value_counts().to_dict()}")
+
+
+if __name__ == "__main__":
+    main()

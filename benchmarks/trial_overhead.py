@@ -1,0 +1,120 @@
+"""python benchmarks/trial_overhead.py [--trials 8] [--quick]
+
+Per-trial fixed overhead of a sweep, for a trivial model (hdr_patch --smoke-test, 1 epoch of 4
+steps). Trials run one at a time so they do not compete for cores; a trial starts when the one
+before it ends (the first when Tuner.fit starts). For each trial:
+  startup   = trial start -> its first training step done
+  teardown  = its last training step done -> Tune marks the trial complete
+and where the time goes, from the marks that trainables/timeline.py writes when LOSSTUNE_TIMELINE
+is set: Tune's driver actor, the TorchTrainer controller and worker, the worker's imports,
+Accelerate, data and model, the first step; validation, checkpoint and report, fit() returning.
+Median and max over the trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import machine, read_timeline, run_sweep, scratch, start_local_ray, tune_marks  # noqa: E402
+
+# (label, from mark, to mark): consecutive stretches of a trial's startup, then of its teardown
+STARTUP = [
+    ("Tune: trial start -> driver actor up", "start", "tune_trial_started"),
+    ("driver actor up -> run_trial entered", "tune_trial_started", "driver_entered"),
+    ("TorchTrainer: controller + worker actor + process group", "driver_entered", "loop_entered"),
+    ("worker: Accelerator + seed", "loop_entered", "accelerator_ready"),
+    ("worker: data + model built", "accelerator_ready", "data_and_model_built"),
+    ("worker: prepare + restore", "data_and_model_built", "prepared"),
+    ("worker: first step", "prepared", "first_step_done"),
+]
+TEARDOWN = [
+    ("worker: validation + checkpoint + report", "epoch_steps_done", "reported"),
+    ("TorchTrainer: last report -> fit() returns", "reported", "fit_returned"),
+    ("Tune: fit() returned -> trial complete", "fit_returned", "tune_trial_completed"),
+]
+
+
+def trial_times(marks: list[dict], fit_started: float) -> list[dict]:
+    """One dict per trial: the time of each mark (first of startup marks, last of teardown marks)."""
+    by_pid = {m["pid"]: m["run"] for m in marks if "run" in m}  # worker pid -> trial id
+    trials: dict[str, dict] = {}
+    for m in sorted(marks, key=lambda m: m["t"]):
+        run = m.get("run") or by_pid.get(m["pid"])
+        times = trials.setdefault(run, {})
+        if m["event"] in ("epoch_steps_done", "reported", "fit_returned", "tune_trial_completed"):
+            times[m["event"]] = m["t"]  # the last one counts
+        else:
+            times.setdefault(m["event"], m["t"])
+        if m["event"] == "loop_entered":
+            times["worker_process_created"] = m["t_process"]
+    ordered = sorted(trials.values(), key=lambda t: t["tune_trial_started"])
+    previous_end = fit_started
+    for times in ordered:
+        times["start"] = previous_end
+        previous_end = times["tune_trial_completed"]
+    return ordered
+
+
+def report(trials: list[dict]) -> None:
+    def line(label, values):
+        print(f"  {label:<58} median {statistics.median(values):6.2f} s   max {max(values):6.2f} s")
+
+    print(f"over {len(trials)} trials ({machine()}):")
+    line("STARTUP: trial start -> first step done", [t["first_step_done"] - t["start"] for t in trials])
+    for label, a, b in STARTUP:
+        line("  " + label, [t[b] - t[a] for t in trials])
+    line("  (worker process start -> loop entered: imports)",
+         [t["loop_entered"] - t["worker_process_created"] for t in trials])
+    line("TEARDOWN: last step done -> trial complete", [t["tune_trial_completed"] - t["epoch_steps_done"] for t in trials])
+    for label, a, b in TEARDOWN:
+        line("  " + label, [t[b] - t[a] for t in trials])
+
+
+def import_seconds(modules: str) -> float:
+    """Seconds a fresh interpreter spends importing `modules` (comma-separated) on this machine."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"import time; t = time.time(); [__import__(m) for m in {modules.split(',')!r}]; print(time.time() - t)"
+    return float(subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                                check=True).stdout)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--quick", action="store_true", help="8 trials")
+    args = p.parse_args()
+    trials = 8 if args.quick else args.trials
+    folder = scratch("overhead")
+    path = os.path.join(folder, "timeline.jsonl")
+    start_local_ray(path)
+    import time
+
+    fit_started = time.time()
+    table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",
+                                "--trials", str(trials), "--search", "random", "--scheduler", "none",
+                                "--max-concurrent", "1", "--keep-checkpoints", "1",
+                                "--storage", folder, "--name", "overhead"], callbacks=[tune_marks()])
+    assert (table["status"] == "COMPLETED").all(), table[["status", "error"]]
+    times = trial_times(read_timeline(path), fit_started)
+    report(times)
+    compute = [t["epoch_steps_done"] - t["first_step_done"] for t in times]
+    print(f"  (training compute after the first step: median {statistics.median(compute):.2f} s)")
+    print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time")
+    # what a fresh process pays before it can do anything (Train starts two per trial)
+    print("imports in a fresh interpreter: " + "; ".join(
+        f"{label} {import_seconds(modules):.2f} s" for label, modules in [
+            ("Train controller (ray.train.torch + Tune callback)",
+             "ray.train.v2._internal.execution.controller,ray.train.torch,ray.tune.integration.ray_train"),
+            ("worker (family + loop)", "trainables.hdr_patch,trainables.loop"),
+            ("+ MONAI networks", "trainables.hdr_patch,trainables.loop,monai.networks.nets"),
+            ("+ torch._dynamo (first optimizer)", "trainables.hdr_patch,trainables.loop,monai.networks.nets,torch._dynamo")]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The stopper that counts TPE + ASHA's compute to reach random search's best."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+
+from search_efficiency import make_stopper  # noqa: E402
+
+
+def test_counts_epochs_up_to_the_first_healthy_hit():
+    stopper = make_stopper("val/log_l1", "min", target=1.0, budget=10)
+    # epochs in arrival order: 1.5, 1.2, then 0.9 from a trial that stopped unhealthy (no valid
+    # sample), then exactly the target 1.0 -> reached at the 4th epoch counted
+    for value, reason in [(1.5, ""), (1.2, ""), (0.9, "nonfinite_loss"), (1.0, "")]:
+        assert stopper("t", {"val/log_l1": value, "stop_reason": reason}) is False
+    assert stopper.epochs_to_target == 4
+    assert stopper.stop_all()
+
+
+def test_stops_at_the_budget_without_a_hit():
+    stopper = make_stopper("val/acc", "max", target=0.9, budget=3)
+    for value in (0.5, 0.6):
+        stopper("t", {"val/acc": value})
+    assert not stopper.stop_all()
+    stopper("t", {"val/acc": 0.7})
+    assert stopper.stop_all() and stopper.epochs_to_target is None

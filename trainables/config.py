@@ -90,6 +90,9 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     checkpoint_every: int = 1  # epochs between checkpoints; 0 = only at the end
+    # epochs between validations; the first and last epoch always validate, and an epoch that
+    # does not reports the latest validation's values (val_epoch says which)
+    val_every: int = 1
     num_data_workers: int = 0  # DataLoader worker processes per training worker
     # Fault injection for tests, not training knobs (0 = off): the loss of this optimiser step
     # (1-based) becomes NaN; the worker raises at the start of this epoch (1-based) unless it
@@ -101,6 +104,7 @@ class TrainConfig:
         at_least("epochs", self.epochs, 1)
         at_least("batch_size", self.batch_size, 1)
         at_least("checkpoint_every", self.checkpoint_every, 0)
+        at_least("val_every", self.val_every, 1)
         at_least("num_data_workers", self.num_data_workers, 0)
         at_least("inject_nan_at_step", self.inject_nan_at_step, 0)
         at_least("inject_crash_at_epoch", self.inject_crash_at_epoch, 0)

@@ -25,6 +25,7 @@ from trainables.config import ConfigError, apply_overrides
 
 FAMILIES = {
     "hdr_patch": ("trainables.hdr_patch", "search_spaces.hdr_patch"),
+    "latent_conditioner": ("trainables.latent_conditioner", "search_spaces.latent_conditioner"),
 }
 
 

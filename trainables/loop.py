@@ -47,13 +47,18 @@ def train(overrides: dict, family) -> None:
     val_loader = DataLoader(parts.val_set, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_data_workers)
     if len(train_loader) == 0:
         raise ConfigError("train.batch_size", f"is larger than the training set ({len(parts.train_set)} samples)")
-    params = [p for p in parts.model.parameters() if p.requires_grad]
+    # A family may train some parameters (e.g. adaptive loss weights) with an optimiser of their
+    # own, unscheduled and unclipped: `aux_optimizer(model, cfg)`.
+    aux = family.aux_optimizer(parts.model, cfg) if hasattr(family, "aux_optimizer") else None
+    aux_ids = {id(p) for group in (aux.param_groups if aux else []) for p in group["params"]}
+    params = [p for p in parts.model.parameters() if p.requires_grad and id(p) not in aux_ids]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                                   betas=(cfg.optim.beta1, cfg.optim.beta2))
     # Counted on the unsharded loader: Accelerate steps a prepared scheduler once per process.
     scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.train.epochs * len(train_loader))
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         parts.model, optimizer, train_loader, val_loader, scheduler)
+    optimizers = (optimizer, accelerator.prepare(aux)) if aux else (optimizer,)
     start_epoch, restarts = restore(accelerator)
     mark("prepared")
     step = start_epoch * len(train_loader)
@@ -62,9 +67,12 @@ def train(overrides: dict, family) -> None:
         epoch_started = time.perf_counter()
         if epoch + 1 == cfg.train.inject_crash_at_epoch and restarts == 0:
             raise RuntimeError(f"injected crash at epoch {epoch + 1} (train.inject_crash_at_epoch)")
-        stats, step = run_epoch(accelerator, model, optimizer, scheduler, train_loader, family, cfg, step)
+        stats, step = run_epoch(accelerator, model, optimizers, params, scheduler, train_loader, family, cfg, step)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
-        metrics.update(evaluate(accelerator, model, val_loader, family, cfg, parts.extras))
+        if epoch == start_epoch or epoch + 1 == cfg.train.epochs or (epoch + 1) % cfg.train.val_every == 0:
+            validation = evaluate(accelerator, model, val_loader, family, cfg, parts.extras)
+            validation["val_epoch"] = epoch + 1
+        metrics.update(validation)
         mark("validated", epoch=epoch + 1)
         metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
         metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
@@ -98,9 +106,13 @@ def make_scheduler(optimizer, cfg, total_steps: int):
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
-def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, step):
-    """One pass over the training data. Returns (stats, global step)."""
-    weights = asdict(cfg.loss.weights)
+def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family, cfg, step):
+    """One pass over the training data. Returns (stats, global step).
+
+    The loss is sum(weight x term), the weights from `family.term_weights(cfg)` (default: the
+    config's loss.weights, one per term), or what `family.combine(model, weighted, cfg)` makes of
+    the weighted terms (e.g. learned adaptive weights) with health stats of its own."""
+    weights = family.term_weights(cfg) if hasattr(family, "term_weights") else asdict(cfg.loss.weights)
     max_norm = cfg.optim.grad_clip or math.inf
     # Running sums stay on the device as tensors: one host sync per step (the finite check), not
     # one per logged value.
@@ -113,16 +125,22 @@ def run_epoch(accelerator, model, optimizer, scheduler, loader, family, cfg, ste
         step += 1
         terms, health = family.loss_terms(model, batch, cfg)
         weighted = {name: weights[name] * value for name, value in terms.items()}
-        total = sum(weighted.values())
+        if hasattr(family, "combine"):
+            total, combined_health = family.combine(model, weighted, cfg)
+            health = {**health, **combined_health}
+        else:
+            total = sum(weighted.values())
         if step == cfg.train.inject_nan_at_step:
             total = total * float("nan")
         if not all_finite(accelerator, total):
             stop_reason = "nonfinite_loss"  # the step is skipped: weights stay as they were
             break
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         accelerator.backward(total)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_norm).detach()
-        optimizer.step()
+        grad_norm = accelerator.clip_grad_norm_(params, max_norm).detach()
+        for optimizer in optimizers:
+            optimizer.step()
         scheduler.step()
         steps += 1
         if steps == 1:

@@ -93,3 +93,19 @@ def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_pa
     assert trials.loc[0, "error"] == "RuntimeError: injected crash at epoch 2 (train.inject_crash_at_epoch)"
     assert [t.state for t in study(tmp_path / "crash", "crash").trials] == [optuna.trial.TrialState.FAIL]
     assert not (tmp_path / "crash" / "best_config.json").exists()
+
+
+def test_latent_conditioner_three_trial_sweep_over_weights(local_ray, tmp_path):
+    code = sweep.main(["latent_conditioner", "--space", "weights", "--preset", "large_dataset", "--trials", "3",
+                       "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "weights3"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "weights3" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "weights3" / "history.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    default = trials[trials["is_default"]].iloc[0]
+    assert default["config/loss/weights/main"] == 10.0 and default["config/loss/weights/spectral"] == 1e-4
+    assert trials["config/loss/weights/consistency"].nunique() == 3  # the space was sampled
+    for column in ("val/latent_mse", "val/mse_main", "val/mse_hier", "val/cosine_main", "health/min_adaptive_weight",
+                   "health/weight_spectral", "health/hier_scale", "train/weighted/spectral"):
+        assert column in history, column
+    assert history["health/min_adaptive_weight"].between(0, 10).all()

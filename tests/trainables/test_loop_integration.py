@@ -19,6 +19,22 @@ DOCUMENTED = ["epoch", "train/loss", "lr", "grad_norm", "samples_per_s", "peak_m
 # Tiny runs may trip a family's health thresholds (the hdr default overflows early): this test
 # is about the plumbing, so those stops are off here and tested in the sweep tests.
 LENIENT = {"hdr_patch": {"health": {"max_overflow_frac": 1.0}}}
+# Every loss term on, and the adaptive weighter's own optimiser in the checkpoint.
+PRESET = {"latent_conditioner": "large_dataset"}
+
+
+def smoke_config(family) -> dict:
+    module = family_module(family)
+    preset = module.PRESETS[PRESET[family]] if family in PRESET else {}
+    return merge(merge(preset, module.SMOKE), LENIENT.get(family, {}))
+
+
+def term_names(family) -> list[str]:
+    """The loss terms a family reports: one per loss weight, or what its term_weights names."""
+    module = family_module(family)
+    if hasattr(module, "term_weights"):
+        return list(module.term_weights(module.Config()))
+    return list(module.Config().loss.weights.__dataclass_fields__)
 
 
 def fit(family, config, storage, name, epochs_seen_file, max_failures=0):
@@ -46,7 +62,8 @@ class EpochRecorder(UserCallback):
 
     def after_report(self, run_context, metrics, checkpoint):
         with open(self.path, "a") as f:
-            f.write(json.dumps({"epoch": metrics[0]["epoch"], "checkpoint": checkpoint is not None}) + "\n")
+            f.write(json.dumps({"epoch": metrics[0]["epoch"], "checkpoint": checkpoint is not None,
+                                "val_epoch": metrics[0].get("val_epoch")}) + "\n")
 
 
 def seen(path):
@@ -56,7 +73,7 @@ def seen(path):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_two_epochs_report_every_metric_and_a_checkpoint(local_ray, tmp_path, family):
     module = family_module(family)
-    config = merge(module.SMOKE, LENIENT.get(family, {}))
+    config = smoke_config(family)
     config["train"] = dict(config.get("train", {}), epochs=2, checkpoint_every=1)
     log = tmp_path / "epochs.jsonl"
     result = fit(family, config, tmp_path, "run", log)
@@ -64,8 +81,7 @@ def test_two_epochs_report_every_metric_and_a_checkpoint(local_ray, tmp_path, fa
     expected = DOCUMENTED + [module.OBJECTIVE.metric] + [f"health/{n}" for n in module.HEALTH_FROM_VAL]
     missing = [name for name in expected if name not in metrics]
     assert not missing, missing
-    weights = module.Config().loss.weights.__dataclass_fields__
-    for term in weights:
+    for term in term_names(family):
         assert f"train/{term}" in metrics and f"train/weighted/{term}" in metrics
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == ""
     assert [s["epoch"] for s in seen(log)] == [1, 2] and all(s["checkpoint"] for s in seen(log))
@@ -76,11 +92,17 @@ def test_two_epochs_report_every_metric_and_a_checkpoint(local_ray, tmp_path, fa
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_worker_lost_mid_run_resumes_from_its_latest_checkpoint(local_ray, tmp_path, family):
-    module = family_module(family)
-    config = merge(module.SMOKE, LENIENT.get(family, {}))
-    config = merge(config, {"train": {"epochs": 3, "checkpoint_every": 1, "inject_crash_at_epoch": 3}})
+    config = merge(smoke_config(family), {"train": {"epochs": 3, "checkpoint_every": 1, "inject_crash_at_epoch": 3}})
     log = tmp_path / "epochs.jsonl"
     result = fit(family, config, tmp_path, "run", log, max_failures=1)
     # epochs 1-2, the crash, then a restarted worker continues at 3 (starting over would repeat 1, 2)
     assert [s["epoch"] for s in seen(log)] == [1, 2, 3]
     assert result.metrics["epoch"] == 3 and result.error is None and result.metrics["restarts"] == 1
+
+
+def test_validation_every_n_epochs_carries_the_latest_values(local_ray, tmp_path):
+    # val_every 5 over 3 epochs: the first and the last epoch validate, the second reports epoch 1's
+    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 3, "val_every": 5, "checkpoint_every": 0}})
+    log = tmp_path / "epochs.jsonl"
+    fit("hdr_patch", config, tmp_path, "run", log)
+    assert [s["val_epoch"] for s in seen(log)] == [1, 1, 3]

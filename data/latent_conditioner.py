@@ -1,0 +1,144 @@
+"""latent_conditioner data: synthetic outline images with learnable latent targets, a reader for a
+directory of PNGs plus `latents.npz`, and the seed's augmentations, batched on the device.
+
+Images are float32 in [0, 1], [N, 1, S, S]. Targets: y1 [N, 32] (main latent) and y2
+[N, 8 * size2] (hierarchical latent), in (-1, 1) like the model's Tanh heads.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import DataError
+
+TARGET_SEED = 20240  # the target function is fixed: the same for train, validation, every run
+
+
+def synthetic_images(num: int, size: int = 256, seed: int = 0) -> np.ndarray:
+    """`num` images of 1-4 shapes (ellipses and rectangles, outlined or filled) on black."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    images = np.zeros((num, 1, size, size), np.float32)
+    for i in range(num):
+        for _ in range(rng.integers(1, 5)):
+            cy, cx = rng.uniform(-0.6, 0.6, 2)
+            ry, rx = rng.uniform(0.1, 0.45, 2)
+            if rng.random() < 0.5:
+                dist = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)  # ellipse: 1 on the outline
+            else:
+                dist = np.maximum(np.abs(yy - cy) / ry, np.abs(xx - cx) / rx)  # rectangle
+            thickness = rng.uniform(0.03, 0.12)
+            shape = np.abs(dist - 1) < thickness if rng.random() < 0.7 else dist < 1
+            images[i, 0] = np.maximum(images[i, 0], shape * rng.uniform(0.4, 1.0))
+    return images
+
+
+def image_features(images: np.ndarray) -> np.ndarray:
+    """Eight statistics of each image that flips, +-5 degree rotations and 1-pixel shifts barely
+    change (the seed's augmentations are "outline-preserving"): brightness, contrast, coverage,
+    edge density, and where the mass lies relative to the centre."""
+    x = images[:, 0].astype(np.float64)
+    size = x.shape[-1]
+    yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    radius = np.sqrt(yy**2 + xx**2)
+    mass = x.sum(axis=(1, 2)) + 1e-6
+    gy, gx = np.gradient(x, axis=(1, 2))
+    edges = np.sqrt(gy**2 + gx**2) * size / 2
+    return np.stack([
+        x.mean(axis=(1, 2)), x.std(axis=(1, 2)), (x > 0.5).mean(axis=(1, 2)), (x > 0.05).mean(axis=(1, 2)),
+        edges.mean(axis=(1, 2)), (x * radius).sum(axis=(1, 2)) / mass,
+        (x * radius**2).sum(axis=(1, 2)) / mass, (x * (radius < 0.5)).sum(axis=(1, 2)) / mass,
+    ], axis=1)
+
+
+def latent_targets(images: np.ndarray, main_dim: int = 32, hier_dim: int = 32):
+    """(y1, y2): fixed smooth functions of `image_features`: standardised features through fixed
+    random linear maps and tanh, so the task is learnable and a better loss can show."""
+    rng = np.random.default_rng(TARGET_SEED)
+    feats = image_features(images)
+    reference = image_features(synthetic_images(64, images.shape[-1], seed=TARGET_SEED))
+    z = (feats - reference.mean(0)) / (reference.std(0) + 1e-6)
+    w1 = rng.normal(size=(z.shape[1], main_dim)) / math.sqrt(z.shape[1])
+    w2 = rng.normal(size=(z.shape[1], hier_dim)) / math.sqrt(z.shape[1])
+    main = np.tanh(0.7 * z @ w1)
+    return main.astype(np.float32), np.tanh(0.5 * z @ w2 + 0.3 * main[:, :1]).astype(np.float32)
+
+
+def synthetic_set(num: int, size: int, seed: int, main_dim: int, hier_dim: int):
+    images = synthetic_images(num, size, seed)
+    return (images, *latent_targets(images, main_dim, hier_dim))
+
+
+def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
+    """A directory of grayscale PNGs and `latents.npz` (names, y1, y2) -> (images, y1, y2), in the
+    order of `names`. Every failure is a DataError naming the file."""
+    folder = Path(path)
+    latents = folder / "latents.npz"
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such directory")
+    if not latents.is_file():
+        raise DataError(f"{latents}: missing (it holds names, y1, y2 for the images)")
+    with np.load(latents, allow_pickle=False) as z:
+        missing = {"names", "y1", "y2"} - set(z.files)
+        if missing:
+            raise DataError(f"{latents}: missing arrays {sorted(missing)}")
+        names, y1, y2 = [str(n) for n in z["names"]], z["y1"].astype(np.float32), z["y2"].astype(np.float32)
+    y2 = y2.reshape(len(y2), -1)
+    for label, y, dim in (("y1", y1, main_dim), ("y2", y2, hier_dim)):
+        if y.shape != (len(names), dim):
+            raise DataError(f"{latents}: {label} has shape {tuple(y.shape)}, expected ({len(names)}, {dim})")
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    if not pngs:
+        raise DataError(f"{folder}: no .png images")
+    unlabelled = sorted(set(pngs) - set(names))
+    if unlabelled:
+        raise DataError(f"{folder / unlabelled[0]}: no latents for it in {latents}")
+    images = np.empty((len(names), 1, size, size), np.float32)
+    for i, name in enumerate(names):
+        images[i, 0] = _read_png(folder / name, size)
+    return images, y1, y2
+
+
+def _read_png(path: Path, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if not path.is_file():
+        raise DataError(f"{path}: listed in latents.npz but missing")
+    with Image.open(path) as image:
+        if image.mode not in ("L", "I;16", "I"):
+            raise DataError(f"{path}: mode {image.mode} ({len(image.getbands())} channels); expected grayscale")
+        if image.size != (size, size):
+            raise DataError(f"{path}: {image.size[0]}x{image.size[1]} pixels, expected {size}x{size} (data.image_size)")
+        array = np.asarray(image, dtype=np.float32)
+    return array / (255.0 if image.mode == "L" else 65535.0)
+
+
+# --- augmentations (seed "Augmentation Strategy"), batched on the device --------------------------
+
+def outline_preserving(x: torch.Tensor, flip_p: float, max_shift_px: int, max_degrees: float,
+                       scale_range: tuple[float, float]) -> torch.Tensor:
+    """Per sample: horizontal flip with probability `flip_p`, then one affine of a rotation in
+    +-max_degrees, a scale in scale_range and an integer shift in +-max_shift_px, resampled by
+    MONAI's batched AffineTransform."""
+    from monai.networks.layers import AffineTransform
+
+    n, device = x.shape[0], x.device
+    flip = torch.rand(n, device=device) < flip_p
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    angle = torch.deg2rad((torch.rand(n, device=device) * 2 - 1) * max_degrees)
+    scale = torch.empty(n, device=device).uniform_(*scale_range)
+    shift = torch.randint(-max_shift_px, max_shift_px + 1, (n, 2), device=device).float() * 2 / x.shape[-1]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale  # grid coords: the inverse map
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    return AffineTransform(normalized=True, padding_mode="zeros")(x, theta.to(x.dtype))
+
+
+def mixup(x, y1, y2, alpha: float):
+    """Seed mixup: one Beta(alpha, alpha) weight for the batch, mixing inputs and both targets."""
+    lam = torch.distributions.Beta(alpha, alpha).sample().to(x.device)
+    index = torch.randperm(x.shape[0], device=x.device)
+    return tuple(lam * t + (1 - lam) * t[index] for t in (x, y1, y2))

@@ -9,7 +9,8 @@ family's search space (hdr_patch `caps`, latent_conditioner `weights`):
      random search did. Its compute is the number of epochs reported up to that moment, counted
      in the order Tune received them (a Tune Stopper sees every result).
 Prints the ratio (TPE + ASHA compute / random compute) per seed and how many seeds are <= 1/3.
-Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default.
+Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default;
+they share the training seed and differ in the sampler's seed (TPE's startup trials are random).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
 
 SPACES = {"hdr_patch": "caps", "latent_conditioner": "weights"}
+# the enhancement weights only act where a preset turns the enhancements on
+PRESETS = {"latent_conditioner": ["--preset", "large_dataset"]}
 TARGET_RATIO = 1 / 3
+SAMPLER_SEED_OFFSET = 1000
 
 
 def make_stopper(metric: str, mode: str, target: float, budget: int):
@@ -59,14 +63,18 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     from trainables.families import family_module
 
     objective = family_module(family).OBJECTIVE
-    common = [family, "--space", space, "--seed", str(seed), "--storage", folder, *extra]
-    table, history, wall = run_sweep(common + ["--name", f"random-{seed}", "--search", "random",
+    # Same training seed for both; different sampler seeds, else TPE's first (random) startup
+    # trials would replay random search's first points and find its best for free.
+    common = [family, "--space", space, *PRESETS.get(family, []), "--set", f"train.seed={seed}", "--storage",
+              folder, *extra]
+    table, history, wall = run_sweep(common + ["--name", f"random-{seed}", "--search", "random", "--seed", str(seed),
                                                "--scheduler", "none", "--trials", str(trials)])
     healthy = history[~history["trial_id"].isin(table.loc[table["stop_reason"] != "", "trial_id"])]
     target = best_value(healthy, objective.metric, objective.mode)
     random_epochs = len(history)
     stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs)
     _, tpe_history, tpe_wall = run_sweep(common + ["--name", f"tpe-asha-{seed}", "--search", "optuna",
+                                                   "--seed", str(SAMPLER_SEED_OFFSET + seed),
                                                    "--scheduler", "asha", "--trials", str(4 * trials)],
                                          stop=stopper)
     reached = stopper.epochs_to_target

@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
-    p.add_argument("--data", help="data file (sets data.path)")
+    p.add_argument("--data", help="data file or directory (sets data.path)")
     p.add_argument("--workers-per-trial", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float,
                    help="default 1; on a local Ray 1 - --driver-cpus, so that a trial fills one core")
@@ -269,6 +269,19 @@ def study_storage(plan):
     return JournalStorage(JournalFileBackend(path))
 
 
+def fail_orphaned_trials(plan) -> int:
+    """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
+    driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
+    so the study holds no trial that looks alive. Returns how many."""
+    import optuna
+
+    study = optuna.load_study(study_name=plan["name"], storage=study_storage(plan))
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)
+
+
 def metadata(plan) -> dict:
     """What defines the sweep, saved beside it so --resume and analyze need nothing else."""
     return {k: plan[k] for k in SWEEP_KEYS} | {
@@ -288,6 +301,7 @@ def run(plan) -> int:
           f"{concurrency} at a time, results in {experiment}", flush=True)
     started = time.time()
     grid = build_tuner(plan, concurrency).fit()
+    fail_orphaned_trials(plan)
     trials, history = results.tables(grid, meta)
     written = results.write_all(experiment, trials, history, meta)
     if "://" in plan["storage"]:

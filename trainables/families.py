@@ -12,6 +12,11 @@ A family module (trainables/<family>.py) provides, as plain module attributes:
   val_metrics(model, batch, cfg, extras)  -> {metric: per-sample tensor [B]}
   stop_reason(metrics, cfg)               -> "" or why the trial is clearly broken
   train_loop_per_worker(config)           what TorchTrainer runs on every worker
+and, only where a family needs them:
+  term_weights(cfg)                       -> {term: weight}; default: cfg.loss.weights, one per term
+  combine(model, weighted_terms, cfg)     -> (total loss, {health stat: tensor}); default: the sum
+  aux_optimizer(model, cfg)               -> an optimiser of its own for some parameters (e.g.
+                                             learned loss weights), unscheduled and unclipped
 """
 
 from __future__ import annotations

@@ -29,14 +29,34 @@ def two_nodes():
     # `pip install -e`: here by inheriting PYTHONPATH from this process.
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(REPO)
+    # Ports of their own, so that another Ray on this machine (a user's, a benchmark's) cannot
+    # hold them: the head's job agent would then never register.
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"losstune_driver": 8}, "include_dashboard": True,
-        "dashboard_port": DASHBOARD_PORT})
-    worker = cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    yield cluster, worker
-    cluster.shutdown()
-    os.environ.pop("PYTHONPATH") if saved is None else os.environ.update(PYTHONPATH=saved)
+        "dashboard_port": DASHBOARD_PORT, "dashboard_agent_listen_port": DASHBOARD_PORT + 1})
+    try:
+        worker = cluster.add_node(num_cpus=2, dashboard_agent_listen_port=DASHBOARD_PORT + 2)
+        cluster.wait_for_nodes()
+        wait_for_job_agent(cluster)
+        yield cluster, worker
+    finally:  # also when the set-up fails: a cluster left running would capture later ray.init()s
+        cluster.shutdown()
+        os.environ.pop("PYTHONPATH") if saved is None else os.environ.update(PYTHONPATH=saved)
+
+
+def wait_for_job_agent(cluster, timeout_s=90):
+    """The dashboard answers before the head's job agent has registered ("No available agent to
+    submit job"), later on a loaded machine: wait until a trivial job goes through."""
+    deadline = time.time() + timeout_s
+    while True:
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ray"), "job", "submit", "--address",
+               f"http://127.0.0.1:{DASHBOARD_PORT}", "--", sys.executable, "-c", "pass"]
+        done = subprocess.run(cmd, env=env_for(cluster), capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            return
+        if "No available agent" not in done.stdout + done.stderr or time.time() > deadline:
+            raise AssertionError(done.stdout[-2000:] + done.stderr[-2000:])
+        time.sleep(2)
 
 
 def sweep_cmd(storage, name, *extra):

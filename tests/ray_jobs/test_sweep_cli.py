@@ -33,6 +33,10 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--preset", "phase7"], "preset is unknown: 'phase7'"),
     (["hdr_patch", "--trials", "0"], "--trials: must be >= 1, got 0"),
     (["hdr_patch", "--set", "novalue"], "--set: expected KEY=VALUE"),
+    (["latent_conditioner", "--data", "/nonexistent/images"], "/nonexistent/images: no such directory"),
+    (["latent_conditioner", "--set", "loss.adaptive=magic"], "loss.adaptive"),
+    (["latent_conditioner", "--set", "augment.mixup_p=2"], "augment.mixup_p must be in [0.0, 1.0], got 2.0"),
+    (["latent_conditioner", "--preset", "huge"], "preset is unknown: 'huge'"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)

@@ -84,6 +84,12 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
             "ratio": reached / random_epochs if reached else float("inf")}
 
 
+def row_line(r: dict) -> str:
+    reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']}"
+    return (f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
+            f"{r['tpe_trials']:>7} {r['random_wall']:>7.0f}s/{r['tpe_wall']:.0f}s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--family", default="hdr_patch", choices=sorted(SPACES))
@@ -96,15 +102,13 @@ def main() -> None:
         seeds, trials, extra = seeds[:1], 8, ["--smoke-test", "--epochs", "4"]
     start_local_ray()
     folder = scratch("search")
-    rows = [one_seed(args.family, SPACES[args.family], seed, trials, extra, folder) for seed in seeds]
-    print(f"\n{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
-          f"ASHA ({machine()}):")
-    print(f"{'seed':>4} {'target':>10} {'random epochs':>14} {'TPE+ASHA epochs to target':>26} {'ratio':>7} "
-          f"{'trials':>7} {'wall random/TPE':>16}")
-    for r in rows:
-        reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']}"
-        print(f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
-              f"{r['tpe_trials']:>7} {r['random_wall']:>7.0f}s/{r['tpe_wall']:.0f}s")
+    header = (f"{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
+              f"ASHA ({machine()}):\n{'seed':>4} {'target':>10} {'random epochs':>14} "
+              f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {'trials':>7} {'wall random/TPE':>16}")
+    rows = []
+    for seed in seeds:  # each seed's line as soon as it is measured, and all of them at the end
+        rows.append(one_seed(args.family, SPACES[args.family], seed, trials, extra, folder))
+        print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
     print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5)")
 

@@ -7,7 +7,8 @@ Side by side in one run, for one family at its default config on this machine:
     median of epochs after the first; and their ratio (target <= 1.03);
   * what reporting and checkpointing add per epoch, from the timeline marks of two platform runs
     (validation done -> report returned): one that reports without a checkpoint on every epoch
-    but the last, one that checkpoints every epoch.
+    but the last, one that checkpoints every epoch. Train's controller polls its workers as it does
+    in a sweep (trainables/driver.py); a report waits for that poll.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, platform_run, read_timeline, scratch, start_local_ray  # noqa: E402
+from trainables.driver import poll_like_a_sweep  # noqa: E402
 
 
 def bare_step_seconds(family, cfg, epochs: int) -> float:
@@ -81,10 +83,14 @@ def main() -> None:
     family = family_module(args.family)
     overrides = {"train": {"epochs": epochs, "checkpoint_every": 0}}
     cfg = make_config(family, overrides)
-    bare = bare_step_seconds(family, cfg, epochs)
     folder = scratch("step")
+    # Ray's daemons run during both measurements, and the bare loop runs before and after the
+    # platform's, so that load drifting over the run hits both alike.
     start_local_ray(os.path.join(folder, "timeline.jsonl"))
+    poll_like_a_sweep()
+    bare_before = bare_step_seconds(family, cfg, epochs)
     reports = platform_run(args.family, overrides, folder, "no_checkpoints")
+    bare = statistics.median([bare_before, bare_step_seconds(family, cfg, epochs)])
     platform_run(args.family, {"train": {"epochs": epochs, "checkpoint_every": 1}}, folder, "checkpoint_every_epoch")
     marks = read_timeline(os.environ["LOSSTUNE_TIMELINE"])
     steps = [cfg.train.batch_size / r["samples_per_s"] for r in reports[1:]]

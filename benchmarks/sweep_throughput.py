@@ -26,7 +26,9 @@ def main() -> None:
     start_local_ray()
     from ray_jobs import sweep
 
+    # no health stops: every trial does the same 3 epochs
     argv = ["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "3", "--trials", str(trials),
+            "--set", "health.max_overflow_frac=1.0",
             "--search", "random", "--scheduler", "none", "--storage", scratch("throughput"), "--name", "throughput"]
     concurrency = sweep.check_cluster(sweep.make_plan(sweep.parse_args(argv)))  # as run_sweep will
     table, history, wall = run_sweep(argv)

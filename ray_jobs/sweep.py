@@ -242,9 +242,11 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
                                        reduction_factor=3)
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
                                   num_samples=plan["trials"], max_concurrent_trials=concurrency,
-                                  # a finished trial's driver actor runs the next trial: its process
-                                  # start and imports (~3.6 s here) are paid once per slot
-                                  reuse_actors=True)
+                                  # A finished trial's driver actor runs the next trial: its process
+                                  # start and imports (~3.6 s here) are paid once per slot. Not with
+                                  # ASHA: a trial it stops is still inside TorchTrainer.fit(), so Tune
+                                  # cannot reset the actor (the trial errors and its run lingers).
+                                  reuse_actors=scheduler is None)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 

@@ -75,9 +75,10 @@ def run(args, family, config) -> int:
 
     from ray_jobs.results import absolute
     from ray_jobs.sweep import start_ray
-    from trainables.driver import TensorBoardCallback, TrialResources
+    from trainables.driver import TensorBoardCallback, TrialResources, poll_like_a_sweep
 
     start_ray(args.verbose)
+    poll_like_a_sweep()
     storage = absolute(args.storage)
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)

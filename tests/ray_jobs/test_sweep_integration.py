@@ -109,3 +109,14 @@ def test_latent_conditioner_three_trial_sweep_over_weights(local_ray, tmp_path):
                    "health/weight_spectral", "health/hier_scale", "train/weighted/spectral"):
         assert column in history, column
     assert history["health/min_adaptive_weight"].between(0, 10).all()
+
+
+def test_asha_sweep_ends_with_no_errored_or_lingering_trial(local_ray, tmp_path):
+    # ASHA (the default scheduler) stops trials mid-fit(); each must end cleanly and free its slot
+    # (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)
+    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "5", "--smoke-test", "--epochs", "4",
+                       "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "asha5"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "asha5" / "trials.parquet")
+    assert len(trials) == 5 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["status"]
+    assert trials.loc[trials["is_default"], "epochs_done"].item() == 4  # ASHA never stops the default

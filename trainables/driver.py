@@ -25,6 +25,7 @@ from trainables.timeline import mark, process_started_at
 
 
 TRAIN_POLL_INTERVAL_S = "0.25"
+CONTROLLER_FAILURE_LIMIT = 3  # each a 60 s worker-group start timeout
 
 
 def poll_like_a_sweep() -> None:
@@ -79,7 +80,10 @@ def run_trial(config: dict, *, family: str, base: dict, resources: TrialResource
             # the same name on a restarted trial: Train resumes from the run's latest checkpoint
             name=context.get_trial_id(),
             storage_path=runs_path,
-            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            # A worker group that cannot start (its CPU never frees up) is a controller failure,
+            # which Train retries forever by default: fail the trial after a few, not the sweep.
+            failure_config=ray.train.FailureConfig(max_failures=max_failures,
+                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
             callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir())],
         ),

@@ -7,6 +7,7 @@ Images are float32 in [0, 1], [N, 1, S, S]. Targets: y1 [N, 32] (main latent) an
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -59,13 +60,19 @@ def latent_targets(images: np.ndarray, main_dim: int = 32, hier_dim: int = 32):
     """(y1, y2): fixed smooth functions of `image_features`: standardised features through fixed
     random linear maps and tanh, so the task is learnable and a better loss can show."""
     rng = np.random.default_rng(TARGET_SEED)
-    feats = image_features(images)
-    reference = image_features(synthetic_images(64, images.shape[-1], seed=TARGET_SEED))
-    z = (feats - reference.mean(0)) / (reference.std(0) + 1e-6)
+    mean, std = _reference_statistics(images.shape[-1])
+    z = (image_features(images) - mean) / std
     w1 = rng.normal(size=(z.shape[1], main_dim)) / math.sqrt(z.shape[1])
     w2 = rng.normal(size=(z.shape[1], hier_dim)) / math.sqrt(z.shape[1])
     main = np.tanh(0.7 * z @ w1)
     return main.astype(np.float32), np.tanh(0.5 * z @ w2 + 0.3 * main[:, :1]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _reference_statistics(size: int):
+    """Mean and std of the features over a fixed reference set: built once per image size."""
+    reference = image_features(synthetic_images(64, size, seed=TARGET_SEED))
+    return reference.mean(0), reference.std(0) + 1e-6
 
 
 def synthetic_set(num: int, size: int, seed: int, main_dim: int, hier_dim: int):

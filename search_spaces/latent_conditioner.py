@@ -54,17 +54,12 @@ AUGMENT = {
 
 
 def enhancements(trial) -> None:
-    """Each of the seed's enhancements on or off; its weight tuned only when on."""
-    if trial.suggest_categorical("loss/enhancements/robust", [False, True]):
-        trial.suggest_float("loss/weights/mae", 0.0, 0.5)
-        trial.suggest_float("loss/weights/huber", 0.0, 0.25)
-    if trial.suggest_categorical("loss/enhancements/perceptual", [False, True]):
-        trial.suggest_float("loss/weights/perceptual_main", 0.0, 0.5)
-        trial.suggest_float("loss/weights/perceptual_hier", 0.0, 0.5)
-    if trial.suggest_categorical("loss/enhancements/consistency", [False, True]):
-        trial.suggest_float("loss/weights/consistency", 0.0, 0.5)
-    if trial.suggest_categorical("loss/enhancements/spectral", [False, True]):
-        trial.suggest_float("loss/weights/spectral", 1e-8, 1e-3, log=True)
+    """Each of the seed's enhancements on or off; its weights (WEIGHTS' ranges) tuned only when on."""
+    ranges = WEIGHTS["loss"]["weights"]
+    for name, weights in (("robust", ("mae", "huber")), ("perceptual", ("perceptual_main", "perceptual_hier")),
+                          ("consistency", ("consistency",)), ("spectral", ("spectral",))):
+        if trial.suggest_categorical(f"loss/enhancements/{name}", [False, True]):
+            suggest_from(trial, {"loss": {"weights": {w: ranges[w] for w in weights}}})
     trial.suggest_categorical("loss/adaptive", ["none", "softmax", "uncertainty"])
 
 

@@ -72,3 +72,13 @@ def make_config(family: ModuleType, overrides: Mapping[str, Any] | None = None, 
             raise ConfigError("preset", f"is unknown: {preset!r} (known: {', '.join(sorted(family.PRESETS))})")
         config = apply_overrides(config, family.PRESETS[preset])
     return apply_overrides(config, overrides or {})
+
+
+def hold_out(arrays: tuple, val_fraction: float, path: str, items: str) -> tuple:
+    """(train arrays..., validation arrays...): the last `val_fraction` of each array held out,
+    for data given as one file or folder (`data.path`) without a `data.val_path`."""
+    count = len(arrays[0])
+    cut = count - max(1, int(round(val_fraction * count)))
+    if cut < 1:
+        raise ConfigError("data.path", f"{path}: {count} {items} are too few to hold some out")
+    return (*(a[:cut] for a in arrays), *(a[cut:] for a in arrays))

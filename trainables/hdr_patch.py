@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
-from trainables.families import Objective, Parts
+from trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/log_l1", "min")
 HEALTH_FROM_VAL = ("overflow_frac",)  # also reported as health/overflow_frac
@@ -170,10 +170,7 @@ def load_arrays(cfg):
     inputs, targets = load_patches(d.path)
     if d.val_path:
         return (inputs, targets, *load_patches(d.val_path))
-    cut = len(inputs) - max(1, int(round(d.val_fraction * len(inputs))))
-    if cut < 1:
-        raise ConfigError("data.path", f"{d.path}: {len(inputs)} patches are too few to hold some out")
-    return inputs[:cut], targets[:cut], inputs[cut:], targets[cut:]
+    return hold_out((inputs, targets), d.val_fraction, d.path, "patches")
 
 
 def check_data(cfg) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
-from trainables.families import Objective, Parts
+from trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/latent_mse", "min")
 HEALTH_FROM_VAL = ()
@@ -203,10 +203,7 @@ def load_arrays(cfg):
     train = load_directory(d.path, d.image_size, *dims)
     if d.val_path:
         return (*train, *load_directory(d.val_path, d.image_size, *dims))
-    cut = len(train[0]) - max(1, int(round(d.val_fraction * len(train[0]))))
-    if cut < 1:
-        raise ConfigError("data.path", f"{d.path}: {len(train[0])} images are too few to hold some out")
-    return (*(a[:cut] for a in train), *(a[cut:] for a in train))
+    return hold_out(train, d.val_fraction, d.path, "images")
 
 
 def check_data(cfg) -> None:

@@ -110,7 +110,24 @@ def tables(result_grid, meta: dict):
         trials = trials.assign(_key=key if mode == "min" else -key).sort_values(
             ["_key", "trial_id"], na_position="last").drop(columns="_key").reset_index(drop=True)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    if meta.get("objectives") and len(trials):
+        trials["pareto"] = pareto_front(trials, meta["objectives"])
     return trials, history
+
+
+def pareto_front(trials: pd.DataFrame, objectives: list[dict]) -> pd.Series:
+    """Whether each trial is on the Pareto front of the final objectives: completed to full length
+    and healthy (an ASHA-stopped trial's values are from an earlier epoch), and no other such trial
+    at least as good in every objective and better in one."""
+    signs = [1.0 if o["mode"] == "min" else -1.0 for o in objectives]
+    columns = [f"final/{o['metric']}" for o in objectives]
+    eligible = (trials["status"] == "COMPLETED") & trials[columns].notna().all(axis=1)
+    points = trials.loc[eligible, columns].to_numpy(dtype=float) * signs
+    on_front = pd.Series(False, index=trials.index)
+    for index, point in zip(trials.index[eligible], points):
+        dominated = ((points <= point).all(axis=1) & (points < point).any(axis=1)).any()
+        on_front[index] = not dominated
+    return on_front
 
 
 def best_trial(trials: pd.DataFrame):
@@ -150,7 +167,7 @@ def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, 
 
 
 def plots(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict[str, bytes]:
-    """Objective per trial, and each trial's objective by epoch."""
+    """Objective per trial, each trial's objective by epoch, and the Pareto front (multi-objective)."""
     if not len(trials) or not len(history):
         return {}
     import matplotlib
@@ -170,11 +187,39 @@ def plots(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict[str, 
             right.plot(frame["epoch"], frame[metric], marker=".", label=trial_id)
     right.set(title=f"{metric} by epoch", xlabel="epoch", ylabel=metric)
     right.legend(fontsize=7)
+    pngs = {"objective": png(figure)}
+    if meta.get("objectives") and "pareto" in trials:
+        pngs["pareto"] = pareto_plot(trials, meta["objectives"])
+    return pngs
+
+
+def png(figure) -> bytes:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)
-    return {"objective": buffer.getvalue()}
+    return buffer.getvalue()
+
+
+def pareto_plot(trials: pd.DataFrame, objectives: list[dict]) -> bytes:
+    """The first two objectives of every finished trial; the front joined and labelled."""
+    import matplotlib.pyplot as plt
+
+    x, y = (f"final/{o['metric']}" for o in objectives[:2])
+    figure, axes = plt.subplots(figsize=(6, 5))
+    done = trials[trials["status"] == "COMPLETED"]
+    axes.scatter(done[x], done[y], color="tab:gray", label="completed")
+    front = done[done["pareto"]].sort_values(x)
+    axes.plot(front[x], front[y], "o-", color="tab:blue", label="Pareto front")
+    default = done[done["is_default"]]
+    axes.scatter(default[x], default[y], color="tab:orange", zorder=3, label="documented default")
+    for _, row in front.iterrows():
+        axes.annotate(row["trial_id"], (row[x], row[y]), fontsize=7)
+    axes.set(xlabel=x[len("final/"):], ylabel=y[len("final/"):], title="objectives of the completed trials")
+    axes.legend(fontsize=8)
+    return png(figure)
 
 
 def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
@@ -202,6 +247,11 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
                      f"{base:.4g} ({default_rows.iloc[0]['status']}); change {change:+.1f}%")
     elif best is None:
         lines.append("no healthy finished trial: no best config written")
+    if meta.get("objectives") and "pareto" in trials:
+        columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
+        front = trials.loc[trials["pareto"], columns]
+        lines.append(f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):")
+        lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
     lines += [f"{name}: {uri}" for name, uri in written.items()]
     return "\n".join(lines)
 

@@ -41,7 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--search", choices=["optuna", "random"], default="optuna",
                    help="Optuna TPE, or Optuna's random sampler (same spaces, same default-first trial)")
-    p.add_argument("--scheduler", choices=["asha", "none"], default="asha")
+    p.add_argument("--scheduler", choices=["asha", "none"], default="asha",
+                   help="ASHA stops trials early on the family's scalar objective")
+    p.add_argument("--objective", choices=["pareto", "scalar"],
+                   help="pareto (default where the family declares several objectives, e.g. lgt): "
+                        "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
     p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -114,6 +118,10 @@ def make_plan(args) -> dict:
             raise UsageError(f"{flag}: must be >= {low}, got {value}")
     if args.gpus_per_worker < 0 or args.driver_cpus < 0:
         raise UsageError("--gpus-per-worker and --driver-cpus must be >= 0")
+    objectives = getattr(family, "OBJECTIVES", ())
+    if args.objective == "pareto" and not objectives:
+        raise UsageError(f"--objective: {args.family} declares a single objective ({family.OBJECTIVE.metric})")
+    pareto = objectives if args.objective != "scalar" else ()
     make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
     base = dict(family.PRESETS[args.preset]) if args.preset else {}  # trials rebuild configs from `base`
     if args.smoke_test:
@@ -137,6 +145,7 @@ def make_plan(args) -> dict:
     return {
         "family": args.family, "space": space_name, "preset": args.preset, "base": base,
         "objective": {"metric": family.OBJECTIVE.metric, "mode": family.OBJECTIVE.mode},
+        "objectives": [{"metric": o.metric, "mode": o.mode} for o in pareto],
         "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
         "search": args.search, "scheduler": args.scheduler, "seed": args.seed,
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
@@ -155,7 +164,8 @@ def resumed_plan(args, storage: str) -> dict:
     if not exists(f"{storage}/{args.name}/{META_FILE}"):
         raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
     meta = read_json(f"{storage}/{args.name}/{META_FILE}")
-    return {k: meta[k] for k in SWEEP_KEYS} | {
+    # sweeps saved before multi-objective support have no "objectives"
+    return {k: meta[k] for k in SWEEP_KEYS if k != "objectives"} | {"objectives": meta.get("objectives", [])} | {
         "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
         "name": args.name, "resume": True, "verbose": args.verbose}
@@ -232,7 +242,13 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     sampler = (optuna.samplers.TPESampler(seed=plan["seed"]) if plan["search"] == "optuna"
                else optuna.samplers.RandomSampler(seed=plan["seed"]))
     space = spaces_of(plan["family"])[plan["space"]]
-    searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=metric, mode=mode, sampler=sampler,
+    # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
+    # Tune itself and ASHA still rank by the scalar objective.
+    many = plan.get("objectives") or []
+    searched_metric = [o["metric"] for o in many] if many else metric
+    searched_mode = [o["mode"] for o in many] if many else mode
+    searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
+                                       sampler=sampler,
                                        points_to_evaluate=[plan["default_point"]],
                                        study_name=plan["name"], storage=study_storage(plan))
     scheduler = None
@@ -250,8 +266,8 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 
-SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "default_point", "epochs", "trials", "search",
-              "scheduler", "seed")
+SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
+              "search", "scheduler", "seed")
 
 
 def study_journal(plan) -> str:

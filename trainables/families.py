@@ -5,6 +5,8 @@ A family module (trainables/<family>.py) provides, as plain module attributes:
   PRESETS               named nested override dicts (e.g. a seed's recommended fix)
   SMOKE                 overrides that make a run tiny (--smoke-test)
   OBJECTIVE             the metric a sweep ranks by, independent of the tuned loss weights
+  OBJECTIVES            (optional) two or more metrics a sweep can trade off: multi-objective Optuna,
+                        and the results mark the Pareto front; OBJECTIVE is then their scalar summary
   HEALTH_FROM_VAL       validation metrics also reported as health/<name>
   check_data(cfg)       read the configured data once and raise DataError if it is bad
   build(cfg)            -> Parts(model, train_set, val_set, extras)
@@ -31,6 +33,7 @@ from trainables.config import ConfigError, apply_overrides
 FAMILIES = {
     "hdr_patch": ("trainables.hdr_patch", "search_spaces.hdr_patch"),
     "latent_conditioner": ("trainables.latent_conditioner", "search_spaces.latent_conditioner"),
+    "lgt": ("trainables.lgt", "search_spaces.lgt"),
 }
 
 

@@ -37,6 +37,10 @@ def bad_npz(tmp_path):
     (["latent_conditioner", "--set", "loss.adaptive=magic"], "loss.adaptive"),
     (["latent_conditioner", "--set", "augment.mixup_p=2"], "augment.mixup_p must be in [0.0, 1.0], got 2.0"),
     (["latent_conditioner", "--preset", "huge"], "preset is unknown: 'huge'"),
+    (["hdr_patch", "--objective", "pareto"], "--objective: hdr_patch declares a single objective (val/log_l1)"),
+    (["lgt", "--data", "/nonexistent/latents.npz"], "/nonexistent/latents.npz: no such file"),
+    (["lgt", "--set", "data.num_styles=1"], "data.num_styles must be >= 2, got 1"),
+    (["lgt", "--set", "flow.method=rk4"], "flow.method must be one of ['euler', 'midpoint']"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)

@@ -111,6 +111,23 @@ def test_latent_conditioner_three_trial_sweep_over_weights(local_ray, tmp_path):
     assert history["health/min_adaptive_weight"].between(0, 10).all()
 
 
+def test_lgt_three_trial_multi_objective_sweep_marks_the_pareto_front(local_ray, tmp_path, capsys):
+    code = sweep.main(["lgt", "--space", "weights", "--trials", "3", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "lgt3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    experiment = tmp_path / "lgt3"
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    assert trials["pareto"].sum() >= 1 and "Pareto front" in out and (experiment / "pareto.png").exists()
+    for column in ("final/val/style_swd", "final/val/content_ssm", "final/val/energy", "final/health/identity_ratio"):
+        assert trials[column].notna().all(), column
+    default = trials[trials["is_default"]].iloc[0]
+    assert default["config/loss/weights/log_style_to_content"] == 0.0
+    optuna_trials = study(experiment, "lgt3").trials
+    assert len(optuna_trials) == 3 and all(len(t.values) == 2 for t in optuna_trials)  # two objectives each
+
+
 def test_asha_sweep_ends_with_no_errored_or_lingering_trial(local_ray, tmp_path):
     # ASHA (the default scheduler) stops trials mid-fit(); each must end cleanly and free its slot
     # (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)

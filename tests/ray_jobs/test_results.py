@@ -1,0 +1,38 @@
+import pandas as pd
+
+from ray_jobs.results import pareto_front, report
+
+OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]
+
+
+def trials_table():
+    return pd.DataFrame({
+        "trial_id": ["t1", "t2", "t3", "t4", "t5", "t6"],
+        "status": ["COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED", "EARLY_STOPPED", "STOPPED"],
+        "is_default": [True, False, False, False, False, False],
+        "stop_reason": ["", "", "", "", "", "identity_mapping"],
+        "epochs_done": [4, 4, 4, 4, 2, 4],
+        "objective": [3.0, 3.0, 4.0, 3.5, 0.5, 0.1],
+        # t1 (1, 2) and t2 (2, 1) trade off; t3 (2, 2) is dominated by both; t4 (1, 2.5) by t1;
+        # t5 and t6 would dominate everything but did not complete healthy
+        "final/val/a": [1.0, 2.0, 2.0, 1.0, 0.1, 0.0],
+        "final/val/b": [2.0, 1.0, 2.0, 2.5, 0.1, 0.0],
+    })
+
+
+def test_pareto_front_of_completed_trials_only():
+    assert pareto_front(trials_table(), OBJECTIVES).tolist() == [True, True, False, False, False, False]
+
+
+def test_pareto_front_respects_max_mode():
+    # maximising b: t4 (1, 2.5) now beats t1 (1, 2); t2 (2, 1) and t3 (2, 2) lose to t4 on both
+    objectives = [OBJECTIVES[0], {"metric": "val/b", "mode": "max"}]
+    assert pareto_front(trials_table(), objectives).tolist() == [False, False, False, True, False, False]
+
+
+def test_report_lists_the_front():
+    trials = trials_table().assign(pareto=lambda t: pareto_front(t, OBJECTIVES))
+    meta = {"family": "lgt", "space": "weights", "objective": {"metric": "val/e", "mode": "min"},
+            "objectives": OBJECTIVES}
+    text = report(trials, meta, {})
+    assert "Pareto front (2 of 6 trials" in text and "t2" in text.split("Pareto front")[1]

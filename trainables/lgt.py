@@ -1,0 +1,295 @@
+"""lgt family (seed 002): latent style transfer by a style-conditioned ODE flow, trained on the
+energy E = w_style * SWD(x1, x_style_ref) + w_content * SSM(x1, x_src).
+
+The seed is a change log; its "after" values are the defaults here. x_style_ref are real latents
+of the target style, never x_src (the seed's identity-mapping bug, section 1). The target style of
+each sample is drawn from the styles other than its own; with probability `label_drop_prob` the
+flow sees the null style instead (classifier-free guidance training); validation integrates with
+guidance `cfg_scale`.
+
+Two objectives, both min: `val/style_swd` (x1 against held-out latents of the target style) and
+`val/content_ssm` (x1 against its source), measured with fixed projections and all patches and
+positions, so they do not depend on the tuned caps; `val/energy` is their unweighted sum, the
+scalar that ASHA and single-objective sweeps rank by.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from trainables.families import Objective, Parts
+
+OBJECTIVE = Objective("val/energy", "min")
+OBJECTIVES = (Objective("val/style_swd", "min"), Objective("val/content_ssm", "min"))  # the Pareto front
+HEALTH_FROM_VAL = ("identity_ratio",)
+VAL_REFERENCES = 4  # target-style latents a validation output is compared against
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""  # .npz / .pt with latents [N, 4, H, W] and style_ids [N]; "" = synthetic
+    val_path: str = ""  # a second such file; "" = the last `val_fraction` of each style in `path`
+    val_fraction: float = 0.2
+    num_styles: int = 4  # style ids are 0..num_styles-1; the flow adds one "null" style for CFG
+    channels: int = 4  # seed: 4x32x32 latents
+    size: int = 32  # synthetic only
+    num_train: int = 480  # synthetic only: 10 batches of 48
+    num_val: int = 96  # synthetic only
+    seed: int = 0  # synthetic only; the validation set uses seed + 1
+
+    def __post_init__(self):
+        within("val_fraction", self.val_fraction, 0.01, 0.9)
+        at_least("num_styles", self.num_styles, 2)  # transfer needs a style other than the source's
+        at_least("channels", self.channels, 1)
+        at_least("size", self.size, 8)
+        at_least("num_train", self.num_train, self.num_styles)
+        at_least("num_val", self.num_val, self.num_styles)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """MONAI DiffusionModelUNet sizes; the seed names no architecture beyond a velocity network."""
+
+    widths: tuple[int, ...] = (32, 64, 64)
+    attention: tuple[bool, ...] = (False, True, True)
+    res_blocks: int = 1
+    norm_groups: int = 32
+    head_channels: int = 32
+
+    def __post_init__(self):
+        if len(self.widths) != len(self.attention) or not self.widths:
+            raise ConfigError("attention", f"needs one flag per width ({len(self.widths)}), got {len(self.attention)}")
+        if any(w % self.norm_groups for w in self.widths):
+            raise ConfigError("widths", f"must all be multiples of norm_groups={self.norm_groups}, got {list(self.widths)}")
+        at_least("res_blocks", self.res_blocks, 1)
+        at_least("head_channels", self.head_channels, 1)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    ode_steps: int = 4  # not in the seed ("longer ODE backprop"): Euler steps from t=0 to t=1
+    method: Literal["euler", "midpoint"] = "euler"
+    use_gradient_checkpointing: bool = True  # seed 4: NEW, true
+    label_drop_prob: float = 0.15  # seed 4: 0.1 -> 0.15
+    cfg_scale: float = 2.0  # seed 7.2: cfg_scale 2.0 (validation integrates with guidance)
+
+    def __post_init__(self):
+        at_least("ode_steps", self.ode_steps, 1)
+        within("label_drop_prob", self.label_drop_prob, 0.0, 1.0)
+        at_least("cfg_scale", self.cfg_scale, 1.0)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """w_style and w_content as a trade-off and a scale: w_style / w_content = exp(log_style_to_content),
+    w_style + w_content = energy_scale. The seed gives no values: 1 and 1."""
+
+    energy_scale: float = 2.0
+    log_style_to_content: float = 0.0
+    velocity: float = 0.01  # seed 7.1 (optional, off by default); its weight is not in the seed
+    divergence: float = 0.01  # seed 7.3 (optional, off by default); its weight is not in the seed
+
+    def __post_init__(self):
+        above("energy_scale", self.energy_scale, 0.0)
+        within("log_style_to_content", self.log_style_to_content, -10.0, 10.0)
+        at_least("velocity", self.velocity, 0.0)
+        at_least("divergence", self.divergence, 0.0)
+
+    def style_and_content(self) -> tuple[float, float]:
+        share = 1.0 / (1.0 + math.exp(-self.log_style_to_content))
+        return self.energy_scale * share, self.energy_scale * (1.0 - share)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    projections: int = 64  # not in the seed: random directions per SWD evaluation
+    max_samples: int = 8192  # seed 2: SWD patches 4096 -> 8192
+    stratified: bool = False  # seed 7.4 (future): sample patches per batch element
+    max_spatial_samples: int = 256  # seed 2: SSM positions, NEW 256 (0 = all)
+    use_velocity_reg: bool = False  # seed 7.1: L2 on the trajectory's velocities
+    use_divergence_reg: bool = False  # seed 7.3: Hutchinson estimate of div v, squared
+    weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self):
+        at_least("projections", self.projections, 1)
+        at_least("max_samples", self.max_samples, 2)
+        at_least("max_spatial_samples", self.max_spatial_samples, 0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Validation distances with fixed randomness, the same for every trial."""
+
+    projections: int = 128
+    seed: int = 12345
+
+    def __post_init__(self):
+        at_least("projections", self.projections, 1)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    grace_epochs: int = 3  # an untrained flow is the identity (MONAI zero-initialises the output)
+    max_identity_ratio: float = 0.99  # seed 6 "before": x1 as far from the target style as x_src was
+    min_velocity_norm: float = 1e-4  # seed 6 "before": velocity collapse, v ~ 0
+
+    def __post_init__(self):
+        at_least("grace_epochs", self.grace_epochs, 0)
+        above("max_identity_ratio", self.max_identity_ratio, 0.0)
+        at_least("min_velocity_norm", self.min_velocity_norm, 0.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, grad_clip=1.0))  # seed 5: clip 1.0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=48))  # seed 2: 240 -> 48
+
+
+PRESETS = {
+    "seed_before": {  # the seed's "before" caps and dropout (still with real style references)
+        "train": {"batch_size": 240}, "flow": {"label_drop_prob": 0.1, "use_gradient_checkpointing": False},
+        "loss": {"max_samples": 4096, "max_spatial_samples": 0}},
+    "regularised": {"loss": {"use_velocity_reg": True, "use_divergence_reg": True}},  # seed 7.1 and 7.3
+}
+
+SMOKE = {"data": {"num_train": 32, "num_val": 16, "size": 16}, "train": {"epochs": 2, "batch_size": 8},
+         "model": {"widths": [16, 16], "attention": [False, True], "norm_groups": 8, "head_channels": 8},
+         "flow": {"ode_steps": 2}, "loss": {"projections": 16, "max_samples": 1024, "max_spatial_samples": 64},
+         "eval": {"projections": 32}}
+
+
+class StylePairs(Dataset):
+    """Items (x_src, source style, target style, references [R, C, H, W] of the target style).
+
+    The target is one of the other styles; the references are real latents of it drawn through the
+    seed's style index cache. With `fixed_seed` (validation) every item's draw is the same in every
+    epoch and trial."""
+
+    def __init__(self, latents, style_ids, num_styles: int, references: int = 1, fixed_seed: int | None = None):
+        from data.lgt import build_style_indices_cache
+
+        self.latents, self.style_ids = torch.as_tensor(latents), torch.as_tensor(style_ids)
+        self.num_styles, self.references, self.fixed_seed = num_styles, references, fixed_seed
+        self.cache = build_style_indices_cache(self.style_ids)
+
+    def __len__(self):
+        return len(self.latents)
+
+    def __getitem__(self, index):
+        from data.lgt import other_styles, sample_style_batch
+
+        generator = None if self.fixed_seed is None else torch.Generator().manual_seed(self.fixed_seed + index)
+        style = self.style_ids[index]
+        target = other_styles(style.view(1), self.num_styles, generator)[0]
+        refs = sample_style_batch(self.latents, self.cache, target.repeat(self.references), generator)
+        return self.latents[index], style, target, refs
+
+
+def load_arrays(cfg):
+    """(train latents, ids, val latents, ids) as numpy arrays."""
+    from data.lgt import hold_out_per_style, load_latents, synthetic_latents
+
+    d = cfg.data
+    if not d.path:
+        return (*synthetic_latents(d.num_train, d.num_styles, d.size, d.channels, d.seed),
+                *synthetic_latents(d.num_val, d.num_styles, d.size, d.channels, d.seed + 1))
+    train = load_latents(d.path, d.num_styles, d.channels)
+    if d.val_path:
+        return (*train, *load_latents(d.val_path, d.num_styles, d.channels))
+    return hold_out_per_style(*train, d.val_fraction, d.path)
+
+
+def check_data(cfg) -> None:
+    load_arrays(cfg)
+
+
+def build(cfg) -> Parts:
+    from models.lgt import StyleFlow
+
+    train_x, train_ids, val_x, val_ids = load_arrays(cfg)
+    m, d = cfg.model, cfg.data
+    model = StyleFlow(d.num_styles, d.channels, m.widths, m.attention, m.res_blocks, m.norm_groups, m.head_channels)
+    return Parts(model, StylePairs(train_x, train_ids, d.num_styles),
+                 StylePairs(val_x, val_ids, d.num_styles, VAL_REFERENCES, fixed_seed=cfg.eval.seed), {})
+
+
+def term_weights(cfg) -> dict:
+    w = cfg.loss.weights
+    style, content = w.style_and_content()
+    return {"style": style, "content": content, "velocity": w.velocity, "divergence": w.divergence}
+
+
+def loss_terms(model, batch, cfg):
+    from losses.energy import patch_swd, ssm_distance
+    from models.lgt import divergence_hutchinson
+
+    x_src, _, target, refs = batch
+    inner = getattr(model, "module", model)  # the StyleFlow under DDP
+    dropped = torch.rand(target.shape, device=target.device) < cfg.flow.label_drop_prob
+    condition = torch.where(dropped, torch.full_like(target, inner.null_style), target)
+    f, loss = cfg.flow, cfg.loss
+    x1, velocity_sq = model(x_src, condition, steps=f.ode_steps, method=f.method,
+                            checkpoint=f.use_gradient_checkpointing)
+    terms = {"style": patch_swd(x1, refs[:, 0], loss.projections, loss.max_samples, loss.stratified),
+             "content": ssm_distance(x1, x_src, loss.max_spatial_samples)}
+    if loss.use_velocity_reg:
+        terms["velocity"] = velocity_sq
+    if loss.use_divergence_reg:
+        # at a random time on the straight line x_src -> x1 (the trajectory for a constant v);
+        # not under DDP: autograd.grad with create_graph bypasses DDP's gradient hooks
+        t = torch.rand(len(x_src), device=x_src.device)
+        x_t = x_src + t.view(-1, 1, 1, 1) * (x1 - x_src).detach()
+        terms["divergence"] = divergence_hutchinson(inner, x_t, t, condition).pow(2).mean()
+    return terms, {"velocity_norm": velocity_sq.detach().sqrt()}
+
+
+@torch.no_grad()
+def val_metrics(model, batch, cfg, extras):
+    """Per sample: SWD of x1 (and of x_src) to the target style's references, SSM of x1 to x_src,
+    all patches and positions and the same projections for every trial."""
+    from losses.energy import patch_swd, ssm_distance
+
+    x_src, _, target, refs = batch
+    f = cfg.flow
+    x1, _ = model(x_src, target, steps=f.ode_steps, method=f.method, cfg_scale=f.cfg_scale)
+    style_swd, source_swd = [], []
+    for i in range(len(x_src)):
+        for out, values in ((x1, style_swd), (x_src, source_swd)):
+            generator = torch.Generator(device=x_src.device).manual_seed(cfg.eval.seed)
+            values.append(patch_swd(out[i:i + 1], refs[i], cfg.eval.projections, max_samples=2**31,
+                                    generator=generator))
+    style_swd, source_swd = torch.stack(style_swd), torch.stack(source_swd)
+    content = torch.cat([ssm_distance(x1[i:i + 8], x_src[i:i + 8], 0, reduce=False) for i in range(0, len(x1), 8)])
+    return {"style_swd": style_swd, "content_ssm": content, "energy": style_swd + content,
+            "identity_ratio": style_swd / source_swd.clamp_min(1e-12), "source_style_swd": source_swd}
+
+
+def stop_reason(metrics, cfg) -> str:
+    h = cfg.health
+    if metrics["epoch"] <= h.grace_epochs:
+        return ""
+    if metrics["health/identity_ratio"] > h.max_identity_ratio:
+        return "identity_mapping"
+    if metrics.get("health/velocity_norm", math.inf) < h.min_velocity_norm:
+        return "velocity_collapse"
+    return ""
+
+
+def train_loop_per_worker(config: dict) -> None:
+    from trainables.loop import train
+
+    train(config, sys.modules[__name__])

@@ -338,7 +338,7 @@ def main(argv=None) -> int:
     try:
         plan = make_plan(args)
         return run(plan)
-    except (ConfigError, DataError, UsageError) as err:
+    except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return 2
 

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         config = make_config(family, overrides_from(args), args.preset)
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         family.check_data(config)
-    except (ConfigError, DataError, UsageError) as err:
+    except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2
     return run(args, family, config)

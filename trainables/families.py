@@ -34,6 +34,7 @@ FAMILIES = {
     "hdr_patch": ("trainables.hdr_patch", "search_spaces.hdr_patch"),
     "latent_conditioner": ("trainables.latent_conditioner", "search_spaces.latent_conditioner"),
     "lgt": ("trainables.lgt", "search_spaces.lgt"),
+    "npt": ("trainables.npt", "search_spaces.npt"),
 }
 
 

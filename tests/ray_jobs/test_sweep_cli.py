@@ -41,6 +41,9 @@ def bad_npz(tmp_path):
     (["lgt", "--data", "/nonexistent/latents.npz"], "/nonexistent/latents.npz: no such file"),
     (["lgt", "--set", "data.num_styles=1"], "data.num_styles must be >= 2, got 1"),
     (["lgt", "--set", "flow.method=rk4"], "flow.method must be one of ['euler', 'midpoint']"),
+    (["npt", "--data", "/nonexistent/corpus.txt"], "/nonexistent/corpus.txt: no such file"),
+    (["npt", "--set", "model.checkpoint_dir=/models/llama"], "model.checkpoint_dir: loading a layer"),
+    (["npt", "--set", "stages.curriculum_step2=10"], "stages.curriculum_step2 must be >= 500"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)

@@ -128,6 +128,19 @@ def test_lgt_three_trial_multi_objective_sweep_marks_the_pareto_front(local_ray,
     assert len(optuna_trials) == 3 and all(len(t.values) == 2 for t in optuna_trials)  # two objectives each
 
 
+def test_npt_three_trial_sweep_over_weights(local_ray, tmp_path):
+    code = sweep.main(["npt", "--space", "weights", "--trials", "3", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "npt3"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "npt3" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "npt3" / "history.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    assert trials.loc[trials["is_default"], "config/loss/weights/direct_mlp"].item() == 10.0
+    for column in ("val/fidelity_mse", "val/attn_cosine", "health/scalar_var", "health/va_norm", "health/vb_norm",
+                   "health/max_term_share", "health/stage", "train/weighted/info_bottleneck"):
+        assert column in history, column
+
+
 def test_asha_sweep_ends_with_no_errored_or_lingering_trial(local_ray, tmp_path):
     # ASHA (the default scheduler) stops trials mid-fit(); each must end cleanly and free its slot
     # (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)

@@ -20,7 +20,7 @@ DOCUMENTED = ["epoch", "train/loss", "lr", "grad_norm", "samples_per_s", "peak_m
 # is about the plumbing, so those stops are off here and tested in the sweep tests.
 LENIENT = {"hdr_patch": {"health": {"max_overflow_frac": 1.0}}}
 # Every loss term on, and the adaptive weighter's own optimiser in the checkpoint.
-PRESET = {"latent_conditioner": "large_dataset", "lgt": "regularised"}
+PRESET = {"latent_conditioner": "large_dataset", "lgt": "regularised", "npt": "all_terms"}
 
 
 def smoke_config(family) -> dict:

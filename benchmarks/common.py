@@ -24,11 +24,11 @@ def machine() -> str:
 
 def start_local_ray(timeline_path: str = "") -> None:
     """A local Ray on this machine's cores; workers inherit LOSSTUNE_TIMELINE from this process."""
-    import ray
+    from ray_jobs.sweep import start_local_ray as start
 
     if timeline_path:
         os.environ[timeline.ENV] = timeline_path
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=False)
+    start()
 
 
 def run_sweep(argv: list[str], callbacks=(), stop=None):

@@ -181,7 +181,31 @@ def start_ray(verbose: bool) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=verbose)
     else:
-        ray.init(num_cpus=os.cpu_count(), log_to_driver=verbose)
+        start_local_ray(verbose)
+
+
+def start_local_ray(verbose: bool = False) -> None:
+    """A Ray of this machine's cores, started in this process, whose workers know its address.
+
+    When a trial is stopped inside TorchTrainer.fit() (ASHA, a Tune stopper), its Train controller
+    dies with it, and Train's PlacementGroupCleaner frees the training worker's CPUs after asking
+    the state API whether the controller is alive. It asks without an address, which Ray resolves
+    by looking for Ray instances on the machine: with a second one running (another sweep, a test
+    run) that lookup fails ("Found multiple active Ray instances"), the placement group is never
+    removed, and every later trial waits for CPUs that never come back. RAY_ADDRESS in every
+    worker makes the lookup find this Ray."""
+    import ray
+
+    # Nested, so that it is shipped by value: a worker runs it before it can import this project.
+    def pin_ray_address() -> None:
+        import os
+
+        import ray
+
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+
+    ray.init(num_cpus=os.cpu_count(), log_to_driver=verbose,
+             runtime_env={"worker_process_setup_hook": pin_ray_address})
 
 
 DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource

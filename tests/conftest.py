@@ -11,6 +11,8 @@ def local_ray():
     """One local Ray for all integration tests (starting one costs seconds)."""
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=False)
+    from ray_jobs.sweep import start_local_ray
+
+    start_local_ray()
     yield ray
     ray.shutdown()

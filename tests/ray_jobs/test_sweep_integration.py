@@ -2,6 +2,13 @@
 to NaN ends `nonfinite_loss` and is FAIL in Optuna while the sweep finishes."""
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 
 import optuna
 import pandas as pd
@@ -150,3 +157,48 @@ def test_asha_sweep_ends_with_no_errored_or_lingering_trial(local_ray, tmp_path)
     trials = pd.read_parquet(tmp_path / "asha5" / "trials.parquet")
     assert len(trials) == 5 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["status"]
     assert trials.loc[trials["is_default"], "epochs_done"].item() == 4  # ASHA never stops the default
+
+
+@pytest.fixture
+def another_ray_on_this_machine():
+    """A second Ray instance on this machine, as another user's sweep or a test run would be."""
+    temp_dir = tempfile.mkdtemp(prefix="ray2_", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    other = subprocess.Popen([ray_cli, "start", "--head", "--block", "--port", "6391", "--num-cpus", "0",
+                              "--include-dashboard", "false", "--dashboard-agent-listen-port", "52475",
+                              "--temp-dir", temp_dir], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(10)  # its GCS is up
+        assert other.poll() is None, "the second Ray did not start"
+        yield
+    finally:
+        # that Ray's processes only (`ray stop` would stop every Ray here, the tests' one too)
+        os.killpg(other.pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-9", "-f", temp_dir])
+        other.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_asha_stops_free_their_cpus_with_another_ray_on_the_machine(local_ray, tmp_path, another_ray_on_this_machine,
+                                                                     monkeypatch):
+    # An ASHA stop kills a trial's Train controller; Train's cleaner then frees the worker's
+    # placement group after asking the state API, which found two Ray instances and gave up:
+    # the CPUs stayed reserved and the next trials timed out waiting for a worker (here after
+    # 3 x 20 s, so that a regression fails instead of hanging).
+    monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "20")
+    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "6", "--smoke-test", "--epochs", "4",
+                       "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "two_rays"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "two_rays" / "trials.parquet")
+    assert len(trials) == 6 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["error"].tolist()
+    deadline = time.time() + 30
+    while time.time() < deadline and held_by_placement_groups(local_ray) > 0:
+        time.sleep(1)
+    assert held_by_placement_groups(local_ray) == 0
+
+
+def held_by_placement_groups(ray) -> float:
+    """CPUs still reserved by placement groups that are not removed."""
+    table = ray.util.placement_group_table().values()
+    return sum(bundle.get("CPU", 0.0) for pg in table if pg["state"] != "REMOVED" for bundle in pg["bundles"].values())

@@ -148,17 +148,6 @@ def test_npt_three_trial_sweep_over_weights(local_ray, tmp_path):
         assert column in history, column
 
 
-def test_asha_sweep_ends_with_no_errored_or_lingering_trial(local_ray, tmp_path):
-    # ASHA (the default scheduler) stops trials mid-fit(); each must end cleanly and free its slot
-    # (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)
-    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "5", "--smoke-test", "--epochs", "4",
-                       "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "asha5"])
-    assert code == 0
-    trials = pd.read_parquet(tmp_path / "asha5" / "trials.parquet")
-    assert len(trials) == 5 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["status"]
-    assert trials.loc[trials["is_default"], "epochs_done"].item() == 4  # ASHA never stops the default
-
-
 @pytest.fixture
 def another_ray_on_this_machine():
     """A second Ray instance on this machine, as another user's sweep or a test run would be."""
@@ -180,8 +169,8 @@ def another_ray_on_this_machine():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_asha_stops_free_their_cpus_with_another_ray_on_the_machine(local_ray, tmp_path, another_ray_on_this_machine,
-                                                                     monkeypatch):
+def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_machine(
+        local_ray, tmp_path, another_ray_on_this_machine, monkeypatch):
     # An ASHA stop kills a trial's Train controller; Train's cleaner then frees the worker's
     # placement group after asking the state API, which found two Ray instances and gave up:
     # the CPUs stayed reserved and the next trials timed out waiting for a worker (here after
@@ -191,7 +180,10 @@ def test_asha_stops_free_their_cpus_with_another_ray_on_the_machine(local_ray, t
                        "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "two_rays"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "two_rays" / "trials.parquet")
+    # ASHA (the default scheduler) stops trials inside fit(): each must end cleanly and free its
+    # slot (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)
     assert len(trials) == 6 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["error"].tolist()
+    assert trials.loc[trials["is_default"], "epochs_done"].item() == 4  # ASHA never stops the default
     deadline = time.time() + 30
     while time.time() < deadline and held_by_placement_groups(local_ray) > 0:
         time.sleep(1)

@@ -90,7 +90,13 @@ def test_two_epochs_report_every_metric_and_a_checkpoint(local_ray, tmp_path, fa
     assert any(f.startswith("optimizer") for f in files) and any(f.startswith("scheduler") for f in files)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+# Families whose checkpoint holds more than model, optimiser and scheduler (the adaptive weighter's
+# optimiser; NPT's step counter and gradient-norm EMA), and hdr_patch for the plain case; lgt's
+# state is the plain case too, and its run takes a minute here.
+RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt"]
+
+
+@pytest.mark.parametrize("family", RESUME_FAMILIES)
 def test_a_worker_lost_mid_run_resumes_from_its_latest_checkpoint(local_ray, tmp_path, family):
     config = merge(smoke_config(family), {"train": {"epochs": 3, "checkpoint_every": 1, "inject_crash_at_epoch": 3}})
     log = tmp_path / "epochs.jsonl"

@@ -272,7 +272,7 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     searched_metric = [o["metric"] for o in many] if many else metric
     searched_mode = [o["mode"] for o in many] if many else mode
     searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
-                                       sampler=sampler,
+                                       sampler=sampler, full_length=plan["epochs"],
                                        points_to_evaluate=[plan["default_point"]],
                                        study_name=plan["name"], storage=study_storage(plan))
     scheduler = None

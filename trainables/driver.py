@@ -119,17 +119,30 @@ class TensorBoardCallback(UserCallback):
 
 
 class HealthAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna FAIL for a trial that errored or stopped unhealthy.
+    """OptunaSearch that tells Optuna FAIL for a trial that errored or stopped unhealthy, and
+    PRUNED for one a scheduler stopped before `full_length` epochs.
 
     Ray's OptunaSearch records a trial that errored after reporting as COMPLETE with its last
     value, so a diverged trial could become the study's best; a trial that ended with a
     `stop_reason` (non-finite loss, overflow, ...) is no valid sample of the objective either.
+    It also records an ASHA-stopped trial as COMPLETE with its value at the epoch it was stopped,
+    which TPE then ranks against full-length trials as if it were final. Pruned, Optuna keeps its
+    reported epochs (intermediate values) and TPE ranks it behind the trials that ran to the end.
+    (Multi-objective studies take no intermediate values; there the stopped trial stays COMPLETE.)
     """
 
+    def __init__(self, *args, full_length: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.full_length = full_length
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if error or (result or {}).get("stop_reason"):
+        result = result or {}
+        if error or result.get("stop_reason"):
             return super().on_trial_complete(trial_id, result=None, error=True)
-        return super().on_trial_complete(trial_id, result=result, error=error)
+        stopped_early = self.full_length and result.get("epoch", self.full_length) < self.full_length
+        if stopped_early and not isinstance(self.metric, list):
+            return super().on_trial_complete(trial_id, result=None, error=False)  # Ray: PRUNED
+        return super().on_trial_complete(trial_id, result=result or None, error=error)
 
 
 class DefaultKeepingASHA(AsyncHyperBandScheduler):

@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="Optuna TPE, or Optuna's random sampler (same spaces, same default-first trial)")
     p.add_argument("--scheduler", choices=["asha", "none"], default="asha",
                    help="ASHA stops trials early on the family's scalar objective")
+    p.add_argument("--grace-epochs", type=int,
+                   help="epochs before ASHA's first stop decision (default: a quarter of the epochs); raise it when "
+                        "early epochs rank trials differently from late ones")
     p.add_argument("--objective", choices=["pareto", "scalar"],
                    help="pareto (default where the family declares several objectives, e.g. lgt): "
                         "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
@@ -113,6 +116,7 @@ def make_plan(args) -> dict:
     if space_name not in spaces:
         raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
     for flag, value, low in (("--trials", args.trials, 1), ("--epochs", args.epochs, 1),
+                             ("--grace-epochs", args.grace_epochs, 1),
                              ("--workers-per-trial", args.workers_per_trial, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag}: must be >= {low}, got {value}")
@@ -148,6 +152,7 @@ def make_plan(args) -> dict:
         "objectives": [{"metric": o.metric, "mode": o.mode} for o in pareto],
         "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
         "search": args.search, "scheduler": args.scheduler, "seed": args.seed,
+        "grace_epochs": min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
         "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
         "resume": args.resume, "verbose": args.verbose,
@@ -164,8 +169,7 @@ def resumed_plan(args, storage: str) -> dict:
     if not exists(f"{storage}/{args.name}/{META_FILE}"):
         raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
     meta = read_json(f"{storage}/{args.name}/{META_FILE}")
-    # sweeps saved before multi-objective support have no "objectives"
-    return {k: meta[k] for k in SWEEP_KEYS if k != "objectives"} | {"objectives": meta.get("objectives", [])} | {
+    return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
         "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
         "name": args.name, "resume": True, "verbose": args.verbose}
@@ -278,7 +282,8 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     scheduler = None
     if plan["scheduler"] == "asha":
         scheduler = DefaultKeepingASHA(plan["default_point"], time_attr="training_iteration",
-                                       max_t=plan["epochs"], grace_period=max(1, plan["epochs"] // 4),
+                                       max_t=plan["epochs"],
+                                       grace_period=plan.get("grace_epochs") or max(1, plan["epochs"] // 4),
                                        reduction_factor=3)
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
                                   num_samples=plan["trials"], max_concurrent_trials=concurrency,
@@ -291,7 +296,8 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
 
 
 SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed")
+              "search", "scheduler", "seed", "grace_epochs")
+LATER_KEYS = {"objectives": [], "grace_epochs": None}  # and their values for sweeps saved before them
 
 
 def study_journal(plan) -> str:

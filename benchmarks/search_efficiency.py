@@ -59,6 +59,15 @@ def best_value(history, metric: str, mode: str) -> float:
     return float(values.min() if mode == "min" else values.max())
 
 
+def rung_agreement(history, metric: str, rung: int, epochs: int) -> float:
+    """Spearman correlation, over random search's full-length trials, between each trial's value at
+    ASHA's first rung and at the last epoch: how well the rung predicts the final ranking."""
+    values = history.pivot_table(index="trial_id", columns="epoch", values=metric)
+    if rung not in values or epochs not in values:
+        return float("nan")
+    return float(values[rung].rank().corr(values[epochs].rank()))  # Pearson of ranks: Spearman
+
+
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
              grace: int | None = None, known: tuple[float, int] | None = None) -> dict:
     from trainables.families import family_module
@@ -76,6 +85,10 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
         healthy = history[~history["trial_id"].isin(table.loc[table["stop_reason"] != "", "trial_id"])]
         target = best_value(healthy, objective.metric, objective.mode)
         random_epochs = len(history)
+        epochs = int(history["epoch"].max())
+        rung = grace or max(1, epochs // 4)
+        print(f"seed {seed}: Spearman of random search's values at epoch {rung} (ASHA's first rung) vs epoch "
+              f"{epochs}: {rung_agreement(history, objective.metric, rung, epochs):.2f}", flush=True)
     asha = ["--grace-epochs", str(grace)] if grace else []
     stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs)
     _, tpe_history, tpe_wall = run_sweep(common + ["--name", f"tpe-asha-{seed}", "--search", "optuna",

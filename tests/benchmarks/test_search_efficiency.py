@@ -25,3 +25,16 @@ def test_stops_at_the_budget_without_a_hit():
     assert not stopper.stop_all()
     stopper("t", {"val/acc": 0.7})
     assert stopper.stop_all() and stopper.epochs_to_target is None
+
+
+def test_rung_agreement_is_the_rank_correlation_of_early_and_final_values():
+    import pandas as pd
+
+    from search_efficiency import rung_agreement
+
+    # three trials; at epoch 1 ranked a < b < c, at epoch 2 c < b < a: curves cross, Spearman -1;
+    # epoch 2 against itself: 1
+    history = pd.DataFrame({"trial_id": list("abcabc"), "epoch": [1, 1, 1, 2, 2, 2],
+                            "val/x": [0.1, 0.2, 0.3, 0.9, 0.5, 0.4]})
+    assert rung_agreement(history, "val/x", 1, 2) == -1.0
+    assert rung_agreement(history, "val/x", 2, 2) == 1.0

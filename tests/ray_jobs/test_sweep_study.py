@@ -15,3 +15,19 @@ def test_orphaned_running_trials_become_fail(tmp_path):
     states = [t.state for t in optuna.load_study(study_name="s", storage=sweep.study_storage(plan)).trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
     assert sweep.fail_orphaned_trials(plan) == 0
+
+
+def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
+    import json
+
+    from ray_jobs.results import META_FILE
+
+    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
+    meta = sweep.metadata(plan)
+    for key in sweep.LATER_KEYS:  # a sweep saved before these keys existed
+        meta.pop(key)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / META_FILE).write_text(json.dumps(meta))
+    resumed = sweep.make_plan(sweep.parse_args(["--storage", str(tmp_path), "--name", "old", "--resume"]))
+    assert resumed["objectives"] == [] and resumed["grace_epochs"] is None
+    assert resumed["default_point"] == plan["default_point"] and resumed["resume"]

@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch.utils.data import Dataset
 
+from data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
 from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
 from trainables.families import Objective, Parts
 
@@ -180,8 +181,6 @@ class StylePairs(Dataset):
     epoch and trial."""
 
     def __init__(self, latents, style_ids, num_styles: int, references: int = 1, fixed_seed: int | None = None):
-        from data.lgt import build_style_indices_cache
-
         self.latents, self.style_ids = torch.as_tensor(latents), torch.as_tensor(style_ids)
         self.num_styles, self.references, self.fixed_seed = num_styles, references, fixed_seed
         self.cache = build_style_indices_cache(self.style_ids)
@@ -190,8 +189,6 @@ class StylePairs(Dataset):
         return len(self.latents)
 
     def __getitem__(self, index):
-        from data.lgt import other_styles, sample_style_batch
-
         generator = None if self.fixed_seed is None else torch.Generator().manual_seed(self.fixed_seed + index)
         style = self.style_ids[index]
         target = other_styles(style.view(1), self.num_styles, generator)[0]

@@ -285,11 +285,13 @@ def combine(model, weighted: dict, cfg):
 def val_metrics(model, batch, cfg, extras):
     """Per sequence: fidelity MSE to the teacher on all positions, and the cosine between the
     modulation's effect on the MLP, MLP_mod(h) - MLP(h), and the attention output."""
+    from losses.npt import modulation_scalar
+
     out = model(batch[0])
     fidelity = (out["npt_output"] - out["teacher_output"]).float().pow(2).mean(dim=(1, 2))
     effect = out["mlp_modulated"] - out["mlp_plain"]
     cosine = torch.nn.functional.cosine_similarity(effect.float(), out["attention"].float(), dim=-1).mean(1)
-    scalar = (out["v_a"] * out["mlp_input"]).sum(-1).float()
+    scalar = modulation_scalar(out).float()
     return {"fidelity_mse": fidelity, "attn_cosine": cosine, "scalar_var": scalar.var(dim=1)}
 
 

@@ -126,7 +126,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Validation distances with fixed randomness, the same for every trial."""
+    """Validation distances with fixed randomness, the same for every trial (not in the seed)."""
 
     projections: int = 128
     seed: int = 12345

@@ -33,6 +33,8 @@ AUXILIARY = ("attention_encoding", "modulation_guidance", "info_bottleneck")  # 
 
 @dataclass(frozen=True)
 class DataConfig:
+    """The seed trains on a model's hidden states and names no data: these are the platform's."""
+
     path: str = ""  # a UTF-8 text file, read as bytes (vocabulary 256); "" = synthetic
     val_path: str = ""  # a second text file; "" = the last `val_fraction` of `path`'s sequences
     val_fraction: float = 0.1

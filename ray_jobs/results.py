@@ -61,6 +61,11 @@ def flatten(nested: dict, prefix: str = "") -> dict:
     return flat
 
 
+# the metrics of a trial's last report that trials.parquet keeps as final/<name>: validation and
+# health, also under seed 001's tag names (medgen reports Loss/MSE_val, Validation/PSNR, ...)
+FINAL_PREFIXES = ("val/", "health/", "Loss/", "Validation/", "Timestep/", "regional/")
+
+
 def trial_status(metrics: dict, error, epochs: int) -> str:
     if error is not None:
         return "ERROR"
@@ -97,7 +102,7 @@ def tables(result_grid, meta: dict):
             "wall_s": metrics.get("time_total_s", math.nan),
             "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
         }
-        row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
+        row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(FINAL_PREFIXES)})
         row.update({f"config/{k}": v for k, v in params.items()})
         row["error"] = error_summary(result.error) if result.error is not None else ""
         rows.append(row)

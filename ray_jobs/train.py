@@ -93,7 +93,8 @@ def run(args, family, config) -> int:
     )
     result = trainer.fit()
     metrics = result.metrics or {}
-    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("val/", "train/loss", "epoch", "stop"))},
+    shown = ("val/", "train/loss", "epoch", "stop", "Loss/", "Validation/")  # the last two: seed 001's tags
+    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(shown)},
                      indent=2))
     print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
     return 1 if metrics.get("stop_reason") else 0

@@ -49,13 +49,19 @@ def within(name: str, value: float, low: float, high: float) -> None:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW, the optimiser of the shared loop."""
+    """AdamW, the optimiser of the shared loop, and the optimiser-side tricks it offers every
+    family (trainables/optim_tricks.py), all off by default."""
 
     lr: float = 1e-3
     weight_decay: float = 1e-4
     beta1: float = 0.9
     beta2: float = 0.999
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    sam_rho: float = 0.0  # SAM's neighbourhood radius; 0 = plain AdamW, > 0 = two passes per step
+    sam_adaptive: bool = False  # ASAM: the radius in units of each weight's scale
+    grad_noise_sigma: float = 0.0  # gradient noise std at step 0 (after clipping); 0 = off
+    grad_noise_decay: float = 0.55  # the std decays as sigma / (1 + step)^decay
+    ema_decay: float = 0.0  # EMA of the weights for validation and checkpoints; 0 = off
 
     def __post_init__(self):
         above("lr", self.lr, 0.0)
@@ -63,24 +69,37 @@ class OptimConfig:
         within("beta1", self.beta1, 0.0, 0.999999)
         within("beta2", self.beta2, 0.0, 0.999999)
         at_least("grad_clip", self.grad_clip, 0.0)
+        within("sam_rho", self.sam_rho, 0.0, 10.0)
+        at_least("grad_noise_sigma", self.grad_noise_sigma, 0.0)
+        within("grad_noise_decay", self.grad_noise_decay, 0.0, 10.0)
+        within("ema_decay", self.ema_decay, 0.0, 0.999999)
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """Linear warmup then cosine decay (or a constant rate), stepped per optimiser step.
+    """Linear warmup then cosine decay, a constant rate, or a constant rate that ReduceLROnPlateau
+    cuts when the family's objective stops improving; stepped per optimiser step (plateau: per
+    validation).
 
-    Warmup is a fraction of all steps so that a short run keeps the shape of a long one.
+    Warmup is a fraction of all steps so that a short run keeps the shape of a long one, or, with
+    `warmup_epochs` > 0, that many epochs.
     """
 
-    kind: Literal["cosine", "constant"] = "cosine"
+    kind: Literal["cosine", "constant", "plateau"] = "cosine"
     warmup_frac: float = 0.05
+    warmup_epochs: float = 0.0  # > 0: warmup in epochs instead of warmup_frac
     warmup_start_factor: float = 0.01
     eta_min_factor: float = 0.0  # cosine floor as a fraction of optim.lr
+    plateau_factor: float = 0.5  # plateau: the LR is multiplied by this ...
+    plateau_patience: int = 10  # ... after this many validations without improvement
 
     def __post_init__(self):
         within("warmup_frac", self.warmup_frac, 0.0, 0.9)
+        at_least("warmup_epochs", self.warmup_epochs, 0.0)
         within("warmup_start_factor", self.warmup_start_factor, 1e-6, 1.0)
         within("eta_min_factor", self.eta_min_factor, 0.0, 1.0)
+        within("plateau_factor", self.plateau_factor, 1e-6, 0.999999)
+        at_least("plateau_patience", self.plateau_patience, 0)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ and, only where a family needs them:
   combine(model, weighted_terms, cfg)     -> (total loss, {health stat: tensor}); default: the sum
   aux_optimizer(model, cfg)               -> an optimiser of its own for some parameters (e.g.
                                              learned loss weights), unscheduled and unclipped
+  on_epoch_start(model, epoch, cfg)       updates epoch-dependent state (e.g. a curriculum) on
+                                          the unwrapped model before each epoch
+  summarise_val(means, cfg)               -> the validation means with what is derived from them
+                                             (e.g. pixel-weighted ratios of per-sample sums)
+  TAGS                                    {loop metric name: the seed's name} for what is reported
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ FAMILIES = {
     "hdr_patch": ("trainables.hdr_patch", "search_spaces.hdr_patch"),
     "latent_conditioner": ("trainables.latent_conditioner", "search_spaces.latent_conditioner"),
     "lgt": ("trainables.lgt", "search_spaces.lgt"),
+    "medgen_diffusion": ("trainables.medgen_diffusion", "search_spaces.medgen_diffusion"),
     "npt": ("trainables.npt", "search_spaces.npt"),
 }
 

@@ -3,7 +3,8 @@
 Accelerate owns devices, mixed precision and DDP (never Ray's prepare_model alongside it);
 Ray Train owns reporting and checkpoints. A family plugs in small functions (see
 trainables/families.py). Each epoch ends in one flat metrics dict reported through
-`ray.train.report`, with a checkpoint every `train.checkpoint_every` epochs.
+`ray.train.report`, with a checkpoint every `train.checkpoint_every` epochs. SAM, gradient noise
+and an EMA of the weights are optimiser options every family has (trainables/optim_tricks.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from torch.utils.data import DataLoader
 
 from trainables.config import ConfigError, check_precision
 from trainables.families import make_config
+from trainables.optim_tricks import (RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema, sam_ascent,
+                                     sam_return)
 from trainables.timeline import mark, process_started_at
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
@@ -59,6 +62,12 @@ def train(overrides: dict, family) -> None:
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         parts.model, optimizer, train_loader, val_loader, scheduler)
     optimizers = (optimizer, accelerator.prepare(aux)) if aux else (optimizer,)
+    # Checkpointed beside the model, in this order: the EMA weights, then the plateau state.
+    ema = make_ema(accelerator.unwrap_model(model), cfg.optim.ema_decay) if cfg.optim.ema_decay else None
+    plateau = make_plateau(optimizer, cfg, family.OBJECTIVE.mode) if cfg.schedule.kind == "plateau" else None
+    for extra in (ema, plateau):
+        if extra is not None:
+            accelerator.register_for_checkpointing(extra)
     start_epoch, restarts = restore(accelerator)
     mark("prepared")
     step = start_epoch * len(train_loader)
@@ -67,17 +76,24 @@ def train(overrides: dict, family) -> None:
         epoch_started = time.perf_counter()
         if epoch + 1 == cfg.train.inject_crash_at_epoch and restarts == 0:
             raise RuntimeError(f"injected crash at epoch {epoch + 1} (train.inject_crash_at_epoch)")
-        stats, step = run_epoch(accelerator, model, optimizers, params, scheduler, train_loader, family, cfg, step)
+        if hasattr(family, "on_epoch_start"):  # e.g. a curriculum that depends on the epoch
+            family.on_epoch_start(accelerator.unwrap_model(model), epoch, cfg)
+        stats, step = run_epoch(accelerator, model, optimizers, params, scheduler, train_loader, family, cfg, step,
+                                ema)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
         if epoch == start_epoch or epoch + 1 == cfg.train.epochs or (epoch + 1) % cfg.train.val_every == 0:
-            validation = evaluate(accelerator, model, val_loader, family, cfg, parts.extras)
+            validation = evaluate(accelerator, ema.module if ema else model, val_loader, family, cfg, parts.extras)
             validation["val_epoch"] = epoch + 1
+            if plateau is not None:
+                plateau.step(validation[untagged(family, family.OBJECTIVE.metric)])
         metrics.update(validation)
         mark("validated", epoch=epoch + 1)
         metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
         metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
         metrics["time/epoch_s"] = time.perf_counter() - epoch_started  # train + validation
         metrics.update({"restarts": restarts, "node": node})
+        # a family may name its metrics as its seed does (e.g. medgen's Loss/MSE_val)
+        metrics = {getattr(family, "TAGS", {}).get(name, name): value for name, value in metrics.items()}
         last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
         every = cfg.train.checkpoint_every
         if last or (every and (epoch + 1) % every == 0):
@@ -91,10 +107,18 @@ def train(overrides: dict, family) -> None:
             break
 
 
+def untagged(family, name: str) -> str:
+    """The loop's own name of a metric a family reports under its seed's tag name."""
+    return {tag: own for own, tag in getattr(family, "TAGS", {}).items()}.get(name, name)
+
+
 def make_scheduler(optimizer, cfg, total_steps: int):
-    """Linear warmup (a fraction of all steps) into cosine decay or a constant rate."""
+    """Linear warmup (a fraction of all steps, or `warmup_epochs`) into cosine decay or a
+    constant rate (also for "plateau", whose cuts come from `make_plateau`)."""
     sched = cfg.schedule
     warmup = int(round(sched.warmup_frac * total_steps))
+    if sched.warmup_epochs:
+        warmup = min(total_steps, int(round(sched.warmup_epochs * total_steps / cfg.train.epochs)))
     if sched.kind == "cosine":
         main = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=max(1, total_steps - warmup), eta_min=sched.eta_min_factor * cfg.optim.lr)
@@ -106,30 +130,37 @@ def make_scheduler(optimizer, cfg, total_steps: int):
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
-def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family, cfg, step):
+def make_plateau(optimizer, cfg, mode: str):
+    """ReduceLROnPlateau on the family's objective, stepped after each validation. It scales the
+    rate the per-step schedule leaves (warmup, then constant)."""
+    sched = cfg.schedule
+    inner = getattr(optimizer, "optimizer", optimizer)  # the torch optimizer under Accelerate's wrapper
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(inner, mode=mode, factor=sched.plateau_factor,
+                                                      patience=sched.plateau_patience)
+
+
+def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family, cfg, step, ema=None):
     """One pass over the training data. Returns (stats, global step).
 
     The loss is sum(weight x term), the weights from `family.term_weights(cfg)` (default: the
     config's loss.weights, one per term), or what `family.combine(model, weighted, cfg)` makes of
-    the weighted terms (e.g. learned adaptive weights) with health stats of its own."""
+    the weighted terms (e.g. learned adaptive weights) with health stats of its own. With SAM the
+    gradient is taken a second time at the perturbed weights, with the same random draws."""
     weights = family.term_weights(cfg) if hasattr(family, "term_weights") else asdict(cfg.loss.weights)
     max_norm = cfg.optim.grad_clip or math.inf
+    opt = cfg.optim
     # Running sums stay on the device as tensors: one host sync per step (the finite check), not
     # one per logged value.
     sums = defaultdict(float)
     steps = samples = 0
+    grad_norm_max = torch.zeros((), device=accelerator.device)
     stop_reason = ""
     model.train()
     started = time.perf_counter()
     for batch in loader:
         step += 1
-        terms, health = family.loss_terms(model, batch, cfg)
-        weighted = {name: weights[name] * value for name, value in terms.items()}
-        if hasattr(family, "combine"):
-            total, combined_health = family.combine(model, weighted, cfg)
-            health = {**health, **combined_health}
-        else:
-            total = sum(weighted.values())
+        draws = RngSnapshot(accelerator.device) if opt.sam_rho else None
+        terms, weighted, total, health = weighted_loss(model, batch, family, cfg, weights)
         if step == cfg.train.inject_nan_at_step:
             total = total * float("nan")
         if not all_finite(accelerator, total):
@@ -138,15 +169,27 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         accelerator.backward(total)
+        if opt.sam_rho:
+            perturbation = sam_ascent(params, opt.sam_rho, opt.sam_adaptive)
+            draws.restore()
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(weighted_loss(model, batch, family, cfg, weights)[2])
+            sam_return(params, perturbation)
         grad_norm = accelerator.clip_grad_norm_(params, max_norm).detach()
+        if opt.grad_noise_sigma:
+            add_gradient_noise(params, gradient_noise_std(opt.grad_noise_sigma, opt.grad_noise_decay, step - 1))
         for optimizer in optimizers:
             optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(accelerator.unwrap_model(model))
         steps += 1
         if steps == 1:
             mark("first_step_done", step=step)
         samples += len(batch[0]) * accelerator.num_processes
         sums["grad_norm"] += grad_norm
+        grad_norm_max = torch.maximum(grad_norm_max, grad_norm)
         sums["grad_out_of_range"] += ((grad_norm < GRAD_NORM_RANGE[0]) | (grad_norm > GRAD_NORM_RANGE[1])).float()
         sums["loss"] += total.detach()
         for name, value in terms.items():
@@ -161,10 +204,23 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
         "terms": {k: v for k, v in means.items() if not k.startswith(("health/", "grad_"))},
         "health": {k[len("health/"):]: v for k, v in means.items() if k.startswith("health/")},
         "grad_norm": means.get("grad_norm", 0.0),
+        "grad_norm_max": float(grad_norm_max),
         "grad_out_of_range": means.get("grad_out_of_range", 0.0),
         "samples_per_s": samples / seconds if seconds > 0 else 0.0,
         "stop_reason": stop_reason,
     }, step
+
+
+def weighted_loss(model, batch, family, cfg, weights):
+    """(terms, weighted terms, total loss, health stats) of one batch."""
+    terms, health = family.loss_terms(model, batch, cfg)
+    weighted = {name: weights[name] * value for name, value in terms.items()}
+    if hasattr(family, "combine"):
+        total, combined_health = family.combine(model, weighted, cfg)
+        health = {**health, **combined_health}
+    else:
+        total = sum(weighted.values())
+    return terms, weighted, total, health
 
 
 def all_finite(accelerator, loss) -> bool:
@@ -182,8 +238,13 @@ def epoch_metrics(stats, cfg, epoch, scheduler) -> dict:
     weighted = [abs(v) for k, v in terms.items() if k.startswith("weighted/")]
     metrics["lr"] = scheduler.get_last_lr()[0]
     metrics["grad_norm"] = stats["grad_norm"]
+    metrics["grad_norm_max"] = stats["grad_norm_max"]
     metrics["samples_per_s"] = stats["samples_per_s"]
     metrics["peak_mem_mb"] = peak_memory_mb()
+    if torch.cuda.is_available():  # seed 001's resource tags
+        metrics.update({"VRAM/allocated_GB": torch.cuda.memory_allocated() / 2**30,
+                        "VRAM/reserved_GB": torch.cuda.memory_reserved() / 2**30,
+                        "VRAM/max_allocated_GB": torch.cuda.max_memory_allocated() / 2**30})
     metrics["health/nonfinite"] = float(stats["stop_reason"] == "nonfinite_loss")
     metrics["health/max_term_share"] = max(weighted) / sum(weighted) if weighted and sum(weighted) > 0 else 0.0
     metrics["health/grad_norm_out_of_range"] = stats["grad_out_of_range"]
@@ -193,13 +254,18 @@ def epoch_metrics(stats, cfg, epoch, scheduler) -> dict:
 
 @torch.no_grad()
 def evaluate(accelerator, model, loader, family, cfg, extras) -> dict:
-    """Mean of each per-sample validation metric over the whole (all-worker) validation set."""
+    """Mean of each per-sample validation metric over the whole (all-worker) validation set;
+    a family's `summarise_val(means, cfg)` may derive more from the means (e.g. pixel-weighted
+    ratios from per-sample sums)."""
     model.eval()
     collected = defaultdict(list)
     for batch in loader:
         for name, values in family.val_metrics(model, batch, cfg, extras).items():
             collected[name].append(accelerator.gather_for_metrics(values.float()))
-    return {f"val/{name}": torch.cat(chunks).mean().item() for name, chunks in collected.items()}
+    means = {name: torch.cat(chunks).mean().item() for name, chunks in collected.items()}
+    if hasattr(family, "summarise_val"):
+        means = family.summarise_val(means, cfg)
+    return {f"val/{name}": value for name, value in means.items()}
 
 
 def peak_memory_mb() -> float:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from trainables.config import merge
-from trainables.families import FAMILIES, family_module
+from trainables.families import FAMILIES, family_module, make_config
 
 pytestmark = pytest.mark.integration
 
@@ -20,20 +20,30 @@ DOCUMENTED = ["epoch", "train/loss", "lr", "grad_norm", "samples_per_s", "peak_m
 # is about the plumbing, so those stops are off here and tested in the sweep tests.
 LENIENT = {"hdr_patch": {"health": {"max_overflow_frac": 1.0}}}
 # Every loss term on, and the adaptive weighter's own optimiser in the checkpoint.
-PRESET = {"latent_conditioner": "large_dataset", "lgt": "regularised", "npt": "all_terms"}
+PRESET = {"latent_conditioner": "large_dataset", "lgt": "regularised", "npt": "all_terms",
+          "medgen_diffusion": "regularised"}
+# The shared loop's optimiser options (SAM's second pass, EMA weights in the checkpoint, the
+# plateau scheduler's state), on for one family.
+OPTIMISER_OPTIONS = {"medgen_diffusion": {"optim": {"sam_rho": 0.05, "ema_decay": 0.9},
+                                          "schedule": {"kind": "plateau"}}}
 
 
 def smoke_config(family) -> dict:
     module = family_module(family)
     preset = module.PRESETS[PRESET[family]] if family in PRESET else {}
-    return merge(merge(preset, module.SMOKE), LENIENT.get(family, {}))
+    return merge(merge(merge(preset, module.SMOKE), LENIENT.get(family, {})), OPTIMISER_OPTIONS.get(family, {}))
 
 
-def term_names(family) -> list[str]:
+def reported(module, name: str) -> str:
+    """The name a family reports a loop metric under (medgen: the seed's tag names)."""
+    return getattr(module, "TAGS", {}).get(name, name)
+
+
+def term_names(family, config) -> list[str]:
     """The loss terms a family reports: one per loss weight, or what its term_weights names."""
     module = family_module(family)
     if hasattr(module, "term_weights"):
-        return list(module.term_weights(module.Config()))
+        return list(module.term_weights(make_config(module, config)))
     return list(module.Config().loss.weights.__dataclass_fields__)
 
 
@@ -78,22 +88,26 @@ def test_two_epochs_report_every_metric_and_a_checkpoint(local_ray, tmp_path, fa
     log = tmp_path / "epochs.jsonl"
     result = fit(family, config, tmp_path, "run", log)
     metrics = result.metrics
-    expected = DOCUMENTED + [module.OBJECTIVE.metric] + [f"health/{n}" for n in module.HEALTH_FROM_VAL]
+    expected = [reported(module, name) for name in DOCUMENTED] + [module.OBJECTIVE.metric] + [
+        f"health/{n}" for n in module.HEALTH_FROM_VAL]
     missing = [name for name in expected if name not in metrics]
     assert not missing, missing
-    for term in term_names(family):
-        assert f"train/{term}" in metrics and f"train/weighted/{term}" in metrics
+    for term in term_names(family, config):
+        assert reported(module, f"train/{term}") in metrics and f"train/weighted/{term}" in metrics
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == ""
     assert [s["epoch"] for s in seen(log)] == [1, 2] and all(s["checkpoint"] for s in seen(log))
     files = os.listdir(result.checkpoint.path)
     assert "losstune_state.json" in files and any(f.startswith("model") for f in files)
     assert any(f.startswith("optimizer") for f in files) and any(f.startswith("scheduler") for f in files)
+    if family in OPTIMISER_OPTIONS:  # the EMA weights and the plateau state, registered with Accelerate
+        assert {"custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl"} <= set(files)
 
 
 # Families whose checkpoint holds more than model, optimiser and scheduler (the adaptive weighter's
-# optimiser; NPT's step counter and gradient-norm EMA), and hdr_patch for the plain case; lgt's
-# state is the plain case too, and its run takes a minute here.
-RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt"]
+# optimiser; NPT's step counter and gradient-norm EMA; medgen's EMA weights, plateau state and
+# curriculum epoch), and hdr_patch for the plain case; lgt's state is the plain case too, and its
+# run takes a minute here.
+RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion"]
 
 
 @pytest.mark.parametrize("family", RESUME_FAMILIES)

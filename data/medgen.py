@@ -1,0 +1,271 @@
+"""MedGen data (seed 001): brain-MRI subjects as NIfTI files, read into 2D slices or 3D volumes.
+
+A data folder holds one folder per subject, each with one file per modality: `bravo`, `flair`,
+`t1_pre`, `t1_gd` and `seg` (the tumour mask), as `.nii` or `.nii.gz`. Image volumes are
+normalised to [0, 1] between their 0.5th and 99.5th intensity percentiles; seg is binarised.
+2D takes the axial slices (the last NIfTI axis), optionally without the empty ones, resized to
+`image_size`; 3D crops or pads each volume to the configured shape. Files are read once, when the
+dataset is built; MONAI's CacheDataset keeps the deterministic transforms' output, so only the
+random augmentation runs per epoch.
+
+The synthetic default writes brain-like phantoms (skull, grey and white matter, ventricles and one
+or two ellipsoid tumours, with per-modality contrasts, a bias field and noise) as NIfTI files, so
+the demo and the tests run the same reader as real data.
+
+Shared by the medgen families (diffusion here; compression later).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data import DataError
+
+MODALITIES = ("bravo", "flair", "t1_pre", "t1_gd", "seg")
+# seed "Diffusion Modes": the images a mode generates, and the channels it is conditioned on
+MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "dual": ("t1_pre", "t1_gd")}
+MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "dual": ("seg",)}
+PERCENTILES = (0.5, 99.5)  # not in the seed: robust to a few hot voxels
+EMPTY_SLICE_LEVEL = 0.05  # a 2D slice is empty if no image voxel exceeds this (normalised) level
+
+# Phantom tissue intensities (arbitrary scanner units / 1000) per modality: background, skull,
+# grey matter, white matter, CSF, tumour. T1 post-contrast (bravo, t1_gd) makes the tumour bright.
+_TISSUES = {
+    "bravo": (0.0, 0.30, 0.55, 0.75, 0.15, 0.95),
+    "flair": (0.0, 0.25, 0.60, 0.50, 0.10, 0.90),
+    "t1_pre": (0.0, 0.30, 0.60, 0.80, 0.20, 0.50),
+    "t1_gd": (0.0, 0.30, 0.60, 0.80, 0.20, 1.00),
+}
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    files: dict  # modality -> path
+
+
+def modalities_for(mode: str) -> tuple[str, ...]:
+    """The files a mode reads: its images, its conditioning, and seg (for the regional metrics)."""
+    return tuple(dict.fromkeys(MODE_IMAGES[mode] + MODE_CONDITIONING[mode] + ("seg",)))
+
+
+# --- finding and checking files ------------------------------------------------------------------
+
+def list_subjects(directory: str, modalities: tuple[str, ...]) -> list[Subject]:
+    """Every subject folder of `directory`, with the path of each needed modality."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(f"{directory}: no such directory (data.path)")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DataError(f"{directory}: no subject folders in it (data.path)")
+    subjects = []
+    for folder in folders:
+        files = {}
+        for modality in modalities:
+            found = [folder / f"{modality}{ext}" for ext in (".nii.gz", ".nii") if (folder / f"{modality}{ext}").is_file()]
+            if not found:
+                raise DataError(f"{folder}: subject {folder.name} has no {modality}.nii or {modality}.nii.gz")
+            files[modality] = str(found[0])
+        subjects.append(Subject(folder.name, files))
+    return subjects
+
+
+def check_headers(subjects: list[Subject]) -> None:
+    """Read every file's header (not its voxels): readable, 3D, and seg the shape of its images."""
+    for subject in subjects:
+        shapes = {modality: header_shape(path, subject.name) for modality, path in subject.files.items()}
+        image = next((m for m in shapes if m != "seg"), None)
+        if image and "seg" in shapes and shapes["seg"] != shapes[image]:
+            raise DataError(f"{subject.files['seg']}: subject {subject.name}'s seg has shape {shapes['seg']}, "
+                            f"its {image} {shapes[image]} ({subject.files[image]})")
+
+
+def header_shape(path: str, subject: str) -> tuple[int, ...]:
+    import nibabel
+
+    try:
+        shape = tuple(int(s) for s in nibabel.load(path).shape)
+    except Exception as err:  # nibabel raises several types for a corrupt or foreign file
+        raise DataError(f"{path}: subject {subject}: cannot read it as NIfTI ({type(err).__name__}: {err})") from err
+    if len(shape) != 3:
+        raise DataError(f"{path}: subject {subject}: expected a 3D volume, got shape {shape}")
+    return shape
+
+
+def read_volume(path: str, subject: str) -> np.ndarray:
+    """The voxels of one file as float32 [H, W, D], through MONAI's LoadImage (nibabel reader)."""
+    from monai.transforms import LoadImage
+
+    header_shape(path, subject)  # the clear error for an unreadable file
+    try:
+        volume = np.asarray(LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(path))
+    except Exception as err:
+        raise DataError(f"{path}: subject {subject}: cannot read its voxels ({type(err).__name__}: {err})") from err
+    bad = int((~np.isfinite(volume)).sum())
+    if bad:
+        raise DataError(f"{path}: subject {subject}: {bad} non-finite voxels")
+    return volume
+
+
+# --- volumes -> training items -------------------------------------------------------------------
+
+def load_volumes(subjects: list[Subject], mode: str) -> list[dict]:
+    """One dict per subject: "image" [n_images, H, W, D], "cond" [n_cond, ...], "seg" [1, ...],
+    images normalised to [0, 1] per volume and modality, seg binarised."""
+    from monai.transforms import ScaleIntensityRangePercentiles
+
+    normalise = ScaleIntensityRangePercentiles(*PERCENTILES, b_min=0.0, b_max=1.0, clip=True)
+    check_headers(subjects)
+    items = []
+    for subject in subjects:
+        volumes = {}
+        for modality, path in subject.files.items():
+            volume = read_volume(path, subject.name)
+            volumes[modality] = (volume > 0.5).astype(np.float32) if modality == "seg" else \
+                np.asarray(normalise(volume[None]))[0]
+        items.append({"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
+                      "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
+                      else np.zeros((0, *volumes["seg"].shape), np.float32),
+                      "seg": volumes["seg"][None]})
+    return items
+
+
+def axial_slices(volumes: list[dict], skip_empty: bool) -> list[dict]:
+    """Every axial slice (last axis) of every volume as its own item; with `skip_empty`, only
+    slices with some image signal."""
+    slices = []
+    for item in volumes:
+        for z in range(item["image"].shape[-1]):
+            image = item["image"][..., z]
+            if skip_empty and image.max() <= EMPTY_SLICE_LEVEL:
+                continue
+            slices.append({key: value[..., z] for key, value in item.items()})
+    return slices
+
+
+def augmentation(spatial_dims: int, size: tuple[int, ...], interpolation: dict):
+    """The seed's conservative diffusion augmentation (seed "Diffusion Augmentation"): horizontal
+    flip p=0.5, rotation +-10 degrees p=0.5, translation +-5% p=0.5; one draw for all the keys of
+    `interpolation` (key -> "bilinear" or "nearest", the latter for masks)."""
+    from monai.transforms import Compose, RandAffined, RandFlipd, RandRotated
+
+    keys, modes = tuple(interpolation), tuple(interpolation.values())
+    angle = math.radians(10.0)
+    # axial plane: (H, W) in 2D; rotation about the last (axial) axis in 3D
+    rotation = {"range_x": angle} if spatial_dims == 2 else {"range_z": angle}
+    translate = tuple(0.05 * s for s in size[:2]) + ((0.0,) if spatial_dims == 3 else ())
+    return Compose([
+        RandFlipd(keys, prob=0.5, spatial_axis=1),
+        RandRotated(keys, prob=0.5, keep_size=True, mode=modes, padding_mode="zeros", **rotation),
+        RandAffined(keys, prob=0.5, translate_range=translate, mode=modes, padding_mode="zeros"),
+    ])
+
+
+class Items:
+    """A torch Dataset of (target images, conditioning, seg) tensors over MONAI's CacheDataset:
+    the deterministic resize (2D) or crop/pad (3D) is cached once, augmentation runs per item.
+    A mode without conditioning (seg) gets a zero-channel conditioning tensor."""
+
+    def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
+                 binary_images: bool = False):
+        from monai.data import CacheDataset
+        from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
+
+        self.has_cond = bool(items) and len(items[0]["cond"]) > 0
+        self.empty_cond_shape = (0, *size)
+        interpolation = {"image": "nearest" if binary_images else "bilinear", "seg": "nearest"}
+        if self.has_cond:
+            interpolation["cond"] = "nearest"  # the conditioning channel is the seg mask
+        keys = tuple(interpolation)
+        items = [{k: item[k] for k in keys} for item in items]
+        if spatial_dims == 2:
+            shape = Resized(keys, spatial_size=size, mode=tuple(interpolation.values()))
+        else:
+            shape = ResizeWithPadOrCropd(keys, spatial_size=size)
+        steps = [shape, EnsureTyped(keys, track_meta=False)]
+        if augment:
+            steps += [augmentation(spatial_dims, size, interpolation), EnsureTyped(keys, track_meta=False)]
+        self.cache = CacheDataset(items, Compose(steps), progress=False, num_workers=0)
+
+    def __len__(self):
+        return len(self.cache)
+
+    def __getitem__(self, index):
+        import torch
+
+        item = self.cache[index]
+        cond = item["cond"] if self.has_cond else torch.zeros(self.empty_cond_shape)
+        return item["image"].float(), cond.float(), item["seg"].float()
+
+
+# --- synthetic phantoms --------------------------------------------------------------------------
+
+def phantom(shape: tuple[int, int, int], rng: np.random.Generator) -> dict:
+    """One subject's volumes {modality: float32 [H, W, D]} in scanner-like units, and its seg."""
+    grids = np.meshgrid(*(np.linspace(-1, 1, s, dtype=np.float32) for s in shape), indexing="ij")
+    center = rng.uniform(-0.05, 0.05, 3)
+    radii = np.array([0.80, 0.88, 0.85]) * rng.uniform(0.92, 1.05, 3)
+
+    def ellipsoid(c, r):
+        return sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, r))
+
+    head = ellipsoid(center, radii)
+    labels = np.zeros(shape, np.int8)  # 0 background, 1 skull, 2 grey, 3 white, 4 CSF, 5 tumour
+    labels[head <= 1.0] = 1
+    labels[head <= 0.82] = 2
+    labels[ellipsoid(center, radii * 0.68) <= 1.0] = 3
+    for side in (-1, 1):  # two ventricles
+        labels[ellipsoid(center + np.array([0.0, side * 0.12, 0.0]), radii * np.array([0.25, 0.08, 0.3])) <= 1.0] = 4
+    seg = np.zeros(shape, bool)
+    for _ in range(rng.integers(1, 3)):
+        c = center + rng.uniform(-0.35, 0.35, 3) * radii
+        seg |= ellipsoid(c, rng.uniform(0.08, 0.2, 3)) <= 1.0
+    seg &= labels >= 2  # tumours grow in the brain, not the skull
+    labels[seg] = 5
+    bias = 1.0 + 0.1 * grids[0] - 0.08 * grids[1]  # a smooth receive-coil bias field
+    volumes = {}
+    for modality, tissues in _TISSUES.items():
+        clean = np.asarray(tissues, np.float32)[labels] * bias
+        noise = rng.normal(0.0, 0.02, shape).astype(np.float32)
+        volumes[modality] = (1000.0 * np.clip(clean + noise * (labels > 0), 0.0, None)).astype(np.float32)
+    volumes["seg"] = seg.astype(np.float32)
+    return volumes
+
+
+def write_phantoms(directory: str, subjects: int, shape: tuple[int, int, int], seed: int) -> str:
+    """Write `subjects` phantom subjects as .nii.gz under `directory`; returns `directory`."""
+    import nibabel
+
+    rng = np.random.default_rng(seed)
+    for index in range(subjects):
+        folder = Path(directory) / f"subject_{index:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for modality, volume in phantom(shape, rng).items():
+            nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), str(folder / f"{modality}.nii.gz"))
+    return directory
+
+
+def phantom_folder(subjects: int, shape: tuple[int, int, int], seed: int) -> str:
+    """A folder of phantoms shared by every trial on this machine with these settings: written
+    once (to a temporary name, then renamed, so concurrent trials never read half a folder)."""
+    key = hashlib.sha1(f"{subjects}-{shape}-{seed}-v1".encode()).hexdigest()[:12]
+    final = os.path.join(tempfile.gettempdir(), "losstune_medgen_phantoms", key)
+    if not os.path.isdir(final):
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        staging = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=f"{key}.tmp")
+        write_phantoms(staging, subjects, shape, seed)
+        try:
+            os.rename(staging, final)
+        except OSError:  # another trial finished first; theirs is identical
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    return final

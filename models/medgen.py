@@ -1,0 +1,58 @@
+"""The medgen diffusion network (seed 001, "Model Architectures: UNet" and "Diffusion Modes").
+
+MONAI's DiffusionModelUNet, 2D or 3D. Its input is the noisy image(s) with the conditioning
+channels concatenated (bravo: [bravo_t, seg]; dual: [t1_pre_t, t1_gd_t, seg]); its output is the
+strategy's prediction for the image channels only (DDPM: the noise, RFlow: the velocity).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from data.medgen import MODE_CONDITIONING, MODE_IMAGES
+
+FEATURE_LAYERS = ("encoder", "mid", "decoder")
+
+
+def mode_channels(mode: str) -> tuple[int, int]:
+    """(in_channels, out_channels) of a mode, the seed's channel table: seg 1->1, bravo 2->1, dual 3->2."""
+    images = len(MODE_IMAGES[mode])
+    return images + len(MODE_CONDITIONING[mode]), images
+
+
+class DiffusionNet(nn.Module):
+    """prediction = unet([x_t, conditioning], timesteps); `epoch` is training state (a buffer, so
+    it is checkpointed) that epoch-dependent tricks such as the timestep curriculum read."""
+
+    def __init__(self, spatial_dims: int, mode: str, widths=(128, 256, 256), attention=(False, True, True),
+                 res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 32):
+        super().__init__()
+        from monai.networks.nets import DiffusionModelUNet
+
+        in_channels, out_channels = mode_channels(mode)
+        self.unet = DiffusionModelUNet(
+            spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, channels=tuple(widths),
+            attention_levels=tuple(attention), num_res_blocks=res_blocks, norm_num_groups=norm_groups,
+            num_head_channels=head_channels)
+        self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x_t: torch.Tensor, condition: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.unet(torch.cat([x_t, condition], dim=1), timesteps)
+
+
+def add_feature_noise(unet: nn.Module, layers: tuple[str, ...], std: float) -> list:
+    """Forward hooks that add N(0, std^2) to the output of the UNet's encoder blocks, middle block
+    and/or decoder blocks while training (seed "Feature Perturbation"; like continuous dropout).
+    Returns the hook handles."""
+    blocks = {"encoder": list(unet.down_blocks), "mid": [unet.middle_block], "decoder": list(unet.up_blocks)}
+
+    def perturb(module, inputs, output):
+        if not module.training:
+            return output
+        if isinstance(output, torch.Tensor):
+            return output + std * torch.randn_like(output)
+        # MONAI's down blocks return (hidden states, skip connections): perturb the hidden states
+        return (output[0] + std * torch.randn_like(output[0]), *output[1:])
+
+    return [block.register_forward_hook(perturb) for layer in layers for block in blocks[layer]]

@@ -1,0 +1,134 @@
+import gzip
+import shutil
+
+import nibabel
+import numpy as np
+import pytest
+import torch
+
+from data import DataError
+from data.medgen import (EMPTY_SLICE_LEVEL, Items, axial_slices, list_subjects, load_volumes, modalities_for,
+                         write_phantoms)
+
+SHAPE = (24, 24, 12)
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    return write_phantoms(str(tmp_path / "subjects"), 2, SHAPE, seed=0)
+
+
+def save(path, volume):
+    nibabel.save(nibabel.Nifti1Image(np.asarray(volume, np.float32), np.eye(4)), str(path))
+
+
+def test_phantoms_are_read_back_normalised_with_a_binary_tumour_mask(folder):
+    volumes = load_volumes(list_subjects(folder, modalities_for("dual")), "dual")
+    assert len(volumes) == 2
+    item = volumes[0]
+    assert item["image"].shape == (2, *SHAPE) and item["cond"].shape == (1, *SHAPE) and item["seg"].shape == (1, *SHAPE)
+    assert item["image"].min() == 0.0 and item["image"].max() == 1.0  # percentile-normalised and clipped
+    assert set(np.unique(item["seg"])) == {0.0, 1.0} and item["seg"].sum() > 0
+    # t1_gd (the second image) shows the tumour brighter than its surroundings, as contrast should
+    tumour = item["seg"][0] > 0
+    assert item["image"][1][tumour].mean() > item["image"][1][~tumour & (item["image"][1] > 0.1)].mean()
+
+
+def test_nii_and_nii_gz_are_both_found(folder):
+    subject = sorted(p for p in __import__("pathlib").Path(folder).iterdir())[0]
+    with gzip.open(subject / "seg.nii.gz") as packed, open(subject / "seg.nii", "wb") as plain:
+        shutil.copyfileobj(packed, plain)
+    (subject / "seg.nii.gz").unlink()
+    subjects = list_subjects(folder, modalities_for("bravo"))
+    assert subjects[0].files["seg"].endswith("seg.nii") and subjects[1].files["seg"].endswith("seg.nii.gz")
+
+
+def test_an_empty_directory_is_named(tmp_path):
+    with pytest.raises(DataError, match=f"{tmp_path}: no subject folders"):
+        list_subjects(str(tmp_path), modalities_for("bravo"))
+
+
+def test_a_missing_modality_names_the_subject_and_the_modality(folder):
+    (__import__("pathlib").Path(folder) / "subject_001" / "t1_gd.nii.gz").unlink()
+    with pytest.raises(DataError, match="subject_001 has no t1_gd.nii or t1_gd.nii.gz"):
+        list_subjects(folder, modalities_for("dual"))
+    list_subjects(folder, modalities_for("bravo"))  # bravo mode does not need t1_gd
+
+
+def test_a_seg_of_another_shape_names_both_files(folder):
+    seg = f"{folder}/subject_000/seg.nii.gz"
+    save(seg, np.zeros((24, 24, 10)))
+    with pytest.raises(DataError, match=r"seg.nii.gz: subject subject_000's seg has shape \(24, 24, 10\), its "
+                                        r"bravo \(24, 24, 12\) \(.*bravo.nii.gz\)"):
+        load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+
+
+def test_an_unreadable_file_is_named(folder):
+    path = f"{folder}/subject_001/bravo.nii.gz"
+    with open(path, "wb") as f:
+        f.write(b"not a nifti file")
+    with pytest.raises(DataError, match=f"{path}: subject subject_001: cannot read it as NIfTI"):
+        load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+
+
+def test_non_finite_voxels_are_counted_and_named(folder):
+    volume = np.ones(SHAPE)
+    volume[0, 0, :3] = np.nan
+    volume[1, 1, 1] = np.inf
+    path = f"{folder}/subject_000/bravo.nii.gz"
+    save(path, volume)
+    with pytest.raises(DataError, match=f"{path}: subject subject_000: 4 non-finite voxels"):
+        load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+
+
+def test_empty_slices_are_skipped_only_when_asked(folder):
+    volumes = load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+    every = axial_slices(volumes, skip_empty=False)
+    kept = axial_slices(volumes, skip_empty=True)
+    assert len(every) == 2 * SHAPE[2]
+    assert 0 < len(kept) < len(every)  # the phantom's head does not fill the top and bottom slices
+    assert all(s["image"].max() > EMPTY_SLICE_LEVEL for s in kept)
+    assert kept[0]["image"].shape == (1, 24, 24)
+
+
+def test_2d_items_are_resized_and_3d_items_cropped_or_padded(folder):
+    volumes = load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+    image, cond, seg = Items(axial_slices(volumes, True), 2, (16, 16), augment=False)[0]
+    assert image.shape == cond.shape == seg.shape == (1, 16, 16) and image.dtype == torch.float32
+    image, cond, seg = Items(volumes, 3, (32, 16, 12), augment=False)[0]
+    assert image.shape == (1, 32, 16, 12)  # H padded 24 -> 32, W cropped 24 -> 16, D kept
+    assert torch.equal(image[:, :4], torch.zeros(1, 4, 16, 12))  # the padding is zeros
+
+
+def test_seg_mode_has_no_conditioning_channels(folder):
+    volumes = load_volumes(list_subjects(folder, modalities_for("seg")), "seg")
+    image, cond, seg = Items(axial_slices(volumes, False), 2, (16, 16), augment=False, binary_images=True)[5]
+    assert cond.shape == (0, 16, 16) and torch.equal(image, seg)
+
+
+def test_augmentation_moves_image_and_masks_together(folder):
+    # in seg mode the image is the mask itself, interpolated the same way: any flip, rotation or
+    # shift drawn for the image must leave it equal to the transformed seg
+    volumes = load_volumes(list_subjects(folder, modalities_for("seg")), "seg")
+    items = Items(axial_slices(volumes, True), 2, (24, 24), augment=True, binary_images=True)
+    torch.manual_seed(0)
+    plain = Items(axial_slices(volumes, True), 2, (24, 24), augment=False, binary_images=True)
+    changed = 0
+    for index in range(len(items)):
+        image, _, seg = items[index]
+        assert torch.equal(image, seg)
+        changed += not torch.equal(image, plain[index][0])
+    assert changed > 0  # the augmentation did something
+
+
+def test_files_are_read_once_not_every_epoch(folder, monkeypatch):
+    volumes = load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+    items = Items(axial_slices(volumes, True), 2, (16, 16), augment=True)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a file was read after the dataset was built")
+
+    monkeypatch.setattr(nibabel, "load", no_reading)
+    for _ in range(2):  # two epochs
+        for index in range(len(items)):
+            items[index]

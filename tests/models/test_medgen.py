@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from models.medgen import DiffusionNet, add_feature_noise, mode_channels
+
+SMALL = {"widths": (8, 16, 16), "attention": (False, False, True), "norm_groups": 8, "head_channels": 8}
+
+
+@pytest.mark.parametrize("mode, channels", [("seg", (1, 1)), ("bravo", (2, 1)), ("dual", (3, 2))])
+def test_the_seeds_channel_table(mode, channels):
+    assert mode_channels(mode) == channels
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("mode, images, conditioning", [("seg", 1, 0), ("bravo", 1, 1), ("dual", 2, 1)])
+def test_forward_predicts_the_image_channels(spatial_dims, mode, images, conditioning):
+    net = DiffusionNet(spatial_dims, mode, **SMALL)
+    shape = (16,) * spatial_dims
+    x_t, condition = torch.randn(2, images, *shape), torch.randn(2, conditioning, *shape)
+    out = net(x_t, condition, torch.tensor([10.0, 900.0]))
+    assert out.shape == (2, images, *shape) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("layers", [("mid",), ("encoder",), ("decoder",), ("encoder", "mid", "decoder")])
+def test_feature_noise_perturbs_only_while_training(layers):
+    torch.manual_seed(0)
+    net = DiffusionNet(2, "bravo", **SMALL)
+    torch.nn.init.normal_(net.unet.out[-1].conv.weight)  # MONAI zero-initialises the output conv
+    inputs = (torch.randn(2, 1, 16, 16), torch.randn(2, 1, 16, 16), torch.tensor([5, 500]))
+    clean = net(*inputs)
+    handles = add_feature_noise(net.unet, layers, std=0.1)
+    assert len(handles) == sum({"mid": 1, "encoder": 3, "decoder": 3}[layer] for layer in layers)  # one per block
+    net.train()
+    first, second = net(*inputs), net(*inputs)
+    assert not torch.allclose(first, second) and not torch.allclose(first, clean)
+    net.eval()
+    assert torch.allclose(net(*inputs), clean)

@@ -1,0 +1,157 @@
+import importlib.util
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from trainables import medgen_diffusion as medgen
+from trainables.config import ConfigError, merge
+from trainables.families import make_config
+
+
+def config(overrides=None, preset=""):
+    return make_config(medgen, merge(medgen.SMOKE, overrides or {}), preset)
+
+
+def first_batch(dataset, size=4):
+    return next(iter(DataLoader(dataset, batch_size=size)))
+
+
+def test_defaults_are_the_seeds():
+    cfg = medgen.Config()
+    assert cfg.model.widths == (128, 256, 256) and cfg.model.attention == (False, True, True)
+    assert cfg.model.res_blocks == 1 and cfg.strategy.name == "rflow" and cfg.strategy.num_train_timesteps == 1000
+    assert cfg.optim.lr == 1e-4 and cfg.schedule.kind == "cosine" and cfg.schedule.warmup_epochs == 5
+    assert cfg.optim.lr * cfg.schedule.eta_min_factor == pytest.approx(1e-6)  # eta_min
+    assert cfg.loss.perceptual_weight == 0.0 and cfg.loss.min_snr_gamma == 0.0
+    r = cfg.regularisation
+    assert (r.curriculum_warmup_epochs, r.curriculum_start, r.curriculum_end) == (50, (0.0, 0.3), (0.0, 1.0))
+    assert (r.jitter_std, r.noise_augmentation_std, r.feature_std, r.feature_layers) == (0.05, 0.1, 0.1, ("mid",))
+    assert (r.self_conditioning_prob, r.self_conditioning_weight) == (0.5, 0.1)
+    regularised = make_config(medgen, preset="regularised").optim
+    assert (regularised.grad_noise_sigma, regularised.grad_noise_decay) == (0.01, 0.55)
+    assert make_config(medgen, preset="sam").optim.sam_rho == 0.05
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss": {"perceptual_weight": 0.001}}, "loss.perceptual_weights_path is required when loss.perceptual_weight > 0"),
+    ({"loss": {"perceptual_weights_path": "/nowhere/resnet50.pt"}}, "loss.perceptual_weights_path /nowhere/resnet50.pt: no such file"),
+    ({"model": {"spatial_dims": 4}}, "model.spatial_dims must be 2 or 3, got 4"),
+    ({"regularisation": {"feature_layers": ["middle"]}}, "regularisation.feature_layers must be some of"),
+    ({"regularisation": {"curriculum_start": [0.5, 0.2]}}, "regularisation.curriculum_start must be"),
+    ({"data": {"volume": [32, 32]}}, "data.volume must be 3 sizes"),
+    ({"data": {"mode": "multi"}}, "data.mode must be one of"),
+    ({"strategy": {"name": "edm"}}, "strategy.name must be one of"),
+])
+def test_bad_values_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        config(overrides)
+
+
+def test_seg_mode_turns_the_perceptual_loss_off():
+    cfg = config({"data": {"mode": "seg"}, "loss": {"perceptual_weight": 0.001}})  # no path needed
+    assert not medgen.uses_perceptual(cfg)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
+def test_a_perceptual_weight_without_torchvision_fails_before_ray(tmp_path):
+    weights = tmp_path / "resnet50.pt"
+    weights.write_bytes(b"")
+    cfg = config({"loss": {"perceptual_weight": 0.001, "perceptual_weights_path": str(weights)}})
+    with pytest.raises(ConfigError, match="loss.perceptual_weight > 0 needs torchvision"):
+        medgen.check_data(cfg)
+
+
+def test_subjects_are_held_out_whole():
+    cfg = config({"data": {"subjects": 5}})
+    train, val = medgen.subject_split(cfg)
+    assert [s.name for s in val] == ["subject_004"] and {s.name for s in train}.isdisjoint({s.name for s in val})
+
+
+def test_loss_terms_of_the_regularised_preset():
+    torch.manual_seed(0)
+    cfg = config({"regularisation": {"self_conditioning_prob": 1.0}}, preset="regularised")
+    parts = medgen.build(cfg)
+    torch.nn.init.normal_(parts.model.unet.out[-1].conv.weight)  # MONAI starts it at 0: a zero prediction
+    terms, health = medgen.loss_terms(parts.model, first_batch(parts.train_set), cfg)
+    assert set(terms) == {"mse", "self_cond"} and all(torch.isfinite(v) for v in terms.values())
+    assert terms["self_cond"] > 0  # feature perturbation makes the two passes differ
+    terms["mse"].backward()
+    assert parts.model.unet.conv_in.conv.weight.grad is not None
+
+
+def test_self_conditioning_is_zero_without_a_random_forward_pass():
+    torch.manual_seed(0)
+    cfg = config({"regularisation": {"self_conditioning": True, "self_conditioning_prob": 1.0}})
+    parts = medgen.build(cfg)
+    torch.nn.init.normal_(parts.model.unet.out[-1].conv.weight)  # a non-trivial prediction
+    terms, _ = medgen.loss_terms(parts.model, first_batch(parts.train_set), cfg)
+    assert terms["self_cond"].item() == 0.0
+
+
+def test_the_curriculum_keeps_early_times_clean():
+    torch.manual_seed(0)
+    cfg = config({"regularisation": {"curriculum": True}, "strategy": {"name": "ddpm"}})
+    scheduler = medgen.scheduler_of(cfg)
+    x0 = torch.zeros(4000, 1, 2, 2)
+    assert medgen.training_times(cfg, scheduler, x0, epoch=0).max() <= 0.3  # seed: [0, 0.3] at the start
+    assert medgen.training_times(cfg, scheduler, x0, epoch=50).max() > 0.99  # [0, 1] after 50 epochs
+
+
+def test_min_snr_reweights_the_mse():
+    cfg_plain, cfg_snr = config(), config({"loss": {"min_snr_gamma": 5.0}})
+    parts = medgen.build(cfg_plain)
+    batch = first_batch(parts.train_set)
+    torch.manual_seed(3)
+    plain, _ = medgen.loss_terms(parts.model, batch, cfg_plain)
+    torch.manual_seed(3)
+    weighted, _ = medgen.loss_terms(parts.model, batch, cfg_snr)
+    assert weighted["mse"] < plain["mse"]  # min(SNR, 5) / SNR <= 1, < 1 wherever SNR > 5
+
+
+def test_validation_draws_are_fixed_per_item():
+    cfg = config()
+    parts = medgen.build(cfg)
+    a, b = parts.val_set[1], parts.val_set[1]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert a[3].shape == (medgen.BINS, *a[0].shape) and not torch.equal(a[3], parts.val_set[0][3])
+
+
+def test_validation_metrics_are_deterministic_and_named_for_the_seed():
+    cfg = config()
+    parts = medgen.build(cfg)
+    parts.model.eval()
+    batch = first_batch(parts.val_set)
+    first = medgen.val_metrics(parts.model, batch, cfg, {})
+    again = medgen.val_metrics(parts.model, batch, cfg, {})
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert {f"t{name}" for name in medgen.BIN_NAMES} <= set(first) and first["mse"].shape == (4,)
+    mean_of_bins = torch.stack([first[f"t{name}"] for name in medgen.BIN_NAMES]).mean(0)
+    assert torch.allclose(first["mse"], mean_of_bins)
+    assert medgen.TAGS["val/mse"] == medgen.OBJECTIVE.metric == "Loss/MSE_val"
+    assert medgen.TAGS["val/t0.0-0.1"] == "Timestep/0.0-0.1" and medgen.TAGS["val/t0.9-1.0"] == "Timestep/0.9-1.0"
+
+
+def test_summarise_val_weights_regions_by_pixel_and_rates_the_bins():
+    # tumour: 2.0 squared error over 4 pixels -> 0.5; background 1.0 over 10 -> 0.1; ratio 5.
+    # bins 1, 1, ..., 1, 300: median 1, worst 300 -> ratio 300
+    means = {"tumor_sq_sum": 2.0, "tumor_count": 4.0, "background_sq_sum": 1.0, "background_count": 10.0,
+             "mse": 1.0, **{f"t{name}": 1.0 for name in medgen.BIN_NAMES}}
+    means["t0.0-0.1"] = 300.0
+    out = medgen.summarise_val(means, config())
+    assert out["tumor_loss"] == 0.5 and out["background_loss"] == 0.1 and out["tumor_bg_ratio"] == pytest.approx(5.0)
+    assert out["timestep_bin_ratio"] == 300.0 and "tumor_sq_sum" not in out
+    assert math.isnan(medgen.summarise_val(dict(means, tumor_count=0.0), config())["tumor_loss"])
+
+
+@pytest.mark.parametrize("epoch, ratio, reason", [(1, 500.0, ""), (2, 99.0, ""), (2, 101.0, "timestep_bin_blowup")])
+def test_stop_reasons(epoch, ratio, reason):
+    assert medgen.stop_reason({"epoch": epoch, "health/timestep_bin_ratio": ratio}, config()) == reason
+
+
+@pytest.mark.parametrize("side", [16, 32, 64, 256])
+def test_ms_ssim_fits_the_image_size(side):
+    metric = medgen.msssim_metric(2, side)
+    image = torch.rand(2, 1, side, side)
+    assert torch.allclose(metric(image, image), torch.ones(2, 1), atol=1e-4)

@@ -1,0 +1,470 @@
+"""medgen_diffusion family (seed 001, MedGen): DDPM or RFlow diffusion on MONAI's UNet, 2D slices or
+3D volumes from NIfTI subjects, in the seed's modes seg (1->1), bravo (2->1) and dual (3->2).
+
+Training loss: MSE(prediction, strategy target), optionally Min-SNR weighted, + perceptual_weight x
+perceptual (seed default 0; never in seg mode) + self-conditioning consistency. The seed's clean
+regularisers are flags here (curriculum, timestep jitter, noise augmentation, feature perturbation,
+self-conditioning); gradient noise, SAM/ASAM and EMA are the shared loop's optimiser options
+(`optim.grad_noise_sigma`, `optim.sam_rho`, `optim.ema_decay`), constant and plateau LR its
+schedule kinds.
+
+Objective: `Loss/MSE_val`, the unweighted prediction MSE at fixed, seeded timesteps (one per
+tenth of [0, 1]) and noise per validation item, so every trial is measured on the same draws
+whatever its loss weights and tricks. Metrics carry the seed's TensorBoard tag names (TAGS).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from trainables.families import Objective, Parts
+
+TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual network), which losstune does not "
+                      "install; install the torchvision build that matches your torch")
+BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
+BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
+OBJECTIVE = Objective("Loss/MSE_val", "min")
+HEALTH_FROM_VAL = ("timestep_bin_ratio",)
+# the loop's metric names -> the seed's tag names (seed "TensorBoard Metrics (Verified)")
+TAGS = {
+    "train/mse": "Loss/MSE_train", "train/loss": "Loss/Total_train", "train/perceptual": "Loss/Perceptual_train",
+    "val/mse": "Loss/MSE_val", "val/total": "Loss/Total_val", "val/psnr": "Validation/PSNR",
+    "val/msssim": "Validation/MS-SSIM", "val/tumor_loss": "regional/tumor_loss",
+    "val/background_loss": "regional/background_loss", "val/tumor_bg_ratio": "regional/tumor_bg_ratio",
+    "grad_norm": "training/grad_norm_avg", "grad_norm_max": "training/grad_norm_max", "lr": "LR/Generator",
+    **{f"val/t{name}": f"Timestep/{name}" for name in BIN_NAMES},
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""  # a folder of subject folders with <modality>.nii(.gz); "" = synthetic phantoms
+    val_path: str = ""  # a second such folder; "" = the last `val_fraction` of path's subjects
+    val_fraction: float = 0.2  # held out by subject, never by slice, so no subject is in both
+    mode: Literal["seg", "bravo", "dual"] = "bravo"  # seed "Diffusion Modes"
+    image_size: int = 128  # 2D; seed "IDUN Diffusion Experiments": 128
+    volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed configs/volume/default.yaml
+    skip_empty_slices: bool = True  # 2D
+    augment: bool = True  # seed "Config Options": training.augment true, augment_type diffusion
+    subjects: int = 10  # synthetic only
+    phantom_shape: tuple[int, ...] = (128, 128, 64)  # synthetic only (H, W, D)
+    seed: int = 0  # synthetic only
+
+    def __post_init__(self):
+        within("val_fraction", self.val_fraction, 0.01, 0.9)
+        at_least("image_size", self.image_size, 8)
+        for name in ("volume", "phantom_shape"):
+            shape = getattr(self, name)
+            if len(shape) != 3 or min(shape) < 8:
+                raise ConfigError(name, f"must be 3 sizes (H, W, D) of at least 8, got {list(shape)}")
+        at_least("subjects", self.subjects, 2)  # one to train on, one to validate
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """seed "Model Architectures: UNet": channels [128, 256, 256], attention [false, true, true],
+    num_res_blocks 1; the head size is MONAI's default (the seed names none)."""
+
+    spatial_dims: int = 2
+    widths: tuple[int, ...] = (128, 256, 256)
+    attention: tuple[bool, ...] = (False, True, True)
+    res_blocks: int = 1
+    norm_groups: int = 32
+    head_channels: int = 8
+
+    def __post_init__(self):
+        if self.spatial_dims not in (2, 3):
+            raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
+        if len(self.widths) != len(self.attention) or not self.widths:
+            raise ConfigError("attention", f"needs one flag per width ({len(self.widths)}), got {len(self.attention)}")
+        if any(w % self.norm_groups for w in self.widths):
+            raise ConfigError("widths", f"must all be multiples of norm_groups={self.norm_groups}, got {list(self.widths)}")
+        at_least("res_blocks", self.res_blocks, 1)
+        at_least("head_channels", self.head_channels, 1)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: Literal["ddpm", "rflow"] = "rflow"  # seed: RFlow is the strategy of its examples
+    num_train_timesteps: int = 1000  # seed "RFlow Defaults"
+    timestep_transform: bool = True  # seed "RFlow Defaults": use_timestep_transform true
+    transform_base_size: int = 128  # not in the seed: the side at which the transform is neutral
+
+    def __post_init__(self):
+        at_least("num_train_timesteps", self.num_train_timesteps, 2)
+        at_least("transform_base_size", self.transform_base_size, 1)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    perceptual_weight: float = 0.0  # seed "Loss Functions": 0.0 (0.001 to enable)
+    perceptual_weights_path: str = ""  # local ResNet-50 weights for MONAI's perceptual loss
+    min_snr_gamma: float = 0.0  # 0 = off (seed exp1 baseline); 5 is the Min-SNR paper's value
+
+    def __post_init__(self):
+        at_least("perceptual_weight", self.perceptual_weight, 0.0)
+        at_least("min_snr_gamma", self.min_snr_gamma, 0.0)
+
+
+@dataclass(frozen=True)
+class RegularisationConfig:
+    """seed "Clean Regularization Techniques", each off by default, with the seed's parameters
+    (IDUN experiments 21-25)."""
+
+    curriculum: bool = False
+    curriculum_warmup_epochs: int = 50
+    curriculum_start: tuple[float, ...] = (0.0, 0.3)  # (min t, max t) at epoch 0
+    curriculum_end: tuple[float, ...] = (0.0, 1.0)  # ... after the warmup epochs
+    timestep_jitter: bool = False
+    jitter_std: float = 0.05
+    noise_augmentation: bool = False
+    noise_augmentation_std: float = 0.1
+    feature_perturbation: bool = False
+    feature_std: float = 0.1
+    feature_layers: tuple[str, ...] = ("mid",)  # of "encoder", "mid", "decoder"
+    self_conditioning: bool = False
+    self_conditioning_prob: float = 0.5
+    self_conditioning_weight: float = 0.1
+
+    def __post_init__(self):
+        at_least("curriculum_warmup_epochs", self.curriculum_warmup_epochs, 0)
+        for name in ("curriculum_start", "curriculum_end"):
+            low, high = (getattr(self, name) + (math.nan, math.nan))[:2]
+            if len(getattr(self, name)) != 2 or not 0.0 <= low < high <= 1.0:
+                raise ConfigError(name, f"must be [min t, max t] with 0 <= min < max <= 1, got {list(getattr(self, name))}")
+        at_least("jitter_std", self.jitter_std, 0.0)
+        at_least("noise_augmentation_std", self.noise_augmentation_std, 0.0)
+        at_least("feature_std", self.feature_std, 0.0)
+        unknown = set(self.feature_layers) - {"encoder", "mid", "decoder"}
+        if unknown or not self.feature_layers:
+            raise ConfigError("feature_layers", f"must be some of encoder, mid, decoder, got {list(self.feature_layers)}")
+        within("self_conditioning_prob", self.self_conditioning_prob, 0.0, 1.0)
+        at_least("self_conditioning_weight", self.self_conditioning_weight, 0.0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    seed: int = 12345  # the fixed validation timesteps and noise, the same for every trial
+    msssim: bool = True
+
+    def __post_init__(self):
+        at_least("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    grace_epochs: int = 1
+    max_bin_ratio: float = 100.0  # a timestep bin's loss over the median bin's
+
+    def __post_init__(self):
+        at_least("grace_epochs", self.grace_epochs, 0)
+        above("max_bin_ratio", self.max_bin_ratio, 1.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    # seed "Learning Rates": 1e-4; clipping is in the seed (gradient noise comes after it), its norm is not
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.0, grad_clip=1.0))
+    # seed "Learning Rates": warmup 5 epochs + cosine, eta_min 1e-6 (= 0.01 x lr); warmup from 0.1 x lr
+    # (seed "Constant LR Scheduler": start_factor=0.1)
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
+        kind="cosine", warmup_epochs=5.0, warmup_start_factor=0.1, eta_min_factor=0.01))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, batch_size=16))  # not in the seed
+
+    def __post_init__(self):
+        loss = self.loss
+        if loss.perceptual_weight > 0 and self.data.mode != "seg" and not loss.perceptual_weights_path:
+            raise ConfigError("loss.perceptual_weights_path",
+                              "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
+                              "be downloaded here; give a local ResNet-50 state dict")
+        if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
+            raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
+
+
+PRESETS = {
+    "small": {  # a network a CPU can train: widths / 4
+        "model": {"widths": [32, 64, 64], "attention": [False, False, True], "norm_groups": 16, "head_channels": 16}},
+    "regularised": {  # every clean regulariser at the seed's parameters (IDUN exp20-25)
+        "regularisation": {"curriculum": True, "timestep_jitter": True, "noise_augmentation": True,
+                           "feature_perturbation": True, "self_conditioning": True},
+        "optim": {"grad_noise_sigma": 0.01, "grad_noise_decay": 0.55}},
+    "sam": {"optim": {"sam_rho": 0.05}},  # seed "SAM Optimizer" (IDUN exp11_1)
+}
+
+SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 32]},
+         "model": {"widths": [16, 32, 32], "attention": [False, False, True], "norm_groups": 8, "head_channels": 8},
+         "schedule": {"warmup_epochs": 1.0}, "train": {"epochs": 2, "batch_size": 8}}
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+class FixedDraws:
+    """Validation items with their own fixed noise (one per timestep bin) and offsets within the
+    bins, drawn from (eval.seed, item index): the same for every trial, epoch and worker layout."""
+
+    def __init__(self, items, seed: int):
+        self.items, self.seed = items, seed
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        image, cond, seg = self.items[index]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        noise = torch.randn((BINS, *image.shape), generator=generator)
+        return image, cond, seg, noise, torch.rand(BINS, generator=generator)
+
+
+def subject_split(cfg):
+    """(train subjects, validation subjects) of the configured (or phantom) folders."""
+    from data.medgen import list_subjects, modalities_for, phantom_folder
+
+    d = cfg.data
+    path = d.path or phantom_folder(d.subjects, tuple(d.phantom_shape), d.seed)
+    subjects = list_subjects(path, modalities_for(d.mode))
+    if d.val_path:
+        return subjects, list_subjects(d.val_path, modalities_for(d.mode))
+    held_out = max(1, int(round(d.val_fraction * len(subjects))))
+    if held_out >= len(subjects):
+        raise ConfigError("data.path", f"{path}: {len(subjects)} subject(s) are too few to hold some out")
+    return subjects[:-held_out], subjects[-held_out:]
+
+
+def check_data(cfg) -> None:
+    """Every file's header, before Ray starts (voxels are read and checked when a trial builds)."""
+    import importlib.util
+
+    from data.medgen import check_headers
+
+    if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
+        raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
+    for subjects in subject_split(cfg):
+        check_headers(subjects)
+
+
+def make_items(cfg, subjects, augment: bool):
+    from data.medgen import Items, axial_slices, load_volumes
+
+    d, spatial_dims = cfg.data, cfg.model.spatial_dims
+    volumes = load_volumes(subjects, d.mode)
+    if spatial_dims == 2:
+        return Items(axial_slices(volumes, d.skip_empty_slices), 2, (d.image_size,) * 2, augment, d.mode == "seg")
+    return Items(volumes, 3, tuple(d.volume), augment, d.mode == "seg")
+
+
+def build(cfg) -> Parts:
+    from models.medgen import DiffusionNet, add_feature_noise
+
+    train_subjects, val_subjects = subject_split(cfg)
+    m, r = cfg.model, cfg.regularisation
+    model = DiffusionNet(m.spatial_dims, cfg.data.mode, m.widths, m.attention, m.res_blocks, m.norm_groups,
+                         m.head_channels)
+    if r.feature_perturbation:
+        add_feature_noise(model.unet, r.feature_layers, r.feature_std)
+    return Parts(model, make_items(cfg, train_subjects, cfg.data.augment),
+                 FixedDraws(make_items(cfg, val_subjects, augment=False), cfg.eval.seed), {})
+
+
+# --- loss --------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def noise_scheduler(strategy: str, steps: int, spatial_dims: int, base_size: int, transform: bool):
+    from losses.diffusion import make_scheduler
+
+    return make_scheduler(strategy, steps, spatial_dims, base_size, transform)
+
+
+def scheduler_of(cfg):
+    s = cfg.strategy
+    return noise_scheduler(s.name, s.num_train_timesteps, cfg.model.spatial_dims, s.transform_base_size,
+                           s.timestep_transform)
+
+
+@functools.lru_cache(maxsize=2)
+def perceptual_network(spatial_dims: int, weights_path: str):
+    """MONAI's PerceptualLoss on a torchvision ResNet-50 loaded from a local file (2.5D for
+    volumes, as the seed's 3D VAE does). torchvision is not a dependency of losstune: its PyPI
+    build needs a newer torch than the CPU build this project pins."""
+    try:
+        import torchvision  # noqa: F401
+    except ImportError as err:
+        raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED) from err
+    from monai.losses import PerceptualLoss
+
+    network = PerceptualLoss(spatial_dims=spatial_dims, network_type="resnet50", is_fake_3d=spatial_dims == 3,
+                             pretrained=True, pretrained_path=weights_path)
+    return network.eval().requires_grad_(False)
+
+
+def uses_perceptual(cfg) -> bool:
+    return cfg.loss.perceptual_weight > 0 and cfg.data.mode != "seg"  # seed: seg mode disables it
+
+
+def perceptual_term(cfg, estimate: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    network = perceptual_network(cfg.model.spatial_dims, cfg.loss.perceptual_weights_path).to(x0.device)
+    channels = [network(estimate[:, c:c + 1].float(), x0[:, c:c + 1].float()) for c in range(x0.shape[1])]
+    return torch.stack(channels).mean()
+
+
+def term_weights(cfg) -> dict:
+    """The weight of each term this config computes."""
+    weights = {"mse": 1.0}
+    if uses_perceptual(cfg):
+        weights["perceptual"] = cfg.loss.perceptual_weight
+    if cfg.regularisation.self_conditioning:
+        weights["self_cond"] = cfg.regularisation.self_conditioning_weight
+    return weights
+
+
+def on_epoch_start(model, epoch: int, cfg) -> None:
+    model.epoch.fill_(epoch)  # the curriculum's clock
+
+
+def training_times(cfg, scheduler, x0: torch.Tensor, epoch: int) -> torch.Tensor:
+    """The strategy's t, squeezed into the curriculum's range and jittered where configured."""
+    from losses.diffusion import curriculum_range, jitter, sample_t, squeeze_into
+
+    r = cfg.regularisation
+    t = sample_t(cfg.strategy.name, scheduler, x0)
+    if r.curriculum:
+        t = squeeze_into(t, *curriculum_range(epoch, r.curriculum_warmup_epochs, r.curriculum_start,
+                                              r.curriculum_end))
+    if r.timestep_jitter:
+        t = jitter(t, r.jitter_std)
+    return t
+
+
+def loss_terms(model, batch, cfg):
+    from losses.diffusion import augment_noise, min_snr_weights, model_timesteps, per_sample_mse, snr, target, \
+        x0_estimate
+
+    x0, cond, _ = batch
+    strategy, r = cfg.strategy.name, cfg.regularisation
+    scheduler = scheduler_of(cfg)
+    inner = getattr(model, "module", model)  # the DiffusionNet under DDP
+    t = training_times(cfg, scheduler, x0, int(inner.epoch))
+    timesteps = model_timesteps(strategy, t, scheduler.num_train_timesteps)
+    noise = torch.randn_like(x0)
+    if r.noise_augmentation:
+        noise = augment_noise(noise, r.noise_augmentation_std)
+    x_t = scheduler.add_noise(x0, noise, timesteps)
+    prediction = model(x_t, cond, timesteps)
+    mse = per_sample_mse(prediction, target(strategy, x0, noise))
+    if cfg.loss.min_snr_gamma:
+        mse = mse * min_snr_weights(snr(strategy, scheduler, timesteps), cfg.loss.min_snr_gamma)
+    terms = {"mse": mse.mean()}
+    if uses_perceptual(cfg):
+        terms["perceptual"] = perceptual_term(cfg, x0_estimate(strategy, scheduler, x_t, prediction, timesteps), x0)
+    if r.self_conditioning:
+        terms["self_cond"] = self_conditioning(model, x_t, cond, timesteps, prediction, r.self_conditioning_prob)
+    return terms, {"t_mean": t.mean().detach()}
+
+
+def self_conditioning(model, x_t, cond, timesteps, prediction, prob: float) -> torch.Tensor:
+    """seed "Self-Conditioning via Consistency": with probability `prob` a second pass without
+    gradient gives P1, and the term is MSE(prediction, P1); else 0. The two passes differ only by
+    the forward pass's own randomness (feature perturbation), without which the term is 0."""
+    if torch.rand(()) >= prob:
+        return prediction.new_zeros((), dtype=torch.float32)
+    with torch.no_grad():
+        reference = model(x_t, cond, timesteps)
+    return (prediction.float() - reference.float()).pow(2).mean()
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def msssim_metric(spatial_dims: int, side: int):
+    """MONAI's MS-SSIM with as many of its 5 scales (and as large a kernel, up to 11) as the
+    smallest side allows: each scale halves the image, and the last must exceed the kernel."""
+    from monai.metrics import MultiScaleSSIMMetric
+
+    weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # MONAI's (Wang et al. 2003)
+    for scales in range(5, 0, -1):
+        kernel = min(11, side // 2 ** (scales - 1) - 1)
+        kernel -= 1 - kernel % 2  # odd
+        if kernel >= 3:
+            chosen = weights[:scales]
+            return MultiScaleSSIMMetric(spatial_dims=spatial_dims, data_range=1.0, kernel_size=kernel,
+                                        weights=tuple(w / sum(chosen) for w in chosen), reduction="none")
+    raise ConfigError("data.image_size", f"{side} is too small for MS-SSIM (needs >= 4)")
+
+
+@torch.no_grad()
+def val_metrics(model, batch, cfg, extras):
+    """Per item, at its 10 fixed timesteps (one in each tenth of [0, 1]): the prediction MSE per bin
+    and overall, and the quality of the one-step x0 estimate (PSNR, MS-SSIM, squared error inside
+    and outside the tumour mask, as sums so that `summarise_val` can weight them by pixel)."""
+    from monai.metrics import PSNRMetric
+
+    from losses.diffusion import model_timesteps, per_sample_mse, target, x0_estimate
+
+    x0, cond, seg, noises, offsets = batch
+    strategy, scheduler = cfg.strategy.name, scheduler_of(cfg)
+    out = {}
+    estimates = []
+    for k in range(BINS):
+        t = (k + offsets[:, k]) / BINS
+        timesteps = model_timesteps(strategy, t, scheduler.num_train_timesteps)
+        noise = noises[:, k]
+        x_t = scheduler.add_noise(x0, noise, timesteps)
+        prediction = model(x_t, cond, timesteps)
+        out[f"t{BIN_NAMES[k]}"] = per_sample_mse(prediction, target(strategy, x0, noise))
+        estimates.append(x0_estimate(strategy, scheduler, x_t, prediction, timesteps).float().clamp(0, 1))
+    out["mse"] = torch.stack([out[f"t{name}"] for name in BIN_NAMES]).mean(0)
+    out["total"] = out["mse"]
+    if uses_perceptual(cfg):
+        out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
+            [perceptual_term(cfg, e, x0) for e in estimates]).mean()
+    out["psnr"] = torch.stack([PSNRMetric(max_val=1.0, reduction="none")(e, x0).mean(1) for e in estimates]).mean(0)
+    if cfg.eval.msssim:
+        metric = msssim_metric(cfg.model.spatial_dims, min(x0.shape[2:]))
+        out["msssim"] = torch.stack([metric(e, x0).mean(1) for e in estimates]).mean(0)
+    tumour = seg.expand_as(x0) > 0.5
+    squared = torch.stack([(e - x0.float()).pow(2) for e in estimates]).mean(0)
+    out["tumor_sq_sum"] = (squared * tumour).flatten(1).sum(1)
+    out["tumor_count"] = tumour.flatten(1).sum(1).float()
+    out["background_sq_sum"] = (squared * ~tumour).flatten(1).sum(1)
+    out["background_count"] = (~tumour).flatten(1).sum(1).float()
+    return out
+
+
+def summarise_val(means: dict, cfg) -> dict:
+    """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
+    the ratio of sums) and the timestep-bin health ratio."""
+    out = {k: v for k, v in means.items() if not k.endswith(("_sq_sum", "_count"))}
+    tumour = means["tumor_sq_sum"] / means["tumor_count"] if means["tumor_count"] > 0 else math.nan
+    background = means["background_sq_sum"] / max(means["background_count"], 1e-12)
+    out.update({"tumor_loss": tumour, "background_loss": background,
+                "tumor_bg_ratio": tumour / background if background > 0 else math.nan})
+    bins = sorted(means[f"t{name}"] for name in BIN_NAMES)
+    median = (bins[BINS // 2 - 1] + bins[BINS // 2]) / 2
+    out["timestep_bin_ratio"] = bins[-1] / median if median > 0 else math.inf
+    return out
+
+
+def stop_reason(metrics, cfg) -> str:
+    if metrics["epoch"] > cfg.health.grace_epochs and metrics["health/timestep_bin_ratio"] > cfg.health.max_bin_ratio:
+        return "timestep_bin_blowup"
+    return ""
+
+
+def train_loop_per_worker(config: dict) -> None:
+    from trainables.loop import train
+
+    train(config, sys.modules[__name__])

@@ -33,11 +33,10 @@ LATENT = (4, 32, 32)  # seed: 4x32x32 latents
 
 def ssm_peak_mb(batch: int, positions: int) -> float:
     """Peak memory of one forward + backward of ssm_distance, in this process."""
-    import resource
-
     import torch
 
     from losses.energy import ssm_distance
+    from trainables.loop import peak_rss_mb
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(batch, *LATENT, device=device, requires_grad=True)
@@ -46,11 +45,11 @@ def ssm_peak_mb(batch: int, positions: int) -> float:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        before = peak_rss_mb() * 2**20
     ssm_distance(x, y, positions).backward()
     if device == "cuda":
         return (torch.cuda.max_memory_allocated() - before) / 2**20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / 2**20
+    return (peak_rss_mb() * 2**20 - before) / 2**20
 
 
 def ssm_peak_in_fresh_process(batch: int, positions: int) -> float:

@@ -2,7 +2,7 @@
 
 Peak RSS of a trial's training worker per family at its default config: one TorchTrainer run of
 one epoch (--quick: the family's smoke config), reading the worker's own `peak_mem_mb` report
-(ru_maxrss of the worker process; CUDA's max allocated memory on a GPU).
+(the worker process's VmHWM; CUDA's max allocated memory on a GPU).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def list_subjects(directory: str, modalities: tuple[str, ...]) -> list[Subject]:
     for folder in folders:
         files = {}
         for modality in modalities:
-            found = [folder / f"{modality}{ext}" for ext in (".nii.gz", ".nii") if (folder / f"{modality}{ext}").is_file()]
+            found = [path for path in (folder / f"{modality}.nii.gz", folder / f"{modality}.nii") if path.is_file()]
             if not found:
                 raise DataError(f"{folder}: subject {folder.name} has no {modality}.nii or {modality}.nii.gz")
             files[modality] = str(found[0])

@@ -45,6 +45,17 @@ def within(name: str, value: float, low: float, high: float) -> None:
         raise ConfigError(name, f"must be in [{low}, {high}], got {value}")
 
 
+def check_unet_sizes(model) -> None:
+    """The sizes of a MONAI DiffusionModelUNet section (widths, attention, res_blocks,
+    norm_groups, head_channels) fit together."""
+    if len(model.widths) != len(model.attention) or not model.widths:
+        raise ConfigError("attention", f"needs one flag per width ({len(model.widths)}), got {len(model.attention)}")
+    if any(w % model.norm_groups for w in model.widths):
+        raise ConfigError("widths", f"must all be multiples of norm_groups={model.norm_groups}, got {list(model.widths)}")
+    at_least("res_blocks", model.res_blocks, 1)
+    at_least("head_channels", model.head_channels, 1)
+
+
 # --- sections the shared train loop reads ------------------------------------------------------
 
 @dataclass(frozen=True)

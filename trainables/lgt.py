@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import Dataset
 
 from data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
+                               within)
 from trainables.families import Objective, Parts
 
 OBJECTIVE = Objective("val/energy", "min")
@@ -65,12 +66,7 @@ class ModelConfig:
     head_channels: int = 32
 
     def __post_init__(self):
-        if len(self.widths) != len(self.attention) or not self.widths:
-            raise ConfigError("attention", f"needs one flag per width ({len(self.widths)}), got {len(self.attention)}")
-        if any(w % self.norm_groups for w in self.widths):
-            raise ConfigError("widths", f"must all be multiples of norm_groups={self.norm_groups}, got {list(self.widths)}")
-        at_least("res_blocks", self.res_blocks, 1)
-        at_least("head_channels", self.head_channels, 1)
+        check_unet_sizes(self)
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,21 @@ def evaluate(accelerator, model, loader, family, cfg, extras) -> dict:
 def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss is no good for it: a child process
+    inherits its parent's peak across fork and exec (a worker would report its spawner's peak if
+    that was higher); /proc's VmHWM is the process's own."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere; Linux reports KiB
 
 
 def save(accelerator, directory: str, epochs_done: int, restarts: int) -> None:

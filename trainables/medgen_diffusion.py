@@ -24,7 +24,8 @@ from typing import Literal
 
 import torch
 
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
+                               within)
 from trainables.families import Objective, Parts
 
 TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual network), which losstune does not "
@@ -83,12 +84,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.spatial_dims not in (2, 3):
             raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
-        if len(self.widths) != len(self.attention) or not self.widths:
-            raise ConfigError("attention", f"needs one flag per width ({len(self.widths)}), got {len(self.attention)}")
-        if any(w % self.norm_groups for w in self.widths):
-            raise ConfigError("widths", f"must all be multiples of norm_groups={self.norm_groups}, got {list(self.widths)}")
-        at_least("res_blocks", self.res_blocks, 1)
-        at_least("head_channels", self.head_channels, 1)
+        check_unet_sizes(self)
 
 
 @dataclass(frozen=True)
@@ -137,15 +133,16 @@ class RegularisationConfig:
     def __post_init__(self):
         at_least("curriculum_warmup_epochs", self.curriculum_warmup_epochs, 0)
         for name in ("curriculum_start", "curriculum_end"):
-            low, high = (getattr(self, name) + (math.nan, math.nan))[:2]
-            if len(getattr(self, name)) != 2 or not 0.0 <= low < high <= 1.0:
-                raise ConfigError(name, f"must be [min t, max t] with 0 <= min < max <= 1, got {list(getattr(self, name))}")
+            bounds = getattr(self, name)
+            if len(bounds) != 2 or not 0.0 <= bounds[0] < bounds[1] <= 1.0:
+                raise ConfigError(name, f"must be [min t, max t] with 0 <= min < max <= 1, got {list(bounds)}")
         at_least("jitter_std", self.jitter_std, 0.0)
         at_least("noise_augmentation_std", self.noise_augmentation_std, 0.0)
         at_least("feature_std", self.feature_std, 0.0)
         unknown = set(self.feature_layers) - {"encoder", "mid", "decoder"}
         if unknown or not self.feature_layers:
-            raise ConfigError("feature_layers", f"must be some of encoder, mid, decoder, got {list(self.feature_layers)}")
+            raise ConfigError("feature_layers",
+                              f"must be some of encoder, mid, decoder, got {list(self.feature_layers)}")
         within("self_conditioning_prob", self.self_conditioning_prob, 0.0, 1.0)
         at_least("self_conditioning_weight", self.self_conditioning_weight, 0.0)
 
@@ -388,31 +385,13 @@ def self_conditioning(model, x_t, cond, timesteps, prediction, prob: float) -> t
 
 # --- validation ---------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
-def msssim_metric(spatial_dims: int, side: int):
-    """MONAI's MS-SSIM with as many of its 5 scales (and as large a kernel, up to 11) as the
-    smallest side allows: each scale halves the image, and the last must exceed the kernel."""
-    from monai.metrics import MultiScaleSSIMMetric
-
-    weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # MONAI's (Wang et al. 2003)
-    for scales in range(5, 0, -1):
-        kernel = min(11, side // 2 ** (scales - 1) - 1)
-        kernel -= 1 - kernel % 2  # odd
-        if kernel >= 3:
-            chosen = weights[:scales]
-            return MultiScaleSSIMMetric(spatial_dims=spatial_dims, data_range=1.0, kernel_size=kernel,
-                                        weights=tuple(w / sum(chosen) for w in chosen), reduction="none")
-    raise ConfigError("data.image_size", f"{side} is too small for MS-SSIM (needs >= 4)")
-
-
 @torch.no_grad()
 def val_metrics(model, batch, cfg, extras):
     """Per item, at its 10 fixed timesteps (one in each tenth of [0, 1]): the prediction MSE per bin
     and overall, and the quality of the one-step x0 estimate (PSNR, MS-SSIM, squared error inside
     and outside the tumour mask, as sums so that `summarise_val` can weight them by pixel)."""
-    from monai.metrics import PSNRMetric
-
     from losses.diffusion import model_timesteps, per_sample_mse, target, x0_estimate
+    from losses.image_quality import msssim, psnr, regional_sums
 
     x0, cond, seg, noises, offsets = batch
     strategy, scheduler = cfg.strategy.name, scheduler_of(cfg)
@@ -431,27 +410,20 @@ def val_metrics(model, batch, cfg, extras):
     if uses_perceptual(cfg):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
             [perceptual_term(cfg, e, x0) for e in estimates]).mean()
-    out["psnr"] = torch.stack([PSNRMetric(max_val=1.0, reduction="none")(e, x0).mean(1) for e in estimates]).mean(0)
+    out["psnr"] = torch.stack([psnr(e, x0) for e in estimates]).mean(0)
     if cfg.eval.msssim:
-        metric = msssim_metric(cfg.model.spatial_dims, min(x0.shape[2:]))
-        out["msssim"] = torch.stack([metric(e, x0).mean(1) for e in estimates]).mean(0)
-    tumour = seg.expand_as(x0) > 0.5
+        out["msssim"] = torch.stack([msssim(e, x0) for e in estimates]).mean(0)
     squared = torch.stack([(e - x0.float()).pow(2) for e in estimates]).mean(0)
-    out["tumor_sq_sum"] = (squared * tumour).flatten(1).sum(1)
-    out["tumor_count"] = tumour.flatten(1).sum(1).float()
-    out["background_sq_sum"] = (squared * ~tumour).flatten(1).sum(1)
-    out["background_count"] = (~tumour).flatten(1).sum(1).float()
-    return out
+    return {**out, **regional_sums(squared, seg)}
 
 
 def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
     the ratio of sums) and the timestep-bin health ratio."""
+    from losses.image_quality import regional_errors
+
     out = {k: v for k, v in means.items() if not k.endswith(("_sq_sum", "_count"))}
-    tumour = means["tumor_sq_sum"] / means["tumor_count"] if means["tumor_count"] > 0 else math.nan
-    background = means["background_sq_sum"] / max(means["background_count"], 1e-12)
-    out.update({"tumor_loss": tumour, "background_loss": background,
-                "tumor_bg_ratio": tumour / background if background > 0 else math.nan})
+    out.update(regional_errors(means))
     bins = sorted(means[f"t{name}"] for name in BIN_NAMES)
     median = (bins[BINS // 2 - 1] + bins[BINS // 2]) / 2
     out["timestep_bin_ratio"] = bins[-1] / median if median > 0 else math.inf

@@ -148,6 +148,24 @@ def test_npt_three_trial_sweep_over_weights(local_ray, tmp_path):
         assert column in history, column
 
 
+def test_medgen_diffusion_three_trial_sweep_over_regularisers_with_the_seeds_tags(local_ray, tmp_path):
+    code = sweep.main(["medgen_diffusion", "--space", "regularisation", "--trials", "3", "--smoke-test",
+                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "med3"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "med3" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "med3" / "history.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    default = trials[trials["is_default"]].iloc[0]
+    assert not default["config/regularisation/curriculum"] and default["config/optim/grad_noise_sigma"] == 0.0
+    for column in ("Loss/MSE_train", "Loss/Total_train", "Loss/MSE_val", "Validation/PSNR", "Validation/MS-SSIM",
+                   "Timestep/0.0-0.1", "Timestep/0.9-1.0", "regional/tumor_loss", "regional/background_loss",
+                   "regional/tumor_bg_ratio", "training/grad_norm_avg", "training/grad_norm_max", "LR/Generator",
+                   "health/timestep_bin_ratio"):
+        assert column in history, column
+    assert trials["objective"].equals(trials["final/Loss/MSE_val"])
+    assert (history["Validation/PSNR"] > 0).all()
+
+
 @pytest.fixture
 def another_ray_on_this_machine():
     """A second Ray instance on this machine, as another user's sweep or a test run would be."""

@@ -1,0 +1,130 @@
+"""python benchmarks/medgen_step.py [--rounds 5] [--steps 4] [--quick]
+
+medgen_diffusion's training step on this machine with the `small` preset (widths 32/64/64):
+2D bravo at 64x64 (batch 16) and 3D bravo at 32^3 (batch 2), each with
+  - plain: the documented default (RFlow, AdamW, no regulariser),
+  - regularised: every clean regulariser of the seed on (curriculum, jitter, noise augmentation,
+    feature perturbation, self-conditioning, gradient noise),
+  - sam: SAM with rho 0.05 (two forward-backward passes; the seed says ~2x compute).
+Step time is the shared loop's own `run_epoch` (loss, backward, clipping, tricks, AdamW step) over
+`--steps` batches of the real data path (phantom NIfTI files), divided by the steps; the median
+over `--rounds` rounds, the variants interleaved so that machine noise hits them alike. Peak
+memory is the peak RSS (VmHWM) of a fresh process that builds the data and model and runs one round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import machine  # noqa: E402
+
+SETTINGS = {
+    "2d_64": {"model": {"spatial_dims": 2}, "data": {"image_size": 64, "phantom_shape": [64, 64, 32]},
+              "train": {"batch_size": 16}},
+    "3d_32": {"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 32], "phantom_shape": [32, 32, 32],
+                                                     "subjects": 12},
+              "train": {"batch_size": 2}},
+}
+VARIANTS = {"plain": {}, "regularised": "regularised", "sam": {"optim": {"sam_rho": 0.05}}}
+
+
+def setup(setting: str, variant: str):
+    """(config, model, loader, optimizer, scheduler, accelerator, params) for one setting."""
+    import torch
+    from accelerate import Accelerator
+
+    from trainables import medgen_diffusion as medgen
+    from trainables.config import merge
+    from trainables.families import make_config
+    from trainables.loop import make_scheduler
+
+    extra = VARIANTS[variant]
+    overrides = merge(medgen.PRESETS["small"], SETTINGS[setting])
+    if isinstance(extra, str):
+        overrides = merge(medgen.PRESETS[extra], overrides)
+    else:
+        overrides = merge(overrides, extra)
+    cfg = make_config(medgen, overrides)
+    torch.manual_seed(0)
+    parts = medgen.build(cfg)
+    loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
+                                         drop_last=True)
+    params = [p for p in parts.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr)
+    scheduler = make_scheduler(optimizer, cfg, total_steps=1000)
+    accelerator = Accelerator(cpu=True)
+    return cfg, parts.model, loader, optimizer, scheduler, accelerator, params
+
+
+def one_round(state, steps: int) -> float:
+    """Seconds per step of `steps` steps through the shared loop's run_epoch."""
+    import itertools
+
+    from trainables import medgen_diffusion as medgen
+    from trainables.loop import run_epoch
+
+    cfg, model, loader, optimizer, scheduler, accelerator, params = state
+    batches = list(itertools.islice(itertools.cycle(loader), steps))
+    started = time.perf_counter()
+    run_epoch(accelerator, model, (optimizer,), params, scheduler, batches, medgen, cfg, step=0)
+    return (time.perf_counter() - started) / steps
+
+
+def peak_rss(setting: str, variant: str, steps: int) -> dict:
+    """In this (fresh) process: the peak RSS before building, and after one round."""
+    from trainables.loop import peak_rss_mb
+
+    before = peak_rss_mb()
+    state = setup(setting, variant)
+    one_round(state, steps)
+    return {"before_mb": before, "peak_mb": peak_rss_mb()}
+
+
+def in_fresh_process(setting: str, variant: str, steps: int) -> dict:
+    code = (f"import sys, json; sys.path[:0] = {sys.path[:2]!r}; import medgen_step; "
+            f"print(json.dumps(medgen_step.peak_rss({setting!r}, {variant!r}, {steps})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[2])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
+    args = p.parse_args(argv)
+    rounds, steps = (2, 2) if args.quick else (args.rounds, args.steps)
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(f"# {machine()}; torch threads {torch.get_num_threads()}; {rounds} rounds x {steps} steps, small preset")
+    for setting in SETTINGS:
+        states = {variant: setup(setting, variant) for variant in VARIANTS}
+        for state in states.values():  # warm-up
+            one_round(state, 1)
+        times = {variant: [] for variant in VARIANTS}
+        for _ in range(rounds):
+            for variant, state in states.items():
+                times[variant].append(one_round(state, steps))
+        plain = statistics.median(times["plain"])
+        batch = states["plain"][0].train.batch_size
+        for variant in VARIANTS:
+            median = statistics.median(times[variant])
+            memory = in_fresh_process(setting, variant, steps)
+            print(f"{setting:6s} {variant:12s} batch {batch:2d}: step {median * 1000:8.1f} ms "
+                  f"({median / plain:.2f}x plain), {batch / median:6.1f} samples/s, "
+                  f"peak RSS {memory['peak_mb']:.0f} MB (after imports {memory['before_mb']:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

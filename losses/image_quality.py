@@ -1,0 +1,60 @@
+"""Image quality metrics shared by the medgen families (seed 001, "Validation Quality Metrics" and
+"Regional Loss Tracking"), per sample, on images in [0, 1]: MONAI's PSNR and MS-SSIM, and squared
+error inside and outside the tumour mask as sums, so that means over a validation set can be
+turned into pixel-weighted regional errors (`regional_errors`)."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # MONAI's defaults (Wang et al. 2003)
+
+
+def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-sample PSNR (data range 1), averaged over channels."""
+    from monai.metrics import PSNRMetric
+
+    return PSNRMetric(max_val=1.0, reduction="none")(estimate, reference).mean(1)
+
+
+@functools.lru_cache(maxsize=4)
+def msssim_metric(spatial_dims: int, side: int):
+    """MONAI's MS-SSIM with as many of its 5 scales (and as large a kernel, up to 11) as the
+    smallest side allows: each scale halves the image, and the last must exceed the kernel."""
+    from monai.metrics import MultiScaleSSIMMetric
+
+    for scales in range(5, 0, -1):
+        kernel = min(11, side // 2 ** (scales - 1) - 1)
+        kernel -= 1 - kernel % 2  # odd
+        if kernel >= 3:
+            chosen = MSSSIM_WEIGHTS[:scales]
+            return MultiScaleSSIMMetric(spatial_dims=spatial_dims, data_range=1.0, kernel_size=kernel,
+                                        weights=tuple(w / sum(chosen) for w in chosen), reduction="none")
+    raise ValueError(f"an image side of {side} is too small for MS-SSIM (needs >= 4)")
+
+
+def msssim(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-sample MS-SSIM (data range 1), averaged over channels."""
+    metric = msssim_metric(estimate.ndim - 2, min(estimate.shape[2:]))
+    return metric(estimate, reference).mean(1)
+
+
+def regional_sums(squared_error: torch.Tensor, seg: torch.Tensor) -> dict:
+    """Per sample: summed squared error and pixel count inside (seg > 0.5) and outside the mask."""
+    tumour = seg.expand_as(squared_error) > 0.5
+    return {"tumor_sq_sum": (squared_error * tumour).flatten(1).sum(1),
+            "tumor_count": tumour.flatten(1).sum(1).float(),
+            "background_sq_sum": (squared_error * ~tumour).flatten(1).sum(1),
+            "background_count": (~tumour).flatten(1).sum(1).float()}
+
+
+def regional_errors(means: dict) -> dict:
+    """Pixel-weighted tumour and background errors and their ratio from the means of
+    `regional_sums` over a set (a ratio of means of sums is the ratio of the sums)."""
+    tumour = means["tumor_sq_sum"] / means["tumor_count"] if means["tumor_count"] > 0 else math.nan
+    background = means["background_sq_sum"] / max(means["background_count"], 1e-12)
+    return {"tumor_loss": tumour, "background_loss": background,
+            "tumor_bg_ratio": tumour / background if background > 0 else math.nan}

@@ -33,7 +33,8 @@ SETTINGS = {
                                                      "subjects": 12},
               "train": {"batch_size": 2}},
 }
-VARIANTS = {"plain": {}, "regularised": "regularised", "sam": {"optim": {"sam_rho": 0.05}}}
+VARIANTS = {  # name: (preset, overrides)
+    "plain": ("", {}), "regularised": ("regularised", {}), "sam": ("", {"optim": {"sam_rho": 0.05}})}
 
 
 def setup(setting: str, variant: str):
@@ -46,13 +47,8 @@ def setup(setting: str, variant: str):
     from trainables.families import make_config
     from trainables.loop import make_scheduler
 
-    extra = VARIANTS[variant]
-    overrides = merge(medgen.PRESETS["small"], SETTINGS[setting])
-    if isinstance(extra, str):
-        overrides = merge(medgen.PRESETS[extra], overrides)
-    else:
-        overrides = merge(overrides, extra)
-    cfg = make_config(medgen, overrides)
+    preset, extra = VARIANTS[variant]
+    cfg = make_config(medgen, merge(merge(medgen.PRESETS["small"], SETTINGS[setting]), extra), preset)
     torch.manual_seed(0)
     parts = medgen.build(cfg)
     loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,

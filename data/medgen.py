@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from data import DataError
 
@@ -101,10 +102,10 @@ def header_shape(path: str, subject: str) -> tuple[int, ...]:
 
 
 def read_volume(path: str, subject: str) -> np.ndarray:
-    """The voxels of one file as float32 [H, W, D], through MONAI's LoadImage (nibabel reader)."""
+    """The voxels of one file as float32 [H, W, D], through MONAI's LoadImage (nibabel reader);
+    `check_headers` has already given the clear error for an unreadable header."""
     from monai.transforms import LoadImage
 
-    header_shape(path, subject)  # the clear error for an unreadable file
     try:
         volume = np.asarray(LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(path))
     except Exception as err:
@@ -199,8 +200,6 @@ class Items:
         return len(self.cache)
 
     def __getitem__(self, index):
-        import torch
-
         item = self.cache[index]
         cond = item["cond"] if self.has_cond else torch.zeros(self.empty_cond_shape)
         return item["image"].float(), cond.float(), item["seg"].float()

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.fs
 
 from trainables.config import merge, to_dict, unflatten
-from trainables.families import family_module, make_config
+from trainables.families import family_module, make_config, own_name
 
 META_FILE = "losstune_sweep.json"
 
@@ -61,11 +61,6 @@ def flatten(nested: dict, prefix: str = "") -> dict:
     return flat
 
 
-# the metrics of a trial's last report that trials.parquet keeps as final/<name>: validation and
-# health, also under seed 001's tag names (medgen reports Loss/MSE_val, Validation/PSNR, ...)
-FINAL_PREFIXES = ("val/", "health/", "Loss/", "Validation/", "Timestep/", "regional/")
-
-
 def trial_status(metrics: dict, error, epochs: int) -> str:
     if error is not None:
         return "ERROR"
@@ -82,6 +77,7 @@ def tables(result_grid, meta: dict):
     """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata."""
     metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
     default = meta["default_point"]
+    family = family_module(meta["family"])
     rows, histories = [], []
     for result in result_grid:
         metrics = result.metrics or {}
@@ -102,7 +98,8 @@ def tables(result_grid, meta: dict):
             "wall_s": metrics.get("time_total_s", math.nan),
             "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
         }
-        row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(FINAL_PREFIXES)})
+        # validation and health metrics, also where the family reports them under its seed's names
+        row.update({f"final/{k}": v for k, v in metrics.items() if own_name(family, k).startswith(("val/", "health/"))})
         row.update({f"config/{k}": v for k, v in params.items()})
         row["error"] = error_summary(result.error) if result.error is not None else ""
         rows.append(row)

@@ -19,7 +19,7 @@ import time
 
 from data import DataError
 from trainables.config import ConfigError, check_precision, merge, to_dict
-from trainables.families import FAMILIES, family_module, make_config
+from trainables.families import FAMILIES, family_module, make_config, own_name
 
 
 def parse_args(argv=None):
@@ -93,9 +93,8 @@ def run(args, family, config) -> int:
     )
     result = trainer.fit()
     metrics = result.metrics or {}
-    shown = ("val/", "train/loss", "epoch", "stop", "Loss/", "Validation/")  # the last two: seed 001's tags
-    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(shown)},
-                     indent=2))
+    shown = ("val/", "train/loss", "epoch", "stop")
+    print(json.dumps({k: v for k, v in metrics.items() if own_name(family, k).startswith(shown)}, indent=2))
     print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
     return 1 if metrics.get("stop_reason") else 0
 

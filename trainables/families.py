@@ -58,6 +58,12 @@ class Parts:
     extras: dict
 
 
+def own_name(family: ModuleType, name: str) -> str:
+    """The loop's own name (val/mse) of a metric a family reports under its seed's tag name
+    (Loss/MSE_val); other names are their own."""
+    return {tag: own for own, tag in getattr(family, "TAGS", {}).items()}.get(name, name)
+
+
 def family_module(name: str) -> ModuleType:
     if name not in FAMILIES:
         raise ConfigError("family", f"is unknown: {name!r} (known: {', '.join(sorted(FAMILIES))})")

@@ -25,7 +25,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from trainables.config import ConfigError, check_precision
-from trainables.families import make_config
+from trainables.families import make_config, own_name
 from trainables.optim_tricks import (RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema, sam_ascent,
                                      sam_return)
 from trainables.timeline import mark, process_started_at
@@ -85,7 +85,7 @@ def train(overrides: dict, family) -> None:
             validation = evaluate(accelerator, ema.module if ema else model, val_loader, family, cfg, parts.extras)
             validation["val_epoch"] = epoch + 1
             if plateau is not None:
-                plateau.step(validation[untagged(family, family.OBJECTIVE.metric)])
+                plateau.step(validation[own_name(family, family.OBJECTIVE.metric)])
         metrics.update(validation)
         mark("validated", epoch=epoch + 1)
         metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
@@ -105,11 +105,6 @@ def train(overrides: dict, family) -> None:
         mark("reported", epoch=epoch + 1)
         if metrics["stop_reason"]:
             break
-
-
-def untagged(family, name: str) -> str:
-    """The loop's own name of a metric a family reports under its seed's tag name."""
-    return {tag: own for own, tag in getattr(family, "TAGS", {}).items()}.get(name, name)
 
 
 def make_scheduler(optimizer, cfg, total_steps: int):

@@ -24,6 +24,9 @@ from typing import Literal
 
 import torch
 
+from losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights, model_timesteps,
+                              per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
+from losses.image_quality import msssim, psnr, regional_errors, regional_sums
 from trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
                                within)
 from trainables.families import Objective, Parts
@@ -281,8 +284,6 @@ def build(cfg) -> Parts:
 
 @functools.lru_cache(maxsize=8)
 def noise_scheduler(strategy: str, steps: int, spatial_dims: int, base_size: int, transform: bool):
-    from losses.diffusion import make_scheduler
-
     return make_scheduler(strategy, steps, spatial_dims, base_size, transform)
 
 
@@ -334,8 +335,6 @@ def on_epoch_start(model, epoch: int, cfg) -> None:
 
 def training_times(cfg, scheduler, x0: torch.Tensor, epoch: int) -> torch.Tensor:
     """The strategy's t, squeezed into the curriculum's range and jittered where configured."""
-    from losses.diffusion import curriculum_range, jitter, sample_t, squeeze_into
-
     r = cfg.regularisation
     t = sample_t(cfg.strategy.name, scheduler, x0)
     if r.curriculum:
@@ -347,9 +346,6 @@ def training_times(cfg, scheduler, x0: torch.Tensor, epoch: int) -> torch.Tensor
 
 
 def loss_terms(model, batch, cfg):
-    from losses.diffusion import augment_noise, min_snr_weights, model_timesteps, per_sample_mse, snr, target, \
-        x0_estimate
-
     x0, cond, _ = batch
     strategy, r = cfg.strategy.name, cfg.regularisation
     scheduler = scheduler_of(cfg)
@@ -390,9 +386,6 @@ def val_metrics(model, batch, cfg, extras):
     """Per item, at its 10 fixed timesteps (one in each tenth of [0, 1]): the prediction MSE per bin
     and overall, and the quality of the one-step x0 estimate (PSNR, MS-SSIM, squared error inside
     and outside the tumour mask, as sums so that `summarise_val` can weight them by pixel)."""
-    from losses.diffusion import model_timesteps, per_sample_mse, target, x0_estimate
-    from losses.image_quality import msssim, psnr, regional_sums
-
     x0, cond, seg, noises, offsets = batch
     strategy, scheduler = cfg.strategy.name, scheduler_of(cfg)
     out = {}
@@ -420,8 +413,6 @@ def val_metrics(model, batch, cfg, extras):
 def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
     the ratio of sums) and the timestep-bin health ratio."""
-    from losses.image_quality import regional_errors
-
     out = {k: v for k, v in means.items() if not k.endswith(("_sq_sum", "_count"))}
     out.update(regional_errors(means))
     bins = sorted(means[f"t{name}"] for name in BIN_NAMES)

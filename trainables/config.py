@@ -101,7 +101,7 @@ class ScheduleConfig:
     warmup_epochs: float = 0.0  # > 0: warmup in epochs instead of warmup_frac
     warmup_start_factor: float = 0.01
     eta_min_factor: float = 0.0  # cosine floor as a fraction of optim.lr
-    plateau_factor: float = 0.5  # plateau: the LR is multiplied by this ...
+    plateau_factor: float = 0.5  # plateau: the LR is multiplied by this ... (no seed gives either)
     plateau_patience: int = 10  # ... after this many validations without improvement
 
     def __post_init__(self):

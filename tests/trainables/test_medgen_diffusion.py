@@ -163,3 +163,14 @@ def test_a_tiny_3d_run_through_torch_trainer(local_ray, tmp_path):
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == ""
     assert math.isfinite(metrics["Loss/MSE_val"]) and 0 < metrics["Validation/MS-SSIM"] <= 1
     assert math.isfinite(metrics["regional/tumor_loss"])  # the phantom volumes have tumours
+
+
+def test_self_conditioning_term_by_hand():
+    # prediction 1 everywhere, the no-gradient second pass 0.5: MSE = (1 - 0.5)^2 = 0.25; with
+    # probability 0 the term is 0
+    def second_pass(x_t, cond, timesteps):
+        return torch.full_like(x_t, 0.5)
+
+    prediction = torch.ones(2, 1, 4, 4)
+    assert medgen.self_conditioning(second_pass, prediction, None, None, prediction, prob=1.0).item() == 0.25
+    assert medgen.self_conditioning(second_pass, prediction, None, None, prediction, prob=0.0).item() == 0.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import ray.train
 import ray.tune
 from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.train.v2.api.callback import UserCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
@@ -85,7 +86,8 @@ def run_trial(config: dict, *, family: str, base: dict, resources: TrialResource
             failure_config=ray.train.FailureConfig(max_failures=max_failures,
                                                    controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
-            callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir())],
+            callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir()),
+                       NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id())],
         ),
     )
     trainer.fit()
@@ -116,6 +118,43 @@ class TensorBoardCallback(UserCallback):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 self._writer.add_scalar(name, value, values.get("epoch", 0))
         self._writer.flush()
+
+
+class NoRestartWithoutDriver(ControllerCallback):
+    """Refuses to restart a trial's worker group once the trial's driver is gone.
+
+    When Tune stops a trial (ASHA, a stopper), the trial's driver actor exits and Ray kills what
+    it owns: the Train controller and, through it, the training worker. The worker often dies
+    first; the controller, still running for a few milliseconds, takes that for a worker crash,
+    and with retries left (max_failures) it reserves a new placement group for a new worker.
+    Train registers a group with its PlacementGroupCleaner only once the workers have started,
+    which they never do here, so nothing frees the new group's CPUs: two such groups stalled a
+    30-trial ASHA sweep on 2 CPUs (every later trial timed out waiting for a worker). The first
+    start is the driver's own fit(); before any later one this asks the GCS whether the driver
+    is alive, and raises instead of reserving CPUs for a trial that has ended.
+    """
+
+    def __init__(self, driver_actor_id: str | None):
+        self.driver_actor_id = driver_actor_id  # None outside an actor: nothing to watch
+        self._starts = 0
+
+    def before_controller_execute_resize_decision(self, resize_decision) -> None:
+        self._starts += 1
+        if self._starts > 1 and self.driver_actor_id and not driver_alive(self.driver_actor_id):
+            raise RuntimeError(f"trial driver {self.driver_actor_id} has exited: not restarting its worker group")
+
+
+def driver_alive(actor_id: str) -> bool:
+    """Whether an actor is alive by the GCS's actor table; True when the table cannot be read (a
+    restart Train would have made anyway beats a trial failed on a state-API hiccup)."""
+    from ray.util.state import get_actor
+    from ray.util.state.exception import RayStateApiException
+
+    try:
+        actor = get_actor(actor_id, timeout=5)
+    except RayStateApiException:
+        return True
+    return actor is not None and actor.state != "DEAD"
 
 
 class HealthAwareOptunaSearch(OptunaSearch):

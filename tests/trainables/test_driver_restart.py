@@ -1,0 +1,70 @@
+"""A trial's Train controller restarts a crashed worker only while the trial's driver lives: a
+restart after the driver has gone would reserve CPUs that nothing ever frees."""
+
+import time
+
+import pytest
+
+from trainables.config import merge
+from trainables.driver import CONTROLLER_FAILURE_LIMIT, NoRestartWithoutDriver, driver_alive
+from trainables.families import family_module
+
+pytestmark = pytest.mark.integration
+
+
+def stand_in_driver(local_ray, alive: bool) -> tuple:
+    """An actor that plays the trial's driver and its id; killed first when `alive` is False."""
+    @local_ray.remote(num_cpus=0)
+    class Driver:
+        def ready(self):
+            return True
+
+    actor = Driver.remote()
+    local_ray.get(actor.ready.remote())
+    actor_id = actor._actor_id.hex()
+    if not alive:
+        local_ray.kill(actor)
+        deadline = time.time() + 30
+        while driver_alive(actor_id) and time.time() < deadline:
+            time.sleep(0.2)
+    return actor_id, actor
+
+
+def created_placement_groups(ray) -> set:
+    return {pg_id for pg_id, pg in ray.util.placement_group_table().items() if pg["state"] == "CREATED"}
+
+
+def fit_with_a_crash(tmp_path, driver_id):
+    """hdr_patch smoke, 2 epochs, the worker crashing in epoch 2 once; one worker restart allowed."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    module = family_module("hdr_patch")
+    config = merge(module.SMOKE, {"train": {"epochs": 2, "checkpoint_every": 1, "inject_crash_at_epoch": 2},
+                                  "health": {"max_overflow_frac": 1.0}})
+    trainer = TorchTrainer(
+        module.train_loop_per_worker, train_loop_config=config,
+        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+        run_config=ray.train.RunConfig(
+            name="run", storage_path=str(tmp_path), callbacks=[NoRestartWithoutDriver(driver_id)],
+            failure_config=ray.train.FailureConfig(max_failures=1,
+                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT)))
+    return trainer.fit()
+
+
+def test_a_live_driver_lets_the_worker_restart(local_ray, tmp_path):
+    driver_id, _keep_alive = stand_in_driver(local_ray, alive=True)
+    result = fit_with_a_crash(tmp_path, driver_id)
+    assert result.error is None and result.metrics["epoch"] == 2 and result.metrics["restarts"] == 1
+
+
+def test_a_gone_driver_ends_the_run_without_reserving_a_new_worker(local_ray, tmp_path):
+    driver_id, _ = stand_in_driver(local_ray, alive=False)
+    before = created_placement_groups(local_ray)
+    with pytest.raises(Exception, match="not restarting its worker group"):
+        fit_with_a_crash(tmp_path, driver_id)
+    # Train removes the crashed group's placement group; no new one was made
+    deadline = time.time() + 10
+    while created_placement_groups(local_ray) - before and time.time() < deadline:
+        time.sleep(0.2)
+    assert created_placement_groups(local_ray) - before == set()

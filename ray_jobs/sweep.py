@@ -197,15 +197,8 @@ def start_local_ray(verbose: bool = False) -> None:
     by looking for Ray instances on the machine: with a second one running (another sweep, a test
     run) that lookup fails ("Found multiple active Ray instances"), the placement group is never
     removed, and every later trial waits for CPUs that never come back. RAY_ADDRESS in every
-    worker makes the lookup find this Ray.
-
-    Ray starts its workers at nice 15, below its daemons and this driver. Here they share a few
-    cores with them, and a nice-15 trainer loses its core to any of them that wakes on it: on 2
-    cores the platform's step time was 7.4% above a bare loop's (median of 5 pairs, up to 22%),
-    2.8% at nice 0 (benchmarks/step_overhead.py). A value the user set wins."""
+    worker makes the lookup find this Ray."""
     import ray
-
-    os.environ.setdefault("RAY_worker_niceness", "0")  # read by the raylet ray.init starts
 
     # Nested, so that it is shipped by value: a worker runs it before it can import this project.
     def pin_ray_address() -> None:

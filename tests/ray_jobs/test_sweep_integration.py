@@ -212,12 +212,3 @@ def held_by_placement_groups(ray) -> float:
     """CPUs still reserved by placement groups that are not removed."""
     table = ray.util.placement_group_table().values()
     return sum(bundle.get("CPU", 0.0) for pg in table if pg["state"] != "REMOVED" for bundle in pg["bundles"].values())
-
-
-def test_a_local_ray_runs_its_trainers_at_normal_priority(local_ray):
-    # Ray's default niceness for workers is 15 (its daemons and the sweep's driver run at 0)
-    @local_ray.remote(num_cpus=1)
-    def niceness():
-        return os.nice(0)
-
-    assert local_ray.get(niceness.remote()) == 0

@@ -1,5 +1,6 @@
 from types import SimpleNamespace
 
+import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from trainables.driver import DefaultKeepingASHA
@@ -23,3 +24,21 @@ def test_asha_stops_a_poor_trial_but_never_the_documented_default():
     # both worse than the rung's cut: plain ASHA stops both; the default goes on
     assert scheduler.on_trial_result(None, poor, {"training_iteration": 1, "val/log_l1": 5.0}) == TrialScheduler.STOP
     assert scheduler.on_trial_result(None, default, {"training_iteration": 1, "val/log_l1": 5.0}) == TrialScheduler.CONTINUE
+
+
+def test_the_restart_guard_asks_about_the_driver_only_before_a_restart(monkeypatch):
+    import trainables.driver as driver
+
+    asked = []
+    monkeypatch.setattr(driver, "driver_alive", lambda actor_id: asked.append(actor_id) or False)
+    guard = driver.NoRestartWithoutDriver("abc")
+    guard.before_controller_execute_resize_decision(None)  # the driver's own fit(): no question
+    assert asked == []
+    with pytest.raises(RuntimeError, match="trial driver abc has exited"):
+        guard.before_controller_execute_resize_decision(None)
+    assert asked == ["abc"]
+    # outside an actor there is no driver to watch: restarts go ahead
+    lone = driver.NoRestartWithoutDriver(None)
+    for _ in range(2):
+        lone.before_controller_execute_resize_decision(None)
+    assert asked == ["abc"]

@@ -130,7 +130,7 @@ class NoRestartWithoutDriver(ControllerCallback):
     Train registers a group with its PlacementGroupCleaner only once the workers have started,
     which they never do here, so nothing frees the new group's CPUs: two such groups stalled a
     30-trial ASHA sweep on 2 CPUs (every later trial timed out waiting for a worker). The first
-    start is the driver's own fit(); before any later one this asks the GCS whether the driver
+    start is the driver's own fit(); before any later one this asks Ray's state API whether the driver
     is alive, and raises instead of reserving CPUs for a trial that has ended.
     """
 

@@ -176,7 +176,7 @@ class Items:
     A mode without conditioning (seg) gets a zero-channel conditioning tensor."""
 
     def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
-                 binary_images: bool = False):
+                 binary_images: bool = False, seed: int = 0):
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
 
@@ -195,14 +195,29 @@ class Items:
         if augment:
             steps += [augmentation(spatial_dims, size, interpolation), EnsureTyped(keys, track_meta=False)]
         self.cache = CacheDataset(items, Compose(steps), progress=False, num_workers=0)
+        # MONAI's random transforms draw from RandomStates of their own, which torch seeding does
+        # not reach: seeded here, a trial's augmentation follows train.seed.
+        self.cache.transform.set_random_state(seed=seed)
+        self._worker_seed = None
 
     def __len__(self):
         return len(self.cache)
 
     def __getitem__(self, index):
+        self._reseed_in_worker()
         item = self.cache[index]
         cond = item["cond"] if self.has_cond else torch.zeros(self.empty_cond_shape)
         return item["image"].float(), cond.float(), item["seg"].float()
+
+    def _reseed_in_worker(self) -> None:
+        """DataLoader workers (train.num_data_workers) each start from a copy of those states, so
+        every worker of every epoch would replay the same draws; torch gives each worker of each
+        epoch a seed of its own (from the loader's generator), and this reseeds from it, as
+        monai.data.DataLoader does."""
+        info = torch.utils.data.get_worker_info()
+        if info is not None and info.seed != self._worker_seed:
+            self.cache.transform.set_random_state(seed=info.seed % 2**32)
+            self._worker_seed = info.seed
 
 
 # --- synthetic phantoms --------------------------------------------------------------------------

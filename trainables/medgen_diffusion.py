@@ -263,8 +263,9 @@ def make_items(cfg, subjects, augment: bool):
     d, spatial_dims = cfg.data, cfg.model.spatial_dims
     volumes = load_volumes(subjects, d.mode)
     if spatial_dims == 2:
-        return Items(axial_slices(volumes, d.skip_empty_slices), 2, (d.image_size,) * 2, augment, d.mode == "seg")
-    return Items(volumes, 3, tuple(d.volume), augment, d.mode == "seg")
+        return Items(axial_slices(volumes, d.skip_empty_slices), 2, (d.image_size,) * 2, augment, d.mode == "seg",
+                     seed=cfg.train.seed)
+    return Items(volumes, 3, tuple(d.volume), augment, d.mode == "seg", seed=cfg.train.seed)
 
 
 def build(cfg) -> Parts:

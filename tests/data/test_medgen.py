@@ -110,8 +110,7 @@ def test_augmentation_moves_image_and_masks_together(folder):
     # in seg mode the image is the mask itself, interpolated the same way: any flip, rotation or
     # shift drawn for the image must leave it equal to the transformed seg
     volumes = load_volumes(list_subjects(folder, modalities_for("seg")), "seg")
-    items = Items(axial_slices(volumes, True), 2, (24, 24), augment=True, binary_images=True)
-    torch.manual_seed(0)
+    items = Items(axial_slices(volumes, True), 2, (24, 24), augment=True, binary_images=True, seed=0)
     plain = Items(axial_slices(volumes, True), 2, (24, 24), augment=False, binary_images=True)
     changed = 0
     for index in range(len(items)):
@@ -119,6 +118,32 @@ def test_augmentation_moves_image_and_masks_together(folder):
         assert torch.equal(image, seg)
         changed += not torch.equal(image, plain[index][0])
     assert changed > 0  # the augmentation did something
+
+
+def augmented_images(items) -> list:
+    return [items[i][0] for i in range(len(items))]
+
+
+def test_augmentation_follows_the_seed(folder):
+    # MONAI's transforms keep random states of their own: without seeding them, two trials with
+    # the same train.seed would train on different augmentations
+    slices = axial_slices(load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo"), True)
+    first, again, other = (augmented_images(Items(slices, 2, (16, 16), augment=True, seed=s)) for s in (1, 1, 2))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+
+def test_data_loader_workers_and_epochs_draw_their_own_augmentation(folder):
+    # each worker process starts from a copy of the transforms' random states: without reseeding,
+    # both workers and every epoch would replay the same flips, rotations and shifts
+    slices = axial_slices(load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo"), True)
+    one_item = Items(slices[:1] * 8, 2, (16, 16), augment=True, seed=0)  # the same slice 8 times
+    loader = torch.utils.data.DataLoader(one_item, batch_size=4, num_workers=2,
+                                         generator=torch.Generator().manual_seed(0))
+    epochs = [torch.cat([images for images, _, _ in loader]) for _ in range(2)]
+    by_worker = epochs[0][:4], epochs[0][4:]  # worker 0 makes the first batch, worker 1 the second
+    assert not torch.equal(by_worker[0], by_worker[1])
+    assert not torch.equal(epochs[0], epochs[1])
 
 
 def test_files_are_read_once_not_every_epoch(folder, monkeypatch):

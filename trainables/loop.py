@@ -68,8 +68,14 @@ def train(overrides: dict, family) -> None:
     for extra in (ema, plateau):
         if extra is not None:
             accelerator.register_for_checkpointing(extra)
-    start_epoch, restarts = restore(accelerator)
+    start_epoch, restarts, last_metrics = restore(accelerator)
     mark("prepared")
+    if start_epoch >= cfg.train.epochs:
+        # The run had finished before its trial was restarted (its sweep's driver died between the
+        # last checkpoint and Tune recording the trial): report that end again, or Tune would get
+        # no result at all and fail the whole sweep for a missing objective.
+        ray.train.report(dict(last_metrics, restarts=restarts))
+        return
     step = start_epoch * len(train_loader)
     node = ray.get_runtime_context().get_node_id()[:12]  # which node trained it, for placement checks
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -98,7 +104,7 @@ def train(overrides: dict, family) -> None:
         every = cfg.train.checkpoint_every
         if last or (every and (epoch + 1) % every == 0):
             with tempfile.TemporaryDirectory() as tmp:
-                save(accelerator, tmp, epoch + 1, restarts)
+                save(accelerator, tmp, epoch + 1, restarts, metrics)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)
@@ -283,24 +289,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere; Linux reports KiB
 
 
-def save(accelerator, directory: str, epochs_done: int, restarts: int) -> None:
-    """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch."""
+def save(accelerator, directory: str, epochs_done: int, restarts: int, metrics: dict) -> None:
+    """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch and
+    the metrics reported with it."""
     accelerator.save_state(directory)
     if accelerator.is_main_process:
         with open(os.path.join(directory, STATE_FILE), "w") as f:
-            json.dump({"epochs_done": epochs_done, "restarts": restarts}, f)
+            json.dump({"epochs_done": epochs_done, "restarts": restarts, "metrics": metrics}, f, default=float)
 
 
-def restore(accelerator) -> tuple[int, int]:
+def restore(accelerator) -> tuple[int, int, dict]:
     """Load the latest reported checkpoint if this run has one.
 
-    Returns (epoch to start at, restarts so far): a run that resumes has been restarted once more
-    than the checkpoint it resumes from, so lost workers and nodes are counted in the metrics."""
+    Returns (epoch to start at, restarts so far, the metrics reported with it): a run that resumes
+    has been restarted once more than the checkpoint it resumes from, so lost workers and nodes
+    are counted in the metrics."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0, 0
+        return 0, 0, {}
     with checkpoint.as_directory() as directory:
         accelerator.load_state(directory)
         with open(os.path.join(directory, STATE_FILE)) as f:
             state = json.load(f)
-    return state["epochs_done"], state.get("restarts", 0) + 1
+    return state["epochs_done"], state.get("restarts", 0) + 1, state.get("metrics", {})

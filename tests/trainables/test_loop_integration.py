@@ -126,3 +126,16 @@ def test_validation_every_n_epochs_carries_the_latest_values(local_ray, tmp_path
     log = tmp_path / "epochs.jsonl"
     fit("hdr_patch", config, tmp_path, "run", log)
     assert [s["val_epoch"] for s in seen(log)] == [1, 1, 3]
+
+
+def test_a_finished_run_started_again_reports_its_end_once_more(local_ray, tmp_path):
+    # a sweep's driver that dies after a trial's last checkpoint, before Tune records the trial,
+    # restarts it on --resume: the run has nothing left to train, but Tune needs a result
+    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 2, "checkpoint_every": 1}})
+    log = tmp_path / "epochs.jsonl"
+    first = fit("hdr_patch", config, tmp_path, "run", log)
+    again = fit("hdr_patch", config, tmp_path, "run", log)
+    assert [s["epoch"] for s in seen(log)] == [1, 2, 2]  # no epoch trained twice, the end reported again
+    objective = family_module("hdr_patch").OBJECTIVE.metric
+    assert again.metrics["epoch"] == 2 and again.metrics[objective] == first.metrics[objective]
+    assert seen(log)[-1]["checkpoint"] is False  # a report, not a new checkpoint

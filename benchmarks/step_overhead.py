@@ -29,6 +29,24 @@ from common import machine, platform_run, read_timeline, scratch, start_local_ra
 from trainables.driver import poll_like_a_sweep  # noqa: E402
 
 
+def training_parts(family, cfg, epochs: int):
+    """The family's model, its trainable parameters, AdamW, a shuffled loader and the LR schedule,
+    as both loops below use them."""
+    import torch
+
+    from trainables.loop import make_scheduler
+
+    torch.manual_seed(cfg.train.seed)
+    parts = family.build(cfg)
+    params = [p for p in parts.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
+    loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
+                                         drop_last=True, generator=torch.Generator().manual_seed(cfg.train.seed))
+    scheduler = make_scheduler(optimizer, cfg, total_steps=epochs * len(loader))
+    return parts.model, params, optimizer, loader, scheduler
+
+
 def bare_epochs(family, cfg, epochs: int):
     """Yields seconds per step of each epoch of the family's loss through a plain PyTorch loop:
     AdamW, clipping, the same LR schedule."""
@@ -36,18 +54,8 @@ def bare_epochs(family, cfg, epochs: int):
 
     import torch
 
-    from trainables.loop import make_scheduler
-
     torch.set_num_threads(1)
-    torch.manual_seed(cfg.train.seed)
-    parts = family.build(cfg)
-    model = parts.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
-    loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
-                                         drop_last=True)
-    scheduler = make_scheduler(optimizer, cfg, total_steps=epochs * len(loader))
+    model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
     weights = asdict(cfg.loss.weights)
     model.train()
     for _ in range(epochs):
@@ -66,21 +74,13 @@ def bare_epochs(family, cfg, epochs: int):
 def loop_epochs(family, cfg, epochs: int):
     """Yields seconds per step of each epoch of the platform's own epoch (trainables.loop.run_epoch:
     Accelerate's prepared model, optimiser, loader and scheduler, health sums), without Ray."""
-    import torch
     from accelerate import Accelerator
 
-    from trainables.loop import make_scheduler, run_epoch
+    from trainables.loop import run_epoch
 
-    torch.manual_seed(cfg.train.seed)
     accelerator = Accelerator(cpu=True)
-    parts = family.build(cfg)
-    params = [p for p in parts.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
-    loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
-                                         drop_last=True, generator=torch.Generator().manual_seed(cfg.train.seed))
-    scheduler = make_scheduler(optimizer, cfg, total_steps=epochs * len(loader))
-    model, optimizer, loader, scheduler = accelerator.prepare(parts.model, optimizer, loader, scheduler)
+    model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     step = 0
     for _ in range(epochs):
         stats, step = run_epoch(accelerator, model, (optimizer,), params, scheduler, loader, family, cfg, step)

@@ -27,7 +27,12 @@ from common import machine, read_timeline, run_sweep, scratch, start_local_ray, 
 STARTUP = [
     ("Tune: trial start -> driver actor up", "start", "tune_trial_started"),
     ("driver actor up -> run_trial entered", "tune_trial_started", "driver_entered"),
-    ("TorchTrainer: controller + worker actor + process group", "driver_entered", "loop_entered"),
+    ("TorchTrainer.fit -> controller process created", "driver_entered", "controller_process_created"),
+    ("controller: process start -> running (imports)", "controller_process_created", "controller_started"),
+    ("controller: running -> worker group start", "controller_started", "worker_group_starting"),
+    ("worker group: placement group, worker, torch process group", "worker_group_starting",
+     "worker_group_started"),
+    ("worker: train function imported and entered", "worker_group_started", "loop_entered"),
     ("worker: Accelerator + seed", "loop_entered", "accelerator_ready"),
     ("worker: data + model built", "accelerator_ready", "data_and_model_built"),
     ("worker: prepare + restore", "data_and_model_built", "prepared"),
@@ -52,7 +57,9 @@ def trial_times(marks: list[dict], fit_started: float) -> list[dict]:
         else:
             times.setdefault(m["event"], m["t"])
         if m["event"] == "loop_entered":
-            times["worker_process_created"] = m["t_process"]
+            times.setdefault("worker_process_created", m["t_process"])
+        if m["event"] == "controller_started":
+            times.setdefault("controller_process_created", m["t_process"])
     ordered = sorted(trials.values(), key=lambda t: t["tune_trial_started"])
     previous_end = fit_started
     for times in ordered:

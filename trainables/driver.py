@@ -22,7 +22,7 @@ from ray.tune.utils import flatten_dict
 
 from trainables.config import merge
 from trainables.families import family_module
-from trainables.timeline import mark, process_started_at
+from trainables.timeline import controller_marks, mark, process_started_at
 
 
 TRAIN_POLL_INTERVAL_S = "0.25"
@@ -87,7 +87,8 @@ def run_trial(config: dict, *, family: str, base: dict, resources: TrialResource
                                                    controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
             callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir()),
-                       NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id())],
+                       NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
+                       *controller_marks(context.get_trial_id())],
         ),
     )
     trainer.fit()

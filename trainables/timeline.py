@@ -28,3 +28,25 @@ def process_started_at() -> float:
     import psutil
 
     return psutil.Process().create_time()
+
+
+def controller_marks(run: str) -> list:
+    """The Train controller's marks for one run, as a RunConfig callback; none when marks are off."""
+    if not os.environ.get(ENV):
+        return []
+    from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
+
+    class ControllerMarks(ControllerCallback, WorkerGroupCallback):
+        """Splits "TorchTrainer start" into the controller's process and imports, its placement
+        group and worker start, and the worker group ready (process group set up)."""
+
+        def after_controller_start(self, train_run_context) -> None:
+            mark("controller_started", run=run, t_process=process_started_at())
+
+        def before_controller_execute_resize_decision(self, resize_decision) -> None:
+            mark("worker_group_starting", run=run)
+
+        def after_worker_group_start(self, worker_group) -> None:
+            mark("worker_group_started", run=run)
+
+    return [ControllerMarks()]

@@ -24,3 +24,20 @@ def test_process_start_is_in_the_past():
     import time
 
     assert 0 < timeline.process_started_at() <= time.time()
+
+
+def test_controller_marks_are_a_train_callback_only_when_marks_are_on(monkeypatch, tmp_path):
+    from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
+
+    monkeypatch.delenv(timeline.ENV, raising=False)
+    assert timeline.controller_marks("abc") == []
+    path = tmp_path / "timeline.jsonl"
+    monkeypatch.setenv(timeline.ENV, str(path))
+    [callback] = timeline.controller_marks("abc")
+    assert isinstance(callback, ControllerCallback) and isinstance(callback, WorkerGroupCallback)
+    callback.after_controller_start(None)
+    callback.before_controller_execute_resize_decision(None)
+    callback.after_worker_group_start(None)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [m["event"] for m in lines] == ["controller_started", "worker_group_starting", "worker_group_started"]
+    assert all(m["run"] == "abc" for m in lines) and lines[0]["t_process"] <= lines[0]["t"]

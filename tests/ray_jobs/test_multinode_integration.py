@@ -91,9 +91,10 @@ def submit(cluster, sweep_args, background=False, env_vars=None):
 
 def test_ray_job_submit_runs_a_sweep_over_both_nodes(two_nodes, tmp_path):
     cluster, _ = two_nodes
-    submit(cluster, sweep_cmd(tmp_path, "job", "--trials", "4", "--epochs", "2"))
+    # three trials at once need all three CPUs: the head's one and the worker node's two
+    submit(cluster, sweep_cmd(tmp_path, "job", "--trials", "3", "--epochs", "2"))
     trials = pd.read_parquet(tmp_path / "job" / "trials.parquet")
-    assert len(trials) == 4 and (trials["status"] == "COMPLETED").all()
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
     assert history(tmp_path, "job")["node"].nunique() == 2  # training workers ran on both nodes
 
 

@@ -1,6 +1,7 @@
 """Sweeps on a real local Ray: Parquet results with the documented default first, a trial forced
 to NaN ends `nonfinite_loss` and is FAIL in Optuna while the sweep finishes."""
 
+import glob
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ def study(experiment, name):
 
 
 def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path, capsys):
+    # three trials in two slots: the third runs in a finished trial's driver actor (Tune's reuse)
     code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "3", "--smoke-test", "--scheduler", "none",
                        "--storage", str(tmp_path), "--name", "caps3"])
     out = capsys.readouterr().out
@@ -61,7 +63,8 @@ def nan_or_not(trial):
 
 def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch):
     monkeypatch.setitem(hdr_spaces.SPACES, "nan_test", nan_or_not)
-    code = sweep.main(["hdr_patch", "--space", "nan_test", "--trials", "4", "--smoke-test", "--scheduler", "none",
+    # two trials side by side: the default (0), then random search's first draw, 2 with seed 1
+    code = sweep.main(["hdr_patch", "--space", "nan_test", "--trials", "2", "--smoke-test", "--scheduler", "none",
                        "--search", "random", "--seed", "1", "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "nan"])
     assert code == 0
@@ -102,59 +105,59 @@ def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_pa
     assert not (tmp_path / "crash" / "best_config.json").exists()
 
 
-def test_latent_conditioner_three_trial_sweep_over_weights(local_ray, tmp_path):
-    code = sweep.main(["latent_conditioner", "--space", "weights", "--preset", "large_dataset", "--trials", "3",
-                       "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "weights3"])
+def test_latent_conditioner_two_trial_sweep_over_weights(local_ray, tmp_path):
+    code = sweep.main(["latent_conditioner", "--space", "weights", "--preset", "large_dataset", "--trials", "2",
+                       "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "weights2"])
     assert code == 0
-    trials = pd.read_parquet(tmp_path / "weights3" / "trials.parquet")
-    history = pd.read_parquet(tmp_path / "weights3" / "history.parquet")
-    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    trials = pd.read_parquet(tmp_path / "weights2" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "weights2" / "history.parquet")
+    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
     default = trials[trials["is_default"]].iloc[0]
     assert default["config/loss/weights/main"] == 10.0 and default["config/loss/weights/spectral"] == 1e-4
-    assert trials["config/loss/weights/consistency"].nunique() == 3  # the space was sampled
+    assert trials["config/loss/weights/consistency"].nunique() == 2  # the space was sampled
     for column in ("val/latent_mse", "val/mse_main", "val/mse_hier", "val/cosine_main", "health/min_adaptive_weight",
                    "health/weight_spectral", "health/hier_scale", "train/weighted/spectral"):
         assert column in history, column
     assert history["health/min_adaptive_weight"].between(0, 10).all()
 
 
-def test_lgt_three_trial_multi_objective_sweep_marks_the_pareto_front(local_ray, tmp_path, capsys):
-    code = sweep.main(["lgt", "--space", "weights", "--trials", "3", "--smoke-test", "--scheduler", "none",
-                       "--storage", str(tmp_path), "--name", "lgt3"])
+def test_lgt_two_trial_multi_objective_sweep_marks_the_pareto_front(local_ray, tmp_path, capsys):
+    code = sweep.main(["lgt", "--space", "weights", "--trials", "2", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "lgt2"])
     out = capsys.readouterr().out
     assert code == 0
-    experiment = tmp_path / "lgt3"
+    experiment = tmp_path / "lgt2"
     trials = pd.read_parquet(experiment / "trials.parquet")
-    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
     assert trials["pareto"].sum() >= 1 and "Pareto front" in out and (experiment / "pareto.png").exists()
     for column in ("final/val/style_swd", "final/val/content_ssm", "final/val/energy", "final/health/identity_ratio"):
         assert trials[column].notna().all(), column
     default = trials[trials["is_default"]].iloc[0]
     assert default["config/loss/weights/log_style_to_content"] == 0.0
-    optuna_trials = study(experiment, "lgt3").trials
-    assert len(optuna_trials) == 3 and all(len(t.values) == 2 for t in optuna_trials)  # two objectives each
+    optuna_trials = study(experiment, "lgt2").trials
+    assert len(optuna_trials) == 2 and all(len(t.values) == 2 for t in optuna_trials)  # two objectives each
 
 
-def test_npt_three_trial_sweep_over_weights(local_ray, tmp_path):
-    code = sweep.main(["npt", "--space", "weights", "--trials", "3", "--smoke-test", "--scheduler", "none",
-                       "--storage", str(tmp_path), "--name", "npt3"])
+def test_npt_two_trial_sweep_over_weights(local_ray, tmp_path):
+    code = sweep.main(["npt", "--space", "weights", "--trials", "2", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "npt2"])
     assert code == 0
-    trials = pd.read_parquet(tmp_path / "npt3" / "trials.parquet")
-    history = pd.read_parquet(tmp_path / "npt3" / "history.parquet")
-    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    trials = pd.read_parquet(tmp_path / "npt2" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "npt2" / "history.parquet")
+    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
     assert trials.loc[trials["is_default"], "config/loss/weights/direct_mlp"].item() == 10.0
     for column in ("val/fidelity_mse", "val/attn_cosine", "health/scalar_var", "health/va_norm", "health/vb_norm",
                    "health/max_term_share", "health/stage", "train/weighted/info_bottleneck"):
         assert column in history, column
 
 
-def test_medgen_diffusion_three_trial_sweep_over_regularisers_with_the_seeds_tags(local_ray, tmp_path):
-    code = sweep.main(["medgen_diffusion", "--space", "regularisation", "--trials", "3", "--smoke-test",
-                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "med3"])
+def test_medgen_diffusion_two_trial_sweep_over_regularisers_with_the_seeds_tags(local_ray, tmp_path):
+    code = sweep.main(["medgen_diffusion", "--space", "regularisation", "--trials", "2", "--smoke-test",
+                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2"])
     assert code == 0
-    trials = pd.read_parquet(tmp_path / "med3" / "trials.parquet")
-    history = pd.read_parquet(tmp_path / "med3" / "history.parquet")
-    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    trials = pd.read_parquet(tmp_path / "med2" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "med2" / "history.parquet")
+    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
     default = trials[trials["is_default"]].iloc[0]
     assert not default["config/regularisation/curriculum"] and default["config/optim/grad_noise_sigma"] == 0.0
     for column in ("Loss/MSE_train", "Loss/Total_train", "Loss/MSE_val", "Validation/PSNR", "Validation/MS-SSIM",
@@ -176,8 +179,7 @@ def another_ray_on_this_machine():
                               "--temp-dir", temp_dir], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(10)  # its GCS is up
-        assert other.poll() is None, "the second Ray did not start"
+        wait_until_ray_is_up(temp_dir, other)
         yield
     finally:
         # that Ray's processes only (`ray stop` would stop every Ray here, the tests' one too)
@@ -185,6 +187,14 @@ def another_ray_on_this_machine():
         subprocess.run(["pkill", "-9", "-f", temp_dir])
         other.wait(timeout=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def wait_until_ray_is_up(temp_dir, process, timeout_s=60):
+    """Its GCS and raylet are up once the raylet has written its agents' ports into the session."""
+    deadline = time.time() + timeout_s
+    while not glob.glob(f"{temp_dir}/session_latest/metrics_export_port_*"):
+        assert process.poll() is None and time.time() < deadline, "the second Ray did not start"
+        time.sleep(0.5)
 
 
 def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_machine(
@@ -202,6 +212,7 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     # slot (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)
     assert len(trials) == 6 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["error"].tolist()
     assert trials.loc[trials["is_default"], "epochs_done"].item() == 4  # ASHA never stops the default
+    assert (trials["status"] == "EARLY_STOPPED").any()  # else no stop was tested here
     deadline = time.time() + 30
     while time.time() < deadline and held_by_placement_groups(local_ray) > 0:
         time.sleep(1)

@@ -60,8 +60,10 @@ def make_stopper(metric: str, mode: str, target: float, budget: int):
     return ReachTarget()
 
 
-def best_value(history, metric: str, mode: str) -> float:
-    values = history[metric].dropna()
+def best_value(table, history, metric: str, mode: str) -> float:
+    """The best objective any epoch reached, over trials that did not stop unhealthy."""
+    unhealthy = table.loc[table["stop_reason"] != "", "trial_id"]
+    values = history.loc[~history["trial_id"].isin(unhealthy), metric].dropna()
     return float(values.min() if mode == "min" else values.max())
 
 
@@ -88,8 +90,7 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     else:
         table, history, wall = run_sweep(common + ["--name", f"random-{seed}", "--search", "random", "--seed",
                                                    str(seed), "--scheduler", "none", "--trials", str(trials)])
-        healthy = history[~history["trial_id"].isin(table.loc[table["stop_reason"] != "", "trial_id"])]
-        target = best_value(healthy, objective.metric, objective.mode)
+        target = best_value(table, history, objective.metric, objective.mode)
         random_epochs = len(history)
         epochs = int(history["epoch"].max())
         rung = grace or max(1, epochs // 4)
@@ -97,19 +98,19 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
               f"{epochs}: {rung_agreement(history, objective.metric, rung, epochs):.2f}", flush=True)
     asha = ["--grace-epochs", str(grace)] if grace else []
     stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs)
-    _, tpe_history, tpe_wall = run_sweep(common + ["--name", f"tpe-asha-{seed}", "--search", "optuna",
-                                                   "--seed", str(SAMPLER_SEED_OFFSET + seed),
-                                                   "--scheduler", "asha", "--trials", str(4 * trials), *asha],
-                                         stop=stopper)
+    tpe_table, tpe_history, tpe_wall = run_sweep(
+        common + ["--name", f"tpe-asha-{seed}", "--search", "optuna", "--seed", str(SAMPLER_SEED_OFFSET + seed),
+                  "--scheduler", "asha", "--trials", str(4 * trials), *asha], stop=stopper)
     reached = stopper.epochs_to_target
     return {"seed": seed, "target": target, "random_epochs": random_epochs, "random_wall": wall,
             "tpe_epochs": reached, "tpe_spent": stopper.epochs, "tpe_wall": tpe_wall,
             "tpe_trials": tpe_history["trial_id"].nunique(),
+            "tpe_best": best_value(tpe_table, tpe_history, objective.metric, objective.mode),
             "ratio": reached / random_epochs if reached else float("inf")}
 
 
 def row_line(r: dict) -> str:
-    reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']}"
+    reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']} (best {r['tpe_best']:.4f})"
     return (f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
             f"{r['tpe_trials']:>7} {r['random_wall']:>7.0f}s/{r['tpe_wall']:.0f}s")
 

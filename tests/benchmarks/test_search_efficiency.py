@@ -38,3 +38,15 @@ def test_rung_agreement_is_the_rank_correlation_of_early_and_final_values():
                             "val/x": [0.1, 0.2, 0.3, 0.9, 0.5, 0.4]})
     assert rung_agreement(history, "val/x", 1, 2) == -1.0
     assert rung_agreement(history, "val/x", 2, 2) == 1.0
+
+
+def test_best_value_leaves_out_trials_that_stopped_unhealthy():
+    import pandas as pd
+
+    from search_efficiency import best_value
+
+    table = pd.DataFrame({"trial_id": ["a", "b"], "stop_reason": ["", "overflow"]})
+    history = pd.DataFrame({"trial_id": ["a", "a", "b"], "val/log_l1": [0.9, 0.8, 0.1]})
+    # b's 0.1 came from a trial stopped as overflowing: the best healthy value is a's 0.8
+    assert best_value(table, history, "val/log_l1", "min") == 0.8
+    assert best_value(table, history, "val/log_l1", "max") == 0.9

@@ -43,6 +43,8 @@ TEARDOWN = [
     ("TorchTrainer: last report -> fit() returns", "reported", "fit_returned"),
     ("Tune: fit() returned -> trial complete", "fit_returned", "tune_trial_completed"),
 ]
+# marks that carry their process's creation time, and the name that time gets
+PROCESS_CREATED = {"controller_started": "controller_process_created", "loop_entered": "worker_process_created"}
 
 
 def trial_times(marks: list[dict], fit_started: float) -> list[dict]:
@@ -56,10 +58,8 @@ def trial_times(marks: list[dict], fit_started: float) -> list[dict]:
             times[m["event"]] = m["t"]  # the last one counts
         else:
             times.setdefault(m["event"], m["t"])
-        if m["event"] == "loop_entered":
-            times.setdefault("worker_process_created", m["t_process"])
-        if m["event"] == "controller_started":
-            times.setdefault("controller_process_created", m["t_process"])
+        if m["event"] in PROCESS_CREATED:
+            times.setdefault(PROCESS_CREATED[m["event"]], m["t_process"])
     ordered = sorted(trials.values(), key=lambda t: t["tune_trial_started"])
     previous_end = fit_started
     for times in ordered:

@@ -18,12 +18,16 @@ def folder(tmp_path):
     return write_phantoms(str(tmp_path / "subjects"), 2, SHAPE, seed=0)
 
 
+def volumes_of(folder, mode):
+    return load_volumes(list_subjects(folder, modalities_for(mode)), mode)
+
+
 def save(path, volume):
     nibabel.save(nibabel.Nifti1Image(np.asarray(volume, np.float32), np.eye(4)), str(path))
 
 
 def test_phantoms_are_read_back_normalised_with_a_binary_tumour_mask(folder):
-    volumes = load_volumes(list_subjects(folder, modalities_for("dual")), "dual")
+    volumes = volumes_of(folder, "dual")
     assert len(volumes) == 2
     item = volumes[0]
     assert item["image"].shape == (2, *SHAPE) and item["cond"].shape == (1, *SHAPE) and item["seg"].shape == (1, *SHAPE)
@@ -60,7 +64,7 @@ def test_a_seg_of_another_shape_names_both_files(folder):
     save(seg, np.zeros((24, 24, 10)))
     with pytest.raises(DataError, match=r"seg.nii.gz: subject subject_000's seg has shape \(24, 24, 10\), its "
                                         r"bravo \(24, 24, 12\) \(.*bravo.nii.gz\)"):
-        load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+        volumes_of(folder, "bravo")
 
 
 def test_an_unreadable_file_is_named(folder):
@@ -68,7 +72,7 @@ def test_an_unreadable_file_is_named(folder):
     with open(path, "wb") as f:
         f.write(b"not a nifti file")
     with pytest.raises(DataError, match=f"{path}: subject subject_001: cannot read it as NIfTI"):
-        load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+        volumes_of(folder, "bravo")
 
 
 def test_non_finite_voxels_are_counted_and_named(folder):
@@ -78,11 +82,11 @@ def test_non_finite_voxels_are_counted_and_named(folder):
     path = f"{folder}/subject_000/bravo.nii.gz"
     save(path, volume)
     with pytest.raises(DataError, match=f"{path}: subject subject_000: 4 non-finite voxels"):
-        load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+        volumes_of(folder, "bravo")
 
 
 def test_empty_slices_are_skipped_only_when_asked(folder):
-    volumes = load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+    volumes = volumes_of(folder, "bravo")
     every = axial_slices(volumes, skip_empty=False)
     kept = axial_slices(volumes, skip_empty=True)
     assert len(every) == 2 * SHAPE[2]
@@ -92,7 +96,7 @@ def test_empty_slices_are_skipped_only_when_asked(folder):
 
 
 def test_2d_items_are_resized_and_3d_items_cropped_or_padded(folder):
-    volumes = load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+    volumes = volumes_of(folder, "bravo")
     image, cond, seg = Items(axial_slices(volumes, True), 2, (16, 16), augment=False)[0]
     assert image.shape == cond.shape == seg.shape == (1, 16, 16) and image.dtype == torch.float32
     image, cond, seg = Items(volumes, 3, (32, 16, 12), augment=False)[0]
@@ -101,7 +105,7 @@ def test_2d_items_are_resized_and_3d_items_cropped_or_padded(folder):
 
 
 def test_seg_mode_has_no_conditioning_channels(folder):
-    volumes = load_volumes(list_subjects(folder, modalities_for("seg")), "seg")
+    volumes = volumes_of(folder, "seg")
     image, cond, seg = Items(axial_slices(volumes, False), 2, (16, 16), augment=False, binary_images=True)[5]
     assert cond.shape == (0, 16, 16) and torch.equal(image, seg)
 
@@ -109,7 +113,7 @@ def test_seg_mode_has_no_conditioning_channels(folder):
 def test_augmentation_moves_image_and_masks_together(folder):
     # in seg mode the image is the mask itself, interpolated the same way: any flip, rotation or
     # shift drawn for the image must leave it equal to the transformed seg
-    volumes = load_volumes(list_subjects(folder, modalities_for("seg")), "seg")
+    volumes = volumes_of(folder, "seg")
     items = Items(axial_slices(volumes, True), 2, (24, 24), augment=True, binary_images=True, seed=0)
     plain = Items(axial_slices(volumes, True), 2, (24, 24), augment=False, binary_images=True)
     changed = 0
@@ -127,7 +131,7 @@ def augmented_images(items) -> list:
 def test_augmentation_follows_the_seed(folder):
     # MONAI's transforms keep random states of their own: without seeding them, two trials with
     # the same train.seed would train on different augmentations
-    slices = axial_slices(load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo"), True)
+    slices = axial_slices(volumes_of(folder, "bravo"), True)
     first, again, other = (augmented_images(Items(slices, 2, (16, 16), augment=True, seed=s)) for s in (1, 1, 2))
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not all(torch.equal(a, b) for a, b in zip(first, other))
@@ -136,7 +140,7 @@ def test_augmentation_follows_the_seed(folder):
 def test_data_loader_workers_and_epochs_draw_their_own_augmentation(folder):
     # each worker process starts from a copy of the transforms' random states: without reseeding,
     # both workers and every epoch would replay the same flips, rotations and shifts
-    slices = axial_slices(load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo"), True)
+    slices = axial_slices(volumes_of(folder, "bravo"), True)
     one_item = Items(slices[:1] * 8, 2, (16, 16), augment=True, seed=0)  # the same slice 8 times
     loader = torch.utils.data.DataLoader(one_item, batch_size=4, num_workers=2,
                                          generator=torch.Generator().manual_seed(0))
@@ -147,7 +151,7 @@ def test_data_loader_workers_and_epochs_draw_their_own_augmentation(folder):
 
 
 def test_files_are_read_once_not_every_epoch(folder, monkeypatch):
-    volumes = load_volumes(list_subjects(folder, modalities_for("bravo")), "bravo")
+    volumes = volumes_of(folder, "bravo")
     items = Items(axial_slices(volumes, True), 2, (16, 16), augment=True)
 
     def no_reading(*args, **kwargs):

@@ -91,11 +91,10 @@ RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion"]
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_ray, tmp_path, family):
     module = family_module(family)
-    config = smoke_config(family)
     resumes = family in RESUME_FAMILIES
     epochs = 3 if resumes else 2
-    config = merge(config, {"train": {"epochs": epochs, "checkpoint_every": 1,
-                                      "inject_crash_at_epoch": 3 if resumes else 0}})
+    config = merge(smoke_config(family), {"train": {"epochs": epochs, "checkpoint_every": 1,
+                                                    "inject_crash_at_epoch": 3 if resumes else 0}})
     log = tmp_path / "epochs.jsonl"
     result = fit(family, config, tmp_path, "run", log, max_failures=1)
     metrics = result.metrics

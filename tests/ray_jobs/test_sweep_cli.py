@@ -32,6 +32,7 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--data", "/nonexistent/patches.npz"], "/nonexistent/patches.npz: no such file"),
     (["hdr_patch", "--preset", "phase7"], "preset is unknown: 'phase7'"),
     (["hdr_patch", "--trials", "0"], "--trials: must be >= 1, got 0"),
+    (["hdr_patch", "--startup-trials", "0"], "--startup-trials: must be >= 1, got 0"),
     (["hdr_patch", "--set", "novalue"], "--set: expected KEY=VALUE"),
     (["latent_conditioner", "--data", "/nonexistent/images"], "/nonexistent/images: no such directory"),
     (["latent_conditioner", "--set", "loss.adaptive=magic"], "loss.adaptive"),

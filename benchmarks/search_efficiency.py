@@ -73,6 +73,24 @@ def best_value(table, history, metric: str, mode: str) -> float:
     return float(values.min() if mode == "min" else values.max())
 
 
+def earlier_random_search(folder: str, seed: int, metric: str, mode: str) -> tuple[float, int]:
+    """Random search's best objective and epochs, read from the Tune folder of an earlier run's
+    random-<seed> sweep (every trial's result.json: one line per reported epoch)."""
+    import glob
+    import json
+
+    import pandas as pd
+
+    lines = []
+    for path in glob.glob(os.path.join(folder, f"random-{seed}", "*", "result.json")):
+        with open(path) as f:
+            lines += [json.loads(line) for line in f if line.strip()]
+    if not lines:
+        sys.exit(f"--reuse-random: no random-{seed} trials in {folder}")
+    history = pd.DataFrame(lines)
+    return best_value(history.groupby("trial_id").last().reset_index(), history, metric, mode), len(history)
+
+
 def rung_agreement(history, metric: str, rung: int, epochs: int) -> float:
     """Spearman correlation, over random search's full-length trials, between each trial's value at
     ASHA's first rung and at the last epoch: how well the rung predicts the final ranking."""
@@ -83,7 +101,7 @@ def rung_agreement(history, metric: str, rung: int, epochs: int) -> float:
 
 
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
-             grace: int | None = None, known: tuple[float, int] | None = None, startup: int = STARTUP_TRIALS) -> dict:
+             grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS) -> dict:
     from trainables.families import family_module
 
     objective = family_module(family).OBJECTIVE
@@ -91,8 +109,9 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     # trials would replay random search's first points and find its best for free.
     common = [family, "--space", space, *TASKS.get(family, []), "--set", f"train.seed={seed}", "--storage",
               folder, *extra]
-    if known:  # random search's best and epochs from an earlier run of the same seed
-        (target, random_epochs), wall = known, float("nan")
+    if reuse:
+        target, random_epochs = earlier_random_search(reuse, seed, objective.metric, objective.mode)
+        wall = float("nan")
     else:
         table, history, wall = run_sweep(common + ["--name", f"random-{seed}", "--search", "random", "--seed",
                                                    str(seed), "--scheduler", "none", "--trials", str(trials)])
@@ -129,24 +148,24 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=32, help="random-search trials")
     p.add_argument("--grace-epochs", type=int, help="ASHA's grace period (default: the sweep's, a quarter)")
     p.add_argument("--startup-trials", type=int, default=STARTUP_TRIALS, help="TPE's random startup trials")
-    p.add_argument("--random-best", type=float, nargs=2, metavar=("VALUE", "EPOCHS"),
-                   help="skip random search: its best objective and epochs from an earlier run (one seed)")
+    p.add_argument("--reuse-random", metavar="FOLDER", default="",
+                   help="skip random search: read it from an earlier run's folder (printed at its start)")
     p.add_argument("--quick", action="store_true", help="1 seed, 8 random trials, --smoke-test data")
     args = p.parse_args()
-    known = (args.random_best[0], int(args.random_best[1])) if args.random_best else None
     seeds, trials, extra = args.seeds, args.trials, []
     if args.quick:
         seeds, trials, extra = seeds[:1], 8, ["--smoke-test", "--epochs", "4"]
     start_local_ray()
     folder = scratch("search")
+    print(f"sweeps in {folder}", flush=True)
     header = (f"{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
               f"ASHA (TPE's first {args.startup_trials} trials random; {machine()}):\n"
               f"{'seed':>4} {'target':>10} {'random epochs':>14} "
               f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {'trials':>7} {'wall random/TPE':>16}")
     rows = []
     for seed in seeds:  # each seed's line as soon as it is measured, and all of them at the end
-        rows.append(one_seed(args.family, SPACES[args.family], seed, trials, extra, folder, args.grace_epochs, known,
-                             args.startup_trials))
+        rows.append(one_seed(args.family, SPACES[args.family], seed, trials, extra, folder, args.grace_epochs,
+                             args.reuse_random, args.startup_trials))
         print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
     print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5)")

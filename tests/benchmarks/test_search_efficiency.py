@@ -50,3 +50,18 @@ def test_best_value_leaves_out_trials_that_stopped_unhealthy():
     # b's 0.1 came from a trial stopped as overflowing: the best healthy value is a's 0.8
     assert best_value(table, history, "val/log_l1", "min") == 0.8
     assert best_value(table, history, "val/log_l1", "max") == 0.9
+
+
+def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
+    import json
+
+    from search_efficiency import earlier_random_search
+
+    lines = {"a": [(1, 0.9, ""), (2, 0.8, "")], "b": [(1, 0.7, ""), (2, 0.1, "overflow")]}
+    for trial, epochs in lines.items():
+        folder = tmp_path / "random-3" / f"run_trial_{trial}"
+        folder.mkdir(parents=True)
+        folder.joinpath("result.json").write_text("".join(
+            json.dumps({"trial_id": trial, "epoch": e, "val/log_l1": v, "stop_reason": r}) + "\n" for e, v, r in epochs))
+    # b ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8; 4 epochs reported
+    assert earlier_random_search(str(tmp_path), 3, "val/log_l1", "min") == (0.8, 4)

@@ -9,6 +9,8 @@ Side by side in one run, for one family at its default config on this machine:
     figure is the median of the pairs' ratios (target <= 1.03), printed with their range;
   * the platform's own epoch code (trainables.loop.run_epoch with Accelerate) without Ray vs the
     bare loop, their epochs interleaved in one process: what our loop costs, apart from Ray;
+  * the bare loop with DistributedDataParallel over a world of one vs without, interleaved: what a
+    one-worker trial paid while Accelerate wrapped its model in DDP;
   * what reporting and checkpointing add per epoch, from the timeline marks of two platform runs
     (validation done -> report returned): one that reports without a checkpoint on every epoch
     but the last, one that checkpoints every epoch. Train's controller polls its workers as it does
@@ -47,15 +49,16 @@ def training_parts(family, cfg, epochs: int):
     return parts.model, params, optimizer, loader, scheduler
 
 
-def bare_epochs(family, cfg, epochs: int):
+def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
     """Yields seconds per step of each epoch of the family's loss through a plain PyTorch loop:
-    AdamW, clipping, the same LR schedule."""
+    AdamW, clipping, the same LR schedule; `wrap` wraps the model (e.g. in DDP)."""
     from dataclasses import asdict
 
     import torch
 
     torch.set_num_threads(1)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
+    model = wrap(model)
     weights = asdict(cfg.loss.weights)
     model.train()
     for _ in range(epochs):
@@ -99,6 +102,22 @@ def in_process_ratio(family, cfg, epochs: int) -> float:
     return statistics.median(ratios[1:])
 
 
+def ddp_of_one_ratio(family, cfg, epochs: int, folder: str) -> float:
+    """The bare loop with its model in DistributedDataParallel over a world of one (gloo) vs plain,
+    epochs interleaved in one process: what each one-worker trial paid while Accelerate wrapped
+    its model in DDP (trainables/loop.py make_accelerator)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/ddp_rendezvous", rank=0, world_size=1)
+    try:
+        plain, ddp = bare_epochs(family, cfg, epochs), bare_epochs(family, cfg, epochs, DistributedDataParallel)
+        ratios = [next(ddp) / next(plain) for _ in range(epochs)]
+    finally:
+        dist.destroy_process_group()
+    return statistics.median(ratios[1:])
+
+
 def report_seconds(marks: list[dict], pid: int, epochs: range) -> list[float]:
     """validation done -> report returned, per epoch of one worker process."""
     at = {(m["event"], m.get("epoch")): m["t"] for m in marks if m["pid"] == pid}
@@ -128,6 +147,7 @@ def main() -> None:
     start_local_ray(os.path.join(folder, "timeline.jsonl"))
     poll_like_a_sweep()
     own = in_process_ratio(family, cfg, 2 * epochs)
+    ddp = ddp_of_one_ratio(family, cfg, 2 * epochs, folder)
     pairs = []
     for i in range(repeats):
         bare = bare_step_seconds(family, cfg, epochs)
@@ -149,6 +169,8 @@ def main() -> None:
           f"pairs {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.03)")
     print(f"of which the platform's own epoch (run_epoch + Accelerate, no Ray) vs bare, epochs interleaved in one "
           f"process: ratio {own:.3f}")
+    print(f"DDP over a world of one vs the plain model (bare loop, epochs interleaved in one process; one-worker "
+          f"trials no longer use DDP): ratio {ddp:.3f}")
     print(f"per epoch ({epoch_s:.2f} s of train + validation): report {statistics.median(plain) * 1e3:.0f} ms; "
           f"checkpoint + report {statistics.median(with_ckpt) * 1e3:.0f} ms "
           f"({statistics.median(with_ckpt) / epoch_s:.1%} of the epoch)")

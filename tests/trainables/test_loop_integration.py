@@ -47,14 +47,14 @@ def term_names(family, config) -> list[str]:
     return list(module.Config().loss.weights.__dataclass_fields__)
 
 
-def fit(family, config, storage, name, epochs_seen_file, max_failures=0):
+def fit(family, config, storage, name, epochs_seen_file, max_failures=0, workers=1):
     import ray.train
     from ray.train.torch import TorchTrainer
 
     trainer = TorchTrainer(
         family_module(family).train_loop_per_worker,
         train_loop_config=config,
-        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 1 / workers}),
         run_config=ray.train.RunConfig(name=name, storage_path=str(storage), callbacks=[EpochRecorder(epochs_seen_file)],
                                        failure_config=ray.train.FailureConfig(max_failures=max_failures)),
     )
@@ -73,7 +73,7 @@ class EpochRecorder(UserCallback):
     def after_report(self, run_context, metrics, checkpoint):
         with open(self.path, "a") as f:
             f.write(json.dumps({"epoch": metrics[0]["epoch"], "checkpoint": checkpoint is not None,
-                                "val_epoch": metrics[0].get("val_epoch")}) + "\n")
+                                "val_epoch": metrics[0].get("val_epoch"), "lr": metrics[0].get("lr")}) + "\n")
 
 
 def seen(path):
@@ -156,3 +156,17 @@ def test_the_model_is_wrapped_in_ddp_only_when_the_run_has_several_workers(local
                           scaling_config=ray.train.ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 0.5}),
                           run_config=ray.train.RunConfig(name="mode", storage_path=str(tmp_path))).fit()
     assert result.return_value == {"ddp": workers > 1, "processes": workers}  # rank 0's
+
+
+def test_two_workers_train_with_ddp_on_the_same_schedule_as_one(local_ray, tmp_path):
+    # hdr_patch smoke: 64 training patches in batches of 16, 4 steps an epoch on one worker, 2 on
+    # each of two. The LR schedule is counted in the one-worker steps and Accelerate steps it once
+    # per worker, so both runs must report the same rate after each epoch (2 steps counted once
+    # would leave two workers' cosine half-way down after the last epoch).
+    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 2, "checkpoint_every": 1}})
+    fit("hdr_patch", config, tmp_path, "one", tmp_path / "one.jsonl")
+    two = fit("hdr_patch", config, tmp_path, "two", tmp_path / "two.jsonl", workers=2)
+    assert two.error is None and two.metrics["stop_reason"] == ""
+    one_lr, two_lr = ([s["lr"] for s in seen(tmp_path / f"{n}.jsonl")] for n in ("one", "two"))
+    assert len(two_lr) == 2 and two_lr == pytest.approx(one_lr)
+    assert two_lr[0] > two_lr[1]

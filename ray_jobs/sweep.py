@@ -209,7 +209,11 @@ def start_local_ray(verbose: bool = False) -> None:
     by looking for Ray instances on the machine: with a second one running (another sweep, a test
     run) that lookup fails ("Found multiple active Ray instances"), the placement group is never
     removed, and every later trial waits for CPUs that never come back. RAY_ADDRESS in every
-    worker makes the lookup find this Ray."""
+    worker makes the lookup find this Ray.
+
+    Train's preemption watcher is off here (unless the user set it): it is one more actor, a fresh
+    process importing Ray Train, per trial, that watches for nodes being drained (spot instances
+    reclaimed), and a Ray of this one machine has no node to drain. Clusters keep it."""
     import ray
 
     # Nested, so that it is shipped by value: a worker runs it before it can import this project.
@@ -220,8 +224,12 @@ def start_local_ray(verbose: bool = False) -> None:
 
         os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
 
+    watcher = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
     ray.init(num_cpus=os.cpu_count(), log_to_driver=verbose,
-             runtime_env={"worker_process_setup_hook": pin_ray_address})
+             runtime_env={"worker_process_setup_hook": pin_ray_address, "env_vars": {PREEMPTION_WATCHER_ENV: watcher}})
+
+
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
 
 
 DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource

@@ -46,3 +46,16 @@ def test_relative_storage_on_several_nodes_is_refused(monkeypatch):
         sweep.check_cluster(p)
     fake_cluster(monkeypatch, {"CPU": 2.0})
     assert sweep.check_cluster(p) == 1  # one node: a local folder is fine
+
+
+@pytest.mark.parametrize("user_value, expected", [(None, "0"), ("1", "1")])
+def test_a_local_ray_turns_trains_preemption_watcher_off_unless_the_user_set_it(monkeypatch, user_value, expected):
+    # one machine has no node to drain: the watcher would only be a process more per trial
+    if user_value is None:
+        monkeypatch.delenv(sweep.PREEMPTION_WATCHER_ENV, raising=False)
+    else:
+        monkeypatch.setenv(sweep.PREEMPTION_WATCHER_ENV, user_value)
+    calls = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    sweep.start_local_ray()
+    assert calls[0]["runtime_env"]["env_vars"] == {sweep.PREEMPTION_WATCHER_ENV: expected}

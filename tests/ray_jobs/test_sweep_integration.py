@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from ray.util.state import list_actors
 
 from ray_jobs import sweep
 from ray_jobs import train as train_job
@@ -47,6 +48,9 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     for column in ("status", "stop_reason", "objective", "best_objective", "wall_s", "final/val/overflow_frac"):
         assert column in trials
     assert "* " in out and "trials.parquet" in out  # the printed table marks the default
+    # Train ran its actors, but no preemption watcher on a one-machine Ray (sweep.start_local_ray)
+    assert list_actors(filters=[("class_name", "=", "TrainController")], detail=False)
+    assert not list_actors(filters=[("class_name", "=", "PreemptionWatcher")], detail=False)
     states = [t.state for t in study(experiment, "caps3").trials]
     assert len(states) == 3
     if (experiment / "best_config.json").exists():  # written when some trial is healthy

@@ -26,15 +26,17 @@ class DiffusionNet(nn.Module):
     it is checkpointed) that epoch-dependent tricks such as the timestep curriculum read."""
 
     def __init__(self, spatial_dims: int, mode: str, widths=(128, 256, 256), attention=(False, True, True),
-                 res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 32):
+                 res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 32, flash_attention: bool = True):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
         in_channels, out_channels = mode_channels(mode)
+        # flash_attention: MONAI's use_flash_attention, torch's scaled_dot_product_attention: the same
+        # attention without materialising its [batch, heads, positions, positions] matrix
         self.unet = DiffusionModelUNet(
             spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, channels=tuple(widths),
             attention_levels=tuple(attention), num_res_blocks=res_blocks, norm_num_groups=norm_groups,
-            num_head_channels=head_channels)
+            num_head_channels=head_channels, use_flash_attention=flash_attention)
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
 
     def forward(self, x_t: torch.Tensor, condition: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:

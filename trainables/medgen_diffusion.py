@@ -83,6 +83,11 @@ class ModelConfig:
     res_blocks: int = 1
     norm_groups: int = 32
     head_channels: int = 8
+    # Not in the seed: MONAI's use_flash_attention (torch's scaled_dot_product_attention), the same
+    # attention without its full matrix, which at the seed's size (batch 16, 256 / 8 = 32 heads over
+    # 64x64 = 4096 positions) is 16 x 32 x 4096^2 floats = 34 GB in one layer: off, a default trial
+    # could not train on a 24 GiB machine (benchmarks/memory.py).
+    flash_attention: bool = True
 
     def __post_init__(self):
         if self.spatial_dims not in (2, 3):
@@ -274,7 +279,7 @@ def build(cfg) -> Parts:
     train_subjects, val_subjects = subject_split(cfg)
     m, r = cfg.model, cfg.regularisation
     model = DiffusionNet(m.spatial_dims, cfg.data.mode, m.widths, m.attention, m.res_blocks, m.norm_groups,
-                         m.head_channels)
+                         m.head_channels, m.flash_attention)
     if r.feature_perturbation:
         add_feature_noise(model.unet, r.feature_layers, r.feature_std)
     return Parts(model, make_items(cfg, train_subjects, cfg.data.augment),

@@ -21,6 +21,28 @@ def test_forward_predicts_the_image_channels(spatial_dims, mode, images, conditi
     assert out.shape == (2, images, *shape) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_flash_attention_computes_what_monais_einsum_attention_does(spatial_dims):
+    # the same weights through torch's scaled_dot_product_attention and MONAI's einsum + softmax:
+    # the same outputs and gradients to float32 rounding (only the kernel differs, not the model)
+    torch.manual_seed(0)
+    einsum = DiffusionNet(spatial_dims, "bravo", **SMALL, flash_attention=False)
+    torch.nn.init.normal_(einsum.unet.out[-1].conv.weight)  # MONAI zero-initialises the output conv
+    flash = DiffusionNet(spatial_dims, "bravo", **SMALL, flash_attention=True)
+    flash.load_state_dict(einsum.state_dict())
+    for net, kernel in ((einsum, False), (flash, True)):  # every attention block on the asked-for kernel
+        assert {m.use_flash_attention for m in net.modules() if hasattr(m, "use_flash_attention")} == {kernel}
+    shape = (16,) * spatial_dims
+    inputs = (torch.randn(2, 1, *shape), torch.randn(2, 1, *shape), torch.tensor([5.0, 500.0]))
+    outputs = [net(*inputs) for net in (einsum, flash)]
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5) and outputs[0].abs().max() > 1e-2
+    for out in outputs:
+        out.square().sum().backward()
+    # as one vector: some parameters' true gradient is 0 (a bias before a GroupNorm), both rounding noise
+    grads = [torch.cat([p.grad.flatten() for p in net.parameters()]) for net in (einsum, flash)]
+    assert (grads[0] - grads[1]).norm() <= 1e-4 * grads[0].norm()
+
+
 @pytest.mark.parametrize("layers", [("mid",), ("encoder",), ("decoder",), ("encoder", "mid", "decoder")])
 def test_feature_noise_perturbs_only_while_training(layers):
     torch.manual_seed(0)

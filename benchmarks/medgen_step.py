@@ -5,7 +5,10 @@ medgen_diffusion's training step on this machine with the `small` preset (widths
   - plain: the documented default (RFlow, AdamW, no regulariser),
   - regularised: every clean regulariser of the seed on (curriculum, jitter, noise augmentation,
     feature perturbation, self-conditioning, gradient noise),
-  - sam: SAM with rho 0.05 (two forward-backward passes; the seed says ~2x compute).
+  - sam: SAM with rho 0.05 (two forward-backward passes; the seed says ~2x compute),
+  - einsum_attention: the default with MONAI's einsum attention instead of torch's
+    scaled_dot_product_attention (`model.flash_attention=false`), which materialises every
+    attention matrix.
 Step time is the shared loop's own `run_epoch` (loss, backward, clipping, tricks, AdamW step) over
 `--steps` batches of the real data path (phantom NIfTI files), divided by the steps; the median
 over `--rounds` rounds, the variants interleaved so that machine noise hits them alike. Peak
@@ -34,7 +37,8 @@ SETTINGS = {
               "train": {"batch_size": 2}},
 }
 VARIANTS = {  # name: (preset, overrides)
-    "plain": ("", {}), "regularised": ("regularised", {}), "sam": ("", {"optim": {"sam_rho": 0.05}})}
+    "plain": ("", {}), "regularised": ("regularised", {}), "sam": ("", {"optim": {"sam_rho": 0.05}}),
+    "einsum_attention": ("", {"model": {"flash_attention": False}})}
 
 
 def setup(setting: str, variant: str):
@@ -116,7 +120,7 @@ def main(argv=None) -> int:
         for variant in VARIANTS:
             median = statistics.median(times[variant])
             memory = in_fresh_process(setting, variant, steps)
-            print(f"{setting:6s} {variant:12s} batch {batch:2d}: step {median * 1000:8.1f} ms "
+            print(f"{setting:6s} {variant:16s} batch {batch:2d}: step {median * 1000:8.1f} ms "
                   f"({median / plain:.2f}x plain), {batch / median:6.1f} samples/s, "
                   f"peak RSS {memory['peak_mb']:.0f} MB (after imports {memory['before_mb']:.0f} MB)")
     return 0

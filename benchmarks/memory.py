@@ -39,12 +39,11 @@ def main() -> None:
     folder = scratch("memory")
     print(f"peak RSS of one training worker, default config, 1 epoch ({machine()}):")
     for name in args.families:
-        overrides = merge(family_module(name).SMOKE, {}) if args.quick else SHORT_DATA.get(name, {})
-        overrides = merge(overrides, {"train": {"epochs": 1}})
-        reports = platform_run(name, overrides, folder, f"memory_{name}")
-        short = f"  (data cut: {SHORT_DATA[name]['data']})" if name in SHORT_DATA and not args.quick else ""
-        last = reports[-1]
-        print(f"  {name:<20} {last['peak_mem_mb']:8.0f} MB   (epoch {last['time/epoch_s']:.0f} s){short}", flush=True)
+        cut = {} if args.quick else SHORT_DATA.get(name, {})
+        overrides = merge(family_module(name).SMOKE if args.quick else cut, {"train": {"epochs": 1}})
+        last = platform_run(name, overrides, folder, f"memory_{name}")[-1]
+        note = f"  (data cut: {cut['data']})" if cut else ""
+        print(f"  {name:<20} {last['peak_mem_mb']:8.0f} MB   (epoch {last['time/epoch_s']:.0f} s){note}", flush=True)
 
 
 if __name__ == "__main__":

@@ -200,6 +200,9 @@ def start_ray(verbose: bool) -> None:
         start_local_ray(verbose)
 
 
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
+
+
 def start_local_ray(verbose: bool = False) -> None:
     """A Ray of this machine's cores, started in this process, whose workers know its address.
 
@@ -227,9 +230,6 @@ def start_local_ray(verbose: bool = False) -> None:
     watcher = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
     ray.init(num_cpus=os.cpu_count(), log_to_driver=verbose,
              runtime_env={"worker_process_setup_hook": pin_ray_address, "env_vars": {PREEMPTION_WATCHER_ENV: watcher}})
-
-
-PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
 
 
 DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource

@@ -1,4 +1,4 @@
-"""python benchmarks/search_efficiency.py [--family hdr_patch] [--seeds 0 1 2 3 4] [--quick]
+"""python benchmarks/search_efficiency.py [--family hdr_patch] [--seeds 0 1 2 3 4] [--seed-noise] [--quick]
 
 Does Optuna TPE + ASHA find good settings with less compute than brute force? Per seed, on one
 family's search space (hdr_patch `caps`, latent_conditioner `weights`):
@@ -12,6 +12,7 @@ family's search space (hdr_patch `caps`, latent_conditioner `weights`):
 Prints the ratio (TPE + ASHA compute / random compute) per seed and how many seeds are <= 1/3.
 Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default;
 they share the training seed and differ in the sampler's seed (TPE's startup trials are random).
+--seed-noise checks the task first: see seed_agreement.
 """
 
 from __future__ import annotations
@@ -100,6 +101,48 @@ def rung_agreement(history, metric: str, rung: int, epochs: int) -> float:
     return float(values[rung].rank().corr(values[epochs].rank()))  # Pearson of ranks: Spearman
 
 
+def seed_agreement(a, b, mode: str = "min") -> dict:
+    """The same configs trained at two training seeds (trials tables `a`, `b`, matched by Tune's
+    launch order, which random search with one sampler seed repeats): how much of the spread
+    between configs is the training seed's. Spearman of their best objectives; where `a`'s best
+    config ranks in `b` (1 = best); the median spread between configs (median - best) and the
+    median change of one config's distance from its seed's median (a seed that moves every config
+    alike, e.g. through its data, changes no ranking)."""
+    searched = [c for c in a.columns if c.startswith("config/") and c != "config/train/seed"]
+    pair = a.merge(b, on="trial_index", suffixes=("_a", "_b"))
+    for column in searched:  # the match must be the same configs, or the figures mean nothing
+        same = (pair[column + "_a"] == pair[column + "_b"]) | (pair[column + "_a"].isna() & pair[column + "_b"].isna())
+        if not same.all():
+            raise ValueError(f"{column}: the two runs did not sample the same configs in the same order")
+    pair = pair.dropna(subset=["best_objective_a", "best_objective_b"])  # trials that failed
+    sign = 1.0 if mode == "min" else -1.0  # below, smaller is better
+    x, y = sign * pair["best_objective_a"], sign * pair["best_objective_b"]
+    return {"configs": len(pair), "spearman": float(x.rank().corr(y.rank())),
+            "a_best_rank_in_b": int(y.rank()[x.idxmin()]),
+            "spread": float(x.median() - x.min()),
+            "seed_change": float(((x - x.median()) - (y - y.median())).abs().median())}
+
+
+def task_args(family: str, space: str, train_seed: int, folder: str, extra: list[str]) -> list[str]:
+    """The sweep flags of a family's benchmark task at one training seed."""
+    return [family, "--space", space, *TASKS.get(family, []), "--set", f"train.seed={train_seed}", "--storage",
+            folder, *extra]
+
+
+def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str) -> dict:
+    """Random search's configs for sampler seed `seed`, trained at training seeds `seed` and
+    `seed` + 1."""
+    from trainables.families import family_module
+
+    tables = []
+    for train_seed in (seed, seed + 1):
+        table, _, _ = run_sweep(task_args(family, space, train_seed, folder, extra) + [
+            "--name", f"noise-{seed}-{train_seed}", "--search", "random", "--seed", str(seed), "--scheduler", "none",
+            "--trials", str(trials)])
+        tables.append(table)
+    return seed_agreement(*tables, mode=family_module(family).OBJECTIVE.mode)
+
+
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
              grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS) -> dict:
     from trainables.families import family_module
@@ -107,8 +150,7 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     objective = family_module(family).OBJECTIVE
     # Same training seed for both; different sampler seeds, else TPE's first (random) startup
     # trials would replay random search's first points and find its best for free.
-    common = [family, "--space", space, *TASKS.get(family, []), "--set", f"train.seed={seed}", "--storage",
-              folder, *extra]
+    common = task_args(family, space, seed, folder, extra)
     if reuse:
         target, random_epochs = earlier_random_search(reuse, seed, objective.metric, objective.mode)
         wall = float("nan")
@@ -150,6 +192,9 @@ def main() -> None:
     p.add_argument("--startup-trials", type=int, default=STARTUP_TRIALS, help="TPE's random startup trials")
     p.add_argument("--reuse-random", metavar="FOLDER", default="",
                    help="skip random search: read it from an earlier run's folder (printed at its start)")
+    p.add_argument("--seed-noise", action="store_true",
+                   help="instead: random search's configs of the first seed at two training seeds (does the task "
+                        "separate configs beyond the training seed's noise?)")
     p.add_argument("--quick", action="store_true", help="1 seed, 8 random trials, --smoke-test data")
     args = p.parse_args()
     seeds, trials, extra = args.seeds, args.trials, []
@@ -158,6 +203,14 @@ def main() -> None:
     start_local_ray()
     folder = scratch("search")
     print(f"sweeps in {folder}", flush=True)
+    if args.seed_noise:
+        r = seed_noise(args.family, SPACES[args.family], seeds[0], trials, extra, folder)
+        print(f"{args.family} '{SPACES[args.family]}', {r['configs']} random configs (sampler seed {seeds[0]}) "
+              f"at training seeds {seeds[0]} and {seeds[0] + 1} ({machine()}): Spearman of their best objectives "
+              f"{r['spearman']:.2f}; seed {seeds[0]}'s best config ranks {r['a_best_rank_in_b']} of {r['configs']} at "
+              f"seed {seeds[0] + 1}; median config - best {r['spread']:.4f}, median change of one config between "
+              f"seeds, each seed's median subtracted, {r['seed_change']:.4f}")
+        return
     header = (f"{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
               f"ASHA (TPE's first {args.startup_trials} trials random; {machine()}):\n"
               f"{'seed':>4} {'target':>10} {'random epochs':>14} "

@@ -65,3 +65,28 @@ def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
             json.dumps({"trial_id": trial, "epoch": e, "val/log_l1": v, "stop_reason": r}) + "\n" for e, v, r in epochs))
     # b ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8; 4 epochs reported
     assert earlier_random_search(str(tmp_path), 3, "val/log_l1", "min") == (0.8, 4)
+
+
+def test_seed_agreement_matches_configs_by_launch_order():
+    import pandas as pd
+    import pytest
+
+    from search_efficiency import seed_agreement
+
+    # configs p, q, r (launch order 0, 1, 2) at two training seeds; `b` lists them in another order.
+    # Seed a: p 1.0, q 2.0, r 3.0; seed b: p 2.5, q 2.0, r 3.0 -> ranks (1,2,3) vs (2,1,3):
+    # Spearman = 1 - 6*(1+1+0)/(3*(9-1)) = 0.5; a's best (p) ranks 2nd in b; spread = median 2.0 -
+    # best 1.0 = 1.0; distances from each seed's median (2.0, 2.5): a -1, 0, 1; b 0, -0.5, 0.5;
+    # changes 1, 0.5, 0.5 -> median 0.5
+    a = pd.DataFrame({"trial_index": [0, 1, 2], "config/lr": [0.1, 0.2, 0.3], "config/train/seed": [0, 0, 0],
+                      "best_objective": [1.0, 2.0, 3.0]})
+    b = pd.DataFrame({"trial_index": [2, 0, 1], "config/lr": [0.3, 0.1, 0.2], "config/train/seed": [1, 1, 1],
+                      "best_objective": [3.0, 2.5, 2.0]})
+    assert seed_agreement(a, b) == {"configs": 3, "spearman": 0.5, "a_best_rank_in_b": 2, "spread": 1.0,
+                                    "seed_change": 0.5}
+    # maximised: the same values negated give the same figures
+    assert seed_agreement(a.assign(best_objective=-a["best_objective"]),
+                          b.assign(best_objective=-b["best_objective"]), mode="max")["spearman"] == 0.5
+    # different configs at the same launch position: refused, not compared
+    with pytest.raises(ValueError, match="config/lr"):
+        seed_agreement(a, b.assign(**{"config/lr": [0.3, 0.1, 0.9]}))

@@ -108,13 +108,11 @@ def seed_agreement(a, b, mode: str = "min") -> dict:
     config ranks in `b` (1 = best); the median spread between configs (median - best) and the
     median change of one config's distance from its seed's median (a seed that moves every config
     alike, e.g. through its data, changes no ranking)."""
-    searched = [c for c in a.columns if c.startswith("config/") and c != "config/train/seed"]
-    pair = a.merge(b, on="trial_index", suffixes=("_a", "_b"))
-    for column in searched:  # the match must be the same configs, or the figures mean nothing
-        same = (pair[column + "_a"] == pair[column + "_b"]) | (pair[column + "_a"].isna() & pair[column + "_b"].isna())
-        if not same.all():
+    a, b = (table.set_index("trial_index").sort_index() for table in (a, b))
+    for column in [c for c in a.columns if c.startswith("config/") and c != "config/train/seed"]:
+        if not a[column].equals(b[column]):  # not the same configs: the figures would mean nothing
             raise ValueError(f"{column}: the two runs did not sample the same configs in the same order")
-    pair = pair.dropna(subset=["best_objective_a", "best_objective_b"])  # trials that failed
+    pair = a.join(b, lsuffix="_a", rsuffix="_b").dropna(subset=["best_objective_a", "best_objective_b"])
     sign = 1.0 if mode == "min" else -1.0  # below, smaller is better
     x, y = sign * pair["best_objective_a"], sign * pair["best_objective_b"]
     return {"configs": len(pair), "spearman": float(x.rank().corr(y.rank())),

@@ -10,6 +10,7 @@ family's search space (hdr_patch `caps`, latent_conditioner `weights`):
      random search did. Its compute is the number of epochs reported up to that moment, counted
      in the order Tune received them (a Tune Stopper sees every result).
 Prints the ratio (TPE + ASHA compute / random compute) per seed and how many seeds are <= 1/3.
+Beside it, the compute to come within --near (default 0.1%) of the target: see NEAR.
 Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default;
 they share the training seed and differ in the sampler's seed (TPE's startup trials are random).
 --seed-noise checks the task first: see seed_agreement.
@@ -18,6 +19,7 @@ they share the training seed and differ in the sampler's seed (TPE's startup tri
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -40,24 +42,37 @@ TARGET_RATIO = 1 / 3
 # in three, 10 (6.7 on average): a third of 32 x 10 epochs is about 16 trials, 16 // 4 = 4. The
 # benchmark's TPE run itself asks for up to 4 x 32 trials, so that it can say how far short it falls.
 STARTUP_TRIALS = 4
+# "Near the target": within 0.1% of it. A tenth of how much one config's objective moves between
+# two training seeds (--seed-noise: 0.010 of 0.89 on hdr_patch, 0.0039 of 0.35 on latent_conditioner,
+# both 1.1%), so a config this close to random search's best is not told apart from it by the task.
+# Reported beside the strict figure, which stays the issue's target.
+NEAR = 0.001
 SAMPLER_SEED_OFFSET = 1000
 
 
-def make_stopper(metric: str, mode: str, target: float, budget: int):
+def make_stopper(metric: str, mode: str, target: float, budget: int, near: float = 0.0):
     """Stops the whole experiment once an epoch reaches `target` or `budget` epochs were spent;
-    remembers the epochs counted up to the hit."""
+    remembers the epochs counted up to the hit, and up to the first epoch within `near` (relative)
+    of the target."""
     from ray.tune import Stopper
+
+    sign = 1 if mode == "min" else -1  # compare sign * value, smaller is better either way
+    near_target = target + sign * near * abs(target)
 
     class ReachTarget(Stopper):
         def __init__(self):
             self.epochs = 0
             self.epochs_to_target = None
+            self.epochs_to_near = None
 
         def __call__(self, trial_id, result):
             self.epochs += 1
             value = result.get(metric)
-            reached = value is not None and (value <= target if mode == "min" else value >= target)
-            if reached and self.epochs_to_target is None and not result.get("stop_reason"):
+            if value is None or result.get("stop_reason"):
+                return False
+            if self.epochs_to_near is None and sign * value <= sign * near_target:
+                self.epochs_to_near = self.epochs
+            if self.epochs_to_target is None and sign * value <= sign * target:
                 self.epochs_to_target = self.epochs
             return False
 
@@ -142,7 +157,7 @@ def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str]
 
 
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
-             grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS) -> dict:
+             grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS, near: float = NEAR) -> dict:
     from trainables.families import family_module
 
     objective = family_module(family).OBJECTIVE
@@ -162,7 +177,7 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
         print(f"seed {seed}: Spearman of random search's values at epoch {rung} (ASHA's first rung) vs epoch "
               f"{epochs}: {rung_agreement(history, objective.metric, rung, epochs):.2f}", flush=True)
     asha = ["--grace-epochs", str(grace)] if grace else []
-    stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs)
+    stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs, near=near)
     tpe_table, tpe_history, tpe_wall = run_sweep(
         common + ["--name", f"tpe-asha-{seed}", "--search", "optuna", "--seed", str(SAMPLER_SEED_OFFSET + seed),
                   "--scheduler", "asha", "--trials", str(4 * trials), "--startup-trials", str(startup), *asha],
@@ -172,13 +187,15 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
             "tpe_epochs": reached, "tpe_spent": stopper.epochs, "tpe_wall": tpe_wall,
             "tpe_trials": tpe_history["trial_id"].nunique(),
             "tpe_best": best_value(tpe_table, tpe_history, objective.metric, objective.mode),
-            "ratio": reached / random_epochs if reached else float("inf")}
+            "ratio": reached / random_epochs if reached else float("inf"),
+            "near_ratio": stopper.epochs_to_near / random_epochs if stopper.epochs_to_near else float("inf")}
 
 
 def row_line(r: dict) -> str:
     reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']} (best {r['tpe_best']:.4f})"
+    random_wall = "reused" if math.isnan(r["random_wall"]) else f"{r['random_wall']:.0f}s"
     return (f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
-            f"{r['tpe_trials']:>7} {r['random_wall']:>7.0f}s/{r['tpe_wall']:.0f}s")
+            f"{r['near_ratio']:>12.3f} {r['tpe_trials']:>7} {random_wall:>8}/{r['tpe_wall']:.0f}s")
 
 
 def main() -> None:
@@ -193,6 +210,8 @@ def main() -> None:
     p.add_argument("--seed-noise", action="store_true",
                    help="instead: random search's configs of the first seed at two training seeds (does the task "
                         "separate configs beyond the training seed's noise?)")
+    p.add_argument("--near", type=float, default=NEAR,
+                   help="also count the compute to come within this fraction of the target (see NEAR)")
     p.add_argument("--quick", action="store_true", help="1 seed, 8 random trials, --smoke-test data")
     args = p.parse_args()
     seeds, trials, extra = args.seeds, args.trials, []
@@ -212,14 +231,17 @@ def main() -> None:
     header = (f"{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
               f"ASHA (TPE's first {args.startup_trials} trials random; {machine()}):\n"
               f"{'seed':>4} {'target':>10} {'random epochs':>14} "
-              f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {'trials':>7} {'wall random/TPE':>16}")
+              f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {f'ratio {args.near:.1%} off':>12} {'trials':>7} "
+              f"{'wall random/TPE':>16}")
     rows = []
     for seed in seeds:  # each seed's line as soon as it is measured, and all of them at the end
         rows.append(one_seed(args.family, SPACES[args.family], seed, trials, extra, folder, args.grace_epochs,
-                             args.reuse_random, args.startup_trials))
+                             args.reuse_random, args.startup_trials, args.near))
         print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
-    print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5)")
+    near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)
+    print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5); within {args.near:.1%} of the target "
+          f"in <= 1/3 of the compute: {near} of {len(rows)}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,21 @@ def test_counts_epochs_up_to_the_first_healthy_hit():
     assert stopper.stop_all()
 
 
+def test_counts_epochs_to_come_within_near_of_the_target():
+    # minimised, target 2.0, near 0.1% -> within means <= 2.002. Epochs: 2.1 (no), 2.0015 (near, 2nd),
+    # 2.0001 (near, not the target), 1.9999 (the target, 4th)
+    stopper = make_stopper("val/log_l1", "min", target=2.0, budget=10, near=0.001)
+    for value in (2.1, 2.0015, 2.0001, 1.9999):
+        stopper("t", {"val/log_l1": value})
+    assert (stopper.epochs_to_near, stopper.epochs_to_target) == (2, 4)
+    # maximised, target 0.5: within 0.1% means >= 0.4995; 0.4994 is not, 0.4996 is (2nd epoch)
+    stopper = make_stopper("val/acc", "max", target=0.5, budget=10, near=0.001)
+    for value in (0.4994, 0.4996):
+        stopper("t", {"val/acc": value})
+    assert (stopper.epochs_to_near, stopper.epochs_to_target) == (2, None)
+    assert not stopper.stop_all()
+
+
 def test_stops_at_the_budget_without_a_hit():
     stopper = make_stopper("val/acc", "max", target=0.9, budget=3)
     for value in (0.5, 0.6):

@@ -8,6 +8,7 @@ function only waits on the trainer, so it holds a fraction of a CPU.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import ray.train
@@ -93,6 +94,41 @@ def run_trial(config: dict, *, family: str, base: dict, resources: TrialResource
     )
     trainer.fit()
     mark("fit_returned", run=context.get_trial_id())
+    wait_until_tune_took_the_last_report()
+
+
+# How long a finished trial waits for Tune to take its last report: longer than Tune's driver is
+# ever busy between two results, short enough that a trial Tune no longer polls still ends.
+LAST_REPORT_TIMEOUT_S = 120.0
+# After the queue is seen empty: the moment between Tune's thread taking the report off the queue
+# and handing it on (a few statements, well under a millisecond), with room to spare.
+LAST_REPORT_GRACE_S = 0.1
+
+
+def wait_until_tune_took_the_last_report(timeout_s: float = LAST_REPORT_TIMEOUT_S,
+                                         poll_s: float = 0.05) -> None:
+    """Keeps the trial function from returning before Tune has taken the last Train report.
+
+    TuneReportCallback (in Train's controller) puts each report on a one-item Ray queue, which the
+    trial actor's main thread empties when Tune asks for the next result and then passes on through
+    the session's one-item result queue. When the trial function returns, Tune's wrapper puts its
+    end-of-trial marker on that same result queue. In Ray 2.60, if Tune asks for the last result
+    only after `fit()` has returned (its driver busy for the ~1 s fit() takes to return after the
+    last report), the main thread takes the last report from the Ray queue, finds the result queue
+    full with the marker that only it could empty, and waits forever: the trial stays RUNNING with
+    its last epoch missing (seen in CI: a 3-trial sweep on a loaded 2-node cluster; reproduced by a
+    trial function that puts two reports and returns at once). Waiting here until the Ray queue is
+    empty orders the two.
+    """
+    from ray.train._internal.session import get_session
+
+    queue = get_session()._get_or_create_inter_actor_queue()  # the one TuneReportCallback holds
+    deadline = time.monotonic() + timeout_s
+    while not queue.empty():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Tune did not take the trial's last report within {timeout_s:.0f} s")
+        time.sleep(poll_s)
+    time.sleep(LAST_REPORT_GRACE_S)
 
 
 def trainable(family: str, base: dict, resources: TrialResources, runs_path: str, **kwargs):

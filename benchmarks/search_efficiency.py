@@ -214,6 +214,8 @@ def main() -> None:
                    help="also count the compute to come within this fraction of the target (see NEAR)")
     p.add_argument("--quick", action="store_true", help="1 seed, 8 random trials, --smoke-test data")
     args = p.parse_args()
+    if not 0 <= args.near < 1:
+        p.error(f"--near: {args.near} is not a fraction in [0, 1)")
     seeds, trials, extra = args.seeds, args.trials, []
     if args.quick:
         seeds, trials, extra = seeds[:1], 8, ["--smoke-test", "--epochs", "4"]

@@ -187,8 +187,12 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
             "tpe_epochs": reached, "tpe_spent": stopper.epochs, "tpe_wall": tpe_wall,
             "tpe_trials": tpe_history["trial_id"].nunique(),
             "tpe_best": best_value(tpe_table, tpe_history, objective.metric, objective.mode),
-            "ratio": reached / random_epochs if reached else float("inf"),
-            "near_ratio": stopper.epochs_to_near / random_epochs if stopper.epochs_to_near else float("inf")}
+            "ratio": share(reached, random_epochs), "near_ratio": share(stopper.epochs_to_near, random_epochs)}
+
+
+def share(epochs: int | None, random_epochs: int) -> float:
+    """TPE + ASHA's epochs as a share of random search's; inf when it never got there."""
+    return epochs / random_epochs if epochs else float("inf")
 
 
 def row_line(r: dict) -> str:

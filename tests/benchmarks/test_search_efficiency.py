@@ -105,3 +105,18 @@ def test_seed_agreement_matches_configs_by_launch_order():
     # different configs at the same launch position: refused, not compared
     with pytest.raises(ValueError, match="config/lr"):
         seed_agreement(a, b.assign(**{"config/lr": [0.3, 0.1, 0.9]}))
+
+
+def test_a_near_outside_0_1_is_refused_before_ray_starts(monkeypatch, capsys):
+    import pytest
+
+    import search_efficiency
+
+    monkeypatch.setattr(sys, "argv", ["search_efficiency.py", "--near", "5"])
+    # start_local_ray must not be reached: argparse exits first
+    monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: pytest.fail("Ray started"))
+    with pytest.raises(SystemExit) as exit_info:
+        search_efficiency.main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "search_efficiency.py: error: --near: 5.0 is not a fraction in [0, 1)"

@@ -19,15 +19,14 @@ def two_reports_then_return(config):
     queue = get_session()._get_or_create_inter_actor_queue()
     for epoch in (1, 2):
         queue.put({"epoch": epoch})
-    if config["wait"]:
-        wait_until_tune_took_the_last_report(timeout_s=30)
+    wait_until_tune_took_the_last_report(timeout_s=30)
 
 
 def test_the_last_report_reaches_tune_when_the_function_returns_at_once(local_ray, tmp_path):
     from ray import tune
 
     # time_budget_s ends the experiment if the trial hangs, so that a regression fails, not hangs
-    tuner = tune.Tuner(tune.with_resources(two_reports_then_return, {"CPU": 0.1}), param_space={"wait": True},
+    tuner = tune.Tuner(tune.with_resources(two_reports_then_return, {"CPU": 0.1}), param_space={},
                        tune_config=tune.TuneConfig(num_samples=1, time_budget_s=60),
                        run_config=tune.RunConfig(storage_path=str(tmp_path), name="last", verbose=0))
     result = tuner.fit()[0]

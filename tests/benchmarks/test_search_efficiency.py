@@ -3,8 +3,11 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
+import search_efficiency  # noqa: E402
 from search_efficiency import make_stopper  # noqa: E402
 
 
@@ -84,7 +87,6 @@ def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
 
 def test_seed_agreement_matches_configs_by_launch_order():
     import pandas as pd
-    import pytest
 
     from search_efficiency import seed_agreement
 
@@ -108,10 +110,6 @@ def test_seed_agreement_matches_configs_by_launch_order():
 
 
 def test_a_near_outside_0_1_is_refused_before_ray_starts(monkeypatch, capsys):
-    import pytest
-
-    import search_efficiency
-
     monkeypatch.setattr(sys, "argv", ["search_efficiency.py", "--near", "5"])
     # start_local_ray must not be reached: argparse exits first
     monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: pytest.fail("Ray started"))

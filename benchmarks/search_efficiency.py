@@ -33,8 +33,8 @@ SPACES = {"hdr_patch": "caps", "latent_conditioner": "weights"}
 # 32x32 images, 10 epochs. `small_dataset` turns every enhancement on at fixed weights (the searched
 # weights only act on terms that are on; under `large_dataset`'s uncertainty weighting two trials
 # ended at 0.4454 and 0.4457), and lr 1e-3 because at the seed's 1e-4 the objective moved 0.451 ->
-# 0.445 in 10 epochs and every trial tied; at 1e-3 six random trials spread over 0.351-0.414.
-# 1,024 images, not 256: on 256 the model hardly learns (0.35-0.42, where predicting the mean
+# 0.445 in 10 epochs and every trial tied; at 1e-3 six random trials spread over 0.351-0.414 (both
+# on 256 images). 1,024 images, not 256: on 256 the model hardly learns (predicting the mean
 # scores 0.44). On 1,024 it reaches 0.22-0.23, but the weights still hardly move the objective
 # near its best: --seed-noise --trials 16 gives Spearman 0.53 between two training seeds.
 TASKS = {"latent_conditioner": ["--preset", "small_dataset", "--smoke-test", "--epochs", "10",

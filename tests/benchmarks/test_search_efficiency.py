@@ -1,14 +1,17 @@
 """The stopper that counts TPE + ASHA's compute to reach random search's best."""
 
+import json
 import os
 import sys
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import search_efficiency  # noqa: E402
-from search_efficiency import make_stopper  # noqa: E402
+from search_efficiency import (best_value, earlier_random_search, make_stopper, rung_agreement,  # noqa: E402
+                               seed_agreement)
 
 
 def test_counts_epochs_up_to_the_first_healthy_hit():
@@ -46,10 +49,6 @@ def test_stops_at_the_budget_without_a_hit():
 
 
 def test_rung_agreement_is_the_rank_correlation_of_early_and_final_values():
-    import pandas as pd
-
-    from search_efficiency import rung_agreement
-
     # three trials; at epoch 1 ranked a < b < c, at epoch 2 c < b < a: curves cross, Spearman -1;
     # epoch 2 against itself: 1
     history = pd.DataFrame({"trial_id": list("abcabc"), "epoch": [1, 1, 1, 2, 2, 2],
@@ -59,10 +58,6 @@ def test_rung_agreement_is_the_rank_correlation_of_early_and_final_values():
 
 
 def test_best_value_leaves_out_trials_that_stopped_unhealthy():
-    import pandas as pd
-
-    from search_efficiency import best_value
-
     table = pd.DataFrame({"trial_id": ["a", "b"], "stop_reason": ["", "overflow"]})
     history = pd.DataFrame({"trial_id": ["a", "a", "b"], "val/log_l1": [0.9, 0.8, 0.1]})
     # b's 0.1 came from a trial stopped as overflowing: the best healthy value is a's 0.8
@@ -71,10 +66,6 @@ def test_best_value_leaves_out_trials_that_stopped_unhealthy():
 
 
 def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
-    import json
-
-    from search_efficiency import earlier_random_search
-
     lines = {"a": [(1, 0.9, ""), (2, 0.8, "")], "b": [(1, 0.7, ""), (2, 0.1, "overflow")]}
     for trial, epochs in lines.items():
         folder = tmp_path / "random-3" / f"run_trial_{trial}"
@@ -86,10 +77,6 @@ def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
 
 
 def test_seed_agreement_matches_configs_by_launch_order():
-    import pandas as pd
-
-    from search_efficiency import seed_agreement
-
     # configs p, q, r (launch order 0, 1, 2) at two training seeds; `b` lists them in another order.
     # Seed a: p 1.0, q 2.0, r 3.0; seed b: p 2.5, q 2.0, r 3.0 -> ranks (1,2,3) vs (2,1,3):
     # Spearman = 1 - 6*(1+1+0)/(3*(9-1)) = 0.5; a's best (p) ranks 2nd in b; spread = median 2.0 -

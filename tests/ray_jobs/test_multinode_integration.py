@@ -89,15 +89,6 @@ def submit(cluster, sweep_args, background=False, env_vars=None):
     return done
 
 
-def test_ray_job_submit_runs_a_sweep_over_both_nodes(two_nodes, tmp_path):
-    cluster, _ = two_nodes
-    # three trials at once need all three CPUs: the head's one and the worker node's two
-    submit(cluster, sweep_cmd(tmp_path, "job", "--trials", "3", "--epochs", "2"))
-    trials = pd.read_parquet(tmp_path / "job" / "trials.parquet")
-    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
-    assert history(tmp_path, "job")["node"].nunique() == 2  # training workers ran on both nodes
-
-
 def wait_for(predicate, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -107,16 +98,20 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def registered_epoch(storage, name) -> int:
+def registered_epoch(storage, name, node=None) -> int:
     """The epoch of the latest checkpoint Ray Train has registered (reported, not only written:
-    a worker killed between writing and reporting loses that checkpoint, as it should)."""
+    a worker killed between writing and reporting loses that checkpoint, as it should), over the
+    sweep's trials, or those whose last checkpoint was trained on `node` (the loop's 12-character
+    node id)."""
+    epochs = [0]
     for path in glob.glob(str(Path(storage) / name / "trainer_runs" / "*" / "checkpoint_manager_snapshot.json")):
         try:
-            latest = json.loads(Path(path).read_text())["latest_checkpoint_result"]
-            return int(latest["metrics"]["epoch"])
+            metrics = json.loads(Path(path).read_text())["latest_checkpoint_result"]["metrics"]
+            if node is None or metrics["node"] == node:
+                epochs.append(int(metrics["epoch"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # being rewritten
-    return 0
+    return max(epochs)
 
 
 def train_worker_pids():
@@ -183,19 +178,27 @@ def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(two_nod
     assert optuna.trial.TrialState.RUNNING not in states, states
 
 
-def test_losing_a_node_mid_sweep_loses_no_trial(two_nodes, tmp_path):
-    """Last in this module: it takes the worker node away for good."""
+def test_a_submitted_sweep_trains_on_both_nodes_and_loses_no_trial_when_one_goes(two_nodes, tmp_path):
+    """`ray job submit` of a sweep whose three trials fill both nodes; the worker node is then taken
+    away for good (so this test is last in the module): its trials resume on the head from the
+    checkpoints they wrote there, waiting for the head's one CPU, and every trial completes."""
     cluster, worker = two_nodes
-    # trials whose workers lose their node restart on the head, waiting there for a free CPU
+    lost = worker.node_id[:12]  # as trainables/loop.py reports it
     sweep = submit(cluster, sweep_cmd(tmp_path, "node", "--trials", "3", "--epochs", str(LONG_EPOCHS),
                                        "--max-failures", "3"),
                    background=True, env_vars={"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "600"})
     try:
-        wait_for(lambda: registered_epoch(tmp_path, "node") >= 2, 300, "a checkpoint")
+        wait_for(lambda: registered_epoch(tmp_path, "node", node=lost) >= 2, 300, "a checkpoint on the worker node")
         cluster.remove_node(worker, allow_graceful=False)
-        assert sweep.wait(timeout=600) == 0
+        assert sweep.wait(timeout=600) == 0  # the job succeeded
     finally:
         sweep.kill()
     trials = pd.read_parquet(tmp_path / "node" / "trials.parquet")
     assert len(trials) == 3 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == LONG_EPOCHS).all()
-    assert trials["restarts"].sum() >= 1  # some trial did lose its worker with the node, and resumed
+    runs = history(tmp_path, "node")
+    assert runs["node"].nunique() == 2  # training workers ran on both nodes
+    moved = runs[runs["trial_id"].isin(runs.loc[runs["node"] == lost, "trial_id"])]
+    resumed = moved[moved["restarts"] >= 1]
+    assert not resumed.empty and (resumed["node"] != lost).all(), moved[["trial_id", "epoch", "node", "restarts"]]
+    # from a checkpoint written on the lost node, not from the start
+    assert (resumed.groupby("trial_id")["epoch"].min() > 1).any(), moved[["trial_id", "epoch", "node", "restarts"]]

@@ -7,8 +7,11 @@ Side by side in one run, for one family at its default config on this machine:
     median of epochs after the first. Run to run, this machine's step time drifts by several
     percent, more than the overhead itself, so the two alternate `--repeats` times and the
     figure is the median of the pairs' ratios (target <= 1.03), printed with their range;
-  * the platform's own epoch code (trainables.loop.run_epoch with Accelerate) without Ray vs the
-    bare loop, their epochs interleaved in one process: what our loop costs, apart from Ray;
+  * what the platform's epoch code adds to each step, apart from Ray, in microseconds: the bare
+    loop, trainables.loop.run_epoch on plain objects, and run_epoch on Accelerate's prepared ones,
+    epochs interleaved in one process, on a stand-in model with as many parameter tensors as the
+    family's in tiny layers. Its step is almost all fixed cost, measured to a few microseconds,
+    where the real step's few-percent drift would hide a 1% cost;
   * the bare loop with DistributedDataParallel over a world of one vs without, interleaved: what a
     one-worker trial paid while Accelerate wrapped its model in DDP;
   * what reporting and checkpointing add per epoch, from the timeline marks of two platform runs
@@ -20,10 +23,12 @@ Side by side in one run, for one family at its default config on this machine:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
 import time
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,14 +57,12 @@ def training_parts(family, cfg, epochs: int):
 def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
     """Yields seconds per step of each epoch of the family's loss through a plain PyTorch loop:
     AdamW, clipping, the same LR schedule; `wrap` wraps the model (e.g. in DDP)."""
-    from dataclasses import asdict
-
     import torch
 
     torch.set_num_threads(1)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
     model = wrap(model)
-    weights = asdict(cfg.loss.weights)
+    weights = family.term_weights(cfg) if hasattr(family, "term_weights") else dataclasses.asdict(cfg.loss.weights)
     model.train()
     for _ in range(epochs):
         started = time.perf_counter()
@@ -74,32 +77,65 @@ def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
         yield (time.perf_counter() - started) / len(loader)
 
 
-def loop_epochs(family, cfg, epochs: int):
+def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
     """Yields seconds per step of each epoch of the platform's own epoch (trainables.loop.run_epoch:
-    Accelerate's prepared model, optimiser, loader and scheduler, health sums), without Ray."""
+    health sums, finite check, Accelerate's backward and clipping) without Ray, on Accelerate's
+    prepared model, optimiser, loader and scheduler or (`prepare=False`) on the plain ones."""
     from accelerate import Accelerator
 
     from trainables.loop import run_epoch
 
     accelerator = Accelerator(cpu=True)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if prepare:
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     step = 0
     for _ in range(epochs):
-        stats, step = run_epoch(accelerator, model, (optimizer,), params, scheduler, loader, family, cfg, step)
-        yield cfg.train.batch_size / stats["samples_per_s"]
+        started = time.perf_counter()
+        _, step = run_epoch(accelerator, model, (optimizer,), params, scheduler, loader, family, cfg, step)
+        yield (time.perf_counter() - started) / len(loader)
 
 
 def bare_step_seconds(family, cfg, epochs: int) -> float:
     return statistics.median(list(bare_epochs(family, cfg, epochs))[1:])
 
 
-def in_process_ratio(family, cfg, epochs: int) -> float:
-    """The platform's epoch without Ray vs the bare loop, epoch by epoch in one process (the
-    least noisy comparison this machine allows): what our own loop and Accelerate cost."""
-    bare, loop = bare_epochs(family, cfg, epochs), loop_epochs(family, cfg, epochs)
-    ratios = [next(loop) / next(bare) for _ in range(epochs)]
-    return statistics.median(ratios[1:])
+def stand_in(n_tensors: int):
+    """A family of Linear(4, 4) layers with `n_tensors` parameter tensors (clipping, AdamW and
+    Accelerate's wrappers loop over them) on 1,024 random pairs, two loss terms."""
+    import torch
+
+    def build(cfg):
+        torch.manual_seed(cfg.train.seed)
+        layers = [torch.nn.Linear(4, 4) for _ in range(n_tensors // 2)]  # a weight and a bias each
+        if n_tensors % 2:
+            layers.append(torch.nn.Linear(4, 4, bias=False))
+        model = torch.nn.Sequential(*layers)
+        return SimpleNamespace(model=model, train_set=torch.utils.data.TensorDataset(torch.randn(1024, 4),
+                                                                                     torch.randn(1024, 4)))
+
+    def loss_terms(model, batch, cfg):
+        inputs, targets = batch
+        error = model(inputs) - targets
+        return {"mse": error.pow(2).mean(), "l1": error.abs().mean()}, {}
+
+    return SimpleNamespace(build=build, loss_terms=loss_terms, term_weights=lambda cfg: {"mse": 1.0, "l1": 0.5})
+
+
+def fixed_step_costs(family, cfg, epochs: int) -> tuple[int, dict]:
+    """(parameter tensors, median seconds per step of the bare loop, of run_epoch on plain objects
+    and of run_epoch on prepared ones) on a stand-in of the family's model, batches of 4, the
+    three loops' epochs interleaved in one process."""
+    n_tensors = sum(1 for p in family.build(cfg).model.parameters() if p.requires_grad)
+    standin = stand_in(n_tensors)
+    tiny = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=4))
+    loops = {"bare": bare_epochs(standin, tiny, epochs), "plain": loop_epochs(standin, tiny, epochs, prepare=False),
+             "prepared": loop_epochs(standin, tiny, epochs)}
+    seconds = {name: [] for name in loops}
+    for _ in range(epochs):
+        for name, loop in loops.items():
+            seconds[name].append(next(loop))
+    return n_tensors, {name: statistics.median(values[1:]) for name, values in seconds.items()}
 
 
 def ddp_of_one_ratio(family, cfg, epochs: int, folder: str) -> float:
@@ -146,7 +182,7 @@ def main() -> None:
     # Ray's daemons run during both measurements; the two alternate so that drift hits both alike.
     start_local_ray(os.path.join(folder, "timeline.jsonl"))
     poll_like_a_sweep()
-    own = in_process_ratio(family, cfg, 2 * epochs)
+    n_tensors, fixed = fixed_step_costs(family, cfg, 2 * epochs)
     ddp = ddp_of_one_ratio(family, cfg, 2 * epochs, folder)
     pairs = []
     for i in range(repeats):
@@ -167,8 +203,12 @@ def main() -> None:
     print(f"step time  bare PyTorch {statistics.median(b for b, _ in pairs) * 1e3:.1f} ms | platform "
           f"(TorchTrainer + Accelerate) {statistics.median(p for _, p in pairs) * 1e3:.1f} ms | ratio, median of "
           f"pairs {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.03)")
-    print(f"of which the platform's own epoch (run_epoch + Accelerate, no Ray) vs bare, epochs interleaved in one "
-          f"process: ratio {own:.3f}")
+    ours, accelerate = fixed["plain"] - fixed["bare"], fixed["prepared"] - fixed["plain"]
+    bare_step = statistics.median(b for b, _ in pairs)
+    print(f"what the platform's epoch code adds per step, without Ray (stand-in: {n_tensors} parameter tensors in "
+          f"Linear(4, 4) layers, batch 4; bare step {fixed['bare'] * 1e6:.0f} us): run_epoch's own {ours * 1e6:.0f} us "
+          f"+ Accelerate's prepared objects {accelerate * 1e6:.0f} us = {(ours + accelerate) * 1e6:.0f} us, "
+          f"{(ours + accelerate) / bare_step:.2%} of the bare step above")
     print(f"DDP over a world of one vs the plain model (bare loop, epochs interleaved in one process; one-worker "
           f"trials no longer use DDP): ratio {ddp:.3f}")
     print(f"per epoch ({epoch_s:.2f} s of train + validation): report {statistics.median(plain) * 1e3:.0f} ms; "

@@ -1,0 +1,28 @@
+"""The stand-in model that step_overhead.py measures the platform's fixed per-step cost on."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+
+from step_overhead import bare_epochs, loop_epochs, stand_in  # noqa: E402
+
+from trainables.families import family_module, make_config  # noqa: E402
+
+
+@pytest.mark.parametrize("n_tensors", [3, 26])
+def test_the_stand_in_has_as_many_parameter_tensors_as_asked(n_tensors):
+    cfg = make_config(family_module("hdr_patch"), {})
+    model = stand_in(n_tensors).build(cfg).model
+    assert sum(1 for p in model.parameters() if p.requires_grad) == n_tensors
+
+
+def test_the_bare_loop_and_the_platforms_epoch_both_step_through_the_stand_in():
+    cfg = make_config(family_module("hdr_patch"), {"train": {"batch_size": 256}})
+    family = stand_in(4)
+    for epochs in (bare_epochs(family, cfg, 2), loop_epochs(family, cfg, 2, prepare=False),
+                   loop_epochs(family, cfg, 2)):
+        seconds = list(epochs)
+        assert len(seconds) == 2 and all(0 < s < 1 for s in seconds)  # per step, 4 steps an epoch

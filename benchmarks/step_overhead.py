@@ -59,10 +59,12 @@ def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
     AdamW, clipping, the same LR schedule; `wrap` wraps the model (e.g. in DDP)."""
     import torch
 
+    from trainables.loop import loss_weights
+
     torch.set_num_threads(1)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
     model = wrap(model)
-    weights = family.term_weights(cfg) if hasattr(family, "term_weights") else dataclasses.asdict(cfg.loss.weights)
+    weights = loss_weights(family, cfg)
     model.train()
     for _ in range(epochs):
         started = time.perf_counter()
@@ -200,11 +202,11 @@ def main() -> None:
     epoch_s = statistics.median(r["time/epoch_s"] for r in reports[1:])
     print(f"{args.family} default config, batch {cfg.train.batch_size}, {epochs} epochs, {repeats} pairs "
           f"(Train polls every {os.environ['RAY_TRAIN_HEALTH_CHECK_INTERVAL_S']} s; {machine()}):")
-    print(f"step time  bare PyTorch {statistics.median(b for b, _ in pairs) * 1e3:.1f} ms | platform "
+    bare_step = statistics.median(b for b, _ in pairs)
+    print(f"step time  bare PyTorch {bare_step * 1e3:.1f} ms | platform "
           f"(TorchTrainer + Accelerate) {statistics.median(p for _, p in pairs) * 1e3:.1f} ms | ratio, median of "
           f"pairs {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.03)")
     ours, accelerate = fixed["plain"] - fixed["bare"], fixed["prepared"] - fixed["plain"]
-    bare_step = statistics.median(b for b, _ in pairs)
     print(f"what the platform's epoch code adds per step, without Ray (stand-in: {n_tensors} parameter tensors in "
           f"Linear(4, 4) layers, batch 4; bare step {fixed['bare'] * 1e6:.0f} us): run_epoch's own {ours * 1e6:.0f} us "
           f"+ Accelerate's prepared objects {accelerate * 1e6:.0f} us = {(ours + accelerate) * 1e6:.0f} us, "

@@ -167,7 +167,7 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
     config's loss.weights, one per term), or what `family.combine(model, weighted, cfg)` makes of
     the weighted terms (e.g. learned adaptive weights) with health stats of its own. With SAM the
     gradient is taken a second time at the perturbed weights, with the same random draws."""
-    weights = family.term_weights(cfg) if hasattr(family, "term_weights") else asdict(cfg.loss.weights)
+    weights = loss_weights(family, cfg)
     max_norm = cfg.optim.grad_clip or math.inf
     opt = cfg.optim
     # Running sums stay on the device as tensors: one host sync per step (the finite check), not
@@ -230,6 +230,11 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
         "samples_per_s": samples / seconds if seconds > 0 else 0.0,
         "stop_reason": stop_reason,
     }, step
+
+
+def loss_weights(family, cfg) -> dict:
+    """Each loss term's weight: `family.term_weights(cfg)`, or the config's loss.weights."""
+    return family.term_weights(cfg) if hasattr(family, "term_weights") else asdict(cfg.loss.weights)
 
 
 def weighted_loss(model, batch, family, cfg, weights):

@@ -2,11 +2,17 @@
 
 Side by side in one run, for one family at its default config on this machine:
   * step time of a bare PyTorch loop (same model, batch, data, loss, clipping and schedule; one
-    thread, as Ray gives a 1-CPU worker) and of the platform (the family's trainable inside a
-    TorchTrainer with Accelerate); both are whole-epoch time over steps, data loading included,
-    median of epochs after the first. Run to run, this machine's step time drifts by several
-    percent, more than the overhead itself, so the two alternate `--repeats` times and the
-    figure is the median of the pairs' ratios (target <= 1.03), printed with their range;
+    thread, as Ray gives a 1-CPU worker) in a fresh process with glibc's default allocator, as a
+    user's own script runs, and of the platform (the family's trainable inside a TorchTrainer with
+    Accelerate); both are whole-epoch time over steps, data loading included, median of epochs
+    after the first. Run to run, this machine's step time drifts by several percent, more than the
+    overhead itself, so the two alternate `--repeats` times and the figure is the median of the
+    pairs' ratios (target <= 1.03), printed with their range;
+  * the platform's epoch code (trainables.loop.run_epoch on Accelerate's prepared objects) against
+    the bare loop on the family's model without Ray, epochs interleaved in one fresh process, which
+    drifts far less than two runs apart: with glibc's default allocator, and with freed memory kept
+    as the platform's workers keep it (trainables.loop.keep_freed_memory), with each loop's page
+    faults per epoch, alternating `--repeats` times;
   * what the platform's epoch code adds to each step, apart from Ray, in microseconds: the bare
     loop, trainables.loop.run_epoch on plain objects, and run_epoch on Accelerate's prepared ones,
     epochs interleaved in one process, on a stand-in model with as many parameter tensors as the
@@ -24,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -102,6 +110,45 @@ def bare_step_seconds(family, cfg, epochs: int) -> float:
     return statistics.median(list(bare_epochs(family, cfg, epochs))[1:])
 
 
+def in_a_fresh_process(function, *args):
+    """function(*args) in a new Python process, as a training worker is one: the heap of a
+    long-lived process (this one) is laid out, and faults, differently."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def bare_step_here(family_name: str, overrides: dict) -> float:
+    from trainables.families import family_module, make_config
+
+    family = family_module(family_name)
+    cfg = make_config(family, overrides)
+    return bare_step_seconds(family, cfg, cfg.train.epochs)
+
+
+def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dict:
+    """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
+    (`keep_memory`: after trainables.loop.keep_freed_memory): the median ratio of their epochs'
+    step times and each loop's median page faults per epoch."""
+    import resource
+
+    from trainables.families import family_module, make_config
+    from trainables.loop import keep_freed_memory
+
+    if keep_memory and not keep_freed_memory():
+        raise RuntimeError("this C library does not take glibc's mallopt settings")
+    family = family_module(family_name)
+    cfg = make_config(family, overrides)
+    loops = {"bare": bare_epochs(family, cfg, cfg.train.epochs), "platform": loop_epochs(family, cfg, cfg.train.epochs)}
+    seconds, faults = {name: [] for name in loops}, {name: [] for name in loops}
+    for epoch in range(cfg.train.epochs):
+        for name in (loops if epoch % 2 == 0 else reversed(loops)):  # neither always runs first
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            seconds[name].append(next(loops[name]))
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    ratios = [p / b for b, p in zip(seconds["bare"][1:], seconds["platform"][1:])]
+    return {"ratio": statistics.median(ratios), **{f"faults_{name}": statistics.median(f[1:]) for name, f in faults.items()}}
+
+
 def stand_in(n_tensors: int):
     """A family of Linear(4, 4) layers with `n_tensors` parameter tensors (clipping, AdamW and
     Accelerate's wrappers loop over them) on 1,024 random pairs, two loss terms."""
@@ -170,8 +217,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--family", default="hdr_patch")
     p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--repeats", type=int, default=5, help="bare / platform pairs")
-    p.add_argument("--quick", action="store_true", help="4 epochs, 2 pairs")
+    p.add_argument("--repeats", type=int, default=5, help="bare / platform pairs, and fresh processes of each allocator")
+    p.add_argument("--quick", action="store_true", help="4 epochs, 2 repeats")
     args = p.parse_args()
     epochs, repeats = (4, 2) if args.quick else (args.epochs, args.repeats)
 
@@ -186,14 +233,19 @@ def main() -> None:
     poll_like_a_sweep()
     n_tensors, fixed = fixed_step_costs(family, cfg, 2 * epochs)
     ddp = ddp_of_one_ratio(family, cfg, 2 * epochs, folder)
+    epoch_code = {False: [], True: []}  # keep_memory -> epoch_code_here's results
+    twice_as_long = {"train": {"epochs": 2 * epochs, "checkpoint_every": 0}}
     pairs = []
     for i in range(repeats):
-        bare = bare_step_seconds(family, cfg, epochs)
+        for keep in ((False, True) if i % 2 == 0 else (True, False)):
+            epoch_code[keep].append(in_a_fresh_process(epoch_code_here, args.family, twice_as_long, keep))
+        bare = in_a_fresh_process(bare_step_here, args.family, overrides)
         reports = platform_run(args.family, overrides, folder, f"no_checkpoints_{i}")
         platform = statistics.median(cfg.train.batch_size / r["samples_per_s"] for r in reports[1:])
         pairs.append((bare, platform))
-        print(f"pair {i + 1}: bare {bare * 1e3:.1f} ms, platform {platform * 1e3:.1f} ms, "
-              f"ratio {platform / bare:.3f}", flush=True)
+        print(f"repeat {i + 1}: bare {bare * 1e3:.1f} ms, platform {platform * 1e3:.1f} ms, ratio {platform / bare:.3f}; "
+              f"epoch code vs bare in one process: glibc's default allocator {epoch_code[False][-1]['ratio']:.3f}, "
+              f"freed memory kept {epoch_code[True][-1]['ratio']:.3f}", flush=True)
     platform_run(args.family, {"train": {"epochs": epochs, "checkpoint_every": 1}}, folder, "checkpoint_every_epoch")
     marks = read_timeline(os.environ["LOSSTUNE_TIMELINE"])
     ratios = [platform / bare for bare, platform in pairs]
@@ -203,9 +255,16 @@ def main() -> None:
     print(f"{args.family} default config, batch {cfg.train.batch_size}, {epochs} epochs, {repeats} pairs "
           f"(Train polls every {os.environ['RAY_TRAIN_HEALTH_CHECK_INTERVAL_S']} s; {machine()}):")
     bare_step = statistics.median(b for b, _ in pairs)
-    print(f"step time  bare PyTorch {bare_step * 1e3:.1f} ms | platform "
-          f"(TorchTrainer + Accelerate) {statistics.median(p for _, p in pairs) * 1e3:.1f} ms | ratio, median of "
-          f"pairs {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.03)")
+    print(f"step time  bare PyTorch {bare_step * 1e3:.1f} ms | platform (TorchTrainer + Accelerate) "
+          f"{statistics.median(p for _, p in pairs) * 1e3:.1f} ms | ratio, median of pairs "
+          f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.03)")
+    for keep, label in ((False, "glibc's default allocator"), (True, "freed memory kept, as in the platform's workers")):
+        runs = epoch_code[keep]
+        print(f"the platform's epoch code vs the bare loop, {2 * epochs} epochs interleaved in one fresh process, "
+              f"{label}: median of {repeats} processes {statistics.median(r['ratio'] for r in runs):.3f} (range "
+              f"{min(r['ratio'] for r in runs):.3f}-{max(r['ratio'] for r in runs):.3f}); page faults per epoch, "
+              f"bare {statistics.median(r['faults_bare'] for r in runs):.0f}, "
+              f"platform {statistics.median(r['faults_platform'] for r in runs):.0f}")
     ours, accelerate = fixed["plain"] - fixed["bare"], fixed["prepared"] - fixed["plain"]
     print(f"what the platform's epoch code adds per step, without Ray (stand-in: {n_tensors} parameter tensors in "
           f"Linear(4, 4) layers, batch 4; bare step {fixed['bare'] * 1e6:.0f} us): run_epoch's own {ours * 1e6:.0f} us "

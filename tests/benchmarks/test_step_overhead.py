@@ -1,4 +1,5 @@
-"""The stand-in model that step_overhead.py measures the platform's fixed per-step cost on."""
+"""The stand-in model that step_overhead.py measures the platform's fixed per-step cost on, and
+its interleaved comparison of the epoch code with the bare loop on a family's model."""
 
 import os
 import sys
@@ -7,8 +8,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
-from step_overhead import bare_epochs, loop_epochs, stand_in  # noqa: E402
+from step_overhead import bare_epochs, epoch_code_here, loop_epochs, stand_in  # noqa: E402
 
+from trainables.config import merge  # noqa: E402
 from trainables.families import family_module, make_config  # noqa: E402
 
 
@@ -26,3 +28,10 @@ def test_the_bare_loop_and_the_platforms_epoch_both_step_through_the_stand_in():
                    loop_epochs(family, cfg, 2)):
         seconds = list(epochs)
         assert len(seconds) == 2 and all(0 < s < 1 for s in seconds)  # per step, 4 steps an epoch
+
+
+def test_the_epoch_code_and_the_bare_loop_take_turns_on_the_familys_model():
+    module = family_module("hdr_patch")
+    result = epoch_code_here("hdr_patch", merge(module.SMOKE, {"train": {"epochs": 3}}), keep_memory=False)
+    assert set(result) == {"ratio", "faults_bare", "faults_platform"}
+    assert 0.3 < result["ratio"] < 3  # the same model and batches: within a factor of each other

@@ -32,6 +32,7 @@ import argparse
 import dataclasses
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import time
@@ -110,6 +111,24 @@ def bare_step_seconds(family, cfg, epochs: int) -> float:
     return statistics.median(list(bare_epochs(family, cfg, epochs))[1:])
 
 
+def interleaved(loops: dict, epochs: int) -> tuple[dict, dict]:
+    """Runs the loops' epochs (generators of seconds per step) in turn, their order reversed every
+    other epoch so that neither always runs first; returns each loop's seconds per step and minor
+    page faults, epoch by epoch."""
+    seconds, faults = {name: [] for name in loops}, {name: [] for name in loops}
+    for epoch in range(epochs):
+        for name in (list(loops) if epoch % 2 == 0 else reversed(list(loops))):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            seconds[name].append(next(loops[name]))
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return seconds, faults
+
+
+def median_ratio(numerators: list, denominators: list) -> float:
+    """The median over epochs after the first of one loop's step time over another's."""
+    return statistics.median(n / d for n, d in zip(numerators[1:], denominators[1:]))
+
+
 def in_a_fresh_process(function, *args):
     """function(*args) in a new Python process, as a training worker is one: the heap of a
     long-lived process (this one) is laid out, and faults, differently."""
@@ -129,8 +148,6 @@ def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dic
     """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
     (`keep_memory`: after trainables.loop.keep_freed_memory): the median ratio of their epochs'
     step times and each loop's median page faults per epoch."""
-    import resource
-
     from trainables.families import family_module, make_config
     from trainables.loop import keep_freed_memory
 
@@ -139,14 +156,9 @@ def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dic
     family = family_module(family_name)
     cfg = make_config(family, overrides)
     loops = {"bare": bare_epochs(family, cfg, cfg.train.epochs), "platform": loop_epochs(family, cfg, cfg.train.epochs)}
-    seconds, faults = {name: [] for name in loops}, {name: [] for name in loops}
-    for epoch in range(cfg.train.epochs):
-        for name in (loops if epoch % 2 == 0 else reversed(loops)):  # neither always runs first
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            seconds[name].append(next(loops[name]))
-            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    ratios = [p / b for b, p in zip(seconds["bare"][1:], seconds["platform"][1:])]
-    return {"ratio": statistics.median(ratios), **{f"faults_{name}": statistics.median(f[1:]) for name, f in faults.items()}}
+    seconds, faults = interleaved(loops, cfg.train.epochs)
+    return {"ratio": median_ratio(seconds["platform"], seconds["bare"]),
+            **{f"faults_{name}": statistics.median(f[1:]) for name, f in faults.items()}}
 
 
 def stand_in(n_tensors: int):
@@ -180,10 +192,7 @@ def fixed_step_costs(family, cfg, epochs: int) -> tuple[int, dict]:
     tiny = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=4))
     loops = {"bare": bare_epochs(standin, tiny, epochs), "plain": loop_epochs(standin, tiny, epochs, prepare=False),
              "prepared": loop_epochs(standin, tiny, epochs)}
-    seconds = {name: [] for name in loops}
-    for _ in range(epochs):
-        for name, loop in loops.items():
-            seconds[name].append(next(loop))
+    seconds, _ = interleaved(loops, epochs)
     return n_tensors, {name: statistics.median(values[1:]) for name, values in seconds.items()}
 
 
@@ -196,11 +205,11 @@ def ddp_of_one_ratio(family, cfg, epochs: int, folder: str) -> float:
 
     dist.init_process_group("gloo", init_method=f"file://{folder}/ddp_rendezvous", rank=0, world_size=1)
     try:
-        plain, ddp = bare_epochs(family, cfg, epochs), bare_epochs(family, cfg, epochs, DistributedDataParallel)
-        ratios = [next(ddp) / next(plain) for _ in range(epochs)]
+        seconds, _ = interleaved({"plain": bare_epochs(family, cfg, epochs),
+                                  "ddp": bare_epochs(family, cfg, epochs, DistributedDataParallel)}, epochs)
     finally:
         dist.destroy_process_group()
-    return statistics.median(ratios[1:])
+    return median_ratio(seconds["ddp"], seconds["plain"])
 
 
 def report_seconds(marks: list[dict], pid: int, epochs: range) -> list[float]:

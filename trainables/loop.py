@@ -150,9 +150,9 @@ def keep_freed_memory() -> bool:
     training step, which frees and reallocates the same activations every time, faults its memory
     in again page by page: on hdr_patch 2,000-5,000 page faults an epoch, up to 3% of it in the
     kernel, and the platform's epoch 2.7-4.0% behind the bare loop instead of 0.9-2.0%
-    (benchmarks/step_overhead.py). Setting either threshold also turns off the adaptive ones, so the mmap
-    threshold goes first and the trim threshold only if it took: alone, it would leave every block
-    over 128 KB to mmap. Other C libraries are left as they are."""
+    (benchmarks/step_overhead.py). Setting either threshold also turns off the adaptive ones, so
+    the mmap threshold goes first and the trim threshold only if it took: alone, it would leave
+    every block over 128 KB to mmap. Other C libraries are left as they are."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc (macOS, musl)

@@ -1,7 +1,9 @@
-"""python benchmarks/search_efficiency.py [--family hdr_patch] [--seeds 0 1 2 3 4] [--seed-noise] [--quick]
+"""python benchmarks/search_efficiency.py [--family hdr_patch] [--space caps] [--seeds 0 1 2 3 4] [--seed-noise] [--quick]
 
 Does Optuna TPE + ASHA find good settings with less compute than brute force? Per seed, on one
-family's search space (hdr_patch `caps`, latent_conditioner `weights`):
+family's search space (by default the issue's: hdr_patch `caps`, latent_conditioner `weights`;
+--space picks another of the family's, e.g. hdr_patch `all`, a larger space where 32 random
+trials cover less):
   1. random search: --trials trials (default 32), each to full length (no ASHA); its best
      validation objective over all reported epochs is the target, its compute trials x epochs;
   2. TPE + ASHA (the sweep's defaults but for TPE's random startup, --startup-trials, see
@@ -208,6 +210,8 @@ def row_line(r: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--family", default="hdr_patch", choices=sorted(SPACES))
+    p.add_argument("--space", help="the family's search space (default: the issue's, see SPACES); a larger one is "
+                                   "a harder task for random search")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--trials", type=int, default=32, help="random-search trials")
     p.add_argument("--grace-epochs", type=int, help="ASHA's grace period (default: the sweep's, a quarter)")
@@ -223,6 +227,12 @@ def main() -> None:
     args = p.parse_args()
     if not 0 <= args.near < 1:
         p.error(f"--near: {args.near} is not a fraction in [0, 1)")
+    from trainables.families import spaces_of
+
+    space = args.space or SPACES[args.family]
+    known = sorted(spaces_of(args.family))
+    if space not in known:
+        p.error(f"--space: {args.family} has no space {space!r} (it has {', '.join(known)})")
     seeds, trials, extra = args.seeds, args.trials, []
     if args.quick:
         seeds, trials, extra = seeds[:1], 8, ["--smoke-test", "--epochs", "4"]
@@ -230,21 +240,21 @@ def main() -> None:
     folder = scratch("search")
     print(f"sweeps in {folder}", flush=True)
     if args.seed_noise:
-        r = seed_noise(args.family, SPACES[args.family], seeds[0], trials, extra, folder)
-        print(f"{args.family} '{SPACES[args.family]}', {r['configs']} random configs (sampler seed {seeds[0]}) "
+        r = seed_noise(args.family, space, seeds[0], trials, extra, folder)
+        print(f"{args.family} '{space}', {r['configs']} random configs (sampler seed {seeds[0]}) "
               f"at training seeds {seeds[0]} and {seeds[0] + 1} ({machine()}): Spearman of their best objectives "
               f"{r['spearman']:.2f}; seed {seeds[0]}'s best config ranks {r['a_best_rank_in_b']} of {r['configs']} at "
               f"seed {seeds[0] + 1}; median config - best {r['spread']:.4f}, median change of one config between "
               f"seeds, each seed's median subtracted, {r['seed_change']:.4f}")
         return
-    header = (f"{args.family} '{SPACES[args.family]}', random search {trials} trials to full length vs Optuna TPE + "
+    header = (f"{args.family} '{space}', random search {trials} trials to full length vs Optuna TPE + "
               f"ASHA (TPE's first {args.startup_trials} trials random; {machine()}):\n"
               f"{'seed':>4} {'target':>10} {'random epochs':>14} "
               f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {f'ratio {args.near:.1%} off':>12} {'trials':>7} "
               f"{'wall random/TPE':>16}")
     rows = []
     for seed in seeds:  # each seed's line as soon as it is measured, and all of them at the end
-        rows.append(one_seed(args.family, SPACES[args.family], seed, trials, extra, folder, args.grace_epochs,
+        rows.append(one_seed(args.family, space, seed, trials, extra, folder, args.grace_epochs,
                              args.reuse_random, args.startup_trials, args.near))
         print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)

@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import search_efficiency  # noqa: E402
+from trainables.families import spaces_of  # noqa: E402
 from search_efficiency import (best_value, earlier_random_search, make_stopper, rung_agreement,  # noqa: E402
                                seed_agreement)
 
@@ -96,12 +97,22 @@ def test_seed_agreement_matches_configs_by_launch_order():
         seed_agreement(a, b.assign(**{"config/lr": [0.3, 0.1, 0.9]}))
 
 
-def test_a_near_outside_0_1_is_refused_before_ray_starts(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["search_efficiency.py", "--near", "5"])
-    # start_local_ray must not be reached: argparse exits first
+def refusal(monkeypatch, capsys, *flags) -> str:
+    """main()'s one-line error for `flags`, after checking it exits 2 before Ray starts."""
+    monkeypatch.setattr(sys, "argv", ["search_efficiency.py", *flags])
     monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: pytest.fail("Ray started"))
     with pytest.raises(SystemExit) as exit_info:
         search_efficiency.main()
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_near_outside_0_1_is_refused_before_ray_starts(monkeypatch, capsys):
+    assert refusal(monkeypatch, capsys, "--near", "5") == \
         "search_efficiency.py: error: --near: 5.0 is not a fraction in [0, 1)"
+
+
+def test_a_space_the_family_lacks_is_refused_before_ray_starts(monkeypatch, capsys):
+    assert refusal(monkeypatch, capsys, "--family", "latent_conditioner", "--space", "caps") == \
+        "search_efficiency.py: error: --space: latent_conditioner has no space 'caps' (it has " \
+        + ", ".join(sorted(spaces_of("latent_conditioner"))) + ")"

@@ -10,9 +10,9 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import search_efficiency  # noqa: E402
-from trainables.families import spaces_of  # noqa: E402
 from search_efficiency import (best_value, earlier_random_search, make_stopper, rung_agreement,  # noqa: E402
                                seed_agreement)
+from trainables.families import spaces_of  # noqa: E402
 
 
 def test_counts_epochs_up_to_the_first_healthy_hit():

@@ -136,11 +136,19 @@ def in_a_fresh_process(function, *args):
         return pool.submit(function, *args).result()
 
 
-def bare_step_here(family_name: str, overrides: dict) -> float:
+def family_and_config(family_name: str, overrides: dict):
     from trainables.families import family_module, make_config
 
     family = family_module(family_name)
-    cfg = make_config(family, overrides)
+    return family, make_config(family, overrides)
+
+
+def no_checkpoints(epochs: int) -> dict:
+    return {"train": {"epochs": epochs, "checkpoint_every": 0}}
+
+
+def bare_step_here(family_name: str, overrides: dict) -> float:
+    family, cfg = family_and_config(family_name, overrides)
     return bare_step_seconds(family, cfg, cfg.train.epochs)
 
 
@@ -148,13 +156,11 @@ def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dic
     """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
     (`keep_memory`: after trainables.loop.keep_freed_memory): the median ratio of their epochs'
     step times and each loop's median page faults per epoch."""
-    from trainables.families import family_module, make_config
     from trainables.loop import keep_freed_memory
 
     if keep_memory and not keep_freed_memory():
         raise RuntimeError("this C library does not take glibc's mallopt settings")
-    family = family_module(family_name)
-    cfg = make_config(family, overrides)
+    family, cfg = family_and_config(family_name, overrides)
     loops = {"bare": bare_epochs(family, cfg, cfg.train.epochs), "platform": loop_epochs(family, cfg, cfg.train.epochs)}
     seconds, faults = interleaved(loops, cfg.train.epochs)
     return {"ratio": median_ratio(seconds["platform"], seconds["bare"]),
@@ -231,11 +237,8 @@ def main() -> None:
     args = p.parse_args()
     epochs, repeats = (4, 2) if args.quick else (args.epochs, args.repeats)
 
-    from trainables.families import family_module, make_config
-
-    family = family_module(args.family)
-    overrides = {"train": {"epochs": epochs, "checkpoint_every": 0}}
-    cfg = make_config(family, overrides)
+    overrides = no_checkpoints(epochs)
+    family, cfg = family_and_config(args.family, overrides)
     folder = scratch("step")
     # Ray's daemons run during both measurements; the two alternate so that drift hits both alike.
     start_local_ray(os.path.join(folder, "timeline.jsonl"))
@@ -243,11 +246,10 @@ def main() -> None:
     n_tensors, fixed = fixed_step_costs(family, cfg, 2 * epochs)
     ddp = ddp_of_one_ratio(family, cfg, 2 * epochs, folder)
     epoch_code = {False: [], True: []}  # keep_memory -> epoch_code_here's results
-    twice_as_long = {"train": {"epochs": 2 * epochs, "checkpoint_every": 0}}
     pairs = []
     for i in range(repeats):
         for keep in ((False, True) if i % 2 == 0 else (True, False)):
-            epoch_code[keep].append(in_a_fresh_process(epoch_code_here, args.family, twice_as_long, keep))
+            epoch_code[keep].append(in_a_fresh_process(epoch_code_here, args.family, no_checkpoints(2 * epochs), keep))
         bare = in_a_fresh_process(bare_step_here, args.family, overrides)
         reports = platform_run(args.family, overrides, folder, f"no_checkpoints_{i}")
         platform = statistics.median(cfg.train.batch_size / r["samples_per_s"] for r in reports[1:])

@@ -39,8 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
     p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8)
-    p.add_argument("--search", choices=["optuna", "random"], default="optuna",
-                   help="Optuna TPE, or Optuna's random sampler (same spaces, same default-first trial)")
+    p.add_argument("--search", choices=["optuna", "optuna-grouped", "random"], default="optuna",
+                   help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
+                        "optuna-grouped: also those of each branch of a space that branches (e.g. hdr_patch's cap "
+                        "modes) jointly; or Optuna's random sampler (same spaces, same default-first trial)")
     p.add_argument("--startup-trials", type=int,
                    help="trials TPE samples at random before it models the results (default: a quarter of "
                         "--trials, 2 to 10)")
@@ -317,6 +319,12 @@ def make_sampler(plan):
 
     if plan["search"] == "optuna":
         return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"])
+    if plan["search"] == "optuna-grouped":
+        # Optuna 5's TPE is already multivariate (single objective) with a constant liar, but on a
+        # space that branches it models jointly only the parameters every trial has; the others it
+        # samples one by one. `group` models each set of parameters that always come together jointly.
+        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"],
+                                          multivariate=True, group=True)
     return optuna.samplers.RandomSampler(seed=plan["seed"])
 
 

@@ -41,3 +41,35 @@ def test_tpe_samples_a_quarter_of_the_trials_at_random(tmp_path, argv, startup):
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), *argv]))
     assert plan["startup_trials"] == startup
     assert sweep.make_sampler(plan)._n_startup_trials == startup
+
+
+
+def _suggestions(tmp_path, search: str, trials: int = 8) -> list[dict]:
+    """Params of `trials` Optuna trials on hdr_patch `all` (a space with branches), sampled by the
+    sweep's sampler for --search `search`, on an objective that prefers lr near 5e-3."""
+    from search_spaces import optuna_space
+    from trainables.families import spaces_of
+
+    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--space", "all", "--search", search, "--storage",
+                                             str(tmp_path), "--name", search, "--startup-trials", "3"]))
+    space = optuna_space(spaces_of("hdr_patch")["all"])
+    assert callable(space)  # define-by-run: mode A and B sample different caps
+
+    def objective(trial):
+        space(trial)
+        return abs(trial.params["optim/lr"] - 5e-3)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=sweep.make_sampler(plan))
+    study.optimize(objective, n_trials=trials)
+    return [t.params for t in study.trials]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_grouped_search_models_each_branch_jointly(tmp_path):
+    plain, grouped = _suggestions(tmp_path, "optuna"), _suggestions(tmp_path, "optuna-grouped")
+    # The same seed draws the same random startup trials...
+    assert grouped[:3] == plain[:3]
+    # ...and then each its own: the plain TPE models jointly only what every trial has and samples
+    # a branch's parameters (mode B's log_delta_scale, ...) one by one; grouped models them together.
+    assert grouped[4:] != plain[4:]

@@ -1,4 +1,4 @@
-"""python benchmarks/search_efficiency.py [--family hdr_patch] [--space caps] [--seeds 0 1 2 3 4] [--seed-noise] [--quick]
+"""python benchmarks/search_efficiency.py [--family hdr_patch] [--space caps] [--search optuna] [--seeds 0 1 2 3 4] [--quick]
 
 Does Optuna TPE + ASHA find good settings with less compute than brute force? Per seed, on one
 family's search space (by default the issue's: hdr_patch `caps`, latent_conditioner `weights`;
@@ -12,7 +12,9 @@ trials cover less):
      random search did. Its compute is the number of epochs reported up to that moment, counted
      in the order Tune received them (a Tune Stopper sees every result).
 Prints the ratio (TPE + ASHA compute / random compute) per seed and how many seeds are <= 1/3.
-Beside it, the compute to come within --near (default 0.1%) of the target: see NEAR.
+Beside it, the compute to come within --near (default 0.1%) of the target: see NEAR; and each
+method's best within a third of random search's compute (random search's first trials run one
+after another, TPE + ASHA's first epochs), as a user with that budget would get it.
 Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default;
 they share the training seed and differ in the sampler's seed (TPE's startup trials are random).
 --seed-noise checks the task first: see seed_agreement.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,8 +60,8 @@ SAMPLER_SEED_OFFSET = 1000
 
 def make_stopper(metric: str, mode: str, target: float, budget: int, near: float = 0.0):
     """Stops the whole experiment once an epoch reaches `target` or `budget` epochs were spent;
-    remembers the epochs counted up to the hit, and up to the first epoch within `near` (relative)
-    of the target."""
+    remembers the epochs counted up to the hit, up to the first epoch within `near` (relative)
+    of the target, and the best value within the first TARGET_RATIO of the budget."""
     from ray.tune import Stopper
 
     sign = 1 if mode == "min" else -1  # compare sign * value, smaller is better either way
@@ -69,12 +72,16 @@ def make_stopper(metric: str, mode: str, target: float, budget: int, near: float
             self.epochs = 0
             self.epochs_to_target = None
             self.epochs_to_near = None
+            self.best_in_share = math.nan  # NaN until a healthy epoch within the share
 
         def __call__(self, trial_id, result):
             self.epochs += 1
             value = result.get(metric)
             if value is None or result.get("stop_reason"):
                 return False
+            in_share = self.epochs <= int(budget * TARGET_RATIO)
+            if in_share and (math.isnan(self.best_in_share) or sign * value < sign * self.best_in_share):
+                self.best_in_share = value
             if self.epochs_to_near is None and sign * value <= sign * near_target:
                 self.epochs_to_near = self.epochs
             if self.epochs_to_target is None and sign * value <= sign * target:
@@ -94,9 +101,10 @@ def best_value(table, history, metric: str, mode: str) -> float:
     return float(values.min() if mode == "min" else values.max())
 
 
-def earlier_random_search(folder: str, seed: int, metric: str, mode: str) -> tuple[float, int]:
-    """Random search's best objective and epochs, read from the Tune folder of an earlier run's
-    random-<seed> sweep (every trial's result.json: one line per reported epoch)."""
+def earlier_random_search(folder: str, seed: int):
+    """Random search's (trials table, history) read from the Tune folder of an earlier run's
+    random-<seed> sweep (every trial's result.json: one line per reported epoch); the table has
+    what best_value and best_in_first need: trial_id, trial_index and stop_reason."""
     import glob
     import json
 
@@ -104,12 +112,22 @@ def earlier_random_search(folder: str, seed: int, metric: str, mode: str) -> tup
 
     lines = []
     for path in glob.glob(os.path.join(folder, f"random-{seed}", "*", "result.json")):
+        index = re.search(r"_(\d+)_", os.path.basename(os.path.dirname(path)))  # Tune's launch order
         with open(path) as f:
-            lines += [json.loads(line) for line in f if line.strip()]
+            lines += [{**json.loads(line), "trial_index": int(index.group(1)) if index else -1}
+                      for line in f if line.strip()]
     if not lines:
         sys.exit(f"--reuse-random: no random-{seed} trials in {folder}")
     history = pd.DataFrame(lines)
-    return best_value(history.groupby("trial_id").last().reset_index(), history, metric, mode), len(history)
+    return history.groupby("trial_id").last().reset_index(), history
+
+
+def best_in_first(table, history, metric: str, mode: str, epochs: int) -> float:
+    """Random search's best objective had it been given only `epochs` epochs: its trials run one
+    after another in the order they were sampled (Tune's launch order), each to full length."""
+    order = history["trial_id"].map(table.set_index("trial_id")["trial_index"])
+    first = history.assign(_order=order).sort_values(["_order", "epoch"]).head(epochs)
+    return best_value(table, first, metric, mode)
 
 
 def rung_agreement(history, metric: str, rung: int, epochs: int) -> float:
@@ -162,7 +180,8 @@ def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str]
 
 
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
-             grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS, near: float = NEAR) -> dict:
+             grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS, near: float = NEAR,
+             search: str = "optuna") -> dict:
     from trainables.families import family_module
 
     objective = family_module(family).OBJECTIVE
@@ -170,21 +189,23 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     # trials would replay random search's first points and find its best for free.
     common = task_args(family, space, seed, folder, extra)
     if reuse:
-        target, random_epochs = earlier_random_search(reuse, seed, objective.metric, objective.mode)
+        table, history = earlier_random_search(reuse, seed)
         wall = float("nan")
     else:
         table, history, wall = run_sweep(common + ["--name", f"random-{seed}", "--search", "random", "--seed",
                                                    str(seed), "--scheduler", "none", "--trials", str(trials)])
-        target = best_value(table, history, objective.metric, objective.mode)
-        random_epochs = len(history)
-        epochs = int(history["epoch"].max())
-        rung = grace or max(1, epochs // 4)
-        print(f"seed {seed}: Spearman of random search's values at epoch {rung} (ASHA's first rung) vs epoch "
+    target = best_value(table, history, objective.metric, objective.mode)
+    random_epochs = len(history)
+    random_in_share = best_in_first(table, history, objective.metric, objective.mode,
+                                    int(random_epochs * TARGET_RATIO))
+    epochs = int(history["epoch"].max())
+    rung = grace or max(1, epochs // 4)
+    print(f"seed {seed}: Spearman of random search's values at epoch {rung} (ASHA's first rung) vs epoch "
               f"{epochs}: {rung_agreement(history, objective.metric, rung, epochs):.2f}", flush=True)
     asha = ["--grace-epochs", str(grace)] if grace else []
     stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs, near=near)
     tpe_table, tpe_history, tpe_wall = run_sweep(
-        common + ["--name", f"tpe-asha-{seed}", "--search", "optuna", "--seed", str(SAMPLER_SEED_OFFSET + seed),
+        common + ["--name", f"tpe-asha-{seed}", "--search", search, "--seed", str(SAMPLER_SEED_OFFSET + seed),
                   "--scheduler", "asha", "--trials", str(4 * trials), "--startup-trials", str(startup), *asha],
         stop=stopper)
     reached = stopper.epochs_to_target
@@ -192,7 +213,8 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
             "tpe_epochs": reached, "tpe_spent": stopper.epochs, "tpe_wall": tpe_wall,
             "tpe_trials": tpe_history["trial_id"].nunique(),
             "tpe_best": best_value(tpe_table, tpe_history, objective.metric, objective.mode),
-            "ratio": share(reached, random_epochs), "near_ratio": share(stopper.epochs_to_near, random_epochs)}
+            "ratio": share(reached, random_epochs), "near_ratio": share(stopper.epochs_to_near, random_epochs),
+            "random_in_share": random_in_share, "tpe_in_share": stopper.best_in_share}
 
 
 def share(epochs: int | None, random_epochs: int) -> float:
@@ -204,7 +226,15 @@ def row_line(r: dict) -> str:
     reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']} (best {r['tpe_best']:.4f})"
     random_wall = "reused" if math.isnan(r["random_wall"]) else f"{r['random_wall']:.0f}s"
     return (f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
-            f"{r['near_ratio']:>12.3f} {r['tpe_trials']:>7} {random_wall:>8}/{r['tpe_wall']:.0f}s")
+            f"{r['near_ratio']:>12.3f} {r['tpe_trials']:>7} {r['random_in_share']:>10.4f} {r['tpe_in_share']:>10.4f} "
+            f"{random_wall:>8}/{r['tpe_wall']:.0f}s")
+
+
+def ahead_in_share(r: dict, mode: str) -> bool:
+    """Is TPE + ASHA's best within a third of random search's compute better than random search's
+    within the same compute? (Where it reached the target sooner, its best then counts.)"""
+    sign = 1 if mode == "min" else -1
+    return sign * r["tpe_in_share"] < sign * r["random_in_share"]
 
 
 def main() -> None:
@@ -216,6 +246,8 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=32, help="random-search trials")
     p.add_argument("--grace-epochs", type=int, help="ASHA's grace period (default: the sweep's, a quarter)")
     p.add_argument("--startup-trials", type=int, default=STARTUP_TRIALS, help="TPE's random startup trials")
+    p.add_argument("--search", choices=["optuna", "optuna-grouped"], default="optuna",
+                   help="the sweep's TPE, or TPE grouped by the space's branches (python -m ray_jobs.sweep --help)")
     p.add_argument("--reuse-random", metavar="FOLDER", default="",
                    help="skip random search: read it from an earlier run's folder (printed at its start)")
     p.add_argument("--seed-noise", action="store_true",
@@ -227,7 +259,7 @@ def main() -> None:
     args = p.parse_args()
     if not 0 <= args.near < 1:
         p.error(f"--near: {args.near} is not a fraction in [0, 1)")
-    from trainables.families import spaces_of
+    from trainables.families import family_module, spaces_of
 
     space = args.space or SPACES[args.family]
     known = sorted(spaces_of(args.family))
@@ -248,19 +280,23 @@ def main() -> None:
               f"seeds, each seed's median subtracted, {r['seed_change']:.4f}")
         return
     header = (f"{args.family} '{space}', random search {trials} trials to full length vs Optuna TPE + "
-              f"ASHA (TPE's first {args.startup_trials} trials random; {machine()}):\n"
+              f"ASHA (--search {args.search}, TPE's first {args.startup_trials} trials random; {machine()}):\n"
               f"{'seed':>4} {'target':>10} {'random epochs':>14} "
               f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {f'ratio {args.near:.1%} off':>12} {'trials':>7} "
-              f"{'wall random/TPE':>16}")
+              f"{'random@1/3':>10} {'TPE@1/3':>10} {'wall random/TPE':>16}")
     rows = []
     for seed in seeds:  # each seed's line as soon as it is measured, and all of them at the end
         rows.append(one_seed(args.family, space, seed, trials, extra, folder, args.grace_epochs,
-                             args.reuse_random, args.startup_trials, args.near))
+                             args.reuse_random, args.startup_trials, args.near, args.search))
         print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
     near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)
+    mode = family_module(args.family).OBJECTIVE.mode
+    ahead = sum(ahead_in_share(r, mode) for r in rows)
     print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5); within {args.near:.1%} of the target "
-          f"in <= 1/3 of the compute: {near} of {len(rows)}")
+          f"in <= 1/3 of the compute: {near} of {len(rows)}; at 1/3 of random search's compute (@1/3: random search's "
+          f"first trials one after another, TPE + ASHA's first epochs), TPE + ASHA's best is better in {ahead} of "
+          f"{len(rows)}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import search_efficiency  # noqa: E402
-from search_efficiency import (best_value, earlier_random_search, make_stopper, rung_agreement,  # noqa: E402
-                               seed_agreement)
+from search_efficiency import (best_in_first, best_value, earlier_random_search, make_stopper,  # noqa: E402
+                               rung_agreement, seed_agreement)
 from trainables.families import spaces_of  # noqa: E402
 
 
@@ -68,13 +68,39 @@ def test_best_value_leaves_out_trials_that_stopped_unhealthy():
 
 def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
     lines = {"a": [(1, 0.9, ""), (2, 0.8, "")], "b": [(1, 0.7, ""), (2, 0.1, "overflow")]}
-    for trial, epochs in lines.items():
-        folder = tmp_path / "random-3" / f"run_trial_{trial}"
+    for index, (trial, epochs) in enumerate(lines.items(), start=1):
+        folder = tmp_path / "random-3" / f"run_trial_{trial}_{index}_lr=0.001_2026-11-23_18-36-29"
         folder.mkdir(parents=True)
         folder.joinpath("result.json").write_text("".join(
             json.dumps({"trial_id": trial, "epoch": e, "val/log_l1": v, "stop_reason": r}) + "\n" for e, v, r in epochs))
-    # b ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8; 4 epochs reported
-    assert earlier_random_search(str(tmp_path), 3, "val/log_l1", "min") == (0.8, 4)
+    table, history = earlier_random_search(str(tmp_path), 3)
+    assert dict(zip(table["trial_id"], table["trial_index"])) == {"a": 1, "b": 2}
+    assert len(history) == 4  # epochs reported
+    # b ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8
+    assert best_value(table, history, "val/log_l1", "min") == 0.8
+
+
+def test_best_in_first_runs_random_search_trials_one_after_another():
+    # launched in the order b (index 1), a (2), c (3); 2 epochs each. Rows arrive interleaved.
+    table = pd.DataFrame({"trial_id": ["a", "b", "c"], "trial_index": [2, 1, 3], "stop_reason": ["", "", ""]})
+    history = pd.DataFrame({"trial_id": list("abcabc"), "epoch": [1, 1, 1, 2, 2, 2],
+                            "val/x": [0.5, 0.9, 0.1, 0.4, 0.8, 0.2]})
+    # one after another: b1 0.9, b2 0.8, a1 0.5, a2 0.4, c1 0.1, c2 0.2
+    assert best_in_first(table, history, "val/x", "min", 3) == 0.5  # b1, b2, a1
+    assert best_in_first(table, history, "val/x", "min", 4) == 0.4
+    assert best_in_first(table, history, "val/x", "min", 6) == 0.1
+    assert best_in_first(table, history, "val/x", "max", 2) == 0.9
+
+
+def test_stopper_keeps_the_best_value_within_a_third_of_the_budget():
+    stopper = make_stopper("val/log_l1", "min", target=0.1, budget=9)  # a third: the first 3 epochs
+    # epochs: 0.9, 0.5 from an unhealthy trial (left out), 0.7, then 0.3 on the 4th: past the third
+    for value, reason in [(0.9, ""), (0.5, "overflow"), (0.7, ""), (0.3, "")]:
+        stopper("t", {"val/log_l1": value, "stop_reason": reason})
+    assert stopper.best_in_share == 0.7
+    assert search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.8}, "min")
+    assert not search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.7}, "min")
+    assert search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.6}, "max")
 
 
 def test_seed_agreement_matches_configs_by_launch_order():

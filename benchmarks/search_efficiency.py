@@ -112,10 +112,11 @@ def earlier_random_search(folder: str, seed: int):
 
     lines = []
     for path in glob.glob(os.path.join(folder, f"random-{seed}", "*", "result.json")):
-        index = re.search(r"_(\d+)_", os.path.basename(os.path.dirname(path)))  # Tune's launch order
         with open(path) as f:
-            lines += [{**json.loads(line), "trial_index": int(index.group(1)) if index else -1}
-                      for line in f if line.strip()]
+            rows = [json.loads(line) for line in f if line.strip()]
+        # Tune's launch order follows the trial id in the folder's name (an id can be all digits)
+        index = re.search(rf"{rows[0]['trial_id']}_(\d+)", os.path.basename(os.path.dirname(path))) if rows else None
+        lines += [{**row, "trial_index": int(index.group(1)) if index else -1} for row in rows]
     if not lines:
         sys.exit(f"--reuse-random: no random-{seed} trials in {folder}")
     history = pd.DataFrame(lines)
@@ -201,7 +202,7 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     epochs = int(history["epoch"].max())
     rung = grace or max(1, epochs // 4)
     print(f"seed {seed}: Spearman of random search's values at epoch {rung} (ASHA's first rung) vs epoch "
-              f"{epochs}: {rung_agreement(history, objective.metric, rung, epochs):.2f}", flush=True)
+          f"{epochs}: {rung_agreement(history, objective.metric, rung, epochs):.2f}", flush=True)
     asha = ["--grace-epochs", str(grace)] if grace else []
     stopper = make_stopper(objective.metric, objective.mode, target, budget=random_epochs, near=near)
     tpe_table, tpe_history, tpe_wall = run_sweep(

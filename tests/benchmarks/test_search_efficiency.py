@@ -67,16 +67,17 @@ def test_best_value_leaves_out_trials_that_stopped_unhealthy():
 
 
 def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
-    lines = {"a": [(1, 0.9, ""), (2, 0.8, "")], "b": [(1, 0.7, ""), (2, 0.1, "overflow")]}
+    # trial ids are hex; "02865361" is all digits, and its folder's index (2) follows the id
+    lines = {"a": [(1, 0.9, ""), (2, 0.8, "")], "02865361": [(1, 0.7, ""), (2, 0.1, "overflow")]}
     for index, (trial, epochs) in enumerate(lines.items(), start=1):
         folder = tmp_path / "random-3" / f"run_trial_{trial}_{index}_lr=0.001_2026-11-23_18-36-29"
         folder.mkdir(parents=True)
         folder.joinpath("result.json").write_text("".join(
             json.dumps({"trial_id": trial, "epoch": e, "val/log_l1": v, "stop_reason": r}) + "\n" for e, v, r in epochs))
     table, history = earlier_random_search(str(tmp_path), 3)
-    assert dict(zip(table["trial_id"], table["trial_index"])) == {"a": 1, "b": 2}
+    assert dict(zip(table["trial_id"], table["trial_index"])) == {"a": 1, "02865361": 2}
     assert len(history) == 4  # epochs reported
-    # b ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8
+    # 02865361 ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8
     assert best_value(table, history, "val/log_l1", "min") == 0.8
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +65,7 @@ def make_stopper(metric: str, mode: str, target: float, budget: int, near: float
 
     sign = 1 if mode == "min" else -1  # compare sign * value, smaller is better either way
     near_target = target + sign * near * abs(target)
+    share_epochs = int(budget * TARGET_RATIO)
 
     class ReachTarget(Stopper):
         def __init__(self):
@@ -79,7 +79,7 @@ def make_stopper(metric: str, mode: str, target: float, budget: int, near: float
             value = result.get(metric)
             if value is None or result.get("stop_reason"):
                 return False
-            in_share = self.epochs <= int(budget * TARGET_RATIO)
+            in_share = self.epochs <= share_epochs
             if in_share and (math.isnan(self.best_in_share) or sign * value < sign * self.best_in_share):
                 self.best_in_share = value
             if self.epochs_to_near is None and sign * value <= sign * near_target:
@@ -110,13 +110,15 @@ def earlier_random_search(folder: str, seed: int):
 
     import pandas as pd
 
+    from ray_jobs.results import launch_index
+
     lines = []
     for path in glob.glob(os.path.join(folder, f"random-{seed}", "*", "result.json")):
         with open(path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        # Tune's launch order follows the trial id in the folder's name (an id can be all digits)
-        index = re.search(rf"{rows[0]['trial_id']}_(\d+)", os.path.basename(os.path.dirname(path))) if rows else None
-        lines += [{**row, "trial_index": int(index.group(1)) if index else -1} for row in rows]
+        if rows:
+            index = launch_index(os.path.dirname(path), rows[0]["trial_id"])
+            lines += [{**row, "trial_index": index} for row in rows]
     if not lines:
         sys.exit(f"--reuse-random: no random-{seed} trials in {folder}")
     history = pd.DataFrame(lines)

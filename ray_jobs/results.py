@@ -73,6 +73,13 @@ def trial_status(metrics: dict, error, epochs: int) -> str:
     return "COMPLETED"
 
 
+def launch_index(trial_dir: str, trial_id: str) -> int:
+    """Tune's launch order of a trial, from its folder's name (run_trial_<id>_<index>_...); -1 where
+    absent. Read after the id: an id can be all digits."""
+    index = re.search(rf"{trial_id}_(\d+)", os.path.basename(trial_dir))
+    return int(index.group(1)) if index else -1
+
+
 def tables(result_grid, meta: dict):
     """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata."""
     metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
@@ -85,10 +92,9 @@ def tables(result_grid, meta: dict):
         history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
         values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         trial_id = metrics.get("trial_id") or os.path.basename(result.path).split("_")[-1]
-        index = re.search(rf"{trial_id}_(\d+)", os.path.basename(result.path))  # Tune's launch order
         row = {
             "trial_id": trial_id,
-            "trial_index": int(index.group(1)) if index else -1,
+            "trial_index": launch_index(result.path, trial_id),
             "is_default": params == default,
             "status": trial_status(metrics, result.error, meta["epochs"]),
             "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),

@@ -46,12 +46,7 @@ def train(overrides: dict, family) -> None:
     mark("accelerator_ready")
     parts = family.build(cfg)
     mark("data_and_model_built")
-    train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
-                              num_workers=cfg.train.num_data_workers,
-                              generator=torch.Generator().manual_seed(cfg.train.seed))
-    val_loader = DataLoader(parts.val_set, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_data_workers)
-    if len(train_loader) == 0:
-        raise ConfigError("train.batch_size", f"is larger than the training set ({len(parts.train_set)} samples)")
+    train_loader, val_loader = make_loaders(parts, cfg)
     # A family may train some parameters (e.g. adaptive loss weights) with an optimiser of their
     # own, unscheduled and unclipped: `aux_optimizer(model, cfg)`.
     aux = family.aux_optimizer(parts.model, cfg) if hasattr(family, "aux_optimizer") else None
@@ -102,18 +97,35 @@ def train(overrides: dict, family) -> None:
         metrics.update({"restarts": restarts, "node": node})
         # a family may name its metrics as its seed does (e.g. medgen's Loss/MSE_val)
         metrics = {getattr(family, "TAGS", {}).get(name, name): value for name, value in metrics.items()}
-        last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
-        every = cfg.train.checkpoint_every
-        if last or (every and (epoch + 1) % every == 0):
-            with tempfile.TemporaryDirectory() as tmp:
-                save(accelerator, tmp, epoch + 1, restarts, metrics)
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        else:
-            ray.train.report(metrics)
-        mark("reported", epoch=epoch + 1)
+        report_epoch(accelerator, metrics, cfg, epoch, restarts)
         if metrics["stop_reason"]:
             break
 
+
+
+def make_loaders(parts, cfg) -> tuple[DataLoader, DataLoader]:
+    """The training loader (shuffled from train.seed, whole batches only) and the validation loader."""
+    train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                              num_workers=cfg.train.num_data_workers,
+                              generator=torch.Generator().manual_seed(cfg.train.seed))
+    val_loader = DataLoader(parts.val_set, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_data_workers)
+    if len(train_loader) == 0:
+        raise ConfigError("train.batch_size", f"is larger than the training set ({len(parts.train_set)} samples)")
+    return train_loader, val_loader
+
+
+def report_epoch(accelerator, metrics: dict, cfg, epoch: int, restarts: int) -> None:
+    """Report an epoch's metrics to Ray Train, with a checkpoint every train.checkpoint_every epochs and
+    at the run's last epoch (its end or an early stop), so a restarted trial resumes from there."""
+    last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
+    every = cfg.train.checkpoint_every
+    if last or (every and (epoch + 1) % every == 0):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(accelerator, tmp, epoch + 1, restarts, metrics)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report(metrics)
+    mark("reported", epoch=epoch + 1)
 
 # What Ray Train sets in each worker for torch.distributed; Accelerate reads them to pick its mode
 TORCH_DISTRIBUTED_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")

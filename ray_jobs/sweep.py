@@ -105,6 +105,29 @@ def flag_overrides(args) -> dict:
     return overrides
 
 
+def check_counts(args) -> None:
+    """The flags that count something must be positive, the resource shares not negative."""
+    for flag, value, low in (("--trials", args.trials, 1), ("--epochs", args.epochs, 1),
+                             ("--grace-epochs", args.grace_epochs, 1),
+                             ("--startup-trials", args.startup_trials, 1),
+                             ("--workers-per-trial", args.workers_per_trial, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag}: must be >= {low}, got {value}")
+    if args.gpus_per_worker < 0 or args.driver_cpus < 0:
+        raise UsageError("--gpus-per-worker and --driver-cpus must be >= 0")
+
+
+def base_overrides(family, args) -> dict:
+    """The overrides every trial's config is built from (trials add their sampled point): the
+    preset, the smoke-test sizes, the seed, then the command line's flags, later ones winning."""
+    make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
+    base = dict(family.PRESETS[args.preset]) if args.preset else {}
+    if args.smoke_test:
+        base = merge(base, family.SMOKE)
+    base = merge(base, {"train": {"seed": args.seed}})
+    return merge(base, flag_overrides(args))
+
+
 def make_plan(args) -> dict:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
@@ -120,24 +143,12 @@ def make_plan(args) -> dict:
     space_name = args.space or spaces_module(args.family).DEFAULT_SPACE
     if space_name not in spaces:
         raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
-    for flag, value, low in (("--trials", args.trials, 1), ("--epochs", args.epochs, 1),
-                             ("--grace-epochs", args.grace_epochs, 1),
-                             ("--startup-trials", args.startup_trials, 1),
-                             ("--workers-per-trial", args.workers_per_trial, 1)):
-        if value is not None and value < low:
-            raise UsageError(f"{flag}: must be >= {low}, got {value}")
-    if args.gpus_per_worker < 0 or args.driver_cpus < 0:
-        raise UsageError("--gpus-per-worker and --driver-cpus must be >= 0")
+    check_counts(args)
     objectives = getattr(family, "OBJECTIVES", ())
     if args.objective == "pareto" and not objectives:
         raise UsageError(f"--objective: {args.family} declares a single objective ({family.OBJECTIVE.metric})")
     pareto = objectives if args.objective != "scalar" else ()
-    make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
-    base = dict(family.PRESETS[args.preset]) if args.preset else {}  # trials rebuild configs from `base`
-    if args.smoke_test:
-        base = merge(base, family.SMOKE)
-    base = merge(base, {"train": {"seed": args.seed}})
-    base = merge(base, flag_overrides(args))
+    base = base_overrides(family, args)
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     space = spaces[space_name]

@@ -240,7 +240,8 @@ def ahead_in_share(r: dict, mode: str) -> bool:
     return sign * r["tpe_in_share"] < sign * r["random_in_share"]
 
 
-def main() -> None:
+def parse_args() -> tuple[argparse.Namespace, str]:
+    """The command line, checked before Ray starts, and the search space it names."""
     p = argparse.ArgumentParser()
     p.add_argument("--family", default="hdr_patch", choices=sorted(SPACES))
     p.add_argument("--space", help="the family's search space (default: the issue's, see SPACES); a larger one is "
@@ -262,12 +263,38 @@ def main() -> None:
     args = p.parse_args()
     if not 0 <= args.near < 1:
         p.error(f"--near: {args.near} is not a fraction in [0, 1)")
-    from trainables.families import family_module, spaces_of
+    from trainables.families import spaces_of
 
     space = args.space or SPACES[args.family]
     known = sorted(spaces_of(args.family))
     if space not in known:
         p.error(f"--space: {args.family} has no space {space!r} (it has {', '.join(known)})")
+    return args, space
+
+
+def print_seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str) -> None:
+    r = seed_noise(family, space, seed, trials, extra, folder)
+    print(f"{family} '{space}', {r['configs']} random configs (sampler seed {seed}) "
+          f"at training seeds {seed} and {seed + 1} ({machine()}): Spearman of their best objectives "
+          f"{r['spearman']:.2f}; seed {seed}'s best config ranks {r['a_best_rank_in_b']} of {r['configs']} at "
+          f"seed {seed + 1}; median config - best {r['spread']:.4f}, median change of one config between "
+          f"seeds, each seed's median subtracted, {r['seed_change']:.4f}")
+
+
+def print_summary(rows: list[dict], family: str, near_fraction: float) -> None:
+    from trainables.families import family_module
+
+    met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
+    near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)
+    ahead = sum(ahead_in_share(r, family_module(family).OBJECTIVE.mode) for r in rows)
+    print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5); within {near_fraction:.1%} of the "
+          f"target in <= 1/3 of the compute: {near} of {len(rows)}; at 1/3 of random search's compute (@1/3: random "
+          f"search's first trials one after another, TPE + ASHA's first epochs), TPE + ASHA's best is better in "
+          f"{ahead} of {len(rows)}")
+
+
+def main() -> None:
+    args, space = parse_args()
     seeds, trials, extra = args.seeds, args.trials, []
     if args.quick:
         seeds, trials, extra = seeds[:1], 8, ["--smoke-test", "--epochs", "4"]
@@ -275,12 +302,7 @@ def main() -> None:
     folder = scratch("search")
     print(f"sweeps in {folder}", flush=True)
     if args.seed_noise:
-        r = seed_noise(args.family, space, seeds[0], trials, extra, folder)
-        print(f"{args.family} '{space}', {r['configs']} random configs (sampler seed {seeds[0]}) "
-              f"at training seeds {seeds[0]} and {seeds[0] + 1} ({machine()}): Spearman of their best objectives "
-              f"{r['spearman']:.2f}; seed {seeds[0]}'s best config ranks {r['a_best_rank_in_b']} of {r['configs']} at "
-              f"seed {seeds[0] + 1}; median config - best {r['spread']:.4f}, median change of one config between "
-              f"seeds, each seed's median subtracted, {r['seed_change']:.4f}")
+        print_seed_noise(args.family, space, seeds[0], trials, extra, folder)
         return
     header = (f"{args.family} '{space}', random search {trials} trials to full length vs Optuna TPE + "
               f"ASHA (--search {args.search}, TPE's first {args.startup_trials} trials random; {machine()}):\n"
@@ -292,15 +314,7 @@ def main() -> None:
         rows.append(one_seed(args.family, space, seed, trials, extra, folder, args.grace_epochs,
                              args.reuse_random, args.startup_trials, args.near, args.search))
         print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
-    met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
-    near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)
-    mode = family_module(args.family).OBJECTIVE.mode
-    ahead = sum(ahead_in_share(r, mode) for r in rows)
-    print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5); within {args.near:.1%} of the target "
-          f"in <= 1/3 of the compute: {near} of {len(rows)}; at 1/3 of random search's compute (@1/3: random search's "
-          f"first trials one after another, TPE + ASHA's first epochs), TPE + ASHA's best is better in {ahead} of "
-          f"{len(rows)}")
-
+    print_summary(rows, args.family, args.near)
 
 if __name__ == "__main__":
     main()

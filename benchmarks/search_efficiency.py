@@ -14,7 +14,8 @@ trials cover less):
 Prints the ratio (TPE + ASHA compute / random compute) per seed and how many seeds are <= 1/3.
 Beside it, the compute to come within --near (default 0.1%) of the target: see NEAR; and each
 method's best within a third of random search's compute (random search's first trials run one
-after another, TPE + ASHA's first epochs), as a user with that budget would get it.
+after another, TPE + ASHA's first epochs), as a user with that budget would get it, and random
+search's expected best there, over every order its trials could have come in (expected_best_of).
 Both methods run through ray_jobs.sweep's own plan and Tuner and start with the documented default;
 they share the training seed and differ in the sampler's seed (TPE's startup trials are random).
 --seed-noise checks the task first: see seed_agreement.
@@ -133,6 +134,25 @@ def best_in_first(table, history, metric: str, mode: str, epochs: int) -> float:
     return best_value(table, first, metric, mode)
 
 
+def expected_best_of(values, k: int, mode: str) -> float:
+    """The expected best of k trials drawn at random, without replacement, from trials that scored
+    `values`: random search's best at k trials, averaged over every order its trials could have
+    come in, where best_in_first takes the one order they came in. The i-th best (from 0) is the
+    best of a draw when the other k - 1 come from the n - 1 - i worse ones."""
+    ordered = sorted(values, reverse=(mode == "max"))  # best first
+    n = len(ordered)
+    if not 1 <= k <= n:
+        raise ValueError(f"k: {k} trials cannot be drawn from {n}")
+    return sum(v * math.comb(n - 1 - i, k - 1) for i, v in enumerate(ordered)) / math.comb(n, k)
+
+
+def trial_bests(table, history, metric: str, mode: str) -> list[float]:
+    """Each healthy trial's best objective over its epochs (what best_value takes the best of)."""
+    unhealthy = table.loc[table["stop_reason"] != "", "trial_id"]
+    per_trial = history.loc[~history["trial_id"].isin(unhealthy)].groupby("trial_id")[metric]
+    return list((per_trial.min() if mode == "min" else per_trial.max()).dropna())
+
+
 def rung_agreement(history, metric: str, rung: int, epochs: int) -> float:
     """Spearman correlation, over random search's full-length trials, between each trial's value at
     ASHA's first rung and at the last epoch: how well the rung predicts the final ranking."""
@@ -201,6 +221,8 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
     random_epochs = len(history)
     random_in_share = best_in_first(table, history, objective.metric, objective.mode,
                                     int(random_epochs * TARGET_RATIO))
+    bests = trial_bests(table, history, objective.metric, objective.mode)
+    random_expected = expected_best_of(bests, max(1, int(len(bests) * TARGET_RATIO)), objective.mode)
     epochs = int(history["epoch"].max())
     rung = grace or max(1, epochs // 4)
     print(f"seed {seed}: Spearman of random search's values at epoch {rung} (ASHA's first rung) vs epoch "
@@ -217,7 +239,8 @@ def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], 
             "tpe_trials": tpe_history["trial_id"].nunique(),
             "tpe_best": best_value(tpe_table, tpe_history, objective.metric, objective.mode),
             "ratio": share(reached, random_epochs), "near_ratio": share(stopper.epochs_to_near, random_epochs),
-            "random_in_share": random_in_share, "tpe_in_share": stopper.best_in_share}
+            "random_in_share": random_in_share, "random_expected": random_expected,
+            "tpe_in_share": stopper.best_in_share}
 
 
 def share(epochs: int | None, random_epochs: int) -> float:
@@ -229,15 +252,17 @@ def row_line(r: dict) -> str:
     reached = r["tpe_epochs"] if r["tpe_epochs"] else f"not in {r['tpe_spent']} (best {r['tpe_best']:.4f})"
     random_wall = "reused" if math.isnan(r["random_wall"]) else f"{r['random_wall']:.0f}s"
     return (f"{r['seed']:>4} {r['target']:>10.4f} {r['random_epochs']:>14} {reached:>26} {r['ratio']:>7.3f} "
-            f"{r['near_ratio']:>12.3f} {r['tpe_trials']:>7} {r['random_in_share']:>10.4f} {r['tpe_in_share']:>10.4f} "
+            f"{r['near_ratio']:>12.3f} {r['tpe_trials']:>7} {r['random_in_share']:>10.4f} {r['random_expected']:>11.4f} "
+            f"{r['tpe_in_share']:>10.4f} "
             f"{random_wall:>8}/{r['tpe_wall']:.0f}s")
 
 
-def ahead_in_share(r: dict, mode: str) -> bool:
+def ahead_in_share(r: dict, mode: str, random_key: str = "random_in_share") -> bool:
     """Is TPE + ASHA's best within a third of random search's compute better than random search's
-    within the same compute? (Where it reached the target sooner, its best then counts.)"""
+    within the same compute (`random_key`: in the order its trials came, or its expected best)?
+    (Where TPE + ASHA reached the target sooner, its best then counts.)"""
     sign = 1 if mode == "min" else -1
-    return sign * r["tpe_in_share"] < sign * r["random_in_share"]
+    return sign * r["tpe_in_share"] < sign * r[random_key]
 
 
 def parse_args() -> tuple[argparse.Namespace, str]:
@@ -286,11 +311,14 @@ def print_summary(rows: list[dict], family: str, near_fraction: float) -> None:
 
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
     near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)
-    ahead = sum(ahead_in_share(r, family_module(family).OBJECTIVE.mode) for r in rows)
+    mode = family_module(family).OBJECTIVE.mode
+    ahead = sum(ahead_in_share(r, mode) for r in rows)
+    ahead_expected = sum(ahead_in_share(r, mode, "random_expected") for r in rows)
     print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5); within {near_fraction:.1%} of the "
           f"target in <= 1/3 of the compute: {near} of {len(rows)}; at 1/3 of random search's compute (@1/3: random "
           f"search's first trials one after another, TPE + ASHA's first epochs), TPE + ASHA's best is better in "
-          f"{ahead} of {len(rows)}")
+          f"{ahead} of {len(rows)}, and better than random search's expected best of a third of its trials "
+          f"(E@1/3, over every order of its trials) in {ahead_expected} of {len(rows)}")
 
 
 def main() -> None:
@@ -308,7 +336,7 @@ def main() -> None:
               f"ASHA (--search {args.search}, TPE's first {args.startup_trials} trials random; {machine()}):\n"
               f"{'seed':>4} {'target':>10} {'random epochs':>14} "
               f"{'TPE+ASHA epochs to target':>26} {'ratio':>7} {f'ratio {args.near:.1%} off':>12} {'trials':>7} "
-              f"{'random@1/3':>10} {'TPE@1/3':>10} {'wall random/TPE':>16}")
+              f"{'random@1/3':>10} {'random E@1/3':>11} {'TPE@1/3':>10} {'wall random/TPE':>16}")
     rows = []
     for seed in seeds:  # each seed's line as soon as it is measured, and all of them at the end
         rows.append(one_seed(args.family, space, seed, trials, extra, folder, args.grace_epochs,

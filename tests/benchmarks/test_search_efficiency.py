@@ -93,6 +93,26 @@ def test_best_in_first_runs_random_search_trials_one_after_another():
     assert best_in_first(table, history, "val/x", "max", 2) == 0.9
 
 
+def test_expected_best_of_averages_the_best_over_every_draw_of_k_trials():
+    # 2 of [3, 1, 2] (min): the draws {1, 2} -> 1, {1, 3} -> 1, {2, 3} -> 2; mean 4/3
+    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 2, "min") == pytest.approx(4 / 3)
+    # max: {1, 2} -> 2, {1, 3} -> 3, {2, 3} -> 3; mean 8/3
+    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 2, "max") == pytest.approx(8 / 3)
+    # 1 of them: the mean, 2; all of them: the best, 1
+    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 1, "min") == pytest.approx(2.0)
+    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 3, "min") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="k: 4"):
+        search_efficiency.expected_best_of([3.0, 1.0, 2.0], 4, "min")
+
+
+def test_trial_bests_leaves_out_unhealthy_trials():
+    table = pd.DataFrame({"trial_id": ["a", "b", "c"], "stop_reason": ["", "overflow", ""]})
+    history = pd.DataFrame({"trial_id": list("abcabc"), "val/x": [0.5, 0.05, 0.1, 0.4, 0.9, 0.2]})
+    # a: min(0.5, 0.4) = 0.4; b stopped unhealthy (its 0.05 does not count); c: min(0.1, 0.2) = 0.1
+    assert sorted(search_efficiency.trial_bests(table, history, "val/x", "min")) == [0.1, 0.4]
+    assert sorted(search_efficiency.trial_bests(table, history, "val/x", "max")) == [0.2, 0.5]
+
+
 def test_stopper_keeps_the_best_value_within_a_third_of_the_budget():
     stopper = make_stopper("val/log_l1", "min", target=0.1, budget=9)  # a third: the first 3 epochs
     # epochs: 0.9, 0.5 from an unhealthy trial (left out), 0.7, then 0.3 on the 4th: past the third
@@ -102,6 +122,9 @@ def test_stopper_keeps_the_best_value_within_a_third_of_the_budget():
     assert search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.8}, "min")
     assert not search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.7}, "min")
     assert search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.6}, "max")
+    row = {"tpe_in_share": 0.7, "random_in_share": 0.6, "random_expected": 0.75}
+    assert search_efficiency.ahead_in_share(row, "min", "random_expected")
+    assert not search_efficiency.ahead_in_share(row, "min")
 
 
 def test_seed_agreement_matches_configs_by_launch_order():

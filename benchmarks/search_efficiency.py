@@ -96,10 +96,9 @@ def make_stopper(metric: str, mode: str, target: float, budget: int, near: float
 
 
 def best_value(table, history, metric: str, mode: str) -> float:
-    """The best objective any epoch reached, over trials that did not stop unhealthy."""
-    unhealthy = table.loc[table["stop_reason"] != "", "trial_id"]
-    values = history.loc[~history["trial_id"].isin(unhealthy), metric].dropna()
-    return float(values.min() if mode == "min" else values.max())
+    """The best objective any epoch reached, over trials that did not stop unhealthy (nan if none)."""
+    bests = trial_bests(table, history, metric, mode)
+    return float((min if mode == "min" else max)(bests, default=float("nan")))
 
 
 def earlier_random_search(folder: str, seed: int):
@@ -147,7 +146,7 @@ def expected_best_of(values, k: int, mode: str) -> float:
 
 
 def trial_bests(table, history, metric: str, mode: str) -> list[float]:
-    """Each healthy trial's best objective over its epochs (what best_value takes the best of)."""
+    """Each healthy trial's best objective over its epochs."""
     unhealthy = table.loc[table["stop_reason"] != "", "trial_id"]
     per_trial = history.loc[~history["trial_id"].isin(unhealthy)].groupby("trial_id")[metric]
     return list((per_trial.min() if mode == "min" else per_trial.max()).dropna())
@@ -343,6 +342,7 @@ def main() -> None:
                              args.reuse_random, args.startup_trials, args.near, args.search))
         print("\n" + header + "\n" + "\n".join(row_line(r) for r in rows), flush=True)
     print_summary(rows, args.family, args.near)
+
 
 if __name__ == "__main__":
     main()

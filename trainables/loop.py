@@ -102,7 +102,6 @@ def train(overrides: dict, family) -> None:
             break
 
 
-
 def make_loaders(parts, cfg) -> tuple[DataLoader, DataLoader]:
     """The training loader (shuffled from train.seed, whole batches only) and the validation loader."""
     train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
@@ -126,6 +125,7 @@ def report_epoch(accelerator, metrics: dict, cfg, epoch: int, restarts: int) -> 
     else:
         ray.train.report(metrics)
     mark("reported", epoch=epoch + 1)
+
 
 # What Ray Train sets in each worker for torch.distributed; Accelerate reads them to pick its mode
 TORCH_DISTRIBUTED_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")

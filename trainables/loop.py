@@ -9,11 +9,13 @@ and an EMA of the weights are optimiser options every family has (trainables/opt
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import math
 import os
 import resource
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -44,7 +46,8 @@ def train(overrides: dict, family) -> None:
     accelerator = make_accelerator(cfg)
     set_seed(cfg.train.seed)
     mark("accelerator_ready")
-    parts = family.build(cfg)
+    with matplotlib_hidden():
+        parts = family.build(cfg)
     mark("data_and_model_built")
     train_loader, val_loader = make_loaders(parts, cfg)
     # A family may train some parameters (e.g. adaptive loss weights) with an optimiser of their
@@ -170,6 +173,26 @@ def keep_freed_memory() -> bool:
     except OSError:  # not glibc (macOS, musl)
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_ABOVE))
+
+
+@contextlib.contextmanager
+def matplotlib_hidden():
+    """Hides matplotlib while a family builds its parts, so the MONAI import this may start skips it.
+
+    MONAI's first import loads every one of its modules, and with them matplotlib.pyplot for
+    plotting helpers no trial calls: 0.4 s of every trial's startup on 2 cores
+    (benchmarks/README.md). MONAI treats matplotlib as optional, so it imports without it. None in
+    sys.modules is the import system's own "cannot be imported" marker; it is taken out again
+    afterwards, so a later `import matplotlib` works. Where matplotlib is loaded already, nothing
+    changes."""
+    hide = "matplotlib" not in sys.modules
+    if hide:
+        sys.modules["matplotlib"] = None
+    try:
+        yield
+    finally:
+        if hide and "matplotlib" in sys.modules and sys.modules["matplotlib"] is None:
+            del sys.modules["matplotlib"]
 
 
 def make_scheduler(optimizer, cfg, total_steps: int):

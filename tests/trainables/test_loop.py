@@ -1,4 +1,5 @@
-"""The shared loop's process set-up that needs no Ray: the allocator setting every worker makes."""
+"""The shared loop's process set-up that needs no Ray: the allocator setting every worker makes, and
+MONAI imported without matplotlib while a family builds its parts."""
 
 import json
 import subprocess
@@ -48,3 +49,39 @@ def test_a_workers_freed_memory_stays_in_its_heap_instead_of_going_back_to_the_k
     for r in kept["rounds"]:
         assert r["mapped_alive"] < 48  # from the heap, never mapped
         assert r["heap_freed"] == r["heap_alive"]  # nothing given back
+
+
+# In a fresh process, since MONAI and matplotlib load once per process: MONAI imported inside
+# `matplotlib_hidden` (as a family's build imports it), then matplotlib imported the usual way.
+MONAI_IN_BUILD = """
+import json, sys
+from trainables.loop import matplotlib_hidden
+
+with matplotlib_hidden():
+    from monai.networks.nets import UNet
+    during = sys.modules["matplotlib"]
+after_build = "matplotlib" in sys.modules
+import monai.utils.jupyter_utils as ju
+import matplotlib.pyplot
+print(json.dumps({"during": repr(during), "after_build": after_build, "monai_saw_it": ju.has_matplotlib,
+                  "usable_after": matplotlib.pyplot.figure is not None}))
+"""
+
+
+def test_a_build_imports_monai_without_matplotlib_and_leaves_it_importable_afterwards():
+    out = subprocess.run([sys.executable, "-c", MONAI_IN_BUILD], capture_output=True, text=True, check=True).stdout
+    seen = json.loads(out)
+    assert seen["during"] == "None"  # hidden while the build ran
+    assert seen["after_build"] is False  # MONAI loaded none of it and the marker is gone
+    assert seen["monai_saw_it"] is False  # MONAI took matplotlib for not installed
+    assert seen["usable_after"] is True
+
+
+def test_matplotlib_already_loaded_is_left_alone():
+    import matplotlib
+
+    from trainables.loop import matplotlib_hidden
+
+    with matplotlib_hidden():
+        assert sys.modules["matplotlib"] is matplotlib
+    assert sys.modules["matplotlib"] is matplotlib

@@ -15,8 +15,9 @@ def caps(trial) -> None:
     Every searched value is a factor of a cap (Mode A's bound is alpha x abs_max, Mode B's
     log_delta_scale x the patch's log range), so each is sampled log-uniformly: a trial per factor
     of the cap, not per unit. On a uniform prior, log_delta_scale 0.3-0.6, where the 32-trial
-    random searches of benchmarks/search_efficiency.py found their best (0.38-0.51; 0.1-0.3 and
-    0.65-1.5 are worse at training seeds 0 and 1), is a quarter of the range; log-uniform, 43%.
+    random searches of benchmarks/search_efficiency.py found their best, is a quarter of the range;
+    log-uniform, 43%. The range holds the best value at that benchmark's five training seeds
+    (0.29-0.48; at 0.29 and 0.30 seed 3 ties, and 0.2 is worse at all five: benchmarks/README.md).
     """
     mode = trial.suggest_categorical("caps/mode", ["A", "B"])
     if mode == "A":

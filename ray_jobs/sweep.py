@@ -65,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
     p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each trial's driver")
     p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
-    p.add_argument("--max-failures", type=int, default=1, help="worker failures a trial survives")
+    p.add_argument("--max-failures", type=int, default=1, help="worker failures a trial survives (-1: any number)")
     p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
     p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
     p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
@@ -105,16 +105,28 @@ def flag_overrides(args) -> dict:
     return overrides
 
 
-def check_counts(args) -> None:
-    """The flags that count something must be positive, the resource shares not negative."""
-    for flag, value, low in (("--trials", args.trials, 1), ("--epochs", args.epochs, 1),
-                             ("--grace-epochs", args.grace_epochs, 1),
-                             ("--startup-trials", args.startup_trials, 1),
-                             ("--workers-per-trial", args.workers_per_trial, 1)):
+def check_at_least(*checks: tuple[str, float | None, float]) -> None:
+    """Each (flag, value, low): a flag that was given must be >= low (shared with ray_jobs/train.py,
+    so that a bad count fails here, before Ray starts, and not inside a trial)."""
+    for flag, value, low in checks:
         if value is not None and value < low:
             raise UsageError(f"{flag}: must be >= {low}, got {value}")
-    if args.gpus_per_worker < 0 or args.driver_cpus < 0:
-        raise UsageError("--gpus-per-worker and --driver-cpus must be >= 0")
+
+
+def check_worker_shares(cpus: float | None, gpus: float) -> None:
+    """A worker needs some CPU (Ray refuses an empty bundle) and no negative GPU share."""
+    if cpus is not None and cpus <= 0:
+        raise UsageError(f"--cpus-per-worker: must be > 0, got {cpus}")
+    check_at_least(("--gpus-per-worker", gpus, 0))
+
+
+def check_counts(args) -> None:
+    """The flags that count something must be positive, the resource shares not negative."""
+    check_at_least(("--trials", args.trials, 1), ("--epochs", args.epochs, 1), ("--grace-epochs", args.grace_epochs, 1),
+                   ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
+                   ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
+                   ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0))
+    check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
 
 
 def base_overrides(family, args) -> dict:
@@ -136,6 +148,7 @@ def make_plan(args) -> dict:
     from ray_jobs.results import absolute, exists
 
     storage = absolute(args.storage)
+    check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
         return resumed_plan(args, storage)
     family = family_module(args.family)
@@ -143,7 +156,6 @@ def make_plan(args) -> dict:
     space_name = args.space or spaces_module(args.family).DEFAULT_SPACE
     if space_name not in spaces:
         raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
-    check_counts(args)
     objectives = getattr(family, "OBJECTIVES", ())
     if args.objective == "pareto" and not objectives:
         raise UsageError(f"--objective: {args.family} declares a single objective ({family.OBJECTIVE.metric})")

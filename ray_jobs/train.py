@@ -33,11 +33,23 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
-    p.add_argument("--max-failures", type=int, default=1)
+    p.add_argument("--max-failures", type=int, default=1, help="worker failures the run survives (-1: any number)")
+    p.add_argument("--keep-checkpoints", type=int, default=2,
+                   help="the latest checkpoints kept (a run checkpoints every epoch)")
     p.add_argument("--storage", default="./results")
     p.add_argument("--name", help="run name (default: <family>-train-<time>); an existing one resumes")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+def check_flags(args) -> None:
+    """Counts and resource shares, checked before Ray starts: Ray would take --workers 0 for its
+    local mode (no checkpoints in --storage) and fail inside the run on an empty CPU share."""
+    from ray_jobs.sweep import check_at_least, check_worker_shares
+
+    check_at_least(("--epochs", args.epochs, 1), ("--workers", args.workers, 1),
+                   ("--max-failures", args.max_failures, -1), ("--keep-checkpoints", args.keep_checkpoints, 1))
+    check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
 
 
 def overrides_from(args) -> dict:
@@ -58,6 +70,7 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     try:
+        check_flags(args)
         family = family_module(args.family)
         config = make_config(family, overrides_from(args), args.preset)
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
@@ -89,7 +102,8 @@ def run(args, family, config) -> int:
         train_loop_config=to_dict(config),
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
-                                       failure_config=ray.train.FailureConfig(max_failures=args.max_failures)),
+                                       failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=args.keep_checkpoints)),
     )
     result = trainer.fit()
     metrics = result.metrics or {}

@@ -33,6 +33,14 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--preset", "phase7"], "preset is unknown: 'phase7'"),
     (["hdr_patch", "--trials", "0"], "--trials: must be >= 1, got 0"),
     (["hdr_patch", "--startup-trials", "0"], "--startup-trials: must be >= 1, got 0"),
+    (["hdr_patch", "--max-concurrent", "0"], "--max-concurrent: must be >= 1, got 0"),
+    (["hdr_patch", "--keep-checkpoints", "0"], "--keep-checkpoints: must be >= 1, got 0"),
+    (["hdr_patch", "--max-failures", "-2"], "--max-failures: must be >= -1, got -2"),
+    (["hdr_patch", "--cpus-per-worker", "0"], "--cpus-per-worker: must be > 0, got 0.0"),
+    (["hdr_patch", "--gpus-per-worker", "-1"], "--gpus-per-worker: must be >= 0, got -1.0"),
+    (["hdr_patch", "--driver-cpus", "-0.5"], "--driver-cpus: must be >= 0, got -0.5"),
+    # a resumed sweep takes these flags from the command line, so they are checked there too
+    (["hdr_patch", "--name", "mine", "--resume", "--keep-checkpoints", "0"], "--keep-checkpoints: must be >= 1"),
     (["hdr_patch", "--set", "novalue"], "--set: expected KEY=VALUE"),
     (["latent_conditioner", "--data", "/nonexistent/images"], "/nonexistent/images: no such directory"),
     (["latent_conditioner", "--set", "loss.adaptive=magic"], "loss.adaptive"),
@@ -71,6 +79,22 @@ def test_existing_sweep_name_is_refused_and_left_alone(capsys, tmp_path):
     assert (existing / "trials.parquet").read_bytes() == b"precious"
     code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--name", "other", "--resume")
     assert code == 2 and "--resume: no sweep 'other'" in err
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--epochs", "0", "--epochs: must be >= 1, got 0"),
+    ("--workers", "0", "--workers: must be >= 1, got 0"),  # Ray would run its local mode instead
+    ("--cpus-per-worker", "0", "--cpus-per-worker: must be > 0, got 0.0"),
+    ("--gpus-per-worker", "-1", "--gpus-per-worker: must be >= 0, got -1.0"),
+    ("--keep-checkpoints", "0", "--keep-checkpoints: must be >= 1, got 0"),
+    ("--max-failures", "-2", "--max-failures: must be >= -1, got -2"),
+])
+def test_train_job_refuses_bad_counts_before_ray_starts(capsys, tmp_path, flag, value, expected):
+    assert train_job.main(["hdr_patch", flag, value, "--storage", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+    assert not ray.is_initialized()
+    assert not (tmp_path / "results").exists()
 
 
 def test_train_job_bad_input(capsys, tmp_path):

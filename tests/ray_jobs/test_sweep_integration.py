@@ -56,9 +56,10 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     if (experiment / "best_config.json").exists():  # written when some trial is healthy
         best = json.loads((experiment / "best_config.json").read_text())
         assert best["train"]["epochs"] == 2
-        # the best config is what ray_jobs/train.py takes
+        # the best config is what ray_jobs/train.py takes; it checkpoints every epoch and keeps the latest
         assert train_job.main(["hdr_patch", "--config", str(experiment / "best_config.json"), "--storage",
-                               str(tmp_path), "--name", "retrain"]) in (0, 1)
+                               str(tmp_path), "--name", "retrain", "--keep-checkpoints", "1"]) in (0, 1)
+        assert len([p for p in (tmp_path / "retrain").glob("checkpoint_*") if p.is_dir()]) == 1
 
 
 def nan_or_not(trial):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data import DataError
+from data import DataError, existing_file
 
 
 def synthetic_patches(num: int, size: int = 32, seed: int = 0, guide_factor: int = 4):
@@ -74,9 +74,7 @@ def _guide(rng, target, factor):
 
 def load_patches(path: str | Path):
     """Read and check a `.npz` patch file; every failure is a DataError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path = existing_file(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

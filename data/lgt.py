@@ -11,12 +11,10 @@ drawn from that style's own samples (`build_style_indices_cache` once, `sample_s
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from data import DataError
+from data import DataError, existing_file
 
 KEYS = ("latents", "style_ids")
 
@@ -74,9 +72,7 @@ def _styles(num_styles: int, size: int, channels: int) -> list:
 def load_latents(path: str, num_styles: int, channels: int = 4):
     """(latents float32 [N, C, H, W], style_ids int64 [N]) from a .npz or .pt file; DataError names
     the file and what is wrong with it."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{path}: no such file")
+    file = existing_file(path)
     try:
         if file.suffix == ".npz":
             with np.load(file) as archive:

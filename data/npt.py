@@ -8,11 +8,9 @@ and validation streams come from the same chain. Real: a text file read as bytes
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from data import DataError
+from data import DataError, existing_file
 
 BYTE_VOCAB = 256
 
@@ -41,9 +39,7 @@ def synthetic_tokens(count: int, seq_len: int, vocab: int = 64, seed: int = 0, b
 
 def text_tokens(path: str, seq_len: int) -> np.ndarray:
     """The file's bytes as non-overlapping sequences of `seq_len` tokens."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{path}: no such file")
+    file = existing_file(path)
     try:
         raw = file.read_bytes()
     except OSError as err:

@@ -66,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each trial's driver")
     p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
     p.add_argument("--max-failures", type=int, default=1, help="worker failures a trial survives (-1: any number)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept per trial")
+    p.add_argument("--keep-checkpoints", type=int, default=2,
+                   help="checkpoints a trial keeps by the objective, best first, beside its latest")
     p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
     p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")

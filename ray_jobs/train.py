@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 
 from data import DataError
 from trainables.config import ConfigError, check_precision, merge, to_dict
-from trainables.families import FAMILIES, family_module, make_config, own_name
+from trainables.families import CHECKPOINT_SCORE, FAMILIES, family_module, make_config, own_name
 
 
 def parse_args(argv=None):
@@ -35,7 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--max-failures", type=int, default=1, help="worker failures the run survives (-1: any number)")
     p.add_argument("--keep-checkpoints", type=int, default=2,
-                   help="the latest checkpoints kept (a run checkpoints every epoch)")
+                   help="checkpoints kept by the objective, best first, beside the latest (a run checkpoints "
+                        "every epoch)")
     p.add_argument("--storage", default="./results")
     p.add_argument("--name", help="run name (default: <family>-train-<time>); an existing one resumes")
     p.add_argument("--verbose", action="store_true")
@@ -88,7 +90,7 @@ def run(args, family, config) -> int:
 
     from ray_jobs.results import absolute
     from ray_jobs.sweep import start_ray
-    from trainables.driver import TensorBoardCallback, TrialResources, poll_like_a_sweep
+    from trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_like_a_sweep
 
     start_ray(args.verbose)
     poll_like_a_sweep()
@@ -103,14 +105,26 @@ def run(args, family, config) -> int:
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
                                        failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
-                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=args.keep_checkpoints)),
+                                       checkpoint_config=keep_checkpoints(args.family, args.keep_checkpoints)),
     )
     result = trainer.fit()
     metrics = result.metrics or {}
     shown = ("val/", "train/loss", "epoch", "stop")
     print(json.dumps({k: v for k, v in metrics.items() if own_name(family, k).startswith(shown)}, indent=2))
     print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
+    best = best_checkpoint(result.best_checkpoints or [], family.OBJECTIVE.mode)
+    if best:
+        checkpoint, scored = best
+        print(f"best checkpoint: {checkpoint.path} ({family.OBJECTIVE.metric} {scored[CHECKPOINT_SCORE]:.6g} "
+              f"at epoch {scored['epoch']})")
     return 1 if metrics.get("stop_reason") else 0
+
+
+def best_checkpoint(kept: list, mode: str):
+    """The (checkpoint, metrics) of `kept` with the best score, among those that have one."""
+    scored = [(c, m) for c, m in kept if math.isfinite(m.get(CHECKPOINT_SCORE, math.nan))]
+    pick = min if mode == "min" else max
+    return pick(scored, key=lambda pair: pair[1][CHECKPOINT_SCORE], default=None)
 
 
 if __name__ == "__main__":

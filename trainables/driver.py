@@ -22,7 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
 from trainables.config import merge
-from trainables.families import family_module
+from trainables.families import CHECKPOINT_SCORE, family_module
 from trainables.timeline import controller_marks, mark, process_started_at
 
 
@@ -68,6 +68,15 @@ class TrialResources:
                                        resources_per_worker=per_worker)
 
 
+def keep_checkpoints(family: str, best: int | None) -> ray.train.CheckpointConfig:
+    """Keep a run's latest checkpoint, which a restart resumes from (Ray Train never deletes it), and
+    its `best` best by the family's objective (None: all), as seeds 000 and 001 keep
+    checkpoint_best.pt beside checkpoint_latest.pt. An epoch that did not validate its own weights
+    scores NaN (CHECKPOINT_SCORE), which Ray ranks below every number."""
+    return ray.train.CheckpointConfig(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE,
+                                      checkpoint_score_order=family_module(family).OBJECTIVE.mode)
+
+
 def run_trial(config: dict, *, family: str, base: dict, resources: TrialResources, runs_path: str,
               max_failures: int = 1, num_to_keep: int | None = 2) -> None:
     """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`."""
@@ -86,7 +95,7 @@ def run_trial(config: dict, *, family: str, base: dict, resources: TrialResource
             # which Train retries forever by default: fail the trial after a few, not the sweep.
             failure_config=ray.train.FailureConfig(max_failures=max_failures,
                                                    controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
+            checkpoint_config=keep_checkpoints(family, num_to_keep),
             callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir()),
                        NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
                        *controller_marks(context.get_trial_id())],

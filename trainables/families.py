@@ -50,6 +50,11 @@ class Objective:
     mode: str  # "min" or "max"
 
 
+# What Ray Train ranks a run's checkpoints by (trainables.driver.keep_checkpoints): the epoch's
+# objective where it validated that epoch's own weights, NaN where it carries an earlier validation.
+CHECKPOINT_SCORE = "checkpoint_score"
+
+
 @dataclass(frozen=True)
 class Parts:
     model: Any

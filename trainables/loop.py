@@ -28,7 +28,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from trainables.config import ConfigError, check_precision
-from trainables.families import make_config, own_name
+from trainables.families import CHECKPOINT_SCORE, make_config, own_name
 from trainables.optim_tricks import (RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema, sam_ascent,
                                      sam_return)
 from trainables.timeline import mark, process_started_at
@@ -100,6 +100,8 @@ def train(overrides: dict, family) -> None:
         metrics.update({"restarts": restarts, "node": node})
         # a family may name its metrics as its seed does (e.g. medgen's Loss/MSE_val)
         metrics = {getattr(family, "TAGS", {}).get(name, name): value for name, value in metrics.items()}
+        fresh = validation["val_epoch"] == epoch + 1
+        metrics[CHECKPOINT_SCORE] = metrics[family.OBJECTIVE.metric] if fresh else math.nan
         report_epoch(accelerator, metrics, cfg, epoch, restarts)
         if metrics["stop_reason"]:
             break

@@ -3,6 +3,7 @@ to NaN ends `nonfinite_loss` and is FAIL in Optuna while the sweep finishes."""
 
 import glob
 import json
+import math
 import os
 import shutil
 import signal
@@ -56,10 +57,19 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     if (experiment / "best_config.json").exists():  # written when some trial is healthy
         best = json.loads((experiment / "best_config.json").read_text())
         assert best["train"]["epochs"] == 2
-        # the best config is what ray_jobs/train.py takes; it checkpoints every epoch and keeps the latest
+        # the best config is what ray_jobs/train.py takes. It checkpoints every epoch and keeps the
+        # latest and the 2 best by the objective; epoch 3 does not validate (val_every 2), so it is
+        # never among the best, where keeping the 2 latest would keep it
         assert train_job.main(["hdr_patch", "--config", str(experiment / "best_config.json"), "--storage",
-                               str(tmp_path), "--name", "retrain", "--keep-checkpoints", "1"]) in (0, 1)
-        assert len([p for p in (tmp_path / "retrain").glob("checkpoint_*") if p.is_dir()]) == 1
+                               str(tmp_path), "--name", "retrain", "--epochs", "4", "--set", "train.val_every=2",
+                               "--keep-checkpoints", "2"]) in (0, 1)
+        kept = {}
+        for folder in (tmp_path / "retrain").glob("checkpoint_*/"):
+            state = json.loads((folder / "losstune_state.json").read_text())
+            kept[state["epochs_done"]] = state["metrics"]["checkpoint_score"]
+        assert 4 in kept and 3 not in kept and 2 <= len(kept) <= 3
+        assert all(math.isfinite(score) for score in kept.values())
+        assert "best checkpoint:" in capsys.readouterr().out
 
 
 def nan_or_not(trial):

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.fs
 
 from trainables.config import merge, to_dict, unflatten
-from trainables.families import family_module, make_config, own_name
+from trainables.families import CHECKPOINT_SCORE, family_module, make_config, own_name
 
 META_FILE = "losstune_sweep.json"
 
@@ -103,6 +103,7 @@ def tables(result_grid, meta: dict):
             "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
             "wall_s": metrics.get("time_total_s", math.nan),
             "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
+            "best_checkpoint": best_checkpoint_path(history, mode),
         }
         # validation and health metrics, also where the family reports them under its seed's names
         row.update({f"final/{k}": v for k, v in metrics.items() if own_name(family, k).startswith(("val/", "health/"))})
@@ -121,6 +122,17 @@ def tables(result_grid, meta: dict):
     if meta.get("objectives") and len(trials):
         trials["pareto"] = pareto_front(trials, meta["objectives"])
     return trials, history
+
+
+def best_checkpoint_path(history: pd.DataFrame, mode: str) -> str:
+    """Where a trial wrote its best-scored checkpoint, the one Ray Train keeps beside the latest
+    (trainables.driver.keep_checkpoints); "" where no epoch both checkpointed and validated."""
+    if CHECKPOINT_SCORE not in history or "checkpoint_path" not in history:
+        return ""  # a sweep from before checkpoints were scored
+    scored = history.loc[history["checkpoint_path"].notna(), CHECKPOINT_SCORE].astype(float).dropna()
+    if not len(scored):
+        return ""
+    return history.loc[scored.idxmin() if mode == "min" else scored.idxmax(), "checkpoint_path"]
 
 
 def pareto_front(trials: pd.DataFrame, objectives: list[dict]) -> pd.Series:
@@ -253,6 +265,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
         change = (best["objective"] - base) / abs(base) * 100 if base and math.isfinite(base) else math.nan
         lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g}; documented default: "
                      f"{base:.4g} ({default_rows.iloc[0]['status']}); change {change:+.1f}%")
+    if best is not None and best.get("best_checkpoint"):
+        lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
     elif best is None:
         lines.append("no healthy finished trial: no best config written")
     if meta.get("objectives") and "pareto" in trials:

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from ray_jobs.results import pareto_front, report
+from ray_jobs.results import best_checkpoint_path, pareto_front, report
 
 OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]
 
@@ -36,3 +36,19 @@ def test_report_lists_the_front():
             "objectives": OBJECTIVES}
     text = report(trials, meta, {})
     assert "Pareto front (2 of 6 trials" in text and "t2" in text.split("Pareto front")[1]
+
+
+def test_best_checkpoint_is_the_best_scored_epoch_that_wrote_one():
+    # epoch 2 scores best but wrote no checkpoint (checkpoint_every 3); epoch 4 carried epoch 3's
+    # validation (NaN score); of epochs 1 and 3, which did both, epoch 3's 0.7 is the best
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "checkpoint_score": [0.9, 0.5, 0.7, float("nan")],
+                            "checkpoint_path": ["/c1", None, "/c3", "/c4"]})
+    assert best_checkpoint_path(history, "min") == "/c3"
+    assert best_checkpoint_path(history, "max") == "/c1"
+    assert best_checkpoint_path(history.drop(columns="checkpoint_score"), "min") == ""  # an older sweep
+
+
+def test_report_names_the_best_trials_best_checkpoint():
+    trials = trials_table().assign(best_checkpoint=["/t1/checkpoint_a", "", "", "", "", ""])
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}}
+    assert "best trial's best checkpoint: /t1/checkpoint_a" in report(trials, meta, {})

@@ -49,6 +49,9 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     for column in ("status", "stop_reason", "objective", "best_objective", "wall_s", "final/val/overflow_frac"):
         assert column in trials
     assert "* " in out and "trials.parquet" in out  # the printed table marks the default
+    # each finished trial's best checkpoint is one Ray kept (trainables.driver.keep_checkpoints)
+    finished = trials[trials["status"] == "COMPLETED"]
+    assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
     # Train ran its actors, but no preemption watcher on a one-machine Ray (sweep.start_local_ray)
     assert list_actors(filters=[("class_name", "=", "TrainController")], detail=False)
     assert not list_actors(filters=[("class_name", "=", "PreemptionWatcher")], detail=False)

@@ -111,7 +111,7 @@ def run(args, family, config) -> int:
     metrics = result.metrics or {}
     shown = ("val/", "train/loss", "epoch", "stop")
     print(json.dumps({k: v for k, v in metrics.items() if own_name(family, k).startswith(shown)}, indent=2))
-    print(f"checkpoint: {result.checkpoint.path if result.checkpoint else None}")
+    print(f"latest checkpoint: {result.checkpoint.path if result.checkpoint else None}")
     best = best_checkpoint(result.best_checkpoints or [], family.OBJECTIVE.mode)
     if best:
         checkpoint, scored = best

@@ -11,6 +11,8 @@ predicts a raw residual r; tanh bounds it and a cap scales it to delta_log (Mode
 cap alpha * abs_max; Mode B: log_delta_scale * denom, proportional to the patch's log range;
 or, seed 5.1 / 6.2 / 6.3, a learnable scale or an input-conditioned scale in place of Mode A's
 cap); an optional safety clamp (seed 5.3); exp(log_img + delta_log) - eps back to linear.
+The learnable scale is the seed's `residual_output_scale` (6.2), one number or, as 5.1 allows,
+one per RGB channel.
 
 The seed's proposed "dynamic cap" `denom.mean(dim=[1,2,3])` is a no-op on a [B,1,1,1] tensor,
 so it equals Mode B, which exists already; it is deliberately not offered (seed 2.2).
@@ -56,7 +58,9 @@ class AdaptiveResidualScaler(nn.Module):
 
 class HDRPatchModel(nn.Module):
     """Network plus the log-domain residual pipeline. forward returns a dict of tensors:
-    `pred` (linear RGB), `delta_log`, `log_img`, `tanh` (the bounded residual)."""
+    `pred` (linear RGB), `delta_log`, `log_img`, `tanh` (the bounded residual) and `cap`, the
+    bound tanh was scaled by (a scalar, one per channel [1, 3, 1, 1] or one per patch [B, 1, 1, 1]),
+    which the seed asks to monitor where it is learnt."""
 
     def __init__(
         self,
@@ -74,6 +78,7 @@ class HDRPatchModel(nn.Module):
         output_norm: bool = False,
         learnable_scale: bool = False,
         scale_init: float = 6.0,
+        scale_per_channel: bool = False,
         adaptive_scaler: bool = False,
         scaler_range: tuple[float, float] = (2.0, 10.0),
     ):
@@ -86,6 +91,8 @@ class HDRPatchModel(nn.Module):
             raise ValueError("a learnable or adaptive scale replaces Mode A's fixed cap; it needs mode 'A'")
         if learnable_scale and adaptive_scaler:
             raise ValueError("choose one of learnable_scale and adaptive_scaler")
+        if scale_per_channel and not learnable_scale:
+            raise ValueError("scale_per_channel is a form of the learnable scale; it needs learnable_scale")
         self.mode, self.abs_max, self.alpha = mode, abs_max, alpha
         self.log_delta_scale, self.eps = log_delta_scale, eps
         self.residual_scale, self.clamp_value = residual_scale, clamp_value
@@ -100,7 +107,8 @@ class HDRPatchModel(nn.Module):
         # Seed 5.2 writes LayerNorm([3, H, W]) but counts "6 parameters (scale + bias per
         # channel)": that is GroupNorm with one group, which also works for any patch size.
         self.output_norm = nn.GroupNorm(1, 3) if output_norm else None
-        self.output_scale = nn.Parameter(torch.tensor([scale_init])) if learnable_scale else None
+        scale_shape = (1, 3, 1, 1) if scale_per_channel else (1,)
+        self.output_scale = nn.Parameter(torch.full(scale_shape, scale_init)) if learnable_scale else None
         self.scaler = AdaptiveResidualScaler(in_channels, *scaler_range) if adaptive_scaler else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -111,15 +119,17 @@ class HDRPatchModel(nn.Module):
         if self.output_norm is not None:
             raw = self.output_norm(raw)
         bounded = torch.tanh(raw)
-        delta_log = bounded_delta(bounded, self._cap(net_in, denom), self.residual_scale, self.clamp_value)
+        cap = self._cap(net_in, denom)
+        delta_log = bounded_delta(bounded, cap, self.residual_scale, self.clamp_value)
         ln_hat = log_img + delta_log
-        return {"pred": torch.exp(ln_hat) - self.eps, "delta_log": delta_log, "log_img": log_img, "tanh": bounded}
+        return {"pred": torch.exp(ln_hat) - self.eps, "delta_log": delta_log, "log_img": log_img, "tanh": bounded,
+                "cap": cap}
 
-    def _cap(self, net_in: torch.Tensor, denom: torch.Tensor):
+    def _cap(self, net_in: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
         if self.output_scale is not None:
             return self.output_scale
         if self.scaler is not None:
             return self.scaler(net_in)
         if self.mode == "A":
-            return self.alpha * self.abs_max
+            return denom.new_tensor(self.alpha * self.abs_max)
         return self.log_delta_scale * denom

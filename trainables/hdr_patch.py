@@ -1,11 +1,22 @@
 """hdr_patch family (seed 004): config with the seed's documented values, and the functions the
 shared loop calls. Defaults are the seed's *current* setting (section 1.4 / 6.1 "before"): Mode A,
 abs_max 16, alpha 1.2, L1 log supervision weight 1, no clamp. Preset `phase1` is the seed's
-recommended immediate fix (6.1 / 7.2); `phase2` adds its learnable output scale (6.2).
+recommended immediate fix (6.1 / 7.2); `phase2` adds its learnable output scale (6.2);
+`phase3_adaptive` and `phase3_layernorm` are its research direction (7.2 Phase 3): the
+input-conditioned scaler (6.3), or the output normalisation with the fixed x8 (5.2).
+
+Objective: `val/log_l1`, the mean |log error| over every pixel of the repaired patch. A warped
+frame's holes (radiance 0, log(eps) = -13.8) are part of the seed's pipeline and of the frame the
+model outputs, so they count; a cap below their log distance to the target (about 14) cannot fill
+them, which is the seed's own warning that small caps underfit dark content. Beside it every epoch
+reports `val/log_l1_valid` (pixels the warp filled) and `val/log_l1_holes` (the hole mask's
+pixels), pixel-weighted over the validation set, so a sweep shows which of the two a setting wins
+or loses on.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Literal
@@ -13,10 +24,11 @@ from typing import Literal
 import torch
 from torch.utils.data import TensorDataset
 
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
 from trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/log_l1", "min")
+HOLE_CHANNEL = 3  # the input's hole mask (models/hdr_patch.py)
 HEALTH_FROM_VAL = ("overflow_frac",)  # also reported as health/overflow_frac
 
 
@@ -46,6 +58,7 @@ class ModelConfig:
     output_norm: bool = False  # seed 5.2 adaptive LayerNorm; not in the current setting
     learnable_scale: bool = False  # seed 5.1 / 6.2 learnable residual_output_scale
     scale_init: float = 6.0  # seed 6.2: "Initialized to 6.0 (safe default)"
+    scale_per_channel: bool = False  # seed 5.1: "Per-channel: Can extend to 3 parameters for RGB"
     adaptive_scaler: bool = False  # seed 6.3 input-conditioned scale
     scaler_min: float = 2.0  # seed 6.3 clamp(min=2.0)
     scaler_max: float = 10.0  # seed 6.3 clamp(max=10.0)
@@ -139,20 +152,23 @@ class Config:
                     raise ConfigError(f"model.{name}", "replaces Mode A's fixed cap and needs caps.mode 'A'")
         if self.model.learnable_scale and self.model.adaptive_scaler:
             raise ConfigError("model.adaptive_scaler", "cannot be combined with model.learnable_scale")
+        if self.model.scale_per_channel and not self.model.learnable_scale:
+            raise ConfigError("model.scale_per_channel", "is a form of the learnable scale: set model.learnable_scale")
 
 
+# seed 6.1 / 7.2 Phase 1: smaller cap, safety clamp, stronger Huber log supervision
+PHASE1 = {
+    "caps": {"abs_max": 6.0, "alpha": 1.0, "clamp_enabled": True, "clamp_value": 8.0},
+    "loss": {"log_supervision_type": "huber", "huber_delta": 0.2, "weights": {"log_supervision": 2.0}},
+}
 PRESETS = {
-    # seed 6.1 / 7.2 Phase 1: smaller cap, safety clamp, stronger Huber log supervision
-    "phase1": {
-        "caps": {"abs_max": 6.0, "alpha": 1.0, "clamp_enabled": True, "clamp_value": 8.0},
-        "loss": {"log_supervision_type": "huber", "huber_delta": 0.2, "weights": {"log_supervision": 2.0}},
-    },
+    "phase1": PHASE1,
     # seed 6.2 / 7.2 Phase 2: Phase 1 plus the learnable output scale (init 6.0)
-    "phase2": {
-        "caps": {"abs_max": 6.0, "alpha": 1.0, "clamp_enabled": True, "clamp_value": 8.0},
-        "loss": {"log_supervision_type": "huber", "huber_delta": 0.2, "weights": {"log_supervision": 2.0}},
-        "model": {"learnable_scale": True, "scale_init": 6.0},
-    },
+    "phase2": merge(PHASE1, {"model": {"learnable_scale": True, "scale_init": 6.0}}),
+    # seed 7.2 Phase 3 on Phase 1's loss and clamp: the input-conditioned scale in [2, 10] (6.3) ...
+    "phase3_adaptive": merge(PHASE1, {"model": {"adaptive_scaler": True}}),
+    # ... or the output normalisation (5.2) before tanh, with its fixed x8
+    "phase3_layernorm": merge(PHASE1, {"model": {"output_norm": True}, "caps": {"abs_max": 8.0, "alpha": 1.0}}),
 }
 
 SMOKE = {"data": {"num_train": 64, "num_val": 32, "patch_size": 16}, "train": {"epochs": 2, "batch_size": 16},
@@ -191,7 +207,7 @@ def build(cfg) -> Parts:
         eps=caps.eps, residual_scale=caps.residual_scale,
         clamp_value=caps.clamp_value if caps.clamp_enabled else None,
         output_norm=m.output_norm, learnable_scale=m.learnable_scale, scale_init=m.scale_init,
-        adaptive_scaler=m.adaptive_scaler, scaler_range=(m.scaler_min, m.scaler_max),
+        scale_per_channel=m.scale_per_channel, adaptive_scaler=m.adaptive_scaler, scaler_range=(m.scaler_min, m.scaler_max),
     )
     # the data's HDR ceiling: predictions far above the brightest target are overflow
     ceiling = float(train_y.max()) * cfg.health.overflow_margin
@@ -205,20 +221,51 @@ def loss_terms(model, batch, cfg):
     out = model(inputs)
     terms = hdr_terms(out, target, eps=cfg.caps.eps, kind=cfg.loss.log_supervision_type,
                       huber_delta=cfg.loss.huber_delta, safe_range=cfg.loss.safe_range)
-    saturation = (out["tanh"].detach().abs() > 0.99).float().mean()
-    return terms, {"tanh_saturation": saturation}
+    health = {"tanh_saturation": (out["tanh"].detach().abs() > 0.99).float().mean()}
+    return terms, {**health, **scale_readings(out["cap"].detach(), cfg.model)}
+
+
+def scale_readings(cap: torch.Tensor, m: ModelConfig) -> dict:
+    """What the seed asks to monitor where the cap is learnt: the learnable residual_output_scale
+    ("should stabilize around 4-8", 6.2), per channel where it has one per channel, or the
+    adaptive scaler's mean over the batch's patches."""
+    if m.learnable_scale:
+        readings = {"residual_output_scale": cap.mean()}
+        if m.scale_per_channel:
+            readings.update({f"residual_output_scale_{c}": value for c, value in zip("rgb", cap.flatten())})
+        return readings
+    if m.adaptive_scaler:
+        return {"adaptive_scale": cap.mean()}
+    return {}
 
 
 def val_metrics(model, batch, cfg, extras):
+    """Per patch: the mean |log error| over all its pixels, the error summed over its filled and
+    its hole pixels with their counts (pixel-weighted over the set by `summarise_val`), and the
+    share of overflowing pixels."""
     inputs, target = batch
     out = model(inputs)
     log_target = torch.log(torch.clamp(target, min=0.0) + cfg.caps.eps)
+    error = ((out["log_img"] + out["delta_log"]).float() - log_target).abs()
+    holes = (inputs[:, HOLE_CHANNEL:HOLE_CHANNEL + 1] > 0.5).expand_as(error)
     pred = out["pred"].float()
     overflow = ~torch.isfinite(pred) | (pred > extras["ceiling"])
     return {
-        "log_l1": ((out["log_img"] + out["delta_log"]).float() - log_target).abs().flatten(1).mean(1),
+        "log_l1": error.flatten(1).mean(1),
+        "log_l1_valid_sum": (error * ~holes).flatten(1).sum(1), "valid_count": (~holes).flatten(1).sum(1),
+        "log_l1_holes_sum": (error * holes).flatten(1).sum(1), "holes_count": holes.flatten(1).sum(1),
         "overflow_frac": overflow.flatten(1).float().mean(1),
     }
+
+
+def summarise_val(means: dict, cfg) -> dict:
+    """The hole / non-hole split, pixel-weighted: a ratio of means of per-patch sums is the ratio
+    of the sums. NaN where the validation set has no such pixel."""
+    out = {"log_l1": means["log_l1"]}
+    for part, count in (("valid", "valid_count"), ("holes", "holes_count")):
+        out[f"log_l1_{part}"] = means[f"log_l1_{part}_sum"] / means[count] if means[count] > 0 else math.nan
+    out["overflow_frac"] = means["overflow_frac"]
+    return out
 
 
 def stop_reason(metrics, cfg) -> str:

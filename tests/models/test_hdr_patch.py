@@ -96,9 +96,11 @@ def test_forward_every_option(options):
     model = HDRPatchModel(channels=(8, 16), **options)
     x = patches()
     out = model(x)
-    assert set(out) == {"pred", "delta_log", "log_img", "tanh"}
-    for value in out.values():
-        assert value.shape == (2, 3, 16, 16) and torch.isfinite(value).all()
+    assert set(out) == {"pred", "delta_log", "log_img", "tanh", "cap"}
+    for name, value in out.items():
+        assert torch.isfinite(value).all()
+        if name != "cap":  # the cap broadcasts: a scalar, per channel or per patch
+            assert value.shape == (2, 3, 16, 16)
     # the pipeline's last step: pred = exp(log_img + delta_log) - eps
     assert torch.allclose(out["pred"], torch.exp(out["log_img"] + out["delta_log"]) - EPS, rtol=1e-5)
 
@@ -108,3 +110,22 @@ def test_bad_option_combinations_are_refused():
         HDRPatchModel(mode="B", learnable_scale=True)
     with pytest.raises(ValueError, match="choose one"):
         HDRPatchModel(learnable_scale=True, adaptive_scaler=True)
+
+
+def test_per_channel_learnable_scale_scales_each_channel_and_learns_each():
+    model = saturated(HDRPatchModel(channels=(8, 16), learnable_scale=True, scale_per_channel=True))
+    with torch.no_grad():
+        model.output_scale.copy_(torch.tensor([2.0, 4.0, 6.0]).view(1, 3, 1, 1))
+    out = model(patches())
+    for channel, scale in enumerate((2.0, 4.0, 6.0)):
+        assert torch.allclose(out["delta_log"][:, channel], torch.full_like(out["delta_log"][:, channel], scale))
+    (out["delta_log"] * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)).sum().backward()
+    grad = model.output_scale.grad.flatten()
+    assert (grad > 0).all() and grad[0] < grad[1] < grad[2]  # each channel's own gradient
+    with pytest.raises(ValueError, match="needs learnable_scale"):
+        HDRPatchModel(scale_per_channel=True)
+
+
+def test_the_cap_used_is_returned():
+    assert HDRPatchModel(channels=(8, 16))(patches())["cap"].item() == pytest.approx(19.2)
+    assert HDRPatchModel(channels=(8, 16), learnable_scale=True)(patches())["cap"].item() == pytest.approx(6.0)

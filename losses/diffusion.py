@@ -5,7 +5,7 @@ Time is handled as t in [0, 1] with the seed's convention: t=0 clean, t=1 pure n
 and MONAI's schedulers see `timesteps = t * num_train_timesteps` (integers for DDPM).
 
 - DDPM (MONAI DDPMScheduler): x_t = sqrt(abar) x0 + sqrt(1 - abar) noise, target = noise,
-  timesteps uniform over 0..T-1.
+  timesteps uniform over the integers 0..T-1.
 - RFlow (MONAI RFlowScheduler, continuous, logit-normal, resolution-based timestep transform):
   x_t = (1 - t) x0 + t noise, target v = x0 - noise (it points from noise to data, so an Euler step
   towards t=0 adds dt * v).
@@ -32,11 +32,13 @@ def make_scheduler(strategy: str, num_train_timesteps: int, spatial_dims: int, b
 
 
 def sample_t(strategy: str, scheduler, x0: torch.Tensor) -> torch.Tensor:
-    """The strategy's training times t in [0, 1], one per sample: DDPM uniform over its discrete
-    steps, RFlow logit-normal (biased to the middle) through MONAI's sampler."""
+    """The strategy's training times t in [0, 1], one per sample: DDPM an integer step k drawn
+    uniformly from 0..T-1, as the time (k + 0.5) / T at the middle of its step, so that
+    `model_timesteps` gives k back exactly (k / T times T truncated 251 to 250 and never drew
+    it); RFlow logit-normal (biased to the middle) through MONAI's sampler."""
     steps = scheduler.num_train_timesteps
     if strategy == "ddpm":
-        return torch.randint(0, steps, (len(x0),), device=x0.device).float() / steps
+        return (torch.randint(0, steps, (len(x0),), device=x0.device).float() + 0.5) / steps
     return scheduler.sample_timesteps(x0).float().to(x0.device) / steps
 
 
@@ -58,9 +60,10 @@ def jitter(t: torch.Tensor, std: float) -> torch.Tensor:
 
 
 def model_timesteps(strategy: str, t: torch.Tensor, num_train_timesteps: int) -> torch.Tensor:
-    """What the network and the scheduler take: DDPM an integer step 0..T-1, RFlow t * T."""
+    """What the network and the scheduler take: DDPM the integer step whose interval
+    [k / T, (k + 1) / T) holds t (t = 1 is the last step), RFlow t * T."""
     if strategy == "ddpm":
-        return (t * num_train_timesteps).long().clamp(0, num_train_timesteps - 1)
+        return torch.floor(t * num_train_timesteps).long().clamp(0, num_train_timesteps - 1)
     return t * num_train_timesteps
 
 
@@ -101,8 +104,10 @@ def snr(strategy: str, scheduler, timesteps: torch.Tensor) -> torch.Tensor:
 
 def min_snr_weights(snr_values: torch.Tensor, gamma: float) -> torch.Tensor:
     """Min-SNR-gamma loss weights min(SNR, gamma) / SNR (Hang et al. 2023, arXiv 2303.09556): the
-    nearly clean timesteps, whose SNR is huge, stop dominating the gradient."""
-    return snr_values.clamp(max=gamma) / snr_values.clamp_min(1e-12)
+    nearly clean timesteps, whose SNR is huge, stop dominating the gradient. Written as
+    min(1, gamma / SNR), its value for every SNR up to gamma, so pure noise (SNR = 0, RFlow's t = 1,
+    which timestep jitter reaches) weighs 1, the limit, not 0 / 0."""
+    return (gamma / snr_values).clamp(max=1.0)
 
 
 def per_sample_mse(prediction: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,16 @@ import torch
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # MONAI's defaults (Wang et al. 2003)
 
 
+def per_channel(metric, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """A per-sample metric [B] of each channel on its own, [B, C] (MONAI's pool the channels)."""
+    return torch.stack([metric(estimate[:, c:c + 1], reference[:, c:c + 1]) for c in range(estimate.shape[1])], 1)
+
+
 def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per-sample PSNR (data range 1), averaged over channels."""
+    """Per-sample PSNR (data range 1) of the squared error over all channels (MONAI's)."""
     from monai.metrics import PSNRMetric
 
-    return PSNRMetric(max_val=1.0, reduction="none")(estimate, reference).mean(1)
+    return PSNRMetric(max_val=1.0, reduction="none")(estimate, reference).squeeze(1)
 
 
 @functools.lru_cache(maxsize=4)
@@ -37,9 +42,20 @@ def msssim_metric(spatial_dims: int, side: int):
 
 
 def msssim(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Per-sample MS-SSIM (data range 1), averaged over channels."""
+    """Per-sample MS-SSIM (data range 1), averaged over channels (MONAI's); volumetric for volumes."""
     metric = msssim_metric(estimate.ndim - 2, min(estimate.shape[2:]))
     return metric(estimate, reference).mean(1)
+
+
+def slicewise_msssim(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """For volumes [B, C, H, W, D]: the 2D MS-SSIM of every axial slice (the last axis), averaged
+    over the slices, per sample [B]; what a 2D model's MS-SSIM would see of the volume."""
+    batch, channels, depth = estimate.shape[0], estimate.shape[1], estimate.shape[-1]
+
+    def slices(volume):
+        return volume.permute(0, 4, 1, 2, 3).reshape(batch * depth, channels, *volume.shape[2:4])
+
+    return msssim(slices(estimate), slices(reference)).view(batch, depth).mean(1)
 
 
 def regional_sums(squared_error: torch.Tensor, seg: torch.Tensor) -> dict:

@@ -1,8 +1,9 @@
 """The medgen diffusion network (seed 001, "Model Architectures: UNet" and "Diffusion Modes").
 
 MONAI's DiffusionModelUNet, 2D or 3D. Its input is the noisy image(s) with the conditioning
-channels concatenated (bravo: [bravo_t, seg]; dual: [t1_pre_t, t1_gd_t, seg]); its output is the
-strategy's prediction for the image channels only (DDPM: the noise, RFlow: the velocity).
+channels concatenated (bravo: [bravo_t, seg]; dual: [t1_pre_t, t1_gd_t, seg]), as MONAI's
+DiffusionInferer builds it in its "concat" mode; its output is the strategy's prediction for the
+image channels only (DDPM: the noise, RFlow: the velocity).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ def mode_channels(mode: str) -> tuple[int, int]:
 
 
 class DiffusionNet(nn.Module):
-    """prediction = unet([x_t, conditioning], timesteps); `epoch` is training state (a buffer, so
-    it is checkpointed) that epoch-dependent tricks such as the timestep curriculum read."""
+    """prediction = unet(x, timesteps) with x = [x_t, conditioning], called by MONAI's
+    DiffusionInferer; `epoch` is training state (a buffer, so it is checkpointed) that
+    epoch-dependent tricks such as the timestep curriculum read. The defaults are the seed's UNet
+    and MONAI's head size (8; the seed names none)."""
 
     def __init__(self, spatial_dims: int, mode: str, widths=(128, 256, 256), attention=(False, True, True),
-                 res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 32, flash_attention: bool = True):
+                 res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 8, flash_attention: bool = True):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
@@ -39,8 +42,9 @@ class DiffusionNet(nn.Module):
             num_head_channels=head_channels, use_flash_attention=flash_attention)
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
 
-    def forward(self, x_t: torch.Tensor, condition: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        return self.unet(torch.cat([x_t, condition], dim=1), timesteps)
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The inferer's call: x already holds the conditioning channels; no cross-attention context."""
+        return self.unet(x, timesteps, context)
 
 
 def add_feature_noise(unet: nn.Module, layers: tuple[str, ...], std: float) -> list:

@@ -12,11 +12,19 @@ from __future__ import annotations
 
 def weights(trial) -> None:
     trial.suggest_categorical("loss/min_snr_gamma", [0.0, 1.0, 2.0, 5.0, 10.0])  # 0 = off (seed baseline)
-    if trial.suggest_categorical("regularisation/self_conditioning", [False, True]):
-        trial.suggest_float("regularisation/self_conditioning_weight", 0.01, 1.0, log=True)  # seed 0.1
-        trial.suggest_float("regularisation/self_conditioning_prob", 0.1, 1.0)  # seed 0.5
-        # the consistency term is 0 unless the forward pass is itself random (feature perturbation)
-        trial.suggest_categorical("regularisation/feature_perturbation", [False, True])
+    feature_noise_and_self_conditioning(trial)
+
+
+def feature_noise_and_self_conditioning(trial) -> None:
+    """Feature perturbation on or off, and self-conditioning only where it is on: the consistency
+    term compares two forward passes that differ only by the feature noise, so without it the
+    term is exactly 0 and its second pass is compute for nothing."""
+    prefix = "regularisation/"
+    if trial.suggest_categorical(prefix + "feature_perturbation", [False, True]):
+        trial.suggest_float(prefix + "feature_std", 0.01, 0.5, log=True)  # seed 0.1
+        if trial.suggest_categorical(prefix + "self_conditioning", [False, True]):
+            trial.suggest_float(prefix + "self_conditioning_weight", 0.01, 1.0, log=True)  # seed 0.1
+            trial.suggest_float(prefix + "self_conditioning_prob", 0.1, 1.0)  # seed 0.5
 
 
 def weights_perceptual(trial) -> None:
@@ -37,6 +45,11 @@ def schedule(trial) -> None:
 
 def regularisation(trial) -> None:
     """Each of the seed's clean regularisers on or off, its parameter around the seed's value."""
+    time_and_noise_regularisers(trial)
+    feature_noise_and_self_conditioning(trial)
+
+
+def time_and_noise_regularisers(trial) -> None:
     prefix = "regularisation/"
     if trial.suggest_categorical(prefix + "curriculum", [False, True]):
         trial.suggest_int(prefix + "curriculum_warmup_epochs", 1, 100)  # seed 50
@@ -44,10 +57,6 @@ def regularisation(trial) -> None:
         trial.suggest_float(prefix + "jitter_std", 0.01, 0.2, log=True)  # seed 0.05
     if trial.suggest_categorical(prefix + "noise_augmentation", [False, True]):
         trial.suggest_float(prefix + "noise_augmentation_std", 0.01, 0.5, log=True)  # seed 0.1
-    if trial.suggest_categorical(prefix + "feature_perturbation", [False, True]):
-        trial.suggest_float(prefix + "feature_std", 0.01, 0.5, log=True)  # seed 0.1
-    if trial.suggest_categorical(prefix + "self_conditioning", [False, True]):
-        trial.suggest_float(prefix + "self_conditioning_weight", 0.01, 1.0, log=True)  # seed 0.1
     if trial.suggest_categorical("optim/grad_noise_sigma", [0.0, 0.003, 0.01, 0.03]) > 0:  # seed 0.01
         trial.suggest_float("optim/grad_noise_decay", 0.3, 1.0)  # seed 0.55
 
@@ -60,9 +69,9 @@ def optimizer(trial) -> None:
 
 
 def everything(trial) -> None:
-    weights(trial)
+    weights(trial)  # with feature perturbation and self-conditioning
     schedule(trial)
-    regularisation(trial)
+    time_and_noise_regularisers(trial)
     optimizer(trial)
 
 

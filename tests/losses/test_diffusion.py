@@ -44,13 +44,23 @@ def test_the_one_step_estimate_recovers_x0_from_the_true_prediction(strategy):
     assert torch.equal(target("ddpm", x0, noise), noise)
 
 
-def test_ddpm_times_are_uniform_over_discrete_steps():
+def test_ddpm_draws_every_integer_step_equally_often():
+    # 200,000 draws over 1,000 steps: 200 each, binomial sd 14. Drawing k / T and multiplying back
+    # truncated some steps to their neighbour: 251, 253, 502, 506 and 511 were never drawn.
     torch.manual_seed(0)
     scheduler = make_scheduler("ddpm", 1000, 2, base_size=8)
-    t = sample_t("ddpm", scheduler, torch.zeros(20000, 1, 2, 2))
-    assert t.min() >= 0 and t.max() <= 0.999
-    assert torch.allclose(t * 1000, (t * 1000).round())  # whole steps
-    assert abs(t.mean().item() - 0.4995) < 0.01 and abs(t.std().item() - 0.2887) < 0.01  # uniform
+    t = sample_t("ddpm", scheduler, torch.zeros(200_000, 1, 1, 1))
+    assert 0 < t.min() and t.max() < 1
+    counts = torch.bincount(model_timesteps("ddpm", t, 1000), minlength=1000)
+    assert len(counts) == 1000 and counts.min() > 130 and counts.max() < 270
+    assert all(counts[k] > 130 for k in (251, 253, 502, 506, 511))
+    assert abs(t.mean().item() - 0.5) < 0.01 and abs(t.std().item() - 0.2887) < 0.01  # uniform
+
+
+def test_ddpm_time_to_step_by_hand():
+    # the step whose [k / 1000, (k + 1) / 1000) holds t; t = 1 (a jittered time clamped) is the last
+    t = torch.tensor([0.0, 0.2515, 0.2519999, 0.252, 0.9995, 1.0])
+    assert model_timesteps("ddpm", t, 1000).tolist() == [0, 251, 251, 252, 999, 999]
 
 
 def test_rflow_times_are_continuous_and_biased_to_the_middle():
@@ -113,8 +123,17 @@ def test_snr_of_both_strategies():
 
 
 def test_min_snr_weights_cap_the_clean_timesteps():
-    # min(SNR, 5) / SNR: 0.5 -> 1, 5 -> 1, 50 -> 0.1
-    assert torch.allclose(min_snr_weights(torch.tensor([0.5, 5.0, 50.0]), 5.0), torch.tensor([1.0, 1.0, 0.1]))
+    # min(SNR, 5) / SNR: 0.5 -> 1, 5 -> 1, 50 -> 0.1; SNR 0 (pure noise) -> the limit 1, not 0
+    assert torch.allclose(min_snr_weights(torch.tensor([0.0, 0.5, 5.0, 50.0]), 5.0),
+                          torch.tensor([1.0, 1.0, 1.0, 0.1]))
+
+
+def test_min_snr_weight_of_rflows_pure_noise_is_one():
+    # RFlow at t = 1 (timestep 1000, where jitter's clamp puts about 0.1% of samples): SNR
+    # ((1 - 1) / 1)^2 = 0, weight 1; at t = 0.1: SNR 81, weight 5 / 81 with gamma 5
+    scheduler = rflow()
+    weights = min_snr_weights(snr("rflow", scheduler, torch.tensor([1000.0, 100.0])), 5.0)
+    assert torch.allclose(weights, torch.tensor([1.0, 5.0 / 81.0]))
 
 
 def test_per_sample_mse_is_float32_and_per_sample():

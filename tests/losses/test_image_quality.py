@@ -31,3 +31,26 @@ def test_regional_errors_are_pixel_weighted():
     assert out["tumor_loss"] == pytest.approx(1.0) and out["background_loss"] == pytest.approx(1 / 3)
     assert out["tumor_bg_ratio"] == pytest.approx(3.0)
     assert math.isnan(regional_errors({**{k: v.mean().item() for k, v in sums.items()}, "tumor_count": 0.0})["tumor_loss"])
+
+
+def test_slicewise_msssim_is_the_mean_of_each_slices_2d_msssim():
+    from losses.image_quality import slicewise_msssim
+
+    torch.manual_seed(0)
+    reference = torch.rand(2, 1, 32, 32, 3)
+    estimate = (reference + 0.1 * torch.randn_like(reference)).clamp(0, 1)
+    by_slice = torch.stack([msssim(estimate[..., z], reference[..., z]) for z in range(3)]).mean(0)
+    assert torch.allclose(slicewise_msssim(estimate, reference), by_slice, atol=1e-6)
+
+
+def test_per_channel_psnr_by_hand():
+    # channel errors 0.1 and 0.3: PSNR 10 log10(1 / 0.01) = 20 and 10 log10(1 / 0.09) = 10.458;
+    # MONAI's pooled PSNR of the mean squared error 0.05: 10 log10(20) = 13.010
+    from losses.image_quality import per_channel
+
+    reference = torch.zeros(1, 2, 4, 4)
+    estimate = torch.cat([torch.full((1, 1, 4, 4), 0.1), torch.full((1, 1, 4, 4), 0.3)], dim=1)
+    values = per_channel(psnr, estimate, reference)
+    assert values.shape == (1, 2)
+    assert torch.allclose(values, torch.tensor([[20.0, 10 * math.log10(1 / 0.09)]]), atol=1e-4)
+    assert float(psnr(estimate, reference)) == pytest.approx(10 * math.log10(20), abs=1e-4)

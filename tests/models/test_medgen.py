@@ -17,8 +17,21 @@ def test_forward_predicts_the_image_channels(spatial_dims, mode, images, conditi
     net = DiffusionNet(spatial_dims, mode, **SMALL)
     shape = (16,) * spatial_dims
     x_t, condition = torch.randn(2, images, *shape), torch.randn(2, conditioning, *shape)
-    out = net(x_t, condition, torch.tensor([10.0, 900.0]))
+    out = net(torch.cat([x_t, condition], dim=1), torch.tensor([10.0, 900.0]))
     assert out.shape == (2, images, *shape) and torch.isfinite(out).all()
+
+
+def test_the_networks_defaults_are_the_configs():
+    # one default for the head size: the model's own agrees with the config's (MONAI's 8)
+    import inspect
+
+    from trainables.medgen_diffusion import ModelConfig
+
+    defaults = {name: p.default for name, p in inspect.signature(DiffusionNet).parameters.items()}
+    config = ModelConfig()
+    assert defaults["head_channels"] == config.head_channels == 8
+    assert (tuple(defaults["widths"]), tuple(defaults["attention"])) == (config.widths, config.attention)
+    assert (defaults["res_blocks"], defaults["norm_groups"]) == (config.res_blocks, config.norm_groups)
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -33,7 +46,7 @@ def test_flash_attention_computes_what_monais_einsum_attention_does(spatial_dims
     for net, kernel in ((einsum, False), (flash, True)):  # every attention block on the asked-for kernel
         assert {m.use_flash_attention for m in net.modules() if hasattr(m, "use_flash_attention")} == {kernel}
     shape = (16,) * spatial_dims
-    inputs = (torch.randn(2, 1, *shape), torch.randn(2, 1, *shape), torch.tensor([5.0, 500.0]))
+    inputs = (torch.randn(2, 2, *shape), torch.tensor([5.0, 500.0]))
     outputs = [net(*inputs) for net in (einsum, flash)]
     assert torch.allclose(outputs[0], outputs[1], atol=1e-5) and outputs[0].abs().max() > 1e-2
     for out in outputs:
@@ -48,7 +61,7 @@ def test_feature_noise_perturbs_only_while_training(layers):
     torch.manual_seed(0)
     net = DiffusionNet(2, "bravo", **SMALL)
     torch.nn.init.normal_(net.unet.out[-1].conv.weight)  # MONAI zero-initialises the output conv
-    inputs = (torch.randn(2, 1, 16, 16), torch.randn(2, 1, 16, 16), torch.tensor([5, 500]))
+    inputs = (torch.randn(2, 2, 16, 16), torch.tensor([5, 500]))
     clean = net(*inputs)
     handles = add_feature_noise(net.unet, layers, std=0.1)
     assert len(handles) == sum({"mid": 1, "encoder": 3, "decoder": 3}[layer] for layer in layers)  # one per block

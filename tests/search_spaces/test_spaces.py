@@ -75,3 +75,13 @@ def test_caps_factors_are_sampled_log_uniformly():
     share = sum(0.3 <= v <= 0.6 for v in draws) / len(draws)
     assert float_count > 2000  # most branches sample some
     assert 0.37 < share < 0.49, share  # ~1000 draws: 43% +- 1.6% (uniform: 25%)
+
+
+def test_medgen_spaces_offer_self_conditioning_only_with_feature_perturbation():
+    # without feature noise the two passes are identical: the term is 0 and its pass wasted
+    for name in ("weights", "regularisation", "all"):
+        points = sample_points(spaces_of("medgen_diffusion")[name], 300)
+        on = [p for p in points if p.get("regularisation/self_conditioning")]
+        assert on and all(p["regularisation/feature_perturbation"] for p in on), name
+        assert any(p["regularisation/feature_perturbation"] and not p.get("regularisation/self_conditioning")
+                   for p in points), name

@@ -136,18 +136,24 @@ def test_validation_metrics_are_deterministic_and_named_for_the_seed():
 def test_summarise_val_weights_regions_by_pixel_and_rates_the_bins():
     # tumour: 2.0 squared error over 4 pixels -> 0.5; background 1.0 over 10 -> 0.1; ratio 5.
     # bins 1, 1, ..., 1, 300: median 1, worst 300 -> ratio 300
-    means = {"tumor_sq_sum": 2.0, "tumor_count": 4.0, "background_sq_sum": 1.0, "background_count": 10.0,
-             "mse": 1.0, **{f"t{name}": 1.0 for name in medgen.BIN_NAMES}}
+    sums = {"tumor_sq_sum": 2.0, "tumor_count": 4.0, "background_sq_sum": 1.0, "background_count": 10.0}
+    means = {**sums, **{f"bravo/{k}": v for k, v in sums.items()}, "mse": 1.0,
+             **{f"t{name}": 1.0 for name in medgen.BIN_NAMES}}
     means["t0.0-0.1"] = 300.0
     out = medgen.summarise_val(means, config())
     assert out["tumor_loss"] == 0.5 and out["background_loss"] == 0.1 and out["tumor_bg_ratio"] == pytest.approx(5.0)
-    assert out["timestep_bin_ratio"] == 300.0 and "tumor_sq_sum" not in out
+    assert out["bravo_tumor_loss"] == 0.5 and medgen.TAGS["val/bravo_tumor_loss"] == "regional_bravo/tumor_loss"
+    assert out["timestep_bin_ratio"] == 300.0 and not any(k.endswith(("_sq_sum", "_count")) for k in out)
     assert math.isnan(medgen.summarise_val(dict(means, tumor_count=0.0), config())["tumor_loss"])
 
 
-@pytest.mark.parametrize("epoch, ratio, reason", [(1, 500.0, ""), (2, 99.0, ""), (2, 101.0, "timestep_bin_blowup")])
-def test_stop_reasons(epoch, ratio, reason):
-    assert medgen.stop_reason({"epoch": epoch, "health/timestep_bin_ratio": ratio}, config()) == reason
+@pytest.mark.parametrize("limit, epoch, ratio, reason", [
+    (0.0, 5, 1e4, ""),  # the default reports the ratio and never stops on it: the seed calls early-t losses normal
+    (100.0, 1, 500.0, ""), (100.0, 2, 99.0, ""), (100.0, 2, 101.0, "timestep_bin_blowup"),  # an opt-in limit
+])
+def test_the_timestep_bin_ratio_stops_only_where_a_limit_is_set(limit, epoch, ratio, reason):
+    cfg = config({"health": {"max_bin_ratio": limit}})
+    assert medgen.stop_reason({"epoch": epoch, "health/timestep_bin_ratio": ratio}, cfg) == reason
 
 
 @pytest.mark.integration
@@ -167,10 +173,95 @@ def test_a_tiny_3d_run_through_torch_trainer(local_ray, tmp_path):
 
 def test_self_conditioning_term_by_hand():
     # prediction 1 everywhere, the no-gradient second pass 0.5: MSE = (1 - 0.5)^2 = 0.25; with
-    # probability 0 the term is 0
-    def second_pass(x_t, cond, timesteps):
-        return torch.full_like(x_t, 0.5)
-
+    # probability 0 the term is 0 and the second pass is not run
     prediction = torch.ones(2, 1, 4, 4)
-    assert medgen.self_conditioning(second_pass, prediction, None, None, prediction, prob=1.0).item() == 0.25
-    assert medgen.self_conditioning(second_pass, prediction, None, None, prediction, prob=0.0).item() == 0.0
+    passes = []
+
+    def second_pass():
+        passes.append(1)
+        return torch.full_like(prediction, 0.5)
+
+    assert medgen.self_conditioning(second_pass, prediction, prob=1.0).item() == 0.25
+    assert medgen.self_conditioning(second_pass, prediction, prob=0.0).item() == 0.0
+    assert len(passes) == 1
+
+
+def test_the_prediction_is_monais_inferer_on_the_noised_image_with_its_conditioning():
+    # DiffusionInferer (concat mode) against the pipeline by hand: x_t from the scheduler, the
+    # conditioning concatenated, the network's forward
+    cfg = config()
+    parts = medgen.build(cfg)
+    torch.nn.init.normal_(parts.model.unet.out[-1].conv.weight)  # MONAI zero-initialises the output conv
+    x0, cond, _ = next(iter(DataLoader(parts.train_set, batch_size=2)))
+    scheduler = medgen.scheduler_of(cfg)
+    noise, timesteps = torch.randn_like(x0), torch.tensor([100.0, 700.0])
+    by_hand = parts.model(torch.cat([scheduler.add_noise(x0, noise, timesteps), cond], dim=1), timesteps)
+    assert torch.allclose(medgen.predict(parts.model, x0, noise, timesteps, cond, scheduler), by_hand)
+
+
+def test_the_volume_perceptual_loss_looks_at_a_quarter_of_the_slices(monkeypatch, tmp_path):
+    # seed "3D VAE": "2.5D perceptual loss (sample 25% slices)"; MONAI's default ratio is 0.5
+    import sys
+    import types
+
+    import monai.losses
+
+    built = {}
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, **kwargs):
+            super().__init__()
+            built.update(kwargs)
+
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setattr(monai.losses, "PerceptualLoss", Recorder)
+    medgen.perceptual_network.cache_clear()
+    medgen.perceptual_network(3, str(tmp_path / "resnet50.pt"))
+    medgen.perceptual_network.cache_clear()
+    assert built["is_fake_3d"] and built["fake_3d_ratio"] == 0.25
+
+
+def test_seg_mode_keeps_the_tumour_free_slices_a_mask_generator_must_learn():
+    # bravo: slices without image signal (outside the head) are left out; seg: every slice stays,
+    # also those whose mask is empty (tumour-free), which are most of them
+    seg = medgen.build(config({"data": {"mode": "seg"}})).train_set
+    empty = sum(float(seg[i][0].max()) == 0.0 for i in range(len(seg)))
+    assert 0 < empty < len(seg)
+    subjects, _ = medgen.subject_split(config({"data": {"mode": "seg"}}))
+    assert len(seg) == len(subjects) * medgen.SMOKE["data"]["phantom_shape"][2]  # all slices
+    bravo = medgen.build(config()).train_set
+    assert len(bravo) < len(seg)
+
+
+def test_estimate_quality_per_modality_by_hand():
+    # dual mode, x0 = 0; every bin's estimate 0.1 in t1_pre and 0.3 in t1_gd, no tumour.
+    # L1: (0.1 + 0.3) / 2 = 0.2. PSNR = 10 log10(1 / MSE): t1_pre 10 log10(100) = 20,
+    # t1_gd 10 log10(1 / 0.09) = 10.458; overall, of the pooled MSE 0.05, 13.010. Background squared error
+    # (0.01 + 0.09) / 2 = 0.05 overall, 0.01 and 0.09 per modality.
+    cfg = config({"data": {"mode": "dual"}, "eval": {"msssim": False}})
+    x0 = torch.zeros(1, 2, 8, 8)
+    estimate = torch.cat([torch.full((1, 1, 8, 8), 0.1), torch.full((1, 1, 8, 8), 0.3)], dim=1)
+    out = medgen.estimate_quality([estimate] * medgen.BINS, x0, torch.zeros(1, 1, 8, 8), cfg)
+    assert float(out["l1"]) == pytest.approx(0.2)
+    assert float(out["psnr_t1_pre"]) == pytest.approx(20.0, abs=1e-4)
+    assert float(out["psnr_t1_gd"]) == pytest.approx(10 * math.log10(1 / 0.09), abs=1e-4)
+    assert float(out["psnr"]) == pytest.approx(10 * math.log10(1 / 0.05), abs=1e-4)
+    means = {k: float(v) for k, v in out.items()}
+    summary = medgen.summarise_val({**means, **{f"t{name}": 1.0 for name in medgen.BIN_NAMES}}, cfg)
+    assert summary["background_loss"] == pytest.approx(0.05)
+    assert summary["t1_pre_background_loss"] == pytest.approx(0.01)
+    assert summary["t1_gd_background_loss"] == pytest.approx(0.09)
+    for name in ("psnr_t1_pre", "psnr_t1_gd", "l1", "t1_gd_background_loss"):
+        assert f"val/{name}" in medgen.TAGS
+    assert medgen.TAGS["val/psnr_t1_pre"] == "Validation/PSNR_t1_pre" and medgen.TAGS["val/l1"] == "Loss/L1_val"
+
+
+def test_volumes_report_slicewise_and_volumetric_ms_ssim():
+    cfg = config({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 32]}})
+    x0 = torch.rand(1, 1, 32, 32, 32)
+    out = medgen.estimate_quality([x0.clone()] * medgen.BINS, x0, torch.zeros_like(x0), cfg)
+    assert float(out["msssim"]) == pytest.approx(1.0, abs=1e-4) and float(out["msssim_3d"]) == pytest.approx(1.0, abs=1e-4)
+    noisy = (x0 + 0.2 * torch.randn_like(x0)).clamp(0, 1)
+    out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros_like(x0), cfg)
+    assert 0 < float(out["msssim"]) < 1 and 0 < float(out["msssim_3d"]) < 1
+    assert medgen.TAGS["val/msssim_3d"] == "Validation/MS-SSIM-3D" and "msssim_3d_bravo" in out

@@ -44,11 +44,13 @@ def consistency_term(pred_aug: tuple, pred_orig: tuple) -> torch.Tensor:
 
 def frobenius_term(feature_maps: list[torch.Tensor]) -> torch.Tensor:
     """Seed "Spectral Regularization": sum(S^2) of each feature map viewed as [B, -1] is its squared
-    Frobenius norm, so no SVD is needed. Averaged over the maps (as the seed) and, unlike the seed,
-    over the batch too, so that its weight does not depend on the batch size."""
+    Frobenius norm, so no SVD is needed. Summed over the batch and averaged over the maps, as the
+    seed's `torch.sum(S**2)` / len(feature_maps) is, so that its reg_weight (1e-4, and the
+    guidelines' 1e-3 / 1e-5) means what the seed means; the term therefore grows with the batch
+    and the image (at 256x256, batch 32, about 3e6 at initialisation: benchmarks/README.md)."""
     if not feature_maps:
         raise ValueError("frobenius_term: no feature maps were captured")
-    per_map = [f.float().pow(2).sum() / f.shape[0] for f in feature_maps]
+    per_map = [f.float().pow(2).sum() for f in feature_maps]
     return torch.stack(per_map).mean()
 
 

@@ -154,31 +154,42 @@ class SoftmaxWeighter(nn.Module):
 
 
 class UncertaintyWeighter(nn.Module):
-    """Kendall, Gal & Cipolla 2018: total = sum(exp(-s_i) * L_i + s_i) with learned s_i = log var_i.
-    The s_i term keeps a weight from going to zero: the optimum is exp(-s_i) = 1 / L_i."""
+    """Kendall, Gal & Cipolla 2018: total = sum(exp(-s_i) * L_i + s_i) with learned s_i = log var_i,
+    on top of the documented weights (the L_i come in weighted), and bounded: s_i = log(bound) *
+    tanh(r_i), so each multiplier exp(-s_i) stays in [1 / bound, bound].
 
-    def __init__(self, n: int):
+    Unbounded, the optimum exp(-s_i) = 1 / L_i replaces the documented weights: a term near zero
+    (the consistency term, about 7e-6) would be weighted about 1e5. Bounded, a component's
+    effective weight is its documented weight times a factor the data moves by at most `bound`
+    either way."""
+
+    def __init__(self, n: int, bound: float = 10.0):
         super().__init__()
-        self.log_vars = nn.Parameter(torch.zeros(n))
+        self.raw = nn.Parameter(torch.zeros(n))
+        self.log_bound = math.log(bound)
+
+    def log_vars(self) -> torch.Tensor:
+        return self.log_bound * torch.tanh(self.raw)
 
     def forward(self, losses: torch.Tensor):
-        precision = torch.exp(-self.log_vars)
-        return (precision * losses + self.log_vars).sum(), precision.detach()
-
-
-WEIGHTERS = {"softmax": SoftmaxWeighter, "uncertainty": UncertaintyWeighter}
+        log_vars = self.log_vars()
+        precision = torch.exp(-log_vars)
+        return (precision * losses + log_vars).sum(), precision.detach()
 
 
 class LatentConditionerTraining(nn.Module):
     """The network plus what its losses train or hold: perceptual feature MLPs, adaptive weighter."""
 
     def __init__(self, net: LatentConditioner, main_dim: int, hier_dim: int, perceptual_hidden=(16, 8),
-                 adaptive: str = "none", components: int = 0):
+                 adaptive: str = "none", components: int = 0, adaptive_bound: float = 10.0):
         super().__init__()
         self.net = net
         self.perceptual_main = PerceptualFeatures(main_dim, perceptual_hidden)
         self.perceptual_hier = PerceptualFeatures(hier_dim, perceptual_hidden)
-        self.weighter = WEIGHTERS[adaptive](components) if adaptive != "none" else None
+        if adaptive == "uncertainty":
+            self.weighter = UncertaintyWeighter(components, adaptive_bound)
+        else:
+            self.weighter = SoftmaxWeighter(components) if adaptive == "softmax" else None
 
     def forward(self, x):
         return self.net(x)

@@ -5,8 +5,14 @@ The default is the seed's *current* training ("Current Loss Function"): 10 * MSE
 MSE(hier), every enhancement off (`loss.enhancements`); each enhancement's weight defaults to its
 documented value and counts once the enhancement is on. The presets are the seed's
 "Configuration Guidelines" (small dataset, large dataset, high resolution). Adaptive weighting is
-`softmax` (the seed's, which collapses onto the smallest component: known bug 000) or
-`uncertainty` (Kendall et al. 2018); the presets use `uncertainty`.
+`uncertainty` (Kendall et al. 2018, on top of the documented weights and bounded: each component's
+weight moves at most `loss.adaptive_bound`-fold either way), which the presets use, or `softmax`
+(the seed's, which collapses onto the smallest component: known bug 000), only when asked for.
+
+Health (seed "Warning Signs"), each a stop after `health.grace_epochs`: one component over 90% of
+the loss, an adaptive weight collapsed towards zero, gradient norms outside [1e-5, 50] on most
+steps of an epoch, and val/train > 1000 (seed "Overfitting Detection"). Metrics carry the seed's
+TensorBoard names (`Enhanced_Loss/*`, `Adaptive_Weights/*`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from trainables.families import Objective, Parts, hold_out
 OBJECTIVE = Objective("val/latent_mse", "min")
 HEALTH_FROM_VAL = ()
 COMPONENTS = ("latent", "perceptual", "consistency", "spectral")  # what adaptive weighting balances
+# The seed's TensorBoard tags ("Enhanced TensorBoard logging"). It numbers the adaptive weights by
+# position (component_0 ...), which shifts with what is enabled; they are named here instead, so a
+# component's curve keeps its name across configs.
+TAGS = {"train/loss": "Enhanced_Loss/total", "train/mse_main": "Enhanced_Loss/mse_main",
+        "train/mse_hier": "Enhanced_Loss/mse_hier", "train/perceptual_main": "Enhanced_Loss/perceptual_main",
+        "train/perceptual_hier": "Enhanced_Loss/perceptual_hier", "train/consistency": "Enhanced_Loss/consistency",
+        "train/spectral": "Enhanced_Loss/spectral",
+        **{f"health/weight_{name}": f"Adaptive_Weights/{name}" for name in COMPONENTS}}
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ class LossConfig:
     perceptual_hidden: tuple[int, ...] = (16, 8)  # seed enhancement 2: feature_layers=[16, 8]
     adaptive: Literal["none", "softmax", "uncertainty"] = "none"  # seed enhancement 5 (off now)
     adaptive_lr: float = 1e-3  # seed enhancement 5: Adam(adaptive_weighter.parameters(), lr=1e-3)
+    adaptive_bound: float = 10.0  # not in the seed: uncertainty weights stay in [w / 10, 10 w]
     enhancements: Enhancements = field(default_factory=Enhancements)
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -113,6 +128,7 @@ class LossConfig:
         within("label_smooth", self.label_smooth, 0.0, 0.5)
         above("huber_beta", self.huber_beta, 0.0)
         above("adaptive_lr", self.adaptive_lr, 0.0)
+        above("adaptive_bound", self.adaptive_bound, 1.0)
         if not self.perceptual_hidden or min(self.perceptual_hidden) < 1:
             raise ConfigError("perceptual_hidden", f"must list positive sizes, got {list(self.perceptual_hidden)}")
 
@@ -143,10 +159,22 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class HealthConfig:
+    """Seed "Debugging and Monitoring / Warning Signs" as stops, each after `grace_epochs`."""
+
+    grace_epochs: int = 2  # not in the seed: the epochs a trial may start unbalanced in
     max_val_train_ratio: float = 1000.0  # seed "Overfitting Detection": val/train > 1000 stops
+    max_component_share: float = 0.9  # seed "Loss Imbalance: One component >90% of total loss"
+    min_adaptive_weight: float = 0.01  # seed "Weight Collapse: Adaptive weights approach zero"; 0.01 is not
+    # seed "Gradient Issues: Norms >50 or <1e-5 consistently" (the loop counts the steps outside
+    # [1e-5, 50]); "consistently" read as most of an epoch's steps (not in the seed)
+    max_bad_grad_share: float = 0.5
 
     def __post_init__(self):
+        at_least("grace_epochs", self.grace_epochs, 0)
         above("max_val_train_ratio", self.max_val_train_ratio, 1.0)
+        within("max_component_share", self.max_component_share, 0.5, 1.0)
+        within("min_adaptive_weight", self.min_adaptive_weight, 0.0, 1.0)
+        within("max_bad_grad_share", self.max_bad_grad_share, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -226,7 +254,7 @@ def build(cfg) -> Parts:
                             encoder_dim=m.encoder_dim, use_attention=m.use_attention, se_reduction=m.se_reduction,
                             drop_rate=m.drop_rate)
     model = LatentConditionerTraining(net, m.latent_dim_end, m.latent_dim * m.size2, cfg.loss.perceptual_hidden,
-                                      cfg.loss.adaptive, len(enabled_components(cfg)))
+                                      cfg.loss.adaptive, len(enabled_components(cfg)), cfg.loss.adaptive_bound)
     return Parts(model, TensorDataset(*arrays[:3]), TensorDataset(*arrays[3:]), {})
 
 
@@ -282,16 +310,15 @@ def loss_terms(model, batch, cfg):
         terms["perceptual_main"] = perceptual_term(inner.perceptual_main, pred1, y1)
         terms["perceptual_hier"] = perceptual_term(inner.perceptual_hier, pred2, y2)
     if e.consistency:
-        # only a batch that was augmented can disagree with its original
-        if outlined:
-            with torch.no_grad():
-                reference = model(original)
-            terms["consistency"] = consistency_term((pred1, pred2), reference)
-        else:
-            terms["consistency"] = pred1.new_zeros(())
+        # Every batch, as the seed's training loop (where no augmentation fired it measures
+        # only the network's own noise). The reference runs on the network, not its DDP wrapper:
+        # a DDP forward is a collective, and the other workers' batches may not take this branch.
+        with torch.no_grad():
+            reference = inner(original)
+        terms["consistency"] = consistency_term((pred1, pred2), reference)
     if e.spectral:
         terms["spectral"] = frobenius_term(capture.features)
-    return terms, {}
+    return terms, {"outline_augmented": torch.tensor(float(outlined))}
 
 
 def combine(model, weighted: dict, cfg):
@@ -309,31 +336,52 @@ def combine(model, weighted: dict, cfg):
     parts = {"latent": main + hier,
              "perceptual": weighted.get("perceptual_main", 0.0) + weighted.get("perceptual_hier", 0.0),
              "consistency": weighted.get("consistency"), "spectral": weighted.get("spectral")}
-    components = [parts[name] for name in enabled_components(cfg)]
+    names = enabled_components(cfg)
+    components = torch.stack([torch.as_tensor(parts[name]) for name in names])
     inner = getattr(model, "module", model)
     if inner.weighter is None:
-        return sum(components), health
-    total, weights = inner.weighter(torch.stack([torch.as_tensor(c) for c in components]))
-    for name, value in zip(enabled_components(cfg), weights):
-        health[f"weight_{name}"] = value
-    health["min_adaptive_weight"] = weights.min()
+        total, weights = components.sum(), torch.ones_like(components)
+    else:
+        total, weights = inner.weighter(components)
+        health.update({f"weight_{name}": value for name, value in zip(names, weights)})
+        health["min_adaptive_weight"] = weights.min()
+    if len(names) > 1:  # one component alone is all of the loss by definition
+        share = (weights * components.detach()).abs()
+        health["max_component_share"] = share.max() / share.sum().clamp_min(1e-12)
     return total, health
 
 
 @torch.no_grad()
 def val_metrics(model, batch, cfg, extras):
+    """Per sample: the objective latent_mse (main + hier, unweighted, so trials that tune the
+    weights compare), its parts, the cosine of the main latent, and the seed's own validation
+    loss, weighted main : hier = 10 : 1 at the documented default (not comparable across trials
+    that tune those two weights)."""
     x, y1, y2 = batch
     pred1, pred2 = model(x)
     mse_main = (pred1.float() - y1).pow(2).mean(1)
     mse_hier = (pred2.float() - y2).pow(2).mean(1)
+    w = cfg.loss.weights
     return {"latent_mse": mse_main + mse_hier, "mse_main": mse_main, "mse_hier": mse_hier,
-            "cosine_main": torch.nn.functional.cosine_similarity(pred1.float(), y1, dim=1)}
+            "cosine_main": torch.nn.functional.cosine_similarity(pred1.float(), y1, dim=1),
+            "weighted_loss": w.main * mse_main + w.hier * mse_hier}
 
 
 def stop_reason(metrics, cfg) -> str:
+    """The seed's warning signs, after the grace epochs; overfitting at once (it needs a trained
+    model to happen)."""
+    h = cfg.health
     train_mse = metrics.get("train/mse_main", 0.0) + metrics.get("train/mse_hier", 0.0)
-    if train_mse > 0 and metrics["val/latent_mse"] / train_mse > cfg.health.max_val_train_ratio:
+    if train_mse > 0 and metrics["val/latent_mse"] / train_mse > h.max_val_train_ratio:
         return "overfitting"
+    if metrics["epoch"] <= h.grace_epochs:
+        return ""
+    if metrics.get("health/max_component_share", 0.0) > h.max_component_share:
+        return "loss_imbalance"
+    if metrics.get("health/min_adaptive_weight", 1.0) < h.min_adaptive_weight:
+        return "weight_collapse"
+    if metrics["health/grad_norm_out_of_range"] > h.max_bad_grad_share:
+        return "grad_norm_out_of_range"
     return ""
 
 

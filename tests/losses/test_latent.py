@@ -28,18 +28,20 @@ def identity_features(z):
                                            T([[0.0, 1.0], [2.0, 0.0]])), 0.5),
     # main [1, 1] vs [0, 0]: MSE 1; hier [0] vs [1]: MSE 1 -> 2
     ("consistency", lambda: consistency_term((T([1.0, 1.0]), T([0.0])), (T([0.0, 0.0]), T([1.0]))), 2.0),
-    # map 1 = [[1, 2], [3, 4]] (B = 2): 1 + 4 + 9 + 16 = 30 over 2 samples = 15; map 2 zeros -> 0;
-    # mean over the maps 7.5
-    ("frobenius", lambda: frobenius_term([T([[1.0, 2.0], [3.0, 4.0]]).view(2, 1, 1, 2), torch.zeros(2, 3)]), 7.5),
+    # map 1 = [[1, 2], [3, 4]] (B = 2): 1 + 4 + 9 + 16 = 30, summed over the batch as the seed's
+    # torch.sum(S**2); map 2 zeros -> 0; mean over the maps 15
+    ("frobenius", lambda: frobenius_term([T([[1.0, 2.0], [3.0, 4.0]]).view(2, 1, 1, 2), torch.zeros(2, 3)]), 15.0),
 ])
 def test_terms(name, value, expected):
     assert float(value()) == pytest.approx(expected, rel=1e-6), name
 
 
 def test_frobenius_equals_the_seeds_svd_sum_of_squares():
+    # the seed's term for one map is sum(S^2) of feature_map.view(B, -1): the same number, no SVD,
+    # and no division by the batch (its reg_weight 1e-4 was meant for this scale)
     features = torch.randn(4, 3, 5, 5)
     singular = torch.linalg.svdvals(features.view(4, -1))
-    assert float(frobenius_term([features])) * 4 == pytest.approx(float((singular**2).sum()), rel=1e-5)
+    assert float(frobenius_term([features])) == pytest.approx(float((singular**2).sum()), rel=1e-5)
 
 
 def test_frobenius_refuses_the_seeds_empty_placeholder_list():

@@ -48,7 +48,7 @@ def test_spectral_norm_where_add_sn_puts_it_and_head_init_is_conservative():
 def test_training_module_freezes_the_perceptual_features():
     model = LatentConditionerTraining(LatentConditioner(**SMALL), 32, 32, adaptive="uncertainty", components=3)
     assert not any(p.requires_grad for p in model.perceptual_main.parameters())
-    assert model.weighter.log_vars.shape == (3,)
+    assert model.weighter.raw.shape == (3,)
 
 
 def train_weights(weighter, losses, steps=300):
@@ -69,6 +69,16 @@ def test_softmax_weighting_collapses_onto_the_smallest_term():
 
 
 def test_uncertainty_weighting_balances_instead_of_collapsing():
-    # optimum of exp(-s) L + s is exp(-s) = 1 / L: weights 1 and 10, none goes to 0
-    weights = train_weights(UncertaintyWeighter(2), torch.tensor([1.0, 0.1]), steps=1500)
+    # optimum of exp(-s) L + s is exp(-s) = 1 / L: weights 1 and 10, none goes to 0 (a bound of
+    # 100 leaves that optimum inside)
+    weights = train_weights(UncertaintyWeighter(2, bound=100.0), torch.tensor([1.0, 0.1]), steps=1500)
     torch.testing.assert_close(weights, torch.tensor([1.0, 10.0]), rtol=0.05, atol=0.05)
+
+
+def test_uncertainty_weighting_keeps_a_near_zero_term_within_its_bound():
+    # A consistency-like term of 7e-6 would be weighted 1 / 7e-6 = 1.4e5 at the unbounded optimum,
+    # replacing the documented weights; bounded at 10 its multiplier ends at 10 (tanh saturated)
+    # and the large term's stays at its optimum 1 / 1 = 1.
+    weights = train_weights(UncertaintyWeighter(2, bound=10.0), torch.tensor([1.0, 7e-6]), steps=3000)
+    assert float(weights.max()) <= 10.0 + 1e-4 and float(weights.min()) >= 0.1 - 1e-4
+    assert float(weights[1]) > 9.0 and float(weights[0]) == pytest.approx(1.0, abs=0.05)

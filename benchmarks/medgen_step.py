@@ -70,11 +70,14 @@ def one_round(state, steps: int) -> float:
 
     from trainables import medgen_diffusion as medgen
     from trainables.loop import run_epoch
+    from trainables.optim_tricks import GradientNoise
 
     cfg, model, loader, optimizer, scheduler, accelerator, params = state
     batches = list(itertools.islice(itertools.cycle(loader), steps))
+    opt = cfg.optim
+    noise = GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, 0, accelerator.device) if opt.grad_noise_sigma else None
     started = time.perf_counter()
-    run_epoch(accelerator, model, (optimizer,), params, scheduler, batches, medgen, cfg, step=0)
+    run_epoch(accelerator, model, (optimizer,), params, scheduler, batches, medgen, cfg, step=0, noise=noise)
     return (time.perf_counter() - started) / steps
 
 

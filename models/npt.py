@@ -141,14 +141,16 @@ class NPTModel(nn.Module):
 
 
 class NPTTraining(nn.Module):
-    """What one training run optimises and checkpoints: the model, the optimiser-step counter the
-    stages and curriculum follow, and the adaptive weighting's EMA of per-term gradient norms."""
+    """What one training run optimises and checkpoints: the model, the optimiser step the stages
+    and curriculum follow (set by the training loop, which counts the steps), and the adaptive
+    weighting's EMA of per-term gradient norms with the step it last measured them at."""
 
     def __init__(self, model: NPTModel, num_terms: int):
         super().__init__()
         self.model = model
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("ema_grad_norms", torch.zeros(num_terms))
+        self.register_buffer("measured_step", torch.full((), -1, dtype=torch.long))
 
     def forward(self, tokens: torch.Tensor) -> dict:
         return self.model(tokens)

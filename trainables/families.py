@@ -21,6 +21,9 @@ and, only where a family needs them:
                                              learned loss weights), unscheduled and unclipped
   on_epoch_start(model, epoch, cfg)       updates epoch-dependent state (e.g. a curriculum) on
                                           the unwrapped model before each epoch
+  on_step_start(model, step, cfg)         the same before each optimiser step, `step` the steps
+                                          done so far (the loop counts them: with SAM, loss_terms
+                                          runs twice a step)
   summarise_val(means, cfg)               -> the validation means with what is derived from them
                                              (e.g. pixel-weighted ratios of per-sample sums)
   TAGS                                    {loop metric name: the seed's name} for what is reported

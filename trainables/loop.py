@@ -29,8 +29,7 @@ from torch.utils.data import DataLoader
 
 from trainables.config import ConfigError, check_precision
 from trainables.families import CHECKPOINT_SCORE, make_config, own_name
-from trainables.optim_tricks import (RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema, sam_ascent,
-                                     sam_return)
+from trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
 from trainables.timeline import mark, process_started_at
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
@@ -44,7 +43,7 @@ def train(overrides: dict, family) -> None:
     cfg = make_config(family, overrides)
     check_precision(cfg.train, has_gpu=torch.cuda.is_available())
     accelerator = make_accelerator(cfg)
-    set_seed(cfg.train.seed)
+    set_seed(cfg.train.seed)  # the same on every worker: the family's data and the model's init
     mark("accelerator_ready")
     with matplotlib_hidden():
         parts = family.build(cfg)
@@ -62,12 +61,21 @@ def train(overrides: dict, family) -> None:
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         parts.model, optimizer, train_loader, val_loader, scheduler)
     optimizers = (optimizer, accelerator.prepare(aux)) if aux else (optimizer,)
-    # Checkpointed beside the model, in this order: the EMA weights, then the plateau state.
+    # Checkpointed beside the model, in this order: the EMA weights, the plateau state, the
+    # gradient noise's generator.
     ema = make_ema(accelerator.unwrap_model(model), cfg.optim.ema_decay) if cfg.optim.ema_decay else None
     plateau = make_plateau(optimizer, cfg, family.OBJECTIVE.mode) if cfg.schedule.kind == "plateau" else None
-    for extra in (ema, plateau):
+    opt = cfg.optim
+    noise = (GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, cfg.train.seed, accelerator.device)
+             if opt.grad_noise_sigma else None)
+    for extra in (ema, plateau, noise):
         if extra is not None:
             accelerator.register_for_checkpointing(extra)
+    # From here each worker draws its own randomness (timesteps, noise, augmentation, dropout): with
+    # one seed, N workers would draw the same and train like one that sees its noise N times.
+    # Anything added after the gradients' all-reduce must stay the same on every worker (gradient
+    # noise: its own generator, above), or the workers' weights would drift apart.
+    set_seed(cfg.train.seed, device_specific=True)
     start_epoch, restarts, last_metrics = restore(accelerator)
     mark("prepared")
     if start_epoch >= cfg.train.epochs:
@@ -85,7 +93,7 @@ def train(overrides: dict, family) -> None:
         if hasattr(family, "on_epoch_start"):  # e.g. a curriculum that depends on the epoch
             family.on_epoch_start(accelerator.unwrap_model(model), epoch, cfg)
         stats, step = run_epoch(accelerator, model, optimizers, params, scheduler, train_loader, family, cfg, step,
-                                ema)
+                                ema, noise)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
         if epoch == start_epoch or epoch + 1 == cfg.train.epochs or (epoch + 1) % cfg.train.val_every == 0:
             validation = evaluate(accelerator, ema.module if ema else model, val_loader, family, cfg, parts.extras)
@@ -224,7 +232,7 @@ def make_plateau(optimizer, cfg, mode: str):
                                                       patience=sched.plateau_patience)
 
 
-def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family, cfg, step, ema=None):
+def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family, cfg, step, ema=None, noise=None):
     """One pass over the training data. Returns (stats, global step).
 
     The loss is sum(weight x term), the weights from `family.term_weights(cfg)` (default: the
@@ -243,6 +251,8 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
     model.train()
     started = time.perf_counter()
     for batch in loader:
+        if hasattr(family, "on_step_start"):  # optimiser steps are counted here, once (not per SAM pass)
+            family.on_step_start(accelerator.unwrap_model(model), step, cfg)
         step += 1
         draws = RngSnapshot(accelerator.device) if opt.sam_rho else None
         terms, weighted, total, health = weighted_loss(model, batch, family, cfg, weights)
@@ -262,8 +272,8 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
             accelerator.backward(weighted_loss(model, batch, family, cfg, weights)[2])
             sam_return(params, perturbation)
         grad_norm = accelerator.clip_grad_norm_(params, max_norm).detach()
-        if opt.grad_noise_sigma:
-            add_gradient_noise(params, gradient_noise_std(opt.grad_noise_sigma, opt.grad_noise_decay, step - 1))
+        if noise is not None:
+            noise.add(params, step - 1)
         for optimizer in optimizers:
             optimizer.step()
         scheduler.step()

@@ -8,8 +8,18 @@ regularization 0.01, modulation_guidance 2, info_bottleneck 0.5), and three opti
 optimiser steps, uses the weights as documented; stage 2 multiplies the auxiliary terms that
 teach the scalar what to encode (attention_encoding, modulation_guidance, info_bottleneck) by
 `stage2_aux_factor`, so fidelity to the teacher leads once the encoding is learned. Curriculum:
-the seed's attention-norm quantile mask. Adaptive weighting (off by default, as in the seed):
-gradient-norm balancing over the shared trainable parameters replaces the static weights.
+the seed's attention-norm quantile mask, off by default (the seed's combined loss has none; it is
+its Phase 3). Adaptive weighting (off by default, as in the seed): gradient-norm balancing over the
+shared trainable parameters replaces the static weights. Presets `phase1` ... `phase4` are the
+seed's "Implementation Priority", each adding to the one before.
+
+Health (seed "Monitoring Recommendations"), stops after `health.grace_epochs`: the modulation
+scalar's variance collapsing, the v_a / v_b norms exploding or vanishing, and the modulation
+diverging: the layer's fidelity MSE over that of the same layer unmodulated (v_b = 0: h + MLP(h)),
+`val/fidelity_vs_plain`, above `health.max_fidelity_vs_plain`. The seed's combined loss without
+its Phase 3 curriculum does that here: its guidance term's -0.1 var(v_a . n) is unbounded below,
+and in the default run v_a's norm went from 0.07 to 420 and the fidelity MSE from 0.011 to 351
+within 10 epochs (with the curriculum: 0.29 and 0.0113).
 """
 
 from __future__ import annotations
@@ -21,11 +31,12 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import TensorDataset
 
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
 from trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/fidelity_mse", "min")
-HEALTH_FROM_VAL = ()
+HEALTH_FROM_VAL = ("fidelity_vs_plain",)
+# the seed's combined loss ("Updated Loss Architecture"); info_bottleneck can be left out (Phase 1)
 TERMS = ("direct_mlp", "attention_encoding", "fidelity", "regularization", "modulation_guidance", "info_bottleneck")
 OPTIONAL_TERMS = ("decomposed", "projection_consistency", "orthogonality")
 AUXILIARY = ("attention_encoding", "modulation_guidance", "info_bottleneck")  # scaled down in stage 2
@@ -99,6 +110,7 @@ class LossConfig:
     info_bottleneck_beta: float = 0.01  # seed 4: InfoBottleneckLoss(beta=0.01)
     guidance_variance_weight: float = 0.1  # seed 1: scalar_loss + 0.1 * variance_loss
     orthogonality_rank: int = 10  # seed 7: torch.svd_lowrank(h_flat, q=10)
+    use_info_bottleneck: bool = True  # seed's combined loss; its Phase 2 (off in `phase1`)
     use_decomposed: bool = False  # seed phase 2, not in the seed's combined loss
     use_projection_consistency: bool = False  # seed phase 3
     use_orthogonality: bool = False  # seed phase 4 (optional)
@@ -114,7 +126,7 @@ class LossConfig:
 class StagesConfig:
     stage1_steps: int = 1000  # seed: stage1_steps=1000
     stage2_aux_factor: float = 0.1  # not in the seed (get_stage_weights is undefined there)
-    curriculum: bool = True  # seed 6
+    curriculum: bool = False  # seed 6, its Phase 3: not in its combined loss
     # seed 6: positions under the 0.3 attention-norm quantile before step 500, under 0.7 before
     # step 1000, then all
     curriculum_step1: int = 500
@@ -140,12 +152,20 @@ class StagesConfig:
 class HealthConfig:
     grace_epochs: int = 1
     min_scalar_var: float = 1e-8  # seed "Monitoring": the modulation scalar must not collapse
-    max_vector_norm: float = 1e3  # seed "Monitoring": v_a / v_b norms not exploding
+    # seed "Monitoring": "v_a/v_b norm evolution - Should be stable, not exploding or vanishing"
+    # (mean norm per position; the thresholds are not in the seed)
+    max_vector_norm: float = 1e3
+    min_vector_norm: float = 1e-4
+    # the modulated layer this many times further from the teacher than the unmodulated one: the
+    # modulation is doing harm (not in the seed; healthy runs stay near 1, diverged ones in the 1e3s)
+    max_fidelity_vs_plain: float = 10.0
 
     def __post_init__(self):
         at_least("grace_epochs", self.grace_epochs, 0)
         at_least("min_scalar_var", self.min_scalar_var, 0.0)
         above("max_vector_norm", self.max_vector_norm, 0.0)
+        within("min_vector_norm", self.min_vector_norm, 0.0, self.max_vector_norm)
+        above("max_fidelity_vs_plain", self.max_fidelity_vs_plain, 1.0)
 
 
 @dataclass(frozen=True)
@@ -160,10 +180,16 @@ class Config:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=16))
 
 
+# seed "Implementation Priority": each phase adds to the one before
+PHASE1 = {"loss": {"use_info_bottleneck": False}, "stages": {"adaptive": True}}  # guidance + adaptive
+PHASE2 = merge(PHASE1, {"loss": {"use_info_bottleneck": True, "use_decomposed": True}})
+PHASE3 = merge(PHASE2, {"loss": {"use_projection_consistency": True}, "stages": {"curriculum": True}})
+PHASE4 = merge(PHASE3, {"loss": {"use_orthogonality": True}})
 PRESETS = {
     "uniform": {"loss": {"weights": {name: 1.0 for name in TERMS}}},  # every term at weight 1
     "adaptive": {"stages": {"adaptive": True}},
     "all_terms": {"loss": {"use_decomposed": True, "use_projection_consistency": True, "use_orthogonality": True}},
+    "phase1": PHASE1, "phase2": PHASE2, "phase3": PHASE3, "phase4": PHASE4,
 }
 
 SMOKE = {"data": {"num_train": 64, "num_val": 16, "seq_len": 16}, "train": {"epochs": 2, "batch_size": 8},
@@ -204,9 +230,10 @@ def check_data(cfg) -> None:
 
 
 def enabled_terms(cfg) -> list[str]:
-    flags = {"decomposed": cfg.loss.use_decomposed, "projection_consistency": cfg.loss.use_projection_consistency,
-             "orthogonality": cfg.loss.use_orthogonality}
-    return list(TERMS) + [name for name in OPTIONAL_TERMS if flags[name]]
+    loss = cfg.loss
+    flags = {"info_bottleneck": loss.use_info_bottleneck, "decomposed": loss.use_decomposed,
+             "projection_consistency": loss.use_projection_consistency, "orthogonality": loss.use_orthogonality}
+    return [name for name in TERMS + OPTIONAL_TERMS if flags.get(name, True)]
 
 
 def build(cfg) -> Parts:
@@ -228,13 +255,17 @@ def term_weights(cfg) -> dict:
     return dict(cfg.loss.weights.__dict__)
 
 
+def on_step_start(model, step: int, cfg) -> None:
+    """The loop's count of optimiser steps, which the stages, the curriculum and the adaptive
+    weighting follow (counted here in loss_terms, SAM's two passes made it count twice)."""
+    model.step.fill_(step)
+
+
 def loss_terms(model, batch, cfg):
     from losses import npt as L
 
     inner = getattr(model, "module", model)  # the NPTTraining under DDP
     step = int(inner.step)
-    if model.training:
-        inner.step += 1
     out = model(batch[0])
     s, loss = cfg.stages, cfg.loss
     mask = None
@@ -247,8 +278,9 @@ def loss_terms(model, batch, cfg):
         "fidelity": L.fidelity(out, mask),
         "regularization": L.regularization(out, mask),
         "modulation_guidance": L.modulation_guidance(out, mask, loss.guidance_variance_weight),
-        "info_bottleneck": L.info_bottleneck(out, mask, loss.info_bottleneck_beta),
     }
+    if loss.use_info_bottleneck:
+        terms["info_bottleneck"] = L.info_bottleneck(out, mask, loss.info_bottleneck_beta)
     if loss.use_decomposed:
         terms["decomposed"] = L.decomposed_target(out, mask)
     if loss.use_projection_consistency:
@@ -269,15 +301,18 @@ def combine(model, weighted: dict, cfg):
 
     inner = getattr(model, "module", model)
     s = cfg.stages
+    step = int(inner.step)
     if not s.adaptive:
-        stage2 = int(inner.step) > s.stage1_steps  # loss_terms counted this step already
+        stage2 = step >= s.stage1_steps
         factor = {name: s.stage2_aux_factor if stage2 and name in AUXILIARY else 1.0 for name in weighted}
         return sum(factor[name] * value for name, value in weighted.items()), {}
     names = list(weighted)
-    if (int(inner.step) - 1) % s.adaptive_every == 0:
+    # once per optimiser step: SAM's second pass, at the perturbed weights, reuses the weights
+    if step % s.adaptive_every == 0 and step != int(inner.measured_step):
         params = [p for p in inner.parameters() if p.requires_grad]
         norms = gradient_norms([weighted[n] for n in names], params)
         inner.ema_grad_norms.mul_(s.adaptive_alpha).add_((1 - s.adaptive_alpha) * norms)
+        inner.measured_step.fill_(step)
     weights = balanced_weights(inner.ema_grad_norms)
     total = sum(w * weighted[n] for w, n in zip(weights, names))
     return total, {f"weight_{n}": w for n, w in zip(names, weights)}
@@ -285,16 +320,26 @@ def combine(model, weighted: dict, cfg):
 
 @torch.no_grad()
 def val_metrics(model, batch, cfg, extras):
-    """Per sequence: fidelity MSE to the teacher on all positions, and the cosine between the
-    modulation's effect on the MLP, MLP_mod(h) - MLP(h), and the attention output."""
+    """Per sequence: fidelity MSE to the teacher on all positions, and that of the layer without
+    its modulation (h + MLP(h)), for `summarise_val`'s ratio; the cosine between the modulation's
+    effect on the MLP, MLP_mod(h) - MLP(h), and the attention output."""
     from losses.npt import modulation_scalar
 
     out = model(batch[0])
-    fidelity = (out["npt_output"] - out["teacher_output"]).float().pow(2).mean(dim=(1, 2))
+    teacher = out["teacher_output"].float()
+    fidelity = (out["npt_output"].float() - teacher).pow(2).mean(dim=(1, 2))
+    unmodulated = (out["hidden"] + out["mlp_plain"]).float()
     effect = out["mlp_modulated"] - out["mlp_plain"]
     cosine = torch.nn.functional.cosine_similarity(effect.float(), out["attention"].float(), dim=-1).mean(1)
     scalar = modulation_scalar(out).float()
-    return {"fidelity_mse": fidelity, "attn_cosine": cosine, "scalar_var": scalar.var(dim=1)}
+    return {"fidelity_mse": fidelity, "plain_fidelity_mse": (unmodulated - teacher).pow(2).mean(dim=(1, 2)),
+            "attn_cosine": cosine, "scalar_var": scalar.var(dim=1)}
+
+
+def summarise_val(means: dict, cfg) -> dict:
+    """The fidelity of the modulated layer over the unmodulated one's, over the set."""
+    plain = means["plain_fidelity_mse"]
+    return {**means, "fidelity_vs_plain": means["fidelity_mse"] / plain if plain > 0 else math.inf}
 
 
 def stop_reason(metrics, cfg) -> str:
@@ -303,8 +348,13 @@ def stop_reason(metrics, cfg) -> str:
         return ""
     if metrics.get("health/scalar_var", math.inf) < h.min_scalar_var:
         return "scalar_collapse"
-    if max(metrics.get("health/va_norm", 0.0), metrics.get("health/vb_norm", 0.0)) > h.max_vector_norm:
+    norms = (metrics.get("health/va_norm", 1.0), metrics.get("health/vb_norm", 1.0))
+    if max(norms) > h.max_vector_norm:
         return "modulation_exploded"
+    if min(norms) < h.min_vector_norm:
+        return "modulation_vanished"
+    if metrics.get("health/fidelity_vs_plain", 0.0) > h.max_fidelity_vs_plain:
+        return "modulation_diverged"
     return ""
 
 

@@ -4,7 +4,9 @@
   the worst point within radius rho of the weights, take the gradient there, step from the
   original weights. Two forward-backward passes per step.
 - Gradient noise (Neelakantan et al. 2015): Gaussian noise of std sigma / (1 + step)^decay added
-  to every gradient after clipping, before the optimiser step (seed 001, "Gradient Noise").
+  to every gradient after clipping, before the optimiser step (seed 001, "Gradient Noise"). It is
+  added after DDP's all-reduce, so it is drawn from a generator of its own, seeded alike on every
+  worker: noise that differed between workers would make their weights drift apart.
 - EMA of the weights: torch's AveragedModel; validation and checkpoints use it.
 
 PyTorch has no SAM optimiser; these two functions are the whole of it.
@@ -52,10 +54,31 @@ def gradient_noise_std(sigma: float, decay: float, step: int) -> float:
 
 
 @torch.no_grad()
-def add_gradient_noise(params, std: float) -> None:
+def add_gradient_noise(params, std: float, generator: torch.Generator | None = None) -> None:
     for p in params:
         if p.grad is not None:
-            p.grad.add_(torch.randn_like(p.grad), alpha=std)
+            noise = torch.randn(p.grad.shape, generator=generator, device=p.grad.device, dtype=p.grad.dtype)
+            p.grad.add_(noise, alpha=std)
+
+
+class GradientNoise:
+    """Gradient noise from its own generator, seeded with the run's seed on every worker, so all
+    workers add the same noise to their (all-reduced, identical) gradients. Checkpointed through
+    Accelerate's `register_for_checkpointing` (state_dict / load_state_dict)."""
+
+    def __init__(self, sigma: float, decay: float, seed: int, device: torch.device):
+        self.sigma, self.decay = sigma, decay
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def add(self, params, step: int) -> None:
+        """Noise of std sigma / (1 + step)^decay, `step` counted from 0."""
+        add_gradient_noise(params, gradient_noise_std(self.sigma, self.decay, step), self.generator)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
 def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:

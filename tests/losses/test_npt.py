@@ -35,12 +35,31 @@ ONE = out_of(
      (1 / (1 + math.exp(-1.2)) - 1 / (1 + math.exp(-1.0))) ** 2),
     # |cos(v_a, h)| = 3/5 = 0.6; |cos(v_a, a)| = 1 -> 0.01 * 0.6 - 1
     ("info_bottleneck", lambda: L.info_bottleneck(ONE, beta=0.01), 0.006 - 1.0),
-    # change d = (1, 2) - (0, 0.5) = (1, 1.5), u = (1, 0): along (1, 0) vs a (1, 0): 0; across
-    # (0, 1.5) vs the correction (0, 0.5) across u, (0, 0.5): (0 + 1) / 2 = 0.5; half of it: 0.25
+    # error e = MLP_mod - (a + MLP(h + a)) = (1, 2) - (1, 1) = (0, 1); u = (1, 0): along 0, across
+    # (0, 1) -> mean 0.5; 0.5 x 0 + 0.5 x 0.5 = 0.25
     ("decomposed", lambda: L.decomposed_target(ONE), 0.25),
+    # a = (2, 0), MLP(h + a) = (1, 1), MLP_mod = (3.3, 1.4): e = (0.3, 0.4), u = (1, 0). Along:
+    # 0.3^2 = 0.09; across (0, 0.4): (0 + 0.16) / 2 = 0.08; 0.5 x 0.09 + 0.5 x 0.08 = 0.085
+    ("decomposed along a", lambda: L.decomposed_target(out_of(
+        attention=[[2.0, 0.0]], mlp_with_attention=[[1.0, 1.0]], mlp_plain=[[0.5, 0.5]],
+        mlp_modulated=[[3.3, 1.4]])), 0.085),
 ])
 def test_terms_by_hand(name, value, expected):
     assert float(value()) == pytest.approx(expected, rel=1e-5, abs=1e-7), name
+
+
+def test_decomposed_target_is_zero_where_direct_mlp_is():
+    # at direct_mlp's exact optimum, MLP_mod(h) = a + MLP(h + a), with an MLP correction that has a
+    # part along a: the decomposed target agrees (the earlier reading left 1/2 mean((c . u)^2 u^2))
+    torch.manual_seed(0)
+    shape = (2, 5, 16)
+    a, with_attention, plain = torch.randn(shape), torch.randn(shape), torch.randn(shape)
+    out = {"attention": a, "mlp_with_attention": with_attention, "mlp_plain": plain,
+           "mlp_modulated": a + with_attention}
+    assert float(L.direct_mlp(out)) == 0.0
+    assert float(L.decomposed_target(out)) == pytest.approx(0.0, abs=1e-12)
+    out["mlp_modulated"] = out["mlp_modulated"] + 0.1 * torch.randn(shape)
+    assert float(L.decomposed_target(out)) > 0
 
 
 def test_modulation_guidance_variance_part_by_hand():

@@ -170,3 +170,49 @@ def test_two_workers_train_with_ddp_on_the_same_schedule_as_one(local_ray, tmp_p
     one_lr, two_lr = ([s["lr"] for s in seen(tmp_path / f"{n}.jsonl")] for n in ("one", "two"))
     assert len(two_lr) == 2 and two_lr == pytest.approx(one_lr)
     assert two_lr[0] > two_lr[1]
+
+
+def recording_medgen(config):
+    """medgen_diffusion's loop, recording on each worker the mean training time t it drew and a
+    checksum of its weights at every step, to a file of its own."""
+    import types
+
+    import ray.train
+
+    from trainables import medgen_diffusion as medgen
+    from trainables.loop import train
+
+    rank = ray.train.get_context().get_world_rank()
+    steps = []
+
+    def loss_terms(model, batch, cfg):
+        terms, health = medgen.loss_terms(model, batch, cfg)
+        checksum = sum(float(p.detach().double().sum()) for p in model.parameters())
+        steps.append({"t_mean": float(health["t_mean"]), "weights": checksum})
+        return terms, health
+
+    family = types.SimpleNamespace(**{name: getattr(medgen, name) for name in dir(medgen) if not name.startswith("__")})
+    family.loss_terms = loss_terms
+    train(config["loop"], family)
+    with open(os.path.join(config["out"], f"rank{rank}.json"), "w") as f:
+        json.dump(steps, f)
+
+
+def test_each_worker_draws_its_own_timesteps_and_all_keep_the_same_weights(local_ray, tmp_path):
+    # Two DDP workers: with one seed for both they drew the same timesteps and noise every step.
+    # Gradient noise (added after the all-reduce) is on: it must stay the same on both, or their
+    # weights would drift apart.
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    loop = merge(smoke_config("medgen_diffusion"), {"optim": {"grad_noise_sigma": 0.01, "sam_rho": 0.0},
+                                                    "train": {"epochs": 1}})
+    result = TorchTrainer(recording_medgen, train_loop_config={"loop": loop, "out": str(tmp_path)},
+                          scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
+                          run_config=ray.train.RunConfig(name="ranks", storage_path=str(tmp_path))).fit()
+    assert result.error is None
+    ranks = [json.load(open(tmp_path / f"rank{r}.json")) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) >= 2
+    assert all(a["t_mean"] != b["t_mean"] for a, b in zip(*ranks))
+    assert [a["weights"] for a in ranks[0]] == pytest.approx([b["weights"] for b in ranks[1]], rel=1e-9, abs=1e-9)
+    assert ranks[0][0]["weights"] != ranks[0][-1]["weights"]  # and they did train

@@ -12,7 +12,9 @@ def config(overrides=None, preset=""):
     return make_config(npt, merge(npt.SMOKE, overrides or {}), preset)
 
 
-def step_once(parts, cfg):
+def step_once(parts, cfg, step):
+    """One step's loss as the loop computes it, `step` optimiser steps done before it."""
+    npt.on_step_start(parts.model, step, cfg)
     batch = next(iter(DataLoader(parts.train_set, batch_size=8)))
     terms, health = npt.loss_terms(parts.model, batch, cfg)
     weights = npt.term_weights(cfg)
@@ -32,7 +34,7 @@ def test_stage_two_scales_the_auxiliary_terms():
     parts = npt.build(cfg)
     parts.model.train()
     for stage in (1, 2):  # step 0 is stage 1, step 1 stage 2
-        terms, (total, _) = step_once(parts, cfg)
+        terms, (total, _) = step_once(parts, cfg, step=stage - 1)
         w = npt.term_weights(cfg)
         factor = {n: (0.1 if stage == 2 and n in npt.AUXILIARY else 1.0) for n in terms}
         expected = sum(factor[n] * w[n] * v for n, v in terms.items())
@@ -44,8 +46,8 @@ def test_adaptive_weighting_moves_towards_the_term_with_small_gradients():
     parts = npt.build(cfg)
     parts.model.train()
     weights = []
-    for _ in range(3):
-        _, (_, health) = step_once(parts, cfg)
+    for step in range(3):
+        _, (_, health) = step_once(parts, cfg, step)
         weights.append({k: float(v) for k, v in health.items()})
     last = torch.tensor(list(weights[-1].values()))
     norms = parts.model.ema_grad_norms
@@ -66,6 +68,52 @@ def test_stop_reasons():
     assert npt.stop_reason({"epoch": 2, "health/scalar_var": 1.0, "health/vb_norm": 1e4}, cfg) == "modulation_exploded"
     assert npt.stop_reason({"epoch": 2, "health/scalar_var": 1.0, "health/va_norm": 1.0, "health/vb_norm": 1.0},
                            cfg) == ""
+    # the seed's "not exploding or vanishing": a norm under 1e-4 stops too
+    assert npt.stop_reason({"epoch": 2, "health/scalar_var": 1.0, "health/va_norm": 5e-5, "health/vb_norm": 1.0},
+                           cfg) == "modulation_vanished"
+    assert npt.stop_reason({"epoch": 1, "health/scalar_var": 1.0, "health/va_norm": 5e-5}, cfg) == ""  # grace
+    # 10x further from the teacher than the layer without its modulation: diverged
+    assert npt.stop_reason({"epoch": 2, "health/scalar_var": 1.0, "health/fidelity_vs_plain": 11.0},
+                           cfg) == "modulation_diverged"
+    assert npt.stop_reason({"epoch": 2, "health/scalar_var": 1.0, "health/fidelity_vs_plain": 0.9}, cfg) == ""
+
+
+def test_fidelity_against_the_unmodulated_layer_by_hand():
+    # one sequence of two equal positions, d_model 2: h = (1, 0), MLP(h) = (0, 1), teacher output
+    # (1, 2). Unmodulated h + MLP(h) = (1, 1): MSE (0 + 1) / 2 = 0.5. NPT output (1, 3): MSE 0.5 as
+    # well, so the ratio is 1; the summary keeps the means and adds their ratio.
+    def two(vector):
+        return torch.tensor([[vector, vector]])
+
+    out = {"hidden": two([1.0, 0.0]), "mlp_plain": two([0.0, 1.0]), "mlp_modulated": two([0.0, 3.0]),
+           "npt_output": two([1.0, 3.0]), "teacher_output": two([1.0, 2.0]), "attention": two([1.0, 0.0]),
+           "v_a": two([1.0, 0.0]), "mlp_input": two([1.0, 0.0])}
+    values = npt.val_metrics(lambda tokens: out, (torch.zeros(1, 1),), npt.Config(), {})
+    assert float(values["fidelity_mse"]) == 0.5 and float(values["plain_fidelity_mse"]) == 0.5
+    summary = npt.summarise_val({"fidelity_mse": 0.5, "plain_fidelity_mse": 0.25}, npt.Config())
+    assert summary["fidelity_vs_plain"] == 2.0 and summary["fidelity_mse"] == 0.5
+
+
+def test_the_default_is_the_seeds_combined_loss_without_its_later_phases():
+    cfg = npt.Config()
+    assert npt.enabled_terms(cfg) == list(npt.TERMS)  # the six terms of "Updated Loss Architecture"
+    assert not cfg.stages.curriculum and not cfg.stages.adaptive  # curriculum is its Phase 3
+
+
+@pytest.mark.parametrize("phase, terms, curriculum", [
+    # seed "Implementation Priority": 1 modulation guidance + adaptive weighting; 2 + information
+    # bottleneck + decomposed target; 3 + projection consistency + curriculum; 4 + orthogonality
+    ("phase1", ["direct_mlp", "attention_encoding", "fidelity", "regularization", "modulation_guidance"], False),
+    ("phase2", list(npt.TERMS) + ["decomposed"], False),
+    ("phase3", list(npt.TERMS) + ["decomposed", "projection_consistency"], True),
+    ("phase4", list(npt.TERMS) + list(npt.OPTIONAL_TERMS), True),
+])
+def test_phase_presets_follow_the_seeds_priority(phase, terms, curriculum):
+    cfg = config(preset=phase)
+    assert npt.enabled_terms(cfg) == terms and cfg.stages.adaptive and cfg.stages.curriculum is curriculum
+    parts = npt.build(cfg)
+    computed, _ = step_once(parts, cfg, step=0)
+    assert list(computed) == terms  # what loss_terms computes is what the preset names
 
 
 def test_text_files_and_their_errors(tmp_path):
@@ -96,3 +144,27 @@ def test_a_hugging_face_checkpoint_is_not_implemented_and_says_why():
 def test_bad_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
         config(overrides)
+
+
+def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
+    # 8 optimiser steps with SAM (two loss passes each), stage 1 for the first 4: the epoch's mean
+    # of the per-step stage is (4 x 1 + 4 x 2) / 8 = 1.5. Counted per loss pass, stage 2 came after
+    # 2 steps: (2 x 1 + 6 x 2) / 8 = 1.75. The gradient-norm EMA is measured once per step.
+    from accelerate import Accelerator
+
+    from trainables.loop import make_scheduler, run_epoch
+
+    for adaptive in (False, True):
+        cfg = config({"optim": {"sam_rho": 0.05}, "stages": {"stage1_steps": 4, "curriculum": False,
+                                                             "adaptive": adaptive}})
+        parts = npt.build(cfg)
+        params = [p for p in parts.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-3)
+        loader = DataLoader(parts.train_set, batch_size=8)
+        assert len(loader) == 8
+        stats, step = run_epoch(Accelerator(cpu=True), parts.model, (optimizer,), params,
+                                make_scheduler(optimizer, cfg, total_steps=8), loader, npt, cfg, step=0)
+        assert step == 8 and int(parts.model.step) == 7  # the last step saw 7 before it
+        assert stats["health"]["stage"] == pytest.approx(1.5)
+        if adaptive:
+            assert int(parts.model.measured_step) == 7

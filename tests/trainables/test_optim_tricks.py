@@ -6,8 +6,8 @@ from accelerate import Accelerator
 
 from trainables.config import OptimConfig, ScheduleConfig, TrainConfig
 from trainables.loop import make_scheduler, run_epoch
-from trainables.optim_tricks import (RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema, sam_ascent,
-                                     sam_return)
+from trainables.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,
+                                     sam_ascent, sam_return)
 
 
 def parameter(values, grad):
@@ -129,3 +129,27 @@ def test_warmup_in_epochs_counts_steps_per_epoch():
         scheduler.step()
     assert rates[0] == pytest.approx(0.1) and rates[50] == pytest.approx(1.0)
     assert rates[25] == pytest.approx(0.55) and rates[49] < 1.0 and rates[-1] < 0.02
+
+
+def test_gradient_noise_is_the_same_wherever_its_seed_is_and_resumes_from_its_state():
+    # Two workers' noise must agree (it is added after the all-reduce), whatever the global RNG did.
+    grads = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        p = torch.nn.Parameter(torch.zeros(1000))
+        p.grad = torch.zeros(1000)
+        GradientNoise(0.01, 0.55, seed=7, device=torch.device("cpu")).add([p], step=3)
+        grads.append(p.grad.clone())
+    assert torch.equal(grads[0], grads[1])
+    assert float(grads[0].std()) == pytest.approx(0.01 / 4 ** 0.55, rel=0.1)  # std at step 3: sigma / 4^0.55
+    noise = GradientNoise(0.01, 0.55, seed=7, device=torch.device("cpu"))
+    state = noise.state_dict()
+    p = torch.nn.Parameter(torch.zeros(10))
+    p.grad = torch.zeros(10)
+    noise.add([p], step=0)
+    first = p.grad.clone()
+    resumed = GradientNoise(0.01, 0.55, seed=99, device=torch.device("cpu"))
+    resumed.load_state_dict(state)
+    p.grad = torch.zeros(10)
+    resumed.add([p], step=0)
+    assert torch.equal(p.grad, first)

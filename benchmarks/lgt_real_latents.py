@@ -1,4 +1,4 @@
-"""python benchmarks/lgt_real_latents.py [--epochs 12] [--quick]
+"""python benchmarks/lgt_real_latents.py [--epochs 12] [--set KEY=VALUE ...] [--quick]
 
 Whether lgt's identity-mapping and velocity-collapse stops (seed 002's failure modes) leave a
 healthy run on real data alone while it starts slowly. No pretrained VAE can be loaded here, so the
@@ -7,7 +7,8 @@ healthy run on real data alone while it starts slowly. No pretrained VAE can be 
 that matplotlib ships (mpl-data/sample_data). They are not Stable Diffusion latents, but their
 statistics are real images', not the synthetic generator's.
 
-The run trains the default config with the stops deferred past its last epoch and prints, per
+The run trains the default config (with `--set` overrides) with the stops deferred past its last
+epoch and prints, per
 epoch, the identity ratio (val SWD of the output to the target style over the source's), the
 velocity norm and both objectives, then the first epoch at which each grace setting would have
 stopped it.
@@ -71,21 +72,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[2])
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--per-style", type=int, default=120)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     parser.add_argument("--quick", action="store_true", help="4 epochs of 60 latents per style")
     args = parser.parse_args()
     epochs, per_style = (4, 60) if args.quick else (args.epochs, args.per_style)
 
+    from ray_jobs.sweep import parse_set
+    from trainables.config import merge
     from trainables.lgt import HealthConfig
 
     storage = common.scratch("lgt_real")
     path = os.path.join(storage, "real_latents.npz")
     latents, ids = real_image_latents(per_style)
     np.savez(path, latents=latents, style_ids=ids)
-    print(f"{common.machine()}; {len(ids)} latents {list(latents.shape[1:])} from {len(SOURCES)} real sources")
+    print(f"{common.machine()}; {len(ids)} latents {list(latents.shape[1:])} from {len(SOURCES)} real sources; "
+          f"overrides {args.set or 'none'}")
     common.start_local_ray()
-    reports = common.platform_run("lgt", {"data": {"path": path, "num_styles": len(SOURCES)},
-                                          "train": {"epochs": epochs}, "health": {"grace_epochs": epochs}},
-                                  storage, "real_latents")
+    overrides = merge(parse_set(args.set), {"data": {"path": path, "num_styles": len(SOURCES)},
+                                            "train": {"epochs": epochs}, "health": {"grace_epochs": epochs}})
+    reports = common.platform_run("lgt", overrides, storage, "real_latents")
     print("epoch  identity_ratio  velocity_norm  style_swd  content_ssm")
     for r in reports:
         print(f"{r['epoch']:5d}  {r['health/identity_ratio']:14.4f}  {r['health/velocity_norm']:13.4g}  "

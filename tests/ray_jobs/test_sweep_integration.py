@@ -134,7 +134,7 @@ def test_latent_conditioner_two_trial_sweep_over_weights(local_ray, tmp_path):
     assert default["config/loss/weights/main"] == 10.0 and default["config/loss/weights/spectral"] == 1e-4
     assert trials["config/loss/weights/consistency"].nunique() == 2  # the space was sampled
     for column in ("val/latent_mse", "val/mse_main", "val/mse_hier", "val/cosine_main", "health/min_adaptive_weight",
-                   "health/weight_spectral", "health/hier_scale", "train/weighted/spectral"):
+                   "Adaptive_Weights/spectral", "health/hier_scale", "train/weighted/spectral"):
         assert column in history, column
     assert history["health/min_adaptive_weight"].between(0, 10).all()
 

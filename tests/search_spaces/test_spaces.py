@@ -85,3 +85,9 @@ def test_medgen_spaces_offer_self_conditioning_only_with_feature_perturbation():
         assert on and all(p["regularisation/feature_perturbation"] for p in on), name
         assert any(p["regularisation/feature_perturbation"] and not p.get("regularisation/self_conditioning")
                    for p in points), name
+
+
+def test_lgt_caps_space_tunes_the_seeds_batch_size_change():
+    points = sample_points(spaces_of("lgt")["caps"], 100)
+    assert {p["train/batch_size"] for p in points} == {16, 32, 48, 96, 240}  # seed: 240 -> 48
+    assert default_point(spaces_of("lgt")["caps"], family_module("lgt").Config())["train/batch_size"] == 48

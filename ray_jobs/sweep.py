@@ -214,8 +214,9 @@ def resumed_plan(args, storage: str) -> dict:
 
 
 def start_ray(verbose: bool) -> None:
-    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), else start a local Ray on
-    this machine's cores; reuse a Ray this process already has (a test's, a caller's)."""
+    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), else start a local Ray of our
+    own on this machine's cores, never one found on the machine; reuse a Ray this process already
+    has (a test's, a caller's)."""
     import ray
 
     if ray.is_initialized():
@@ -242,7 +243,11 @@ def start_local_ray(verbose: bool = False) -> None:
 
     Train's preemption watcher is off here (unless the user set it): it is one more actor, a fresh
     process importing Ray Train, per trial, that watches for nodes being drained (spot instances
-    reclaimed), and a Ray of this one machine has no node to drain. Clusters keep it."""
+    reclaimed), and a Ray of this one machine has no node to drain. Clusters keep it.
+
+    address="local": with no address, ray.init() joins a Ray that someone else's `ray start`
+    left running on the machine (and then refuses num_cpus); a sweep run without RAY_ADDRESS must
+    never run inside another user's cluster."""
     import ray
 
     # Nested, so that it is shipped by value: a worker runs it before it can import this project.
@@ -254,7 +259,7 @@ def start_local_ray(verbose: bool = False) -> None:
         os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
 
     watcher = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
-    ray.init(num_cpus=os.cpu_count(), log_to_driver=verbose,
+    ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=verbose,
              runtime_env={"worker_process_setup_hook": pin_ray_address, "env_vars": {PREEMPTION_WATCHER_ENV: watcher}})
 
 

@@ -7,6 +7,8 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import validate_config
 
+from tests.ray_nodes import RAY_CLI, free_ports, run_shell, stop_nodes
+
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster.yaml"
 
 
@@ -60,19 +62,7 @@ def test_no_credentials_in_the_file():
 
 # ---- the token, for real: a head and a worker started with cluster.yaml's own commands ----
 
-def free_ports(n: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def node_command(commands: list[str], ports: dict, temp_dir: str) -> str:
+def node_command(commands: list[str], ports: dict) -> str:
     """cluster.yaml's start commands as a fresh node runs them, less `ray stop` (which would stop
     every Ray of this user on the machine), on ports of their own so that another Ray here
     cannot collide with them."""
@@ -86,30 +76,8 @@ def node_command(commands: list[str], ports: dict, temp_dir: str) -> str:
 
 
 def head_command(cluster, ports: dict, temp_dir: str) -> str:
-    return node_command(cluster["head_start_ray_commands"], ports, temp_dir) + (
+    return node_command(cluster["head_start_ray_commands"], ports) + (
         f" --dashboard-port={ports['dashboard']} --ray-client-server-port={ports['client']} --temp-dir={temp_dir}")
-
-
-def stop_nodes(temp_dir: str) -> None:
-    """Stops the Ray processes of this test's nodes alone: those whose command line names its
-    temp dir, and their children."""
-    import psutil
-
-    roots = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in a for a in p.info["cmdline"] or [])]
-    procs = set(roots)
-    for p in roots:
-        try:
-            procs.update(p.children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-    for p in procs:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(list(procs), timeout=15)
-    for p in alive:
-        p.kill()
 
 
 def post_job(port: int, token: str | None) -> int:
@@ -130,25 +98,14 @@ def post_job(port: int, token: str | None) -> int:
         return err.code
 
 
-def run_on_node(cmd: str, home, timeout: int = 120):
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    env.pop("RAY_AUTH_MODE", None)  # as on a fresh node: nothing set but what cluster.yaml sets
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def alive_nodes(ray_cli: str, gcs_port: int, home, timeout_s: float = 60) -> int:
+def alive_nodes(gcs_port: int, home, timeout_s: float = 60) -> int:
     """How many nodes `ray status` lists as active, once the autoscaler's view (refreshed every
     few seconds) has two, or at the timeout."""
     import time
 
     deadline = time.monotonic() + timeout_s
     while True:
-        status = run_on_node(f"RAY_AUTH_MODE=token {ray_cli} status --address 127.0.0.1:{gcs_port}", home)
+        status = run_shell(f"RAY_AUTH_MODE=token {RAY_CLI} status --address 127.0.0.1:{gcs_port}", home)
         active = status.stdout.split("Active:")[-1].split("Pending:")[0].count("node_")
         if active >= 2 or time.monotonic() > deadline:
             return active
@@ -157,13 +114,8 @@ def alive_nodes(ray_cli: str, gcs_port: int, home, timeout_s: float = 60) -> int
 
 @pytest.mark.integration
 def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_it(cluster, tmp_path):
-    import subprocess
-    import sys
-
     laptop, head_home, worker_home = tmp_path / "laptop", tmp_path / "head", tmp_path / "worker"
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "get-auth-token", "--generate"], env={"HOME": str(laptop), "PATH": "/usr/bin:/bin"},
-                   check=True, capture_output=True)
+    assert run_shell(f"{RAY_CLI} get-auth-token --generate", laptop).returncode == 0
     token = (laptop / ".ray" / "auth_token").read_text().strip()
     # what `ray up` uploads: the file mount of the laptop's token, and nothing else in HOME
     mounted = cluster["file_mounts"]["/home/ray/.ray/auth_token"]
@@ -175,16 +127,16 @@ def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_i
     ports = dict(zip(names, free_ports(len(names))))
     temp_dir = f"/tmp/losstune_token_{ports['gcs']}"  # short: Ray's socket paths must fit 107 bytes
     try:
-        started = run_on_node(head_command(cluster, ports, temp_dir), head_home)
+        started = run_shell(head_command(cluster, ports, temp_dir), head_home)
         assert started.returncode == 0, started.stderr[-2000:]
         assert "Token authentication is disabled" not in started.stdout + started.stderr
         assert post_job(ports["dashboard"], None) == 401
         assert post_job(ports["dashboard"], "not-the-token") in (401, 403)
         assert post_job(ports["dashboard"], token) == 200
         worker_ports = dict(ports, **dict(zip(("objects", "agent", "runtime_env", "metrics"), free_ports(4))))
-        joined = run_on_node(node_command(cluster["worker_start_ray_commands"], worker_ports, temp_dir), worker_home)
+        joined = run_shell(node_command(cluster["worker_start_ray_commands"], worker_ports), worker_home)
         assert joined.returncode == 0, joined.stderr[-2000:]
-        assert alive_nodes(ray_cli, ports["gcs"], worker_home) == 2
+        assert alive_nodes(ports["gcs"], worker_home) == 2
     finally:
         stop_nodes(temp_dir)
 
@@ -195,7 +147,7 @@ def test_a_node_without_the_token_does_not_start(cluster, tmp_path):
     ports = dict(zip(names, free_ports(len(names))))
     temp_dir = f"/tmp/losstune_token_{ports['gcs']}"
     try:
-        started = run_on_node(head_command(cluster, ports, temp_dir), tmp_path)  # HOME with no ~/.ray
+        started = run_shell(head_command(cluster, ports, temp_dir), tmp_path)  # HOME with no ~/.ray
         assert started.returncode != 0
         assert "no authentication token was found" in started.stderr
     finally:

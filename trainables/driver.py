@@ -197,7 +197,8 @@ def driver_alive(actor_id: str) -> bool:
     from ray.util.state.exception import RayStateApiException
 
     try:
-        actor = get_actor(actor_id, timeout=5)
+        # this Ray's address, not the lookup by machine that fails beside a second Ray
+        actor = get_actor(actor_id, address=ray.get_runtime_context().gcs_address, timeout=5)
     except RayStateApiException:
         return True
     return actor is not None and actor.state != "DEAD"

@@ -53,8 +53,9 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     finished = trials[trials["status"] == "COMPLETED"]
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
     # Train ran its actors, but no preemption watcher on a one-machine Ray (sweep.start_local_ray)
-    assert list_actors(filters=[("class_name", "=", "TrainController")], detail=False)
-    assert not list_actors(filters=[("class_name", "=", "PreemptionWatcher")], detail=False)
+    address = local_ray.get_runtime_context().gcs_address  # ours, never another Ray on the machine
+    assert list_actors(address=address, filters=[("class_name", "=", "TrainController")], detail=False)
+    assert not list_actors(address=address, filters=[("class_name", "=", "PreemptionWatcher")], detail=False)
     states = [t.state for t in study(experiment, "caps3").trials]
     assert len(states) == 3
     if (experiment / "best_config.json").exists():  # written when some trial is healthy

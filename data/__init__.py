@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import numpy as np
+
 
 class DataError(ValueError):
     """Bad data; the message starts with the file it concerns."""
@@ -15,3 +17,18 @@ def existing_file(path) -> Path:
     if not file.is_file():
         raise DataError(f"{path}: no such file")
     return file
+
+
+def read_npz(path) -> dict:
+    """Every array of a `.npz` file, read without unpickling anything; a DataError naming the file
+    says what is wrong (never that it could be loaded unsafely)."""
+    file = existing_file(path)
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as err:  # zip, format and pickle errors
+        if str(err).startswith("Object arrays"):
+            why = "it holds object arrays (pickled Python objects), which are never loaded; save plain arrays"
+        else:
+            why = f"corrupt, truncated or not an .npz archive ({type(err).__name__})"
+        raise DataError(f"{file}: not a readable .npz file: {why}") from None

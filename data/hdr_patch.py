@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data import DataError, existing_file
+from data import DataError, read_npz
 
 
 def synthetic_patches(num: int, size: int = 32, seed: int = 0, guide_factor: int = 4):
@@ -74,12 +74,7 @@ def _guide(rng, target, factor):
 
 def load_patches(path: str | Path):
     """Read and check a `.npz` patch file; every failure is a DataError naming the file."""
-    path = existing_file(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except Exception as err:  # zip, pickle and format errors all mean the same to the user
-        raise DataError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+    arrays = read_npz(path)
     for key in ("input", "target"):
         if key not in arrays:
             raise DataError(f"{path}: missing array '{key}' (has {sorted(arrays)})")

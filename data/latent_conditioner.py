@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError
+from data import DataError, read_npz
 
 TARGET_SEED = 20240  # the target function is fixed: the same for train, validation, every run
 
@@ -89,11 +89,11 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
         raise DataError(f"{folder}: no such directory")
     if not latents.is_file():
         raise DataError(f"{latents}: missing (it holds names, y1, y2 for the images)")
-    with np.load(latents, allow_pickle=False) as z:
-        missing = {"names", "y1", "y2"} - set(z.files)
-        if missing:
-            raise DataError(f"{latents}: missing arrays {sorted(missing)}")
-        names, y1, y2 = [str(n) for n in z["names"]], z["y1"].astype(np.float32), z["y2"].astype(np.float32)
+    z = read_npz(latents)
+    missing = {"names", "y1", "y2"} - set(z)
+    if missing:
+        raise DataError(f"{latents}: missing arrays {sorted(missing)}")
+    names, y1, y2 = [str(n) for n in z["names"]], z["y1"].astype(np.float32), z["y2"].astype(np.float32)
     y2 = y2.reshape(len(y2), -1)
     for label, y, dim in (("y1", y1, main_dim), ("y2", y2, hier_dim)):
         if y.shape != (len(names), dim):

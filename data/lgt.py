@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data import DataError, existing_file
+from data import DataError, existing_file, read_npz
 
 KEYS = ("latents", "style_ids")
 
@@ -75,8 +75,7 @@ def load_latents(path: str, num_styles: int, channels: int = 4):
     file = existing_file(path)
     try:
         if file.suffix == ".npz":
-            with np.load(file) as archive:
-                found = {key: archive[key] for key in archive.files}
+            found = read_npz(file)
         elif file.suffix == ".pt":
             found = torch.load(file, map_location="cpu", weights_only=True)
             found = {k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in dict(found).items()}

@@ -21,6 +21,9 @@ def main(argv=None) -> int:
     p.add_argument("experiment", help="<storage>/<sweep name>")
     p.add_argument("--top", type=int, default=10, help="trials shown in the printed report")
     args = p.parse_args(argv)
+    if args.top < 1:
+        print(f"analyze: error: --top: must be >= 1, got {args.top}", file=sys.stderr)
+        return 2
     experiment = results.absolute(args.experiment.rstrip("/"))
     if not results.exists(f"{experiment}/{results.META_FILE}"):
         print(f"analyze: error: {experiment}: not a losstune sweep (no {results.META_FILE})", file=sys.stderr)

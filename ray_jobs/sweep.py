@@ -24,7 +24,7 @@ import time
 
 from data import DataError
 from trainables.config import ConfigError, check_precision, merge, unflatten
-from trainables.families import FAMILIES, family_module, make_config, spaces_module, spaces_of
+from trainables.families import FAMILIES, check_batches_fit, family_module, make_config, spaces_module, spaces_of
 
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
@@ -114,6 +114,12 @@ def check_at_least(*checks: tuple[str, float | None, float]) -> None:
             raise UsageError(f"{flag}: must be >= {low}, got {value}")
 
 
+def check_name(flag: str, name: str | None) -> None:
+    """A run or sweep name is one folder inside --storage: no path separators, no '..'."""
+    if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
+        raise UsageError(f"{flag}: must be a plain folder name inside --storage, got {name!r}")
+
+
 def check_worker_shares(cpus: float | None, gpus: float) -> None:
     """A worker needs some CPU (Ray refuses an empty bundle) and no negative GPU share."""
     if cpus is not None and cpus <= 0:
@@ -126,8 +132,10 @@ def check_counts(args) -> None:
     check_at_least(("--trials", args.trials, 1), ("--epochs", args.epochs, 1), ("--grace-epochs", args.grace_epochs, 1),
                    ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
                    ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
-                   ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0))
+                   ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0),
+                   ("--seed", args.seed, 0))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
+    check_name("--name", args.name)
 
 
 def base_overrides(family, args) -> dict:
@@ -166,9 +174,11 @@ def make_plan(args) -> dict:
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     space = spaces[space_name]
     point = default_point(space, config)
-    for sample in [point] + sample_points(space, 8, seed=args.seed):  # every sampled value must be valid
-        make_config(family, merge(base, unflatten(sample)))
-    family.check_data(config)
+    # every sampled value must be valid, and every batch size fill a batch of the data
+    sampled = [make_config(family, merge(base, unflatten(p))) for p in [point] + sample_points(space, 8, args.seed)]
+    check_batches_fit(family.check_data(config), {
+        "the sweep's config": config.train.batch_size,
+        f"--space {space_name} samples it": max([c.train.batch_size for c in sampled] + space_choices(space))})
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
         max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
@@ -188,6 +198,14 @@ def make_plan(args) -> dict:
         "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
         "resume": args.resume, "verbose": args.verbose,
     }
+
+
+def space_choices(space, key: tuple = ("train", "batch_size")) -> list:
+    """The values a dict space's tune.choice at `key` can take (none for other spaces)."""
+    node = space
+    for part in key:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return list(getattr(node, "categories", []))
 
 
 def startup_trials(trials: int) -> int:

@@ -20,7 +20,7 @@ import time
 
 from data import DataError
 from trainables.config import ConfigError, check_precision, merge, to_dict
-from trainables.families import CHECKPOINT_SCORE, FAMILIES, family_module, make_config, own_name
+from trainables.families import CHECKPOINT_SCORE, FAMILIES, check_batches_fit, family_module, make_config, own_name
 
 
 def parse_args(argv=None):
@@ -47,11 +47,12 @@ def parse_args(argv=None):
 def check_flags(args) -> None:
     """Counts and resource shares, checked before Ray starts: Ray would take --workers 0 for its
     local mode (no checkpoints in --storage) and fail inside the run on an empty CPU share."""
-    from ray_jobs.sweep import check_at_least, check_worker_shares
+    from ray_jobs.sweep import check_at_least, check_name, check_worker_shares
 
     check_at_least(("--epochs", args.epochs, 1), ("--workers", args.workers, 1),
                    ("--max-failures", args.max_failures, -1), ("--keep-checkpoints", args.keep_checkpoints, 1))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
+    check_name("--name", args.name)
 
 
 def overrides_from(args) -> dict:
@@ -64,6 +65,9 @@ def overrides_from(args) -> dict:
                 overrides = json.load(f)
         except (OSError, json.JSONDecodeError) as err:
             raise UsageError(f"--config: {args.config}: {err}") from None
+        if not isinstance(overrides, dict):
+            raise UsageError(f"--config: {args.config} must hold a JSON object of config sections, got "
+                             f"{type(overrides).__name__}")
     return merge(overrides, flag_overrides(args))
 
 
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
         family = family_module(args.family)
         config = make_config(family, overrides_from(args), args.preset)
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
-        family.check_data(config)
+        check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2

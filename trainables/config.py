@@ -9,6 +9,7 @@ rejects out-of-range values. Errors name the dotted path: `loss.weights.range mu
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import typing
 from collections.abc import Mapping
@@ -24,23 +25,34 @@ class ConfigError(ValueError):
         self.message = message
         super().__init__(f"{path} {message}" if path else message)
 
+    def __reduce__(self):  # rebuilt from both fields, so that it crosses Ray (pickle) intact
+        return ConfigError, (self.path, self.message)
+
     def under(self, prefix: str) -> "ConfigError":
         return ConfigError(f"{prefix}.{self.path}" if self.path else prefix, self.message)
 
 
 # --- range checks used by the sections' __post_init__ ------------------------------------------
 
+def finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, got {value}")
+
+
 def at_least(name: str, value: float, low: float) -> None:
-    if not value >= low:  # written so that NaN fails too
+    finite(name, value)
+    if not value >= low:
         raise ConfigError(name, f"must be >= {low}, got {value}")
 
 
 def above(name: str, value: float, low: float) -> None:
+    finite(name, value)
     if not value > low:
         raise ConfigError(name, f"must be > {low}, got {value}")
 
 
 def within(name: str, value: float, low: float, high: float) -> None:
+    finite(name, value)
     if not low <= value <= high:
         raise ConfigError(name, f"must be in [{low}, {high}], got {value}")
 
@@ -231,6 +243,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(path, f"must be a number, got {value!r}")
+        finite(path, value)  # JSON's Infinity, NaN and 1e999 parse; no field means them
         return float(value)
     if hint is str:
         if not isinstance(value, str):

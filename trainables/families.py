@@ -8,7 +8,8 @@ A family module (trainables/<family>.py) provides, as plain module attributes:
   OBJECTIVES            (optional) two or more metrics a sweep can trade off: multi-objective Optuna,
                         and the results mark the Pareto front; OBJECTIVE is then their scalar summary
   HEALTH_FROM_VAL       validation metrics also reported as health/<name>
-  check_data(cfg)       read the configured data once and raise DataError if it is bad
+  check_data(cfg)       read the configured data once and raise DataError if it is bad; returns
+                        the number of training samples, or None where only a trial can count them
   build(cfg)            -> Parts(model, train_set, val_set, extras)
   loss_terms(model, batch, cfg)           -> ({term: unweighted scalar}, {health stat: scalar tensor})
   val_metrics(model, batch, cfg, extras)  -> {metric: per-sample tensor [B]}
@@ -70,6 +71,15 @@ def own_name(family: ModuleType, name: str) -> str:
     """The loop's own name (val/mse) of a metric a family reports under its seed's tag name
     (Loss/MSE_val); other names are their own."""
     return {tag: own for own, tag in getattr(family, "TAGS", {}).items()}.get(name, name)
+
+
+def check_batches_fit(train_samples: int | None, batch_sizes: Mapping[str, int]) -> None:
+    """Every batch size a run may use ({where it comes from: size}) fills at least one batch of
+    the training set (the loader drops a partial last batch), checked before Ray starts."""
+    for source, size in batch_sizes.items():
+        if train_samples is not None and size > train_samples:
+            raise ConfigError("train.batch_size", f"{size} ({source}) is larger than the training set "
+                                                  f"({train_samples} samples)")
 
 
 def family_module(name: str) -> ModuleType:

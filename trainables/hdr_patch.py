@@ -189,11 +189,12 @@ def load_arrays(cfg):
     return hold_out((inputs, targets), d.val_fraction, d.path, "patches")
 
 
-def check_data(cfg) -> None:
+def check_data(cfg) -> int:
     train_x, _, val_x, _ = load_arrays(cfg)
     for name, x in (("data.path", train_x), ("data.val_path", val_x)):
         if x.shape[1] != cfg.model.in_channels:
             raise ConfigError(name, f"has {x.shape[1]} input channels but model.in_channels is {cfg.model.in_channels}")
+    return len(train_x)
 
 
 def build(cfg) -> Parts:

@@ -234,8 +234,8 @@ def load_arrays(cfg):
     return hold_out(train, d.val_fraction, d.path, "images")
 
 
-def check_data(cfg) -> None:
-    load_arrays(cfg)
+def check_data(cfg) -> int:
+    return len(load_arrays(cfg)[0])
 
 
 def enabled_components(cfg) -> list[str]:

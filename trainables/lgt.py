@@ -206,8 +206,8 @@ def load_arrays(cfg):
     return hold_out_per_style(*train, d.val_fraction, d.path)
 
 
-def check_data(cfg) -> None:
-    load_arrays(cfg)
+def check_data(cfg) -> int:
+    return len(load_arrays(cfg)[0])
 
 
 def build(cfg) -> Parts:

@@ -270,7 +270,8 @@ def subject_split(cfg):
 
 
 def check_data(cfg) -> None:
-    """Every file's header, before Ray starts (voxels are read and checked when a trial builds)."""
+    """Every file's header, before Ray starts (voxels are read and checked when a trial builds,
+    so the number of training slices is not known here: None)."""
     import importlib.util
 
     from data.medgen import check_headers

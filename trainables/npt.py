@@ -224,9 +224,9 @@ def refuse_checkpoint_dir(cfg) -> None:
             "`transformers` package and a weight mapping that is not implemented yet")
 
 
-def check_data(cfg) -> None:
+def check_data(cfg) -> int:
     refuse_checkpoint_dir(cfg)
-    load_arrays(cfg)
+    return len(load_arrays(cfg)[0])
 
 
 def enabled_terms(cfg) -> list[str]:

@@ -53,6 +53,19 @@ def bad_npz(tmp_path):
     (["npt", "--data", "/nonexistent/corpus.txt"], "/nonexistent/corpus.txt: no such file"),
     (["npt", "--set", "model.checkpoint_dir=/models/llama"], "model.checkpoint_dir: loading a layer"),
     (["npt", "--set", "stages.curriculum_step2=10"], "stages.curriculum_step2 must be >= 500"),
+    # non-finite numbers, as JSON parses them
+    (["hdr_patch", "--set", "optim.lr=Infinity"], "optim.lr must be a finite number, got inf"),
+    (["hdr_patch", "--set", "optim.lr=1e999"], "optim.lr must be a finite number, got inf"),
+    (["hdr_patch", "--set", "caps.abs_max=Infinity"], "caps.abs_max must be a finite number, got inf"),
+    (["hdr_patch", "--set", "loss.weights.log_supervision=NaN"], "loss.weights.log_supervision must be a finite"),
+    (["hdr_patch", "--seed", "-1"], "--seed: must be >= 0, got -1"),
+    (["hdr_patch", "--name", "../escaped"], "--name: must be a plain folder name inside --storage"),
+    (["hdr_patch", "--name", "a/b"], "--name: must be a plain folder name inside --storage"),
+    (["hdr_patch", "--name", ".."], "--name: must be a plain folder name inside --storage"),
+    # a batch larger than the data: refused here, not inside a trial (Ray lost that error)
+    (["hdr_patch", "--smoke-test", "--set", "train.batch_size=10000"],
+     "train.batch_size 10000 (the sweep's config) is larger than the training set"),
+    (["lgt", "--smoke-test", "--space", "caps"], "train.batch_size 240 (--space caps samples it) is larger than"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)
@@ -65,9 +78,18 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
 def test_corrupt_and_mismatched_data_files(capsys, tmp_path, bad_npz):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"\x00garbage")
-    for path, expected in ((corrupt, "not a readable .npz file"), (bad_npz, "differ in N, H or W")):
+    pickled = tmp_path / "objects.npz"
+    np.savez(pickled, input=np.array([{"a": 1}], dtype=object), target=np.ones((1, 3, 4, 4)))
+    truncated = tmp_path / "truncated.npz"
+    np.savez(truncated, input=np.ones((4, 7, 8, 8), np.float32), target=np.ones((4, 3, 8, 8), np.float32))
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    for path, expected in ((corrupt, "corrupt, truncated or not an .npz archive"),
+                           (truncated, "corrupt, truncated or not an .npz archive"),
+                           (pickled, "holds object arrays (pickled Python objects), which are never loaded"),
+                           (bad_npz, "differ in N, H or W")):
         code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--data", str(path))
         assert code == 2 and str(path) in err and expected in err and len(err.splitlines()) == 1
+        assert "allow_pickle" not in err and "unsafe" not in err  # never advise unsafe loading
 
 
 def test_existing_sweep_name_is_refused_and_left_alone(capsys, tmp_path):
@@ -102,3 +124,35 @@ def test_train_job_bad_input(capsys, tmp_path):
     assert "caps.alpha must be > 0.0" in capsys.readouterr().err
     assert train_job.main(["hdr_patch", "--config", str(tmp_path / "absent.json")]) == 2
     assert "--config:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("[1, 2]", "must hold a JSON object of config sections, got list"),
+    ("null", "must hold a JSON object of config sections, got NoneType"),
+])
+def test_train_job_refuses_a_config_file_that_is_no_object(capsys, tmp_path, content, expected):
+    config = tmp_path / "best_config.json"
+    config.write_text(content)
+    assert train_job.main(["hdr_patch", "--config", str(config), "--storage", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(config) in err and expected in err and len(err.splitlines()) == 1
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--name", "../escaped"], "--name: must be a plain folder name inside --storage"),
+    (["--set", "train.batch_size=100000"], "train.batch_size 100000 (the run's config) is larger than the training set"),
+])
+def test_train_job_refuses_names_and_batches_before_ray_starts(capsys, tmp_path, argv, expected):
+    assert train_job.main(["hdr_patch", *argv, "--storage", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+    assert not ray.is_initialized() and not (tmp_path / "results").exists()
+
+
+def test_analyze_refuses_a_negative_top(capsys, tmp_path):
+    from ray_jobs import analyze
+
+    assert analyze.main([str(tmp_path), "--top", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--top: must be >= 1, got -1" in err and len(err.splitlines()) == 1

@@ -15,7 +15,12 @@ from trainables.families import make_config
     ({"caps": {"clamp_enabled": "yes"}}, "caps.clamp_enabled must be true or false, got 'yes'"),
     ({"train": {"epochs": 2.5}}, "train.epochs must be an integer, got 2.5"),
     ({"train": {"mixed_precision": "fp8"}}, "train.mixed_precision must be one of"),
-    ({"optim": {"lr": float("nan")}}, "optim.lr must be > 0.0, got nan"),
+    ({"optim": {"lr": float("nan")}}, "optim.lr must be a finite number, got nan"),
+    # JSON's Infinity and 1e999 parse to inf: every number field refuses it, not only range checks
+    ({"optim": {"lr": float("inf")}}, "optim.lr must be a finite number, got inf"),
+    ({"caps": {"abs_max": float("inf")}}, "caps.abs_max must be a finite number, got inf"),
+    ({"loss": {"weights": {"log_supervision": float("inf")}}}, "loss.weights.log_supervision must be a finite"),
+    ({"train": {"epochs": float("inf")}}, "train.epochs must be an integer, got inf"),
     ({"caps": {"mode": "B"}, "model": {"learnable_scale": True}}, "model.learnable_scale replaces Mode A's fixed cap"),
     ({"data": {"patch_size": 30}}, "data.patch_size must be a multiple of 4"),
 ])
@@ -24,6 +29,14 @@ def test_bad_values_name_their_dotted_field(overrides, message):
         make_config(hdr_patch, overrides)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_config_error_crosses_ray_intact():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ConfigError("train.batch_size", "is larger than the training set")))
+    assert (err.path, err.message, str(err)) == ("train.batch_size", "is larger than the training set",
+                                                 "train.batch_size is larger than the training set")
 
 
 def test_defaults_are_the_seeds_current_setting():

@@ -260,11 +260,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
              f"({meta['objective']['mode']}); * = documented default",
              table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
     best = best_trial(trials)
-    if best is not None and len(default_rows):
-        base = default_rows.iloc[0]["objective"]
-        change = (best["objective"] - base) / abs(base) * 100 if base and math.isfinite(base) else math.nan
-        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g}; documented default: "
-                     f"{base:.4g} ({default_rows.iloc[0]['status']}); change {change:+.1f}%")
+    if best is not None:
+        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g}; " + against_default(best, default_rows))
     if best is not None and best.get("best_checkpoint"):
         lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
     elif best is None:
@@ -276,6 +273,20 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
         lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
     lines += [f"{name}: {uri}" for name, uri in written.items()]
     return "\n".join(lines)
+
+
+def against_default(best, default_rows: pd.DataFrame) -> str:
+    """The best trial's change against the documented default, only where the default ran to its
+    last epoch healthy: a default that errored, stopped unhealthy or was cut short is no baseline."""
+    if not len(default_rows):
+        return "the documented default is not among the trials: no change reported"
+    default = default_rows.iloc[0]
+    base = default["objective"]
+    if default["status"] != "COMPLETED" or not math.isfinite(base):
+        why = default.get("error") or default["stop_reason"] or f"{default['epochs_done']} epochs"
+        return f"the documented default did not finish ({default['status']}: {why}): no change reported"
+    change = (best["objective"] - base) / abs(base) * 100 if base else math.nan
+    return f"documented default: {base:.4g} (COMPLETED); change {change:+.1f}%"
 
 
 def error_summary(error) -> str:

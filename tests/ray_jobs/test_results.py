@@ -52,3 +52,15 @@ def test_report_names_the_best_trials_best_checkpoint():
     trials = trials_table().assign(best_checkpoint=["/t1/checkpoint_a", "", "", "", "", ""])
     meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}}
     assert "best trial's best checkpoint: /t1/checkpoint_a" in report(trials, meta, {})
+
+
+def test_report_compares_the_best_with_the_default_only_when_the_default_finished():
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}}
+    ranked = trials_table().iloc[[1, 0, 2, 3, 4, 5]].reset_index(drop=True)  # t2 (3.0) first, t1 default
+    # t2 3.0 against the default's 3.0: 0.0%; t3 at 4.0 made best would be +33.3%
+    assert "documented default: 3 (COMPLETED); change +0.0%" in report(ranked, meta, {})
+    errored = ranked.assign(status=["COMPLETED", "ERROR", "COMPLETED", "COMPLETED", "EARLY_STOPPED", "STOPPED"],
+                            error=["", "ActorUnavailableError: the node died", "", "", "", ""])
+    text = report(errored, meta, {})
+    assert "the documented default did not finish (ERROR: ActorUnavailableError: the node died)" in text
+    assert "change +" not in text and "change -" not in text

@@ -19,7 +19,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 from data import DataError
@@ -30,12 +32,20 @@ from trainables.families import FAMILIES, check_batches_fit, family_module, make
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 
 
+EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial
+ended healthy at full length (every one errored, stopped unhealthy or was cut short): no best config;
+2 bad input, refused before Ray starts, nothing written; 130 interrupted (Ctrl-C): Tune kept its
+state, and --resume --name NAME continues it."""
+EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 class UsageError(Exception):
     """A bad flag or state; the message names it."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__.splitlines()[2])
+    p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__.splitlines()[2],
+                                epilog=EXIT_CODES)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
     p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8)
@@ -228,7 +238,7 @@ def resumed_plan(args, storage: str) -> dict:
     return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
         "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
-        "name": args.name, "resume": True, "verbose": args.verbose}
+        "storage_arg": args.storage, "name": args.name, "resume": True, "verbose": args.verbose}
 
 
 def start_ray(verbose: bool) -> None:
@@ -429,7 +439,16 @@ def run(plan) -> int:
     print(f"sweep {plan['name']}: {plan['trials']} trials of {plan['family']} over '{plan['space']}', "
           f"{concurrency} at a time, results in {experiment}", flush=True)
     started = time.time()
-    grid = build_tuner(plan, concurrency).fit()
+    tuner = build_tuner(plan, concurrency)
+    with CtrlC() as ctrl_c:
+        grid = tuner.fit()
+    if ctrl_c.pressed:
+        # The cut trials' Optuna trials stay RUNNING (fail_orphaned_trials would mark them FAIL, and a
+        # resumed trial could then never report: UpdateFinishedTrialError), and no results are written,
+        # which would show them as stopped early.
+        print(f"sweep {plan['name']}: interrupted; Tune saved its state. Resume with: {resume_command(plan)}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     fail_orphaned_trials(plan)
     trials, history = results.tables(grid, meta)
     written = results.write_all(experiment, trials, history, meta)
@@ -438,7 +457,46 @@ def run(plan) -> int:
             results.write_bytes(f"{experiment}/{STUDY_FILE}", f.read())
     print(results.report(trials, meta, written))
     print(f"sweep wall time: {time.time() - started:.0f} s")
-    return 0
+    if results.best_trial(trials) is None:
+        print(f"sweep: {plan['name']}: no healthy finished trial (every trial errored, stopped unhealthy or was cut "
+              f"short); exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
+        return EXIT_NO_HEALTHY_TRIAL
+    return EXIT_OK
+
+
+def resume_command(plan) -> str:
+    return f"python -m ray_jobs.sweep --resume --name {plan['name']} --storage {plan['storage_arg']}"
+
+
+class CtrlC:
+    """Ctrl-C during Tuner.fit(), seen by the sweep: Tune's own SIGINT handler ends the run after
+    saving its state, then marks the cut trials TERMINATED, so nothing after fit() can tell an
+    interrupted sweep from a finished one. This handler takes SIGINT instead (Tune's switch
+    TUNE_DISABLE_SIGINT_HANDLER), notes it, and asks for the same graceful stop through Tune's
+    other stop signal, SIGUSR1; a second Ctrl-C stops at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        # Tune registers SIGUSR1 only once fit() has set up; before that, stop at once
+        if self.pressed or signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt
+        self.pressed = True
+        print("sweep: Ctrl-C: stopping once Tune has saved its state (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def main(argv=None) -> int:
@@ -448,10 +506,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         plan = make_plan(args)
-        return run(plan)
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    try:
+        return run(plan)
+    except (ConfigError, DataError, UsageError, NotImplementedError) as err:  # found once Ray runs (the cluster)
+        print(f"sweep: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # a second Ctrl-C, which Tune passes on: its last saved state stands
+        print(f"sweep {plan['name']}: interrupted. Resume with: {resume_command(plan)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Ctrl-C during a sweep, as a user presses it: the sweep exits 130 and says how to resume, the
+cut trials stay resumable, and --resume ends with exactly --trials trials."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sweep(storage, *extra):
+    return [sys.executable, "-m", "ray_jobs.sweep", "hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6",
+            "--scheduler", "none", "--max-concurrent", "2", "--set", "health.max_overflow_frac=1.0",
+            "--storage", str(storage), "--name", "s1", *extra]
+
+
+def env():
+    clean = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return dict(clean, PYTHONPATH=str(REPO))
+
+
+def wait_for(log: Path, text: str, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{text!r} not seen in {timeout_s} s"
+        time.sleep(0.5)
+
+
+def study_states(storage) -> list[str]:
+    journal = JournalStorage(JournalFileBackend(str(Path(storage) / "s1" / "optuna_study.journal")))
+    return [t.state.name for t in optuna.load_study(study_name="s1", storage=journal).trials]
+
+
+def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
+    log = tmp_path / "first.log"
+    with open(log, "w") as out:
+        first = subprocess.Popen(sweep(tmp_path), cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for(log, "TERMINATED")  # one trial done, others running
+            first.send_signal(signal.SIGINT)
+            assert first.wait(timeout=180) == 130
+        finally:
+            first.kill()
+    text = log.read_text()
+    assert f"Resume with: python -m ray_jobs.sweep --resume --name s1 --storage {tmp_path}" in text
+    assert not (tmp_path / "s1" / "trials.parquet").exists()  # no results that show cut trials as done
+    assert "FAIL" not in study_states(tmp_path)  # the cut trials stay RUNNING, resumable
+
+    resumed = subprocess.run(sweep(tmp_path, "--resume"), cwd=REPO, env=env(), capture_output=True, text=True,
+                             timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = pd.read_parquet(tmp_path / "s1" / "trials.parquet")
+    assert len(trials) == 4 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == 6).all()
+    assert study_states(tmp_path) == ["COMPLETE"] * 4

@@ -112,11 +112,12 @@ def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, f
     assert not (tmp_path / "infeasible").exists()
 
 
-def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_path):
+def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_path, capsys):
     code = sweep.main(["hdr_patch", "--trials", "1", "--smoke-test", "--scheduler", "none", "--max-failures", "0",
                        "--set", "train.inject_crash_at_epoch=2", "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "crash"])
-    assert code == 0  # the sweep itself finishes
+    # the sweep finishes and writes its results, but with no healthy trial it is no success
+    assert code == 1 and "crash: no healthy finished trial" in capsys.readouterr().err
     trials = pd.read_parquet(tmp_path / "crash" / "trials.parquet")
     assert list(trials["status"]) == ["ERROR"] and trials.loc[0, "epochs_done"] == 1  # it had reported epoch 1
     assert trials.loc[0, "error"] == "RuntimeError: injected crash at epoch 2 (train.inject_crash_at_epoch)"

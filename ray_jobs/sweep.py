@@ -75,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
     p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each trial's driver")
     p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
-    p.add_argument("--max-failures", type=int, default=1, help="worker failures a trial survives (-1: any number)")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="failures a trial survives, of its training workers and, apart, of its driver; it resumes "
+                        "from its latest checkpoint (-1: any number)")
     p.add_argument("--keep-checkpoints", type=int, default=2,
                    help="checkpoints a trial keeps by the objective, best first, beside its latest")
     p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
@@ -342,7 +344,10 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1, stop=stop,
-                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks])
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
+                                # A trial whose driver is lost (its node gone, on a cluster without
+                                # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
+                                failure_config=tune.FailureConfig(max_failures=plan["max_failures"]))
     if plan["resume"]:
         return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
     space = spaces_of(plan["family"])[plan["space"]]

@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -255,3 +257,35 @@ def held_by_placement_groups(ray) -> float:
     """CPUs still reserved by placement groups that are not removed."""
     table = ray.util.placement_group_table().values()
     return sum(bundle.get("CPU", 0.0) for pg in table if pg["state"] != "REMOVED" for bundle in pg["bundles"].values())
+
+
+def kill_first_driver_after_a_checkpoint(address: str, runs: Path, killed: list) -> None:
+    """SIGKILLs the first trial driver (Tune's function-trainable actor) seen alive once a trial
+    has written a Train checkpoint, as the loss of the node it ran on would end it."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if any(runs.glob("*/checkpoint_*")):
+            drivers = [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], detail=True)
+                       if "ImplicitFunc" in a.class_name or "run_trial" in a.class_name]
+            if drivers:
+                os.kill(drivers[0].pid, signal.SIGKILL)
+                killed.append(drivers[0].class_name)
+                return
+        time.sleep(0.2)
+
+
+def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_path):
+    killed: list = []
+    killer = threading.Thread(target=kill_first_driver_after_a_checkpoint, daemon=True, args=(
+        local_ray.get_runtime_context().gcs_address, tmp_path / "driverloss" / "trainer_runs", killed))
+    killer.start()
+    code = sweep.main(["hdr_patch", "--trials", "1", "--smoke-test", "--epochs", "20", "--scheduler", "none",
+                       "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "driverloss"])
+    killer.join()
+    assert killed, "no driver was found to kill"
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "driverloss" / "trials.parquet")
+    assert list(trials["status"]) == ["COMPLETED"] and trials.loc[0, "epochs_done"] == 20
+    history = pd.read_parquet(tmp_path / "driverloss" / "history.parquet")
+    assert set(range(1, 21)) <= set(history["epoch"])
+    assert [t.state for t in study(tmp_path / "driverloss", "driverloss").trials] == [optuna.trial.TrialState.COMPLETE]

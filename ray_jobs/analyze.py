@@ -25,12 +25,14 @@ def main(argv=None) -> int:
         print(f"analyze: error: --top: must be >= 1, got {args.top}", file=sys.stderr)
         return 2
     experiment = results.absolute(args.experiment.rstrip("/"))
-    if not results.exists(f"{experiment}/{results.META_FILE}"):
-        print(f"analyze: error: {experiment}: not a losstune sweep (no {results.META_FILE})", file=sys.stderr)
+    try:
+        meta = results.read_meta(experiment)
+        results.check_tune_state(experiment)
+    except results.SweepFolderError as err:
+        print(f"analyze: error: {err}", file=sys.stderr)
         return 2
     from ray.tune import ExperimentAnalysis, ResultGrid
 
-    meta = results.read_json(f"{experiment}/{results.META_FILE}")
     grid = ResultGrid(ExperimentAnalysis(experiment))
     trials, history = results.tables(grid, meta)
     written = results.write_all(experiment, trials, history, meta)

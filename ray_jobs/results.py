@@ -50,6 +50,39 @@ def read_json(uri: str) -> dict:
         return json.loads(f.read().decode())
 
 
+class SweepFolderError(ValueError):
+    """A sweep folder that cannot be read as one; the message names the folder or file."""
+
+
+META_NEEDS = ("family", "space", "objective", "default_point", "epochs", "trials", "base")
+
+
+def read_meta(experiment: str) -> dict:
+    """The sweep's saved definition (META_FILE), checked: a missing, corrupt or foreign file is a
+    SweepFolderError naming it."""
+    uri = f"{experiment}/{META_FILE}"
+    if not exists(uri):
+        raise SweepFolderError(f"{experiment}: not a losstune sweep (no {META_FILE})")
+    try:
+        meta = read_json(uri)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SweepFolderError(f"{uri}: corrupt ({type(err).__name__}: {err})") from None
+    missing = [key for key in META_NEEDS if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise SweepFolderError(f"{uri}: not a losstune sweep definition (missing {', '.join(missing)})")
+    return meta
+
+
+def check_tune_state(experiment: str) -> None:
+    """Tune writes experiment_state-*.json once the sweep has started; before that there is
+    nothing to read."""
+    fs, path = filesystem(experiment)
+    names = [info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(path))]
+    if not any(name.startswith("experiment_state-") and name.endswith(".json") for name in names):
+        raise SweepFolderError(f"{experiment}: no Tune experiment state yet (the sweep has not saved its first "
+                               "snapshot); try again once its trials run")
+
+
 def flatten(nested: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in nested.items():

@@ -229,14 +229,17 @@ def startup_trials(trials: int) -> int:
 
 def resumed_plan(args, storage: str) -> dict:
     """--resume: the sweep's own saved definition; only resource flags may change."""
-    from ray_jobs.results import META_FILE, exists, read_json
+    from ray_jobs.results import META_FILE, SweepFolderError, exists, read_meta
     from trainables.driver import TrialResources
 
     if not args.name:
         raise UsageError("--resume: needs --name of the sweep to continue")
     if not exists(f"{storage}/{args.name}/{META_FILE}"):
         raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
-    meta = read_json(f"{storage}/{args.name}/{META_FILE}")
+    try:
+        meta = read_meta(f"{storage}/{args.name}")
+    except SweepFolderError as err:
+        raise UsageError(f"--resume: {err}") from None
     return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
         "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,

@@ -1,6 +1,8 @@
 """Bad input: one line naming the flag, field or file, exit status 2, before Ray starts, nothing
 overwritten."""
 
+import json
+
 import numpy as np
 import pytest
 import ray
@@ -156,3 +158,39 @@ def test_analyze_refuses_a_negative_top(capsys, tmp_path):
     assert analyze.main([str(tmp_path), "--top", "-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--top: must be >= 1, got -1" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("meta, expected", [
+    (None, "not a losstune sweep (no losstune_sweep.json)"),
+    ('{"family": ', "losstune_sweep.json: corrupt (JSONDecodeError"),
+    ("[1]", "losstune_sweep.json: not a losstune sweep definition (missing family"),
+    ('{"family": "hdr_patch"}', "not a losstune sweep definition (missing space, objective"),
+])
+def test_analyze_refuses_a_folder_that_is_no_readable_sweep(capsys, tmp_path, meta, expected):
+    from ray_jobs import analyze
+
+    if meta is not None:
+        (tmp_path / "losstune_sweep.json").write_text(meta)
+    assert analyze.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+
+
+def test_analyze_before_tunes_first_snapshot_says_so(capsys, tmp_path):
+    from ray_jobs import analyze
+
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/log_l1", "mode": "min"},
+            "default_point": {}, "epochs": 2, "trials": 2, "base": {}}
+    (tmp_path / "losstune_sweep.json").write_text(json.dumps(meta))
+    assert analyze.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no Tune experiment state yet" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losstune_sweep.json"]  # nothing written
+
+
+def test_resume_of_a_sweep_with_a_corrupt_definition_is_refused(capsys, tmp_path):
+    folder = tmp_path / "results" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "losstune_sweep.json").write_text("{")
+    code, err = run_sweep(capsys, tmp_path, "--resume", "--name", "mine")
+    assert code == 2 and "--resume: " in err and "losstune_sweep.json: corrupt" in err and len(err.splitlines()) == 1

@@ -44,6 +44,17 @@ class UsageError(Exception):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The flags, with `given`: the names of those the command line set (a resumed sweep checks
+    them against its saved definition)."""
+    args = make_parser().parse_args(argv)
+    quiet = make_parser()
+    for action in quiet._actions:  # parsed again with no defaults: only what was given remains
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(quiet.parse_args(argv)))
+    return args
+
+
+def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__.splitlines()[2],
                                 epilog=EXIT_CODES)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
@@ -86,7 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
     p.add_argument("--verbose", action="store_true", help="show the training workers' logs")
-    return p.parse_args(argv)
+    return p
 
 
 def parse_set(items: list[str]) -> dict:
@@ -227,8 +238,54 @@ def startup_trials(trials: int) -> int:
     return min(10, max(2, trials // 4))
 
 
+# What defines a sweep, by the flag that sets it: --resume refuses a different value
+DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "trials": "--trials", "search": "--search",
+                  "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
+                  "startup_trials": "--startup-trials"}
+DEFINING_FLAGS.update(preset="--preset", seed="--seed")
+RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
+                  "gpus_per_worker": "gpus_per_worker", "driver_cpus": "driver_cpus"}
+
+
+def check_resume_flags(args, meta: dict) -> None:
+    """A resumed sweep runs its saved definition: a flag given with --resume must agree with it.
+    (--trials cannot grow a sweep: Tune restores its search with the saved count.)"""
+    for dest, flag in DEFINING_FLAGS.items():
+        if dest not in args.given:
+            continue
+        saved = meta.get(dest)
+        if dest == "objective":  # saved as the objectives list; "pareto" where there are several
+            saved, given = ("pareto" if meta.get("objectives") else "scalar"), args.objective
+        else:
+            given = getattr(args, dest)
+        if given != saved:
+            raise UsageError(f"{flag}: sweep {args.name!r} was started with {saved!r}, got {given!r}; a resumed sweep "
+                             "keeps its own definition (start a new sweep to change it)")
+    overrides = flag_overrides(args)
+    if "smoke_test" in args.given:
+        overrides = merge(family_module(meta["family"]).SMOKE, overrides)
+    for path in differing_paths(overrides, meta["base"]):
+        flag = {"train.epochs": "--epochs", "data.path": "--data"}.get(path, "--set")
+        if flag == "--set" and path not in differing_paths(parse_set(args.set), {}):
+            flag = "--smoke-test"
+        raise UsageError(f"{flag}: {path} differs from the config sweep {args.name!r} was started with; a resumed "
+                         "sweep keeps its own config (start a new sweep to change it)")
+
+
+def differing_paths(overrides: dict, saved: dict, prefix: str = "") -> list[str]:
+    """The dotted paths at which the nested `overrides` set a value `saved` does not hold."""
+    paths = []
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            paths += differing_paths(value, saved.get(key) if isinstance(saved.get(key), dict) else {}, f"{path}.")
+        elif saved.get(key, object()) != value:
+            paths.append(path)
+    return paths
+
+
 def resumed_plan(args, storage: str) -> dict:
-    """--resume: the sweep's own saved definition; only resource flags may change."""
+    """--resume: the sweep's own saved definition; only resource and checkpoint flags may change."""
     from ray_jobs.results import META_FILE, SweepFolderError, exists, read_meta
     from trainables.driver import TrialResources
 
@@ -240,8 +297,11 @@ def resumed_plan(args, storage: str) -> dict:
         meta = read_meta(f"{storage}/{args.name}")
     except SweepFolderError as err:
         raise UsageError(f"--resume: {err}") from None
+    check_resume_flags(args, meta)
+    resources = dataclasses.replace(TrialResources(**meta["resources"]), **{
+        field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
     return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
-        "resources": TrialResources(**meta["resources"]), "max_concurrent": args.max_concurrent,
+        "resources": resources, "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
         "storage_arg": args.storage, "name": args.name, "resume": True, "verbose": args.verbose}
 

@@ -194,3 +194,39 @@ def test_resume_of_a_sweep_with_a_corrupt_definition_is_refused(capsys, tmp_path
     (folder / "losstune_sweep.json").write_text("{")
     code, err = run_sweep(capsys, tmp_path, "--resume", "--name", "mine")
     assert code == 2 and "--resume: " in err and "losstune_sweep.json: corrupt" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture
+def saved_sweep(tmp_path):
+    """A sweep's saved definition, as a first run writes it (smoke-test, 4 trials of 6 epochs)."""
+    from ray_jobs.results import META_FILE
+    from trainables.families import family_module
+
+    args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
+                             "--storage", str(tmp_path / "results")])
+    plan = sweep.make_plan(args)
+    (tmp_path / "results" / "s1").mkdir(parents=True)
+    (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(sweep.metadata(plan)))
+    assert plan["base"]["train"]["epochs"] == 6 and family_module("hdr_patch").SMOKE
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["lgt"], "FAMILY: sweep 's1' was started with 'hdr_patch', got 'lgt'"),
+    (["--space", "schedule"], "--space: sweep 's1' was started with 'caps', got 'schedule'"),
+    (["--trials", "8"], "--trials: sweep 's1' was started with 4, got 8"),
+    (["--seed", "3"], "--seed: sweep 's1' was started with 0, got 3"),
+    (["--epochs", "9"], "--epochs: train.epochs differs from the config sweep 's1' was started with"),
+    (["--set", "optim.lr=0.1"], "--set: optim.lr differs from the config sweep 's1' was started with"),
+    (["--scheduler", "none"], "--scheduler: sweep 's1' was started with 'asha', got 'none'"),
+])
+def test_resume_refuses_flags_that_change_the_sweep(capsys, saved_sweep, argv, expected):
+    code, err = run_sweep(capsys, saved_sweep, *argv, "--resume", "--name", "s1")
+    assert code == 2 and expected in err and len(err.splitlines()) == 1
+
+
+def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sweep):
+    args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--resume", "--name", "s1",
+                             "--workers-per-trial", "2", "--storage", str(saved_sweep / "results")])
+    plan = sweep.make_plan(args)
+    assert plan["trials"] == 4 and plan["resources"].workers == 2

@@ -98,6 +98,10 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
     for label, y, dim in (("y1", y1, main_dim), ("y2", y2, hier_dim)):
         if y.shape != (len(names), dim):
             raise DataError(f"{latents}: {label} has shape {tuple(y.shape)}, expected ({len(names)}, {dim})")
+        check_latent_values(latents, label, y)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # one image would count twice, and could land in training and validation both
+        raise DataError(f"{latents}: names lists {repeated[0]!r} more than once ({len(repeated)} repeated names)")
     pngs = sorted(p.name for p in folder.glob("*.png"))
     if not pngs:
         raise DataError(f"{folder}: no .png images")
@@ -110,14 +114,33 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
     return images, y1, y2
 
 
+def check_latent_values(file: Path, label: str, y: np.ndarray) -> None:
+    """Targets the model can fit: finite, and in [-1, 1], the range of its Tanh heads."""
+    bad = ~np.isfinite(y)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(f"{file}: {label} holds {int(bad.sum())} non-finite values (first in row {row})")
+    outside = np.abs(y) > 1.0
+    if outside.any():
+        raise DataError(f"{file}: {label} holds {int(outside.sum())} values outside [-1, 1] (min {y.min():.4g}, "
+                        f"max {y.max():.4g}), which the model's Tanh heads cannot reach; scale the latents into it")
+
+
+GREY_MODES = ("L", "I;16", "I")
+MODE_NAMES = {"P": "a palette (indexed colour) image", "RGB": "an RGB image", "RGBA": "an RGBA image",
+              "LA": "a greyscale image with alpha", "1": "a 1-bit image", "CMYK": "a CMYK image"}
+
+
 def _read_png(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
     if not path.is_file():
         raise DataError(f"{path}: listed in latents.npz but missing")
     with Image.open(path) as image:
-        if image.mode not in ("L", "I;16", "I"):
-            raise DataError(f"{path}: mode {image.mode} ({len(image.getbands())} channels); expected grayscale")
+        if image.mode not in GREY_MODES:
+            kind = MODE_NAMES.get(image.mode, f"a {len(image.getbands())}-channel image")
+            raise DataError(f"{path}: {kind} (PIL mode {image.mode}); expected an 8- or 16-bit greyscale PNG "
+                            "(mode L or I;16), e.g. converted with PIL's .convert('L')")
         if image.size != (size, size):
             raise DataError(f"{path}: {image.size[0]}x{image.size[1]} pixels, expected {size}x{size} (data.image_size)")
         array = np.asarray(image, dtype=np.float32)

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -31,14 +33,19 @@ def test_a_flip_changes_no_target_feature():
     np.testing.assert_allclose(image_features(images[..., ::-1].copy()), image_features(images), rtol=1e-6, atol=1e-9)
 
 
-def write_set(folder, names, size=32, mode="L", y1_dim=32, y2_dim=32, skip_latents=False):
+def write_set(folder, names, size=32, mode="L", y1_dim=32, y2_dim=32, skip_latents=False, y1_value=0.0,
+              listed=None):
     folder.mkdir(exist_ok=True)
     for name in names:
-        channels = {"L": (size, size), "RGB": (size, size, 3)}[mode]
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, channels, dtype=np.uint8), mode=mode).save(folder / name)
+        pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3) if mode == "RGB" else (size, size),
+                                                   dtype=np.uint8)
+        image = Image.fromarray(pixels, mode="RGB" if mode == "RGB" else "L")
+        (image.convert("P") if mode == "P" else image).save(folder / name)
     if not skip_latents:
-        np.savez(folder / "latents.npz", names=np.array(names), y1=np.zeros((len(names), y1_dim)),
-                 y2=np.zeros((len(names), 8, y2_dim // 8)))
+        listed = names if listed is None else listed
+        y1 = np.zeros((len(listed), y1_dim))
+        y1[0, 0] = y1_value
+        np.savez(folder / "latents.npz", names=np.array(listed), y1=y1, y2=np.zeros((len(listed), 8, y2_dim // 8)))
 
 
 def test_reads_a_directory_of_pngs_with_their_latents(tmp_path):
@@ -51,12 +58,16 @@ def test_reads_a_directory_of_pngs_with_their_latents(tmp_path):
 @pytest.mark.parametrize("case, message", [
     (dict(skip_latents=True), "latents.npz: missing"),
     (dict(size=48), "a.png: 48x48 pixels, expected 32x32"),
-    (dict(mode="RGB"), "a.png: mode RGB (3 channels); expected grayscale"),
+    (dict(mode="RGB"), "a.png: an RGB image (PIL mode RGB); expected an 8- or 16-bit greyscale PNG"),
+    (dict(mode="P"), "a.png: a palette (indexed colour) image (PIL mode P); expected an 8- or 16-bit greyscale"),
     (dict(y1_dim=16), "latents.npz: y1 has shape (1, 16), expected (1, 32)"),
+    (dict(y1_value=float("nan")), "latents.npz: y1 holds 1 non-finite values (first in row 0)"),
+    (dict(y1_value=7.09), "latents.npz: y1 holds 1 values outside [-1, 1] (min 0, max 7.09), which the model's Tanh"),
+    (dict(listed=["a.png", "a.png"]), "latents.npz: names lists 'a.png' more than once"),
 ])
 def test_bad_data_names_the_file(tmp_path, case, message):
     write_set(tmp_path / "d", ["a.png"], **case)
-    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(DataError, match=re.escape(message)):
         load_directory(tmp_path / "d", 32, 32, 32)
 
 

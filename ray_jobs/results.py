@@ -44,6 +44,23 @@ def write_bytes(uri: str, data: bytes) -> None:
         out.write(data)
 
 
+def check_writable(uri: str) -> None:
+    """Write and remove a probe file in `uri` (created if missing: only its last folder, so that a
+    path under an unmounted disk is not quietly made on the local one). OSError on failure."""
+    fs, path = filesystem(uri)
+    if "://" not in uri:
+        parent = os.path.dirname(path.rstrip("/")) or "/"
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise OSError(f"{parent} is a file, not a folder")
+        if not os.path.isdir(parent):
+            raise OSError(f"{parent} does not exist (a disk or share not mounted?); create it first")
+    fs.create_dir(path, recursive=True)
+    probe = f"{path}/.losstune_write_probe_{os.getpid()}"
+    with fs.open_output_stream(probe) as out:
+        out.write(b"probe")
+    fs.delete_file(probe)
+
+
 def read_json(uri: str) -> dict:
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:

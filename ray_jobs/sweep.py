@@ -231,6 +231,17 @@ def space_choices(space, key: tuple = ("train", "batch_size")) -> list:
     return list(getattr(node, "categories", []))
 
 
+def check_storage(storage: str) -> None:
+    """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
+    unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""
+    from ray_jobs.results import check_writable
+
+    try:
+        check_writable(storage)
+    except Exception as err:  # OSError from disks, pyarrow's errors from object stores
+        raise UsageError(f"--storage: cannot write to {storage}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
 def startup_trials(trials: int) -> int:
     """How many trials TPE samples at random before it models the results. Optuna's default, 10,
     makes a sweep of 8 trials (the demo) random search; a quarter of the trials, 2 to 10, lets a
@@ -574,6 +585,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         plan = make_plan(args)
+        check_storage(plan["storage"])  # last: it creates the folder
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

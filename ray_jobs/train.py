@@ -72,7 +72,8 @@ def overrides_from(args) -> dict:
 
 
 def main(argv=None) -> int:
-    from ray_jobs.sweep import UsageError
+    from ray_jobs.results import absolute
+    from ray_jobs.sweep import UsageError, check_storage
 
     args = parse_args(argv)
     try:
@@ -81,6 +82,7 @@ def main(argv=None) -> int:
         config = make_config(family, overrides_from(args), args.preset)
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
+        check_storage(absolute(args.storage))
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2

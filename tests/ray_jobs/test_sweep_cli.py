@@ -230,3 +230,43 @@ def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sw
                              "--workers-per-trial", "2", "--storage", str(saved_sweep / "results")])
     plan = sweep.make_plan(args)
     assert plan["trials"] == 4 and plan["resources"].workers == 2
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs, read-write or read-only, where this machine lets the tests mount one (root
+    in a container that allows it); skipped elsewhere."""
+    import subprocess
+
+    mounted = []
+
+    def mount(options: str):
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,{options}", "tmpfs", str(point)],
+                              capture_output=True)
+        if done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], capture_output=True)
+
+
+def test_storage_that_cannot_be_written_is_refused_before_ray_starts(capsys, tmp_path, small_disk):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    full = small_disk("rw")
+    (full / "filler").write_bytes(b"\0" * (1 << 20))  # fills it: the probe finds no space
+    cases = [(str(afile / "results"), "is a file, not a folder"),
+             (str(tmp_path / "not_mounted" / "results"), "does not exist (a disk or share not mounted?)"),
+             (str(small_disk("ro") / "results"), "Read-only file system"),
+             (str(full / "results"), "No space left on device")]
+    for storage, expected in cases:
+        code = sweep.main(["hdr_patch", "--storage", storage])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and f"--storage: cannot write to {storage}" in err and expected in err, err
+        assert len(err.splitlines()) == 1
+    assert not ray.is_initialized() and not (tmp_path / "not_mounted").exists()

@@ -34,9 +34,10 @@ STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states
 
 EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial
 ended healthy at full length (every one errored, stopped unhealthy or was cut short): no best config;
-2 bad input, refused before Ray starts, nothing written; 130 interrupted (Ctrl-C): Tune kept its
+2 bad input, refused before Ray starts, nothing written; 3 stopped because --storage ran out of space
+(below --min-free-mb): free space, then --resume --name NAME; 130 interrupted (Ctrl-C): Tune kept its
 state, and --resume --name NAME continues it."""
-EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_STORAGE_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
@@ -93,6 +94,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="checkpoints a trial keeps by the objective, best first, beside its latest")
     p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
     p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
+    p.add_argument("--min-free-mb", type=float, default=MIN_FREE_MB,
+                   help="stop the sweep, resumable, when a local --storage has less free space than this")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
     p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
@@ -219,7 +222,7 @@ def make_plan(args) -> dict:
         "grace_epochs": min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
         "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
-        "resume": args.resume, "verbose": args.verbose,
+        "resume": args.resume, "verbose": args.verbose, "min_free_mb": args.min_free_mb,
     }
 
 
@@ -314,7 +317,8 @@ def resumed_plan(args, storage: str) -> dict:
     return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
         "resources": resources, "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
-        "storage_arg": args.storage, "name": args.name, "resume": True, "verbose": args.verbose}
+        "storage_arg": args.storage, "name": args.name, "resume": True, "verbose": args.verbose,
+        "min_free_mb": args.min_free_mb}
 
 
 def start_ray(verbose: bool) -> None:
@@ -508,6 +512,7 @@ def metadata(plan) -> dict:
 
 def run(plan) -> int:
     from ray_jobs import results
+    from trainables.driver import DiskGuard
 
     start_ray(plan["verbose"])
     concurrency = check_cluster(plan)
@@ -518,9 +523,14 @@ def run(plan) -> int:
     print(f"sweep {plan['name']}: {plan['trials']} trials of {plan['family']} over '{plan['space']}', "
           f"{concurrency} at a time, results in {experiment}", flush=True)
     started = time.time()
-    tuner = build_tuner(plan, concurrency)
+    guard = DiskGuard(plan["storage"], plan.get("min_free_mb", MIN_FREE_MB))  # stops as Ctrl-C does
+    tuner = build_tuner(plan, concurrency, callbacks=[guard])
     with CtrlC() as ctrl_c:
         grid = tuner.fit()
+    if guard.tripped:
+        print(f"sweep {plan['name']}: stopped: {guard.tripped}. Tune saved its state; free space, then resume with: "
+              f"{resume_command(plan)}", file=sys.stderr)
+        return EXIT_STORAGE_FULL
     if ctrl_c.pressed:
         # The cut trials' Optuna trials stay RUNNING (fail_orphaned_trials would mark them FAIL, and a
         # resumed trial could then never report: UpdateFinishedTrialError), and no results are written,
@@ -545,6 +555,9 @@ def run(plan) -> int:
 
 def resume_command(plan) -> str:
     return f"python -m ray_jobs.sweep --resume --name {plan['name']} --storage {plan['storage_arg']}"
+
+
+MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
 
 
 class CtrlC:

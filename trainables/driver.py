@@ -8,6 +8,8 @@ function only waits on the trainer, so it holds a fraction of a CPU.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import time
 from dataclasses import dataclass
 
@@ -145,6 +147,34 @@ def trainable(family: str, base: dict, resources: TrialResources, runs_path: str
     bound = ray.tune.with_parameters(run_trial, family=family, base=base, resources=resources,
                                      runs_path=runs_path, **kwargs)
     return ray.tune.with_resources(bound, resources.driver())
+
+
+class DiskGuard(ray.tune.Callback):
+    """Stops the sweep as Ctrl-C does (Tune saves its state, the trials stay resumable) when a local
+    --storage runs low, checked after every result and every trial error: written to the last
+    byte, Tune's state and the trials' error files end truncated, and the sweep can be neither
+    resumed nor read."""
+
+    def __init__(self, storage: str, min_free_mb: float):
+        self.folder = None if "://" in storage else storage
+        self.min_free_mb = min_free_mb
+        self.tripped = ""  # why it stopped the sweep
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.check()
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # e.g. a checkpoint that did not fit
+        self.check()
+
+    def check(self) -> None:
+        if self.folder and not self.tripped:
+            free_mb = shutil.disk_usage(self.folder).free / 2**20
+            if free_mb < self.min_free_mb:
+                self.stop(f"--storage {self.folder} has {free_mb:.1f} MB free (--min-free-mb {self.min_free_mb:g})")
+
+    def stop(self, why: str) -> None:
+        self.tripped = why
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop, the one ray_jobs.sweep.CtrlC asks for
 
 
 class TensorBoardCallback(UserCallback):

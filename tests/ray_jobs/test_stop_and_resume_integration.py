@@ -1,5 +1,6 @@
-"""Ctrl-C during a sweep, as a user presses it: the sweep exits 130 and says how to resume, the
-cut trials stay resumable, and --resume ends with exactly --trials trials."""
+"""A sweep stopped before its end, by Ctrl-C as a user presses it or by its storage running out of
+space: it exits 130 / 3 and says how to resume, the cut trials stay resumable, and --resume ends
+with exactly --trials trials."""
 
 import os
 import signal
@@ -19,10 +20,10 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def sweep(storage, *extra):
+def sweep(storage, *extra, name="s1"):
     return [sys.executable, "-m", "ray_jobs.sweep", "hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6",
             "--scheduler", "none", "--max-concurrent", "2", "--set", "health.max_overflow_frac=1.0",
-            "--storage", str(storage), "--name", "s1", *extra]
+            "--storage", str(storage), "--name", name, *extra]
 
 
 def env():
@@ -63,3 +64,26 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
     trials = pd.read_parquet(tmp_path / "s1" / "trials.parquet")
     assert len(trials) == 4 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == 6).all()
     assert study_states(tmp_path) == ["COMPLETE"] * 4
+
+
+def test_a_disk_running_full_stops_the_sweep_resumable(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        # 3 MB, stop below 2.4 MB free: after a few of the first trials' checkpoints (about 0.7 MB in all)
+        first = subprocess.run(sweep(disk, "--min-free-mb", "2.4", name="full"), cwd=REPO, env=env(),
+                               capture_output=True, text=True, timeout=400)
+        assert first.returncode == 3, first.stdout[-3000:] + first.stderr[-3000:]
+        last = first.stderr.strip().splitlines()[-1]
+        assert last.startswith("sweep full: stopped: --storage") and "MB free (--min-free-mb 2.4)" in last
+        assert "resume with: python -m ray_jobs.sweep --resume --name full" in last
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)  # space freed
+        resumed = subprocess.run(sweep(disk, "--min-free-mb", "2.4", "--resume", name="full"), cwd=REPO, env=env(),
+                                 capture_output=True, text=True, timeout=400)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        trials = pd.read_parquet(disk / "full" / "trials.parquet")
+        assert len(trials) == 4 and (trials["status"] == "COMPLETED").all()
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -3,10 +3,15 @@
 A data folder holds one folder per subject, each with one file per modality: `bravo`, `flair`,
 `t1_pre`, `t1_gd` and `seg` (the tumour mask), as `.nii` or `.nii.gz`. Image volumes are
 normalised to [0, 1] between their 0.5th and 99.5th intensity percentiles; seg is binarised.
-2D takes the axial slices (the last NIfTI axis), optionally without the empty ones, resized to
-`image_size`; 3D crops or pads each volume to the configured shape. Files are read once, when the
-dataset is built; MONAI's CacheDataset keeps the deterministic transforms' output, so only the
-random augmentation runs per epoch.
+Every volume is turned to RAS by its NIfTI affine (MONAI's Orientation), so that its last axis is
+the axial one whatever the file's storage order (sagittal, LPS, ...); a subject's files must share
+their affine and shape. 2D takes the axial slices, optionally without the empty ones, resized to
+`image_size`; 3D crops or pads each volume to the configured shape.
+
+Files are read and checked once, before Ray starts (the family's check_data), and what was read
+is cached on this machine's disk (keyed by each file's path, size and modification time), so the
+trials that build on it do not read the NIfTI files again; MONAI's CacheDataset keeps the
+deterministic transforms' output, so only the random augmentation runs per epoch.
 
 The synthetic default writes brain-like phantoms (skull, grey and white matter, ventricles and one
 or two ellipsoid tumours, with per-modality contrasts, a bias field and noise) as NIfTI files, so
@@ -35,6 +40,11 @@ MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "dual": ("t1_pre", "t1_gd")
 MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "dual": ("seg",)}
 PERCENTILES = (0.5, 99.5)  # not in the seed: robust to a few hot voxels
 EMPTY_SLICE_LEVEL = 0.05  # a 2D slice is empty if no image voxel exceeds this (normalised) level
+ORIENTATION = "RAS"  # every volume is turned to this: its last axis runs inferior -> superior (axial)
+# A subject's files must agree on their voxel-to-world affine to this (mm; unitless for the
+# direction cosines): rounding between tools passes, a misregistered mask does not.
+AFFINE_TOLERANCE = 1e-2
+CACHE_VERSION = "v2"  # bump when what load_subject returns changes
 
 # Phantom tissue intensities (arbitrary scanner units / 1000) per modality: background, skull,
 # grey matter, white matter, CSF, tumour. T1 post-contrast (bravo, t1_gd) makes the tumour bright.
@@ -80,63 +90,110 @@ def list_subjects(directory: str, modalities: tuple[str, ...]) -> list[Subject]:
 
 
 def check_headers(subjects: list[Subject]) -> None:
-    """Read every file's header (not its voxels): readable, 3D, and seg the shape of its images."""
+    """Read every file's header (not its voxels): readable, 3D, and each file of a subject on its
+    first image's grid (shape and affine)."""
     for subject in subjects:
-        shapes = {modality: header_shape(path, subject.name) for modality, path in subject.files.items()}
-        image = next((m for m in shapes if m != "seg"), None)
-        if image and "seg" in shapes and shapes["seg"] != shapes[image]:
-            raise DataError(f"{subject.files['seg']}: subject {subject.name}'s seg has shape {shapes['seg']}, "
-                            f"its {image} {shapes[image]} ({subject.files[image]})")
+        headers = {modality: header(path, subject.name) for modality, path in subject.files.items()}
+        reference = next(m for m in headers if m != "seg") if len(headers) > 1 else None
+        for modality, (shape, affine) in headers.items():
+            if reference is None or modality == reference:
+                continue
+            ref_shape, ref_affine = headers[reference]
+            what = "seg" if modality == "seg" else modality
+            if shape != ref_shape:
+                raise DataError(f"{subject.files[modality]}: subject {subject.name}'s {what} has shape {shape}, "
+                                f"its {reference} {ref_shape} ({subject.files[reference]})")
+            if not np.allclose(affine, ref_affine, atol=AFFINE_TOLERANCE):
+                shift = float(np.abs(affine[:3, 3] - ref_affine[:3, 3]).max())
+                raise DataError(f"{subject.files[modality]}: subject {subject.name}'s {what} is not on its "
+                                f"{reference}'s grid (affines differ; origin by up to {shift:.3g} mm) "
+                                f"({subject.files[reference]})")
 
 
-def header_shape(path: str, subject: str) -> tuple[int, ...]:
+def header(path: str, subject: str) -> tuple[tuple[int, ...], np.ndarray]:
+    """(shape, voxel-to-world affine) from a file's header."""
     import nibabel
 
     try:
-        shape = tuple(int(s) for s in nibabel.load(path).shape)
+        image = nibabel.load(path)
+        shape = tuple(int(s) for s in image.shape)
+        affine = np.asarray(image.affine, dtype=np.float64)
     except Exception as err:  # nibabel raises several types for a corrupt or foreign file
         raise DataError(f"{path}: subject {subject}: cannot read it as NIfTI ({type(err).__name__}: {err})") from err
     if len(shape) != 3:
         raise DataError(f"{path}: subject {subject}: expected a 3D volume, got shape {shape}")
-    return shape
+    return shape, affine
 
 
 def read_volume(path: str, subject: str) -> np.ndarray:
-    """The voxels of one file as float32 [H, W, D], through MONAI's LoadImage (nibabel reader);
-    `check_headers` has already given the clear error for an unreadable header."""
-    from monai.transforms import LoadImage
+    """The voxels of one file as float32 [H, W, D] in RAS orientation, through MONAI's LoadImage
+    (nibabel reader) and Orientation; `check_headers` has already given the clear error for an
+    unreadable header."""
+    from monai.transforms import LoadImage, Orientation
 
     try:
-        volume = np.asarray(LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(path))
+        volume = LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32, ensure_channel_first=True)(path)
+        volume = np.asarray(Orientation(axcodes=ORIENTATION, labels=None)(volume))[0]
     except Exception as err:
         raise DataError(f"{path}: subject {subject}: cannot read its voxels ({type(err).__name__}: {err})") from err
     bad = int((~np.isfinite(volume)).sum())
     if bad:
         raise DataError(f"{path}: subject {subject}: {bad} non-finite voxels")
-    return volume
+    return np.ascontiguousarray(volume)
 
 
 # --- volumes -> training items -------------------------------------------------------------------
 
 def load_volumes(subjects: list[Subject], mode: str) -> list[dict]:
     """One dict per subject: "image" [n_images, H, W, D], "cond" [n_cond, ...], "seg" [1, ...],
-    images normalised to [0, 1] per volume and modality, seg binarised."""
+    images normalised to [0, 1] per volume and modality, seg binarised; from this machine's cache
+    where the files were read before."""
+    check_headers(subjects)
+    return [cached(subject, mode) for subject in subjects]
+
+
+def load_subject(subject: Subject, mode: str) -> dict:
     from monai.transforms import ScaleIntensityRangePercentiles
 
     normalise = ScaleIntensityRangePercentiles(*PERCENTILES, b_min=0.0, b_max=1.0, clip=True)
-    check_headers(subjects)
-    items = []
-    for subject in subjects:
-        volumes = {}
-        for modality, path in subject.files.items():
-            volume = read_volume(path, subject.name)
-            volumes[modality] = (volume > 0.5).astype(np.float32) if modality == "seg" else \
-                np.asarray(normalise(volume[None]))[0]
-        items.append({"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
-                      "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
-                      else np.zeros((0, *volumes["seg"].shape), np.float32),
-                      "seg": volumes["seg"][None]})
-    return items
+    volumes = {}
+    for modality, path in subject.files.items():
+        volume = read_volume(path, subject.name)
+        volumes[modality] = (volume > 0.5).astype(np.float32) if modality == "seg" else \
+            np.asarray(normalise(volume[None]))[0]
+    return {"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
+            "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
+            else np.zeros((0, *volumes["seg"].shape), np.float32),
+            "seg": volumes["seg"][None]}
+
+
+def cache_folder() -> Path:
+    """Where read subjects are kept: $LOSSTUNE_CACHE, else ~/.cache/losstune."""
+    return Path(os.environ.get("LOSSTUNE_CACHE", Path.home() / ".cache" / "losstune")) / "medgen"
+
+
+def cached(subject: Subject, mode: str) -> dict:
+    """load_subject, kept on disk under a key of the files' paths, sizes and modification times
+    (a changed file is read again); written to a temporary name and renamed, so that concurrent
+    trials never read half a file."""
+    stats = [(m, os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for m, p in sorted(subject.files.items())]
+    key = hashlib.sha1(repr((stats, mode, ORIENTATION, PERCENTILES, CACHE_VERSION)).encode()).hexdigest()[:20]
+    path = cache_folder() / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in ("image", "cond", "seg")}
+        except Exception:  # a damaged cache entry: read the files again
+            pass
+    item = load_subject(subject, mode)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as out:
+            np.savez(out, **item)
+        os.replace(out.name, path)
+    except OSError:  # no room or no permission for the cache: the read still stands
+        pass
+    return item
 
 
 def axial_slices(volumes: list[dict], skip_empty: bool) -> list[dict]:

@@ -1,9 +1,12 @@
 import os
+import tempfile
 
 import pytest
 
 # Keep Ray's CPU threads and logs quiet and the tests' Ray on this machine's cores.
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+# Subjects read by the medgen tests are cached here, not in the user's ~/.cache (data.medgen.cached)
+os.environ.setdefault("LOSSTUNE_CACHE", tempfile.mkdtemp(prefix="losstune_test_cache_"))
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ import torch
 
 from losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights, model_timesteps,
                               per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
-from data.medgen import MODE_IMAGES  # numpy and torch only
+from data import DataError
+from data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES  # numpy and torch only
 from losses.image_quality import msssim, per_channel, psnr, regional_errors, regional_sums, slicewise_msssim
 from trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
                                within)
@@ -269,29 +270,42 @@ def subject_split(cfg):
     return subjects[:-held_out], subjects[-held_out:]
 
 
-def check_data(cfg) -> None:
-    """Every file's header, before Ray starts (voxels are read and checked when a trial builds,
-    so the number of training slices is not known here: None)."""
+def check_data(cfg) -> int:
+    """Every file read and checked once, before Ray starts, with the read a trial makes (which
+    then finds it in data.medgen's cache); returns the number of training items (slices in 2D).
+    A validation set with no item is refused here, naming its subjects."""
     import importlib.util
 
-    from data.medgen import check_headers
+    from data.medgen import load_volumes
 
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
-    for subjects in subject_split(cfg):
-        check_headers(subjects)
+    train_subjects, val_subjects = subject_split(cfg)
+    train_items = len(training_items(cfg, load_volumes(train_subjects, cfg.data.mode)))
+    if not training_items(cfg, load_volumes(val_subjects, cfg.data.mode)):
+        folder = os.path.dirname(os.path.dirname(val_subjects[0].files["seg"]))
+        raise DataError(f"{folder}: the held-out subjects ({', '.join(s.name for s in val_subjects)}) have no slice "
+                        f"above the empty-slice level {EMPTY_SLICE_LEVEL}: nothing to validate on")
+    return train_items
+
+
+def training_items(cfg, volumes: list[dict]) -> list[dict]:
+    """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
+    mode skips them), a 3D run's volumes."""
+    from data.medgen import axial_slices
+
+    if cfg.model.spatial_dims == 3:
+        return volumes
+    return axial_slices(volumes, cfg.data.skip_empty_slices and cfg.data.mode != "seg")
 
 
 def make_items(cfg, subjects, augment: bool):
-    from data.medgen import Items, axial_slices, load_volumes
+    from data.medgen import Items, load_volumes
 
     d, spatial_dims = cfg.data, cfg.model.spatial_dims
-    volumes = load_volumes(subjects, d.mode)
-    if spatial_dims == 2:
-        skip_empty = d.skip_empty_slices and d.mode != "seg"  # see DataConfig.skip_empty_slices
-        return Items(axial_slices(volumes, skip_empty), 2, (d.image_size,) * 2, augment, d.mode == "seg",
-                     seed=cfg.train.seed)
-    return Items(volumes, 3, tuple(d.volume), augment, d.mode == "seg", seed=cfg.train.seed)
+    items = training_items(cfg, load_volumes(subjects, d.mode))  # seg mode keeps empty slices: DataConfig
+    size = (d.image_size,) * 2 if spatial_dims == 2 else tuple(d.volume)
+    return Items(items, spatial_dims, size, augment, d.mode == "seg", seed=cfg.train.seed)
 
 
 def build(cfg) -> Parts:

@@ -67,6 +67,40 @@ def test_a_seg_of_another_shape_names_both_files(folder):
         volumes_of(folder, "bravo")
 
 
+def reference_volumes(folder):
+    return volumes_of(folder, "bravo")[0]
+
+
+def test_a_subject_stored_sagittally_or_lps_reads_as_the_axial_ras_one(folder, tmp_path):
+    expected = reference_volumes(folder)
+    for modality in ("bravo", "seg"):
+        path = f"{folder}/subject_000/{modality}.nii.gz"
+        ras = nibabel.load(path).get_fdata().astype(np.float32)
+        # sagittal storage: voxel axes (S, A, R) -> world (R, A, S); the affine says so
+        sagittal = np.zeros((4, 4))
+        sagittal[0, 2] = sagittal[1, 1] = sagittal[2, 0] = sagittal[3, 3] = 1.0
+        nibabel.save(nibabel.Nifti1Image(ras.transpose(2, 1, 0).copy(), sagittal), path)
+    np.testing.assert_allclose(reference_volumes(folder)["image"], expected["image"], atol=1e-6)
+    np.testing.assert_array_equal(reference_volumes(folder)["seg"], expected["seg"])
+    for modality in ("bravo", "seg"):
+        path = f"{folder}/subject_000/{modality}.nii.gz"
+        ras = nibabel.as_closest_canonical(nibabel.load(path)).get_fdata().astype(np.float32)
+        lps = np.diag([-1.0, -1.0, 1.0, 1.0])  # x and y stored reversed, as DICOM-derived files often are
+        lps[:2, 3] = [SHAPE[0] - 1, SHAPE[1] - 1]
+        nibabel.save(nibabel.Nifti1Image(ras[::-1, ::-1].copy(), lps), path)
+    np.testing.assert_allclose(reference_volumes(folder)["image"], expected["image"], atol=1e-6)
+
+
+def test_a_seg_shifted_in_world_space_names_both_files(folder):
+    seg = f"{folder}/subject_000/seg.nii.gz"
+    shifted = np.eye(4)
+    shifted[2, 3] = 20.0  # 20 mm up: the same voxels, on another grid
+    nibabel.save(nibabel.Nifti1Image(nibabel.load(seg).get_fdata().astype(np.float32), shifted), seg)
+    with pytest.raises(DataError, match=r"seg.nii.gz: subject subject_000's seg is not on its bravo's grid \(affines "
+                                        r"differ; origin by up to 20 mm\) \(.*bravo.nii.gz\)"):
+        volumes_of(folder, "bravo")
+
+
 def test_an_unreadable_file_is_named(folder):
     path = f"{folder}/subject_001/bravo.nii.gz"
     with open(path, "wb") as f:

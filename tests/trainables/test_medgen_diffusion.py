@@ -265,3 +265,57 @@ def test_volumes_report_slicewise_and_volumetric_ms_ssim():
     out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros_like(x0), cfg)
     assert 0 < float(out["msssim"]) < 1 and 0 < float(out["msssim_3d"]) < 1
     assert medgen.TAGS["val/msssim_3d"] == "Validation/MS-SSIM-3D" and "msssim_3d_bravo" in out
+
+
+@pytest.fixture()
+def subjects(tmp_path):
+    from data.medgen import write_phantoms
+
+    return write_phantoms(str(tmp_path / "subjects"), 3, (24, 24, 12), seed=0)
+
+
+def test_check_data_reads_every_file_before_ray_and_the_trial_finds_it_cached(subjects, monkeypatch):
+    from data import medgen as medgen_data
+
+    cfg = config({"data": {"path": subjects}})
+    train_items = medgen.check_data(cfg)  # 2 training subjects x their non-empty axial slices
+    assert train_items == len(medgen.training_items(cfg, medgen_data.load_volumes(medgen.subject_split(cfg)[0], "bravo")))
+    monkeypatch.setattr(medgen_data, "read_volume", lambda *a: pytest.fail("a trial read a file again"))
+    parts = medgen.build(cfg)
+    assert len(parts.train_set) == train_items  # headers are read again (cheap), voxels not
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("corrupt", "bravo.nii.gz: subject subject_001: cannot read"),
+    ("nan", "bravo.nii.gz: subject subject_001: 3 non-finite voxels"),
+])
+def test_a_bad_file_is_one_line_from_check_data(subjects, damage, message):
+    import nibabel
+    import numpy as np
+
+    from data import DataError
+
+    path = f"{subjects}/subject_001/bravo.nii.gz"
+    if damage == "corrupt":
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 2])  # truncated, as an interrupted copy leaves it
+    else:
+        volume = nibabel.load(path).get_fdata().astype(np.float32)
+        volume[0, 0, :3] = np.nan
+        nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), path)
+    with pytest.raises(DataError, match=message) as err:
+        medgen.check_data(config({"data": {"path": subjects}}))
+    assert "\n" not in str(err.value)
+
+
+def test_a_validation_set_with_no_slice_is_refused_naming_its_subjects(subjects):
+    import nibabel
+    import numpy as np
+
+    from data import DataError
+
+    for modality in ("bravo", "seg"):  # the held-out subject, blank
+        path = f"{subjects}/subject_002/{modality}.nii.gz"
+        nibabel.save(nibabel.Nifti1Image(np.zeros((24, 24, 12), np.float32), np.eye(4)), path)
+    with pytest.raises(DataError, match=r"subjects: the held-out subjects \(subject_002\) have no slice above"):
+        medgen.check_data(config({"data": {"path": subjects}}))

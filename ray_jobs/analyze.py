@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     from ray.tune import ExperimentAnalysis, ResultGrid
 
     grid = ResultGrid(ExperimentAnalysis(experiment))
-    trials, history = results.tables(grid, meta)
+    trials, history = results.tables(grid, meta, experiment)
     written = results.write_all(experiment, trials, history, meta)
     print(results.report(trials, meta, written, top=args.top))
     return 0

@@ -130,8 +130,59 @@ def launch_index(trial_dir: str, trial_id: str) -> int:
     return int(index.group(1)) if index else -1
 
 
-def tables(result_grid, meta: dict):
-    """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata."""
+RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<trial id>: each trial's TorchTrainer run
+TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a run's kept checkpoints
+LOOP_STATE = "losstune_state.json"  # trainables.loop's file in each checkpoint
+
+
+def stored_run(experiment: str, trial_id: str) -> dict:
+    """What Ray stored of a trial's TorchTrainer run, whatever Tune recorded: Train's snapshot of
+    its kept checkpoints ({} where it has none)."""
+    uri = f"{experiment}/{RUNS_FOLDER}/{trial_id}/{TRAIN_SNAPSHOT}"
+    if not experiment:
+        return {}
+    try:
+        return read_json(uri) if exists(uri) else {}
+    except (OSError, ValueError):  # a snapshot cut short: Tune's record stands
+        return {}
+
+
+def stored_history(experiment: str, trial_id: str, snapshot: dict) -> pd.DataFrame:
+    """Every epoch's metrics up to the run's latest checkpoint, as the loop saved them in it."""
+    latest = (snapshot.get("latest_checkpoint_result") or {}).get("checkpoint_dir_name")
+    uri = f"{experiment}/{RUNS_FOLDER}/{trial_id}/{latest}/{LOOP_STATE}"
+    try:
+        return pd.DataFrame(read_json(uri).get("history", [])) if latest and exists(uri) else pd.DataFrame()
+    except (OSError, ValueError):
+        return pd.DataFrame()
+
+
+def kept_best_checkpoint(experiment: str, trial_id: str, snapshot: dict, mode: str) -> str:
+    """The best-scored checkpoint of those Ray Train keeps for the run (its snapshot), or ""."""
+    kept = [r for r in snapshot.get("checkpoint_results", [])
+            if math.isfinite(float((r.get("metrics") or {}).get(CHECKPOINT_SCORE, math.nan)))]
+    if not kept:
+        return ""
+    pick = min if mode == "min" else max
+    best = pick(kept, key=lambda r: float(r["metrics"][CHECKPOINT_SCORE]))
+    return f"{experiment}/{RUNS_FOLDER}/{trial_id}/{best['checkpoint_dir_name']}"
+
+
+def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """Tune's history of a trial with the epochs only the run's checkpoint still has (Tune loses
+    a trial's earlier reports when it restarts the trial after its driver died), one row per
+    epoch: the last report of an epoch that was run twice (before and after a restart) is the one
+    the final weights continue from."""
+    if "epoch" not in history:
+        return stored
+    if len(stored) and "epoch" in stored:
+        history = pd.concat([stored[~stored["epoch"].isin(history["epoch"])], history], ignore_index=True)
+    return history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable").reset_index(drop=True)
+
+
+def tables(result_grid, meta: dict, experiment: str = ""):
+    """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata; with the
+    sweep's folder (`experiment`), each trial's history and best checkpoint as Ray stored its run."""
     metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
     default = meta["default_point"]
     family = family_module(meta["family"])
@@ -139,9 +190,11 @@ def tables(result_grid, meta: dict):
     for result in result_grid:
         metrics = result.metrics or {}
         params = flatten(result.config or {})
-        history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
-        values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         trial_id = metrics.get("trial_id") or os.path.basename(result.path).split("_")[-1]
+        snapshot = stored_run(experiment, trial_id)
+        history = complete_history(result.metrics_dataframe if result.metrics_dataframe is not None
+                                   else pd.DataFrame(), stored_history(experiment, trial_id, snapshot))
+        values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         row = {
             "trial_id": trial_id,
             "trial_index": launch_index(result.path, trial_id),
@@ -153,7 +206,8 @@ def tables(result_grid, meta: dict):
             "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
             "wall_s": metrics.get("time_total_s", math.nan),
             "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
-            "best_checkpoint": best_checkpoint_path(history, mode),
+            "best_checkpoint": (kept_best_checkpoint(experiment, trial_id, snapshot, mode)
+                                or best_checkpoint_path(history, mode)),
         }
         # validation and health metrics, also where the family reports them under its seed's names
         row.update({f"final/{k}": v for k, v in metrics.items() if own_name(family, k).startswith(("val/", "health/"))})

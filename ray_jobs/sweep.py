@@ -539,7 +539,7 @@ def run(plan) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     fail_orphaned_trials(plan)
-    trials, history = results.tables(grid, meta)
+    trials, history = results.tables(grid, meta, experiment)
     written = results.write_all(experiment, trials, history, meta)
     if "://" in plan["storage"]:
         with open(study_journal(plan), "rb") as f:

@@ -76,13 +76,13 @@ def train(overrides: dict, family) -> None:
     # Anything added after the gradients' all-reduce must stay the same on every worker (gradient
     # noise: its own generator, above), or the workers' weights would drift apart.
     set_seed(cfg.train.seed, device_specific=True)
-    start_epoch, restarts, last_metrics = restore(accelerator)
+    start_epoch, restarts, history = restore(accelerator)
     mark("prepared")
     if start_epoch >= cfg.train.epochs:
         # The run had finished before its trial was restarted (its sweep's driver died between the
         # last checkpoint and Tune recording the trial): report that end again, or Tune would get
         # no result at all and fail the whole sweep for a missing objective.
-        ray.train.report(dict(last_metrics, restarts=restarts))
+        ray.train.report(dict(history[-1] if history else {}, restarts=restarts))
         return
     step = start_epoch * len(train_loader)
     node = ray.get_runtime_context().get_node_id()[:12]  # which node trained it, for placement checks
@@ -110,7 +110,8 @@ def train(overrides: dict, family) -> None:
         metrics = {getattr(family, "TAGS", {}).get(name, name): value for name, value in metrics.items()}
         fresh = validation["val_epoch"] == epoch + 1
         metrics[CHECKPOINT_SCORE] = metrics[family.OBJECTIVE.metric] if fresh else math.nan
-        report_epoch(accelerator, metrics, cfg, epoch, restarts)
+        history.append(metrics)
+        report_epoch(accelerator, history, cfg, epoch, restarts)
         if metrics["stop_reason"]:
             break
 
@@ -126,14 +127,16 @@ def make_loaders(parts, cfg) -> tuple[DataLoader, DataLoader]:
     return train_loader, val_loader
 
 
-def report_epoch(accelerator, metrics: dict, cfg, epoch: int, restarts: int) -> None:
-    """Report an epoch's metrics to Ray Train, with a checkpoint every train.checkpoint_every epochs and
-    at the run's last epoch (its end or an early stop), so a restarted trial resumes from there."""
+def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: int) -> None:
+    """Report an epoch's metrics (the last of `history`) to Ray Train, with a checkpoint every
+    train.checkpoint_every epochs and at the run's last epoch (its end or an early stop), so a
+    restarted trial resumes from there."""
+    metrics = history[-1]
     last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
     every = cfg.train.checkpoint_every
     if last or (every and (epoch + 1) % every == 0):
         with tempfile.TemporaryDirectory() as tmp:
-            save(accelerator, tmp, epoch + 1, restarts, metrics)
+            save(accelerator, tmp, epoch + 1, restarts, history)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
     else:
         ray.train.report(metrics)
@@ -388,26 +391,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere; Linux reports KiB
 
 
-def save(accelerator, directory: str, epochs_done: int, restarts: int, metrics: dict) -> None:
-    """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch and
-    the metrics reported with it."""
+def save(accelerator, directory: str, epochs_done: int, restarts: int, history: list[dict]) -> None:
+    """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch, the
+    metrics reported with it, and every epoch's metrics so far (`history`, from which the results
+    rebuild a trial whose reports Tune lost: ray_jobs.results.stored_history)."""
     accelerator.save_state(directory)
     if accelerator.is_main_process:
         with open(os.path.join(directory, STATE_FILE), "w") as f:
-            json.dump({"epochs_done": epochs_done, "restarts": restarts, "metrics": metrics}, f, default=float)
+            json.dump({"epochs_done": epochs_done, "restarts": restarts, "metrics": history[-1], "history": history},
+                      f, default=float)
 
 
-def restore(accelerator) -> tuple[int, int, dict]:
+def restore(accelerator) -> tuple[int, int, list[dict]]:
     """Load the latest reported checkpoint if this run has one.
 
-    Returns (epoch to start at, restarts so far, the metrics reported with it): a run that resumes
-    has been restarted once more than the checkpoint it resumes from, so lost workers and nodes
-    are counted in the metrics."""
+    Returns (epoch to start at, restarts so far, the metrics of every epoch up to it): a run that
+    resumes has been restarted once more than the checkpoint it resumes from, so lost workers and
+    nodes are counted in the metrics."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return 0, 0, {}
+        return 0, 0, []
     with checkpoint.as_directory() as directory:
         accelerator.load_state(directory)
         with open(os.path.join(directory, STATE_FILE)) as f:
             state = json.load(f)
-    return state["epochs_done"], state.get("restarts", 0) + 1, state.get("metrics", {})
+    history = state.get("history") or ([state["metrics"]] if state.get("metrics") else [])  # older checkpoints
+    return state["epochs_done"], state.get("restarts", 0) + 1, history

@@ -64,3 +64,28 @@ def test_report_compares_the_best_with_the_default_only_when_the_default_finishe
     text = report(errored, meta, {})
     assert "the documented default did not finish (ERROR: ActorUnavailableError: the node died)" in text
     assert "change +" not in text and "change -" not in text
+
+
+def test_history_gets_the_epochs_only_the_runs_checkpoint_kept():
+    from ray_jobs.results import complete_history
+
+    # Tune lost epoch 1 when it restarted the trial (it resumed from the epoch-1 checkpoint) and
+    # has epoch 3 twice (run before the driver died, and again after the restart)
+    tune = pd.DataFrame({"epoch": [2, 3, 3, 4], "val/a": [0.8, 0.7, 0.65, 0.6]})
+    stored = pd.DataFrame({"epoch": [1, 2], "val/a": [0.9, 0.81]})
+    history = complete_history(tune, stored)
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["val/a"].tolist() == [0.9, 0.8, 0.65, 0.6]  # Tune's rows win; of two, the later
+    assert complete_history(pd.DataFrame(), stored)["epoch"].tolist() == [1, 2]
+
+
+def test_best_checkpoint_is_the_best_scored_of_those_ray_keeps():
+    from ray_jobs.results import kept_best_checkpoint
+
+    snapshot = {"checkpoint_results": [
+        {"checkpoint_dir_name": "checkpoint_a", "metrics": {"checkpoint_score": 0.5}},
+        {"checkpoint_dir_name": "checkpoint_b", "metrics": {"checkpoint_score": 0.3}},
+        {"checkpoint_dir_name": "checkpoint_c", "metrics": {"checkpoint_score": float("nan")}}]}
+    assert kept_best_checkpoint("/s", "t1", snapshot, "min") == "/s/trainer_runs/t1/checkpoint_b"
+    assert kept_best_checkpoint("/s", "t1", snapshot, "max") == "/s/trainer_runs/t1/checkpoint_a"
+    assert kept_best_checkpoint("/s", "t1", {}, "min") == ""

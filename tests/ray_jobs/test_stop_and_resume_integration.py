@@ -64,6 +64,12 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
     trials = pd.read_parquet(tmp_path / "s1" / "trials.parquet")
     assert len(trials) == 4 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == 6).all()
     assert study_states(tmp_path) == ["COMPLETE"] * 4
+    # the cut trials' epochs before the cut are there too (Tune had lost them; the checkpoints kept
+    # them), once each, and every trial's best checkpoint is one Ray keeps
+    history = pd.read_parquet(tmp_path / "s1" / "history.parquet")
+    for trial_id, frame in history.groupby("trial_id"):
+        assert frame["epoch"].tolist() == [1, 2, 3, 4, 5, 6], trial_id
+    assert all(os.path.isdir(path) for path in trials["best_checkpoint"])
 
 
 def test_a_disk_running_full_stops_the_sweep_resumable(tmp_path):

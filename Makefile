@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: demo test clean
+.PHONY: demo test unit clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+unit: $(VENV)/.installed  # the fast part: no Ray cluster started (about half a minute)
+	$(PY) -m pytest -q -m "not integration"
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -217,7 +217,7 @@ def make_plan(args) -> dict:
         "objective": {"metric": family.OBJECTIVE.metric, "mode": family.OBJECTIVE.mode},
         "objectives": [{"metric": o.metric, "mode": o.mode} for o in pareto],
         "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
-        "search": args.search, "scheduler": args.scheduler, "seed": args.seed,
+        "search": args.search, "scheduler": args.scheduler, "seed": args.seed, "smoke_test": args.smoke_test,
         "startup_trials": args.startup_trials or startup_trials(args.trials),
         "grace_epochs": min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
@@ -256,7 +256,7 @@ def startup_trials(trials: int) -> int:
 DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "trials": "--trials", "search": "--search",
                   "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
                   "startup_trials": "--startup-trials"}
-DEFINING_FLAGS.update(preset="--preset", seed="--seed")
+DEFINING_FLAGS.update(preset="--preset", seed="--seed", smoke_test="--smoke-test")
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
                   "gpus_per_worker": "gpus_per_worker", "driver_cpus": "driver_cpus"}
 
@@ -268,6 +268,8 @@ def check_resume_flags(args, meta: dict) -> None:
         if dest not in args.given:
             continue
         saved = meta.get(dest)
+        if dest == "smoke_test" and saved is None:
+            continue  # a sweep saved before smoke_test was: its base config is checked below
         if dest == "objective":  # saved as the objectives list; "pareto" where there are several
             saved, given = ("pareto" if meta.get("objectives") else "scalar"), args.objective
         else:
@@ -275,13 +277,10 @@ def check_resume_flags(args, meta: dict) -> None:
         if given != saved:
             raise UsageError(f"{flag}: sweep {args.name!r} was started with {saved!r}, got {given!r}; a resumed sweep "
                              "keeps its own definition (start a new sweep to change it)")
-    overrides = flag_overrides(args)
-    if "smoke_test" in args.given:
-        overrides = merge(family_module(meta["family"]).SMOKE, overrides)
-    for path in differing_paths(overrides, meta["base"]):
+    # --smoke-test's sizes are not compared here: the sweep's own --epochs or --set may have
+    # overridden them, and the flag itself was compared above
+    for path in differing_paths(flag_overrides(args), meta["base"]):
         flag = {"train.epochs": "--epochs", "data.path": "--data"}.get(path, "--set")
-        if flag == "--set" and path not in differing_paths(parse_set(args.set), {}):
-            flag = "--smoke-test"
         raise UsageError(f"{flag}: {path} differs from the config sweep {args.name!r} was started with; a resumed "
                          "sweep keeps its own config (start a new sweep to change it)")
 
@@ -469,9 +468,9 @@ def make_sampler(plan):
 
 
 SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed", "grace_epochs", "startup_trials")
-# Keys added after the first sweeps were saved, and the value those sweeps ran with
-LATER_KEYS = {"objectives": [], "grace_epochs": None, "startup_trials": 10}
+              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test")
+# Keys added after the first sweeps were saved, and the value those sweeps ran with (None: unknown)
+LATER_KEYS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None}
 
 
 def study_journal(plan) -> str:

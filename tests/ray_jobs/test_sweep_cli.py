@@ -230,6 +230,22 @@ def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sw
                              "--workers-per-trial", "2", "--storage", str(saved_sweep / "results")])
     plan = sweep.make_plan(args)
     assert plan["trials"] == 4 and plan["resources"].workers == 2
+    # --smoke-test again without the --epochs that overrode its sizes: the same sweep (the multinode
+    # driver-kill test resumes so, and this was refused as "--epochs: train.epochs differs")
+    again = sweep.make_plan(sweep.parse_args(["hdr_patch", "--smoke-test", "--resume", "--name", "s1",
+                                              "--storage", str(saved_sweep / "results")]))
+    assert again["base"]["train"]["epochs"] == 6 and again["smoke_test"]
+
+
+def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_path):
+    from ray_jobs.results import META_FILE
+
+    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
+    (tmp_path / "results" / "full").mkdir(parents=True)
+    (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(sweep.metadata(plan)))
+    code = sweep.main(["--smoke-test", "--resume", "--name", "full", "--storage", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--smoke-test: sweep 'full' was started with False, got True" in err
 
 
 @pytest.fixture

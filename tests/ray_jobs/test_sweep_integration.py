@@ -228,10 +228,9 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     monkeypatch.setenv("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "20")
     # A stop must happen whatever order the results arrive in. TPE's configs depend on that order
     # (and once improved trial after trial, so that ASHA stopped none); random search's do not. With
-    # seed 1 the trials' epoch-1 values, in launch order, are 8.33 (default), 2.68, 3.50, 3.66, 6.95,
-    # 3.96. The fifth starts after the third or fourth has ended, so ASHA's rung at epoch 1 holds at
-    # least 8.33, 2.68 and 3.50 or 3.66. The cutoff, the 67th percentile of the negated values, is
-    # then at most 3.66 - (3.66 - 2.68) / 3 = 3.33, and the fifth's 6.95 is stopped.
+    # seed 1 the trials' epoch-1 values, in launch order, are 8.33 (default), 2.64, 4.31, 1.83, 2.03,
+    # 9.92. The sixth starts after four trials have ended, so ASHA's rung at epoch 1 holds the
+    # default's 8.33 at least; the sixth is worse than every value there and is stopped.
     code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "6", "--smoke-test", "--epochs", "4",
                        "--search", "random", "--seed", "1",
                        "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "two_rays"])
@@ -241,11 +240,12 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     # slot (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)
     assert len(trials) == 6 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all(), trials["error"].tolist()
     assert trials.loc[trials["is_default"], "epochs_done"].item() == 4  # ASHA never stops the default
-    # the fifth, the worst non-default trial at epoch 1, was stopped (else no stop was tested here)
+    # the sixth, worse at epoch 1 than the default, was stopped (else no stop was tested here)
     history = pd.read_parquet(tmp_path / "two_rays" / "history.parquet")
     first_epoch = history[history["epoch"] == 1].set_index("trial_id")["val/log_l1"]
-    worst = first_epoch.drop(trials.loc[trials["is_default"], "trial_id"]).idxmax()
-    assert first_epoch[worst] == pytest.approx(6.95, abs=0.05)
+    default_id = trials.loc[trials["is_default"], "trial_id"].item()
+    worst = first_epoch.drop(default_id).idxmax()
+    assert first_epoch[worst] > first_epoch[default_id], first_epoch.to_dict()
     assert trials.set_index("trial_id").loc[worst, "status"] == "EARLY_STOPPED"
     deadline = time.time() + 30
     while time.time() < deadline and held_by_placement_groups(local_ray) > 0:

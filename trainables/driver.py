@@ -178,22 +178,34 @@ class DiskGuard(ray.tune.Callback):
 
 
 class TensorBoardCallback(UserCallback):
-    """Writes rank 0's metrics of every report as tensorboardX scalars, under the same names."""
+    """Writes rank 0's metrics of every report as TensorBoard scalars, under the same names, one
+    event per epoch, on disk before `after_report` returns.
+
+    tensorboardX's SummaryWriter hands events to a background thread and writes them on close();
+    a trial's Train controller, where this runs, is killed when the trial ends or ASHA stops it,
+    and nothing closes the writer: over 20 real-data trials, 13 event files lost their last epoch
+    and one was empty. tensorboardX's EventsWriter is the same file format written in this thread.
+    """
 
     def __init__(self, logdir: str):
         self.logdir = logdir
-        self._writer = None
+        self._events = None
 
     def after_report(self, run_context, metrics, checkpoint):
-        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
 
-        if self._writer is None:
-            self._writer = SummaryWriter(self.logdir)
+        if self._events is None:
+            os.makedirs(self.logdir, exist_ok=True)
+            # the pid: a restarted trial's new controller must not reuse its predecessor's file name
+            self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=f".{os.getpid()}")
         values = metrics[0]
-        for name, value in values.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._writer.add_scalar(name, value, values.get("epoch", 0))
-        self._writer.flush()
+        scalars = [Summary.Value(tag=name, simple_value=float(value)) for name, value in values.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        self._events.write_event(Event(wall_time=time.time(), step=int(values.get("epoch", 0)),
+                                       summary=Summary(value=scalars)))
+        self._events.flush()
 
 
 class NoRestartWithoutDriver(ControllerCallback):

@@ -247,10 +247,23 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     worst = first_epoch.drop(default_id).idxmax()
     assert first_epoch[worst] > first_epoch[default_id], first_epoch.to_dict()
     assert trials.set_index("trial_id").loc[worst, "status"] == "EARLY_STOPPED"
+    # TensorBoard's reader finds every epoch's objective of every trial, stopped ones included
+    for trial_id, epochs in history.groupby("trial_id")["epoch"]:
+        assert tensorboard_steps(tmp_path / "two_rays", trial_id, "val/log_l1") == sorted(epochs), trial_id
     deadline = time.time() + 30
     while time.time() < deadline and held_by_placement_groups(local_ray) > 0:
         time.sleep(1)
     assert held_by_placement_groups(local_ray) == 0
+
+
+def tensorboard_steps(experiment, trial_id: str, tag: str) -> list[int]:
+    """The steps at which a trial's TensorBoard files hold `tag`, read by TensorBoard itself."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (trial_dir,) = experiment.glob(f"run_trial_{trial_id}_*")
+    events = EventAccumulator(str(trial_dir))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
 
 
 def held_by_placement_groups(ray) -> float:

@@ -218,14 +218,25 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             histories.append(history.assign(trial_id=trial_id))
     trials = pd.DataFrame(rows)
     if len(trials):
-        ok = trials["status"].isin(["COMPLETED", "EARLY_STOPPED"])
-        key = trials["objective"].where(ok).astype(float)
-        trials = trials.assign(_key=key if mode == "min" else -key).sort_values(
-            ["_key", "trial_id"], na_position="last").drop(columns="_key").reset_index(drop=True)
+        trials = ranked(trials, mode)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     if meta.get("objectives") and len(trials):
         trials["pareto"] = pareto_front(trials, meta["objectives"])
     return trials, history
+
+
+RANK_TIERS = {"COMPLETED": 0, "EARLY_STOPPED": 1}  # every other status ranks after these, unranked
+
+
+def ranked(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Best first, at a common budget: the trials that ran every epoch by their last epoch's
+    value, then those a scheduler stopped (their value is from an earlier epoch, not comparable:
+    a default that worsens over the epochs would lose to a trial stopped at epoch 2), then the
+    errored and unhealthy ones."""
+    tier = trials["status"].map(RANK_TIERS).fillna(len(RANK_TIERS))
+    value = trials["objective"].astype(float).where(tier < len(RANK_TIERS))
+    return trials.assign(_tier=tier, _key=value if mode == "min" else -value).sort_values(
+        ["_tier", "_key", "trial_id"], na_position="last").drop(columns=["_tier", "_key"]).reset_index(drop=True)
 
 
 def best_checkpoint_path(history: pd.DataFrame, mode: str) -> str:
@@ -359,13 +370,17 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
     extra = [c for c in trials.columns if c.startswith("final/val/") and c != f"final/{metric}"][:3]
     table = shown[["trial_id", "status", "stop_reason", "epochs_done", "objective"] + extra + params].copy()
     table.insert(0, "", ["*" if d else "" for d in shown["is_default"]])
-    table.columns = [c.replace("config/", "").replace("final/", "") for c in table.columns]
+    table.columns = [{"epochs_done": "at_epoch"}.get(c, c.replace("config/", "").replace("final/", ""))
+                     for c in table.columns]
+    better = "lower" if meta["objective"]["mode"] == "min" else "higher"
     lines = [f"{meta['family']} / space '{meta['space']}': {len(trials)} trials, objective {metric} "
-             f"({meta['objective']['mode']}); * = documented default",
+             f"({better} is better; its value at_epoch; trials that ran every epoch rank first); "
+             "* = documented default",
              table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
     best = best_trial(trials)
     if best is not None:
-        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g}; " + against_default(best, default_rows))
+        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g} at epoch {best['epochs_done']} "
+                     f"({best['status']}); " + against_default(best, default_rows))
     if best is not None and best.get("best_checkpoint"):
         lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
     elif best is None:

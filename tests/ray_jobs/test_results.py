@@ -1,6 +1,6 @@
 import pandas as pd
 
-from ray_jobs.results import best_checkpoint_path, pareto_front, report
+from ray_jobs.results import best_checkpoint_path, pareto_front, ranked, report
 
 OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]
 
@@ -36,6 +36,22 @@ def test_report_lists_the_front():
             "objectives": OBJECTIVES}
     text = report(trials, meta, {})
     assert "Pareto front (2 of 6 trials" in text and "t2" in text.split("Pareto front")[1]
+
+
+def test_a_stopped_trial_never_outranks_the_completed_ones():
+    # t5, stopped by ASHA at epoch 2 with 0.5, beats every completed value (3.0-4.0) only because
+    # it was judged earlier; t6 (0.1) stopped unhealthy. Completed by value (t1 and t2 tie at 3.0,
+    # by id), then t5, then t6
+    order = ranked(trials_table().sample(frac=1, random_state=0), "min")["trial_id"].tolist()
+    assert order == ["t1", "t2", "t4", "t3", "t5", "t6"]
+    assert ranked(trials_table(), "max")["trial_id"].tolist() == ["t3", "t4", "t1", "t2", "t5", "t6"]
+
+
+def test_the_report_says_at_which_epoch_each_value_was_taken():
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}}
+    text = report(ranked(trials_table(), "min"), meta, {})
+    header, *rows = text.splitlines()[1:8]
+    assert "at_epoch" in header.split() and rows[4].split()[:4] == ["t5", "EARLY_STOPPED", "2", "0.5"]
 
 
 def test_best_checkpoint_is_the_best_scored_epoch_that_wrote_one():

@@ -45,7 +45,8 @@ IMAGE_MODALITIES = sorted({m for images in MODE_IMAGES.values() for m in images}
 # the loop's metric names -> the seed's tag names (seed "TensorBoard Metrics (Verified)"): overall,
 # and per generated modality (`Validation/PSNR_t1_pre`, `regional_bravo/tumor_loss`, ...)
 TAGS = {
-    "train/mse": "Loss/MSE_train", "train/loss": "Loss/Total_train", "train/perceptual": "Loss/Perceptual_train",
+    # Loss/MSE_train is the plain MSE; the term trained on, Min-SNR weighted where gamma > 0, beside it
+    "health/mse_plain": "Loss/MSE_train", "train/mse": "Loss/MSE_train_min_snr", "train/loss": "Loss/Total_train", "train/perceptual": "Loss/Perceptual_train",
     "val/mse": "Loss/MSE_val", "val/total": "Loss/Total_val", "val/l1": "Loss/L1_val", "val/psnr": "Validation/PSNR",
     "val/msssim": "Validation/MS-SSIM", "val/msssim_3d": "Validation/MS-SSIM-3D",
     **{f"val/{name}": f"regional/{name}" for name in REGIONAL},
@@ -413,6 +414,8 @@ def loss_terms(model, batch, cfg):
         noise = augment_noise(noise, r.noise_augmentation_std)
     prediction = predict(model, x0, noise, timesteps, cond, scheduler)
     mse = per_sample_mse(prediction, target(strategy, x0, noise))
+    # the plain MSE, comparable across trials whatever their gamma (the seed's Loss/MSE_train)
+    stats = {"t_mean": t.mean().detach(), "mse_plain": mse.mean().detach()}
     if cfg.loss.min_snr_gamma:
         mse = mse * min_snr_weights(snr(strategy, scheduler, timesteps), cfg.loss.min_snr_gamma)
     terms = {"mse": mse.mean()}
@@ -422,7 +425,7 @@ def loss_terms(model, batch, cfg):
     if r.self_conditioning:
         terms["self_cond"] = self_conditioning(
             lambda: predict(inner, x0, noise, timesteps, cond, scheduler), prediction, r.self_conditioning_prob)
-    return terms, {"t_mean": t.mean().detach()}
+    return terms, stats
 
 
 def self_conditioning(reference_pass, prediction, prob: float) -> torch.Tensor:

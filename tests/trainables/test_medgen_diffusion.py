@@ -104,10 +104,14 @@ def test_min_snr_reweights_the_mse():
     parts = medgen.build(cfg_plain)
     batch = first_batch(parts.train_set)
     torch.manual_seed(3)
-    plain, _ = medgen.loss_terms(parts.model, batch, cfg_plain)
+    plain, plain_stats = medgen.loss_terms(parts.model, batch, cfg_plain)
     torch.manual_seed(3)
-    weighted, _ = medgen.loss_terms(parts.model, batch, cfg_snr)
+    weighted, weighted_stats = medgen.loss_terms(parts.model, batch, cfg_snr)
     assert weighted["mse"] < plain["mse"]  # min(SNR, 5) / SNR <= 1, < 1 wherever SNR > 5
+    # the seed's Loss/MSE_train is the plain MSE in both, comparable across gammas; the weighted
+    # term is reported beside it
+    assert weighted_stats["mse_plain"] == plain_stats["mse_plain"] == plain["mse"]
+    assert medgen.TAGS["health/mse_plain"] == "Loss/MSE_train" and medgen.TAGS["train/mse"] == "Loss/MSE_train_min_snr"
 
 
 def test_validation_draws_are_fixed_per_item():

@@ -56,11 +56,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__.splitlines()[2],
-                                epilog=EXIT_CODES)
+    p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__, epilog=EXIT_CODES,
+                                formatter_class=HelpFormatter)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    add_catalogue_flags(p)
     p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
-    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
     p.add_argument("--search", choices=["optuna", "optuna-grouped", "random"], default="optuna",
                    help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
                         "optuna-grouped: also those of each branch of a space that branches (e.g. hdr_patch's cap "
@@ -81,7 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
     p.add_argument("--data", help="data file or directory (sets data.path)")
-    p.add_argument("--workers-per-trial", type=int, default=1)
+    p.add_argument("--workers-per-trial", type=int, default=1, help="training workers (DDP ranks) per trial")
     p.add_argument("--cpus-per-worker", type=float,
                    help="default 1; on a local Ray 1 - --driver-cpus, so that a trial fills one core")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
@@ -99,8 +100,55 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
     p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
-    p.add_argument("--verbose", action="store_true", help="show the training workers' logs")
+    add_verbosity(p)
     return p
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help: the module's docstring as written (its first line the command), and each flag's
+    default where it has one (shared with ray_jobs/train.py)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        worth_saying = action.default not in (None, False, "", [], argparse.SUPPRESS) and action.nargs != 0
+        if worth_saying and "%(default)" not in text and (action.option_strings or action.nargs == "?"):
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
+    """--list and --print-config FAMILY: what can be run, then exit (shared with ray_jobs/train.py)."""
+    parser.add_argument("--list", action="store_true", help="list the families, their search spaces (and what "
+                                                            "each tunes) and presets, then exit")
+    parser.add_argument("--print-config", metavar="FAMILY", choices=list(FAMILIES),
+                        help="print every config key of FAMILY (what --set takes), its default and its seed "
+                             "section, then exit")
+
+
+def print_catalogue(args) -> bool:
+    """Print what --list or --print-config asked for; whether they did."""
+    from ray_jobs.catalogue import catalogue, config_listing
+
+    if args.list:
+        print(catalogue())
+    elif args.print_config:
+        print(config_listing(args.print_config))
+    return bool(args.list or args.print_config)
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """-q / -v: how much the console shows (shared with ray_jobs/train.py)."""
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="only the start line, errors and the final report")
+    loudness.add_argument("-v", "--verbose", action="count", default=0,
+                          help="-v: also a line for every trial's start, result and end; -vv: and the training "
+                               "workers' own logs")
+
+
+def verbosity(args) -> int:
+    """0 quiet, 1 default (a progress table of the objective and the tuned parameters), 2 -v, 3 -vv."""
+    return 0 if args.quiet else 1 + min(args.verbose, 2)
 
 
 def parse_set(items: list[str]) -> dict:
@@ -222,7 +270,7 @@ def make_plan(args) -> dict:
         "grace_epochs": min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
         "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
         "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
-        "resume": args.resume, "verbose": args.verbose, "min_free_mb": args.min_free_mb,
+        "resume": args.resume, "verbosity": verbosity(args), "min_free_mb": args.min_free_mb,
     }
 
 
@@ -316,7 +364,7 @@ def resumed_plan(args, storage: str) -> dict:
     return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
         "resources": resources, "max_concurrent": args.max_concurrent,
         "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
-        "storage_arg": args.storage, "name": args.name, "resume": True, "verbose": args.verbose,
+        "storage_arg": args.storage, "name": args.name, "resume": True, "verbosity": verbosity(args),
         "min_free_mb": args.min_free_mb}
 
 
@@ -420,7 +468,12 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
     # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], verbose=1, stop=stop,
+    # Tune's console interface that takes a reporter of our own (ray_jobs.progress); the newer
+    # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], stop=stop,
+                                verbose=min(plan.get("verbosity", 1), 2),
+                                progress_reporter=progress_table(plan) if plan.get("verbosity", 1) else None,
                                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
@@ -451,6 +504,19 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
                                   # cannot reset the actor (the trial errors and its run lingers).
                                   reuse_actors=scheduler is None)
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+
+
+def progress_table(plan):
+    """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
+    the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
+    from ray_jobs.progress import TrialTable
+    from search_spaces import sample_points
+
+    space = spaces_of(plan["family"])[plan["space"]]
+    points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
+    tuned = list(dict.fromkeys(key for point in points for key in point))
+    objectives = [plan["objective"], *[o for o in plan.get("objectives") or [] if o != plan["objective"]]]
+    return TrialTable(objectives, tuned, plan["default_point"], every_s=0 if plan.get("verbosity", 1) >= 2 else 30)
 
 
 def make_sampler(plan):
@@ -513,7 +579,7 @@ def run(plan) -> int:
     from ray_jobs import results
     from trainables.driver import DiskGuard
 
-    start_ray(plan["verbose"])
+    start_ray(plan["verbosity"] >= 3)
     concurrency = check_cluster(plan)
     experiment = f"{plan['storage']}/{plan['name']}"
     meta = metadata(plan)
@@ -595,6 +661,8 @@ def main(argv=None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Tune reports trials; Optuna's INFO repeats it
     args = parse_args(argv)
+    if print_catalogue(args):
+        return EXIT_OK
     try:
         plan = make_plan(args)
         check_storage(plan["storage"])  # last: it creates the folder

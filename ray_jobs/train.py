@@ -20,27 +20,34 @@ import time
 
 from data import DataError
 from trainables.config import ConfigError, check_precision, merge, to_dict
+from ray_jobs.sweep import HelpFormatter, add_catalogue_flags, add_verbosity, print_catalogue
 from trainables.families import CHECKPOINT_SCORE, FAMILIES, check_batches_fit, family_module, make_config, own_name
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ray_jobs.train", description=__doc__.splitlines()[2])
+    p = argparse.ArgumentParser(prog="python -m ray_jobs.train", description=__doc__, formatter_class=HelpFormatter,
+                                epilog="exit status: 0 the run finished healthy; 1 it stopped unhealthy (a health "
+                                       "check's stop_reason); 2 bad input, refused before Ray starts")
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    add_catalogue_flags(p)
     p.add_argument("--config", help="a JSON config (e.g. a sweep's best_config.json)")
-    p.add_argument("--preset", default="")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--data", help="data file (sets data.path)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--preset", default="", help="a named preset of the family (see --list)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override on top of --config, e.g. --set train.batch_size=64 (repeatable; keys: "
+                        "--print-config FAMILY)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the config's train.epochs)")
+    p.add_argument("--data", help="data file or folder (sets data.path)")
+    p.add_argument("--workers", type=int, default=1, help="training workers (DDP ranks)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker holds")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker holds; fractions allowed")
     p.add_argument("--max-failures", type=int, default=1, help="worker failures the run survives (-1: any number)")
     p.add_argument("--keep-checkpoints", type=int, default=2,
                    help="checkpoints kept by the objective, best first, beside the latest (a run checkpoints "
                         "every epoch)")
-    p.add_argument("--storage", default="./results")
+    p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
     p.add_argument("--name", help="run name (default: <family>-train-<time>); an existing one resumes")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--smoke-test", action="store_true", help="the family's tiny data and 2 epochs")
+    add_verbosity(p)
     return p.parse_args(argv)
 
 
@@ -55,7 +62,8 @@ def check_flags(args) -> None:
     check_name("--name", args.name)
 
 
-def overrides_from(args) -> dict:
+def overrides_from(args, family) -> dict:
+    """--config, then --smoke-test's sizes, then --set / --epochs / --data, later ones winning."""
     from ray_jobs.sweep import UsageError, flag_overrides
 
     overrides = {}
@@ -68,6 +76,8 @@ def overrides_from(args) -> dict:
         if not isinstance(overrides, dict):
             raise UsageError(f"--config: {args.config} must hold a JSON object of config sections, got "
                              f"{type(overrides).__name__}")
+    if args.smoke_test:
+        overrides = merge(overrides, family.SMOKE)
     return merge(overrides, flag_overrides(args))
 
 
@@ -76,10 +86,12 @@ def main(argv=None) -> int:
     from ray_jobs.sweep import UsageError, check_storage
 
     args = parse_args(argv)
+    if print_catalogue(args):
+        return 0
     try:
         check_flags(args)
         family = family_module(args.family)
-        config = make_config(family, overrides_from(args), args.preset)
+        config = make_config(family, overrides_from(args, family), args.preset)
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
         check_storage(absolute(args.storage))
@@ -98,12 +110,22 @@ def run(args, family, config) -> int:
     from ray_jobs.sweep import start_ray
     from trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_like_a_sweep
 
-    start_ray(args.verbose)
+    from ray.util.queue import Queue
+
+    from ray_jobs.progress import EpochLines, print_lines
+
+    start_ray(args.verbose >= 2)
     poll_like_a_sweep()
     storage = absolute(args.storage)
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
     callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"))] if "://" not in storage else []
+    lines = Queue(actor_options={"num_cpus": 0})
+    if not args.quiet:
+        tags = getattr(family, "TAGS", {})
+        callbacks.append(EpochLines(lines, family.OBJECTIVE.metric, tags.get("train/loss", "train/loss"),
+                                    config.train.epochs))
+    print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {storage}/{name}", flush=True)
     trainer = TorchTrainer(
         family.train_loop_per_worker,
         # the whole config, preset folded in: workers rebuild it from this dict alone
@@ -113,7 +135,8 @@ def run(args, family, config) -> int:
                                        failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
                                        checkpoint_config=keep_checkpoints(args.family, args.keep_checkpoints)),
     )
-    result = trainer.fit()
+    with print_lines(lines):
+        result = trainer.fit()
     metrics = result.metrics or {}
     shown = ("val/", "train/loss", "epoch", "stop")
     print(json.dumps({k: v for k, v in metrics.items() if own_name(family, k).startswith(shown)}, indent=2))

@@ -250,3 +250,35 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
             raise ConfigError(path, f"must be a string, got {value!r}")
         return value
     raise TypeError(f"{path}: unsupported config field type {hint!r}")
+
+
+def documented_fields(config: Any, path: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, value, the note beside its default in the source: the seed section it comes
+    from) for every leaf field of a config, in declaration order."""
+    rows = []
+    notes = field_notes(type(config))
+    for field in dataclasses.fields(config):
+        value, key = getattr(config, field.name), f"{path}{field.name}"
+        if dataclasses.is_dataclass(value):
+            rows += documented_fields(value, key + ".")
+        else:
+            rows.append((key, value, notes.get(field.name, "")))
+    return rows
+
+
+def field_notes(cls: type) -> dict[str, str]:
+    """{field: its comment}: the comment after the default, else the comment lines just above."""
+    import inspect
+    import re
+
+    notes, above = {}, []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("# "))
+            continue
+        match = re.match(r"(\w+)\s*:[^#]*?=[^#]*(?:#\s*(.*))?$", stripped)
+        if match and match.group(1) not in notes:
+            notes[match.group(1)] = match.group(2) or " ".join(above)
+        above = []
+    return notes

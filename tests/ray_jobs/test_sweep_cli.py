@@ -9,6 +9,7 @@ import ray
 
 from ray_jobs import sweep
 from ray_jobs import train as train_job
+from trainables.families import FAMILIES
 
 
 def run_sweep(capsys, tmp_path, *argv):
@@ -286,3 +287,35 @@ def test_storage_that_cannot_be_written_is_refused_before_ray_starts(capsys, tmp
         assert code == 2 and f"--storage: cannot write to {storage}" in err and expected in err, err
         assert len(err.splitlines()) == 1
     assert not ray.is_initialized() and not (tmp_path / "not_mounted").exists()
+
+
+def test_list_names_every_family_space_and_preset_without_starting_ray(capsys, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("--list started Ray"))
+    assert sweep.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for family in FAMILIES:
+        assert out.count(f"{family}: objective") == 1
+    assert "--space caps (default): caps.mode" in out and "--preset: phase1, phase2" in out
+
+
+def test_print_config_gives_every_key_its_default_and_its_seed_section(capsys):
+    assert train_job.main(["--print-config", "hdr_patch"]) == 0
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["caps.abs_max"] == ["16.0", "seed 1.4 current log_delta_abs_max"]
+    assert rows["model.channels"][0] == "[16,"  # a tuple, shown as the JSON list --set takes
+    # every key of the config is listed, nested sections included
+    from trainables.config import to_dict
+    from trainables.families import family_module
+    from ray_jobs.results import flatten
+
+    assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(family_module("hdr_patch").Config()))}
+
+
+def test_help_shows_the_whole_description_and_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["--help"])
+    words = " ".join(capsys.readouterr().out.split())  # whatever the terminal's width
+    assert "is always the first trial. Results land beside Tune's files in <storage>/<name>/." in words
+    assert "--trials TRIALS trials in all, the documented default first (default: 8)" in words

@@ -51,6 +51,9 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     for column in ("status", "stop_reason", "objective", "best_objective", "wall_s", "final/val/overflow_frac"):
         assert column in trials
     assert "* " in out and "trials.parquet" in out  # the printed table marks the default
+    # the console's table shows the objective and the tuned parameters, and no box per trial
+    final_table = out.split("== final ==")[1].splitlines()[1].split()
+    assert {"val/log_l1", "mode", "abs_max"} <= set(final_table) and "╭" not in out
     # each finished trial's best checkpoint is one Ray kept (trainables.driver.keep_checkpoints)
     finished = trials[trials["status"] == "COMPLETED"]
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
@@ -75,7 +78,10 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
             kept[state["epochs_done"]] = state["metrics"]["checkpoint_score"]
         assert 4 in kept and 3 not in kept and 2 <= len(kept) <= 3
         assert all(math.isfinite(score) for score in kept.values())
-        assert "best checkpoint:" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "best checkpoint:" in out
+        # the run printed a line per epoch as it went (ray_jobs.progress.EpochLines)
+        assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["1/4", "2/4", "3/4", "4/4"]
 
 
 def nan_or_not(trial):

@@ -19,3 +19,21 @@ def test_the_best_score_wins_and_epochs_without_their_own_validation_are_passed_
 def test_no_scored_checkpoint_gives_none():
     assert best_checkpoint(kept(math.nan), "min") is None
     assert best_checkpoint([], "min") is None
+
+
+def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
+    from ray_jobs.progress import epoch_line
+
+    values = {"epoch": 3, "val/log_l1": 0.94321, "train/loss": 1.5, "time/epoch_s": 12.34, "stop_reason": ""}
+    assert epoch_line(values, "val/log_l1", "train/loss", 10) == "epoch 3/10  val/log_l1 0.9432  train/loss 1.5  12.3 s"
+    stopped = epoch_line({**values, "stop_reason": "overflow"}, "val/log_l1", "train/loss", 10)
+    assert stopped.endswith("  stopped: overflow")
+
+
+def test_smoke_test_shrinks_a_run_and_the_flags_still_win():
+    from ray_jobs.train import overrides_from, parse_args
+    from trainables.families import family_module
+
+    family = family_module("hdr_patch")
+    overrides = overrides_from(parse_args(["hdr_patch", "--smoke-test", "--epochs", "3"]), family)
+    assert overrides["data"] == family.SMOKE["data"] and overrides["train"]["epochs"] == 3

@@ -1,0 +1,123 @@
+"""The console: a sweep's table of its trials (their epoch, objective and tuned parameters), and a
+run's line per epoch.
+
+Tune's own reporters either show neither the objective nor the sampled parameters and a box of
+every metric per finished trial (the default, 645 lines for 8 smoke trials), or take columns but
+fail on a space whose parameters differ between trials (CLIReporter looks every parameter column
+up in every trial's config). This is Tune's ProgressReporter interface, filled in small.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pandas as pd
+from ray.train.v2.api.callback import UserCallback
+from ray.tune import ProgressReporter
+from ray.tune.utils import flatten_dict
+
+EVERY_S = 30.0  # at most one table this often while the sweep runs (and one at its end)
+
+
+class TrialTable(ProgressReporter):
+    """Prints the table when a trial has started, finished or reached a new epoch since the last
+    one, at most every `every_s` seconds (0: at every change), and once at the end."""
+
+    def __init__(self, objectives: list[dict], parameters: list[str], default_point: dict | None = None,
+                 every_s: float = EVERY_S, out=print):
+        self.objectives = objectives
+        self.parameters = parameters
+        self.default_point = default_point
+        self.every_s = every_s
+        self.out = out
+        self._last_state = None
+        self._last_time = -math.inf
+
+    def should_report(self, trials, done: bool = False) -> bool:
+        state = [(t.trial_id, t.status, (t.last_result or {}).get("epoch")) for t in trials]
+        if state == self._last_state:
+            return False
+        if done or time.monotonic() - self._last_time >= self.every_s:
+            self._last_state, self._last_time = state, time.monotonic()
+            return True
+        return False
+
+    def report(self, trials, done: bool, *sys_info: str) -> None:
+        counts = pd.Series([t.status for t in trials]).value_counts()
+        self.out(f"{'== final ==' if done else '== progress =='} {len(trials)} trials: "
+                 + ", ".join(f"{n} {status}" for status, n in counts.items()))
+        self.out(table(trials, self.objectives, self.parameters, self.default_point))
+
+
+def table(trials, objectives: list[dict], parameters: list[str], default_point: dict | None = None) -> str:
+    """Best first by the first objective; '-' where a trial's space branch has no such parameter;
+    the documented default marked *."""
+    rows = []
+    for trial in trials:
+        result, config = trial.last_result or {}, flatten_dict(trial.config or {}, delimiter="/")
+        marker = "* " if config == default_point else ""
+        row = {"trial": marker + trial.trial_id, "status": trial.status, "epoch": result.get("epoch", "")}
+        row.update({o["metric"]: result.get(o["metric"], math.nan) for o in objectives})
+        row["stop"] = result.get("stop_reason") or ""
+        row.update({short_name(p, parameters): config.get(p, "-") for p in parameters})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    first = objectives[0]
+    frame = frame.sort_values(first["metric"], ascending=first["mode"] == "min", na_position="last", kind="stable")
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+
+
+def short_name(key: str, keys: list[str]) -> str:
+    """A config key without its section (caps/mode -> mode) where no other key ends alike."""
+    leaf = key.rsplit("/", 1)[-1]
+    return leaf if sum(k.rsplit("/", 1)[-1] == leaf for k in keys) == 1 else key
+
+
+class EpochLines(UserCallback):
+    """A run's console line per epoch (epoch, objective, loss, time), for ray_jobs/train.py.
+
+    This runs in the Train controller, whose own output reaches the console only together with
+    every worker's log (Ray's log_to_driver); the lines go to the driver through a Ray queue,
+    and `print_lines` prints them there."""
+
+    def __init__(self, queue, objective: str, loss: str, epochs: int):
+        self.queue, self.objective, self.loss, self.epochs = queue, objective, loss, epochs
+
+    def after_report(self, run_context, metrics, checkpoint):
+        self.queue.put(epoch_line(metrics[0], self.objective, self.loss, self.epochs))
+
+
+def epoch_line(values: dict, objective: str, loss: str, epochs: int) -> str:
+    line = f"epoch {values.get('epoch', '?')}/{epochs}  {objective} {values.get(objective, math.nan):.4g}  " \
+           f"{loss} {values.get(loss, math.nan):.4g}  {values.get('time/epoch_s', math.nan):.3g} s"
+    return line + (f"  stopped: {values['stop_reason']}" if values.get("stop_reason") else "")
+
+
+class print_lines:  # noqa: N801 (a context manager, used as a function)
+    """Prints what arrives on `queue` from a background thread while the block runs, and what is
+    left when it ends."""
+
+    def __init__(self, queue, out=print):
+        self.queue, self.out = queue, out
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    def _pump(self):
+        from ray.util.queue import Empty
+
+        while True:
+            try:
+                self.out(self.queue.get(timeout=0.5))
+            except Empty:
+                if self._done.is_set():
+                    return

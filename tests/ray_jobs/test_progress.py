@@ -1,0 +1,41 @@
+from types import SimpleNamespace
+
+from ray_jobs.progress import TrialTable, table
+
+OBJECTIVE = [{"metric": "val/log_l1", "mode": "min"}]
+PARAMETERS = ["caps/mode", "caps/abs_max", "caps/log_delta_scale"]
+DEFAULT = {"caps/mode": "A", "caps/abs_max": 16.0}
+
+
+def trial(trial_id, status, config, **result):
+    return SimpleNamespace(trial_id=trial_id, status=status, config=config, last_result=result)
+
+
+def trials():
+    return [
+        trial("dflt", "TERMINATED", {"caps": {"mode": "A", "abs_max": 16.0}}, epoch=4, **{"val/log_l1": 1.16}),
+        trial("modeb", "RUNNING", {"caps": {"mode": "B", "log_delta_scale": 0.79}}, epoch=2, **{"val/log_l1": 0.94}),
+        trial("new", "PENDING", {"caps": {"mode": "A", "abs_max": 8.0}}),
+    ]
+
+
+def test_the_table_shows_the_objective_and_each_trials_own_parameters_best_first():
+    lines = table(trials(), OBJECTIVE, PARAMETERS, DEFAULT).splitlines()
+    assert lines[0].split() == ["trial", "status", "epoch", "val/log_l1", "stop", "mode", "abs_max", "log_delta_scale"]
+    # mode B has no abs_max, mode A no log_delta_scale: '-'; the pending trial has no value yet
+    assert lines[1].split() == ["modeb", "RUNNING", "2", "0.94", "B", "-", "0.79"]
+    assert lines[2].split() == ["*", "dflt", "TERMINATED", "4", "1.16", "A", "16", "-"]
+    assert lines[3].split() == ["new", "PENDING", "A", "8", "-"]
+
+
+def test_a_table_is_printed_on_a_change_at_most_every_so_often_and_always_at_the_end():
+    printed = []
+    reporter = TrialTable(OBJECTIVE, PARAMETERS, DEFAULT, every_s=3600, out=printed.append)
+    sweep = trials()
+    assert reporter.should_report(sweep)  # the first
+    sweep[1].last_result = {"epoch": 3, "val/log_l1": 0.9}
+    assert not reporter.should_report(sweep)  # changed, but within the hour
+    assert reporter.should_report(sweep, done=True)
+    assert not reporter.should_report(sweep, done=True)  # nothing new since
+    reporter.report(sweep, True)
+    assert printed[0] == "== final == 3 trials: 1 TERMINATED, 1 RUNNING, 1 PENDING"

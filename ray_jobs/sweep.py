@@ -253,6 +253,10 @@ def make_plan(args) -> dict:
     check_batches_fit(family.check_data(config), {
         "the sweep's config": config.train.batch_size,
         f"--space {space_name} samples it": max([c.train.batch_size for c in sampled] + space_choices(space))})
+    inert = inert_weights(family, config, [point] + sample_points(space, 32, args.seed))
+    if inert:
+        print(f"sweep: warning: --space {space_name} tunes weights of terms that are off, so their samples change "
+              f"nothing: {inert}", file=sys.stderr)
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
         max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
@@ -272,6 +276,19 @@ def make_plan(args) -> dict:
         "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
         "resume": args.resume, "verbosity": verbosity(args), "min_free_mb": args.min_free_mb,
     }
+
+
+def inert_weights(family, config, points: list[dict]) -> str:
+    """The tuned loss weights (family.TERM_SWITCHES) whose term is off in every sampled point that
+    sets them: off in the base config and not switched on by the point. "" if none."""
+    from trainables.config import get_path
+
+    off = {}
+    for weight, switch in getattr(family, "TERM_SWITCHES", {}).items():
+        setting = [p for p in points if weight.replace(".", "/") in p]
+        if setting and not any(p.get(switch.replace(".", "/"), get_path(config, switch)) for p in setting):
+            off.setdefault(switch, []).append(weight)
+    return "; ".join(f"{', '.join(weights)} (--set {switch}=true turns them on)" for switch, weights in off.items())
 
 
 def space_choices(space, key: tuple = ("train", "batch_size")) -> list:

@@ -28,6 +28,9 @@ and, only where a family needs them:
   summarise_val(means, cfg)               -> the validation means with what is derived from them
                                              (e.g. pixel-weighted ratios of per-sample sums)
   TAGS                                    {loop metric name: the seed's name} for what is reported
+  TERM_SWITCHES                           {loss weight key: the boolean key without which its term
+                                           is not computed}; a sweep that tunes the weight of a
+                                           term that is off says so
 """
 
 from __future__ import annotations

@@ -29,6 +29,12 @@ from trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/latent_mse", "min")
 HEALTH_FROM_VAL = ()
+# each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
+TERM_SWITCHES = {"loss.weights.mae": "loss.enhancements.robust", "loss.weights.huber": "loss.enhancements.robust",
+                 "loss.weights.perceptual_main": "loss.enhancements.perceptual",
+                 "loss.weights.perceptual_hier": "loss.enhancements.perceptual",
+                 "loss.weights.consistency": "loss.enhancements.consistency",
+                 "loss.weights.spectral": "loss.enhancements.spectral"}
 COMPONENTS = ("latent", "perceptual", "consistency", "spectral")  # what adaptive weighting balances
 # The seed's TensorBoard tags ("Enhanced TensorBoard logging"). It numbers the adaptive weights by
 # position (component_0 ...), which shifts with what is enabled; they are named here instead, so a

@@ -31,6 +31,8 @@ from trainables.families import Objective, Parts
 OBJECTIVE = Objective("val/energy", "min")
 OBJECTIVES = (Objective("val/style_swd", "min"), Objective("val/content_ssm", "min"))  # the Pareto front
 HEALTH_FROM_VAL = ("identity_ratio",)
+# each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
+TERM_SWITCHES = {"loss.weights.velocity": "loss.use_velocity_reg", "loss.weights.divergence": "loss.use_divergence_reg"}
 VAL_REFERENCES = 4  # target-style latents a validation output is compared against
 
 

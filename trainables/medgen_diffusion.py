@@ -40,6 +40,8 @@ BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
 BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
 OBJECTIVE = Objective("Loss/MSE_val", "min")
 HEALTH_FROM_VAL = ("timestep_bin_ratio",)
+# each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
+TERM_SWITCHES = {"regularisation.self_conditioning_weight": "regularisation.self_conditioning"}
 REGIONAL = ("tumor_loss", "background_loss", "tumor_bg_ratio")
 IMAGE_MODALITIES = sorted({m for images in MODE_IMAGES.values() for m in images})
 # the loop's metric names -> the seed's tag names (seed "TensorBoard Metrics (Verified)"): overall,

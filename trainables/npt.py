@@ -36,6 +36,10 @@ from trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/fidelity_mse", "min")
 HEALTH_FROM_VAL = ("fidelity_vs_plain",)
+# each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
+TERM_SWITCHES = {"loss.weights.info_bottleneck": "loss.use_info_bottleneck", "loss.weights.decomposed": "loss.use_decomposed",
+                 "loss.weights.projection_consistency": "loss.use_projection_consistency",
+                 "loss.weights.orthogonality": "loss.use_orthogonality"}
 # the seed's combined loss ("Updated Loss Architecture"); info_bottleneck can be left out (Phase 1)
 TERMS = ("direct_mlp", "attention_encoding", "fidelity", "regularization", "modulation_guidance", "info_bottleneck")
 OPTIONAL_TERMS = ("decomposed", "projection_consistency", "orthogonality")

@@ -319,3 +319,32 @@ def test_help_shows_the_whole_description_and_the_defaults(capsys):
     words = " ".join(capsys.readouterr().out.split())  # whatever the terminal's width
     assert "is always the first trial. Results land beside Tune's files in <storage>/<name>/." in words
     assert "--trials TRIALS trials in all, the documented default first (default: 8)" in words
+
+
+@pytest.mark.parametrize("family_name", list(FAMILIES))
+def test_every_term_switch_names_a_weight_and_a_boolean_of_the_config(family_name):
+    from trainables.config import get_path
+    from trainables.families import family_module
+
+    family = family_module(family_name)
+    config = family.Config()
+    for weight, switch in getattr(family, "TERM_SWITCHES", {}).items():
+        assert isinstance(get_path(config, weight), float) and isinstance(get_path(config, switch), bool)
+
+
+def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line():
+    from search_spaces import sample_points
+    from trainables.families import family_module, make_config, spaces_of
+
+    family = family_module("latent_conditioner")
+    spaces = spaces_of("latent_conditioner")
+
+    def inert(space, overrides=None):
+        return sweep.inert_weights(family, make_config(family, overrides or {}), sample_points(spaces[space], 32))
+
+    # the default `weights` space samples six weights of four enhancements that are all off
+    assert inert("weights").count("loss.weights.") == 6
+    robust_on = inert("weights", {"loss": {"enhancements": {"robust": True}}})
+    assert "loss.weights.mae" not in robust_on and "loss.weights.spectral" in robust_on
+    assert inert("enhancements") == ""  # it samples each weight only with its switch on
+    assert inert("schedule") == ""  # no weights at all

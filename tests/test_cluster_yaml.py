@@ -98,6 +98,14 @@ def post_job(port: int, token: str | None) -> int:
         return err.code
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP port listens on, from the kernel's socket table."""
+    import psutil
+
+    return {c.laddr.ip for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
 def alive_nodes(gcs_port: int, home, timeout_s: float = 60) -> int:
     """How many nodes `ray status` lists as active, once the autoscaler's view (refreshed every
     few seconds) has two, or at the timeout."""
@@ -133,6 +141,14 @@ def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_i
         assert post_job(ports["dashboard"], None) == 401
         assert post_job(ports["dashboard"], "not-the-token") in (401, 403)
         assert post_job(ports["dashboard"], token) == 200
+        # where each port listens is what cluster.yaml's security comment says: the dashboard on
+        # loopback alone, the client server on the node's address (guarded by the security group)
+        assert listening_addresses(ports["dashboard"]) == {"127.0.0.1"}
+        assert listening_addresses(ports["client"]) - {"127.0.0.1"}
+        comment = CLUSTER.read_text().split("# Security:")[1].split("\n\n")[0]
+        security = " ".join(line.lstrip("# ") for line in comment.splitlines())
+        assert "(8265) listens on the head's loopback only" in security
+        assert "the Ray client server's (10001) among them, listen on the node's own IP address" in security
         worker_ports = dict(ports, **dict(zip(("objects", "agent", "runtime_env", "metrics"), free_ports(4))))
         joined = run_shell(node_command(cluster["worker_start_ray_commands"], worker_ports), worker_home)
         assert joined.returncode == 0, joined.stderr[-2000:]

@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m ray_jobs.sweep
+	$(VENV)/bin/losstune-sweep
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainables import timeline  # noqa: E402
+from losstune.trainables import timeline  # noqa: E402
 
 
 def machine() -> str:
@@ -24,7 +24,7 @@ def machine() -> str:
 
 def start_local_ray(timeline_path: str = "") -> None:
     """A local Ray on this machine's cores; workers inherit LOSSTUNE_TIMELINE from this process."""
-    from ray_jobs.sweep import start_local_ray as start
+    from losstune.ray_jobs.sweep import start_local_ray as start
 
     if timeline_path:
         os.environ[timeline.ENV] = timeline_path
@@ -36,7 +36,7 @@ def run_sweep(argv: list[str], callbacks=(), stop=None):
     wall seconds of Tuner.fit)."""
     import optuna
 
-    from ray_jobs import results, sweep
+    from losstune.ray_jobs import results, sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = sweep.make_plan(sweep.parse_args(argv))
@@ -54,7 +54,7 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.callback import UserCallback
 
-    from trainables.families import family_module
+    from losstune.trainables.families import family_module
 
     resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}
     log = os.path.join(storage, f"{name}.reports.jsonl")

@@ -27,7 +27,7 @@ def steady(reports: list[dict], key: str = "samples_per_s") -> float:
 def main() -> None:
     import torch
 
-    from trainables.families import FAMILIES, family_module, make_config
+    from losstune.trainables.families import FAMILIES, family_module, make_config
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))

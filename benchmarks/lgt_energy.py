@@ -35,8 +35,8 @@ def ssm_peak_mb(batch: int, positions: int) -> float:
     """Peak memory of one forward + backward of ssm_distance, in this process."""
     import torch
 
-    from losses.energy import ssm_distance
-    from trainables.loop import peak_rss_mb
+    from losstune.losses.energy import ssm_distance
+    from losstune.trainables.loop import peak_rss_mb
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(batch, *LATENT, device=device, requires_grad=True)
@@ -64,7 +64,7 @@ def swd_times(batch: int, repeats: int) -> dict:
     """Median seconds of forward + backward of patch_swd, with and without .contiguous()."""
     import torch
 
-    from losses.energy import patch_swd
+    from losstune.losses.energy import patch_swd
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(batch, *LATENT, device=device, requires_grad=True)
@@ -89,9 +89,9 @@ def transfer(stratified: bool, epochs: int) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from trainables import lgt
-    from trainables.config import merge
-    from trainables.families import make_config
+    from losstune.trainables import lgt
+    from losstune.trainables.config import merge
+    from losstune.trainables.families import make_config
 
     torch.manual_seed(0)
     cfg = make_config(lgt, merge(lgt.SMOKE, {"data": {"num_train": 128, "num_val": 32},

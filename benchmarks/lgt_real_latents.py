@@ -77,9 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     epochs, per_style = (4, 60) if args.quick else (args.epochs, args.per_style)
 
-    from ray_jobs.sweep import parse_set
-    from trainables.config import merge
-    from trainables.lgt import HealthConfig
+    from losstune.ray_jobs.sweep import parse_set
+    from losstune.trainables.config import merge
+    from losstune.trainables.lgt import HealthConfig
 
     storage = common.scratch("lgt_real")
     path = os.path.join(storage, "real_latents.npz")

@@ -46,10 +46,10 @@ def setup(setting: str, variant: str):
     import torch
     from accelerate import Accelerator
 
-    from trainables import medgen_diffusion as medgen
-    from trainables.config import merge
-    from trainables.families import make_config
-    from trainables.loop import make_scheduler
+    from losstune.trainables import medgen_diffusion as medgen
+    from losstune.trainables.config import merge
+    from losstune.trainables.families import make_config
+    from losstune.trainables.loop import make_scheduler
 
     preset, extra = VARIANTS[variant]
     cfg = make_config(medgen, merge(merge(medgen.PRESETS["small"], SETTINGS[setting]), extra), preset)
@@ -68,9 +68,9 @@ def one_round(state, steps: int) -> float:
     """Seconds per step of `steps` steps through the shared loop's run_epoch."""
     import itertools
 
-    from trainables import medgen_diffusion as medgen
-    from trainables.loop import run_epoch
-    from trainables.optim_tricks import GradientNoise
+    from losstune.trainables import medgen_diffusion as medgen
+    from losstune.trainables.loop import run_epoch
+    from losstune.trainables.optim_tricks import GradientNoise
 
     cfg, model, loader, optimizer, scheduler, accelerator, params = state
     batches = list(itertools.islice(itertools.cycle(loader), steps))
@@ -83,7 +83,7 @@ def one_round(state, steps: int) -> float:
 
 def peak_rss(setting: str, variant: str, steps: int) -> dict:
     """In this (fresh) process: the peak RSS before building, and after one round."""
-    from trainables.loop import peak_rss_mb
+    from losstune.trainables.loop import peak_rss_mb
 
     before = peak_rss_mb()
     state = setup(setting, variant)

@@ -28,8 +28,8 @@ SHORT_DATA = {
 
 
 def main() -> None:
-    from trainables.config import merge
-    from trainables.families import FAMILIES, family_module
+    from losstune.trainables.config import merge
+    from losstune.trainables.families import FAMILIES, family_module
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))

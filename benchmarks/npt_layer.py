@@ -25,7 +25,7 @@ from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
 def tokens_per_second(repeats: int) -> dict:
     import torch
 
-    from models.npt import NPTModel, rank_one_update
+    from losstune.models.npt import NPTModel, rank_one_update
 
     model = NPTModel(vocab=64)  # the family's defaults: d_model 256, 4 heads, d_ffn 688, rank 32
     tokens = torch.randint(0, 64, (16, 64))

@@ -110,7 +110,7 @@ def earlier_random_search(folder: str, seed: int):
 
     import pandas as pd
 
-    from ray_jobs.results import launch_index
+    from losstune.ray_jobs.results import launch_index
 
     lines = []
     for path in glob.glob(os.path.join(folder, f"random-{seed}", "*", "result.json")):
@@ -190,7 +190,7 @@ def task_args(family: str, space: str, train_seed: int, folder: str, extra: list
 def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str) -> dict:
     """Random search's configs for sampler seed `seed`, trained at training seeds `seed` and
     `seed` + 1."""
-    from trainables.families import family_module
+    from losstune.trainables.families import family_module
 
     tables = []
     for train_seed in (seed, seed + 1):
@@ -204,7 +204,7 @@ def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str]
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
              grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS, near: float = NEAR,
              search: str = "optuna") -> dict:
-    from trainables.families import family_module
+    from losstune.trainables.families import family_module
 
     objective = family_module(family).OBJECTIVE
     # Same training seed for both; different sampler seeds, else TPE's first (random) startup
@@ -275,7 +275,7 @@ def parse_args() -> tuple[argparse.Namespace, str]:
     p.add_argument("--grace-epochs", type=int, help="ASHA's grace period (default: the sweep's, a quarter)")
     p.add_argument("--startup-trials", type=int, default=STARTUP_TRIALS, help="TPE's random startup trials")
     p.add_argument("--search", choices=["optuna", "optuna-grouped"], default="optuna",
-                   help="the sweep's TPE, or TPE grouped by the space's branches (python -m ray_jobs.sweep --help)")
+                   help="the sweep's TPE, or TPE grouped by the space's branches (losstune-sweep --help)")
     p.add_argument("--reuse-random", metavar="FOLDER", default="",
                    help="skip random search: read it from an earlier run's folder (printed at its start)")
     p.add_argument("--seed-noise", action="store_true",
@@ -287,7 +287,7 @@ def parse_args() -> tuple[argparse.Namespace, str]:
     args = p.parse_args()
     if not 0 <= args.near < 1:
         p.error(f"--near: {args.near} is not a fraction in [0, 1)")
-    from trainables.families import spaces_of
+    from losstune.trainables.families import spaces_of
 
     space = args.space or SPACES[args.family]
     known = sorted(spaces_of(args.family))
@@ -306,7 +306,7 @@ def print_seed_noise(family: str, space: str, seed: int, trials: int, extra: lis
 
 
 def print_summary(rows: list[dict], family: str, near_fraction: float) -> None:
-    from trainables.families import family_module
+    from losstune.trainables.families import family_module
 
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
     near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)

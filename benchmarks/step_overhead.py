@@ -42,7 +42,7 @@ from types import SimpleNamespace
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, platform_run, read_timeline, scratch, start_local_ray  # noqa: E402
-from trainables.driver import poll_like_a_sweep  # noqa: E402
+from losstune.trainables.driver import poll_like_a_sweep  # noqa: E402
 
 
 def training_parts(family, cfg, epochs: int):
@@ -50,7 +50,7 @@ def training_parts(family, cfg, epochs: int):
     as both loops below use them."""
     import torch
 
-    from trainables.loop import make_scheduler
+    from losstune.trainables.loop import make_scheduler
 
     torch.manual_seed(cfg.train.seed)
     parts = family.build(cfg)
@@ -68,7 +68,7 @@ def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
     AdamW, clipping, the same LR schedule; `wrap` wraps the model (e.g. in DDP)."""
     import torch
 
-    from trainables.loop import loss_weights
+    from losstune.trainables.loop import loss_weights
 
     torch.set_num_threads(1)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
@@ -94,7 +94,7 @@ def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
     prepared model, optimiser, loader and scheduler or (`prepare=False`) on the plain ones."""
     from accelerate import Accelerator
 
-    from trainables.loop import run_epoch
+    from losstune.trainables.loop import run_epoch
 
     accelerator = Accelerator(cpu=True)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
@@ -137,7 +137,7 @@ def in_a_fresh_process(function, *args):
 
 
 def family_and_config(family_name: str, overrides: dict):
-    from trainables.families import family_module, make_config
+    from losstune.trainables.families import family_module, make_config
 
     family = family_module(family_name)
     return family, make_config(family, overrides)
@@ -156,7 +156,7 @@ def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dic
     """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
     (`keep_memory`: after trainables.loop.keep_freed_memory): the median ratio of their epochs'
     step times and each loop's median page faults per epoch."""
-    from trainables.loop import keep_freed_memory
+    from losstune.trainables.loop import keep_freed_memory
 
     if keep_memory and not keep_freed_memory():
         raise RuntimeError("this C library does not take glibc's mallopt settings")

@@ -24,7 +24,7 @@ def main() -> None:
     args = p.parse_args()
     trials = 6 if args.quick else args.trials
     start_local_ray()
-    from ray_jobs import sweep
+    from losstune.ray_jobs import sweep
 
     # no health stops: every trial does the same 3 epochs
     argv = ["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "3", "--trials", str(trials),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data import DataError, read_npz
+from losstune.data import DataError, read_npz
 
 
 def synthetic_patches(num: int, size: int = 32, seed: int = 0, guide_factor: int = 4):

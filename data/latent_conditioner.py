@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, read_npz
+from losstune.data import DataError, read_npz
 
 TARGET_SEED = 20240  # the target function is fixed: the same for train, validation, every run
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data import DataError, existing_file, read_npz
+from losstune.data import DataError, existing_file, read_npz
 
 KEYS = ("latents", "style_ids")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError
+from losstune.data import DataError
 
 MODALITIES = ("bravo", "flair", "t1_pre", "t1_gd", "seg")
 # seed "Diffusion Modes": the images a mode generates, and the channels it is conditioned on

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data import DataError, existing_file
+from losstune.data import DataError, existing_file
 
 BYTE_VOCAB = 256
 

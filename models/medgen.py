@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from data.medgen import MODE_CONDITIONING, MODE_IMAGES
+from losstune.data.medgen import MODE_CONDITIONING, MODE_IMAGES
 
 FEATURE_LAYERS = ("encoder", "mid", "decoder")
 

@@ -1,11 +1,11 @@
-"""python -m ray_jobs.analyze results/<sweep>
+"""losstune-analyze results/<sweep>
 
 Rebuild a sweep's trials.parquet, history.parquet, best_config.json and plots from Tune's
 experiment files, for a finished sweep or one still running, and print its report. On a cluster
 the path is the sweep's storage URI (e.g. s3://my-bucket/losstune/<sweep>):
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
-        python -m ray_jobs.analyze s3://my-bucket/losstune/<sweep>
+        losstune-analyze s3://my-bucket/losstune/<sweep>
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ray_jobs import results
+from losstune.ray_jobs import results
+from losstune.ray_jobs.sweep import HelpFormatter
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ray_jobs.analyze", description=__doc__.splitlines()[2])
+    p = argparse.ArgumentParser(prog="losstune-analyze", description=__doc__, formatter_class=HelpFormatter,
+                                epilog="exit status: 0 the report was written; 2 not a sweep folder, or nothing to read yet")
     p.add_argument("experiment", help="<storage>/<sweep name>")
     p.add_argument("--top", type=int, default=10, help="trials shown in the printed report")
     args = p.parse_args(argv)

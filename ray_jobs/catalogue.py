@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from trainables.config import documented_fields
-from trainables.families import FAMILIES, family_module, spaces_module, spaces_of
+from losstune.trainables.config import documented_fields
+from losstune.trainables.families import FAMILIES, family_module, spaces_module, spaces_of
 
 
 def catalogue() -> str:
     """Every family with its objective, its search spaces (and what each tunes) and its presets."""
-    from search_spaces import sample_points
+    from losstune.search_spaces import sample_points
 
     lines = []
     for name in FAMILIES:

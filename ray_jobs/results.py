@@ -16,8 +16,8 @@ import re
 import pandas as pd
 import pyarrow.fs
 
-from trainables.config import merge, to_dict, unflatten
-from trainables.families import CHECKPOINT_SCORE, family_module, make_config, own_name
+from losstune.trainables.config import merge, to_dict, unflatten
+from losstune.trainables.families import CHECKPOINT_SCORE, family_module, make_config, own_name
 
 META_FILE = "losstune_sweep.json"
 

@@ -1,10 +1,10 @@
-"""python -m ray_jobs.sweep hdr_patch --space caps --trials 8
+"""losstune-sweep hdr_patch --space caps --trials 8
 
 Tune one family over a named search space. With no arguments it runs the embedded default: an
 hdr_patch sweep over `caps`, 8 trials, on a local Ray, on synthetic data. On a cluster:
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
-        python -m ray_jobs.sweep hdr_patch --space caps --trials 32 --gpus-per-worker 1 \\
+        losstune-sweep hdr_patch --space caps --trials 32 --gpus-per-worker 1 \\
         --data /mnt/data/hdr_patches.npz --storage s3://my-bucket/losstune
 
 The family, space, config overrides and data are checked before Ray starts; a bad one is one
@@ -24,9 +24,9 @@ import sys
 import threading
 import time
 
-from data import DataError
-from trainables.config import ConfigError, check_precision, merge, unflatten
-from trainables.families import FAMILIES, check_batches_fit, family_module, make_config, spaces_module, spaces_of
+from losstune.data import DataError
+from losstune.trainables.config import ConfigError, check_precision, merge, unflatten
+from losstune.trainables.families import FAMILIES, check_batches_fit, family_module, make_config, spaces_module, spaces_of
 
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ray_jobs.sweep", description=__doc__, epilog=EXIT_CODES,
+    p = argparse.ArgumentParser(prog="losstune-sweep", description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=HelpFormatter)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
     add_catalogue_flags(p)
@@ -127,7 +127,7 @@ def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
 
 def print_catalogue(args) -> bool:
     """Print what --list or --print-config asked for; whether they did."""
-    from ray_jobs.catalogue import catalogue, config_listing
+    from losstune.ray_jobs.catalogue import catalogue, config_listing
 
     if args.list:
         print(catalogue())
@@ -226,9 +226,9 @@ def base_overrides(family, args) -> dict:
 def make_plan(args) -> dict:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
-    from search_spaces import default_point, sample_points
-    from trainables.driver import TrialResources
-    from ray_jobs.results import absolute, exists
+    from losstune.search_spaces import default_point, sample_points
+    from losstune.trainables.driver import TrialResources
+    from losstune.ray_jobs.results import absolute, exists
 
     storage = absolute(args.storage)
     check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
@@ -281,7 +281,7 @@ def make_plan(args) -> dict:
 def inert_weights(family, config, points: list[dict]) -> str:
     """The tuned loss weights (family.TERM_SWITCHES) whose term is off in every sampled point that
     sets them: off in the base config and not switched on by the point. "" if none."""
-    from trainables.config import get_path
+    from losstune.trainables.config import get_path
 
     off = {}
     for weight, switch in getattr(family, "TERM_SWITCHES", {}).items():
@@ -302,7 +302,7 @@ def space_choices(space, key: tuple = ("train", "batch_size")) -> list:
 def check_storage(storage: str) -> None:
     """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
     unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""
-    from ray_jobs.results import check_writable
+    from losstune.ray_jobs.results import check_writable
 
     try:
         check_writable(storage)
@@ -364,8 +364,8 @@ def differing_paths(overrides: dict, saved: dict, prefix: str = "") -> list[str]
 
 def resumed_plan(args, storage: str) -> dict:
     """--resume: the sweep's own saved definition; only resource and checkpoint flags may change."""
-    from ray_jobs.results import META_FILE, SweepFolderError, exists, read_meta
-    from trainables.driver import TrialResources
+    from losstune.ray_jobs.results import META_FILE, SweepFolderError, exists, read_meta
+    from losstune.trainables.driver import TrialResources
 
     if not args.name:
         raise UsageError("--resume: needs --name of the sweep to continue")
@@ -475,8 +475,8 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from search_spaces import optuna_space
-    from trainables.driver import DefaultKeepingASHA, HealthAwareOptunaSearch, trainable
+    from losstune.search_spaces import optuna_space
+    from losstune.trainables.driver import DefaultKeepingASHA, HealthAwareOptunaSearch, trainable
 
     experiment = f"{plan['storage']}/{plan['name']}"
     fn = trainable(plan["family"], plan["base"], plan["resources"], f"{experiment}/trainer_runs",
@@ -526,8 +526,8 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
 def progress_table(plan):
     """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
     the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
-    from ray_jobs.progress import TrialTable
-    from search_spaces import sample_points
+    from losstune.ray_jobs.progress import TrialTable
+    from losstune.search_spaces import sample_points
 
     space = spaces_of(plan["family"])[plan["space"]]
     points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
@@ -593,8 +593,8 @@ def metadata(plan) -> dict:
 
 
 def run(plan) -> int:
-    from ray_jobs import results
-    from trainables.driver import DiskGuard
+    from losstune.ray_jobs import results
+    from losstune.trainables.driver import DiskGuard
 
     start_ray(plan["verbosity"] >= 3)
     concurrency = check_cluster(plan)
@@ -636,7 +636,7 @@ def run(plan) -> int:
 
 
 def resume_command(plan) -> str:
-    return f"python -m ray_jobs.sweep --resume --name {plan['name']} --storage {plan['storage_arg']}"
+    return f"losstune-sweep --resume --name {plan['name']} --storage {plan['storage_arg']}"
 
 
 MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole

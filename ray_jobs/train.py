@@ -1,11 +1,11 @@
-"""python -m ray_jobs.train hdr_patch --config results/<sweep>/best_config.json
+"""losstune-train hdr_patch --config results/<sweep>/best_config.json
 
 One TorchTrainer run of one config: the documented default, a preset (`--preset phase1`), or a
 sweep's best config, with `--set KEY=VALUE` overrides on top. Same metrics and checkpoints as a
 sweep's trials; run again with the same --name to resume from the latest checkpoint. On a cluster:
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
-        python -m ray_jobs.train hdr_patch --config best_config.json --gpus-per-worker 1 \\
+        losstune-train hdr_patch --config best_config.json --gpus-per-worker 1 \\
         --storage s3://my-bucket/losstune
 """
 
@@ -18,14 +18,14 @@ import os
 import sys
 import time
 
-from data import DataError
-from trainables.config import ConfigError, check_precision, merge, to_dict
-from ray_jobs.sweep import HelpFormatter, add_catalogue_flags, add_verbosity, print_catalogue
-from trainables.families import CHECKPOINT_SCORE, FAMILIES, check_batches_fit, family_module, make_config, own_name
+from losstune.data import DataError
+from losstune.trainables.config import ConfigError, check_precision, merge, to_dict
+from losstune.ray_jobs.sweep import HelpFormatter, add_catalogue_flags, add_verbosity, print_catalogue
+from losstune.trainables.families import CHECKPOINT_SCORE, FAMILIES, check_batches_fit, family_module, make_config, own_name
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m ray_jobs.train", description=__doc__, formatter_class=HelpFormatter,
+    p = argparse.ArgumentParser(prog="losstune-train", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the run finished healthy; 1 it stopped unhealthy (a health "
                                        "check's stop_reason); 2 bad input, refused before Ray starts")
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
@@ -54,7 +54,7 @@ def parse_args(argv=None):
 def check_flags(args) -> None:
     """Counts and resource shares, checked before Ray starts: Ray would take --workers 0 for its
     local mode (no checkpoints in --storage) and fail inside the run on an empty CPU share."""
-    from ray_jobs.sweep import check_at_least, check_name, check_worker_shares
+    from losstune.ray_jobs.sweep import check_at_least, check_name, check_worker_shares
 
     check_at_least(("--epochs", args.epochs, 1), ("--workers", args.workers, 1),
                    ("--max-failures", args.max_failures, -1), ("--keep-checkpoints", args.keep_checkpoints, 1))
@@ -64,7 +64,7 @@ def check_flags(args) -> None:
 
 def overrides_from(args, family) -> dict:
     """--config, then --smoke-test's sizes, then --set / --epochs / --data, later ones winning."""
-    from ray_jobs.sweep import UsageError, flag_overrides
+    from losstune.ray_jobs.sweep import UsageError, flag_overrides
 
     overrides = {}
     if args.config:
@@ -82,8 +82,8 @@ def overrides_from(args, family) -> dict:
 
 
 def main(argv=None) -> int:
-    from ray_jobs.results import absolute
-    from ray_jobs.sweep import UsageError, check_storage
+    from losstune.ray_jobs.results import absolute
+    from losstune.ray_jobs.sweep import UsageError, check_storage
 
     args = parse_args(argv)
     if print_catalogue(args):
@@ -106,13 +106,13 @@ def run(args, family, config) -> int:
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from ray_jobs.results import absolute
-    from ray_jobs.sweep import start_ray
-    from trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_like_a_sweep
+    from losstune.ray_jobs.results import absolute
+    from losstune.ray_jobs.sweep import start_ray
+    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_like_a_sweep
 
     from ray.util.queue import Queue
 
-    from ray_jobs.progress import EpochLines, print_lines
+    from losstune.ray_jobs.progress import EpochLines, print_lines
 
     start_ray(args.verbose >= 2)
     poll_like_a_sweep()

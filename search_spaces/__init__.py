@@ -12,7 +12,7 @@ from typing import Any, Callable
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from trainables.config import get_path
+from losstune.trainables.config import get_path
 
 
 def optuna_space(space: dict | Callable) -> dict | Callable:

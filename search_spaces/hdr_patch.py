@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from search_spaces import suggest_from
+from losstune.search_spaces import suggest_from
 
 
 def caps(trial) -> None:

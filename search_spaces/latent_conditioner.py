@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from search_spaces import suggest_from
+from losstune.search_spaces import suggest_from
 
 WEIGHTS = {
     "loss": {

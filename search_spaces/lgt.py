@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from search_spaces import suggest_from
+from losstune.search_spaces import suggest_from
 
 REGULARISERS = {"use_velocity_reg": ("velocity", (1e-4, 1.0)),  # seed 7.1
                 "use_divergence_reg": ("divergence", (1e-4, 1.0))}  # seed 7.3

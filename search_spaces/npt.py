@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from search_spaces import suggest_from
+from losstune.search_spaces import suggest_from
 
 WEIGHTS_RANGES = {  # log-uniform around the seed's weights, a decade or more each way
     "direct_mlp": (1.0, 100.0),  # 10

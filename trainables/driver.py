@@ -23,9 +23,9 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
-from trainables.config import merge
-from trainables.families import CHECKPOINT_SCORE, family_module
-from trainables.timeline import controller_marks, mark, process_started_at
+from losstune.trainables.config import merge
+from losstune.trainables.families import CHECKPOINT_SCORE, family_module
+from losstune.trainables.timeline import controller_marks, mark, process_started_at
 
 
 TRAIN_POLL_INTERVAL_S = "0.25"

@@ -40,14 +40,14 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Mapping
 
-from trainables.config import ConfigError, apply_overrides
+from losstune.trainables.config import ConfigError, apply_overrides
 
 FAMILIES = {
-    "hdr_patch": ("trainables.hdr_patch", "search_spaces.hdr_patch"),
-    "latent_conditioner": ("trainables.latent_conditioner", "search_spaces.latent_conditioner"),
-    "lgt": ("trainables.lgt", "search_spaces.lgt"),
-    "medgen_diffusion": ("trainables.medgen_diffusion", "search_spaces.medgen_diffusion"),
-    "npt": ("trainables.npt", "search_spaces.npt"),
+    "hdr_patch": ("losstune.trainables.hdr_patch", "losstune.search_spaces.hdr_patch"),
+    "latent_conditioner": ("losstune.trainables.latent_conditioner", "losstune.search_spaces.latent_conditioner"),
+    "lgt": ("losstune.trainables.lgt", "losstune.search_spaces.lgt"),
+    "medgen_diffusion": ("losstune.trainables.medgen_diffusion", "losstune.search_spaces.medgen_diffusion"),
+    "npt": ("losstune.trainables.npt", "losstune.search_spaces.npt"),
 }
 
 

@@ -24,8 +24,8 @@ from typing import Literal
 import torch
 from torch.utils.data import TensorDataset
 
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
-from trainables.families import Objective, Parts, hold_out
+from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
+from losstune.trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/log_l1", "min")
 HOLE_CHANNEL = 3  # the input's hole mask (models/hdr_patch.py)
@@ -177,7 +177,7 @@ SMOKE = {"data": {"num_train": 64, "num_val": 32, "patch_size": 16}, "train": {"
 
 def load_arrays(cfg):
     """(train inputs, train targets, val inputs, val targets) as numpy arrays."""
-    from data.hdr_patch import load_patches, synthetic_patches
+    from losstune.data.hdr_patch import load_patches, synthetic_patches
 
     d = cfg.data
     if not d.path:
@@ -198,7 +198,7 @@ def check_data(cfg) -> int:
 
 
 def build(cfg) -> Parts:
-    from models.hdr_patch import HDRPatchModel
+    from losstune.models.hdr_patch import HDRPatchModel
 
     train_x, train_y, val_x, val_y = (torch.from_numpy(a) for a in load_arrays(cfg))
     m, caps = cfg.model, cfg.caps
@@ -216,7 +216,7 @@ def build(cfg) -> Parts:
 
 
 def loss_terms(model, batch, cfg):
-    from losses.hdr import hdr_terms
+    from losstune.losses.hdr import hdr_terms
 
     inputs, target = batch
     out = model(inputs)
@@ -277,6 +277,6 @@ def stop_reason(metrics, cfg) -> str:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    from trainables.loop import train
+    from losstune.trainables.loop import train
 
     train(config, sys.modules[__name__])

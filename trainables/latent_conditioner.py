@@ -24,8 +24,8 @@ from typing import Literal
 import torch
 from torch.utils.data import TensorDataset
 
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
-from trainables.families import Objective, Parts, hold_out
+from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from losstune.trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/latent_mse", "min")
 HEALTH_FROM_VAL = ()
@@ -227,7 +227,7 @@ SMOKE = {"data": {"num_train": 32, "num_val": 16, "image_size": 32}, "train": {"
 
 def load_arrays(cfg):
     """(train images, y1, y2, val images, y1, y2) as numpy arrays."""
-    from data.latent_conditioner import load_directory, synthetic_set
+    from losstune.data.latent_conditioner import load_directory, synthetic_set
 
     d, m = cfg.data, cfg.model
     dims = (m.latent_dim_end, m.latent_dim * m.size2)
@@ -251,7 +251,7 @@ def enabled_components(cfg) -> list[str]:
 
 
 def build(cfg) -> Parts:
-    from models.latent_conditioner import LatentConditioner, LatentConditionerTraining
+    from losstune.models.latent_conditioner import LatentConditioner, LatentConditionerTraining
 
     arrays = [torch.from_numpy(a) for a in load_arrays(cfg)]
     m = cfg.model
@@ -285,7 +285,7 @@ def term_weights(cfg) -> dict:
 def augment(x, y1, y2, a: AugmentConfig):
     """Seed "Augmentation Strategy": each block drawn once per batch with its probability.
     Returns (x, y1, y2, whether the outline-preserving block ran)."""
-    from data.latent_conditioner import mixup, outline_preserving
+    from losstune.data.latent_conditioner import mixup, outline_preserving
 
     outlined = bool(torch.rand(()) < a.outline_p)
     if outlined:
@@ -298,7 +298,7 @@ def augment(x, y1, y2, a: AugmentConfig):
 
 
 def loss_terms(model, batch, cfg):
-    from losses.latent import (FeatureCapture, consistency_term, frobenius_term, perceptual_term, robust_terms,
+    from losstune.losses.latent import (FeatureCapture, consistency_term, frobenius_term, perceptual_term, robust_terms,
                                smooth_targets)
 
     inner = getattr(model, "module", model)  # the LatentConditionerTraining under DDP
@@ -330,7 +330,7 @@ def loss_terms(model, batch, cfg):
 def combine(model, weighted: dict, cfg):
     """The total loss from the weighted terms: the seed's adaptive hierarchical weight, then the
     adaptive weighting of the enabled components. Returns (total, health stats)."""
-    from losses.latent import hier_scale
+    from losstune.losses.latent import hier_scale
 
     health = {}
     main = sum(v for k, v in weighted.items() if k.endswith("_main") and not k.startswith("perceptual"))
@@ -392,6 +392,6 @@ def stop_reason(metrics, cfg) -> str:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    from trainables.loop import train
+    from losstune.trainables.loop import train
 
     train(config, sys.modules[__name__])

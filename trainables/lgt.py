@@ -23,10 +23,10 @@ from typing import Literal
 import torch
 from torch.utils.data import Dataset
 
-from data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
-from trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
+from losstune.data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
+from losstune.trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
                                within)
-from trainables.families import Objective, Parts
+from losstune.trainables.families import Objective, Parts
 
 OBJECTIVE = Objective("val/energy", "min")
 OBJECTIVES = (Objective("val/style_swd", "min"), Objective("val/content_ssm", "min"))  # the Pareto front
@@ -196,7 +196,7 @@ class StylePairs(Dataset):
 
 def load_arrays(cfg):
     """(train latents, ids, val latents, ids) as numpy arrays."""
-    from data.lgt import hold_out_per_style, load_latents, synthetic_latents
+    from losstune.data.lgt import hold_out_per_style, load_latents, synthetic_latents
 
     d = cfg.data
     if not d.path:
@@ -213,7 +213,7 @@ def check_data(cfg) -> int:
 
 
 def build(cfg) -> Parts:
-    from models.lgt import StyleFlow
+    from losstune.models.lgt import StyleFlow
 
     train_x, train_ids, val_x, val_ids = load_arrays(cfg)
     m, d = cfg.model, cfg.data
@@ -229,8 +229,8 @@ def term_weights(cfg) -> dict:
 
 
 def loss_terms(model, batch, cfg):
-    from losses.energy import patch_swd, ssm_distance
-    from models.lgt import divergence_hutchinson
+    from losstune.losses.energy import patch_swd, ssm_distance
+    from losstune.models.lgt import divergence_hutchinson
 
     x_src, _, target, refs = batch
     inner = getattr(model, "module", model)  # the StyleFlow under DDP
@@ -256,7 +256,7 @@ def loss_terms(model, batch, cfg):
 def val_metrics(model, batch, cfg, extras):
     """Per sample: SWD of x1 (and of x_src) to the target style's references, SSM of x1 to x_src,
     all patches and positions and the same projections for every trial."""
-    from losses.energy import patch_swd, ssm_distance
+    from losstune.losses.energy import patch_swd, ssm_distance
 
     x_src, _, target, refs = batch
     f = cfg.flow
@@ -285,6 +285,6 @@ def stop_reason(metrics, cfg) -> str:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    from trainables.loop import train
+    from losstune.trainables.loop import train
 
     train(config, sys.modules[__name__])

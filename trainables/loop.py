@@ -27,10 +27,10 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from trainables.config import ConfigError, check_precision
-from trainables.families import CHECKPOINT_SCORE, make_config, own_name
-from trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
-from trainables.timeline import mark, process_started_at
+from losstune.trainables.config import ConfigError, check_precision
+from losstune.trainables.families import CHECKPOINT_SCORE, make_config, own_name
+from losstune.trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
+from losstune.trainables.timeline import mark, process_started_at
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
 STATE_FILE = "losstune_state.json"

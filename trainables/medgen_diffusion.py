@@ -24,14 +24,14 @@ from typing import Literal
 
 import torch
 
-from losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights, model_timesteps,
+from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights, model_timesteps,
                               per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
-from data import DataError
-from data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES  # numpy and torch only
-from losses.image_quality import msssim, per_channel, psnr, regional_errors, regional_sums, slicewise_msssim
-from trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
+from losstune.data import DataError
+from losstune.data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES  # numpy and torch only
+from losstune.losses.image_quality import msssim, per_channel, psnr, regional_errors, regional_sums, slicewise_msssim
+from losstune.trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
                                within)
-from trainables.families import Objective, Parts
+from losstune.trainables.families import Objective, Parts
 
 TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual network), which losstune does not "
                       "install; install the torchvision build that matches your torch")
@@ -260,7 +260,7 @@ class FixedDraws:
 
 def subject_split(cfg):
     """(train subjects, validation subjects) of the configured (or phantom) folders."""
-    from data.medgen import list_subjects, modalities_for, phantom_folder
+    from losstune.data.medgen import list_subjects, modalities_for, phantom_folder
 
     d = cfg.data
     path = d.path or phantom_folder(d.subjects, tuple(d.phantom_shape), d.seed)
@@ -279,7 +279,7 @@ def check_data(cfg) -> int:
     A validation set with no item is refused here, naming its subjects."""
     import importlib.util
 
-    from data.medgen import load_volumes
+    from losstune.data.medgen import load_volumes
 
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
@@ -295,7 +295,7 @@ def check_data(cfg) -> int:
 def training_items(cfg, volumes: list[dict]) -> list[dict]:
     """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
     mode skips them), a 3D run's volumes."""
-    from data.medgen import axial_slices
+    from losstune.data.medgen import axial_slices
 
     if cfg.model.spatial_dims == 3:
         return volumes
@@ -303,7 +303,7 @@ def training_items(cfg, volumes: list[dict]) -> list[dict]:
 
 
 def make_items(cfg, subjects, augment: bool):
-    from data.medgen import Items, load_volumes
+    from losstune.data.medgen import Items, load_volumes
 
     d, spatial_dims = cfg.data, cfg.model.spatial_dims
     items = training_items(cfg, load_volumes(subjects, d.mode))  # seg mode keeps empty slices: DataConfig
@@ -312,7 +312,7 @@ def make_items(cfg, subjects, augment: bool):
 
 
 def build(cfg) -> Parts:
-    from models.medgen import DiffusionNet, add_feature_noise
+    from losstune.models.medgen import DiffusionNet, add_feature_noise
 
     train_subjects, val_subjects = subject_split(cfg)
     m, r = cfg.model, cfg.regularisation
@@ -519,6 +519,6 @@ def stop_reason(metrics, cfg) -> str:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    from trainables.loop import train
+    from losstune.trainables.loop import train
 
     train(config, sys.modules[__name__])

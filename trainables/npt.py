@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import TensorDataset
 
-from trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
-from trainables.families import Objective, Parts, hold_out
+from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
+from losstune.trainables.families import Objective, Parts, hold_out
 
 OBJECTIVE = Objective("val/fidelity_mse", "min")
 HEALTH_FROM_VAL = ("fidelity_vs_plain",)
@@ -202,14 +202,14 @@ SMOKE = {"data": {"num_train": 64, "num_val": 16, "seq_len": 16}, "train": {"epo
 
 
 def vocab_size(cfg) -> int:
-    from data.npt import BYTE_VOCAB
+    from losstune.data.npt import BYTE_VOCAB
 
     return BYTE_VOCAB if cfg.data.path else cfg.data.vocab
 
 
 def load_arrays(cfg):
     """(train sequences, val sequences), int64 [N, seq_len]."""
-    from data.npt import synthetic_tokens, text_tokens
+    from losstune.data.npt import synthetic_tokens, text_tokens
 
     d = cfg.data
     if not d.path:
@@ -241,7 +241,7 @@ def enabled_terms(cfg) -> list[str]:
 
 
 def build(cfg) -> Parts:
-    from models.npt import NPTModel, NPTTraining
+    from losstune.models.npt import NPTModel, NPTTraining
 
     refuse_checkpoint_dir(cfg)
     train, val = load_arrays(cfg)
@@ -266,7 +266,7 @@ def on_step_start(model, step: int, cfg) -> None:
 
 
 def loss_terms(model, batch, cfg):
-    from losses import npt as L
+    from losstune.losses import npt as L
 
     inner = getattr(model, "module", model)  # the NPTTraining under DDP
     step = int(inner.step)
@@ -301,7 +301,7 @@ def loss_terms(model, batch, cfg):
 
 def combine(model, weighted: dict, cfg):
     """Stage weights, or the adaptive weights. Returns (total, health stats)."""
-    from losses.npt import balanced_weights, gradient_norms
+    from losstune.losses.npt import balanced_weights, gradient_norms
 
     inner = getattr(model, "module", model)
     s = cfg.stages
@@ -327,7 +327,7 @@ def val_metrics(model, batch, cfg, extras):
     """Per sequence: fidelity MSE to the teacher on all positions, and that of the layer without
     its modulation (h + MLP(h)), for `summarise_val`'s ratio; the cosine between the modulation's
     effect on the MLP, MLP_mod(h) - MLP(h), and the attention output."""
-    from losses.npt import modulation_scalar
+    from losstune.losses.npt import modulation_scalar
 
     out = model(batch[0])
     teacher = out["teacher_output"].float()
@@ -363,6 +363,6 @@ def stop_reason(metrics, cfg) -> str:
 
 
 def train_loop_per_worker(config: dict) -> None:
-    from trainables.loop import train
+    from losstune.trainables.loop import train
 
     train(config, sys.modules[__name__])

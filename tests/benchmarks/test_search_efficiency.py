@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 import search_efficiency  # noqa: E402
 from search_efficiency import (best_in_first, best_value, earlier_random_search, make_stopper,  # noqa: E402
                                rung_agreement, seed_agreement)
-from trainables.families import spaces_of  # noqa: E402
+from losstune.trainables.families import spaces_of  # noqa: E402
 
 
 def test_counts_epochs_up_to_the_first_healthy_hit():

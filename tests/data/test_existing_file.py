@@ -2,10 +2,10 @@
 
 import pytest
 
-from data import DataError, existing_file
-from data.hdr_patch import load_patches
-from data.lgt import load_latents
-from data.npt import text_tokens
+from losstune.data import DataError, existing_file
+from losstune.data.hdr_patch import load_patches
+from losstune.data.lgt import load_latents
+from losstune.data.npt import text_tokens
 
 READERS = [load_patches, lambda path: load_latents(path, num_styles=2), lambda path: text_tokens(path, seq_len=8)]
 

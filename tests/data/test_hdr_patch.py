@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from data import DataError
-from data.hdr_patch import load_patches, synthetic_patches
+from losstune.data import DataError
+from losstune.data.hdr_patch import load_patches, synthetic_patches
 
 
 def test_synthetic_patches_are_deterministic_and_span_the_hdr_range():

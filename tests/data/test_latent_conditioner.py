@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from data import DataError
-from data.latent_conditioner import (image_features, latent_targets, load_directory, mixup, outline_preserving,
+from losstune.data import DataError
+from losstune.data.latent_conditioner import (image_features, latent_targets, load_directory, mixup, outline_preserving,
                                      synthetic_images, synthetic_set)
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from data import DataError
-from data.lgt import (build_style_indices_cache, hold_out_per_style, load_latents, other_styles, sample_style_batch,
+from losstune.data import DataError
+from losstune.data.lgt import (build_style_indices_cache, hold_out_per_style, load_latents, other_styles, sample_style_batch,
                       synthetic_latents)
-from losses.energy import patch_swd
+from losstune.losses.energy import patch_swd
 
 
 def test_synthetic_latents_shapes_balance_and_determinism():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from data import DataError
-from data.medgen import (EMPTY_SLICE_LEVEL, Items, axial_slices, list_subjects, load_volumes, modalities_for,
+from losstune.data import DataError
+from losstune.data.medgen import (EMPTY_SLICE_LEVEL, Items, axial_slices, list_subjects, load_volumes, modalities_for,
                          write_phantoms)
 
 SHAPE = (24, 24, 12)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights,
+from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights,
                               model_timesteps, per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
 
 

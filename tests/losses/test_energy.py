@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from losses.energy import patch_swd, patches_3x3, same_quantiles, sample_rows, self_similarity, ssm_distance
+from losstune.losses.energy import patch_swd, patches_3x3, same_quantiles, sample_rows, self_similarity, ssm_distance
 
 
 def seeded(seed=0):

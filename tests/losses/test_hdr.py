@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from losses.hdr import (hdr_terms, histogram_matching, log_supervision, moment_matching, range_penalty, sparsity,
+from losstune.losses.hdr import (hdr_terms, histogram_matching, log_supervision, moment_matching, range_penalty, sparsity,
                         tonemap)
 
 T = torch.tensor

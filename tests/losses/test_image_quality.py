@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from losses.image_quality import msssim, psnr, regional_errors, regional_sums
+from losstune.losses.image_quality import msssim, psnr, regional_errors, regional_sums
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 16, 16), (2, 2, 32, 32), (2, 1, 64, 64), (1, 1, 256, 256), (1, 1, 32, 32, 32)])
@@ -34,7 +34,7 @@ def test_regional_errors_are_pixel_weighted():
 
 
 def test_slicewise_msssim_is_the_mean_of_each_slices_2d_msssim():
-    from losses.image_quality import slicewise_msssim
+    from losstune.losses.image_quality import slicewise_msssim
 
     torch.manual_seed(0)
     reference = torch.rand(2, 1, 32, 32, 3)
@@ -46,7 +46,7 @@ def test_slicewise_msssim_is_the_mean_of_each_slices_2d_msssim():
 def test_per_channel_psnr_by_hand():
     # channel errors 0.1 and 0.3: PSNR 10 log10(1 / 0.01) = 20 and 10 log10(1 / 0.09) = 10.458;
     # MONAI's pooled PSNR of the mean squared error 0.05: 10 log10(20) = 13.010
-    from losses.image_quality import per_channel
+    from losstune.losses.image_quality import per_channel
 
     reference = torch.zeros(1, 2, 4, 4)
     estimate = torch.cat([torch.full((1, 1, 4, 4), 0.1), torch.full((1, 1, 4, 4), 0.3)], dim=1)

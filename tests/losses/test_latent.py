@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from losses.latent import (FeatureCapture, consistency_term, frobenius_term, hier_scale, perceptual_term,
+from losstune.losses.latent import (FeatureCapture, consistency_term, frobenius_term, hier_scale, perceptual_term,
                            robust_terms, smooth_targets)
-from models.latent_conditioner import LatentConditioner
+from losstune.models.latent_conditioner import LatentConditioner
 
 T = torch.tensor
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from losses import npt as L
+from losstune.losses import npt as L
 
 T = torch.tensor
 

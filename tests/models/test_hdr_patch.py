@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from models.hdr_patch import HDRPatchModel, bounded_delta, log_normalize
+from losstune.models.hdr_patch import HDRPatchModel, bounded_delta, log_normalize
 
 EPS = 1e-6
 

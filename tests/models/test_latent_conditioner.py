@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from models.latent_conditioner import (LatentConditioner, LatentConditionerTraining, SoftmaxWeighter,
+from losstune.models.latent_conditioner import (LatentConditioner, LatentConditionerTraining, SoftmaxWeighter,
                                        UncertaintyWeighter)
 
 SMALL = dict(image_size=32, filters=(8, 16), encoder_dim=16)

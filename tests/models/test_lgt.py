@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.lgt import StyleFlow, divergence_hutchinson
+from losstune.models.lgt import StyleFlow, divergence_hutchinson
 
 SMALL = dict(num_styles=3, widths=(16, 16), attention=(False, True), norm_groups=8, head_channels=8)
 

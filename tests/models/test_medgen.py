@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.medgen import DiffusionNet, add_feature_noise, mode_channels
+from losstune.models.medgen import DiffusionNet, add_feature_noise, mode_channels
 
 SMALL = {"widths": (8, 16, 16), "attention": (False, False, True), "norm_groups": 8, "head_channels": 8}
 
@@ -25,7 +25,7 @@ def test_the_networks_defaults_are_the_configs():
     # one default for the head size: the model's own agrees with the config's (MONAI's 8)
     import inspect
 
-    from trainables.medgen_diffusion import ModelConfig
+    from losstune.trainables.medgen_diffusion import ModelConfig
 
     defaults = {name: p.default for name, p in inspect.signature(DiffusionNet).parameters.items()}
     config = ModelConfig()

@@ -1,6 +1,6 @@
 import torch
 
-from models.npt import NPTModel, NPTTraining, TeacherLayer, rank_one_update, rotary
+from losstune.models.npt import NPTModel, NPTTraining, TeacherLayer, rank_one_update, rotary
 
 
 def test_rank_one_update_equals_the_explicit_modulated_gate_matrix():

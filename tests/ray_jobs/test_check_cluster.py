@@ -3,8 +3,8 @@
 import pytest
 import ray
 
-from ray_jobs import sweep
-from trainables.driver import TrialResources
+from losstune.ray_jobs import sweep
+from losstune.trainables.driver import TrialResources
 
 
 def fake_cluster(monkeypatch, *nodes):

@@ -1,6 +1,6 @@
 from types import SimpleNamespace
 
-from ray_jobs.progress import TrialTable, table
+from losstune.ray_jobs.progress import TrialTable, table
 
 OBJECTIVE = [{"metric": "val/log_l1", "mode": "min"}]
 PARAMETERS = ["caps/mode", "caps/abs_max", "caps/log_delta_scale"]

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from ray_jobs.results import best_checkpoint_path, pareto_front, ranked, report
+from losstune.ray_jobs.results import best_checkpoint_path, pareto_front, ranked, report
 
 OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]
 
@@ -83,7 +83,7 @@ def test_report_compares_the_best_with_the_default_only_when_the_default_finishe
 
 
 def test_history_gets_the_epochs_only_the_runs_checkpoint_kept():
-    from ray_jobs.results import complete_history
+    from losstune.ray_jobs.results import complete_history
 
     # Tune lost epoch 1 when it restarted the trial (it resumed from the epoch-1 checkpoint) and
     # has epoch 3 twice (run before the driver died, and again after the restart)
@@ -96,7 +96,7 @@ def test_history_gets_the_epochs_only_the_runs_checkpoint_kept():
 
 
 def test_best_checkpoint_is_the_best_scored_of_those_ray_keeps():
-    from ray_jobs.results import kept_best_checkpoint
+    from losstune.ray_jobs.results import kept_best_checkpoint
 
     snapshot = {"checkpoint_results": [
         {"checkpoint_dir_name": "checkpoint_a", "metrics": {"checkpoint_score": 0.5}},
@@ -109,7 +109,7 @@ def test_best_checkpoint_is_the_best_scored_of_those_ray_keeps():
 
 def drawn_figures(monkeypatch) -> list:
     """The matplotlib figures results.plots draws, kept instead of turned into PNG bytes."""
-    import ray_jobs.results as results
+    import losstune.ray_jobs.results as results
 
     figures = []
     monkeypatch.setattr(results, "png", lambda figure, rect=None: figures.append(figure) or b"")
@@ -125,7 +125,7 @@ def hdr_history(trials: pd.DataFrame) -> pd.DataFrame:
 def test_the_plots_show_the_default_alike_everywhere_and_stopped_trials_apart(monkeypatch):
     import matplotlib.colors
 
-    from ray_jobs.results import plots
+    from losstune.ray_jobs.results import plots
 
     figures = drawn_figures(monkeypatch)
     trials = ranked(trials_table(), "min").assign(objective=[3.00, 3.03, 3.5, 4.0, 3.2, float("nan")])
@@ -147,7 +147,7 @@ def test_the_plots_show_the_default_alike_everywhere_and_stopped_trials_apart(mo
 
 
 def test_the_pareto_legend_lists_only_what_is_drawn(monkeypatch):
-    from ray_jobs.results import pareto_plot
+    from losstune.ray_jobs.results import pareto_plot
 
     figures = drawn_figures(monkeypatch)
     trials = trials_table().assign(pareto=lambda t: pareto_front(t, OBJECTIVES))

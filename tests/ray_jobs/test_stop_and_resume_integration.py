@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def sweep(storage, *extra, name="s1"):
-    return [sys.executable, "-m", "ray_jobs.sweep", "hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6",
+    return [sys.executable, "-m", "losstune.ray_jobs.sweep", "hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6",
             "--scheduler", "none", "--max-concurrent", "2", "--set", "health.max_overflow_frac=1.0",
             "--storage", str(storage), "--name", name, *extra]
 
@@ -54,7 +54,7 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
         finally:
             first.kill()
     text = log.read_text()
-    assert f"Resume with: python -m ray_jobs.sweep --resume --name s1 --storage {tmp_path}" in text
+    assert f"Resume with: losstune-sweep --resume --name s1 --storage {tmp_path}" in text
     assert not (tmp_path / "s1" / "trials.parquet").exists()  # no results that show cut trials as done
     assert "FAIL" not in study_states(tmp_path)  # the cut trials stay RUNNING, resumable
 
@@ -84,7 +84,7 @@ def test_a_disk_running_full_stops_the_sweep_resumable(tmp_path):
         assert first.returncode == 3, first.stdout[-3000:] + first.stderr[-3000:]
         last = first.stderr.strip().splitlines()[-1]
         assert last.startswith("sweep full: stopped: --storage") and "MB free (--min-free-mb 2.4)" in last
-        assert "resume with: python -m ray_jobs.sweep --resume --name full" in last
+        assert "resume with: losstune-sweep --resume --name full" in last
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)  # space freed
         resumed = subprocess.run(sweep(disk, "--min-free-mb", "2.4", "--resume", name="full"), cwd=REPO, env=env(),
                                  capture_output=True, text=True, timeout=400)

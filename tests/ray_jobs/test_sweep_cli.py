@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import ray
 
-from ray_jobs import sweep
-from ray_jobs import train as train_job
-from trainables.families import FAMILIES
+from losstune.ray_jobs import sweep
+from losstune.ray_jobs import train as train_job
+from losstune.trainables.families import FAMILIES
 
 
 def run_sweep(capsys, tmp_path, *argv):
@@ -154,7 +154,7 @@ def test_train_job_refuses_names_and_batches_before_ray_starts(capsys, tmp_path,
 
 
 def test_analyze_refuses_a_negative_top(capsys, tmp_path):
-    from ray_jobs import analyze
+    from losstune.ray_jobs import analyze
 
     assert analyze.main([str(tmp_path), "--top", "-1"]) == 2
     err = capsys.readouterr().err.strip()
@@ -168,7 +168,7 @@ def test_analyze_refuses_a_negative_top(capsys, tmp_path):
     ('{"family": "hdr_patch"}', "not a losstune sweep definition (missing space, objective"),
 ])
 def test_analyze_refuses_a_folder_that_is_no_readable_sweep(capsys, tmp_path, meta, expected):
-    from ray_jobs import analyze
+    from losstune.ray_jobs import analyze
 
     if meta is not None:
         (tmp_path / "losstune_sweep.json").write_text(meta)
@@ -178,7 +178,7 @@ def test_analyze_refuses_a_folder_that_is_no_readable_sweep(capsys, tmp_path, me
 
 
 def test_analyze_before_tunes_first_snapshot_says_so(capsys, tmp_path):
-    from ray_jobs import analyze
+    from losstune.ray_jobs import analyze
 
     meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/log_l1", "mode": "min"},
             "default_point": {}, "epochs": 2, "trials": 2, "base": {}}
@@ -200,8 +200,8 @@ def test_resume_of_a_sweep_with_a_corrupt_definition_is_refused(capsys, tmp_path
 @pytest.fixture
 def saved_sweep(tmp_path):
     """A sweep's saved definition, as a first run writes it (smoke-test, 4 trials of 6 epochs)."""
-    from ray_jobs.results import META_FILE
-    from trainables.families import family_module
+    from losstune.ray_jobs.results import META_FILE
+    from losstune.trainables.families import family_module
 
     args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
                              "--storage", str(tmp_path / "results")])
@@ -239,7 +239,7 @@ def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sw
 
 
 def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_path):
-    from ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results import META_FILE
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
     (tmp_path / "results" / "full").mkdir(parents=True)
@@ -306,9 +306,9 @@ def test_print_config_gives_every_key_its_default_and_its_seed_section(capsys):
     assert rows["caps.abs_max"] == ["16.0", "seed 1.4 current log_delta_abs_max"]
     assert rows["model.channels"][0] == "[16,"  # a tuple, shown as the JSON list --set takes
     # every key of the config is listed, nested sections included
-    from trainables.config import to_dict
-    from trainables.families import family_module
-    from ray_jobs.results import flatten
+    from losstune.trainables.config import to_dict
+    from losstune.trainables.families import family_module
+    from losstune.ray_jobs.results import flatten
 
     assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(family_module("hdr_patch").Config()))}
 
@@ -323,8 +323,8 @@ def test_help_shows_the_whole_description_and_the_defaults(capsys):
 
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_every_term_switch_names_a_weight_and_a_boolean_of_the_config(family_name):
-    from trainables.config import get_path
-    from trainables.families import family_module
+    from losstune.trainables.config import get_path
+    from losstune.trainables.families import family_module
 
     family = family_module(family_name)
     config = family.Config()
@@ -333,8 +333,8 @@ def test_every_term_switch_names_a_weight_and_a_boolean_of_the_config(family_nam
 
 
 def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line():
-    from search_spaces import sample_points
-    from trainables.families import family_module, make_config, spaces_of
+    from losstune.search_spaces import sample_points
+    from losstune.trainables.families import family_module, make_config, spaces_of
 
     family = family_module("latent_conditioner")
     spaces = spaces_of("latent_conditioner")

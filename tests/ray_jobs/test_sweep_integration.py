@@ -21,9 +21,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray.util.state import list_actors
 
-from ray_jobs import sweep
-from ray_jobs import train as train_job
-from search_spaces import hdr_patch as hdr_spaces
+from losstune.ray_jobs import sweep
+from losstune.ray_jobs import train as train_job
+from losstune.search_spaces import hdr_patch as hdr_spaces
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from ray_jobs import sweep
+from losstune.ray_jobs import sweep
 
 
 def test_orphaned_running_trials_become_fail(tmp_path):
@@ -21,7 +21,7 @@ def test_orphaned_running_trials_become_fail(tmp_path):
 def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
     import json
 
-    from ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results import META_FILE
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
     meta = sweep.metadata(plan)
@@ -47,8 +47,8 @@ def test_tpe_samples_a_quarter_of_the_trials_at_random(tmp_path, argv, startup):
 def _suggestions(tmp_path, search: str, trials: int = 8) -> list[dict]:
     """Params of `trials` Optuna trials on hdr_patch `all` (a space with branches), sampled by the
     sweep's sampler for --search `search`, on an objective that prefers lr near 5e-3."""
-    from search_spaces import optuna_space
-    from trainables.families import spaces_of
+    from losstune.search_spaces import optuna_space
+    from losstune.trainables.families import spaces_of
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--space", "all", "--search", search, "--storage",
                                              str(tmp_path), "--name", search, "--startup-trials", "3"]))

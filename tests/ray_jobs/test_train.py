@@ -2,8 +2,8 @@
 
 import math
 
-from ray_jobs.train import best_checkpoint
-from trainables.families import CHECKPOINT_SCORE
+from losstune.ray_jobs.train import best_checkpoint
+from losstune.trainables.families import CHECKPOINT_SCORE
 
 
 def kept(*scores):
@@ -22,7 +22,7 @@ def test_no_scored_checkpoint_gives_none():
 
 
 def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
-    from ray_jobs.progress import epoch_line
+    from losstune.ray_jobs.progress import epoch_line
 
     values = {"epoch": 3, "val/log_l1": 0.94321, "train/loss": 1.5, "time/epoch_s": 12.34, "stop_reason": ""}
     assert epoch_line(values, "val/log_l1", "train/loss", 10) == "epoch 3/10  val/log_l1 0.9432  train/loss 1.5  12.3 s"
@@ -31,8 +31,8 @@ def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
 
 
 def test_smoke_test_shrinks_a_run_and_the_flags_still_win():
-    from ray_jobs.train import overrides_from, parse_args
-    from trainables.families import family_module
+    from losstune.ray_jobs.train import overrides_from, parse_args
+    from losstune.trainables.families import family_module
 
     family = family_module("hdr_patch")
     overrides = overrides_from(parse_args(["hdr_patch", "--smoke-test", "--epochs", "3"]), family)

@@ -1,9 +1,9 @@
 import optuna
 import pytest
 
-from search_spaces import default_point, optuna_space, sample_points
-from trainables.config import get_path, merge, unflatten
-from trainables.families import FAMILIES, family_module, make_config, spaces_of
+from losstune.search_spaces import default_point, optuna_space, sample_points
+from losstune.trainables.config import get_path, merge, unflatten
+from losstune.trainables.families import FAMILIES, family_module, make_config, spaces_of
 
 CASES = [(family, name) for family in FAMILIES for name in spaces_of(family)]
 

@@ -1,8 +1,8 @@
 import pytest
 
-from trainables import hdr_patch
-from trainables.config import ConfigError, apply_overrides, get_path, merge, to_dict, unflatten
-from trainables.families import make_config
+from losstune.trainables import hdr_patch
+from losstune.trainables.config import ConfigError, apply_overrides, get_path, merge, to_dict, unflatten
+from losstune.trainables.families import make_config
 
 
 @pytest.mark.parametrize("overrides, message", [

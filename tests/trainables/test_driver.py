@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from trainables.driver import DefaultKeepingASHA
+from losstune.trainables.driver import DefaultKeepingASHA
 
 DEFAULT = {"caps/mode": "A", "caps/abs_max": 16.0}
 
@@ -27,7 +27,7 @@ def test_asha_stops_a_poor_trial_but_never_the_documented_default():
 
 
 def test_the_restart_guard_asks_about_the_driver_only_before_a_restart(monkeypatch):
-    import trainables.driver as driver
+    import losstune.trainables.driver as driver
 
     asked = []
     monkeypatch.setattr(driver, "driver_alive", lambda actor_id: asked.append(actor_id) or False)
@@ -56,7 +56,7 @@ def test_every_reported_epoch_is_in_the_event_file_when_the_controller_is_killed
 
     child = textwrap.dedent(f"""
         import os, signal
-        from trainables.driver import TensorBoardCallback
+        from losstune.trainables.driver import TensorBoardCallback
         callback = TensorBoardCallback({str(tmp_path)!r})
         for epoch in (1, 2, 3):
             callback.after_report(None, [{{"epoch": epoch, "val/log_l1": 1.0 / epoch, "stop_reason": ""}}], None)

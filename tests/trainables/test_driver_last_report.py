@@ -8,7 +8,7 @@ hung until killed on every run, and ran clean with a 5 s pause before returning)
 
 import pytest
 
-from trainables.driver import wait_until_tune_took_the_last_report
+from losstune.trainables.driver import wait_until_tune_took_the_last_report
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from trainables.config import merge
-from trainables.driver import CONTROLLER_FAILURE_LIMIT, NoRestartWithoutDriver, driver_alive
-from trainables.families import family_module
+from losstune.trainables.config import merge
+from losstune.trainables.driver import CONTROLLER_FAILURE_LIMIT, NoRestartWithoutDriver, driver_alive
+from losstune.trainables.families import family_module
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,8 @@
 import optuna
 from ray import tune
 
-from search_spaces import optuna_space
-from trainables.driver import HealthAwareOptunaSearch
+from losstune.search_spaces import optuna_space
+from losstune.trainables.driver import HealthAwareOptunaSearch
 
 State = optuna.trial.TrialState
 

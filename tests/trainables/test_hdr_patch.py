@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from losses.hdr import TERMS
-from models.hdr_patch import HDRPatchModel, log_normalize
-from search_spaces import sample_points
-from trainables import hdr_patch
-from trainables.config import ConfigError, merge
-from trainables.families import make_config, spaces_of
+from losstune.losses.hdr import TERMS
+from losstune.models.hdr_patch import HDRPatchModel, log_normalize
+from losstune.search_spaces import sample_points
+from losstune.trainables import hdr_patch
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.families import make_config, spaces_of
 
 
 def config(overrides=None, preset=""):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from trainables import latent_conditioner as lc
-from trainables.config import ConfigError, merge
-from trainables.families import make_config
+from losstune.trainables import latent_conditioner as lc
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.families import make_config
 
 
 def config(overrides=None, preset=""):
@@ -116,8 +116,8 @@ def test_bad_values_name_their_field():
 
 
 def test_the_enhancements_space_never_samples_the_collapsing_softmax_weighter():
-    from search_spaces import sample_points
-    from trainables.families import spaces_of
+    from losstune.search_spaces import sample_points
+    from losstune.trainables.families import spaces_of
 
     for space in ("enhancements", "all"):
         chosen = {point["loss/adaptive"] for point in sample_points(spaces_of("latent_conditioner")[space], 100)}

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from trainables import lgt
-from trainables.config import ConfigError, merge
-from trainables.families import make_config
+from losstune.trainables import lgt
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.families import make_config
 
 
 def config(overrides=None, preset=""):

@@ -16,7 +16,7 @@ import pytest
 # Kept (mmap over 32 MB, trim over 64 MB), nothing is mapped and the heap never shrinks.
 ROUNDS = """
 import ctypes, json, sys, torch
-from trainables.loop import keep_freed_memory
+from losstune.trainables.loop import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -55,7 +55,7 @@ def test_a_workers_freed_memory_stays_in_its_heap_instead_of_going_back_to_the_k
 # `matplotlib_hidden` (as a family's build imports it), then matplotlib imported the usual way.
 MONAI_IN_BUILD = """
 import json, sys
-from trainables.loop import matplotlib_hidden
+from losstune.trainables.loop import matplotlib_hidden
 
 with matplotlib_hidden():
     from monai.networks.nets import UNet
@@ -80,7 +80,7 @@ def test_a_build_imports_monai_without_matplotlib_and_leaves_it_importable_after
 def test_matplotlib_already_loaded_is_left_alone():
     import matplotlib
 
-    from trainables.loop import matplotlib_hidden
+    from losstune.trainables.loop import matplotlib_hidden
 
     with matplotlib_hidden():
         assert sys.modules["matplotlib"] is matplotlib

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from trainables.config import merge
-from trainables.families import FAMILIES, family_module, make_config
+from losstune.trainables.config import merge
+from losstune.trainables.families import FAMILIES, family_module, make_config
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_a_finished_run_started_again_reports_its_end_once_more(local_ray, tmp_p
 def accelerate_mode(config):
     import torch
 
-    from trainables.loop import make_accelerator
+    from losstune.trainables.loop import make_accelerator
 
     accelerator = make_accelerator(make_config(family_module("hdr_patch"), config))
     model = accelerator.prepare(torch.nn.Linear(2, 2))
@@ -179,8 +179,8 @@ def recording_medgen(config):
 
     import ray.train
 
-    from trainables import medgen_diffusion as medgen
-    from trainables.loop import train
+    from losstune.trainables import medgen_diffusion as medgen
+    from losstune.trainables.loop import train
 
     rank = ray.train.get_context().get_world_rank()
     steps = []

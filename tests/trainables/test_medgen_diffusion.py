@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from trainables import medgen_diffusion as medgen
-from trainables.config import ConfigError, merge
-from trainables.families import make_config
+from losstune.trainables import medgen_diffusion as medgen
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.families import make_config
 
 
 def config(overrides=None, preset=""):
@@ -273,13 +273,13 @@ def test_volumes_report_slicewise_and_volumetric_ms_ssim():
 
 @pytest.fixture()
 def subjects(tmp_path):
-    from data.medgen import write_phantoms
+    from losstune.data.medgen import write_phantoms
 
     return write_phantoms(str(tmp_path / "subjects"), 3, (24, 24, 12), seed=0)
 
 
 def test_check_data_reads_every_file_before_ray_and_the_trial_finds_it_cached(subjects, monkeypatch):
-    from data import medgen as medgen_data
+    from losstune.data import medgen as medgen_data
 
     cfg = config({"data": {"path": subjects}})
     train_items = medgen.check_data(cfg)  # 2 training subjects x their non-empty axial slices
@@ -297,7 +297,7 @@ def test_a_bad_file_is_one_line_from_check_data(subjects, damage, message):
     import nibabel
     import numpy as np
 
-    from data import DataError
+    from losstune.data import DataError
 
     path = f"{subjects}/subject_001/bravo.nii.gz"
     if damage == "corrupt":
@@ -316,7 +316,7 @@ def test_a_validation_set_with_no_slice_is_refused_naming_its_subjects(subjects)
     import nibabel
     import numpy as np
 
-    from data import DataError
+    from losstune.data import DataError
 
     for modality in ("bravo", "seg"):  # the held-out subject, blank
         path = f"{subjects}/subject_002/{modality}.nii.gz"

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data import DataError
-from trainables import npt
-from trainables.config import ConfigError, merge
-from trainables.families import make_config
+from losstune.data import DataError
+from losstune.trainables import npt
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.families import make_config
 
 
 def config(overrides=None, preset=""):
@@ -152,7 +152,7 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
     # 2 steps: (2 x 1 + 6 x 2) / 8 = 1.75. The gradient-norm EMA is measured once per step.
     from accelerate import Accelerator
 
-    from trainables.loop import make_scheduler, run_epoch
+    from losstune.trainables.loop import make_scheduler, run_epoch
 
     for adaptive in (False, True):
         cfg = config({"optim": {"sam_rho": 0.05}, "stages": {"stage1_steps": 4, "curriculum": False,

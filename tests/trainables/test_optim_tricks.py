@@ -4,9 +4,9 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from trainables.config import OptimConfig, ScheduleConfig, TrainConfig
-from trainables.loop import make_scheduler, run_epoch
-from trainables.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,
+from losstune.trainables.config import OptimConfig, ScheduleConfig, TrainConfig
+from losstune.trainables.loop import make_scheduler, run_epoch
+from losstune.trainables.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,
                                      sam_ascent, sam_return)
 
 

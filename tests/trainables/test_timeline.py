@@ -1,6 +1,6 @@
 import json
 
-from trainables import timeline
+from losstune.trainables import timeline
 
 
 def test_mark_writes_nothing_when_off(monkeypatch, tmp_path):

@@ -26,11 +26,13 @@ class TrialTable(ProgressReporter):
     one, at most every `every_s` seconds (0: at every change), and once at the end."""
 
     def __init__(self, objectives: list[dict], parameters: list[str], default_point: dict | None = None,
-                 every_s: float = EVERY_S, out=print):
+                 every_s: float = EVERY_S, out=None):
         self.objectives = objectives
         self.parameters = parameters
         self.default_point = default_point
         self.every_s = every_s
+        # None: print, looked up when used: Tune pickles this reporter with the sweep, and Ray may
+        # have replaced builtins.print by then (tqdm_ray's safe_print), which pickles by name only
         self.out = out
         self._last_state = None
         self._last_time = -math.inf
@@ -45,10 +47,11 @@ class TrialTable(ProgressReporter):
         return False
 
     def report(self, trials, done: bool, *sys_info: str) -> None:
+        out = self.out or print
         counts = pd.Series([t.status for t in trials]).value_counts()
-        self.out(f"{'== final ==' if done else '== progress =='} {len(trials)} trials: "
+        out(f"{'== final ==' if done else '== progress =='} {len(trials)} trials: "
                  + ", ".join(f"{n} {status}" for status, n in counts.items()))
-        self.out(table(trials, self.objectives, self.parameters, self.default_point))
+        out(table(trials, self.objectives, self.parameters, self.default_point))
 
 
 def table(trials, objectives: list[dict], parameters: list[str], default_point: dict | None = None) -> str:

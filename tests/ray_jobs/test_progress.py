@@ -39,3 +39,15 @@ def test_a_table_is_printed_on_a_change_at_most_every_so_often_and_always_at_the
     assert not reporter.should_report(sweep, done=True)  # nothing new since
     reporter.report(sweep, True)
     assert printed[0] == "== final == 3 trials: 1 TERMINATED, 1 RUNNING, 1 PENDING"
+
+
+def test_the_reporter_pickles_whatever_has_replaced_print(monkeypatch):
+    # Tune pickles the run config with its reporter; Ray replaces builtins.print in the driver
+    # (ray.experimental.tqdm_ray's safe_print), after which a reporter holding the old print could
+    # not be pickled (7 integration sweeps failed so)
+    import builtins
+    import pickle
+
+    reporter = TrialTable(OBJECTIVE, PARAMETERS, DEFAULT)
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: None)
+    assert pickle.loads(pickle.dumps(reporter)).parameters == PARAMETERS

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 import time
 
 import pandas as pd
@@ -26,10 +27,11 @@ class TrialTable(ProgressReporter):
     one, at most every `every_s` seconds (0: at every change), and once at the end."""
 
     def __init__(self, objectives: list[dict], parameters: list[str], default_point: dict | None = None,
-                 every_s: float = EVERY_S, out=None):
+                 epochs: int | None = None, every_s: float = EVERY_S, out=None):
         self.objectives = objectives
         self.parameters = parameters
         self.default_point = default_point
+        self.epochs = epochs
         self.every_s = every_s
         # None: print, looked up when used: Tune pickles this reporter with the sweep, and Ray may
         # have replaced builtins.print by then (tqdm_ray's safe_print), which pickles by name only
@@ -48,28 +50,40 @@ class TrialTable(ProgressReporter):
 
     def report(self, trials, done: bool, *sys_info: str) -> None:
         out = self.out or print
-        counts = pd.Series([t.status for t in trials]).value_counts()
+        frame = table(trials, self.objectives, self.parameters, self.default_point, self.epochs)
+        counts = Counter(frame["status"])  # in the table's order
         out(f"{'== final ==' if done else '== progress =='} {len(trials)} trials: "
-                 + ", ".join(f"{n} {status}" for status, n in counts.items()))
-        out(table(trials, self.objectives, self.parameters, self.default_point))
+            + ", ".join(f"{n} {status}" for status, n in counts.items()))
+        out(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
 
 
-def table(trials, objectives: list[dict], parameters: list[str], default_point: dict | None = None) -> str:
+def status_of(trial, epochs: int | None) -> str:
+    """Tune's status, with its TERMINATED (any trial that ended) told apart as the results are:
+    COMPLETED (every epoch), EARLY_STOPPED (by the scheduler) or STOPPED (a health check)."""
+    result = trial.last_result or {}
+    if trial.status != "TERMINATED" or epochs is None:
+        return trial.status
+    if result.get("stop_reason"):
+        return "STOPPED"
+    return "COMPLETED" if result.get("epoch", 0) >= epochs else "EARLY_STOPPED"
+
+
+def table(trials, objectives: list[dict], parameters: list[str], default_point: dict | None = None,
+          epochs: int | None = None) -> pd.DataFrame:
     """Best first by the first objective; '-' where a trial's space branch has no such parameter;
     the documented default marked *."""
     rows = []
     for trial in trials:
         result, config = trial.last_result or {}, flatten_dict(trial.config or {}, delimiter="/")
         marker = "* " if config == default_point else ""
-        row = {"trial": marker + trial.trial_id, "status": trial.status, "epoch": result.get("epoch", "")}
+        row = {"trial": marker + trial.trial_id, "status": status_of(trial, epochs), "epoch": result.get("epoch", "")}
         row.update({o["metric"]: result.get(o["metric"], math.nan) for o in objectives})
         row["stop"] = result.get("stop_reason") or ""
         row.update({short_name(p, parameters): config.get(p, "-") for p in parameters})
         rows.append(row)
     frame = pd.DataFrame(rows)
     first = objectives[0]
-    frame = frame.sort_values(first["metric"], ascending=first["mode"] == "min", na_position="last", kind="stable")
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+    return frame.sort_values(first["metric"], ascending=first["mode"] == "min", na_position="last", kind="stable")
 
 
 def short_name(key: str, keys: list[str]) -> str:

@@ -533,7 +533,8 @@ def progress_table(plan):
     points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
     tuned = list(dict.fromkeys(key for point in points for key in point))
     objectives = [plan["objective"], *[o for o in plan.get("objectives") or [] if o != plan["objective"]]]
-    return TrialTable(objectives, tuned, plan["default_point"], every_s=0 if plan.get("verbosity", 1) >= 2 else 30)
+    return TrialTable(objectives, tuned, plan["default_point"], plan["epochs"],
+                      every_s=0 if plan.get("verbosity", 1) >= 2 else 30)
 
 
 def make_sampler(plan):

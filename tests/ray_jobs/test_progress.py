@@ -20,12 +20,18 @@ def trials():
 
 
 def test_the_table_shows_the_objective_and_each_trials_own_parameters_best_first():
-    lines = table(trials(), OBJECTIVE, PARAMETERS, DEFAULT).splitlines()
+    lines = table(trials(), OBJECTIVE, PARAMETERS, DEFAULT).to_string(index=False).splitlines()
     assert lines[0].split() == ["trial", "status", "epoch", "val/log_l1", "stop", "mode", "abs_max", "log_delta_scale"]
     # mode B has no abs_max, mode A no log_delta_scale: '-'; the pending trial has no value yet
     assert lines[1].split() == ["modeb", "RUNNING", "2", "0.94", "B", "-", "0.79"]
-    assert lines[2].split() == ["*", "dflt", "TERMINATED", "4", "1.16", "A", "16", "-"]
-    assert lines[3].split() == ["new", "PENDING", "A", "8", "-"]
+    assert lines[2].split() == ["*", "dflt", "TERMINATED", "4", "1.16", "A", "16.0", "-"]
+    assert lines[3].split() == ["new", "PENDING", "NaN", "A", "8.0", "-"]
+
+
+def test_an_ended_trial_is_told_apart_as_the_results_tell_it():
+    ended = [trial("full", "TERMINATED", {}, epoch=4), trial("asha", "TERMINATED", {}, epoch=2),
+             trial("sick", "TERMINATED", {}, epoch=2, stop_reason="overflow"), trial("err", "ERROR", {}, epoch=1)]
+    assert table(ended, OBJECTIVE, [], epochs=4)["status"].tolist() == ["COMPLETED", "EARLY_STOPPED", "STOPPED", "ERROR"]
 
 
 def test_a_table_is_printed_on_a_change_at_most_every_so_often_and_always_at_the_end():
@@ -38,7 +44,8 @@ def test_a_table_is_printed_on_a_change_at_most_every_so_often_and_always_at_the
     assert reporter.should_report(sweep, done=True)
     assert not reporter.should_report(sweep, done=True)  # nothing new since
     reporter.report(sweep, True)
-    assert printed[0] == "== final == 3 trials: 1 TERMINATED, 1 RUNNING, 1 PENDING"
+    # counted in the table's order (best first); no epochs given, so Tune's own words
+    assert printed[0] == "== final == 3 trials: 1 RUNNING, 1 TERMINATED, 1 PENDING"
 
 
 def test_the_reporter_pickles_whatever_has_replaced_print(monkeypatch):

@@ -48,7 +48,7 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
     with open(log, "w") as out:
         first = subprocess.Popen(sweep(tmp_path), cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_for(log, "TERMINATED")  # one trial done, others running
+            wait_for(log, "COMPLETED")  # one trial done (the progress table says COMPLETED), others running
             first.send_signal(signal.SIGINT)
             assert first.wait(timeout=180) == 130
         finally:

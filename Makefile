@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: demo test unit clean
+.PHONY: demo test test-fast clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-unit: $(VENV)/.installed  # the fast part: no Ray cluster started (about half a minute)
+test-fast: $(VENV)/.installed  # the unit tests only: no Ray cluster started
 	$(PY) -m pytest -q -m "not integration"
 
 clean:

@@ -54,7 +54,8 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.callback import UserCallback
 
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
+    from losstune.trainables.loop import train_loop
 
     resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}
     log = os.path.join(storage, f"{name}.reports.jsonl")
@@ -64,7 +65,7 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
             with open(log, "a") as f:
                 f.write(json.dumps({k: v for k, v in metrics[0].items() if isinstance(v, (int, float, str))}) + "\n")
 
-    trainer = TorchTrainer(family_module(family_name).train_loop_per_worker, train_loop_config=overrides,
+    trainer = TorchTrainer(train_loop(load_family(family_name)), train_loop_config=overrides,
                            scaling_config=ray.train.ScalingConfig(num_workers=1, use_gpu=gpus > 0,
                                                                   resources_per_worker=resources),
                            run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=[Collect()]))

@@ -27,7 +27,7 @@ def steady(reports: list[dict], key: str = "samples_per_s") -> float:
 def main() -> None:
     import torch
 
-    from losstune.trainables.families import FAMILIES, family_module, make_config
+    from losstune.trainables.families import FAMILIES, load_family, make_config
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
@@ -41,7 +41,7 @@ def main() -> None:
     folder = scratch("gpu")
     print(f"({machine()}), {epochs} epochs per run, median of epochs 2..{epochs}")
     for name in args.families:
-        batch = make_config(family_module(name)).train.batch_size
+        batch = make_config(load_family(name)).train.batch_size
         runs = {}
         for precision in ("no", "bf16"):
             overrides = {"train": {"epochs": epochs, "mixed_precision": precision}}

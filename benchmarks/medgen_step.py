@@ -46,20 +46,20 @@ def setup(setting: str, variant: str):
     import torch
     from accelerate import Accelerator
 
-    from losstune.trainables import medgen_diffusion as medgen
     from losstune.trainables.config import merge
-    from losstune.trainables.families import make_config
-    from losstune.trainables.loop import make_scheduler
+    from losstune.trainables.families import load_family, make_config
+    from losstune.trainables.loop import make_lr_schedule
 
     preset, extra = VARIANTS[variant]
-    cfg = make_config(medgen, merge(merge(medgen.PRESETS["small"], SETTINGS[setting]), extra), preset)
+    medgen = load_family("medgen_diffusion")
+    cfg = make_config(medgen, merge(merge(medgen.presets["small"], SETTINGS[setting]), extra), preset)
     torch.manual_seed(0)
     parts = medgen.build(cfg)
     loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
                                          drop_last=True)
     params = [p for p in parts.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr)
-    scheduler = make_scheduler(optimizer, cfg, total_steps=1000)
+    scheduler = make_lr_schedule(optimizer, cfg, total_steps=1000)
     accelerator = Accelerator(cpu=True)
     return cfg, parts.model, loader, optimizer, scheduler, accelerator, params
 
@@ -68,7 +68,7 @@ def one_round(state, steps: int) -> float:
     """Seconds per step of `steps` steps through the shared loop's run_epoch."""
     import itertools
 
-    from losstune.trainables import medgen_diffusion as medgen
+    from losstune.trainables.families import load_family
     from losstune.trainables.loop import run_epoch
     from losstune.trainables.optim_tricks import GradientNoise
 
@@ -77,7 +77,7 @@ def one_round(state, steps: int) -> float:
     opt = cfg.optim
     noise = GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, 0, accelerator.device) if opt.grad_noise_sigma else None
     started = time.perf_counter()
-    run_epoch(accelerator, model, (optimizer,), params, scheduler, batches, medgen, cfg, step=0, noise=noise)
+    run_epoch(accelerator, model, (optimizer,), params, scheduler, batches, load_family("medgen_diffusion"), cfg, step=0, noise=noise)
     return (time.perf_counter() - started) / steps
 
 

@@ -29,7 +29,7 @@ SHORT_DATA = {
 
 def main() -> None:
     from losstune.trainables.config import merge
-    from losstune.trainables.families import FAMILIES, family_module
+    from losstune.trainables.families import FAMILIES, load_family
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
@@ -40,7 +40,7 @@ def main() -> None:
     print(f"peak RSS of one training worker, default config, 1 epoch ({machine()}):")
     for name in args.families:
         cut = {} if args.quick else SHORT_DATA.get(name, {})
-        overrides = merge(family_module(name).SMOKE if args.quick else cut, {"train": {"epochs": 1}})
+        overrides = merge(load_family(name).smoke if args.quick else cut, {"train": {"epochs": 1}})
         last = platform_run(name, overrides, folder, f"memory_{name}")[-1]
         note = f"  (data cut: {cut['data']})" if cut else ""
         print(f"  {name:<20} {last['peak_mem_mb']:8.0f} MB   (epoch {last['time/epoch_s']:.0f} s){note}", flush=True)

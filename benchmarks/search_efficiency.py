@@ -190,7 +190,7 @@ def task_args(family: str, space: str, train_seed: int, folder: str, extra: list
 def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str) -> dict:
     """Random search's configs for sampler seed `seed`, trained at training seeds `seed` and
     `seed` + 1."""
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
 
     tables = []
     for train_seed in (seed, seed + 1):
@@ -198,15 +198,15 @@ def seed_noise(family: str, space: str, seed: int, trials: int, extra: list[str]
             "--name", f"noise-{seed}-{train_seed}", "--search", "random", "--seed", str(seed), "--scheduler", "none",
             "--trials", str(trials)])
         tables.append(table)
-    return seed_agreement(*tables, mode=family_module(family).OBJECTIVE.mode)
+    return seed_agreement(*tables, mode=load_family(family).objective.mode)
 
 
 def one_seed(family: str, space: str, seed: int, trials: int, extra: list[str], folder: str,
              grace: int | None = None, reuse: str = "", startup: int = STARTUP_TRIALS, near: float = NEAR,
              search: str = "optuna") -> dict:
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
 
-    objective = family_module(family).OBJECTIVE
+    objective = load_family(family).objective
     # Same training seed for both; different sampler seeds, else TPE's first (random) startup
     # trials would replay random search's first points and find its best for free.
     common = task_args(family, space, seed, folder, extra)
@@ -287,10 +287,10 @@ def parse_args() -> tuple[argparse.Namespace, str]:
     args = p.parse_args()
     if not 0 <= args.near < 1:
         p.error(f"--near: {args.near} is not a fraction in [0, 1)")
-    from losstune.trainables.families import spaces_of
+    from losstune.trainables.families import load_family
 
     space = args.space or SPACES[args.family]
-    known = sorted(spaces_of(args.family))
+    known = sorted(load_family(args.family).spaces)
     if space not in known:
         p.error(f"--space: {args.family} has no space {space!r} (it has {', '.join(known)})")
     return args, space
@@ -306,11 +306,11 @@ def print_seed_noise(family: str, space: str, seed: int, trials: int, extra: lis
 
 
 def print_summary(rows: list[dict], family: str, near_fraction: float) -> None:
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
 
     met = sum(r["ratio"] <= TARGET_RATIO for r in rows)
     near = sum(r["near_ratio"] <= TARGET_RATIO for r in rows)
-    mode = family_module(family).OBJECTIVE.mode
+    mode = load_family(family).objective.mode
     ahead = sum(ahead_in_share(r, mode) for r in rows)
     ahead_expected = sum(ahead_in_share(r, mode, "random_expected") for r in rows)
     print(f"seeds with ratio <= 1/3: {met} of {len(rows)} (target: >= 4 of 5); within {near_fraction:.1%} of the "

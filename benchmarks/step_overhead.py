@@ -42,7 +42,7 @@ from types import SimpleNamespace
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, platform_run, read_timeline, scratch, start_local_ray  # noqa: E402
-from losstune.trainables.driver import poll_like_a_sweep  # noqa: E402
+from losstune.trainables.driver import poll_train_workers_often  # noqa: E402
 
 
 def training_parts(family, cfg, epochs: int):
@@ -50,7 +50,7 @@ def training_parts(family, cfg, epochs: int):
     as both loops below use them."""
     import torch
 
-    from losstune.trainables.loop import make_scheduler
+    from losstune.trainables.loop import make_lr_schedule
 
     torch.manual_seed(cfg.train.seed)
     parts = family.build(cfg)
@@ -59,7 +59,7 @@ def training_parts(family, cfg, epochs: int):
                                   betas=(cfg.optim.beta1, cfg.optim.beta2))
     loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
                                          drop_last=True, generator=torch.Generator().manual_seed(cfg.train.seed))
-    scheduler = make_scheduler(optimizer, cfg, total_steps=epochs * len(loader))
+    scheduler = make_lr_schedule(optimizer, cfg, total_steps=epochs * len(loader))
     return parts.model, params, optimizer, loader, scheduler
 
 
@@ -68,12 +68,11 @@ def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
     AdamW, clipping, the same LR schedule; `wrap` wraps the model (e.g. in DDP)."""
     import torch
 
-    from losstune.trainables.loop import loss_weights
 
     torch.set_num_threads(1)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
     model = wrap(model)
-    weights = loss_weights(family, cfg)
+    weights = family.term_weights(cfg)
     model.train()
     for _ in range(epochs):
         started = time.perf_counter()
@@ -137,9 +136,9 @@ def in_a_fresh_process(function, *args):
 
 
 def family_and_config(family_name: str, overrides: dict):
-    from losstune.trainables.families import family_module, make_config
+    from losstune.trainables.families import load_family, make_config
 
-    family = family_module(family_name)
+    family = load_family(family_name)
     return family, make_config(family, overrides)
 
 
@@ -186,7 +185,11 @@ def stand_in(n_tensors: int):
         error = model(inputs) - targets
         return {"mse": error.pow(2).mean(), "l1": error.abs().mean()}, {}
 
-    return SimpleNamespace(build=build, loss_terms=loss_terms, term_weights=lambda cfg: {"mse": 1.0, "l1": 0.5})
+    from losstune.trainables.families import load_family
+
+    # hdr_patch's other hooks are the contract's defaults (no combine, no per-step state)
+    return dataclasses.replace(load_family("hdr_patch"), name="stand_in", build=build, loss_terms=loss_terms,
+                               term_weights=lambda cfg: {"mse": 1.0, "l1": 0.5})
 
 
 def fixed_step_costs(family, cfg, epochs: int) -> tuple[int, dict]:
@@ -242,7 +245,7 @@ def main() -> None:
     folder = scratch("step")
     # Ray's daemons run during both measurements; the two alternate so that drift hits both alike.
     start_local_ray(os.path.join(folder, "timeline.jsonl"))
-    poll_like_a_sweep()
+    poll_train_workers_often()
     n_tensors, fixed = fixed_step_costs(family, cfg, 2 * epochs)
     ddp = ddp_of_one_ratio(family, cfg, 2 * epochs, folder)
     epoch_code = {False: [], True: []}  # keep_memory -> epoch_code_here's results

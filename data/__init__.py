@@ -32,3 +32,13 @@ def read_npz(path) -> dict:
         else:
             why = f"corrupt, truncated or not an .npz archive ({type(err).__name__})"
         raise DataError(f"{file}: not a readable .npz file: {why}") from None
+
+
+def hold_out(arrays: tuple, val_fraction: float, path: str, items: str) -> tuple:
+    """(train arrays..., validation arrays...): the last `val_fraction` of each array held out,
+    for data given as one file or folder (`data.path`) without a `data.val_path`."""
+    count = len(arrays[0])
+    cut = count - max(1, int(round(val_fraction * count)))
+    if cut < 1:
+        raise DataError(f"{path}: {count} {items} are too few to hold some out (data.val_fraction {val_fraction})")
+    return (*(a[:cut] for a in arrays), *(a[cut:] for a in arrays))

@@ -34,7 +34,6 @@ import torch
 
 from losstune.data import DataError
 
-MODALITIES = ("bravo", "flair", "t1_pre", "t1_gd", "seg")
 # seed "Diffusion Modes": the images a mode generates, and the channels it is conditioned on
 MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "dual": ("t1_pre", "t1_gd")}
 MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "dual": ("seg",)}
@@ -60,6 +59,13 @@ _TISSUES = {
 class Subject:
     name: str
     files: dict  # modality -> path
+
+
+def mode_channels(mode: str) -> tuple[int, int]:
+    """(in_channels, out_channels) of a mode's network, the seed's channel table: seg 1->1,
+    bravo 2->1, dual 3->2 (the images it generates, plus what it is conditioned on)."""
+    images = len(MODE_IMAGES[mode])
+    return images + len(MODE_CONDITIONING[mode]), images
 
 
 def modalities_for(mode: str) -> tuple[str, ...]:

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import torch
 
-STRATEGIES = ("ddpm", "rflow")
-
-
-def make_scheduler(strategy: str, num_train_timesteps: int, spatial_dims: int, base_size: int,
+def make_noise_scheduler(strategy: str, num_train_timesteps: int, spatial_dims: int, base_size: int,
                    timestep_transform: bool = True):
     """MONAI's scheduler for a strategy. RFlow's timestep transform shifts t towards noise for
     images larger than `base_size` per side (and towards clean for smaller ones)."""

@@ -10,9 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TERMS = ("recon", "log_supervision", "sparsity", "range", "histogram", "moment")
-
-
 def tonemap(x: torch.Tensor) -> torch.Tensor:
     """Reinhard x / (1 + x), written as 1 - 1 / (1 + x) so that x = inf maps to 1, not NaN."""
     return 1.0 - 1.0 / (1.0 + torch.clamp(x, min=0.0))

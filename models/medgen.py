@@ -11,29 +11,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from losstune.data.medgen import MODE_CONDITIONING, MODE_IMAGES
-
-FEATURE_LAYERS = ("encoder", "mid", "decoder")
-
-
-def mode_channels(mode: str) -> tuple[int, int]:
-    """(in_channels, out_channels) of a mode, the seed's channel table: seg 1->1, bravo 2->1, dual 3->2."""
-    images = len(MODE_IMAGES[mode])
-    return images + len(MODE_CONDITIONING[mode]), images
-
 
 class DiffusionNet(nn.Module):
-    """prediction = unet(x, timesteps) with x = [x_t, conditioning], called by MONAI's
+    """prediction = unet(x, timesteps) with x = [x_t, conditioning] (in_channels: the images and
+    their conditioning, data.medgen.mode_channels; out_channels: the images), called by MONAI's
     DiffusionInferer; `epoch` is training state (a buffer, so it is checkpointed) that
     epoch-dependent tricks such as the timestep curriculum read. The defaults are the seed's UNet
     and MONAI's head size (8; the seed names none)."""
 
-    def __init__(self, spatial_dims: int, mode: str, widths=(128, 256, 256), attention=(False, True, True),
-                 res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 8, flash_attention: bool = True):
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, widths=(128, 256, 256),
+                 attention=(False, True, True), res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 8,
+                 flash_attention: bool = True):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
-        in_channels, out_channels = mode_channels(mode)
         # flash_attention: MONAI's use_flash_attention, torch's scaled_dot_product_attention: the same
         # attention without materialising its [batch, heads, positions, positions] matrix
         self.unet = DiffusionModelUNet(

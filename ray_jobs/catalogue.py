@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from losstune.trainables.config import documented_fields
-from losstune.trainables.families import FAMILIES, family_module, spaces_module, spaces_of
+from losstune.trainables.families import FAMILIES, load_family
 
 
 def catalogue() -> str:
@@ -14,13 +14,13 @@ def catalogue() -> str:
 
     lines = []
     for name in FAMILIES:
-        family, default_space = family_module(name), spaces_module(name).DEFAULT_SPACE
-        lines.append(f"{name}: objective {family.OBJECTIVE.metric} ({family.OBJECTIVE.mode})")
-        for space_name, space in spaces_of(name).items():
+        family = load_family(name)
+        lines.append(f"{name}: objective {family.objective.metric} ({family.objective.mode})")
+        for space_name, space in family.spaces.items():
             tuned = dict.fromkeys(key for point in sample_points(space, 16) for key in point)
-            marker = " (default)" if space_name == default_space else ""
+            marker = " (default)" if space_name == family.default_space else ""
             lines.append(f"  --space {space_name}{marker}: {', '.join(k.replace('/', '.') for k in tuned)}")
-        lines.append(f"  --preset: {', '.join(family.PRESETS) or '(none)'}")
+        lines.append(f"  --preset: {', '.join(family.presets) or '(none)'}")
     lines.append("every key of a family, its default and its seed section: --print-config FAMILY")
     return "\n".join(lines)
 
@@ -28,8 +28,7 @@ def catalogue() -> str:
 def config_listing(name: str) -> str:
     """Every config key of a family (what --set takes), its default and the seed section it comes
     from, one per line."""
-    family = family_module(name)
-    rows = documented_fields(family.Config())
+    rows = documented_fields(load_family(name).config_class())
     width = max(len(key) for key, _, _ in rows)
     lines = [f"{name}: every key --set takes, its default, and where the default comes from"]
     for key, value, note in rows:

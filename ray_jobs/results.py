@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow.fs
 
 from losstune.trainables.config import merge, to_dict, unflatten
-from losstune.trainables.families import CHECKPOINT_SCORE, family_module, make_config, own_name
+from losstune.trainables.families import load_family, make_config
+from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 META_FILE = "losstune_sweep.json"
 
@@ -185,7 +186,7 @@ def tables(result_grid, meta: dict, experiment: str = ""):
     sweep's folder (`experiment`), each trial's history and best checkpoint as Ray stored its run."""
     metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
     default = meta["default_point"]
-    family = family_module(meta["family"])
+    family = load_family(meta["family"])
     rows, histories = [], []
     for result in result_grid:
         metrics = result.metrics or {}
@@ -210,7 +211,7 @@ def tables(result_grid, meta: dict, experiment: str = ""):
                                 or best_checkpoint_path(history, mode)),
         }
         # validation and health metrics, also where the family reports them under its seed's names
-        row.update({f"final/{k}": v for k, v in metrics.items() if own_name(family, k).startswith(("val/", "health/"))})
+        row.update({f"final/{k}": v for k, v in metrics.items() if family.own_metric_name(k).startswith(("val/", "health/"))})
         row.update({f"config/{k}": v for k, v in params.items()})
         row["error"] = error_summary(result.error) if result.error is not None else ""
         rows.append(row)
@@ -280,7 +281,7 @@ def best_config(trials: pd.DataFrame, meta: dict) -> dict | None:
         return None
     params = {k[len("config/"):]: _plain(v) for k, v in best.items() if k.startswith("config/") and not _missing(v)}
     overrides = merge(meta["base"], unflatten(params))
-    return to_dict(make_config(family_module(meta["family"]), overrides, meta.get("preset", "")))
+    return to_dict(make_config(load_family(meta["family"]), overrides, meta.get("preset", "")))
 
 
 def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict:
@@ -317,8 +318,8 @@ def style_of(trial) -> dict:
 def watched_metrics(meta: dict, history: pd.DataFrame) -> list[str]:
     """The validation metrics the family's health checks watch (hdr_patch's val/overflow_frac), plotted
     beside the objective."""
-    family = family_module(meta["family"])
-    return [f"val/{name}" for name in getattr(family, "HEALTH_FROM_VAL", ()) if f"val/{name}" in history]
+    family = load_family(meta["family"])
+    return [f"val/{name}" for name in family.watched_val_metrics if f"val/{name}" in history]
 
 
 def plots(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict[str, bytes]:

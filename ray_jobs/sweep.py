@@ -26,7 +26,7 @@ import time
 
 from losstune.data import DataError
 from losstune.trainables.config import ConfigError, check_precision, merge, unflatten
-from losstune.trainables.families import FAMILIES, check_batches_fit, family_module, make_config, spaces_module, spaces_of
+from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
@@ -216,9 +216,9 @@ def base_overrides(family, args) -> dict:
     """The overrides every trial's config is built from (trials add their sampled point): the
     preset, the smoke-test sizes, the seed, then the command line's flags, later ones winning."""
     make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
-    base = dict(family.PRESETS[args.preset]) if args.preset else {}
+    base = dict(family.presets[args.preset]) if args.preset else {}
     if args.smoke_test:
-        base = merge(base, family.SMOKE)
+        base = merge(base, family.smoke)
     base = merge(base, {"train": {"seed": args.seed}})
     return merge(base, flag_overrides(args))
 
@@ -234,14 +234,14 @@ def make_plan(args) -> dict:
     check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
         return resumed_plan(args, storage)
-    family = family_module(args.family)
-    spaces = spaces_of(args.family)
-    space_name = args.space or spaces_module(args.family).DEFAULT_SPACE
+    family = load_family(args.family)
+    spaces = family.spaces
+    space_name = args.space or family.default_space
     if space_name not in spaces:
         raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
-    objectives = getattr(family, "OBJECTIVES", ())
+    objectives = family.objectives
     if args.objective == "pareto" and not objectives:
-        raise UsageError(f"--objective: {args.family} declares a single objective ({family.OBJECTIVE.metric})")
+        raise UsageError(f"--objective: {args.family} declares a single objective ({family.objective.metric})")
     pareto = objectives if args.objective != "scalar" else ()
     base = base_overrides(family, args)
     config = make_config(family, base)
@@ -266,7 +266,7 @@ def make_plan(args) -> dict:
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
     return {
         "family": args.family, "space": space_name, "preset": args.preset, "base": base,
-        "objective": {"metric": family.OBJECTIVE.metric, "mode": family.OBJECTIVE.mode},
+        "objective": {"metric": family.objective.metric, "mode": family.objective.mode},
         "objectives": [{"metric": o.metric, "mode": o.mode} for o in pareto],
         "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
         "search": args.search, "scheduler": args.scheduler, "seed": args.seed, "smoke_test": args.smoke_test,
@@ -279,12 +279,12 @@ def make_plan(args) -> dict:
 
 
 def inert_weights(family, config, points: list[dict]) -> str:
-    """The tuned loss weights (family.TERM_SWITCHES) whose term is off in every sampled point that
+    """The tuned loss weights (family.term_switches) whose term is off in every sampled point that
     sets them: off in the base config and not switched on by the point. "" if none."""
     from losstune.trainables.config import get_path
 
     off = {}
-    for weight, switch in getattr(family, "TERM_SWITCHES", {}).items():
+    for weight, switch in family.term_switches.items():
         setting = [p for p in points if weight.replace(".", "/") in p]
         if setting and not any(p.get(switch.replace(".", "/"), get_path(config, switch)) for p in setting):
             off.setdefault(switch, []).append(weight)
@@ -479,7 +479,7 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     from losstune.trainables.driver import DefaultKeepingASHA, HealthAwareOptunaSearch, trainable
 
     experiment = f"{plan['storage']}/{plan['name']}"
-    fn = trainable(plan["family"], plan["base"], plan["resources"], f"{experiment}/trainer_runs",
+    fn = trainable(load_family(plan["family"]), plan["base"], plan["resources"], f"{experiment}/trainer_runs",
                    max_failures=plan["max_failures"], num_to_keep=plan["keep_checkpoints"])
     metric, mode = plan["objective"]["metric"], plan["objective"]["mode"]
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
@@ -497,7 +497,7 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
                                 failure_config=tune.FailureConfig(max_failures=plan["max_failures"]))
     if plan["resume"]:
         return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
-    space = spaces_of(plan["family"])[plan["space"]]
+    space = load_family(plan["family"]).spaces[plan["space"]]
     # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
     # Tune itself and ASHA still rank by the scalar objective.
     many = plan.get("objectives") or []
@@ -529,7 +529,7 @@ def progress_table(plan):
     from losstune.ray_jobs.progress import TrialTable
     from losstune.search_spaces import sample_points
 
-    space = spaces_of(plan["family"])[plan["space"]]
+    space = load_family(plan["family"]).spaces[plan["space"]]
     points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
     tuned = list(dict.fromkeys(key for point in points for key in point))
     objectives = [plan["objective"], *[o for o in plan.get("objectives") or [] if o != plan["objective"]]]

@@ -21,7 +21,8 @@ import time
 from losstune.data import DataError
 from losstune.trainables.config import ConfigError, check_precision, merge, to_dict
 from losstune.ray_jobs.sweep import HelpFormatter, add_catalogue_flags, add_verbosity, print_catalogue
-from losstune.trainables.families import CHECKPOINT_SCORE, FAMILIES, check_batches_fit, family_module, make_config, own_name
+from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
+from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 
 def parse_args(argv=None):
@@ -77,7 +78,7 @@ def overrides_from(args, family) -> dict:
             raise UsageError(f"--config: {args.config} must hold a JSON object of config sections, got "
                              f"{type(overrides).__name__}")
     if args.smoke_test:
-        overrides = merge(overrides, family.SMOKE)
+        overrides = merge(overrides, family.smoke)
     return merge(overrides, flag_overrides(args))
 
 
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         return 0
     try:
         check_flags(args)
-        family = family_module(args.family)
+        family = load_family(args.family)
         config = make_config(family, overrides_from(args, family), args.preset)
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
@@ -108,43 +109,43 @@ def run(args, family, config) -> int:
 
     from losstune.ray_jobs.results import absolute
     from losstune.ray_jobs.sweep import start_ray
-    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_like_a_sweep
+    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_train_workers_often
+    from losstune.trainables.loop import train_loop
 
     from ray.util.queue import Queue
 
     from losstune.ray_jobs.progress import EpochLines, print_lines
 
     start_ray(args.verbose >= 2)
-    poll_like_a_sweep()
+    poll_train_workers_often()
     storage = absolute(args.storage)
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
     callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"))] if "://" not in storage else []
     lines = Queue(actor_options={"num_cpus": 0})
     if not args.quiet:
-        tags = getattr(family, "TAGS", {})
-        callbacks.append(EpochLines(lines, family.OBJECTIVE.metric, tags.get("train/loss", "train/loss"),
+        callbacks.append(EpochLines(lines, family.objective.metric, family.tags.get("train/loss", "train/loss"),
                                     config.train.epochs))
     print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {storage}/{name}", flush=True)
     trainer = TorchTrainer(
-        family.train_loop_per_worker,
+        train_loop(family),
         # the whole config, preset folded in: workers rebuild it from this dict alone
         train_loop_config=to_dict(config),
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
                                        failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
-                                       checkpoint_config=keep_checkpoints(args.family, args.keep_checkpoints)),
+                                       checkpoint_config=keep_checkpoints(family, args.keep_checkpoints)),
     )
     with print_lines(lines):
         result = trainer.fit()
     metrics = result.metrics or {}
     shown = ("val/", "train/loss", "epoch", "stop")
-    print(json.dumps({k: v for k, v in metrics.items() if own_name(family, k).startswith(shown)}, indent=2))
+    print(json.dumps({k: v for k, v in metrics.items() if family.own_metric_name(k).startswith(shown)}, indent=2))
     print(f"latest checkpoint: {result.checkpoint.path if result.checkpoint else None}")
-    best = best_checkpoint(result.best_checkpoints or [], family.OBJECTIVE.mode)
+    best = best_checkpoint(result.best_checkpoints or [], family.objective.mode)
     if best:
         checkpoint, scored = best
-        print(f"best checkpoint: {checkpoint.path} ({family.OBJECTIVE.metric} {scored[CHECKPOINT_SCORE]:.6g} "
+        print(f"best checkpoint: {checkpoint.path} ({family.objective.metric} {scored[CHECKPOINT_SCORE]:.6g} "
               f"at epoch {scored['epoch']})")
     return 1 if metrics.get("stop_reason") else 0
 

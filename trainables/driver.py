@@ -24,7 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
 from losstune.trainables.config import merge
-from losstune.trainables.families import CHECKPOINT_SCORE, family_module
+from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
 from losstune.trainables.timeline import controller_marks, mark, process_started_at
 
 
@@ -32,7 +32,7 @@ TRAIN_POLL_INTERVAL_S = "0.25"
 CONTROLLER_FAILURE_LIMIT = 3  # each a 60 s worker-group start timeout
 
 
-def poll_like_a_sweep() -> None:
+def poll_train_workers_often() -> None:
     """Ray Train's controller polls its workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (default
     2 s), and a worker's `ray.train.report` waits until the previous report was polled: at 2 s
     that costs ~1 s per epoch and up to 2 s at each trial's end. Train propagates the variable to
@@ -70,23 +70,25 @@ class TrialResources:
                                        resources_per_worker=per_worker)
 
 
-def keep_checkpoints(family: str, best: int | None) -> ray.train.CheckpointConfig:
+def keep_checkpoints(family: Family, best: int | None) -> ray.train.CheckpointConfig:
     """Keep a run's latest checkpoint, which a restart resumes from (Ray Train never deletes it), and
     its `best` best by the family's objective (None: all), as seeds 000 and 001 keep
     checkpoint_best.pt beside checkpoint_latest.pt. An epoch that did not validate its own weights
     scores NaN (CHECKPOINT_SCORE), which Ray ranks below every number."""
     return ray.train.CheckpointConfig(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE,
-                                      checkpoint_score_order=family_module(family).OBJECTIVE.mode)
+                                      checkpoint_score_order=family.objective.mode)
 
 
-def run_trial(config: dict, *, family: str, base: dict, resources: TrialResources, runs_path: str,
+def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResources, runs_path: str,
               max_failures: int = 1, num_to_keep: int | None = 2) -> None:
     """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`."""
-    poll_like_a_sweep()
+    from losstune.trainables.loop import train_loop  # torch and Accelerate: only where a trial runs
+
+    poll_train_workers_often()
     context = ray.tune.get_context()
     mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
     trainer = TorchTrainer(
-        family_module(family).train_loop_per_worker,
+        train_loop(family),
         train_loop_config=merge(base, config),
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(
@@ -142,7 +144,7 @@ def wait_until_tune_took_the_last_report(timeout_s: float = LAST_REPORT_TIMEOUT_
     time.sleep(LAST_REPORT_GRACE_S)
 
 
-def trainable(family: str, base: dict, resources: TrialResources, runs_path: str, **kwargs):
+def trainable(family: Family, base: dict, resources: TrialResources, runs_path: str, **kwargs):
     """`run_trial` bound to one sweep, with the driver's fractional CPU."""
     bound = ray.tune.with_parameters(run_trial, family=family, base=base, resources=resources,
                                      runs_path=runs_path, **kwargs)

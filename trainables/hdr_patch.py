@@ -17,7 +17,6 @@ or loses on.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,11 +24,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
-from losstune.trainables.families import Objective, Parts, hold_out
+from losstune.data import hold_out
+from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/log_l1", "min")
 HOLE_CHANNEL = 3  # the input's hole mask (models/hdr_patch.py)
-HEALTH_FROM_VAL = ("overflow_frac",)  # also reported as health/overflow_frac
+WATCHED_VAL_METRICS = ("overflow_frac",)  # also reported as health/overflow_frac
 
 
 @dataclass(frozen=True)
@@ -274,9 +274,3 @@ def stop_reason(metrics, cfg) -> str:
     if past_grace and metrics["val/overflow_frac"] > cfg.health.max_overflow_frac:
         return "overflow"
     return ""
-
-
-def train_loop_per_worker(config: dict) -> None:
-    from losstune.trainables.loop import train
-
-    train(config, sys.modules[__name__])

@@ -17,7 +17,6 @@ TensorBoard names (`Enhanced_Loss/*`, `Adaptive_Weights/*`).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,10 +24,11 @@ import torch
 from torch.utils.data import TensorDataset
 
 from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
-from losstune.trainables.families import Objective, Parts, hold_out
+from losstune.data import hold_out
+from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/latent_mse", "min")
-HEALTH_FROM_VAL = ()
+WATCHED_VAL_METRICS = ()
 # each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
 TERM_SWITCHES = {"loss.weights.mae": "loss.enhancements.robust", "loss.weights.huber": "loss.enhancements.robust",
                  "loss.weights.perceptual_main": "loss.enhancements.perceptual",
@@ -389,9 +389,3 @@ def stop_reason(metrics, cfg) -> str:
     if metrics["health/grad_norm_out_of_range"] > h.max_bad_grad_share:
         return "grad_norm_out_of_range"
     return ""
-
-
-def train_loop_per_worker(config: dict) -> None:
-    from losstune.trainables.loop import train
-
-    train(config, sys.modules[__name__])

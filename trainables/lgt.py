@@ -16,7 +16,6 @@ scalar that ASHA and single-objective sweeps rank by.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,13 +23,13 @@ import torch
 from torch.utils.data import Dataset
 
 from losstune.data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
-from losstune.trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
+from losstune.trainables.config import (OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
                                within)
-from losstune.trainables.families import Objective, Parts
+from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/energy", "min")
 OBJECTIVES = (Objective("val/style_swd", "min"), Objective("val/content_ssm", "min"))  # the Pareto front
-HEALTH_FROM_VAL = ("identity_ratio",)
+WATCHED_VAL_METRICS = ("identity_ratio",)
 # each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
 TERM_SWITCHES = {"loss.weights.velocity": "loss.use_velocity_reg", "loss.weights.divergence": "loss.use_divergence_reg"}
 VAL_REFERENCES = 4  # target-style latents a validation output is compared against
@@ -282,9 +281,3 @@ def stop_reason(metrics, cfg) -> str:
     if metrics.get("health/velocity_norm", math.inf) < h.min_velocity_norm:
         return "velocity_collapse"
     return ""
-
-
-def train_loop_per_worker(config: dict) -> None:
-    from losstune.trainables.loop import train
-
-    train(config, sys.modules[__name__])

@@ -1,8 +1,8 @@
 """The one train loop every family runs on every Ray Train worker.
 
 Accelerate owns devices, mixed precision and DDP (never Ray's prepare_model alongside it);
-Ray Train owns reporting and checkpoints. A family plugs in small functions (see
-trainables/families.py). Each epoch ends in one flat metrics dict reported through
+Ray Train owns reporting and checkpoints. A family plugs in small functions by the contract in
+trainables/family_api.py; `train_loop(family)` is what a TorchTrainer runs on every worker. Each epoch ends in one flat metrics dict reported through
 `ray.train.report`, with a checkpoint every `train.checkpoint_every` epochs. SAM, gradient noise
 and an EMA of the weights are optimiser options every family has (trainables/optim_tricks.py).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import math
 import os
@@ -19,7 +20,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import asdict
 
 import ray.train
 import torch
@@ -28,7 +28,8 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from losstune.trainables.config import ConfigError, check_precision
-from losstune.trainables.families import CHECKPOINT_SCORE, make_config, own_name
+from losstune.trainables.families import make_config
+from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
 from losstune.trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
 from losstune.trainables.timeline import mark, process_started_at
 
@@ -36,7 +37,13 @@ GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag
 STATE_FILE = "losstune_state.json"
 
 
-def train(overrides: dict, family) -> None:
+def train_loop(family: Family):
+    """The function a TorchTrainer runs on every worker: `train` for this family (one argument,
+    the run's config overrides, as Ray Train calls it)."""
+    return functools.partial(train, family)
+
+
+def train(family: Family, overrides: dict) -> None:
     run = ray.train.get_context().get_experiment_name()  # the trial id, for the timeline
     mark("loop_entered", run=run, t_process=process_started_at())
     keep_freed_memory()
@@ -51,20 +58,20 @@ def train(overrides: dict, family) -> None:
     train_loader, val_loader = make_loaders(parts, cfg)
     # A family may train some parameters (e.g. adaptive loss weights) with an optimiser of their
     # own, unscheduled and unclipped: `aux_optimizer(model, cfg)`.
-    aux = family.aux_optimizer(parts.model, cfg) if hasattr(family, "aux_optimizer") else None
+    aux = family.aux_optimizer(parts.model, cfg)
     aux_ids = {id(p) for group in (aux.param_groups if aux else []) for p in group["params"]}
     params = [p for p in parts.model.parameters() if p.requires_grad and id(p) not in aux_ids]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                                   betas=(cfg.optim.beta1, cfg.optim.beta2))
     # Counted on the unsharded loader: Accelerate steps a prepared scheduler once per process.
-    scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.train.epochs * len(train_loader))
+    scheduler = make_lr_schedule(optimizer, cfg, total_steps=cfg.train.epochs * len(train_loader))
     model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
         parts.model, optimizer, train_loader, val_loader, scheduler)
     optimizers = (optimizer, accelerator.prepare(aux)) if aux else (optimizer,)
     # Checkpointed beside the model, in this order: the EMA weights, the plateau state, the
     # gradient noise's generator.
     ema = make_ema(accelerator.unwrap_model(model), cfg.optim.ema_decay) if cfg.optim.ema_decay else None
-    plateau = make_plateau(optimizer, cfg, family.OBJECTIVE.mode) if cfg.schedule.kind == "plateau" else None
+    plateau = make_plateau(optimizer, cfg, family.objective.mode) if cfg.schedule.kind == "plateau" else None
     opt = cfg.optim
     noise = (GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, cfg.train.seed, accelerator.device)
              if opt.grad_noise_sigma else None)
@@ -90,8 +97,7 @@ def train(overrides: dict, family) -> None:
         epoch_started = time.perf_counter()
         if epoch + 1 == cfg.train.inject_crash_at_epoch and restarts == 0:
             raise RuntimeError(f"injected crash at epoch {epoch + 1} (train.inject_crash_at_epoch)")
-        if hasattr(family, "on_epoch_start"):  # e.g. a curriculum that depends on the epoch
-            family.on_epoch_start(accelerator.unwrap_model(model), epoch, cfg)
+        family.on_epoch_start(accelerator.unwrap_model(model), epoch, cfg)  # e.g. a curriculum
         stats, step = run_epoch(accelerator, model, optimizers, params, scheduler, train_loader, family, cfg, step,
                                 ema, noise)
         metrics = epoch_metrics(stats, cfg, epoch, scheduler)
@@ -99,17 +105,17 @@ def train(overrides: dict, family) -> None:
             validation = evaluate(accelerator, ema.module if ema else model, val_loader, family, cfg, parts.extras)
             validation["val_epoch"] = epoch + 1
             if plateau is not None:
-                plateau.step(validation[own_name(family, family.OBJECTIVE.metric)])
+                plateau.step(validation[family.own_metric_name(family.objective.metric)])
         metrics.update(validation)
         mark("validated", epoch=epoch + 1)
-        metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.HEALTH_FROM_VAL})
+        metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in family.watched_val_metrics})
         metrics["stop_reason"] = stats["stop_reason"] or family.stop_reason(metrics, cfg)
         metrics["time/epoch_s"] = time.perf_counter() - epoch_started  # train + validation
         metrics.update({"restarts": restarts, "node": node})
         # a family may name its metrics as its seed does (e.g. medgen's Loss/MSE_val)
-        metrics = {getattr(family, "TAGS", {}).get(name, name): value for name, value in metrics.items()}
+        metrics = {family.tags.get(name, name): value for name, value in metrics.items()}
         fresh = validation["val_epoch"] == epoch + 1
-        metrics[CHECKPOINT_SCORE] = metrics[family.OBJECTIVE.metric] if fresh else math.nan
+        metrics[CHECKPOINT_SCORE] = metrics[family.objective.metric] if fresh else math.nan
         history.append(metrics)
         report_epoch(accelerator, history, cfg, epoch, restarts)
         if metrics["stop_reason"]:
@@ -208,7 +214,7 @@ def matplotlib_hidden():
             del sys.modules["matplotlib"]
 
 
-def make_scheduler(optimizer, cfg, total_steps: int):
+def make_lr_schedule(optimizer, cfg, total_steps: int):
     """Linear warmup (a fraction of all steps, or `warmup_epochs`) into cosine decay or a
     constant rate (also for "plateau", whose cuts come from `make_plateau`)."""
     sched = cfg.schedule
@@ -242,7 +248,7 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
     config's loss.weights, one per term), or what `family.combine(model, weighted, cfg)` makes of
     the weighted terms (e.g. learned adaptive weights) with health stats of its own. With SAM the
     gradient is taken a second time at the perturbed weights, with the same random draws."""
-    weights = loss_weights(family, cfg)
+    weights = family.term_weights(cfg)
     max_norm = cfg.optim.grad_clip or math.inf
     opt = cfg.optim
     # Running sums stay on the device as tensors: one host sync per step (the finite check), not
@@ -254,8 +260,8 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
     model.train()
     started = time.perf_counter()
     for batch in loader:
-        if hasattr(family, "on_step_start"):  # optimiser steps are counted here, once (not per SAM pass)
-            family.on_step_start(accelerator.unwrap_model(model), step, cfg)
+        # optimiser steps are counted here, once (not per SAM pass)
+        family.on_step_start(accelerator.unwrap_model(model), step, cfg)
         step += 1
         draws = RngSnapshot(accelerator.device) if opt.sam_rho else None
         terms, weighted, total, health = weighted_loss(model, batch, family, cfg, weights)
@@ -309,21 +315,17 @@ def run_epoch(accelerator, model, optimizers, params, scheduler, loader, family,
     }, step
 
 
-def loss_weights(family, cfg) -> dict:
-    """Each loss term's weight: `family.term_weights(cfg)`, or the config's loss.weights."""
-    return family.term_weights(cfg) if hasattr(family, "term_weights") else asdict(cfg.loss.weights)
 
 
 def weighted_loss(model, batch, family, cfg, weights):
     """(terms, weighted terms, total loss, health stats) of one batch."""
     terms, health = family.loss_terms(model, batch, cfg)
+    unweighted = sorted(set(terms) - set(weights))
+    if unweighted:  # a family whose loss_terms and term_weights disagree: say which, not KeyError
+        raise ConfigError("loss.weights", f"has no weight for the {family.name} loss term(s) {', '.join(unweighted)}")
     weighted = {name: weights[name] * value for name, value in terms.items()}
-    if hasattr(family, "combine"):
-        total, combined_health = family.combine(model, weighted, cfg)
-        health = {**health, **combined_health}
-    else:
-        total = sum(weighted.values())
-    return terms, weighted, total, health
+    total, combined_health = family.combine(model, weighted, cfg)
+    return terms, weighted, total, {**health, **combined_health}
 
 
 def all_finite(accelerator, loss) -> bool:
@@ -366,8 +368,7 @@ def evaluate(accelerator, model, loader, family, cfg, extras) -> dict:
         for name, values in family.val_metrics(model, batch, cfg, extras).items():
             collected[name].append(accelerator.gather_for_metrics(values.float()))
     means = {name: torch.cat(chunks).mean().item() for name, chunks in collected.items()}
-    if hasattr(family, "summarise_val"):
-        means = family.summarise_val(means, cfg)
+    means = family.summarise_val(means, cfg)
     return {f"val/{name}": value for name, value in means.items()}
 
 

@@ -18,20 +18,19 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights, model_timesteps,
+from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_noise_scheduler, min_snr_weights, model_timesteps,
                               per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
 from losstune.data import DataError
-from losstune.data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES  # numpy and torch only
+from losstune.data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES, mode_channels  # numpy and torch only
 from losstune.losses.image_quality import msssim, per_channel, psnr, regional_errors, regional_sums, slicewise_msssim
-from losstune.trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
+from losstune.trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, at_least, check_unet_sizes,
                                within)
-from losstune.trainables.families import Objective, Parts
+from losstune.trainables.family_api import Objective, Parts
 
 TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual network), which losstune does not "
                       "install; install the torchvision build that matches your torch")
@@ -39,7 +38,7 @@ FAKE_3D_RATIO = 0.25  # seed "3D VAE": 2.5D perceptual loss on 25% of the slices
 BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
 BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
 OBJECTIVE = Objective("Loss/MSE_val", "min")
-HEALTH_FROM_VAL = ("timestep_bin_ratio",)
+WATCHED_VAL_METRICS = ("timestep_bin_ratio",)
 # each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
 TERM_SWITCHES = {"regularisation.self_conditioning_weight": "regularisation.self_conditioning"}
 REGIONAL = ("tumor_loss", "background_loss", "tumor_bg_ratio")
@@ -316,7 +315,7 @@ def build(cfg) -> Parts:
 
     train_subjects, val_subjects = subject_split(cfg)
     m, r = cfg.model, cfg.regularisation
-    model = DiffusionNet(m.spatial_dims, cfg.data.mode, m.widths, m.attention, m.res_blocks, m.norm_groups,
+    model = DiffusionNet(m.spatial_dims, *mode_channels(cfg.data.mode), m.widths, m.attention, m.res_blocks, m.norm_groups,
                          m.head_channels, m.flash_attention)
     if r.feature_perturbation:
         add_feature_noise(model.unet, r.feature_layers, r.feature_std)
@@ -328,7 +327,7 @@ def build(cfg) -> Parts:
 
 @functools.lru_cache(maxsize=8)
 def noise_scheduler(strategy: str, steps: int, spatial_dims: int, base_size: int, transform: bool):
-    return make_scheduler(strategy, steps, spatial_dims, base_size, transform)
+    return make_noise_scheduler(strategy, steps, spatial_dims, base_size, transform)
 
 
 def scheduler_of(cfg):
@@ -516,9 +515,3 @@ def stop_reason(metrics, cfg) -> str:
     if h.max_bin_ratio and metrics["epoch"] > h.grace_epochs and metrics["health/timestep_bin_ratio"] > h.max_bin_ratio:
         return "timestep_bin_blowup"
     return ""
-
-
-def train_loop_per_worker(config: dict) -> None:
-    from losstune.trainables.loop import train
-
-    train(config, sys.modules[__name__])

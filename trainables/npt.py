@@ -25,17 +25,17 @@ within 10 epochs (with the curriculum: 0.29 and 0.0113).
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import TensorDataset
 
 from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
-from losstune.trainables.families import Objective, Parts, hold_out
+from losstune.data import hold_out
+from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/fidelity_mse", "min")
-HEALTH_FROM_VAL = ("fidelity_vs_plain",)
+WATCHED_VAL_METRICS = ("fidelity_vs_plain",)
 # each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
 TERM_SWITCHES = {"loss.weights.info_bottleneck": "loss.use_info_bottleneck", "loss.weights.decomposed": "loss.use_decomposed",
                  "loss.weights.projection_consistency": "loss.use_projection_consistency",
@@ -360,9 +360,3 @@ def stop_reason(metrics, cfg) -> str:
     if metrics.get("health/fidelity_vs_plain", 0.0) > h.max_fidelity_vs_plain:
         return "modulation_diverged"
     return ""
-
-
-def train_loop_per_worker(config: dict) -> None:
-    from losstune.trainables.loop import train
-
-    train(config, sys.modules[__name__])

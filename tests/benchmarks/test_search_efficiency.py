@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 import search_efficiency  # noqa: E402
 from search_efficiency import (best_in_first, best_value, earlier_random_search, make_stopper,  # noqa: E402
                                rung_agreement, seed_agreement)
-from losstune.trainables.families import spaces_of  # noqa: E402
+from losstune.trainables.families import load_family  # noqa: E402
 
 
 def test_counts_epochs_up_to_the_first_healthy_hit():
@@ -165,4 +165,4 @@ def test_a_near_outside_0_1_is_refused_before_ray_starts(monkeypatch, capsys):
 def test_a_space_the_family_lacks_is_refused_before_ray_starts(monkeypatch, capsys):
     assert refusal(monkeypatch, capsys, "--family", "latent_conditioner", "--space", "caps") == \
         "search_efficiency.py: error: --space: latent_conditioner has no space 'caps' (it has " \
-        + ", ".join(sorted(spaces_of("latent_conditioner"))) + ")"
+        + ", ".join(sorted(load_family("latent_conditioner").spaces)) + ")"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from losstune.data import DataError
-from losstune.data.medgen import (EMPTY_SLICE_LEVEL, Items, axial_slices, list_subjects, load_volumes, modalities_for,
+from losstune.data.medgen import (EMPTY_SLICE_LEVEL, Items, mode_channels, axial_slices, list_subjects, load_volumes, modalities_for,
                          write_phantoms)
 
 SHAPE = (24, 24, 12)
@@ -195,3 +195,8 @@ def test_files_are_read_once_not_every_epoch(folder, monkeypatch):
     for _ in range(2):  # two epochs
         for index in range(len(items)):
             items[index]
+
+
+@pytest.mark.parametrize("mode, channels", [("seg", (1, 1)), ("bravo", (2, 1)), ("dual", (3, 2))])
+def test_the_seeds_channel_table(mode, channels):
+    assert mode_channels(mode) == channels

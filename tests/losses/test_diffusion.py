@@ -3,12 +3,12 @@ import math
 import pytest
 import torch
 
-from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_scheduler, min_snr_weights,
+from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_noise_scheduler, min_snr_weights,
                               model_timesteps, per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
 
 
 def rflow(size=32, transform=False, dims=2):
-    return make_scheduler("rflow", 1000, dims, base_size=size, timestep_transform=transform)
+    return make_noise_scheduler("rflow", 1000, dims, base_size=size, timestep_transform=transform)
 
 
 def test_rflow_follows_the_seeds_convention():
@@ -35,7 +35,7 @@ def test_an_euler_step_towards_clean_adds_dt_times_v():
 
 @pytest.mark.parametrize("strategy", ["ddpm", "rflow"])
 def test_the_one_step_estimate_recovers_x0_from_the_true_prediction(strategy):
-    scheduler = make_scheduler(strategy, 1000, 2, base_size=8)
+    scheduler = make_noise_scheduler(strategy, 1000, 2, base_size=8)
     x0, noise = torch.rand(4, 2, 8, 8), torch.randn(4, 2, 8, 8)
     timesteps = model_timesteps(strategy, torch.tensor([0.05, 0.3, 0.6, 0.9]), 1000)
     x_t = scheduler.add_noise(x0, noise, timesteps)
@@ -48,7 +48,7 @@ def test_ddpm_draws_every_integer_step_equally_often():
     # 200,000 draws over 1,000 steps: 200 each, binomial sd 14. Drawing k / T and multiplying back
     # truncated some steps to their neighbour: 251, 253, 502, 506 and 511 were never drawn.
     torch.manual_seed(0)
-    scheduler = make_scheduler("ddpm", 1000, 2, base_size=8)
+    scheduler = make_noise_scheduler("ddpm", 1000, 2, base_size=8)
     t = sample_t("ddpm", scheduler, torch.zeros(200_000, 1, 1, 1))
     assert 0 < t.min() and t.max() < 1
     counts = torch.bincount(model_timesteps("ddpm", t, 1000), minlength=1000)
@@ -117,7 +117,7 @@ def test_noise_augmentation_perturbs_the_noise_but_keeps_its_variance():
 def test_snr_of_both_strategies():
     # rflow: ((1 - t) / t)^2: t = 0.5 -> 1, t = 0.25 -> 9; ddpm: abar / (1 - abar)
     assert torch.allclose(snr("rflow", rflow(), torch.tensor([500.0, 250.0])), torch.tensor([1.0, 9.0]))
-    ddpm = make_scheduler("ddpm", 1000, 2, base_size=8)
+    ddpm = make_noise_scheduler("ddpm", 1000, 2, base_size=8)
     abar = ddpm.alphas_cumprod[torch.tensor([10, 900])]
     assert torch.allclose(snr("ddpm", ddpm, torch.tensor([10, 900])), abar / (1 - abar))
 

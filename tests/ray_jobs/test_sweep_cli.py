@@ -201,14 +201,14 @@ def test_resume_of_a_sweep_with_a_corrupt_definition_is_refused(capsys, tmp_path
 def saved_sweep(tmp_path):
     """A sweep's saved definition, as a first run writes it (smoke-test, 4 trials of 6 epochs)."""
     from losstune.ray_jobs.results import META_FILE
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
 
     args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
                              "--storage", str(tmp_path / "results")])
     plan = sweep.make_plan(args)
     (tmp_path / "results" / "s1").mkdir(parents=True)
     (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(sweep.metadata(plan)))
-    assert plan["base"]["train"]["epochs"] == 6 and family_module("hdr_patch").SMOKE
+    assert plan["base"]["train"]["epochs"] == 6 and load_family("hdr_patch").smoke
     return tmp_path
 
 
@@ -307,10 +307,10 @@ def test_print_config_gives_every_key_its_default_and_its_seed_section(capsys):
     assert rows["model.channels"][0] == "[16,"  # a tuple, shown as the JSON list --set takes
     # every key of the config is listed, nested sections included
     from losstune.trainables.config import to_dict
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
     from losstune.ray_jobs.results import flatten
 
-    assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(family_module("hdr_patch").Config()))}
+    assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(load_family("hdr_patch").config_class()))}
 
 
 def test_help_shows_the_whole_description_and_the_defaults(capsys):
@@ -324,20 +324,20 @@ def test_help_shows_the_whole_description_and_the_defaults(capsys):
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_every_term_switch_names_a_weight_and_a_boolean_of_the_config(family_name):
     from losstune.trainables.config import get_path
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
 
-    family = family_module(family_name)
-    config = family.Config()
-    for weight, switch in getattr(family, "TERM_SWITCHES", {}).items():
+    family = load_family(family_name)
+    config = family.config_class()
+    for weight, switch in family.term_switches.items():
         assert isinstance(get_path(config, weight), float) and isinstance(get_path(config, switch), bool)
 
 
 def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line():
     from losstune.search_spaces import sample_points
-    from losstune.trainables.families import family_module, make_config, spaces_of
+    from losstune.trainables.families import load_family, make_config
 
-    family = family_module("latent_conditioner")
-    spaces = spaces_of("latent_conditioner")
+    family = load_family("latent_conditioner")
+    spaces = load_family("latent_conditioner").spaces
 
     def inert(space, overrides=None):
         return sweep.inert_weights(family, make_config(family, overrides or {}), sample_points(spaces[space], 32))

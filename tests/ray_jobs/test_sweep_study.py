@@ -48,11 +48,11 @@ def _suggestions(tmp_path, search: str, trials: int = 8) -> list[dict]:
     """Params of `trials` Optuna trials on hdr_patch `all` (a space with branches), sampled by the
     sweep's sampler for --search `search`, on an objective that prefers lr near 5e-3."""
     from losstune.search_spaces import optuna_space
-    from losstune.trainables.families import spaces_of
+    from losstune.trainables.families import load_family
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--space", "all", "--search", search, "--storage",
                                              str(tmp_path), "--name", search, "--startup-trials", "3"]))
-    space = optuna_space(spaces_of("hdr_patch")["all"])
+    space = optuna_space(load_family("hdr_patch").spaces["all"])
     assert callable(space)  # define-by-run: mode A and B sample different caps
 
     def objective(trial):

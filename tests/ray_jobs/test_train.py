@@ -3,7 +3,7 @@
 import math
 
 from losstune.ray_jobs.train import best_checkpoint
-from losstune.trainables.families import CHECKPOINT_SCORE
+from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 
 def kept(*scores):
@@ -32,8 +32,8 @@ def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
 
 def test_smoke_test_shrinks_a_run_and_the_flags_still_win():
     from losstune.ray_jobs.train import overrides_from, parse_args
-    from losstune.trainables.families import family_module
+    from losstune.trainables.families import load_family
 
-    family = family_module("hdr_patch")
+    family = load_family("hdr_patch")
     overrides = overrides_from(parse_args(["hdr_patch", "--smoke-test", "--epochs", "3"]), family)
-    assert overrides["data"] == family.SMOKE["data"] and overrides["train"]["epochs"] == 3
+    assert overrides["data"] == family.smoke["data"] and overrides["train"]["epochs"] == 3

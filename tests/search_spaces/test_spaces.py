@@ -3,9 +3,9 @@ import pytest
 
 from losstune.search_spaces import default_point, optuna_space, sample_points
 from losstune.trainables.config import get_path, merge, unflatten
-from losstune.trainables.families import FAMILIES, family_module, make_config, spaces_of
+from losstune.trainables.families import FAMILIES, load_family, make_config
 
-CASES = [(family, name) for family in FAMILIES for name in spaces_of(family)]
+CASES = [(family, name) for family in FAMILIES for name in load_family(family).spaces]
 
 
 def base_for(family, name, tmp_path) -> dict:
@@ -19,19 +19,19 @@ def base_for(family, name, tmp_path) -> dict:
 
 @pytest.mark.parametrize("family, name", CASES)
 def test_every_key_of_every_space_exists_in_the_config(family, name, tmp_path):
-    config = family_module(family).Config()
-    space = spaces_of(family)[name]
+    config = load_family(family).config_class()
+    space = load_family(family).spaces[name]
     base = base_for(family, name, tmp_path)
     for point in [default_point(space, config)] + sample_points(space, 30):
         for key in point:
             get_path(config, key)  # KeyError names a key the config lacks
-        make_config(family_module(family), merge(base, unflatten(point)))  # and every sampled value is valid
+        make_config(load_family(family), merge(base, unflatten(point)))  # and every sampled value is valid
 
 
 @pytest.mark.parametrize("family, name", CASES)
 def test_documented_default_is_a_point_of_the_space(family, name):
-    config = family_module(family).Config()
-    space = spaces_of(family)[name]
+    config = load_family(family).config_class()
+    space = load_family(family).spaces[name]
     point = default_point(space, config)
     assert point and all(get_path(config, k) == v for k, v in point.items())
     # Optuna accepts it as the first trial: every value lies inside its distribution
@@ -46,11 +46,11 @@ def test_documented_default_is_a_point_of_the_space(family, name):
 
 
 def test_spaces_by_concern():
-    assert {"caps", "weights", "schedule", "all"} <= set(spaces_of("hdr_patch"))
+    assert {"caps", "weights", "schedule", "all"} <= set(load_family("hdr_patch").spaces)
 
 
 def test_caps_space_is_conditional_on_mode():
-    points = sample_points(spaces_of("hdr_patch")["caps"], 40)
+    points = sample_points(load_family("hdr_patch").spaces["caps"], 40)
     for point in points:
         if point["caps/mode"] == "B":
             assert "caps/log_delta_scale" in point and "caps/abs_max" not in point
@@ -66,7 +66,7 @@ def test_caps_factors_are_sampled_log_uniformly():
     draws, float_count = [], 0
     for _ in range(2000):
         trial = study.ask()
-        spaces_of("hdr_patch")["caps"](trial)
+        load_family("hdr_patch").spaces["caps"](trial)
         floats = [d for d in trial.distributions.values() if isinstance(d, optuna.distributions.FloatDistribution)]
         assert all(d.log for d in floats), trial.distributions  # the adaptive scaler's branch has none
         float_count += len(floats)
@@ -80,7 +80,7 @@ def test_caps_factors_are_sampled_log_uniformly():
 def test_medgen_spaces_offer_self_conditioning_only_with_feature_perturbation():
     # without feature noise the two passes are identical: the term is 0 and its pass wasted
     for name in ("weights", "regularisation", "all"):
-        points = sample_points(spaces_of("medgen_diffusion")[name], 300)
+        points = sample_points(load_family("medgen_diffusion").spaces[name], 300)
         on = [p for p in points if p.get("regularisation/self_conditioning")]
         assert on and all(p["regularisation/feature_perturbation"] for p in on), name
         assert any(p["regularisation/feature_perturbation"] and not p.get("regularisation/self_conditioning")
@@ -88,6 +88,6 @@ def test_medgen_spaces_offer_self_conditioning_only_with_feature_perturbation():
 
 
 def test_lgt_caps_space_tunes_the_seeds_batch_size_change():
-    points = sample_points(spaces_of("lgt")["caps"], 100)
+    points = sample_points(load_family("lgt").spaces["caps"], 100)
     assert {p["train/batch_size"] for p in points} == {16, 32, 48, 96, 240}  # seed: 240 -> 48
-    assert default_point(spaces_of("lgt")["caps"], family_module("lgt").Config())["train/batch_size"] == 48
+    assert default_point(load_family("lgt").spaces["caps"], load_family("lgt").config_class())["train/batch_size"] == 48

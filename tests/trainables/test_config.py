@@ -2,7 +2,7 @@ import pytest
 
 from losstune.trainables import hdr_patch
 from losstune.trainables.config import ConfigError, apply_overrides, get_path, merge, to_dict, unflatten
-from losstune.trainables.families import make_config
+from losstune.trainables.families import load_family, make_config
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -26,7 +26,7 @@ from losstune.trainables.families import make_config
 ])
 def test_bad_values_name_their_dotted_field(overrides, message):
     with pytest.raises(ConfigError) as err:
-        make_config(hdr_patch, overrides)
+        make_config(load_family("hdr_patch"), overrides)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -48,18 +48,18 @@ def test_defaults_are_the_seeds_current_setting():
 
 
 def test_phase1_preset_is_the_seeds_immediate_fix():
-    cfg = make_config(hdr_patch, preset="phase1")
+    cfg = make_config(load_family("hdr_patch"), preset="phase1")
     assert (cfg.caps.abs_max, cfg.caps.alpha, cfg.caps.clamp_enabled, cfg.caps.clamp_value) == (6.0, 1.0, True, 8.0)
     assert (cfg.loss.log_supervision_type, cfg.loss.weights.log_supervision, cfg.loss.huber_delta) == ("huber", 2.0, 0.2)
 
 
 def test_unknown_preset_is_an_error():
     with pytest.raises(ConfigError, match="preset is unknown: 'phase9'"):
-        make_config(hdr_patch, preset="phase9")
+        make_config(load_family("hdr_patch"), preset="phase9")
 
 
 def test_overrides_keep_family_defaults_of_untouched_fields_and_round_trip():
-    cfg = make_config(hdr_patch, {"optim": {"weight_decay": 0.0}, "model": {"channels": [8, 16]}})
+    cfg = make_config(load_family("hdr_patch"), {"optim": {"weight_decay": 0.0}, "model": {"channels": [8, 16]}})
     assert cfg.optim.lr == hdr_patch.Config().optim.lr and cfg.optim.weight_decay == 0.0
     assert cfg.model.channels == (8, 16)
     assert apply_overrides(hdr_patch.Config(), to_dict(cfg)) == cfg

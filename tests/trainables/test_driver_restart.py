@@ -10,7 +10,8 @@ import pytest
 
 from losstune.trainables.config import merge
 from losstune.trainables.driver import CONTROLLER_FAILURE_LIMIT, NoRestartWithoutDriver, driver_alive
-from losstune.trainables.families import family_module
+from losstune.trainables.families import load_family
+from losstune.trainables.loop import train_loop
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +44,11 @@ def fit_with_a_crash(tmp_path, driver_id):
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    module = family_module("hdr_patch")
-    config = merge(module.SMOKE, {"train": {"epochs": 2, "checkpoint_every": 1, "inject_crash_at_epoch": 2},
+    module = load_family("hdr_patch")
+    config = merge(module.smoke, {"train": {"epochs": 2, "checkpoint_every": 1, "inject_crash_at_epoch": 2},
                                   "health": {"max_overflow_frac": 1.0}})
     trainer = TorchTrainer(
-        module.train_loop_per_worker, train_loop_config=config,
+        train_loop(module), train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(
             name="run", storage_path=str(tmp_path), callbacks=[NoRestartWithoutDriver(driver_id)],

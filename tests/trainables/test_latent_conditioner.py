@@ -3,11 +3,11 @@ import torch
 
 from losstune.trainables import latent_conditioner as lc
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import make_config
+from losstune.trainables.families import load_family, make_config
 
 
 def config(overrides=None, preset=""):
-    return make_config(lc, merge(lc.SMOKE, overrides or {}), preset)
+    return make_config(load_family("latent_conditioner"), merge(lc.SMOKE, overrides or {}), preset)
 
 
 def test_term_weights_are_head_weight_times_error_kind():
@@ -104,7 +104,7 @@ def test_presets_are_the_seeds_guidelines():
     small = config(preset="small_dataset")
     assert small.loss.weights.perceptual_main == 0.2 and small.loss.weights.spectral == 1e-3
     assert small.loss.adaptive == "none" and small.loss.enhancements.robust
-    high = make_config(lc, {}, "high_resolution")
+    high = make_config(load_family("latent_conditioner"), {}, "high_resolution")
     assert high.data.image_size == 512 and not high.loss.enhancements.consistency
 
 
@@ -117,10 +117,10 @@ def test_bad_values_name_their_field():
 
 def test_the_enhancements_space_never_samples_the_collapsing_softmax_weighter():
     from losstune.search_spaces import sample_points
-    from losstune.trainables.families import spaces_of
+    from losstune.trainables.families import load_family
 
     for space in ("enhancements", "all"):
-        chosen = {point["loss/adaptive"] for point in sample_points(spaces_of("latent_conditioner")[space], 100)}
+        chosen = {point["loss/adaptive"] for point in sample_points(load_family("latent_conditioner").spaces[space], 100)}
         assert chosen == {"none", "uncertainty"}, space
     assert config({"loss": {"adaptive": "softmax"}}).loss.adaptive == "softmax"  # an explicit opt-in still runs
 

@@ -6,11 +6,11 @@ from torch.utils.data import DataLoader
 
 from losstune.trainables import lgt
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import make_config
+from losstune.trainables.families import load_family, make_config
 
 
 def config(overrides=None, preset=""):
-    return make_config(lgt, merge(lgt.SMOKE, overrides or {}), preset)
+    return make_config(load_family("lgt"), merge(lgt.SMOKE, overrides or {}), preset)
 
 
 def test_defaults_are_the_seeds_after_values():

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from losstune.trainables.config import merge
-from losstune.trainables.families import FAMILIES, family_module, make_config
+from losstune.trainables.families import FAMILIES, load_family, make_config
+from losstune.trainables.loop import train_loop
 
 pytestmark = pytest.mark.integration
 
@@ -29,22 +30,21 @@ OPTIMISER_OPTIONS = {"medgen_diffusion": {"optim": {"sam_rho": 0.05, "ema_decay"
 
 
 def smoke_config(family) -> dict:
-    module = family_module(family)
-    preset = module.PRESETS[PRESET[family]] if family in PRESET else {}
-    return merge(merge(merge(preset, module.SMOKE), LENIENT.get(family, {})), OPTIMISER_OPTIONS.get(family, {}))
+    module = load_family(family)
+    preset = module.presets[PRESET[family]] if family in PRESET else {}
+    return merge(merge(merge(preset, module.smoke), LENIENT.get(family, {})), OPTIMISER_OPTIONS.get(family, {}))
 
 
-def reported(module, name: str) -> str:
+def reported(family, name: str) -> str:
     """The name a family reports a loop metric under (medgen: the seed's tag names)."""
-    return getattr(module, "TAGS", {}).get(name, name)
+    return family.tags.get(name, name)
 
 
 def term_names(family, config) -> list[str]:
-    """The loss terms a family reports: one per loss weight, or what its term_weights names."""
-    module = family_module(family)
-    if hasattr(module, "term_weights"):
-        return list(module.term_weights(make_config(module, config)))
-    return list(module.Config().loss.weights.__dataclass_fields__)
+    """The loss terms a family reports: one per weight its term_weights names (by default, one per
+    loss weight of its config)."""
+    resolved = load_family(family)
+    return list(resolved.term_weights(make_config(resolved, config)))
 
 
 def fit(family, config, storage, name, epochs_seen_file, max_failures=0, workers=1):
@@ -52,7 +52,7 @@ def fit(family, config, storage, name, epochs_seen_file, max_failures=0, workers
     from ray.train.torch import TorchTrainer
 
     trainer = TorchTrainer(
-        family_module(family).train_loop_per_worker,
+        train_loop(load_family(family)),
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 1 / workers}),
         run_config=ray.train.RunConfig(name=name, storage_path=str(storage), callbacks=[EpochRecorder(epochs_seen_file)],
@@ -90,7 +90,7 @@ RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion"]
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_ray, tmp_path, family):
-    module = family_module(family)
+    module = load_family(family)
     resumes = family in RESUME_FAMILIES
     epochs = 3 if resumes else 2
     config = merge(smoke_config(family), {"train": {"epochs": epochs, "checkpoint_every": 1,
@@ -98,8 +98,8 @@ def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_r
     log = tmp_path / "epochs.jsonl"
     result = fit(family, config, tmp_path, "run", log, max_failures=1)
     metrics = result.metrics
-    expected = [reported(module, name) for name in DOCUMENTED] + [module.OBJECTIVE.metric] + [
-        f"health/{n}" for n in module.HEALTH_FROM_VAL]
+    expected = [reported(module, name) for name in DOCUMENTED] + [module.objective.metric] + [
+        f"health/{n}" for n in module.watched_val_metrics]
     missing = [name for name in expected if name not in metrics]
     assert not missing, missing
     for term in term_names(family, config):
@@ -131,7 +131,7 @@ def test_a_finished_run_started_again_reports_its_end_once_more(local_ray, tmp_p
     first = fit("hdr_patch", config, tmp_path, "run", log)
     again = fit("hdr_patch", config, tmp_path, "run", log)
     assert [s["epoch"] for s in seen(log)] == [1, 2, 2]  # no epoch trained twice, the end reported again
-    objective = family_module("hdr_patch").OBJECTIVE.metric
+    objective = load_family("hdr_patch").objective.metric
     assert again.metrics["epoch"] == 2 and again.metrics[objective] == first.metrics[objective]
     assert seen(log)[-1]["checkpoint"] is False  # a report, not a new checkpoint
 
@@ -141,7 +141,7 @@ def accelerate_mode(config):
 
     from losstune.trainables.loop import make_accelerator
 
-    accelerator = make_accelerator(make_config(family_module("hdr_patch"), config))
+    accelerator = make_accelerator(make_config(load_family("hdr_patch"), config))
     model = accelerator.prepare(torch.nn.Linear(2, 2))
     return {"ddp": isinstance(model, torch.nn.parallel.DistributedDataParallel), "processes": accelerator.num_processes}
 

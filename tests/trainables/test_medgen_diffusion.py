@@ -7,11 +7,12 @@ from torch.utils.data import DataLoader
 
 from losstune.trainables import medgen_diffusion as medgen
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import make_config
+from losstune.trainables.families import load_family, make_config
+from losstune.trainables.loop import train_loop
 
 
 def config(overrides=None, preset=""):
-    return make_config(medgen, merge(medgen.SMOKE, overrides or {}), preset)
+    return make_config(load_family("medgen_diffusion"), merge(medgen.SMOKE, overrides or {}), preset)
 
 
 def first_batch(dataset, size=4):
@@ -29,9 +30,9 @@ def test_defaults_are_the_seeds():
     assert (r.curriculum_warmup_epochs, r.curriculum_start, r.curriculum_end) == (50, (0.0, 0.3), (0.0, 1.0))
     assert (r.jitter_std, r.noise_augmentation_std, r.feature_std, r.feature_layers) == (0.05, 0.1, 0.1, ("mid",))
     assert (r.self_conditioning_prob, r.self_conditioning_weight) == (0.5, 0.1)
-    regularised = make_config(medgen, preset="regularised").optim
+    regularised = make_config(load_family("medgen_diffusion"), preset="regularised").optim
     assert (regularised.grad_noise_sigma, regularised.grad_noise_decay) == (0.01, 0.55)
-    assert make_config(medgen, preset="sam").optim.sam_rho == 0.05
+    assert make_config(load_family("medgen_diffusion"), preset="sam").optim.sam_rho == 0.05
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -166,7 +167,7 @@ def test_a_tiny_3d_run_through_torch_trainer(local_ray, tmp_path):
     from ray.train.torch import TorchTrainer
 
     overrides = merge(medgen.SMOKE, {"model": {"spatial_dims": 3}, "train": {"batch_size": 2, "epochs": 2}})
-    trainer = TorchTrainer(medgen.train_loop_per_worker, train_loop_config=overrides,
+    trainer = TorchTrainer(train_loop(load_family("medgen_diffusion")), train_loop_config=overrides,
                            scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
                            run_config=ray.train.RunConfig(name="tiny3d", storage_path=str(tmp_path)))
     metrics = trainer.fit().metrics

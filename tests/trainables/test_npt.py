@@ -5,11 +5,11 @@ from torch.utils.data import DataLoader
 from losstune.data import DataError
 from losstune.trainables import npt
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import make_config
+from losstune.trainables.families import load_family, make_config
 
 
 def config(overrides=None, preset=""):
-    return make_config(npt, merge(npt.SMOKE, overrides or {}), preset)
+    return make_config(load_family("npt"), merge(npt.SMOKE, overrides or {}), preset)
 
 
 def step_once(parts, cfg, step):
@@ -152,7 +152,7 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
     # 2 steps: (2 x 1 + 6 x 2) / 8 = 1.75. The gradient-norm EMA is measured once per step.
     from accelerate import Accelerator
 
-    from losstune.trainables.loop import make_scheduler, run_epoch
+    from losstune.trainables.loop import make_lr_schedule, run_epoch
 
     for adaptive in (False, True):
         cfg = config({"optim": {"sam_rho": 0.05}, "stages": {"stage1_steps": 4, "curriculum": False,
@@ -163,7 +163,7 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
         loader = DataLoader(parts.train_set, batch_size=8)
         assert len(loader) == 8
         stats, step = run_epoch(Accelerator(cpu=True), parts.model, (optimizer,), params,
-                                make_scheduler(optimizer, cfg, total_steps=8), loader, npt, cfg, step=0)
+                                make_lr_schedule(optimizer, cfg, total_steps=8), loader, npt, cfg, step=0)
         assert step == 8 and int(parts.model.step) == 7  # the last step saw 7 before it
         assert stats["health"]["stage"] == pytest.approx(1.5)
         if adaptive:

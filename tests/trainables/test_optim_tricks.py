@@ -1,3 +1,4 @@
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -5,7 +6,8 @@ import torch
 from accelerate import Accelerator
 
 from losstune.trainables.config import OptimConfig, ScheduleConfig, TrainConfig
-from losstune.trainables.loop import make_scheduler, run_epoch
+from losstune.trainables.families import load_family
+from losstune.trainables.loop import make_lr_schedule, run_epoch
 from losstune.trainables.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,
                                      sam_ascent, sam_return)
 
@@ -82,7 +84,9 @@ def quadratic_family(noisy: bool):
     def loss_terms(model, batch, cfg):
         shift = torch.randn(2) if noisy else torch.zeros(2)
         return {"q": (model.w - shift).pow(2).sum()}, {}
-    return SimpleNamespace(loss_terms=loss_terms, term_weights=lambda cfg: {"q": 1.0})
+    # hdr_patch's hooks are the contract's defaults (no combine, no per-step state)
+    return dataclasses.replace(load_family("hdr_patch"), name="quadratic", loss_terms=loss_terms,
+                               term_weights=lambda cfg: {"q": 1.0})
 
 
 def one_sgd_step(family, rho: float):
@@ -121,7 +125,7 @@ def test_warmup_in_epochs_counts_steps_per_epoch():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     cfg = SimpleNamespace(optim=OptimConfig(lr=1.0), train=TrainConfig(epochs=10),
                           schedule=ScheduleConfig(warmup_epochs=5.0, warmup_start_factor=0.1, eta_min_factor=0.01))
-    scheduler = make_scheduler(optimizer, cfg, total_steps=100)
+    scheduler = make_lr_schedule(optimizer, cfg, total_steps=100)
     rates = []
     for _ in range(100):
         rates.append(optimizer.param_groups[0]["lr"])

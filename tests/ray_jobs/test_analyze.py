@@ -1,0 +1,35 @@
+"""losstune-analyze rebuilds a sweep's tables, best config and plots from Tune's files alone, as
+the sweep wrote them (its refusals are in test_sweep_cli.py)."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from losstune.ray_jobs import analyze, sweep
+
+pytestmark = pytest.mark.integration
+
+WRITTEN = ("trials.parquet", "history.parquet", "best_config.json")
+
+
+def test_analyze_rebuilds_what_the_sweep_wrote(local_ray, tmp_path, capsys):
+    assert sweep.main(["hdr_patch", "--smoke-test", "--trials", "2", "--scheduler", "none", "-q",
+                       "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "s"]) == 0
+    experiment = tmp_path / "s"
+    written = {name: (experiment / name).read_bytes() for name in WRITTEN}
+    swept_trials = pd.read_parquet(experiment / "trials.parquet")
+    for name in WRITTEN:
+        os.remove(experiment / name)
+    capsys.readouterr()
+
+    assert analyze.main([str(experiment), "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    trials = pd.read_parquet(experiment / "trials.parquet")
+    columns = ["trial_id", "status", "objective", "is_default", "epochs_done"]
+    pd.testing.assert_frame_equal(trials[columns].sort_values("trial_id").reset_index(drop=True),
+                                  swept_trials[columns].sort_values("trial_id").reset_index(drop=True))
+    assert json.loads((experiment / "best_config.json").read_bytes()) == json.loads(written["best_config.json"])
+    assert pd.read_parquet(experiment / "history.parquet").equals(pd.read_parquet(pd.io.common.BytesIO(written["history.parquet"])))
+    assert "best " in out and str(experiment) in out

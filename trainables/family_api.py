@@ -1,0 +1,182 @@
+"""The family contract: what a family provides, and `resolve`, which checks it once and fills in
+the optional hooks, so that the loop and the jobs call a `Family` and never probe a module.
+
+A family is two plain modules, registered in trainables/families.py:
+
+trainables/<name>.py provides
+  Config                frozen dataclass of sections; defaults are the seed's documented values;
+                        a `loss.weights` section with one float per loss term, unless the
+                        module has its own term_weights
+  PRESETS               named nested override dicts (e.g. a seed's recommended fix)
+  SMOKE                 overrides that make a run tiny (--smoke-test)
+  OBJECTIVE             the metric a sweep ranks by, independent of the tuned loss weights
+  check_data(cfg)       read the configured data once and raise DataError if it is bad; returns
+                        the number of training samples, or None where only a trial can count them
+  build(cfg)            -> Parts(model, train_set, val_set, extras)
+  loss_terms(model, batch, cfg)           -> ({term: unweighted scalar}, {health stat: scalar tensor})
+  val_metrics(model, batch, cfg, extras)  -> {metric: per-sample tensor [B]}
+  stop_reason(metrics, cfg)               -> "" or why the trial is clearly broken
+and, only where it needs them (the defaults are below):
+  OBJECTIVES            two or more metrics a sweep can trade off (multi-objective Optuna; the
+                        results mark the Pareto front); OBJECTIVE is then their scalar summary
+  WATCHED_VAL_METRICS   validation metrics also reported as health/<name> (a stop reads them)
+  TAGS                  {loop metric name: the seed's name} for what is reported
+  TERM_SWITCHES         {loss weight key: the boolean key without which its term is not
+                        computed}; a sweep that tunes the weight of a term that is off says so
+  term_weights(cfg)                 -> {term: weight}; default: cfg.loss.weights, one per term
+  combine(model, weighted, cfg)     -> (total loss, {health stat: tensor}); default: the sum
+  aux_optimizer(model, cfg)         -> an optimiser of its own for some parameters (e.g. learned
+                                       loss weights), unscheduled and unclipped; default: none
+  on_epoch_start(model, epoch, cfg) updates epoch-dependent state (e.g. a curriculum)
+  on_step_start(model, step, cfg)   the same before each optimiser step (`step`: steps done)
+  summarise_val(means, cfg)         -> the validation means with what is derived from them
+
+search_spaces/<name>.py provides SPACES ({name: define-by-run function}) and DEFAULT_SPACE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+# What Ray Train ranks a run's checkpoints by (trainables.driver.keep_checkpoints): the epoch's
+# objective where it validated that epoch's own weights, NaN where it carries an earlier validation.
+CHECKPOINT_SCORE = "checkpoint_score"
+
+
+class FamilyError(TypeError):
+    """A family module that does not keep the contract; the message names the module and the name."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    mode: str  # "min" or "max"
+
+
+@dataclass(frozen=True)
+class Parts:
+    model: Any
+    train_set: Any
+    val_set: Any
+    extras: dict
+
+
+def weights_from_config(cfg) -> dict:
+    return asdict(cfg.loss.weights)
+
+
+def sum_of_terms(model, weighted: dict, cfg) -> tuple:
+    return sum(weighted.values()), {}
+
+
+def no_aux_optimizer(model, cfg):
+    return None
+
+
+def nothing_per_epoch(model, epoch: int, cfg) -> None:
+    return None
+
+
+def nothing_per_step(model, step: int, cfg) -> None:
+    return None
+
+
+def means_as_they_are(means: dict, cfg) -> dict:
+    return means
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family, resolved: every hook present. Picklable (its functions are module-level), so a
+    sweep ships it to Tune's trials and Train's workers as it is."""
+
+    name: str
+    config_class: type
+    presets: Mapping[str, dict]
+    smoke: Mapping[str, Any]
+    objective: Objective
+    objectives: tuple[Objective, ...]  # empty: one objective
+    watched_val_metrics: tuple[str, ...]
+    tags: Mapping[str, str]
+    term_switches: Mapping[str, str]
+    spaces: Mapping[str, Callable]
+    default_space: str
+    check_data: Callable
+    build: Callable
+    loss_terms: Callable
+    val_metrics: Callable
+    stop_reason: Callable
+    term_weights: Callable
+    combine: Callable
+    aux_optimizer: Callable
+    on_epoch_start: Callable
+    on_step_start: Callable
+    summarise_val: Callable
+
+    def own_metric_name(self, name: str) -> str:
+        """The loop's name (val/mse) of a metric reported under its seed's tag (Loss/MSE_val)."""
+        return {tag: own for own, tag in self.tags.items()}.get(name, name)
+
+
+REQUIRED = {"Config": "config_class", "PRESETS": "presets", "SMOKE": "smoke", "OBJECTIVE": "objective",
+            "check_data": "check_data", "build": "build", "loss_terms": "loss_terms",
+            "val_metrics": "val_metrics", "stop_reason": "stop_reason"}
+OPTIONAL = {"OBJECTIVES": ("objectives", ()), "WATCHED_VAL_METRICS": ("watched_val_metrics", ()),
+            "TAGS": ("tags", {}), "TERM_SWITCHES": ("term_switches", {}),
+            "term_weights": ("term_weights", weights_from_config), "combine": ("combine", sum_of_terms),
+            "aux_optimizer": ("aux_optimizer", no_aux_optimizer),
+            "on_epoch_start": ("on_epoch_start", nothing_per_epoch),
+            "on_step_start": ("on_step_start", nothing_per_step),
+            "summarise_val": ("summarise_val", means_as_they_are)}
+
+
+def resolve(name: str, module: ModuleType, spaces: ModuleType) -> Family:
+    """The family `name` from its two modules; FamilyError naming the first missing or wrong name."""
+    values = {"name": name}
+    for attribute, field in REQUIRED.items():
+        if not hasattr(module, attribute):
+            raise FamilyError(f"{module.__name__}: family {name!r} lacks {attribute} (trainables/family_api.py)")
+        values[field] = getattr(module, attribute)
+    for attribute, (field, default) in OPTIONAL.items():
+        values[field] = getattr(module, attribute, default)
+    for attribute in ("SPACES", "DEFAULT_SPACE"):
+        if not hasattr(spaces, attribute):
+            raise FamilyError(f"{spaces.__name__}: family {name!r} lacks {attribute} (trainables/family_api.py)")
+    values.update(spaces=spaces.SPACES, default_space=spaces.DEFAULT_SPACE)
+    family = Family(**values)
+    check_shape(family, module)
+    return family
+
+
+def check_shape(family: Family, module: ModuleType) -> None:
+    """What can be checked without building anything: the objective's type, the default space
+    among the spaces, where the loss weights come from, and the term switches naming real keys.
+    (That every computed term has a weight needs a batch: the loop checks it at the first step.)"""
+    where = f"{module.__name__}: family {family.name!r}"
+    if not isinstance(family.objective, Objective) or family.objective.mode not in ("min", "max"):
+        raise FamilyError(f"{where}: OBJECTIVE must be an Objective(metric, 'min' or 'max')")
+    if family.default_space not in family.spaces:
+        raise FamilyError(f"{where}: DEFAULT_SPACE {family.default_space!r} is not one of SPACES")
+    config = family.config_class()
+    if family.term_weights is weights_from_config and not hasattr(getattr(config, "loss", None), "weights"):
+        raise FamilyError(f"{where}: Config has no loss.weights section (one weight per loss term) "
+                          "and the module no term_weights(cfg)")
+    keys = leaf_keys(config)
+    for weight, switch in family.term_switches.items():
+        if weight not in keys or switch not in keys:
+            raise FamilyError(f"{where}: TERM_SWITCHES pairs {weight} with {switch}; Config lacks "
+                              f"{weight if weight not in keys else switch}")
+    for metric in family.watched_val_metrics:
+        if "/" in metric:
+            raise FamilyError(f"{where}: WATCHED_VAL_METRICS names {metric!r}; give it without val/")
+
+
+def leaf_keys(config, path: str = "") -> set[str]:
+    """Every dotted key of a nested config dataclass (train.batch_size, loss.weights.l1, ...)."""
+    keys = set()
+    for field in fields(config):
+        value = getattr(config, field.name)
+        keys |= leaf_keys(value, f"{path}{field.name}.") if is_dataclass(value) else {path + field.name}
+    return keys

@@ -24,7 +24,7 @@ def machine() -> str:
 
 def start_local_ray(timeline_path: str = "") -> None:
     """A local Ray on this machine's cores; workers inherit LOSSTUNE_TIMELINE from this process."""
-    from losstune.ray_jobs.sweep import start_local_ray as start
+    from losstune.ray_jobs.cluster import start_local_ray as start
 
     if timeline_path:
         os.environ[timeline.ENV] = timeline_path
@@ -36,15 +36,17 @@ def run_sweep(argv: list[str], callbacks=(), stop=None):
     wall seconds of Tuner.fit)."""
     import optuna
 
-    from losstune.ray_jobs import results, sweep
+    from losstune.ray_jobs import results, resume, sweep
+    from losstune.ray_jobs.cluster import check_cluster
+    from losstune.ray_jobs.tuning import build_tuner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = sweep.make_plan(sweep.parse_args(argv))
-    concurrency = sweep.check_cluster(plan)
+    concurrency = check_cluster(plan)
     started = time.time()
-    grid = sweep.build_tuner(plan, concurrency, callbacks=callbacks, stop=stop).fit()
+    grid = build_tuner(plan, concurrency, callbacks=callbacks, stop=stop).fit()
     wall = time.time() - started
-    trials, history = results.tables(grid, sweep.metadata(plan))
+    trials, history = results.tables(grid, resume.metadata(plan))
     return trials, history, wall
 
 

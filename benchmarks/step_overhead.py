@@ -23,7 +23,7 @@ Side by side in one run, for one family at its default config on this machine:
   * what reporting and checkpointing add per epoch, from the timeline marks of two platform runs
     (validation done -> report returned): one that reports without a checkpoint on every epoch
     but the last, one that checkpoints every epoch. Train's controller polls its workers as it does
-    in a sweep (trainables/driver.py); a report waits for that poll.
+    in a sweep (trainables/ray_workarounds.py); a report waits for that poll.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from types import SimpleNamespace
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, platform_run, read_timeline, scratch, start_local_ray  # noqa: E402
-from losstune.trainables.driver import poll_train_workers_often  # noqa: E402
+from losstune.trainables.ray_workarounds import poll_train_workers_often  # noqa: E402
 
 
 def training_parts(family, cfg, epochs: int):

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from losstune.ray_jobs import results
-from losstune.ray_jobs.sweep import HelpFormatter
+from losstune.ray_jobs.flags import HelpFormatter
 
 
 def main(argv=None) -> int:

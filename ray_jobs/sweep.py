@@ -15,9 +15,7 @@ is always the first trial. Results land beside Tune's files in <storage>/<name>/
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import signal
 import sys
@@ -25,11 +23,12 @@ import threading
 import time
 
 from losstune.data import DataError
+from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
+                                     check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue,
+                                     verbosity)
+from losstune.ray_jobs.resume import metadata, resumed_plan
 from losstune.trainables.config import ConfigError, check_precision, merge, unflatten
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
-
-
-STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 
 
 EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial
@@ -38,10 +37,6 @@ ended healthy at full length (every one errored, stopped unhealthy or was cut sh
 (below --min-free-mb): free space, then --resume --name NAME; 130 interrupted (Ctrl-C): Tune kept its
 state, and --resume --name NAME continues it."""
 EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_STORAGE_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-class UsageError(Exception):
-    """A bad flag or state; the message names it."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,103 +97,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
     add_verbosity(p)
     return p
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """--help: the module's docstring as written (its first line the command), and each flag's
-    default where it has one (shared with ray_jobs/train.py)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        worth_saying = action.default not in (None, False, "", [], argparse.SUPPRESS) and action.nargs != 0
-        if worth_saying and "%(default)" not in text and (action.option_strings or action.nargs == "?"):
-            text += " (default: %(default)s)"
-        return text
-
-
-def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
-    """--list and --print-config FAMILY: what can be run, then exit (shared with ray_jobs/train.py)."""
-    parser.add_argument("--list", action="store_true", help="list the families, their search spaces (and what "
-                                                            "each tunes) and presets, then exit")
-    parser.add_argument("--print-config", metavar="FAMILY", choices=list(FAMILIES),
-                        help="print every config key of FAMILY (what --set takes), its default and its seed "
-                             "section, then exit")
-
-
-def print_catalogue(args) -> bool:
-    """Print what --list or --print-config asked for; whether they did."""
-    from losstune.ray_jobs.catalogue import catalogue, config_listing
-
-    if args.list:
-        print(catalogue())
-    elif args.print_config:
-        print(config_listing(args.print_config))
-    return bool(args.list or args.print_config)
-
-
-def add_verbosity(parser: argparse.ArgumentParser) -> None:
-    """-q / -v: how much the console shows (shared with ray_jobs/train.py)."""
-    loudness = parser.add_mutually_exclusive_group()
-    loudness.add_argument("-q", "--quiet", action="store_true",
-                          help="only the start line, errors and the final report")
-    loudness.add_argument("-v", "--verbose", action="count", default=0,
-                          help="-v: also a line for every trial's start, result and end; -vv: and the training "
-                               "workers' own logs")
-
-
-def verbosity(args) -> int:
-    """0 quiet, 1 default (a progress table of the objective and the tuned parameters), 2 -v, 3 -vv."""
-    return 0 if args.quiet else 1 + min(args.verbose, 2)
-
-
-def parse_set(items: list[str]) -> dict:
-    """--set a.b=1 -> {'a': {'b': 1}}; values are JSON where they parse, else strings."""
-    overrides: dict = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        *parents, leaf = key.split(".")
-        node = overrides
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return overrides
-
-
-def flag_overrides(args) -> dict:
-    """The config overrides given as flags: --set, --epochs, --data (shared with ray_jobs/train.py)."""
-    overrides = parse_set(args.set)
-    if args.epochs:
-        overrides = merge(overrides, {"train": {"epochs": args.epochs}})
-    if args.data:
-        overrides = merge(overrides, {"data": {"path": os.path.abspath(args.data)}})
-    return overrides
-
-
-def check_at_least(*checks: tuple[str, float | None, float]) -> None:
-    """Each (flag, value, low): a flag that was given must be >= low (shared with ray_jobs/train.py,
-    so that a bad count fails here, before Ray starts, and not inside a trial)."""
-    for flag, value, low in checks:
-        if value is not None and value < low:
-            raise UsageError(f"{flag}: must be >= {low}, got {value}")
-
-
-def check_name(flag: str, name: str | None) -> None:
-    """A run or sweep name is one folder inside --storage: no path separators, no '..'."""
-    if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
-        raise UsageError(f"{flag}: must be a plain folder name inside --storage, got {name!r}")
-
-
-def check_worker_shares(cpus: float | None, gpus: float) -> None:
-    """A worker needs some CPU (Ray refuses an empty bundle) and no negative GPU share."""
-    if cpus is not None and cpus <= 0:
-        raise UsageError(f"--cpus-per-worker: must be > 0, got {cpus}")
-    check_at_least(("--gpus-per-worker", gpus, 0))
 
 
 def check_counts(args) -> None:
@@ -299,17 +197,6 @@ def space_choices(space, key: tuple = ("train", "batch_size")) -> list:
     return list(getattr(node, "categories", []))
 
 
-def check_storage(storage: str) -> None:
-    """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
-    unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""
-    from losstune.ray_jobs.results import check_writable
-
-    try:
-        check_writable(storage)
-    except Exception as err:  # OSError from disks, pyarrow's errors from object stores
-        raise UsageError(f"--storage: cannot write to {storage}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
-
-
 def startup_trials(trials: int) -> int:
     """How many trials TPE samples at random before it models the results. Optuna's default, 10,
     makes a sweep of 8 trials (the demo) random search; a quarter of the trials, 2 to 10, lets a
@@ -317,285 +204,10 @@ def startup_trials(trials: int) -> int:
     return min(10, max(2, trials // 4))
 
 
-# What defines a sweep, by the flag that sets it: --resume refuses a different value
-DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "trials": "--trials", "search": "--search",
-                  "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
-                  "startup_trials": "--startup-trials"}
-DEFINING_FLAGS.update(preset="--preset", seed="--seed", smoke_test="--smoke-test")
-RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
-                  "gpus_per_worker": "gpus_per_worker", "driver_cpus": "driver_cpus"}
-
-
-def check_resume_flags(args, meta: dict) -> None:
-    """A resumed sweep runs its saved definition: a flag given with --resume must agree with it.
-    (--trials cannot grow a sweep: Tune restores its search with the saved count.)"""
-    for dest, flag in DEFINING_FLAGS.items():
-        if dest not in args.given:
-            continue
-        saved = meta.get(dest)
-        if dest == "smoke_test" and saved is None:
-            continue  # a sweep saved before smoke_test was: its base config is checked below
-        if dest == "objective":  # saved as the objectives list; "pareto" where there are several
-            saved, given = ("pareto" if meta.get("objectives") else "scalar"), args.objective
-        else:
-            given = getattr(args, dest)
-        if given != saved:
-            raise UsageError(f"{flag}: sweep {args.name!r} was started with {saved!r}, got {given!r}; a resumed sweep "
-                             "keeps its own definition (start a new sweep to change it)")
-    # --smoke-test's sizes are not compared here: the sweep's own --epochs or --set may have
-    # overridden them, and the flag itself was compared above
-    for path in differing_paths(flag_overrides(args), meta["base"]):
-        flag = {"train.epochs": "--epochs", "data.path": "--data"}.get(path, "--set")
-        raise UsageError(f"{flag}: {path} differs from the config sweep {args.name!r} was started with; a resumed "
-                         "sweep keeps its own config (start a new sweep to change it)")
-
-
-def differing_paths(overrides: dict, saved: dict, prefix: str = "") -> list[str]:
-    """The dotted paths at which the nested `overrides` set a value `saved` does not hold."""
-    paths = []
-    for key, value in overrides.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            paths += differing_paths(value, saved.get(key) if isinstance(saved.get(key), dict) else {}, f"{path}.")
-        elif saved.get(key, object()) != value:
-            paths.append(path)
-    return paths
-
-
-def resumed_plan(args, storage: str) -> dict:
-    """--resume: the sweep's own saved definition; only resource and checkpoint flags may change."""
-    from losstune.ray_jobs.results import META_FILE, SweepFolderError, exists, read_meta
-    from losstune.trainables.driver import TrialResources
-
-    if not args.name:
-        raise UsageError("--resume: needs --name of the sweep to continue")
-    if not exists(f"{storage}/{args.name}/{META_FILE}"):
-        raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
-    try:
-        meta = read_meta(f"{storage}/{args.name}")
-    except SweepFolderError as err:
-        raise UsageError(f"--resume: {err}") from None
-    check_resume_flags(args, meta)
-    resources = dataclasses.replace(TrialResources(**meta["resources"]), **{
-        field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
-    return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
-        "resources": resources, "max_concurrent": args.max_concurrent,
-        "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
-        "storage_arg": args.storage, "name": args.name, "resume": True, "verbosity": verbosity(args),
-        "min_free_mb": args.min_free_mb}
-
-
-def start_ray(verbose: bool) -> None:
-    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), else start a local Ray of our
-    own on this machine's cores, never one found on the machine; reuse a Ray this process already
-    has (a test's, a caller's)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=verbose)
-    else:
-        start_local_ray(verbose)
-
-
-PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
-
-
-def start_local_ray(verbose: bool = False) -> None:
-    """A Ray of this machine's cores, started in this process, whose workers know its address.
-
-    When a trial is stopped inside TorchTrainer.fit() (ASHA, a Tune stopper), its Train controller
-    dies with it, and Train's PlacementGroupCleaner frees the training worker's CPUs after asking
-    the state API whether the controller is alive. It asks without an address, which Ray resolves
-    by looking for Ray instances on the machine: with a second one running (another sweep, a test
-    run) that lookup fails ("Found multiple active Ray instances"), the placement group is never
-    removed, and every later trial waits for CPUs that never come back. RAY_ADDRESS in every
-    worker makes the lookup find this Ray.
-
-    Train's preemption watcher is off here (unless the user set it): it is one more actor, a fresh
-    process importing Ray Train, per trial, that watches for nodes being drained (spot instances
-    reclaimed), and a Ray of this one machine has no node to drain. Clusters keep it.
-
-    address="local": with no address, ray.init() joins a Ray that someone else's `ray start`
-    left running on the machine (and then refuses num_cpus); a sweep run without RAY_ADDRESS must
-    never run inside another user's cluster."""
-    import ray
-
-    # Nested, so that it is shipped by value: a worker runs it before it can import this project.
-    def pin_ray_address() -> None:
-        import os
-
-        import ray
-
-        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
-
-    watcher = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
-    ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=verbose,
-             runtime_env={"worker_process_setup_hook": pin_ray_address, "env_vars": {PREEMPTION_WATCHER_ENV: watcher}})
-
-
-DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource
-
-
-def check_cluster(plan) -> int:
-    """Fit the sweep to the cluster it runs on; returns how many trials run at once.
-
-    Drivers go to the head when the cluster offers DRIVER_RESOURCE. A worker that fits on no
-    node, or a relative --storage on several nodes, is a UsageError now rather than a trial
-    pending forever or results scattered over nodes' disks.
-    """
-    import ray
-
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    have = ray.cluster_resources()
-    if DRIVER_RESOURCE in have and not plan["resources"].driver_resource:
-        plan["resources"] = dataclasses.replace(plan["resources"], driver_resource=DRIVER_RESOURCE)
-    resources = plan["resources"]
-    for kind, amount in resources.per_worker().items():
-        largest = max(node.get(kind, 0.0) for node in nodes)
-        if amount > largest + 1e-9:
-            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
-            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest node has {largest:g}")
-    need = resources.per_trial()
-    for kind, amount in need.items():
-        if amount > have.get(kind, 0.0) + 1e-9:
-            raise UsageError(f"--workers-per-trial: one trial needs {amount:g} {kind}, the cluster has "
-                             f"{have.get(kind, 0.0):g}")
-    raw = plan.get("storage_arg", "")
-    if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):
-        raise UsageError(f"--storage: {raw!r} is a relative local path on a {len(nodes)}-node cluster; give "
-                         "s3://..., gs://... or an absolute path on shared storage (NFS)")
-    fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
-    return plan["max_concurrent"] or max(1, min(fits, plan["trials"]))
-
-
-def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
-    """The Tuner of a plan; `callbacks` and `stop` (a Tune Stopper) are for benchmarks."""
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    from losstune.search_spaces import optuna_space
-    from losstune.trainables.driver import DefaultKeepingASHA, HealthAwareOptunaSearch, trainable
-
-    experiment = f"{plan['storage']}/{plan['name']}"
-    fn = trainable(load_family(plan["family"]), plan["base"], plan["resources"], f"{experiment}/trainer_runs",
-                   max_failures=plan["max_failures"], num_to_keep=plan["keep_checkpoints"])
-    metric, mode = plan["objective"]["metric"], plan["objective"]["mode"]
-    # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
-    # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    # Tune's console interface that takes a reporter of our own (ray_jobs.progress); the newer
-    # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], stop=stop,
-                                verbose=min(plan.get("verbosity", 1), 2),
-                                progress_reporter=progress_table(plan) if plan.get("verbosity", 1) else None,
-                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
-                                # A trial whose driver is lost (its node gone, on a cluster without
-                                # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
-                                failure_config=tune.FailureConfig(max_failures=plan["max_failures"]))
-    if plan["resume"]:
-        return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
-    space = load_family(plan["family"]).spaces[plan["space"]]
-    # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
-    # Tune itself and ASHA still rank by the scalar objective.
-    many = plan.get("objectives") or []
-    searched_metric = [o["metric"] for o in many] if many else metric
-    searched_mode = [o["mode"] for o in many] if many else mode
-    searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
-                                       sampler=make_sampler(plan), full_length=plan["epochs"],
-                                       points_to_evaluate=[plan["default_point"]],
-                                       study_name=plan["name"], storage=study_storage(plan))
-    scheduler = None
-    if plan["scheduler"] == "asha":
-        scheduler = DefaultKeepingASHA(plan["default_point"], time_attr="training_iteration",
-                                       max_t=plan["epochs"],
-                                       grace_period=plan.get("grace_epochs") or max(1, plan["epochs"] // 4),
-                                       reduction_factor=3)
-    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan["trials"], max_concurrent_trials=concurrency,
-                                  # A finished trial's driver actor runs the next trial: its process
-                                  # start and imports (~3.6 s here) are paid once per slot. Not with
-                                  # ASHA: a trial it stops is still inside TorchTrainer.fit(), so Tune
-                                  # cannot reset the actor (the trial errors and its run lingers).
-                                  reuse_actors=scheduler is None)
-    return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
-
-
-def progress_table(plan):
-    """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
-    the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
-    from losstune.ray_jobs.progress import TrialTable
-    from losstune.search_spaces import sample_points
-
-    space = load_family(plan["family"]).spaces[plan["space"]]
-    points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
-    tuned = list(dict.fromkeys(key for point in points for key in point))
-    objectives = [plan["objective"], *[o for o in plan.get("objectives") or [] if o != plan["objective"]]]
-    return TrialTable(objectives, tuned, plan["default_point"], plan["epochs"],
-                      every_s=0 if plan.get("verbosity", 1) >= 2 else 30)
-
-
-def make_sampler(plan):
-    import optuna
-
-    if plan["search"] == "optuna":
-        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"])
-    if plan["search"] == "optuna-grouped":
-        # Optuna 5's TPE is already multivariate (single objective) with a constant liar, but on a
-        # space that branches it models jointly only the parameters every trial has; the others it
-        # samples one by one. `group` models each set of parameters that always come together jointly.
-        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"],
-                                          multivariate=True, group=True)
-    return optuna.samplers.RandomSampler(seed=plan["seed"])
-
-
-SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test")
-# Keys added after the first sweeps were saved, and the value those sweeps ran with (None: unknown)
-LATER_KEYS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None}
-
-
-def study_journal(plan) -> str:
-    """Where the Optuna study is journaled: in the sweep's folder when storage is local, else in a
-    local folder, copied to the sweep's storage when the sweep ends."""
-    if "://" in plan["storage"]:
-        return os.path.expanduser(f"~/.losstune/{plan['name']}/{STUDY_FILE}")
-    return f"{plan['storage']}/{plan['name']}/{STUDY_FILE}"
-
-
-def study_storage(plan):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    path = study_journal(plan)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return JournalStorage(JournalFileBackend(path))
-
-
-def fail_orphaned_trials(plan) -> int:
-    """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
-    driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
-    so the study holds no trial that looks alive. Returns how many."""
-    import optuna
-
-    study = optuna.load_study(study_name=plan["name"], storage=study_storage(plan))
-    orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
-    for number in orphans:
-        study.tell(number, state=optuna.trial.TrialState.FAIL)
-    return len(orphans)
-
-
-def metadata(plan) -> dict:
-    """What defines the sweep, saved beside it so --resume and analyze need nothing else."""
-    return {k: plan[k] for k in SWEEP_KEYS} | {
-        "storage": plan["storage"], "name": plan["name"], "resources": dataclasses.asdict(plan["resources"])}
-
-
 def run(plan) -> int:
     from losstune.ray_jobs import results
-    from losstune.trainables.driver import DiskGuard
+    from losstune.ray_jobs.cluster import check_cluster, start_ray
+    from losstune.ray_jobs.tuning import STUDY_FILE, DiskGuard, build_tuner, fail_orphaned_trials, study_journal
 
     start_ray(plan["verbosity"] >= 3)
     concurrency = check_cluster(plan)

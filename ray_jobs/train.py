@@ -20,7 +20,8 @@ import time
 
 from losstune.data import DataError
 from losstune.trainables.config import ConfigError, check_precision, merge, to_dict
-from losstune.ray_jobs.sweep import HelpFormatter, add_catalogue_flags, add_verbosity, print_catalogue
+from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
+                                     check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue)
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
@@ -55,8 +56,6 @@ def parse_args(argv=None):
 def check_flags(args) -> None:
     """Counts and resource shares, checked before Ray starts: Ray would take --workers 0 for its
     local mode (no checkpoints in --storage) and fail inside the run on an empty CPU share."""
-    from losstune.ray_jobs.sweep import check_at_least, check_name, check_worker_shares
-
     check_at_least(("--epochs", args.epochs, 1), ("--workers", args.workers, 1),
                    ("--max-failures", args.max_failures, -1), ("--keep-checkpoints", args.keep_checkpoints, 1))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
@@ -65,8 +64,6 @@ def check_flags(args) -> None:
 
 def overrides_from(args, family) -> dict:
     """--config, then --smoke-test's sizes, then --set / --epochs / --data, later ones winning."""
-    from losstune.ray_jobs.sweep import UsageError, flag_overrides
-
     overrides = {}
     if args.config:
         try:
@@ -84,7 +81,6 @@ def overrides_from(args, family) -> dict:
 
 def main(argv=None) -> int:
     from losstune.ray_jobs.results import absolute
-    from losstune.ray_jobs.sweep import UsageError, check_storage
 
     args = parse_args(argv)
     if print_catalogue(args):
@@ -108,8 +104,9 @@ def run(args, family, config) -> int:
     from ray.train.torch import TorchTrainer
 
     from losstune.ray_jobs.results import absolute
-    from losstune.ray_jobs.sweep import start_ray
-    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints, poll_train_workers_often
+    from losstune.ray_jobs.cluster import start_ray
+    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints
+    from losstune.trainables.ray_workarounds import poll_train_workers_often
     from losstune.trainables.loop import train_loop
 
     from ray.util.queue import Queue

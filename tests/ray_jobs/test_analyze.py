@@ -1,6 +1,7 @@
 """losstune-analyze rebuilds a sweep's tables, best config and plots from Tune's files alone, as
 the sweep wrote them (its refusals are in test_sweep_cli.py)."""
 
+import io
 import json
 import os
 
@@ -12,6 +13,10 @@ from losstune.ray_jobs import analyze, sweep
 pytestmark = pytest.mark.integration
 
 WRITTEN = ("trials.parquet", "history.parquet", "best_config.json")
+
+
+def by_trial_and_epoch(history: pd.DataFrame) -> pd.DataFrame:
+    return history.sort_values(["trial_id", "epoch"]).reset_index(drop=True)
 
 
 def test_analyze_rebuilds_what_the_sweep_wrote(local_ray, tmp_path, capsys):
@@ -31,5 +36,7 @@ def test_analyze_rebuilds_what_the_sweep_wrote(local_ray, tmp_path, capsys):
     pd.testing.assert_frame_equal(trials[columns].sort_values("trial_id").reset_index(drop=True),
                                   swept_trials[columns].sort_values("trial_id").reset_index(drop=True))
     assert json.loads((experiment / "best_config.json").read_bytes()) == json.loads(written["best_config.json"])
-    assert pd.read_parquet(experiment / "history.parquet").equals(pd.read_parquet(pd.io.common.BytesIO(written["history.parquet"])))
+    # the same rows and columns; the columns' order follows which trial Tune lists first
+    rebuilt, swept = pd.read_parquet(experiment / "history.parquet"), pd.read_parquet(io.BytesIO(written["history.parquet"]))
+    pd.testing.assert_frame_equal(by_trial_and_epoch(rebuilt), by_trial_and_epoch(swept), check_like=True)
     assert "best " in out and str(experiment) in out

@@ -3,7 +3,8 @@
 import pytest
 import ray
 
-from losstune.ray_jobs import sweep
+from losstune.ray_jobs import cluster
+from losstune.ray_jobs.flags import UsageError
 from losstune.trainables.driver import TrialResources
 
 
@@ -24,38 +25,38 @@ def plan(**resources):
 def test_drivers_go_to_the_head_when_the_cluster_offers_the_driver_resource(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 0.0, "losstune_driver": 64.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0})
     p = plan(cpus_per_worker=4, gpus_per_worker=1)
-    assert sweep.check_cluster(p) == 2  # two GPU nodes, one trial each
+    assert cluster.check_cluster(p) == 2  # two GPU nodes, one trial each
     assert p["resources"].driver() == {"CPU": 0.0, "losstune_driver": 1.0}
 
 
 def test_fractional_gpus_pack_trials(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 16.0, "GPU": 1.0})
-    assert sweep.check_cluster(plan(cpus_per_worker=2, gpus_per_worker=0.25)) == 4
+    assert cluster.check_cluster(plan(cpus_per_worker=2, gpus_per_worker=0.25)) == 4
 
 
 def test_a_worker_bigger_than_every_node_is_refused_even_if_the_cluster_total_fits(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 4.0, "GPU": 1.0}, {"CPU": 4.0, "GPU": 1.0})
-    with pytest.raises(sweep.UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node has 1"):
-        sweep.check_cluster(plan(cpus_per_worker=1, gpus_per_worker=2))
+    with pytest.raises(UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node has 1"):
+        cluster.check_cluster(plan(cpus_per_worker=1, gpus_per_worker=2))
 
 
 def test_relative_storage_on_several_nodes_is_refused(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 2.0}, {"CPU": 2.0})
     p = plan(cpus_per_worker=1) | {"storage_arg": "./results"}
-    with pytest.raises(sweep.UsageError, match="--storage: './results' is a relative local path on a 2-node cluster"):
-        sweep.check_cluster(p)
+    with pytest.raises(UsageError, match="--storage: './results' is a relative local path on a 2-node cluster"):
+        cluster.check_cluster(p)
     fake_cluster(monkeypatch, {"CPU": 2.0})
-    assert sweep.check_cluster(p) == 1  # one node: a local folder is fine
+    assert cluster.check_cluster(p) == 1  # one node: a local folder is fine
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "0"), ("1", "1")])
 def test_a_local_ray_turns_trains_preemption_watcher_off_unless_the_user_set_it(monkeypatch, user_value, expected):
     # one machine has no node to drain: the watcher would only be a process more per trial
     if user_value is None:
-        monkeypatch.delenv(sweep.PREEMPTION_WATCHER_ENV, raising=False)
+        monkeypatch.delenv(cluster.PREEMPTION_WATCHER_ENV, raising=False)
     else:
-        monkeypatch.setenv(sweep.PREEMPTION_WATCHER_ENV, user_value)
+        monkeypatch.setenv(cluster.PREEMPTION_WATCHER_ENV, user_value)
     calls = []
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
-    sweep.start_local_ray()
-    assert calls[0]["runtime_env"]["env_vars"] == {sweep.PREEMPTION_WATCHER_ENV: expected}
+    cluster.start_local_ray()
+    assert calls[0]["runtime_env"]["env_vars"] == {cluster.PREEMPTION_WATCHER_ENV: expected}

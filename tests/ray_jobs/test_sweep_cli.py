@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import ray
 
-from losstune.ray_jobs import sweep
+from losstune.ray_jobs import resume, sweep
 from losstune.ray_jobs import train as train_job
 from losstune.trainables.families import FAMILIES
 
@@ -207,7 +207,7 @@ def saved_sweep(tmp_path):
                              "--storage", str(tmp_path / "results")])
     plan = sweep.make_plan(args)
     (tmp_path / "results" / "s1").mkdir(parents=True)
-    (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(sweep.metadata(plan)))
+    (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(resume.metadata(plan)))
     assert plan["base"]["train"]["epochs"] == 6 and load_family("hdr_patch").smoke
     return tmp_path
 
@@ -243,7 +243,7 @@ def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_pa
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
     (tmp_path / "results" / "full").mkdir(parents=True)
-    (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(sweep.metadata(plan)))
+    (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(resume.metadata(plan)))
     code = sweep.main(["--smoke-test", "--resume", "--name", "full", "--storage", str(tmp_path / "results")])
     err = capsys.readouterr().err
     assert code == 2 and "--smoke-test: sweep 'full' was started with False, got True" in err

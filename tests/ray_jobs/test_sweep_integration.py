@@ -21,7 +21,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray.util.state import list_actors
 
-from losstune.ray_jobs import sweep
+from losstune.ray_jobs import sweep, tuning
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 def study(experiment, name):
-    storage = JournalStorage(JournalFileBackend(str(experiment / sweep.STUDY_FILE)))
+    storage = JournalStorage(JournalFileBackend(str(experiment / tuning.STUDY_FILE)))
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -57,7 +57,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     # each finished trial's best checkpoint is one Ray kept (trainables.driver.keep_checkpoints)
     finished = trials[trials["status"] == "COMPLETED"]
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
-    # Train ran its actors, but no preemption watcher on a one-machine Ray (sweep.start_local_ray)
+    # Train ran its actors, but no preemption watcher on a one-machine Ray (cluster.start_local_ray)
     address = local_ray.get_runtime_context().gcs_address  # ours, never another Ray on the machine
     assert list_actors(address=address, filters=[("class_name", "=", "TrainController")], detail=False)
     assert not list_actors(address=address, filters=[("class_name", "=", "PreemptionWatcher")], detail=False)

@@ -3,19 +3,19 @@
 import optuna
 import pytest
 
-from losstune.ray_jobs import sweep
+from losstune.ray_jobs import resume, sweep, tuning
 
 
 def test_orphaned_running_trials_become_fail(tmp_path):
     plan = {"name": "s", "storage": str(tmp_path)}
-    study = optuna.create_study(study_name="s", storage=sweep.study_storage(plan))
+    study = optuna.create_study(study_name="s", storage=tuning.study_storage(plan))
     done = study.ask()
     study.tell(done, 1.0)
     study.ask()  # asked by a driver that was killed before Tune saved the trial
-    assert sweep.fail_orphaned_trials(plan) == 1
-    states = [t.state for t in optuna.load_study(study_name="s", storage=sweep.study_storage(plan)).trials]
+    assert tuning.fail_orphaned_trials(plan) == 1
+    states = [t.state for t in optuna.load_study(study_name="s", storage=tuning.study_storage(plan)).trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
-    assert sweep.fail_orphaned_trials(plan) == 0
+    assert tuning.fail_orphaned_trials(plan) == 0
 
 
 def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
@@ -24,8 +24,8 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
     from losstune.ray_jobs.results import META_FILE
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
-    meta = sweep.metadata(plan)
-    for key in sweep.LATER_KEYS:  # a sweep saved before these keys existed
+    meta = resume.metadata(plan)
+    for key in resume.LATER_KEYS:  # a sweep saved before these keys existed
         meta.pop(key)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / META_FILE).write_text(json.dumps(meta))
@@ -40,7 +40,7 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
 def test_tpe_samples_a_quarter_of_the_trials_at_random(tmp_path, argv, startup):
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), *argv]))
     assert plan["startup_trials"] == startup
-    assert sweep.make_sampler(plan)._n_startup_trials == startup
+    assert tuning.make_sampler(plan)._n_startup_trials == startup
 
 
 
@@ -60,7 +60,7 @@ def _suggestions(tmp_path, search: str, trials: int = 8) -> list[dict]:
         return abs(trial.params["optim/lr"] - 5e-3)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=sweep.make_sampler(plan))
+    study = optuna.create_study(sampler=tuning.make_sampler(plan))
     study.optimize(objective, n_trials=trials)
     return [t.params for t in study.trials]
 

@@ -1,5 +1,5 @@
 """A trial whose training function returns right after Train's last report must still hand that
-report to Tune (see trainables.driver.wait_until_tune_took_the_last_report).
+report to Tune (see trainables.ray_workarounds.wait_until_tune_took_the_last_report).
 
 The trial function below does what TuneReportCallback does from Train's controller: it puts its
 reports on the trial's inter-actor queue, then returns at once. Without the wait, Ray 2.60's trial
@@ -8,7 +8,7 @@ hung until killed on every run, and ran clean with a 5 s pause before returning)
 
 import pytest
 
-from losstune.trainables.driver import wait_until_tune_took_the_last_report
+from losstune.trainables.ray_workarounds import wait_until_tune_took_the_last_report
 
 pytestmark = pytest.mark.integration
 

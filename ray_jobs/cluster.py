@@ -1,0 +1,95 @@
+"""The Ray a job runs on: its own local one, or the cluster in RAY_ADDRESS, and the sweep fitted
+to what that Ray has."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+from losstune.ray_jobs.flags import UsageError
+
+
+def start_ray(verbose: bool) -> None:
+    """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), else start a local Ray of our
+    own on this machine's cores, never one found on the machine; reuse a Ray this process already
+    has (a test's, a caller's)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=verbose)
+    else:
+        start_local_ray(verbose)
+
+
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
+
+
+def start_local_ray(verbose: bool = False) -> None:
+    """A Ray of this machine's cores, started in this process, whose workers know its address.
+
+    When a trial is stopped inside TorchTrainer.fit() (ASHA, a Tune stopper), its Train controller
+    dies with it, and Train's PlacementGroupCleaner frees the training worker's CPUs after asking
+    the state API whether the controller is alive. It asks without an address, which Ray resolves
+    by looking for Ray instances on the machine: with a second one running (another sweep, a test
+    run) that lookup fails ("Found multiple active Ray instances"), the placement group is never
+    removed, and every later trial waits for CPUs that never come back. RAY_ADDRESS in every
+    worker makes the lookup find this Ray.
+
+    Train's preemption watcher is off here (unless the user set it): it is one more actor, a fresh
+    process importing Ray Train, per trial, that watches for nodes being drained (spot instances
+    reclaimed), and a Ray of this one machine has no node to drain. Clusters keep it.
+
+    address="local": with no address, ray.init() joins a Ray that someone else's `ray start`
+    left running on the machine (and then refuses num_cpus); a sweep run without RAY_ADDRESS must
+    never run inside another user's cluster."""
+    import ray
+
+    # Nested, so that it is shipped by value: a worker runs it before it can import this project.
+    def pin_ray_address() -> None:
+        import os
+
+        import ray
+
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+
+    watcher = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
+    ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=verbose,
+             runtime_env={"worker_process_setup_hook": pin_ray_address, "env_vars": {PREEMPTION_WATCHER_ENV: watcher}})
+
+
+DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource
+
+
+def check_cluster(plan) -> int:
+    """Fit the sweep to the cluster it runs on; returns how many trials run at once.
+
+    Drivers go to the head when the cluster offers DRIVER_RESOURCE. A worker that fits on no
+    node, or a relative --storage on several nodes, is a UsageError now rather than a trial
+    pending forever or results scattered over nodes' disks.
+    """
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    have = ray.cluster_resources()
+    if DRIVER_RESOURCE in have and not plan["resources"].driver_resource:
+        plan["resources"] = dataclasses.replace(plan["resources"], driver_resource=DRIVER_RESOURCE)
+    resources = plan["resources"]
+    for kind, amount in resources.per_worker().items():
+        largest = max(node.get(kind, 0.0) for node in nodes)
+        if amount > largest + 1e-9:
+            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest node has {largest:g}")
+    need = resources.per_trial()
+    for kind, amount in need.items():
+        if amount > have.get(kind, 0.0) + 1e-9:
+            raise UsageError(f"--workers-per-trial: one trial needs {amount:g} {kind}, the cluster has "
+                             f"{have.get(kind, 0.0):g}")
+    raw = plan.get("storage_arg", "")
+    if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):
+        raise UsageError(f"--storage: {raw!r} is a relative local path on a {len(nodes)}-node cluster; give "
+                         "s3://..., gs://... or an absolute path on shared storage (NFS)")
+    fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
+    return plan["max_concurrent"] or max(1, min(fits, plan["trials"]))

@@ -1,0 +1,124 @@
+"""The command-line pieces every entry point shares: --help's layout, --list / --print-config,
+-q / -v, --set and the other config flags, and the checks that refuse a bad flag in one line
+(UsageError) before Ray starts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from losstune.trainables.config import merge
+from losstune.trainables.families import FAMILIES
+
+
+class UsageError(Exception):
+    """A bad flag or state; the message names it."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help: the module's docstring as written (its first line the command), and each flag's
+    default where it has one (shared with ray_jobs/train.py)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        worth_saying = action.default not in (None, False, "", [], argparse.SUPPRESS) and action.nargs != 0
+        if worth_saying and "%(default)" not in text and (action.option_strings or action.nargs == "?"):
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
+    """--list and --print-config FAMILY: what can be run, then exit (shared with ray_jobs/train.py)."""
+    parser.add_argument("--list", action="store_true", help="list the families, their search spaces (and what "
+                                                            "each tunes) and presets, then exit")
+    parser.add_argument("--print-config", metavar="FAMILY", choices=list(FAMILIES),
+                        help="print every config key of FAMILY (what --set takes), its default and its seed "
+                             "section, then exit")
+
+
+def print_catalogue(args) -> bool:
+    """Print what --list or --print-config asked for; whether they did."""
+    from losstune.ray_jobs.catalogue import catalogue, config_listing
+
+    if args.list:
+        print(catalogue())
+    elif args.print_config:
+        print(config_listing(args.print_config))
+    return bool(args.list or args.print_config)
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """-q / -v: how much the console shows (shared with ray_jobs/train.py)."""
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="only the start line, errors and the final report")
+    loudness.add_argument("-v", "--verbose", action="count", default=0,
+                          help="-v: also a line for every trial's start, result and end; -vv: and the training "
+                               "workers' own logs")
+
+
+def verbosity(args) -> int:
+    """0 quiet, 1 default (a progress table of the objective and the tuned parameters), 2 -v, 3 -vv."""
+    return 0 if args.quiet else 1 + min(args.verbose, 2)
+
+
+def parse_set(items: list[str]) -> dict:
+    """--set a.b=1 -> {'a': {'b': 1}}; values are JSON where they parse, else strings."""
+    overrides: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = key.split(".")
+        node = overrides
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return overrides
+
+
+def flag_overrides(args) -> dict:
+    """The config overrides given as flags: --set, --epochs, --data (shared with ray_jobs/train.py)."""
+    overrides = parse_set(args.set)
+    if args.epochs:
+        overrides = merge(overrides, {"train": {"epochs": args.epochs}})
+    if args.data:
+        overrides = merge(overrides, {"data": {"path": os.path.abspath(args.data)}})
+    return overrides
+
+
+def check_at_least(*checks: tuple[str, float | None, float]) -> None:
+    """Each (flag, value, low): a flag that was given must be >= low (shared with ray_jobs/train.py,
+    so that a bad count fails here, before Ray starts, and not inside a trial)."""
+    for flag, value, low in checks:
+        if value is not None and value < low:
+            raise UsageError(f"{flag}: must be >= {low}, got {value}")
+
+
+def check_name(flag: str, name: str | None) -> None:
+    """A run or sweep name is one folder inside --storage: no path separators, no '..'."""
+    if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
+        raise UsageError(f"{flag}: must be a plain folder name inside --storage, got {name!r}")
+
+
+def check_worker_shares(cpus: float | None, gpus: float) -> None:
+    """A worker needs some CPU (Ray refuses an empty bundle) and no negative GPU share."""
+    if cpus is not None and cpus <= 0:
+        raise UsageError(f"--cpus-per-worker: must be > 0, got {cpus}")
+    check_at_least(("--gpus-per-worker", gpus, 0))
+
+
+def check_storage(storage: str) -> None:
+    """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
+    unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""
+    from losstune.ray_jobs.results import check_writable
+
+    try:
+        check_writable(storage)
+    except Exception as err:  # OSError from disks, pyarrow's errors from object stores
+        raise UsageError(f"--storage: cannot write to {storage}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None

@@ -1,0 +1,202 @@
+"""What a sweep tunes with: the Tuner, Optuna's samplers and its study journal, the searcher and
+scheduler that know a trial's health and the documented default, and the disk guard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import ray.tune
+from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils import flatten_dict
+
+from losstune.trainables.families import load_family
+
+
+STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
+
+
+def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
+    """The Tuner of a plan; `callbacks` and `stop` (a Tune Stopper) are for benchmarks."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from losstune.search_spaces import optuna_space
+    from losstune.trainables.driver import trainable
+
+    experiment = f"{plan['storage']}/{plan['name']}"
+    fn = trainable(load_family(plan["family"]), plan["base"], plan["resources"], f"{experiment}/trainer_runs",
+                   max_failures=plan["max_failures"], num_to_keep=plan["keep_checkpoints"])
+    metric, mode = plan["objective"]["metric"], plan["objective"]["mode"]
+    # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
+    # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # Tune's console interface that takes a reporter of our own (ray_jobs.progress); the newer
+    # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], stop=stop,
+                                verbose=min(plan.get("verbosity", 1), 2),
+                                progress_reporter=progress_table(plan) if plan.get("verbosity", 1) else None,
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
+                                # A trial whose driver is lost (its node gone, on a cluster without
+                                # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
+                                failure_config=tune.FailureConfig(max_failures=plan["max_failures"]))
+    if plan["resume"]:
+        return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
+    space = load_family(plan["family"]).spaces[plan["space"]]
+    # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
+    # Tune itself and ASHA still rank by the scalar objective.
+    many = plan.get("objectives") or []
+    searched_metric = [o["metric"] for o in many] if many else metric
+    searched_mode = [o["mode"] for o in many] if many else mode
+    searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
+                                       sampler=make_sampler(plan), full_length=plan["epochs"],
+                                       points_to_evaluate=[plan["default_point"]],
+                                       study_name=plan["name"], storage=study_storage(plan))
+    scheduler = None
+    if plan["scheduler"] == "asha":
+        scheduler = DefaultKeepingASHA(plan["default_point"], time_attr="training_iteration",
+                                       max_t=plan["epochs"],
+                                       grace_period=plan.get("grace_epochs") or max(1, plan["epochs"] // 4),
+                                       reduction_factor=3)
+    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
+                                  num_samples=plan["trials"], max_concurrent_trials=concurrency,
+                                  # A finished trial's driver actor runs the next trial: its process
+                                  # start and imports (~3.6 s here) are paid once per slot. Not with
+                                  # ASHA: a trial it stops is still inside TorchTrainer.fit(), so Tune
+                                  # cannot reset the actor (the trial errors and its run lingers).
+                                  reuse_actors=scheduler is None)
+    return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+
+
+def progress_table(plan):
+    """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
+    the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
+    from losstune.ray_jobs.progress import TrialTable
+    from losstune.search_spaces import sample_points
+
+    space = load_family(plan["family"]).spaces[plan["space"]]
+    points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
+    tuned = list(dict.fromkeys(key for point in points for key in point))
+    objectives = [plan["objective"], *[o for o in plan.get("objectives") or [] if o != plan["objective"]]]
+    return TrialTable(objectives, tuned, plan["default_point"], plan["epochs"],
+                      every_s=0 if plan.get("verbosity", 1) >= 2 else 30)
+
+
+def make_sampler(plan):
+    import optuna
+
+    if plan["search"] == "optuna":
+        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"])
+    if plan["search"] == "optuna-grouped":
+        # Optuna 5's TPE is already multivariate (single objective) with a constant liar, but on a
+        # space that branches it models jointly only the parameters every trial has; the others it
+        # samples one by one. `group` models each set of parameters that always come together jointly.
+        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"],
+                                          multivariate=True, group=True)
+    return optuna.samplers.RandomSampler(seed=plan["seed"])
+
+
+def study_journal(plan) -> str:
+    """Where the Optuna study is journaled: in the sweep's folder when storage is local, else in a
+    local folder, copied to the sweep's storage when the sweep ends."""
+    if "://" in plan["storage"]:
+        return os.path.expanduser(f"~/.losstune/{plan['name']}/{STUDY_FILE}")
+    return f"{plan['storage']}/{plan['name']}/{STUDY_FILE}"
+
+
+def study_storage(plan):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = study_journal(plan)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return JournalStorage(JournalFileBackend(path))
+
+
+def fail_orphaned_trials(plan) -> int:
+    """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
+    driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
+    so the study holds no trial that looks alive. Returns how many."""
+    import optuna
+
+    study = optuna.load_study(study_name=plan["name"], storage=study_storage(plan))
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)
+
+
+class DiskGuard(ray.tune.Callback):
+    """Stops the sweep as Ctrl-C does (Tune saves its state, the trials stay resumable) when a local
+    --storage runs low, checked after every result and every trial error: written to the last
+    byte, Tune's state and the trials' error files end truncated, and the sweep can be neither
+    resumed nor read."""
+
+    def __init__(self, storage: str, min_free_mb: float):
+        self.folder = None if "://" in storage else storage
+        self.min_free_mb = min_free_mb
+        self.tripped = ""  # why it stopped the sweep
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.check()
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # e.g. a checkpoint that did not fit
+        self.check()
+
+    def check(self) -> None:
+        if self.folder and not self.tripped:
+            free_mb = shutil.disk_usage(self.folder).free / 2**20
+            if free_mb < self.min_free_mb:
+                self.stop(f"--storage {self.folder} has {free_mb:.1f} MB free (--min-free-mb {self.min_free_mb:g})")
+
+    def stop(self, why: str) -> None:
+        self.tripped = why
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop, the one ray_jobs.sweep.CtrlC asks for
+
+
+class HealthAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna FAIL for a trial that errored or stopped unhealthy, and
+    PRUNED for one a scheduler stopped before `full_length` epochs.
+
+    Ray's OptunaSearch records a trial that errored after reporting as COMPLETE with its last
+    value, so a diverged trial could become the study's best; a trial that ended with a
+    `stop_reason` (non-finite loss, overflow, ...) is no valid sample of the objective either.
+    It also records an ASHA-stopped trial as COMPLETE with its value at the epoch it was stopped,
+    which TPE then ranks against full-length trials as if it were final. Pruned, Optuna keeps its
+    reported epochs (intermediate values) and TPE ranks it behind the trials that ran to the end.
+    (Multi-objective studies take no intermediate values; there the stopped trial stays COMPLETE.)
+    """
+
+    def __init__(self, *args, full_length: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.full_length = full_length
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        result = result or {}
+        if error or result.get("stop_reason"):
+            return super().on_trial_complete(trial_id, result=None, error=True)
+        stopped_early = self.full_length and result.get("epoch", self.full_length) < self.full_length
+        if stopped_early and not isinstance(self.metric, list):
+            return super().on_trial_complete(trial_id, result=None, error=False)  # Ray: PRUNED
+        return super().on_trial_complete(trial_id, result=result or None, error=error)
+
+
+class DefaultKeepingASHA(AsyncHyperBandScheduler):
+    """ASHA that never stops the documented-default trial.
+
+    Every sweep must answer "did we beat the documented setting?"; an ASHA stop of the default at
+    an early rung would compare the best trial's last epoch with the default's second one.
+    """
+
+    def __init__(self, default_point: dict, **kwargs):
+        super().__init__(**kwargs)
+        self._default_point = default_point
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if flatten_dict(trial.config, delimiter="/") == self._default_point:
+            return TrialScheduler.CONTINUE
+        return decision

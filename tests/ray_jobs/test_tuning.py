@@ -1,0 +1,53 @@
+"""What the sweep's searcher tells Optuna about each kind of trial ending, and the ASHA that
+never stops the documented default."""
+
+from types import SimpleNamespace
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import TrialScheduler
+
+from losstune.ray_jobs.tuning import DefaultKeepingASHA, HealthAwareOptunaSearch
+from losstune.search_spaces import optuna_space
+
+State = optuna.trial.TrialState
+
+
+def test_completed_pruned_and_failed_trials():
+    searcher = HealthAwareOptunaSearch(space=optuna_space({"x": tune.uniform(0, 1)}), metric="val/loss", mode="min",
+                                       sampler=optuna.samplers.RandomSampler(seed=0), full_length=4)
+    endings = {  # trial id: (epochs reported, how it ended)
+        "full": (4, {}), "asha": (2, {}), "unhealthy": (3, {"stop_reason": "nonfinite_loss"}), "crashed": (1, None)}
+    for trial_id, (epochs, extra) in endings.items():
+        searcher.suggest(trial_id)
+        for epoch in range(1, epochs + 1):
+            result = {"val/loss": 1.0 / epoch, "epoch": epoch, "training_iteration": epoch}
+            searcher.on_trial_result(trial_id, result)
+        searcher.on_trial_complete(trial_id, result={**result, **(extra or {})}, error=extra is None)
+    trials = searcher._ot_study.trials
+    assert [t.state for t in trials] == [State.COMPLETE, State.PRUNED, State.FAIL, State.FAIL]
+    assert trials[0].value == 0.25
+    # the ASHA-stopped trial keeps its reported epochs (Optuna shows the last as its value); as
+    # PRUNED, TPE ranks it behind every trial that ran to the end, whatever that value
+    assert trials[1].intermediate_values == {1: 1.0, 2: 0.5} and trials[1].value == 0.5
+
+
+DEFAULT = {"caps/mode": "A", "caps/abs_max": 16.0}
+
+
+def asha_trial(trial_id, config):
+    return SimpleNamespace(trial_id=trial_id, config=config)
+
+
+def test_asha_stops_a_poor_trial_but_never_the_documented_default():
+    scheduler = DefaultKeepingASHA(DEFAULT, time_attr="training_iteration", max_t=8, grace_period=1,
+                                   reduction_factor=2, metric="val/log_l1", mode="min")
+    good = asha_trial("good", {"caps": {"mode": "B", "log_delta_scale": 0.4}})
+    default = asha_trial("default", {"caps": {"mode": "A", "abs_max": 16.0}})
+    poor = asha_trial("poor", {"caps": {"mode": "A", "abs_max": 19.0}})
+    for t in (good, default, poor):
+        scheduler.on_trial_add(None, t)
+    assert scheduler.on_trial_result(None, good, {"training_iteration": 1, "val/log_l1": 1.0}) == TrialScheduler.CONTINUE
+    # both worse than the rung's cut: plain ASHA stops both; the default goes on
+    assert scheduler.on_trial_result(None, poor, {"training_iteration": 1, "val/log_l1": 5.0}) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, default, {"training_iteration": 1, "val/log_l1": 5.0}) == TrialScheduler.CONTINUE

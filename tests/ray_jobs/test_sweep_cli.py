@@ -5,11 +5,25 @@ import json
 
 import numpy as np
 import pytest
-import ray
 
-from losstune.ray_jobs import resume, sweep
+from losstune.ray_jobs import cluster, resume, sweep
 from losstune.ray_jobs import train as train_job
 from losstune.trainables.families import FAMILIES
+
+
+@pytest.fixture(autouse=True)
+def ray_starts(monkeypatch):
+    """Every call that would start or join Ray, recorded and refused: whether another test of the
+    session has a Ray running or not, none of these commands may get that far."""
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("a refused command reached Ray's start")
+
+    monkeypatch.setattr(cluster, "start_ray", refuse)
+    monkeypatch.setattr(cluster, "start_local_ray", refuse)
+    return calls
 
 
 def run_sweep(capsys, tmp_path, *argv):
@@ -70,11 +84,11 @@ def bad_npz(tmp_path):
      "train.batch_size 10000 (the sweep's config) is larger than the training set"),
     (["lgt", "--smoke-test", "--space", "caps"], "train.batch_size 240 (--space caps samples it) is larger than"),
 ])
-def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, expected):
+def test_bad_input_exits_2_with_one_line(ray_starts, capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)
     assert code == 2
     assert expected in err and len(err.splitlines()) == 1
-    assert not ray.is_initialized()
+    assert not ray_starts
     assert not (tmp_path / "results").exists()
 
 
@@ -114,11 +128,11 @@ def test_existing_sweep_name_is_refused_and_left_alone(capsys, tmp_path):
     ("--keep-checkpoints", "0", "--keep-checkpoints: must be >= 1, got 0"),
     ("--max-failures", "-2", "--max-failures: must be >= -1, got -2"),
 ])
-def test_train_job_refuses_bad_counts_before_ray_starts(capsys, tmp_path, flag, value, expected):
+def test_train_job_refuses_bad_counts_before_ray_starts(ray_starts, capsys, tmp_path, flag, value, expected):
     assert train_job.main(["hdr_patch", flag, value, "--storage", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
-    assert not ray.is_initialized()
+    assert not ray_starts
     assert not (tmp_path / "results").exists()
 
 
@@ -133,24 +147,24 @@ def test_train_job_bad_input(capsys, tmp_path):
     ("[1, 2]", "must hold a JSON object of config sections, got list"),
     ("null", "must hold a JSON object of config sections, got NoneType"),
 ])
-def test_train_job_refuses_a_config_file_that_is_no_object(capsys, tmp_path, content, expected):
+def test_train_job_refuses_a_config_file_that_is_no_object(ray_starts, capsys, tmp_path, content, expected):
     config = tmp_path / "best_config.json"
     config.write_text(content)
     assert train_job.main(["hdr_patch", "--config", str(config), "--storage", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err.strip()
     assert str(config) in err and expected in err and len(err.splitlines()) == 1
-    assert not ray.is_initialized()
+    assert not ray_starts
 
 
 @pytest.mark.parametrize("argv, expected", [
     (["--name", "../escaped"], "--name: must be a plain folder name inside --storage"),
     (["--set", "train.batch_size=100000"], "train.batch_size 100000 (the run's config) is larger than the training set"),
 ])
-def test_train_job_refuses_names_and_batches_before_ray_starts(capsys, tmp_path, argv, expected):
+def test_train_job_refuses_names_and_batches_before_ray_starts(ray_starts, capsys, tmp_path, argv, expected):
     assert train_job.main(["hdr_patch", *argv, "--storage", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
-    assert not ray.is_initialized() and not (tmp_path / "results").exists()
+    assert not ray_starts and not (tmp_path / "results").exists()
 
 
 def test_analyze_refuses_a_negative_top(capsys, tmp_path):
@@ -272,7 +286,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(point)], capture_output=True)
 
 
-def test_storage_that_cannot_be_written_is_refused_before_ray_starts(capsys, tmp_path, small_disk):
+def test_storage_that_cannot_be_written_is_refused_before_ray_starts(ray_starts, capsys, tmp_path, small_disk):
     afile = tmp_path / "afile"
     afile.write_text("x")
     full = small_disk("rw")
@@ -286,7 +300,7 @@ def test_storage_that_cannot_be_written_is_refused_before_ray_starts(capsys, tmp
         err = capsys.readouterr().err.strip()
         assert code == 2 and f"--storage: cannot write to {storage}" in err and expected in err, err
         assert len(err.splitlines()) == 1
-    assert not ray.is_initialized() and not (tmp_path / "not_mounted").exists()
+    assert not ray_starts and not (tmp_path / "not_mounted").exists()
 
 
 def test_list_names_every_family_space_and_preset_without_starting_ray(capsys, monkeypatch):

@@ -175,15 +175,16 @@ def test_two_workers_train_with_ddp_on_the_same_schedule_as_one(local_ray, tmp_p
 def recording_medgen(config):
     """medgen_diffusion's loop, recording on each worker the mean training time t it drew and a
     checksum of its weights at every step, to a file of its own."""
-    import types
-
     import ray.train
 
-    from losstune.trainables import medgen_diffusion as medgen
+    import dataclasses
+
+    from losstune.trainables.families import load_family
     from losstune.trainables.loop import train
 
     rank = ray.train.get_context().get_world_rank()
     steps = []
+    medgen = load_family("medgen_diffusion")
 
     def loss_terms(model, batch, cfg):
         terms, health = medgen.loss_terms(model, batch, cfg)
@@ -191,9 +192,7 @@ def recording_medgen(config):
         steps.append({"t_mean": float(health["t_mean"]), "weights": checksum})
         return terms, health
 
-    family = types.SimpleNamespace(**{name: getattr(medgen, name) for name in dir(medgen) if not name.startswith("__")})
-    family.loss_terms = loss_terms
-    train(config["loop"], family)
+    train(dataclasses.replace(medgen, loss_terms=loss_terms), config["loop"])
     with open(os.path.join(config["out"], f"rank{rank}.json"), "w") as f:
         json.dump(steps, f)
 

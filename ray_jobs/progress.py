@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import Counter
 import time
+from collections import Counter
 
 import pandas as pd
 from ray.train.v2.api.callback import UserCallback

@@ -311,6 +311,11 @@ LEGEND = {"documented default": DEFAULT_STYLE, "completed": STYLES["COMPLETED"],
           "stopped early (scheduler)": STYLES["EARLY_STOPPED"], "errored or unhealthy": FAILED_STYLE}
 
 
+def better(mode: str) -> str:
+    """How a figure or table says which way an objective improves."""
+    return "lower" if mode == "min" else "higher"
+
+
 def style_of(trial) -> dict:
     return DEFAULT_STYLE if trial["is_default"] else STYLES.get(trial["status"], FAILED_STYLE)
 
@@ -368,8 +373,7 @@ def final_values(axes, trials: pd.DataFrame, metric: str, mode: str) -> None:
     axes.set_yticks(range(len(rows)), [("* " if t["is_default"] else "") + t["trial_id"] for _, t in rows], fontsize=7)
     axes.set_xlim(low - pad, high + 2 * pad)
     axes.set_ylim(-0.6, len(rows) - 0.4)
-    better = "lower" if mode == "min" else "higher"
-    axes.set(title=f"final {metric} ({better} is better; @epoch)", xlabel=metric)
+    axes.set(title=f"final {metric} ({better(mode)} is better; @epoch)", xlabel=metric)
     axes.grid(axis="x", alpha=0.3)
 
 
@@ -382,8 +386,7 @@ def curves(axes, trials: pd.DataFrame, history: pd.DataFrame, name: str, mode: s
         if name in frame and trial_id in kinds.index:
             look = style_of(kinds.loc[trial_id])
             axes.plot(frame["epoch"], frame[name], marker=".", **look)
-    better = "lower" if mode == "min" else "higher"
-    axes.set(title=f"{name} by epoch ({better} is better)", xlabel="epoch", ylabel=name)
+    axes.set(title=f"{name} by epoch ({better(mode)} is better)", xlabel="epoch", ylabel=name)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
 
@@ -417,9 +420,8 @@ def pareto_plot(trials: pd.DataFrame, objectives: list[dict]) -> bytes:
         axes.scatter(default[x], default[y], color="tab:orange", s=80, zorder=3, label="documented default")
     for _, row in front.iterrows():
         axes.annotate(row["trial_id"], (row[x], row[y]), fontsize=7)
-    better = lambda o: "lower" if o["mode"] == "min" else "higher"  # noqa: E731
-    axes.set(xlabel=f"{x[len('final/'):]} ({better(objectives[0])} is better)",
-             ylabel=f"{y[len('final/'):]} ({better(objectives[1])} is better)",
+    axes.set(xlabel=f"{x[len('final/'):]} ({better(objectives[0]['mode'])} is better)",
+             ylabel=f"{y[len('final/'):]} ({better(objectives[1]['mode'])} is better)",
              title="objectives of the completed trials")
     axes.legend(fontsize=8)
     return png(figure)
@@ -440,10 +442,9 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
     table.insert(0, "", ["*" if d else "" for d in shown["is_default"]])
     table.columns = [{"epochs_done": "at_epoch"}.get(c, c.replace("config/", "").replace("final/", ""))
                      for c in table.columns]
-    better = "lower" if meta["objective"]["mode"] == "min" else "higher"
     lines = [f"{meta['family']} / space '{meta['space']}': {len(trials)} trials, objective {metric} "
-             f"({better} is better; its value at_epoch; trials that ran every epoch rank first); "
-             "* = documented default",
+             f"({better(meta['objective']['mode'])} is better; its value at_epoch; trials that ran every epoch "
+             "rank first); * = documented default",
              table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
     best = best_trial(trials)
     if best is not None:

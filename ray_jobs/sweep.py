@@ -147,11 +147,12 @@ def make_plan(args) -> dict:
     space = spaces[space_name]
     point = default_point(space, config)
     # every sampled value must be valid, and every batch size fill a batch of the data
-    sampled = [make_config(family, merge(base, unflatten(p))) for p in [point] + sample_points(space, 8, args.seed)]
+    points = [point] + sample_points(space, 32, args.seed)
+    sampled = [make_config(family, merge(base, unflatten(p))) for p in points]
     check_batches_fit(family.check_data(config), {
         "the sweep's config": config.train.batch_size,
         f"--space {space_name} samples it": max([c.train.batch_size for c in sampled] + space_choices(space))})
-    inert = inert_weights(family, config, [point] + sample_points(space, 32, args.seed))
+    inert = inert_weights(family, config, points)
     if inert:
         print(f"sweep: warning: --space {space_name} tunes weights of terms that are off, so their samples change "
               f"nothing: {inert}", file=sys.stderr)

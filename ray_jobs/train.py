@@ -12,6 +12,7 @@ sweep's trials; run again with the same --name to resume from the latest checkpo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -19,9 +20,9 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.trainables.config import ConfigError, check_precision, merge, to_dict
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue)
+from losstune.trainables.config import ConfigError, check_precision, merge, to_dict
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
@@ -99,19 +100,16 @@ def main(argv=None) -> int:
 
 
 def run(args, family, config) -> int:
-    import ray
     import ray.train
     from ray.train.torch import TorchTrainer
-
-    from losstune.ray_jobs.results import absolute
-    from losstune.ray_jobs.cluster import start_ray
-    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints
-    from losstune.trainables.ray_workarounds import poll_train_workers_often
-    from losstune.trainables.loop import train_loop
-
     from ray.util.queue import Queue
 
+    from losstune.ray_jobs.cluster import start_ray
     from losstune.ray_jobs.progress import EpochLines, print_lines
+    from losstune.ray_jobs.results import absolute
+    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints
+    from losstune.trainables.loop import train_loop
+    from losstune.trainables.ray_workarounds import poll_train_workers_often
 
     start_ray(args.verbose >= 2)
     poll_train_workers_often()
@@ -119,8 +117,8 @@ def run(args, family, config) -> int:
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
     callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"))] if "://" not in storage else []
-    lines = Queue(actor_options={"num_cpus": 0})
-    if not args.quiet:
+    lines = None if args.quiet else Queue(actor_options={"num_cpus": 0})
+    if lines is not None:
         callbacks.append(EpochLines(lines, family.objective.metric, family.tags.get("train/loss", "train/loss"),
                                     config.train.epochs))
     print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {storage}/{name}", flush=True)
@@ -133,7 +131,7 @@ def run(args, family, config) -> int:
                                        failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
                                        checkpoint_config=keep_checkpoints(family, args.keep_checkpoints)),
     )
-    with print_lines(lines):
+    with print_lines(lines) if lines is not None else contextlib.nullcontext():
         result = trainer.fit()
     metrics = result.metrics or {}
     shown = ("val/", "train/loss", "epoch", "stop")

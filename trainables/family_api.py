@@ -36,9 +36,11 @@ search_spaces/<name>.py provides SPACES ({name: define-by-run function}) and DEF
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any, Callable, Mapping
+
+from losstune.trainables.config import get_path
 
 # What Ray Train ranks a run's checkpoints by (trainables.driver.keep_checkpoints): the epoch's
 # objective where it validated that epoch's own weights, NaN where it carries an earlier validation.
@@ -153,7 +155,7 @@ def resolve(name: str, module: ModuleType, spaces: ModuleType) -> Family:
 def check_shape(family: Family, module: ModuleType) -> None:
     """What can be checked without building anything: the objective's type, the default space
     among the spaces, where the loss weights come from, and the term switches naming real keys.
-    (That every computed term has a weight needs a batch: the loop checks it at the first step.)"""
+    (That every computed term has a weight needs a batch: the loop's weighted_loss checks it.)"""
     where = f"{module.__name__}: family {family.name!r}"
     if not isinstance(family.objective, Objective) or family.objective.mode not in ("min", "max"):
         raise FamilyError(f"{where}: OBJECTIVE must be an Objective(metric, 'min' or 'max')")
@@ -163,20 +165,12 @@ def check_shape(family: Family, module: ModuleType) -> None:
     if family.term_weights is weights_from_config and not hasattr(getattr(config, "loss", None), "weights"):
         raise FamilyError(f"{where}: Config has no loss.weights section (one weight per loss term) "
                           "and the module no term_weights(cfg)")
-    keys = leaf_keys(config)
     for weight, switch in family.term_switches.items():
-        if weight not in keys or switch not in keys:
-            raise FamilyError(f"{where}: TERM_SWITCHES pairs {weight} with {switch}; Config lacks "
-                              f"{weight if weight not in keys else switch}")
+        for key in (weight, switch):
+            try:
+                get_path(config, key)
+            except KeyError:
+                raise FamilyError(f"{where}: TERM_SWITCHES pairs {weight} with {switch}; Config lacks {key}") from None
     for metric in family.watched_val_metrics:
         if "/" in metric:
             raise FamilyError(f"{where}: WATCHED_VAL_METRICS names {metric!r}; give it without val/")
-
-
-def leaf_keys(config, path: str = "") -> set[str]:
-    """Every dotted key of a nested config dataclass (train.batch_size, loss.weights.l1, ...)."""
-    keys = set()
-    for field in fields(config):
-        value = getattr(config, field.name)
-        keys |= leaf_keys(value, f"{path}{field.name}.") if is_dataclass(value) else {path + field.name}
-    return keys

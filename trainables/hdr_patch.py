@@ -23,8 +23,8 @@ from typing import Literal
 import torch
 from torch.utils.data import TensorDataset
 
-from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
 from losstune.data import hold_out
+from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
 from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/log_l1", "min")

@@ -2,8 +2,9 @@
 
 Accelerate owns devices, mixed precision and DDP (never Ray's prepare_model alongside it);
 Ray Train owns reporting and checkpoints. A family plugs in small functions by the contract in
-trainables/family_api.py; `train_loop(family)` is what a TorchTrainer runs on every worker. Each epoch ends in one flat metrics dict reported through
-`ray.train.report`, with a checkpoint every `train.checkpoint_every` epochs. SAM, gradient noise
+trainables/family_api.py; `train_loop(family)` is what a TorchTrainer runs on every worker. Each
+epoch ends in one flat metrics dict reported through `ray.train.report`, with a checkpoint every
+`train.checkpoint_every` epochs. SAM, gradient noise
 and an EMA of the weights are optimiser options every family has (trainables/optim_tricks.py).
 """
 

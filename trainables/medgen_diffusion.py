@@ -47,7 +47,8 @@ IMAGE_MODALITIES = sorted({m for images in MODE_IMAGES.values() for m in images}
 # and per generated modality (`Validation/PSNR_t1_pre`, `regional_bravo/tumor_loss`, ...)
 TAGS = {
     # Loss/MSE_train is the plain MSE; the term trained on, Min-SNR weighted where gamma > 0, beside it
-    "health/mse_plain": "Loss/MSE_train", "train/mse": "Loss/MSE_train_min_snr", "train/loss": "Loss/Total_train", "train/perceptual": "Loss/Perceptual_train",
+    "health/mse_plain": "Loss/MSE_train", "train/mse": "Loss/MSE_train_min_snr", "train/loss": "Loss/Total_train",
+    "train/perceptual": "Loss/Perceptual_train",
     "val/mse": "Loss/MSE_val", "val/total": "Loss/Total_val", "val/l1": "Loss/L1_val", "val/psnr": "Validation/PSNR",
     "val/msssim": "Validation/MS-SSIM", "val/msssim_3d": "Validation/MS-SSIM-3D",
     **{f"val/{name}": f"regional/{name}" for name in REGIONAL},

@@ -36,17 +36,17 @@ def run_sweep(argv: list[str], callbacks=(), stop=None):
     wall seconds of Tuner.fit)."""
     import optuna
 
-    from losstune.ray_jobs import results, resume, sweep
-    from losstune.ray_jobs.cluster import check_cluster
+    from losstune.ray_jobs import results, sweep
+    from losstune.ray_jobs.cluster import fit_to_cluster
+    from losstune.ray_jobs.plan import metadata
     from losstune.ray_jobs.tuning import build_tuner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    plan = sweep.make_plan(sweep.parse_args(argv))
-    concurrency = check_cluster(plan)
+    plan = fit_to_cluster(sweep.make_plan(sweep.parse_args(argv)))
     started = time.time()
-    grid = build_tuner(plan, concurrency, callbacks=callbacks, stop=stop).fit()
+    grid = build_tuner(plan, callbacks=callbacks, stop=stop).fit()
     wall = time.time() - started
-    trials, history = results.tables(grid, resume.metadata(plan))
+    trials, history = results.tables(grid, metadata(plan))
     return trials, history, wall
 
 

@@ -43,23 +43,18 @@ def make_step(variant: dict, image_size: int, batch_size: int):
     torch.manual_seed(0)
     parts = lc.build(cfg)
     model, batch = parts.model, parts.train_set[:batch_size]
-    aux = lc.aux_optimizer(model, cfg)
-    aux_ids = {id(p) for p in (model.weighter.parameters() if aux else [])}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad and id(p) not in aux_ids],
-                                  lr=cfg.optim.lr)
+    optimizers = [group.optimizer for group in lc.optimizer_groups(model, cfg)]
     weights = lc.term_weights(cfg)
 
     def step() -> float:
         started = time.perf_counter()
         terms, _ = lc.loss_terms(model, batch, cfg)
         total, _ = lc.combine(model, {k: weights[k] * v for k, v in terms.items()}, cfg)
-        optimizer.zero_grad()
-        if aux:
-            aux.zero_grad()
+        for optimizer in optimizers:
+            optimizer.zero_grad()
         total.backward()
-        optimizer.step()
-        if aux:
-            aux.step()
+        for optimizer in optimizers:
+            optimizer.step()
         return time.perf_counter() - started
 
     return step

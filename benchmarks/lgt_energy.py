@@ -36,7 +36,7 @@ def ssm_peak_mb(batch: int, positions: int) -> float:
     import torch
 
     from losstune.losses.energy import ssm_distance
-    from losstune.trainables.loop import peak_rss_mb
+    from losstune.trainables.worker_setup import peak_rss_mb
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(batch, *LATENT, device=device, requires_grad=True)

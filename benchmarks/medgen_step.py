@@ -48,7 +48,7 @@ def setup(setting: str, variant: str):
 
     from losstune.trainables.config import merge
     from losstune.trainables.families import load_family, make_config
-    from losstune.trainables.loop import make_lr_schedule
+    from losstune.trainables.lr_schedules import make_lr_schedule
 
     preset, extra = VARIANTS[variant]
     medgen = load_family("medgen_diffusion")
@@ -69,7 +69,8 @@ def one_round(state, steps: int) -> float:
     import itertools
 
     from losstune.trainables.families import load_family
-    from losstune.trainables.loop import run_epoch
+    from losstune.trainables.loop import Run, run_epoch
+    from losstune.trainables.optimizer_groups import TrainedGroup
     from losstune.trainables.optim_tricks import GradientNoise
 
     cfg, model, loader, optimizer, scheduler, accelerator, params = state
@@ -77,13 +78,14 @@ def one_round(state, steps: int) -> float:
     opt = cfg.optim
     noise = GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, 0, accelerator.device) if opt.grad_noise_sigma else None
     started = time.perf_counter()
-    run_epoch(accelerator, model, (optimizer,), params, scheduler, batches, load_family("medgen_diffusion"), cfg, step=0, noise=noise)
+    group = TrainedGroup("model", optimizer, params, schedule=scheduler)
+    run_epoch(Run(accelerator, model, [group], load_family("medgen_diffusion"), cfg, noise=noise), batches, step=0)
     return (time.perf_counter() - started) / steps
 
 
 def peak_rss(setting: str, variant: str, steps: int) -> dict:
     """In this (fresh) process: the peak RSS before building, and after one round."""
-    from losstune.trainables.loop import peak_rss_mb
+    from losstune.trainables.worker_setup import peak_rss_mb
 
     before = peak_rss_mb()
     state = setup(setting, variant)

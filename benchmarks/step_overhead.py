@@ -11,7 +11,7 @@ Side by side in one run, for one family at its default config on this machine:
   * the platform's epoch code (trainables.loop.run_epoch on Accelerate's prepared objects) against
     the bare loop on the family's model without Ray, epochs interleaved in one fresh process, which
     drifts far less than two runs apart: with glibc's default allocator, and with freed memory kept
-    as the platform's workers keep it (trainables.loop.keep_freed_memory), with each loop's page
+    as the platform's workers keep it (trainables.worker_setup.keep_freed_memory), with each loop's page
     faults per epoch, alternating `--repeats` times;
   * what the platform's epoch code adds to each step, apart from Ray, in microseconds: the bare
     loop, trainables.loop.run_epoch on plain objects, and run_epoch on Accelerate's prepared ones,
@@ -50,7 +50,7 @@ def training_parts(family, cfg, epochs: int):
     as both loops below use them."""
     import torch
 
-    from losstune.trainables.loop import make_lr_schedule
+    from losstune.trainables.lr_schedules import make_lr_schedule
 
     torch.manual_seed(cfg.train.seed)
     parts = family.build(cfg)
@@ -93,7 +93,8 @@ def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
     prepared model, optimiser, loader and scheduler or (`prepare=False`) on the plain ones."""
     from accelerate import Accelerator
 
-    from losstune.trainables.loop import run_epoch
+    from losstune.trainables.loop import Run, run_epoch
+    from losstune.trainables.optimizer_groups import TrainedGroup
 
     accelerator = Accelerator(cpu=True)
     model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
@@ -102,7 +103,8 @@ def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
     step = 0
     for _ in range(epochs):
         started = time.perf_counter()
-        _, step = run_epoch(accelerator, model, (optimizer,), params, scheduler, loader, family, cfg, step)
+        group = TrainedGroup("model", optimizer, params, schedule=scheduler)
+        _, step = run_epoch(Run(accelerator, model, [group], family, cfg), loader, step)
         yield (time.perf_counter() - started) / len(loader)
 
 
@@ -153,9 +155,9 @@ def bare_step_here(family_name: str, overrides: dict) -> float:
 
 def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dict:
     """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
-    (`keep_memory`: after trainables.loop.keep_freed_memory): the median ratio of their epochs'
+    (`keep_memory`: after trainables.worker_setup.keep_freed_memory): the median ratio of their epochs'
     step times and each loop's median page faults per epoch."""
-    from losstune.trainables.loop import keep_freed_memory
+    from losstune.trainables.worker_setup import keep_freed_memory
 
     if keep_memory and not keep_freed_memory():
         raise RuntimeError("this C library does not take glibc's mallopt settings")

@@ -93,7 +93,7 @@ def import_seconds(statements: str) -> float:
 
 # What the worker imports, in its order; a family's build imports MONAI with matplotlib hidden.
 WORKER = "import trainables.hdr_patch, trainables.loop"
-WORKER_MONAI = WORKER + "\nwith trainables.loop.matplotlib_hidden():\n    import monai.networks.nets"
+WORKER_MONAI = WORKER + "\nwith trainables.worker_setup.matplotlib_hidden():\n    import monai.networks.nets"
 
 
 def main() -> None:

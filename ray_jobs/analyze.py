@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from losstune.ray_jobs import results
+from losstune.ray_jobs import report, results, storage
 from losstune.ray_jobs.flags import HelpFormatter
 
 
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     if args.top < 1:
         print(f"analyze: error: --top: must be >= 1, got {args.top}", file=sys.stderr)
         return 2
-    experiment = results.absolute(args.experiment.rstrip("/"))
+    experiment = storage.absolute(args.experiment.rstrip("/"))
     try:
         meta = results.read_meta(experiment)
         results.check_tune_state(experiment)
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     grid = ResultGrid(ExperimentAnalysis(experiment))
     trials, history = results.tables(grid, meta, experiment)
     written = results.write_all(experiment, trials, history, meta)
-    print(results.report(trials, meta, written, top=args.top))
+    print(report.report(trials, meta, written, top=args.top))
     return 0
 
 

@@ -8,6 +8,7 @@ import math
 import os
 
 from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.plan import SweepPlan
 
 
 def start_ray(verbose: bool) -> None:
@@ -63,20 +64,19 @@ def start_local_ray(verbose: bool = False) -> None:
 DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource
 
 
-def check_cluster(plan) -> int:
-    """Fit the sweep to the cluster it runs on; returns how many trials run at once.
-
-    Drivers go to the head when the cluster offers DRIVER_RESOURCE. A worker that fits on no
-    node, or a relative --storage on several nodes, is a UsageError now rather than a trial
-    pending forever or results scattered over nodes' disks.
+def fit_to_cluster(plan: SweepPlan) -> SweepPlan:
+    """The plan fitted to the cluster it runs on: drivers on the head where the cluster offers
+    DRIVER_RESOURCE, and max_concurrent the trials that run at once (--max-concurrent, else as many
+    as fit now). A worker that fits on no node, or a relative --storage on several nodes, is a
+    UsageError now rather than a trial pending forever or results scattered over nodes' disks.
     """
     import ray
 
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     have = ray.cluster_resources()
-    if DRIVER_RESOURCE in have and not plan["resources"].driver_resource:
-        plan["resources"] = dataclasses.replace(plan["resources"], driver_resource=DRIVER_RESOURCE)
-    resources = plan["resources"]
+    resources = plan.resources
+    if DRIVER_RESOURCE in have and not resources.driver_resource:
+        resources = dataclasses.replace(resources, driver_resource=DRIVER_RESOURCE)
     for kind, amount in resources.per_worker().items():
         largest = max(node.get(kind, 0.0) for node in nodes)
         if amount > largest + 1e-9:
@@ -87,9 +87,10 @@ def check_cluster(plan) -> int:
         if amount > have.get(kind, 0.0) + 1e-9:
             raise UsageError(f"--workers-per-trial: one trial needs {amount:g} {kind}, the cluster has "
                              f"{have.get(kind, 0.0):g}")
-    raw = plan.get("storage_arg", "")
+    raw = plan.storage_arg
     if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):
         raise UsageError(f"--storage: {raw!r} is a relative local path on a {len(nodes)}-node cluster; give "
                          "s3://..., gs://... or an absolute path on shared storage (NFS)")
     fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
-    return plan["max_concurrent"] or max(1, min(fits, plan["trials"]))
+    concurrency = plan.max_concurrent or max(1, min(fits, plan.trials))
+    return dataclasses.replace(plan, resources=resources, max_concurrent=concurrency)

@@ -8,7 +8,7 @@ import argparse
 import json
 import os
 
-from losstune.trainables.config import merge
+from losstune.trainables.config import merge, unflatten
 from losstune.trainables.families import FAMILIES
 
 
@@ -65,21 +65,16 @@ def verbosity(args) -> int:
 
 def parse_set(items: list[str]) -> dict:
     """--set a.b=1 -> {'a': {'b': 1}}; values are JSON where they parse, else strings."""
-    overrides: dict = {}
+    flat = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
         try:
-            value = json.loads(raw)
+            flat[key] = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
-        *parents, leaf = key.split(".")
-        node = overrides
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return overrides
+            flat[key] = raw
+    return unflatten(flat, ".")
 
 
 def flag_overrides(args) -> dict:
@@ -116,7 +111,7 @@ def check_worker_shares(cpus: float | None, gpus: float) -> None:
 def check_storage(storage: str) -> None:
     """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
     unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""
-    from losstune.ray_jobs.results import check_writable
+    from losstune.ray_jobs.storage import check_writable
 
     try:
         check_writable(storage)

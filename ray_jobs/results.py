@@ -1,5 +1,6 @@
 """A sweep's results as plain files beside Tune's experiment: trials.parquet (one row per trial),
-history.parquet (one row per trial-epoch), best_config.json, PNG plots, and a printed report.
+history.parquet (one row per trial-epoch), best_config.json and PNG plots (the printed summary:
+report.py).
 
 Shared by ray_jobs/sweep.py (at the end of a sweep) and ray_jobs/analyze.py (any time, also while
 a sweep runs). Paths are pyarrow filesystem URIs or local paths.
@@ -16,56 +17,14 @@ import re
 import pandas as pd
 import pyarrow.fs
 
-from losstune.trainables.config import merge, to_dict, unflatten
+from losstune.ray_jobs.plots import plots
+from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes
+from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run
+from losstune.trainables.config import flatten, merge, to_dict, unflatten
 from losstune.trainables.families import load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 META_FILE = "losstune_sweep.json"
-
-
-def absolute(uri: str) -> str:
-    """A URI as given; a plain local path made absolute (Ray's workers run in other folders)."""
-    return uri if "://" in uri else os.path.abspath(uri)
-
-
-def filesystem(uri: str):
-    """(pyarrow filesystem, path inside it)."""
-    return pyarrow.fs.FileSystem.from_uri(absolute(uri))
-
-
-def exists(uri: str) -> bool:
-    fs, path = filesystem(uri)
-    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
-
-
-def write_bytes(uri: str, data: bytes) -> None:
-    fs, path = filesystem(uri)
-    fs.create_dir(os.path.dirname(path), recursive=True)
-    with fs.open_output_stream(path) as out:
-        out.write(data)
-
-
-def check_writable(uri: str) -> None:
-    """Write and remove a probe file in `uri` (created if missing: only its last folder, so that a
-    path under an unmounted disk is not quietly made on the local one). OSError on failure."""
-    fs, path = filesystem(uri)
-    if "://" not in uri:
-        parent = os.path.dirname(path.rstrip("/")) or "/"
-        if os.path.exists(parent) and not os.path.isdir(parent):
-            raise OSError(f"{parent} is a file, not a folder")
-        if not os.path.isdir(parent):
-            raise OSError(f"{parent} does not exist (a disk or share not mounted?); create it first")
-    fs.create_dir(path, recursive=True)
-    probe = f"{path}/.losstune_write_probe_{os.getpid()}"
-    with fs.open_output_stream(probe) as out:
-        out.write(b"probe")
-    fs.delete_file(probe)
-
-
-def read_json(uri: str) -> dict:
-    fs, path = filesystem(uri)
-    with fs.open_input_stream(path) as f:
-        return json.loads(f.read().decode())
 
 
 class SweepFolderError(ValueError):
@@ -101,17 +60,6 @@ def check_tune_state(experiment: str) -> None:
                                "snapshot); try again once its trials run")
 
 
-def flatten(nested: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in nested.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "/"))
-        else:
-            flat[name] = value
-    return flat
-
-
 def trial_status(metrics: dict, error, epochs: int) -> str:
     if error is not None:
         return "ERROR"
@@ -131,62 +79,11 @@ def launch_index(trial_dir: str, trial_id: str) -> int:
     return int(index.group(1)) if index else -1
 
 
-RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<trial id>: each trial's TorchTrainer run
-TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a run's kept checkpoints
-LOOP_STATE = "losstune_state.json"  # trainables.loop's file in each checkpoint
-
-
-def stored_run(experiment: str, trial_id: str) -> dict:
-    """What Ray stored of a trial's TorchTrainer run, whatever Tune recorded: Train's snapshot of
-    its kept checkpoints ({} where it has none)."""
-    uri = f"{experiment}/{RUNS_FOLDER}/{trial_id}/{TRAIN_SNAPSHOT}"
-    if not experiment:
-        return {}
-    try:
-        return read_json(uri) if exists(uri) else {}
-    except (OSError, ValueError):  # a snapshot cut short: Tune's record stands
-        return {}
-
-
-def stored_history(experiment: str, trial_id: str, snapshot: dict) -> pd.DataFrame:
-    """Every epoch's metrics up to the run's latest checkpoint, as the loop saved them in it."""
-    latest = (snapshot.get("latest_checkpoint_result") or {}).get("checkpoint_dir_name")
-    uri = f"{experiment}/{RUNS_FOLDER}/{trial_id}/{latest}/{LOOP_STATE}"
-    try:
-        return pd.DataFrame(read_json(uri).get("history", [])) if latest and exists(uri) else pd.DataFrame()
-    except (OSError, ValueError):
-        return pd.DataFrame()
-
-
-def kept_best_checkpoint(experiment: str, trial_id: str, snapshot: dict, mode: str) -> str:
-    """The best-scored checkpoint of those Ray Train keeps for the run (its snapshot), or ""."""
-    kept = [r for r in snapshot.get("checkpoint_results", [])
-            if math.isfinite(float((r.get("metrics") or {}).get(CHECKPOINT_SCORE, math.nan)))]
-    if not kept:
-        return ""
-    pick = min if mode == "min" else max
-    best = pick(kept, key=lambda r: float(r["metrics"][CHECKPOINT_SCORE]))
-    return f"{experiment}/{RUNS_FOLDER}/{trial_id}/{best['checkpoint_dir_name']}"
-
-
-def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """Tune's history of a trial with the epochs only the run's checkpoint still has (Tune loses
-    a trial's earlier reports when it restarts the trial after its driver died), one row per
-    epoch: the last report of an epoch that was run twice (before and after a restart) is the one
-    the final weights continue from."""
-    if "epoch" not in history:
-        return stored
-    if len(stored) and "epoch" in stored:
-        history = pd.concat([stored[~stored["epoch"].isin(history["epoch"])], history], ignore_index=True)
-    return history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable").reset_index(drop=True)
-
-
 def tables(result_grid, meta: dict, experiment: str = ""):
     """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata; with the
     sweep's folder (`experiment`), each trial's history and best checkpoint as Ray stored its run."""
     metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
     default = meta["default_point"]
-    family = load_family(meta["family"])
     rows, histories = [], []
     for result in result_grid:
         metrics = result.metrics or {}
@@ -210,8 +107,8 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             "best_checkpoint": (kept_best_checkpoint(experiment, trial_id, snapshot, mode)
                                 or best_checkpoint_path(history, mode)),
         }
-        # validation and health metrics, also where the family reports them under its seed's names
-        row.update({f"final/{k}": v for k, v in metrics.items() if family.own_metric_name(k).startswith(("val/", "health/"))})
+        # validation and health metrics
+        row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
         row.update({f"config/{k}": v for k, v in params.items()})
         row["error"] = error_summary(result.error) if result.error is not None else ""
         rows.append(row)
@@ -300,181 +197,6 @@ def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, 
         written[name] = f"{experiment_uri}/{name}.png"
         write_bytes(written[name], png)
     return written
-
-
-# One look per kind of trial in every panel: the documented default always orange
-DEFAULT_STYLE = {"color": "tab:orange", "linewidth": 2.5, "zorder": 3}
-STYLES = {"COMPLETED": {"color": "tab:blue", "linewidth": 1.0},
-          "EARLY_STOPPED": {"color": "tab:cyan", "linewidth": 1.0, "linestyle": "--"}}
-FAILED_STYLE = {"color": "tab:gray", "linewidth": 1.0, "linestyle": ":"}
-LEGEND = {"documented default": DEFAULT_STYLE, "completed": STYLES["COMPLETED"],
-          "stopped early (scheduler)": STYLES["EARLY_STOPPED"], "errored or unhealthy": FAILED_STYLE}
-
-
-def better(mode: str) -> str:
-    """How a figure or table says which way an objective improves."""
-    return "lower" if mode == "min" else "higher"
-
-
-def style_of(trial) -> dict:
-    return DEFAULT_STYLE if trial["is_default"] else STYLES.get(trial["status"], FAILED_STYLE)
-
-
-def watched_metrics(meta: dict, history: pd.DataFrame) -> list[str]:
-    """The validation metrics the family's health checks watch (hdr_patch's val/overflow_frac), plotted
-    beside the objective."""
-    family = load_family(meta["family"])
-    return [f"val/{name}" for name in family.watched_val_metrics if f"val/{name}" in history]
-
-
-def plots(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict[str, bytes]:
-    """The final objective of every trial, each trial's objective and watched metrics by epoch, and
-    the Pareto front (multi-objective)."""
-    if not len(trials) or not len(history):
-        return {}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
-    by_epoch = [metric] + watched_metrics(meta, history)
-    figure, axes = plt.subplots(1, 1 + len(by_epoch), figsize=(6 + 5 * len(by_epoch), 4.8))
-    final_values(axes[0], trials, metric, mode)
-    for panel, name in zip(axes[1:], by_epoch):
-        curves(panel, trials, history, name, mode if name == metric else "min")
-    handles = [matplotlib.lines.Line2D([], [], **look) for look in LEGEND.values()]
-    figure.legend(handles, list(LEGEND), loc="lower center", ncol=len(LEGEND), fontsize=8, frameon=False)
-    pngs = {"objective": png(figure, rect=(0, 0.06, 1, 1))}  # room for the legend below
-    if meta.get("objectives") and "pareto" in trials:
-        pngs["pareto"] = pareto_plot(trials, meta["objectives"])
-    return pngs
-
-
-def final_values(axes, trials: pd.DataFrame, metric: str, mode: str) -> None:
-    """A dot per trial at its last value, labelled with it and the epoch it was taken at, the axis
-    spanning the values (not from 0), so that a 1% difference shows. Trials without a value are
-    listed at the bottom."""
-    rows = list(trials.iterrows())[::-1]  # best at the top
-    values = trials["objective"].astype(float)
-    finite = values[values.map(math.isfinite)]
-    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-    pad = (high - low) * 0.15 or abs(high) * 0.05 or 1.0
-    for y, (_, trial) in enumerate(rows):
-        look = style_of(trial)
-        value = float(trial["objective"])
-        if math.isfinite(value):
-            axes.plot([value], [y], "o", color=look["color"], markersize=8 if trial["is_default"] else 6,
-                      markerfacecolor="none" if look is STYLES["EARLY_STOPPED"] else look["color"])
-            axes.annotate(f" {value:.4g} @{int(trial['epochs_done'])}", (value, y), fontsize=7, va="center")
-        else:
-            axes.annotate(f"no value ({trial['status']})", (low - 0.9 * pad, y), fontsize=7, va="center",
-                          color="tab:gray")
-    axes.set_yticks(range(len(rows)), [("* " if t["is_default"] else "") + t["trial_id"] for _, t in rows], fontsize=7)
-    axes.set_xlim(low - pad, high + 2 * pad)
-    axes.set_ylim(-0.6, len(rows) - 0.4)
-    axes.set(title=f"final {metric} ({better(mode)} is better; @epoch)", xlabel=metric)
-    axes.grid(axis="x", alpha=0.3)
-
-
-def curves(axes, trials: pd.DataFrame, history: pd.DataFrame, name: str, mode: str) -> None:
-    """Each trial's `name` by epoch, styled by how the trial ended; whole epochs on the axis."""
-    from matplotlib.ticker import MaxNLocator
-
-    kinds = trials.set_index("trial_id")
-    for trial_id, frame in history.groupby("trial_id"):
-        if name in frame and trial_id in kinds.index:
-            look = style_of(kinds.loc[trial_id])
-            axes.plot(frame["epoch"], frame[name], marker=".", **look)
-    axes.set(title=f"{name} by epoch ({better(mode)} is better)", xlabel="epoch", ylabel=name)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(alpha=0.3)
-
-
-def png(figure, rect=(0, 0, 1, 1)) -> bytes:
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout(rect=rect)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def pareto_plot(trials: pd.DataFrame, objectives: list[dict]) -> bytes:
-    """The first two objectives of every completed trial: the front joined and labelled, the
-    documented default in its own colour; the legend lists only what is drawn."""
-    import matplotlib.pyplot as plt
-
-    x, y = (f"final/{o['metric']}" for o in objectives[:2])
-    figure, axes = plt.subplots(figsize=(6, 5))
-    done = trials[trials["status"] == "COMPLETED"]
-    front = done[done["pareto"]].sort_values(x)
-    dominated = done[~done["pareto"] & ~done["is_default"]]
-    if len(dominated):
-        axes.scatter(dominated[x], dominated[y], color="tab:gray", label="completed, dominated")
-    if len(front):
-        axes.plot(front[x], front[y], "o-", color="tab:blue", label="Pareto front")
-    default = done[done["is_default"]]
-    if len(default):
-        axes.scatter(default[x], default[y], color="tab:orange", s=80, zorder=3, label="documented default")
-    for _, row in front.iterrows():
-        axes.annotate(row["trial_id"], (row[x], row[y]), fontsize=7)
-    axes.set(xlabel=f"{x[len('final/'):]} ({better(objectives[0]['mode'])} is better)",
-             ylabel=f"{y[len('final/'):]} ({better(objectives[1]['mode'])} is better)",
-             title="objectives of the completed trials")
-    axes.legend(fontsize=8)
-    return png(figure)
-
-
-def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
-    """The printed summary: the top trials against the documented default."""
-    metric = meta["objective"]["metric"]
-    if not len(trials):
-        return "no trials finished"
-    shown = trials.head(top)
-    default_rows = trials[trials["is_default"]]
-    if len(default_rows) and not shown["is_default"].any():
-        shown = pd.concat([shown, default_rows])
-    params = [c for c in trials.columns if c.startswith("config/")]
-    extra = [c for c in trials.columns if c.startswith("final/val/") and c != f"final/{metric}"][:3]
-    table = shown[["trial_id", "status", "stop_reason", "epochs_done", "objective"] + extra + params].copy()
-    table.insert(0, "", ["*" if d else "" for d in shown["is_default"]])
-    table.columns = [{"epochs_done": "at_epoch"}.get(c, c.replace("config/", "").replace("final/", ""))
-                     for c in table.columns]
-    lines = [f"{meta['family']} / space '{meta['space']}': {len(trials)} trials, objective {metric} "
-             f"({better(meta['objective']['mode'])} is better; its value at_epoch; trials that ran every epoch "
-             "rank first); * = documented default",
-             table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
-    best = best_trial(trials)
-    if best is not None:
-        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g} at epoch {best['epochs_done']} "
-                     f"({best['status']}); " + against_default(best, default_rows))
-    if best is not None and best.get("best_checkpoint"):
-        lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
-    elif best is None:
-        lines.append("no healthy finished trial: no best config written")
-    if meta.get("objectives") and "pareto" in trials:
-        columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
-        front = trials.loc[trials["pareto"], columns]
-        lines.append(f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):")
-        lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
-    lines += [f"{name}: {uri}" for name, uri in written.items()]
-    return "\n".join(lines)
-
-
-def against_default(best, default_rows: pd.DataFrame) -> str:
-    """The best trial's change against the documented default, only where the default ran to its
-    last epoch healthy: a default that errored, stopped unhealthy or was cut short is no baseline."""
-    if not len(default_rows):
-        return "the documented default is not among the trials: no change reported"
-    default = default_rows.iloc[0]
-    base = default["objective"]
-    if default["status"] != "COMPLETED" or not math.isfinite(base):
-        why = default.get("error") or default["stop_reason"] or f"{default['epochs_done']} epochs"
-        return f"the documented default did not finish ({default['status']}: {why}): no change reported"
-    change = (best["objective"] - base) / abs(base) * 100 if base else math.nan
-    return f"documented default: {base:.4g} (COMPLETED); change {change:+.1f}%"
 
 
 def error_summary(error) -> str:

@@ -1,20 +1,20 @@
-"""A sweep's saved definition (`metadata`, beside its results) and --resume: the plan rebuilt
-from it, with only resource and checkpoint flags free to change."""
+"""--resume: the plan rebuilt from a sweep's saved definition (plan.metadata, beside its results),
+with only resource and checkpoint flags free to change."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from losstune.ray_jobs.flags import UsageError, flag_overrides, verbosity
+from losstune.ray_jobs.plan import SweepPlan, definition
+from losstune.trainables.config import flatten
 
 
 # What defines a sweep, by the flag that sets it: --resume refuses a different value
 DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "trials": "--trials", "search": "--search",
                   "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
-                  "startup_trials": "--startup-trials"}
-
-
-DEFINING_FLAGS.update(preset="--preset", seed="--seed", smoke_test="--smoke-test")
+                  "startup_trials": "--startup-trials", "preset": "--preset", "seed": "--seed",
+                  "smoke_test": "--smoke-test"}
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
@@ -45,21 +45,16 @@ def check_resume_flags(args, meta: dict) -> None:
                          "sweep keeps its own config (start a new sweep to change it)")
 
 
-def differing_paths(overrides: dict, saved: dict, prefix: str = "") -> list[str]:
+def differing_paths(overrides: dict, saved: dict) -> list[str]:
     """The dotted paths at which the nested `overrides` set a value `saved` does not hold."""
-    paths = []
-    for key, value in overrides.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            paths += differing_paths(value, saved.get(key) if isinstance(saved.get(key), dict) else {}, f"{path}.")
-        elif saved.get(key, object()) != value:
-            paths.append(path)
-    return paths
+    saved_values = flatten(saved, ".")
+    return [path for path, value in flatten(overrides, ".").items() if saved_values.get(path, object()) != value]
 
 
-def resumed_plan(args, storage: str) -> dict:
+def resumed_plan(args, storage: str) -> SweepPlan:
     """--resume: the sweep's own saved definition; only resource and checkpoint flags may change."""
-    from losstune.ray_jobs.results import META_FILE, SweepFolderError, exists, read_meta
+    from losstune.ray_jobs.results import META_FILE, SweepFolderError, read_meta
+    from losstune.ray_jobs.storage import exists
     from losstune.trainables.driver import TrialResources
 
     if not args.name:
@@ -73,22 +68,7 @@ def resumed_plan(args, storage: str) -> dict:
     check_resume_flags(args, meta)
     resources = dataclasses.replace(TrialResources(**meta["resources"]), **{
         field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
-    return {k: meta.get(k, LATER_KEYS[k]) if k in LATER_KEYS else meta[k] for k in SWEEP_KEYS} | {
-        "resources": resources, "max_concurrent": args.max_concurrent,
-        "max_failures": args.max_failures, "keep_checkpoints": args.keep_checkpoints, "storage": storage,
-        "storage_arg": args.storage, "name": args.name, "resume": True, "verbosity": verbosity(args),
-        "min_free_mb": args.min_free_mb}
-
-
-SWEEP_KEYS = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test")
-
-
-# Keys added after the first sweeps were saved, and the value those sweeps ran with (None: unknown)
-LATER_KEYS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None}
-
-
-def metadata(plan) -> dict:
-    """What defines the sweep, saved beside it so --resume and analyze need nothing else."""
-    return {k: plan[k] for k in SWEEP_KEYS} | {
-        "storage": plan["storage"], "name": plan["name"], "resources": dataclasses.asdict(plan["resources"])}
+    return SweepPlan(**definition(meta), name=args.name, storage=storage, storage_arg=args.storage,
+                     resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                     keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
+                     min_free_mb=args.min_free_mb)

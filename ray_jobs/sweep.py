@@ -17,17 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 
 from losstune.data import DataError
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue,
                                      verbosity)
-from losstune.ray_jobs.resume import metadata, resumed_plan
-from losstune.trainables.config import ConfigError, check_precision, merge, unflatten
+from losstune.ray_jobs.plan import (MIN_FREE_MB, SweepPlan, inert_weights, metadata, space_choices,
+                                    startup_trials)
+from losstune.ray_jobs.resume import resumed_plan
+from losstune.trainables.config import ConfigError, merge, unflatten
+from losstune.trainables.loop_config import check_precision
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 
 
@@ -121,33 +122,55 @@ def base_overrides(family, args) -> dict:
     return merge(base, flag_overrides(args))
 
 
-def make_plan(args) -> dict:
+def make_plan(args) -> SweepPlan:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
-    from losstune.search_spaces import default_point, sample_points
     from losstune.trainables.driver import TrialResources
-    from losstune.ray_jobs.results import absolute, exists
+    from losstune.ray_jobs.storage import absolute, exists
 
     storage = absolute(args.storage)
     check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
         return resumed_plan(args, storage)
     family = load_family(args.family)
-    spaces = family.spaces
     space_name = args.space or family.default_space
-    if space_name not in spaces:
-        raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(spaces)})")
-    objectives = family.objectives
-    if args.objective == "pareto" and not objectives:
+    if space_name not in family.spaces:
+        raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(family.spaces)})")
+    if args.objective == "pareto" and not family.objectives:
         raise UsageError(f"--objective: {args.family} declares a single objective ({family.objective.metric})")
-    pareto = objectives if args.objective != "scalar" else ()
+    pareto = family.objectives if args.objective != "scalar" else ()
     base = base_overrides(family, args)
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
-    space = spaces[space_name]
+    point = check_space(family, space_name, base, config, args.seed)
+    local = not os.environ.get("RAY_ADDRESS")
+    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
+        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if exists(f"{storage}/{name}"):
+        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
+    return SweepPlan(
+        family=args.family, space=space_name, preset=args.preset, base=base,
+        objective={"metric": family.objective.metric, "mode": family.objective.mode},
+        objectives=[{"metric": o.metric, "mode": o.mode} for o in pareto], default_point=point,
+        epochs=config.train.epochs, trials=args.trials, search=args.search, scheduler=args.scheduler,
+        seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
+        grace_epochs=min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
+        name=name, storage=storage, storage_arg=args.storage,
+        resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
+        verbosity=verbosity(args), min_free_mb=args.min_free_mb)
+
+
+def check_space(family, space_name: str, base: dict, config, seed: int) -> dict:
+    """The space's documented-default point, after checking that every sampled value makes a valid
+    config and every batch size fills a batch of the data; warns about tuned weights of terms that
+    are off."""
+    from losstune.search_spaces import default_point, sample_points
+
+    space = family.spaces[space_name]
     point = default_point(space, config)
-    # every sampled value must be valid, and every batch size fill a batch of the data
-    points = [point] + sample_points(space, 32, args.seed)
+    points = [point] + sample_points(space, 32, seed)
     sampled = [make_config(family, merge(base, unflatten(p))) for p in points]
     check_batches_fit(family.check_data(config), {
         "the sweep's config": config.train.batch_size,
@@ -156,135 +179,55 @@ def make_plan(args) -> dict:
     if inert:
         print(f"sweep: warning: --space {space_name} tunes weights of terms that are off, so their samples change "
               f"nothing: {inert}", file=sys.stderr)
-    local = not os.environ.get("RAY_ADDRESS")
-    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
-        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
-    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
-    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if exists(f"{storage}/{name}"):
-        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
-    return {
-        "family": args.family, "space": space_name, "preset": args.preset, "base": base,
-        "objective": {"metric": family.objective.metric, "mode": family.objective.mode},
-        "objectives": [{"metric": o.metric, "mode": o.mode} for o in pareto],
-        "default_point": point, "epochs": config.train.epochs, "trials": args.trials,
-        "search": args.search, "scheduler": args.scheduler, "seed": args.seed, "smoke_test": args.smoke_test,
-        "startup_trials": args.startup_trials or startup_trials(args.trials),
-        "grace_epochs": min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
-        "resources": resources, "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
-        "keep_checkpoints": args.keep_checkpoints, "storage": storage, "storage_arg": args.storage, "name": name,
-        "resume": args.resume, "verbosity": verbosity(args), "min_free_mb": args.min_free_mb,
-    }
+    return point
 
 
-def inert_weights(family, config, points: list[dict]) -> str:
-    """The tuned loss weights (family.term_switches) whose term is off in every sampled point that
-    sets them: off in the base config and not switched on by the point. "" if none."""
-    from losstune.trainables.config import get_path
+def run(plan: SweepPlan) -> int:
+    from losstune.ray_jobs import report, results, storage
+    from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.tuning import (STUDY_FILE, CtrlC, DiskGuard, build_tuner, fail_orphaned_trials,
+                                         study_journal)
 
-    off = {}
-    for weight, switch in family.term_switches.items():
-        setting = [p for p in points if weight.replace(".", "/") in p]
-        if setting and not any(p.get(switch.replace(".", "/"), get_path(config, switch)) for p in setting):
-            off.setdefault(switch, []).append(weight)
-    return "; ".join(f"{', '.join(weights)} (--set {switch}=true turns them on)" for switch, weights in off.items())
-
-
-def space_choices(space, key: tuple = ("train", "batch_size")) -> list:
-    """The values a dict space's tune.choice at `key` can take (none for other spaces)."""
-    node = space
-    for part in key:
-        node = node.get(part, {}) if isinstance(node, dict) else {}
-    return list(getattr(node, "categories", []))
-
-
-def startup_trials(trials: int) -> int:
-    """How many trials TPE samples at random before it models the results. Optuna's default, 10,
-    makes a sweep of 8 trials (the demo) random search; a quarter of the trials, 2 to 10, lets a
-    short sweep's TPE start from the default and one random point."""
-    return min(10, max(2, trials // 4))
-
-
-def run(plan) -> int:
-    from losstune.ray_jobs import results
-    from losstune.ray_jobs.cluster import check_cluster, start_ray
-    from losstune.ray_jobs.tuning import STUDY_FILE, DiskGuard, build_tuner, fail_orphaned_trials, study_journal
-
-    start_ray(plan["verbosity"] >= 3)
-    concurrency = check_cluster(plan)
-    experiment = f"{plan['storage']}/{plan['name']}"
+    start_ray(plan.verbosity >= 3)
+    plan = fit_to_cluster(plan)
     meta = metadata(plan)
-    if not plan["resume"]:
-        results.write_bytes(f"{experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
-    print(f"sweep {plan['name']}: {plan['trials']} trials of {plan['family']} over '{plan['space']}', "
-          f"{concurrency} at a time, results in {experiment}", flush=True)
+    if not plan.resume:
+        storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
+    print(f"sweep {plan.name}: {plan.trials} trials of {plan.family} over '{plan.space}', "
+          f"{plan.max_concurrent} at a time, results in {plan.experiment}", flush=True)
     started = time.time()
-    guard = DiskGuard(plan["storage"], plan.get("min_free_mb", MIN_FREE_MB))  # stops as Ctrl-C does
-    tuner = build_tuner(plan, concurrency, callbacks=[guard])
+    guard = DiskGuard(plan.storage, plan.min_free_mb)  # stops as Ctrl-C does
+    tuner = build_tuner(plan, callbacks=[guard])
     with CtrlC() as ctrl_c:
         grid = tuner.fit()
     if guard.tripped:
-        print(f"sweep {plan['name']}: stopped: {guard.tripped}. Tune saved its state; free space, then resume with: "
+        print(f"sweep {plan.name}: stopped: {guard.tripped}. Tune saved its state; free space, then resume with: "
               f"{resume_command(plan)}", file=sys.stderr)
         return EXIT_STORAGE_FULL
     if ctrl_c.pressed:
         # The cut trials' Optuna trials stay RUNNING (fail_orphaned_trials would mark them FAIL, and a
         # resumed trial could then never report: UpdateFinishedTrialError), and no results are written,
         # which would show them as stopped early.
-        print(f"sweep {plan['name']}: interrupted; Tune saved its state. Resume with: {resume_command(plan)}",
+        print(f"sweep {plan.name}: interrupted; Tune saved its state. Resume with: {resume_command(plan)}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    fail_orphaned_trials(plan)
-    trials, history = results.tables(grid, meta, experiment)
-    written = results.write_all(experiment, trials, history, meta)
-    if "://" in plan["storage"]:
-        with open(study_journal(plan), "rb") as f:
-            results.write_bytes(f"{experiment}/{STUDY_FILE}", f.read())
-    print(results.report(trials, meta, written))
+    fail_orphaned_trials(plan.storage, plan.name)
+    trials, history = results.tables(grid, meta, plan.experiment)
+    written = results.write_all(plan.experiment, trials, history, meta)
+    if "://" in plan.storage:
+        with open(study_journal(plan.storage, plan.name), "rb") as f:
+            storage.write_bytes(f"{plan.experiment}/{STUDY_FILE}", f.read())
+    print(report.report(trials, meta, written))
     print(f"sweep wall time: {time.time() - started:.0f} s")
     if results.best_trial(trials) is None:
-        print(f"sweep: {plan['name']}: no healthy finished trial (every trial errored, stopped unhealthy or was cut "
+        print(f"sweep: {plan.name}: no healthy finished trial (every trial errored, stopped unhealthy or was cut "
               f"short); exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
         return EXIT_NO_HEALTHY_TRIAL
     return EXIT_OK
 
 
-def resume_command(plan) -> str:
-    return f"losstune-sweep --resume --name {plan['name']} --storage {plan['storage_arg']}"
-
-
-MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
-
-
-class CtrlC:
-    """Ctrl-C during Tuner.fit(), seen by the sweep: Tune's own SIGINT handler ends the run after
-    saving its state, then marks the cut trials TERMINATED, so nothing after fit() can tell an
-    interrupted sweep from a finished one. This handler takes SIGINT instead (Tune's switch
-    TUNE_DISABLE_SIGINT_HANDLER), notes it, and asks for the same graceful stop through Tune's
-    other stop signal, SIGUSR1; a second Ctrl-C stops at once (KeyboardInterrupt)."""
-
-    def __init__(self):
-        self.pressed = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _on_sigint(self, signum, frame) -> None:
-        # Tune registers SIGUSR1 only once fit() has set up; before that, stop at once
-        if self.pressed or signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
-            raise KeyboardInterrupt
-        self.pressed = True
-        print("sweep: Ctrl-C: stopping once Tune has saved its state (Ctrl-C again to stop at once)",
-              file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGUSR1)
+def resume_command(plan: SweepPlan) -> str:
+    return f"losstune-sweep --resume --name {plan.name} --storage {plan.storage_arg}"
 
 
 def main(argv=None) -> int:
@@ -296,7 +239,7 @@ def main(argv=None) -> int:
         return EXIT_OK
     try:
         plan = make_plan(args)
-        check_storage(plan["storage"])  # last: it creates the folder
+        check_storage(plan.storage)  # last: it creates the folder
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -306,7 +249,7 @@ def main(argv=None) -> int:
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # a second Ctrl-C, which Tune passes on: its last saved state stands
-        print(f"sweep {plan['name']}: interrupted. Resume with: {resume_command(plan)}", file=sys.stderr)
+        print(f"sweep {plan.name}: interrupted. Resume with: {resume_command(plan)}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -22,7 +22,8 @@ import time
 from losstune.data import DataError
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue)
-from losstune.trainables.config import ConfigError, check_precision, merge, to_dict
+from losstune.trainables.config import ConfigError, merge, to_dict
+from losstune.trainables.loop_config import check_precision
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
@@ -81,7 +82,7 @@ def overrides_from(args, family) -> dict:
 
 
 def main(argv=None) -> int:
-    from losstune.ray_jobs.results import absolute
+    from losstune.ray_jobs.storage import absolute
 
     args = parse_args(argv)
     if print_catalogue(args):
@@ -100,15 +101,12 @@ def main(argv=None) -> int:
 
 
 def run(args, family, config) -> int:
-    import ray.train
-    from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
     from losstune.ray_jobs.cluster import start_ray
     from losstune.ray_jobs.progress import EpochLines, print_lines
-    from losstune.ray_jobs.results import absolute
-    from losstune.trainables.driver import TensorBoardCallback, TrialResources, keep_checkpoints
-    from losstune.trainables.loop import train_loop
+    from losstune.ray_jobs.storage import absolute
+    from losstune.trainables.driver import TensorBoardCallback, TrialResources, make_trainer
     from losstune.trainables.ray_workarounds import poll_train_workers_often
 
     start_ray(args.verbose >= 2)
@@ -116,26 +114,19 @@ def run(args, family, config) -> int:
     storage = absolute(args.storage)
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
-    callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"))] if "://" not in storage else []
+    callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"), family.tags)] if "://" not in storage else []
     lines = None if args.quiet else Queue(actor_options={"num_cpus": 0})
     if lines is not None:
-        callbacks.append(EpochLines(lines, family.objective.metric, family.tags.get("train/loss", "train/loss"),
-                                    config.train.epochs))
+        callbacks.append(EpochLines(lines, family.objective.metric, "train/loss", config.train.epochs))
     print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {storage}/{name}", flush=True)
-    trainer = TorchTrainer(
-        train_loop(family),
-        # the whole config, preset folded in: workers rebuild it from this dict alone
-        train_loop_config=to_dict(config),
-        scaling_config=resources.scaling_config(),
-        run_config=ray.train.RunConfig(name=name, storage_path=storage, callbacks=callbacks,
-                                       failure_config=ray.train.FailureConfig(max_failures=args.max_failures),
-                                       checkpoint_config=keep_checkpoints(family, args.keep_checkpoints)),
-    )
+    # the whole config, preset folded in: workers rebuild it from this dict alone
+    trainer = make_trainer(family, to_dict(config), resources, name, storage, callbacks, args.max_failures,
+                           args.keep_checkpoints)
     with print_lines(lines) if lines is not None else contextlib.nullcontext():
         result = trainer.fit()
     metrics = result.metrics or {}
     shown = ("val/", "train/loss", "epoch", "stop")
-    print(json.dumps({k: v for k, v in metrics.items() if family.own_metric_name(k).startswith(shown)}, indent=2))
+    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(shown)}, indent=2))
     print(f"latest checkpoint: {result.checkpoint.path if result.checkpoint else None}")
     best = best_checkpoint(result.best_checkpoints or [], family.objective.mode)
     if best:

@@ -6,63 +6,65 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
+import threading
 
 import ray.tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
+from losstune.ray_jobs.plan import SweepPlan
 from losstune.trainables.families import load_family
 
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 
 
-def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
-    """The Tuner of a plan; `callbacks` and `stop` (a Tune Stopper) are for benchmarks."""
+def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
+    """The Tuner of a plan fitted to its cluster; `callbacks` and `stop` (a Tune Stopper) are for
+    benchmarks."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from losstune.search_spaces import optuna_space
     from losstune.trainables.driver import trainable
 
-    experiment = f"{plan['storage']}/{plan['name']}"
-    fn = trainable(load_family(plan["family"]), plan["base"], plan["resources"], f"{experiment}/trainer_runs",
-                   max_failures=plan["max_failures"], num_to_keep=plan["keep_checkpoints"])
-    metric, mode = plan["objective"]["metric"], plan["objective"]["mode"]
+    fn = trainable(load_family(plan.family), plan.base, plan.resources, f"{plan.experiment}/trainer_runs",
+                   max_failures=plan.max_failures, num_to_keep=plan.keep_checkpoints)
+    metric, mode = plan.objective["metric"], plan.objective["mode"]
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
     # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     # Tune's console interface that takes a reporter of our own (ray_jobs.progress); the newer
     # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    run_config = tune.RunConfig(name=plan["name"], storage_path=plan["storage"], stop=stop,
-                                verbose=min(plan.get("verbosity", 1), 2),
-                                progress_reporter=progress_table(plan) if plan.get("verbosity", 1) else None,
+    run_config = tune.RunConfig(name=plan.name, storage_path=plan.storage, stop=stop,
+                                verbose=min(plan.verbosity, 2),
+                                progress_reporter=progress_table(plan) if plan.verbosity else None,
                                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
-                                failure_config=tune.FailureConfig(max_failures=plan["max_failures"]))
-    if plan["resume"]:
-        return tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
-    space = load_family(plan["family"]).spaces[plan["space"]]
+                                failure_config=tune.FailureConfig(max_failures=plan.max_failures))
+    if plan.resume:
+        return tune.Tuner.restore(plan.experiment, trainable=fn, resume_errored=True)
+    space = load_family(plan.family).spaces[plan.space]
     # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
     # Tune itself and ASHA still rank by the scalar objective.
-    many = plan.get("objectives") or []
+    many = plan.objectives
     searched_metric = [o["metric"] for o in many] if many else metric
     searched_mode = [o["mode"] for o in many] if many else mode
     searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
-                                       sampler=make_sampler(plan), full_length=plan["epochs"],
-                                       points_to_evaluate=[plan["default_point"]],
-                                       study_name=plan["name"], storage=study_storage(plan))
+                                       sampler=make_sampler(plan), full_length=plan.epochs,
+                                       points_to_evaluate=[plan.default_point],
+                                       study_name=plan.name, storage=study_storage(plan.storage, plan.name))
     scheduler = None
-    if plan["scheduler"] == "asha":
-        scheduler = DefaultKeepingASHA(plan["default_point"], time_attr="training_iteration",
-                                       max_t=plan["epochs"],
-                                       grace_period=plan.get("grace_epochs") or max(1, plan["epochs"] // 4),
+    if plan.scheduler == "asha":
+        scheduler = DefaultKeepingASHA(plan.default_point, time_attr="training_iteration", max_t=plan.epochs,
+                                       grace_period=plan.grace_epochs or max(1, plan.epochs // 4),
                                        reduction_factor=3)
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan["trials"], max_concurrent_trials=concurrency,
+                                  num_samples=plan.trials, max_concurrent_trials=plan.max_concurrent,
                                   # A finished trial's driver actor runs the next trial: its process
                                   # start and imports (~3.6 s here) are paid once per slot. Not with
                                   # ASHA: a trial it stops is still inside TorchTrainer.fit(), so Tune
@@ -71,58 +73,57 @@ def build_tuner(plan, concurrency: int, callbacks=(), stop=None):
     return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
 
 
-def progress_table(plan):
+def progress_table(plan: SweepPlan):
     """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
     the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
     from losstune.ray_jobs.progress import TrialTable
     from losstune.search_spaces import sample_points
 
-    space = load_family(plan["family"]).spaces[plan["space"]]
-    points = [plan["default_point"], *sample_points(space, 16, plan["seed"])]
+    space = load_family(plan.family).spaces[plan.space]
+    points = [plan.default_point, *sample_points(space, 16, plan.seed)]
     tuned = list(dict.fromkeys(key for point in points for key in point))
-    objectives = [plan["objective"], *[o for o in plan.get("objectives") or [] if o != plan["objective"]]]
-    return TrialTable(objectives, tuned, plan["default_point"], plan["epochs"],
-                      every_s=0 if plan.get("verbosity", 1) >= 2 else 30)
+    objectives = [plan.objective, *[o for o in plan.objectives if o != plan.objective]]
+    return TrialTable(objectives, tuned, plan.default_point, plan.epochs, every_s=0 if plan.verbosity >= 2 else 30)
 
 
-def make_sampler(plan):
+def make_sampler(plan: SweepPlan):
     import optuna
 
-    if plan["search"] == "optuna":
-        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"])
-    if plan["search"] == "optuna-grouped":
+    if plan.search == "optuna":
+        return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup_trials)
+    if plan.search == "optuna-grouped":
         # Optuna 5's TPE is already multivariate (single objective) with a constant liar, but on a
         # space that branches it models jointly only the parameters every trial has; the others it
         # samples one by one. `group` models each set of parameters that always come together jointly.
-        return optuna.samplers.TPESampler(seed=plan["seed"], n_startup_trials=plan["startup_trials"],
+        return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup_trials,
                                           multivariate=True, group=True)
-    return optuna.samplers.RandomSampler(seed=plan["seed"])
+    return optuna.samplers.RandomSampler(seed=plan.seed)
 
 
-def study_journal(plan) -> str:
-    """Where the Optuna study is journaled: in the sweep's folder when storage is local, else in a
-    local folder, copied to the sweep's storage when the sweep ends."""
-    if "://" in plan["storage"]:
-        return os.path.expanduser(f"~/.losstune/{plan['name']}/{STUDY_FILE}")
-    return f"{plan['storage']}/{plan['name']}/{STUDY_FILE}"
+def study_journal(storage: str, name: str) -> str:
+    """Where the Optuna study of sweep `name` is journaled: in the sweep's folder when storage is
+    local, else in a local folder, copied to the sweep's storage when the sweep ends."""
+    if "://" in storage:
+        return os.path.expanduser(f"~/.losstune/{name}/{STUDY_FILE}")
+    return f"{storage}/{name}/{STUDY_FILE}"
 
 
-def study_storage(plan):
+def study_storage(storage: str, name: str):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    path = study_journal(plan)
+    path = study_journal(storage, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return JournalStorage(JournalFileBackend(path))
 
 
-def fail_orphaned_trials(plan) -> int:
+def fail_orphaned_trials(storage: str, name: str) -> int:
     """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
     driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
     so the study holds no trial that looks alive. Returns how many."""
     import optuna
 
-    study = optuna.load_study(study_name=plan["name"], storage=study_storage(plan))
+    study = optuna.load_study(study_name=name, storage=study_storage(storage, name))
     orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
     for number in orphans:
         study.tell(number, state=optuna.trial.TrialState.FAIL)
@@ -200,3 +201,34 @@ class DefaultKeepingASHA(AsyncHyperBandScheduler):
         if flatten_dict(trial.config, delimiter="/") == self._default_point:
             return TrialScheduler.CONTINUE
         return decision
+
+
+class CtrlC:
+    """Ctrl-C during Tuner.fit(), seen by the sweep: Tune's own SIGINT handler ends the run after
+    saving its state, then marks the cut trials TERMINATED, so nothing after fit() can tell an
+    interrupted sweep from a finished one. This handler takes SIGINT instead (Tune's switch
+    TUNE_DISABLE_SIGINT_HANDLER), notes it, and asks for the same graceful stop through Tune's
+    other stop signal, SIGUSR1; a second Ctrl-C stops at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        # Tune registers SIGUSR1 only once fit() has set up; before that, stop at once
+        if self.pressed or signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt
+        self.pressed = True
+        print("sweep: Ctrl-C: stopping once Tune has saved its state (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGUSR1)

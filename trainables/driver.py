@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Mapping
 
 import ray.train
 import ray.tune
@@ -66,32 +67,39 @@ def keep_checkpoints(family: Family, best: int | None) -> ray.train.CheckpointCo
                                       checkpoint_score_order=family.objective.mode)
 
 
+def make_trainer(family: Family, config: dict, resources: TrialResources, name: str, storage_path: str,
+                 callbacks: list, max_failures: int, num_to_keep: int | None) -> TorchTrainer:
+    """The TorchTrainer of one run, a sweep's trial or a retrain: the family's loop on `config`
+    (nested overrides), its checkpoints kept by the objective."""
+    from losstune.trainables.loop import train_loop  # torch and Accelerate: only where a run starts
+
+    return TorchTrainer(
+        train_loop(family),
+        train_loop_config=config,
+        scaling_config=resources.scaling_config(),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path, callbacks=callbacks,
+            # A worker group that cannot start (its CPU never frees up) is a controller failure,
+            # which Train retries forever by default: fail the run after a few.
+            failure_config=ray.train.FailureConfig(max_failures=max_failures,
+                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
+            checkpoint_config=keep_checkpoints(family, num_to_keep)))
+
+
 def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResources, runs_path: str,
               max_failures: int = 1, num_to_keep: int | None = 2) -> None:
     """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`."""
-    from losstune.trainables.loop import train_loop  # torch and Accelerate: only where a trial runs
-
     poll_train_workers_often()
     context = ray.tune.get_context()
     mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
-    trainer = TorchTrainer(
-        train_loop(family),
-        train_loop_config=merge(base, config),
-        scaling_config=resources.scaling_config(),
-        run_config=ray.train.RunConfig(
-            # the same name on a restarted trial: Train resumes from the run's latest checkpoint
-            name=context.get_trial_id(),
-            storage_path=runs_path,
-            # A worker group that cannot start (its CPU never frees up) is a controller failure,
-            # which Train retries forever by default: fail the trial after a few, not the sweep.
-            failure_config=ray.train.FailureConfig(max_failures=max_failures,
-                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
-            checkpoint_config=keep_checkpoints(family, num_to_keep),
-            callbacks=[TuneReportCallback(), TensorBoardCallback(context.get_trial_dir()),
-                       NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
-                       *controller_marks(context.get_trial_id())],
-        ),
-    )
+    # TensorBoard first: once TuneReportCallback has handed Tune a report, ASHA may stop the trial
+    # and kill this controller, and an epoch written after that would be lost
+    callbacks = [TensorBoardCallback(context.get_trial_dir(), family.tags), TuneReportCallback(),
+                 NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
+                 *controller_marks(context.get_trial_id())]
+    # the same name on a restarted trial: Train resumes from the run's latest checkpoint
+    trainer = make_trainer(family, merge(base, config), resources, context.get_trial_id(), runs_path, callbacks,
+                           max_failures, num_to_keep)
     trainer.fit()
     mark("fit_returned", run=context.get_trial_id())
     wait_until_tune_took_the_last_report()
@@ -105,8 +113,9 @@ def trainable(family: Family, base: dict, resources: TrialResources, runs_path: 
 
 
 class TensorBoardCallback(UserCallback):
-    """Writes rank 0's metrics of every report as TensorBoard scalars, under the same names, one
-    event per epoch, on disk before `after_report` returns.
+    """Writes rank 0's metrics of every report as TensorBoard scalars, one event per epoch, on disk
+    before `after_report` returns; a metric the family's TAGS name is written under its seed's tag
+    (seed 001's `Loss/MSE_val` for the loop's `val/mse`), so the seed's dashboards read it.
 
     tensorboardX's SummaryWriter hands events to a background thread and writes them on close();
     a trial's Train controller, where this runs, is killed when the trial ends or ASHA stops it,
@@ -114,8 +123,9 @@ class TensorBoardCallback(UserCallback):
     and one was empty. tensorboardX's EventsWriter is the same file format written in this thread.
     """
 
-    def __init__(self, logdir: str):
+    def __init__(self, logdir: str, tags: Mapping[str, str]):
         self.logdir = logdir
+        self.tags = dict(tags)
         self._events = None
 
     def after_report(self, run_context, metrics, checkpoint):
@@ -128,7 +138,7 @@ class TensorBoardCallback(UserCallback):
             # the pid: a restarted trial's new controller must not reuse its predecessor's file name
             self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=f".{os.getpid()}")
         values = metrics[0]
-        scalars = [Summary.Value(tag=name, simple_value=float(value)) for name, value in values.items()
+        scalars = [Summary.Value(tag=self.tags.get(name, name), simple_value=float(value)) for name, value in values.items()
                    if isinstance(value, (int, float)) and not isinstance(value, bool)]
         self._events.write_event(Event(wall_time=time.time(), step=int(values.get("epoch", 0)),
                                        summary=Summary(value=scalars)))

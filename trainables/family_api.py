@@ -20,13 +20,17 @@ and, only where it needs them (the defaults are below):
   OBJECTIVES            two or more metrics a sweep can trade off (multi-objective Optuna; the
                         results mark the Pareto front); OBJECTIVE is then their scalar summary
   WATCHED_VAL_METRICS   validation metrics also reported as health/<name> (a stop reads them)
-  TAGS                  {loop metric name: the seed's name} for what is reported
+  TAGS                  {loop metric name: the seed's TensorBoard tag}, used where TensorBoard
+                        files are written; everywhere else metrics keep the loop's names
   TERM_SWITCHES         {loss weight key: the boolean key without which its term is not
                         computed}; a sweep that tunes the weight of a term that is off says so
   term_weights(cfg)                 -> {term: weight}; default: cfg.loss.weights, one per term
   combine(model, weighted, cfg)     -> (total loss, {health stat: tensor}); default: the sum
-  aux_optimizer(model, cfg)         -> an optimiser of its own for some parameters (e.g. learned
-                                       loss weights), unscheduled and unclipped; default: none
+  optimizer_groups(model, cfg)      -> [OptimizerGroup]: the optimisers it trains with, each over
+                                       its own parameters, minimising the whole loss or named
+                                       terms (a GAN's generator and discriminator), scheduled and
+                                       clipped or not; default: one AdamW from cfg.optim over
+                                       every trainable parameter
   on_epoch_start(model, epoch, cfg) updates epoch-dependent state (e.g. a curriculum)
   on_step_start(model, step, cfg)   the same before each optimiser step (`step`: steps done)
   summarise_val(means, cfg)         -> the validation means with what is derived from them
@@ -73,8 +77,31 @@ def sum_of_terms(model, weighted: dict, cfg) -> tuple:
     return sum(weighted.values()), {}
 
 
-def no_aux_optimizer(model, cfg):
-    return None
+@dataclass(frozen=True)
+class OptimizerGroup:
+    """One optimiser of a family's run, over parameters no other group has.
+
+    `terms`: the loss terms whose weighted sum this group minimises; empty, the whole loss as
+    `combine` makes it. `scheduled`: the run's learning-rate schedule (cfg.schedule) applies,
+    relative to this optimiser's own rate. `clipped`: its gradient norm is capped at
+    optim.grad_clip, and SAM, gradient noise and the grad-norm health stats cover it."""
+
+    name: str
+    optimizer: Any  # a torch.optim.Optimizer
+    terms: tuple[str, ...] = ()
+    scheduled: bool = True
+    clipped: bool = True
+
+
+def adamw(params, optim):
+    """AdamW over `params` with a config's optim section (rate, weight decay, betas)."""
+    import torch
+
+    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, betas=(optim.beta1, optim.beta2))
+
+
+def one_adamw(model, cfg) -> list[OptimizerGroup]:
+    return [OptimizerGroup("model", adamw([p for p in model.parameters() if p.requires_grad], cfg.optim))]
 
 
 def nothing_per_epoch(model, epoch: int, cfg) -> None:
@@ -112,14 +139,10 @@ class Family:
     stop_reason: Callable
     term_weights: Callable
     combine: Callable
-    aux_optimizer: Callable
+    optimizer_groups: Callable
     on_epoch_start: Callable
     on_step_start: Callable
     summarise_val: Callable
-
-    def own_metric_name(self, name: str) -> str:
-        """The loop's name (val/mse) of a metric reported under its seed's tag (Loss/MSE_val)."""
-        return {tag: own for own, tag in self.tags.items()}.get(name, name)
 
 
 REQUIRED = {"Config": "config_class", "PRESETS": "presets", "SMOKE": "smoke", "OBJECTIVE": "objective",
@@ -128,7 +151,7 @@ REQUIRED = {"Config": "config_class", "PRESETS": "presets", "SMOKE": "smoke", "O
 OPTIONAL = {"OBJECTIVES": ("objectives", ()), "WATCHED_VAL_METRICS": ("watched_val_metrics", ()),
             "TAGS": ("tags", {}), "TERM_SWITCHES": ("term_switches", {}),
             "term_weights": ("term_weights", weights_from_config), "combine": ("combine", sum_of_terms),
-            "aux_optimizer": ("aux_optimizer", no_aux_optimizer),
+            "optimizer_groups": ("optimizer_groups", one_adamw),
             "on_epoch_start": ("on_epoch_start", nothing_per_epoch),
             "on_step_start": ("on_step_start", nothing_per_step),
             "summarise_val": ("summarise_val", means_as_they_are)}

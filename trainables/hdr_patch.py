@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from losstune.data import hold_out
-from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
+from losstune.trainables.config import ConfigError, above, at_least, merge, within
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/log_l1", "min")

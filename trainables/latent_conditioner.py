@@ -11,8 +11,8 @@ weight moves at most `loss.adaptive_bound`-fold either way), which the presets u
 
 Health (seed "Warning Signs"), each a stop after `health.grace_epochs`: one component over 90% of
 the loss, an adaptive weight collapsed towards zero, gradient norms outside [1e-5, 50] on most
-steps of an epoch, and val/train > 1000 (seed "Overfitting Detection"). Metrics carry the seed's
-TensorBoard names (`Enhanced_Loss/*`, `Adaptive_Weights/*`).
+steps of an epoch, and val/train > 1000 (seed "Overfitting Detection"). TensorBoard files carry
+the seed's names (`Enhanced_Loss/*`, `Adaptive_Weights/*`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Literal
 import torch
 from torch.utils.data import TensorDataset
 
-from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, within
+from losstune.trainables.config import ConfigError, above, at_least, within
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.data import hold_out
-from losstune.trainables.family_api import Objective, Parts
+from losstune.trainables.family_api import Objective, OptimizerGroup, Parts, adamw
 
 OBJECTIVE = Objective("val/latent_mse", "min")
 WATCHED_VAL_METRICS = ()
@@ -264,11 +265,17 @@ def build(cfg) -> Parts:
     return Parts(model, TensorDataset(*arrays[:3]), TensorDataset(*arrays[3:]), {})
 
 
-def aux_optimizer(model, cfg):
-    """Seed enhancement 5: the adaptive weights have their own Adam (lr 1e-3)."""
-    if model.weighter is None:
-        return None
-    return torch.optim.Adam(model.weighter.parameters(), lr=cfg.loss.adaptive_lr)
+def optimizer_groups(model, cfg) -> list[OptimizerGroup]:
+    """AdamW over the network; seed enhancement 5: the adaptive weights have their own Adam
+    (lr 1e-3), unscheduled and unclipped."""
+    weights = list(model.weighter.parameters()) if model.weighter is not None else []
+    taken = {id(p) for p in weights}
+    network = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
+    groups = [OptimizerGroup("model", adamw(network, cfg.optim))]
+    if weights:
+        groups.append(OptimizerGroup("loss_weights", torch.optim.Adam(weights, lr=cfg.loss.adaptive_lr),
+                                     scheduled=False, clipped=False))
+    return groups
 
 
 def term_weights(cfg) -> dict:

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from losstune.data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
-from losstune.trainables.config import (OptimConfig, ScheduleConfig, TrainConfig, above, at_least, check_unet_sizes,
-                               within)
+from losstune.trainables.config import above, at_least, within
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes
 from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/energy", "min")

@@ -8,9 +8,9 @@ self-conditioning); gradient noise, SAM/ASAM and EMA are the shared loop's optim
 (`optim.grad_noise_sigma`, `optim.sam_rho`, `optim.ema_decay`), constant and plateau LR its
 schedule kinds.
 
-Objective: `Loss/MSE_val`, the unweighted prediction MSE at fixed, seeded timesteps (one per
+Objective: `val/mse` (the seed's `Loss/MSE_val`), the unweighted prediction MSE at fixed, seeded timesteps (one per
 tenth of [0, 1]) and noise per validation item, so every trial is measured on the same draws
-whatever its loss weights and tricks. Metrics carry the seed's TensorBoard tag names (TAGS).
+whatever its loss weights and tricks. TensorBoard files carry the seed's tag names (TAGS).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, 
 from losstune.data import DataError
 from losstune.data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES, mode_channels  # numpy and torch only
 from losstune.losses.image_quality import msssim, per_channel, psnr, regional_errors, regional_sums, slicewise_msssim
-from losstune.trainables.config import (ConfigError, OptimConfig, ScheduleConfig, TrainConfig, at_least, check_unet_sizes,
-                               within)
+from losstune.trainables.config import ConfigError, at_least, within
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes
 from losstune.trainables.family_api import Objective, Parts
 
 TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual network), which losstune does not "
@@ -37,7 +37,7 @@ TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual netwo
 FAKE_3D_RATIO = 0.25  # seed "3D VAE": 2.5D perceptual loss on 25% of the slices
 BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
 BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
-OBJECTIVE = Objective("Loss/MSE_val", "min")
+OBJECTIVE = Objective("val/mse", "min")  # written to TensorBoard as Loss/MSE_val (TAGS)
 WATCHED_VAL_METRICS = ("timestep_bin_ratio",)
 # each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
 TERM_SWITCHES = {"regularisation.self_conditioning_weight": "regularisation.self_conditioning"}

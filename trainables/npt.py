@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import TensorDataset
 
-from losstune.trainables.config import ConfigError, OptimConfig, ScheduleConfig, TrainConfig, above, at_least, merge, within
+from losstune.trainables.config import ConfigError, above, at_least, merge, within
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.data import hold_out
 from losstune.trainables.family_api import Objective, Parts
 

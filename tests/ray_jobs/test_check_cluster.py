@@ -5,6 +5,7 @@ import ray
 
 from losstune.ray_jobs import cluster
 from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.plan import SweepPlan
 from losstune.trainables.driver import TrialResources
 
 
@@ -17,36 +18,39 @@ def fake_cluster(monkeypatch, *nodes):
     monkeypatch.setattr(ray, "cluster_resources", lambda: total)
 
 
-def plan(**resources):
-    return {"resources": TrialResources(**resources), "max_concurrent": None, "trials": 32,
-            "storage_arg": "/shared/results"}
+def plan(storage_arg="/shared/results", **resources) -> SweepPlan:
+    """A plan of 32 trials; only what fitting it to a cluster reads is set."""
+    return SweepPlan(family="hdr_patch", space="caps", preset="", base={}, objective={}, objectives=[],
+                     default_point={}, epochs=10, trials=32, search="optuna", scheduler="asha", seed=0,
+                     grace_epochs=None, startup_trials=8, smoke_test=False, name="s", storage="/shared/results",
+                     storage_arg=storage_arg, resources=TrialResources(**resources))
 
 
 def test_drivers_go_to_the_head_when_the_cluster_offers_the_driver_resource(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 0.0, "losstune_driver": 64.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0})
-    p = plan(cpus_per_worker=4, gpus_per_worker=1)
-    assert cluster.check_cluster(p) == 2  # two GPU nodes, one trial each
-    assert p["resources"].driver() == {"CPU": 0.0, "losstune_driver": 1.0}
+    fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1))
+    assert fitted.max_concurrent == 2  # two GPU nodes, one trial each
+    assert fitted.resources.driver() == {"CPU": 0.0, "losstune_driver": 1.0}
 
 
 def test_fractional_gpus_pack_trials(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 16.0, "GPU": 1.0})
-    assert cluster.check_cluster(plan(cpus_per_worker=2, gpus_per_worker=0.25)) == 4
+    assert cluster.fit_to_cluster(plan(cpus_per_worker=2, gpus_per_worker=0.25)).max_concurrent == 4
 
 
 def test_a_worker_bigger_than_every_node_is_refused_even_if_the_cluster_total_fits(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 4.0, "GPU": 1.0}, {"CPU": 4.0, "GPU": 1.0})
     with pytest.raises(UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node has 1"):
-        cluster.check_cluster(plan(cpus_per_worker=1, gpus_per_worker=2))
+        cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=2))
 
 
 def test_relative_storage_on_several_nodes_is_refused(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 2.0}, {"CPU": 2.0})
-    p = plan(cpus_per_worker=1) | {"storage_arg": "./results"}
+    p = plan(storage_arg="./results", cpus_per_worker=1)
     with pytest.raises(UsageError, match="--storage: './results' is a relative local path on a 2-node cluster"):
-        cluster.check_cluster(p)
+        cluster.fit_to_cluster(p)
     fake_cluster(monkeypatch, {"CPU": 2.0})
-    assert cluster.check_cluster(p) == 1  # one node: a local folder is fine
+    assert cluster.fit_to_cluster(p).max_concurrent == 1  # one node: a local folder is fine
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "0"), ("1", "1")])

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from losstune.ray_jobs import cluster, resume, sweep
+from losstune.ray_jobs import cluster, plan as sweep_plan, sweep
 from losstune.ray_jobs import train as train_job
 from losstune.trainables.families import FAMILIES
 
@@ -221,8 +221,8 @@ def saved_sweep(tmp_path):
                              "--storage", str(tmp_path / "results")])
     plan = sweep.make_plan(args)
     (tmp_path / "results" / "s1").mkdir(parents=True)
-    (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(resume.metadata(plan)))
-    assert plan["base"]["train"]["epochs"] == 6 and load_family("hdr_patch").smoke
+    (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
+    assert plan.base["train"]["epochs"] == 6 and load_family("hdr_patch").smoke
     return tmp_path
 
 
@@ -244,12 +244,12 @@ def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sw
     args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--resume", "--name", "s1",
                              "--workers-per-trial", "2", "--storage", str(saved_sweep / "results")])
     plan = sweep.make_plan(args)
-    assert plan["trials"] == 4 and plan["resources"].workers == 2
+    assert plan.trials == 4 and plan.resources.workers == 2
     # --smoke-test again without the --epochs that overrode its sizes: the same sweep (the multinode
     # driver-kill test resumes so, and this was refused as "--epochs: train.epochs differs")
     again = sweep.make_plan(sweep.parse_args(["hdr_patch", "--smoke-test", "--resume", "--name", "s1",
                                               "--storage", str(saved_sweep / "results")]))
-    assert again["base"]["train"]["epochs"] == 6 and again["smoke_test"]
+    assert again.base["train"]["epochs"] == 6 and again.smoke_test
 
 
 def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_path):
@@ -257,7 +257,7 @@ def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_pa
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
     (tmp_path / "results" / "full").mkdir(parents=True)
-    (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(resume.metadata(plan)))
+    (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
     code = sweep.main(["--smoke-test", "--resume", "--name", "full", "--storage", str(tmp_path / "results")])
     err = capsys.readouterr().err
     assert code == 2 and "--smoke-test: sweep 'full' was started with False, got True" in err
@@ -322,7 +322,7 @@ def test_print_config_gives_every_key_its_default_and_its_seed_section(capsys):
     # every key of the config is listed, nested sections included
     from losstune.trainables.config import to_dict
     from losstune.trainables.families import load_family
-    from losstune.ray_jobs.results import flatten
+    from losstune.trainables.config import flatten
 
     assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(load_family("hdr_patch").config_class()))}
 

@@ -84,29 +84,32 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
         assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["1/4", "2/4", "3/4", "4/4"]
 
 
-def nan_or_not(trial):
-    trial.suggest_categorical("train/inject_nan_at_step", [0, 2])
+def seed_0_or_2(trial):
+    trial.suggest_categorical("train/seed", [0, 2])
 
 
-def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch):
-    monkeypatch.setitem(hdr_spaces.SPACES, "nan_test", nan_or_not)
-    # two trials side by side: the default (0), then random search's first draw, 2 with seed 1
-    code = sweep.main(["hdr_patch", "--space", "nan_test", "--trials", "2", "--smoke-test", "--scheduler", "none",
-                       "--search", "random", "--seed", "1", "--set", "health.max_overflow_frac=1.0",
+def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch,
+                                                                            inject_faults):
+    monkeypatch.setitem(hdr_spaces.SPACES, "seed_test", seed_0_or_2)
+    inject_faults(nan_at_step=2, when={"train.seed": 2})  # the trial at seed 2 goes NaN at its second step
+    # two trials side by side: the default (train.seed 0, set apart from the sampler's --seed 1),
+    # then random search's first draw, 2 with sampler seed 1
+    code = sweep.main(["hdr_patch", "--space", "seed_test", "--trials", "2", "--smoke-test", "--scheduler", "none",
+                       "--search", "random", "--seed", "1", "--set", "train.seed=0", "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "nan"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "nan" / "trials.parquet")
-    poisoned = trials[trials["config/train/inject_nan_at_step"] == 2]
-    healthy = trials[trials["config/train/inject_nan_at_step"] == 0]
-    assert len(poisoned) >= 1 and len(healthy) >= 1, trials[["trial_id", "config/train/inject_nan_at_step"]]
+    poisoned = trials[trials["config/train/seed"] == 2]
+    healthy = trials[trials["config/train/seed"] == 0]
+    assert len(poisoned) >= 1 and len(healthy) >= 1, trials[["trial_id", "config/train/seed"]]
     assert (poisoned["stop_reason"] == "nonfinite_loss").all() and (poisoned["status"] == "STOPPED").all()
     assert (poisoned["final/health/nonfinite"] == 1.0).all()
     assert (healthy["status"] == "COMPLETED").all()
-    by_params = {t.params["train/inject_nan_at_step"]: t.state for t in study(tmp_path / "nan", "nan").trials}
+    by_params = {t.params["train/seed"]: t.state for t in study(tmp_path / "nan", "nan").trials}
     assert by_params[2] == optuna.trial.TrialState.FAIL
     assert by_params[0] == optuna.trial.TrialState.COMPLETE
     best = json.loads((tmp_path / "nan" / "best_config.json").read_text())
-    assert best["train"]["inject_nan_at_step"] == 0  # a failed trial is never best
+    assert best["train"]["seed"] == 0  # a failed trial is never best
 
 
 @pytest.mark.parametrize("flag, value, expected", [
@@ -120,15 +123,16 @@ def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, f
     assert not (tmp_path / "infeasible").exists()
 
 
-def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_path, capsys):
+def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_path, capsys, inject_faults):
+    inject_faults(crash_at_epoch=2)
     code = sweep.main(["hdr_patch", "--trials", "1", "--smoke-test", "--scheduler", "none", "--max-failures", "0",
-                       "--set", "train.inject_crash_at_epoch=2", "--set", "health.max_overflow_frac=1.0",
+                       "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "crash"])
     # the sweep finishes and writes its results, but with no healthy trial it is no success
     assert code == 1 and "crash: no healthy finished trial" in capsys.readouterr().err
     trials = pd.read_parquet(tmp_path / "crash" / "trials.parquet")
     assert list(trials["status"]) == ["ERROR"] and trials.loc[0, "epochs_done"] == 1  # it had reported epoch 1
-    assert trials.loc[0, "error"] == "RuntimeError: injected crash at epoch 2 (train.inject_crash_at_epoch)"
+    assert trials.loc[0, "error"] == "RuntimeError: injected crash at epoch 2 (LOSSTUNE_FAULTS)"
     assert [t.state for t in study(tmp_path / "crash", "crash").trials] == [optuna.trial.TrialState.FAIL]
     assert not (tmp_path / "crash" / "best_config.json").exists()
 
@@ -144,8 +148,10 @@ def test_latent_conditioner_two_trial_sweep_over_weights(local_ray, tmp_path):
     assert default["config/loss/weights/main"] == 10.0 and default["config/loss/weights/spectral"] == 1e-4
     assert trials["config/loss/weights/consistency"].nunique() == 2  # the space was sampled
     for column in ("val/latent_mse", "val/mse_main", "val/mse_hier", "val/cosine_main", "health/min_adaptive_weight",
-                   "Adaptive_Weights/spectral", "health/hier_scale", "train/weighted/spectral"):
+                   "health/weight_spectral", "health/hier_scale", "train/weighted/spectral"):
         assert column in history, column
+    # the seed's tag names, in TensorBoard only (TAGS)
+    assert tensorboard_steps(tmp_path / "weights2", default["trial_id"], "Adaptive_Weights/spectral") == [1, 2]
     assert history["health/min_adaptive_weight"].between(0, 10).all()
 
 
@@ -179,7 +185,7 @@ def test_npt_two_trial_sweep_over_weights(local_ray, tmp_path):
         assert column in history, column
 
 
-def test_medgen_diffusion_two_trial_sweep_over_regularisers_with_the_seeds_tags(local_ray, tmp_path):
+def test_medgen_diffusion_two_trial_sweep_over_regularisers_writes_the_seeds_tensorboard_tags(local_ray, tmp_path):
     code = sweep.main(["medgen_diffusion", "--space", "regularisation", "--trials", "2", "--smoke-test",
                        "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2"])
     assert code == 0
@@ -188,13 +194,16 @@ def test_medgen_diffusion_two_trial_sweep_over_regularisers_with_the_seeds_tags(
     assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
     default = trials[trials["is_default"]].iloc[0]
     assert not default["config/regularisation/curriculum"] and default["config/optim/grad_noise_sigma"] == 0.0
-    for column in ("Loss/MSE_train", "Loss/Total_train", "Loss/MSE_val", "Validation/PSNR", "Validation/MS-SSIM",
-                   "Timestep/0.0-0.1", "Timestep/0.9-1.0", "regional/tumor_loss", "regional/background_loss",
-                   "regional/tumor_bg_ratio", "training/grad_norm_avg", "training/grad_norm_max", "LR/Generator",
-                   "health/timestep_bin_ratio"):
+    # the results keep the loop's names; TensorBoard gets the seed's tags (medgen_diffusion.TAGS)
+    for column in ("health/mse_plain", "train/loss", "val/mse", "val/psnr", "val/msssim", "val/t0.0-0.1",
+                   "val/t0.9-1.0", "val/tumor_loss", "val/background_loss", "val/tumor_bg_ratio", "grad_norm",
+                   "grad_norm_max", "lr", "health/timestep_bin_ratio"):
         assert column in history, column
-    assert trials["objective"].equals(trials["final/Loss/MSE_val"])
-    assert (history["Validation/PSNR"] > 0).all()
+    assert trials["objective"].equals(trials["final/val/mse"])
+    assert (history["val/psnr"] > 0).all()
+    for tag in ("Loss/MSE_train", "Loss/Total_train", "Loss/MSE_val", "Validation/PSNR", "Timestep/0.0-0.1",
+                "regional/tumor_loss", "training/grad_norm_avg", "LR/Generator"):
+        assert tensorboard_steps(tmp_path / "med2", default["trial_id"], tag) == [1, 2], tag
 
 
 @pytest.fixture

@@ -3,19 +3,18 @@
 import optuna
 import pytest
 
-from losstune.ray_jobs import resume, sweep, tuning
+from losstune.ray_jobs import plan as sweep_plan, sweep, tuning
 
 
 def test_orphaned_running_trials_become_fail(tmp_path):
-    plan = {"name": "s", "storage": str(tmp_path)}
-    study = optuna.create_study(study_name="s", storage=tuning.study_storage(plan))
+    study = optuna.create_study(study_name="s", storage=tuning.study_storage(str(tmp_path), "s"))
     done = study.ask()
     study.tell(done, 1.0)
     study.ask()  # asked by a driver that was killed before Tune saved the trial
-    assert tuning.fail_orphaned_trials(plan) == 1
-    states = [t.state for t in optuna.load_study(study_name="s", storage=tuning.study_storage(plan)).trials]
+    assert tuning.fail_orphaned_trials(str(tmp_path), "s") == 1
+    states = [t.state for t in optuna.load_study(study_name="s", storage=tuning.study_storage(str(tmp_path), "s")).trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
-    assert tuning.fail_orphaned_trials(plan) == 0
+    assert tuning.fail_orphaned_trials(str(tmp_path), "s") == 0
 
 
 def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
@@ -24,22 +23,22 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
     from losstune.ray_jobs.results import META_FILE
 
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
-    meta = resume.metadata(plan)
-    for key in resume.LATER_KEYS:  # a sweep saved before these keys existed
+    meta = sweep_plan.metadata(plan)
+    for key in sweep_plan.LATER_FIELDS:  # a sweep saved before these keys existed
         meta.pop(key)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / META_FILE).write_text(json.dumps(meta))
     resumed = sweep.make_plan(sweep.parse_args(["--storage", str(tmp_path), "--name", "old", "--resume"]))
-    assert resumed["objectives"] == [] and resumed["grace_epochs"] is None
-    assert resumed["default_point"] == plan["default_point"] and resumed["resume"]
-    assert resumed["startup_trials"] == 10  # Optuna's default, which sweeps saved before the key ran with
+    assert resumed.objectives == [] and resumed.grace_epochs is None
+    assert resumed.default_point == plan.default_point and resumed.resume
+    assert resumed.startup_trials == 10  # Optuna's default, which sweeps saved before the key ran with
 
 
 @pytest.mark.parametrize("argv, startup", [(["--trials", "8"], 2), (["--trials", "32"], 8), (["--trials", "128"], 10),
                                            (["--trials", "4"], 2), (["--trials", "8", "--startup-trials", "5"], 5)])
 def test_tpe_samples_a_quarter_of_the_trials_at_random(tmp_path, argv, startup):
     plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), *argv]))
-    assert plan["startup_trials"] == startup
+    assert plan.startup_trials == startup
     assert tuning.make_sampler(plan)._n_startup_trials == startup
 
 

@@ -45,7 +45,10 @@ def test_the_optional_hooks_default_to_doing_nothing_extra():
     cfg = family.config_class()
     assert family.term_weights(cfg) == {"mse": 1.0} and family.objectives == () and family.tags == {}
     assert family.combine(None, {"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, cfg)[0].item() == 3.0
-    assert family.aux_optimizer(None, cfg) is None and family.summarise_val({"x": 1.0}, cfg) == {"x": 1.0}
+    assert family.summarise_val({"x": 1.0}, cfg) == {"x": 1.0}
+    (group,) = family.optimizer_groups(torch.nn.Linear(2, 1), cfg)  # one AdamW over every parameter
+    assert isinstance(group.optimizer, torch.optim.AdamW) and group.scheduled and group.clipped and not group.terms
+    assert len(group.optimizer.param_groups[0]["params"]) == 2
 
 
 def test_a_space_module_lacking_its_default_or_a_switch_naming_no_key_is_refused():

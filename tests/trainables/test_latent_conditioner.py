@@ -55,7 +55,11 @@ def test_every_enhancement_and_the_uncertainty_weights_are_reported():
     assert 0.25 <= float(health["max_component_share"]) <= 1.0
     total.backward()
     assert parts.model.weighter.raw.grad is not None
-    assert lc.aux_optimizer(parts.model, cfg).param_groups[0]["lr"] == 1e-3
+    model_group, weights_group = lc.optimizer_groups(parts.model, cfg)
+    assert weights_group.optimizer.param_groups[0]["lr"] == 1e-3  # seed enhancement 5's own Adam
+    assert not weights_group.scheduled and not weights_group.clipped
+    assert {id(p) for p in weights_group.optimizer.param_groups[0]["params"]} == {id(parts.model.weighter.raw)}
+    assert id(parts.model.weighter.raw) not in {id(p) for p in model_group.optimizer.param_groups[0]["params"]}
 
 
 def consistency_with(augment):

@@ -1,87 +1,73 @@
-"""The shared loop's process set-up that needs no Ray: the allocator setting every worker makes, and
-MONAI imported without matplotlib while a family builds its parts."""
+"""The shared loop's step with several optimiser groups, without Ray."""
 
-import json
-import subprocess
-import sys
+import dataclasses
+from types import SimpleNamespace
 
 import pytest
+import torch
+from accelerate import Accelerator
 
-# Three 16 MB blocks allocated and freed, three rounds, in a fresh process; glibc's own counters
-# (mallinfo2: `arena` is the heap's size, `hblkhd` what is mapped outside it) after each
-# allocation and each free. By default the first round is mapped and unmapped (16 MB is over the
-# 128 KB mmap threshold), which raises the thresholds to 16 MB (mmap) and 32 MB (trim): later
-# rounds grow the heap by 48 MB and, in 3 runs of 6 here, give 32 of it back when freed, to fault
-# it in again next round (whether the freed blocks reach the heap's top depends on its layout).
-# Kept (mmap over 32 MB, trim over 64 MB), nothing is mapped and the heap never shrinks.
-ROUNDS = """
-import ctypes, json, sys, torch
-from losstune.trainables.loop import keep_freed_memory
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
-took = keep_freed_memory() if sys.argv[1] == "keep" else None
-counts = []
-for _ in range(3):
-    blocks = [torch.ones(4 << 20) for _ in range(3)]  # 4 M float32 = 16 MB each
-    alive = libc.mallinfo2()
-    del blocks
-    freed = libc.mallinfo2()
-    counts.append({"heap_alive": alive.arena >> 20, "mapped_alive": alive.hblkhd >> 20, "heap_freed": freed.arena >> 20})
-print(json.dumps({"took": took, "rounds": counts}))
-"""
+from losstune.trainables.config import ConfigError
+from losstune.trainables.loop_config import OptimConfig, TrainConfig
+from losstune.trainables.family_api import FamilyError, OptimizerGroup, resolve
+from losstune.trainables.loop import Run, run_epoch
+from losstune.trainables.optimizer_groups import TrainedGroup, check_groups
+from tests.trainables import toy_family
 
 
-def allocator_counts(mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", ROUNDS, mode], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+class TwoPlayers(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(2.0))
+        self.b = torch.nn.Parameter(torch.tensor(3.0))
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and mallinfo2")
-def test_a_workers_freed_memory_stays_in_its_heap_instead_of_going_back_to_the_kernel():
-    default, kept = allocator_counts("default"), allocator_counts("keep")
-    assert default["rounds"][0]["mapped_alive"] >= 48  # the premise: by default 3 x 16 MB are mapped
-    assert kept["took"] is True
-    for r in kept["rounds"]:
-        assert r["mapped_alive"] < 48  # from the heap, never mapped
-        assert r["heap_freed"] == r["heap_alive"]  # nothing given back
+def loss_terms(model, batch, cfg):
+    # "g" depends on both players, "d" on b alone, as a GAN's generator loss runs through the
+    # discriminator while the discriminator's own loss sees a detached sample
+    return {"g": model.a * model.b, "d": model.b ** 2}, {}
 
 
-# In a fresh process, since MONAI and matplotlib load once per process: MONAI imported inside
-# `matplotlib_hidden` (as a family's build imports it), then matplotlib imported the usual way.
-MONAI_IN_BUILD = """
-import json, sys
-from losstune.trainables.loop import matplotlib_hidden
-
-with matplotlib_hidden():
-    from monai.networks.nets import UNet
-    during = sys.modules["matplotlib"]
-after_build = "matplotlib" in sys.modules
-import monai.utils.jupyter_utils as ju
-import matplotlib.pyplot
-print(json.dumps({"during": repr(during), "after_build": after_build, "monai_saw_it": ju.has_matplotlib,
-                  "usable_after": matplotlib.pyplot.figure is not None}))
-"""
+def two_player_family():
+    toy = resolve("toy", toy_family, toy_family)
+    return dataclasses.replace(toy, name="two_players", loss_terms=loss_terms,
+                               term_weights=lambda cfg: {"g": 1.0, "d": 1.0})
 
 
-def test_a_build_imports_monai_without_matplotlib_and_leaves_it_importable_afterwards():
-    out = subprocess.run([sys.executable, "-c", MONAI_IN_BUILD], capture_output=True, text=True, check=True).stdout
-    seen = json.loads(out)
-    assert seen["during"] == "None"  # hidden while the build ran
-    assert seen["after_build"] is False  # MONAI loaded none of it and the marker is gone
-    assert seen["monai_saw_it"] is False  # MONAI took matplotlib for not installed
-    assert seen["usable_after"] is True
+def one_step(terms_a: tuple, terms_b: tuple) -> tuple[float, float]:
+    model = TwoPlayers()
+    groups = [TrainedGroup("a", torch.optim.SGD([model.a], lr=0.1), [model.a], terms_a),
+              TrainedGroup("b", torch.optim.SGD([model.b], lr=0.1), [model.b], terms_b)]
+    cfg = SimpleNamespace(optim=OptimConfig(grad_clip=0.0), train=TrainConfig())
+    stats, step = run_epoch(Run(Accelerator(cpu=True), model, groups, two_player_family(), cfg), [(torch.zeros(1),)], 0)
+    assert step == 1 and set(stats["grad_norms"]) == {"grad_norm", "grad_norm/b"}
+    return model.a.item(), model.b.item()
 
 
-def test_matplotlib_already_loaded_is_left_alone():
-    import matplotlib
+def test_each_group_steps_on_the_gradient_of_its_own_terms_only():
+    # a = 2, b = 3, SGD lr 0.1. Group a minimises g = ab: d/da = b = 3, a -> 2 - 0.3 = 1.7. Group b
+    # minimises d = b^2: d/db = 2b = 6, b -> 3 - 0.6 = 2.4 (had it g's gradient too, a + 2b = 8: 2.2).
+    assert one_step(("g",), ("d",)) == pytest.approx((1.7, 2.4))
 
-    from losstune.trainables.loop import matplotlib_hidden
 
-    with matplotlib_hidden():
-        assert sys.modules["matplotlib"] is matplotlib
-    assert sys.modules["matplotlib"] is matplotlib
+def test_groups_that_name_no_terms_share_the_whole_loss():
+    # g + d: d/da = b = 3, a -> 1.7; d/db = a + 2b = 8, b -> 3 - 0.8 = 2.2
+    assert one_step((), ()) == pytest.approx((1.7, 2.2))
+
+
+def declared(model, **first):
+    return [OptimizerGroup("a", torch.optim.SGD([model.a], lr=0.1), **first),
+            OptimizerGroup("b", torch.optim.SGD([model.b], lr=0.1), terms=("d",))]
+
+
+def test_overlapping_groups_an_unclipped_first_group_and_sam_across_losses_are_refused():
+    family, model = two_player_family(), TwoPlayers()
+    cfg = SimpleNamespace(optim=OptimConfig())
+    check_groups(family, declared(model, terms=("g",)), cfg)  # the well-formed pair passes
+    shared = declared(model) + [OptimizerGroup("again", torch.optim.SGD([model.a], lr=0.1))]
+    with pytest.raises(FamilyError, match="group 'again' shares parameters"):
+        check_groups(family, shared, cfg)
+    with pytest.raises(FamilyError, match="the first group must be the model's, clipped"):
+        check_groups(family, declared(model, clipped=False), cfg)
+    with pytest.raises(ConfigError, match="optim.sam_rho"):
+        check_groups(family, declared(model), SimpleNamespace(optim=OptimConfig(sam_rho=0.05)))

@@ -35,11 +35,6 @@ def smoke_config(family) -> dict:
     return merge(merge(merge(preset, module.smoke), LENIENT.get(family, {})), OPTIMISER_OPTIONS.get(family, {}))
 
 
-def reported(family, name: str) -> str:
-    """The name a family reports a loop metric under (medgen: the seed's tag names)."""
-    return family.tags.get(name, name)
-
-
 def term_names(family, config) -> list[str]:
     """The loss terms a family reports: one per weight its term_weights names (by default, one per
     loss weight of its config)."""
@@ -89,21 +84,23 @@ RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion"]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_ray, tmp_path, family):
+def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_ray, tmp_path, family,
+                                                                          inject_faults):
     module = load_family(family)
     resumes = family in RESUME_FAMILIES
     epochs = 3 if resumes else 2
-    config = merge(smoke_config(family), {"train": {"epochs": epochs, "checkpoint_every": 1,
-                                                    "inject_crash_at_epoch": 3 if resumes else 0}})
+    if resumes:
+        inject_faults(crash_at_epoch=3)
+    config = merge(smoke_config(family), {"train": {"epochs": epochs, "checkpoint_every": 1}})
     log = tmp_path / "epochs.jsonl"
     result = fit(family, config, tmp_path, "run", log, max_failures=1)
     metrics = result.metrics
-    expected = [reported(module, name) for name in DOCUMENTED] + [module.objective.metric] + [
+    expected = [name for name in DOCUMENTED] + [module.objective.metric] + [
         f"health/{n}" for n in module.watched_val_metrics]
     missing = [name for name in expected if name not in metrics]
     assert not missing, missing
     for term in term_names(family, config):
-        assert reported(module, f"train/{term}") in metrics and f"train/weighted/{term}" in metrics
+        assert f"train/{term}" in metrics and f"train/weighted/{term}" in metrics
     assert metrics["epoch"] == epochs and metrics["stop_reason"] == "" and result.error is None
     # with the crash: epochs 1-2, then a restarted worker continues at 3 (starting over would repeat 1, 2)
     assert [s["epoch"] for s in seen(log)] == list(range(1, epochs + 1)) and all(s["checkpoint"] for s in seen(log))
@@ -139,7 +136,7 @@ def test_a_finished_run_started_again_reports_its_end_once_more(local_ray, tmp_p
 def accelerate_mode(config):
     import torch
 
-    from losstune.trainables.loop import make_accelerator
+    from losstune.trainables.worker_setup import make_accelerator
 
     accelerator = make_accelerator(make_config(load_family("hdr_patch"), config))
     model = accelerator.prepare(torch.nn.Linear(2, 2))

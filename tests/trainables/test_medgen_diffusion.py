@@ -134,7 +134,7 @@ def test_validation_metrics_are_deterministic_and_named_for_the_seed():
     assert {f"t{name}" for name in medgen.BIN_NAMES} <= set(first) and first["mse"].shape == (4,)
     mean_of_bins = torch.stack([first[f"t{name}"] for name in medgen.BIN_NAMES]).mean(0)
     assert torch.allclose(first["mse"], mean_of_bins)
-    assert medgen.TAGS["val/mse"] == medgen.OBJECTIVE.metric == "Loss/MSE_val"
+    assert medgen.OBJECTIVE.metric == "val/mse" and medgen.TAGS["val/mse"] == "Loss/MSE_val"
     assert medgen.TAGS["val/t0.0-0.1"] == "Timestep/0.0-0.1" and medgen.TAGS["val/t0.9-1.0"] == "Timestep/0.9-1.0"
 
 
@@ -172,8 +172,8 @@ def test_a_tiny_3d_run_through_torch_trainer(local_ray, tmp_path):
                            run_config=ray.train.RunConfig(name="tiny3d", storage_path=str(tmp_path)))
     metrics = trainer.fit().metrics
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == ""
-    assert math.isfinite(metrics["Loss/MSE_val"]) and 0 < metrics["Validation/MS-SSIM"] <= 1
-    assert math.isfinite(metrics["regional/tumor_loss"])  # the phantom volumes have tumours
+    assert math.isfinite(metrics["val/mse"]) and 0 < metrics["val/msssim"] <= 1
+    assert math.isfinite(metrics["val/tumor_loss"])  # the phantom volumes have tumours
 
 
 def test_self_conditioning_term_by_hand():

@@ -152,7 +152,9 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
     # 2 steps: (2 x 1 + 6 x 2) / 8 = 1.75. The gradient-norm EMA is measured once per step.
     from accelerate import Accelerator
 
-    from losstune.trainables.loop import make_lr_schedule, run_epoch
+    from losstune.trainables.loop import Run, run_epoch
+    from losstune.trainables.optimizer_groups import TrainedGroup
+    from losstune.trainables.lr_schedules import make_lr_schedule
 
     for adaptive in (False, True):
         cfg = config({"optim": {"sam_rho": 0.05}, "stages": {"stage1_steps": 4, "curriculum": False,
@@ -162,8 +164,8 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
         optimizer = torch.optim.AdamW(params, lr=1e-3)
         loader = DataLoader(parts.train_set, batch_size=8)
         assert len(loader) == 8
-        stats, step = run_epoch(Accelerator(cpu=True), parts.model, (optimizer,), params,
-                                make_lr_schedule(optimizer, cfg, total_steps=8), loader, npt, cfg, step=0)
+        group = TrainedGroup("model", optimizer, params, schedule=make_lr_schedule(optimizer, cfg, total_steps=8))
+        stats, step = run_epoch(Run(Accelerator(cpu=True), parts.model, [group], npt, cfg), loader, step=0)
         assert step == 8 and int(parts.model.step) == 7  # the last step saw 7 before it
         assert stats["health"]["stage"] == pytest.approx(1.5)
         if adaptive:

@@ -5,9 +5,11 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from losstune.trainables.config import OptimConfig, ScheduleConfig, TrainConfig
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.families import load_family
-from losstune.trainables.loop import make_lr_schedule, run_epoch
+from losstune.trainables.loop import Run, run_epoch
+from losstune.trainables.lr_schedules import make_lr_schedule
+from losstune.trainables.optimizer_groups import TrainedGroup
 from losstune.trainables.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,
                                      sam_ascent, sam_return)
 
@@ -96,7 +98,8 @@ def one_sgd_step(family, rho: float):
     cfg = SimpleNamespace(optim=OptimConfig(grad_clip=0.0, sam_rho=rho), train=TrainConfig(), loss=None)
     scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     loader = [(torch.zeros(1),)]
-    run_epoch(Accelerator(cpu=True), model, (optimizer,), params, scheduler, loader, family, cfg, step=0)
+    run_epoch(Run(Accelerator(cpu=True), model, [TrainedGroup("model", optimizer, params, schedule=scheduler)], family, cfg),
+              loader, step=0)
     return model.w.detach()
 
 

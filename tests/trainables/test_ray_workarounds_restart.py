@@ -46,7 +46,7 @@ def fit_with_a_crash(tmp_path, driver_id):
     from ray.train.torch import TorchTrainer
 
     module = load_family("hdr_patch")
-    config = merge(module.smoke, {"train": {"epochs": 2, "checkpoint_every": 1, "inject_crash_at_epoch": 2},
+    config = merge(module.smoke, {"train": {"epochs": 2, "checkpoint_every": 1},
                                   "health": {"max_overflow_frac": 1.0}})
     trainer = TorchTrainer(
         train_loop(module), train_loop_config=config,
@@ -58,7 +58,8 @@ def fit_with_a_crash(tmp_path, driver_id):
     return trainer.fit()
 
 
-def test_a_gone_driver_ends_the_run_without_reserving_a_new_worker(local_ray, tmp_path):
+def test_a_gone_driver_ends_the_run_without_reserving_a_new_worker(local_ray, tmp_path, inject_faults):
+    inject_faults(crash_at_epoch=2)
     driver_id = killed_stand_in_driver(local_ray)
     before = created_placement_groups(local_ray)
     with pytest.raises(Exception, match="not restarting its worker group"):

@@ -10,7 +10,7 @@ import torch
 from ray import tune
 from torch.utils.data import TensorDataset
 
-from losstune.trainables.config import OptimConfig, ScheduleConfig, TrainConfig
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.family_api import Objective, Parts
 
 OBJECTIVE = Objective("val/mse", "min")

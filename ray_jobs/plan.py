@@ -1,0 +1,93 @@
+"""A sweep's plan: what defines the sweep, saved beside its results so that --resume and analyze
+need nothing else, and how this run of it executes, which --resume may change. Built and checked
+by sweep.make_plan or resume.resumed_plan before Ray starts; read by cluster, tuning and results."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+# The fields that define a sweep (saved by `metadata`; --resume refuses a different value)
+DEFINITION = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
+              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test")
+
+# Definition fields added after the first sweeps were saved, and the value those ran with (None: unknown)
+LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None}
+
+MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    # what defines the sweep
+    family: str
+    space: str
+    preset: str
+    base: dict  # the nested overrides every trial's config is built from; trials add their point
+    objective: dict  # {"metric", "mode"}: what Tune, ASHA and the report rank by
+    objectives: list  # two or more {"metric", "mode"}: Optuna searches their Pareto front; [] for one
+    default_point: dict  # the documented default, the first trial
+    epochs: int
+    trials: int
+    search: str  # optuna, optuna-grouped or random
+    scheduler: str  # asha or none
+    seed: int
+    grace_epochs: int | None
+    startup_trials: int
+    smoke_test: bool | None
+    # how this run executes it
+    name: str
+    storage: str  # absolute path or URI
+    resources: Any  # trainables.driver.TrialResources
+    storage_arg: str = ""  # --storage as given, for messages and the cluster check
+    max_concurrent: int | None = None  # None: as many as the cluster fits (cluster.fit_to_cluster)
+    max_failures: int = 1
+    keep_checkpoints: int = 2
+    resume: bool = False
+    verbosity: int = 1
+    min_free_mb: float = MIN_FREE_MB
+
+    @property
+    def experiment(self) -> str:
+        """Where Tune and the results write this sweep."""
+        return f"{self.storage}/{self.name}"
+
+
+def metadata(plan: SweepPlan) -> dict:
+    """What defines the sweep, with where it lives and its resources, as JSON-ready values."""
+    return {k: getattr(plan, k) for k in DEFINITION} | {
+        "storage": plan.storage, "name": plan.name, "resources": dataclasses.asdict(plan.resources)}
+
+
+def definition(meta: dict) -> dict:
+    """The defining fields of a saved sweep, with what older sweeps ran with where they lack one."""
+    return {k: meta.get(k, LATER_FIELDS[k]) if k in LATER_FIELDS else meta[k] for k in DEFINITION}
+
+
+def inert_weights(family, config, points: list[dict]) -> str:
+    """The tuned loss weights (family.term_switches) whose term is off in every sampled point that
+    sets them: off in the base config and not switched on by the point. "" if none."""
+    from losstune.trainables.config import get_path
+
+    off = {}
+    for weight, switch in family.term_switches.items():
+        setting = [p for p in points if weight.replace(".", "/") in p]
+        if setting and not any(p.get(switch.replace(".", "/"), get_path(config, switch)) for p in setting):
+            off.setdefault(switch, []).append(weight)
+    return "; ".join(f"{', '.join(weights)} (--set {switch}=true turns them on)" for switch, weights in off.items())
+
+
+def space_choices(space, key: tuple = ("train", "batch_size")) -> list:
+    """The values a dict space's tune.choice at `key` can take (none for other spaces)."""
+    node = space
+    for part in key:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return list(getattr(node, "categories", []))
+
+
+def startup_trials(trials: int) -> int:
+    """How many trials TPE samples at random before it models the results. Optuna's default, 10,
+    makes a sweep of 8 trials (the demo) random search; a quarter of the trials, 2 to 10, lets a
+    short sweep's TPE start from the default and one random point."""
+    return min(10, max(2, trials // 4))

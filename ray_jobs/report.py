@@ -1,0 +1,60 @@
+"""The printed summary of a sweep: its top trials against the documented default, ranked at a
+common budget, with the Pareto front where the sweep has several objectives and the files written."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from losstune.ray_jobs.plots import better
+from losstune.ray_jobs.results import best_trial
+
+def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
+    """The printed summary: the top trials against the documented default."""
+    metric = meta["objective"]["metric"]
+    if not len(trials):
+        return "no trials finished"
+    shown = trials.head(top)
+    default_rows = trials[trials["is_default"]]
+    if len(default_rows) and not shown["is_default"].any():
+        shown = pd.concat([shown, default_rows])
+    params = [c for c in trials.columns if c.startswith("config/")]
+    extra = [c for c in trials.columns if c.startswith("final/val/") and c != f"final/{metric}"][:3]
+    table = shown[["trial_id", "status", "stop_reason", "epochs_done", "objective"] + extra + params].copy()
+    table.insert(0, "", ["*" if d else "" for d in shown["is_default"]])
+    table.columns = [{"epochs_done": "at_epoch"}.get(c, c.replace("config/", "").replace("final/", ""))
+                     for c in table.columns]
+    lines = [f"{meta['family']} / space '{meta['space']}': {len(trials)} trials, objective {metric} "
+             f"({better(meta['objective']['mode'])} is better; its value at_epoch; trials that ran every epoch "
+             "rank first); * = documented default",
+             table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    best = best_trial(trials)
+    if best is not None:
+        lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g} at epoch {best['epochs_done']} "
+                     f"({best['status']}); " + against_default(best, default_rows))
+    if best is not None and best.get("best_checkpoint"):
+        lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
+    elif best is None:
+        lines.append("no healthy finished trial: no best config written")
+    if meta.get("objectives") and "pareto" in trials:
+        columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
+        front = trials.loc[trials["pareto"], columns]
+        lines.append(f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):")
+        lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
+    lines += [f"{name}: {uri}" for name, uri in written.items()]
+    return "\n".join(lines)
+
+
+def against_default(best, default_rows: pd.DataFrame) -> str:
+    """The best trial's change against the documented default, only where the default ran to its
+    last epoch healthy: a default that errored, stopped unhealthy or was cut short is no baseline."""
+    if not len(default_rows):
+        return "the documented default is not among the trials: no change reported"
+    default = default_rows.iloc[0]
+    base = default["objective"]
+    if default["status"] != "COMPLETED" or not math.isfinite(base):
+        why = default.get("error") or default["stop_reason"] or f"{default['epochs_done']} epochs"
+        return f"the documented default did not finish ({default['status']}: {why}): no change reported"
+    change = (best["objective"] - base) / abs(base) * 100 if base else math.nan
+    return f"documented default: {base:.4g} (COMPLETED); change {change:+.1f}%"

@@ -1,0 +1,87 @@
+"""A training worker's process set-up (trainables/worker_setup.py): the allocator setting every worker makes, and
+MONAI imported without matplotlib while a family builds its parts."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Three 16 MB blocks allocated and freed, three rounds, in a fresh process; glibc's own counters
+# (mallinfo2: `arena` is the heap's size, `hblkhd` what is mapped outside it) after each
+# allocation and each free. By default the first round is mapped and unmapped (16 MB is over the
+# 128 KB mmap threshold), which raises the thresholds to 16 MB (mmap) and 32 MB (trim): later
+# rounds grow the heap by 48 MB and, in 3 runs of 6 here, give 32 of it back when freed, to fault
+# it in again next round (whether the freed blocks reach the heap's top depends on its layout).
+# Kept (mmap over 32 MB, trim over 64 MB), nothing is mapped and the heap never shrinks.
+ROUNDS = """
+import ctypes, json, sys, torch
+from losstune.trainables.worker_setup import keep_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+took = keep_freed_memory() if sys.argv[1] == "keep" else None
+counts = []
+for _ in range(3):
+    blocks = [torch.ones(4 << 20) for _ in range(3)]  # 4 M float32 = 16 MB each
+    alive = libc.mallinfo2()
+    del blocks
+    freed = libc.mallinfo2()
+    counts.append({"heap_alive": alive.arena >> 20, "mapped_alive": alive.hblkhd >> 20, "heap_freed": freed.arena >> 20})
+print(json.dumps({"took": took, "rounds": counts}))
+"""
+
+
+def allocator_counts(mode: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", ROUNDS, mode], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt and mallinfo2")
+def test_a_workers_freed_memory_stays_in_its_heap_instead_of_going_back_to_the_kernel():
+    default, kept = allocator_counts("default"), allocator_counts("keep")
+    assert default["rounds"][0]["mapped_alive"] >= 48  # the premise: by default 3 x 16 MB are mapped
+    assert kept["took"] is True
+    for r in kept["rounds"]:
+        assert r["mapped_alive"] < 48  # from the heap, never mapped
+        assert r["heap_freed"] == r["heap_alive"]  # nothing given back
+
+
+# In a fresh process, since MONAI and matplotlib load once per process: MONAI imported inside
+# `matplotlib_hidden` (as a family's build imports it), then matplotlib imported the usual way.
+MONAI_IN_BUILD = """
+import json, sys
+from losstune.trainables.worker_setup import matplotlib_hidden
+
+with matplotlib_hidden():
+    from monai.networks.nets import UNet
+    during = sys.modules["matplotlib"]
+after_build = "matplotlib" in sys.modules
+import monai.utils.jupyter_utils as ju
+import matplotlib.pyplot
+print(json.dumps({"during": repr(during), "after_build": after_build, "monai_saw_it": ju.has_matplotlib,
+                  "usable_after": matplotlib.pyplot.figure is not None}))
+"""
+
+
+def test_a_build_imports_monai_without_matplotlib_and_leaves_it_importable_afterwards():
+    out = subprocess.run([sys.executable, "-c", MONAI_IN_BUILD], capture_output=True, text=True, check=True).stdout
+    seen = json.loads(out)
+    assert seen["during"] == "None"  # hidden while the build ran
+    assert seen["after_build"] is False  # MONAI loaded none of it and the marker is gone
+    assert seen["monai_saw_it"] is False  # MONAI took matplotlib for not installed
+    assert seen["usable_after"] is True
+
+
+def test_matplotlib_already_loaded_is_left_alone():
+    import matplotlib
+
+    from losstune.trainables.worker_setup import matplotlib_hidden
+
+    with matplotlib_hidden():
+        assert sys.modules["matplotlib"] is matplotlib
+    assert sys.modules["matplotlib"] is matplotlib

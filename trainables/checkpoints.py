@@ -1,0 +1,58 @@
+"""A run's checkpoints: what the loop saves with a report through Ray Train, and how a restarted
+run resumes from the latest one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import ray.train
+
+from losstune.trainables.timeline import mark
+
+STATE_FILE = "losstune_state.json"
+
+
+def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: int) -> None:
+    """Report an epoch's metrics (the last of `history`) to Ray Train, with a checkpoint every
+    train.checkpoint_every epochs and at the run's last epoch (its end or an early stop), so a
+    restarted trial resumes from there."""
+    metrics = history[-1]
+    last = epoch + 1 == cfg.train.epochs or bool(metrics["stop_reason"])
+    every = cfg.train.checkpoint_every
+    if last or (every and (epoch + 1) % every == 0):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(accelerator, tmp, epoch + 1, restarts, history)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report(metrics)
+    mark("reported", epoch=epoch + 1)
+
+
+def save(accelerator, directory: str, epochs_done: int, restarts: int, history: list[dict]) -> None:
+    """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch, the
+    metrics reported with it, and every epoch's metrics so far (`history`, from which the results
+    rebuild a trial whose reports Tune lost: ray_jobs.stored_runs.stored_history)."""
+    accelerator.save_state(directory)
+    if accelerator.is_main_process:
+        with open(os.path.join(directory, STATE_FILE), "w") as f:
+            json.dump({"epochs_done": epochs_done, "restarts": restarts, "metrics": history[-1], "history": history},
+                      f, default=float)
+
+
+def restore(accelerator) -> tuple[int, int, list[dict]]:
+    """Load the latest reported checkpoint if this run has one.
+
+    Returns (epoch to start at, restarts so far, the metrics of every epoch up to it): a run that
+    resumes has been restarted once more than the checkpoint it resumes from, so lost workers and
+    nodes are counted in the metrics."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0, 0, []
+    with checkpoint.as_directory() as directory:
+        accelerator.load_state(directory)
+        with open(os.path.join(directory, STATE_FILE)) as f:
+            state = json.load(f)
+    history = state.get("history") or ([state["metrics"]] if state.get("metrics") else [])  # older checkpoints
+    return state["epochs_done"], state.get("restarts", 0) + 1, history

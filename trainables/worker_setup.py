@@ -1,0 +1,113 @@
+"""What a training worker's process needs before the loop runs: Accelerate for this worker, glibc
+kept from returning freed memory, matplotlib hidden from MONAI's import, and the peak-memory
+figure the loop reports."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import sys
+
+import ray.train
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from losstune.trainables.config import ConfigError
+
+# What Ray Train sets in each worker for torch.distributed; Accelerate reads them to pick its mode
+TORCH_DISTRIBUTED_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
+
+
+def make_accelerator(cfg) -> Accelerator:
+    """Accelerate for this worker: distributed (DDP) when the run has several workers, else plain.
+
+    Accelerate picks its distributed mode from LOCAL_RANK alone, which Ray Train sets in every
+    worker, so a one-worker trial (every trial of a local sweep) would train a
+    DistributedDataParallel model over a world of one: a gradient all-reduce that moves nothing,
+    2.3% of an hdr_patch step here (benchmarks/step_overhead.py). With one worker the variables are
+    hidden while Accelerate reads them; the gradients are the same either way."""
+    alone = ray.train.get_context().get_world_size() == 1
+    hidden = {name: os.environ.pop(name) for name in TORCH_DISTRIBUTED_ENV if alone and name in os.environ}
+    try:
+        return Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())
+    finally:
+        os.environ.update(hidden)
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+# Where glibc's adaptive thresholds end at most on 64-bit: blocks up to 32 MB from the heap, and
+# the heap's top given back once 64 MB of it is free.
+HEAP_BLOCKS_UP_TO, TRIM_ABOVE = 32 << 20, 64 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Start glibc's malloc where its adaptive thresholds end; True if it took.
+
+    By default glibc serves blocks over 128 KB with mmap and gives back what is freed at the top
+    of its heap, and it raises both thresholds only as it sees mapped blocks freed. Meanwhile a
+    training step, which frees and reallocates the same activations every time, faults its memory
+    in again page by page: on hdr_patch 2,000-5,000 page faults an epoch, up to 3% of it in the
+    kernel, and the platform's epoch 2.7-4.0% behind the bare loop instead of 0.9-2.0%
+    (benchmarks/step_overhead.py). Setting either threshold also turns off the adaptive ones, so
+    the mmap threshold goes first and the trim threshold only if it took: alone, it would leave
+    every block over 128 KB to mmap. Other C libraries are left as they are."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl)
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_ABOVE))
+
+
+@contextlib.contextmanager
+def matplotlib_hidden():
+    """Hides matplotlib while a family builds its parts, so the MONAI import this may start skips it.
+
+    MONAI's first import loads every one of its modules, and with them matplotlib.pyplot for
+    plotting helpers no trial calls: 0.4 s in a fresh process, 0.24-0.44 s of a trial's startup on
+    2 cores (benchmarks/README.md). MONAI treats matplotlib as optional, so it imports without it. None in
+    sys.modules is the import system's own "cannot be imported" marker; it is taken out again
+    afterwards, so a later `import matplotlib` works. Where matplotlib is loaded already, nothing
+    changes."""
+    hide = "matplotlib" not in sys.modules
+    if hide:
+        sys.modules["matplotlib"] = None
+    try:
+        yield
+    finally:
+        if hide and sys.modules.get("matplotlib", "gone") is None:  # still our marker
+            del sys.modules["matplotlib"]
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss is no good for it: a child process
+    inherits its parent's peak across fork and exec (a worker would report its spawner's peak if
+    that was higher); /proc's VmHWM is the process's own."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere; Linux reports KiB
+
+
+def make_loaders(parts, cfg) -> tuple[DataLoader, DataLoader]:
+    """The training loader (shuffled from train.seed, whole batches only) and the validation loader."""
+    train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                              num_workers=cfg.train.num_data_workers,
+                              generator=torch.Generator().manual_seed(cfg.train.seed))
+    val_loader = DataLoader(parts.val_set, batch_size=cfg.train.batch_size, num_workers=cfg.train.num_data_workers)
+    if len(train_loader) == 0:
+        raise ConfigError("train.batch_size", f"is larger than the training set ({len(parts.train_set)} samples)")
+    return train_loader, val_loader

@@ -1,7 +1,8 @@
 """The family contract: what a family provides, and `resolve`, which checks it once and fills in
 the optional hooks, so that the loop and the jobs call a `Family` and never probe a module.
 
-A family is two plain modules, registered in trainables/families.py:
+A family is two plain modules, registered in trainables/families.py (the five seed families keep
+their Config, PRESETS and SMOKE in trainables/<name>_config.py and bind them in <name>.py):
 
 trainables/<name>.py provides
   Config                frozen dataclass of sections; defaults are the seed's documented values;

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.trainables import medgen_diffusion as medgen
+from losstune.trainables import medgen_steps as steps
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.families import load_family, make_config
 from losstune.trainables.loop import train_loop
@@ -52,7 +53,7 @@ def test_bad_values_name_the_field(overrides, message):
 
 def test_seg_mode_turns_the_perceptual_loss_off():
     cfg = config({"data": {"mode": "seg"}, "loss": {"perceptual_weight": 0.001}})  # no path needed
-    assert not medgen.uses_perceptual(cfg)
+    assert not steps.uses_perceptual(cfg)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
@@ -94,10 +95,10 @@ def test_self_conditioning_is_zero_without_a_random_forward_pass():
 def test_the_curriculum_keeps_early_times_clean():
     torch.manual_seed(0)
     cfg = config({"regularisation": {"curriculum": True}, "strategy": {"name": "ddpm"}})
-    scheduler = medgen.scheduler_of(cfg)
+    scheduler = steps.scheduler_of(cfg)
     x0 = torch.zeros(4000, 1, 2, 2)
-    assert medgen.training_times(cfg, scheduler, x0, epoch=0).max() <= 0.3  # seed: [0, 0.3] at the start
-    assert medgen.training_times(cfg, scheduler, x0, epoch=50).max() > 0.99  # [0, 1] after 50 epochs
+    assert steps.training_times(cfg, scheduler, x0, epoch=0).max() <= 0.3  # seed: [0, 0.3] at the start
+    assert steps.training_times(cfg, scheduler, x0, epoch=50).max() > 0.99  # [0, 1] after 50 epochs
 
 
 def test_min_snr_reweights_the_mse():
@@ -186,8 +187,8 @@ def test_self_conditioning_term_by_hand():
         passes.append(1)
         return torch.full_like(prediction, 0.5)
 
-    assert medgen.self_conditioning(second_pass, prediction, prob=1.0).item() == 0.25
-    assert medgen.self_conditioning(second_pass, prediction, prob=0.0).item() == 0.0
+    assert steps.self_conditioning(second_pass, prediction, prob=1.0).item() == 0.25
+    assert steps.self_conditioning(second_pass, prediction, prob=0.0).item() == 0.0
     assert len(passes) == 1
 
 
@@ -198,10 +199,10 @@ def test_the_prediction_is_monais_inferer_on_the_noised_image_with_its_condition
     parts = medgen.build(cfg)
     torch.nn.init.normal_(parts.model.unet.out[-1].conv.weight)  # MONAI zero-initialises the output conv
     x0, cond, _ = next(iter(DataLoader(parts.train_set, batch_size=2)))
-    scheduler = medgen.scheduler_of(cfg)
+    scheduler = steps.scheduler_of(cfg)
     noise, timesteps = torch.randn_like(x0), torch.tensor([100.0, 700.0])
     by_hand = parts.model(torch.cat([scheduler.add_noise(x0, noise, timesteps), cond], dim=1), timesteps)
-    assert torch.allclose(medgen.predict(parts.model, x0, noise, timesteps, cond, scheduler), by_hand)
+    assert torch.allclose(steps.predict(parts.model, x0, noise, timesteps, cond, scheduler), by_hand)
 
 
 def test_the_volume_perceptual_loss_looks_at_a_quarter_of_the_slices(monkeypatch, tmp_path):
@@ -220,9 +221,9 @@ def test_the_volume_perceptual_loss_looks_at_a_quarter_of_the_slices(monkeypatch
 
     monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
     monkeypatch.setattr(monai.losses, "PerceptualLoss", Recorder)
-    medgen.perceptual_network.cache_clear()
-    medgen.perceptual_network(3, str(tmp_path / "resnet50.pt"))
-    medgen.perceptual_network.cache_clear()
+    steps.perceptual_network.cache_clear()
+    steps.perceptual_network(3, str(tmp_path / "resnet50.pt"))
+    steps.perceptual_network.cache_clear()
     assert built["is_fake_3d"] and built["fake_3d_ratio"] == 0.25
 
 

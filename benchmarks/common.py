@@ -36,13 +36,13 @@ def run_sweep(argv: list[str], callbacks=(), stop=None):
     wall seconds of Tuner.fit)."""
     import optuna
 
-    from losstune.ray_jobs import results, sweep
+    from losstune.ray_jobs import results, sweep_flags
     from losstune.ray_jobs.cluster import fit_to_cluster
     from losstune.ray_jobs.plan import metadata
     from losstune.ray_jobs.tuning import build_tuner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    plan = fit_to_cluster(sweep.make_plan(sweep.parse_args(argv)))
+    plan = fit_to_cluster(sweep_flags.make_plan(sweep_flags.parse_args(argv)))
     started = time.time()
     grid = build_tuner(plan, callbacks=callbacks, stop=stop).fit()
     wall = time.time() - started

@@ -24,14 +24,14 @@ def main() -> None:
     args = p.parse_args()
     trials = 6 if args.quick else args.trials
     start_local_ray()
-    from losstune.ray_jobs import sweep
+    from losstune.ray_jobs import sweep_flags
     from losstune.ray_jobs.cluster import fit_to_cluster
 
     # no health stops: every trial does the same 3 epochs
     argv = ["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "3", "--trials", str(trials),
             "--set", "health.max_overflow_frac=1.0",
             "--search", "random", "--scheduler", "none", "--storage", scratch("throughput"), "--name", "throughput"]
-    concurrency = fit_to_cluster(sweep.make_plan(sweep.parse_args(argv))).max_concurrent  # as run_sweep will
+    concurrency = fit_to_cluster(sweep_flags.make_plan(sweep_flags.parse_args(argv))).max_concurrent  # as run_sweep will
     table, history, wall = run_sweep(argv)
     compute = history.groupby("trial_id")["time/epoch_s"].sum()
     achieved = trials / wall * 3600

@@ -1,6 +1,6 @@
 """A sweep's plan: what defines the sweep, saved beside its results so that --resume and analyze
 need nothing else, and how this run of it executes, which --resume may change. Built and checked
-by sweep.make_plan or resume.resumed_plan before Ray starts; read by cluster, tuning and results."""
+by sweep_flags.make_plan or resume.resumed_plan before Ray starts; read by cluster, tuning and results."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from losstune.ray_jobs import cluster, plan as sweep_plan, sweep
+from losstune.ray_jobs import cluster, plan as sweep_plan, sweep, sweep_flags
 from losstune.ray_jobs import train as train_job
 from losstune.trainables.families import FAMILIES
 
@@ -217,9 +217,9 @@ def saved_sweep(tmp_path):
     from losstune.ray_jobs.results import META_FILE
     from losstune.trainables.families import load_family
 
-    args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
+    args = sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
                              "--storage", str(tmp_path / "results")])
-    plan = sweep.make_plan(args)
+    plan = sweep_flags.make_plan(args)
     (tmp_path / "results" / "s1").mkdir(parents=True)
     (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
     assert plan.base["train"]["epochs"] == 6 and load_family("hdr_patch").smoke
@@ -241,13 +241,13 @@ def test_resume_refuses_flags_that_change_the_sweep(capsys, saved_sweep, argv, e
 
 
 def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sweep):
-    args = sweep.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--resume", "--name", "s1",
+    args = sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--resume", "--name", "s1",
                              "--workers-per-trial", "2", "--storage", str(saved_sweep / "results")])
-    plan = sweep.make_plan(args)
+    plan = sweep_flags.make_plan(args)
     assert plan.trials == 4 and plan.resources.workers == 2
     # --smoke-test again without the --epochs that overrode its sizes: the same sweep (the multinode
     # driver-kill test resumes so, and this was refused as "--epochs: train.epochs differs")
-    again = sweep.make_plan(sweep.parse_args(["hdr_patch", "--smoke-test", "--resume", "--name", "s1",
+    again = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--resume", "--name", "s1",
                                               "--storage", str(saved_sweep / "results")]))
     assert again.base["train"]["epochs"] == 6 and again.smoke_test
 
@@ -255,7 +255,7 @@ def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sw
 def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_path):
     from losstune.ray_jobs.results import META_FILE
 
-    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
     (tmp_path / "results" / "full").mkdir(parents=True)
     (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
     code = sweep.main(["--smoke-test", "--resume", "--name", "full", "--storage", str(tmp_path / "results")])
@@ -354,7 +354,7 @@ def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line()
     spaces = load_family("latent_conditioner").spaces
 
     def inert(space, overrides=None):
-        return sweep.inert_weights(family, make_config(family, overrides or {}), sample_points(spaces[space], 32))
+        return sweep_plan.inert_weights(family, make_config(family, overrides or {}), sample_points(spaces[space], 32))
 
     # the default `weights` space samples six weights of four enhancements that are all off
     assert inert("weights").count("loss.weights.") == 6

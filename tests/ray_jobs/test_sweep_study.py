@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from losstune.ray_jobs import plan as sweep_plan, sweep, tuning
+from losstune.ray_jobs import plan as sweep_plan, sweep_flags, tuning
 
 
 def test_orphaned_running_trials_become_fail(tmp_path):
@@ -22,13 +22,13 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
 
     from losstune.ray_jobs.results import META_FILE
 
-    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
     meta = sweep_plan.metadata(plan)
     for key in sweep_plan.LATER_FIELDS:  # a sweep saved before these keys existed
         meta.pop(key)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / META_FILE).write_text(json.dumps(meta))
-    resumed = sweep.make_plan(sweep.parse_args(["--storage", str(tmp_path), "--name", "old", "--resume"]))
+    resumed = sweep_flags.make_plan(sweep_flags.parse_args(["--storage", str(tmp_path), "--name", "old", "--resume"]))
     assert resumed.objectives == [] and resumed.grace_epochs is None
     assert resumed.default_point == plan.default_point and resumed.resume
     assert resumed.startup_trials == 10  # Optuna's default, which sweeps saved before the key ran with
@@ -37,7 +37,7 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
 @pytest.mark.parametrize("argv, startup", [(["--trials", "8"], 2), (["--trials", "32"], 8), (["--trials", "128"], 10),
                                            (["--trials", "4"], 2), (["--trials", "8", "--startup-trials", "5"], 5)])
 def test_tpe_samples_a_quarter_of_the_trials_at_random(tmp_path, argv, startup):
-    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--storage", str(tmp_path), *argv]))
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--storage", str(tmp_path), *argv]))
     assert plan.startup_trials == startup
     assert tuning.make_sampler(plan)._n_startup_trials == startup
 
@@ -49,7 +49,7 @@ def _suggestions(tmp_path, search: str, trials: int = 8) -> list[dict]:
     from losstune.search_spaces import optuna_space
     from losstune.trainables.families import load_family
 
-    plan = sweep.make_plan(sweep.parse_args(["hdr_patch", "--space", "all", "--search", search, "--storage",
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--space", "all", "--search", search, "--storage",
                                              str(tmp_path), "--name", search, "--startup-trials", "3"]))
     space = optuna_space(load_family("hdr_patch").spaces["all"])
     assert callable(space)  # define-by-run: mode A and B sample different caps

@@ -1,0 +1,169 @@
+"""The sweep's command line: its flags, their checks, its exit codes, and the SweepPlan they make,
+all before Ray starts. A bad flag, field or file is a UsageError / ConfigError / DataError with a
+one-line message naming it. Used by ray_jobs/sweep.py and by the benchmarks, which run sweeps
+through the same plan."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
+                                     check_name, check_worker_shares, flag_overrides, verbosity)
+from losstune.ray_jobs.plan import MIN_FREE_MB, SweepPlan, inert_weights, space_choices, startup_trials
+from losstune.ray_jobs.resume import resumed_plan
+from losstune.trainables.config import merge, unflatten
+from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
+from losstune.trainables.loop_config import check_precision
+
+
+EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial
+ended healthy at full length (every one errored, stopped unhealthy or was cut short): no best config;
+2 bad input, refused before Ray starts, nothing written; 3 stopped because --storage ran out of space
+(below --min-free-mb): free space, then --resume --name NAME; 130 interrupted (Ctrl-C): Tune kept its
+state, and --resume --name NAME continues it."""
+EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_STORAGE_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def parse_args(argv=None, description: str = "") -> argparse.Namespace:
+    """The flags, with `given`: the names of those the command line set (a resumed sweep checks
+    them against its saved definition). `description`: the --help text (the sweep's docstring)."""
+    args = make_parser(description).parse_args(argv)
+    quiet = make_parser(description)
+    for action in quiet._actions:  # parsed again with no defaults: only what was given remains
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(quiet.parse_args(argv)))
+    return args
+
+
+def make_parser(description: str = "") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="losstune-sweep", description=description, epilog=EXIT_CODES,
+                                formatter_class=HelpFormatter)
+    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    add_catalogue_flags(p)
+    p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
+    p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
+    p.add_argument("--search", choices=["optuna", "optuna-grouped", "random"], default="optuna",
+                   help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
+                        "optuna-grouped: also those of each branch of a space that branches (e.g. hdr_patch's cap "
+                        "modes) jointly; or Optuna's random sampler (same spaces, same default-first trial)")
+    p.add_argument("--startup-trials", type=int,
+                   help="trials TPE samples at random before it models the results (default: a quarter of "
+                        "--trials, 2 to 10)")
+    p.add_argument("--scheduler", choices=["asha", "none"], default="asha",
+                   help="ASHA stops trials early on the family's scalar objective")
+    p.add_argument("--grace-epochs", type=int,
+                   help="epochs before ASHA's first stop decision (default: a quarter of the epochs); raise it when "
+                        "early epochs rank trials differently from late ones")
+    p.add_argument("--objective", choices=["pareto", "scalar"],
+                   help="pareto (default where the family declares several objectives, e.g. lgt): "
+                        "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
+    p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
+    p.add_argument("--data", help="data file or directory (sets data.path)")
+    p.add_argument("--workers-per-trial", type=int, default=1, help="training workers (DDP ranks) per trial")
+    p.add_argument("--cpus-per-worker", type=float,
+                   help="default 1; on a local Ray 1 - --driver-cpus, so that a trial fills one core")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each trial's driver")
+    p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="failures a trial survives, of its training workers and, apart, of its driver; it resumes "
+                        "from its latest checkpoint (-1: any number)")
+    p.add_argument("--keep-checkpoints", type=int, default=2,
+                   help="checkpoints a trial keeps by the objective, best first, beside its latest")
+    p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
+    p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
+    p.add_argument("--min-free-mb", type=float, default=MIN_FREE_MB,
+                   help="stop the sweep, resumable, when a local --storage has less free space than this")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
+    add_verbosity(p)
+    return p
+
+
+def check_counts(args) -> None:
+    """The flags that count something must be positive, the resource shares not negative."""
+    check_at_least(("--trials", args.trials, 1), ("--epochs", args.epochs, 1), ("--grace-epochs", args.grace_epochs, 1),
+                   ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
+                   ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
+                   ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0),
+                   ("--seed", args.seed, 0))
+    check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
+    check_name("--name", args.name)
+
+
+def base_overrides(family, args) -> dict:
+    """The overrides every trial's config is built from (trials add their sampled point): the
+    preset, the smoke-test sizes, the seed, then the command line's flags, later ones winning."""
+    make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
+    base = dict(family.presets[args.preset]) if args.preset else {}
+    if args.smoke_test:
+        base = merge(base, family.smoke)
+    base = merge(base, {"train": {"seed": args.seed}})
+    return merge(base, flag_overrides(args))
+
+
+def make_plan(args) -> SweepPlan:
+    """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
+    UsageError with a one-line message."""
+    from losstune.trainables.driver import TrialResources
+    from losstune.ray_jobs.storage import absolute, exists
+
+    storage = absolute(args.storage)
+    check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
+    if args.resume:
+        return resumed_plan(args, storage)
+    family = load_family(args.family)
+    space_name = args.space or family.default_space
+    if space_name not in family.spaces:
+        raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(family.spaces)})")
+    if args.objective == "pareto" and not family.objectives:
+        raise UsageError(f"--objective: {args.family} declares a single objective ({family.objective.metric})")
+    pareto = family.objectives if args.objective != "scalar" else ()
+    base = base_overrides(family, args)
+    config = make_config(family, base)
+    check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
+    point = check_space(family, space_name, base, config, args.seed)
+    local = not os.environ.get("RAY_ADDRESS")
+    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
+        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if exists(f"{storage}/{name}"):
+        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
+    return SweepPlan(
+        family=args.family, space=space_name, preset=args.preset, base=base,
+        objective={"metric": family.objective.metric, "mode": family.objective.mode},
+        objectives=[{"metric": o.metric, "mode": o.mode} for o in pareto], default_point=point,
+        epochs=config.train.epochs, trials=args.trials, search=args.search, scheduler=args.scheduler,
+        seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
+        grace_epochs=min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
+        name=name, storage=storage, storage_arg=args.storage,
+        resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
+        verbosity=verbosity(args), min_free_mb=args.min_free_mb)
+
+
+def check_space(family, space_name: str, base: dict, config, seed: int) -> dict:
+    """The space's documented-default point, after checking that every sampled value makes a valid
+    config and every batch size fills a batch of the data; warns about tuned weights of terms that
+    are off."""
+    from losstune.search_spaces import default_point, sample_points
+
+    space = family.spaces[space_name]
+    point = default_point(space, config)
+    points = [point] + sample_points(space, 32, seed)
+    sampled = [make_config(family, merge(base, unflatten(p))) for p in points]
+    check_batches_fit(family.check_data(config), {
+        "the sweep's config": config.train.batch_size,
+        f"--space {space_name} samples it": max([c.train.batch_size for c in sampled] + space_choices(space))})
+    inert = inert_weights(family, config, points)
+    if inert:
+        print(f"sweep: warning: --space {space_name} tunes weights of terms that are off, so their samples change "
+              f"nothing: {inert}", file=sys.stderr)
+    return point

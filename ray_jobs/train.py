@@ -23,9 +23,9 @@ from losstune.data import DataError
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue)
 from losstune.trainables.config import ConfigError, merge, to_dict
-from losstune.trainables.loop_config import check_precision
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.loop_config import check_precision
 
 
 def parse_args(argv=None):

@@ -28,10 +28,10 @@ from torch.utils.data import DataLoader
 from losstune.trainables import faults as test_faults
 from losstune.trainables.checkpoints import report_epoch, restore
 from losstune.trainables.config import ConfigError
-from losstune.trainables.loop_config import check_precision
 from losstune.trainables.epoch_metrics import epoch_metrics, evaluate
 from losstune.trainables.families import make_config
 from losstune.trainables.family_api import Family
+from losstune.trainables.loop_config import check_precision
 from losstune.trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
 from losstune.trainables.optimizer_groups import TrainedGroup, prepare_groups
 from losstune.trainables.timeline import mark, process_started_at

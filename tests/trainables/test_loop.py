@@ -8,9 +8,9 @@ import torch
 from accelerate import Accelerator
 
 from losstune.trainables.config import ConfigError
-from losstune.trainables.loop_config import OptimConfig, TrainConfig
 from losstune.trainables.family_api import FamilyError, OptimizerGroup, resolve
 from losstune.trainables.loop import Run, run_epoch
+from losstune.trainables.loop_config import OptimConfig, TrainConfig
 from losstune.trainables.optimizer_groups import TrainedGroup, check_groups
 from tests.trainables import toy_family
 

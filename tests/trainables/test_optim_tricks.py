@@ -5,9 +5,9 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.families import load_family
 from losstune.trainables.loop import Run, run_epoch
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.lr_schedules import make_lr_schedule
 from losstune.trainables.optimizer_groups import TrainedGroup
 from losstune.trainables.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,

@@ -10,8 +10,8 @@ import torch
 from ray import tune
 from torch.utils.data import TensorDataset
 
-from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.family_api import Objective, Parts
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 
 OBJECTIVE = Objective("val/mse", "min")
 

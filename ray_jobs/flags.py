@@ -87,6 +87,20 @@ def flag_overrides(args) -> dict:
     return overrides
 
 
+def read_config_file(path: str) -> dict:
+    """--config: a JSON object of config sections (a sweep's best_config.json); UsageError naming
+    the flag and file where it cannot be read or is not one. Its keys are checked where the config
+    is built."""
+    try:
+        with open(path) as f:
+            overrides = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"--config: {path}: {err}") from None
+    if not isinstance(overrides, dict):
+        raise UsageError(f"--config: {path} must hold a JSON object of config sections, got {type(overrides).__name__}")
+    return overrides
+
+
 def check_at_least(*checks: tuple[str, float | None, float]) -> None:
     """Each (flag, value, low): a flag that was given must be >= low (shared with ray_jobs/train.py,
     so that a bad count fails here, before Ray starts, and not inside a trial)."""

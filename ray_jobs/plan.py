@@ -47,6 +47,8 @@ class SweepPlan:
     resume: bool = False
     verbosity: int = 1
     min_free_mb: float = MIN_FREE_MB
+    confirm_top: int = 0  # after the sweep, rerun the default and this many best configs ...
+    confirm_seeds: int = 0  # ... at this many new training seeds each (ray_jobs/confirmation.py)
 
     @property
     def experiment(self) -> str:

@@ -8,7 +8,6 @@ a sweep runs). Paths are pyarrow filesystem URIs or local paths.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -18,7 +17,7 @@ import pandas as pd
 import pyarrow.fs
 
 from losstune.ray_jobs.plots import plots
-from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes
+from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes, write_parquet
 from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run
 from losstune.trainables.config import flatten, merge, to_dict, unflatten
 from losstune.trainables.families import load_family, make_config
@@ -176,8 +175,7 @@ def best_config(trials: pd.DataFrame, meta: dict) -> dict | None:
     best = best_trial(trials)
     if best is None:
         return None
-    params = {k[len("config/"):]: _plain(v) for k, v in best.items() if k.startswith("config/") and not _missing(v)}
-    overrides = merge(meta["base"], unflatten(params))
+    overrides = merge(meta["base"], unflatten(trial_point(best)))
     return to_dict(make_config(load_family(meta["family"]), overrides, meta.get("preset", "")))
 
 
@@ -185,10 +183,8 @@ def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, 
     """Write the tables, best config and plots; returns {what: uri}."""
     written = {}
     for name, frame in (("trials", trials), ("history", history)):
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
         written[name] = f"{experiment_uri}/{name}.parquet"
-        write_bytes(written[name], buffer.getvalue())
+        write_parquet(written[name], frame)
     config = best_config(trials, meta)
     if config is not None:
         written["best_config"] = f"{experiment_uri}/best_config.json"
@@ -204,6 +200,11 @@ def error_summary(error) -> str:
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line)]
     return (raised or [line for line in lines if line] or [type(error).__name__])[-1]
+
+
+def trial_point(row) -> dict:
+    """The flat parameters ("optim/lr": 0.01) a trial sampled, from its trials-table row."""
+    return {k[len("config/"):]: _plain(v) for k, v in row.items() if k.startswith("config/") and not _missing(v)}
 
 
 def _plain(value):

@@ -71,4 +71,4 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     return SweepPlan(**definition(meta), name=args.name, storage=storage, storage_arg=args.storage,
                      resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
-                     min_free_mb=args.min_free_mb)
+                     min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds)

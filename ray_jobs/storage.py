@@ -52,3 +52,19 @@ def read_json(uri: str) -> dict:
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:
         return json.loads(f.read().decode())
+
+
+def read_parquet(uri: str):
+    """A Parquet file as a pandas DataFrame."""
+    import pyarrow.parquet
+
+    fs, path = filesystem(uri)
+    return pyarrow.parquet.read_table(path, filesystem=fs).to_pandas()
+
+
+def write_parquet(uri: str, frame) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    write_bytes(uri, buffer.getvalue())

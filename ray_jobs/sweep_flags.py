@@ -11,7 +11,7 @@ import sys
 import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_worker_shares, flag_overrides, verbosity)
+                                     check_name, check_worker_shares, flag_overrides, read_config_file, verbosity)
 from losstune.ray_jobs.plan import MIN_FREE_MB, SweepPlan, inert_weights, space_choices, startup_trials
 from losstune.ray_jobs.resume import resumed_plan
 from losstune.trainables.config import merge, unflatten
@@ -62,9 +62,24 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
                         "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
     p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
+    p.add_argument("--config", help="a JSON config the search starts from, e.g. an earlier sweep's best_config.json "
+                                    "(tune weights on top of the best caps); --set applies on top")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
     p.add_argument("--data", help="data file or directory (sets data.path)")
+    add_run_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
+    p.add_argument("--confirm-top", type=int, default=2,
+                   help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
+                        "new training seeds each, and say whether each beats the default (0: no confirmation)")
+    p.add_argument("--confirm-seeds", type=int, default=3, help="training seeds per confirmed config (at least 2)")
+    add_verbosity(p)
+    return p
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """How the sweep runs: resources, failures, checkpoints, storage (free to change on --resume)."""
     p.add_argument("--workers-per-trial", type=int, default=1, help="training workers (DDP ranks) per trial")
     p.add_argument("--cpus-per-worker", type=float,
                    help="default 1; on a local Ray 1 - --driver-cpus, so that a trial fills one core")
@@ -81,10 +96,6 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--min-free-mb", type=float, default=MIN_FREE_MB,
                    help="stop the sweep, resumable, when a local --storage has less free space than this")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
-    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
-    add_verbosity(p)
-    return p
 
 
 def check_counts(args) -> None:
@@ -93,16 +104,20 @@ def check_counts(args) -> None:
                    ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
                    ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
                    ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0),
-                   ("--seed", args.seed, 0))
+                   ("--seed", args.seed, 0), ("--confirm-top", args.confirm_top, 0),
+                   ("--confirm-seeds", args.confirm_seeds, 2))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
 
 
 def base_overrides(family, args) -> dict:
     """The overrides every trial's config is built from (trials add their sampled point): the
-    preset, the smoke-test sizes, the seed, then the command line's flags, later ones winning."""
+    preset, --config, the smoke-test sizes, the seed, then the command line's flags, later ones
+    winning."""
     make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
     base = dict(family.presets[args.preset]) if args.preset else {}
+    if args.config:
+        base = merge(base, read_config_file(args.config))
     if args.smoke_test:
         base = merge(base, family.smoke)
     base = merge(base, {"train": {"seed": args.seed}})
@@ -118,6 +133,8 @@ def make_plan(args) -> SweepPlan:
     storage = absolute(args.storage)
     check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
+        if args.config:
+            raise UsageError("--config: a resumed sweep keeps the config it was started with")
         return resumed_plan(args, storage)
     family = load_family(args.family)
     space_name = args.space or family.default_space
@@ -146,7 +163,8 @@ def make_plan(args) -> SweepPlan:
         name=name, storage=storage, storage_arg=args.storage,
         resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
-        verbosity=verbosity(args), min_free_mb=args.min_free_mb)
+        verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=args.confirm_top,
+        confirm_seeds=args.confirm_seeds)
 
 
 def check_space(family, space_name: str, base: dict, config, seed: int) -> dict:

@@ -21,7 +21,8 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue)
+                                     check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue,
+                                     read_config_file)
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
@@ -66,16 +67,7 @@ def check_flags(args) -> None:
 
 def overrides_from(args, family) -> dict:
     """--config, then --smoke-test's sizes, then --set / --epochs / --data, later ones winning."""
-    overrides = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                overrides = json.load(f)
-        except (OSError, json.JSONDecodeError) as err:
-            raise UsageError(f"--config: {args.config}: {err}") from None
-        if not isinstance(overrides, dict):
-            raise UsageError(f"--config: {args.config} must hold a JSON object of config sections, got "
-                             f"{type(overrides).__name__}")
+    overrides = read_config_file(args.config) if args.config else {}
     if args.smoke_test:
         overrides = merge(overrides, family.smoke)
     return merge(overrides, flag_overrides(args))

@@ -29,10 +29,10 @@ def test_no_module_imports_the_projects_packages_by_their_bare_names():
     assert not bare
 
 
-def test_the_three_commands_are_installed_console_scripts():
+def test_the_four_commands_are_installed_console_scripts():
     scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("losstune-")}
     assert scripts == {"losstune-sweep": "losstune.ray_jobs.sweep:main", "losstune-train": "losstune.ray_jobs.train:main",
-                       "losstune-analyze": "losstune.ray_jobs.analyze:main"}
+                       "losstune-analyze": "losstune.ray_jobs.analyze:main", "losstune-confirm": "losstune.ray_jobs.confirm:main"}
 
 
 def folder_of_lookalikes(folder: Path) -> Path:
@@ -57,8 +57,8 @@ def test_a_sweep_runs_from_a_folder_with_its_own_data_package(tmp_path):
     folder = folder_of_lookalikes(tmp_path / "project")
     sweep = Path(sys.executable).parent / "losstune-sweep"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    run = subprocess.run([str(sweep), "--smoke-test", "--trials", "1", "--epochs", "1", "--scheduler", "none",
-                          "--storage", "results", "--name", "here", "-q"], cwd=folder, env=env,
+    run = subprocess.run([str(sweep), "--confirm-top", "0", "--smoke-test", "--trials", "1", "--epochs", "1",
+                          "--scheduler", "none", "--storage", "results", "--name", "here", "-q"], cwd=folder, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert (folder / "results" / "here" / "trials.parquet").exists()

@@ -105,10 +105,19 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     wait_until_tune_took_the_last_report()
 
 
-def trainable(family: Family, base: dict, resources: TrialResources, runs_path: str, **kwargs):
-    """`run_trial` bound to one sweep, with the driver's fractional CPU."""
-    bound = ray.tune.with_parameters(run_trial, family=family, base=base, resources=resources,
-                                     runs_path=runs_path, **kwargs)
+def run_listed(config: dict, *, runs: list[dict], **kwargs) -> None:
+    """One of a fixed list of runs (a confirmation's configs at its seeds): `run_trial` on the
+    overrides at the index the trial's config names."""
+    run_trial(runs[config["run"]], **kwargs)
+
+
+def trainable(family: Family, base: dict, resources: TrialResources, runs_path: str, runs: list | None = None,
+              **kwargs):
+    """`run_trial` bound to one sweep, with the driver's fractional CPU; with `runs`, `run_listed`
+    over them (the trial's config is then {"run": index})."""
+    listed = {"runs": runs} if runs is not None else {}
+    bound = ray.tune.with_parameters(run_listed if runs is not None else run_trial, family=family, base=base,
+                                     resources=resources, runs_path=runs_path, **listed, **kwargs)
     return ray.tune.with_resources(bound, resources.driver())
 
 

@@ -20,7 +20,7 @@ def by_trial_and_epoch(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_analyze_rebuilds_what_the_sweep_wrote(local_ray, tmp_path, capsys):
-    assert sweep.main(["hdr_patch", "--smoke-test", "--trials", "2", "--scheduler", "none", "-q",
+    assert sweep.main(["hdr_patch", "--confirm-top", "0", "--smoke-test", "--trials", "2", "--scheduler", "none", "-q",
                        "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "s"]) == 0
     experiment = tmp_path / "s"
     written = {name: (experiment / name).read_bytes() for name in WRITTEN}

@@ -26,7 +26,7 @@ def another_ray(tmp_path):
 
 
 def test_a_sweep_runs_on_its_own_ray_beside_another(another_ray, tmp_path):
-    done = run_shell(f"{sys.executable} -m losstune.ray_jobs.sweep hdr_patch --smoke-test --trials 1 --epochs 1 "
+    done = run_shell(f"{sys.executable} -m losstune.ray_jobs.sweep hdr_patch --confirm-top 0 --smoke-test --trials 1 --epochs 1 "
                      f"--scheduler none --storage {tmp_path} --name beside", timeout=300, RAY_TMPDIR=another_ray)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Started a local Ray instance" in done.stderr + done.stdout

@@ -63,8 +63,9 @@ def wait_for_job_agent(cluster, timeout_s=90):
 
 
 def sweep_cmd(storage, name, *extra):
-    return [sys.executable, "-m", "losstune.ray_jobs.sweep", "hdr_patch", "--smoke-test", "--scheduler", "none",
-            "--set", "health.max_overflow_frac=1.0", "--storage", str(storage), "--name", name, *extra]
+    return [sys.executable, "-m", "losstune.ray_jobs.sweep", "hdr_patch", "--confirm-top", "0", "--smoke-test",
+            "--scheduler", "none", "--set", "health.max_overflow_frac=1.0", "--storage", str(storage), "--name", name,
+            *extra]
 
 
 def env_for(cluster):

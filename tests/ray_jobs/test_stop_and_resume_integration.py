@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def sweep(storage, *extra, name="s1"):
-    return [sys.executable, "-m", "losstune.ray_jobs.sweep", "hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6",
+    return [sys.executable, "-m", "losstune.ray_jobs.sweep", "hdr_patch", "--confirm-top", "0", "--smoke-test",
+            "--trials", "4", "--epochs", "6",
             "--scheduler", "none", "--max-concurrent", "2", "--set", "health.max_overflow_frac=1.0",
             "--storage", str(storage), "--name", name, *extra]
 

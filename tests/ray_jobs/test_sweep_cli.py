@@ -8,6 +8,7 @@ import pytest
 
 from losstune.ray_jobs import cluster, plan as sweep_plan, sweep, sweep_flags
 from losstune.ray_jobs import train as train_job
+from losstune.ray_jobs.flags import UsageError
 from losstune.trainables.families import FAMILIES
 
 
@@ -83,6 +84,9 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--smoke-test", "--set", "train.batch_size=10000"],
      "train.batch_size 10000 (the sweep's config) is larger than the training set"),
     (["lgt", "--smoke-test", "--space", "caps"], "train.batch_size 240 (--space caps samples it) is larger than"),
+    (["hdr_patch", "--confirm-top", "-1"], "--confirm-top: must be >= 0, got -1"),
+    (["hdr_patch", "--confirm-seeds", "1"], "--confirm-seeds: must be >= 2, got 1"),
+    (["hdr_patch", "--config", "/nonexistent/best_config.json"], "--config: /nonexistent/best_config.json: [Errno 2]"),
 ])
 def test_bad_input_exits_2_with_one_line(ray_starts, capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)
@@ -362,3 +366,28 @@ def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line()
     assert "loss.weights.mae" not in robust_on and "loss.weights.spectral" in robust_on
     assert inert("enhancements") == ""  # it samples each weight only with its switch on
     assert inert("schedule") == ""  # no weights at all
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"caps": {"bogus": 1}}', "caps.bogus is not a config key"),
+    ('[1, 2]', "must hold a JSON object of config sections, got list"),
+    ('{"caps": ', "--config: "),
+])
+def test_a_bad_base_config_is_one_line_naming_it(ray_starts, capsys, tmp_path, content, expected):
+    path = tmp_path / "base.json"
+    path.write_text(content)
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--config", str(path))
+    assert code == 2 and expected in err and len(err.splitlines()) == 1
+    assert not ray_starts and not (tmp_path / "results").exists()
+
+
+def test_a_sweep_starts_from_a_base_config_with_set_on_top(tmp_path):
+    # an earlier sweep's best caps as the base; --set on top of it wins
+    path = tmp_path / "best_config.json"
+    path.write_text(json.dumps({"caps": {"mode": "B", "log_delta_scale": 0.5}, "optim": {"lr": 0.01}}))
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--space", "weights", "--config", str(path),
+                                                         "--set", "optim.lr=0.002", "--storage", str(tmp_path)]))
+    assert plan.base["caps"] == {"mode": "B", "log_delta_scale": 0.5} and plan.base["optim"]["lr"] == 0.002
+    with pytest.raises(UsageError, match="--config: a resumed sweep keeps the config it was started with"):
+        sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--config", str(path), "--resume", "--name", "x",
+                                                      "--storage", str(tmp_path)]))

@@ -35,7 +35,8 @@ def study(experiment, name):
 
 def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path, capsys):
     # three trials in two slots: the third runs in a finished trial's driver actor (Tune's reuse)
-    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "3", "--smoke-test", "--scheduler", "none",
+    code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "3", "--smoke-test",
+                       "--scheduler", "none",
                        "--storage", str(tmp_path), "--name", "caps3"])
     out = capsys.readouterr().out
     assert code == 0
@@ -94,7 +95,8 @@ def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local
     inject_faults(nan_at_step=2, when={"train.seed": 2})  # the trial at seed 2 goes NaN at its second step
     # two trials side by side: the default (train.seed 0, set apart from the sampler's --seed 1),
     # then random search's first draw, 2 with sampler seed 1
-    code = sweep.main(["hdr_patch", "--space", "seed_test", "--trials", "2", "--smoke-test", "--scheduler", "none",
+    code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "seed_test", "--trials", "2", "--smoke-test",
+                       "--scheduler", "none",
                        "--search", "random", "--seed", "1", "--set", "train.seed=0", "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "nan"])
     assert code == 0
@@ -117,7 +119,8 @@ def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local
     ("--cpus-per-worker", "64", "--cpus-per-worker: a training worker needs 64 CPU, the largest node has"),
 ])
 def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, flag, value, expected):
-    code = sweep.main(["hdr_patch", flag, value, "--storage", str(tmp_path), "--name", "infeasible"])
+    code = sweep.main(["hdr_patch", "--confirm-top", "0", flag, value, "--storage", str(tmp_path), "--name",
+                       "infeasible"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and expected in err and len(err.splitlines()) == 1
     assert not (tmp_path / "infeasible").exists()
@@ -125,7 +128,8 @@ def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, f
 
 def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_path, capsys, inject_faults):
     inject_faults(crash_at_epoch=2)
-    code = sweep.main(["hdr_patch", "--trials", "1", "--smoke-test", "--scheduler", "none", "--max-failures", "0",
+    code = sweep.main(["hdr_patch", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--scheduler", "none",
+                       "--max-failures", "0",
                        "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "crash"])
     # the sweep finishes and writes its results, but with no healthy trial it is no success
@@ -138,7 +142,8 @@ def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_pa
 
 
 def test_latent_conditioner_two_trial_sweep_over_weights(local_ray, tmp_path):
-    code = sweep.main(["latent_conditioner", "--space", "weights", "--preset", "large_dataset", "--trials", "2",
+    code = sweep.main(["latent_conditioner", "--confirm-top", "0", "--space", "weights", "--preset", "large_dataset",
+                       "--trials", "2",
                        "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "weights2"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "weights2" / "trials.parquet")
@@ -156,7 +161,8 @@ def test_latent_conditioner_two_trial_sweep_over_weights(local_ray, tmp_path):
 
 
 def test_lgt_two_trial_multi_objective_sweep_marks_the_pareto_front(local_ray, tmp_path, capsys):
-    code = sweep.main(["lgt", "--space", "weights", "--trials", "2", "--smoke-test", "--scheduler", "none",
+    code = sweep.main(["lgt", "--confirm-top", "0", "--space", "weights", "--trials", "2", "--smoke-test",
+                       "--scheduler", "none",
                        "--storage", str(tmp_path), "--name", "lgt2"])
     out = capsys.readouterr().out
     assert code == 0
@@ -173,7 +179,8 @@ def test_lgt_two_trial_multi_objective_sweep_marks_the_pareto_front(local_ray, t
 
 
 def test_npt_two_trial_sweep_over_weights(local_ray, tmp_path):
-    code = sweep.main(["npt", "--space", "weights", "--trials", "2", "--smoke-test", "--scheduler", "none",
+    code = sweep.main(["npt", "--confirm-top", "0", "--space", "weights", "--trials", "2", "--smoke-test",
+                       "--scheduler", "none",
                        "--storage", str(tmp_path), "--name", "npt2"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "npt2" / "trials.parquet")
@@ -186,7 +193,8 @@ def test_npt_two_trial_sweep_over_weights(local_ray, tmp_path):
 
 
 def test_medgen_diffusion_two_trial_sweep_over_regularisers_writes_the_seeds_tensorboard_tags(local_ray, tmp_path):
-    code = sweep.main(["medgen_diffusion", "--space", "regularisation", "--trials", "2", "--smoke-test",
+    code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--space", "regularisation", "--trials", "2",
+                       "--smoke-test",
                        "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "med2" / "trials.parquet")
@@ -246,7 +254,8 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     # seed 1 the trials' epoch-1 values, in launch order, are 8.33 (default), 2.64, 4.31, 1.83, 2.03,
     # 9.92. The sixth starts after four trials have ended, so ASHA's rung at epoch 1 holds the
     # default's 8.33 at least; the sixth is worse than every value there and is stopped.
-    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "6", "--smoke-test", "--epochs", "4",
+    code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "6", "--smoke-test",
+                       "--epochs", "4",
                        "--search", "random", "--seed", "1",
                        "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "two_rays"])
     assert code == 0
@@ -307,7 +316,8 @@ def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_p
     killer = threading.Thread(target=kill_first_driver_after_a_checkpoint, daemon=True, args=(
         local_ray.get_runtime_context().gcs_address, tmp_path / "driverloss" / "trainer_runs", killed))
     killer.start()
-    code = sweep.main(["hdr_patch", "--trials", "1", "--smoke-test", "--epochs", "20", "--scheduler", "none",
+    code = sweep.main(["hdr_patch", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--epochs", "20",
+                       "--scheduler", "none",
                        "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "driverloss"])
     killer.join()
     assert killed, "no driver was found to kill"

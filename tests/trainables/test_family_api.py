@@ -103,7 +103,8 @@ def test_the_toy_family_is_listed_and_configured_like_the_others(toy_registered)
 def test_a_sixth_family_sweeps_by_the_contract_alone(local_ray, toy_registered, tmp_path):
     from losstune.ray_jobs import sweep
 
-    code = sweep.main(["toy", "--trials", "2", "--scheduler", "none", "--storage", str(tmp_path), "--name", "toy", "-q"])
+    code = sweep.main(["toy", "--confirm-top", "0", "--trials", "2", "--scheduler", "none", "--storage", str(tmp_path),
+                       "--name", "toy", "-q"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "toy" / "trials.parquet")
     assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()

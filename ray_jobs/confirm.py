@@ -1,0 +1,89 @@
+"""losstune-confirm results/<sweep> --top 3 --seeds 5
+
+Does the sweep's best really beat the documented default? Reruns the default and the sweep's top K
+healthy configs at N new training seeds each (the same seeds for every config), through the
+sweep's own trial function and epochs, and prints per config its mean with a 95% bootstrap
+interval, its difference to the default paired by seed with its interval, the probability that it
+improves on the default, and a verdict. Results: <sweep>/confirm_top<K>_seeds<N>/confirm.parquet.
+On a cluster:
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        losstune-confirm s3://my-bucket/losstune/<sweep> --top 3 --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from losstune.ray_jobs import confirmation
+from losstune.ray_jobs.flags import HelpFormatter, UsageError, add_verbosity, check_at_least, verbosity
+from losstune.ray_jobs.plan import SweepPlan, definition
+from losstune.ray_jobs.results import SweepFolderError, read_meta
+from losstune.ray_jobs.storage import absolute, exists, read_parquet
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="losstune-confirm", description=__doc__, formatter_class=HelpFormatter,
+                                epilog="exit status: 0 the confirmation ran; 2 bad input (not a finished sweep, "
+                                       "fewer healthy trials than --top, --seeds below 2), before Ray starts")
+    p.add_argument("sweep", help="<storage>/<sweep name>, a finished sweep (its trials.parquet)")
+    p.add_argument("--top", type=int, default=3, help="how many of the sweep's best healthy configs to rerun")
+    p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
+    p.add_argument("--max-concurrent", type=int, help="default: as many runs as the cluster fits")
+    p.add_argument("--resume", action="store_true", help="continue this confirmation after an interruption")
+    add_verbosity(p)
+    return p.parse_args(argv)
+
+
+def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
+    """The sweep's plan as saved, to rerun its configs with its resources and epochs."""
+    from losstune.trainables.driver import TrialResources
+
+    storage, name = os.path.dirname(experiment), os.path.basename(experiment)
+    return SweepPlan(**definition(meta), name=name, storage=storage, storage_arg=storage,
+                     resources=TrialResources(**meta["resources"]), max_concurrent=args.max_concurrent,
+                     verbosity=verbosity(args))
+
+
+def prepare(args):
+    """(plan, candidates, seeds), checked before Ray starts."""
+    check_at_least(("--top", args.top, 1), ("--seeds", args.seeds, 2), ("--max-concurrent", args.max_concurrent, 1))
+    experiment = absolute(args.sweep.rstrip("/"))
+    try:
+        meta = read_meta(experiment)
+    except SweepFolderError as err:
+        raise UsageError(f"SWEEP: {err}") from None
+    if not exists(f"{experiment}/trials.parquet"):
+        raise UsageError(f"SWEEP: {experiment} has no trials.parquet yet: let the sweep finish, or run "
+                         "losstune-analyze on it")
+    plan = sweep_plan(experiment, meta, args)
+    chosen = confirmation.candidates(read_parquet(f"{experiment}/trials.parquet"), meta, args.top)
+    folder = f"{experiment}/{confirmation.folder_name(args.top, args.seeds)}"
+    if exists(folder) and not args.resume:
+        raise UsageError(f"--resume: {folder} exists; pass --resume to continue it, or other --top / --seeds")
+    return plan, chosen, confirmation.seeds_for(meta, args.seeds)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        plan, chosen, seeds = prepare(args)
+    except UsageError as err:
+        print(f"confirm: error: {err}", file=sys.stderr)
+        return 2
+    from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+
+    start_ray(plan.verbosity >= 3)
+    plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
+    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time",
+          flush=True)
+    table = confirmation.run(plan, chosen, seeds, resume=args.resume)
+    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""A sweep's own confirmation and losstune-confirm on the same finished sweep, on a real local Ray."""
+
+import pandas as pd
+import pytest
+
+from losstune.ray_jobs import confirm, sweep
+from losstune.ray_jobs.confirmation import CONFIRM_FILE, folder_name
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, tmp_path, capsys):
+    code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "3", "--smoke-test", "--scheduler", "none",
+                       "--set", "health.max_overflow_frac=1.0", "--confirm-top", "1", "--confirm-seeds", "2",
+                       "--storage", str(tmp_path), "--name", "c"])
+    out = capsys.readouterr().out
+    assert code == 0
+    runs = pd.read_parquet(tmp_path / "c" / folder_name(1, 2) / CONFIRM_FILE)
+    # the default and the best, each at seeds 1 and 2 (the sweep trained at train.seed 0)
+    assert sorted(zip(runs["config_id"], runs["seed"])) == [("default", 1), ("default", 2), ("top1", 1), ("top1", 2)]
+    assert (runs["status"] == "COMPLETED").all() and runs["objective"].notna().all()
+    # the same config at two seeds trains two different runs
+    assert runs.loc[runs["config_id"] == "default", "objective"].nunique() == 2
+    trials = pd.read_parquet(tmp_path / "c" / "trials.parquet")
+    assert runs.loc[runs["config_id"] == "top1", "sweep_trial"].iloc[0] == trials.loc[0, "trial_id"]
+    report = out[out.index("confirmation:"):]
+    assert "training seeds 1, 2" in report and "vs default" in report and "P(better)" in report
+    # the command line on the same sweep: a second run of it is refused, --resume reads it back
+    assert confirm.main([str(tmp_path / "c"), "--top", "1", "--seeds", "2"]) == 2
+    capsys.readouterr()
+    assert confirm.main([str(tmp_path / "c"), "--top", "1", "--seeds", "2", "--resume"]) == 0
+    assert "over 2 of 2 seeds" in capsys.readouterr().out

@@ -1,0 +1,115 @@
+"""Which configs a confirmation reruns, at which seeds, and what it concludes from their runs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from losstune.ray_jobs import cluster, confirm, confirmation
+from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.results import META_FILE
+
+META = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/log_l1", "mode": "min"},
+        "objectives": [], "default_point": {"caps/abs_max": 16.0}, "epochs": 4, "trials": 5,
+        "base": {"train": {"seed": 7}}, "preset": "", "search": "optuna", "scheduler": "asha", "seed": 0,
+        "grace_epochs": 1, "startup_trials": 2, "smoke_test": True, "storage": "/x", "name": "s",
+        "resources": {"workers": 1, "cpus_per_worker": 0.9, "gpus_per_worker": 0.0, "driver_cpus": 0.1}}
+
+
+def ranked_trials():
+    """A sweep's trials table as results.tables ranks it: t2 best, the default t1 among them."""
+    return pd.DataFrame({
+        "trial_id": ["t2", "t3", "t1", "t4", "t5"],
+        "status": ["COMPLETED", "COMPLETED", "COMPLETED", "EARLY_STOPPED", "STOPPED"],
+        "is_default": [False, False, True, False, False],
+        "objective": [0.5, 0.6, 0.9, 0.4, 0.1],
+        "config/caps/abs_max": [8.0, 6.0, 16.0, 4.0, 2.0],
+    })
+
+
+def test_candidates_are_the_default_and_the_best_completed_trials():
+    chosen = confirmation.candidates(ranked_trials(), META, 2)
+    assert [(c.config_id, c.trial_id, c.sweep_value) for c in chosen] == [
+        ("default", "t1", 0.9), ("top1", "t2", 0.5), ("top2", "t3", 0.6)]
+    assert chosen[1].point == {"caps/abs_max": 8.0}
+
+
+def test_more_than_the_healthy_trials_is_refused_naming_top():
+    # t4 was stopped by ASHA and t5 unhealthy: two healthy trials besides the default
+    with pytest.raises(UsageError, match="--top: the sweep has 2 healthy finished trial"):
+        confirmation.candidates(ranked_trials(), META, 3)
+
+
+def test_the_seeds_are_new_ones():
+    assert confirmation.seeds_for(META, 3) == [8, 9, 10]  # the sweep trained at train.seed 7
+
+
+def runs_table(rows):
+    return pd.DataFrame(rows, columns=["config_id", "sweep_trial", "seed", "status", "stop_reason", "objective"])
+
+
+def test_summary_pairs_by_seed_and_counts_a_failed_seed_against_its_config():
+    chosen = confirmation.candidates(ranked_trials(), META, 2)
+    table = runs_table([
+        ("default", "t1", 8, "COMPLETED", "", 1.0), ("default", "t1", 9, "COMPLETED", "", 1.0),
+        ("default", "t1", 10, "COMPLETED", "", 1.0),
+        ("top1", "t2", 8, "COMPLETED", "", 0.7), ("top1", "t2", 9, "COMPLETED", "", 0.9),
+        ("top1", "t2", 10, "COMPLETED", "", 0.8),
+        ("top2", "t3", 8, "COMPLETED", "", 0.5), ("top2", "t3", 9, "STOPPED", "overflow", float("nan")),
+        ("top2", "t3", 10, "COMPLETED", "", 0.5)])
+    summary = confirmation.summary(table, chosen, "min").set_index("config_id")
+    # top1: differences -0.3, -0.1, -0.2 (test_confirm_stats works them out)
+    assert summary.loc["top1", "diff"] == pytest.approx(-0.2)
+    assert summary.loc["top1", "verdict"] == "beats the documented default at 95%"
+    # top2 is better at both seeds where it finished, but failed health at seed 9: not confirmed
+    assert summary.loc["top2", "failed"] == 1 and summary.loc["top2", "pairs"] == 2
+    assert summary.loc["top2", "verdict"] == "failed at 1 of 3 seeds (overflow): not confirmed"
+    text = confirmation.report(summary.reset_index(), confirm.sweep_plan("/x/s", META, confirm.parse_args(["/x/s"])),
+                               [8, 9, 10])
+    assert "training seeds 8, 9, 10" in text and "beats the documented default at 95%" in text
+    assert "over 2 of 3 seeds" in text
+
+
+@pytest.fixture
+def finished_sweep(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / META_FILE).write_text(json.dumps(META))
+    ranked_trials().to_parquet(folder / "trials.parquet")
+    return folder
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a refused confirmation reached Ray's start")
+
+    monkeypatch.setattr(cluster, "start_ray", refuse)
+    monkeypatch.setattr(cluster, "start_local_ray", refuse)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seeds", "1"], "--seeds: must be >= 2, got 1"),
+    (["--top", "3"], "--top: the sweep has 2 healthy finished trial(s) besides the default, fewer than --top 3"),
+    (["--top", "0"], "--top: must be >= 1, got 0"),
+])
+def test_bad_flags_are_one_line_before_ray_starts(capsys, no_ray, finished_sweep, argv, expected):
+    assert confirm.main([str(finished_sweep), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"confirm: error: {expected}"
+    assert not any(p.name.startswith("confirm_") for p in finished_sweep.iterdir())
+
+
+def test_a_folder_that_is_not_a_finished_sweep_is_refused(capsys, no_ray, tmp_path, finished_sweep):
+    assert confirm.main([str(tmp_path)]) == 2
+    assert f"SWEEP: {tmp_path}: not a losstune sweep (no {META_FILE})" in capsys.readouterr().err
+    (finished_sweep / "trials.parquet").unlink()
+    assert confirm.main([str(finished_sweep)]) == 2
+    assert "has no trials.parquet yet" in capsys.readouterr().err
+
+
+def test_an_existing_confirmation_is_continued_only_with_resume(capsys, no_ray, finished_sweep):
+    (finished_sweep / confirmation.folder_name(1, 2)).mkdir()
+    assert confirm.main([str(finished_sweep), "--top", "1", "--seeds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("confirm: error: --resume: ") and "exists; pass --resume to continue it" in err

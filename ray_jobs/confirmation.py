@@ -80,6 +80,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     """Run the confirmation (Ray already started, `plan` fitted to the cluster); returns the
     per-run table, also written to CONFIRM_FILE."""
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from losstune.trainables.driver import trainable
     from losstune.trainables.families import load_family
@@ -93,11 +94,13 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     if resume and exists(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
     else:
-        tuner = tune.Tuner(fn, param_space={"run": tune.grid_search(list(range(len(runs))))},
-                           tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent),
-                           run_config=tune.RunConfig(name=name, storage_path=plan.experiment,
-                                                     verbose=1 if plan.verbosity >= 2 else 0,
-                                                     failure_config=tune.FailureConfig(max_failures=plan.max_failures)))
+        # no scheduler stops a run, so a finished run's driver actor can start the next (reuse_actors);
+        # Tune's JSON and CSV records as in a sweep, where its final results are read back from
+        run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=1 if plan.verbosity >= 2 else 0,
+                                    callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+                                    failure_config=tune.FailureConfig(max_failures=plan.max_failures))
+        tuner = tune.Tuner(fn, param_space={"run": tune.grid_search(list(range(len(runs))))}, run_config=run_config,
+                           tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True))
     table = runs_table(tuner.fit(), runs, plan)
     write_parquet(f"{experiment}/{CONFIRM_FILE}", table)
     return table

@@ -29,13 +29,17 @@ from losstune.trainables.config import ConfigError
 def run(plan: SweepPlan) -> int:
     from losstune.ray_jobs import report, results, storage
     from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.provenance import data_paths, provenance
     from losstune.ray_jobs.tuning import (STUDY_FILE, CtrlC, DiskGuard, build_tuner, fail_orphaned_trials,
                                          study_journal)
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)
     meta = metadata(plan)
-    if not plan.resume:
+    if plan.resume:
+        meta["provenance"] = results.read_meta(plan.experiment).get("provenance", {})
+    else:
+        meta["provenance"] = provenance(sys.argv, data_paths(plan.base))
         storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
     print(f"sweep {plan.name}: {plan.trials} trials of {plan.family} over '{plan.space}', "
           f"{plan.max_concurrent} at a time, results in {plan.experiment}", flush=True)

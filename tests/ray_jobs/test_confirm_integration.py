@@ -1,10 +1,13 @@
 """A sweep's own confirmation and losstune-confirm on the same finished sweep, on a real local Ray."""
 
+import json
+
 import pandas as pd
 import pytest
 
 from losstune.ray_jobs import confirm, sweep
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, folder_name
+from losstune.ray_jobs.results import META_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +25,9 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     # the same config at two seeds trains two different runs
     assert runs.loc[runs["config_id"] == "default", "objective"].nunique() == 2
     trials = pd.read_parquet(tmp_path / "c" / "trials.parquet")
+    # where the numbers come from, saved with the sweep and printed in its report
+    saved = json.loads((tmp_path / "c" / META_FILE).read_text())["provenance"]
+    assert saved["data"] == "synthetic" and saved["packages"]["ray"] == "2.60.0" and "provenance: commit" in out
     assert runs.loc[runs["config_id"] == "top1", "sweep_trial"].iloc[0] == trials.loc[0, "trial_id"]
     report = out[out.index("confirmation:"):]
     assert "training seeds 1, 2" in report and "vs default" in report and "P(better)" in report

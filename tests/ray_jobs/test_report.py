@@ -37,3 +37,12 @@ def test_report_compares_the_best_with_the_default_only_when_the_default_finishe
     text = report(errored, meta, {})
     assert "the documented default did not finish (ERROR: ActorUnavailableError: the node died)" in text
     assert "change +" not in text and "change -" not in text
+
+
+def test_the_report_says_where_its_numbers_come_from():
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"},
+            "provenance": {"git": {"commit": "0123456789abcdef", "dirty": True}, "python": "3.11.7",
+                           "packages": {"torch": "2.13.0"}, "machine": {"cpus": 2, "gpus": []}, "data": "synthetic"}}
+    line = [line for line in report(trials_table(), meta, {}).splitlines() if line.startswith("provenance:")]
+    assert line == ["provenance: commit 0123456789 (with uncommitted changes); Python 3.11.7, torch 2.13.0; 2 CPUs, "
+                    "no GPU; data: synthetic"]

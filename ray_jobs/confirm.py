@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time",
           flush=True)
     table = confirmation.run(plan, chosen, seeds, resume=args.resume)
-    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds))
+    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds, table))
     return 0
 
 

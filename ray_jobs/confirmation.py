@@ -11,6 +11,7 @@ confirm.parquet there (one row per config and seed) and returns the per-config s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import pandas as pd
 from losstune.ray_jobs import confirm_stats
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
-from losstune.ray_jobs.results import trial_point, trial_status
+from losstune.ray_jobs.results import cost_line, trial_point, trial_status, with_cost
 from losstune.ray_jobs.storage import exists, write_parquet
 from losstune.trainables.config import merge, unflatten
 
@@ -116,10 +117,11 @@ def runs_table(grid, runs: list[tuple[Candidate, int]], plan: SweepPlan) -> pd.D
         rows.append({"config_id": candidate.config_id, "sweep_trial": candidate.trial_id, "seed": seed,
                      "status": trial_status(metrics, result.error, plan.epochs),
                      "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),
-                     "objective": metrics.get(metric, math.nan),
+                     "objective": metrics.get(metric, math.nan), "epochs_done": int(metrics.get("epoch", 0)),
+                     "wall_s": metrics.get("time_total_s", math.nan),
                      **{f"final/{k}": v for k, v in metrics.items() if k.startswith("val/")}})
     order = {config_id: k for k, config_id in enumerate(dict.fromkeys(c.config_id for c, _ in runs))}
-    table = pd.DataFrame(rows)
+    table = with_cost(pd.DataFrame(rows), dataclasses.asdict(plan.resources))
     return table.sort_values(["config_id", "seed"], key=lambda column: column.map(order) if column.name == "config_id"
                              else column).reset_index(drop=True)
 
@@ -150,7 +152,7 @@ def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int]) -> str:
+def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd.DataFrame | None = None) -> str:
     """The printed confirmation: a line per config, its verdict, and how well the sweep ranked them."""
     metric, mode = plan.objective["metric"], plan.objective["mode"]
     better = "lower" if mode == "min" else "higher"
@@ -171,4 +173,6 @@ def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int]) -> str:
     if not math.isnan(agreement):
         lines.append(f"  rank agreement of the sweep's order with the confirmed means (Spearman, {len(tops)} configs): "
                      f"{agreement:.2f}")
+    if table is not None and "cpu_s" in table:
+        lines.append("  " + cost_line(table, "runs"))
     return "\n".join(lines)

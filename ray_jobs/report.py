@@ -9,7 +9,7 @@ import pandas as pd
 
 from losstune.ray_jobs import provenance
 from losstune.ray_jobs.plots import better
-from losstune.ray_jobs.results import best_trial
+from losstune.ray_jobs.results import best_trial, cost_line
 
 def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
     """The printed summary: the top trials against the documented default."""
@@ -43,6 +43,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
         front = trials.loc[trials["pareto"], columns]
         lines.append(f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):")
         lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
+    if "cpu_s" in trials:
+        lines.append(cost_line(trials, "trials"))
     if meta.get("provenance"):
         lines.append(provenance.summary(meta["provenance"]))
     lines += [f"{name}: {uri}" for name, uri in written.items()]

@@ -119,7 +119,30 @@ def tables(result_grid, meta: dict, experiment: str = ""):
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     if meta.get("objectives") and len(trials):
         trials["pareto"] = pareto_front(trials, meta["objectives"])
+    if meta.get("resources") and len(trials):
+        trials = with_cost(trials, meta["resources"])
     return trials, history
+
+
+def held(resources: dict) -> tuple[float, float]:
+    """(CPUs, GPUs) one trial holds: its training workers' and its driver's (on the head's custom
+    resource where the cluster offers one, which holds no CPU)."""
+    driver = 0.0 if resources.get("driver_resource") else resources["driver_cpus"]
+    workers = resources["workers"]
+    return workers * resources["cpus_per_worker"] + driver, workers * resources["gpus_per_worker"]
+
+
+def with_cost(trials: pd.DataFrame, resources: dict) -> pd.DataFrame:
+    """Each trial's CPU- and GPU-seconds held: what it holds times its wall time."""
+    cpus, gpus = held(resources)
+    return trials.assign(cpu_s=trials["wall_s"] * cpus, gpu_s=trials["wall_s"] * gpus)
+
+
+def cost_line(table: pd.DataFrame, what: str) -> str:
+    """The report's line of what a table of trials or runs cost in all."""
+    cpu_h, gpu_h = table["cpu_s"].sum() / 3600, table["gpu_s"].sum() / 3600
+    return (f"cost: {len(table)} {what}, {int(table['epochs_done'].sum())} epochs, {cpu_h:.2f} CPU-hours and "
+            f"{gpu_h:.2f} GPU-hours held (resources x wall time)")
 
 
 RANK_TIERS = {"COMPLETED": 0, "EARLY_STOPPED": 1}  # every other status ranks after these, unranked

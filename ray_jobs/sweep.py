@@ -91,7 +91,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> None:
     print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time "
           f"(--confirm-top 0 skips this)", flush=True)
     table = confirmation.run(plan, chosen, seeds, resume=plan.resume)
-    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds))
+    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds, table))
     print(f"confirmation wall time: {time.time() - started:.0f} s")
 
 

@@ -28,6 +28,8 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     # where the numbers come from, saved with the sweep and printed in its report
     saved = json.loads((tmp_path / "c" / META_FILE).read_text())["provenance"]
     assert saved["data"] == "synthetic" and saved["packages"]["ray"] == "2.60.0" and "provenance: commit" in out
+    # and what it cost: each trial's resources times its wall time, summed in the report
+    assert (trials["cpu_s"] > 0).all() and "cost: 3 trials" in out and "cost: 4 runs, 8 epochs" in out
     assert runs.loc[runs["config_id"] == "top1", "sweep_trial"].iloc[0] == trials.loc[0, "trial_id"]
     report = out[out.index("confirmation:"):]
     assert "training seeds 1, 2" in report and "vs default" in report and "P(better)" in report

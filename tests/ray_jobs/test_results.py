@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from losstune.ray_jobs.results import best_checkpoint_path, pareto_front, ranked
 
@@ -47,3 +48,17 @@ def test_best_checkpoint_is_the_best_scored_epoch_that_wrote_one():
     assert best_checkpoint_path(history, "min") == "/c3"
     assert best_checkpoint_path(history, "max") == "/c1"
     assert best_checkpoint_path(history.drop(columns="checkpoint_score"), "min") == ""  # an older sweep
+
+
+def test_cost_is_what_a_trial_holds_times_its_wall_time():
+    from losstune.ray_jobs.results import cost_line, held, with_cost
+
+    resources = {"workers": 2, "cpus_per_worker": 0.9, "gpus_per_worker": 0.25, "driver_cpus": 0.1}
+    # 2 x 0.9 CPUs for the workers + 0.1 for the driver; 2 x 0.25 GPUs
+    assert held(resources) == (pytest.approx(1.9), 0.5)
+    assert held(resources | {"driver_resource": "losstune_driver"}) == (pytest.approx(1.8), 0.5)  # driver on the head
+    trials = with_cost(pd.DataFrame({"wall_s": [100.0, 80.0], "epochs_done": [10, 4]}), resources)
+    assert trials["cpu_s"].tolist() == pytest.approx([190.0, 152.0]) and trials["gpu_s"].tolist() == [50.0, 40.0]
+    # (190 + 152) / 3600 = 0.095 CPU-hours; (50 + 40) / 3600 = 0.025 GPU-hours
+    assert cost_line(trials, "trials") == ("cost: 2 trials, 14 epochs, 0.10 CPU-hours and 0.03 GPU-hours held "
+                                           "(resources x wall time)")

@@ -3,6 +3,7 @@ the same way."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -63,8 +64,6 @@ def read_parquet(uri: str):
 
 
 def write_parquet(uri: str, frame) -> None:
-    import io
-
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     write_bytes(uri, buffer.getvalue())

@@ -68,6 +68,9 @@ def prepare(args):
 
 
 def main(argv=None) -> int:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of importance
     args = parse_args(argv)
     try:
         plan, chosen, seeds = prepare(args)
@@ -75,13 +78,15 @@ def main(argv=None) -> int:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
     from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.report_html import write_report_html
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
     print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time",
           flush=True)
     table = confirmation.run(plan, chosen, seeds, resume=args.resume)
-    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds, table))
+    print(confirmation.conclude(plan, chosen, seeds, table))
+    print(f"report: {write_report_html(plan.experiment)}")
     return 0
 
 

@@ -21,10 +21,12 @@ from losstune.ray_jobs import confirm_stats
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.ray_jobs.results import cost_line, trial_point, trial_status, with_cost
-from losstune.ray_jobs.storage import exists, write_parquet
+from losstune.ray_jobs.storage import exists, write_bytes, write_parquet
 from losstune.trainables.config import merge, unflatten
 
 CONFIRM_FILE = "confirm.parquet"
+SUMMARY_FILE = "confirm_summary.parquet"  # per config: mean, CI, paired difference, verdict
+REPORT_FILE = "confirmation.txt"  # the printed confirmation, for report.html
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,17 @@ def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str) -> pd.DataF
                 row["verdict"] = f"failed at {len(failed)} of {len(ran)} seeds ({reasons}): not confirmed"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], table: pd.DataFrame) -> str:
+    """The summary and the printed confirmation of a finished run, written beside its
+    confirm.parquet; returns the printed text."""
+    confirmed = summary(table, chosen, plan.objective["mode"])
+    text = report(confirmed, plan, seeds, table)
+    folder = f"{plan.experiment}/{folder_name(len(chosen) - 1, len(seeds))}"
+    write_parquet(f"{folder}/{SUMMARY_FILE}", confirmed)
+    write_bytes(f"{folder}/{REPORT_FILE}", text.encode())
+    return text
 
 
 def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd.DataFrame | None = None) -> str:

@@ -10,10 +10,11 @@ from typing import Any
 
 # The fields that define a sweep (saved by `metadata`; --resume refuses a different value)
 DEFINITION = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test")
+              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test", "enqueued", "warm_start")
 
 # Definition fields added after the first sweeps were saved, and the value those ran with (None: unknown)
-LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None}
+LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None, "enqueued": [],
+                "warm_start": None}
 
 MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
 
@@ -40,6 +41,11 @@ class SweepPlan:
     name: str
     storage: str  # absolute path or URI
     resources: Any  # trainables.driver.TrialResources
+    # what defines the sweep, continued: the fields with a default
+    enqueued: list = dataclasses.field(default_factory=list)  # --enqueue: points run after the default
+    warm_start: dict | None = None  # --warm-start: {"sweep", "used", "completed"}: its trials given to Optuna
+    # how this run executes it, continued
+    priors: list = dataclasses.field(default_factory=list)  # the warm start's trials, for a fresh study only
     storage_arg: str = ""  # --storage as given, for messages and the cluster check
     max_concurrent: int | None = None  # None: as many as the cluster fits (cluster.fit_to_cluster)
     max_failures: int = 1

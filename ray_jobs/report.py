@@ -7,9 +7,10 @@ import math
 
 import pandas as pd
 
-from losstune.ray_jobs import provenance
+from losstune.ray_jobs import provenance, study
 from losstune.ray_jobs.plots import better
 from losstune.ray_jobs.results import best_trial, cost_line
+from losstune.ray_jobs.storage import read_parquet
 
 def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
     """The printed summary: the top trials against the documented default."""
@@ -45,6 +46,15 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
         lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
     if "cpu_s" in trials:
         lines.append(cost_line(trials, "trials"))
+    if meta.get("enqueued"):
+        lines.append(f"enqueued: {len(meta['enqueued'])} hand-picked configs ran after the default (column "
+                     "is_enqueued)")
+    if meta.get("warm_start"):
+        warm = meta["warm_start"]
+        lines.append(f"warm start: {warm['used']} of the {warm['completed']} completed trials of {warm['sweep']} fit "
+                     "this space and were given to Optuna as prior trials")
+    if "importance" in written:
+        lines.append(study.summary(read_parquet(written["importance"])))
     if meta.get("provenance"):
         lines.append(provenance.summary(meta["provenance"]))
     lines += [f"{name}: {uri}" for name, uri in written.items()]

@@ -18,6 +18,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.plots import plots
 from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes, write_parquet
+from losstune.ray_jobs.study_plots import study_files
 from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run
 from losstune.trainables.config import flatten, merge, to_dict, unflatten
 from losstune.trainables.families import load_family, make_config
@@ -96,6 +97,7 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             "trial_id": trial_id,
             "trial_index": launch_index(result.path, trial_id),
             "is_default": params == default,
+            "is_enqueued": any(all(params.get(k) == v for k, v in point.items()) for point in meta.get("enqueued", [])),
             "status": trial_status(metrics, result.error, meta["epochs"]),
             "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),
             "epochs_done": int(metrics.get("epoch", 0)),
@@ -203,7 +205,8 @@ def best_config(trials: pd.DataFrame, meta: dict) -> dict | None:
 
 
 def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict:
-    """Write the tables, best config and plots; returns {what: uri}."""
+    """Write the tables, best config, plots, the study's importance and Optuna's plots; returns
+    {what: uri}."""
     written = {}
     for name, frame in (("trials", trials), ("history", history)):
         written[name] = f"{experiment_uri}/{name}.parquet"
@@ -215,7 +218,7 @@ def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, 
     for name, png in plots(trials, history, meta).items():
         written[name] = f"{experiment_uri}/{name}.png"
         write_bytes(written[name], png)
-    return written
+    return written | study_files(experiment_uri, meta)
 
 
 def error_summary(error) -> str:

@@ -30,6 +30,7 @@ def run(plan: SweepPlan) -> int:
     from losstune.ray_jobs import report, results, storage
     from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
     from losstune.ray_jobs.provenance import data_paths, provenance
+    from losstune.ray_jobs.report_html import write_report_html
     from losstune.ray_jobs.tuning import (STUDY_FILE, CtrlC, DiskGuard, build_tuner, fail_orphaned_trials,
                                          study_journal)
 
@@ -60,19 +61,21 @@ def run(plan: SweepPlan) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     fail_orphaned_trials(plan.storage, plan.name)
-    trials, history = results.tables(grid, meta, plan.experiment)
-    written = results.write_all(plan.experiment, trials, history, meta)
-    if "://" in plan.storage:
+    if "://" in plan.storage:  # the study's journal beside the results, which read it
         with open(study_journal(plan.storage, plan.name), "rb") as f:
             storage.write_bytes(f"{plan.experiment}/{STUDY_FILE}", f.read())
+    trials, history = results.tables(grid, meta, plan.experiment)
+    written = results.write_all(plan.experiment, trials, history, meta)
     print(report.report(trials, meta, written))
     print(f"sweep wall time: {time.time() - started:.0f} s")
     if results.best_trial(trials) is None:
+        print(f"report: {write_report_html(plan.experiment)}")
         print(f"sweep: {plan.name}: no healthy finished trial (every trial errored, stopped unhealthy or was cut "
               f"short); exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
         return EXIT_NO_HEALTHY_TRIAL
     if plan.confirm_top:
         confirm_best(plan, trials, meta)
+    print(f"report: {write_report_html(plan.experiment)}")
     return EXIT_OK
 
 
@@ -91,7 +94,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> None:
     print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time "
           f"(--confirm-top 0 skips this)", flush=True)
     table = confirmation.run(plan, chosen, seeds, resume=plan.resume)
-    print(confirmation.report(confirmation.summary(table, chosen, plan.objective["mode"]), plan, seeds, table))
+    print(confirmation.conclude(plan, chosen, seeds, table))
     print(f"confirmation wall time: {time.time() - started:.0f} s")
 
 

@@ -13,8 +13,10 @@ import time
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_worker_shares, flag_overrides, read_config_file, verbosity)
 from losstune.ray_jobs.plan import MIN_FREE_MB, SweepPlan, inert_weights, space_choices, startup_trials
+from losstune.ray_jobs.prior_points import read_enqueued, read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
-from losstune.trainables.config import merge, unflatten
+from losstune.ray_jobs.storage import absolute
+from losstune.trainables.config import ConfigError, merge, unflatten
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.loop_config import check_precision
 
@@ -64,6 +66,12 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
     p.add_argument("--config", help="a JSON config the search starts from, e.g. an earlier sweep's best_config.json "
                                     "(tune weights on top of the best caps); --set applies on top")
+    p.add_argument("--enqueue", metavar="FILE",
+                   help="a JSON list of hand-picked points of the space, run first, after the documented default, "
+                        'e.g. [{"caps/mode": "B", "caps/log_delta_scale": 0.5}]')
+    p.add_argument("--warm-start", metavar="SWEEP",
+                   help="an earlier sweep of the family (its folder): its completed trials that fit this space are "
+                        "given to Optuna as prior trials, so the search starts from what it found")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
     p.add_argument("--data", help="data file or directory (sets data.path)")
@@ -128,13 +136,14 @@ def make_plan(args) -> SweepPlan:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
     from losstune.trainables.driver import TrialResources
-    from losstune.ray_jobs.storage import absolute, exists
+    from losstune.ray_jobs.storage import exists
 
     storage = absolute(args.storage)
     check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
-        if args.config:
-            raise UsageError("--config: a resumed sweep keeps the config it was started with")
+        for flag, given in (("--config", args.config), ("--enqueue", args.enqueue), ("--warm-start", args.warm_start)):
+            if given:
+                raise UsageError(f"{flag}: a resumed sweep keeps what it was started with")
         return resumed_plan(args, storage)
     family = load_family(args.family)
     space_name = args.space or family.default_space
@@ -147,6 +156,14 @@ def make_plan(args) -> SweepPlan:
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     point = check_space(family, space_name, base, config, args.seed)
+    pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
+    objective = {"metric": family.objective.metric, "mode": family.objective.mode}
+    enqueued = check_enqueued(family, space_name, base, args)
+    priors, warm_start = [], None
+    if args.warm_start:
+        here = {"family": args.family, "objective": objective, "objectives": pareto_list}
+        priors, completed = read_warm_start(args.warm_start, here, family.spaces[space_name])
+        warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors), "completed": completed}
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
         max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
@@ -154,9 +171,8 @@ def make_plan(args) -> SweepPlan:
     if exists(f"{storage}/{name}"):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
     return SweepPlan(
-        family=args.family, space=space_name, preset=args.preset, base=base,
-        objective={"metric": family.objective.metric, "mode": family.objective.mode},
-        objectives=[{"metric": o.metric, "mode": o.mode} for o in pareto], default_point=point,
+        family=args.family, space=space_name, preset=args.preset, base=base, objective=objective,
+        objectives=pareto_list, default_point=point, enqueued=enqueued, warm_start=warm_start, priors=priors,
         epochs=config.train.epochs, trials=args.trials, search=args.search, scheduler=args.scheduler,
         seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
         grace_epochs=min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
@@ -165,6 +181,23 @@ def make_plan(args) -> SweepPlan:
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=args.confirm_top,
         confirm_seeds=args.confirm_seeds)
+
+
+def check_enqueued(family, space_name: str, base: dict, args) -> list[dict]:
+    """--enqueue's points, each checked against the space and as a whole config; with the default
+    they must fit in --trials."""
+    if not args.enqueue:
+        return []
+    points = read_enqueued(args.enqueue, family.spaces[space_name], space_name)
+    for number, point in enumerate(points, 1):
+        try:
+            make_config(family, merge(base, unflatten(point)))
+        except ConfigError as err:
+            raise UsageError(f"--enqueue: {args.enqueue} config {number}: {err}") from None
+    if len(points) + 1 > args.trials:
+        raise UsageError(f"--enqueue: {len(points)} configs and the documented default are more than --trials "
+                         f"{args.trials}")
+    return points
 
 
 def check_space(family, space_name: str, base: dict, config, seed: int) -> dict:

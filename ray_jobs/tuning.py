@@ -8,17 +8,17 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 
+import optuna
 import ray.tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
 from losstune.ray_jobs.plan import SweepPlan
+from losstune.ray_jobs.study import STUDY_FILE
 from losstune.trainables.families import load_family
-
-
-STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
@@ -56,7 +56,8 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     searched_mode = [o["mode"] for o in many] if many else mode
     searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
                                        sampler=make_sampler(plan), full_length=plan.epochs,
-                                       points_to_evaluate=[plan.default_point],
+                                       points_to_evaluate=[plan.default_point, *plan.enqueued],
+                                       priors=plan.priors, prior_space=space,
                                        study_name=plan.name, storage=study_storage(plan.storage, plan.name))
     scheduler = None
     if plan.scheduler == "asha":
@@ -171,9 +172,26 @@ class HealthAwareOptunaSearch(OptunaSearch):
     (Multi-objective studies take no intermediate values; there the stopped trial stays COMPLETE.)
     """
 
-    def __init__(self, *args, full_length: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, full_length: int | None = None, priors: list = (), prior_space=None, **kwargs):
         self.full_length = full_length
+        self.priors, self.prior_space = list(priors), prior_space  # before Ray's __init__ sets the study up
+        super().__init__(*args, **kwargs)
+
+    def _setup_study(self, mode):
+        """Ray's study, with the objectives' names (Optuna's plots and optuna-dashboard read them)
+        and, on a fresh study, the warm start's prior trials."""
+        super()._setup_study(mode)
+        study = self._ot_study
+        if study.metric_names is None:
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what its plots read
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self._metric if isinstance(self._metric, list) else [self._metric])
+        if self.priors and not study.user_attrs.get("warm_start_trials"):
+            from losstune.ray_jobs.prior_points import add_prior_trials
+            from losstune.search_spaces import space_distributions
+
+            add_prior_trials(study, self.priors, space_distributions(self.prior_space)[0])
+            study.set_user_attr("warm_start_trials", len(self.priors))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         result = result or {}

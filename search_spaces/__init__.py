@@ -50,15 +50,38 @@ def default_point(space: dict | Callable, config) -> dict:
 
 def sample_points(space: dict | Callable, count: int, seed: int = 0) -> list[dict]:
     """Random points of a space (for validating spaces before a sweep and in tests)."""
+    return [dict(trial.params) for trial in random_trials(space, count, seed)]
+
+
+def random_trials(space: dict | Callable, count: int, seed: int = 0):
+    """`count` finished trials of the space, sampled at random in a study of their own."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    points = []
     for _ in range(count):
         trial = study.ask() if callable(space) else study.ask(fixed_distributions=optuna_space(space))
         if callable(space):
             space(trial)
-        points.append(dict(trial.params))
         study.tell(trial, 0.0)
-    return points
+    return study.trials
+
+
+def space_distributions(space: dict | Callable, count: int = 256, seed: int = 0) -> tuple[dict, set]:
+    """({name: optuna distribution}, {frozenset of the names one point has}) over `count` random points:
+    what a point of the space may hold, for checking hand-picked or earlier sweeps' points against it."""
+    distributions, shapes = {}, set()
+    for trial in random_trials(space, count, seed):
+        distributions.update(trial.distributions)
+        shapes.add(frozenset(trial.params))
+    return distributions, shapes
+
+
+def outside(distribution, value) -> str:
+    """Why `value` is not a value of the Optuna `distribution` ("" where it is)."""
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return "" if value in distribution.choices else f"not one of {list(distribution.choices)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"not a number between {distribution.low} and {distribution.high}"
+    return "" if distribution.low <= value <= distribution.high else (
+        f"outside [{distribution.low}, {distribution.high}]")
 
 
 class _DefaultTrial:

@@ -18,7 +18,7 @@ from ray.train.torch import TorchTrainer
 from ray.train.v2.api.callback import UserCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from losstune.trainables.config import merge
+from losstune.trainables.config import flatten, merge
 from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
 from losstune.trainables.ray_workarounds import (NoRestartWithoutDriver, poll_train_workers_often,
                                                  wait_until_tune_took_the_last_report)
@@ -94,7 +94,8 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
     # TensorBoard first: once TuneReportCallback has handed Tune a report, ASHA may stop the trial
     # and kill this controller, and an epoch written after that would be lost
-    callbacks = [TensorBoardCallback(context.get_trial_dir(), family.tags), TuneReportCallback(),
+    hparams = TensorBoardCallback.hparams_of(config, family.tags.get(family.objective.metric, family.objective.metric))
+    callbacks = [TensorBoardCallback(context.get_trial_dir(), family.tags, hparams), TuneReportCallback(),
                  NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
                  *controller_marks(context.get_trial_id())]
     # the same name on a restarted trial: Train resumes from the run's latest checkpoint
@@ -132,10 +133,23 @@ class TensorBoardCallback(UserCallback):
     and one was empty. tensorboardX's EventsWriter is the same file format written in this thread.
     """
 
-    def __init__(self, logdir: str, tags: Mapping[str, str]):
+    def __init__(self, logdir: str, tags: Mapping[str, str], hparams: tuple = ()):
         self.logdir = logdir
         self.tags = dict(tags)
+        self.hparams = hparams  # TensorBoard HParams summaries, written before the first epoch
         self._events = None
+
+    @staticmethod
+    def hparams_of(config: dict, objective_tag: str) -> tuple:
+        """The HParams plugin's experiment and session-start summaries of a trial: its sampled config
+        (flat names) and the objective's scalar tag, whose epochs TensorBoard reads as the metric, so
+        that its HParams table and parallel-coordinates view compare the trials."""
+        from tensorboardX.summary import hparams
+
+        flat = {name: value if isinstance(value, (bool, int, float, str)) else str(value)
+                for name, value in flatten(config).items()}
+        experiment, session_start, _ = hparams(flat, {objective_tag: 0.0})
+        return experiment, session_start
 
     def after_report(self, run_context, metrics, checkpoint):
         from tensorboardX.event_file_writer import EventsWriter
@@ -146,6 +160,8 @@ class TensorBoardCallback(UserCallback):
             os.makedirs(self.logdir, exist_ok=True)
             # the pid: a restarted trial's new controller must not reuse its predecessor's file name
             self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=f".{os.getpid()}")
+            for summary in self.hparams:
+                self._events.write_event(Event(wall_time=time.time(), step=0, summary=summary))
         values = metrics[0]
         scalars = [Summary.Value(tag=self.tags.get(name, name), simple_value=float(value)) for name, value in values.items()
                    if isinstance(value, (int, float)) and not isinstance(value, bool)]

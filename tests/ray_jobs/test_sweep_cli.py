@@ -388,6 +388,6 @@ def test_a_sweep_starts_from_a_base_config_with_set_on_top(tmp_path):
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--space", "weights", "--config", str(path),
                                                          "--set", "optim.lr=0.002", "--storage", str(tmp_path)]))
     assert plan.base["caps"] == {"mode": "B", "log_delta_scale": 0.5} and plan.base["optim"]["lr"] == 0.002
-    with pytest.raises(UsageError, match="--config: a resumed sweep keeps the config it was started with"):
+    with pytest.raises(UsageError, match="--config: a resumed sweep keeps what it was started with"):
         sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--config", str(path), "--resume", "--name", "x",
                                                       "--storage", str(tmp_path)]))

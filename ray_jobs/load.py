@@ -1,0 +1,97 @@
+"""Read a sweep in Python, e.g. in a notebook:
+
+    from losstune.ray_jobs.load import load_sweep
+
+    sweep = load_sweep("results/hdr_patch-caps-20261125-142609")
+    sweep.trials              # one row per trial, best first; is_default marks the documented default
+    sweep.confirmations       # {"confirm_top2_seeds3": Confirmation(runs, summary, text)}
+    sweep.importance          # one row per evaluator, branch and parameter
+    sweep.study()             # the optuna.Study, for optuna.visualization or your own analysis
+
+Everything comes from the files a sweep (or losstune-analyze) wrote in its folder, local or a
+pyarrow URI (s3://...); nothing starts Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow.fs
+
+from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
+from losstune.ray_jobs.results import SweepFolderError, read_meta
+from losstune.ray_jobs.storage import absolute, exists, filesystem, read_parquet
+from losstune.ray_jobs.study import IMPORTANCE_FILE, load_study
+
+REPORT_HTML = "report.html"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    runs: pd.DataFrame  # confirm.parquet: one row per config and seed
+    summary: pd.DataFrame  # per config: mean, 95% CI, paired difference to the default, verdict
+    text: str  # the printed confirmation
+
+
+@dataclass(frozen=True)
+class Sweep:
+    path: str
+    meta: dict  # losstune_sweep.json: the sweep's definition, provenance
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    importance: pd.DataFrame
+    confirmations: dict = field(default_factory=dict)  # folder name -> Confirmation
+    figures: list = field(default_factory=list)  # the PNG files in the folder, by name
+
+    def study(self):
+        """The sweep's optuna.Study (read from optuna_study.journal), or None."""
+        return load_study(self.path)
+
+    @property
+    def report_html(self) -> str | None:
+        uri = f"{self.path}/{REPORT_HTML}"
+        return uri if exists(uri) else None
+
+
+def load_sweep(path: str) -> Sweep:
+    """A sweep's tables, confirmations and figure names; SweepFolderError naming the folder where it is
+    no sweep or has no trials.parquet yet (losstune-analyze writes one while a sweep runs)."""
+    path = absolute(str(path).rstrip("/"))
+    meta = read_meta(path)
+    if not exists(f"{path}/trials.parquet"):
+        raise SweepFolderError(f"{path}: no trials.parquet yet: let the sweep finish, or run losstune-analyze on it")
+    return Sweep(path=path, meta=meta, trials=read_parquet(f"{path}/trials.parquet"),
+                 history=optional_table(f"{path}/history.parquet"),
+                 importance=optional_table(f"{path}/{IMPORTANCE_FILE}"),
+                 confirmations=confirmations(path), figures=figures(path))
+
+
+def optional_table(uri: str) -> pd.DataFrame:
+    return read_parquet(uri) if exists(uri) else pd.DataFrame()
+
+
+def listing(path: str) -> list:
+    fs, inside = filesystem(path)
+    return sorted(fs.get_file_info(pyarrow.fs.FileSelector(inside)), key=lambda info: info.base_name)
+
+
+def confirmations(path: str) -> dict[str, Confirmation]:
+    """Each finished confirmation of the sweep (a confirm_top<K>_seeds<N> folder with its summary)."""
+    found = {}
+    for info in listing(path):
+        folder = f"{path}/{info.base_name}"
+        if info.type == pyarrow.fs.FileType.Directory and exists(f"{folder}/{SUMMARY_FILE}"):
+            fs, text_path = filesystem(f"{folder}/{REPORT_FILE}")
+            with fs.open_input_stream(text_path) as f:
+                text = f.read().decode()
+            found[info.base_name] = Confirmation(read_parquet(f"{folder}/{CONFIRM_FILE}"),
+                                                 read_parquet(f"{folder}/{SUMMARY_FILE}"), text)
+    return found
+
+
+def figures(path: str) -> list[str]:
+    return [info.base_name for info in listing(path) if info.base_name.endswith(".png")]
+
+
+__all__ = ["load_sweep", "Sweep", "Confirmation", "SweepFolderError"]

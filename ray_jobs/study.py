@@ -1,0 +1,144 @@
+"""A sweep's Optuna study, read back from its journal, and which parameters mattered.
+
+Importance comes from Optuna itself: its default evaluator (PED-ANOVA, which weighs conditional
+parameters too) over the whole study, and fANOVA, which weighs only the parameters every trial it
+is given has. A space that branches (hdr_patch's cap modes: Mode B's log_delta_scale exists only in
+Mode B trials) would lose those to fANOVA over the whole study, so fANOVA also runs per branch:
+on the trials that took one value of each categorical parameter that switches others on.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections import defaultdict
+
+import pandas as pd
+
+from losstune.ray_jobs.storage import exists, filesystem
+
+STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
+IMPORTANCE_FILE = "importance.parquet"
+MIN_TRIALS = 3  # completed trials below which a branch's importance is not computed: 2 points rank nothing
+
+
+def load_study(experiment: str):
+    """The sweep's Optuna study from <experiment>/optuna_study.journal (copied to a local file first
+    where the sweep lives on a remote filesystem); None where the sweep has no journal."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    uri = f"{experiment}/{STUDY_FILE}"
+    if not exists(uri):
+        return None
+    path = uri
+    if "://" in uri:
+        fs, remote = filesystem(uri)
+        path = os.path.join(tempfile.mkdtemp(prefix="losstune_study_"), STUDY_FILE)
+        with fs.open_input_stream(remote) as f, open(path, "wb") as out:
+            out.write(f.read())
+    storage = JournalStorage(JournalFileBackend(path))
+    return optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+
+
+def objective_index(study, metric: str) -> int:
+    """Where the sweep's scalar objective is among the study's values (0 for a single objective)."""
+    names = study.metric_names or []
+    return names.index(metric) if metric in names else 0
+
+
+def completed(study) -> list:
+    import optuna
+
+    return study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+
+
+def switch_params(points: list[dict]) -> list[str]:
+    """The parameters of a space whose value decides which others a point has (hdr_patch's caps/mode,
+    caps/clamp_enabled), from many random points of the space (search_spaces.sample_points)."""
+    common = set.intersection(*(set(p) for p in points)) if points else set()
+    found = []
+    for name in sorted(common):
+        by_value = defaultdict(list)
+        for point in points:
+            by_value[point[name]].append(set(point))
+        always = [set.intersection(*group) for group in by_value.values()]
+        ever = [set.union(*group) for group in by_value.values()]
+        if any(a - e for i, a in enumerate(always) for j, e in enumerate(ever) if i != j):
+            found.append(name)
+    return found
+
+
+def branches(trials: list, switches: list[str]) -> dict[str, list]:
+    """{"caps/mode=B": trials, ...}: per value of each switch, the trials that took it."""
+    groups = {}
+    for name in switches:
+        by_value = defaultdict(list)
+        for trial in trials:
+            if name in trial.params:
+                by_value[trial.params[name]].append(trial)
+        groups.update({f"{name}={value}": group for value, group in sorted(by_value.items(), key=str)})
+    return groups
+
+
+def sub_study(study, trials: list):
+    """An in-memory study of some of `study`'s trials, for Optuna's evaluators and plots."""
+    import optuna
+
+    copy = optuna.create_study(directions=study.directions)
+    copy.add_trials(trials)
+    if study.metric_names:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            copy.set_metric_names(study.metric_names)
+    return copy
+
+
+def importance(study, metric: str, switches: list[str] = ()) -> pd.DataFrame:
+    """One row per (evaluator, branch, parameter): Optuna's default evaluator and fANOVA over all
+    completed trials, and fANOVA per branch of the space's `switches` (switch_params); `n_trials`
+    says how many trials each row rests on."""
+    import optuna
+
+    index = objective_index(study, metric)
+    done = completed(study)
+    rows = []
+    runs = [("ped_anova", "all", done), ("fanova", "all", done),
+            *[("fanova", name, group) for name, group in branches(done, switches).items()]]
+    for evaluator, branch, trials in runs:
+        if len(trials) < MIN_TRIALS:
+            continue
+        judge = optuna.importance.FanovaImportanceEvaluator(seed=0) if evaluator == "fanova" else None
+        with warnings.catch_warnings():  # PED-ANOVA's "regimes with less than 2 trials": n_trials says it
+            warnings.simplefilter("ignore")
+            scores = optuna.importance.get_param_importances(sub_study(study, trials), evaluator=judge,
+                                                             target=lambda t: t.values[index])
+        rows += [{"evaluator": evaluator, "branch": branch, "param": param, "importance": score,
+                  "n_trials": len(trials)} for param, score in scores.items() if not param_is_branch(branch, param)]
+    return pd.DataFrame(rows, columns=["evaluator", "branch", "param", "importance", "n_trials"])
+
+
+def param_is_branch(branch: str, param: str) -> bool:
+    """A branch's own switch is constant within it: no importance to give."""
+    return branch.split("=")[0] == param
+
+
+def most_important(table: pd.DataFrame, count: int) -> list[str]:
+    """The `count` most important parameters by the default evaluator over the whole study."""
+    rows = table[(table["evaluator"] == "ped_anova") & (table["branch"] == "all")]
+    return rows.sort_values("importance", ascending=False)["param"].head(count).tolist()
+
+
+def summary(table: pd.DataFrame, top: int = 3) -> str:
+    """The report's lines: the most important parameters per evaluator and branch."""
+    if not len(table):
+        return f"importance: fewer than {MIN_TRIALS} completed trials: not computed"
+    lines = ["importance (Optuna; share of the objective's variance each parameter explains, by evaluator and "
+             "branch of the space; n = completed trials):"]
+    for (evaluator, branch), rows in table.groupby(["evaluator", "branch"], sort=False):
+        best = rows.sort_values("importance", ascending=False).head(top)
+        listed = ", ".join(f"{r.param} {r.importance:.2f}" for r in best.itertuples())
+        lines.append(f"  {evaluator:>9} {branch} (n={rows['n_trials'].iloc[0]}): {listed}")
+    return "\n".join(lines)

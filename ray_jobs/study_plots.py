@@ -1,0 +1,171 @@
+"""Optuna's own plots of a sweep's study (optuna.visualization.matplotlib), as PNGs: optimisation
+history, parallel coordinates, slice, contour of the two most important parameters, EDF,
+importances (whole study and per branch), and the Pareto front where the sweep has several
+objectives. Each reads the objective's name; the documented default is marked in orange where the
+plot has a place for one point (history, slice, contour, EDF, Pareto front)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pandas as pd
+
+from losstune.ray_jobs import study as studies
+from losstune.ray_jobs.plots import DEFAULT_STYLE, png
+from losstune.ray_jobs.storage import write_bytes, write_parquet
+
+MARK = {"color": DEFAULT_STYLE["color"], "marker": "*", "s": 220, "zorder": 5, "edgecolors": "black",
+        "label": "documented default"}
+
+
+def study_files(experiment: str, meta: dict) -> dict[str, str]:
+    """Write the study's importance.parquet and Optuna's plots beside the sweep's other results;
+    returns {what: uri} (nothing where the sweep has no study journal)."""
+    from losstune.search_spaces import sample_points
+    from losstune.trainables.families import load_family
+
+    study = studies.load_study(experiment)
+    if study is None:
+        return {}
+    space = load_family(meta["family"]).spaces[meta["space"]]
+    switches = studies.switch_params(sample_points(space, 256, meta.get("seed", 0)))
+    table = studies.importance(study, meta["objective"]["metric"], switches)
+    written = {"importance": f"{experiment}/{studies.IMPORTANCE_FILE}"}
+    write_parquet(written["importance"], table)
+    for name, data in study_plots(study, meta, table).items():
+        written[name] = f"{experiment}/{name}.png"
+        write_bytes(written[name], data)
+    return written
+
+
+def default_trial(study, default_point: dict):
+    """The study's trial of the documented default (the sweep enqueues it first), or None."""
+    return next((t for t in study.trials if t.params == default_point), None)
+
+
+def study_plots(study, meta: dict, table: pd.DataFrame) -> dict[str, bytes]:
+    """{"optuna_history": png, ...}: every plot the study has enough completed trials for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    metric = meta["objective"]["metric"]
+    index = studies.objective_index(study, metric)
+    done = studies.completed(study)
+    if len(done) < 2:
+        return {}
+    default = default_trial(study, meta["default_point"])
+    value = (lambda t: t.values[index]) if study.metric_names and len(study.directions) > 1 else None
+    common = dict(target=value, target_name=metric)
+    top = studies.most_important(table, 2) if len(table) else []
+    plots = {"optuna_history": lambda: marked_history(study, default, index, common),
+             "optuna_parallel": lambda: to_png(optuna_plot("plot_parallel_coordinate", study, **common)),
+             "optuna_slice": lambda: marked_slice(study, default, index, common),
+             "optuna_edf": lambda: marked_edf(study, default, index, common)}
+    if len(top) == 2 and all(sum(p in t.params for t in done) >= 2 for p in top):
+        plots["optuna_contour"] = lambda: marked_contour(study, default, top, common)
+    if len(study.directions) > 1:
+        plots["optuna_pareto"] = lambda: marked_pareto(study, default)
+    pngs = {name: draw() for name, draw in plots.items()}
+    return pngs | (importance_plots(study, table, index, metric) if len(table) else {})
+
+
+def optuna_plot(name: str, *args, **kwargs):
+    """An optuna.visualization.matplotlib plot, its experimental-API warning silenced."""
+    import optuna.visualization.matplotlib as plots
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(plots, name)(*args, **kwargs)
+
+
+def to_png(axes) -> bytes:
+    """The PNG of the figure of an Axes or an array of them (Optuna's colour bars upset
+    tight_layout, which says so and lays out the rest)."""
+    first = axes.flat[0] if hasattr(axes, "flat") else axes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return png(first.figure)
+
+
+def finite_value(trial, index: int) -> float | None:
+    value = trial.values[index] if trial is not None and trial.values else None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def numeric(trial, param: str) -> bool:
+    """Whether the trial has `param` on a numeric axis (Optuna draws categorical ones by position)."""
+    import optuna
+
+    kinds = (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)
+    return param in trial.params and isinstance(trial.distributions[param], kinds)
+
+
+def marked_history(study, default, index: int, common: dict) -> bytes:
+    axes = optuna_plot("plot_optimization_history", study, **common)
+    value = finite_value(default, index)
+    if value is not None:
+        axes.scatter([default.number], [value], **MARK)
+        axes.legend(fontsize=8)
+    return to_png(axes)
+
+
+def marked_slice(study, default, index: int, common: dict) -> bytes:
+    axes = optuna_plot("plot_slice", study, **common)
+    value = finite_value(default, index)
+    for panel in (axes.flat if hasattr(axes, "flat") else [axes]):
+        param = panel.get_xlabel()
+        if value is not None and numeric(default, param):
+            panel.scatter([default.params[param]], [value], **MARK)
+    return to_png(axes)
+
+
+def marked_contour(study, default, params: list[str], common: dict) -> bytes:
+    axes = optuna_plot("plot_contour", study, params=params, **common)
+    if default is not None and all(numeric(default, p) for p in params):
+        axes.scatter([default.params[params[0]]], [default.params[params[1]]], **MARK)
+        axes.legend(fontsize=8)
+    return to_png(axes)
+
+
+def marked_edf(study, default, index: int, common: dict) -> bytes:
+    axes = optuna_plot("plot_edf", study, **common)
+    value = finite_value(default, index)
+    if value is not None:
+        axes.axvline(value, color=MARK["color"], linewidth=2, label="documented default")
+        axes.legend(fontsize=8)
+    return to_png(axes)
+
+
+def marked_pareto(study, default) -> bytes:
+    axes = optuna_plot("plot_pareto_front", study, target_names=study.metric_names)
+    if default is not None and default.values and all(math.isfinite(v) for v in default.values[:2]):
+        axes.scatter([default.values[0]], [default.values[1]], **MARK)
+        axes.legend(fontsize=8)
+    return to_png(axes)
+
+
+def importance_plots(study, table: pd.DataFrame, index: int, metric: str) -> dict[str, bytes]:
+    """Optuna's importance plot for each evaluator and branch of the importance table."""
+    import optuna
+
+    done = studies.completed(study)
+    pngs = {}
+    for (evaluator, branch), rows in table.groupby(["evaluator", "branch"], sort=False):
+        trials = done if branch == "all" else [t for t in done if branch_holds(t, branch)]
+        judge = optuna.importance.FanovaImportanceEvaluator(seed=0) if evaluator == "fanova" else None
+        axes = optuna_plot("plot_param_importances", studies.sub_study(study, trials), evaluator=judge,
+                           params=rows["param"].tolist(), target=lambda t: t.values[index], target_name=metric)
+        axes.set_title(f"importance: {evaluator}, {branch} ({len(trials)} completed trials)")
+        pngs[f"optuna_importance_{evaluator}_{slug(branch)}"] = to_png(axes)
+    return pngs
+
+
+def slug(branch: str) -> str:
+    """A file-name-safe form of a branch ("caps/mode=B" -> "caps-mode-B")."""
+    return "".join(c if c.isalnum() else "-" for c in branch)
+
+
+def branch_holds(trial, branch: str) -> bool:
+    name, value = branch.split("=", 1)
+    return name in trial.params and str(trial.params[name]) == value

@@ -78,10 +78,10 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     add_run_flags(p)
     p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
-    p.add_argument("--confirm-top", type=int, default=2,
+    p.add_argument("--confirm-top", type=int, default=3,
                    help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
                         "new training seeds each, and say whether each beats the default (0: no confirmation)")
-    p.add_argument("--confirm-seeds", type=int, default=3, help="training seeds per confirmed config (at least 2)")
+    p.add_argument("--confirm-seeds", type=int, default=5, help="training seeds per confirmed config (at least 2)")
     add_verbosity(p)
     return p
 

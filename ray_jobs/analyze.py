@@ -38,9 +38,7 @@ def main(argv=None) -> int:
     except results.SweepFolderError as err:
         print(f"analyze: error: {err}", file=sys.stderr)
         return 2
-    from ray.tune import ExperimentAnalysis, ResultGrid
-
-    grid = ResultGrid(ExperimentAnalysis(experiment))
+    grid = results.all_results(experiment, meta.get("extensions", []))
     trials, history = results.tables(grid, meta, experiment)
     written = results.write_all(experiment, trials, history, meta)
     print(report.report(trials, meta, written, top=args.top))

@@ -61,7 +61,7 @@ def prepare(args):
                          "losstune-analyze on it")
     plan = sweep_plan(experiment, meta, args)
     chosen = confirmation.candidates(read_parquet(f"{experiment}/trials.parquet"), meta, args.top)
-    folder = f"{experiment}/{confirmation.folder_name(args.top, args.seeds)}"
+    folder = f"{experiment}/{confirmation.folder_name(plan, args.top, args.seeds)}"
     if exists(folder) and not args.resume:
         raise UsageError(f"--resume: {folder} exists; pass --resume to continue it, or other --top / --seeds")
     return plan, chosen, confirmation.seeds_for(meta, args.seeds)

@@ -37,8 +37,10 @@ class Candidate:
     point: dict  # the flat parameters it sampled
 
 
-def folder_name(top: int, seeds: int) -> str:
-    return f"confirm_top{top}_seeds{seeds}"
+def folder_name(plan: SweepPlan, top: int, seeds: int) -> str:
+    """confirm_top<K>_seeds<N>; after an extension of the sweep, whose best may have changed,
+    confirm_top<K>_seeds<N>_of<trials>."""
+    return f"confirm_top{top}_seeds{seeds}" + (f"_of{plan.trials}" if plan.extensions else "")
 
 
 def confirmable(trials: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -89,7 +91,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from losstune.trainables.families import load_family
 
     runs = planned_runs(chosen, seeds)
-    name = folder_name(len(chosen) - 1, len(seeds))
+    name = folder_name(plan, len(chosen) - 1, len(seeds))
     experiment = f"{plan.experiment}/{name}"
     fn = trainable(load_family(plan.family), plan.base, plan.resources, f"{experiment}/trainer_runs",
                    runs=[merge(unflatten(c.point), {"train": {"seed": seed}}) for c, seed in runs],
@@ -159,7 +161,7 @@ def conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], table: 
     confirm.parquet; returns the printed text."""
     confirmed = summary(table, chosen, plan.objective["mode"])
     text = report(confirmed, plan, seeds, table)
-    folder = f"{plan.experiment}/{folder_name(len(chosen) - 1, len(seeds))}"
+    folder = f"{plan.experiment}/{folder_name(plan, len(chosen) - 1, len(seeds))}"
     write_parquet(f"{folder}/{SUMMARY_FILE}", confirmed)
     write_bytes(f"{folder}/{REPORT_FILE}", text.encode())
     return text

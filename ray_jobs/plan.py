@@ -10,11 +10,12 @@ from typing import Any
 
 # The fields that define a sweep (saved by `metadata`; --resume refuses a different value)
 DEFINITION = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test", "enqueued", "warm_start")
+              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test", "enqueued", "warm_start",
+              "extensions")
 
 # Definition fields added after the first sweeps were saved, and the value those ran with (None: unknown)
 LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None, "enqueued": [],
-                "warm_start": None}
+                "warm_start": None, "extensions": []}
 
 MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
 
@@ -44,8 +45,10 @@ class SweepPlan:
     # what defines the sweep, continued: the fields with a default
     enqueued: list = dataclasses.field(default_factory=list)  # --enqueue: points run after the default
     warm_start: dict | None = None  # --warm-start: {"sweep", "used", "completed"}: its trials given to Optuna
+    extensions: list = dataclasses.field(default_factory=list)  # Tune runs that added trials (--resume --trials)
     # how this run executes it, continued
     priors: list = dataclasses.field(default_factory=list)  # the warm start's trials, for a fresh study only
+    extend_by: int = 0  # --resume --trials N of a finished sweep: the trials this run adds
     storage_arg: str = ""  # --storage as given, for messages and the cluster check
     max_concurrent: int | None = None  # None: as many as the cluster fits (cluster.fit_to_cluster)
     max_failures: int = 1
@@ -60,6 +63,12 @@ class SweepPlan:
     def experiment(self) -> str:
         """Where Tune and the results write this sweep."""
         return f"{self.storage}/{self.name}"
+
+    def tune_run(self) -> tuple[str, str]:
+        """(storage path, name) of the Tune run this plan runs or resumes: the sweep's own, or its
+        latest extension, a Tune run of its own inside the sweep's folder (Tune restores a run with
+        the trial count it was started with, and Ray adds trials by new runs, not by restore)."""
+        return (self.experiment, self.extensions[-1]) if self.extensions else (self.storage, self.name)
 
 
 def metadata(plan: SweepPlan) -> dict:

@@ -60,6 +60,14 @@ def check_tune_state(experiment: str) -> None:
                                "snapshot); try again once its trials run")
 
 
+def all_results(experiment: str, extensions: list[str]) -> list:
+    """The Tune results of every run of a sweep: its own, then each extension's (--resume --trials)."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    runs = [experiment, *[f"{experiment}/{name}" for name in extensions if exists(f"{experiment}/{name}")]]
+    return [result for run in runs for result in ResultGrid(ExperimentAnalysis(run))]
+
+
 def trial_status(metrics: dict, error, epochs: int) -> str:
     if error is not None:
         return "ERROR"

@@ -11,7 +11,7 @@ from losstune.trainables.config import flatten
 
 
 # What defines a sweep, by the flag that sets it: --resume refuses a different value
-DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "trials": "--trials", "search": "--search",
+DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "search": "--search",
                   "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
                   "startup_trials": "--startup-trials", "preset": "--preset", "seed": "--seed",
                   "smoke_test": "--smoke-test"}
@@ -22,8 +22,8 @@ RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_w
 
 
 def check_resume_flags(args, meta: dict) -> None:
-    """A resumed sweep runs its saved definition: a flag given with --resume must agree with it.
-    (--trials cannot grow a sweep: Tune restores its search with the saved count.)"""
+    """A resumed sweep runs its saved definition: a flag given with --resume must agree with it
+    (--trials apart: extra_trials)."""
     for dest, flag in DEFINING_FLAGS.items():
         if dest not in args.given:
             continue
@@ -43,6 +43,19 @@ def check_resume_flags(args, meta: dict) -> None:
         flag = {"train.epochs": "--epochs", "data.path": "--data"}.get(path, "--set")
         raise UsageError(f"{flag}: {path} differs from the config sweep {args.name!r} was started with; a resumed "
                          "sweep keeps its own config (start a new sweep to change it)")
+
+
+def extra_trials(args, meta: dict) -> int:
+    """--resume --trials N: how many trials to add to a finished sweep of fewer (0: none asked)."""
+    if "trials" not in args.given or args.trials == meta["trials"]:
+        return 0
+    if not meta.get("finished"):
+        raise UsageError(f"--trials: sweep {args.name!r} has not finished its {meta['trials']} trials; resume it "
+                         "without --trials first, then extend it")
+    if args.trials < meta["trials"]:
+        raise UsageError(f"--trials: sweep {args.name!r} ran {meta['trials']} trials; --trials with --resume can only "
+                         f"add to them, got {args.trials}")
+    return args.trials - meta["trials"]
 
 
 def differing_paths(overrides: dict, saved: dict) -> list[str]:
@@ -66,9 +79,13 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     except SweepFolderError as err:
         raise UsageError(f"--resume: {err}") from None
     check_resume_flags(args, meta)
+    extend_by = extra_trials(args, meta)
     resources = dataclasses.replace(TrialResources(**meta["resources"]), **{
         field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
-    return SweepPlan(**definition(meta), name=args.name, storage=storage, storage_arg=args.storage,
+    saved = definition(meta)
+    if extend_by:
+        saved |= {"trials": args.trials, "extensions": [*saved["extensions"], f"extend{len(saved['extensions']) + 1}"]}
+    return SweepPlan(**saved, extend_by=extend_by, name=args.name, storage=storage, storage_arg=args.storage,
                      resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
                      min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds)

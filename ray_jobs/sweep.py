@@ -41,8 +41,10 @@ def run(plan: SweepPlan) -> int:
         meta["provenance"] = results.read_meta(plan.experiment).get("provenance", {})
     else:
         meta["provenance"] = provenance(sys.argv, data_paths(plan.base))
-        storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
-    print(f"sweep {plan.name}: {plan.trials} trials of {plan.family} over '{plan.space}', "
+    if not plan.resume or plan.extend_by:  # an extension's trials and run are saved before it starts
+        write_meta(plan, meta)
+    added = f" (adding {plan.extend_by} to its {plan.trials - plan.extend_by})" if plan.extend_by else ""
+    print(f"sweep {plan.name}: {plan.trials} trials{added} of {plan.family} over '{plan.space}', "
           f"{plan.max_concurrent} at a time, results in {plan.experiment}", flush=True)
     started = time.time()
     guard = DiskGuard(plan.storage, plan.min_free_mb)  # stops as Ctrl-C does
@@ -64,8 +66,11 @@ def run(plan: SweepPlan) -> int:
     if "://" in plan.storage:  # the study's journal beside the results, which read it
         with open(study_journal(plan.storage, plan.name), "rb") as f:
             storage.write_bytes(f"{plan.experiment}/{STUDY_FILE}", f.read())
+    if plan.extensions:  # the trials of every Tune run of the sweep, as each saved them
+        grid = results.all_results(plan.experiment, plan.extensions)
     trials, history = results.tables(grid, meta, plan.experiment)
     written = results.write_all(plan.experiment, trials, history, meta)
+    write_meta(plan, meta | {"finished": True})  # --resume --trials N may extend it now
     print(report.report(trials, meta, written))
     print(f"sweep wall time: {time.time() - started:.0f} s")
     if results.best_trial(trials) is None:
@@ -96,6 +101,12 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> None:
     table = confirmation.run(plan, chosen, seeds, resume=plan.resume)
     print(confirmation.conclude(plan, chosen, seeds, table))
     print(f"confirmation wall time: {time.time() - started:.0f} s")
+
+
+def write_meta(plan: SweepPlan, meta: dict) -> None:
+    from losstune.ray_jobs import results, storage
+
+    storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
 
 
 def resume_command(plan: SweepPlan) -> str:

@@ -39,16 +39,20 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     # Tune's console interface that takes a reporter of our own (ray_jobs.progress); the newer
     # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    run_config = tune.RunConfig(name=plan.name, storage_path=plan.storage, stop=stop,
+    storage_path, name = plan.tune_run()
+    run_config = tune.RunConfig(name=name, storage_path=storage_path, stop=stop,
                                 verbose=min(plan.verbosity, 2),
                                 progress_reporter=progress_table(plan) if plan.verbosity else None,
                                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures))
-    if plan.resume:
-        return tune.Tuner.restore(plan.experiment, trainable=fn, resume_errored=True)
+    if plan.resume and not plan.extend_by:
+        return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
     space = load_family(plan.family).spaces[plan.space]
+    # An extension's searcher opens the sweep's study, which holds every trial so far, and asks for
+    # new points only: the default, the enqueued points and the warm start are in the study already.
+    first = [] if plan.extend_by else [plan.default_point, *plan.enqueued]
     # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
     # Tune itself and ASHA still rank by the scalar objective.
     many = plan.objectives
@@ -56,8 +60,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     searched_mode = [o["mode"] for o in many] if many else mode
     searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
                                        sampler=make_sampler(plan), full_length=plan.epochs,
-                                       points_to_evaluate=[plan.default_point, *plan.enqueued],
-                                       priors=plan.priors, prior_space=space,
+                                       points_to_evaluate=first, priors=plan.priors, prior_space=space,
                                        study_name=plan.name, storage=study_storage(plan.storage, plan.name))
     scheduler = None
     if plan.scheduler == "asha":
@@ -65,7 +68,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                        grace_period=plan.grace_epochs or max(1, plan.epochs // 4),
                                        reduction_factor=3)
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan.trials, max_concurrent_trials=plan.max_concurrent,
+                                  num_samples=plan.extend_by or plan.trials, max_concurrent_trials=plan.max_concurrent,
                                   # A finished trial's driver actor runs the next trial: its process
                                   # start and imports (~3.6 s here) are paid once per slot. Not with
                                   # ASHA: a trial it stops is still inside TorchTrainer.fit(), so Tune

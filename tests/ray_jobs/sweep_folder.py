@@ -63,7 +63,7 @@ def write_confirmation(folder, table: pd.DataFrame, meta: dict) -> None:
                           "epochs_done": 3, "wall_s": 10.0} for c in chosen for seed in (1, 2, 3)])
     runs = results.with_cost(runs, meta["resources"])
     summary = confirmation.summary(runs, chosen, "min")
-    inside = folder / confirmation.folder_name(1, 3)
+    inside = folder / "confirm_top1_seeds3"
     inside.mkdir()
     runs.to_parquet(inside / confirmation.CONFIRM_FILE)
     summary.to_parquet(inside / confirmation.SUMMARY_FILE)

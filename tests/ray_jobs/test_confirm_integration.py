@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from losstune.ray_jobs import confirm, sweep
-from losstune.ray_jobs.confirmation import CONFIRM_FILE, folder_name
+from losstune.ray_jobs.confirmation import CONFIRM_FILE
 from losstune.ray_jobs.results import META_FILE
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
                        "--storage", str(tmp_path), "--name", "c"])
     out = capsys.readouterr().out
     assert code == 0
-    runs = pd.read_parquet(tmp_path / "c" / folder_name(1, 2) / CONFIRM_FILE)
+    runs = pd.read_parquet(tmp_path / "c" / "confirm_top1_seeds2" / CONFIRM_FILE)
     # the default and the best, each at seeds 1 and 2 (the sweep trained at train.seed 0)
     assert sorted(zip(runs["config_id"], runs["seed"])) == [("default", 1), ("default", 2), ("top1", 1), ("top1", 2)]
     assert (runs["status"] == "COMPLETED").all() and runs["objective"].notna().all()
@@ -38,3 +38,23 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     capsys.readouterr()
     assert confirm.main([str(tmp_path / "c"), "--top", "1", "--seeds", "2", "--resume"]) == 0
     assert "over 2 of 2 seeds" in capsys.readouterr().out
+    # everything a researcher reads afterwards, in the folder: importance, Optuna's plots, report.html
+    folder = tmp_path / "c"
+    assert (folder / "report.html").exists() and (folder / "optuna_history.png").exists()
+    assert "beats the documented default" in (folder / "report.html").read_text() or "distinguishable" in (
+        folder / "report.html").read_text()
+
+    # --resume --trials 4 extends the finished sweep by one trial, in a Tune run of its own, on the
+    # same Optuna study; its trials table then holds all four
+    assert sweep.main(["--resume", "--name", "c", "--storage", str(tmp_path), "--trials", "4",
+                       "--confirm-top", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "4 trials (adding 1 to its 3)" in out
+    extended = pd.read_parquet(folder / "trials.parquet")
+    assert len(extended) == 4 and extended["is_default"].sum() == 1
+    assert set(trials["trial_id"]) < set(extended["trial_id"])
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["trials"] == 4 and meta["extensions"] == ["extend1"] and meta["finished"]
+    from losstune.ray_jobs.study import load_study
+
+    assert len(load_study(str(folder)).trials) == 4

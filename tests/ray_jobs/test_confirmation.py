@@ -109,7 +109,7 @@ def test_a_folder_that_is_not_a_finished_sweep_is_refused(capsys, no_ray, tmp_pa
 
 
 def test_an_existing_confirmation_is_continued_only_with_resume(capsys, no_ray, finished_sweep):
-    (finished_sweep / confirmation.folder_name(1, 2)).mkdir()
+    (finished_sweep / "confirm_top1_seeds2").mkdir()
     assert confirm.main([str(finished_sweep), "--top", "1", "--seeds", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("confirm: error: --resume: ") and "exists; pass --resume to continue it" in err

@@ -233,7 +233,7 @@ def saved_sweep(tmp_path):
 @pytest.mark.parametrize("argv, expected", [
     (["lgt"], "FAMILY: sweep 's1' was started with 'hdr_patch', got 'lgt'"),
     (["--space", "schedule"], "--space: sweep 's1' was started with 'caps', got 'schedule'"),
-    (["--trials", "8"], "--trials: sweep 's1' was started with 4, got 8"),
+    (["--trials", "8"], "--trials: sweep 's1' has not finished its 4 trials; resume it without --trials first"),
     (["--seed", "3"], "--seed: sweep 's1' was started with 0, got 3"),
     (["--epochs", "9"], "--epochs: train.epochs differs from the config sweep 's1' was started with"),
     (["--set", "optim.lr=0.1"], "--set: optim.lr differs from the config sweep 's1' was started with"),
@@ -254,6 +254,27 @@ def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sw
     again = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--resume", "--name", "s1",
                                               "--storage", str(saved_sweep / "results")]))
     assert again.base["train"]["epochs"] == 6 and again.smoke_test
+
+
+def finish(saved_sweep) -> None:
+    from losstune.ray_jobs.results import META_FILE
+
+    path = saved_sweep / "results" / "s1" / META_FILE
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"finished": True}))
+
+
+def test_resume_with_more_trials_extends_a_finished_sweep_by_a_run_of_its_own(saved_sweep):
+    finish(saved_sweep)
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["--resume", "--name", "s1", "--trials", "6",
+                                                         "--storage", str(saved_sweep / "results")]))
+    assert (plan.trials, plan.extend_by, plan.extensions) == (6, 2, ["extend1"])
+    assert plan.tune_run() == (plan.experiment, "extend1")  # a Tune run inside the sweep's folder
+
+
+def test_resume_cannot_shrink_a_finished_sweep(capsys, saved_sweep):
+    finish(saved_sweep)
+    code, err = run_sweep(capsys, saved_sweep, "--resume", "--name", "s1", "--trials", "2")
+    assert code == 2 and "--trials: sweep 's1' ran 4 trials; --trials with --resume can only add to them, got 2" in err
 
 
 def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_path):

@@ -130,8 +130,10 @@ def runs_table(grid, runs: list[tuple[Candidate, int]], plan: SweepPlan) -> pd.D
                              else column).reset_index(drop=True)
 
 
-def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str) -> pd.DataFrame:
-    """Per config: seeds, failures, mean, sd, 95% CI, and against the default paired by seed."""
+def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str, others: list[dict] = ()) -> pd.DataFrame:
+    """Per config: seeds, failures, mean, sd, 95% CI, and against the default paired by seed; with
+    `others` (a multi-objective sweep's objectives besides the scalar one), each one's paired
+    difference and verdict too (diff/<metric>, verdict/<metric>)."""
     healthy = table[(table["status"] == "COMPLETED") & table["objective"].map(math.isfinite)]
     values = {c.config_id: healthy[healthy["config_id"] == c.config_id].set_index("seed")["objective"] for c in chosen}
     default = values["default"]
@@ -149,6 +151,7 @@ def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str) -> pd.DataF
             comparison = confirm_stats.compare(own[paired].to_numpy(), default[paired].to_numpy(), mode)
             row.update(pairs=comparison.pairs, diff=comparison.diff, diff_low=comparison.ci_low,
                        diff_high=comparison.ci_high, p_better=comparison.p_better, verdict=comparison.verdict)
+            row.update(other_objectives(healthy, c.config_id, paired, others))
             if len(failed):
                 reasons = ", ".join(sorted(set(failed["stop_reason"].replace("", "cut short"))))
                 row["verdict"] = f"failed at {len(failed)} of {len(ran)} seeds ({reasons}): not confirmed"
@@ -156,10 +159,30 @@ def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def other_objectives(healthy: pd.DataFrame, config_id: str, seeds, others: list[dict]) -> dict:
+    """A config's paired difference to the default in each further objective, at the seeds where
+    both ended healthy: a point of the Pareto front may trade one objective for another."""
+    row = {}
+    for objective in others:
+        column = f"final/{objective['metric']}"
+        values = {name: healthy[healthy["config_id"] == name].set_index("seed")[column] for name in (config_id, "default")}
+        both = [seed for seed in seeds if seed in values[config_id].dropna().index and seed in values["default"].dropna().index]
+        comparison = confirm_stats.compare(values[config_id][both].to_numpy(), values["default"][both].to_numpy(),
+                                           objective["mode"])
+        row |= {f"diff/{objective['metric']}": comparison.diff, f"diff_low/{objective['metric']}": comparison.ci_low,
+                f"diff_high/{objective['metric']}": comparison.ci_high, f"verdict/{objective['metric']}": comparison.verdict}
+    return row
+
+
+def further_objectives(plan: SweepPlan) -> list[dict]:
+    """The objectives of a multi-objective sweep besides the scalar one its confirmation ranks by."""
+    return [o for o in plan.objectives if o["metric"] != plan.objective["metric"]]
+
+
 def conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], table: pd.DataFrame) -> str:
     """The summary and the printed confirmation of a finished run, written beside its
     confirm.parquet; returns the printed text."""
-    confirmed = summary(table, chosen, plan.objective["mode"])
+    confirmed = summary(table, chosen, plan.objective["mode"], further_objectives(plan))
     text = report(confirmed, plan, seeds, table)
     folder = f"{plan.experiment}/{folder_name(plan, len(chosen) - 1, len(seeds))}"
     write_parquet(f"{folder}/{SUMMARY_FILE}", confirmed)
@@ -183,6 +206,12 @@ def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd
             continue
         lines.append(head + f"; vs default {row.diff:+.4g} [{row.diff_low:+.4g}, {row.diff_high:+.4g}], "
                             f"P(better) {row.p_better:.2f}: {row.verdict}")
+        for objective in further_objectives(plan):
+            metric_name = objective["metric"]
+            values = confirmed.loc[confirmed["config_id"] == row.config_id].iloc[0]
+            lines.append(f"{'':>12}{metric_name} vs default {values[f'diff/{metric_name}']:+.4g} "
+                         f"[{values[f'diff_low/{metric_name}']:+.4g}, {values[f'diff_high/{metric_name}']:+.4g}]: "
+                         f"{values[f'verdict/{metric_name}']}")
     tops = confirmed[(confirmed["config_id"] != "default") & confirmed["mean"].map(math.isfinite)]
     agreement = confirm_stats.rank_agreement(tops["sweep_value"].to_numpy(), tops["mean"].to_numpy())
     if not math.isnan(agreement):

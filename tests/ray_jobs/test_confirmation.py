@@ -113,3 +113,22 @@ def test_an_existing_confirmation_is_continued_only_with_resume(capsys, no_ray, 
     assert confirm.main([str(finished_sweep), "--top", "1", "--seeds", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("confirm: error: --resume: ") and "exists; pass --resume to continue it" in err
+
+
+def test_a_multi_objective_confirmation_compares_every_objective_paired_by_seed():
+    # lgt-like: ranked by val/a, a point of the front may trade val/b for it. top1 is better in a at
+    # every seed (diffs -0.3, -0.1, -0.2) and worse in b at every seed (b diffs +0.2, +0.4, +0.3:
+    # mean +0.3; percentile bootstrap of 3 values, interval [+0.2, +0.4], all on the worse side)
+    chosen = confirmation.candidates(ranked_trials(), META, 1)
+    table = runs_table([("default", "t1", s, "COMPLETED", "", 1.0) for s in (8, 9, 10)]
+                       + [("top1", "t2", s, "COMPLETED", "", v) for s, v in ((8, 0.7), (9, 0.9), (10, 0.8))])
+    table["final/val/b"] = [1.0, 1.0, 1.0, 1.2, 1.4, 1.3]
+    others = [{"metric": "val/b", "mode": "min"}]
+    summary = confirmation.summary(table, chosen, "min", others).set_index("config_id")
+    assert summary.loc["top1", "verdict"] == "beats the documented default at 95%"
+    assert summary.loc["top1", "diff/val/b"] == pytest.approx(0.3)
+    assert (summary.loc["top1", "diff_low/val/b"], summary.loc["top1", "diff_high/val/b"]) == pytest.approx((0.2, 0.4))
+    assert summary.loc["top1", "verdict/val/b"] == "worse than the documented default at 95%"
+    plan = confirm.sweep_plan("/x/s", META | {"objectives": [META["objective"], *others]}, confirm.parse_args(["/x/s"]))
+    text = confirmation.report(summary.reset_index(), plan, [8, 9, 10])
+    assert "val/b vs default +0.3 [+0.2, +0.4]: worse than the documented default at 95%" in text

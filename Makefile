@@ -19,8 +19,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/losstune-sweep --epochs 6 --confirm-top 2 --confirm-seeds 3
 
-test: $(VENV)/.installed
-	$(PY) -m pytest -q
+test: $(VENV)/.installed  # --durations: the slowest tests, so that the run's time stays in view
+	$(PY) -m pytest -q --durations=15
 
 test-fast: $(VENV)/.installed  # the unit tests only: no Ray cluster started
 	$(PY) -m pytest -q -m "not integration"

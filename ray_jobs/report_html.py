@@ -71,6 +71,9 @@ def table_html(frame: pd.DataFrame, shaded: list[bool] | None = None) -> str:
 
 
 def cell(value) -> str:
+    """A table cell: floats to 4 significant digits, a parameter a trial's branch lacks blank."""
+    if value is None:
+        return ""
     if isinstance(value, float):
         return "" if value != value else f"{value:.4g}"
     return str(value)

@@ -25,6 +25,8 @@ from losstune.ray_jobs import sweep, tuning
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
 
+from tests.ray_jobs.sweep_folder import write_sweep
+
 pytestmark = pytest.mark.integration
 
 
@@ -34,9 +36,15 @@ def study(experiment, name):
 
 
 def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path, capsys):
-    # three trials in two slots: the third runs in a finished trial's driver actor (Tune's reuse)
+    # three trials in two slots: the third runs in a finished trial's driver actor (Tune's reuse);
+    # the second is a hand-picked point (--enqueue), and an earlier sweep's 8 trials (one written
+    # without Ray, tests/ray_jobs/sweep_folder.py) are the study's prior trials (--warm-start)
+    earlier = tmp_path / "earlier" / "caps-earlier"
+    write_sweep(earlier, trials=8)
+    picks = tmp_path / "picks.json"
+    picks.write_text(json.dumps([{"caps/mode": "B", "caps/log_delta_scale": 0.5}]))
     code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "3", "--smoke-test",
-                       "--scheduler", "none",
+                       "--scheduler", "none", "--enqueue", str(picks), "--warm-start", str(earlier),
                        "--storage", str(tmp_path), "--name", "caps3"])
     out = capsys.readouterr().out
     assert code == 0
@@ -46,6 +54,10 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     assert len(trials) == 3 and trials["trial_id"].is_unique
     default = trials[trials["is_default"]]
     assert len(default) == 1 and default.iloc[0]["trial_index"] == 1  # launched first
+    picked = trials[trials["is_enqueued"]]
+    assert len(picked) == 1 and picked.iloc[0]["trial_index"] == 2 and picked.iloc[0]["config/caps/log_delta_scale"] == 0.5
+    assert f"warm start: 8 of the 8 completed trials of {earlier} fit this space" in out
+    assert len(study(experiment, "caps3").trials) == 3 + 8 and (experiment / "report.html").exists()
     assert default.iloc[0]["config/caps/abs_max"] == 16.0 and default.iloc[0]["config/caps/mode"] == "A"
     assert set(history["trial_id"]) == set(trials["trial_id"])
     assert (history.groupby("trial_id")["epoch"].max() <= 2).all() and "val/log_l1" in history
@@ -62,8 +74,6 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     address = local_ray.get_runtime_context().gcs_address  # ours, never another Ray on the machine
     assert list_actors(address=address, filters=[("class_name", "=", "TrainController")], detail=False)
     assert not list_actors(address=address, filters=[("class_name", "=", "PreemptionWatcher")], detail=False)
-    states = [t.state for t in study(experiment, "caps3").trials]
-    assert len(states) == 3
     if (experiment / "best_config.json").exists():  # written when some trial is healthy
         best = json.loads((experiment / "best_config.json").read_text())
         assert best["train"]["epochs"] == 2

@@ -48,11 +48,6 @@ class Sweep:
         """The sweep's optuna.Study (read from optuna_study.journal), or None."""
         return load_study(self.path)
 
-    @property
-    def report_html(self) -> str | None:
-        uri = f"{self.path}/{REPORT_HTML}"
-        return uri if exists(uri) else None
-
 
 def load_sweep(path: str) -> Sweep:
     """A sweep's tables, confirmations and figure names; SweepFolderError naming the folder where it is

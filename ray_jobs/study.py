@@ -90,10 +90,18 @@ def sub_study(study, trials: list):
     copy = optuna.create_study(directions=study.directions)
     copy.add_trials(trials)
     if study.metric_names:
-        with warnings.catch_warnings():  # "experimental" since Optuna 3.2
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            copy.set_metric_names(study.metric_names)
+        name_metrics(copy, study.metric_names)
     return copy
+
+
+def name_metrics(study, names: list[str]) -> None:
+    """study.set_metric_names, which Optuna's plots and optuna-dashboard read (its "experimental"
+    warning silenced: the API has been there since Optuna 3.2)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
 
 
 def importance(study, metric: str, switches: list[str] = ()) -> pd.DataFrame:

@@ -8,16 +8,14 @@ import shutil
 import signal
 import sys
 import threading
-import warnings
 
-import optuna
 import ray.tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
 from losstune.ray_jobs.plan import SweepPlan
-from losstune.ray_jobs.study import STUDY_FILE
+from losstune.ray_jobs.study import STUDY_FILE, name_metrics
 from losstune.trainables.families import load_family
 
 
@@ -186,9 +184,7 @@ class HealthAwareOptunaSearch(OptunaSearch):
         super()._setup_study(mode)
         study = self._ot_study
         if study.metric_names is None:
-            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what its plots read
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names(self._metric if isinstance(self._metric, list) else [self._metric])
+            name_metrics(study, self._metric if isinstance(self._metric, list) else [self._metric])
         if self.priors and not study.user_attrs.get("warm_start_trials"):
             from losstune.ray_jobs.prior_points import add_prior_trials
             from losstune.search_spaces import space_distributions

@@ -17,7 +17,7 @@ The synthetic default writes brain-like phantoms (skull, grey and white matter, 
 or two ellipsoid tumours, with per-modality contrasts, a bias field and noise) as NIfTI files, so
 the demo and the tests run the same reader as real data.
 
-Shared by the medgen families (diffusion here; compression later).
+Shared by the medgen families: diffusion, and compression (with the seed's aggressive VAE augmentation).
 """
 
 from __future__ import annotations
@@ -233,13 +233,50 @@ def augmentation(spatial_dims: int, size: tuple[int, ...], interpolation: dict):
     ])
 
 
+def vae_augmentation(spatial_dims: int, size: tuple[int, ...], interpolation: dict, images: tuple[str, ...]):
+    """The seed's aggressive VAE augmentation (seed "VAE Augmentation (Aggressive)") in MONAI
+    transforms: flip p=0.5, rotation +-15 degrees p=0.5, translation +-10% and scale 0.9-1.1 p=0.5;
+    on the intensity `images` only (never a mask): Gaussian noise of std up to 0.05 p=0.3 (MONAI
+    draws the std from [0, 0.05]; the seed's floor of 0.01 has no MONAI knob), blur of sigma
+    0.5-1 (a 3-5 pixel kernel) p=0.2, brightness and contrast +-10% p=0.3 each; and an elastic
+    deformation p=0.2 (control points an eighth of the side apart, moved up to 2 pixels: the
+    seed's alpha=50 is Albumentations' scale, which MONAI does not share)."""
+    from monai.transforms import (Compose, Rand2DElasticd, Rand3DElasticd, RandAffined, RandFlipd,
+                                  RandGaussianNoised, RandGaussianSmoothd, RandRotated, RandScaleIntensityd,
+                                  RandShiftIntensityd)
+
+    keys, modes = tuple(interpolation), tuple(interpolation.values())
+    angle = math.radians(15.0)
+    rotation = {"range_x": angle} if spatial_dims == 2 else {"range_z": angle}
+    translate = tuple(0.1 * s for s in size[:2]) + ((0.0,) if spatial_dims == 3 else ())
+    steps = [
+        RandFlipd(keys, prob=0.5, spatial_axis=1),
+        RandRotated(keys, prob=0.5, keep_size=True, mode=modes, padding_mode="zeros", **rotation),
+        RandAffined(keys, prob=0.5, translate_range=translate, scale_range=(0.1,) * spatial_dims, mode=modes,
+                    padding_mode="zeros"),
+    ]
+    if images:
+        steps += [RandGaussianNoised(images, prob=0.3, std=0.05, sample_std=True),
+                  RandGaussianSmoothd(images, prob=0.2, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
+                  RandShiftIntensityd(images, prob=0.3, offsets=0.1),
+                  RandScaleIntensityd(images, prob=0.3, factors=0.1)]
+    spacing = tuple(max(2, s // 8) for s in size)
+    if spatial_dims == 2:
+        steps.append(Rand2DElasticd(keys, prob=0.2, spacing=spacing, magnitude_range=(0.0, 2.0), mode=modes,
+                                    padding_mode="zeros"))
+    else:
+        steps.append(Rand3DElasticd(keys, prob=0.2, sigma_range=(4.0, 6.0), magnitude_range=(0.0, 2.0), mode=modes,
+                                    padding_mode="zeros"))
+    return Compose(steps)
+
+
 class Items:
     """A torch Dataset of (target images, conditioning, seg) tensors over MONAI's CacheDataset:
     the deterministic resize (2D) or crop/pad (3D) is cached once, augmentation runs per item.
     A mode without conditioning (seg) gets a zero-channel conditioning tensor."""
 
     def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
-                 binary_images: bool = False, seed: int = 0):
+                 binary_images: bool = False, seed: int = 0, aggressive: bool = False):
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
 
@@ -255,7 +292,10 @@ class Items:
         else:
             shape = ResizeWithPadOrCropd(keys, spatial_size=size)
         steps = [shape, EnsureTyped(keys, track_meta=False)]
-        if augment:
+        if augment and aggressive:  # the compression models' augmentation
+            images = () if binary_images else ("image",)
+            steps += [vae_augmentation(spatial_dims, size, interpolation, images), EnsureTyped(keys, track_meta=False)]
+        elif augment:
             steps += [augmentation(spatial_dims, size, interpolation), EnsureTyped(keys, track_meta=False)]
         self.cache = CacheDataset(items, Compose(steps), progress=False, num_workers=0)
         # MONAI's random transforms draw from RandomStates of their own, which torch seeding does

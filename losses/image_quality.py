@@ -74,3 +74,39 @@ def regional_errors(means: dict) -> dict:
     background = means["background_sq_sum"] / max(means["background_count"], 1e-12)
     return {"tumor_loss": tumour, "background_loss": background,
             "tumor_bg_ratio": tumour / background if background > 0 else math.nan}
+
+
+def quality(estimates: list, reference: torch.Tensor, seg: torch.Tensor, modalities: tuple, with_msssim: bool) -> dict:
+    """seed "Validation Quality Metrics" and "Regional Metrics" of one or more estimates of
+    `reference` (averaged over the estimates), per sample: L1, PSNR and MS-SSIM over all the
+    channels under the plain name and each modality's (`<name>_<modality>`; the same number where
+    there is one), MS-SSIM of volumes both slice by slice (`msssim`) and volumetric (`msssim_3d`),
+    and the regional sums, overall and per modality (`<modality>/<sum>`)."""
+    volumes = reference.ndim == 5
+    metrics = {"psnr": psnr}
+    if with_msssim:
+        metrics["msssim"] = slicewise_msssim if volumes else msssim
+        if volumes:
+            metrics["msssim_3d"] = msssim
+    out = {"l1": torch.stack([(e - reference).abs().flatten(1).mean(1) for e in estimates]).mean(0)}
+    for name, metric in metrics.items():
+        channels = torch.stack([per_channel(metric, e, reference) for e in estimates]).mean(0)  # [B, C]
+        out.update({f"{name}_{m}": channels[:, c] for c, m in enumerate(modalities)})
+        out[name] = channels[:, 0] if len(modalities) == 1 else torch.stack(
+            [metric(e, reference) for e in estimates]).mean(0)
+    squared = torch.stack([(e - reference).pow(2) for e in estimates]).mean(0)
+    out.update(regional_sums(squared, seg))
+    for c, m in enumerate(modalities):
+        out.update({f"{m}/{k}": v for k, v in regional_sums(squared[:, c:c + 1], seg).items()})
+    return out
+
+
+def regional_summary(means: dict, modalities: tuple) -> dict:
+    """The means of `quality` with the regional sums turned into pixel-weighted errors (seed
+    "Regional Loss Tracking"), overall and per modality (`<modality>_tumor_loss`, ...)."""
+    out = {k: v for k, v in means.items() if not k.endswith(("_sq_sum", "_count"))}
+    out.update(regional_errors(means))
+    for m in modalities:
+        own = {k[len(m) + 1:]: v for k, v in means.items() if k.startswith(f"{m}/")}
+        out.update({f"{m}_{name}": value for name, value in regional_errors(own).items()})
+    return out

@@ -16,7 +16,8 @@ def catalogue() -> str:
     for name in FAMILIES:
         family = load_family(name)
         lines.append(f"{name}: objective {family.objective.metric} ({family.objective.mode})")
-        for space_name, space in family.spaces.items():
+        for space_name in family.spaces:
+            space = family.space(space_name, family.config_class())
             tuned = dict.fromkeys(key for point in sample_points(space, 16) for key in point)
             marker = " (default)" if space_name == family.default_space else ""
             lines.append(f"  --space {space_name}{marker}: {', '.join(k.replace('/', '.') for k in tuned)}")

@@ -158,11 +158,11 @@ def make_plan(args) -> SweepPlan:
     point = check_space(family, space_name, base, config, args.seed)
     pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
     objective = {"metric": family.objective.metric, "mode": family.objective.mode}
-    enqueued = check_enqueued(family, space_name, base, args)
+    enqueued = check_enqueued(family, space_name, base, config, args)
     priors, warm_start = [], None
     if args.warm_start:
         here = {"family": args.family, "objective": objective, "objectives": pareto_list}
-        priors, completed = read_warm_start(args.warm_start, here, family.spaces[space_name])
+        priors, completed = read_warm_start(args.warm_start, here, family.space(space_name, config))
         warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors), "completed": completed}
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
@@ -183,12 +183,12 @@ def make_plan(args) -> SweepPlan:
         confirm_seeds=args.confirm_seeds)
 
 
-def check_enqueued(family, space_name: str, base: dict, args) -> list[dict]:
+def check_enqueued(family, space_name: str, base: dict, config, args) -> list[dict]:
     """--enqueue's points, each checked against the space and as a whole config; with the default
     they must fit in --trials."""
     if not args.enqueue:
         return []
-    points = read_enqueued(args.enqueue, family.spaces[space_name], space_name)
+    points = read_enqueued(args.enqueue, family.space(space_name, config), space_name)
     for number, point in enumerate(points, 1):
         try:
             make_config(family, merge(base, unflatten(point)))
@@ -206,7 +206,7 @@ def check_space(family, space_name: str, base: dict, config, seed: int) -> dict:
     are off."""
     from losstune.search_spaces import default_point, sample_points
 
-    space = family.spaces[space_name]
+    space = family.space(space_name, config)
     point = default_point(space, config)
     points = [point] + sample_points(space, 32, seed)
     sampled = [make_config(family, merge(base, unflatten(p))) for p in points]

@@ -47,7 +47,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures))
     if plan.resume and not plan.extend_by:
         return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
-    space = load_family(plan.family).spaces[plan.space]
+    space = plan_space(plan)
     # An extension's searcher opens the sweep's study, which holds every trial so far, and asks for
     # new points only: the default, the enqueued points and the warm start are in the study already.
     first = [] if plan.extend_by else [plan.default_point, *plan.enqueued]
@@ -81,11 +81,19 @@ def progress_table(plan: SweepPlan):
     from losstune.ray_jobs.progress import TrialTable
     from losstune.search_spaces import sample_points
 
-    space = load_family(plan.family).spaces[plan.space]
+    space = plan_space(plan)
     points = [plan.default_point, *sample_points(space, 16, plan.seed)]
     tuned = list(dict.fromkeys(key for point in points for key in point))
     objectives = [plan.objective, *[o for o in plan.objectives if o != plan.objective]]
     return TrialTable(objectives, tuned, plan.default_point, plan.epochs, every_s=0 if plan.verbosity >= 2 else 30)
+
+
+def plan_space(plan: SweepPlan):
+    """The sweep's search space, bound to its base config where the space reads one."""
+    from losstune.trainables.families import make_config
+
+    family = load_family(plan.family)
+    return family.space(plan.space, make_config(family, plan.base))
 
 
 def make_sampler(plan: SweepPlan):

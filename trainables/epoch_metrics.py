@@ -25,6 +25,7 @@ def epoch_metrics(run: Run, stats: dict, epoch: int, validation: dict) -> dict:
                     for i, g in enumerate(g for g in run.groups if g.schedule is not None)})
     metrics.update(stats["grad_norms"], grad_norm_max=stats["grad_norm_max"], samples_per_s=stats["samples_per_s"],
                    peak_mem_mb=peak_memory_mb())
+    metrics.update(stats.get("grad_norm_maxima", {}))
     if torch.cuda.is_available():  # seed 001's resource tags
         metrics.update({"VRAM/allocated_GB": torch.cuda.memory_allocated() / 2**30,
                         "VRAM/reserved_GB": torch.cuda.memory_reserved() / 2**30,
@@ -46,13 +47,15 @@ def epoch_metrics(run: Run, stats: dict, epoch: int, validation: dict) -> dict:
 def evaluate(run: Run, loader, extras: dict) -> dict:
     """Mean of each per-sample validation metric over the whole (all-worker) validation set, of
     the EMA weights where there are some; a family's `summarise_val(means, cfg)` may derive more
-    from the means (e.g. pixel-weighted ratios from per-sample sums)."""
+    from the means (e.g. pixel-weighted ratios from per-sample sums). A metric may also be a
+    vector per sample ([B, K]: each VQ code's share of a sample's latent); its mean is then a list,
+    which summarise_val must turn into numbers."""
     model = run.ema.module if run.ema is not None else run.model
     model.eval()
     collected = defaultdict(list)
     for batch in loader:
         for name, values in run.family.val_metrics(model, batch, run.cfg, extras).items():
             collected[name].append(run.accelerator.gather_for_metrics(values.float()))
-    means = {name: torch.cat(chunks).mean().item() for name, chunks in collected.items()}
+    means = {name: torch.cat(chunks).mean(0).tolist() for name, chunks in collected.items()}
     means = run.family.summarise_val(means, run.cfg)
     return {f"val/{name}": value for name, value in means.items()}

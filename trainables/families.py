@@ -15,6 +15,7 @@ FAMILIES = {
     "hdr_patch": ("losstune.trainables.hdr_patch", "losstune.search_spaces.hdr_patch"),
     "latent_conditioner": ("losstune.trainables.latent_conditioner", "losstune.search_spaces.latent_conditioner"),
     "lgt": ("losstune.trainables.lgt", "losstune.search_spaces.lgt"),
+    "medgen_compression": ("losstune.trainables.medgen_compression", "losstune.search_spaces.medgen_compression"),
     "medgen_diffusion": ("losstune.trainables.medgen_diffusion", "losstune.search_spaces.medgen_diffusion"),
     "npt": ("losstune.trainables.npt", "losstune.search_spaces.npt"),
 }

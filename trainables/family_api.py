@@ -36,7 +36,9 @@ and, only where it needs them (the defaults are below):
   on_step_start(model, step, cfg)   the same before each optimiser step (`step`: steps done)
   summarise_val(means, cfg)         -> the validation means with what is derived from them
 
-search_spaces/<name>.py provides SPACES ({name: define-by-run function}) and DEFAULT_SPACE.
+search_spaces/<name>.py provides SPACES ({name: define-by-run function, or a ray.tune dict}) and
+DEFAULT_SPACE; a function may take the sweep's config as well (`def weights(trial, config)`), to
+tune only what that config trains.
 """
 
 from __future__ import annotations
@@ -144,6 +146,12 @@ class Family:
     on_epoch_start: Callable
     on_step_start: Callable
     summarise_val: Callable
+
+    def space(self, name: str, config):
+        """The search space `name` as a sweep from `config` searches it (search_spaces.bound)."""
+        from losstune.search_spaces import bound
+
+        return bound(self.spaces[name], config)
 
 
 REQUIRED = {"Config": "config_class", "PRESETS": "presets", "SMOKE": "smoke", "OBJECTIVE": "objective",

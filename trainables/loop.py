@@ -147,6 +147,7 @@ def run_epoch(run: Run, loader, step: int) -> tuple[dict, int]:
     sums = defaultdict(float)
     steps = samples = 0
     grad_norm_max = torch.zeros((), device=run.accelerator.device)
+    other_maxima = {}  # the other clipped groups' largest norms
     stop_reason = ""
     run.model.train()
     started = time.perf_counter()
@@ -165,6 +166,8 @@ def run_epoch(run: Run, loader, step: int) -> tuple[dict, int]:
         samples += len(batch[0]) * run.accelerator.num_processes
         grad_norm = grad_norms.pop(run.groups[0].name)
         grad_norm_max = torch.maximum(grad_norm_max, grad_norm)
+        for name, norm in grad_norms.items():
+            other_maxima[name] = torch.maximum(other_maxima.get(name, norm), norm)
         sums["grad_out_of_range"] += ((grad_norm < GRAD_NORM_RANGE[0]) | (grad_norm > GRAD_NORM_RANGE[1])).float()
         sums["loss"] += total.detach()
         for prefix, values in (("", terms), ("weighted/", weighted), ("health/", health),
@@ -179,6 +182,7 @@ def run_epoch(run: Run, loader, step: int) -> tuple[dict, int]:
         "health": {k[len("health/"):]: v for k, v in means.items() if k.startswith("health/")},
         "grad_norms": {"grad_norm": 0.0, **{k: v for k, v in means.items() if k.startswith("grad_norm")}},
         "grad_norm_max": float(grad_norm_max),
+        "grad_norm_maxima": {f"grad_norm_max/{name}": float(value) for name, value in other_maxima.items()},
         "grad_out_of_range": means.get("grad_out_of_range", 0.0),
         "samples_per_s": samples / seconds if seconds > 0 else 0.0,
         "stop_reason": stop_reason,
@@ -225,9 +229,12 @@ def backward(run: Run, weighted: dict | None, total) -> None:
     if not any(group.terms for group in run.groups):
         run.accelerator.backward(total)
         return
-    for i, group in enumerate(run.groups):
-        loss = sum(weighted[name] for name in group.terms) if group.terms else total
-        run.accelerator.backward(loss, inputs=group.params, retain_graph=i + 1 < len(run.groups))
+    # a group none of whose terms this step computed (a GAN's discriminator before its start) has
+    # no gradient: its optimiser's step leaves it as it is
+    losses = [(group, sum(weighted[n] for n in group.terms if n in weighted) if group.terms else total)
+              for group in run.groups if not group.terms or any(n in weighted for n in group.terms)]
+    for i, (group, loss) in enumerate(losses):
+        run.accelerator.backward(loss, inputs=group.params, retain_graph=i + 1 < len(losses))
 
 
 def weighted_loss(model, batch, family, cfg, weights):

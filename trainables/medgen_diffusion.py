@@ -16,18 +16,17 @@ whatever its loss weights and tricks. TensorBoard files carry the seed's tag nam
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 
 from losstune.losses.diffusion import (augment_noise, min_snr_weights, model_timesteps, per_sample_mse, snr, target,
                                        x0_estimate)
-from losstune.data import DataError
-from losstune.data.medgen import EMPTY_SLICE_LEVEL, MODE_IMAGES, mode_channels  # numpy and torch only
-from losstune.losses.image_quality import msssim, per_channel, psnr, regional_errors, regional_sums, slicewise_msssim
+from losstune.data.medgen import MODE_IMAGES, mode_channels  # numpy and torch only
+from losstune.losses.image_quality import quality, regional_summary
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables import medgen_diffusion_config as settings
+from losstune.trainables.medgen_items import check_subjects, make_items, subject_split
 from losstune.trainables.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
                                               self_conditioning, training_times, uses_perceptual)
 
@@ -80,70 +79,28 @@ class FixedDraws:
         return image, cond, seg, noise, torch.rand(BINS, generator=generator)
 
 
-def subject_split(cfg):
-    """(train subjects, validation subjects) of the configured (or phantom) folders."""
-    from losstune.data.medgen import list_subjects, modalities_for, phantom_folder
-
-    d = cfg.data
-    path = d.path or phantom_folder(d.subjects, tuple(d.phantom_shape), d.seed)
-    subjects = list_subjects(path, modalities_for(d.mode))
-    if d.val_path:
-        return subjects, list_subjects(d.val_path, modalities_for(d.mode))
-    held_out = max(1, int(round(d.val_fraction * len(subjects))))
-    if held_out >= len(subjects):
-        raise ConfigError("data.path", f"{path}: {len(subjects)} subject(s) are too few to hold some out")
-    return subjects[:-held_out], subjects[-held_out:]
-
-
 def check_data(cfg) -> int:
-    """Every file read and checked once, before Ray starts, with the read a trial makes (which
-    then finds it in data.medgen's cache); returns the number of training items (slices in 2D).
-    A validation set with no item is refused here, naming its subjects."""
+    """Every file read and checked once, before Ray starts (trainables/medgen_items.py); returns
+    the number of training items (slices in 2D)."""
     import importlib.util
-
-    from losstune.data.medgen import load_volumes
 
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
-    train_subjects, val_subjects = subject_split(cfg)
-    train_items = len(training_items(cfg, load_volumes(train_subjects, cfg.data.mode)))
-    if not training_items(cfg, load_volumes(val_subjects, cfg.data.mode)):
-        folder = os.path.dirname(os.path.dirname(val_subjects[0].files["seg"]))
-        raise DataError(f"{folder}: the held-out subjects ({', '.join(s.name for s in val_subjects)}) have no slice "
-                        f"above the empty-slice level {EMPTY_SLICE_LEVEL}: nothing to validate on")
-    return train_items
-
-
-def training_items(cfg, volumes: list[dict]) -> list[dict]:
-    """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
-    mode skips them), a 3D run's volumes."""
-    from losstune.data.medgen import axial_slices
-
-    if cfg.model.spatial_dims == 3:
-        return volumes
-    return axial_slices(volumes, cfg.data.skip_empty_slices and cfg.data.mode != "seg")
-
-
-def make_items(cfg, subjects, augment: bool):
-    from losstune.data.medgen import Items, load_volumes
-
-    d, spatial_dims = cfg.data, cfg.model.spatial_dims
-    items = training_items(cfg, load_volumes(subjects, d.mode))  # seg mode keeps empty slices: DataConfig
-    size = (d.image_size,) * 2 if spatial_dims == 2 else tuple(d.volume)
-    return Items(items, spatial_dims, size, augment, d.mode == "seg", seed=cfg.train.seed)
+    return check_subjects(cfg, cfg.data.mode)
 
 
 def build(cfg) -> Parts:
     from losstune.models.medgen import DiffusionNet, add_feature_noise
 
-    train_subjects, val_subjects = subject_split(cfg)
+    train_subjects, val_subjects = subject_split(cfg, cfg.data.mode)
     m, r = cfg.model, cfg.regularisation
     model = DiffusionNet(m.spatial_dims, *mode_channels(cfg.data.mode), m.widths, m.attention, m.res_blocks, m.norm_groups,
                          m.head_channels, m.flash_attention)
     if r.feature_perturbation:
         add_feature_noise(model.unet, r.feature_layers, r.feature_std)
-    return Parts(model, make_items(cfg, train_subjects, cfg.data.augment),
-                 FixedDraws(make_items(cfg, val_subjects, augment=False), cfg.eval.seed), {})
+    mode = cfg.data.mode
+    return Parts(model, make_items(cfg, train_subjects, cfg.data.augment, mode),
+                 FixedDraws(make_items(cfg, val_subjects, False, mode), cfg.eval.seed), {})
 
 
 # --- loss --------------------------------------------------------------------------------------------
@@ -218,37 +175,14 @@ def val_metrics(model, batch, cfg, extras):
 
 
 def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, cfg) -> dict:
-    """Seed "Validation Quality Metrics" and "Regional Metrics" of the estimates, per sample, over
-    all the generated channels under the plain name and each modality's under `<name>_<modality>`
-    (the same number where a mode generates one); MS-SSIM of volumes both slice by slice
-    (`msssim`) and volumetric (`msssim_3d`)."""
-    modalities = MODE_IMAGES[cfg.data.mode]
-    volumes = cfg.model.spatial_dims == 3
-    metrics = {"psnr": psnr}
-    if cfg.eval.msssim:
-        metrics["msssim"] = slicewise_msssim if volumes else msssim
-        if volumes:
-            metrics["msssim_3d"] = msssim
-    out = {"l1": torch.stack([(e - x0).abs().flatten(1).mean(1) for e in estimates]).mean(0)}
-    for name, metric in metrics.items():
-        channels = torch.stack([per_channel(metric, e, x0) for e in estimates]).mean(0)  # [B, C] over the bins
-        out.update({f"{name}_{m}": channels[:, c] for c, m in enumerate(modalities)})
-        out[name] = channels[:, 0] if len(modalities) == 1 else torch.stack([metric(e, x0) for e in estimates]).mean(0)
-    squared = torch.stack([(e - x0).pow(2) for e in estimates]).mean(0)
-    out.update(regional_sums(squared, seg))
-    for c, m in enumerate(modalities):
-        out.update({f"{m}/{k}": v for k, v in regional_sums(squared[:, c:c + 1], seg).items()})
-    return out
+    """The quality of the one-step estimates (losses.image_quality.quality), per generated modality."""
+    return quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim)
 
 
 def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
     the ratio of sums), overall and per modality, and the timestep-bin health ratio."""
-    out = {k: v for k, v in means.items() if not k.endswith(("_sq_sum", "_count"))}
-    out.update(regional_errors(means))
-    for m in MODE_IMAGES[cfg.data.mode]:
-        own = {k[len(m) + 1:]: v for k, v in means.items() if k.startswith(f"{m}/")}
-        out.update({f"{m}_{name}": value for name, value in regional_errors(own).items()})
+    out = regional_summary(means, MODE_IMAGES[cfg.data.mode])
     bins = sorted(means[f"t{name}"] for name in BIN_NAMES)
     median = (bins[BINS // 2 - 1] + bins[BINS // 2]) / 2
     out["timestep_bin_ratio"] = bins[-1] / median if median > 0 else math.inf

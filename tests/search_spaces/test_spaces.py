@@ -19,9 +19,9 @@ def base_for(family, name, tmp_path) -> dict:
 
 @pytest.mark.parametrize("family, name", CASES)
 def test_every_key_of_every_space_exists_in_the_config(family, name, tmp_path):
-    config = load_family(family).config_class()
-    space = load_family(family).spaces[name]
     base = base_for(family, name, tmp_path)
+    config = make_config(load_family(family), base)
+    space = load_family(family).space(name, config)
     for point in [default_point(space, config)] + sample_points(space, 30):
         for key in point:
             get_path(config, key)  # KeyError names a key the config lacks
@@ -31,7 +31,7 @@ def test_every_key_of_every_space_exists_in_the_config(family, name, tmp_path):
 @pytest.mark.parametrize("family, name", CASES)
 def test_documented_default_is_a_point_of_the_space(family, name):
     config = load_family(family).config_class()
-    space = load_family(family).spaces[name]
+    space = load_family(family).space(name, config)
     point = default_point(space, config)
     assert point and all(get_path(config, k) == v for k, v in point.items())
     # Optuna accepts it as the first trial: every value lies inside its distribution

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.trainables import medgen_diffusion as medgen
+from losstune.trainables import medgen_items
 from losstune.trainables import medgen_steps as steps
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.families import load_family, make_config
@@ -67,7 +68,7 @@ def test_a_perceptual_weight_without_torchvision_fails_before_ray(tmp_path):
 
 def test_subjects_are_held_out_whole():
     cfg = config({"data": {"subjects": 5}})
-    train, val = medgen.subject_split(cfg)
+    train, val = medgen.subject_split(cfg, cfg.data.mode)
     assert [s.name for s in val] == ["subject_004"] and {s.name for s in train}.isdisjoint({s.name for s in val})
 
 
@@ -233,7 +234,7 @@ def test_seg_mode_keeps_the_tumour_free_slices_a_mask_generator_must_learn():
     seg = medgen.build(config({"data": {"mode": "seg"}})).train_set
     empty = sum(float(seg[i][0].max()) == 0.0 for i in range(len(seg)))
     assert 0 < empty < len(seg)
-    subjects, _ = medgen.subject_split(config({"data": {"mode": "seg"}}))
+    subjects, _ = medgen.subject_split(config({"data": {"mode": "seg"}}), "seg")
     assert len(seg) == len(subjects) * medgen.SMOKE["data"]["phantom_shape"][2]  # all slices
     bravo = medgen.build(config()).train_set
     assert len(bravo) < len(seg)
@@ -285,7 +286,7 @@ def test_check_data_reads_every_file_before_ray_and_the_trial_finds_it_cached(su
 
     cfg = config({"data": {"path": subjects}})
     train_items = medgen.check_data(cfg)  # 2 training subjects x their non-empty axial slices
-    assert train_items == len(medgen.training_items(cfg, medgen_data.load_volumes(medgen.subject_split(cfg)[0], "bravo")))
+    assert train_items == len(medgen_items.training_items(cfg, medgen_data.load_volumes(medgen.subject_split(cfg, "bravo")[0], "bravo"), "bravo"))
     monkeypatch.setattr(medgen_data, "read_volume", lambda *a: pytest.fail("a trial read a file again"))
     parts = medgen.build(cfg)
     assert len(parts.train_set) == train_items  # headers are read again (cheap), voxels not

@@ -80,7 +80,7 @@ def seen(path):
 # curriculum epoch), and hdr_patch for the plain case: their run loses its worker in epoch 3 and
 # must resume from the epoch-2 checkpoint. lgt's state is the plain case, and its run takes a
 # minute here, so it trains 2 epochs without the crash.
-RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion"]
+RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion", "medgen_compression"]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -108,6 +108,13 @@ def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_r
     files = os.listdir(result.checkpoint.path)
     assert "losstune_state.json" in files and any(f.startswith("model") for f in files)
     assert any(f.startswith("optimizer") for f in files) and any(f.startswith("scheduler") for f in files)
+    if family == "medgen_compression":  # both optimisers continued: each has stepped for all 3 epochs
+        import torch
+
+        steps = [{float(s["step"]) for s in torch.load(os.path.join(result.checkpoint.path, name),
+                                                        weights_only=False)["state"].values()}
+                 for name in ("optimizer.bin", "optimizer_1.bin")]
+        assert steps[0] == steps[1] and len(steps[0]) == 1 and steps[0].pop() % epochs == 0
     if family in OPTIMISER_OPTIONS:  # the EMA weights and the plateau state, registered with Accelerate
         assert {"custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl"} <= set(files)
 

@@ -1,0 +1,77 @@
+import math
+
+import pytest
+import torch
+
+from losstune.losses import compression as losses
+
+
+def test_l1_is_the_mean_absolute_error_per_sample():
+    # sample 0: |0.5 - 0| and |0 - 0| -> 0.25; sample 1: |1 - 0.25| and |0 - 0.25| -> (0.75 + 0.25) / 2 = 0.5
+    reconstruction = torch.tensor([[0.5, 0.0], [1.0, 0.0]])
+    target = torch.tensor([[0.0, 0.0], [0.25, 0.25]])
+    assert torch.allclose(losses.l1(reconstruction, target), torch.tensor([0.25, 0.5]))
+
+
+def test_kl_by_hand():
+    # one sample, two latent elements: (mu 0, sigma 1) contributes 0.5 (0 + 1 - 0 - 1) = 0;
+    # (mu 1, sigma 2): 0.5 (1 + 4 - ln 4 - 1) = 2 - ln 2 = 1.306853
+    mu = torch.tensor([[0.0, 1.0]])
+    sigma = torch.tensor([[1.0, 2.0]])
+    assert torch.allclose(losses.kl(mu, sigma), torch.tensor([2 - math.log(2)]))
+
+
+def test_least_squares_adversarial_terms_by_hand():
+    # generator: mean((D(fake) - 1)^2) over D(fake) = [0, 0.5] -> (1 + 0.25) / 2 = 0.625
+    fake = torch.tensor([[[[0.0, 0.5]]]])
+    assert losses.generator_adversarial(fake).item() == pytest.approx(0.625)
+    # discriminator: 0.5 (mean(D(fake)^2) + mean((D(real) - 1)^2)); D(real) = [1, 0]:
+    # fake part (0 + 0.25) / 2 = 0.125, real part (0 + 1) / 2 = 0.5 -> 0.5 x 0.625 = 0.3125
+    real = torch.tensor([[[[1.0, 0.0]]]])
+    assert losses.discriminator_loss(real, fake).item() == pytest.approx(0.3125)
+
+
+def test_overlap_by_hand_and_empty_masks_agree_perfectly():
+    # predicted (logit > 0) [1, 1, 0, 0], target [1, 0, 1, 0]: both 1, |P| + |T| = 4, union 3
+    # -> Dice 2/4 = 0.5, IoU 1/3; second sample: both empty -> 1, 1
+    logits = torch.tensor([[2.0, 1.0, -1.0, -3.0], [-1.0, -1.0, -1.0, -1.0]]).view(2, 1, 2, 2)
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).view(2, 1, 2, 2)
+    out = losses.overlap(logits, mask)
+    assert torch.allclose(out["dice"], torch.tensor([0.5, 1.0]))
+    assert torch.allclose(out["iou"], torch.tensor([1 / 3, 1.0]))
+
+
+def test_segmentation_terms_bce_by_hand_and_perfect_logits_score_near_zero():
+    # BCE of logit 0 is ln 2 whatever the target
+    zero = losses.segmentation_terms(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4))
+    assert zero["bce"].item() == pytest.approx(math.log(2))
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    perfect = losses.segmentation_terms((mask * 2 - 1) * 20, mask)
+    assert perfect["bce"].item() < 1e-6 and perfect["dice"].item() < 1e-4 and perfect["boundary"].item() < 1e-4
+    wrong = losses.segmentation_terms((1 - mask * 2) * 20, mask)
+    assert wrong["dice"].item() > 0.99 and wrong["boundary"].item() > perfect["boundary"].item()
+
+
+def test_code_shares_and_codebook_stats_by_hand():
+    # two samples of two latent vectors over a codebook of 4: codes (0, 0) and (0, 1)
+    shares = losses.code_shares(torch.tensor([[0, 0], [0, 1]]), 4)
+    assert torch.equal(shares, torch.tensor([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]]))
+    # over the set: code 0 takes 3/4, code 1 1/4; entropy -(0.75 ln 0.75 + 0.25 ln 0.25) = 0.562335
+    stats = losses.codebook_stats(shares.mean(0))
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert stats["codebook_utilization"] == 0.5 and stats["codebook_dead_codes"] == 2
+    assert stats["codebook_entropy"] == pytest.approx(entropy)
+    assert stats["codebook_perplexity"] == pytest.approx(math.exp(entropy))  # 1.7548
+    assert stats["codebook_perplexity_pct"] == pytest.approx(100 * math.exp(entropy) / 4)
+
+
+def test_mixup_and_cutmix_are_off_at_probability_zero_and_mix_within_the_batch():
+    images = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
+    assert losses.mixed(images, 0.0, 0.0) is images
+    torch.manual_seed(0)
+    mixed = losses.mixed(images, 1.0, 0.0)  # MixUp: convex combinations of the two images
+    assert mixed.shape == images.shape and mixed.min() >= 0 and mixed.max() <= 1
+    assert all(torch.allclose(image, image.flatten()[0].expand_as(image)) for image in mixed)  # a blend of uniform images
+    cut = losses.mixed(images, 0.0, 1.0)  # CutMix: every pixel comes from one of the two images
+    assert set(cut.unique().tolist()) <= {0.0, 1.0}

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from losstune.models import medgen_compression as nets
+
+
+def tiny(kind: str, spatial_dims: int, channels: int = 1) -> nets.Compression:
+    if kind == "vae":
+        autoencoder = nets.vae(spatial_dims, channels, 3, (8, 16), 1, 8, False, False)
+    elif kind == "vqvae":
+        autoencoder = nets.vqvae(spatial_dims, channels, 16, 3, (8, 16), 1, 0.5, False)
+    else:
+        autoencoder = nets.dcae(channels, 8, (8, 16, 32, 32, 64, 64), 1, 0.3189, False)
+    return nets.Compression(kind, autoencoder, nets.patch_discriminator(spatial_dims, channels, 8, 2))
+
+
+@pytest.mark.parametrize("kind, spatial_dims, latent_side", [
+    ("vae", 2, 8), ("vae", 3, 8), ("vqvae", 2, 8), ("vqvae", 3, 8), ("dcae", 2, 1)])
+def test_forward_encode_decode_in_2d_and_3d(kind, spatial_dims, latent_side):
+    # VAE: 2 levels -> one 2x downsampling (16 -> 8); VQ-VAE: 2x per level (32 -> 8); DC-AE f32 layout: 32x
+    model = tiny(kind, spatial_dims, channels=2).eval()
+    x = torch.rand(2, 2, *(32,) * spatial_dims) if kind != "vae" else torch.rand(2, 2, *(16,) * spatial_dims)
+    reconstruction, extras = model(x)
+    assert reconstruction.shape == x.shape
+    z = model.encode(x)
+    assert tuple(z.shape[2:]) == (latent_side,) * spatial_dims
+    assert model.decode(z).shape == x.shape
+    if kind == "vae":
+        assert extras["z_mu"].shape == extras["z_sigma"].shape == z.shape and (extras["z_sigma"] > 0).all()
+    if kind == "vqvae":
+        assert extras["quantization_loss"].ndim == 0
+        assert extras["codes"].shape == (2, *(latent_side,) * spatial_dims) and extras["codes"].max() < 16
+    logits = model.discriminator(x)[-1]
+    assert logits.shape[0] == 2 and logits.shape[1] == 1  # one logit per patch
+
+
+def test_the_vq_vae_encoding_is_snapped_to_the_codebook():
+    model = tiny("vqvae", 2).eval()
+    z = model.encode(torch.rand(1, 1, 32, 32))
+    codebook = model.autoencoder.quantizer.quantizer.embedding.weight  # [codes, dim]
+    vectors = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    assert torch.cdist(vectors, codebook).min(1).values.max() < 1e-5
+
+
+def test_a_pretrained_dc_ae_loads_from_a_local_folder_with_new_channel_convolutions(tmp_path):
+    source = nets.dcae(3, 8, (8, 16, 32, 32, 64, 64), 1, 0.3189, False)
+    source.save_pretrained(tmp_path / "dcae")
+    loaded = nets.pretrained_dcae(str(tmp_path / "dcae"), 1, False)
+    assert loaded.config.in_channels == 1
+    # everything but the first and last convolutions keeps the saved weights
+    kept = [k for k, v in source.state_dict().items()
+            if k in loaded.state_dict() and loaded.state_dict()[k].shape == v.shape]
+    assert len(kept) == len(source.state_dict()) - 3  # conv_in's weight, conv_out's weight and bias
+    assert all(torch.equal(source.state_dict()[k], loaded.state_dict()[k]) for k in kept)
+    assert loaded(torch.rand(1, 1, 32, 32)).sample.shape == (1, 1, 32, 32)
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind"):
+        nets.Compression("gan", torch.nn.Identity())

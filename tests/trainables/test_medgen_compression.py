@@ -1,0 +1,210 @@
+import importlib.util
+import math
+import os
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from losstune.search_spaces import default_point, sample_points
+from losstune.trainables import medgen_compression as compression
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.families import load_family, make_config
+
+FAMILY = load_family("medgen_compression")
+
+
+def config(overrides=None, preset=""):
+    return make_config(FAMILY, merge(compression.SMOKE, overrides or {}), preset)
+
+
+def first_batch(dataset, size=2):
+    return next(iter(DataLoader(dataset, batch_size=size)))
+
+
+def test_defaults_are_the_seeds():
+    cfg = compression.Config()
+    w = cfg.loss.weights
+    assert (w.l1, w.perceptual, w.kl, w.adversarial) == (1.0, 0.001, 1e-6, 0.01)  # "VAE Training"
+    assert cfg.optim.lr == 1e-4 and cfg.gan.disc_lr == 5e-4  # "Learning Rates / VAE"
+    assert cfg.schedule.kind == "cosine" and cfg.schedule.warmup_epochs == 5
+    assert cfg.model.vae.latent_channels == 3 and cfg.model.vae.channels == (32, 64, 128, 128)  # "3D VAE"
+    q = cfg.model.vqvae
+    assert (q.num_embeddings, q.embedding_dim, w.vq) == (512, 3, 0.25)  # "VQ-VAE"
+    vqvae = make_config(FAMILY, preset="vqvae").loss.weights
+    assert (vqvae.perceptual, vqvae.adversarial) == (0.002, 0.005)
+    assert make_config(FAMILY, preset="vae_3d").model.gradient_checkpointing
+    for preset, variant in (("f32", "f32c32"), ("f64", "f64c128"), ("f128", "f128c512")):
+        dcae = make_config(FAMILY, preset=preset)
+        assert dcae.model.dcae.variant == variant and not compression.gan_on(dcae)  # phase 1: no GAN
+    assert [v[2] for v in compression.settings.DCAE_VARIANTS.values()] == [0.3189, 0.2889, 0.25]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data": {"mode": "seg_compression"}}, "data.mode seg_compression is DC-AE's"),
+    ({"model": {"kind": "dcae", "spatial_dims": 3}}, "model.kind dcae is 2D"),
+    ({"model": {"dcae": {"pretrained": "/nowhere"}}}, "model.dcae.pretrained /nowhere: no AutoencoderDC folder"),
+    ({"data": {"mode": "multi"}}, "data.mode must be one of"),
+    ({"data": {"mixup_prob": 1.5}}, "data.mixup_prob"),
+    ({"loss": {"weights": {"kl": -1}}}, "loss.weights.kl"),
+])
+def test_bad_values_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        config(overrides)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
+def test_a_perceptual_weight_needs_local_weights_and_fails_before_ray(tmp_path):
+    with pytest.raises(ConfigError, match=r"loss\.weights\.perceptual > 0 needs loss\.perceptual_weights_path"):
+        compression.check_data(config({"loss": {"weights": {"perceptual": 0.001}}}))
+    weights = tmp_path / "resnet50.pt"
+    weights.write_bytes(b"")
+    with pytest.raises(ConfigError, match="torchvision"):
+        compression.check_data(config({"loss": {"weights": {"perceptual": 0.001},
+                                                "perceptual_weights_path": str(weights)}}))
+
+
+@pytest.mark.parametrize("overrides, terms", [
+    ({}, {"l1", "kl", "adversarial", "discriminator"}),
+    ({"model": {"kind": "vqvae"}}, {"l1", "vq", "adversarial", "discriminator"}),
+    ({"model": {"kind": "vqvae"}, "gan": {"enabled": False}}, {"l1", "vq"}),
+    ({"model": {"kind": "dcae"}, "loss": {"weights": {"adversarial": 0.0}}}, {"l1"}),
+    ({"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False}},
+     {"bce", "dice", "boundary"}),
+])
+def test_each_kind_computes_the_terms_it_weighs(overrides, terms):
+    cfg = config(overrides)
+    parts = FAMILY.build(cfg)
+    computed, _ = FAMILY.loss_terms(parts.model, first_batch(parts.train_set), cfg)
+    assert set(computed) == set(FAMILY.term_weights(cfg)) == terms
+    assert all(torch.isfinite(v) for v in computed.values())
+    assert (parts.model.discriminator is not None) == ("adversarial" in terms)  # seed: disable_gan creates none
+
+
+def test_the_gan_is_two_optimiser_groups_at_their_own_rates():
+    cfg = config()
+    model = FAMILY.build(cfg).model
+    generator, discriminator = FAMILY.optimizer_groups(model, cfg)
+    assert generator.optimizer.param_groups[0]["lr"] == 1e-4 and discriminator.optimizer.param_groups[0]["lr"] == 5e-4
+    assert generator.terms == () and discriminator.terms == ("discriminator",)
+    assert generator.clipped and discriminator.clipped and generator.scheduled and discriminator.scheduled
+    ids = {id(p) for g in generator.optimizer.param_groups for p in g["params"]}
+    assert ids == {id(p) for p in model.autoencoder.parameters()}
+    # the generator's loss leaves the discriminator's own term out
+    total, _ = FAMILY.combine(model, {"l1": torch.tensor(1.0), "adversarial": torch.tensor(0.5),
+                                      "discriminator": torch.tensor(7.0)}, cfg)
+    assert total.item() == 1.5
+
+
+def test_the_adversarial_terms_start_at_their_epoch():
+    cfg = config({"gan": {"start_epoch": 2}})
+    parts = FAMILY.build(cfg)
+    batch = first_batch(parts.train_set)
+    FAMILY.on_epoch_start(parts.model, 1, cfg)
+    assert "adversarial" not in FAMILY.loss_terms(parts.model, batch, cfg)[0]
+    FAMILY.on_epoch_start(parts.model, 2, cfg)
+    assert {"adversarial", "discriminator"} <= set(FAMILY.loss_terms(parts.model, batch, cfg)[0])
+
+
+def test_dc_ae_phase_3_freezes_the_encoder():
+    cfg = config({"model": {"kind": "dcae"}, "loss": {"weights": {"adversarial": 0.1}}})
+    model = FAMILY.build(cfg).model
+    assert not any(p.requires_grad for p in model.autoencoder.encoder.parameters())
+    generator = FAMILY.optimizer_groups(model, cfg)[0]
+    assert {id(p) for g in generator.optimizer.param_groups for p in g["params"]} == {
+        id(p) for p in model.autoencoder.decoder.parameters()}
+
+
+def test_the_aggressive_augmentation_is_random_and_leaves_validation_alone():
+    parts = FAMILY.build(config())
+    draws = torch.stack([parts.train_set[0][0] for _ in range(6)])
+    assert not all(torch.equal(draws[0], d) for d in draws[1:])
+    assert torch.equal(parts.val_set[0][0], parts.val_set[0][0])
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({}, {"l1", "psnr", "msssim", "kl", "tumor_loss", "bravo_tumor_loss"}),
+    ({"model": {"kind": "vqvae"}}, {"vq", "codebook_utilization", "codebook_perplexity", "codebook_dead_codes"}),
+    ({"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False}},
+     {"l1", "dice", "iou", "bce", "dice_loss", "boundary"}),
+    ({"data": {"mode": "dual"}}, {"psnr_t1_pre", "psnr_t1_gd", "msssim_t1_gd"}),
+    ({"model": {"spatial_dims": 3}}, {"msssim", "msssim_3d"}),
+])
+def test_validation_metrics_per_kind_and_mode(overrides, expected):
+    cfg = config(overrides)
+    parts = FAMILY.build(cfg)
+    parts.model.eval()
+    values = FAMILY.val_metrics(parts.model, first_batch(parts.val_set), cfg, {})
+    means = FAMILY.summarise_val({k: v.float().mean(0).tolist() for k, v in values.items()}, cfg)
+    assert expected <= set(means) and all(isinstance(v, float) for v in means.values())
+    if "codebook_utilization" in means:
+        assert 0 < means["codebook_utilization"] <= 1 and means["codebook_perplexity"] >= 1
+
+
+@pytest.mark.parametrize("kind, metrics, reason", [
+    ("vae", {"epoch": 3, "val/kl": 0.01, "val/l1": 0.3}, "kl_collapse"),
+    ("vae", {"epoch": 3, "val/kl": 0.01, "val/l1": 0.02}, ""),  # a small KL with good reconstructions is fine
+    ("vae", {"epoch": 2, "val/kl": 0.01, "val/l1": 0.3}, ""),  # within the grace epochs
+    ("vqvae", {"epoch": 3, "val/codebook_utilization": 0.01}, "dead_codebook"),
+    ("vqvae", {"epoch": 3, "val/codebook_utilization": 0.5}, ""),
+    ("vqvae", {"epoch": 3, "val/codebook_utilization": 0.5, "train/discriminator": 0.001, "train/adversarial": 0.95},
+     "discriminator_domination"),
+    ("vqvae", {"epoch": 3, "val/codebook_utilization": 0.5, "train/discriminator": 0.001, "train/adversarial": 0.3}, ""),
+])
+def test_stop_reasons(kind, metrics, reason):
+    cfg = config({"model": {"kind": kind}, "gan": {"start_epoch": 0}, "health": {"grace_epochs": 2}})
+    assert compression.stop_reason(metrics, cfg) == reason
+
+
+@pytest.mark.parametrize("overrides, tuned", [
+    ({}, {"loss/weights/kl", "loss/weights/adversarial"}),
+    ({"model": {"kind": "vqvae"}}, {"loss/weights/vq", "loss/weights/adversarial"}),
+    ({"model": {"kind": "vqvae"}, "gan": {"enabled": False}}, {"loss/weights/vq"}),
+    ({"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False}},
+     {"loss/weights/dice", "loss/weights/boundary"}),
+])
+def test_the_weights_space_tunes_what_the_config_trains(overrides, tuned):
+    cfg = make_config(FAMILY, overrides)
+    space = FAMILY.space("weights", cfg)
+    assert set(default_point(space, cfg)) == tuned
+    assert all(set(p) == tuned for p in sample_points(space, 10))
+
+
+def test_a_space_with_nothing_to_tune_says_so():
+    cfg = make_config(FAMILY, preset="dcae")  # no GAN, no perceptual weights: L1 alone
+    with pytest.raises(ConfigError, match="--space weights"):
+        default_point(FAMILY.space("weights", cfg), cfg)
+    with pytest.raises(ConfigError, match="--space gan"):
+        default_point(FAMILY.space("gan", cfg), cfg)
+
+
+# --- through a real TorchTrainer -------------------------------------------------------------------
+
+KINDS = {"vqvae": {"model": {"kind": "vqvae"}},
+         "dcae": {"model": {"kind": "dcae"}},
+         "seg_compression": {"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}}}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_two_epochs_report_every_tag_and_checkpoint_both_networks_and_optimisers(local_ray, tmp_path, name):
+    # the VAE trains in tests/trainables/test_loop_integration.py, with a worker lost and resumed
+    from tests.trainables.test_loop_integration import fit
+
+    overrides = merge(compression.SMOKE, KINDS[name])
+    result = fit("medgen_compression", overrides, tmp_path, name, tmp_path / "epochs.jsonl")
+    metrics = result.metrics
+    assert metrics["epoch"] == 2 and metrics["stop_reason"] == "" and math.isfinite(metrics["val/l1"])
+    cfg = make_config(FAMILY, overrides)
+    expected = {f"train/{t}" for t in FAMILY.term_weights(cfg)} | {
+        "lr", "lr/discriminator", "grad_norm", "grad_norm/discriminator", "grad_norm_max/discriminator"}
+    expected |= {"val/dice", "val/iou"} if name == "seg_compression" else {"val/psnr", "val/msssim"}
+    if name == "vqvae":
+        expected |= {"val/vq", "val/codebook_perplexity", "val/codebook_utilization"}
+    assert expected <= set(metrics), expected - set(metrics)
+    assert all(key in compression.TAGS for key in expected if key != "train/weighted")
+    files = os.listdir(result.checkpoint.path)
+    assert {"optimizer.bin", "optimizer_1.bin", "scheduler.bin", "scheduler_1.bin"} <= set(files), files
+    state = torch.load(os.path.join(result.checkpoint.path, "optimizer_1.bin"), weights_only=False)["state"]
+    steps = {float(s["step"]) for s in state.values()}
+    assert len(steps) == 1 and steps.pop() > 0  # the discriminator trained every step

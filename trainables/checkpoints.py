@@ -9,12 +9,13 @@ import tempfile
 
 import ray.train
 
+from losstune.trainables.config import to_dict
 from losstune.trainables.timeline import mark
 
 STATE_FILE = "losstune_state.json"
 
 
-def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: int) -> None:
+def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: int, family: str) -> None:
     """Report an epoch's metrics (the last of `history`) to Ray Train, with a checkpoint every
     train.checkpoint_every epochs and at the run's last epoch (its end or an early stop), so a
     restarted trial resumes from there."""
@@ -23,22 +24,25 @@ def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: in
     every = cfg.train.checkpoint_every
     if last or (every and (epoch + 1) % every == 0):
         with tempfile.TemporaryDirectory() as tmp:
-            save(accelerator, tmp, epoch + 1, restarts, history)
+            save(accelerator, tmp, epoch + 1, restarts, history, {"family": family, "config": to_dict(cfg)})
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
     else:
         ray.train.report(metrics)
     mark("reported", epoch=epoch + 1)
 
 
-def save(accelerator, directory: str, epochs_done: int, restarts: int, history: list[dict]) -> None:
+def save(accelerator, directory: str, epochs_done: int, restarts: int, history: list[dict],
+         identity: dict | None = None) -> None:
     """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch, the
-    metrics reported with it, and every epoch's metrics so far (`history`, from which the results
-    rebuild a trial whose reports Tune lost: ray_jobs.stored_runs.stored_history)."""
+    metrics reported with it, every epoch's metrics so far (`history`, from which the results
+    rebuild a trial whose reports Tune lost: ray_jobs.stored_runs.stored_history), and the run's
+    family and whole config (`identity`), from which the model can be built again elsewhere (a
+    compression checkpoint under latent diffusion: trainables/latent_space.py)."""
     accelerator.save_state(directory)
     if accelerator.is_main_process:
         with open(os.path.join(directory, STATE_FILE), "w") as f:
-            json.dump({"epochs_done": epochs_done, "restarts": restarts, "metrics": history[-1], "history": history},
-                      f, default=float)
+            json.dump({"epochs_done": epochs_done, "restarts": restarts, "metrics": history[-1], "history": history,
+                       **(identity or {})}, f, default=float)
 
 
 def restore(accelerator) -> tuple[int, int, list[dict]]:

@@ -94,7 +94,7 @@ def train(family: Family, overrides: dict) -> None:
         metrics.update({"time/epoch_s": time.perf_counter() - started, "restarts": restarts,  # train + validation
                         "node": ray.get_runtime_context().get_node_id()[:12]})  # for placement checks
         history.append(metrics)
-        report_epoch(run.accelerator, history, cfg, epoch, restarts)
+        report_epoch(run.accelerator, history, cfg, epoch, restarts, family.name)
         if metrics["stop_reason"]:
             break
 

@@ -26,6 +26,7 @@ from losstune.losses.image_quality import quality, regional_summary
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables import medgen_diffusion_config as settings
+from losstune.trainables.latent_space import LatentSpace, check_fits, space_of
 from losstune.trainables.medgen_items import check_subjects, make_items, subject_split
 from losstune.trainables.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
                                               self_conditioning, training_times, uses_perceptual)
@@ -66,8 +67,9 @@ class FixedDraws:
     """Validation items with their own fixed noise (one per timestep bin) and offsets within the
     bins, drawn from (eval.seed, item index): the same for every trial, epoch and worker layout."""
 
-    def __init__(self, items, seed: int):
+    def __init__(self, items, seed: int, noise_shape: tuple | None = None):
         self.items, self.seed = items, seed
+        self.noise_shape = noise_shape  # the latent's in latent space; None: the image's
 
     def __len__(self):
         return len(self.items)
@@ -75,7 +77,7 @@ class FixedDraws:
     def __getitem__(self, index):
         image, cond, seg = self.items[index]
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        noise = torch.randn((BINS, *image.shape), generator=generator)
+        noise = torch.randn((BINS, *(self.noise_shape or image.shape)), generator=generator)
         return image, cond, seg, noise, torch.rand(BINS, generator=generator)
 
 
@@ -86,21 +88,56 @@ def check_data(cfg) -> int:
 
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
+    if latent(cfg):
+        check_fits(cfg)
+        check_latent_fits_the_unet(cfg)
     return check_subjects(cfg, cfg.data.mode)
+
+
+def check_latent_fits_the_unet(cfg) -> None:
+    """Each UNet level after the first halves the latent: its sides must stay whole numbers."""
+    from losstune.data.medgen import MODE_IMAGES
+
+    d, levels = cfg.data, len(cfg.model.widths)
+    size = (d.image_size,) * 2 if cfg.model.spatial_dims == 2 else tuple(d.volume)
+    images = torch.zeros(1, len(MODE_IMAGES[d.mode]), *size)
+    shape = tuple(space_of(cfg).autoencoder.encode(images).shape[2:])
+    if any(side % 2 ** (levels - 1) for side in shape):
+        raise ConfigError("model.widths", f"{levels} levels halve the latent {levels - 1} times; the autoencoder of "
+                                          f"{cfg.space.checkpoint} makes latents of {list(shape)} from {list(size)}: "
+                                          "use fewer widths (and attention flags) or larger images")
 
 
 def build(cfg) -> Parts:
     from losstune.models.medgen import DiffusionNet, add_feature_noise
 
-    train_subjects, val_subjects = subject_split(cfg, cfg.data.mode)
+    mode = cfg.data.mode
+    train_subjects, val_subjects = subject_split(cfg, mode)
+    train_set, val_items = make_items(cfg, train_subjects, cfg.data.augment, mode), make_items(cfg, val_subjects, False, mode)
+    channels_in, channels_out = mode_channels(mode)
+    noise_shape = None
+    if latent(cfg):  # the UNet denoises the autoencoder's latents, conditioned on the mask at their size
+        noise_shape = tuple(space_of(cfg).encode(val_items[0][0][None]).shape[1:])
+        channels_in, channels_out = noise_shape[0] + channels_in - channels_out, noise_shape[0]
     m, r = cfg.model, cfg.regularisation
-    model = DiffusionNet(m.spatial_dims, *mode_channels(cfg.data.mode), m.widths, m.attention, m.res_blocks, m.norm_groups,
+    model = DiffusionNet(m.spatial_dims, channels_in, channels_out, m.widths, m.attention, m.res_blocks, m.norm_groups,
                          m.head_channels, m.flash_attention)
     if r.feature_perturbation:
         add_feature_noise(model.unet, r.feature_layers, r.feature_std)
-    mode = cfg.data.mode
-    return Parts(model, make_items(cfg, train_subjects, cfg.data.augment, mode),
-                 FixedDraws(make_items(cfg, val_subjects, False, mode), cfg.eval.seed), {})
+    return Parts(model, train_set, FixedDraws(val_items, cfg.eval.seed, noise_shape), {})
+
+
+def latent(cfg) -> bool:
+    return cfg.space.name == "latent"
+
+
+def diffused(cfg, x0: torch.Tensor, cond: torch.Tensor) -> tuple:
+    """What the network denoises and is conditioned on: the images and mask as they are in pixel
+    space; in latent space the frozen encoder's scaled latents and the mask pooled to their size."""
+    if not latent(cfg):
+        return x0, cond
+    z0 = space_of(cfg).encode(x0)
+    return z0, LatentSpace.condition(cond, z0)
 
 
 # --- loss --------------------------------------------------------------------------------------------
@@ -121,7 +158,7 @@ def on_epoch_start(model, epoch: int, cfg) -> None:
 
 
 def loss_terms(model, batch, cfg):
-    x0, cond, _ = batch
+    x0, cond = diffused(cfg, *batch[:2])
     strategy, r = cfg.strategy.name, cfg.regularisation
     scheduler = scheduler_of(cfg)
     inner = getattr(model, "module", model)  # the DiffusionNet under DDP
@@ -154,7 +191,8 @@ def val_metrics(model, batch, cfg, extras):
     and overall, and the quality of the one-step x0 estimates averaged over the bins (L1, PSNR,
     MS-SSIM, squared error inside and outside the tumour mask as sums, so that `summarise_val` can
     weight them by pixel), overall and per generated modality."""
-    x0, cond, seg, noises, offsets = batch
+    pixels, cond, seg, noises, offsets = batch
+    x0, cond = diffused(cfg, pixels, cond)
     strategy, scheduler = cfg.strategy.name, scheduler_of(cfg)
     out = {}
     estimates = []
@@ -165,13 +203,16 @@ def val_metrics(model, batch, cfg, extras):
         prediction = predict(model, x0, noise, timesteps, cond, scheduler)
         out[f"t{BIN_NAMES[k]}"] = per_sample_mse(prediction, target(strategy, x0, noise))
         x_t = scheduler.add_noise(x0, noise, timesteps)
-        estimates.append(x0_estimate(strategy, scheduler, x_t, prediction, timesteps).float().clamp(0, 1))
+        estimates.append(x0_estimate(strategy, scheduler, x_t, prediction, timesteps).float())
     out["mse"] = torch.stack([out[f"t{name}"] for name in BIN_NAMES]).mean(0)
     out["total"] = out["mse"]
+    if latent(cfg):  # judged in pixel space, comparable with pixel-space trials
+        estimates = [space_of(cfg).decode(e).float() for e in estimates]
+    estimates = [e.clamp(0, 1) for e in estimates]
     if uses_perceptual(cfg):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
             [perceptual_term(cfg, e, x0) for e in estimates]).mean()
-    return {**out, **estimate_quality(estimates, x0.float(), seg, cfg)}
+    return {**out, **estimate_quality(estimates, pixels.float(), seg, cfg)}
 
 
 def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, cfg) -> dict:

@@ -122,6 +122,23 @@ class RegularisationConfig:
 
 
 @dataclass(frozen=True)
+class SpaceConfig:
+    """seed "Spaces": PixelSpace (the default) or LatentSpace, the frozen autoencoder of a trained
+    medgen_compression checkpoint (trainables/latent_space.py)."""
+
+    name: Literal["pixel", "latent"] = "pixel"
+    checkpoint: str = ""  # latent: a medgen_compression checkpoint folder
+    scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
+
+    def __post_init__(self):
+        at_least("scale_factor", self.scale_factor, 0.0)
+        if self.name == "latent" and not self.checkpoint:
+            raise ConfigError("checkpoint", "is required for space.name=latent (a medgen_compression checkpoint folder)")
+        if self.checkpoint and not os.path.isdir(self.checkpoint):
+            raise ConfigError("checkpoint", f"{self.checkpoint}: no such folder")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     seed: int = 12345  # the fixed validation timesteps and noise, the same for every trial
     msssim: bool = True
@@ -152,6 +169,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -170,6 +188,8 @@ class Config:
             raise ConfigError("loss.perceptual_weights_path",
                               "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
                               "be downloaded here; give a local ResNet-50 state dict")
+        if loss.perceptual_weight > 0 and self.space.name == "latent":
+            raise ConfigError("loss.perceptual_weight", "is pixel space only; set it to 0 with space.name=latent")
         if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
             raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
 

@@ -1,0 +1,49 @@
+"""MedGen's pipeline on a real local Ray (seed 001 "Training Pipeline Order"): a sweep over the
+compression model's loss weights, then a sweep of diffusion in the latent space of one of its
+checkpoints, each of 3 smoke trials."""
+
+import pandas as pd
+import pytest
+
+from losstune.ray_jobs import sweep
+
+from tests.ray_jobs.test_sweep_integration import tensorboard_steps
+
+pytestmark = pytest.mark.integration
+
+
+def test_compression_weights_then_latent_diffusion(local_ray, tmp_path):
+    code = sweep.main(["medgen_compression", "--confirm-top", "0", "--trials", "3", "--smoke-test",
+                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "compression"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "compression" / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    default = trials[trials["is_default"]].iloc[0]
+    assert default["config/loss/weights/kl"] == 1e-6 and default["config/loss/weights/adversarial"] == 0.01
+    assert trials["objective"].equals(trials["final/val/l1"])
+    for tag in ("Loss/Generator_train", "Loss/L1_val", "Loss/KL_train", "Loss/Adversarial", "Loss/Discriminator",
+                "Validation/PSNR", "Validation/MS-SSIM", "LR/Generator", "LR/Discriminator",
+                "training/grad_norm_g_avg", "training/grad_norm_d_avg"):
+        assert tensorboard_steps(tmp_path / "compression", default["trial_id"], tag) == [1, 2], tag
+
+    checkpoint = trials.loc[trials["objective"].idxmin(), "best_checkpoint"]  # the best trial's best epoch
+    code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--trials", "3", "--smoke-test",
+                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "latent",
+                       "--set", "space.name=latent", "--set", f"space.checkpoint={checkpoint}"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "latent" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "latent" / "history.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    assert (history["val/psnr"] > 0).all() and (history["val/msssim"] > 0).all()  # decoded to pixel space
+
+
+def test_a_checkpoint_of_another_family_is_refused_before_ray(tmp_path, capsys):
+    import json
+
+    (tmp_path / "hdr").mkdir()
+    (tmp_path / "hdr" / "losstune_state.json").write_text(json.dumps({"family": "hdr_patch", "config": {}}))
+    code = sweep.main(["medgen_diffusion", "--smoke-test", "--storage", str(tmp_path), "--name", "x",
+                       "--set", "space.name=latent", "--set", f"space.checkpoint={tmp_path / 'hdr'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "space.checkpoint" in err[0] and "hdr_patch" in err[0]
+    assert not (tmp_path / "x").exists()

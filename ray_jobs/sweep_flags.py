@@ -157,7 +157,8 @@ def make_plan(args) -> SweepPlan:
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     point = check_space(family, space_name, base, config, args.seed)
     pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
-    objective = {"metric": family.objective.metric, "mode": family.objective.mode}
+    ranked_by = family.objective_of(config)
+    objective = {"metric": ranked_by.metric, "mode": ranked_by.mode}
     enqueued = check_enqueued(family, space_name, base, config, args)
     priors, warm_start = [], None
     if args.warm_start:

@@ -58,13 +58,20 @@ class TrialResources:
                                        resources_per_worker=per_worker)
 
 
-def keep_checkpoints(family: Family, best: int | None) -> ray.train.CheckpointConfig:
+def keep_checkpoints(mode: str, best: int | None) -> ray.train.CheckpointConfig:
     """Keep a run's latest checkpoint, which a restart resumes from (Ray Train never deletes it), and
     its `best` best by the family's objective (None: all), as seeds 000 and 001 keep
     checkpoint_best.pt beside checkpoint_latest.pt. An epoch that did not validate its own weights
     scores NaN (CHECKPOINT_SCORE), which Ray ranks below every number."""
     return ray.train.CheckpointConfig(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE,
-                                      checkpoint_score_order=family.objective.mode)
+                                      checkpoint_score_order=mode)
+
+
+def objective_of(family: Family, overrides: dict):
+    """The objective runs of these overrides are ranked by (Family.objective_of)."""
+    from losstune.trainables.families import make_config
+
+    return family.objective_of(make_config(family, overrides))
 
 
 def make_trainer(family: Family, config: dict, resources: TrialResources, name: str, storage_path: str,
@@ -83,7 +90,7 @@ def make_trainer(family: Family, config: dict, resources: TrialResources, name: 
             # which Train retries forever by default: fail the run after a few.
             failure_config=ray.train.FailureConfig(max_failures=max_failures,
                                                    controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
-            checkpoint_config=keep_checkpoints(family, num_to_keep)))
+            checkpoint_config=keep_checkpoints(objective_of(family, config).mode, num_to_keep)))
 
 
 def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResources, runs_path: str,
@@ -94,7 +101,8 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
     # TensorBoard first: once TuneReportCallback has handed Tune a report, ASHA may stop the trial
     # and kill this controller, and an epoch written after that would be lost
-    hparams = TensorBoardCallback.hparams_of(config, family.tags.get(family.objective.metric, family.objective.metric))
+    objective = objective_of(family, merge(base, config)).metric
+    hparams = TensorBoardCallback.hparams_of(config, family.tags.get(objective, objective))
     callbacks = [TensorBoardCallback(context.get_trial_dir(), family.tags, hparams), TuneReportCallback(),
                  NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
                  *controller_marks(context.get_trial_id())]

@@ -39,7 +39,7 @@ def epoch_metrics(run: Run, stats: dict, epoch: int, validation: dict) -> dict:
     metrics.update({f"health/{name}": metrics[f"val/{name}"] for name in run.family.watched_val_metrics})
     metrics["stop_reason"] = stats["stop_reason"] or run.family.stop_reason(metrics, run.cfg)
     fresh = validation["val_epoch"] == epoch + 1
-    metrics[CHECKPOINT_SCORE] = metrics[run.family.objective.metric] if fresh else math.nan
+    metrics[CHECKPOINT_SCORE] = metrics[run.family.objective_of(run.cfg).metric] if fresh else math.nan
     return metrics
 
 

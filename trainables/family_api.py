@@ -18,6 +18,8 @@ trainables/<name>.py provides
   val_metrics(model, batch, cfg, extras)  -> {metric: per-sample tensor [B]}
   stop_reason(metrics, cfg)               -> "" or why the trial is clearly broken
 and, only where it needs them (the defaults are below):
+  objective_for(cfg)    -> the Objective of runs of this config where it is not OBJECTIVE (e.g.
+                        Dice in a segmentation mode), else None; Family.objective_of(cfg) reads it
   OBJECTIVES            two or more metrics a sweep can trade off (multi-objective Optuna; the
                         results mark the Pareto front); OBJECTIVE is then their scalar summary
   WATCHED_VAL_METRICS   validation metrics also reported as health/<name> (a stop reads them)
@@ -119,6 +121,10 @@ def means_as_they_are(means: dict, cfg) -> dict:
     return means
 
 
+def the_family_objective(cfg) -> None:
+    return None  # Family.objective_of: OBJECTIVE
+
+
 @dataclass(frozen=True)
 class Family:
     """One family, resolved: every hook present. Picklable (its functions are module-level), so a
@@ -146,6 +152,11 @@ class Family:
     on_epoch_start: Callable
     on_step_start: Callable
     summarise_val: Callable
+    objective_for: Callable = None  # resolve() always sets it
+
+    def objective_of(self, cfg) -> Objective:
+        """What runs of `cfg` are ranked by: the family's objective_for(cfg), else its OBJECTIVE."""
+        return self.objective_for(cfg) or self.objective
 
     def space(self, name: str, config):
         """The search space `name` as a sweep from `config` searches it (search_spaces.bound)."""
@@ -163,7 +174,7 @@ OPTIONAL = {"OBJECTIVES": ("objectives", ()), "WATCHED_VAL_METRICS": ("watched_v
             "optimizer_groups": ("optimizer_groups", one_adamw),
             "on_epoch_start": ("on_epoch_start", nothing_per_epoch),
             "on_step_start": ("on_step_start", nothing_per_step),
-            "summarise_val": ("summarise_val", means_as_they_are)}
+            "summarise_val": ("summarise_val", means_as_they_are), "objective_for": ("objective_for", the_family_objective)}
 
 
 def resolve(name: str, module: ModuleType, spaces: ModuleType) -> Family:
@@ -189,11 +200,12 @@ def check_shape(family: Family, module: ModuleType) -> None:
     among the spaces, where the loss weights come from, and the term switches naming real keys.
     (That every computed term has a weight needs a batch: the loop's weighted_loss checks it.)"""
     where = f"{module.__name__}: family {family.name!r}"
-    if not isinstance(family.objective, Objective) or family.objective.mode not in ("min", "max"):
-        raise FamilyError(f"{where}: OBJECTIVE must be an Objective(metric, 'min' or 'max')")
+    config = family.config_class()
+    for objective in (family.objective, family.objective_of(config)):
+        if not isinstance(objective, Objective) or objective.mode not in ("min", "max"):
+            raise FamilyError(f"{where}: OBJECTIVE (and objective_for) must be an Objective(metric, 'min' or 'max')")
     if family.default_space not in family.spaces:
         raise FamilyError(f"{where}: DEFAULT_SPACE {family.default_space!r} is not one of SPACES")
-    config = family.config_class()
     if family.term_weights is weights_from_config and not hasattr(getattr(config, "loss", None), "weights"):
         raise FamilyError(f"{where}: Config has no loss.weights section (one weight per loss term) "
                           "and the module no term_weights(cfg)")

@@ -88,7 +88,7 @@ def train(family: Family, overrides: dict) -> None:
             validation = dict(evaluate(run, val_loader, extras), val_epoch=epoch + 1)
             for group in run.groups:
                 if group.plateau is not None:
-                    group.plateau.step(validation[family.objective.metric])
+                    group.plateau.step(validation[family.objective_of(cfg).metric])
         mark("validated", epoch=epoch + 1)
         metrics = epoch_metrics(run, stats, epoch, validation)
         metrics.update({"time/epoch_s": time.perf_counter() - started, "restarts": restarts,  # train + validation

@@ -9,8 +9,9 @@ minimises its own term, `discriminator`, with its own optimiser (generator 1e-4,
 5e-4, both with the warmup + cosine schedule and clipped): two optimiser groups of the shared
 loop, no special case in it. DC-AE with a GAN (the seed's phase 3) freezes the encoder.
 
-Objective: `val/l1` (the seed's `Loss/L1_val`; in seg_compression mode the L1 of the decoded mask's
-probabilities), with PSNR and MS-SSIM (Dice and IoU in seg_compression mode), the KL, the codebook's
+Objective: `val/l1` (min; the seed's `Loss/L1_val`), with PSNR and MS-SSIM reported; in
+seg_compression mode `val/dice` (max; `Validation/Dice`), with IoU and the L1 of the decoded mask's
+probabilities. Reported as well: the KL, the codebook's
 use, and both networks' rates and gradient norms reported under the seed's tags (TAGS).
 """
 
@@ -32,6 +33,7 @@ from losstune.trainables.medgen_items import check_subjects, make_items, subject
 from losstune.trainables.medgen_steps import TORCHVISION_NEEDED, perceptual_term
 
 OBJECTIVE = Objective("val/l1", "min")  # written to TensorBoard as Loss/L1_val (TAGS)
+SEG_OBJECTIVE = Objective("val/dice", "max")  # seg_compression (Validation/Dice)
 # the compression mode -> the diffusion mode whose files it reads (its conditioning is not used)
 READS = {"bravo": "bravo", "dual": "dual", "seg": "seg", "seg_compression": "seg"}
 MODALITIES = sorted({m for mode in READS.values() for m in MODE_IMAGES[mode]})
@@ -61,6 +63,11 @@ TAGS = {
 
 # the family's settings, under the names the contract reads (trainables/family_api.py)
 Config, PRESETS, SMOKE = settings.Config, settings.PRESETS, settings.SMOKE
+
+
+def objective_for(cfg) -> Objective:
+    """Masks are ranked by their Dice, images by the L1 (the issue's and the seed's headline metrics)."""
+    return SEG_OBJECTIVE if segmenting(cfg) else OBJECTIVE
 
 
 def gan_on(cfg) -> bool:

@@ -198,6 +198,9 @@ class Config:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, batch_size=16))  # not in the seed
 
     def __post_init__(self):
+        if self.model.pure_bf16_weights and self.train.mixed_precision != "bf16":
+            raise ConfigError("model.pure_bf16_weights", "needs train.mixed_precision=bf16 (seed \"Precision "
+                                                         "Configuration\": bf16 weights compute under autocast)")
         if self.data.mode == "seg_compression" and self.model.kind != "dcae":
             raise ConfigError("data.mode", "seg_compression is DC-AE's (seed \"VAE Modes\"); set model.kind=dcae")
 

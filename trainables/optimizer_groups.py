@@ -29,7 +29,7 @@ def prepare_groups(accelerator, family: Family, declared: list[OptimizerGroup], 
     """The declared groups, checked and prepared, each scheduled one with its own LR schedule over
     `total_steps` and, for schedule.kind "plateau", its plateau on the family's objective."""
     check_groups(family, declared, cfg)
-    return [prepared_group(accelerator, group, cfg, total_steps, family.objective.mode) for group in declared]
+    return [prepared_group(accelerator, group, cfg, total_steps, family.objective_of(cfg).mode) for group in declared]
 
 
 def prepared_group(accelerator, group: OptimizerGroup, cfg, total_steps: int, mode: str) -> TrainedGroup:

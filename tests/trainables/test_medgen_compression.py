@@ -47,6 +47,7 @@ def test_defaults_are_the_seeds():
     ({"data": {"mode": "multi"}}, "data.mode must be one of"),
     ({"data": {"mixup_prob": 1.5}}, "data.mixup_prob"),
     ({"loss": {"weights": {"kl": -1}}}, "loss.weights.kl"),
+    ({"model": {"pure_bf16_weights": True}}, "model.pure_bf16_weights needs train.mixed_precision=bf16"),
 ])
 def test_bad_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -81,6 +82,13 @@ def test_each_kind_computes_the_terms_it_weighs(overrides, terms):
     assert (parts.model.discriminator is not None) == ("adversarial" in terms)  # seed: disable_gan creates none
 
 
+def test_seg_compression_is_ranked_by_dice_and_images_by_l1():
+    seg = config({"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}})
+    assert (FAMILY.objective_of(seg).metric, FAMILY.objective_of(seg).mode) == ("val/dice", "max")
+    assert FAMILY.objective_of(config()) == FAMILY.objective == compression.OBJECTIVE
+    assert "val/dice" in compression.TAGS
+
+
 def test_the_gan_is_two_optimiser_groups_at_their_own_rates():
     cfg = config()
     model = FAMILY.build(cfg).model
@@ -94,6 +102,22 @@ def test_the_gan_is_two_optimiser_groups_at_their_own_rates():
     total, _ = FAMILY.combine(model, {"l1": torch.tensor(1.0), "adversarial": torch.tensor(0.5),
                                       "discriminator": torch.tensor(7.0)}, cfg)
     assert total.item() == 1.5
+
+
+def test_pure_bf16_weights_train_under_bf16_autocast():
+    # seed "Precision Configuration": weights stored in bf16, compute in bf16 autocast
+    from accelerate import Accelerator
+
+    cfg = config({"model": {"pure_bf16_weights": True}, "train": {"mixed_precision": "bf16"}})
+    parts = FAMILY.build(cfg)
+    assert all(p.dtype == torch.bfloat16 for p in parts.model.parameters())
+    accelerator = Accelerator(mixed_precision="bf16", cpu=True)
+    model = accelerator.prepare(parts.model)
+    with accelerator.autocast():
+        terms, _ = FAMILY.loss_terms(model, first_batch(parts.train_set), cfg)
+    total, _ = FAMILY.combine(model, terms, cfg)
+    total.backward()
+    assert torch.isfinite(total) and parts.model.autoencoder.encoder.blocks[0].conv.weight.grad is not None
 
 
 def test_the_adversarial_terms_start_at_their_epoch():
@@ -196,6 +220,7 @@ def test_two_epochs_report_every_tag_and_checkpoint_both_networks_and_optimisers
     metrics = result.metrics
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == "" and math.isfinite(metrics["val/l1"])
     cfg = make_config(FAMILY, overrides)
+    assert metrics["checkpoint_score"] == metrics[FAMILY.objective_of(cfg).metric]  # Dice for masks
     expected = {f"train/{t}" for t in FAMILY.term_weights(cfg)} | {
         "lr", "lr/discriminator", "grad_norm", "grad_norm/discriminator", "grad_norm_max/discriminator"}
     expected |= {"val/dice", "val/iou"} if name == "seg_compression" else {"val/psnr", "val/msssim"}

@@ -200,7 +200,7 @@ def train_step(run: Run, batch, step: int, weights: dict):
     total = test_faults.poisoned(run.faults, step, total)
     if not all_finite(run.accelerator, total):
         return None
-    backward(run, weighted, total)
+    active = backward(run, weighted, total)
     if sam_rho:
         params = run.clipped_params
         perturbation = sam_ascent(params, sam_rho, run.cfg.optim.sam_adaptive)
@@ -213,28 +213,38 @@ def train_step(run: Run, batch, step: int, weights: dict):
     if run.noise is not None:
         run.noise.add(run.clipped_params, step - 1)
     for group in run.groups:
-        group.optimizer.step()
-        if group.schedule is not None:
+        if any(group is a for a in active):
+            group.optimizer.step()
+        if group.schedule is not None:  # the schedule follows the run's steps, idle or not
             group.schedule.step()
     if run.ema is not None:
         run.ema.update_parameters(run.accelerator.unwrap_model(run.model))
     return terms, weighted, total, health, grad_norms
 
 
-def backward(run: Run, weighted: dict | None, total) -> None:
+def backward(run: Run, weighted: dict | None, total) -> list[TrainedGroup]:
     """Gradients for every group: of the whole loss, in one pass, where every group minimises it;
-    else each group's parameters get the gradient of its own terms' sum (and only those)."""
+    else each group's parameters get the gradient of its own terms' sum (and only those). Returns
+    the groups that have a loss this step, the ones whose optimiser steps.
+
+    A group none of whose terms this step computed (a GAN's discriminator before its start) is
+    idle: its optimiser must not step, or AdamW would count steps it never saw and its first real
+    updates, without their bias correction, would be several times too large. Under DDP its
+    parameters still get a gradient (zero): DDP waits for every parameter's every step."""
     for group in run.groups:
         group.optimizer.zero_grad(set_to_none=True)
     if not any(group.terms for group in run.groups):
         run.accelerator.backward(total)
-        return
-    # a group none of whose terms this step computed (a GAN's discriminator before its start) has
-    # no gradient: its optimiser's step leaves it as it is
+        return run.groups
+    active = [group for group in run.groups if not group.terms or any(n in weighted for n in group.terms)]
     losses = [(group, sum(weighted[n] for n in group.terms if n in weighted) if group.terms else total)
-              for group in run.groups if not group.terms or any(n in weighted for n in group.terms)]
+              for group in active]
+    if run.accelerator.num_processes > 1:
+        losses += [(group, 0.0 * sum(p.sum() for p in group.params)) for group in run.groups
+                   if not any(group is a for a in active)]
     for i, (group, loss) in enumerate(losses):
         run.accelerator.backward(loss, inputs=group.params, retain_graph=i + 1 < len(losses))
+    return active
 
 
 def weighted_loss(model, batch, family, cfg, weights):

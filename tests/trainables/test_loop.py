@@ -55,6 +55,22 @@ def test_groups_that_name_no_terms_share_the_whole_loss():
     assert one_step((), ()) == pytest.approx((1.7, 2.2))
 
 
+def test_a_group_whose_terms_are_absent_this_step_does_not_step():
+    # a GAN's discriminator before the adversarial start: only "g" is computed. Group b stays at 3
+    # and its AdamW has counted no step (a counted step without a gradient would skew the bias
+    # correction of its first real updates); its schedule still follows the run's steps.
+    model = TwoPlayers()
+    family = dataclasses.replace(two_player_family(), loss_terms=lambda m, batch, cfg: ({"g": m.a * m.b}, {}))
+    adam = torch.optim.AdamW([model.b], lr=0.1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(adam, lambda step: 1.0 / (1 + step))
+    groups = [TrainedGroup("a", torch.optim.SGD([model.a], lr=0.1), [model.a], ("g",)),
+              TrainedGroup("b", adam, [model.b], ("d",), schedule=schedule)]
+    cfg = SimpleNamespace(optim=OptimConfig(grad_clip=0.0), train=TrainConfig())
+    run_epoch(Run(Accelerator(cpu=True), model, groups, family, cfg), [(torch.zeros(1),)] * 2, 0)
+    assert model.a.item() != 2.0 and model.b.item() == 3.0 and adam.state == {}
+    assert adam.param_groups[0]["lr"] == pytest.approx(0.1 / 3)
+
+
 def declared(model, **first):
     return [OptimizerGroup("a", torch.optim.SGD([model.a], lr=0.1), **first),
             OptimizerGroup("b", torch.optim.SGD([model.b], lr=0.1), terms=("d",))]

@@ -219,3 +219,46 @@ def test_each_worker_draws_its_own_timesteps_and_all_keep_the_same_weights(local
     assert all(a["t_mean"] != b["t_mean"] for a, b in zip(*ranks))
     assert [a["weights"] for a in ranks[0]] == pytest.approx([b["weights"] for b in ranks[1]], rel=1e-9, abs=1e-9)
     assert ranks[0][0]["weights"] != ranks[0][-1]["weights"]  # and they did train
+
+
+def recording_compression(config):
+    """medgen_compression's loop, recording on each worker a checksum of the autoencoder's and of
+    the discriminator's weights at every step, to a file of its own."""
+    import dataclasses
+
+    import ray.train
+
+    from losstune.trainables.families import load_family
+    from losstune.trainables.loop import train
+
+    rank = ray.train.get_context().get_world_rank()
+    steps = []
+    compression = load_family("medgen_compression")
+
+    def loss_terms(model, batch, cfg):
+        inner = getattr(model, "module", model)
+        steps.append({part: sum(float(p.detach().double().sum()) for p in getattr(inner, part).parameters())
+                      for part in ("autoencoder", "discriminator")})
+        return compression.loss_terms(model, batch, cfg)
+
+    train(dataclasses.replace(compression, loss_terms=loss_terms), config["loop"])
+    with open(os.path.join(config["out"], f"rank{rank}.json"), "w") as f:
+        json.dump(steps, f)
+
+
+def test_two_workers_keep_the_same_generator_and_discriminator(local_ray, tmp_path):
+    # DDP over a GAN: both networks' gradients are averaged across the workers, before the
+    # adversarial start (epoch 1: the discriminator has no loss yet) and after it.
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    loop = merge(smoke_config("medgen_compression"), {"gan": {"start_epoch": 1}, "train": {"epochs": 2}})
+    result = TorchTrainer(recording_compression, train_loop_config={"loop": loop, "out": str(tmp_path)},
+                          scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
+                          run_config=ray.train.RunConfig(name="gan", storage_path=str(tmp_path))).fit()
+    assert result.error is None, result.error
+    ranks = [json.load(open(tmp_path / f"rank{r}.json")) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) >= 4
+    for part in ("autoencoder", "discriminator"):
+        assert [a[part] for a in ranks[0]] == pytest.approx([b[part] for b in ranks[1]], rel=1e-9, abs=1e-9), part
+        assert ranks[0][0][part] != ranks[0][-1][part], part  # and both trained

@@ -184,12 +184,12 @@ class Config:
 
     def __post_init__(self):
         loss = self.loss
+        if loss.perceptual_weight > 0 and self.space.name == "latent":
+            raise ConfigError("loss.perceptual_weight", "is pixel space only; set it to 0 with space.name=latent")
         if loss.perceptual_weight > 0 and self.data.mode != "seg" and not loss.perceptual_weights_path:
             raise ConfigError("loss.perceptual_weights_path",
                               "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
                               "be downloaded here; give a local ResNet-50 state dict")
-        if loss.perceptual_weight > 0 and self.space.name == "latent":
-            raise ConfigError("loss.perceptual_weight", "is pixel space only; set it to 0 with space.name=latent")
         if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
             raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
 

@@ -32,8 +32,9 @@ def weights(trial, config) -> None:
     if gan_on(config):
         trial.suggest_float(prefix + "adversarial", 1e-4, 1.0, log=True)  # seed 0.01 (VAE), 0.005 (VQ-VAE)
     if len(trial.params) == before:
-        raise ConfigError("--space weights", f"a {config.model.kind} without perceptual weights "
-                                             "(loss.perceptual_weights_path) or GAN has no loss weight to tune")
+        raise ConfigError("--space weights", f"has no loss weight to tune for a {config.model.kind} without "
+                                             "perceptual weights (loss.perceptual_weights_path) or a GAN; "
+                                             "try --space schedule")
 
 
 def schedule(trial, config) -> None:
@@ -52,7 +53,7 @@ def adversarial_start(trial, config) -> None:
 
 def gan(trial, config) -> None:
     if not gan_on(config):
-        raise ConfigError("--space gan", "the GAN is off in this config (gan.enabled, loss.weights.adversarial > 0)")
+        raise ConfigError("--space gan", "needs the GAN on (gan.enabled=true and loss.weights.adversarial > 0)")
     trial.suggest_float("loss/weights/adversarial", 1e-4, 1.0, log=True)  # seed 0.01 (VAE), 0.005 (VQ-VAE)
     adversarial_start(trial, config)
     trial.suggest_float("gan/disc_lr", 5e-5, 5e-3, log=True)  # seed 5e-4

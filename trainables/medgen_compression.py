@@ -96,7 +96,8 @@ def check_data(cfg) -> int:
     if uses_perceptual(cfg):
         if not cfg.loss.perceptual_weights_path:
             raise ConfigError("loss.weights.perceptual", "> 0 needs loss.perceptual_weights_path (a local ResNet-50 "
-                                                         "state dict: weights cannot be downloaded here); or set it to 0")
+                                                         "state dict: weights cannot be downloaded here), or set it to 0 "
+                                                         "(--smoke-test and --preset small do)")
         if importlib.util.find_spec("torchvision") is None:
             raise ConfigError("loss.weights.perceptual", TORCHVISION_NEEDED)
     return check_subjects(cfg, READS[cfg.data.mode])

@@ -105,15 +105,14 @@ def test_the_gan_is_two_optimiser_groups_at_their_own_rates():
 
 
 def test_pure_bf16_weights_train_under_bf16_autocast():
-    # seed "Precision Configuration": weights stored in bf16, compute in bf16 autocast
-    from accelerate import Accelerator
-
+    # seed "Precision Configuration": weights stored in bf16, compute in bf16 autocast (torch's own,
+    # as Accelerate's bf16 mode applies it; an Accelerator here would clash with the process-wide
+    # state an earlier test's Accelerator left)
     cfg = config({"model": {"pure_bf16_weights": True}, "train": {"mixed_precision": "bf16"}})
     parts = FAMILY.build(cfg)
     assert all(p.dtype == torch.bfloat16 for p in parts.model.parameters())
-    accelerator = Accelerator(mixed_precision="bf16", cpu=True)
-    model = accelerator.prepare(parts.model)
-    with accelerator.autocast():
+    model = parts.model
+    with torch.autocast("cpu", dtype=torch.bfloat16):
         terms, _ = FAMILY.loss_terms(model, first_batch(parts.train_set), cfg)
     total, _ = FAMILY.combine(model, terms, cfg)
     total.backward()

@@ -104,3 +104,16 @@ def summary(values) -> str:
 
 def scratch(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=f"losstune_{prefix}_")
+
+
+def in_fresh_process(module: str, function: str, *args):
+    """`module.function(*args)` (a benchmark script's, arguments plain values) in a fresh Python
+    process, for figures such as peak memory that this process's history would distort; its
+    result comes back through JSON."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys, json; sys.path[:0] = {sys.path[:2]!r}; import {module}; "
+            f"print(json.dumps({module}.{function}(*{args!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=here)
+    return json.loads(out.stdout.strip().splitlines()[-1])

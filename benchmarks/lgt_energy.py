@@ -20,13 +20,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import machine  # noqa: E402
+from common import in_fresh_process, machine  # noqa: E402
 
 LATENT = (4, 32, 32)  # seed: 4x32x32 latents
 
@@ -50,14 +49,6 @@ def ssm_peak_mb(batch: int, positions: int) -> float:
     if device == "cuda":
         return (torch.cuda.max_memory_allocated() - before) / 2**20
     return (peak_rss_mb() * 2**20 - before) / 2**20
-
-
-def ssm_peak_in_fresh_process(batch: int, positions: int) -> float:
-    code = (f"import sys; sys.path[:0] = {sys.path[:2]!r}; import lgt_energy; "
-            f"print(lgt_energy.ssm_peak_mb({batch}, {positions}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def swd_times(batch: int, repeats: int) -> dict:
@@ -120,8 +111,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="10 SWD repeats, 3 epochs")
     args = p.parse_args()
     repeats, epochs = (10, 3) if args.quick else (args.repeats, args.epochs)
-    sampled = ssm_peak_in_fresh_process(args.batch, 256)
-    full = ssm_peak_in_fresh_process(args.batch, 0)
+    sampled = in_fresh_process("lgt_energy", "ssm_peak_mb", args.batch, 256)
+    full = in_fresh_process("lgt_energy", "ssm_peak_mb", args.batch, 0)
     times = swd_times(args.batch, repeats)
     print(f"lgt energy, batch {args.batch} of {'x'.join(map(str, LATENT))} latents ({machine()}):")
     print(f"  SSM peak memory, forward + backward: all 1024 positions {full:.1f} MB, 256 sampled {sampled:.1f} MB, "

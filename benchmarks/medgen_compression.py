@@ -17,16 +17,14 @@ that builds the data and model and runs one round.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import machine  # noqa: E402
+from common import in_fresh_process, machine  # noqa: E402
 
 MODELS = {  # name: (preset, overrides)
     "vae": ("vae", {}),
@@ -92,14 +90,6 @@ def peak_memory(name: str, seed_size: bool, precision: str, steps: int) -> float
     return peak_memory_mb()
 
 
-def in_fresh_process(name: str, seed_size: bool, precision: str, steps: int) -> float:
-    code = (f"import sys, json; sys.path[:0] = {sys.path[:2]!r}; import medgen_compression as b; "
-            f"print(json.dumps(b.peak_memory({name!r}, {seed_size!r}, {precision!r}, {steps})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[2])
     p.add_argument("--rounds", type=int, default=5)
@@ -124,7 +114,7 @@ def main(argv=None) -> int:
         median = statistics.median(times[(name, precision)])
         batch = state[0].train.batch_size
         ratio = f" ({median / statistics.median(times[(name, 'no')]):.2f}x fp32)" if precision != "no" else ""
-        memory = in_fresh_process(name, args.seed_size, precision, steps)
+        memory = in_fresh_process("medgen_compression", "peak_memory", name, args.seed_size, precision, steps)
         print(f"{name:9s} {'fp32' if precision == 'no' else precision:4s} batch {batch:2d}: step "
               f"{median * 1000:8.1f} ms{ratio}, {batch / median:6.1f} samples/s, peak memory {memory:.0f} MB")
     return 0

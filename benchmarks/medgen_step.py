@@ -18,16 +18,14 @@ memory is the peak RSS (VmHWM) of a fresh process that builds the data and model
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import machine  # noqa: E402
+from common import in_fresh_process, machine  # noqa: E402
 
 SETTINGS = {
     "2d_64": {"model": {"spatial_dims": 2}, "data": {"image_size": 64, "phantom_shape": [64, 64, 32]},
@@ -93,14 +91,6 @@ def peak_rss(setting: str, variant: str, steps: int) -> dict:
     return {"before_mb": before, "peak_mb": peak_rss_mb()}
 
 
-def in_fresh_process(setting: str, variant: str, steps: int) -> dict:
-    code = (f"import sys, json; sys.path[:0] = {sys.path[:2]!r}; import medgen_step; "
-            f"print(json.dumps(medgen_step.peak_rss({setting!r}, {variant!r}, {steps})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[2])
     p.add_argument("--rounds", type=int, default=5)
@@ -124,7 +114,7 @@ def main(argv=None) -> int:
         batch = states["plain"][0].train.batch_size
         for variant in VARIANTS:
             median = statistics.median(times[variant])
-            memory = in_fresh_process(setting, variant, steps)
+            memory = in_fresh_process("medgen_step", "peak_rss", setting, variant, steps)
             print(f"{setting:6s} {variant:16s} batch {batch:2d}: step {median * 1000:8.1f} ms "
                   f"({median / plain:.2f}x plain), {batch / median:6.1f} samples/s, "
                   f"peak RSS {memory['peak_mb']:.0f} MB (after imports {memory['before_mb']:.0f} MB)")

@@ -107,9 +107,10 @@ def run(args, family, config) -> int:
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     resources = TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0)
     callbacks = [TensorBoardCallback(os.path.join(storage, name, "tensorboard"), family.tags)] if "://" not in storage else []
+    objective = family.objective_of(config)
     lines = None if args.quiet else Queue(actor_options={"num_cpus": 0})
     if lines is not None:
-        callbacks.append(EpochLines(lines, family.objective_of(config).metric, "train/loss", config.train.epochs))
+        callbacks.append(EpochLines(lines, objective.metric, "train/loss", config.train.epochs))
     print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {storage}/{name}", flush=True)
     # the whole config, preset folded in: workers rebuild it from this dict alone
     trainer = make_trainer(family, to_dict(config), resources, name, storage, callbacks, args.max_failures,
@@ -120,10 +121,10 @@ def run(args, family, config) -> int:
     shown = ("val/", "train/loss", "epoch", "stop")
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith(shown)}, indent=2))
     print(f"latest checkpoint: {result.checkpoint.path if result.checkpoint else None}")
-    best = best_checkpoint(result.best_checkpoints or [], family.objective_of(config).mode)
+    best = best_checkpoint(result.best_checkpoints or [], objective.mode)
     if best:
         checkpoint, scored = best
-        print(f"best checkpoint: {checkpoint.path} ({family.objective_of(config).metric} {scored[CHECKPOINT_SCORE]:.6g} "
+        print(f"best checkpoint: {checkpoint.path} ({objective.metric} {scored[CHECKPOINT_SCORE]:.6g} "
               f"at epoch {scored['epoch']})")
     return 1 if metrics.get("stop_reason") else 0
 

@@ -213,7 +213,7 @@ def train_step(run: Run, batch, step: int, weights: dict):
     if run.noise is not None:
         run.noise.add(run.clipped_params, step - 1)
     for group in run.groups:
-        if any(group is a for a in active):
+        if group in active:
             group.optimizer.step()
         if group.schedule is not None:  # the schedule follows the run's steps, idle or not
             group.schedule.step()
@@ -240,8 +240,7 @@ def backward(run: Run, weighted: dict | None, total) -> list[TrainedGroup]:
     losses = [(group, sum(weighted[n] for n in group.terms if n in weighted) if group.terms else total)
               for group in active]
     if run.accelerator.num_processes > 1:
-        losses += [(group, 0.0 * sum(p.sum() for p in group.params)) for group in run.groups
-                   if not any(group is a for a in active)]
+        losses += [(group, 0.0 * sum(p.sum() for p in group.params)) for group in run.groups if group not in active]
     for i, (group, loss) in enumerate(losses):
         run.accelerator.backward(loss, inputs=group.params, retain_graph=i + 1 < len(losses))
     return active

@@ -83,9 +83,10 @@ def uses_perceptual(cfg) -> bool:
     return cfg.loss.weights.perceptual > 0 and not segmenting(cfg)
 
 
-def channels_of(cfg) -> int:
-    """seed "VAE Modes": dual 2 channels (t1_pre, t1_gd), every other mode 1."""
-    return len(MODE_IMAGES[READS[cfg.data.mode]])
+def images_of(cfg) -> tuple[str, ...]:
+    """The modalities a mode compresses, one channel each (seed "VAE Modes": dual t1_pre and
+    t1_gd, every other mode one image)."""
+    return MODE_IMAGES[READS[cfg.data.mode]]
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def build(cfg) -> Parts:
 def make_model(cfg):
     from losstune.models import medgen_compression as nets
 
-    m, channels = cfg.model, channels_of(cfg)
+    m, channels = cfg.model, len(images_of(cfg))
     if m.kind == "vae":
         v = m.vae
         autoencoder = nets.vae(m.spatial_dims, channels, v.latent_channels, v.channels, v.res_blocks, v.norm_groups,
@@ -217,8 +218,7 @@ def val_metrics(model, batch, cfg, extras):
         losses = segmentation_terms(reconstruction, images)
         out.update(bce=losses["bce"], dice_loss=losses["dice"], boundary=losses["boundary"])
     else:
-        out = quality([reconstruction.clamp(0, 1)], images.float(), seg, MODE_IMAGES[READS[cfg.data.mode]],
-                      cfg.eval.msssim)
+        out = quality([reconstruction.clamp(0, 1)], images.float(), seg, images_of(cfg), cfg.eval.msssim)
         out["l1"] = l1(reconstruction, images)  # unclamped: what the generator's L1 term sees
     if cfg.model.kind == "vae":
         out["kl"] = kl(regulariser["z_mu"], regulariser["z_sigma"])
@@ -232,7 +232,7 @@ def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors and the codebook's use over the whole validation set (seed
     "VQ-VAE Codebook Metrics"): a code is dead if no validation latent vector took it."""
     shares = means.pop("code_shares", None)
-    out = means if segmenting(cfg) else regional_summary(means, MODE_IMAGES[READS[cfg.data.mode]])
+    out = means if segmenting(cfg) else regional_summary(means, images_of(cfg))
     if shares is not None:
         out.update(codebook_stats(torch.tensor(shares)))
     return out

@@ -26,8 +26,8 @@ from losstune.losses.image_quality import quality, regional_summary
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables import medgen_diffusion_config as settings
-from losstune.trainables.latent_space import LatentSpace, check_fits, space_of
-from losstune.trainables.medgen_items import check_subjects, make_items, subject_split
+from losstune.trainables.latent_space import LatentSpace, autoencoder, check_fits, space_of
+from losstune.trainables.medgen_items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
                                               self_conditioning, training_times, uses_perceptual)
 
@@ -96,12 +96,9 @@ def check_data(cfg) -> int:
 
 def check_latent_fits_the_unet(cfg) -> None:
     """Each UNet level after the first halves the latent: its sides must stay whole numbers."""
-    from losstune.data.medgen import MODE_IMAGES
-
-    d, levels = cfg.data, len(cfg.model.widths)
-    size = (d.image_size,) * 2 if cfg.model.spatial_dims == 2 else tuple(d.volume)
-    images = torch.zeros(1, len(MODE_IMAGES[d.mode]), *size)
-    shape = tuple(space_of(cfg).autoencoder.encode(images).shape[2:])
+    levels, size = len(cfg.model.widths), item_size(cfg)
+    images = torch.zeros(1, len(MODE_IMAGES[cfg.data.mode]), *size)
+    shape = tuple(autoencoder(cfg.space.checkpoint).encode(images).shape[2:])
     if any(side % 2 ** (levels - 1) for side in shape):
         raise ConfigError("model.widths", f"{levels} levels halve the latent {levels - 1} times; the autoencoder of "
                                           f"{cfg.space.checkpoint} makes latents of {list(shape)} from {list(size)}: "
@@ -211,7 +208,7 @@ def val_metrics(model, batch, cfg, extras):
     estimates = [e.clamp(0, 1) for e in estimates]
     if uses_perceptual(cfg):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
-            [perceptual_term(cfg, e, x0) for e in estimates]).mean()
+            [perceptual_term(cfg, e, pixels) for e in estimates]).mean()
     return {**out, **estimate_quality(estimates, pixels.float(), seg, cfg)}
 
 

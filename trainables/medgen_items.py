@@ -53,11 +53,15 @@ def training_items(cfg, volumes: list[dict], mode: str) -> list[dict]:
     return axial_slices(volumes, cfg.data.skip_empty_slices and mode != "seg")
 
 
+def item_size(cfg) -> tuple[int, ...]:
+    """An item's spatial size: data.image_size square in 2D, data.volume in 3D."""
+    return (cfg.data.image_size,) * 2 if cfg.model.spatial_dims == 2 else tuple(cfg.data.volume)
+
+
 def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False):
     """The dataset of `subjects`; `aggressive`: the compression models' augmentation."""
     from losstune.data.medgen import Items, load_volumes
 
-    d, spatial_dims = cfg.data, cfg.model.spatial_dims
     items = training_items(cfg, load_volumes(subjects, mode), mode)
-    size = (d.image_size,) * 2 if spatial_dims == 2 else tuple(d.volume)
-    return Items(items, spatial_dims, size, augment, mode == "seg", seed=cfg.train.seed, aggressive=aggressive)
+    return Items(items, cfg.model.spatial_dims, item_size(cfg), augment, mode == "seg", seed=cfg.train.seed,
+                 aggressive=aggressive)

@@ -11,7 +11,7 @@ from losstune.trainables.family_api import Family, FamilyError, OptimizerGroup
 from losstune.trainables.lr_schedules import make_lr_schedule, make_plateau
 
 
-@dataclass
+@dataclass(eq=False)  # one group is one optimiser: compared by identity
 class TrainedGroup:
     """An optimiser group as the loop steps it: prepared by Accelerate, with its schedules."""
 

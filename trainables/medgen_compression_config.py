@@ -55,10 +55,10 @@ class VAEConfig:
     """MONAI AutoencoderKL. seed "3D VAE": latent 3, channels [32, 64, 128, 128], no attention (the
     2D config names no widths: the same, which gives the seed's "VAE 8x")."""
 
-    latent_channels: int = 3
-    channels: tuple[int, ...] = (32, 64, 128, 128)
+    latent_channels: int = 3  # seed "3D VAE": latent_channels 3
+    channels: tuple[int, ...] = (32, 64, 128, 128)  # seed "3D VAE"; 4 levels = the seed's "VAE 8x"
     res_blocks: int = 2  # MONAI's default
-    norm_groups: int = 32
+    norm_groups: int = 32  # MONAI's default
     attention: bool = False  # seed: "No attention layers (O(n^2) too expensive for 3D)"
 
 
@@ -67,10 +67,10 @@ class VQVAEConfig:
     """MONAI VQVAE. seed "VQ-VAE": 512 codes, embedding dim 3, commitment 0.25 (loss.weights.vq);
     the widths are MONAI's defaults, 3 levels = the seed's "VQ-VAE 8x"."""
 
-    num_embeddings: int = 512
-    embedding_dim: int = 3
-    channels: tuple[int, ...] = (96, 96, 192)
-    res_layers: int = 3
+    num_embeddings: int = 512  # seed "VQ-VAE": codebook size 512
+    embedding_dim: int = 3  # seed "VQ-VAE": embedding_dim 3
+    channels: tuple[int, ...] = (96, 96, 192)  # MONAI's defaults: 3 levels, the seed's "VQ-VAE 8x"
+    res_layers: int = 3  # MONAI's default
     decay: float = 0.5  # the codebook's EMA decay: MONAI VQVAE's default (the seed names none)
 
 
@@ -78,7 +78,7 @@ class VQVAEConfig:
 class DCAEConfig:
     """diffusers' AutoencoderDC (2D only). seed "DC-AE": f32c32 (default), f64c128, f128c512."""
 
-    variant: Literal["f32c32", "f64c128", "f128c512"] = "f32c32"
+    variant: Literal["f32c32", "f64c128", "f128c512"] = "f32c32"  # seed "DC-AE": configs/dcae/f32.yaml, the default
     width_factor: float = 1.0  # every stage's width x this (the `small` preset: 1/8)
     layers_per_block: int = 2  # per stage (diffusers' default encoder has 2-3)
     pretrained: str = ""  # a local folder saved by AutoencoderDC.save_pretrained; "" = from scratch
@@ -94,7 +94,7 @@ class DCAEConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     kind: Literal["vae", "vqvae", "dcae"] = "vae"  # seed "Trainers"
-    spatial_dims: int = 2
+    spatial_dims: int = 2  # seed "Compression Training Config Names": vae (2D); vae_3d is the preset
     gradient_checkpointing: bool = False  # seed "3D VAE": trades compute for ~50% of the memory
     pure_bf16_weights: bool = False  # seed "Precision Configuration": pure_weights (weights in bf16)
     vae: VAEConfig = field(default_factory=VAEConfig)
@@ -134,14 +134,14 @@ class LossWeights:
     perceptual, adversarial 0 in phase 1 (preset dcae). Seg compression: BCE + Dice + Boundary, the
     seed names no weights: 1 each."""
 
-    l1: float = 1.0
-    perceptual: float = 0.001
-    kl: float = 1e-6
+    l1: float = 1.0  # seed "VAE Training": L1_loss, weight 1
+    perceptual: float = 0.001  # seed "VAE Training": 0.001 x perceptual (VQ-VAE 0.002)
+    kl: float = 1e-6  # seed "VAE Training": 1e-6 x KL
     vq: float = 0.25  # the commitment cost: MONAI's quantisation loss at cost 1, times this
-    adversarial: float = 0.01
-    bce: float = 1.0
-    dice: float = 1.0
-    boundary: float = 1.0
+    adversarial: float = 0.01  # seed "VAE Training": 0.01 x adversarial (VQ-VAE 0.005)
+    bce: float = 1.0  # seg_compression (seed "DC-AE seg mode"); the seed names no weight
+    dice: float = 1.0  # ... the same
+    boundary: float = 1.0  # ... the same
 
     def __post_init__(self):
         for name, value in vars(self).items():
@@ -160,21 +160,21 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    msssim: bool = True
+    msssim: bool = True  # seed "Logging Configuration": msssim true
 
 
 @dataclass(frozen=True)
 class HealthConfig:
     """Stops for runs that are clearly broken, from `grace_epochs` on (of training, or of the GAN)."""
 
-    grace_epochs: int = 2
+    grace_epochs: int = 2  # not in the seed: epochs before a stop may fire
     kl_floor: float = 0.1  # KL (nats per sample) below this ...
     poor_l1: float = 0.1  # ... while the validation L1 is above this: the posterior collapsed
     min_codebook_usage: float = 0.02  # VQ-VAE: share of codes used in validation (0.02 of 512 = 10)
     # The discriminator dominates: its loss below `disc_floor` while the generator's least-squares
     # adversarial loss is above `adv_ceiling` (it is (D(fake) - 1)^2: near 1 where D says "fake")
-    disc_floor: float = 0.02
-    adv_ceiling: float = 0.8
+    disc_floor: float = 0.02  # not in the seed
+    adv_ceiling: float = 0.8  # not in the seed
 
     def __post_init__(self):
         at_least("grace_epochs", self.grace_epochs, 0)

@@ -126,7 +126,7 @@ class SpaceConfig:
     """seed "Spaces": PixelSpace (the default) or LatentSpace, the frozen autoencoder of a trained
     medgen_compression checkpoint (trainables/latent_space.py)."""
 
-    name: Literal["pixel", "latent"] = "pixel"
+    name: Literal["pixel", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
     checkpoint: str = ""  # latent: a medgen_compression checkpoint folder
     scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
 

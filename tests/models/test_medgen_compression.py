@@ -58,3 +58,14 @@ def test_a_pretrained_dc_ae_loads_from_a_local_folder_with_new_channel_convoluti
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind"):
         nets.Compression("gan", torch.nn.Identity())
+
+
+def test_the_vq_term_is_the_unweighted_commitment_mse():
+    # built at commitment cost 1, MONAI's quantisation loss is mean((z_e - sg(e))^2): the family's
+    # `vq` term, which loss.weights.vq (the seed's 0.25) then weighs
+    model = tiny("vqvae", 2).eval()
+    x = torch.rand(2, 1, 32, 32)
+    encoded = model.autoencoder.encode(x)
+    quantized, _ = model.autoencoder.quantize(encoded)
+    _, extras = model(x)
+    assert extras["quantization_loss"].item() == pytest.approx((encoded - quantized).pow(2).mean().item(), rel=1e-5)

@@ -3,7 +3,8 @@
 Synthetic: a sparse Markov chain over a small vocabulary, each token followed by one of a few
 tokens with fixed probabilities, so a position's context (what attention reads) carries
 information. The chain depends only on the vocabulary and branching, not on the data seed: train
-and validation streams come from the same chain. Real: a text file read as bytes (vocabulary 256).
+and validation streams come from the same chain. Real: a text file read as bytes (vocabulary 256),
+or by a checkpoint's tokenizer (data/npt_checkpoint.py).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def synthetic_tokens(count: int, seq_len: int, vocab: int = 64, seed: int = 0, b
     return stream.reshape(count, seq_len)
 
 
-def text_tokens(path: str, seq_len: int) -> np.ndarray:
-    """The file's bytes as non-overlapping sequences of `seq_len` tokens."""
+def read_text(path: str) -> bytes:
+    """A UTF-8 text file's bytes, checked: there, readable, not empty, UTF-8."""
     file = existing_file(path)
     try:
         raw = file.read_bytes()
@@ -50,6 +51,12 @@ def text_tokens(path: str, seq_len: int) -> np.ndarray:
         raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    return raw
+
+
+def text_tokens(path: str, seq_len: int) -> np.ndarray:
+    """The file's bytes as non-overlapping sequences of `seq_len` tokens."""
+    raw = read_text(path)
     count = len(raw) // seq_len
     if count < 1:
         raise DataError(f"{path}: {len(raw)} bytes are fewer than data.seq_len={seq_len}")

@@ -20,16 +20,22 @@ diverging: the layer's fidelity MSE over that of the same layer unmodulated (v_b
 its Phase 3 curriculum does that here: its guidance term's -0.1 var(v_a . n) is unbounded below,
 and in the default run v_a's norm went from 0.07 to 420 and the fidelity MSE from 0.011 to 351
 within 10 epochs (with the curriculum: 0.29 and 0.0113).
+
+Teacher: a random Llama-style layer over token ids (`model.teacher_seed`), or, the seed's own
+setting, layer `model.layer_index` of a local Hugging Face checkpoint (`model.checkpoint_dir`,
+data/npt_checkpoint.py), fed the hidden states its earlier layers give the tokenised text.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from losstune.data import hold_out
+from losstune.data import DataError, hold_out
+from losstune.models.npt import NPTTraining
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables import npt_config as settings
 from losstune.trainables.npt_config import OPTIONAL_TERMS, TERMS
@@ -54,30 +60,46 @@ def vocab_size(cfg) -> int:
     return BYTE_VOCAB if cfg.data.path else cfg.data.vocab
 
 
-def load_arrays(cfg):
-    """(train sequences, val sequences), int64 [N, seq_len]."""
-    from losstune.data.npt import synthetic_tokens, text_tokens
+def read_sequences(path: str, cfg, tokenizer) -> np.ndarray:
+    from losstune.data.npt import read_text, text_tokens
+    from losstune.data.npt_checkpoint import token_sequences
+
+    if tokenizer is None:
+        return text_tokens(path, cfg.data.seq_len)
+    return token_sequences(read_text(path).decode("utf-8"), tokenizer, cfg.data.seq_len, path)
+
+
+def load_arrays(cfg, tokenizer=None):
+    """(train sequences, val sequences), int64 [N, seq_len]: synthetic, or text read as bytes or
+    by a checkpoint's tokenizer."""
+    from losstune.data.npt import synthetic_tokens
 
     d = cfg.data
     if not d.path:
         return (synthetic_tokens(d.num_train, d.seq_len, d.vocab, d.seed, d.branching),
                 synthetic_tokens(d.num_val, d.seq_len, d.vocab, d.seed + 1, d.branching))
-    train = text_tokens(d.path, d.seq_len)
+    train = read_sequences(d.path, cfg, tokenizer)
     if d.val_path:
-        return train, text_tokens(d.val_path, d.seq_len)
+        return train, read_sequences(d.val_path, cfg, tokenizer)
     return hold_out((train,), d.val_fraction, d.path, "sequences")
 
 
-def refuse_checkpoint_dir(cfg) -> None:
-    if cfg.model.checkpoint_dir:
-        raise NotImplementedError(
-            "model.checkpoint_dir: loading a layer from a Hugging Face checkpoint needs the optional "
-            "`transformers` package and a weight mapping that is not implemented yet")
+def checkpoint_of(cfg):
+    """The checked Hugging Face checkpoint of `model.checkpoint_dir`, or None without one."""
+    from losstune.data.npt_checkpoint import read_checkpoint
+
+    m = cfg.model
+    if not m.checkpoint_dir:
+        return None
+    checkpoint = read_checkpoint(m.checkpoint_dir, m.layer_index, cfg.data.seq_len)
+    if not cfg.data.path:
+        raise DataError("data.path: a model.checkpoint_dir layer trains on real text: give a UTF-8 text file (--data)")
+    return checkpoint
 
 
 def check_data(cfg) -> int:
-    refuse_checkpoint_dir(cfg)
-    return len(load_arrays(cfg)[0])
+    checkpoint = checkpoint_of(cfg)
+    return len(load_arrays(cfg, checkpoint.tokenizer if checkpoint else None)[0])
 
 
 def enabled_terms(cfg) -> list[str]:
@@ -88,15 +110,40 @@ def enabled_terms(cfg) -> list[str]:
 
 
 def build(cfg) -> Parts:
-    from losstune.models.npt import NPTModel, NPTTraining
+    checkpoint = checkpoint_of(cfg)
+    model, train, val = random_teacher_parts(cfg) if checkpoint is None else checkpoint_parts(cfg, checkpoint)
+    return Parts(NPTTraining(model, len(enabled_terms(cfg))), TensorDataset(train), TensorDataset(val), {})
 
-    refuse_checkpoint_dir(cfg)
+
+def random_teacher_parts(cfg):
+    """The random Llama-style teacher over token ids: (model, train tokens, val tokens)."""
+    from losstune.models.npt import LayerShape, random_teacher_model
+
     train, val = load_arrays(cfg)
     m = cfg.model
-    model = NPTModel(vocab_size(cfg), m.d_model, m.heads, m.d_ffn, m.np_rank, m.prefix_layers, m.train_mlp,
-                     m.rope_theta, m.teacher_seed)
-    return Parts(NPTTraining(model, len(enabled_terms(cfg))), TensorDataset(torch.from_numpy(train)),
-                 TensorDataset(torch.from_numpy(val)), {})
+    shape = LayerShape(d_model=m.d_model, heads=m.heads, d_ffn=m.d_ffn, rope_theta=m.rope_theta)
+    model = random_teacher_model(vocab_size(cfg), shape, m.np_rank, m.layer_index, m.train_mlp, m.teacher_seed)
+    return model, torch.from_numpy(train), torch.from_numpy(val)
+
+
+def checkpoint_parts(cfg, checkpoint):
+    """The checkpoint's layer as the teacher, over the hidden states its earlier layers give the
+    tokenised text, computed once here (on the worker's GPU where it has one) and held for the
+    trial: (model, train states, val states), states [N, seq_len, d_model]."""
+    from losstune.data.npt_checkpoint import hidden_states, load_teacher
+    from losstune.models.npt import NPTModel, TeacherLayer
+
+    m = cfg.model
+    train, val = load_arrays(cfg, checkpoint.tokenizer)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    earlier_layers, state = load_teacher(checkpoint, m.layer_index, device)
+    states = [hidden_states(earlier_layers, m.layer_index, tokens) for tokens in (train, val)]
+    del earlier_layers
+    if device == "cuda":
+        torch.cuda.empty_cache()  # the earlier layers' memory, back for training
+    teacher = TeacherLayer(checkpoint.shape)
+    teacher.load_state_dict(state)  # strict: every tensor of the layer, and nothing else
+    return NPTModel(torch.nn.Identity(), teacher, m.np_rank, m.train_mlp), *states
 
 
 def term_weights(cfg) -> dict:

@@ -18,10 +18,12 @@ OPTIONAL_TERMS = ("decomposed", "projection_consistency", "orthogonality")
 class DataConfig:
     """The seed trains on a model's hidden states and names no data: these are the platform's."""
 
-    path: str = ""  # a UTF-8 text file, read as bytes (vocabulary 256); "" = synthetic
+    # a UTF-8 text file, read as bytes (vocabulary 256), or with model.checkpoint_dir by the
+    # checkpoint's tokenizer; "" = synthetic
+    path: str = ""
     val_path: str = ""  # a second text file; "" = the last `val_fraction` of `path`'s sequences
     val_fraction: float = 0.1
-    seq_len: int = 64
+    seq_len: int = 64  # with a checkpoint that has a BOS token: BOS + seq_len - 1 text tokens
     vocab: int = 64  # synthetic only
     branching: int = 3  # synthetic only: successors per token in the Markov chain
     num_train: int = 2048  # synthetic sequences: 128 steps of 16 per epoch, past both curriculum steps
@@ -39,17 +41,21 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The seed names no sizes; d_model 256 is the issue's measurement size, d_ffn Llama's 8/3 ratio."""
+    """The seed names no sizes; d_model 256 is the issue's measurement size, d_ffn Llama's 8/3 ratio.
+    With `checkpoint_dir` the layer is the checkpoint's: its sizes, rotary base and weights replace
+    d_model, heads, d_ffn, rope_theta and teacher_seed."""
 
     d_model: int = 256
     heads: int = 4
     d_ffn: int = 688
-    np_rank: int = 32  # the NP component's bottleneck
-    prefix_layers: int = 0  # frozen teacher layers before the NPT layer
+    np_rank: int = 32  # the NP component's bottleneck (not in the seed)
+    layer_index: int = 0  # the NPT layer; the frozen layers before it make its input hidden states
     train_mlp: bool = False  # the MLP weights are the teacher's, frozen unless this is set
-    rope_theta: float = 10000.0
-    teacher_seed: int = 0  # the frozen teacher (and embedding) are the same in every trial
-    checkpoint_dir: str = ""  # a local Hugging Face checkpoint to take a real layer from
+    rope_theta: float = 10000.0  # Llama's
+    teacher_seed: int = 0  # the random teacher (and embedding) are the same in every trial
+    # a local Hugging Face folder (config.json, safetensors weights, tokenizer) whose layer
+    # `layer_index` is the teacher; its tokenizer reads data.path (data/npt_checkpoint.py)
+    checkpoint_dir: str = ""
 
     def __post_init__(self):
         at_least("heads", self.heads, 1)
@@ -57,7 +63,7 @@ class ModelConfig:
             raise ConfigError("d_model", f"must split into {self.heads} heads of even size, got {self.d_model}")
         at_least("d_ffn", self.d_ffn, 1)
         at_least("np_rank", self.np_rank, 1)
-        at_least("prefix_layers", self.prefix_layers, 0)
+        at_least("layer_index", self.layer_index, 0)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def bad_npz(tmp_path):
     (["lgt", "--set", "data.num_styles=1"], "data.num_styles must be >= 2, got 1"),
     (["lgt", "--set", "flow.method=rk4"], "flow.method must be one of ['euler', 'midpoint']"),
     (["npt", "--data", "/nonexistent/corpus.txt"], "/nonexistent/corpus.txt: no such file"),
-    (["npt", "--set", "model.checkpoint_dir=/models/llama"], "model.checkpoint_dir: loading a layer"),
+    (["npt", "--set", "model.checkpoint_dir=/models/llama"], "model.checkpoint_dir /models/llama: no such directory"),
     (["npt", "--set", "stages.curriculum_step2=10"], "stages.curriculum_step2 must be >= 500"),
     # non-finite numbers, as JSON parses them
     (["hdr_patch", "--set", "optim.lr=Infinity"], "optim.lr must be a finite number, got inf"),
@@ -94,6 +94,40 @@ def test_bad_input_exits_2_with_one_line(ray_starts, capsys, tmp_path, argv, exp
     assert expected in err and len(err.splitlines()) == 1
     assert not ray_starts
     assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    from tests.hf_checkpoints import text_file, tiny_checkpoint
+
+    folder = tmp_path_factory.mktemp("hf")
+    return tiny_checkpoint(folder / "llama"), text_file(folder)
+
+
+@pytest.mark.parametrize("breaks, flags, expected", [
+    ("", ["--set", "model.layer_index=7"], r"model.layer_index 7 is out of range: .* has 3 layers \(0 to 2\)"),
+    ("", ["--set", "data.seq_len=100"], r"data.seq_len 100 is longer than .*max_position_embeddings 64"),
+    ("model_type", [], r"architecture 'gpt_neox' is not supported \(supported: llama, mistral, qwen2"),
+    ("tokenizer.json", [], r"no tokenizer: none of tokenizer.json, tokenizer.model, vocab.json"),
+    ("config.json", [], r"copy: no config.json: not a Hugging Face checkpoint folder"),
+    ("", ["--data", ""], r"error: data.path: a model.checkpoint_dir layer trains on real text"),
+])
+def test_a_bad_checkpoint_exits_2_with_one_line(ray_starts, capsys, tmp_path, hf_folder, breaks, flags, expected):
+    import re
+    import shutil
+
+    folder, text = hf_folder
+    if breaks:
+        folder = shutil.copytree(folder, tmp_path / "copy")
+        if breaks == "model_type":
+            config = json.loads((folder / "config.json").read_text())
+            (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt_neox"}))
+        else:
+            (folder / breaks).unlink()
+    code, err = run_sweep(capsys, tmp_path, "npt", "--smoke-test", "--data", str(text), "--set",
+                          f"model.checkpoint_dir={folder}", *flags)
+    assert code == 2 and len(err.splitlines()) == 1 and not ray_starts
+    assert re.search(expected, err), err
 
 
 def test_corrupt_and_mismatched_data_files(capsys, tmp_path, bad_npz):

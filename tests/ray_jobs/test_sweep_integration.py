@@ -202,6 +202,21 @@ def test_npt_two_trial_sweep_over_weights(local_ray, tmp_path):
         assert column in history, column
 
 
+def test_npt_three_trial_smoke_sweep_on_a_hugging_face_checkpoint(local_ray, tmp_path):
+    from tests.hf_checkpoints import text_file, tiny_checkpoint
+
+    folder = tiny_checkpoint(tmp_path / "llama")
+    code = sweep.main(["npt", "--confirm-top", "0", "--trials", "3", "--smoke-test", "--scheduler", "none",
+                       "--data", str(text_file(tmp_path)), "--set", f"model.checkpoint_dir={folder}",
+                       "--set", "model.layer_index=2", "--storage", str(tmp_path), "--name", "hf3"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "hf3" / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    best = json.loads((tmp_path / "hf3" / "best_config.json").read_text())
+    assert (best["model"]["checkpoint_dir"], best["model"]["layer_index"]) == (str(folder), 2)
+    assert trials["final/val/fidelity_mse"].notna().all() and trials["objective"].equals(trials["final/val/fidelity_mse"])
+
+
 def test_medgen_diffusion_two_trial_sweep_over_regularisers_writes_the_seeds_tensorboard_tags(local_ray, tmp_path):
     code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--space", "regularisation", "--trials", "2",
                        "--smoke-test",

@@ -131,9 +131,55 @@ def test_text_files_and_their_errors(tmp_path):
         npt.check_data(config({"data": {"path": str(text), "seq_len": 512}}))
 
 
-def test_a_hugging_face_checkpoint_is_not_implemented_and_says_why():
-    with pytest.raises(NotImplementedError, match="model.checkpoint_dir: .*transformers"):
-        npt.check_data(config({"model": {"checkpoint_dir": "/models/llama"}}))
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    from tests.hf_checkpoints import text_file, tiny_checkpoint
+
+    folder = tmp_path_factory.mktemp("hf")
+    return str(tiny_checkpoint(folder / "llama")), str(text_file(folder))
+
+
+def checkpoint_config(llama, layer=1, preset=""):
+    folder, text = llama
+    return config({"model": {"checkpoint_dir": folder, "layer_index": layer}, "data": {"path": text}}, preset)
+
+
+def test_a_checkpoint_layer_trains_on_the_hidden_states_of_its_tokenised_text(llama):
+    from losstune.data.npt_checkpoint import token_sequences
+    from tests.data.test_npt_checkpoint import layer_outputs
+
+    cfg = checkpoint_config(llama)
+    parts = npt.build(cfg)
+    train, val = parts.train_set.tensors[0], parts.val_set.tensors[0]
+    count = npt.check_data(cfg)  # 16 tokens a sequence, 10% held out
+    assert train.shape == (count, 16, 32) and train.dtype == torch.float32 and len(val) == round(0.1 * (count + len(val)))
+    # the states entering layer 1 are layer 0's outputs for the tokenised text
+    tokens = token_sequences(open(llama[1]).read(), npt.checkpoint_of(cfg).tokenizer, 16, "corpus")[:4]
+    torch.testing.assert_close(train[:4], layer_outputs(llama[0], tokens)[0])
+    teacher = parts.model.model.teacher
+    assert teacher.attn.k.out_features == 16 and not any(p.requires_grad for p in teacher.parameters())
+    parts.model.train()
+    terms, (total, _) = step_once(parts, cfg, step=0)
+    assert set(terms) == set(npt.TERMS) and all(torch.isfinite(v) for v in terms.values())
+    total.backward()  # the NP component learns; nothing else has gradients
+    assert all((p.grad is not None) == p.requires_grad for p in parts.model.parameters())
+
+
+def test_every_loss_term_and_the_monitoring_run_on_a_checkpoint_layer(llama):
+    cfg = checkpoint_config(llama, layer=2, preset="all_terms")
+    parts = npt.build(cfg)
+    parts.model.eval()
+    batch = next(iter(DataLoader(parts.val_set, batch_size=4)))
+    metrics = npt.val_metrics(parts.model, batch, cfg, parts.extras)
+    assert set(metrics) == {"fidelity_mse", "plain_fidelity_mse", "attn_cosine", "scalar_var"}
+    assert all(v.shape == (4,) and torch.isfinite(v).all() for v in metrics.values())
+    terms, _ = step_once(parts, cfg, step=0)
+    assert set(terms) == set(npt.TERMS + npt.OPTIONAL_TERMS) and all(torch.isfinite(v) for v in terms.values())
+
+
+def test_a_checkpoint_needs_a_text_file(llama):
+    with pytest.raises(DataError, match="data.path: a model.checkpoint_dir layer trains on real text"):
+        npt.check_data(config({"model": {"checkpoint_dir": llama[0]}}))
 
 
 @pytest.mark.parametrize("overrides, message", [

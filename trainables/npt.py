@@ -65,8 +65,10 @@ def read_sequences(path: str, cfg, tokenizer) -> np.ndarray:
     from losstune.data.npt_checkpoint import token_sequences
 
     if tokenizer is None:
-        return text_tokens(path, cfg.data.seq_len)
-    return token_sequences(read_text(path).decode("utf-8"), tokenizer, cfg.data.seq_len, path)
+        sequences = text_tokens(path, cfg.data.seq_len)
+    else:
+        sequences = token_sequences(read_text(path).decode("utf-8"), tokenizer, cfg.data.seq_len, path)
+    return sequences[: cfg.data.max_sequences or None]
 
 
 def load_arrays(cfg, tokenizer=None):

@@ -24,6 +24,9 @@ class DataConfig:
     val_path: str = ""  # a second text file; "" = the last `val_fraction` of `path`'s sequences
     val_fraction: float = 0.1
     seq_len: int = 64  # with a checkpoint that has a BOS token: BOS + seq_len - 1 text tokens
+    # at most this many sequences from each text file, its first (0 = all): a checkpoint's hidden
+    # states are held in memory, seq_len x d_model values a sequence (README: memory per width)
+    max_sequences: int = 0
     vocab: int = 64  # synthetic only
     branching: int = 3  # synthetic only: successors per token in the Markov chain
     num_train: int = 2048  # synthetic sequences: 128 steps of 16 per epoch, past both curriculum steps
@@ -33,6 +36,7 @@ class DataConfig:
     def __post_init__(self):
         within("val_fraction", self.val_fraction, 0.01, 0.9)
         at_least("seq_len", self.seq_len, 2)
+        at_least("max_sequences", self.max_sequences, 0)
         at_least("vocab", self.vocab, 2)
         within("branching", self.branching, 1, self.vocab)
         at_least("num_train", self.num_train, 1)
@@ -170,6 +174,6 @@ PRESETS = {
     "phase1": PHASE1, "phase2": PHASE2, "phase3": PHASE3, "phase4": PHASE4,
 }
 
-SMOKE = {"data": {"num_train": 64, "num_val": 16, "seq_len": 16}, "train": {"epochs": 2, "batch_size": 8},
+SMOKE = {"data": {"num_train": 64, "num_val": 16, "seq_len": 16, "max_sequences": 80}, "train": {"epochs": 2, "batch_size": 8},
          "model": {"d_model": 32, "heads": 2, "d_ffn": 64, "np_rank": 4},
          "stages": {"stage1_steps": 6, "curriculum_step1": 2, "curriculum_step2": 4}}

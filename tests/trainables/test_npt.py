@@ -151,8 +151,8 @@ def test_a_checkpoint_layer_trains_on_the_hidden_states_of_its_tokenised_text(ll
     cfg = checkpoint_config(llama)
     parts = npt.build(cfg)
     train, val = parts.train_set.tensors[0], parts.val_set.tensors[0]
-    count = npt.check_data(cfg)  # 16 tokens a sequence, 10% held out
-    assert train.shape == (count, 16, 32) and train.dtype == torch.float32 and len(val) == round(0.1 * (count + len(val)))
+    count = npt.check_data(cfg)  # 16 tokens a sequence, the smoke test's 80 sequences, 10% held out
+    assert train.shape == (count, 16, 32) == (72, 16, 32) and train.dtype == torch.float32 and len(val) == 8
     # the states entering layer 1 are layer 0's outputs for the tokenised text
     tokens = token_sequences(open(llama[1]).read(), npt.checkpoint_of(cfg).tokenizer, 16, "corpus")[:4]
     torch.testing.assert_close(train[:4], layer_outputs(llama[0], tokens)[0])
@@ -175,6 +175,14 @@ def test_every_loss_term_and_the_monitoring_run_on_a_checkpoint_layer(llama):
     assert all(v.shape == (4,) and torch.isfinite(v).all() for v in metrics.values())
     terms, _ = step_once(parts, cfg, step=0)
     assert set(terms) == set(npt.TERMS + npt.OPTIONAL_TERMS) and all(torch.isfinite(v) for v in terms.values())
+
+
+def test_max_sequences_takes_the_first_sequences_of_each_file(llama):
+    _, text = llama
+    everything, _ = npt.load_arrays(config({"data": {"path": text, "max_sequences": 0, "val_path": text}}))
+    train, val = npt.load_arrays(config({"data": {"path": text, "max_sequences": 50}}))  # 45 + 5 held out
+    assert len(everything) > 1000 and (len(train), len(val)) == (45, 5)
+    assert (train == everything[:45]).all() and (val == everything[45:50]).all()
 
 
 def test_a_checkpoint_needs_a_text_file(llama):

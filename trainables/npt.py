@@ -130,18 +130,20 @@ def random_teacher_parts(cfg):
 
 def checkpoint_parts(cfg, checkpoint):
     """The checkpoint's layer as the teacher, over the hidden states its earlier layers give the
-    tokenised text, computed once here (on the worker's GPU where it has one) and held for the
-    trial: (model, train states, val states), states [N, seq_len, d_model]."""
+    tokenised text, computed once here (on this worker's device: its own GPU where it has one) and
+    held for the trial: (model, train states, val states), states [N, seq_len, d_model]."""
+    from accelerate import PartialState
+
     from losstune.data.npt_checkpoint import hidden_states, load_teacher
     from losstune.models.npt import NPTModel, TeacherLayer
 
     m = cfg.model
     train, val = load_arrays(cfg, checkpoint.tokenizer)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(PartialState().device)  # the run's Accelerate state: cuda:<local rank>, or cpu
     earlier_layers, state = load_teacher(checkpoint, m.layer_index, device)
     states = [hidden_states(earlier_layers, m.layer_index, tokens) for tokens in (train, val)]
     del earlier_layers
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.empty_cache()  # the earlier layers' memory, back for training
     teacher = TeacherLayer(checkpoint.shape)
     teacher.load_state_dict(state)  # strict: every tensor of the layer, and nothing else

@@ -116,13 +116,20 @@ def importance(study, metric: str, switches: list[str] = ()) -> pd.DataFrame:
     runs = [("ped_anova", "all", done), ("fanova", "all", done),
             *[("fanova", name, group) for name, group in branches(done, switches).items()]]
     for evaluator, branch, trials in runs:
-        if len(trials) < MIN_TRIALS:
+        # too few trials rank nothing; with one objective value there is no variance to apportion
+        # (fANOVA raises on it)
+        if len(trials) < MIN_TRIALS or len({t.values[index] for t in trials}) < 2:
             continue
         judge = optuna.importance.FanovaImportanceEvaluator(seed=0) if evaluator == "fanova" else None
         with warnings.catch_warnings():  # PED-ANOVA's "regimes with less than 2 trials": n_trials says it
             warnings.simplefilter("ignore")
-            scores = optuna.importance.get_param_importances(sub_study(study, trials), evaluator=judge,
-                                                             target=lambda t: t.values[index])
+            try:
+                scores = optuna.importance.get_param_importances(sub_study(study, trials), evaluator=judge,
+                                                                 target=lambda t: t.values[index])
+            except RuntimeError as err:  # fANOVA: values so close that its forest sees no variance
+                if "zero total variance" not in str(err):
+                    raise
+                continue
         rows += [{"evaluator": evaluator, "branch": branch, "param": param, "importance": score,
                   "n_trials": len(trials)} for param, score in scores.items() if not param_is_branch(branch, param)]
     return pd.DataFrame(rows, columns=["evaluator", "branch", "param", "importance", "n_trials"])
@@ -142,7 +149,8 @@ def most_important(table: pd.DataFrame, count: int) -> list[str]:
 def summary(table: pd.DataFrame, top: int = 3) -> str:
     """The report's lines: the most important parameters per evaluator and branch."""
     if not len(table):
-        return f"importance: fewer than {MIN_TRIALS} completed trials: not computed"
+        return (f"importance: not computed (fewer than {MIN_TRIALS} completed trials, or the objective is the same "
+                "in all of them)")
     lines = ["importance (Optuna; share of the objective's variance each parameter explains, by evaluator and "
              "branch of the space; n = completed trials):"]
     for (evaluator, branch), rows in table.groupby(["evaluator", "branch"], sort=False):

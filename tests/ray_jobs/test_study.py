@@ -55,6 +55,22 @@ def test_a_branch_with_too_few_trials_is_left_out_and_the_summary_says_so():
     assert "fewer than" in studies.summary(table.iloc[0:0])
 
 
+def test_an_objective_that_is_the_same_in_every_trial_has_no_importance_and_the_summary_says_so():
+    # a sweep whose trials all end alike (a smoke run too short to move the objective): fANOVA
+    # raises "zero total variance" on it, which ended the sweep before its results were written
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_metric_names(["val/loss"])
+    study.optimize(lambda trial: 0.5 + 0 * trial.suggest_float("x", 0.0, 1.0), n_trials=5)
+    table = studies.importance(study, "val/loss")
+    assert table.empty and "the objective is the same in all of them" in studies.summary(table)
+    # values apart in their ninth digit (a real npt smoke sweep's): fANOVA's forest sees no
+    # variance either and raises; PED-ANOVA still ranks them
+    nearly = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    nearly.optimize(lambda trial: 0.0056766 + 1e-11 * trial.suggest_float("x", 0.0, 1.0), n_trials=5)
+    table = studies.importance(nearly, "")
+    assert set(table["evaluator"]) == {"ped_anova"}
+
+
 @pytest.mark.parametrize("names", [["val/a", "val/b"], ["val/b", "val/a"]])
 def test_the_scalar_objective_is_found_among_several(names):
     study = optuna.create_study(directions=["minimize", "minimize"])

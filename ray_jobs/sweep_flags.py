@@ -47,10 +47,12 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     add_catalogue_flags(p)
     p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
-    p.add_argument("--search", choices=["optuna", "optuna-grouped", "random"], default="optuna",
+    p.add_argument("--search", choices=["optuna", "optuna-grouped", "gp", "cmaes", "random"], default="optuna",
                    help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
                         "optuna-grouped: also those of each branch of a space that branches (e.g. hdr_patch's cap "
-                        "modes) jointly; or Optuna's random sampler (same spaces, same default-first trial)")
+                        "modes) jointly; gp / cmaes: Optuna's Gaussian-process or CMA-ES sampler, for spaces of "
+                        "continuous parameters only (no choices, no branches); or Optuna's random sampler "
+                        "(same spaces, same default-first trial)")
     p.add_argument("--startup-trials", type=int,
                    help="trials TPE samples at random before it models the results (default: a quarter of "
                         "--trials, 2 to 10)")
@@ -156,6 +158,7 @@ def make_plan(args) -> SweepPlan:
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     point = check_space(family, space_name, base, config, args.seed)
+    check_search_fits_space(args.search, family.space(space_name, config), space_name)
     pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
     ranked_by = family.objective_of(config)
     objective = {"metric": ranked_by.metric, "mode": ranked_by.mode}
@@ -182,6 +185,29 @@ def make_plan(args) -> SweepPlan:
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=args.confirm_top,
         confirm_seeds=args.confirm_seeds)
+
+
+# samplers that model a fixed set of numeric parameters: a choice or a branch is refused for them
+CONTINUOUS_ONLY = {"gp": "GP", "cmaes": "CMA-ES"}
+
+
+def check_search_fits_space(search: str, space, space_name: str) -> None:
+    """GP and CMA-ES model one fixed vector of numbers: a space with a categorical parameter or
+    with branches (parameters only some points have) is refused, naming them."""
+    import optuna
+
+    from losstune.search_spaces import space_distributions
+
+    if search not in CONTINUOUS_ONLY:
+        return
+    distributions, shapes = space_distributions(space)
+    choices = sorted(n for n, d in distributions.items() if isinstance(d, optuna.distributions.CategoricalDistribution))
+    sometimes = sorted(set(distributions) - frozenset.intersection(*shapes)) if shapes else []
+    why = (f"categorical parameters ({', '.join(choices)})" if choices else
+           f"parameters that only some points have ({', '.join(sometimes)})" if sometimes else "")
+    if why:
+        raise UsageError(f"--search {search}: space {space_name!r} has {why}, which {CONTINUOUS_ONLY[search]} cannot "
+                         "model; use --search optuna (TPE)")
 
 
 def check_enqueued(family, space_name: str, base: dict, config, args) -> list[dict]:

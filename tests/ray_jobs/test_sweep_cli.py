@@ -71,6 +71,10 @@ def bad_npz(tmp_path):
     (["npt", "--data", "/nonexistent/corpus.txt"], "/nonexistent/corpus.txt: no such file"),
     (["npt", "--set", "model.checkpoint_dir=/models/llama"], "model.checkpoint_dir /models/llama: no such directory"),
     (["npt", "--set", "stages.curriculum_step2=10"], "stages.curriculum_step2 must be >= 500"),
+    (["hdr_patch", "--search", "gp"], "--search gp: space 'caps' has categorical parameters (caps/clamp_enabled, "
+                                      "caps/mode, model/adaptive_scaler"),
+    (["hdr_patch", "--search", "gp"], "model/scale_per_channel), which GP cannot model; use --search optuna (TPE)"),
+    (["npt", "--search", "cmaes", "--space", "weights"], "--search cmaes: space 'weights' has categorical parameters"),
     # non-finite numbers, as JSON parses them
     (["hdr_patch", "--set", "optim.lr=Infinity"], "optim.lr must be a finite number, got inf"),
     (["hdr_patch", "--set", "optim.lr=1e999"], "optim.lr must be a finite number, got inf"),
@@ -128,6 +132,20 @@ def test_a_bad_checkpoint_exits_2_with_one_line(ray_starts, capsys, tmp_path, hf
                           f"model.checkpoint_dir={folder}", *flags)
     assert code == 2 and len(err.splitlines()) == 1 and not ray_starts
     assert re.search(expected, err), err
+
+
+def test_gp_and_cmaes_refuse_a_space_with_branches_and_take_a_continuous_one():
+    def branching(trial):
+        if trial.suggest_float("a", 0.0, 1.0) > 0.5:
+            trial.suggest_float("b", 0.0, 1.0)
+
+    with pytest.raises(UsageError, match=r"--search cmaes: space 'mine' has parameters that only some points have "
+                                         r"\(b\), which CMA-ES cannot model"):
+        sweep_flags.check_search_fits_space("cmaes", branching, "mine")
+    sweep_flags.check_search_fits_space("gp", lambda trial: trial.suggest_float("a", 0.0, 1.0), "mine")
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["latent_conditioner", "--search", "gp", "--space", "weights",
+                                                         "--smoke-test"]))
+    assert plan.search == "gp"
 
 
 def test_corrupt_and_mismatched_data_files(capsys, tmp_path, bad_npz):

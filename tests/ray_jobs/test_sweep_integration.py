@@ -217,6 +217,23 @@ def test_npt_three_trial_smoke_sweep_on_a_hugging_face_checkpoint(local_ray, tmp
     assert trials["final/val/fidelity_mse"].notna().all() and trials["objective"].equals(trials["final/val/fidelity_mse"])
 
 
+@pytest.mark.parametrize("search", ["gp", "cmaes"])
+def test_gp_and_cmaes_sweep_a_continuous_space_and_get_the_stopped_trials_as_pruned(local_ray, tmp_path, search):
+    code = sweep.main(["latent_conditioner", "--space", "weights", "--search", search, "--trials", "4",
+                       "--startup-trials", "1", "--smoke-test", "--confirm-top", "0", "--storage", str(tmp_path),
+                       "--name", search])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / search / "trials.parquet")
+    assert len(trials) == 4 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all()
+    optuna_trials = study(tmp_path / search, search).trials
+    stopped = set(trials.loc[trials["status"] == "EARLY_STOPPED", "trial_id"])
+    assert len(optuna_trials) == 4
+    assert sum(t.state == optuna.trial.TrialState.PRUNED for t in optuna_trials) == len(stopped)
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in optuna_trials)
+    if search == "cmaes":  # past the one startup trial, CMA-ES itself proposed the points
+        assert any(key.startswith("cma:") for t in optuna_trials[1:] for key in t.system_attrs)
+
+
 def test_medgen_diffusion_two_trial_sweep_over_regularisers_writes_the_seeds_tensorboard_tags(local_ray, tmp_path):
     code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--space", "regularisation", "--trials", "2",
                        "--smoke-test",

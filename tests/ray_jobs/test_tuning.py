@@ -7,7 +7,9 @@ import optuna
 from ray import tune
 from ray.tune.schedulers import TrialScheduler
 
-from losstune.ray_jobs.tuning import DefaultKeepingASHA, HealthAwareOptunaSearch
+import pytest
+
+from losstune.ray_jobs.tuning import DefaultKeepingASHA, HealthAwareOptunaSearch, make_sampler
 from losstune.search_spaces import optuna_space
 
 State = optuna.trial.TrialState
@@ -30,6 +32,27 @@ def test_completed_pruned_and_failed_trials():
     # the ASHA-stopped trial keeps its reported epochs (Optuna shows the last as its value); as
     # PRUNED, TPE ranks it behind every trial that ran to the end, whatever that value
     assert trials[1].intermediate_values == {1: 1.0, 2: 0.5} and trials[1].value == 0.5
+
+
+@pytest.mark.parametrize("search, sampler", [("gp", optuna.samplers.GPSampler),
+                                             ("cmaes", optuna.samplers.CmaEsSampler)])
+def test_gp_and_cmaes_see_the_pruned_trials_as_pruned(search, sampler):
+    # the same searcher as TPE's: a trial ASHA stopped is PRUNED for GP and CMA-ES too
+    plan = SimpleNamespace(search=search, seed=0, startup_trials=2)
+    searcher = HealthAwareOptunaSearch(space=optuna_space({"x": tune.uniform(0, 1), "y": tune.loguniform(1e-3, 1)}),
+                                       metric="val/loss", mode="min", sampler=make_sampler(plan), full_length=4)
+    assert isinstance(searcher._sampler, sampler)
+    for number in range(5):
+        trial_id = f"t{number}"
+        config = searcher.suggest(trial_id)
+        epochs = 4 if number % 2 == 0 else 2  # every other trial stopped at epoch 2
+        for epoch in range(1, epochs + 1):
+            searcher.on_trial_result(trial_id, {"val/loss": config["x"] / epoch, "epoch": epoch,
+                                                "training_iteration": epoch})
+        searcher.on_trial_complete(trial_id, result={"val/loss": config["x"] / epochs, "epoch": epochs})
+    states = [t.state for t in searcher._ot_study.trials]
+    assert states == [State.COMPLETE, State.PRUNED, State.COMPLETE, State.PRUNED, State.COMPLETE]
+    assert len({t.params["x"] for t in searcher._ot_study.trials}) == 5  # past its startup, it samples on
 
 
 DEFAULT = {"caps/mode": "A", "caps/abs_max": 16.0}

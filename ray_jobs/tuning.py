@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 
 import ray.tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
@@ -117,8 +118,10 @@ def make_sampler(plan: SweepPlan):
         # The trials a scheduler stopped reach Optuna as PRUNED with their epochs; CMA-ES ranks them
         # by their last value. Without them (Optuna's default) a generation waits for completed
         # trials, and ASHA completes about one in three: a 32-trial sweep would barely finish one.
-        return optuna.samplers.CmaEsSampler(seed=plan.seed, n_startup_trials=plan.startup_trials,
-                                            consider_pruned_trials=True)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.CmaEsSampler(seed=plan.seed, n_startup_trials=plan.startup_trials,
+                                                consider_pruned_trials=True)
     return optuna.samplers.RandomSampler(seed=plan.seed)
 
 

@@ -1,6 +1,7 @@
-"""The stopper that counts TPE + ASHA's compute to reach random search's best."""
+"""The search benchmark's protocol: anytime curves, censored compute to the target, the speed-up
+over random search with its bootstrap interval, and regret at equal compute."""
 
-import json
+import math
 import os
 import sys
 
@@ -10,121 +11,101 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import search_efficiency  # noqa: E402
-from search_efficiency import (best_in_first, best_value, earlier_random_search, make_stopper,  # noqa: E402
-                               rung_agreement, seed_agreement)
-from losstune.trainables.families import load_family  # noqa: E402
+from search_efficiency import (Recorder, bootstrap_ci, censored_median, compute_to_target,  # noqa: E402
+                               incumbent_at, seed_agreement, speedup, summarise)
+
+INF = math.inf
 
 
-def test_counts_epochs_up_to_the_first_healthy_hit():
-    stopper = make_stopper("val/log_l1", "min", target=1.0, budget=10)
-    # epochs in arrival order: 1.5, 1.2, then 0.9 from a trial that stopped unhealthy (no valid
-    # sample), then exactly the target 1.0 -> reached at the 4th epoch counted
-    for value, reason in [(1.5, ""), (1.2, ""), (0.9, "nonfinite_loss"), (1.0, "")]:
-        assert stopper("t", {"val/log_l1": value, "stop_reason": reason}) is False
-    assert stopper.epochs_to_target == 4
-    assert stopper.stop_all()
+def test_the_incumbent_is_the_best_healthy_full_length_value_so_far():
+    recorder = Recorder("val/loss", "min", full_length=2, budget=5)
+    results = [("a", {"epoch": 1, "val/loss": 0.1, "time_total_s": 3.0}),  # not full length: no incumbent
+               ("a", {"epoch": 2, "val/loss": 0.5, "time_total_s": 5.0}),  # a's final: 0.5
+               ("b", {"epoch": 1, "val/loss": 0.4, "time_total_s": 2.0}),
+               ("b", {"epoch": 2, "val/loss": 0.3, "time_total_s": 4.0, "stop_reason": "overflow"}),  # unhealthy
+               ("c", {"epoch": 2, "val/loss": 0.2, "time_total_s": 1.0})]  # better final
+    for trial_id, result in results:
+        assert recorder(trial_id, result) is False
+    # epochs spent; slot seconds = each trial's latest time_total_s summed (a 5 + b 4 + c 1 = 10)
+    assert [p[0] for p in recorder.points] == [1, 2, 3, 4, 5]
+    assert [p[1] for p in recorder.points] == [3.0, 5.0, 7.0, 9.0, 10.0]
+    assert math.isnan(recorder.points[0][2]) and [p[2] for p in recorder.points[1:]] == [0.5, 0.5, 0.5, 0.2]
+    assert recorder.stop_all()  # 5 epochs: the budget
+    maximised = Recorder("val/dice", "max", full_length=1, budget=9)
+    for value in (0.5, 0.7, 0.6):
+        maximised("t", {"epoch": 1, "val/dice": value})
+    assert maximised.incumbent == 0.7 and not maximised.stop_all()
 
 
-def test_counts_epochs_to_come_within_near_of_the_target():
-    # minimised, target 2.0, near 0.1% -> within means <= 2.002. Epochs: 2.1 (no), 2.0015 (near, 2nd),
-    # 2.0001 (near, not the target), 1.9999 (the target, 4th)
-    stopper = make_stopper("val/log_l1", "min", target=2.0, budget=10, near=0.001)
-    for value in (2.1, 2.0015, 2.0001, 1.9999):
-        stopper("t", {"val/log_l1": value})
-    assert (stopper.epochs_to_near, stopper.epochs_to_target) == (2, 4)
-    # maximised, target 0.5: within 0.1% means >= 0.4995; 0.4994 is not, 0.4996 is (2nd epoch)
-    stopper = make_stopper("val/acc", "max", target=0.5, budget=10, near=0.001)
-    for value in (0.4994, 0.4996):
-        stopper("t", {"val/acc": value})
-    assert (stopper.epochs_to_near, stopper.epochs_to_target) == (2, None)
-    assert not stopper.stop_all()
+def test_compute_to_target_is_censored_where_the_target_is_never_reached():
+    points = [(1, 10.0, math.nan), (2, 20.0, 0.5), (3, 30.0, 0.3), (4, 40.0, 0.3)]
+    assert compute_to_target(points, 0.3, "min") == 3  # reached when equal
+    assert compute_to_target(points, 0.3, "min", column=1) == 30.0
+    assert compute_to_target(points, 0.2, "min") == INF
+    assert compute_to_target(points, 0.4, "max") == 2  # maximised: 0.5 >= 0.4 at epoch 2
+    assert incumbent_at(points, 2) == 0.5 and incumbent_at(points, 100) == 0.3 and math.isnan(incumbent_at(points, 1))
 
 
-def test_stops_at_the_budget_without_a_hit():
-    stopper = make_stopper("val/acc", "max", target=0.9, budget=3)
-    for value in (0.5, 0.6):
-        stopper("t", {"val/acc": value})
-    assert not stopper.stop_all()
-    stopper("t", {"val/acc": 0.7})
-    assert stopper.stop_all() and stopper.epochs_to_target is None
+def test_the_censored_median_is_when_half_the_seeds_got_there():
+    # 4 seeds: the 2nd smallest; 3 seeds: the 2nd smallest (ceil(3/2) = 2)
+    assert censored_median([40, 10, INF, 20]) == 20
+    assert censored_median([5, INF, INF]) == INF  # fewer than half got there
+    assert censored_median([7, 3, 9]) == 7
 
 
-def test_rung_agreement_is_the_rank_correlation_of_early_and_final_values():
-    # three trials; at epoch 1 ranked a < b < c, at epoch 2 c < b < a: curves cross, Spearman -1;
-    # epoch 2 against itself: 1
-    history = pd.DataFrame({"trial_id": list("abcabc"), "epoch": [1, 1, 1, 2, 2, 2],
-                            "val/x": [0.1, 0.2, 0.3, 0.9, 0.5, 0.4]})
-    assert rung_agreement(history, "val/x", 1, 2) == -1.0
-    assert rung_agreement(history, "val/x", 2, 2) == 1.0
+def test_the_speedup_is_the_ratio_of_the_censored_medians():
+    # random: 40, 80, 120, inf -> median 80 (2nd of 4); method: 10, 20, 30, 40 -> 20; 80 / 20 = 4
+    assert speedup([40, 80, 120, INF], [10, 20, 30, 40]) == 4.0
+    assert speedup([40, 80, 120, INF], [INF, INF, 30, INF]) == 0.0  # never at half the seeds: no speed-up
+    assert speedup([INF, INF], [10, 20]) == INF
+    assert math.isnan(speedup([INF, INF], [INF, INF]))
 
 
-def test_best_value_leaves_out_trials_that_stopped_unhealthy():
-    table = pd.DataFrame({"trial_id": ["a", "b"], "stop_reason": ["", "overflow"]})
-    history = pd.DataFrame({"trial_id": ["a", "a", "b"], "val/log_l1": [0.9, 0.8, 0.1]})
-    # b's 0.1 came from a trial stopped as overflowing: the best healthy value is a's 0.8
-    assert best_value(table, history, "val/log_l1", "min") == 0.8
-    assert best_value(table, history, "val/log_l1", "max") == 0.9
+def test_the_bootstrap_interval_holds_the_estimate_and_is_exact_without_spread():
+    assert bootstrap_ci([100] * 10, [25] * 10) == (4.0, 4.0)  # every resample gives 100 / 25
+    random = [60, 80, 90, 100, 110, 120, 150, 200, INF, INF]
+    method = [10, 15, 20, 25, 30, 30, 40, 50, 60, INF]
+    low, high = bootstrap_ci(random, method, draws=2000)
+    estimate = speedup(random, method)  # medians 110 (5th of 10) and 30 -> 3.67
+    assert estimate == pytest.approx(110 / 30) and low < estimate < high
+    assert low > 1  # the method is clearly faster here
 
 
-def test_earlier_random_search_is_read_from_its_trials_result_files(tmp_path):
-    # trial ids are hex; "02865361" is all digits, and its folder's index (2) follows the id
-    lines = {"a": [(1, 0.9, ""), (2, 0.8, "")], "02865361": [(1, 0.7, ""), (2, 0.1, "overflow")]}
-    for index, (trial, epochs) in enumerate(lines.items(), start=1):
-        folder = tmp_path / "random-3" / f"run_trial_{trial}_{index}_lr=0.001_2026-11-23_18-36-29"
-        folder.mkdir(parents=True)
-        folder.joinpath("result.json").write_text("".join(
-            json.dumps({"trial_id": trial, "epoch": e, "val/log_l1": v, "stop_reason": r}) + "\n" for e, v, r in epochs))
-    table, history = earlier_random_search(str(tmp_path), 3)
-    assert dict(zip(table["trial_id"], table["trial_index"])) == {"a": 1, "02865361": 2}
-    assert len(history) == 4  # epochs reported
-    # 02865361 ended unhealthy, so its 0.7 and 0.1 are no valid samples: best a's 0.8
-    assert best_value(table, history, "val/log_l1", "min") == 0.8
+def run(method, seed, finals, budget=4):
+    """A run whose incumbent after epoch i is finals[i - 1]."""
+    return {"method": method, "seed": seed, "budget": budget,
+            "points": [(i + 1, 10.0 * (i + 1), value) for i, value in enumerate(finals)]}
 
 
-def test_best_in_first_runs_random_search_trials_one_after_another():
-    # launched in the order b (index 1), a (2), c (3); 2 epochs each. Rows arrive interleaved.
-    table = pd.DataFrame({"trial_id": ["a", "b", "c"], "trial_index": [2, 1, 3], "stop_reason": ["", "", ""]})
-    history = pd.DataFrame({"trial_id": list("abcabc"), "epoch": [1, 1, 1, 2, 2, 2],
-                            "val/x": [0.5, 0.9, 0.1, 0.4, 0.8, 0.2]})
-    # one after another: b1 0.9, b2 0.8, a1 0.5, a2 0.4, c1 0.1, c2 0.2
-    assert best_in_first(table, history, "val/x", "min", 3) == 0.5  # b1, b2, a1
-    assert best_in_first(table, history, "val/x", "min", 4) == 0.4
-    assert best_in_first(table, history, "val/x", "min", 6) == 0.1
-    assert best_in_first(table, history, "val/x", "max", 2) == 0.9
+def test_summarise_takes_the_target_from_random_search_and_compares_every_method_with_it():
+    runs = [run("random", 0, [math.nan, 0.5, 0.5, 0.4]), run("random", 1, [math.nan, 0.6, 0.6, 0.6]),
+            run("random", 2, [math.nan, 0.7, 0.5, 0.5]),
+            run("tpe-asha", 0, [0.6, 0.4, 0.3, 0.3]), run("tpe-asha", 1, [0.5, 0.5, 0.5, 0.5]),
+            run("tpe-asha", 2, [0.5, 0.45, 0.45, 0.45])]
+    s = summarise(runs, "min")
+    # random finals 0.4, 0.6, 0.5 -> target 0.5; random reaches it at epochs 2, never, 3 -> censored
+    # median 3 (2nd smallest of 3); tpe reaches 0.5 at 2, 1, 1 -> 1: speed-up 3
+    assert s["target"] == 0.5 and s["best"] == 0.3 and s["budget"] == 4
+    tpe, random = s["methods"]["tpe-asha"], s["methods"]["random"]
+    assert (random["reached"], tpe["reached"]) == (2, 3) and random["seeds"] == 3
+    assert tpe["speedup"] == 3.0 and random["speedup"] == 1.0
+    assert tpe["speedup_slot_s"] == 3.0  # slot seconds here are 10 x epochs
+    # regret at 4 epochs against the best 0.3: tpe 0, 0.2, 0.15 -> median 0.15; random 0.1, 0.3, 0.2 -> 0.2
+    assert tpe["regret_median"] == pytest.approx(0.15) and random["regret_median"] == pytest.approx(0.2)
 
 
-def test_expected_best_of_averages_the_best_over_every_draw_of_k_trials():
-    # 2 of [3, 1, 2] (min): the draws {1, 2} -> 1, {1, 3} -> 1, {2, 3} -> 2; mean 4/3
-    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 2, "min") == pytest.approx(4 / 3)
-    # max: {1, 2} -> 2, {1, 3} -> 3, {2, 3} -> 3; mean 8/3
-    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 2, "max") == pytest.approx(8 / 3)
-    # 1 of them: the mean, 2; all of them: the best, 1
-    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 1, "min") == pytest.approx(2.0)
-    assert search_efficiency.expected_best_of([3.0, 1.0, 2.0], 3, "min") == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="k: 4"):
-        search_efficiency.expected_best_of([3.0, 1.0, 2.0], 4, "min")
+def test_the_anytime_plot_is_written(tmp_path):
+    runs = [run("random", 0, [math.nan, 0.5, 0.5, 0.4]), run("random", 1, [math.nan, 0.6, 0.6, 0.6]),
+            run("tpe-asha", 0, [0.6, 0.4, 0.3, 0.3]), run("tpe-asha", 1, [0.5, 0.5, 0.5, 0.5])]
+    path = tmp_path / "anytime.png"
+    search_efficiency.plot("task", runs, summarise(runs, "min"), str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_trial_bests_leaves_out_unhealthy_trials():
-    table = pd.DataFrame({"trial_id": ["a", "b", "c"], "stop_reason": ["", "overflow", ""]})
-    history = pd.DataFrame({"trial_id": list("abcabc"), "val/x": [0.5, 0.05, 0.1, 0.4, 0.9, 0.2]})
-    # a: min(0.5, 0.4) = 0.4; b stopped unhealthy (its 0.05 does not count); c: min(0.1, 0.2) = 0.1
-    assert sorted(search_efficiency.trial_bests(table, history, "val/x", "min")) == [0.1, 0.4]
-    assert sorted(search_efficiency.trial_bests(table, history, "val/x", "max")) == [0.2, 0.5]
-
-
-def test_stopper_keeps_the_best_value_within_a_third_of_the_budget():
-    stopper = make_stopper("val/log_l1", "min", target=0.1, budget=9)  # a third: the first 3 epochs
-    # epochs: 0.9, 0.5 from an unhealthy trial (left out), 0.7, then 0.3 on the 4th: past the third
-    for value, reason in [(0.9, ""), (0.5, "overflow"), (0.7, ""), (0.3, "")]:
-        stopper("t", {"val/log_l1": value, "stop_reason": reason})
-    assert stopper.best_in_share == 0.7
-    assert search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.8}, "min")
-    assert not search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.7}, "min")
-    assert search_efficiency.ahead_in_share({"tpe_in_share": 0.7, "random_in_share": 0.6}, "max")
-    row = {"tpe_in_share": 0.7, "random_in_share": 0.6, "random_expected": 0.75}
-    assert search_efficiency.ahead_in_share(row, "min", "random_expected")
-    assert not search_efficiency.ahead_in_share(row, "min")
+def test_gp_and_cmaes_are_skipped_on_a_space_with_choices_and_run_on_a_continuous_one():
+    assert "categorical parameters" in search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "gp-asha")
+    assert search_efficiency.method_fits(search_efficiency.TASKS["lc_weights"], "cmaes-asha") == ""
+    assert search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "tpe-asha") == ""
 
 
 def test_seed_agreement_matches_configs_by_launch_order():
@@ -157,12 +138,8 @@ def refusal(monkeypatch, capsys, *flags) -> str:
     return capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_a_near_outside_0_1_is_refused_before_ray_starts(monkeypatch, capsys):
-    assert refusal(monkeypatch, capsys, "--near", "5") == \
-        "search_efficiency.py: error: --near: 5.0 is not a fraction in [0, 1)"
-
-
-def test_a_space_the_family_lacks_is_refused_before_ray_starts(monkeypatch, capsys):
-    assert refusal(monkeypatch, capsys, "--family", "latent_conditioner", "--space", "caps") == \
-        "search_efficiency.py: error: --space: latent_conditioner has no space 'caps' (it has " \
-        + ", ".join(sorted(load_family("latent_conditioner").spaces)) + ")"
+def test_too_few_seeds_and_no_random_search_are_refused_before_ray_starts(monkeypatch, capsys):
+    assert refusal(monkeypatch, capsys, "--seeds", "1") == \
+        "search_efficiency.py: error: --seeds: 1: a median and its interval need at least 2"
+    assert refusal(monkeypatch, capsys, "--methods", "tpe-asha") == \
+        "search_efficiency.py: error: --methods: random search is the reference every figure is relative to; keep it"

@@ -47,21 +47,17 @@ def default_model():
 
 def checkpoint_model(folder: str, layer_index: int, batch: int, seq_len: int, np_rank: int):
     """The checkpoint's layer as the teacher (float32, on the GPU where there is one) and the
-    hidden states its earlier layers give `batch` random token sequences."""
+    hidden states its earlier layers give `batch` random token sequences, as the family builds them."""
     import torch
 
-    from losstune.data.npt_checkpoint import hidden_states, load_teacher, read_checkpoint
-    from losstune.models.npt import NPTModel, TeacherLayer
+    from losstune.data.npt_checkpoint import read_checkpoint
+    from losstune.trainables.npt import checkpoint_model as build
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     checkpoint = read_checkpoint(folder, layer_index, seq_len)
-    earlier, state = load_teacher(checkpoint, layer_index, device)
     tokens = torch.randint(0, len(checkpoint.tokenizer), (batch, seq_len)).numpy()
-    states = hidden_states(earlier, layer_index, tokens)
-    del earlier
-    teacher = TeacherLayer(checkpoint.shape)
-    teacher.load_state_dict(state)
-    return NPTModel(torch.nn.Identity(), teacher, np_rank).to(device), states.to(device), checkpoint.shape
+    model, states = build(checkpoint, layer_index, [tokens], device, np_rank)
+    return model.to(device), states.to(device), checkpoint.shape
 
 
 def tokens_per_second(model, inputs, repeats: int, bf16: bool = False) -> dict:

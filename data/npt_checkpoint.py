@@ -7,8 +7,8 @@ Supported: decoder-only Llama-style models, whose layer is RMSNorm -> rotary cau
 shorter than data.seq_len) and `qwen2` (biases on q, k, v), with plain rope or a scaled one whose
 frequencies are fixed (Llama 3's `llama3`, `linear`, `yarn`). Anything else (other model types,
 rope that changes with the sequence length, other activations) is refused by name, before Ray
-starts: the family's own layer (models/npt.py) would compute something else. Reading needs `transformers` (pip install
-'losstune[hf]'); nothing is ever downloaded (local_files_only).
+starts: the family's own layer (models/npt.py) would compute something else. Reading needs
+`transformers` (pip install 'losstune[hf]'); nothing is ever downloaded (local_files_only).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Checkpoint:
     model_type: str
     shape: LayerShape  # the layer's sizes, from config.json
     num_layers: int
+    config: object = field(repr=False, compare=False)  # transformers' config of the folder
     tokenizer: object = field(repr=False, compare=False)  # transformers' tokenizer of the folder
 
 
@@ -63,7 +64,7 @@ def read_checkpoint(folder: str, layer_index: int, seq_len: int) -> Checkpoint:
     config = read_config(folder)
     shape = layer_shape(folder, config, layer_index, seq_len)
     check_weights(folder, layer_index)
-    return Checkpoint(folder, config.model_type, shape, config.num_hidden_layers, tokenizer_of(folder))
+    return Checkpoint(folder, config.model_type, shape, config.num_hidden_layers, config, tokenizer_of(folder))
 
 
 def read_config(folder: str):
@@ -79,10 +80,9 @@ def read_config(folder: str):
     if model_type not in SUPPORTED:
         fail(folder, f"architecture {model_type!r} is not supported (supported: {', '.join(SUPPORTED)}: "
                      "RMSNorm, rotary attention, SwiGLU)")
+    hf = transformers()
     try:
-        return transformers().AutoConfig.from_pretrained(folder, local_files_only=True)
-    except DataError:
-        raise
+        return hf.AutoConfig.from_pretrained(folder, local_files_only=True)
     except Exception as err:  # transformers' own checks of the file
         fail(folder, f"config.json: {str(err).splitlines()[0]}")
 
@@ -175,10 +175,9 @@ def tokenizer_of(folder: str):
     present = [name for name in TOKENIZER_FILES if (Path(folder) / name).is_file()]
     if not present:
         fail(folder, f"no tokenizer: none of {', '.join(TOKENIZER_FILES)}")
+    hf = transformers()
     try:
-        return transformers().AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except DataError:
-        raise
+        return hf.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except Exception as err:
         fail(folder, f"the tokenizer ({', '.join(present)}) does not load: {str(err).splitlines()[0]}")
 
@@ -207,15 +206,17 @@ def load_teacher(checkpoint: Checkpoint, layer_index: int, device: str = "cpu"):
     Only the embedding and the first layer_index + 1 layers are loaded (a config with that many
     layers), never the rest of the model or its LM head. On a GPU the model computes in the
     checkpoint's dtype (bf16 for most), on a CPU in float32."""
+    import copy
+
     import torch
 
-    hf = transformers()
-    config = hf.AutoConfig.from_pretrained(checkpoint.folder, local_files_only=True)
+    config = copy.deepcopy(checkpoint.config)
     config.num_hidden_layers = layer_index + 1
     if getattr(config, "layer_types", None):
         config.layer_types = config.layer_types[: layer_index + 1]
     dtype = (getattr(config, "dtype", None) or torch.float32) if device.startswith("cuda") else torch.float32
-    model = hf.AutoModel.from_pretrained(checkpoint.folder, config=config, local_files_only=True, dtype=dtype)
+    model = transformers().AutoModel.from_pretrained(checkpoint.folder, config=config, local_files_only=True,
+                                                     dtype=dtype)
     model.to(device).eval()
     layer = model.layers[layer_index].state_dict()
     state = {}

@@ -134,20 +134,27 @@ def checkpoint_parts(cfg, checkpoint):
     held for the trial: (model, train states, val states), states [N, seq_len, d_model]."""
     from accelerate import PartialState
 
+    device = str(PartialState().device)  # the run's Accelerate state: cuda:<local rank>, or cpu
+    m = cfg.model
+    return checkpoint_model(checkpoint, m.layer_index, load_arrays(cfg, checkpoint.tokenizer), device, m.np_rank,
+                            m.train_mlp)
+
+
+def checkpoint_model(checkpoint, layer_index: int, token_sets, device: str, np_rank: int, train_mlp: bool = False):
+    """(NPTModel over hidden states with the checkpoint's layer `layer_index` as its teacher, then
+    the hidden states entering that layer for each of `token_sets`, on the CPU). The earlier
+    layers run once on `device` and are freed."""
     from losstune.data.npt_checkpoint import hidden_states, load_teacher
     from losstune.models.npt import NPTModel, TeacherLayer
 
-    m = cfg.model
-    train, val = load_arrays(cfg, checkpoint.tokenizer)
-    device = str(PartialState().device)  # the run's Accelerate state: cuda:<local rank>, or cpu
-    earlier_layers, state = load_teacher(checkpoint, m.layer_index, device)
-    states = [hidden_states(earlier_layers, m.layer_index, tokens) for tokens in (train, val)]
+    earlier_layers, state = load_teacher(checkpoint, layer_index, device)
+    states = [hidden_states(earlier_layers, layer_index, tokens) for tokens in token_sets]
     del earlier_layers
     if device.startswith("cuda"):
         torch.cuda.empty_cache()  # the earlier layers' memory, back for training
     teacher = TeacherLayer(checkpoint.shape)
     teacher.load_state_dict(state)  # strict: every tensor of the layer, and nothing else
-    return NPTModel(torch.nn.Identity(), teacher, m.np_rank, m.train_mlp), *states
+    return NPTModel(torch.nn.Identity(), teacher, np_rank, train_mlp), *states
 
 
 def term_weights(cfg) -> dict:

@@ -102,6 +102,19 @@ def summary(values) -> str:
     return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s"
 
 
+def interleaved_medians(states: dict, one_round, rounds: int, steps: int) -> dict:
+    """{key: median seconds per step}: each state's `one_round(state, steps)` (which returns
+    seconds per step) after a one-step warm-up, the states taking turns in every round, so that
+    the machine's drift reaches them alike."""
+    for state in states.values():
+        one_round(state, 1)
+    times = {key: [] for key in states}
+    for _ in range(rounds):
+        for key, state in states.items():
+            times[key].append(one_round(state, steps))
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def scratch(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=f"losstune_{prefix}_")
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import in_fresh_process, machine  # noqa: E402
+from common import in_fresh_process, interleaved_medians, machine  # noqa: E402
 
 MODELS = {  # name: (preset, overrides)
     "vae": ("vae", {}),
@@ -104,16 +103,11 @@ def main(argv=None) -> int:
     precisions = ["no", "bf16"] if torch.cuda.is_available() else ["no"]
     print(f"# {machine()}; {rounds} rounds x {steps} steps; {'seed sizes' if args.seed_size else 'small preset'}")
     states = {(m, pr): setup(m, args.seed_size, pr) for m in args.models for pr in precisions}
-    for state in states.values():  # warm-up
-        one_round(state, 1)
-    times = {key: [] for key in states}
-    for _ in range(rounds):
-        for key, state in states.items():
-            times[key].append(one_round(state, steps))
+    medians = interleaved_medians(states, one_round, rounds, steps)
     for (name, precision), state in states.items():
-        median = statistics.median(times[(name, precision)])
+        median = medians[(name, precision)]
         batch = state[0].train.batch_size
-        ratio = f" ({median / statistics.median(times[(name, 'no')]):.2f}x fp32)" if precision != "no" else ""
+        ratio = f" ({median / medians[(name, 'no')]:.2f}x fp32)" if precision != "no" else ""
         memory = in_fresh_process("medgen_compression", "peak_memory", name, args.seed_size, precision, steps)
         print(f"{name:9s} {'fp32' if precision == 'no' else precision:4s} batch {batch:2d}: step "
               f"{median * 1000:8.1f} ms{ratio}, {batch / median:6.1f} samples/s, peak memory {memory:.0f} MB")

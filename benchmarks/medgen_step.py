@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import in_fresh_process, machine  # noqa: E402
+from common import in_fresh_process, interleaved_medians, machine  # noqa: E402
 
 SETTINGS = {
     "2d_64": {"model": {"spatial_dims": 2}, "data": {"image_size": 64, "phantom_shape": [64, 64, 32]},
@@ -104,16 +103,11 @@ def main(argv=None) -> int:
     print(f"# {machine()}; torch threads {torch.get_num_threads()}; {rounds} rounds x {steps} steps, small preset")
     for setting in SETTINGS:
         states = {variant: setup(setting, variant) for variant in VARIANTS}
-        for state in states.values():  # warm-up
-            one_round(state, 1)
-        times = {variant: [] for variant in VARIANTS}
-        for _ in range(rounds):
-            for variant, state in states.items():
-                times[variant].append(one_round(state, steps))
-        plain = statistics.median(times["plain"])
+        medians = interleaved_medians(states, one_round, rounds, steps)
+        plain = medians["plain"]
         batch = states["plain"][0].train.batch_size
         for variant in VARIANTS:
-            median = statistics.median(times[variant])
+            median = medians[variant]
             memory = in_fresh_process("medgen_step", "peak_rss", setting, variant, steps)
             print(f"{setting:6s} {variant:16s} batch {batch:2d}: step {median * 1000:8.1f} ms "
                   f"({median / plain:.2f}x plain), {batch / median:6.1f} samples/s, "

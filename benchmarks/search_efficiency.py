@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from ray.tune import Stopper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +73,7 @@ QUICK = {"tasks": ["lc_weights"], "seeds": 3, "trials": 5, "startup": 2,
 
 
 @dataclass
-class Recorder:
+class Recorder(Stopper):
     """A Tune Stopper that logs every reported epoch in arrival order, as (epochs spent, trial-slot
     seconds spent, the incumbent's full-length objective after it), and stops the sweep at `budget`
     epochs."""
@@ -96,20 +97,6 @@ class Recorder:
 
     def stop_all(self) -> bool:
         return len(self.points) >= self.budget
-
-    def as_stopper(self):
-        from ray.tune import Stopper
-
-        recorder = self
-
-        class Stop(Stopper):
-            def __call__(self, trial_id, result):
-                return recorder(trial_id, result)
-
-            def stop_all(self):
-                return recorder.stop_all()
-
-        return Stop()
 
 
 def better(a: float, b: float, mode: str) -> bool:
@@ -191,7 +178,7 @@ def run_method(task: Task, method: str, seed: int, trials: int, extra, folder: s
                startup: int = STARTUP_TRIALS) -> dict:
     """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve."""
     from losstune.ray_jobs import sweep_flags
-    from losstune.trainables.families import load_family
+    from losstune.trainables.families import load_family, make_config
 
     asked = trials if method == "random" else 4 * trials  # the others stop at the budget
     flags = [*METHODS[method], "--trials", str(asked), "--seed", str(seed if method == "random" else
@@ -199,11 +186,11 @@ def run_method(task: Task, method: str, seed: int, trials: int, extra, folder: s
     if method != "random":
         flags += ["--startup-trials", str(startup)] + (["--grace-epochs", str(grace)] if grace else [])
     argv = task_args(task, seed, folder, extra) + flags + ["--name", f"{method}-{seed}"]
-    epochs = sweep_flags.make_plan(sweep_flags.parse_args(argv)).epochs
-    objective = load_family(task.family).objective
-    recorder = Recorder(objective.metric, objective.mode, epochs, budget=trials * epochs)
+    family = load_family(task.family)
+    epochs = make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv))).train.epochs
+    recorder = Recorder(family.objective.metric, family.objective.mode, epochs, budget=trials * epochs)
     started = time.time()
-    run_sweep(argv, stop=recorder.as_stopper())
+    run_sweep(argv, stop=recorder)
     return {"method": method, "seed": seed, "points": recorder.points, "budget": recorder.budget,
             "wall_s": time.time() - started}
 

@@ -24,8 +24,8 @@ class DataConfig:
     val_path: str = ""  # a second text file; "" = the last `val_fraction` of `path`'s sequences
     val_fraction: float = 0.1
     seq_len: int = 64  # with a checkpoint that has a BOS token: BOS + seq_len - 1 text tokens
-    # at most this many sequences from each text file, its first (0 = all): a checkpoint's hidden
-    # states are held in memory, seq_len x d_model values a sequence (README: memory per width)
+    # not in the seed: at most this many sequences from each text file, its first (0 = all); a
+    # checkpoint's hidden states are held in memory, seq_len x d_model values a sequence
     max_sequences: int = 0
     vocab: int = 64  # synthetic only
     branching: int = 3  # synthetic only: successors per token in the Markov chain
@@ -53,12 +53,15 @@ class ModelConfig:
     heads: int = 4
     d_ffn: int = 688
     np_rank: int = 32  # the NP component's bottleneck (not in the seed)
-    layer_index: int = 0  # the NPT layer; the frozen layers before it make its input hidden states
+    # the NPT layer (the seed trains one layer of a pretrained model and names none); the frozen
+    # layers before it make its input hidden states
+    layer_index: int = 0
     train_mlp: bool = False  # the MLP weights are the teacher's, frozen unless this is set
     rope_theta: float = 10000.0  # Llama's
     teacher_seed: int = 0  # the random teacher (and embedding) are the same in every trial
-    # a local Hugging Face folder (config.json, safetensors weights, tokenizer) whose layer
-    # `layer_index` is the teacher; its tokenizer reads data.path (data/npt_checkpoint.py)
+    # the seed's pretrained model, not named there: a local Hugging Face folder (config.json,
+    # safetensors weights, tokenizer) whose layer `layer_index` is the teacher; its tokenizer
+    # reads data.path (data/npt_checkpoint.py); "" = the random teacher
     checkpoint_dir: str = ""
 
     def __post_init__(self):

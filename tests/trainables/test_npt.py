@@ -194,6 +194,8 @@ def test_a_checkpoint_needs_a_text_file(llama):
     ({"model": {"d_model": 30, "heads": 4}}, "model.d_model must split into 4 heads of even size"),
     ({"stages": {"curriculum_step1": 900, "curriculum_step2": 800}}, "stages.curriculum_step2 must be >= 900"),
     ({"loss": {"weights": {"fidelity": -1}}}, "loss.weights.fidelity must be >= 0.0"),
+    ({"model": {"layer_index": -1}}, "model.layer_index must be >= 0"),
+    ({"data": {"max_sequences": -5}}, "data.max_sequences must be >= 0"),
 ])
 def test_bad_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -17,6 +17,9 @@ DEFINITION = ("family", "space", "preset", "base", "objective", "objectives", "d
 LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None, "enqueued": [],
                 "warm_start": None, "extensions": []}
 
+# --scheduler values whose trials continue each other's checkpoints (ray_jobs/schedulers.py)
+POPULATION_SCHEDULERS = ("pbt", "pb2")
+
 MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
 
 
@@ -32,8 +35,8 @@ class SweepPlan:
     default_point: dict  # the documented default, the first trial
     epochs: int
     trials: int
-    search: str  # optuna, optuna-grouped or random
-    scheduler: str  # asha or none
+    search: str  # optuna, optuna-grouped, gp, cmaes or random (always random under pbt / pb2)
+    scheduler: str  # asha, hyperband, pbt, pb2 or none
     seed: int
     grace_epochs: int | None
     startup_trials: int

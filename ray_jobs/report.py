@@ -44,6 +44,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
         front = trials.loc[trials["pareto"], columns]
         lines.append(f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):")
         lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
+    if "lineage" in trials:
+        lines.append(population_lines(shown))
     if "cpu_s" in trials:
         lines.append(cost_line(trials, "trials"))
     if meta.get("enqueued"):
@@ -58,6 +60,15 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
     if meta.get("provenance"):
         lines.append(provenance.summary(meta["provenance"]))
     lines += [f"{name}: {uri}" for name, uri in written.items()]
+    return "\n".join(lines)
+
+
+def population_lines(shown: pd.DataFrame) -> str:
+    """A PBT sweep's trials as they ran: which trial trained which epochs of each one's final
+    weights, and the learning rate it followed epoch by epoch (its config column is only the last)."""
+    lines = ["lineage (trial epochs > the trial that continued them; trials.parquet: lineage, lr_by_epoch; "
+             "history.parquet: run and lr per epoch):"]
+    lines += [f"  {row['trial_id']}: {row['lineage']}; lr by epoch {row['lr_by_epoch']}" for _, row in shown.iterrows()]
     return "\n".join(lines)
 
 

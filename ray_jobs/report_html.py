@@ -82,6 +82,7 @@ def cell(value) -> str:
 def summary_section(sweep: Sweep) -> str:
     shown = sweep.trials.head(20)
     columns = ["trial_id", "status", "stop_reason", "epochs_done", "objective",
+               *[c for c in ("lineage",) if c in sweep.trials],  # a PBT sweep's
                *[c for c in sweep.trials.columns if c.startswith("config/")]]
     return (pre(report(sweep.trials, sweep.meta, {}))
             + "<p>The top 20 trials; the documented default shaded.</p>"

@@ -16,6 +16,7 @@ import re
 import pandas as pd
 import pyarrow.fs
 
+from losstune.ray_jobs.plan import POPULATION_SCHEDULERS
 from losstune.ray_jobs.plots import plots
 from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes, write_parquet
 from losstune.ray_jobs.study_plots import study_files
@@ -97,9 +98,10 @@ def tables(result_grid, meta: dict, experiment: str = ""):
         metrics = result.metrics or {}
         params = flatten(result.config or {})
         trial_id = metrics.get("trial_id") or os.path.basename(result.path).split("_")[-1]
-        snapshot = stored_run(experiment, trial_id)
+        run = metrics.get("run") or trial_id  # the trial's Train run; a PBT trial's latest
+        snapshot = stored_run(experiment, run)
         history = complete_history(result.metrics_dataframe if result.metrics_dataframe is not None
-                                   else pd.DataFrame(), stored_history(experiment, trial_id, snapshot))
+                                   else pd.DataFrame(), stored_history(experiment, run, snapshot))
         values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         row = {
             "trial_id": trial_id,
@@ -113,9 +115,11 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
             "wall_s": metrics.get("time_total_s", math.nan),
             "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
-            "best_checkpoint": (kept_best_checkpoint(experiment, trial_id, snapshot, mode)
+            "best_checkpoint": (kept_best_checkpoint(experiment, run, snapshot, mode)
                                 or best_checkpoint_path(history, mode)),
         }
+        if meta.get("scheduler") in POPULATION_SCHEDULERS:
+            row.update(lineage=lineage(history), lr_by_epoch=lr_by_epoch(history))
         # validation and health metrics
         row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
         row.update({f"config/{k}": v for k, v in params.items()})
@@ -132,6 +136,26 @@ def tables(result_grid, meta: dict, experiment: str = ""):
     if meta.get("resources") and len(trials):
         trials = with_cost(trials, meta["resources"])
     return trials, history
+
+
+def lineage(history: pd.DataFrame) -> str:
+    """Which trial trained which epochs of the weights a PBT trial ended with, from its history's
+    `run` column: "a_00003 e1-2 > a_00001 e3-6" (trial 00001 continued 00003's epoch 2)."""
+    if "run" not in history or not len(history):
+        return ""
+    trained_by = [str(run).split("-from-")[0] for run in history["run"]]
+    segments, first = [], 0
+    for i in range(1, len(trained_by) + 1):
+        if i == len(trained_by) or trained_by[i] != trained_by[first]:
+            epochs = history["epoch"].iloc[[first, i - 1]].astype(int).tolist()
+            segments.append(f"{trained_by[first]} e{epochs[0]}-{epochs[1]}")
+            first = i
+    return " > ".join(segments)
+
+
+def lr_by_epoch(history: pd.DataFrame) -> str:
+    """The learning rate each epoch ended at, as the trial actually followed it: "1e-03 9.8e-04 ..." """
+    return " ".join(f"{lr:.2g}" for lr in history["lr"]) if "lr" in history else ""
 
 
 def held(resources: dict) -> tuple[float, float]:

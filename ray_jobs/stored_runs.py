@@ -12,14 +12,15 @@ from losstune.ray_jobs.storage import exists, read_json
 from losstune.trainables.checkpoints import STATE_FILE
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
-RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<trial id>: each trial's TorchTrainer run
+RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<run>: each trial's TorchTrainer run(s)
 TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a run's kept checkpoints
 
 
-def stored_run(experiment: str, trial_id: str) -> dict:
-    """What Ray stored of a trial's TorchTrainer run, whatever Tune recorded: Train's snapshot of
-    its kept checkpoints ({} where it has none)."""
-    uri = f"{experiment}/{RUNS_FOLDER}/{trial_id}/{TRAIN_SNAPSHOT}"
+def stored_run(experiment: str, run: str) -> dict:
+    """What Ray stored of a trial's TorchTrainer run (named by the trial, or, for a PBT trial that
+    continued another's checkpoint, trainables.driver.run_name), whatever Tune recorded: Train's
+    snapshot of its kept checkpoints ({} where it has none)."""
+    uri = f"{experiment}/{RUNS_FOLDER}/{run}/{TRAIN_SNAPSHOT}"
     if not experiment:
         return {}
     try:
@@ -28,17 +29,17 @@ def stored_run(experiment: str, trial_id: str) -> dict:
         return {}
 
 
-def stored_history(experiment: str, trial_id: str, snapshot: dict) -> pd.DataFrame:
+def stored_history(experiment: str, run: str, snapshot: dict) -> pd.DataFrame:
     """Every epoch's metrics up to the run's latest checkpoint, as the loop saved them in it."""
     latest = (snapshot.get("latest_checkpoint_result") or {}).get("checkpoint_dir_name")
-    uri = f"{experiment}/{RUNS_FOLDER}/{trial_id}/{latest}/{STATE_FILE}"
+    uri = f"{experiment}/{RUNS_FOLDER}/{run}/{latest}/{STATE_FILE}"
     try:
         return pd.DataFrame(read_json(uri).get("history", [])) if latest and exists(uri) else pd.DataFrame()
     except (OSError, ValueError):
         return pd.DataFrame()
 
 
-def kept_best_checkpoint(experiment: str, trial_id: str, snapshot: dict, mode: str) -> str:
+def kept_best_checkpoint(experiment: str, run: str, snapshot: dict, mode: str) -> str:
     """The best-scored checkpoint of those Ray Train keeps for the run (its snapshot), or ""."""
     kept = [r for r in snapshot.get("checkpoint_results", [])
             if math.isfinite(float((r.get("metrics") or {}).get(CHECKPOINT_SCORE, math.nan)))]
@@ -46,16 +47,21 @@ def kept_best_checkpoint(experiment: str, trial_id: str, snapshot: dict, mode: s
         return ""
     pick = min if mode == "min" else max
     best = pick(kept, key=lambda r: float(r["metrics"][CHECKPOINT_SCORE]))
-    return f"{experiment}/{RUNS_FOLDER}/{trial_id}/{best['checkpoint_dir_name']}"
+    return f"{experiment}/{RUNS_FOLDER}/{run}/{best['checkpoint_dir_name']}"
 
 
 def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """Tune's history of a trial with the epochs only the run's checkpoint still has (Tune loses
     a trial's earlier reports when it restarts the trial after its driver died), one row per
     epoch: the last report of an epoch that was run twice (before and after a restart) is the one
-    the final weights continue from."""
+    the final weights continue from. A PBT trial's epochs before it continued a donor's
+    checkpoint were trained by a run the donor's epochs replaced: the checkpoint's record (its
+    `run` per epoch) wins there."""
     if "epoch" not in history:
         return stored
     if len(stored) and "epoch" in stored:
+        if "run" in stored and "run" in history:
+            trained_by = dict(zip(stored["epoch"], stored["run"]))
+            history = history[[trained_by.get(e, run) == run for e, run in zip(history["epoch"], history["run"])]]
         history = pd.concat([stored[~stored["epoch"].isin(history["epoch"])], history], ignore_index=True)
     return history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable").reset_index(drop=True)

@@ -20,7 +20,7 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs.flags import UsageError, check_storage, print_catalogue
-from losstune.ray_jobs.plan import SweepPlan, metadata
+from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
 from losstune.ray_jobs.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
                                            EXIT_STORAGE_FULL, make_plan, parse_args)
 from losstune.trainables.config import ConfigError
@@ -62,10 +62,11 @@ def run(plan: SweepPlan) -> int:
         print(f"sweep {plan.name}: interrupted; Tune saved its state. Resume with: {resume_command(plan)}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    fail_orphaned_trials(plan.storage, plan.name)
-    if "://" in plan.storage:  # the study's journal beside the results, which read it
-        with open(study_journal(plan.storage, plan.name), "rb") as f:
-            storage.write_bytes(f"{plan.experiment}/{STUDY_FILE}", f.read())
+    if plan.scheduler not in POPULATION_SCHEDULERS:  # PBT samples without Optuna: no study
+        fail_orphaned_trials(plan.storage, plan.name)
+        if "://" in plan.storage:  # the study's journal beside the results, which read it
+            with open(study_journal(plan.storage, plan.name), "rb") as f:
+                storage.write_bytes(f"{plan.experiment}/{STUDY_FILE}", f.read())
     if plan.extensions:  # the trials of every Tune run of the sweep, as each saved them
         grid = results.all_results(plan.experiment, plan.extensions)
     trials, history = results.tables(grid, meta, plan.experiment)

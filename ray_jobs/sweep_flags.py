@@ -12,7 +12,7 @@ import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_worker_shares, flag_overrides, read_config_file, verbosity)
-from losstune.ray_jobs.plan import MIN_FREE_MB, SweepPlan, inert_weights, space_choices, startup_trials
+from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices, startup_trials
 from losstune.ray_jobs.prior_points import read_enqueued, read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
 from losstune.ray_jobs.storage import absolute
@@ -56,11 +56,15 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--startup-trials", type=int,
                    help="trials TPE samples at random before it models the results (default: a quarter of "
                         "--trials, 2 to 10)")
-    p.add_argument("--scheduler", choices=["asha", "none"], default="asha",
-                   help="ASHA stops trials early on the family's scalar objective")
+    p.add_argument("--scheduler", choices=["asha", "hyperband", "pbt", "pb2", "none"], default="asha",
+                   help="asha / hyperband stop trials early on the family's scalar objective (HyperBand in synchronous "
+                        "brackets, pausing trials at each rung); pbt / pb2: Population Based Training over a space of "
+                        "distributions (e.g. --space schedule): every --grace-epochs epochs the worst quarter of "
+                        "the trials continue from a best quarter trial's checkpoint with mutated settings (PB2 picks "
+                        "them by a GP bandit); its first population is random, and the default is never replaced")
     p.add_argument("--grace-epochs", type=int,
-                   help="epochs before ASHA's first stop decision (default: a quarter of the epochs); raise it when "
-                        "early epochs rank trials differently from late ones")
+                   help="epochs before ASHA's first stop decision, or PBT's perturbation interval (default: a quarter "
+                        "of the epochs); raise it when early epochs rank trials differently from late ones")
     p.add_argument("--objective", choices=["pareto", "scalar"],
                    help="pareto (default where the family declares several objectives, e.g. lgt): "
                         "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
@@ -158,7 +162,9 @@ def make_plan(args) -> SweepPlan:
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     point = check_space(family, space_name, base, config, args.seed)
+    check_population(args, family.space(space_name, config), space_name)  # first: PBT takes no --search
     check_search_fits_space(args.search, family.space(space_name, config), space_name)
+    base = merge(base, scheduler_overrides(args.scheduler, grace_epochs(args, config)))
     pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
     ranked_by = family.objective_of(config)
     objective = {"metric": ranked_by.metric, "mode": ranked_by.mode}
@@ -168,6 +174,7 @@ def make_plan(args) -> SweepPlan:
         here = {"family": args.family, "objective": objective, "objectives": pareto_list}
         priors, completed = read_warm_start(args.warm_start, here, family.space(space_name, config))
         warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors), "completed": completed}
+    population = args.scheduler in POPULATION_SCHEDULERS
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
         max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
@@ -177,14 +184,51 @@ def make_plan(args) -> SweepPlan:
     return SweepPlan(
         family=args.family, space=space_name, preset=args.preset, base=base, objective=objective,
         objectives=pareto_list, default_point=point, enqueued=enqueued, warm_start=warm_start, priors=priors,
-        epochs=config.train.epochs, trials=args.trials, search=args.search, scheduler=args.scheduler,
+        epochs=config.train.epochs, trials=args.trials, search="random" if population else args.search,
+        scheduler=args.scheduler,
         seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
-        grace_epochs=min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs),
+        grace_epochs=grace_epochs(args, config),
         name=name, storage=storage, storage_arg=args.storage,
         resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
-        verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=args.confirm_top,
+        verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
         confirm_seeds=args.confirm_seeds)
+
+
+def grace_epochs(args, config) -> int:
+    """ASHA's grace period, PBT's perturbation interval: --grace-epochs, or a quarter of the epochs."""
+    return min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs)
+
+
+def scheduler_overrides(scheduler: str, interval: int) -> dict:
+    """What a scheduler needs of each trial's checkpoints: HyperBand pauses a trial at any rung
+    and a paused trial resumes from its latest checkpoint (every epoch); PBT exploits a trial's
+    checkpoint at each perturbation (every interval)."""
+    every = {"hyperband": 1, "pbt": interval, "pb2": interval}.get(scheduler)
+    return {"train": {"checkpoint_every": every}} if every else {}
+
+
+def check_population(args, space, space_name: str) -> None:
+    """PBT / PB2 mutate a space of ray.tune distributions and sample their first population at
+    random; what they cannot honour is refused in one line, before Ray starts."""
+    from losstune.ray_jobs.schedulers import bounds
+
+    if args.scheduler not in POPULATION_SCHEDULERS:
+        return
+    flag = f"--scheduler {args.scheduler}"
+    if callable(space):
+        raise UsageError(f"{flag}: space {space_name!r} is define-by-run (branches), which PBT cannot mutate; "
+                         "use a space of distributions, e.g. --space schedule")
+    if args.scheduler == "pb2" and not bounds(space):
+        raise UsageError(f"{flag}: space {space_name!r} has no continuous parameter for PB2 to model; use --scheduler pbt")
+    if "search" in args.given and args.search != "random":
+        raise UsageError(f"--search {args.search}: {flag} samples its first population at random and then "
+                         "mutates it; Tune takes no model-based searcher beside it (pass --search random or leave it out)")
+    if args.warm_start:
+        raise UsageError(f"--warm-start: {flag} has no Optuna study to give earlier trials to")
+    if "confirm_top" in args.given and args.confirm_top:
+        raise NotImplementedError(f"--confirm-top: a {args.scheduler} trial followed a schedule that changed mid-run; "
+                                  "rerunning its final config from scratch would not confirm it (pass --confirm-top 0)")
 
 
 # samplers that model a fixed set of numeric parameters: a choice or a branch is refused for them

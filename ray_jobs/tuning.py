@@ -11,11 +11,10 @@ import threading
 import warnings
 
 import ray.tune
-from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
-from ray.tune.utils import flatten_dict
 
-from losstune.ray_jobs.plan import SweepPlan
+from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
+from losstune.ray_jobs.schedulers import make_scheduler
 from losstune.ray_jobs.study import STUDY_FILE, name_metrics
 from losstune.trainables.families import load_family
 
@@ -26,11 +25,13 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from losstune.search_spaces import optuna_space
     from losstune.trainables.driver import trainable
 
+    population = plan.scheduler in POPULATION_SCHEDULERS
+    # PBT exploits a donor's Train checkpoint of a perturbation epoch: every Train checkpoint stays
+    # (a donor's next report could otherwise delete the one a recipient is about to load)
     fn = trainable(load_family(plan.family), plan.base, plan.resources, f"{plan.experiment}/trainer_runs",
-                   max_failures=plan.max_failures, num_to_keep=plan.keep_checkpoints)
+                   max_failures=plan.max_failures, num_to_keep=None if population else plan.keep_checkpoints)
     metric, mode = plan.objective["metric"], plan.objective["mode"]
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
     # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
@@ -49,35 +50,46 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     if plan.resume and not plan.extend_by:
         return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
     space = plan_space(plan)
+    scheduler = make_scheduler(plan, space)
+    searcher, param_space = (population_sampler(plan, space) if population else (optuna_searcher(plan, space), None))
+    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
+                                  num_samples=plan.extend_by or plan.trials, max_concurrent_trials=plan.max_concurrent,
+                                  # A finished trial's driver actor runs the next trial: its process
+                                  # start and imports (~3.6 s here) are paid once per slot. Not with a
+                                  # scheduler: a trial it stops is still inside TorchTrainer.fit(), so Tune
+                                  # cannot reset the actor (the trial errors and its run lingers).
+                                  reuse_actors=scheduler is None)
+    return tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def optuna_searcher(plan: SweepPlan, space):
+    """The Optuna searcher of the plan's sampler, its study journaled beside the sweep."""
+    from losstune.search_spaces import optuna_space
+
     # An extension's searcher opens the sweep's study, which holds every trial so far, and asks for
     # new points only: the default, the enqueued points and the warm start are in the study already.
     first = [] if plan.extend_by else [plan.default_point, *plan.enqueued]
     # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
     # Tune itself and ASHA still rank by the scalar objective.
     many = plan.objectives
-    searched_metric = [o["metric"] for o in many] if many else metric
-    searched_mode = [o["mode"] for o in many] if many else mode
-    searcher = HealthAwareOptunaSearch(space=optuna_space(space), metric=searched_metric, mode=searched_mode,
-                                       sampler=make_sampler(plan), full_length=plan.epochs,
-                                       points_to_evaluate=first, priors=plan.priors, prior_space=space,
-                                       study_name=plan.name, storage=study_storage(plan.storage, plan.name))
-    scheduler = make_scheduler(plan)
-    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan.extend_by or plan.trials, max_concurrent_trials=plan.max_concurrent,
-                                  # A finished trial's driver actor runs the next trial: its process
-                                  # start and imports (~3.6 s here) are paid once per slot. Not with
-                                  # ASHA: a trial it stops is still inside TorchTrainer.fit(), so Tune
-                                  # cannot reset the actor (the trial errors and its run lingers).
-                                  reuse_actors=scheduler is None)
-    return tune.Tuner(fn, tune_config=tune_config, run_config=run_config)
+    metric = [o["metric"] for o in many] if many else plan.objective["metric"]
+    mode = [o["mode"] for o in many] if many else plan.objective["mode"]
+    return HealthAwareOptunaSearch(space=optuna_space(space), metric=metric, mode=mode,
+                                   sampler=make_sampler(plan), full_length=plan.epochs,
+                                   points_to_evaluate=first, priors=plan.priors, prior_space=space,
+                                   study_name=plan.name, storage=study_storage(plan.storage, plan.name))
 
 
-def make_scheduler(plan: SweepPlan):
-    """ASHA keeping the documented default running, or none."""
-    if plan.scheduler == "asha":
-        return DefaultKeepingASHA(plan.default_point, time_attr="training_iteration", max_t=plan.epochs,
-                                  grace_period=plan.grace_epochs or max(1, plan.epochs // 4), reduction_factor=3)
-    return None
+def population_sampler(plan: SweepPlan, space: dict):
+    """(searcher, param_space) of a PBT / PB2 sweep: its first population drawn at random from the
+    space after the default and the enqueued points. Tune refuses a model-based searcher beside
+    PBT, whose trials change their config mid-run."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from losstune.trainables.config import unflatten
+
+    first = [unflatten(point) for point in (plan.default_point, *plan.enqueued)]
+    return BasicVariantGenerator(points_to_evaluate=first, random_state=plan.seed), space
 
 
 def progress_table(plan: SweepPlan):
@@ -223,24 +235,6 @@ class HealthAwareOptunaSearch(OptunaSearch):
         if stopped_early and not isinstance(self.metric, list):
             return super().on_trial_complete(trial_id, result=None, error=False)  # Ray: PRUNED
         return super().on_trial_complete(trial_id, result=result or None, error=error)
-
-
-class DefaultKeepingASHA(AsyncHyperBandScheduler):
-    """ASHA that never stops the documented-default trial.
-
-    Every sweep must answer "did we beat the documented setting?"; an ASHA stop of the default at
-    an early rung would compare the best trial's last epoch with the default's second one.
-    """
-
-    def __init__(self, default_point: dict, **kwargs):
-        super().__init__(**kwargs)
-        self._default_point = default_point
-
-    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        decision = super().on_trial_result(tune_controller, trial, result)
-        if flatten_dict(trial.config, delimiter="/") == self._default_point:
-            return TrialScheduler.CONTINUE
-        return decision
 
 
 class CtrlC:

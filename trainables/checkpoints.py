@@ -45,18 +45,24 @@ def save(accelerator, directory: str, epochs_done: int, restarts: int, history: 
                        **(identity or {})}, f, default=float)
 
 
-def restore(accelerator) -> tuple[int, int, list[dict]]:
-    """Load the latest reported checkpoint if this run has one.
+def restore(accelerator, start_from=None) -> tuple[int, int, list[dict], bool]:
+    """Load this run's latest reported checkpoint if it has one, else `start_from` (another run's
+    checkpoint, which a PBT trial continues: trainables/continued.py), if given.
 
-    Returns (epoch to start at, restarts so far, the metrics of every epoch up to it): a run that
-    resumes has been restarted once more than the checkpoint it resumes from, so lost workers and
-    nodes are counted in the metrics."""
-    checkpoint = ray.train.get_checkpoint()
+    Returns (epoch to start at, restarts so far, the metrics of every epoch up to it, whether the
+    state is another run's): a run that resumes has been restarted once more than the checkpoint
+    it resumes from, so lost workers and nodes are counted in the metrics; a run that continues
+    another's starts its own count, and its history begins with the donor's epochs."""
+    own = ray.train.get_checkpoint()
+    checkpoint = own or start_from
     if checkpoint is None:
-        return 0, 0, []
+        return 0, 0, [], False
     with checkpoint.as_directory() as directory:
         accelerator.load_state(directory)
         with open(os.path.join(directory, STATE_FILE)) as f:
             state = json.load(f)
     history = state.get("history") or ([state["metrics"]] if state.get("metrics") else [])  # older checkpoints
-    return state["epochs_done"], state.get("restarts", 0) + 1, history
+    if own is None:
+        mark("continued", epoch=state["epochs_done"])
+        return state["epochs_done"], 0, history, True
+    return state["epochs_done"], state.get("restarts", 0) + 1, history, False

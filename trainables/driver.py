@@ -75,13 +75,14 @@ def objective_of(family: Family, overrides: dict):
 
 
 def make_trainer(family: Family, config: dict, resources: TrialResources, name: str, storage_path: str,
-                 callbacks: list, max_failures: int, num_to_keep: int | None) -> TorchTrainer:
+                 callbacks: list, max_failures: int, num_to_keep: int | None, start_from=None) -> TorchTrainer:
     """The TorchTrainer of one run, a sweep's trial or a retrain: the family's loop on `config`
-    (nested overrides), its checkpoints kept by the objective."""
+    (nested overrides), its checkpoints kept by the objective; a new run starts from `start_from`
+    (another run's checkpoint) where given."""
     from losstune.trainables.loop import train_loop  # torch and Accelerate: only where a run starts
 
     return TorchTrainer(
-        train_loop(family),
+        train_loop(family, start_from),
         train_loop_config=config,
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(
@@ -106,12 +107,26 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     callbacks = [TensorBoardCallback(context.get_trial_dir(), family.tags, hparams), TuneReportCallback(),
                  NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
                  *controller_marks(context.get_trial_id())]
+    # PBT's exploit gives the trial another trial's Train checkpoint (ray_jobs/schedulers.py)
+    donor = ray.tune.get_checkpoint()
     # the same name on a restarted trial: Train resumes from the run's latest checkpoint
-    trainer = make_trainer(family, merge(base, config), resources, context.get_trial_id(), runs_path, callbacks,
-                           max_failures, num_to_keep)
+    name = run_name(context.get_trial_id(), donor)
+    trainer = make_trainer(family, merge(base, config), resources, name, runs_path, callbacks,
+                           max_failures, num_to_keep, start_from=donor)
     trainer.fit()
     mark("fit_returned", run=context.get_trial_id())
     wait_until_tune_took_the_last_report()
+
+
+def run_name(trial_id: str, donor) -> str:
+    """The Train run of a trial: named by the trial, or, once PBT has made it continue a donor's
+    checkpoint, by the trial and that checkpoint. The name is the same each time the trial starts
+    with that donor (a pause, a lost driver), so Train resumes the continued run, not the donor."""
+    if donor is None:
+        return trial_id
+    folders = donor.path.rstrip("/").split("/")
+    donor_trial = folders[-2].split("-from-")[0]
+    return f"{trial_id}-from-{donor_trial}-{folders[-1]}"
 
 
 def run_listed(config: dict, *, runs: list[dict], **kwargs) -> None:

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from losstune.trainables import faults as test_faults
 from losstune.trainables.checkpoints import report_epoch, restore
 from losstune.trainables.config import ConfigError
+from losstune.trainables.continued import adopt_config, optimizer_hyperparameters
 from losstune.trainables.epoch_metrics import epoch_metrics, evaluate
 from losstune.trainables.families import make_config
 from losstune.trainables.family_api import Family
@@ -49,6 +50,7 @@ class Run:
     groups: list[TrainedGroup]
     family: Family
     cfg: Any
+    total_steps: int = 0  # optimiser steps of the whole run, as its LR schedules count them
     ema: Any = None  # an EMA of the weights, validated in their place
     noise: GradientNoise | None = None
     faults: dict = field(default_factory=dict)  # test hooks (trainables/faults.py)
@@ -59,17 +61,22 @@ class Run:
         return [p for group in self.groups if group.clipped for p in group.params]
 
 
-def train_loop(family: Family):
+def train_loop(family: Family, start_from=None):
     """The function a TorchTrainer runs on every worker: `train` for this family (one argument,
-    the run's config overrides, as Ray Train calls it)."""
-    return functools.partial(train, family)
+    the run's config overrides, as Ray Train calls it), starting from `start_from` (another run's
+    ray.train.Checkpoint: a PBT exploit) where the run has no checkpoint of its own."""
+    return functools.partial(train, family, start_from=start_from)
 
 
-def train(family: Family, overrides: dict) -> None:
-    mark("loop_entered", run=ray.train.get_context().get_experiment_name(), t_process=process_started_at())
+def train(family: Family, overrides: dict, start_from=None) -> None:
+    run_name = ray.train.get_context().get_experiment_name()
+    mark("loop_entered", run=run_name, t_process=process_started_at())
     run, train_loader, val_loader, extras = set_up(family, overrides)
     cfg = run.cfg
-    start_epoch, restarts, history = restore(run.accelerator)
+    own_hyperparameters = optimizer_hyperparameters(run.groups)
+    start_epoch, restarts, history, continued = restore(run.accelerator, start_from)
+    if continued:  # another run's state under this run's config: PBT's exploit, then explore
+        adopt_config(run.groups, own_hyperparameters, cfg, run.total_steps)
     mark("prepared")
     if start_epoch >= cfg.train.epochs:
         # The run had finished before its trial was restarted (its sweep's driver died between the
@@ -92,7 +99,8 @@ def train(family: Family, overrides: dict) -> None:
         mark("validated", epoch=epoch + 1)
         metrics = epoch_metrics(run, stats, epoch, validation)
         metrics.update({"time/epoch_s": time.perf_counter() - started, "restarts": restarts,  # train + validation
-                        "node": ray.get_runtime_context().get_node_id()[:12]})  # for placement checks
+                        "node": ray.get_runtime_context().get_node_id()[:12],  # for placement checks
+                        "run": run_name})  # the Train run that trained this epoch: a PBT trial's lineage
         history.append(metrics)
         report_epoch(run.accelerator, history, cfg, epoch, restarts, family.name)
         if metrics["stop_reason"]:
@@ -117,7 +125,7 @@ def set_up(family: Family, overrides: dict) -> tuple[Run, DataLoader, DataLoader
     total_steps = cfg.train.epochs * len(train_loader)
     model, train_loader, val_loader = accelerator.prepare(parts.model, train_loader, val_loader)
     groups = prepare_groups(accelerator, family, family.optimizer_groups(parts.model, cfg), cfg, total_steps)
-    run = Run(accelerator, model, groups, family, cfg, faults=test_faults.injected(cfg))
+    run = Run(accelerator, model, groups, family, cfg, total_steps=total_steps, faults=test_faults.injected(cfg))
     opt = cfg.optim
     run.ema = make_ema(accelerator.unwrap_model(model), opt.ema_decay) if opt.ema_decay else None
     run.noise = (GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, cfg.train.seed, accelerator.device)

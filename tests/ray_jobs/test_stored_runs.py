@@ -16,6 +16,18 @@ def test_history_gets_the_epochs_only_the_runs_checkpoint_kept():
     assert complete_history(pd.DataFrame(), stored)["epoch"].tolist() == [1, 2]
 
 
+def test_a_pbt_trials_history_is_its_lineage_not_the_epochs_the_donors_replaced():
+    # trial t1 ran epochs 1-3 itself, then continued t0's epoch-2 checkpoint (run "t1-from-t0-c2")
+    tune = pd.DataFrame({"epoch": [1, 2, 3, 3, 4], "run": ["t1", "t1", "t1", "t1-from-t0-c2", "t1-from-t0-c2"],
+                         "val/a": [0.9, 0.8, 0.75, 0.6, 0.5]})
+    stored = pd.DataFrame({"epoch": [1, 2, 3, 4], "run": ["t0", "t0", "t1-from-t0-c2", "t1-from-t0-c2"],
+                           "val/a": [0.85, 0.7, 0.6, 0.5]})
+    history = complete_history(tune, stored)
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["run"].tolist() == ["t0", "t0", "t1-from-t0-c2", "t1-from-t0-c2"]
+    assert history["val/a"].tolist() == [0.85, 0.7, 0.6, 0.5]
+
+
 def test_best_checkpoint_is_the_best_scored_of_those_ray_keeps():
     snapshot = {"checkpoint_results": [
         {"checkpoint_dir_name": "checkpoint_a", "metrics": {"checkpoint_score": 0.5}},

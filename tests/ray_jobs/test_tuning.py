@@ -9,7 +9,8 @@ from ray.tune.schedulers import TrialScheduler
 
 import pytest
 
-from losstune.ray_jobs.tuning import DefaultKeepingASHA, HealthAwareOptunaSearch, make_sampler
+from losstune.ray_jobs.schedulers import DefaultKeepingASHA
+from losstune.ray_jobs.tuning import HealthAwareOptunaSearch, make_sampler
 from losstune.search_spaces import optuna_space
 
 State = optuna.trial.TrialState

@@ -1,0 +1,54 @@
+"""Population Based Training and HyperBand sweeps on a real local Ray: a PBT trial continues a
+better trial's checkpoint with mutated settings, and its history says so."""
+
+import pandas as pd
+import pytest
+
+from losstune.ray_jobs import sweep
+
+pytestmark = pytest.mark.integration
+
+# four trials at once on 2 CPUs (0.4 + the driver's 0.1 each): no trial waits, so PBT pauses none
+FOUR_AT_ONCE = ["--trials", "4", "--cpus-per-worker", "0.4", "--max-concurrent", "4"]
+
+
+def test_pbt_exploits_and_the_exploited_trial_continues_from_the_donors_epoch(local_ray, tmp_path, capsys):
+    code = sweep.main(["latent_conditioner", "--space", "schedule", "--scheduler", "pbt", *FOUR_AT_ONCE, "--smoke-test",
+                       "--epochs", "5", "--grace-epochs", "1", "--storage", str(tmp_path), "--name", "pbt"])
+    out = capsys.readouterr().out
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "pbt" / "trials.parquet")
+    history = pd.read_parquet(tmp_path / "pbt" / "history.parquet")
+    assert len(trials) == 4 and (trials["status"] == "COMPLETED").all()
+    default = trials[trials["is_default"]].iloc[0]
+    assert " > " not in default["lineage"]  # the baseline is never replaced
+    exploited = trials[trials["lineage"].str.contains(" > ")]
+    assert len(exploited) >= 1, trials[["trial_id", "lineage"]]
+    for _, trial in exploited.iterrows():
+        own = history[history["trial_id"] == trial["trial_id"]].sort_values("epoch")
+        assert own["epoch"].tolist() == [1, 2, 3, 4, 5]  # one row per epoch, the donor's first
+        donor_epochs = own[~own["run"].str.startswith(trial["trial_id"])]
+        continued = own[own["run"].str.startswith(f"{trial['trial_id']}-from-")]
+        assert len(donor_epochs) and len(continued)
+        assert continued["epoch"].min() == donor_epochs["epoch"].max() + 1  # continues from the donor's epoch
+        assert trial["lr_by_epoch"].count(" ") == 4  # the rate of each of the 5 epochs
+    assert "lineage" in out
+
+
+def test_pb2_sweep_runs_its_population_to_the_end(local_ray, tmp_path):
+    code = sweep.main(["latent_conditioner", "--space", "schedule", "--scheduler", "pb2", *FOUR_AT_ONCE, "--smoke-test",
+                       "--epochs", "3", "--grace-epochs", "1", "--storage", str(tmp_path), "--name", "pb2"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "pb2" / "trials.parquet")
+    assert len(trials) == 4 and (trials["status"] == "COMPLETED").all()
+    assert trials["lineage"].str.len().gt(0).all() and trials["is_default"].sum() == 1
+
+
+def test_hyperband_sweep_finishes_with_the_default_at_full_length(local_ray, tmp_path):
+    code = sweep.main(["latent_conditioner", "--space", "weights", "--scheduler", "hyperband", "--trials", "4",
+                       "--smoke-test", "--epochs", "6",
+                       "--confirm-top", "0", "--storage", str(tmp_path), "--name", "hb"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "hb" / "trials.parquet")
+    assert len(trials) == 4 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all()
+    assert trials.loc[trials["is_default"], "epochs_done"].item() == 6

@@ -1,0 +1,107 @@
+"""The schedulers' own rules, on stand-in trials: HyperBand fills each bracket once, the default
+stays out of HyperBand's brackets and PBT's lower quantile, PBT's explore stays in the space."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+import ray.train
+from ray import tune
+
+from losstune.ray_jobs.results import lineage, lr_by_epoch
+from losstune.ray_jobs.schedulers import DefaultKeepingHyperBand, DefaultKeepingPBT, bounds, mutations, within
+from losstune.trainables.driver import run_name
+
+DEFAULT = {"optim/lr": 1e-3}
+SPACE = {"optim": {"lr": tune.loguniform(1e-4, 1e-2), "steps": tune.randint(1, 5)},
+         "schedule": {"kind": tune.choice(["cosine", "constant"])}}
+
+
+class Trial(SimpleNamespace):
+    """What the schedulers read of a Tune trial."""
+
+    def __init__(self, lr: float, status: str = "PENDING"):
+        super().__init__(config={"optim": {"lr": lr}}, status=status, experiment_tag="t", evaluated_params={},
+                         run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace(
+                             checkpoint_config=SimpleNamespace(num_to_keep=None))))
+
+    def is_finished(self) -> bool:
+        return self.status in ("TERMINATED", "ERROR")
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+def test_hyperband_fills_a_bracket_once_and_keeps_the_default_out_of_them():
+    scheduler = DefaultKeepingHyperBand(DEFAULT, metric="m", mode="min", time_attr="epoch", max_t=6)
+    default, *trials = [Trial(1e-3)] + [Trial(2e-3 + i * 1e-4) for i in range(4)]
+    for trial in [default, *trials[:3]]:
+        scheduler.on_trial_add(None, trial)
+    assert default not in scheduler._trial_info
+    first = scheduler._trial_info[trials[0]][0]
+    assert first.filled() and first._r == 6  # bracket s=0: three trials, every epoch
+    first.cleanup_trial(trials[0])  # a trial of it ended: Tune's own bracket would take the next one
+    scheduler.on_trial_add(None, trials[3])
+    second = scheduler._trial_info[trials[3]][0]
+    assert second is not first and second._r == 2  # the next bracket: a first rung at epoch 2
+    controller = SimpleNamespace(get_trials=lambda: [default, *trials])
+    assert scheduler.choose_trial_to_run(controller) is default  # the default runs first, in no bracket
+
+
+def pbt_population(scores: dict[float, float]):
+    """A PBT scheduler and its trials by lr, each with its score at its last perturbation."""
+    scheduler = DefaultKeepingPBT(DEFAULT, "/tmp/sweeps", epochs=8, metric="m", mode="min", time_attr="epoch",
+                                  perturbation_interval=2, hyperparam_mutations={"optim": {"lr": [1e-3, 2e-3]}})
+    controller = SimpleNamespace(search_alg=None)
+    trials = {}
+    for lr, score in scores.items():
+        trials[lr] = Trial(lr, status="RUNNING")
+        scheduler.on_trial_add(controller, trials[lr])
+        scheduler._trial_state[trials[lr]].last_score = score
+    return scheduler, trials
+
+
+def test_pbt_never_puts_the_default_in_its_lower_quantile():
+    # the default (lr 1e-3) scores worst of four: Tune's lower quantile (a quarter: one trial) would be
+    # the default, which is never exploited, so no trial ever would be
+    scheduler, trials = pbt_population({1e-3: -9.0, 2e-3: -5.0, 3e-3: -1.0, 4e-3: -3.0})
+    lower, upper = scheduler._quantiles()
+    assert lower == [trials[2e-3]] and upper == [trials[3e-3]]
+    scheduler, trials = pbt_population({1e-3: -1.0, 2e-3: -5.0, 3e-3: -9.0, 4e-3: -3.0})
+    assert scheduler._quantiles() == ([trials[3e-3]], [trials[1e-3]])  # the default may be the donor
+
+
+def test_pbts_donor_checkpoint_is_the_train_checkpoint_of_its_perturbation_epoch():
+    scheduler, trials = pbt_population({1e-3: -1.0, 2e-3: -2.0})
+    donor = trials[2e-3]
+    scheduler._trial_state[donor].last_result = {"epoch": 2, "checkpoint_path": "/tmp/sweeps/s/trainer_runs/a/ck_2"}
+    scheduler._checkpoint_or_exploit(donor, None, upper_quantile=[donor], lower_quantile=[])
+    checkpoint = scheduler._trial_state[donor].last_checkpoint
+    assert isinstance(checkpoint, ray.train.Checkpoint) and checkpoint.path == "/tmp/sweeps/s/trainer_runs/a/ck_2"
+    # an epoch without a checkpoint gives nothing to exploit (Tune then skips the exploit)
+    scheduler._trial_state[donor].last_result = {"epoch": 3}
+    scheduler._checkpoint_or_exploit(donor, None, upper_quantile=[donor], lower_quantile=[])
+    assert scheduler._trial_state[donor].last_checkpoint is None
+
+
+def test_explore_stays_inside_the_space():
+    assert mutations(SPACE)["schedule"]["kind"] == ["cosine", "constant"]  # PBT moves a choice to a neighbour
+    assert bounds(SPACE) == {"optim": {"lr": [1e-4, 1e-2], "steps": [1, 4]}}  # PB2: numbers only; randint's top is 4
+    clip = within(SPACE)
+    config = clip({"optim": {"lr": 1.2e-2, "steps": 5}, "schedule": {"kind": "cosine"}})
+    assert config == {"optim": {"lr": 1e-2, "steps": 4}, "schedule": {"kind": "cosine"}}
+    assert clip({"optim": {"lr": 5e-3, "steps": 2}, "schedule": {"kind": "constant"}})["optim"] == {"lr": 5e-3,
+                                                                                                   "steps": 2}
+
+
+def test_a_continued_run_is_named_by_its_trial_and_the_donors_checkpoint():
+    assert run_name("b_00001", None) == "b_00001"
+    donor = ray.train.Checkpoint("/s/x/trainer_runs/b_00003-from-b_00000-checkpoint_4/checkpoint_7")
+    assert run_name("b_00001", donor) == "b_00001-from-b_00003-checkpoint_7"
+
+
+def test_lineage_and_the_rate_followed_read_from_the_history():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "lr": [1e-3, 1e-3, 8e-4, 6e-4],
+                            "run": ["b_00003", "b_00003", "b_00001-from-b_00003-c", "b_00001-from-b_00003-c"]})
+    assert lineage(history) == "b_00003 e1-2 > b_00001 e3-4"
+    assert lr_by_epoch(history) == "0.001 0.001 0.0008 0.0006"
+    assert lineage(history.drop(columns="run")) == ""

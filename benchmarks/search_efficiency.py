@@ -16,8 +16,10 @@ every method, so seed s's methods train the same configs alike):
     regret at equal compute (incumbent at B minus the best any run found on the task), median and
     interquartile range. One plot per task: anytime curves, median and interquartile band per method.
 Target to report against: a median speed-up >= 3x with the CI's lower bound above 1 on at least
-two tasks. GP and CMA-ES run only on tasks whose space is continuous (losstune-sweep refuses the
-others; the line says so). --seed-noise checks a task first: see seed_agreement.
+two tasks. GP and CMA-ES run only on tasks whose space is continuous, PBT and PB2 only on spaces of
+distributions, not define-by-run ones (losstune-sweep refuses the others; the line says so). PBT's
+and PB2's population is random search's trial count, each trial to the end: their curves end at
+the budget. --seed-noise checks a task first: see seed_agreement.
 """
 
 from __future__ import annotations
@@ -56,13 +58,18 @@ TASKS = {
     # lgt's scalar objective (val/energy), not its Pareto pair: one number to rank by
     "lgt_energy": Task("lgt", "weights", ("--objective", "scalar", "--smoke-test", "--epochs", "10")),
 }
-# each method's sweep flags; the model-based ones with the sweep's ASHA (grace: --grace-epochs)
+# each method's sweep flags; the model-based ones with the sweep's ASHA or HyperBand (grace:
+# --grace-epochs), PBT / PB2 from a random population (perturbation interval: --grace-epochs)
 METHODS = {
     "random": ("--search", "random", "--scheduler", "none"),
     "tpe-asha": ("--search", "optuna", "--scheduler", "asha"),
     "gp-asha": ("--search", "gp", "--scheduler", "asha"),
     "cmaes-asha": ("--search", "cmaes", "--scheduler", "asha"),
+    "tpe-hyperband": ("--search", "optuna", "--scheduler", "hyperband"),
+    "pbt": ("--search", "random", "--scheduler", "pbt"),
+    "pb2": ("--search", "random", "--scheduler", "pb2"),
 }
+POPULATION = ("pbt", "pb2")  # a population of random search's size, run to the end: no more trials asked
 # TPE's, GP's and CMA-ES's random startup trials: what the sweep gives a 16-trial sweep (a quarter)
 STARTUP_TRIALS = 4
 SAMPLER_SEED_OFFSET = 1000  # else a model's random startup trials would replay random search's first points
@@ -161,14 +168,19 @@ def task_args(task: Task, seed: int, folder: str, extra) -> list[str]:
 
 
 def method_fits(task: Task, method: str) -> str:
-    """'' where the method can search the task's space, else why not (losstune-sweep's own check)."""
+    """'' where the method can search the task's space, else why not (losstune-sweep's own checks)."""
     from losstune.ray_jobs.flags import UsageError
-    from losstune.ray_jobs.sweep_flags import check_search_fits_space
+    from losstune.ray_jobs.sweep_flags import check_population, check_search_fits_space
     from losstune.trainables.families import load_family, make_config
 
     family = load_family(task.family)
+    space = family.space(task.space, make_config(family, {}))
+    flags = dict(zip(METHODS[method][::2], METHODS[method][1::2]))
+    as_given = argparse.Namespace(scheduler=flags["--scheduler"], search=flags["--search"], given=set(),
+                                  warm_start=None, confirm_top=0)
     try:
-        check_search_fits_space(METHODS[method][1], family.space(task.space, make_config(family, {})), task.space)
+        check_population(as_given, space, task.space)
+        check_search_fits_space(flags["--search"], space, task.space)
     except UsageError as err:
         return str(err)
     return ""
@@ -180,11 +192,13 @@ def run_method(task: Task, method: str, seed: int, trials: int, extra, folder: s
     from losstune.ray_jobs import sweep_flags
     from losstune.trainables.families import load_family, make_config
 
-    asked = trials if method == "random" else 4 * trials  # the others stop at the budget
+    asked = trials if method in ("random", *POPULATION) else 4 * trials  # the others stop at the budget
     flags = [*METHODS[method], "--trials", str(asked), "--seed", str(seed if method == "random" else
                                                                      SAMPLER_SEED_OFFSET + seed)]
     if method != "random":
-        flags += ["--startup-trials", str(startup)] + (["--grace-epochs", str(grace)] if grace else [])
+        flags += ["--grace-epochs", str(grace)] if grace else []
+    if method not in ("random", *POPULATION):
+        flags += ["--startup-trials", str(startup)]
     argv = task_args(task, seed, folder, extra) + flags + ["--name", f"{method}-{seed}"]
     family = load_family(task.family)
     epochs = make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv))).train.epochs

@@ -20,7 +20,7 @@ import sys
 
 from losstune.ray_jobs import confirmation
 from losstune.ray_jobs.flags import HelpFormatter, UsageError, add_verbosity, check_at_least, verbosity
-from losstune.ray_jobs.plan import SweepPlan, definition
+from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.ray_jobs.results import SweepFolderError, read_meta
 from losstune.ray_jobs.storage import absolute, exists, read_parquet
 
@@ -59,6 +59,10 @@ def prepare(args):
     if not exists(f"{experiment}/trials.parquet"):
         raise UsageError(f"SWEEP: {experiment} has no trials.parquet yet: let the sweep finish, or run "
                          "losstune-analyze on it")
+    if meta.get("scheduler") in POPULATION_SCHEDULERS:
+        raise NotImplementedError(f"SWEEP: {experiment} is a {meta['scheduler']} sweep: its trials followed schedules "
+                                  "that changed mid-run (column lineage), which rerunning a final config from scratch "
+                                  "would not confirm")
     plan = sweep_plan(experiment, meta, args)
     chosen = confirmation.candidates(read_parquet(f"{experiment}/trials.parquet"), meta, args.top)
     folder = f"{experiment}/{confirmation.folder_name(plan, args.top, args.seeds)}"
@@ -74,7 +78,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         plan, chosen, seeds = prepare(args)
-    except UsageError as err:
+    except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
     from losstune.ray_jobs.cluster import fit_to_cluster, start_ray

@@ -106,6 +106,9 @@ def test_gp_and_cmaes_are_skipped_on_a_space_with_choices_and_run_on_a_continuou
     assert "categorical parameters" in search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "gp-asha")
     assert search_efficiency.method_fits(search_efficiency.TASKS["lc_weights"], "cmaes-asha") == ""
     assert search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "tpe-asha") == ""
+    assert "define-by-run" in search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "pbt")
+    assert search_efficiency.method_fits(search_efficiency.TASKS["lc_weights"], "pb2") == ""
+    assert search_efficiency.method_fits(search_efficiency.TASKS["hdr_all"], "tpe-hyperband") == ""
 
 
 def test_seed_agreement_matches_configs_by_launch_order():

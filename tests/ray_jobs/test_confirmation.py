@@ -108,6 +108,14 @@ def test_a_folder_that_is_not_a_finished_sweep_is_refused(capsys, no_ray, tmp_pa
     assert "has no trials.parquet yet" in capsys.readouterr().err
 
 
+def test_a_pbt_sweep_is_not_confirmed_by_rerunning_final_configs(capsys, no_ray, finished_sweep):
+    (finished_sweep / META_FILE).write_text(json.dumps({**META, "scheduler": "pbt"}))
+    assert confirm.main([str(finished_sweep)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("confirm: error: SWEEP: ") and "is a pbt sweep: its trials followed schedules" in err
+    assert len(err.splitlines()) == 1
+
+
 def test_an_existing_confirmation_is_continued_only_with_resume(capsys, no_ray, finished_sweep):
     (finished_sweep / "confirm_top1_seeds2").mkdir()
     assert confirm.main([str(finished_sweep), "--top", "1", "--seeds", "2"]) == 2

@@ -14,7 +14,7 @@ FOUR_AT_ONCE = ["--trials", "4", "--cpus-per-worker", "0.4", "--max-concurrent",
 
 def test_pbt_exploits_and_the_exploited_trial_continues_from_the_donors_epoch(local_ray, tmp_path, capsys):
     code = sweep.main(["latent_conditioner", "--space", "schedule", "--scheduler", "pbt", *FOUR_AT_ONCE, "--smoke-test",
-                       "--epochs", "5", "--grace-epochs", "1", "--storage", str(tmp_path), "--name", "pbt"])
+                       "--epochs", "4", "--grace-epochs", "1", "--storage", str(tmp_path), "--name", "pbt"])
     out = capsys.readouterr().out
     assert code == 0
     trials = pd.read_parquet(tmp_path / "pbt" / "trials.parquet")
@@ -26,12 +26,12 @@ def test_pbt_exploits_and_the_exploited_trial_continues_from_the_donors_epoch(lo
     assert len(exploited) >= 1, trials[["trial_id", "lineage"]]
     for _, trial in exploited.iterrows():
         own = history[history["trial_id"] == trial["trial_id"]].sort_values("epoch")
-        assert own["epoch"].tolist() == [1, 2, 3, 4, 5]  # one row per epoch, the donor's first
+        assert own["epoch"].tolist() == [1, 2, 3, 4]  # one row per epoch, the donor's first
         donor_epochs = own[~own["run"].str.startswith(trial["trial_id"])]
         continued = own[own["run"].str.startswith(f"{trial['trial_id']}-from-")]
         assert len(donor_epochs) and len(continued)
         assert continued["epoch"].min() == donor_epochs["epoch"].max() + 1  # continues from the donor's epoch
-        assert trial["lr_by_epoch"].count(" ") == 4  # the rate of each of the 5 epochs
+        assert trial["lr_by_epoch"].count(" ") == 3  # the rate of each of the 4 epochs
     assert "lineage" in out
 
 
@@ -46,9 +46,9 @@ def test_pb2_sweep_runs_its_population_to_the_end(local_ray, tmp_path):
 
 def test_hyperband_sweep_finishes_with_the_default_at_full_length(local_ray, tmp_path):
     code = sweep.main(["latent_conditioner", "--space", "weights", "--scheduler", "hyperband", "--trials", "4",
-                       "--smoke-test", "--epochs", "6",
+                       "--smoke-test", "--epochs", "4",
                        "--confirm-top", "0", "--storage", str(tmp_path), "--name", "hb"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "hb" / "trials.parquet")
     assert len(trials) == 4 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all()
-    assert trials.loc[trials["is_default"], "epochs_done"].item() == 6
+    assert trials.loc[trials["is_default"], "epochs_done"].item() == 4

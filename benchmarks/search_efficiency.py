@@ -74,8 +74,10 @@ POPULATION = ("pbt", "pb2")  # a population of random search's size, run to the 
 STARTUP_TRIALS = 4
 SAMPLER_SEED_OFFSET = 1000  # else a model's random startup trials would replay random search's first points
 # the protocol end to end in under 15 minutes on 2 cores (a check that it runs, not a comparison:
-# 3 seeds and 5 trials separate nothing): 12 sweeps of 5 x 4 epochs of a smaller lc_weights task
+# 3 seeds and 5 trials separate nothing): 12 sweeps of 5 x 4 epochs of a smaller lc_weights task,
+# one method of each kind (all seven took 21.5 min); --methods picks others
 QUICK = {"tasks": ["lc_weights"], "seeds": 3, "trials": 5, "startup": 2,
+         "methods": ["random", "tpe-asha", "tpe-hyperband", "pbt"],
          "flags": ("--smoke-test", "--epochs", "4", "--set", "data.num_train=256")}
 
 
@@ -316,7 +318,8 @@ def parse_args() -> argparse.Namespace:
     """The command line, checked before Ray starts."""
     p = argparse.ArgumentParser()
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all; with --quick, "
+                   f"{' '.join(QUICK['methods'])}")
     p.add_argument("--seeds", type=int, default=10, help="seeds per method (the protocol asks for at least 10)")
     p.add_argument("--trials", type=int, default=32, help="random search's trials: the budget is trials x epochs")
     p.add_argument("--grace-epochs", type=int, help="ASHA's grace period (default: the sweep's, a quarter)")
@@ -326,6 +329,7 @@ def parse_args() -> argparse.Namespace:
                    help=f"{QUICK['seeds']} seeds, {QUICK['trials']} random trials, lc_weights on a smaller task "
                         "(under 15 minutes)")
     args = p.parse_args()
+    args.methods = args.methods or (QUICK["methods"] if args.quick else list(METHODS))
     if args.seeds < 2:
         p.error(f"--seeds: {args.seeds}: a median and its interval need at least 2")
     if "random" not in args.methods:

@@ -97,11 +97,14 @@ def tables(result_grid, meta: dict, experiment: str = ""):
     for result in result_grid:
         metrics = result.metrics or {}
         params = flatten(result.config or {})
-        trial_id = metrics.get("trial_id") or os.path.basename(result.path).split("_")[-1]
+        reported = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+        trial_id = own_trial_id(metrics, reported, result.path)
+        if metrics.get("trial_id", trial_id) != trial_id:
+            # PBT gave the trial its donor's last result, and the trial failed before reporting its own
+            metrics = reported.iloc[-1].to_dict()
         run = metrics.get("run") or trial_id  # the trial's Train run; a PBT trial's latest
         snapshot = stored_run(experiment, run)
-        history = complete_history(result.metrics_dataframe if result.metrics_dataframe is not None
-                                   else pd.DataFrame(), stored_history(experiment, run, snapshot))
+        history = complete_history(reported, stored_history(experiment, run, snapshot))
         values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         row = {
             "trial_id": trial_id,
@@ -136,6 +139,13 @@ def tables(result_grid, meta: dict, experiment: str = ""):
     if meta.get("resources") and len(trials):
         trials = with_cost(trials, meta["resources"])
     return trials, history
+
+
+def own_trial_id(metrics: dict, reported: pd.DataFrame, path: str) -> str:
+    """The trial's id, as its own reports give it (a PBT trial's last result may be its donor's)."""
+    if "trial_id" in reported and len(reported):
+        return str(reported["trial_id"].iloc[-1])
+    return metrics.get("trial_id") or os.path.basename(path).split("_")[-1]
 
 
 def lineage(history: pd.DataFrame) -> str:

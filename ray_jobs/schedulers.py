@@ -167,7 +167,10 @@ class ExploitsTrainCheckpoints:
     def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
         state = self._trial_state[trial]
         path = (state.last_result or {}).get("checkpoint_path")
-        state.last_checkpoint = self.train_checkpoint(path) if trial in upper_quantile and path else None
+        # Tune keeps a checkpoint only of a trial that is in the upper quantile at its own
+        # perturbation, to save the cost of saving; Train has saved it already, and a trial that
+        # reported first (before anyone could rank it) may be the best one later
+        state.last_checkpoint = self.train_checkpoint(path) if path else None
         if trial not in lower_quantile or trial is self._default_trial:
             return
         donor = random.choice(upper_quantile)

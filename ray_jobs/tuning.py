@@ -53,7 +53,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     scheduler = make_scheduler(plan, space)
     searcher, param_space = (population_sampler(plan, space) if population else (optuna_searcher(plan, space), None))
     tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan.extend_by or plan.trials, max_concurrent_trials=plan.max_concurrent,
+                                  num_samples=plan.extend_by or plan.trials,
+                                  # PBT's population is made at once; the cluster runs what fits, in turns
+                                  max_concurrent_trials=None if population else plan.max_concurrent,
                                   # A finished trial's driver actor runs the next trial: its process
                                   # start and imports (~3.6 s here) are paid once per slot. Not with a
                                   # scheduler: a trial it stops is still inside TorchTrainer.fit(), so Tune

@@ -10,6 +10,7 @@ import tempfile
 import ray.train
 
 from losstune.trainables.config import to_dict
+from losstune.trainables.continued import load_donor_state
 from losstune.trainables.timeline import mark
 
 STATE_FILE = "losstune_state.json"
@@ -58,7 +59,10 @@ def restore(accelerator, start_from=None) -> tuple[int, int, list[dict], bool]:
     if checkpoint is None:
         return 0, 0, [], False
     with checkpoint.as_directory() as directory:
-        accelerator.load_state(directory)
+        if own is None:
+            load_donor_state(accelerator, directory)  # this run's schedules stay: adopt_config rebuilds them
+        else:
+            accelerator.load_state(directory)
         with open(os.path.join(directory, STATE_FILE)) as f:
             state = json.load(f)
     history = state.get("history") or ([state["metrics"]] if state.get("metrics") else [])  # older checkpoints

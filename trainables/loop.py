@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from losstune.trainables import faults as test_faults
 from losstune.trainables.checkpoints import report_epoch, restore
 from losstune.trainables.config import ConfigError
-from losstune.trainables.continued import adopt_config, optimizer_hyperparameters
+from losstune.trainables.continued import adopt_config, optimizer_hyperparameters, schedule_position
 from losstune.trainables.epoch_metrics import epoch_metrics, evaluate
 from losstune.trainables.families import make_config
 from losstune.trainables.family_api import Family
@@ -76,7 +76,8 @@ def train(family: Family, overrides: dict, start_from=None) -> None:
     own_hyperparameters = optimizer_hyperparameters(run.groups)
     start_epoch, restarts, history, continued = restore(run.accelerator, start_from)
     if continued:  # another run's state under this run's config: PBT's exploit, then explore
-        adopt_config(run.groups, own_hyperparameters, cfg, run.total_steps)
+        position = schedule_position(run.accelerator, start_epoch * len(train_loader))
+        adopt_config(run.groups, own_hyperparameters, cfg, run.total_steps, position)
     mark("prepared")
     if start_epoch >= cfg.train.epochs:
         # The run had finished before its trial was restarted (its sweep's driver died between the

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs.results import best_checkpoint_path, pareto_front, ranked
+from losstune.ray_jobs.results import best_checkpoint_path, own_trial_id, pareto_front, ranked
 
 OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]
 
@@ -62,3 +62,10 @@ def test_cost_is_what_a_trial_holds_times_its_wall_time():
     # (190 + 152) / 3600 = 0.095 CPU-hours; (50 + 40) / 3600 = 0.025 GPU-hours
     assert cost_line(trials, "trials") == ("cost: 2 trials, 14 epochs, 0.10 CPU-hours and 0.03 GPU-hours held "
                                            "(resources x wall time)")
+
+
+def test_a_trials_id_is_its_own_reports_not_a_pbt_donors_result():
+    # exploited, then failed before its first report: Tune's last result is the donor's
+    reported = pd.DataFrame({"trial_id": ["a_00001", "a_00001"], "epoch": [1, 2]})
+    assert own_trial_id({"trial_id": "a_00003"}, reported, "/s/run_trial_a_00001_1_lr=0.1") == "a_00001"
+    assert own_trial_id({"trial_id": "b1"}, pd.DataFrame(), "/s/run_trial_b1_0_x") == "b1"

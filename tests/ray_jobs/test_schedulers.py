@@ -74,7 +74,9 @@ def test_pbts_donor_checkpoint_is_the_train_checkpoint_of_its_perturbation_epoch
     scheduler, trials = pbt_population({1e-3: -1.0, 2e-3: -2.0})
     donor = trials[2e-3]
     scheduler._trial_state[donor].last_result = {"epoch": 2, "checkpoint_path": "/tmp/sweeps/s/trainer_runs/a/ck_2"}
-    scheduler._checkpoint_or_exploit(donor, None, upper_quantile=[donor], lower_quantile=[])
+    # not in the upper quantile at its own perturbation (it reported first: no one to rank it against),
+    # yet a donor later: its checkpoint is kept all the same (Train has saved it)
+    scheduler._checkpoint_or_exploit(donor, None, upper_quantile=[], lower_quantile=[])
     checkpoint = scheduler._trial_state[donor].last_checkpoint
     assert isinstance(checkpoint, ray.train.Checkpoint) and checkpoint.path == "/tmp/sweeps/s/trainer_runs/a/ck_2"
     # an epoch without a checkpoint gives nothing to exploit (Tune then skips the exploit)

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import torch
 from accelerate import Accelerator
 
-from losstune.trainables.continued import adopt_config, optimizer_hyperparameters
+import pytest
+
+from losstune.trainables.continued import adopt_config, load_donor_state, optimizer_hyperparameters, schedule_position
 from losstune.trainables.family_api import OptimizerGroup
 from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.optimizer_groups import prepared_group
@@ -14,9 +16,9 @@ from losstune.trainables.optimizer_groups import prepared_group
 TOTAL_STEPS = 40
 
 
-def config(lr: float, warmup_frac: float, weight_decay: float = 1e-4):
+def config(lr: float, warmup_frac: float, weight_decay: float = 1e-4, kind: str = "cosine"):
     return SimpleNamespace(optim=OptimConfig(lr=lr, weight_decay=weight_decay), train=TrainConfig(epochs=4),
-                           schedule=ScheduleConfig(kind="cosine", warmup_frac=warmup_frac, eta_min_factor=0.1))
+                           schedule=ScheduleConfig(kind=kind, warmup_frac=warmup_frac, eta_min_factor=0.1))
 
 
 def group_of(cfg, seed: int = 0):
@@ -52,8 +54,8 @@ def test_a_continued_run_keeps_the_donors_state_and_follows_its_own_schedule_fro
 
     accelerator, model, group = group_of(own_cfg, seed=1)
     own = optimizer_hyperparameters([group])
-    accelerator.load_state(str(tmp_path))
-    adopt_config([group], own, own_cfg, TOTAL_STEPS)
+    load_donor_state(accelerator, str(tmp_path))
+    adopt_config([group], own, own_cfg, TOTAL_STEPS, schedule_position(accelerator, 6))
 
     assert torch.equal(model.weight, donor_model.weight)  # the donor's weights ...
     donor_moments = donor.optimizer.state[next(iter(donor_model.parameters()))]["exp_avg"]
@@ -66,3 +68,22 @@ def test_a_continued_run_keeps_the_donors_state_and_follows_its_own_schedule_fro
     # and it goes on along this config's schedule
     train(model, group, 5)
     assert abs(group.optimizer.param_groups[0]["lr"] - lr_after(own_cfg, 11)) < 1e-12
+
+
+@pytest.mark.parametrize("donor_cfg", [
+    config(lr=1e-3, warmup_frac=0.0),  # no warmup: a bare cosine, where this run's is warmup then cosine
+    config(lr=1e-3, warmup_frac=0.0, kind="constant"),
+])
+def test_a_donor_whose_schedule_has_another_shape_is_continued(tmp_path, donor_cfg):
+    # seen in a PBT sweep: loading a bare cosine's state into a warmup-then-cosine sequence raised
+    # KeyError '_schedulers', and the exploited trial failed
+    own_cfg = config(lr=4e-3, warmup_frac=0.2)
+    accelerator, donor_model, donor = group_of(donor_cfg)
+    train(donor_model, donor, 6)
+    accelerator.save_state(str(tmp_path))
+    accelerator, model, group = group_of(own_cfg, seed=1)
+    own = optimizer_hyperparameters([group])
+    load_donor_state(accelerator, str(tmp_path))
+    adopt_config([group], own, own_cfg, TOTAL_STEPS, schedule_position(accelerator, 6))
+    assert torch.equal(model.weight, donor_model.weight)
+    assert group.optimizer.param_groups[0]["lr"] == lr_after(own_cfg, 6)

@@ -39,13 +39,13 @@ def make_scheduler(plan: SweepPlan, space=None):
     if plan.scheduler == "hyperband":
         return DefaultKeepingHyperBand(plan.default_point, time_attr="epoch", max_t=plan.epochs,
                                        reduction_factor=REDUCTION_FACTOR)
+    population = dict(time_attr="epoch", perturbation_interval=grace, quantile_fraction=0.25, log_config=False)
     if plan.scheduler == "pbt":
-        return DefaultKeepingPBT(plan.default_point, plan.storage, plan.epochs, time_attr="epoch", perturbation_interval=grace,
-                                 hyperparam_mutations=mutations(space), custom_explore_fn=within(space),
-                                 quantile_fraction=0.25, log_config=False)
+        return DefaultKeepingPBT(plan.default_point, plan.storage, plan.epochs, hyperparam_mutations=mutations(space),
+                                 custom_explore_fn=within(space), **population)
     if plan.scheduler == "pb2":
-        return DefaultKeepingPB2(plan.default_point, plan.storage, plan.epochs, time_attr="epoch", perturbation_interval=grace,
-                                 hyperparam_bounds=bounds(space), quantile_fraction=0.25, log_config=False)
+        return DefaultKeepingPB2(plan.default_point, plan.storage, plan.epochs, hyperparam_bounds=bounds(space),
+                                 **population)
     return None
 
 

@@ -19,7 +19,6 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, Pop
 from ray.tune.schedulers.hyperband import _Bracket
 from ray.tune.schedulers.pb2 import PB2
 from ray.tune.search.sample import Categorical, Domain, Integer
-from ray.tune.utils import flatten_dict
 
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.trainables.config import flatten, unflatten
@@ -50,7 +49,7 @@ def make_scheduler(plan: SweepPlan, space=None):
 
 
 def is_default(trial, default_point: dict) -> bool:
-    return flatten_dict(trial.config, delimiter="/") == default_point
+    return flatten(trial.config) == default_point
 
 
 class DefaultKeepingASHA(AsyncHyperBandScheduler):
@@ -225,7 +224,7 @@ def within(space: dict):
 
 def numeric(space: dict) -> dict:
     """{flat name: distribution} of the space's numbers."""
-    return {key: value for key, value in flatten_dict(space).items()
+    return {key: value for key, value in flatten(space).items()
             if isinstance(value, Domain) and not isinstance(value, Categorical)}
 
 

@@ -12,7 +12,8 @@ import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_worker_shares, flag_overrides, read_config_file, verbosity)
-from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices, startup_trials
+from losstune.ray_jobs.plan import (MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices,
+                                   startup_trials)
 from losstune.ray_jobs.prior_points import read_enqueued, read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
 from losstune.ray_jobs.storage import absolute
@@ -162,8 +163,9 @@ def make_plan(args) -> SweepPlan:
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     point = check_space(family, space_name, base, config, args.seed)
-    check_population(args, family.space(space_name, config), space_name)  # first: PBT takes no --search
-    check_search_fits_space(args.search, family.space(space_name, config), space_name)
+    space = family.space(space_name, config)
+    check_population(args, space, space_name)  # first: PBT takes no --search
+    check_search_fits_space(args.search, space, space_name)
     base = merge(base, scheduler_overrides(args.scheduler, grace_epochs(args, config)))
     pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
     ranked_by = family.objective_of(config)
@@ -172,7 +174,7 @@ def make_plan(args) -> SweepPlan:
     priors, warm_start = [], None
     if args.warm_start:
         here = {"family": args.family, "objective": objective, "objectives": pareto_list}
-        priors, completed = read_warm_start(args.warm_start, here, family.space(space_name, config))
+        priors, completed = read_warm_start(args.warm_start, here, space)
         warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors), "completed": completed}
     population = args.scheduler in POPULATION_SCHEDULERS
     local = not os.environ.get("RAY_ADDRESS")

@@ -58,15 +58,16 @@ def restore(accelerator, start_from=None) -> tuple[int, int, list[dict], bool]:
     checkpoint = own or start_from
     if checkpoint is None:
         return 0, 0, [], False
+    continued = own is None
     with checkpoint.as_directory() as directory:
-        if own is None:
+        if continued:
             load_donor_state(accelerator, directory)  # this run's schedules stay: adopt_config rebuilds them
         else:
             accelerator.load_state(directory)
         with open(os.path.join(directory, STATE_FILE)) as f:
             state = json.load(f)
     history = state.get("history") or ([state["metrics"]] if state.get("metrics") else [])  # older checkpoints
-    if own is None:
+    if continued:
         mark("continued", epoch=state["epochs_done"])
         return state["epochs_done"], 0, history, True
     return state["epochs_done"], state.get("restarts", 0) + 1, history, False

@@ -73,7 +73,8 @@ def train(family: Family, overrides: dict, start_from=None) -> None:
     mark("loop_entered", run=run_name, t_process=process_started_at())
     run, train_loader, val_loader, extras = set_up(family, overrides)
     cfg = run.cfg
-    own_hyperparameters = optimizer_hyperparameters(run.groups)
+    # this config's optimiser settings, before a donor's checkpoint (if any) overwrites them
+    own_hyperparameters = optimizer_hyperparameters(run.groups) if start_from is not None else None
     start_epoch, restarts, history, continued = restore(run.accelerator, start_from)
     if continued:  # another run's state under this run's config: PBT's exploit, then explore
         position = schedule_position(run.accelerator, start_epoch * len(train_loader))

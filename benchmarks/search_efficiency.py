@@ -1,4 +1,4 @@
-"""python benchmarks/search_efficiency.py [--tasks hdr_caps lc_weights] [--methods random tpe-asha] [--seeds 10] [--quick]
+"""python benchmarks/search_efficiency.py [--tasks hdr_caps lc_weights] [--methods random tpe-asha] [--seeds 10] [--quick] [--folder DIR] [--summary-only]
 
 Does a search method reach a good setting with less compute than random search? The protocol of
 the HPO literature, per task and method, over --seeds seeds (sampler seed s; training seed s for
@@ -20,11 +20,17 @@ two tasks. GP and CMA-ES run only on tasks whose space is continuous, PBT and PB
 distributions, not define-by-run ones (losstune-sweep refuses the others; the line says so). PBT's
 and PB2's population is random search's trial count, each trial to the end: their curves end at
 the budget. --seed-noise checks a task first: see seed_agreement.
+The full protocol takes many hours on 2 cores. With --folder, each finished sweep's curve is kept
+there (TASK/METHOD-SEED.json, with the flags it ran with), and a later run with the same folder
+runs only the sweeps it lacks: the protocol can be run a few hours at a time. Seeds go in the
+outer loop, so an interrupted run leaves every method at the same seeds. --summary-only prints the
+figures of what the folder holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -188,12 +194,9 @@ def method_fits(task: Task, method: str) -> str:
     return ""
 
 
-def run_method(task: Task, method: str, seed: int, trials: int, extra, folder: str, grace: int | None,
-               startup: int = STARTUP_TRIALS) -> dict:
-    """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve."""
-    from losstune.ray_jobs import sweep_flags
-    from losstune.trainables.families import load_family, make_config
-
+def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: str, grace: int | None,
+                startup: int = STARTUP_TRIALS) -> list[str]:
+    """losstune-sweep's flags for one sweep of `method` at `seed`."""
     asked = trials if method in ("random", *POPULATION) else 4 * trials  # the others stop at the budget
     flags = [*METHODS[method], "--trials", str(asked), "--seed", str(seed if method == "random" else
                                                                      SAMPLER_SEED_OFFSET + seed)]
@@ -201,7 +204,15 @@ def run_method(task: Task, method: str, seed: int, trials: int, extra, folder: s
         flags += ["--grace-epochs", str(grace)] if grace else []
     if method not in ("random", *POPULATION):
         flags += ["--startup-trials", str(startup)]
-    argv = task_args(task, seed, folder, extra) + flags + ["--name", f"{method}-{seed}"]
+    return task_args(task, seed, folder, extra) + flags + ["--name", f"{method}-{seed}"]
+
+
+def run_method(task: Task, method: str, seed: int, argv: list[str], trials: int) -> dict:
+    """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve,
+    stopped at the budget of `trials` full-length trials."""
+    from losstune.ray_jobs import sweep_flags
+    from losstune.trainables.families import load_family, make_config
+
     family = load_family(task.family)
     epochs = make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv))).train.epochs
     recorder = Recorder(family.objective.metric, family.objective.mode, epochs, budget=trials * epochs)
@@ -209,6 +220,36 @@ def run_method(task: Task, method: str, seed: int, trials: int, extra, folder: s
     run_sweep(argv, stop=recorder)
     return {"method": method, "seed": seed, "points": recorder.points, "budget": recorder.budget,
             "wall_s": time.time() - started}
+
+
+def without_storage(argv: list[str]) -> list[str]:
+    """The flags a run is compared by: where its sweep was stored does not change it."""
+    at = argv.index("--storage")
+    return argv[:at] + argv[at + 2:]
+
+
+def recorded(path: str, argv: list[str]) -> dict | None:
+    """The run kept at `path`, None where there is none; a run made with other flags is refused, so a
+    folder never mixes two protocols (checked for every run before Ray starts)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            run = json.load(f)
+    except ValueError as err:
+        raise ValueError(f"--folder: {path} is not a run's record ({err}); move it away to run that sweep again")
+    if run.get("argv") != without_storage(argv):
+        raise ValueError(f"--folder: {path} was run with other flags ({' '.join(run.get('argv') or [])}); "
+                         "use another folder for these")
+    return run
+
+
+def keep(path: str, run: dict, argv: list[str]) -> None:
+    """Writes the run's record whole or not at all (an interrupted write leaves no half record)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.part", "w") as f:
+        json.dump({**run, "argv": without_storage(argv)}, f)
+    os.replace(f"{path}.part", path)
 
 
 def summarise(runs: list[dict], mode: str) -> dict:
@@ -323,6 +364,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=10, help="seeds per method (the protocol asks for at least 10)")
     p.add_argument("--trials", type=int, default=32, help="random search's trials: the budget is trials x epochs")
     p.add_argument("--grace-epochs", type=int, help="ASHA's grace period (default: the sweep's, a quarter)")
+    p.add_argument("--folder", help="keep each finished sweep's curve here, and reuse the ones kept "
+                   "(default: a new temporary folder)")
+    p.add_argument("--summary-only", action="store_true", help="no sweeps: the figures of what --folder holds")
     p.add_argument("--seed-noise", action="store_true",
                    help="instead: random search's configs of seed 0 at two training seeds, per task")
     p.add_argument("--quick", action="store_true",
@@ -334,33 +378,75 @@ def parse_args() -> argparse.Namespace:
         p.error(f"--seeds: {args.seeds}: a median and its interval need at least 2")
     if "random" not in args.methods:
         p.error("--methods: random search is the reference every figure is relative to; keep it")
+    if args.folder and os.path.exists(args.folder) and not os.path.isdir(args.folder):
+        p.error(f"--folder: {args.folder} is a file, not a folder")
+    if args.summary_only and not (args.folder and os.path.isdir(args.folder)):
+        p.error(f"--summary-only: needs the --folder of earlier runs ({args.folder or 'none given'})")
     return args
+
+
+def protocol(args: argparse.Namespace) -> tuple[dict, list]:
+    """The run's settings (--quick's or the flags'), and its sweeps in order, (task name, method,
+    seed), seeds outer; methods a task's space refuses are left out, with why."""
+    settings = {"tasks": args.tasks, "seeds": args.seeds, "trials": args.trials, "extra": (),
+                "startup": STARTUP_TRIALS}
+    if args.quick:
+        settings.update(tasks=QUICK["tasks"], seeds=QUICK["seeds"], trials=QUICK["trials"], extra=QUICK["flags"],
+                        startup=QUICK["startup"])
+    skipped = {name: {m: why for m in args.methods if (why := method_fits(TASKS[name], m))}
+               for name in settings["tasks"]}
+    sweeps = [(name, method, seed) for name in settings["tasks"] for seed in range(settings["seeds"])
+              for method in args.methods if method not in skipped[name]]
+    return {**settings, "skipped": skipped}, sweeps
+
+
+def run_path(folder: str, name: str, method: str, seed: int) -> str:
+    return os.path.join(folder, name, f"{method}-{seed}.json")
 
 
 def main() -> None:
     args = parse_args()
-    tasks, seeds, trials, extra, startup = args.tasks, args.seeds, args.trials, (), STARTUP_TRIALS
-    if args.quick:
-        tasks, seeds, trials, extra, startup = (QUICK["tasks"], QUICK["seeds"], QUICK["trials"], QUICK["flags"],
-                                                QUICK["startup"])
-    start_local_ray()
-    folder = scratch("search")
-    print(f"sweeps in {folder} ({machine()})", flush=True)
-    for name in tasks:
-        task = TASKS[name]
-        if args.seed_noise:
-            print_seed_noise(task, 0, trials, extra, folder)
-            continue
-        skipped = {m: why for m in args.methods if (why := method_fits(task, m))}
-        runs = [run_method(task, method, seed, trials, extra, f"{folder}/{name}", args.grace_epochs, startup)
-                for method in args.methods if method not in skipped for seed in range(seeds)]
-        from losstune.trainables.families import load_family
+    settings, sweeps = protocol(args)
+    folder = os.path.abspath(args.folder) if args.folder else scratch("search")
+    if args.seed_noise:
+        start_local_ray()
+        for name in settings["tasks"]:
+            print_seed_noise(TASKS[name], 0, settings["trials"], settings["extra"], folder)
+        return
+    argvs = {s: method_argv(TASKS[s[0]], s[1], s[2], settings["trials"], settings["extra"], f"{folder}/{s[0]}",
+                            args.grace_epochs, settings["startup"]) for s in sweeps}
+    try:  # every kept run checked before Ray starts
+        runs = {s: recorded(run_path(folder, *s), argvs[s]) for s in sweeps}
+    except ValueError as err:
+        print(f"search_efficiency.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    missing = [s for s in sweeps if runs[s] is None]
+    print(f"sweeps in {folder} ({machine()}): {len(sweeps) - len(missing)} of {len(sweeps)} kept there, "
+          f"{0 if args.summary_only else len(missing)} to run", flush=True)
+    if missing and not args.summary_only:
+        start_local_ray()
+    for s in [] if args.summary_only else missing:
+        runs[s] = run_method(TASKS[s[0]], s[1], s[2], argvs[s], settings["trials"])
+        keep(run_path(folder, *s), runs[s], argvs[s])
+        print(f"  {s[0]} {s[1]} seed {s[2]}: incumbent {runs[s]['points'][-1][2]:.5g} after "
+              f"{runs[s]['points'][-1][0]} epochs, {runs[s]['wall_s']:.0f} s", flush=True)
+    for name in settings["tasks"]:
+        report(name, [run for s, run in runs.items() if s[0] == name and run], settings["skipped"][name], folder)
 
-        summary = summarise(runs, load_family(task.family).objective.mode)
-        print_summary(name, summary, skipped)
-        path = f"{folder}/{name}_anytime.png"
-        plot(name, runs, summary, path, load_family(task.family).objective.mode)
-        print(f"  anytime curves: {path}; wall {sum(r['wall_s'] for r in runs) / 60:.1f} min", flush=True)
+
+def report(name: str, runs: list[dict], skipped: dict, folder: str) -> None:
+    """The task's figures and plot, from the runs made or kept (a task with no random search has none)."""
+    from losstune.trainables.families import load_family
+
+    if not any(r["method"] == "random" for r in runs):
+        print(f"{name}: no random search run yet: no figures")
+        return
+    mode = load_family(TASKS[name].family).objective.mode
+    summary = summarise(runs, mode)
+    print_summary(name, summary, skipped)
+    path = f"{folder}/{name}_anytime.png"
+    plot(name, runs, summary, path, mode)
+    print(f"  anytime curves: {path}; wall {sum(r['wall_s'] for r in runs) / 60:.1f} min of sweeps", flush=True)
 
 
 if __name__ == "__main__":

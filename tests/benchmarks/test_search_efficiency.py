@@ -146,3 +146,53 @@ def test_too_few_seeds_and_no_random_search_are_refused_before_ray_starts(monkey
         "search_efficiency.py: error: --seeds: 1: a median and its interval need at least 2"
     assert refusal(monkeypatch, capsys, "--methods", "tpe-asha") == \
         "search_efficiency.py: error: --methods: random search is the reference every figure is relative to; keep it"
+
+
+def test_summary_only_needs_the_folder_of_earlier_runs(monkeypatch, capsys, tmp_path):
+    assert refusal(monkeypatch, capsys, "--summary-only") == \
+        "search_efficiency.py: error: --summary-only: needs the --folder of earlier runs (none given)"
+    (tmp_path / "file").write_text("")
+    assert refusal(monkeypatch, capsys, "--folder", str(tmp_path / "file")) == \
+        f"search_efficiency.py: error: --folder: {tmp_path / 'file'} is a file, not a folder"
+
+
+def fake_run(task, method, seed, argv, trials):
+    """A sweep's record without Ray: the incumbent reaches 1.0 - seed / 10 at epoch 2 of a 4-epoch budget."""
+    return {"method": method, "seed": seed, "points": [[1, 1.0, math.nan], [2, 2.0, 1.0 - seed / 10],
+                                                       [3, 3.0, 1.0 - seed / 10], [4, 4.0, 1.0 - seed / 10]],
+            "budget": 4, "wall_s": 1.0}
+
+
+def test_a_folder_keeps_each_sweep_and_a_rerun_runs_only_the_missing_ones(monkeypatch, capsys, tmp_path):
+    ran = []
+    monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: None)
+    monkeypatch.setattr(search_efficiency, "run_method", lambda *a: ran.append(a[1:3]) or fake_run(*a))
+    flags = ["search_efficiency.py", "--tasks", "lc_weights", "--methods", "random", "--folder", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "2"])
+    search_efficiency.main()
+    assert ran == [("random", 0), ("random", 1)]
+    assert (tmp_path / "lc_weights" / "random-1.json").exists() and not list(tmp_path.rglob("*.part"))
+    # a third seed: the two kept runs are read back, only seed 2 runs; the figures cover all three
+    monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3"])
+    search_efficiency.main()
+    assert ran[2:] == [("random", 2)]
+    out = capsys.readouterr().out
+    assert "2 of 3 kept there, 1 to run" in out and "reached the target on 2 of 3 seeds" in out
+    # --summary-only runs nothing
+    monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3", "--summary-only"])
+    search_efficiency.main()
+    assert len(ran) == 3 and "3 of 3 kept there, 0 to run" in capsys.readouterr().out
+
+
+def test_a_folder_of_another_protocol_is_refused_before_ray_starts(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: None)
+    monkeypatch.setattr(search_efficiency, "run_method", fake_run)
+    flags = ["--tasks", "lc_weights", "--methods", "random", "--seeds", "2", "--folder", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", ["search_efficiency.py", *flags])
+    search_efficiency.main()
+    capsys.readouterr()
+    line = refusal(monkeypatch, capsys, *flags, "--trials", "16")
+    assert line.startswith(f"search_efficiency.py: error: --folder: {tmp_path / 'lc_weights' / 'random-0.json'} "
+                           "was run with other flags (") and line.endswith("use another folder for these")
+    (tmp_path / "lc_weights" / "random-1.json").write_text("{half a rec")
+    assert "is not a run's record" in refusal(monkeypatch, capsys, *flags)

@@ -3,9 +3,10 @@
 Does a search method reach a good setting with less compute than random search? The protocol of
 the HPO literature, per task and method, over --seeds seeds (sampler seed s; training seed s for
 every method, so seed s's methods train the same configs alike):
-  - Budget: random search's --trials trials (32) at full length, B = trials x epochs. Every other
-    method runs until it has spent B epochs, counted as Tune receives them (stopped trials'
-    epochs included), and trial-slot seconds (each trial's time_total_s, start-up included).
+  - Budget: what random search's --trials trials (32) spent at that seed, B, in epochs counted as
+    Tune receives them (trials its health checks stopped spend only the epochs they ran). Every
+    other method at that seed runs until it has spent B epochs (stopped trials' epochs included);
+    compute is also counted in trial-slot seconds (each trial's time_total_s, start-up included).
   - Anytime curve: after each reported epoch, the incumbent's full-length objective: the best
     final value of the trials that have run every epoch so far (a stopped trial has none).
   - Target: the median over random-search seeds of random search's best of --trials. Per seed,
@@ -18,8 +19,7 @@ every method, so seed s's methods train the same configs alike):
 Target to report against: a median speed-up >= 3x with the CI's lower bound above 1 on at least
 two tasks. GP and CMA-ES run only on tasks whose space is continuous, PBT and PB2 only on spaces of
 distributions, not define-by-run ones (losstune-sweep refuses the others; the line says so). PBT's
-and PB2's population is random search's trial count, each trial to the end: their curves end at
-the budget. --seed-noise checks a task first: see seed_agreement.
+and PB2's population is as many full-length trials as B affords (B // epochs), each to the end. --seed-noise checks a task first: see seed_agreement.
 The full protocol takes many hours on 2 cores. With --folder, each finished sweep's curve is kept
 there (TASK/METHOD-SEED.json, with the flags it ran with), and a later run with the same folder
 runs only the sweeps it lacks: the protocol can be run a few hours at a time. Seeds go in the
@@ -196,8 +196,9 @@ def method_fits(task: Task, method: str) -> str:
 
 def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: str, grace: int | None,
                 startup: int = STARTUP_TRIALS) -> list[str]:
-    """losstune-sweep's flags for one sweep of `method` at `seed`."""
-    asked = trials if method in ("random", *POPULATION) else 4 * trials  # the others stop at the budget
+    """losstune-sweep's flags for one sweep of `method` at `seed`: random search's `trials`, PBT's
+    and PB2's population of `trials`, more than the budget affords for the others (it stops them)."""
+    asked = trials if method in ("random", *POPULATION) else 4 * trials
     flags = [*METHODS[method], "--trials", str(asked), "--seed", str(seed if method == "random" else
                                                                      SAMPLER_SEED_OFFSET + seed)]
     if method != "random":
@@ -207,25 +208,41 @@ def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: 
     return task_args(task, seed, folder, extra) + flags + ["--name", f"{method}-{seed}"]
 
 
-def run_method(task: Task, method: str, seed: int, argv: list[str], trials: int) -> dict:
-    """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve,
-    stopped at the budget of `trials` full-length trials."""
+def full_length(task: Task, argv: list[str]) -> int:
+    """The epochs of a full-length trial of the sweep `argv`."""
     from losstune.ray_jobs import sweep_flags
     from losstune.trainables.families import load_family, make_config
 
     family = load_family(task.family)
-    epochs = make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv))).train.epochs
-    recorder = Recorder(family.objective.metric, family.objective.mode, epochs, budget=trials * epochs)
+    return make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv))).train.epochs
+
+
+def spent(run: dict) -> int:
+    """The epochs a run spent (its last point's count)."""
+    return int(run["points"][-1][0]) if run["points"] else 0
+
+
+def run_method(task: Task, method: str, seed: int, argv: list[str], budget: int) -> dict:
+    """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve,
+    stopped once it has spent `budget` epochs."""
+    from losstune.trainables.families import load_family
+
+    family = load_family(task.family)
+    recorder = Recorder(family.objective.metric, family.objective.mode, full_length(task, argv), budget=budget)
     started = time.time()
     run_sweep(argv, stop=recorder)
     return {"method": method, "seed": seed, "points": recorder.points, "budget": recorder.budget,
             "wall_s": time.time() - started}
 
 
-def without_storage(argv: list[str]) -> list[str]:
-    """The flags a run is compared by: where its sweep was stored does not change it."""
-    at = argv.index("--storage")
-    return argv[:at] + argv[at + 2:]
+def identity(argv: list[str]) -> list[str]:
+    """The flags a kept run is compared by: not where its sweep was stored, and not a population's
+    size, which follows from random search's kept run at that seed (compared itself)."""
+    argv = list(argv)
+    for flag in ("--storage", "--trials") if ("pbt" in argv or "pb2" in argv) else ("--storage",):
+        at = argv.index(flag)
+        del argv[at:at + 2]
+    return argv
 
 
 def recorded(path: str, argv: list[str]) -> dict | None:
@@ -238,7 +255,7 @@ def recorded(path: str, argv: list[str]) -> dict | None:
             run = json.load(f)
     except ValueError as err:
         raise ValueError(f"--folder: {path} is not a run's record ({err}); move it away to run that sweep again")
-    if run.get("argv") != without_storage(argv):
+    if run.get("argv") != identity(argv):
         raise ValueError(f"--folder: {path} was run with other flags ({' '.join(run.get('argv') or [])}); "
                          "use another folder for these")
     return run
@@ -248,7 +265,7 @@ def keep(path: str, run: dict, argv: list[str]) -> None:
     """Writes the run's record whole or not at all (an interrupted write leaves no half record)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(f"{path}.part", "w") as f:
-        json.dump({**run, "argv": without_storage(argv)}, f)
+        json.dump({**run, "argv": identity(argv)}, f)
     os.replace(f"{path}.part", path)
 
 
@@ -261,21 +278,22 @@ def summarise(runs: list[dict], mode: str) -> dict:
         by_method.setdefault(run["method"], []).append(run)
     random_finals = [r["points"][-1][2] for r in by_method["random"]]  # nan: no healthy full-length trial
     target = float(np.nanmedian(random_finals))
-    budget = by_method["random"][0]["budget"]
+    budget = {r["seed"]: spent(r) for r in by_method["random"]}  # per seed: what random search spent
     finals = [p[2] for r in runs for p in r["points"] if not math.isnan(p[2])]
     best = min(finals) if mode == "min" else max(finals)
     times = {m: [compute_to_target(r["points"], target, mode) for r in rs] for m, rs in by_method.items()}
     slots = {m: [compute_to_target(r["points"], target, mode, 1) for r in rs] for m, rs in by_method.items()}
     rows = {}
     for method, method_runs in by_method.items():
-        regrets = [regret_at(r["points"], budget, best) for r in method_runs]
+        regrets = [regret_at(r["points"], budget[r["seed"]], best) for r in method_runs if r["seed"] in budget]
         rows[method] = {"seeds": len(method_runs), "reached": sum(not math.isinf(t) for t in times[method]),
                         "speedup": speedup(times["random"], times[method]),
                         "ci": bootstrap_ci(times["random"], times[method]),
                         "speedup_slot_s": speedup(slots["random"], slots[method]),
                         "regret_median": float(np.nanmedian(regrets)),
                         "regret_iqr": tuple(float(q) for q in np.nanpercentile(regrets, [25, 75]))}
-    return {"target": target, "best": best, "budget": budget, "methods": rows}
+    return {"target": target, "best": best, "budget": max(budget.values()),
+            "budget_median": float(np.median(list(budget.values()))), "methods": rows}
 
 
 def plot(task_name: str, runs: list[dict], summary: dict, path: str, mode: str = "min") -> None:
@@ -308,7 +326,8 @@ def plot(task_name: str, runs: list[dict], summary: dict, path: str, mode: str =
 
 def print_summary(task_name: str, summary: dict, skipped: dict) -> None:
     print(f"{task_name}: target {summary['target']:.5g} (median of random search's best), best found "
-          f"{summary['best']:.5g}, budget {summary['budget']} epochs")
+          f"{summary['best']:.5g}, budget (random search's spend) median {summary['budget_median']:.0f} epochs, "
+          f"at most {summary['budget']}")
     for method, row in summary["methods"].items():
         low, high = row["ci"]
         print(f"  {method:<11} reached the target on {row['reached']} of {row['seeds']} seeds; speed-up over random "
@@ -395,9 +414,25 @@ def protocol(args: argparse.Namespace) -> tuple[dict, list]:
                         startup=QUICK["startup"])
     skipped = {name: {m: why for m in args.methods if (why := method_fits(TASKS[name], m))}
                for name in settings["tasks"]}
+    methods = ["random", *(m for m in args.methods if m != "random")]  # random first: it sets the budget
     sweeps = [(name, method, seed) for name in settings["tasks"] for seed in range(settings["seeds"])
-              for method in args.methods if method not in skipped[name]]
+              for method in methods if method not in skipped[name]]
     return {**settings, "skipped": skipped}, sweeps
+
+
+def with_budget(sweep: tuple, argv: list[str], runs: dict, settings: dict, folder: str, grace) -> tuple[list, int]:
+    """The sweep's flags and epoch budget: random search runs its trials; every other method gets
+    what random search spent at that seed (run first), and a population as many full-length
+    trials as that affords."""
+    name, method, seed = sweep
+    epochs = full_length(TASKS[name], argv)
+    if method == "random":
+        return argv, settings["trials"] * epochs
+    budget = spent(runs[(name, "random", seed)])
+    if method in POPULATION:
+        argv = method_argv(TASKS[name], method, seed, max(1, budget // epochs), settings["extra"],
+                           f"{folder}/{name}", grace, settings["startup"])
+    return argv, budget
 
 
 def run_path(folder: str, name: str, method: str, seed: int) -> str:
@@ -426,8 +461,9 @@ def main() -> None:
     if missing and not args.summary_only:
         start_local_ray()
     for s in [] if args.summary_only else missing:
-        runs[s] = run_method(TASKS[s[0]], s[1], s[2], argvs[s], settings["trials"])
-        keep(run_path(folder, *s), runs[s], argvs[s])
+        argv, budget = with_budget(s, argvs[s], runs, settings, folder, args.grace_epochs)
+        runs[s] = run_method(TASKS[s[0]], s[1], s[2], argv, budget)
+        keep(run_path(folder, *s), runs[s], argv)
         print(f"  {s[0]} {s[1]} seed {s[2]}: incumbent {runs[s]['points'][-1][2]:.5g} after "
               f"{runs[s]['points'][-1][0]} epochs, {runs[s]['wall_s']:.0f} s", flush=True)
     for name in settings["tasks"]:

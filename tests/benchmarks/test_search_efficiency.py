@@ -94,6 +94,32 @@ def test_summarise_takes_the_target_from_random_search_and_compares_every_method
     assert tpe["regret_median"] == pytest.approx(0.15) and random["regret_median"] == pytest.approx(0.2)
 
 
+def test_regret_is_at_what_random_search_spent_at_that_seed():
+    # random search's seed 1 spent 2 epochs (its other trials stopped early), seed 0 all 4: the
+    # method's regret at seed 1 is its incumbent after 2 epochs (0.5 - 0.3 = 0.2), at seed 0 after
+    # 4 (0.3 - 0.3 = 0); median of (0, 0.2) = 0.1
+    runs = [run("random", 0, [math.nan, 0.5, 0.5, 0.4]), run("random", 1, [math.nan, 0.6]),
+            run("tpe-asha", 0, [0.6, 0.4, 0.3, 0.3]), run("tpe-asha", 1, [0.5, 0.5, 0.3, 0.3])]
+    s = summarise(runs, "min")
+    assert s["budget"] == 4 and s["budget_median"] == 3.0
+    assert s["methods"]["tpe-asha"]["regret_median"] == pytest.approx(0.1)
+
+
+def test_every_method_gets_what_random_search_spent_at_its_seed_and_a_population_what_that_affords(tmp_path):
+    settings = {"trials": 32, "extra": (), "startup": 4}
+    runs = {("lc_weights", "random", 3): fake_run(None, "random", 3, [], 0)}
+    runs[("lc_weights", "random", 3)]["points"][-1][0] = 163  # 27 of 32 trials stopped after 3 epochs
+    argv = {m: search_efficiency.method_argv(search_efficiency.TASKS["lc_weights"], m, 3, 32, (), str(tmp_path), None)
+            for m in ("random", "tpe-asha", "pbt")}
+    with_budget = search_efficiency.with_budget
+    assert with_budget(("lc_weights", "random", 3), argv["random"], runs, settings, str(tmp_path), None) == \
+        (argv["random"], 320)  # 32 trials x 10 epochs: it runs them all
+    assert with_budget(("lc_weights", "tpe-asha", 3), argv["tpe-asha"], runs, settings, str(tmp_path), None) == \
+        (argv["tpe-asha"], 163)
+    pbt, budget = with_budget(("lc_weights", "pbt", 3), argv["pbt"], runs, settings, str(tmp_path), None)
+    assert budget == 163 and pbt[pbt.index("--trials") + 1] == "16"  # 16 full-length trials fit in 163 epochs
+
+
 def test_the_anytime_plot_is_written(tmp_path):
     runs = [run("random", 0, [math.nan, 0.5, 0.5, 0.4]), run("random", 1, [math.nan, 0.6, 0.6, 0.6]),
             run("tpe-asha", 0, [0.6, 0.4, 0.3, 0.3]), run("tpe-asha", 1, [0.5, 0.5, 0.5, 0.5])]
@@ -156,7 +182,7 @@ def test_summary_only_needs_the_folder_of_earlier_runs(monkeypatch, capsys, tmp_
         f"search_efficiency.py: error: --folder: {tmp_path / 'file'} is a file, not a folder"
 
 
-def fake_run(task, method, seed, argv, trials):
+def fake_run(task, method, seed, argv, budget):
     """A sweep's record without Ray: the incumbent reaches 1.0 - seed / 10 at epoch 2 of a 4-epoch budget."""
     return {"method": method, "seed": seed, "points": [[1, 1.0, math.nan], [2, 2.0, 1.0 - seed / 10],
                                                        [3, 3.0, 1.0 - seed / 10], [4, 4.0, 1.0 - seed / 10]],

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 
+import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.hyperband import _Bracket
 from ray.tune.schedulers.pb2 import PB2
@@ -39,6 +40,8 @@ def make_scheduler(plan: SweepPlan, space=None):
         return DefaultKeepingHyperBand(plan.default_point, time_attr="epoch", max_t=plan.epochs,
                                        reduction_factor=REDUCTION_FACTOR)
     population = dict(time_attr="epoch", perturbation_interval=grace, quantile_fraction=0.25, log_config=False)
+    if plan.scheduler in ("pbt", "pb2"):
+        seed_population_draws(plan.seed)
     if plan.scheduler == "pbt":
         return DefaultKeepingPBT(plan.default_point, plan.storage, plan.epochs, hyperparam_mutations=mutations(space),
                                  custom_explore_fn=within(space), **population)
@@ -46,6 +49,14 @@ def make_scheduler(plan: SweepPlan, space=None):
         return DefaultKeepingPB2(plan.default_point, plan.storage, plan.epochs, hyperparam_bounds=bounds(space),
                                  **population)
     return None
+
+
+def seed_population_draws(seed: int) -> None:
+    """Tune's PBT picks donors and perturbations with Python's global `random`, PB2 and a resampled
+    distribution with NumPy's: seeded with the sweep's --seed, a rerun draws the same ones where its
+    results arrive in the same order (they arrive as trials finish epochs, so only then)."""
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def is_default(trial, default_point: dict) -> bool:

@@ -95,6 +95,22 @@ def test_explore_stays_inside_the_space():
                                                                                                    "steps": 2}
 
 
+def test_a_population_sweep_of_one_seed_draws_the_same_perturbations():
+    from ray.tune.schedulers.pbt import _explore
+
+    from losstune.ray_jobs.schedulers import make_scheduler
+
+    def explored(seed: int) -> list:
+        plan = SimpleNamespace(scheduler="pbt", seed=seed, grace_epochs=2, epochs=8, default_point=DEFAULT,
+                               storage="/tmp/sweeps")
+        make_scheduler(plan, SPACE)  # seeds the draws
+        config = {"optim": {"lr": 1e-3, "steps": 2}, "schedule": {"kind": "cosine"}}
+        return [_explore(config, mutations(SPACE), 0.25, [1.2, 0.8], within(SPACE))[0] for _ in range(5)]
+
+    assert explored(7) == explored(7)
+    assert explored(7) != explored(8)
+
+
 def test_a_continued_run_is_named_by_its_trial_and_the_donors_checkpoint():
     assert run_name("b_00001", None) == "b_00001"
     donor = ray.train.Checkpoint("/s/x/trainer_runs/b_00003-from-b_00000-checkpoint_4/checkpoint_7")

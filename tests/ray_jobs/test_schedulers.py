@@ -8,7 +8,8 @@ import ray.train
 from ray import tune
 
 from losstune.ray_jobs.results import lineage, lr_by_epoch
-from losstune.ray_jobs.schedulers import DefaultKeepingHyperBand, DefaultKeepingPBT, bounds, mutations, within
+from losstune.ray_jobs.schedulers import (DefaultKeepingASHA, DefaultKeepingHyperBand, DefaultKeepingPBT, bounds,
+                                          mutations, within)
 from losstune.trainables.driver import run_name
 
 DEFAULT = {"optim/lr": 1e-3}
@@ -45,6 +46,30 @@ def test_hyperband_fills_a_bracket_once_and_keeps_the_default_out_of_them():
     assert second is not first and second._r == 2  # the next bracket: a first rung at epoch 2
     controller = SimpleNamespace(get_trials=lambda: [default, *trials])
     assert scheduler.choose_trial_to_run(controller) is default  # the default runs first, in no bracket
+
+
+def test_asha_forgets_a_trial_its_health_check_stopped():
+    # rung at epoch 2, reduction factor 3: a trial continues when it is at least as good as the
+    # 67th percentile (of -loss) of those recorded, i.e. in their best third
+    asha = DefaultKeepingASHA({"optim/lr": 0.0}, metric="loss", mode="min", time_attr="epoch", max_t=10,
+                              grace_period=2, reduction_factor=3)
+    fast = [Trial(1e-3 * (i + 1)) for i in range(3)]
+    healthy = Trial(5e-3)
+    for trial in [*fast, healthy]:
+        trial.trial_id = f"t{trial.config['optim']['lr']}"
+        asha.on_trial_add(None, trial)
+    for trial, loss in zip(fast, (0.33, 0.32, 0.31)):  # each better than those before it: all continue
+        assert asha.on_trial_result(None, trial, {"epoch": 2, "loss": loss}) == "CONTINUE"
+    # the fast three stop themselves at epoch 3 (loss imbalance): their epoch-2 values are forgotten
+    for trial in fast:
+        asha.on_trial_result(None, trial, {"epoch": 3, "loss": 0.26, "stop_reason": "loss_imbalance"})
+        asha.on_trial_complete(None, trial, {"epoch": 3, "loss": 0.26, "stop_reason": "loss_imbalance"})
+    # else 0.41 would be cut against the 67th percentile of (-0.33, -0.32, -0.31), about -0.317
+    assert asha.on_trial_result(None, healthy, {"epoch": 2, "loss": 0.41}) == "CONTINUE"
+    late = Trial(6e-3)
+    late.trial_id = "late"
+    asha.on_trial_add(None, late)
+    assert asha.on_trial_result(None, late, {"epoch": 2, "loss": 0.45}) == "STOP"  # behind the healthy 0.41
 
 
 def pbt_population(scores: dict[float, float]):

@@ -8,7 +8,9 @@ import math
 import os
 
 from losstune.ray_jobs.flags import UsageError
-from losstune.ray_jobs.plan import SweepPlan
+from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
+
+TRIAL_SLOTS = "losstune_trial_slots"  # one unit on the local Ray and on cluster.yaml's head
 
 
 def start_ray(verbose: bool) -> None:
@@ -57,7 +59,7 @@ def start_local_ray(verbose: bool = False) -> None:
         os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
 
     watcher = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
-    ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=verbose,
+    ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_SLOTS: 1}, log_to_driver=verbose,
              runtime_env={"worker_process_setup_hook": pin_ray_address, "env_vars": {PREEMPTION_WATCHER_ENV: watcher}})
 
 
@@ -93,4 +95,20 @@ def fit_to_cluster(plan: SweepPlan) -> SweepPlan:
                          "s3://..., gs://... or an absolute path on shared storage (NFS)")
     fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
     concurrency = plan.max_concurrent or max(1, min(fits, plan.trials))
+    if plan.scheduler in POPULATION_SCHEDULERS and plan.trials > concurrency:
+        resources = dataclasses.replace(resources, slot_resource=TRIAL_SLOTS,
+                                        slot_share=population_turns(plan.trials, concurrency, have))
     return dataclasses.replace(plan, resources=resources, max_concurrent=concurrency)
+
+
+def population_turns(trials: int, concurrency: int, have: dict) -> float:
+    """Each PBT driver's share of TRIAL_SLOTS when the population is larger than what runs at
+    once. Tune makes the whole population at once and starts every trial whose driver fits; a
+    driver holds a tenth of a CPU, so on 2 CPUs 16 drivers would start and 14 of their
+    TorchTrainers would time out waiting for workers. Ray takes custom resources in steps of
+    1e-4: the share is rounded down, so `concurrency` shares fit in the unit and one more does not."""
+    if TRIAL_SLOTS not in have:
+        raise UsageError(f"--trials: a population of {trials} is more than the {concurrency} trials that run at "
+                         f"once, and this Ray has no {TRIAL_SLOTS} resource for them to take turns by (cluster.yaml "
+                         f"gives the head one unit); give --trials {concurrency} or add it")
+    return math.floor(1e4 / concurrency) / 1e4

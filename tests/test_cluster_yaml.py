@@ -7,6 +7,8 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import validate_config
 
+from losstune.ray_jobs.cluster import TRIAL_SLOTS
+
 from tests.ray_nodes import RAY_CLI, free_ports, run_shell, stop_nodes
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster.yaml"
@@ -25,6 +27,7 @@ def test_head_is_on_demand_cpu_and_hosts_the_drivers(cluster):
     head = cluster["available_node_types"][cluster["head_node_type"]]
     assert "InstanceMarketOptions" not in head["node_config"]
     assert head["resources"]["CPU"] == 0 and head["resources"]["losstune_driver"] >= 1
+    assert head["resources"][TRIAL_SLOTS] == 1  # the unit a PBT population's drivers share
 
 
 def test_gpu_workers_autoscale_from_zero_on_spot(cluster):

@@ -37,9 +37,15 @@ class TrialResources:
     # A custom resource the cluster gives its head node (cluster.yaml: losstune_driver): drivers
     # then hold one unit of it instead of CPU, so they sit on the head, not on GPU workers.
     driver_resource: str = ""
+    # A PBT population larger than the trials that fit takes turns: each driver also holds this
+    # share of the one unit of a custom resource the Ray has (ray_jobs/cluster.py: TRIAL_SLOTS),
+    # so only as many drivers as fit run at once; the rest wait, PENDING or PAUSED, for PBT.
+    slot_resource: str = ""
+    slot_share: float = 0.0
 
     def driver(self) -> dict:
-        return {"CPU": 0.0, self.driver_resource: 1.0} if self.driver_resource else {"CPU": self.driver_cpus}
+        need = {"CPU": 0.0, self.driver_resource: 1.0} if self.driver_resource else {"CPU": self.driver_cpus}
+        return {**need, self.slot_resource: self.slot_share} if self.slot_resource else need
 
     def per_worker(self) -> dict:
         return {"CPU": self.cpus_per_worker, "GPU": self.gpus_per_worker}

@@ -18,10 +18,10 @@ def fake_cluster(monkeypatch, *nodes):
     monkeypatch.setattr(ray, "cluster_resources", lambda: total)
 
 
-def plan(storage_arg="/shared/results", **resources) -> SweepPlan:
+def plan(storage_arg="/shared/results", scheduler="asha", trials=32, **resources) -> SweepPlan:
     """A plan of 32 trials; only what fitting it to a cluster reads is set."""
     return SweepPlan(family="hdr_patch", space="caps", preset="", base={}, objective={}, objectives=[],
-                     default_point={}, epochs=10, trials=32, search="optuna", scheduler="asha", seed=0,
+                     default_point={}, epochs=10, trials=trials, search="optuna", scheduler=scheduler, seed=0,
                      grace_epochs=None, startup_trials=8, smoke_test=False, name="s", storage="/shared/results",
                      storage_arg=storage_arg, resources=TrialResources(**resources))
 
@@ -31,6 +31,26 @@ def test_drivers_go_to_the_head_when_the_cluster_offers_the_driver_resource(monk
     fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1))
     assert fitted.max_concurrent == 2  # two GPU nodes, one trial each
     assert fitted.resources.driver() == {"CPU": 0.0, "losstune_driver": 1.0}
+
+
+def test_a_pbt_population_larger_than_what_fits_takes_turns_by_the_trial_slot(monkeypatch):
+    # 2 CPUs, a worker 0.9 + its driver 0.1: 2 trials at once. Each driver holds half the one unit
+    # of losstune_trial_slots, so a third driver cannot start until one of the two is paused or ends
+    fake_cluster(monkeypatch, {"CPU": 2.0, cluster.TRIAL_SLOTS: 1.0})
+    fitted = cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9))
+    assert fitted.max_concurrent == 2
+    assert fitted.resources.driver() == {"CPU": 0.1, cluster.TRIAL_SLOTS: 0.5}
+    # 3 at once: Ray counts custom resources in steps of 1e-4; 3 x 0.3333 fit in 1, a 4th does not
+    fake_cluster(monkeypatch, {"CPU": 3.0, cluster.TRIAL_SLOTS: 1.0})
+    assert cluster.fit_to_cluster(plan(scheduler="pb2", trials=16, cpus_per_worker=0.9)).resources.slot_share == 0.3333
+    # a population that fits, and every other scheduler: no turns, drivers as before
+    assert cluster.fit_to_cluster(plan(scheduler="pbt", trials=3, cpus_per_worker=0.9)).resources.driver() == {"CPU": 0.1}
+    assert cluster.fit_to_cluster(plan(trials=16, cpus_per_worker=0.9)).resources.driver() == {"CPU": 0.1}
+    # a cluster without the resource: refused before any trial starts, with what to do
+    fake_cluster(monkeypatch, {"CPU": 2.0})
+    with pytest.raises(UsageError, match="--trials: a population of 16 is more than the 2 trials that run at once, "
+                                         "and this Ray has no losstune_trial_slots resource"):
+        cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9))
 
 
 def test_fractional_gpus_pack_trials(monkeypatch):

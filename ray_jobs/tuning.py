@@ -229,7 +229,23 @@ class HealthAwareOptunaSearch(OptunaSearch):
             add_prior_trials(study, self.priors, space_distributions(self.prior_space)[0])
             study.set_user_attr("warm_start_trials", len(self.priors))
 
+    def on_trial_result(self, trial_id: str, result: dict):
+        self._note_if_told(trial_id)
+        super().on_trial_result(trial_id, result)
+
+    def _note_if_told(self, trial_id: str) -> None:
+        """A sweep driver killed after Optuna was told a trial's end but before Tune saved that
+        trial runs it again on --resume (its run only reports its end once more). Ray's check for
+        an ended trial reads the searcher's state, saved before the end; reporting to a finished
+        Optuna trial raises and ends the sweep. The study is the record: it has the answer."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None or trial_id in self._completed_trials:
+            return
+        if self._ot_study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+            self._completed_trials.add(trial_id)  # Ray then ignores its results and its end
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        self._note_if_told(trial_id)
         result = result or {}
         if error or result.get("stop_reason"):
             return super().on_trial_complete(trial_id, result=None, error=True)

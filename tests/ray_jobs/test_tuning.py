@@ -35,6 +35,23 @@ def test_completed_pruned_and_failed_trials():
     assert trials[1].intermediate_values == {1: 1.0, 2: 0.5} and trials[1].value == 0.5
 
 
+def test_a_trial_resumed_after_optuna_was_told_its_end_changes_nothing():
+    # the sweep's driver was killed after Optuna recorded trial t's end but before Tune saved it:
+    # on --resume the searcher's state is the one saved before the end, and t reports its end again
+    searcher = HealthAwareOptunaSearch(space=optuna_space({"x": tune.uniform(0, 1)}), metric="val/loss", mode="min",
+                                       sampler=optuna.samplers.RandomSampler(seed=0), full_length=2)
+    searcher.suggest("t")
+    saved = set(searcher._completed_trials)  # the searcher state Tune had saved
+    for epoch in (1, 2):
+        searcher.on_trial_result("t", {"val/loss": 0.5 / epoch, "epoch": epoch, "training_iteration": epoch})
+    searcher.on_trial_complete("t", result={"val/loss": 0.25, "epoch": 2})
+    searcher._completed_trials = saved  # resumed
+    searcher.on_trial_result("t", {"val/loss": 0.25, "epoch": 2, "training_iteration": 3})  # raised before
+    searcher.on_trial_complete("t", result={"val/loss": 0.25, "epoch": 2})
+    (trial,) = searcher._ot_study.trials
+    assert trial.state == State.COMPLETE and trial.value == 0.25 and trial.intermediate_values == {1: 0.5, 2: 0.25}
+
+
 @pytest.mark.parametrize("search, sampler", [("gp", optuna.samplers.GPSampler),
                                              ("cmaes", optuna.samplers.CmaEsSampler)])
 def test_gp_and_cmaes_see_the_pruned_trials_as_pruned(search, sampler):

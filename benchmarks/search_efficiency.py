@@ -19,7 +19,8 @@ every method, so seed s's methods train the same configs alike):
 Target to report against: a median speed-up >= 3x with the CI's lower bound above 1 on at least
 two tasks. GP and CMA-ES run only on tasks whose space is continuous, PBT and PB2 only on spaces of
 distributions, not define-by-run ones (losstune-sweep refuses the others; the line says so). PBT's
-and PB2's population is as many full-length trials as B affords (B // epochs), each to the end. --seed-noise checks a task first: see seed_agreement.
+and PB2's population is as many full-length trials as B affords (B // epochs), each to the end.
+--seed-noise checks a task first: see seed_agreement.
 The full protocol takes many hours on 2 cores. With --folder, each finished sweep's curve is kept
 there (TASK/METHOD-SEED.json, with the flags it ran with), and a later run with the same folder
 runs only the sweeps it lacks: the protocol can be run a few hours at a time. Seeds go in the
@@ -239,7 +240,8 @@ def identity(argv: list[str]) -> list[str]:
     """The flags a kept run is compared by: not where its sweep was stored, and not a population's
     size, which follows from random search's kept run at that seed (compared itself)."""
     argv = list(argv)
-    for flag in ("--storage", "--trials") if ("pbt" in argv or "pb2" in argv) else ("--storage",):
+    population = argv[argv.index("--scheduler") + 1] in POPULATION
+    for flag in ("--storage", "--trials") if population else ("--storage",):
         at = argv.index(flag)
         del argv[at:at + 2]
     return argv

@@ -21,7 +21,7 @@ from ray.tune.schedulers.hyperband import _Bracket
 from ray.tune.schedulers.pb2 import PB2
 from ray.tune.search.sample import Categorical, Domain, Integer
 
-from losstune.ray_jobs.plan import SweepPlan
+from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.trainables.config import flatten, unflatten
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def make_scheduler(plan: SweepPlan, space=None):
         return DefaultKeepingHyperBand(plan.default_point, time_attr="epoch", max_t=plan.epochs,
                                        reduction_factor=REDUCTION_FACTOR)
     population = dict(time_attr="epoch", perturbation_interval=grace, quantile_fraction=0.25, log_config=False)
-    if plan.scheduler in ("pbt", "pb2"):
+    if plan.scheduler in POPULATION_SCHEDULERS:
         seed_population_draws(plan.seed)
     if plan.scheduler == "pbt":
         return DefaultKeepingPBT(plan.default_point, plan.storage, plan.epochs, hyperparam_mutations=mutations(space),

@@ -36,7 +36,8 @@ from losstune.trainables.loop_config import check_precision
 from losstune.trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
 from losstune.trainables.optimizer_groups import TrainedGroup, prepare_groups
 from losstune.trainables.timeline import mark, process_started_at
-from losstune.trainables.worker_setup import keep_freed_memory, make_accelerator, make_loaders, matplotlib_hidden
+from losstune.trainables.worker_setup import (ShuffleOrder, keep_freed_memory, make_accelerator, make_loaders,
+                                              matplotlib_hidden)
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
 
@@ -123,6 +124,7 @@ def set_up(family: Family, overrides: dict) -> tuple[Run, DataLoader, DataLoader
         parts = family.build(cfg)
     mark("data_and_model_built")
     train_loader, val_loader = make_loaders(parts, cfg)
+    shuffle = ShuffleOrder(train_loader.generator)  # the generator Accelerate's prepared loader keeps using
     # Counted on the unsharded loader: Accelerate steps a prepared scheduler once per process.
     total_steps = cfg.train.epochs * len(train_loader)
     model, train_loader, val_loader = accelerator.prepare(parts.model, train_loader, val_loader)
@@ -132,8 +134,9 @@ def set_up(family: Family, overrides: dict) -> tuple[Run, DataLoader, DataLoader
     run.ema = make_ema(accelerator.unwrap_model(model), opt.ema_decay) if opt.ema_decay else None
     run.noise = (GradientNoise(opt.grad_noise_sigma, opt.grad_noise_decay, cfg.train.seed, accelerator.device)
                  if opt.grad_noise_sigma else None)
-    # Checkpointed beside the model, in this order: the EMA weights, each plateau, the noise's generator.
-    for extra in (run.ema, *(g.plateau for g in groups), run.noise):
+    # Checkpointed beside the model, in this order: the EMA weights, each plateau, the noise's
+    # generator, the training data's order.
+    for extra in (run.ema, *(g.plateau for g in groups), run.noise, shuffle):
         if extra is not None:
             accelerator.register_for_checkpointing(extra)
     # From here each worker draws its own randomness (timesteps, noise, augmentation, dropout): with

@@ -102,6 +102,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere; Linux reports KiB
 
 
+class ShuffleOrder:
+    """The training loader's shuffling generator, checkpointed through Accelerate
+    (`register_for_checkpointing` wants state_dict / load_state_dict; a Generator has neither).
+    Without it a resumed run draws epoch 1's order again where the uninterrupted run draws the
+    next epoch's, and ends elsewhere."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
 def make_loaders(parts, cfg) -> tuple[DataLoader, DataLoader]:
     """The training loader (shuffled from train.seed, whole batches only) and the validation loader."""
     train_loader = DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,

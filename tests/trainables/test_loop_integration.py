@@ -140,6 +140,19 @@ def test_a_finished_run_started_again_reports_its_end_once_more(local_ray, tmp_p
     assert seen(log)[-1]["checkpoint"] is False  # a report, not a new checkpoint
 
 
+def test_a_run_that_lost_its_worker_ends_where_an_uninterrupted_run_does(local_ray, tmp_path, inject_faults):
+    # the resumed worker must draw epoch 3's shuffle, not epoch 1's again: same data order, same
+    # weights, the same final numbers to the last bit (one CPU worker is deterministic)
+    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 3, "checkpoint_every": 1}})
+    straight = fit("hdr_patch", config, tmp_path, "straight", tmp_path / "straight.jsonl")
+    inject_faults(crash_at_epoch=3)
+    resumed = fit("hdr_patch", config, tmp_path, "resumed", tmp_path / "resumed.jsonl", max_failures=1)
+    assert resumed.metrics["restarts"] == 1 and straight.metrics["restarts"] == 0
+    objective = load_family("hdr_patch").objective.metric
+    for name in ("train/loss", objective):
+        assert resumed.metrics[name] == straight.metrics[name], name
+
+
 def accelerate_mode(config):
     import torch
 

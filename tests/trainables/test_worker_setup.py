@@ -85,3 +85,23 @@ def test_matplotlib_already_loaded_is_left_alone():
     with matplotlib_hidden():
         assert sys.modules["matplotlib"] is matplotlib
     assert sys.modules["matplotlib"] is matplotlib
+
+
+def test_the_shuffle_order_restored_from_a_checkpoint_draws_the_next_epochs_order():
+    import torch
+    from torch.utils.data import DataLoader
+
+    from losstune.trainables.worker_setup import ShuffleOrder
+
+    def loader():
+        return DataLoader(list(range(16)), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(7))
+
+    uninterrupted = loader()
+    epoch1, epoch2 = (next(iter(uninterrupted)).tolist() for _ in range(2))
+    crashed = loader()
+    next(iter(crashed))
+    saved = ShuffleOrder(crashed.generator).state_dict()
+    resumed = loader()  # a restarted worker builds its loader from the seed again...
+    ShuffleOrder(resumed.generator).load_state_dict(saved)  # ...and Accelerate's load_state restores the order
+    assert epoch1 != epoch2  # otherwise the check below could not fail
+    assert next(iter(resumed)).tolist() == epoch2

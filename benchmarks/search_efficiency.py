@@ -23,9 +23,9 @@ and PB2's population is as many full-length trials as B affords (B // epochs), e
 --seed-noise checks a task first: see seed_agreement.
 The full protocol takes many hours on 2 cores. With --folder, each finished sweep's curve is kept
 there (TASK/METHOD-SEED.json, with the flags it ran with), and a later run with the same folder
-runs only the sweeps it lacks: the protocol can be run a few hours at a time. Seeds go in the
-outer loop, so an interrupted run leaves every method at the same seeds. --summary-only prints the
-figures of what the folder holds.
+runs only the sweeps it lacks (a sweep it was stopped in runs again from the start): the protocol
+can be run a few hours at a time. Seeds go in the outer loop, so an interrupted run leaves every
+method at the same seeds. --summary-only prints the figures of what the folder holds.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -441,6 +442,17 @@ def run_path(folder: str, name: str, method: str, seed: int) -> str:
     return os.path.join(folder, name, f"{method}-{seed}.json")
 
 
+def discard_unfinished(folder: str, name: str, method: str, seed: int) -> None:
+    """A sweep's folder without its record is one this script was stopped in. Its curve went with
+    the process, and the sweep CLI refuses an existing --name, so it runs again from the start
+    (resuming it would not give the anytime curve of one uninterrupted sweep)."""
+    sweep = os.path.join(folder, name, f"{method}-{seed}")
+    if os.path.isdir(sweep):
+        print(f"  {name} {method} seed {seed}: unfinished in an earlier run; running it again from the start",
+              flush=True)
+        shutil.rmtree(sweep)
+
+
 def main() -> None:
     args = parse_args()
     settings, sweeps = protocol(args)
@@ -463,6 +475,7 @@ def main() -> None:
     if missing and not args.summary_only:
         start_local_ray()
     for s in [] if args.summary_only else missing:
+        discard_unfinished(folder, *s)
         argv, budget = with_budget(s, argvs[s], runs, settings, folder, args.grace_epochs)
         runs[s] = run_method(TASKS[s[0]], s[1], s[2], argv, budget)
         keep(run_path(folder, *s), runs[s], argv)

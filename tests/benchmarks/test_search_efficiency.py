@@ -210,6 +210,27 @@ def test_a_folder_keeps_each_sweep_and_a_rerun_runs_only_the_missing_ones(monkey
     assert len(ran) == 3 and "3 of 3 kept there, 0 to run" in capsys.readouterr().out
 
 
+def test_a_sweep_the_script_was_stopped_in_runs_again_from_the_start(monkeypatch, capsys, tmp_path):
+    # seeds 0 and 1 kept; seed 2's sweep folder was left without its record when the script was stopped
+    monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: None)
+    monkeypatch.setattr(search_efficiency, "run_method", fake_run)
+    flags = ["search_efficiency.py", "--tasks", "lc_weights", "--methods", "random", "--folder", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "2"])
+    search_efficiency.main()
+    unfinished = tmp_path / "lc_weights" / "random-2"
+    unfinished.mkdir()
+    (unfinished / "experiment_state.json").write_text("{}")
+    seen_then = []
+    monkeypatch.setattr(search_efficiency, "run_method",
+                        lambda *a: seen_then.append(unfinished.exists()) or fake_run(*a))
+    monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3"])
+    search_efficiency.main()
+    assert seen_then == [False]  # the sweep CLI would refuse its --name while the folder is there
+    out = capsys.readouterr().out
+    assert "2 of 3 kept there, 1 to run" in out and "random seed 2: unfinished in an earlier run; running it again" in out
+    assert (tmp_path / "lc_weights" / "random-2.json").exists()
+
+
 def test_a_folder_of_another_protocol_is_refused_before_ray_starts(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(search_efficiency, "start_local_ray", lambda: None)
     monkeypatch.setattr(search_efficiency, "run_method", fake_run)

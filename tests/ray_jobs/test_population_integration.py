@@ -1,6 +1,8 @@
 """Population Based Training and HyperBand sweeps on a real local Ray: a PBT trial continues a
 better trial's checkpoint with mutated settings, and its history says so."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -13,8 +15,18 @@ FOUR_AT_ONCE = ["--trials", "4", "--cpus-per-worker", "0.4"]
 
 
 def test_pbt_exploits_and_the_exploited_trial_continues_from_the_donors_epoch(local_ray, tmp_path, capsys):
+    # PBT exploits a trial only when it is in the lower quantile at its own perturbation, ranked
+    # against the others' last scores, which may be an epoch behind (a lower loss, as losses fall).
+    # Sampled trials differ by less than an epoch's progress in a smoke test, so whether one is
+    # exploited depended on the order their epochs finished in (CI once saw none). A trial at the
+    # space's lowest rate and longest warmup beside one at its highest trails every epoch of the
+    # others, so it is the lower quantile whenever it reports.
+    points = tmp_path / "points.json"
+    points.write_text(json.dumps([{"optim/lr": 1e-5, "schedule/warmup_frac": 0.2},
+                                  {"optim/lr": 1e-3, "schedule/warmup_frac": 0.0}]))
     code = sweep.main(["latent_conditioner", "--space", "schedule", "--scheduler", "pbt", *FOUR_AT_ONCE, "--smoke-test",
-                       "--epochs", "4", "--grace-epochs", "1", "--storage", str(tmp_path), "--name", "pbt"])
+                       "--epochs", "4", "--grace-epochs", "1", "--enqueue", str(points),
+                       "--storage", str(tmp_path), "--name", "pbt"])
     out = capsys.readouterr().out
     assert code == 0
     trials = pd.read_parquet(tmp_path / "pbt" / "trials.parquet")

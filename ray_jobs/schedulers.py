@@ -68,8 +68,8 @@ class DefaultKeepingASHA(AsyncHyperBandScheduler):
     rung would compare the best trial's last epoch with the default's second one), and that
     forgets a trial its family's health check stopped, or that failed.
 
-    Why forget: such a trial is no valid sample of the objective (the Optuna searcher is told FAIL
-    for it), yet Tune's rungs keep its early values, and other trials are cut against them. On
+    Why forget: such a trial is no valid sample of the objective (the Optuna searcher is told it is
+    infeasible), yet Tune's rungs keep its early values, and other trials are cut against them. On
     latent_conditioner `weights` the trials that later stop for loss imbalance are the fastest
     early (0.31-0.33 at epoch 2 against the healthy 0.41-0.42): kept in the rung, they cut every
     healthy trial but the default at epoch 2 and then stopped themselves at epoch 3."""

@@ -10,6 +10,7 @@ import sys
 import threading
 import warnings
 
+import optuna
 import ray.tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -17,6 +18,8 @@ from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.schedulers import make_scheduler
 from losstune.ray_jobs.study import STUDY_FILE, name_metrics
 from losstune.trainables.families import load_family
+
+HEALTH_CONSTRAINT = "healthy"  # an Optuna constraint: > 0 for a trial its health check stopped
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
@@ -116,8 +119,6 @@ def plan_space(plan: SweepPlan):
 
 
 def make_sampler(plan: SweepPlan):
-    import optuna
-
     if plan.search == "optuna":
         return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup_trials)
     if plan.search == "optuna-grouped":
@@ -160,8 +161,6 @@ def fail_orphaned_trials(storage: str, name: str) -> int:
     """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
     driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
     so the study holds no trial that looks alive. Returns how many."""
-    import optuna
-
     study = optuna.load_study(study_name=name, storage=study_storage(storage, name))
     orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
     for number in orphans:
@@ -198,16 +197,28 @@ class DiskGuard(ray.tune.Callback):
 
 
 class HealthAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna FAIL for a trial that errored or stopped unhealthy, and
-    PRUNED for one a scheduler stopped before `full_length` epochs.
+    """OptunaSearch that tells Optuna FAIL for a trial that errored, PRUNED and infeasible for one
+    its family's health check stopped, and PRUNED for one a scheduler stopped before
+    `full_length` epochs.
 
     Ray's OptunaSearch records a trial that errored after reporting as COMPLETE with its last
-    value, so a diverged trial could become the study's best; a trial that ended with a
-    `stop_reason` (non-finite loss, overflow, ...) is no valid sample of the objective either.
-    It also records an ASHA-stopped trial as COMPLETE with its value at the epoch it was stopped,
-    which TPE then ranks against full-length trials as if it were final. Pruned, Optuna keeps its
-    reported epochs (intermediate values) and TPE ranks it behind the trials that ran to the end.
-    (Multi-objective studies take no intermediate values; there the stopped trial stays COMPLETE.)
+    value, so a diverged trial could become the study's best. It also records an ASHA-stopped
+    trial as COMPLETE with its value at the epoch it was stopped, which TPE then ranks against
+    full-length trials as if it were final. Pruned, Optuna keeps its reported epochs
+    (intermediate values) and TPE ranks it behind the trials that ran to the end. (Multi-objective
+    studies take no intermediate values; there the stopped trial stays COMPLETE.)
+
+    A trial that ended with a `stop_reason` (non-finite loss, one loss term taking over, ...) is
+    no valid sample of the objective, but it is a finding about its settings: the seeds' failure
+    modes belong to regions of the space. Told FAIL, TPE ignored it. On latent_conditioner
+    `weights`, where 28-36 of a TPE sweep's 36-47 trials stopped unhealthy, its 4 start-up trials
+    (it counts COMPLETE and PRUNED ones) took until trial 11-21, and then it modelled the few
+    healthy trials while the unhealthy region stayed invisible. So such a trial is PRUNED with the
+    constraint `healthy` violated: TPE ranks an infeasible trial behind every feasible one, and
+    no study gives it as a best (GP models COMPLETE trials only, so it ignores the trial as it
+    did a FAIL one). CMA-ES knows no constraints and would rank it by its last value (unhealthy
+    trials are often the fastest early), so under CMA-ES it stays FAIL. Its `stop_reason` is a
+    user attribute of the Optuna trial.
     """
 
     def __init__(self, *args, full_length: int | None = None, priors: list = (), prior_space=None, **kwargs):
@@ -247,12 +258,22 @@ class HealthAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         self._note_if_told(trial_id)
         result = result or {}
-        if error or result.get("stop_reason"):
+        if error:
             return super().on_trial_complete(trial_id, result=None, error=True)
+        if result.get("stop_reason") and trial_id not in self._completed_trials:
+            return self._tell_unhealthy(trial_id, result["stop_reason"])
         stopped_early = self.full_length and result.get("epoch", self.full_length) < self.full_length
         if stopped_early and not isinstance(self.metric, list):
             return super().on_trial_complete(trial_id, result=None, error=False)  # Ray: PRUNED
         return super().on_trial_complete(trial_id, result=result or None, error=error)
+
+    def _tell_unhealthy(self, trial_id: str, stop_reason: str) -> None:
+        trial = self._ot_trials[trial_id]
+        trial.set_user_attr("stop_reason", stop_reason)
+        if isinstance(self._sampler, optuna.samplers.CmaEsSampler):
+            return super().on_trial_complete(trial_id, result=None, error=True)  # Ray: FAIL
+        trial.set_constraint(HEALTH_CONSTRAINT, 1.0)  # > 0: violated
+        return super().on_trial_complete(trial_id, result=None, error=False)  # Ray: PRUNED
 
 
 class CtrlC:

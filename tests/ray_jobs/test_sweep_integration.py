@@ -99,7 +99,7 @@ def seed_0_or_2(trial):
     trial.suggest_categorical("train/seed", [0, 2])
 
 
-def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch,
+def test_nan_trial_is_stopped_and_infeasible_in_optuna_while_the_sweep_finishes(local_ray, tmp_path, monkeypatch,
                                                                             inject_faults):
     monkeypatch.setitem(hdr_spaces.SPACES, "seed_test", seed_0_or_2)
     inject_faults(nan_at_step=2, when={"train.seed": 2})  # the trial at seed 2 goes NaN at its second step
@@ -117,9 +117,10 @@ def test_nan_trial_is_stopped_and_fails_in_optuna_while_the_sweep_finishes(local
     assert (poisoned["stop_reason"] == "nonfinite_loss").all() and (poisoned["status"] == "STOPPED").all()
     assert (poisoned["final/health/nonfinite"] == 1.0).all()
     assert (healthy["status"] == "COMPLETED").all()
-    by_params = {t.params["train/seed"]: t.state for t in study(tmp_path / "nan", "nan").trials}
-    assert by_params[2] == optuna.trial.TrialState.FAIL
-    assert by_params[0] == optuna.trial.TrialState.COMPLETE
+    by_params = {t.params["train/seed"]: t for t in study(tmp_path / "nan", "nan").trials}
+    assert by_params[2].state == optuna.trial.TrialState.PRUNED and by_params[2].constraints == {"healthy": 1.0}
+    assert by_params[2].user_attrs["stop_reason"] == "nonfinite_loss"
+    assert by_params[0].state == optuna.trial.TrialState.COMPLETE and not by_params[0].constraints
     best = json.loads((tmp_path / "nan" / "best_config.json").read_text())
     assert best["train"]["seed"] == 0  # a failed trial is never best
 

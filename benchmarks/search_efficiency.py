@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -265,10 +266,14 @@ def recorded(path: str, argv: list[str]) -> dict | None:
 
 
 def keep(path: str, run: dict, argv: list[str]) -> None:
-    """Writes the run's record whole or not at all (an interrupted write leaves no half record)."""
+    """Writes the run's record whole or not at all (an interrupted write leaves no half record),
+    with the commit it ran at: a change to a searcher changes its runs without changing a flag."""
+    from losstune.ray_jobs.provenance import git_state
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    code = git_state(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with open(f"{path}.part", "w") as f:
-        json.dump({**run, "argv": identity(argv)}, f)
+        json.dump({**run, "argv": identity(argv), **code}, f)
     os.replace(f"{path}.part", path)
 
 
@@ -498,6 +503,15 @@ def report(name: str, runs: list[dict], skipped: dict, folder: str) -> None:
     path = f"{folder}/{name}_anytime.png"
     plot(name, runs, summary, path, mode)
     print(f"  anytime curves: {path}; wall {sum(r['wall_s'] for r in runs) / 60:.1f} min of sweeps", flush=True)
+    print(f"  runs by the commit they ran at: {commits(runs)}")
+
+
+def commits(runs: list[dict]) -> str:
+    """'abc1234 (12), not recorded (30)': which code the kept runs come from, `+` where it had
+    uncommitted changes."""
+    counts = Counter(r["commit"][:7] + ("+" if r.get("dirty") else "") if r.get("commit") else "not recorded"
+                     for r in runs)
+    return ", ".join(f"{commit} ({n})" for commit, n in counts.most_common())
 
 
 if __name__ == "__main__":

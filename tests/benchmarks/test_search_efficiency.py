@@ -1,6 +1,7 @@
 """The search benchmark's protocol: anytime curves, censored compute to the target, the speed-up
 over random search with its bootstrap interval, and regret at equal compute."""
 
+import json
 import math
 import os
 import sys
@@ -13,6 +14,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 import search_efficiency  # noqa: E402
 from search_efficiency import (Recorder, bootstrap_ci, censored_median, compute_to_target,  # noqa: E402
                                incumbent_at, seed_agreement, speedup, summarise)
+
+from losstune.ray_jobs.provenance import git_state  # noqa: E402
 
 INF = math.inf
 
@@ -198,12 +201,16 @@ def test_a_folder_keeps_each_sweep_and_a_rerun_runs_only_the_missing_ones(monkey
     search_efficiency.main()
     assert ran == [("random", 0), ("random", 1)]
     assert (tmp_path / "lc_weights" / "random-1.json").exists() and not list(tmp_path.rglob("*.part"))
+    here = git_state(os.path.join(os.path.dirname(__file__), "..", ".."))  # {} outside a git checkout
+    kept = json.loads((tmp_path / "lc_weights" / "random-1.json").read_text())
+    assert kept.get("commit") == here.get("commit") and kept.get("dirty") == here.get("dirty")
     # a third seed: the two kept runs are read back, only seed 2 runs; the figures cover all three
     monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3"])
     search_efficiency.main()
     assert ran[2:] == [("random", 2)]
     out = capsys.readouterr().out
     assert "2 of 3 kept there, 1 to run" in out and "reached the target on 2 of 3 seeds" in out
+    assert search_efficiency.commits([{"commit": "0123456789", "dirty": True}, {}, {}]) == "not recorded (2), 0123456+ (1)"
     # --summary-only runs nothing
     monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3", "--summary-only"])
     search_efficiency.main()

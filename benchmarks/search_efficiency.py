@@ -265,16 +265,19 @@ def recorded(path: str, argv: list[str]) -> dict | None:
     return run
 
 
-def keep(path: str, run: dict, argv: list[str]) -> None:
+def keep(path: str, run: dict, argv: list[str]) -> dict:
     """Writes the run's record whole or not at all (an interrupted write leaves no half record),
-    with the commit it ran at: a change to a searcher changes its runs without changing a flag."""
+    with the commit it ran at: a change to a searcher changes its runs without changing a flag.
+    Returns the record."""
     from losstune.ray_jobs.provenance import git_state
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     code = git_state(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    record = {**run, "argv": identity(argv), **code}
     with open(f"{path}.part", "w") as f:
-        json.dump({**run, "argv": identity(argv), **code}, f)
+        json.dump(record, f)
     os.replace(f"{path}.part", path)
+    return record
 
 
 def summarise(runs: list[dict], mode: str) -> dict:
@@ -482,8 +485,7 @@ def main() -> None:
     for s in [] if args.summary_only else missing:
         discard_unfinished(folder, *s)
         argv, budget = with_budget(s, argvs[s], runs, settings, folder, args.grace_epochs)
-        runs[s] = run_method(TASKS[s[0]], s[1], s[2], argv, budget)
-        keep(run_path(folder, *s), runs[s], argv)
+        runs[s] = keep(run_path(folder, *s), run_method(TASKS[s[0]], s[1], s[2], argv, budget), argv)
         print(f"  {s[0]} {s[1]} seed {s[2]}: incumbent {runs[s]['points'][-1][2]:.5g} after "
               f"{runs[s]['points'][-1][0]} epochs, {runs[s]['wall_s']:.0f} s", flush=True)
     for name in settings["tasks"]:

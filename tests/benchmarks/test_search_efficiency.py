@@ -210,6 +210,8 @@ def test_a_folder_keeps_each_sweep_and_a_rerun_runs_only_the_missing_ones(monkey
     assert ran[2:] == [("random", 2)]
     out = capsys.readouterr().out
     assert "2 of 3 kept there, 1 to run" in out and "reached the target on 2 of 3 seeds" in out
+    commit = (here.get("commit") or "")[:7] + ("+" if here.get("dirty") else "")
+    assert f"runs by the commit they ran at: {commit or 'not recorded'} (3)" in out  # the one run now too
     assert search_efficiency.commits([{"commit": "0123456789", "dirty": True}, {}, {}]) == "not recorded (2), 0123456+ (1)"
     # --summary-only runs nothing
     monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3", "--summary-only"])

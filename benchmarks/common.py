@@ -10,7 +10,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout the benchmarks run from
+sys.path.insert(0, REPO)
 
 from losstune.trainables import timeline  # noqa: E402
 

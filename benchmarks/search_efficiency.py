@@ -45,7 +45,7 @@ from ray.tune import Stopper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
+from common import REPO, machine, run_sweep, scratch, start_local_ray  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: 
         flags += ["--grace-epochs", str(grace)] if grace else []
     if method not in ("random", *POPULATION):
         flags += ["--startup-trials", str(startup)]
-    return task_args(task, seed, folder, extra) + flags + ["--name", f"{method}-{seed}"]
+    return task_args(task, seed, folder, extra) + flags + ["--name", sweep_name(method, seed)]
 
 
 def full_length(task: Task, argv: list[str]) -> int:
@@ -272,8 +272,7 @@ def keep(path: str, run: dict, argv: list[str]) -> dict:
     from losstune.ray_jobs.provenance import git_state
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    code = git_state(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    record = {**run, "argv": identity(argv), **code}
+    record = {**run, "argv": identity(argv), **git_state(REPO)}
     with open(f"{path}.part", "w") as f:
         json.dump(record, f)
     os.replace(f"{path}.part", path)
@@ -446,15 +445,20 @@ def with_budget(sweep: tuple, argv: list[str], runs: dict, settings: dict, folde
     return argv, budget
 
 
+def sweep_name(method: str, seed: int) -> str:
+    """The sweep's --name, its folder under the task's, and (with .json) its kept record's name."""
+    return f"{method}-{seed}"
+
+
 def run_path(folder: str, name: str, method: str, seed: int) -> str:
-    return os.path.join(folder, name, f"{method}-{seed}.json")
+    return os.path.join(folder, name, f"{sweep_name(method, seed)}.json")
 
 
 def discard_unfinished(folder: str, name: str, method: str, seed: int) -> None:
     """A sweep's folder without its record is one this script was stopped in. Its curve went with
     the process, and the sweep CLI refuses an existing --name, so it runs again from the start
     (resuming it would not give the anytime curve of one uninterrupted sweep)."""
-    sweep = os.path.join(folder, name, f"{method}-{seed}")
+    sweep = os.path.join(folder, name, sweep_name(method, seed))
     if os.path.isdir(sweep):
         print(f"  {name} {method} seed {seed}: unfinished in an earlier run; running it again from the start",
               flush=True)

@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import machine, read_timeline, run_sweep, scratch, start_local_ray, tune_marks  # noqa: E402
+from common import REPO, machine, read_timeline, run_sweep, scratch, start_local_ray, tune_marks  # noqa: E402
 
 # (label, from mark, to mark): consecutive stretches of a trial's startup, then of its teardown
 STARTUP = [
@@ -85,9 +85,8 @@ def report(trials: list[dict]) -> None:
 
 def import_seconds(statements: str) -> float:
     """Seconds a fresh interpreter spends running `statements` (imports) on this machine."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = f"import time\nt = time.time()\n{statements}\nprint(time.time() - t)"
-    return float(subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+    return float(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                                 check=True).stdout)
 
 

@@ -260,6 +260,7 @@ class HealthAwareOptunaSearch(OptunaSearch):
         result = result or {}
         if error:
             return super().on_trial_complete(trial_id, result=None, error=True)
+        # (a trial Optuna was told of already takes no attributes: Ray's own check below skips it)
         if result.get("stop_reason") and trial_id not in self._completed_trials:
             return self._tell_unhealthy(trial_id, result["stop_reason"])
         stopped_early = self.full_length and result.get("epoch", self.full_length) < self.full_length

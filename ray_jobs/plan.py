@@ -11,11 +11,11 @@ from typing import Any
 # The fields that define a sweep (saved by `metadata`; --resume refuses a different value)
 DEFINITION = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
               "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test", "enqueued", "warm_start",
-              "extensions")
+              "extensions", "population_sync")
 
 # Definition fields added after the first sweeps were saved, and the value those ran with (None: unknown)
 LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None, "enqueued": [],
-                "warm_start": None, "extensions": []}
+                "warm_start": None, "extensions": [], "population_sync": False}
 
 # --scheduler values whose trials continue each other's checkpoints (ray_jobs/schedulers.py)
 POPULATION_SCHEDULERS = ("pbt", "pb2")
@@ -49,6 +49,7 @@ class SweepPlan:
     enqueued: list = dataclasses.field(default_factory=list)  # --enqueue: points run after the default
     warm_start: dict | None = None  # --warm-start: {"sweep", "used", "completed"}: its trials given to Optuna
     extensions: list = dataclasses.field(default_factory=list)  # Tune runs that added trials (--resume --trials)
+    population_sync: bool = False  # --population-sync: pbt / pb2 rank every trial at the same epoch
     # how this run executes it, continued
     priors: list = dataclasses.field(default_factory=list)  # the warm start's trials, for a fresh study only
     extend_by: int = 0  # --resume --trials N of a finished sweep: the trials this run adds

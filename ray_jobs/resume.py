@@ -14,7 +14,7 @@ from losstune.trainables.config import flatten
 DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "search": "--search",
                   "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
                   "startup_trials": "--startup-trials", "preset": "--preset", "seed": "--seed",
-                  "smoke_test": "--smoke-test"}
+                  "smoke_test": "--smoke-test", "population_sync": "--population-sync"}
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",

@@ -39,7 +39,8 @@ def make_scheduler(plan: SweepPlan, space=None):
     if plan.scheduler == "hyperband":
         return DefaultKeepingHyperBand(plan.default_point, time_attr="epoch", max_t=plan.epochs,
                                        reduction_factor=REDUCTION_FACTOR)
-    population = dict(time_attr="epoch", perturbation_interval=grace, quantile_fraction=0.25, log_config=False)
+    population = dict(time_attr="epoch", perturbation_interval=grace, quantile_fraction=0.25, log_config=False,
+                      synch=plan.population_sync)
     if plan.scheduler in POPULATION_SCHEDULERS:
         seed_population_draws(plan.seed)
     if plan.scheduler == "pbt":

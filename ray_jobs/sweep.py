@@ -44,8 +44,8 @@ def run(plan: SweepPlan) -> int:
     if not plan.resume or plan.extend_by:  # an extension's trials and run are saved before it starts
         write_meta(plan, meta)
     added = f" (adding {plan.extend_by} to its {plan.trials - plan.extend_by})" if plan.extend_by else ""
-    at_once = ("as one population, as many at a time as fit" if plan.scheduler in POPULATION_SCHEDULERS
-               else f"{plan.max_concurrent} at a time")
+    at_once = (f"as one population{', in step' if plan.population_sync else ''}, as many at a time as fit"
+               if plan.scheduler in POPULATION_SCHEDULERS else f"{plan.max_concurrent} at a time")
     print(f"sweep {plan.name}: {plan.trials} trials{added} of {plan.family} over '{plan.space}', "
           f"{at_once}, results in {plan.experiment}", flush=True)
     started = time.time()

@@ -66,6 +66,11 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--grace-epochs", type=int,
                    help="epochs before ASHA's first stop decision, or PBT's perturbation interval (default: a quarter "
                         "of the epochs); raise it when early epochs rank trials differently from late ones")
+    p.add_argument("--population-sync", action="store_true",
+                   help="pbt / pb2: perturb the population in step: at each perturbation every trial waits for "
+                        "the others, so all are ranked at the same epoch (each restarts from its checkpoint there). "
+                        "Without it, Tune's asynchronous PBT: a trial is ranked at its own perturbation against the "
+                        "others' latest scores, which may be an epoch behind, and only against trials running then")
     p.add_argument("--objective", choices=["pareto", "scalar"],
                    help="pareto (default where the family declares several objectives, e.g. lgt): "
                         "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
@@ -189,7 +194,7 @@ def make_plan(args) -> SweepPlan:
         epochs=config.train.epochs, trials=args.trials, search="random" if population else args.search,
         scheduler=args.scheduler,
         seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
-        grace_epochs=grace_epochs(args, config),
+        grace_epochs=grace_epochs(args, config), population_sync=args.population_sync,
         name=name, storage=storage, storage_arg=args.storage,
         resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
@@ -216,6 +221,9 @@ def check_population(args, space, space_name: str) -> None:
     from losstune.ray_jobs.schedulers import bounds
 
     if args.scheduler not in POPULATION_SCHEDULERS:
+        if args.population_sync:
+            raise UsageError(f"--population-sync: only --scheduler pbt or pb2 perturb a population, got "
+                             f"--scheduler {args.scheduler}")
         return
     flag = f"--scheduler {args.scheduler}"
     if callable(space):

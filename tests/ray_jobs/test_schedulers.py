@@ -127,13 +127,24 @@ def test_a_population_sweep_of_one_seed_draws_the_same_perturbations():
 
     def explored(seed: int) -> list:
         plan = SimpleNamespace(scheduler="pbt", seed=seed, grace_epochs=2, epochs=8, default_point=DEFAULT,
-                               storage="/tmp/sweeps")
+                               storage="/tmp/sweeps", population_sync=False)
         make_scheduler(plan, SPACE)  # seeds the draws
         config = {"optim": {"lr": 1e-3, "steps": 2}, "schedule": {"kind": "cosine"}}
         return [_explore(config, mutations(SPACE), 0.25, [1.2, 0.8], within(SPACE))[0] for _ in range(5)]
 
     assert explored(7) == explored(7)
     assert explored(7) != explored(8)
+
+
+def test_population_sync_makes_tunes_pbt_and_pb2_rank_in_step():
+    from losstune.ray_jobs.schedulers import make_scheduler
+
+    space = {"optim": {"lr": tune.loguniform(1e-4, 1e-2)}}
+    for scheduler in ("pbt", "pb2"):
+        for sync in (False, True):
+            plan = SimpleNamespace(scheduler=scheduler, seed=0, grace_epochs=2, epochs=8, default_point=DEFAULT,
+                                   storage="/tmp/sweeps", population_sync=sync)
+            assert make_scheduler(plan, space)._synch is sync
 
 
 def test_a_continued_run_is_named_by_its_trial_and_the_donors_checkpoint():

@@ -96,6 +96,8 @@ def bad_npz(tmp_path):
      "--warm-start: --scheduler pbt has no Optuna study to give earlier trials to"),
     (["hdr_patch", "--scheduler", "pbt", "--space", "schedule", "--confirm-top", "2"],
      "--confirm-top: a pbt trial followed a schedule that changed mid-run"),
+    (["hdr_patch", "--population-sync"], "--population-sync: only --scheduler pbt or pb2 perturb a population, "
+                                          "got --scheduler asha"),
     (["hdr_patch", "--confirm-top", "-1"], "--confirm-top: must be >= 0, got -1"),
     (["hdr_patch", "--confirm-seeds", "1"], "--confirm-seeds: must be >= 2, got 1"),
     (["hdr_patch", "--config", "/nonexistent/best_config.json"], "--config: /nonexistent/best_config.json: [Errno 2]"),
@@ -298,6 +300,7 @@ def saved_sweep(tmp_path):
     (["--epochs", "9"], "--epochs: train.epochs differs from the config sweep 's1' was started with"),
     (["--set", "optim.lr=0.1"], "--set: optim.lr differs from the config sweep 's1' was started with"),
     (["--scheduler", "none"], "--scheduler: sweep 's1' was started with 'asha', got 'none'"),
+    (["--population-sync"], "--population-sync: sweep 's1' was started with False, got True"),
 ])
 def test_resume_refuses_flags_that_change_the_sweep(capsys, saved_sweep, argv, expected):
     code, err = run_sweep(capsys, saved_sweep, *argv, "--resume", "--name", "s1")

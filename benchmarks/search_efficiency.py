@@ -181,17 +181,15 @@ def task_args(task: Task, seed: int, folder: str, extra) -> list[str]:
 def method_fits(task: Task, method: str) -> str:
     """'' where the method can search the task's space, else why not (losstune-sweep's own checks)."""
     from losstune.ray_jobs.flags import UsageError
-    from losstune.ray_jobs.sweep_flags import check_population, check_search_fits_space
+    from losstune.ray_jobs.sweep_flags import check_population, check_search_fits_space, parse_args
     from losstune.trainables.families import load_family, make_config
 
     family = load_family(task.family)
     space = family.space(task.space, make_config(family, {}))
-    flags = dict(zip(METHODS[method][::2], METHODS[method][1::2]))
-    as_given = argparse.Namespace(scheduler=flags["--scheduler"], search=flags["--search"], given=set(),
-                                  warm_start=None, confirm_top=0)
+    as_given = parse_args([task.family, "--space", task.space, *METHODS[method]])
     try:
         check_population(as_given, space, task.space)
-        check_search_fits_space(flags["--search"], space, task.space)
+        check_search_fits_space(as_given.search, space, task.space)
     except UsageError as err:
         return str(err)
     return ""

@@ -47,7 +47,7 @@ class SweepPlan:
     resources: Any  # trainables.driver.TrialResources
     # what defines the sweep, continued: the fields with a default
     enqueued: list = dataclasses.field(default_factory=list)  # --enqueue: points run after the default
-    warm_start: dict | None = None  # --warm-start: {"sweep", "used", "completed"}: its trials given to Optuna
+    warm_start: dict | None = None  # --warm-start: {"sweep", "used", "unhealthy", "completed"}: what Optuna got
     extensions: list = dataclasses.field(default_factory=list)  # Tune runs that added trials (--resume --trials)
     population_sync: bool = False  # --population-sync: pbt / pb2 rank every trial at the same epoch
     # how this run executes it, continued

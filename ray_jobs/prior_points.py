@@ -42,13 +42,15 @@ def fits(params: dict, distributions: dict, shapes: set) -> bool:
     return frozenset(params) in shapes and not any(outside(distributions[k], v) for k, v in params.items())
 
 
-def read_warm_start(path: str, meta_here: dict, space) -> tuple[list[dict], int]:
-    """--warm-start SWEEP: ([{"params", "values"}] of the earlier sweep's completed trials that fit
-    the new space, how many completed trials it had). UsageError naming the flag where the folder is
-    no sweep, is another family's, or ranks by another objective."""
+def read_warm_start(path: str, meta_here: dict, space, unhealthy: bool = True) -> tuple[list[dict], int]:
+    """--warm-start SWEEP: (the earlier sweep's trials that fit the new space, how many completed
+    trials it had). A completed trial is {"params", "values"}; with `unhealthy`, a trial its health
+    checks stopped is {"params", "stop_reason"}: where most trials stop so, they are most of what the
+    earlier sweep learnt. UsageError naming the flag where the folder is no sweep, is another
+    family's, or ranks by another objective."""
     from losstune.ray_jobs.results import SweepFolderError, read_meta
     from losstune.ray_jobs.storage import absolute
-    from losstune.ray_jobs.study import completed, load_study
+    from losstune.ray_jobs.study import completed, load_study, stopped_unhealthy
 
     folder = absolute(path.rstrip("/"))
     try:
@@ -65,7 +67,11 @@ def read_warm_start(path: str, meta_here: dict, space) -> tuple[list[dict], int]
         raise UsageError(f"--warm-start: {folder} has no Optuna study journal to take trials from")
     distributions, shapes = space_distributions(space)
     done = completed(study)
-    return [{"params": t.params, "values": t.values} for t in done if fits(t.params, distributions, shapes)], len(done)
+    priors = [{"params": t.params, "values": t.values} for t in done if fits(t.params, distributions, shapes)]
+    if unhealthy:
+        priors += [{"params": t.params, "stop_reason": t.user_attrs.get("stop_reason", "unhealthy")}
+                   for t in stopped_unhealthy(study) if fits(t.params, distributions, shapes)]
+    return priors, len(done)
 
 
 def objectives(meta: dict) -> list:
@@ -74,9 +80,18 @@ def objectives(meta: dict) -> list:
 
 
 def add_prior_trials(study, priors: list[dict], distributions: dict) -> None:
-    """Give the new study the earlier sweep's trials as COMPLETE trials (Optuna's add_trials)."""
+    """Give the new study the earlier sweep's trials as it had them (Optuna's add_trials): COMPLETE,
+    or, where its health checks stopped them, PRUNED and infeasible (tuning.HealthAwareOptunaSearch)."""
     import optuna
 
-    study.add_trials([optuna.trial.create_trial(params=p["params"], values=p["values"],
-                                                distributions={k: distributions[k] for k in p["params"]})
-                      for p in priors])
+    from losstune.ray_jobs.study import HEALTH_CONSTRAINT
+
+    def prior_trial(prior: dict):
+        known = {k: distributions[k] for k in prior["params"]}
+        if "stop_reason" in prior:
+            return optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, params=prior["params"],
+                                             distributions=known, user_attrs={"stop_reason": prior["stop_reason"]},
+                                             constraints={HEALTH_CONSTRAINT: 1.0})
+        return optuna.trial.create_trial(params=prior["params"], values=prior["values"], distributions=known)
+
+    study.add_trials([prior_trial(p) for p in priors])

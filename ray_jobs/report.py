@@ -53,8 +53,10 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
                      "is_enqueued)")
     if meta.get("warm_start"):
         warm = meta["warm_start"]
+        stopped = (f", and {warm['unhealthy']} trials its health checks stopped, as infeasible"
+                   if warm.get("unhealthy") else "")
         lines.append(f"warm start: {warm['used']} of the {warm['completed']} completed trials of {warm['sweep']} fit "
-                     "this space and were given to Optuna as prior trials")
+                     f"this space and were given to Optuna as prior trials{stopped}")
     if "importance" in written:
         lines.append(study.summary(read_parquet(written["importance"])))
     if meta.get("provenance"):

@@ -21,6 +21,7 @@ from losstune.ray_jobs.storage import exists, filesystem
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 IMPORTANCE_FILE = "importance.parquet"
 MIN_TRIALS = 3  # completed trials below which a branch's importance is not computed: 2 points rank nothing
+HEALTH_CONSTRAINT = "healthy"  # an Optuna constraint: > 0 for a trial its health check stopped (tuning.py)
 
 
 def load_study(experiment: str):
@@ -53,6 +54,15 @@ def completed(study) -> list:
     import optuna
 
     return study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+
+
+def stopped_unhealthy(study) -> list:
+    """The trials a health check stopped, as tuning.HealthAwareOptunaSearch tells them: PRUNED, with
+    the health constraint violated (under CMA-ES they are FAIL, and not among them)."""
+    import optuna
+
+    return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.PRUNED])
+            if t.constraints.get(HEALTH_CONSTRAINT, 0.0) > 0]
 
 
 def switch_params(points: list[dict]) -> list[str]:

@@ -179,8 +179,11 @@ def make_plan(args) -> SweepPlan:
     priors, warm_start = [], None
     if args.warm_start:
         here = {"family": args.family, "objective": objective, "objectives": pareto_list}
-        priors, completed = read_warm_start(args.warm_start, here, space)
-        warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors), "completed": completed}
+        # CMA-ES knows no constraints: to it a health-stopped trial is FAIL, which it ignores (tuning.py)
+        priors, completed = read_warm_start(args.warm_start, here, space, unhealthy=args.search != "cmaes")
+        stopped = sum("stop_reason" in p for p in priors)
+        warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
+                      "unhealthy": stopped, "completed": completed}
     population = args.scheduler in POPULATION_SCHEDULERS
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (

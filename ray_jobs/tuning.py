@@ -16,10 +16,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.schedulers import make_scheduler
-from losstune.ray_jobs.study import STUDY_FILE, name_metrics
+from losstune.ray_jobs.study import HEALTH_CONSTRAINT, STUDY_FILE, name_metrics
 from losstune.trainables.families import load_family
-
-HEALTH_CONSTRAINT = "healthy"  # an Optuna constraint: > 0 for a trial its health check stopped
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):

@@ -8,8 +8,9 @@ import pytest
 
 from losstune.ray_jobs import prior_points, sweep, sweep_flags
 from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.study import HEALTH_CONSTRAINT, completed, load_study, stopped_unhealthy
 from losstune.ray_jobs.tuning import HealthAwareOptunaSearch
-from losstune.search_spaces import optuna_space
+from losstune.search_spaces import optuna_space, space_distributions
 from losstune.trainables.families import load_family
 
 from tests.ray_jobs.sweep_folder import METRIC, write_sweep
@@ -66,7 +67,8 @@ def test_the_plan_runs_the_enqueued_configs_after_the_default(tmp_path):
 
 def test_a_warm_start_gives_the_fitting_trials_of_an_earlier_sweep(earlier, tmp_path):
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["--warm-start", str(earlier), "--storage", str(tmp_path)]))
-    assert plan.warm_start == {"sweep": str(earlier), "used": 8, "completed": 8}  # the same space: all fit
+    # the same space: all fit
+    assert plan.warm_start == {"sweep": str(earlier), "used": 8, "unhealthy": 0, "completed": 8}
     searcher = HealthAwareOptunaSearch(space=optuna_space(CAPS), metric=METRIC, mode="min", priors=plan.priors,
                                        prior_space=CAPS, points_to_evaluate=[plan.default_point])
     searcher._setup_study("min")  # what Tune's set_search_properties does at the sweep's start
@@ -75,6 +77,32 @@ def test_a_warm_start_gives_the_fitting_trials_of_an_earlier_sweep(earlier, tmp_
     prior = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.value for t in prior) == sorted(p["values"][0] for p in plan.priors)
     assert study.trials[0].state == optuna.trial.TrialState.WAITING  # the default still runs first
+
+
+def test_a_warm_start_gives_the_trials_health_checks_stopped_as_infeasible_and_no_other_stopped_trial(tmp_path):
+    folder = tmp_path / "hdr_patch-caps-stopped"
+    write_sweep(folder, trials=4)
+    study = load_study(str(folder))
+    params = study.trials[1].params
+    distributions = {k: space_distributions(CAPS)[0][k] for k in params}
+    stopped = dict(state=optuna.trial.TrialState.PRUNED, params=params, distributions=distributions)
+    # as the sweep tells them (tuning.HealthAwareOptunaSearch): stopped unhealthy, stopped by ASHA, failed
+    study.add_trial(optuna.trial.create_trial(**stopped, user_attrs={"stop_reason": "loss_imbalance"},
+                                              constraints={HEALTH_CONSTRAINT: 1.0}))
+    study.add_trial(optuna.trial.create_trial(**stopped))
+    study.add_trial(optuna.trial.create_trial(**stopped | {"state": optuna.trial.TrialState.FAIL}))
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["--warm-start", str(folder), "--storage", str(tmp_path)]))
+    assert plan.warm_start == {"sweep": str(folder), "used": 4, "unhealthy": 1, "completed": 4}
+    searcher = HealthAwareOptunaSearch(space=optuna_space(CAPS), metric=METRIC, mode="min", priors=plan.priors,
+                                       prior_space=CAPS, points_to_evaluate=[plan.default_point])
+    searcher._setup_study("min")
+    # the new study holds it as the earlier one did: what TPE puts behind every feasible trial
+    [prior] = stopped_unhealthy(searcher._ot_study)
+    assert prior.params == params and prior.user_attrs == {"stop_reason": "loss_imbalance"}
+    assert len(completed(searcher._ot_study)) == 4
+    here = {"family": "hdr_patch", "objective": {"metric": METRIC, "mode": "min"}, "objectives": []}
+    priors, _ = prior_points.read_warm_start(str(folder), here, CAPS, unhealthy=False)  # for CMA-ES
+    assert len(priors) == 4 and not any("stop_reason" in p for p in priors)
 
 
 def test_only_trials_that_fit_the_new_space_are_given(earlier):

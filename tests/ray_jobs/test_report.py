@@ -46,3 +46,12 @@ def test_the_report_says_where_its_numbers_come_from():
     line = [line for line in report(trials_table(), meta, {}).splitlines() if line.startswith("provenance:")]
     assert line == ["provenance: commit 0123456789 (with uncommitted changes); Python 3.11.7, torch 2.13.0; 2 CPUs, "
                     "no GPU; data: synthetic"]
+
+
+def test_report_says_what_a_warm_start_gave_optuna():
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"},
+            "warm_start": {"sweep": "/r/earlier", "used": 5, "unhealthy": 3, "completed": 6}}
+    assert ("warm start: 5 of the 6 completed trials of /r/earlier fit this space and were given to Optuna as prior "
+            "trials, and 3 trials its health checks stopped, as infeasible") in report(trials_table(), meta, {})
+    meta["warm_start"] = {"sweep": "/r/earlier", "used": 5, "completed": 6}  # saved before health stops were given
+    assert "prior trials\n" in report(trials_table(), meta, {}) + "\n"

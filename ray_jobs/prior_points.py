@@ -84,14 +84,15 @@ def add_prior_trials(study, priors: list[dict], distributions: dict) -> None:
     or, where its health checks stopped them, PRUNED and infeasible (tuning.HealthAwareOptunaSearch)."""
     import optuna
 
-    from losstune.ray_jobs.study import HEALTH_CONSTRAINT
+    from losstune.ray_jobs.study import HEALTH_CONSTRAINT, WARM_START
 
     def prior_trial(prior: dict):
         known = {k: distributions[k] for k in prior["params"]}
         if "stop_reason" in prior:
             return optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, params=prior["params"],
-                                             distributions=known, user_attrs={"stop_reason": prior["stop_reason"]},
-                                             constraints={HEALTH_CONSTRAINT: 1.0})
-        return optuna.trial.create_trial(params=prior["params"], values=prior["values"], distributions=known)
+                                             distributions=known, constraints={HEALTH_CONSTRAINT: 1.0},
+                                             user_attrs={"stop_reason": prior["stop_reason"], WARM_START: True})
+        return optuna.trial.create_trial(params=prior["params"], values=prior["values"], distributions=known,
+                                         user_attrs={WARM_START: True})
 
     study.add_trials([prior_trial(p) for p in priors])

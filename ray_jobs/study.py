@@ -22,6 +22,8 @@ STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states
 IMPORTANCE_FILE = "importance.parquet"
 MIN_TRIALS = 3  # completed trials below which a branch's importance is not computed: 2 points rank nothing
 HEALTH_CONSTRAINT = "healthy"  # an Optuna constraint: > 0 for a trial its health check stopped (tuning.py)
+REPEAT_OF = "repeat_of"  # user attr of a draw that repeated a trained config: told its result, not trained (tuning.py)
+WARM_START = "warm_start"  # user attr of a prior trial given by --warm-start (prior_points.py)
 
 
 def load_study(experiment: str):
@@ -51,9 +53,11 @@ def objective_index(study, metric: str) -> int:
 
 
 def completed(study) -> list:
+    """The study's completed trials, less the draws that repeated one (told its result, not trained)."""
     import optuna
 
-    return study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+    return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+            if REPEAT_OF not in t.user_attrs]
 
 
 def stopped_unhealthy(study) -> list:
@@ -62,7 +66,7 @@ def stopped_unhealthy(study) -> list:
     import optuna
 
     return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.PRUNED])
-            if t.constraints.get(HEALTH_CONSTRAINT, 0.0) > 0]
+            if t.constraints.get(HEALTH_CONSTRAINT, 0.0) > 0 and REPEAT_OF not in t.user_attrs]
 
 
 def switch_params(points: list[dict]) -> list[str]:

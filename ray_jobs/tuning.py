@@ -3,6 +3,7 @@ scheduler that know a trial's health and the documented default, and the disk gu
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -16,8 +17,12 @@ from ray.tune.search.optuna import OptunaSearch
 
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.schedulers import make_scheduler
-from losstune.ray_jobs.study import HEALTH_CONSTRAINT, STUDY_FILE, name_metrics
+from losstune.ray_jobs.study import HEALTH_CONSTRAINT, REPEAT_OF, STUDY_FILE, WARM_START, name_metrics
 from losstune.trainables.families import load_family
+
+logger = logging.getLogger(__name__)
+
+REDRAWS = 32  # draws in a row that may repeat trained configs before one is trained again
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
@@ -217,6 +222,11 @@ class HealthAwareOptunaSearch(OptunaSearch):
     did a FAIL one). CMA-ES knows no constraints and would rank it by its last value (unhealthy
     trials are often the fastest early), so under CMA-ES it stays FAIL. Its `stop_reason` is a
     user attribute of the Optuna trial.
+
+    A draw that repeats a config this sweep has trained (to the end, or until its health check
+    stopped it) is told that trial's result and not trained again: every trial trains at the
+    sweep's seed, so it would only repeat the result. TPE keeps drawing a branch of choices alone
+    (hdr_patch's Mode A without a clamp): 15 of one TPE sweep's 49 trials trained the same config.
     """
 
     def __init__(self, *args, full_length: int | None = None, priors: list = (), prior_space=None, **kwargs):
@@ -237,6 +247,44 @@ class HealthAwareOptunaSearch(OptunaSearch):
 
             add_prior_trials(study, self.priors, space_distributions(self.prior_space)[0])
             study.set_user_attr("warm_start_trials", len(self.priors))
+
+    def suggest(self, trial_id: str):
+        """Ray's suggestion; a repeat of a trained config is told that config's result and drawn
+        again (REDRAWS times, then trained all the same: the sampler has nothing new to offer)."""
+        for _ in range(REDRAWS):
+            config = super().suggest(trial_id)
+            earlier = self._trained_alike(self._ot_trials[trial_id])
+            if earlier is None:
+                return config
+            self._tell_as_before(self._ot_trials.pop(trial_id), earlier)
+        logger.warning("%s: %d draws in a row repeated trained configs; training the next one again",
+                       trial_id, REDRAWS)
+        return super().suggest(trial_id)
+
+    def _trained_alike(self, trial):
+        """The trial of this sweep that trained the same config with a result it would repeat:
+        COMPLETE, or stopped by its health check. None for the default or an --enqueue point (they
+        run as asked), and for a config only a scheduler stopped (that depends on the others)."""
+        if "fixed_params" in self._ot_study.get_trials(deepcopy=False)[trial.number].system_attrs:
+            return None  # Optuna's mark of an enqueued trial
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+        for done in self._ot_study.get_trials(deepcopy=False, states=states):
+            known = done.state == optuna.trial.TrialState.COMPLETE or "stop_reason" in done.user_attrs
+            if known and done.params == trial.params and not done.user_attrs.get(WARM_START):
+                return done
+        return None
+
+    def _tell_as_before(self, trial, earlier) -> None:
+        trial.set_user_attr(REPEAT_OF, earlier.number)
+        if earlier.state == optuna.trial.TrialState.COMPLETE:
+            self._ot_study.tell(trial, earlier.values)
+            return
+        trial.set_user_attr("stop_reason", earlier.user_attrs["stop_reason"])
+        for key, value in earlier.constraints.items():
+            trial.set_constraint(key, value)
+        for step, value in earlier.intermediate_values.items():  # its epochs, as a pruned trial keeps them
+            trial.report(value, step)
+        self._ot_study.tell(trial, state=earlier.state)
 
     def on_trial_result(self, trial_id: str, result: dict):
         self._note_if_told(trial_id)

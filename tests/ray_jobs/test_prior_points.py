@@ -98,7 +98,7 @@ def test_a_warm_start_gives_the_trials_health_checks_stopped_as_infeasible_and_n
     searcher._setup_study("min")
     # the new study holds it as the earlier one did: what TPE puts behind every feasible trial
     [prior] = stopped_unhealthy(searcher._ot_study)
-    assert prior.params == params and prior.user_attrs == {"stop_reason": "loss_imbalance"}
+    assert prior.params == params and prior.user_attrs == {"stop_reason": "loss_imbalance", "warm_start": True}
     assert len(completed(searcher._ot_study)) == 4
     here = {"family": "hdr_patch", "objective": {"metric": METRIC, "mode": "min"}, "objectives": []}
     priors, _ = prior_points.read_warm_start(str(folder), here, CAPS, unhealthy=False)  # for CMA-ES

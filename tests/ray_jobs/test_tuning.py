@@ -138,3 +138,54 @@ def test_asha_stops_a_poor_trial_but_never_the_documented_default():
     # both worse than the rung's cut: plain ASHA stops both; the default goes on
     assert scheduler.on_trial_result(None, poor, {"training_iteration": 1, "val/log_l1": 5.0}) == TrialScheduler.STOP
     assert scheduler.on_trial_result(None, default, {"training_iteration": 1, "val/log_l1": 5.0}) == TrialScheduler.CONTINUE
+
+
+def end_trial(searcher, trial_id: str, epochs: int, loss: float, stop_reason: str = "") -> None:
+    for epoch in range(1, epochs + 1):
+        result = {"val/loss": loss, "epoch": epoch, "training_iteration": epoch}
+        searcher.on_trial_result(trial_id, result)
+    searcher.on_trial_complete(trial_id, result={**result, "stop_reason": stop_reason})
+
+
+def test_a_draw_that_repeats_a_trained_config_is_told_its_result_and_not_trained(caplog):
+    # three configs of choices alone; every trial trains at the sweep's seed, so a repeat would
+    # only repeat its result. "a" completes (0.5), "b" stops unhealthy, "c" completes (0.2)
+    searcher = HealthAwareOptunaSearch(space=optuna_space({"c": tune.choice(["a", "b", "c"])}), metric="val/loss",
+                                       mode="min", sampler=optuna.samplers.RandomSampler(seed=0), full_length=2)
+    outcome = {"a": (2, 0.5, ""), "b": (1, 9.0, "loss_imbalance"), "c": (2, 0.2, "")}
+    trained = []
+    for trial_id in ("t1", "t2", "t3"):
+        config = searcher.suggest(trial_id)["c"]
+        trained.append(config)
+        end_trial(searcher, trial_id, *outcome[config])
+    assert sorted(trained) == ["a", "b", "c"]  # each config trained once
+    study = searcher._ot_study
+    repeats = [t for t in study.trials if "repeat_of" in t.user_attrs]
+    assert repeats  # the random sampler drew trained configs on the way
+    for repeat in repeats:  # told as the trial it repeats ended
+        earlier = study.trials[repeat.user_attrs["repeat_of"]]
+        assert repeat.params == earlier.params and repeat.state == earlier.state and repeat.values == earlier.values
+        assert repeat.constraints == earlier.constraints
+    unhealthy = [t for t in repeats if t.params == {"c": "b"}]
+    assert all(t.user_attrs["stop_reason"] == "loss_imbalance" and t.constraints == {"healthy": 1.0} for t in unhealthy)
+    from losstune.ray_jobs.study import completed, stopped_unhealthy
+    assert sorted(t.params["c"] for t in completed(study)) == ["a", "c"]  # importance and plots see each once
+    assert [t.params["c"] for t in stopped_unhealthy(study)] == ["b"]
+    # nothing new is left: after REDRAWS repeats in a row the next draw trains again
+    assert searcher.suggest("t4")["c"] in ("a", "b", "c")
+    assert "t4: 32 draws in a row repeated trained configs; training the next one again" in caplog.text
+
+
+def test_the_default_an_enqueued_point_and_a_config_asha_stopped_train_again():
+    searcher = HealthAwareOptunaSearch(space=optuna_space({"c": tune.choice(["a", "b"])}), metric="val/loss",
+                                       mode="min", sampler=optuna.samplers.RandomSampler(seed=0), full_length=2,
+                                       points_to_evaluate=[{"c": "a"}, {"c": "a"}])
+    for trial_id in ("default", "enqueued"):  # the default, then an --enqueue point: run as asked
+        assert searcher.suggest(trial_id) == {"c": "a"}
+        end_trial(searcher, trial_id, 2, 0.5)
+    searcher = HealthAwareOptunaSearch(space=optuna_space({"c": tune.choice(["a"])}), metric="val/loss",
+                                       mode="min", sampler=optuna.samplers.RandomSampler(seed=0), full_length=2)
+    searcher.suggest("stopped")
+    end_trial(searcher, "stopped", 1, 0.5)  # ASHA stopped it at epoch 1: that depended on the others
+    assert searcher.suggest("again") == {"c": "a"}
+    assert not any("repeat_of" in t.user_attrs for t in searcher._ot_study.trials)

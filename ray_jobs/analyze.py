@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     grid = results.all_results(experiment, meta.get("extensions", []))
     trials, history = results.tables(grid, meta, experiment)
     written = results.write_all(experiment, trials, history, meta)
-    print(report.report(trials, meta, written, top=args.top))
+    print(report.report(trials, meta, written, top=args.top, history=history))
     print(f"report: {write_report_html(experiment)}")
     return 0
 

@@ -9,11 +9,12 @@ import pandas as pd
 
 from losstune.ray_jobs import provenance, study
 from losstune.ray_jobs.plots import better
-from losstune.ray_jobs.results import best_trial, cost_line
+from losstune.ray_jobs.results import MIN_RANKED, RANKS_LIKE_FINAL, best_trial, cost_line, early_ranking
 from losstune.ray_jobs.storage import read_parquet
 
-def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> str:
-    """The printed summary: the top trials against the documented default."""
+def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, history: pd.DataFrame | None = None) -> str:
+    """The printed summary: the top trials against the documented default; with `history`, how
+    early epochs rank the trials (what ASHA's first stop relies on)."""
     metric = meta["objective"]["metric"]
     if not len(trials):
         return "no trials finished"
@@ -57,12 +58,36 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10) -> st
                    if warm.get("unhealthy") else "")
         lines.append(f"warm start: {warm['used']} of the {warm['completed']} completed trials of {warm['sweep']} fit "
                      f"this space and were given to Optuna as prior trials{stopped}")
+    if history is not None and meta.get("scheduler") in ("asha", "none") and meta.get("grace_epochs"):
+        lines.append(early_epochs_line(early_ranking(trials, history, meta), meta["grace_epochs"]))
     if "importance" in written:
         lines.append(study.summary(read_parquet(written["importance"])))
     if meta.get("provenance"):
         lines.append(provenance.summary(meta["provenance"]))
     lines += [f"{name}: {uri}" for name, uri in written.items()]
     return "\n".join(lines)
+
+
+def early_epochs_line(ranking: pd.DataFrame, grace: int) -> str:
+    """Whether ASHA's first stop (--grace-epochs) ranks trials as their last epoch does, and from
+    which epoch on the ranking holds where it does not."""
+    if not len(ranking) or grace not in set(ranking["epoch"]):
+        return (f"early epochs: not judged (fewer than {MIN_RANKED} trials ran every epoch, or --grace-epochs is "
+                "the last epoch)")
+    at = ranking.set_index("epoch").loc[grace]
+    said = (f"early epochs: at epoch {grace} (--grace-epochs, where ASHA first stops trials) the objective ranks "
+            f"the {int(at['n'])} trials that ran every epoch with Spearman {at['rho']:.2f} [95% CI {at['low']:.2f}, "
+            f"{at['high']:.2f}] against their final values")
+    if at["rho"] >= RANKS_LIKE_FINAL:
+        return said
+    holds = ranking["rho"] >= RANKS_LIKE_FINAL
+    later = [int(e) for e, ok in zip(ranking["epoch"], holds) if ok and holds[ranking["epoch"] >= e].all()]
+    if not later:
+        return (f"{said}; no earlier epoch reaches {RANKS_LIKE_FINAL}: ASHA may stop the eventual best, prefer "
+                "--scheduler none")
+    row = ranking.set_index("epoch").loc[later[0]]
+    return (f"{said}; from epoch {later[0]} on {RANKS_LIKE_FINAL} or more ({row['rho']:.2f} [{row['low']:.2f}, "
+            f"{row['high']:.2f}]): ASHA may stop the eventual best, consider --grace-epochs {later[0]}")
 
 
 def population_lines(shown: pd.DataFrame) -> str:

@@ -84,7 +84,7 @@ def summary_section(sweep: Sweep) -> str:
     columns = ["trial_id", "status", "stop_reason", "epochs_done", "objective",
                *[c for c in ("lineage",) if c in sweep.trials],  # a PBT sweep's
                *[c for c in sweep.trials.columns if c.startswith("config/")]]
-    return (pre(report(sweep.trials, sweep.meta, {}))
+    return (pre(report(sweep.trials, sweep.meta, {}, history=sweep.history))
             + "<p>The top 20 trials; the documented default shaded.</p>"
             + table_html(shown[columns], shown["is_default"].tolist()))
 

@@ -74,7 +74,7 @@ def run(plan: SweepPlan) -> int:
     trials, history = results.tables(grid, meta, plan.experiment)
     written = results.write_all(plan.experiment, trials, history, meta)
     write_meta(plan, meta | {"finished": True})  # --resume --trials N may extend it now
-    print(report.report(trials, meta, written))
+    print(report.report(trials, meta, written, history=history))
     print(f"sweep wall time: {time.time() - started:.0f} s")
     if results.best_trial(trials) is None:
         print(f"report: {write_report_html(plan.experiment)}")

@@ -55,3 +55,58 @@ def test_report_says_what_a_warm_start_gave_optuna():
             "trials, and 3 trials its health checks stopped, as infeasible") in report(trials_table(), meta, {})
     meta["warm_start"] = {"sweep": "/r/earlier", "used": 5, "completed": 6}  # saved before health stops were given
     assert "prior trials\n" in report(trials_table(), meta, {}) + "\n"
+
+
+def ranked_curves(status_of_last: str = "COMPLETED"):
+    """8 trials over 4 epochs, final values 0-7. Epoch 3 ranks them as the final does, epoch 2 swaps
+    each pair (1, 0, 3, 2, ...), epoch 1 reverses them."""
+    import pandas as pd
+
+    final = list(range(8))
+    by_epoch = {1: [7 - v for v in final], 2: [1, 0, 3, 2, 5, 4, 7, 6], 3: [v + 1 for v in final], 4: final}
+    history = pd.DataFrame([{"trial_id": f"t{i}", "epoch": e, "val/a": float(values[i])}
+                            for e, values in by_epoch.items() for i in range(8)])
+    trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(8)], "status": ["COMPLETED"] * 7 + [status_of_last]})
+    return trials, history
+
+
+def test_early_ranking_is_spearman_per_epoch_with_fishers_interval():
+    from losstune.ray_jobs.results import early_ranking
+
+    trials, history = ranked_curves()
+    ranking = early_ranking(trials, history, {"objective": {"metric": "val/a", "mode": "min"}, "epochs": 4})
+    assert ranking["epoch"].tolist() == [1, 2, 3] and (ranking["n"] == 8).all()
+    assert ranking["rho"].tolist()[0] == -1.0 and ranking["rho"].tolist()[2] == 1.0
+    # epoch 2: every rank off by one, sum d^2 = 8: rho = 1 - 6 * 8 / (8 * 63) = 0.90476; z = atanh(rho)
+    # = 1.4987, half-width 1.96 * sqrt(1.06 / 5) = 0.90245: tanh(0.5963) = 0.5343, tanh(2.4012) = 0.9836
+    epoch2 = ranking.iloc[1]
+    assert round(epoch2["rho"], 4) == 0.9048 and round(epoch2["low"], 3) == 0.534 and round(epoch2["high"], 3) == 0.984
+    # a trial that did not run every epoch is left out: 7 trials are too few to judge
+    trials, history = ranked_curves(status_of_last="EARLY_STOPPED")
+    assert early_ranking(trials, history, {"objective": {"metric": "val/a", "mode": "min"}, "epochs": 4}).empty
+
+
+def test_the_report_says_whether_ashas_first_stop_ranks_trials_as_their_last_epoch_does():
+    from losstune.ray_jobs.report import early_epochs_line
+    from losstune.ray_jobs.results import early_ranking
+
+    trials, history = ranked_curves()
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}, "epochs": 4,
+            "scheduler": "asha", "grace_epochs": 1}
+    ranking = early_ranking(trials, history, meta)
+    line = early_epochs_line(ranking, 1)
+    assert "at epoch 1 (--grace-epochs, where ASHA first stops trials) the objective ranks the 8 trials" in line
+    assert "Spearman -1.00" in line and "from epoch 2 on 0.9 or more" in line and "consider --grace-epochs 2" in line
+    assert "consider" not in early_epochs_line(ranking, 3)  # epoch 3 ranks them as the last does
+    # in the report: test_results' six trials are too few to judge; a PBT sweep gets no such line
+    assert "early epochs: not judged" in report(trials_table(), meta, {}, history=history)
+    assert "early epochs" not in report(trials_table(), meta | {"scheduler": "pbt"}, {}, history=history)
+
+
+def test_early_ranking_keeps_only_the_epochs_every_trial_validated_at():
+    from losstune.ray_jobs.results import early_ranking
+
+    trials, history = ranked_curves()
+    history.loc[history["epoch"] == 2, "val/a"] = float("nan")  # a family that validates every other epoch
+    ranking = early_ranking(trials, history, {"objective": {"metric": "val/a", "mode": "min"}, "epochs": 4})
+    assert ranking["epoch"].tolist() == [1, 3] and ranking["rho"].tolist() == [-1.0, 1.0]

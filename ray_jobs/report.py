@@ -74,20 +74,22 @@ def early_epochs_line(ranking: pd.DataFrame, grace: int) -> str:
     if not len(ranking) or grace not in set(ranking["epoch"]):
         return (f"early epochs: not judged (fewer than {MIN_RANKED} trials ran every epoch, or --grace-epochs is "
                 "the last epoch)")
-    at = ranking.set_index("epoch").loc[grace]
+    by_epoch = ranking.set_index("epoch")
+    at = by_epoch.loc[grace]
     said = (f"early epochs: at epoch {grace} (--grace-epochs, where ASHA first stops trials) the objective ranks "
             f"the {int(at['n'])} trials that ran every epoch with Spearman {at['rho']:.2f} [95% CI {at['low']:.2f}, "
             f"{at['high']:.2f}] against their final values")
     if at["rho"] >= RANKS_LIKE_FINAL:
         return said
-    holds = ranking["rho"] >= RANKS_LIKE_FINAL
-    later = [int(e) for e, ok in zip(ranking["epoch"], holds) if ok and holds[ranking["epoch"] >= e].all()]
-    if not later:
+    holds = by_epoch["rho"] >= RANKS_LIKE_FINAL
+    from_on = holds.index[holds.index > holds.index[~holds].max()]  # after the last epoch below it
+    if not len(from_on):
         return (f"{said}; no earlier epoch reaches {RANKS_LIKE_FINAL}: ASHA may stop the eventual best, prefer "
                 "--scheduler none")
-    row = ranking.set_index("epoch").loc[later[0]]
-    return (f"{said}; from epoch {later[0]} on {RANKS_LIKE_FINAL} or more ({row['rho']:.2f} [{row['low']:.2f}, "
-            f"{row['high']:.2f}]): ASHA may stop the eventual best, consider --grace-epochs {later[0]}")
+    first = int(from_on[0])
+    row = by_epoch.loc[first]
+    return (f"{said}; from epoch {first} on {RANKS_LIKE_FINAL} or more ({row['rho']:.2f} [{row['low']:.2f}, "
+            f"{row['high']:.2f}]): ASHA may stop the eventual best, consider --grace-epochs {first}")
 
 
 def population_lines(shown: pd.DataFrame) -> str:

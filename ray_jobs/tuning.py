@@ -265,11 +265,12 @@ class HealthAwareOptunaSearch(OptunaSearch):
         """The trial of this sweep that trained the same config with a result it would repeat:
         COMPLETE, or stopped by its health check. None for the default or an --enqueue point (they
         run as asked), and for a config only a scheduler stopped (that depends on the others)."""
-        if "fixed_params" in self._ot_study.get_trials(deepcopy=False)[trial.number].system_attrs:
+        trials = self._ot_study.get_trials(deepcopy=False)
+        if "fixed_params" in trials[trial.number].system_attrs:
             return None  # Optuna's mark of an enqueued trial
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-        for done in self._ot_study.get_trials(deepcopy=False, states=states):
-            known = done.state == optuna.trial.TrialState.COMPLETE or "stop_reason" in done.user_attrs
+        for done in trials:
+            known = done.state == optuna.trial.TrialState.COMPLETE or (
+                done.state.is_finished() and "stop_reason" in done.user_attrs)
             if known and done.params == trial.params and not done.user_attrs.get(WARM_START):
                 return done
         return None

@@ -93,8 +93,16 @@ def test_summarise_takes_the_target_from_random_search_and_compares_every_method
     assert (random["reached"], tpe["reached"]) == (2, 3) and random["seeds"] == 3
     assert tpe["speedup"] == 3.0 and random["speedup"] == 1.0
     assert tpe["speedup_slot_s"] == 3.0  # slot seconds here are 10 x epochs
+    assert s["needed"] == 1.0  # 3x: random search's censored median 3, over 3
     # regret at 4 epochs against the best 0.3: tpe 0, 0.2, 0.15 -> median 0.15; random 0.1, 0.3, 0.2 -> 0.2
     assert tpe["regret_median"] == pytest.approx(0.15) and random["regret_median"] == pytest.approx(0.2)
+
+
+def test_the_needed_line_puts_the_target_speedup_in_epochs_and_full_length_trials():
+    # random search's censored median 153 epochs / 3 = 51 epochs, of 10 a trial: 5.1 trials
+    line = search_efficiency.needed_line(51.0, 10, 4)
+    assert "within 51 epochs on half the seeds (5.1 full-length trials)" in line
+    assert "the default (10 epochs) and 4 random trials" in line
 
 
 def test_regret_is_at_what_random_search_spent_at_that_seed():

@@ -309,7 +309,8 @@ def summarise(runs: list[dict], mode: str) -> dict:
     return {"target": target, "best": best, "budget": max(budget.values()),
             "budget_median": float(np.median(list(budget.values()))), "methods": rows,
             # the compute by which a method must reach the target on half its seeds for the target speed-up
-            "needed": censored_median(times["random"]) / TARGET_SPEEDUP}
+            "needed": censored_median(times["random"]) / TARGET_SPEEDUP,
+            "seeds_for_a_bound": seeds_for_a_bound(times["random"])}
 
 
 def plot(task_name: str, runs: list[dict], summary: dict, path: str, mode: str = "min") -> None:
@@ -352,15 +353,28 @@ def print_summary(task_name: str, summary: dict, skipped: dict, epochs: int, sta
               f"(IQR {row['regret_iqr'][0]:.4g}-{row['regret_iqr'][1]:.4g})", flush=True)
     for method, why in skipped.items():
         print(f"  {method:<11} not run: {why}")
-    print(needed_line(summary["needed"], epochs, startup))
+    print(needed_line(summary["needed"], epochs, startup, summary["seeds_for_a_bound"],
+                      summary["methods"]["random"]["seeds"]))
 
 
-def needed_line(needed: float, epochs: int, startup: int) -> str:
+def needed_line(needed: float, epochs: int, startup: int, seeds_for_bound: int, seeds: int) -> str:
     """What the target speed-up asks, against what a model-based method spends before its model's
-    first trial: the default's full length and its random startup trials."""
+    first trial (the default's full length and its random startup trials), and on how many seeds
+    the target must be reached at all for the interval's lower bound to leave 0."""
     return (f"  a {TARGET_SPEEDUP:g}x speed-up needs the target within {needed:.0f} epochs on half the seeds "
             f"({needed / epochs:.1f} full-length trials); TPE, GP and CMA-ES first train the default "
-            f"({epochs} epochs) and {startup} random trials")
+            f"({epochs} epochs) and {startup} random trials. A CI above 0 needs the target reached on "
+            f"{seeds_for_bound} of {seeds} seeds, however fast")
+
+
+def seeds_for_a_bound(random_times) -> int:
+    """The fewest seeds a method must reach the target on (at once, the best case) for the bootstrap
+    interval's lower bound to be above 0: below that, enough resamples leave its median censored."""
+    n = len(random_times)
+    for reached in range(math.ceil(n / 2), n):
+        if bootstrap_ci(random_times, [1.0] * reached + [math.inf] * (n - reached), draws=2000)[0] > 0:
+            return reached
+    return n  # at every seed no resample is censored
 
 
 def seed_agreement(a, b, mode: str = "min") -> dict:

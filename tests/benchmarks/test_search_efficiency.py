@@ -100,9 +100,22 @@ def test_summarise_takes_the_target_from_random_search_and_compares_every_method
 
 def test_the_needed_line_puts_the_target_speedup_in_epochs_and_full_length_trials():
     # random search's censored median 153 epochs / 3 = 51 epochs, of 10 a trial: 5.1 trials
-    line = search_efficiency.needed_line(51.0, 10, 4)
+    line = search_efficiency.needed_line(51.0, 10, 4, 8, 10)
     assert "within 51 epochs on half the seeds (5.1 full-length trials)" in line
-    assert "the default (10 epochs) and 4 random trials" in line
+    assert "the default (10 epochs) and 4 random trials" in line and "reached on 8 of 10 seeds" in line
+
+
+def test_a_bound_above_zero_needs_the_target_on_most_seeds():
+    # random search reached it on 5 of 10. A method at 1 epoch on 7 of 10: a resample of 10 draws 5
+    # or more of its 3 misses with P(Binomial(10, 0.3) >= 5) = 0.15, and where random search's resample
+    # is not censored too (its median censored with P(Binomial(10, 0.5) >= 5) = 0.62) that speed-up is
+    # 0: 0.15 x 0.38 / (1 - 0.15 x 0.62) = 6% of the kept draws, past the 2.5% tail. On 8 of 10:
+    # 0.033 x 0.38 / 0.98 = 1.3%, inside it
+    random = [28, 60, 99, 102, 126] + [INF] * 5
+    assert search_efficiency.seeds_for_a_bound(random) == 8
+    # random search never got there: a method's median reached at all is infinitely faster
+    assert search_efficiency.seeds_for_a_bound([INF] * 4) == 2
+    assert search_efficiency.seeds_for_a_bound([10, 10, 10, 10]) == 4  # a miss on any seed can censor
 
 
 def test_regret_is_at_what_random_search_spent_at_that_seed():

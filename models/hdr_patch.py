@@ -20,6 +20,8 @@ so it equals Mode B, which exists already; it is deliberately not offered (seed 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -43,13 +45,22 @@ def bounded_delta(bounded: torch.Tensor, cap, residual_scale: float, clamp_value
 
 
 class AdaptiveResidualScaler(nn.Module):
-    """Seed 6.3: a per-patch cap predicted from the network input, softplus, clamped to [2, 10]."""
+    """Seed 6.3: a per-patch cap predicted from the network input, softplus, clamped to [2, 10].
+
+    The seed's code, at PyTorch's default initialisation, starts every patch's softplus near 0.6,
+    below the clamp's 2, where the clamp passes no gradient: the predictor never learns and the cap
+    stays 2 for the whole run (the seed's own warning: "may require careful initialization"). Its
+    last layer starts with zero weights and the bias that puts every patch at the middle of the
+    range (6, the seed's learnable-scale init, 6.2), so the clamp is inactive and the cap learns."""
 
     def __init__(self, in_channels: int, low: float = 2.0, high: float = 10.0):
         super().__init__()
         self.low, self.high = low, high
+        last = nn.Conv2d(16, 1, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, math.log(math.expm1((low + high) / 2)))  # softplus^-1 of the middle
         self.predictor = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, 16, 1), nn.ReLU(), nn.Conv2d(16, 1, 1), nn.Softplus()
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, 16, 1), nn.ReLU(), last, nn.Softplus()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -83,9 +83,31 @@ def test_learnable_scale_replaces_the_cap_and_learns():
 
 def test_adaptive_scaler_stays_in_2_to_10():
     model = saturated(HDRPatchModel(channels=(8, 16), adaptive_scaler=True))
-    delta = model(patches(batch=4))["delta_log"]
-    per_patch = delta.flatten(1)
-    assert ((per_patch >= 2.0 - 1e-5) & (per_patch <= 10.0 + 1e-5)).all()
+    last = model.scaler.predictor[3]
+    for bias, bound in ((50.0, 10.0), (-50.0, 2.0)):  # softplus about 50, then about 0: clamped
+        with torch.no_grad():
+            last.bias.fill_(bias)
+        delta = model(patches(batch=4))["delta_log"]  # tanh 1 everywhere: delta is the cap
+        assert torch.allclose(delta, torch.full_like(delta, bound))
+
+
+def test_adaptive_scaler_starts_mid_range_and_learns():
+    # the seed's initialisation started the softplus near 0.6 (<2): clamped, no gradient, the cap
+    # stuck at 2 for good. Here it starts at (2 + 10) / 2 = 6 for every patch, inside the clamp
+    model = HDRPatchModel(channels=(8, 16), adaptive_scaler=True)
+    out = model(patches(batch=4, seed=1))
+    assert torch.allclose(out["cap"], torch.full_like(out["cap"], 6.0), atol=1e-5)
+    out["delta_log"].abs().mean().backward()
+    last = model.scaler.predictor[3]
+    assert last.weight.grad.abs().max() > 0 and last.bias.grad.abs().max() > 0
+    optimiser = torch.optim.Adam(model.scaler.parameters(), lr=1e-3)  # Adam at the loop's lr (it uses AdamW)
+    for _ in range(3):  # a smaller residual is asked for: the cap shrinks, and differs by patch
+        optimiser.zero_grad()
+        out = model(patches(batch=4, seed=1))
+        out["delta_log"].abs().mean().backward()
+        optimiser.step()
+    cap = model(patches(batch=4, seed=1))["cap"].flatten()
+    assert (cap < 6.0).all() and (cap > 2.0).all() and cap.std() > 0
 
 
 @pytest.mark.parametrize("options", [

@@ -83,13 +83,16 @@ def test_the_learnable_scale_is_reported_as_the_seed_asks():
 
 
 def test_the_adaptive_scalers_mean_is_reported_and_a_fixed_cap_reports_nothing():
+    reported = {}
     for preset, expected in (("phase3_adaptive", {"adaptive_scale"}), ("phase1", set())):
         cfg = config(preset=preset)
         parts = hdr_patch.build(cfg)
         batch = next(iter(DataLoader(parts.train_set, batch_size=4)))
         _, health = hdr_patch.loss_terms(parts.model, batch, cfg)
         assert set(health) - {"tanh_saturation"} == expected
-    assert 2.0 <= float(health.get("adaptive_scale", 2.0)) <= 10.0
+        reported[preset] = health
+    # an untrained scaler starts in the middle of [2, 10] (models/hdr_patch.py), not stuck at 2
+    assert float(reported["phase3_adaptive"]["adaptive_scale"]) == pytest.approx(6.0)
 
 
 def test_phase_presets_are_the_seeds_action_plan():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from losstune.ray_jobs import provenance, study
@@ -39,7 +40,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
     if best is not None and best.get("best_checkpoint"):
         lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
     elif best is None:
-        lines.append("no healthy finished trial: no best config written")
+        lines.append(f"no healthy finished trial ({how_trials_ended(trials)}): no best config written")
+    lines += identical_lines(trials, params)
     if meta.get("objectives") and "pareto" in trials:
         columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
         front = trials.loc[trials["pareto"], columns]
@@ -66,6 +68,32 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
         lines.append(provenance.summary(meta["provenance"]))
     lines += [f"{name}: {uri}" for name, uri in written.items()]
     return "\n".join(lines)
+
+
+def how_trials_ended(trials: pd.DataFrame) -> str:
+    """Counts of each way the trials ended, e.g. 'STOPPED identity_mapping 6, ERROR 2'."""
+    ends = (trials["status"] + " " + trials["stop_reason"].fillna("")).str.strip()
+    return ", ".join(f"{end} {count}" for end, count in ends.value_counts().items())
+
+
+def identical_lines(trials: pd.DataFrame, params: list[str], shown: int = 5) -> list[str]:
+    """Groups of trials that ended at exactly the same objective at the same epoch. Trials of one
+    sweep share a training seed, so their configs differ only in parameters that had no effect on
+    that run: a cap that never bound, a weight of a term that stayed zero. A sampler can spend many
+    trials on such a plateau; the parameters are worth fixing or narrowing."""
+    finished = trials[np.isfinite(pd.to_numeric(trials["objective"], errors="coerce"))]
+    groups = [group for _, group in finished.groupby(["objective", "epochs_done"], sort=False) if len(group) > 1]
+    if not groups:
+        return []
+    lines = ["identical results (trials that ended at exactly the same value: what their configs differ in had "
+             "no effect there):"]
+    for group in groups:
+        ids = group["trial_id"].tolist()
+        named = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+        differ = [p.replace("config/", "") for p in params if group[p].astype(str).nunique() > 1]
+        lines.append(f"  {len(ids)} trials at {group['objective'].iloc[0]:.6g} (epoch {group['epochs_done'].iloc[0]}): "
+                     f"{named}; they differ in {', '.join(differ) or 'nothing searched'}")
+    return lines
 
 
 def early_epochs_line(ranking: pd.DataFrame, grace: int) -> str:

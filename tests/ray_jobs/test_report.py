@@ -110,3 +110,27 @@ def test_early_ranking_keeps_only_the_epochs_every_trial_validated_at():
     history.loc[history["epoch"] == 2, "val/a"] = float("nan")  # a family that validates every other epoch
     ranking = early_ranking(trials, history, {"objective": {"metric": "val/a", "mode": "min"}, "epochs": 4})
     assert ranking["epoch"].tolist() == [1, 3] and ranking["rho"].tolist() == [-1.0, 1.0]
+
+
+def test_report_names_trials_that_ended_at_exactly_the_same_value_and_what_they_differ_in():
+    import pandas as pd
+
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}}
+    # t1 (default) and t2 both 3.0 at epoch 4: a clamp of 3.4 vs 5.2 that never bound; t3-t6 differ
+    trials = trials_table().assign(**{"config/caps/clamp_value": [3.4, 5.2, 4.0, 4.0, 4.0, 4.0],
+                                      "config/caps/mode": ["A", "A", "A", "B", "B", "A"]})
+    text = report(trials, meta, {})
+    assert "  2 trials at 3 (epoch 4): t1, t2; they differ in caps/clamp_value" in text.splitlines()
+    assert "identical results" not in report(trials.assign(objective=[3.0, 3.01, 4.0, 3.5, 0.5, 0.1]), meta, {})
+    # the same value at different epochs is not the same run: t5 stopped at epoch 2
+    assert "identical results" not in report(trials.assign(objective=[3.0, 3.01, 4.0, 3.5, 4.0, 0.1]), meta, {})
+    many = pd.concat([trials] * 2, ignore_index=True).assign(trial_id=[f"u{i}" for i in range(12)])
+    assert "  4 trials at 3 (epoch 4): u0, u1, u6, u7; they differ in caps/clamp_value" in report(many, meta, {})
+
+
+def test_report_says_how_the_trials_ended_when_none_finished_healthy():
+    meta = {"family": "lgt", "space": "weights", "objective": {"metric": "val/e", "mode": "min"}}
+    stopped = trials_table().assign(status=["STOPPED"] * 4 + ["ERROR", "STOPPED"],
+                                    stop_reason=["identity_mapping"] * 4 + ["", "velocity_collapse"])
+    assert ("no healthy finished trial (STOPPED identity_mapping 4, ERROR 1, STOPPED velocity_collapse 1): no best "
+            "config written") in report(stopped, meta, {})

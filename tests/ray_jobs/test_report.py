@@ -126,6 +126,9 @@ def test_report_names_trials_that_ended_at_exactly_the_same_value_and_what_they_
     assert "identical results" not in report(trials.assign(objective=[3.0, 3.01, 4.0, 3.5, 4.0, 0.1]), meta, {})
     many = pd.concat([trials] * 2, ignore_index=True).assign(trial_id=[f"u{i}" for i in range(12)])
     assert "  4 trials at 3 (epoch 4): u0, u1, u6, u7; they differ in caps/clamp_value" in report(many, meta, {})
+    more = pd.concat([trials] * 3, ignore_index=True).assign(trial_id=[f"v{i}" for i in range(18)])
+    assert "  6 trials at 3 (epoch 4): v0, v1, v6, v7, v12 and 1 more; they differ in caps/clamp_value" in \
+        report(more, meta, {})
 
 
 def test_report_says_how_the_trials_ended_when_none_finished_healthy():

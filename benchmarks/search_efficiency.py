@@ -224,13 +224,18 @@ def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: 
     return task_args(task, seed, folder, extra) + flags + ["--name", sweep_name(method, seed)]
 
 
-def full_length(task: Task, argv: list[str]) -> int:
-    """The epochs of a full-length trial of the sweep `argv`."""
+def task_config(task: Task, argv: list[str]):
+    """The config every trial of the sweep `argv` starts from (before the searched values)."""
     from losstune.ray_jobs import sweep_flags
     from losstune.trainables.families import load_family, make_config
 
     family = load_family(task.family)
-    return make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv))).train.epochs
+    return make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv)))
+
+
+def full_length(task: Task, argv: list[str]) -> int:
+    """The epochs of a full-length trial of the sweep `argv`."""
+    return task_config(task, argv).train.epochs
 
 
 def spent(run: dict) -> int:

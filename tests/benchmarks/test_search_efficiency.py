@@ -164,13 +164,9 @@ def test_gp_and_cmaes_are_skipped_on_a_space_with_choices_and_run_on_a_continuou
 def test_the_lgt_task_trains_a_flow_that_can_leave_the_identity_and_every_method_can_search_it(tmp_path):
     # at the smoke defaults (pooled SWD, 32 latents) every lgt trial stopped as an identity mapping
     # at epoch 4: the task's flags must reach the trial's config
-    from losstune.ray_jobs import sweep_flags
-    from losstune.trainables.families import load_family, make_config
-
     task = search_efficiency.TASKS["lgt_energy"]
     argv = search_efficiency.method_argv(task, "random", 0, 32, (), str(tmp_path), None)
-    family = load_family("lgt")
-    cfg = make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv)))
+    cfg = search_efficiency.task_config(task, argv)
     assert cfg.loss.stratified and cfg.data.num_train == 128 and cfg.optim.lr == 1e-4  # the seed's lr
     assert search_efficiency.full_length(task, argv) == 10
     assert all(search_efficiency.method_fits(task, m) == "" for m in search_efficiency.METHODS)

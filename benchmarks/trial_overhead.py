@@ -91,8 +91,8 @@ def import_seconds(statements: str) -> float:
 
 
 # What the worker imports, in its order; a family's build imports MONAI with matplotlib hidden.
-WORKER = "import trainables.hdr_patch, trainables.loop"
-WORKER_MONAI = WORKER + "\nwith trainables.worker_setup.matplotlib_hidden():\n    import monai.networks.nets"
+WORKER = "import losstune.trainables.hdr_patch, losstune.trainables.loop"
+WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.matplotlib_hidden():\n    import monai.networks.nets"
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from losstune.trainables.config import flatten, merge
 from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
 from losstune.trainables.ray_workarounds import (NoRestartWithoutDriver, poll_train_workers_often,
-                                                 wait_until_tune_took_the_last_report)
+                                                 wait_until_tune_took_the_last_report,
+                                                 without_an_idle_dataset_manager)
 from losstune.trainables.timeline import controller_marks, mark, process_started_at
 
 
@@ -87,7 +88,7 @@ def make_trainer(family: Family, config: dict, resources: TrialResources, name: 
     (another run's checkpoint) where given."""
     from losstune.trainables.loop import train_loop  # torch and Accelerate: only where a run starts
 
-    return TorchTrainer(
+    return without_an_idle_dataset_manager(TorchTrainer(
         train_loop(family, start_from),
         train_loop_config=config,
         scaling_config=resources.scaling_config(),
@@ -97,7 +98,7 @@ def make_trainer(family: Family, config: dict, resources: TrialResources, name: 
             # which Train retries forever by default: fail the run after a few.
             failure_config=ray.train.FailureConfig(max_failures=max_failures,
                                                    controller_failure_limit=CONTROLLER_FAILURE_LIMIT),
-            checkpoint_config=keep_checkpoints(objective_of(family, config).mode, num_to_keep)))
+            checkpoint_config=keep_checkpoints(objective_of(family, config).mode, num_to_keep))))
 
 
 def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResources, runs_path: str,

@@ -94,3 +94,21 @@ def driver_alive(actor_id: str) -> bool:
     except RayStateApiException:
         return True
     return actor is not None and actor.state != "DEAD"
+
+
+def without_an_idle_dataset_manager(trainer):
+    """Leaves Ray Train's DatasetsCallback out of a trainer given no Ray Datasets.
+
+    Ray 2.60's DataParallelTrainer adds DatasetsCallback to every run, and that callback starts a
+    DatasetManager actor for every run, datasets or not: one more process per trial, which imports
+    Ray Train and Ray Data (1.6 s of CPU in a fresh interpreter here) while the trial's worker
+    imports torch on the same cores. The families read their data in the training function, so
+    the actor would serve nothing. A trainer with datasets keeps the callback."""
+    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+
+    if trainer.datasets:
+        return trainer
+    ray_defaults = trainer._create_default_callbacks
+    trainer._create_default_callbacks = lambda: [callback for callback in ray_defaults()
+                                                 if not isinstance(callback, DatasetsCallback)]
+    return trainer

@@ -74,6 +74,8 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     address = local_ray.get_runtime_context().gcs_address  # ours, never another Ray on the machine
     assert list_actors(address=address, filters=[("class_name", "=", "TrainController")], detail=False)
     assert not list_actors(address=address, filters=[("class_name", "=", "PreemptionWatcher")], detail=False)
+    # nor a DatasetManager: the families read no Ray Datasets (trainables.ray_workarounds)
+    assert not list_actors(address=address, filters=[("class_name", "=", "DatasetManager")], detail=False)
     if (experiment / "best_config.json").exists():  # written when some trial is healthy
         best = json.loads((experiment / "best_config.json").read_text())
         assert best["train"]["epochs"] == 2

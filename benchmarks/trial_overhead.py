@@ -92,7 +92,7 @@ def import_seconds(statements: str) -> float:
 
 # What the worker imports, in its order; a family's build imports MONAI with matplotlib hidden.
 WORKER = "import losstune.trainables.hdr_patch, losstune.trainables.loop"
-WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.matplotlib_hidden():\n    import monai.networks.nets"
+WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.monai_extras_hidden():\n    import monai.networks.nets"
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from losstune.trainables.optim_tricks import GradientNoise, RngSnapshot, make_em
 from losstune.trainables.optimizer_groups import TrainedGroup, prepare_groups
 from losstune.trainables.timeline import mark, process_started_at
 from losstune.trainables.worker_setup import (ShuffleOrder, keep_freed_memory, make_accelerator, make_loaders,
-                                              matplotlib_hidden)
+                                              monai_extras_hidden)
 
 GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
 
@@ -120,7 +120,7 @@ def set_up(family: Family, overrides: dict) -> tuple[Run, DataLoader, DataLoader
     accelerator = make_accelerator(cfg)
     set_seed(cfg.train.seed)  # the same on every worker: the family's data and the model's init
     mark("accelerator_ready")
-    with matplotlib_hidden():
+    with monai_extras_hidden():
         parts = family.build(cfg)
     mark("data_and_model_built")
     train_loader, val_loader = make_loaders(parts, cfg)

@@ -1,11 +1,12 @@
 """What a training worker's process needs before the loop runs: Accelerate for this worker, glibc
-kept from returning freed memory, matplotlib hidden from MONAI's import, and the peak-memory
+kept from returning freed memory, MONAI's optional extras kept out of its import, and the peak-memory
 figure the loop reports."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.abc
 import os
 import resource
 import sys
@@ -62,24 +63,44 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_ABOVE))
 
 
-@contextlib.contextmanager
-def matplotlib_hidden():
-    """Hides matplotlib while a family builds its parts, so the MONAI import this may start skips it.
+# What MONAI's first import loads for parts no trial uses, each of which MONAI treats as optional:
+# matplotlib.pyplot for its plotting helpers (0.4 s in a fresh process), and, where transformers is
+# installed (the hf extra), BERT for its Transchex network, which pulls in torch._dynamo and a
+# good part of transformers: 3-5 s of every trial's startup on 2 cores (benchmarks/README.md).
+MONAI_EXTRAS = ("matplotlib", "transformers")
 
-    MONAI's first import loads every one of its modules, and with them matplotlib.pyplot for
-    plotting helpers no trial calls: 0.4 s in a fresh process, 0.24-0.44 s of a trial's startup on
-    2 cores (benchmarks/README.md). MONAI treats matplotlib as optional, so it imports without it. None in
-    sys.modules is the import system's own "cannot be imported" marker; it is taken out again
-    afterwards, so a later `import matplotlib` works. Where matplotlib is loaded already, nothing
-    changes."""
-    hide = "matplotlib" not in sys.modules
-    if hide:
-        sys.modules["matplotlib"] = None
+
+def monai_importing() -> bool:
+    """Whether MONAI's own first import is running: the import system marks a module's spec
+    `_initializing` while the module's code runs (CPython's, undocumented: without it nothing is
+    hidden)."""
+    spec = getattr(sys.modules.get("monai"), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
+class HiddenWhileMonaiImports(importlib.abc.MetaPathFinder):
+    """A finder that answers "not installed" for MONAI_EXTRAS not yet loaded, and only to imports
+    made while MONAI's first import runs: MONAI then takes them for absent, and any other code,
+    a family's build included (npt reads Hugging Face checkpoints with transformers), imports them
+    as usual, before MONAI, after it, or within the same `with`."""
+
+    def find_spec(self, name, path=None, target=None):
+        package = name.partition(".")[0]
+        if package in MONAI_EXTRAS and package not in sys.modules and monai_importing():
+            raise ModuleNotFoundError(f"{name}: hidden while MONAI imports (trainables.worker_setup)", name=name)
+        return None
+
+
+@contextlib.contextmanager
+def monai_extras_hidden():
+    """MONAI, if a family's build imports it here, loads without MONAI_EXTRAS. Where MONAI or an
+    extra is loaded already, nothing changes."""
+    finder = HiddenWhileMonaiImports()
+    sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
-        if hide and sys.modules.get("matplotlib", "gone") is None:  # still our marker
-            del sys.modules["matplotlib"]
+        sys.meta_path.remove(finder)
 
 
 def peak_memory_mb() -> float:

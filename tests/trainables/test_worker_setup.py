@@ -1,5 +1,5 @@
 """A training worker's process set-up (trainables/worker_setup.py): the allocator setting every worker makes, and
-MONAI imported without matplotlib while a family builds its parts."""
+MONAI imported without its optional extras (matplotlib, transformers) while a family builds its parts."""
 
 import json
 import subprocess
@@ -51,40 +51,51 @@ def test_a_workers_freed_memory_stays_in_its_heap_instead_of_going_back_to_the_k
         assert r["heap_freed"] == r["heap_alive"]  # nothing given back
 
 
-# In a fresh process, since MONAI and matplotlib load once per process: MONAI imported inside
-# `matplotlib_hidden` (as a family's build imports it), then matplotlib imported the usual way.
+# In a fresh process, since MONAI and its extras load once per process: MONAI imported inside
+# `monai_extras_hidden` (as a family's build imports it), then, still inside, transformers (as npt's
+# build imports it), then matplotlib after it, the usual way.
 MONAI_IN_BUILD = """
 import json, sys
-from losstune.trainables.worker_setup import matplotlib_hidden
+from losstune.trainables.worker_setup import monai_extras_hidden
 
-with matplotlib_hidden():
+with monai_extras_hidden():
     from monai.networks.nets import UNet
-    during = sys.modules["matplotlib"]
-after_build = "matplotlib" in sys.modules
+    loaded_by_monai = [name for name in ("matplotlib", "transformers") if name in sys.modules]
+    import monai.networks.nets.transchex as transchex
+    monai_saw_transformers = transchex.transformers[1]  # optional_import's (module, found)
+    import transformers
+    from transformers import AutoConfig
 import monai.utils.jupyter_utils as ju
 import matplotlib.pyplot
-print(json.dumps({"during": repr(during), "after_build": after_build, "monai_saw_it": ju.has_matplotlib,
-                  "usable_after": matplotlib.pyplot.figure is not None}))
+print(json.dumps({"loaded_by_monai": loaded_by_monai, "monai_saw_matplotlib": ju.has_matplotlib,
+                  "monai_saw_transformers": monai_saw_transformers, "transformers_in_build": AutoConfig.__name__,
+                  "matplotlib_after": matplotlib.pyplot.figure is not None}))
 """
 
 
-def test_a_build_imports_monai_without_matplotlib_and_leaves_it_importable_afterwards():
+def test_a_build_imports_monai_without_its_extras_and_they_import_as_usual_beside_it():
+    pytest.importorskip("transformers")  # the hf extra, which `make` installs
     out = subprocess.run([sys.executable, "-c", MONAI_IN_BUILD], capture_output=True, text=True, check=True).stdout
     seen = json.loads(out)
-    assert seen["during"] == "None"  # hidden while the build ran
-    assert seen["after_build"] is False  # MONAI loaded none of it and the marker is gone
-    assert seen["monai_saw_it"] is False  # MONAI took matplotlib for not installed
-    assert seen["usable_after"] is True
+    assert seen["loaded_by_monai"] == []  # MONAI loaded neither
+    assert seen["monai_saw_matplotlib"] is False and seen["monai_saw_transformers"] is False  # it took them for absent
+    assert seen["transformers_in_build"] == "AutoConfig"  # a build's own import, after MONAI's, works
+    assert seen["matplotlib_after"] is True
 
 
-def test_matplotlib_already_loaded_is_left_alone():
-    import matplotlib
+def test_the_finder_refuses_only_extras_not_loaded_and_only_while_monai_imports(monkeypatch):
+    import losstune.trainables.worker_setup as worker_setup
 
-    from losstune.trainables.worker_setup import matplotlib_hidden
-
-    with matplotlib_hidden():
-        assert sys.modules["matplotlib"] is matplotlib
-    assert sys.modules["matplotlib"] is matplotlib
+    finder = worker_setup.HiddenWhileMonaiImports()
+    monkeypatch.delitem(sys.modules, "transformers", raising=False)  # not loaded
+    monkeypatch.setitem(sys.modules, "matplotlib", sys.modules.get("matplotlib", object()))  # loaded
+    monkeypatch.setattr(worker_setup, "monai_importing", lambda: False)
+    assert finder.find_spec("transformers") is None  # outside MONAI's import: imported as usual
+    monkeypatch.setattr(worker_setup, "monai_importing", lambda: True)
+    with pytest.raises(ModuleNotFoundError, match="hidden while MONAI imports"):
+        finder.find_spec("transformers.models.bert.modeling_bert")
+    assert finder.find_spec("matplotlib.pyplot") is None  # loaded already: left alone
+    assert finder.find_spec("numpy") is None  # not an extra
 
 
 def test_the_shuffle_order_restored_from_a_checkpoint_draws_the_next_epochs_order():

@@ -8,7 +8,9 @@ before it ends (the first when Tuner.fit starts). For each trial:
 and where the time goes, from the marks that trainables/timeline.py writes when LOSSTUNE_TIMELINE
 is set: Tune's driver actor, the TorchTrainer controller and worker, the worker's imports,
 Accelerate, data and model, the first step; validation, checkpoint and report, fit() returning.
-Median and max over the trials.
+Median and max over the trials. Also the machine's CPU busy time per trial (all processes, from
+/proc/stat): the trials' processes compete for 2 cores in a sweep or the test run, where their
+wall time alone moves with whatever else the machine runs.
 """
 
 from __future__ import annotations
@@ -83,6 +85,14 @@ def report(trials: list[dict]) -> None:
         line("  " + label, [t[b] - t[a] for t in trials])
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds this machine's cores have been busy since boot (/proc/stat, every process):
+    what the trials' processes cost in all, which their wall time on a shared machine hides."""
+    with open("/proc/stat") as stat:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def import_seconds(statements: str) -> float:
     """Seconds a fresh interpreter spends running `statements` (imports) on this machine."""
     code = f"import time\nt = time.time()\n{statements}\nprint(time.time() - t)"
@@ -106,7 +116,7 @@ def main() -> None:
     start_local_ray(path)
     import time
 
-    fit_started = time.time()
+    fit_started, busy_before = time.time(), machine_cpu_seconds()
     table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",
                                 "--trials", str(trials), "--search", "random", "--scheduler", "none",
                                 "--max-concurrent", "1", "--keep-checkpoints", "1",
@@ -116,7 +126,8 @@ def main() -> None:
     report(times)
     compute = [t["epoch_steps_done"] - t["first_step_done"] for t in times]
     print(f"  (training compute after the first step: median {statistics.median(compute):.2f} s)")
-    print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time")
+    print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time; "
+          f"CPU busy {(machine_cpu_seconds() - busy_before) / trials:.1f} s per trial (the whole machine's)")
     # what a fresh process pays before it can do anything (Train starts two per trial)
     print("imports in a fresh interpreter: " + "; ".join(
         f"{label} {import_seconds(statements):.2f} s" for label, statements in [

@@ -100,7 +100,7 @@ def import_seconds(statements: str) -> float:
                                 check=True).stdout)
 
 
-# What the worker imports, in its order; a family's build imports MONAI with matplotlib hidden.
+# What the worker imports, in its order; a family's build imports MONAI with its extras hidden (matplotlib, transformers).
 WORKER = "import losstune.trainables.hdr_patch, losstune.trainables.loop"
 WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.monai_extras_hidden():\n    import monai.networks.nets"
 

@@ -10,7 +10,8 @@ is set: Tune's driver actor, the TorchTrainer controller and worker, the worker'
 Accelerate, data and model, the first step; validation, checkpoint and report, fit() returning.
 Median and max over the trials. Also the machine's CPU busy time per trial (all processes, from
 /proc/stat): the trials' processes compete for 2 cores in a sweep or the test run, where their
-wall time alone moves with whatever else the machine runs.
+wall time alone moves with whatever else the machine runs; and how much of it each kind of Ray
+worker process took (Train's controller and worker, its helper actors, Tune's trial actor).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
+from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,6 +96,70 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+class RayProcessCPU:
+    """CPU seconds of each Ray worker process (`ray::` + its actor's class) that lived during the
+    `with`, polled from /proc every `every_s`: which of a trial's processes cost what. Only this
+    process's descendants count (the local Ray it started), not another Ray on the machine. A
+    process that exits between two polls loses its last `every_s` of CPU: lower bounds."""
+
+    def __init__(self, every_s: float = 0.1):
+        self.every_s = every_s
+        self.seen: dict[str, list] = {}  # "pid:start time" -> [CPU ticks, name]
+        self._ours = {os.getpid()}  # this process and its descendants seen so far
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every_s):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                if (process := read_process(pid)) is None:
+                    continue  # gone meanwhile
+                parent, started, ticks, name = process
+                if parent in self._ours:
+                    self._ours.add(int(pid))
+                if not name.startswith("ray::") or int(pid) not in self._ours:
+                    continue
+                # "ray::IDLE" until the worker holds an actor, then "ray::Class" or "ray::Class.method"
+                name = name.split()[0].split(".")[0]
+                key = f"{pid}:{started}"  # pids are reused
+                if name == "ray::IDLE" and key in self.seen:
+                    name = self.seen[key][1]
+                self.seen[key] = [ticks, name]
+
+    def by_kind(self) -> dict[str, tuple[int, float]]:
+        return cpu_by_kind(self.seen.values(), os.sysconf("SC_CLK_TCK"))
+
+
+def read_process(pid: str) -> tuple[int, str, int, str] | None:
+    """(parent pid, start time, CPU ticks so far, argv[0]) from /proc/PID, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the fields after the command's name
+        with open(f"/proc/{pid}/cmdline") as f:
+            name = f.read().split("\0", 1)[0]
+    except OSError:
+        return None
+    # stat fields 4 (ppid), 22 (starttime), 14 + 15 (utime + stime)
+    return int(fields[1]), fields[19], int(fields[11]) + int(fields[12]), name
+
+
+def cpu_by_kind(records, ticks_per_s: float) -> dict[str, tuple[int, float]]:
+    """{process name: (processes, CPU seconds)} from [CPU ticks, name] records, costliest first."""
+    kinds: dict[str, list] = defaultdict(lambda: [0, 0])
+    for ticks, name in records:
+        kinds[name][0] += 1
+        kinds[name][1] += ticks
+    return {name: (n, ticks / ticks_per_s) for name, (n, ticks) in sorted(kinds.items(), key=lambda kv: -kv[1][1])}
+
+
 def import_seconds(statements: str) -> float:
     """Seconds a fresh interpreter spends running `statements` (imports) on this machine."""
     code = f"import time\nt = time.time()\n{statements}\nprint(time.time() - t)"
@@ -117,10 +184,11 @@ def main() -> None:
     import time
 
     fit_started, busy_before = time.time(), machine_cpu_seconds()
-    table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",
-                                "--trials", str(trials), "--search", "random", "--scheduler", "none",
-                                "--max-concurrent", "1", "--keep-checkpoints", "1",
-                                "--storage", folder, "--name", "overhead"], callbacks=[tune_marks()])
+    with RayProcessCPU() as ray_cpu:
+        table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",
+                                    "--trials", str(trials), "--search", "random", "--scheduler", "none",
+                                    "--max-concurrent", "1", "--keep-checkpoints", "1",
+                                    "--storage", folder, "--name", "overhead"], callbacks=[tune_marks()])
     assert (table["status"] == "COMPLETED").all(), table[["status", "error"]]
     times = trial_times(read_timeline(path), fit_started)
     report(times)
@@ -128,6 +196,8 @@ def main() -> None:
     print(f"  (training compute after the first step: median {statistics.median(compute):.2f} s)")
     print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time; "
           f"CPU busy {(machine_cpu_seconds() - busy_before) / trials:.1f} s per trial (the whole machine's)")
+    print("  of which Ray's worker processes, per trial (polled: lower bounds): " + "; ".join(
+        f"{name} {seconds / trials:.1f} s ({n} processes)" for name, (n, seconds) in ray_cpu.by_kind().items()))
     # what a fresh process pays before it can do anything (Train starts two per trial)
     print("imports in a fresh interpreter: " + "; ".join(
         f"{label} {import_seconds(statements):.2f} s" for label, statements in [

@@ -197,7 +197,7 @@ def main() -> None:
     print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time; "
           f"CPU busy {(machine_cpu_seconds() - busy_before) / trials:.1f} s per trial (the whole machine's)")
     print("  of which Ray's worker processes, per trial (polled: lower bounds): " + "; ".join(
-        f"{name} {seconds / trials:.1f} s ({n} processes)" for name, (n, seconds) in ray_cpu.by_kind().items()))
+        f"{name} {seconds / trials:.1f} s ({n} process{'es' if n > 1 else ''})" for name, (n, seconds) in ray_cpu.by_kind().items()))
     # what a fresh process pays before it can do anything (Train starts two per trial)
     print("imports in a fresh interpreter: " + "; ".join(
         f"{label} {import_seconds(statements):.2f} s" for label, statements in [

@@ -120,35 +120,48 @@ class RayProcessCPU:
     def _poll(self) -> None:
         while not self._stop.wait(self.every_s):
             for pid in filter(str.isdigit, os.listdir("/proc")):
-                if (process := read_process(pid)) is None:
-                    continue  # gone meanwhile
-                parent, started, ticks, name = process
-                if parent in self._ours:
-                    self._ours.add(int(pid))
-                if not name.startswith("ray::") or int(pid) not in self._ours:
-                    continue
-                # "ray::IDLE" until the worker holds an actor, then "ray::Class" or "ray::Class.method"
-                name = name.split()[0].split(".")[0]
-                key = f"{pid}:{started}"  # pids are reused
-                if name == "ray::IDLE" and key in self.seen:
-                    name = self.seen[key][1]
-                self.seen[key] = [ticks, name]
+                self._look_at(int(pid))
+
+    def _look_at(self, pid: int) -> None:
+        if (stat := read_stat(pid)) is None:
+            return  # gone meanwhile
+        parent, started, ticks = stat
+        if parent in self._ours:
+            self._ours.add(pid)
+        if pid not in self._ours:
+            return  # not our Ray's: its name is not even read
+        name = read_argv0(pid)
+        if not name.startswith("ray::"):
+            return  # raylet, GCS, dashboard: Ray's daemons, not a trial's processes
+        # "ray::IDLE" until the worker holds an actor, then "ray::Class" or "ray::Class.method"
+        name = name.split()[0].split(".")[0]
+        key = f"{pid}:{started}"  # pids are reused
+        if name == "ray::IDLE" and key in self.seen:
+            name = self.seen[key][1]
+        self.seen[key] = [ticks, name]
 
     def by_kind(self) -> dict[str, tuple[int, float]]:
         return cpu_by_kind(self.seen.values(), os.sysconf("SC_CLK_TCK"))
 
 
-def read_process(pid: str) -> tuple[int, str, int, str] | None:
-    """(parent pid, start time, CPU ticks so far, argv[0]) from /proc/PID, None once it is gone."""
+def read_stat(pid: int) -> tuple[int, str, int] | None:
+    """(parent pid, start time, CPU ticks so far) from /proc/PID/stat, None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()  # the fields after the command's name
-        with open(f"/proc/{pid}/cmdline") as f:
-            name = f.read().split("\0", 1)[0]
     except OSError:
         return None
     # stat fields 4 (ppid), 22 (starttime), 14 + 15 (utime + stime)
-    return int(fields[1]), fields[19], int(fields[11]) + int(fields[12]), name
+    return int(fields[1]), fields[19], int(fields[11]) + int(fields[12])
+
+
+def read_argv0(pid: int) -> str:
+    """The process's argv[0], where Ray writes a worker's title; "" once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read().split("\0", 1)[0]
+    except OSError:
+        return ""
 
 
 def cpu_by_kind(records, ticks_per_s: float) -> dict[str, tuple[int, float]]:
@@ -167,7 +180,8 @@ def import_seconds(statements: str) -> float:
                                 check=True).stdout)
 
 
-# What the worker imports, in its order; a family's build imports MONAI with its extras hidden (matplotlib, transformers).
+# What the worker imports, in its order; a family's build imports MONAI with its extras hidden
+# (matplotlib, transformers).
 WORKER = "import losstune.trainables.hdr_patch, losstune.trainables.loop"
 WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.monai_extras_hidden():\n    import monai.networks.nets"
 
@@ -197,7 +211,8 @@ def main() -> None:
     print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time; "
           f"CPU busy {(machine_cpu_seconds() - busy_before) / trials:.1f} s per trial (the whole machine's)")
     print("  of which Ray's worker processes, per trial (polled: lower bounds): " + "; ".join(
-        f"{name} {seconds / trials:.1f} s ({n} process{'es' if n > 1 else ''})" for name, (n, seconds) in ray_cpu.by_kind().items()))
+        f"{name} {seconds / trials:.1f} s ({n} process{'es' if n > 1 else ''})"
+        for name, (n, seconds) in ray_cpu.by_kind().items()))
     # what a fresh process pays before it can do anything (Train starts two per trial)
     print("imports in a fresh interpreter: " + "; ".join(
         f"{label} {import_seconds(statements):.2f} s" for label, statements in [

@@ -42,6 +42,7 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
     elif best is None:
         lines.append(f"no healthy finished trial ({how_trials_ended(trials)}): no best config written")
     lines += identical_lines(trials, params)
+    lines += branch_lines(trials, meta)
     if meta.get("objectives") and "pareto" in trials:
         columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
         front = trials.loc[trials["pareto"], columns]
@@ -94,6 +95,39 @@ def identical_lines(trials: pd.DataFrame, params: list[str], shown: int = 5) -> 
         lines.append(f"  {len(ids)} trials at {group['objective'].iloc[0]:.6g} (epoch {group['epochs_done'].iloc[0]}): "
                      f"{named}; they differ in {', '.join(differ) or 'nothing searched'}")
     return lines
+
+
+def branch_lines(trials: pd.DataFrame, meta: dict) -> list[str]:
+    """Per branch of the space (each value of a switch: hdr_patch's caps/mode A or B), the trials
+    drawn there and the median and best objective of those that completed. TPE follows the
+    branch whose first trials did best, which need not hold the best config: on hdr_patch, random
+    search found its best in Mode B at every seed, while TPE + ASHA's runs that settled on Mode A
+    drew Mode B in 1-8 of 37-40 trials (benchmarks/README.md, 2026-11-27). A branch with too few
+    completed trials beside one with many is named, with how to compare the two."""
+    lines = []
+    for name, values in study.space_switches(meta).items():
+        if f"config/{name}" not in trials:
+            continue
+        column, full = trials[f"config/{name}"], trials["status"] == "COMPLETED"
+        done = {value: trials.loc[(column == value) & full, "objective"].astype(float) for value in values}
+        lines.append(f"branches of {name} (trials drawn there; of those that completed every epoch healthy, the "
+                     "median and best objective):")
+        for value in values:
+            ran = done[value]
+            figures = f", median {ran.median():.4g}, best {best_of(ran, meta):.4g}" if len(ran) else ""
+            lines.append(f"  {name}={value}: {int((column == value).sum())} drawn, {len(ran)} completed{figures}")
+        most = max(values, key=lambda v: len(done[v]))
+        for value in values:
+            if len(done[value]) < study.MIN_TRIALS and len(done[most]) >= 2 * study.MIN_TRIALS:
+                lines.append(f"  {name}={value} has {len(done[value])} completed trials against {name}={most}'s "
+                             f"{len(done[most])}: this sweep cannot say which holds the better config (a model-based "
+                             f"search follows the branch whose first trials did best); to compare them, sweep with "
+                             f"--search random or --enqueue configs with {name}={value}")
+    return lines
+
+
+def best_of(values: pd.Series, meta: dict) -> float:
+    return values.min() if meta["objective"]["mode"] == "min" else values.max()
 
 
 def early_epochs_line(ranking: pd.DataFrame, grace: int) -> str:

@@ -85,6 +85,18 @@ def switch_params(points: list[dict]) -> list[str]:
     return found
 
 
+def space_switches(meta: dict) -> dict[str, list]:
+    """{"caps/mode": ["A", "B"], ...}: each switch of a sweep's space (switch_params, from 256 of its
+    random points) with the values it takes."""
+    from losstune.search_spaces import sample_points
+    from losstune.trainables.families import load_family, make_config
+
+    family = load_family(meta["family"])
+    space = family.space(meta["space"], make_config(family, meta.get("base", {})))
+    points = sample_points(space, 256, meta.get("seed", 0))
+    return {name: sorted({p[name] for p in points}, key=str) for name in switch_params(points)}
+
+
 def branches(trials: list, switches: list[str]) -> dict[str, list]:
     """{"caps/mode=B": trials, ...}: per value of each switch, the trials that took it."""
     groups = {}

@@ -23,16 +23,10 @@ MARK = {"color": DEFAULT_STYLE["color"], "marker": "*", "s": 220, "zorder": 5, "
 def study_files(experiment: str, meta: dict) -> dict[str, str]:
     """Write the study's importance.parquet and Optuna's plots beside the sweep's other results;
     returns {what: uri} (nothing where the sweep has no study journal)."""
-    from losstune.search_spaces import sample_points
-    from losstune.trainables.families import load_family, make_config
-
     study = studies.load_study(experiment)
     if study is None:
         return {}
-    family = load_family(meta["family"])
-    space = family.space(meta["space"], make_config(family, meta["base"]))
-    switches = studies.switch_params(sample_points(space, 256, meta.get("seed", 0)))
-    table = studies.importance(study, meta["objective"]["metric"], switches)
+    table = studies.importance(study, meta["objective"]["metric"], list(studies.space_switches(meta)))
     written = {"importance": f"{experiment}/{studies.IMPORTANCE_FILE}"}
     write_parquet(written["importance"], table)
     for name, data in study_plots(study, meta, table).items():

@@ -137,3 +137,44 @@ def test_report_says_how_the_trials_ended_when_none_finished_healthy():
                                     stop_reason=["identity_mapping"] * 4 + ["", "velocity_collapse"])
     assert ("no healthy finished trial (STOPPED identity_mapping 4, ERROR 1, STOPPED velocity_collapse 1): no best "
             "config written") in report(stopped, meta, {})
+
+
+def branch_trials(modes: str, statuses: str, objectives: list[float]):
+    """A trials table of hdr_patch `caps` (mode per trial: "AAB..."; C completed, E early-stopped)."""
+    import pandas as pd
+
+    status = {"C": "COMPLETED", "E": "EARLY_STOPPED"}
+    return pd.DataFrame({"trial_id": [f"t{i}" for i in range(len(modes))], "config/caps/mode": list(modes),
+                         "status": [status[s] for s in statuses], "objective": objectives})
+
+
+def test_report_gives_each_branch_its_trials_and_names_one_too_thin_to_compare():
+    from losstune.ray_jobs.report import branch_lines
+
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}}
+    # A: 7 drawn, 6 completed at 1.0, 1.2, 0.9, 1.4, 1.1, 1.3 -> sorted 0.9 1.0 1.1 1.2 1.3 1.4, median
+    # (1.1 + 1.2) / 2 = 1.15, best 0.9. B: 2 drawn, one completed at 0.8 (median and best 0.8), one
+    # stopped early at 0.5 (not comparable, left out). 1 completed < 3 beside A's 6 >= 2 x 3: named.
+    trials = branch_trials("AAAAAAABB", "CCCCCCECE", [1.0, 1.2, 0.9, 1.4, 1.1, 1.3, 0.7, 0.8, 0.5])
+    lines = branch_lines(trials, meta)
+    assert lines[1:3] == ["  caps/mode=A: 7 drawn, 6 completed, median 1.15, best 0.9",
+                          "  caps/mode=B: 2 drawn, 1 completed, median 0.8, best 0.8"]
+    assert lines[3].startswith("  caps/mode=B has 1 completed trials against caps/mode=A's 6: this sweep cannot say")
+    assert "--search random or --enqueue configs with caps/mode=B" in lines[3] and len(lines) == 4
+    # maximising: A's best is 1.4
+    assert "median 1.15, best 1.4" in branch_lines(trials, meta | {"objective": {"metric": "val/a", "mode": "max"}})[1]
+    # B with 3 completed (0.8, 0.6, 0.7): enough to compare, nothing named
+    three = branch_trials("AAAAAABBB", "CCCCCCCCC", [1.0, 1.2, 0.9, 1.4, 1.1, 1.3, 0.8, 0.6, 0.7])
+    assert branch_lines(three, meta)[2] == "  caps/mode=B: 3 drawn, 3 completed, median 0.7, best 0.6"
+    assert len(branch_lines(three, meta)) == 3
+    # a branch never drawn is listed with 0; A's 5 completed < 6 do not yet make B's absence a finding
+    only_a = branch_trials("AAAAA", "CCCCC", [1.0, 1.2, 0.9, 1.4, 1.1])
+    assert branch_lines(only_a, meta)[2] == "  caps/mode=B: 0 drawn, 0 completed" and len(branch_lines(only_a, meta)) == 3
+
+
+def test_a_space_without_branches_gets_no_branch_lines():
+    from losstune.ray_jobs.report import branch_lines
+
+    meta = {"family": "latent_conditioner", "space": "weights", "objective": {"metric": "val/a", "mode": "min"}}
+    trials = branch_trials("AB", "CC", [1.0, 2.0]).rename(columns={"config/caps/mode": "config/loss/w"})
+    assert branch_lines(trials, meta) == []

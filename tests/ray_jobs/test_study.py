@@ -76,3 +76,8 @@ def test_the_scalar_objective_is_found_among_several(names):
     study = optuna.create_study(directions=["minimize", "minimize"])
     study.set_metric_names(names)
     assert studies.objective_index(study, "val/b") == names.index("val/b")
+
+
+def test_space_switches_reads_the_sweeps_space_with_the_values_each_switch_takes():
+    meta = {"family": "hdr_patch", "space": "caps", "base": {}, "seed": 0}
+    assert studies.space_switches(meta) == {"caps/clamp_enabled": [False, True], "caps/mode": ["A", "B"]}

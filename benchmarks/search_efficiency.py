@@ -509,6 +509,9 @@ def discard_unfinished(folder: str, name: str, method: str, seed: int) -> None:
 
 
 def main() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of a space
     args = parse_args()
     settings, sweeps = protocol(args)
     folder = os.path.abspath(args.folder) if args.folder else scratch("search")
@@ -546,15 +549,66 @@ def report(name: str, runs: list[dict], settings: dict, folder: str) -> None:
     if not any(r["method"] == "random" for r in runs):
         print(f"{name}: no random search run yet: no figures")
         return
-    mode = load_family(TASKS[name].family).objective.mode
+    objective = load_family(TASKS[name].family).objective
+    mode = objective.mode
     summary = summarise(runs, mode)
     random_run = next(r for r in runs if r["method"] == "random")
     print_summary(name, summary, settings["skipped"][name], full_length(TASKS[name], random_run["argv"]),
                   settings["startup"])
     path = f"{folder}/{name}_anytime.png"
     plot(name, runs, summary, path, mode)
+    for line in branch_lines(TASKS[name], runs, f"{folder}/{name}", objective.metric, objective.mode):
+        print(line)
     print(f"  anytime curves: {path}; wall {sum(r['wall_s'] for r in runs) / 60:.1f} min of sweeps", flush=True)
     print(f"  runs by the commit they ran at: {commits(runs)}")
+
+
+def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: str) -> list[str]:
+    """Per switch of the task's space (hdr_patch's caps/mode), per method: the median share over
+    seeds of its trials drawn in each branch, and at how many seeds its best full-length trial lay
+    in each. A search that models the objective can settle on one branch; this says whether it did
+    and whether the best was elsewhere. Read from each kept sweep's Tune folder."""
+    from losstune.ray_jobs.study import space_switches
+
+    lines = []
+    for name, values in space_switches({"family": task.family, "space": task.space}).items():
+        lines.append(f"  branches of {name} (the share of the trials that reported, median (range) over seeds; at "
+                     "how many seeds the best full-length trial lay in each):")
+        for method in dict.fromkeys(r["method"] for r in runs):
+            shares, best_in = {v: [] for v in values}, Counter()
+            kept = [r for r in runs if r["method"] == method]
+            for run in kept:
+                trials = last_results(os.path.join(folder, sweep_name(method, run["seed"])))
+                drawn = [config_value(result["config"], name) for result in trials]
+                for value in values:
+                    shares[value].append(drawn.count(value) / max(len(drawn), 1))
+                full = [r for r in trials if r.get("epoch") == full_length(task, run["argv"]) and not r.get("stop_reason")]
+                if full:
+                    best = (min if mode == "min" else max)(full, key=lambda r: r[metric])
+                    best_in[config_value(best["config"], name)] += 1
+            split = ", ".join(f"{v} {np.median(shares[v]):.0%} ({min(shares[v]):.0%}-{max(shares[v]):.0%})"
+                              for v in values)
+            where = ", ".join(f"{v} at {best_in[v]}" for v in values)
+            lines.append(f"    {method:<14} {split}; best in {where} of {len(kept)} seeds")
+    return lines
+
+
+def last_results(sweep: str) -> list[dict]:
+    """The last result each trial of a Tune folder reported (a trial that never reported has none)."""
+    results = []
+    for trial in sorted(os.listdir(sweep)) if os.path.isdir(sweep) else []:
+        path = os.path.join(sweep, trial, "result.json")
+        lines = open(path).read().splitlines() if os.path.exists(path) else []
+        if lines:
+            results.append(json.loads(lines[-1]))
+    return results
+
+
+def config_value(config: dict, name: str):
+    """config["caps"]["mode"] for "caps/mode"; None where the trial's branch lacks it."""
+    for key in name.split("/"):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config
 
 
 def commits(runs: list[dict]) -> str:

@@ -284,3 +284,32 @@ def test_a_folder_of_another_protocol_is_refused_before_ray_starts(monkeypatch, 
                            "was run with other flags (") and line.endswith("use another folder for these")
     (tmp_path / "lc_weights" / "random-1.json").write_text("{half a rec")
     assert "is not a run's record" in refusal(monkeypatch, capsys, *flags)
+
+
+def write_tune_trial(sweep, name: str, mode: str, epoch: int, value: float, stop_reason: str = "") -> None:
+    """A trial folder as Tune leaves it: result.json, one line per reported epoch (the last counts)."""
+    folder = sweep / name
+    folder.mkdir(parents=True)
+    last = {"epoch": epoch, "val/log_l1": value, "stop_reason": stop_reason, "config": {"caps": {"mode": mode}}}
+    (folder / "result.json").write_text(json.dumps({**last, "epoch": 1, "val/log_l1": 9.0}) + "\n" + json.dumps(last))
+
+
+def test_branch_lines_give_each_methods_share_per_branch_and_where_its_best_lay(tmp_path):
+    task = search_efficiency.TASKS["hdr_caps"]
+    argv = search_efficiency.method_argv(task, "random", 0, 32, (), str(tmp_path), None)  # 10 epochs
+    # random seed 0: A 1.0, B 0.8 -> 1 of 2 in B (50%), best B. Seed 1: A 0.7, B 0.9, B 0.6 stopped
+    # unhealthy (not a best) -> 2 of 3 in B (67%), best A. Median B share (50% + 67%) / 2 = 58%.
+    # tpe-asha seed 0: A 0.5, A 0.9 stopped by ASHA at epoch 5 (not full length), B 0.7 -> B 33%, best A.
+    for name, trials in {"random-0": [("A", 10, 1.0, ""), ("B", 10, 0.8, "")],
+                         "random-1": [("A", 10, 0.7, ""), ("B", 10, 0.9, ""), ("B", 10, 0.6, "overflow")],
+                         "tpe-asha-0": [("A", 10, 0.5, ""), ("A", 5, 0.9, ""), ("B", 10, 0.7, "")]}.items():
+        for k, trial in enumerate(trials):
+            write_tune_trial(tmp_path / name, f"run_trial_{k}", *trial)
+    runs = [{"method": "random", "seed": 0, "argv": argv}, {"method": "random", "seed": 1, "argv": argv},
+            {"method": "tpe-asha", "seed": 0, "argv": argv}]
+    lines = search_efficiency.branch_lines(task, runs, str(tmp_path), "val/log_l1", "min")
+    mode = lines.index(next(line for line in lines if line.startswith("  branches of caps/mode")))
+    assert lines[mode + 1].split() == ["random", "A", "42%", "(33%-50%),", "B", "58%", "(50%-67%);", "best", "in", "A",
+                                       "at", "1,", "B", "at", "1", "of", "2", "seeds"]
+    assert lines[mode + 2].split()[:7] == ["tpe-asha", "A", "67%", "(67%-67%),", "B", "33%", "(33%-33%);"]
+    assert lines[mode + 2].endswith("best in A at 1, B at 0 of 1 seeds")

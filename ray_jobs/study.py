@@ -78,6 +78,8 @@ def switch_params(points: list[dict]) -> list[str]:
         by_value = defaultdict(list)
         for point in points:
             by_value[point[name]].append(set(point))
+        if min(len(group) for group in by_value.values()) < 2:
+            continue  # a value only one point took: a continuous parameter, whatever else varies with it
         always = [set.intersection(*group) for group in by_value.values()]
         ever = [set.union(*group) for group in by_value.values()]
         if any(a - e for i, a in enumerate(always) for j, e in enumerate(ever) if i != j):

@@ -29,6 +29,13 @@ def test_the_switches_of_hdr_patchs_caps_space_are_its_mode_and_clamp():
     assert studies.switch_params(points) == ["caps/clamp_enabled", "caps/mode"]
 
 
+def test_a_continuous_parameter_is_no_switch_in_a_space_that_branches():
+    # in `all`, every point has its own lr and loss weights, and Mode A and B points differ in their
+    # keys: grouped by lr, each group is one point, whose keys the other groups lack
+    points = sample_points(load_family("hdr_patch").spaces["all"], 256, 0)
+    assert studies.switch_params(points) == ["caps/clamp_enabled", "caps/mode"]
+
+
 def test_a_parameter_that_switches_nothing_is_no_switch():
     points = [{"mode": "A", "alpha": 1, "flag": True}, {"mode": "A", "alpha": 2, "flag": False},
               {"mode": "B", "scale": 1, "flag": True}, {"mode": "B", "scale": 3, "flag": False}]

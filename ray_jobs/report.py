@@ -101,8 +101,8 @@ def branch_lines(trials: pd.DataFrame, meta: dict) -> list[str]:
     """Per branch of the space (each value of a switch: hdr_patch's caps/mode A or B), the trials
     drawn there and the median and best objective of those that completed. TPE follows the
     branch whose first trials did best, which need not hold the best config: on hdr_patch, random
-    search found its best in Mode B at 7 of 8 seeds, while TPE + ASHA over the `all` space drew
-    Mode A in 34-37 of its 38-40 trials at each of 4 (benchmarks/README.md, 2026-11-27). A branch
+    search found its best in Mode B at 9 of 10 seeds, while TPE + ASHA over the `all` space drew
+    Mode A in 85-97% of its trials at each of 6 (benchmarks/README.md, 2026-11-27). A branch
     with too few completed trials beside one with many is named, with how to compare the two."""
     lines = []
     for name, values in study.space_switches(meta).items():

@@ -557,7 +557,7 @@ def report(name: str, runs: list[dict], settings: dict, folder: str) -> None:
                   settings["startup"])
     path = f"{folder}/{name}_anytime.png"
     plot(name, runs, summary, path, mode)
-    for line in branch_lines(TASKS[name], runs, f"{folder}/{name}", objective.metric, objective.mode):
+    for line in branch_lines(TASKS[name], runs, f"{folder}/{name}", objective.metric, mode):
         print(line)
     print(f"  anytime curves: {path}; wall {sum(r['wall_s'] for r in runs) / 60:.1f} min of sweeps", flush=True)
     print(f"  runs by the commit they ran at: {commits(runs)}")
@@ -570,22 +570,23 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
     and whether the best was elsewhere. Read from each kept sweep's Tune folder."""
     from losstune.ray_jobs.study import space_switches
 
+    switches = space_switches({"family": task.family, "space": task.space})
+    trials = {id(run): run_trials(task, run, folder, metric) for run in runs} if switches else {}
+    pick = min if mode == "min" else max
     lines = []
-    for name, values in space_switches({"family": task.family, "space": task.space}).items():
+    for name, values in switches.items():
         lines.append(f"  branches of {name} (the share of the trials that reported, median (range) over seeds; at "
                      "how many seeds the best full-length trial lay in each):")
         for method in dict.fromkeys(r["method"] for r in runs):
-            shares, best_in = {v: [] for v in values}, Counter()
             kept = [r for r in runs if r["method"] == method]
+            shares, best_in = {v: [] for v in values}, Counter()
             for run in kept:
-                trials = last_results(os.path.join(folder, sweep_name(method, run["seed"])))
-                drawn = [config_value(result["config"], name) for result in trials]
+                drawn = [config.get(name) for config, _ in trials[id(run)]]
                 for value in values:
                     shares[value].append(drawn.count(value) / max(len(drawn), 1))
-                full = [r for r in trials if r.get("epoch") == full_length(task, run["argv"]) and not r.get("stop_reason")]
+                full = [(value, config) for config, value in trials[id(run)] if value is not None]
                 if full:
-                    best = (min if mode == "min" else max)(full, key=lambda r: r[metric])
-                    best_in[config_value(best["config"], name)] += 1
+                    best_in[pick(full, key=lambda f: f[0])[1].get(name)] += 1
             split = ", ".join(f"{v} {np.median(shares[v]):.0%} ({min(shares[v]):.0%}-{max(shares[v]):.0%})"
                               for v in values)
             where = ", ".join(f"{v} at {best_in[v]}" for v in values)
@@ -593,22 +594,22 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
     return lines
 
 
-def last_results(sweep: str) -> list[dict]:
-    """The last result each trial of a Tune folder reported (a trial that never reported has none)."""
-    results = []
+def run_trials(task: Task, run: dict, folder: str, metric: str) -> list[tuple[dict, float | None]]:
+    """Each trial of a kept run's Tune folder that reported: its flat config ("caps/mode": "B") and
+    its final value where it ran every epoch healthy, else None. Read from each trial's last result."""
+    from losstune.trainables.config import flatten
+
+    sweep = os.path.join(folder, sweep_name(run["method"], run["seed"]))
+    epochs = full_length(task, run["argv"])
+    trials = []
     for trial in sorted(os.listdir(sweep)) if os.path.isdir(sweep) else []:
         path = os.path.join(sweep, trial, "result.json")
         lines = open(path).read().splitlines() if os.path.exists(path) else []
         if lines:
-            results.append(json.loads(lines[-1]))
-    return results
-
-
-def config_value(config: dict, name: str):
-    """config["caps"]["mode"] for "caps/mode"; None where the trial's branch lacks it."""
-    for key in name.split("/"):
-        config = config.get(key) if isinstance(config, dict) else None
-    return config
+            last = json.loads(lines[-1])
+            full = last.get("epoch") == epochs and not last.get("stop_reason")
+            trials.append((flatten(last["config"]), last[metric] if full else None))
+    return trials
 
 
 def commits(runs: list[dict]) -> str:

@@ -108,14 +108,15 @@ def branch_lines(trials: pd.DataFrame, meta: dict) -> list[str]:
     for name, values in study.space_switches(meta).items():
         if f"config/{name}" not in trials:
             continue
-        column, full = trials[f"config/{name}"], trials["status"] == "COMPLETED"
-        done = {value: trials.loc[(column == value) & full, "objective"].astype(float) for value in values}
+        drawn = {value: trials[trials[f"config/{name}"] == value] for value in values}
+        done = {value: rows.loc[rows["status"] == "COMPLETED", "objective"].astype(float)
+                for value, rows in drawn.items()}
         lines.append(f"branches of {name} (trials drawn there; of those that completed every epoch healthy, the "
                      "median and best objective):")
         for value in values:
             ran = done[value]
             figures = f", median {ran.median():.4g}, best {best_of(ran, meta):.4g}" if len(ran) else ""
-            lines.append(f"  {name}={value}: {int((column == value).sum())} drawn, {len(ran)} completed{figures}")
+            lines.append(f"  {name}={value}: {len(drawn[value])} drawn, {len(ran)} completed{figures}")
         most = max(values, key=lambda v: len(done[v]))
         for value in values:
             if len(done[value]) < study.MIN_TRIALS and len(done[most]) >= 2 * study.MIN_TRIALS:

@@ -9,6 +9,8 @@ on the trials that took one value of each categorical parameter that switches ot
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import tempfile
 import warnings
@@ -89,14 +91,20 @@ def switch_params(points: list[dict]) -> list[str]:
 
 def space_switches(meta: dict) -> dict[str, list]:
     """{"caps/mode": ["A", "B"], ...}: each switch of a sweep's space (switch_params, from 256 of its
-    random points) with the values it takes."""
+    random points) with the values it takes. Kept per space: a sweep's end asks for them twice
+    (importance, the report) and report.html once more, and 256 points of `all` take 0.5 s."""
+    base = json.dumps(meta.get("base", {}), sort_keys=True)
+    return dict(_space_switches(meta["family"], meta["space"], base, meta.get("seed", 0)))
+
+
+@functools.lru_cache(maxsize=16)
+def _space_switches(family_name: str, space_name: str, base: str, seed: int) -> tuple:
     from losstune.search_spaces import sample_points
     from losstune.trainables.families import load_family, make_config
 
-    family = load_family(meta["family"])
-    space = family.space(meta["space"], make_config(family, meta.get("base", {})))
-    points = sample_points(space, 256, meta.get("seed", 0))
-    return {name: sorted({p[name] for p in points}, key=str) for name in switch_params(points)}
+    family = load_family(family_name)
+    points = sample_points(family.space(space_name, make_config(family, json.loads(base))), 256, seed)
+    return tuple((name, sorted({p[name] for p in points}, key=str)) for name in switch_params(points))
 
 
 def branches(trials: list, switches: list[str]) -> dict[str, list]:

@@ -129,6 +129,18 @@ def test_regret_is_at_what_random_search_spent_at_that_seed():
     assert s["methods"]["tpe-asha"]["regret_median"] == pytest.approx(0.1)
 
 
+def test_a_method_that_sets_its_own_startup_trials_keeps_them(tmp_path):
+    task = search_efficiency.TASKS["hdr_all"]
+
+    def startup_flags(method):
+        argv = search_efficiency.method_argv(task, method, 0, 32, (), str(tmp_path), 5, startup=4)
+        return [argv[i + 1] for i, flag in enumerate(argv) if flag == "--startup-trials"]
+
+    assert startup_flags("tpe-asha") == ["4"]  # the protocol's
+    assert startup_flags("tpe8-asha") == ["8"]  # its own, not the protocol's as well
+    assert startup_flags("random") == [] and startup_flags("pbt") == []  # no model, no start-up
+
+
 def test_every_method_gets_what_random_search_spent_at_its_seed_and_a_population_what_that_affords(tmp_path):
     settings = {"trials": 32, "extra": (), "startup": 4}
     runs = {("lc_weights", "random", 3): fake_run(None, "random", 3, [], 0)}

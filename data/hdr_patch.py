@@ -1,7 +1,8 @@
 """hdr_patch data: a deterministic synthetic HDR patch generator and a reader for `.npz` files.
 
 A patch file holds `input` [N, C, H, W] (C >= 4, channel layout in models/hdr_patch.py) and
-`target` [N, 3, H, W], both linear radiance, float, finite, >= 0.
+`target` [N, 3, H, W], both linear radiance, float, finite, >= 0. H and W must suit the model's
+UNet (trainables/hdr_patch.check_data).
 """
 
 from __future__ import annotations

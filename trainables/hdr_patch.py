@@ -54,6 +54,10 @@ def check_data(cfg) -> int:
     for name, x in (("data.path", train_x), ("data.val_path", val_x)):
         if x.shape[1] != cfg.model.in_channels:
             raise ConfigError(name, f"has {x.shape[1]} input channels but model.in_channels is {cfg.model.in_channels}")
+        height, width = x.shape[-2:]
+        if height % settings.size_step(cfg.model) or width % settings.size_step(cfg.model):
+            raise ConfigError(name, f"has {height}x{width} patches, which do not fit {settings.fit_rule(cfg.model)} (crop "
+                                    "them, or use fewer model.channels)")
     return len(train_x)
 
 

@@ -155,3 +155,33 @@ def test_the_proposed_dynamic_cap_is_mode_b_already():
     proposed = 0.9 * denom.mean(dim=[1, 2, 3], keepdim=True)
     mode_b = HDRPatchModel(channels=(8, 16), mode="B", log_delta_scale=0.9)(x)["cap"]
     assert torch.equal(proposed, mode_b)
+
+
+def test_patches_the_unet_cannot_halve_exactly_are_refused_naming_the_file(tmp_path):
+    import numpy as np
+
+    # the default model.channels (16, 32, 64): 3 levels halve a patch twice, so sides must be multiples
+    # of 4. 30 -> 15 -> 8 on the way down and 8 -> 16 on the way up: the skip connection cannot join 16 to 15
+    def patches_file(name, height, width):
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, input=np.ones((10, 7, height, width), np.float32), target=np.ones((10, 3, height, width), np.float32))
+        return str(path)
+
+    full = {"data": {"path": patches_file("odd", 30, 30)}, "model": {"channels": [16, 32, 64]}}
+    with pytest.raises(ConfigError, match=r"data.path has 30x30 patches, which do not fit model.channels \[16, 32, 64\]"
+                                          r": its 3 levels halve a patch 2 times, so height and width must be multiples of 4"):
+        hdr_patch.check_data(config(full))
+    assert hdr_patch.check_data(config(merge(full, {"data": {"path": patches_file("even", 28, 40)}}))) == 8
+    model = HDRPatchModel(channels=(16, 32, 64))
+    assert model(torch.ones(2, 7, 28, 40))["pred"].shape == (2, 3, 28, 40)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):  # what the trial would have met
+        model(torch.ones(2, 7, 30, 30))
+
+
+def test_a_synthetic_patch_size_must_fit_the_unets_levels():
+    # 4 levels halve a patch 3 times: 36 is a multiple of 4 (the synthetic guide's factor) but not of 8
+    with pytest.raises(ConfigError, match=r"data.patch_size 36 does not fit model.channels \[8, 16, 32, 64\]"):
+        config({"data": {"patch_size": 36}, "model": {"channels": [8, 16, 32, 64]}})
+    assert config({"data": {"patch_size": 40}, "model": {"channels": [8, 16, 32, 64]}}).data.patch_size == 40
+    # a real file's patches are checked against its own sizes (above), not against patch_size
+    assert config({"data": {"path": "x.npz", "patch_size": 36}, "model": {"channels": [8, 16, 32, 64]}}).data.path

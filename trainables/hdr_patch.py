@@ -24,6 +24,7 @@ from torch.utils.data import TensorDataset
 from losstune.data import hold_out
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
+from losstune.trainables.loop_config import unet_misfit
 from losstune.trainables import hdr_patch_config as settings
 
 OBJECTIVE = Objective("val/log_l1", "min")
@@ -54,10 +55,9 @@ def check_data(cfg) -> int:
     for name, x in (("data.path", train_x), ("data.val_path", val_x)):
         if x.shape[1] != cfg.model.in_channels:
             raise ConfigError(name, f"has {x.shape[1]} input channels but model.in_channels is {cfg.model.in_channels}")
-        height, width = x.shape[-2:]
-        if height % settings.size_step(cfg.model) or width % settings.size_step(cfg.model):
-            raise ConfigError(name, f"has {height}x{width} patches, which do not fit {settings.fit_rule(cfg.model)} (crop "
-                                    "them, or use fewer model.channels)")
+        if why := unet_misfit(x.shape[-2:], cfg.model.channels, "model.channels"):
+            raise ConfigError(name, f"has {x.shape[-2]}x{x.shape[-1]} patches, which {why} (crop them, or use fewer "
+                                    "model.channels)")
     return len(train_x)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from losstune.trainables.config import ConfigError, above, at_least, merge, within
-from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, unet_misfit
 
 
 @dataclass(frozen=True)
@@ -132,20 +132,9 @@ class Config:
             raise ConfigError("model.adaptive_scaler", "cannot be combined with model.learnable_scale")
         if self.model.scale_per_channel and not self.model.learnable_scale:
             raise ConfigError("model.scale_per_channel", "is a form of the learnable scale: set model.learnable_scale")
-        if not self.data.path and self.data.patch_size % size_step(self.model):
-            raise ConfigError("data.patch_size", f"{self.data.patch_size} does not fit {fit_rule(self.model)}")
-
-
-def size_step(model: ModelConfig) -> int:
-    """What a patch's height and width must be multiples of: the UNet halves them once per width
-    after the first, and its skip connections need every halving exact."""
-    return 2 ** (len(model.channels) - 1)
-
-
-def fit_rule(model: ModelConfig) -> str:
-    levels = len(model.channels)
-    return (f"model.channels {list(model.channels)}: its {levels} levels halve a patch {levels - 1} "
-            f"times, so height and width must be multiples of {size_step(model)}")
+        side = self.data.patch_size
+        if not self.data.path and (why := unet_misfit((side,), self.model.channels, "model.channels")):
+            raise ConfigError("data.patch_size", f"{side}: {side}x{side} patches {why}")
 
 
 # seed 6.1 / 7.2 Phase 1: smaller cap, safety clamp, stronger Huber log supervision

@@ -21,7 +21,9 @@ import torch
 from torch.utils.data import Dataset
 
 from losstune.data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
+from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
+from losstune.trainables.loop_config import unet_misfit
 from losstune.trainables import lgt_config as settings
 
 OBJECTIVE = Objective("val/energy", "min")
@@ -74,7 +76,12 @@ def load_arrays(cfg):
 
 
 def check_data(cfg) -> int:
-    return len(load_arrays(cfg)[0])
+    train_x, _, val_x, _ = load_arrays(cfg)
+    for name, x in (("data.path", train_x), ("data.val_path", val_x)):
+        if why := unet_misfit(x.shape[-2:], cfg.model.widths, "model.widths"):
+            raise ConfigError(name, f"has {x.shape[-2]}x{x.shape[-1]} latents, which {why} (crop or pad them, or use "
+                                    "fewer model.widths)")
+    return len(train_x)
 
 
 def build(cfg) -> Parts:

@@ -7,8 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from losstune.trainables.config import above, at_least, within
-from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes
+from losstune.trainables.config import ConfigError, above, at_least, within
+from losstune.trainables.loop_config import (OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes,
+                                             unet_misfit)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,11 @@ class Config:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, grad_clip=1.0))  # seed 5: clip 1.0
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=48))  # seed 2: 240 -> 48
+
+    def __post_init__(self):
+        side = self.data.size
+        if not self.data.path and (why := unet_misfit((side,), self.model.widths, "model.widths")):
+            raise ConfigError("data.size", f"{side}: {side}x{side} latents {why}")
 
 
 PRESETS = {

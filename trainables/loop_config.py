@@ -9,6 +9,17 @@ from typing import Literal
 from losstune.trainables.config import ConfigError, above, at_least, within
 
 
+def unet_misfit(sides, widths, widths_field: str) -> str:
+    """Why a UNet of len(widths) levels cannot take images of these sides ("" where it can): it
+    halves height and width once per level after the first, and its skip connections need every
+    halving exact."""
+    levels, step = len(widths), 2 ** (len(widths) - 1)
+    if all(side % step == 0 for side in sides):
+        return ""
+    return (f"do not fit {widths_field} {list(widths)}: its {levels} levels halve them {levels - 1} times, so "
+            f"every side must be a multiple of {step}")
+
+
 def check_unet_sizes(model) -> None:
     """The sizes of a MONAI DiffusionModelUNet section (widths, attention, res_blocks,
     norm_groups, head_channels) fit together."""

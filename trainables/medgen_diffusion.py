@@ -25,6 +25,7 @@ from losstune.data.medgen import MODE_IMAGES, mode_channels  # numpy and torch o
 from losstune.losses.image_quality import quality, regional_summary
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
+from losstune.trainables.loop_config import unet_misfit
 from losstune.trainables import medgen_diffusion_config as settings
 from losstune.trainables.latent_space import LatentSpace, autoencoder, check_fits, space_of
 from losstune.trainables.medgen_items import check_subjects, item_size, make_items, subject_split
@@ -96,13 +97,13 @@ def check_data(cfg) -> int:
 
 def check_latent_fits_the_unet(cfg) -> None:
     """Each UNet level after the first halves the latent: its sides must stay whole numbers."""
-    levels, size = len(cfg.model.widths), item_size(cfg)
+    size = item_size(cfg)
     images = torch.zeros(1, len(MODE_IMAGES[cfg.data.mode]), *size)
     shape = tuple(autoencoder(cfg.space.checkpoint).encode(images).shape[2:])
-    if any(side % 2 ** (levels - 1) for side in shape):
-        raise ConfigError("model.widths", f"{levels} levels halve the latent {levels - 1} times; the autoencoder of "
-                                          f"{cfg.space.checkpoint} makes latents of {list(shape)} from {list(size)}: "
-                                          "use fewer widths (and attention flags) or larger images")
+    if why := unet_misfit(shape, cfg.model.widths, "model.widths"):
+        raise ConfigError("model.widths", f"the autoencoder of {cfg.space.checkpoint} makes latents of {list(shape)} "
+                                          f"from {list(size)}, which {why}: use fewer widths (and attention flags) "
+                                          "or larger images")
 
 
 def build(cfg) -> Parts:

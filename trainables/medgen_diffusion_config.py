@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from losstune.trainables.config import ConfigError, at_least, within
-from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes
+from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes, unet_misfit
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,15 @@ class Config:
                               "be downloaded here; give a local ResNet-50 state dict")
         if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
             raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
+        if self.space.name != "latent":  # the UNet denoises the images themselves (latents: check_data)
+            self.check_images_fit_the_unet()
+
+    def check_images_fit_the_unet(self) -> None:
+        d = self.data
+        name, value, sides = (("data.image_size", d.image_size, (d.image_size,) * 2) if self.model.spatial_dims == 2
+                              else ("data.volume", list(d.volume), d.volume))
+        if why := unet_misfit(sides, self.model.widths, "model.widths"):
+            raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
 
 
 PRESETS = {

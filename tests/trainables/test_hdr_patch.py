@@ -169,7 +169,7 @@ def test_patches_the_unet_cannot_halve_exactly_are_refused_naming_the_file(tmp_p
 
     full = {"data": {"path": patches_file("odd", 30, 30)}, "model": {"channels": [16, 32, 64]}}
     with pytest.raises(ConfigError, match=r"data.path has 30x30 patches, which do not fit model.channels \[16, 32, 64\]"
-                                          r": its 3 levels halve a patch 2 times, so height and width must be multiples of 4"):
+                                          r": its 3 levels halve them 2 times, so every side must be a multiple of 4"):
         hdr_patch.check_data(config(full))
     assert hdr_patch.check_data(config(merge(full, {"data": {"path": patches_file("even", 28, 40)}}))) == 8
     model = HDRPatchModel(channels=(16, 32, 64))
@@ -180,7 +180,7 @@ def test_patches_the_unet_cannot_halve_exactly_are_refused_naming_the_file(tmp_p
 
 def test_a_synthetic_patch_size_must_fit_the_unets_levels():
     # 4 levels halve a patch 3 times: 36 is a multiple of 4 (the synthetic guide's factor) but not of 8
-    with pytest.raises(ConfigError, match=r"data.patch_size 36 does not fit model.channels \[8, 16, 32, 64\]"):
+    with pytest.raises(ConfigError, match=r"data.patch_size 36: 36x36 patches do not fit model.channels \[8, 16, 32, 64\]"):
         config({"data": {"patch_size": 36}, "model": {"channels": [8, 16, 32, 64]}})
     assert config({"data": {"patch_size": 40}, "model": {"channels": [8, 16, 32, 64]}}).data.patch_size == 40
     # a real file's patches are checked against its own sizes (above), not against patch_size

@@ -68,7 +68,8 @@ def test_a_folder_without_a_checkpoint_is_refused(tmp_path):
 
 def test_latents_too_small_for_the_unets_levels_are_refused_before_ray(tmp_path):
     folder = checkpoint(tmp_path / "dcae", {"model": {"kind": "dcae"}})  # 32 px -> a 1x1 latent
-    with pytest.raises(ConfigError, match=r"model\.widths 3 levels halve the latent 2 times.*\[1, 1\]"):
+    with pytest.raises(ConfigError, match=r"model\.widths the autoencoder of .* makes latents of \[1, 1\] from \[32, 32\], which do not fit "
+                                          r"model\.widths \[16, 32, 32\]: its 3 levels halve them 2 times"):
         DIFFUSION.check_data(diffusion(folder))
 
 

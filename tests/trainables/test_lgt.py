@@ -81,7 +81,21 @@ def test_stop_reasons(epoch, ratio, velocity, reason):
     ({"model": {"attention": [False]}}, "model.attention needs one flag per width"),
     ({"flow": {"cfg_scale": 0.5}}, "flow.cfg_scale must be >= 1.0"),
     ({"loss": {"weights": {"energy_scale": 0}}}, "loss.weights.energy_scale must be > 0"),
+    # 3 widths halve a latent twice: 30 -> 15 -> 8 down, 8 -> 16 up, and the skip connection cannot join 16 to 15
+    ({"data": {"size": 30}, "model": {"widths": [16, 16, 16], "attention": [False, False, True]}},
+     r"data.size 30: 30x30 latents do not fit model.widths \[16, 16, 16\]: its 3 levels halve them 2 times"),
 ])
 def test_bad_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
         config(overrides)
+
+
+def test_latents_the_unet_cannot_halve_exactly_are_refused_naming_the_file(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "latents.npz"  # the smoke UNet's 2 widths halve once: 33 is odd
+    np.savez(path, latents=np.zeros((16, 4, 33, 33), np.float32), style_ids=np.arange(16) % 4)
+    with pytest.raises(ConfigError, match=r"data.path has 33x33 latents, which do not fit model.widths \[16, 16\]"):
+        lgt.check_data(config({"data": {"path": str(path)}}))
+    np.savez(path, latents=np.zeros((16, 4, 34, 30), np.float32), style_ids=np.arange(16) % 4)
+    assert lgt.check_data(config({"data": {"path": str(path)}})) == 12  # one of each style's 4 held out

@@ -126,6 +126,8 @@ def header(path: str, subject: str) -> tuple[tuple[int, ...], np.ndarray]:
         affine = np.asarray(image.affine, dtype=np.float64)
     except Exception as err:  # nibabel raises several types for a corrupt or foreign file
         raise DataError(f"{path}: subject {subject}: cannot read it as NIfTI ({type(err).__name__}: {err})") from err
+    if len(shape) == 4 and shape[3] == 1:  # [H, W, D, 1], as some tools save a volume: one channel
+        shape = shape[:3]
     if len(shape) != 3:
         raise DataError(f"{path}: subject {subject}: expected a 3D volume, got shape {shape}")
     return shape, affine

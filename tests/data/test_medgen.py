@@ -91,6 +91,21 @@ def test_a_subject_stored_sagittally_or_lps_reads_as_the_axial_ras_one(folder, t
     np.testing.assert_allclose(reference_volumes(folder)["image"], expected["image"], atol=1e-6)
 
 
+def test_a_volume_saved_with_one_channel_reads_as_the_3d_one_and_more_channels_are_refused(folder):
+    expected = reference_volumes(folder)
+    for modality in ("bravo", "seg"):  # [H, W, D, 1], as some tools save a single volume
+        path = f"{folder}/subject_000/{modality}.nii.gz"
+        save(path, nibabel.load(path).get_fdata()[..., None])
+        assert nibabel.load(path).shape == (*SHAPE, 1)
+    np.testing.assert_array_equal(reference_volumes(folder)["image"], expected["image"])
+    np.testing.assert_array_equal(reference_volumes(folder)["seg"], expected["seg"])
+    path = f"{folder}/subject_000/bravo.nii.gz"
+    save(path, np.stack([nibabel.load(path).get_fdata()[..., 0]] * 2, axis=-1))  # two echoes or times: which one?
+    with pytest.raises(DataError, match=r"bravo.nii.gz: subject subject_000: expected a 3D volume, got shape "
+                                        r"\(24, 24, 12, 2\)"):
+        volumes_of(folder, "bravo")
+
+
 def test_a_seg_shifted_in_world_space_names_both_files(folder):
     seg = f"{folder}/subject_000/seg.nii.gz"
     shifted = np.eye(4)

@@ -78,7 +78,7 @@ def load_latents(path: str, num_styles: int, channels: int = 4):
             found = read_npz(file)
         elif file.suffix == ".pt":
             found = torch.load(file, map_location="cpu", weights_only=True)
-            found = {k: (v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in dict(found).items()}
+            found = {k: as_array(v) for k, v in dict(found).items()}
         else:
             raise DataError(f"{path}: expected a .npz or .pt file")
     except DataError:
@@ -89,6 +89,14 @@ def load_latents(path: str, num_styles: int, channels: int = 4):
     if missing:
         raise DataError(f"{path}: missing {', '.join(missing)} (has: {', '.join(sorted(found)) or 'nothing'})")
     return check_latents(path, found["latents"], found["style_ids"], num_styles, channels)
+
+
+def as_array(value) -> np.ndarray:
+    """A loaded value as numpy; floating tensors as float32 first, since numpy has no bfloat16 (the
+    dtype latents saved from a bf16 autoencoder come in)."""
+    if isinstance(value, torch.Tensor):
+        return (value.float() if value.is_floating_point() else value).numpy()
+    return np.asarray(value)
 
 
 def check_latents(path: str, latents, style_ids, num_styles: int, channels: int):

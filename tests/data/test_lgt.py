@@ -61,6 +61,15 @@ def test_npz_and_pt_files_load(tmp_path):
         assert np.array_equal(loaded, latents) and np.array_equal(loaded_ids, ids)
 
 
+def test_latents_saved_in_bfloat16_load_as_float32(tmp_path):
+    latents, ids = synthetic_latents(8, num_styles=2, size=8)
+    bf16 = torch.from_numpy(latents).bfloat16()  # as a bf16 autoencoder's latents are often saved
+    torch.save({"latents": bf16, "style_ids": torch.from_numpy(ids).int()}, tmp_path / "bf16.pt")
+    loaded, loaded_ids = load_latents(str(tmp_path / "bf16.pt"), num_styles=2)
+    assert loaded.dtype == np.float32 and np.array_equal(loaded, bf16.float().numpy())  # bf16 is exact in float32
+    assert loaded_ids.dtype == np.int64 and np.array_equal(loaded_ids, ids)
+
+
 @pytest.mark.parametrize("latents, ids, message", [
     (np.zeros((4, 4, 8)), np.array([0, 1, 0, 1]), r"bad.npz: latents must be \[N, 4, H, W\], got shape \[4, 4, 8\]"),
     (np.zeros((4, 3, 8, 8)), np.array([0, 1, 0, 1]), "latents must be"),

@@ -94,8 +94,10 @@ def read_config_file(path: str) -> dict:
     try:
         with open(path) as f:
             overrides = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except OSError as err:
         raise UsageError(f"--config: {path}: {err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"--config: {path}: not a JSON file ({err})") from None
     if not isinstance(overrides, dict):
         raise UsageError(f"--config: {path} must hold a JSON object of config sections, got {type(overrides).__name__}")
     return overrides

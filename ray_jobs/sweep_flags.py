@@ -65,7 +65,7 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
                         "them by a GP bandit); its first population is random, and the default is never replaced")
     p.add_argument("--grace-epochs", type=int,
                    help="epochs before ASHA's first stop decision, or PBT's perturbation interval (default: a quarter "
-                        "of the epochs); raise it when early epochs rank trials differently from late ones")
+                        "of the epochs; at most the epochs); raise it when early epochs rank trials differently from late ones")
     p.add_argument("--population-sync", action="store_true",
                    help="pbt / pb2: perturb the population in step: at each perturbation every trial waits for "
                         "the others, so all are ranked at the same epoch (each restarts from its checkpoint there). "
@@ -207,7 +207,11 @@ def make_plan(args) -> SweepPlan:
 
 def grace_epochs(args, config) -> int:
     """ASHA's grace period, PBT's perturbation interval: --grace-epochs, or a quarter of the epochs."""
-    return min(args.grace_epochs or max(1, config.train.epochs // 4), config.train.epochs)
+    epochs = config.train.epochs
+    if args.grace_epochs and args.grace_epochs > epochs:  # no rung or perturbation would ever come
+        raise UsageError(f"--grace-epochs: {args.grace_epochs} is more than the {epochs} epochs a trial runs "
+                         f"(train.epochs); give at most {epochs}")
+    return args.grace_epochs or max(1, epochs // 4)
 
 
 def scheduler_overrides(scheduler: str, interval: int) -> dict:

@@ -101,6 +101,9 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--confirm-top", "-1"], "--confirm-top: must be >= 0, got -1"),
     (["hdr_patch", "--confirm-seeds", "1"], "--confirm-seeds: must be >= 2, got 1"),
     (["hdr_patch", "--config", "/nonexistent/best_config.json"], "--config: /nonexistent/best_config.json: [Errno 2]"),
+    # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
+    (["hdr_patch", "--grace-epochs", "11"], "--grace-epochs: 11 is more than the 10 epochs a trial runs (train.epochs); "
+                                            "give at most 10"),
 ])
 def test_bad_input_exits_2_with_one_line(ray_starts, capsys, tmp_path, argv, expected):
     code, err = run_sweep(capsys, tmp_path, *argv)
@@ -212,10 +215,12 @@ def test_train_job_bad_input(capsys, tmp_path):
 @pytest.mark.parametrize("content, expected", [
     ("[1, 2]", "must hold a JSON object of config sections, got list"),
     ("null", "must hold a JSON object of config sections, got NoneType"),
+    ('{"caps": ', "not a JSON file (Expecting value: line 1 column 10 (char 9))"),
+    (b"PK\x03\x04\xb9", "not a JSON file ('utf-8' codec can't decode byte 0xb9"),  # an .npz given by mistake
 ])
 def test_train_job_refuses_a_config_file_that_is_no_object(ray_starts, capsys, tmp_path, content, expected):
     config = tmp_path / "best_config.json"
-    config.write_text(content)
+    config.write_bytes(content if isinstance(content, bytes) else content.encode())
     assert train_job.main(["hdr_patch", "--config", str(config), "--storage", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err.strip()
     assert str(config) in err and expected in err and len(err.splitlines()) == 1

@@ -6,6 +6,7 @@ trainables/medgen_compression.py."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Literal
@@ -203,6 +204,32 @@ class Config:
                                                          "Configuration\": bf16 weights compute under autocast)")
         if self.data.mode == "seg_compression" and self.model.kind != "dcae":
             raise ConfigError("data.mode", "seg_compression is DC-AE's (seed \"VAE Modes\"); set model.kind=dcae")
+        self.check_images_fit_the_autoencoder()
+
+    def check_images_fit_the_autoencoder(self) -> None:
+        """The decoder gives back an image of the input's size only where every 2x step of the
+        encoder was exact (else a trial failed on its first batch: sizes or pixel_unshuffle)."""
+        factor, d = compression_factor(self.model), self.data
+        name, value, sides = (("data.image_size", d.image_size, (d.image_size,) * 2) if self.model.spatial_dims == 2
+                              else ("data.volume", list(d.volume), d.volume))
+        if factor and any(side % factor for side in sides):
+            raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images do not fit the {self.model.kind}, "
+                                    f"which shrinks every side {factor}x: each must be a multiple of {factor}")
+
+
+def compression_factor(model: ModelConfig) -> int | None:
+    """How many times the autoencoder shrinks each side: 2x per level after the first (MONAI's
+    AutoencoderKL), per level (VQVAE, downsampling at every level), per DC-AE stage after the
+    first; None for a pretrained DC-AE whose config.json does not say."""
+    if model.kind == "vae":
+        return 2 ** (len(model.vae.channels) - 1)
+    if model.kind == "vqvae":
+        return 2 ** len(model.vqvae.channels)
+    if not model.dcae.pretrained:
+        return 2 ** (DCAE_VARIANTS[model.dcae.variant][1] - 1)
+    with open(os.path.join(model.dcae.pretrained, "config.json")) as f:
+        stages = len(json.load(f).get("encoder_block_out_channels") or ())
+    return 2 ** (stages - 1) if stages else None
 
 
 PRESETS = {

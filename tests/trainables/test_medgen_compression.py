@@ -1,6 +1,7 @@
 import importlib.util
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -48,10 +49,29 @@ def test_defaults_are_the_seeds():
     ({"data": {"mixup_prob": 1.5}}, "data.mixup_prob"),
     ({"loss": {"weights": {"kl": -1}}}, "loss.weights.kl"),
     ({"model": {"pure_bf16_weights": True}}, "model.pure_bf16_weights needs train.mixed_precision=bf16"),
+    # sizes the encoder cannot halve exactly: DC-AE f32's 6 stages (5 steps), the smoke VQ-VAE's 2 levels
+    # (a step each), the smoke 3D VAE's 2 levels (1 step); each failed a trial on its first batch
+    ({"model": {"kind": "dcae"}, "data": {"image_size": 48}},
+     "data.image_size 48: 48x48 images do not fit the dcae, which shrinks every side 32x: each must be a multiple of 32"),
+    ({"model": {"kind": "vqvae"}, "data": {"image_size": 38}}, "38x38 images do not fit the vqvae, which shrinks every side 4x"),
+    ({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 17]}},
+     "data.volume [32, 32, 17]: 32x32x17 images do not fit the vae, which shrinks every side 2x"),
 ])
 def test_bad_values_name_the_field(overrides, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         config(overrides)
+
+
+def test_sizes_that_fit_each_autoencoder_reconstruct_at_their_size(tmp_path):
+    for overrides, size in (({"model": {"kind": "dcae"}}, 64), ({"model": {"kind": "vqvae"}}, 36), ({}, 34)):
+        cfg = config(merge(overrides, {"data": {"image_size": size}}))
+        reconstruction, _ = compression.make_model(cfg)(torch.zeros(1, 1, size, size))
+        assert reconstruction.shape[-2:] == (size, size)
+    # a pretrained DC-AE: its stages from its config.json; 3 stages shrink a side 4x
+    (tmp_path / "config.json").write_text('{"encoder_block_out_channels": [8, 16, 32]}')
+    settings = compression.settings
+    model = settings.ModelConfig(kind="dcae", dcae=settings.DCAEConfig(pretrained=str(tmp_path)))
+    assert settings.compression_factor(model) == 4
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")

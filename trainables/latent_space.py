@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from losstune.trainables.config import ConfigError
+from losstune.trainables.medgen_compression_config import image_sides, shrink_misfit
 
 FIELD = "space.checkpoint"
 MEASURED_ITEMS = 64
@@ -55,6 +56,9 @@ def check_fits(cfg) -> None:
     if compression.model.spatial_dims != cfg.model.spatial_dims:
         raise ConfigError(FIELD, f"{folder} is {compression.model.spatial_dims}D; model.spatial_dims is "
                                  f"{cfg.model.spatial_dims}")
+    name, value, sides = image_sides(cfg.data, cfg.model.spatial_dims)
+    if why := shrink_misfit(sides, compression.model, whose=f" of {folder}"):
+        raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
 
 
 @dataclass

@@ -209,12 +209,25 @@ class Config:
     def check_images_fit_the_autoencoder(self) -> None:
         """The decoder gives back an image of the input's size only where every 2x step of the
         encoder was exact (else a trial failed on its first batch: sizes or pixel_unshuffle)."""
-        factor, d = compression_factor(self.model), self.data
-        name, value, sides = (("data.image_size", d.image_size, (d.image_size,) * 2) if self.model.spatial_dims == 2
-                              else ("data.volume", list(d.volume), d.volume))
-        if factor and any(side % factor for side in sides):
-            raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images do not fit the {self.model.kind}, "
-                                    f"which shrinks every side {factor}x: each must be a multiple of {factor}")
+        name, value, sides = image_sides(self.data, self.model.spatial_dims)
+        if why := shrink_misfit(sides, self.model):
+            raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
+
+
+def image_sides(data, spatial_dims: int) -> tuple[str, object, tuple]:
+    """A MedGen run's images: (the field that sizes them, its value, their sides): data.image_size
+    square in 2D, data.volume in 3D."""
+    if spatial_dims == 2:
+        return "data.image_size", data.image_size, (data.image_size,) * 2
+    return "data.volume", list(data.volume), tuple(data.volume)
+
+
+def shrink_misfit(sides, model: ModelConfig, whose: str = "") -> str:
+    """Why the autoencoder `model` cannot take images of these sides ("" where it can)."""
+    factor = compression_factor(model)
+    if not factor or all(side % factor == 0 for side in sides):
+        return ""
+    return f"do not fit the {model.kind}{whose}, which shrinks every side {factor}x: each must be a multiple of {factor}"
 
 
 def compression_factor(model: ModelConfig) -> int | None:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, at_least, within
 from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes, unet_misfit
+from losstune.trainables.medgen_compression_config import image_sides
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,7 @@ class Config:
             self.check_images_fit_the_unet()
 
     def check_images_fit_the_unet(self) -> None:
-        d = self.data
-        name, value, sides = (("data.image_size", d.image_size, (d.image_size,) * 2) if self.model.spatial_dims == 2
-                              else ("data.volume", list(d.volume), d.volume))
+        name, value, sides = image_sides(self.data, self.model.spatial_dims)
         if why := unet_misfit(sides, self.model.widths, "model.widths"):
             raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
 

@@ -93,7 +93,7 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
     missing = {"names", "y1", "y2"} - set(z)
     if missing:
         raise DataError(f"{latents}: missing arrays {sorted(missing)}")
-    names, y1, y2 = [str(n) for n in z["names"]], z["y1"].astype(np.float32), z["y2"].astype(np.float32)
+    names, y1, y2 = [file_name(n) for n in z["names"]], z["y1"].astype(np.float32), z["y2"].astype(np.float32)
     y2 = y2.reshape(len(y2), -1)
     for label, y, dim in (("y1", y1, main_dim), ("y2", y2, hier_dim)):
         if y.shape != (len(names), dim):
@@ -112,6 +112,12 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
     for i, name in enumerate(names):
         images[i, 0] = _read_png(folder / name, size)
     return images, y1, y2
+
+
+def file_name(name) -> str:
+    """A name from latents.npz: str, or bytes (names saved as a bytes array, as h5py and
+    np.char.encode give them: str() would make b'img.png' of them)."""
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def check_latent_values(file: Path, label: str, y: np.ndarray) -> None:

@@ -55,6 +55,14 @@ def test_reads_a_directory_of_pngs_with_their_latents(tmp_path):
     assert 0 <= images.min() and images.max() <= 1
 
 
+def test_names_saved_as_bytes_read_as_the_file_names(tmp_path):
+    write_set(tmp_path / "d", ["b.png", "a.png"], listed=[b"b.png", b"a.png"])  # dtype S, as h5py gives names
+    in_order = load_directory(tmp_path / "d", 32, 32, 32)
+    write_set(tmp_path / "s", ["b.png", "a.png"])
+    for got, expected in zip(in_order, load_directory(tmp_path / "s", 32, 32, 32)):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("case, message", [
     (dict(skip_latents=True), "latents.npz: missing"),
     (dict(size=48), "a.png: 48x48 pixels, expected 32x32"),

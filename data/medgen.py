@@ -76,11 +76,13 @@ def modalities_for(mode: str) -> tuple[str, ...]:
 # --- finding and checking files ------------------------------------------------------------------
 
 def list_subjects(directory: str, modalities: tuple[str, ...]) -> list[Subject]:
-    """Every subject folder of `directory`, with the path of each needed modality."""
+    """Every subject folder of `directory`, with the path of each needed modality. Hidden folders
+    (.git, .ipynb_checkpoints, ...) are no subjects; files beside the folders (a BIDS
+    participants.tsv, a README) are left alone."""
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"{directory}: no such directory (data.path)")
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(f"{directory}: no subject folders in it (data.path)")
     subjects = []

@@ -47,6 +47,13 @@ def test_nii_and_nii_gz_are_both_found(folder):
     assert subjects[0].files["seg"].endswith("seg.nii") and subjects[1].files["seg"].endswith("seg.nii.gz")
 
 
+def test_hidden_folders_and_files_beside_the_subjects_are_no_subjects(folder):
+    root = __import__("pathlib").Path(folder)
+    (root / ".ipynb_checkpoints").mkdir()  # as Jupyter leaves one
+    (root / "participants.tsv").write_text("participant_id\n")
+    assert [s.name for s in list_subjects(folder, modalities_for("bravo"))] == ["subject_000", "subject_001"]
+
+
 def test_an_empty_directory_is_named(tmp_path):
     with pytest.raises(DataError, match=f"{tmp_path}: no subject folders"):
         list_subjects(str(tmp_path), modalities_for("bravo"))

@@ -102,7 +102,8 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:  # one image would count twice, and could land in training and validation both
         raise DataError(f"{latents}: names lists {repeated[0]!r} more than once ({len(repeated)} repeated names)")
-    pngs = sorted(p.name for p in folder.glob("*.png"))
+    # hidden files are none of the images (macOS writes ._name.png beside each file it copies)
+    pngs = sorted(p.name for p in folder.glob("*.png") if not p.name.startswith("."))
     if not pngs:
         raise DataError(f"{folder}: no .png images")
     unlabelled = sorted(set(pngs) - set(names))

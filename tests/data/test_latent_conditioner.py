@@ -79,6 +79,13 @@ def test_bad_data_names_the_file(tmp_path, case, message):
         load_directory(tmp_path / "d", 32, 32, 32)
 
 
+def test_hidden_files_are_no_images(tmp_path):
+    write_set(tmp_path / "d", ["a.png"])
+    (tmp_path / "d" / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # macOS's AppleDouble file beside a.png
+    images, _, _ = load_directory(tmp_path / "d", 32, 32, 32)
+    assert images.shape == (1, 1, 32, 32)
+
+
 def test_an_image_without_latents_is_named(tmp_path):
     write_set(tmp_path / "d", ["a.png"])
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "d" / "extra.png")

@@ -15,7 +15,9 @@ every method, so seed s's methods train the same configs alike):
     the target (random / method; the median is the compute by which half the seeds got there), with
     a bootstrap 95% CI over seeds, and the share of seeds that reach the target; beside it the final
     regret at equal compute (incumbent at B minus the best any run found on the task), median and
-    interquartile range. One plot per task: anytime curves, median and interquartile band per method.
+    interquartile range, and each method's incumbent at B minus random search's, paired by seed
+    (median, bootstrap 95% CI, the seeds where it is better, Wilcoxon's p). One plot per task:
+    anytime curves, median and interquartile band per method.
 Target to report against: a median speed-up >= 3x with the CI's lower bound above 1 on at least
 two tasks. GP and CMA-ES run only on tasks whose space is continuous, PBT and PB2 only on spaces of
 distributions, not define-by-run ones (losstune-sweep refuses the others; the line says so). PBT's
@@ -191,6 +193,28 @@ def regret_at(points: list, epochs: int, best: float) -> float:
     return abs(incumbent_at(points, epochs) - best)
 
 
+def paired_at_equal_compute(method_runs: list[dict], budget: dict, random_runs: list[dict], mode: str,
+                            draws: int = 10000, seed: int = 0) -> dict:
+    """The method's incumbent minus random search's, each at what random search spent at that seed,
+    paired by seed (seeds where either has no full-length trial yet left out): the median
+    difference with a 95% percentile bootstrap interval over seeds, the seeds where the method is
+    better, and Wilcoxon's signed-rank p."""
+    from scipy.stats import wilcoxon
+
+    random_at = {r["seed"]: incumbent_at(r["points"], budget[r["seed"]]) for r in random_runs}
+    differences = np.array([incumbent_at(r["points"], budget[r["seed"]]) - random_at[r["seed"]]
+                            for r in method_runs if r["seed"] in random_at])
+    differences = differences[~np.isnan(differences)]
+    if not len(differences):
+        return {"seeds": 0}
+    rng = np.random.default_rng(seed)
+    medians = [np.median(rng.choice(differences, len(differences))) for _ in range(draws)]
+    better = int(((differences < 0) if mode == "min" else (differences > 0)).sum())
+    p = float(wilcoxon(differences).pvalue) if np.any(differences != 0) else 1.0
+    return {"seeds": len(differences), "median": float(np.median(differences)), "better": better, "p": p,
+            "ci": tuple(float(q) for q in np.percentile(medians, [2.5, 97.5]))}
+
+
 def task_args(task: Task, seed: int, folder: str, extra) -> list[str]:
     return [task.family, "--space", task.space, *task.flags, *extra, "--set", f"train.seed={seed}",
             "--storage", folder, "--confirm-top", "0", "-q"]
@@ -322,7 +346,8 @@ def summarise(runs: list[dict], mode: str) -> dict:
                         "ci": bootstrap_ci(times["random"], times[method]),
                         "speedup_slot_s": speedup(slots["random"], slots[method]),
                         "regret_median": float(np.nanmedian(regrets)),
-                        "regret_iqr": tuple(float(q) for q in np.nanpercentile(regrets, [25, 75]))}
+                        "regret_iqr": tuple(float(q) for q in np.nanpercentile(regrets, [25, 75])),
+                        "paired": paired_at_equal_compute(method_runs, budget, by_method["random"], mode)}
     return {"target": target, "best": best, "budget": max(budget.values()),
             "budget_median": float(np.median(list(budget.values()))), "methods": rows,
             # the compute by which a method must reach the target on half its seeds for the target speed-up
@@ -368,10 +393,20 @@ def print_summary(task_name: str, summary: dict, skipped: dict, epochs: int, sta
               f"{row['speedup']:.2f}x [95% CI {low:.2f}, {high:.2f}] in epochs, {row['speedup_slot_s']:.2f}x in "
               f"slot seconds; final regret median {row['regret_median']:.4g} "
               f"(IQR {row['regret_iqr'][0]:.4g}-{row['regret_iqr'][1]:.4g})", flush=True)
+    for method, row in summary["methods"].items():
+        if method != "random" and row["paired"]["seeds"]:
+            print(paired_line(method, row["paired"]))
     for method, why in skipped.items():
         print(f"  {method:<11} not run: {why}")
     print(needed_line(summary["needed"], epochs, startup, summary["seeds_for_a_bound"],
                       summary["methods"]["random"]["seeds"]))
+
+
+def paired_line(method: str, paired: dict) -> str:
+    low, high = paired["ci"]
+    return (f"  {method:<11} minus random at random search's spend, paired by seed: median {paired['median']:+.4g} "
+            f"[95% CI {low:+.4g}, {high:+.4g}], better at {paired['better']} of {paired['seeds']} seeds, "
+            f"Wilcoxon p {paired['p']:.2g}")
 
 
 def needed_line(needed: float, epochs: int, startup: int, seeds_for_bound: int, seeds: int) -> str:

@@ -141,6 +141,30 @@ def test_a_method_that_sets_its_own_startup_trials_keeps_them(tmp_path):
     assert startup_flags("random") == [] and startup_flags("pbt") == []  # no model, no start-up
 
 
+def test_the_paired_comparison_is_at_what_random_search_spent_at_each_seed():
+    # budgets (random's spend): seed 0 4 epochs, seed 1 2 (its last point is epoch 2), seed 2 4.
+    # random at its spend: 0.4, 0.6, 0.5. tpe at the same epochs: seed 0 0.3 (after 4), seed 1 0.72
+    # (after 2, not its later 0.2), seed 2 0.45 -> differences -0.1, +0.12, -0.05: median -0.05,
+    # better (lower) at 2 of 3; Wilcoxon on them: |d| ranks 2, 3, 1, W+ = 3 (the +0.12), the centre
+    # of the exact null (W+ in 0..6, symmetric about 3): two-sided p = 2 x P(W+ <= 3) = 2 x 5/8, capped at 1
+    runs = [run("random", 0, [math.nan, 0.5, 0.5, 0.4]), run("random", 1, [math.nan, 0.6]),
+            run("random", 2, [math.nan, 0.7, 0.5, 0.5]),
+            run("tpe-asha", 0, [0.6, 0.4, 0.3, 0.3]), run("tpe-asha", 1, [0.9, 0.72, 0.2, 0.2]),
+            run("tpe-asha", 2, [0.5, 0.45, 0.45, 0.45])]
+    paired = summarise(runs, "min")["methods"]["tpe-asha"]["paired"]
+    assert paired["seeds"] == 3 and paired["better"] == 2 and paired["median"] == pytest.approx(-0.05)
+    assert paired["p"] == pytest.approx(1.0)
+    low, high = paired["ci"]  # resampled medians lie between the smallest and largest difference
+    assert -0.1 - 1e-12 <= low <= -0.05 <= high <= 0.12 + 1e-12
+    # the same runs with every value negated and maximised: differences +0.1, -0.12, +0.05, and the
+    # method is better where they are positive, at the same 2 seeds
+    flipped = [{**r, "points": [(e, t, -v) for e, t, v in r["points"]]} for r in runs]
+    negated = summarise(flipped, "max")["methods"]["tpe-asha"]["paired"]
+    assert negated["better"] == 2 and negated["median"] == pytest.approx(0.05)
+    line = search_efficiency.paired_line("tpe-asha", paired)
+    assert "median -0.05 [95% CI" in line and "better at 2 of 3 seeds, Wilcoxon p 1" in line
+
+
 def test_every_method_gets_what_random_search_spent_at_its_seed_and_a_population_what_that_affords(tmp_path):
     settings = {"trials": 32, "extra": (), "startup": 4}
     runs = {("lc_weights", "random", 3): fake_run(None, "random", 3, [], 0)}

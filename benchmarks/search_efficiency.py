@@ -208,7 +208,7 @@ def paired_at_equal_compute(method_runs: list[dict], budget: dict, random_runs: 
     if not len(differences):
         return {"seeds": 0}
     rng = np.random.default_rng(seed)
-    medians = [np.median(rng.choice(differences, len(differences))) for _ in range(draws)]
+    medians = np.median(rng.choice(differences, (draws, len(differences))), axis=1)
     better = int(((differences < 0) if mode == "min" else (differences > 0)).sum())
     p = float(wilcoxon(differences).pvalue) if np.any(differences != 0) else 1.0
     return {"seeds": len(differences), "median": float(np.median(differences)), "better": better, "p": p,
@@ -347,7 +347,8 @@ def summarise(runs: list[dict], mode: str) -> dict:
                         "speedup_slot_s": speedup(slots["random"], slots[method]),
                         "regret_median": float(np.nanmedian(regrets)),
                         "regret_iqr": tuple(float(q) for q in np.nanpercentile(regrets, [25, 75])),
-                        "paired": paired_at_equal_compute(method_runs, budget, by_method["random"], mode)}
+                        "paired": ({"seeds": 0} if method == "random" else
+                                   paired_at_equal_compute(method_runs, budget, by_method["random"], mode))}
     return {"target": target, "best": best, "budget": max(budget.values()),
             "budget_median": float(np.median(list(budget.values()))), "methods": rows,
             # the compute by which a method must reach the target on half its seeds for the target speed-up
@@ -394,7 +395,7 @@ def print_summary(task_name: str, summary: dict, skipped: dict, epochs: int, sta
               f"slot seconds; final regret median {row['regret_median']:.4g} "
               f"(IQR {row['regret_iqr'][0]:.4g}-{row['regret_iqr'][1]:.4g})", flush=True)
     for method, row in summary["methods"].items():
-        if method != "random" and row["paired"]["seeds"]:
+        if row["paired"]["seeds"]:
             print(paired_line(method, row["paired"]))
     for method, why in skipped.items():
         print(f"  {method:<11} not run: {why}")
@@ -609,7 +610,7 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
     from losstune.ray_jobs.study import space_switches
 
     switches = space_switches({"family": task.family, "space": task.space})
-    trials = {id(run): run_trials(task, run, folder, metric) for run in runs} if switches else {}
+    trials = {(run["method"], run["seed"]): run_trials(task, run, folder, metric) for run in runs} if switches else {}
     pick = min if mode == "min" else max
     lines = []
     for name, values in switches.items():
@@ -619,10 +620,10 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
             kept = [r for r in runs if r["method"] == method]
             shares, best_in = {v: [] for v in values}, Counter()
             for run in kept:
-                drawn = [config.get(name) for config, _ in trials[id(run)]]
+                drawn = [config.get(name) for config, _ in trials[(method, run["seed"])]]
                 for value in values:
                     shares[value].append(drawn.count(value) / max(len(drawn), 1))
-                full = [(value, config) for config, value in trials[id(run)] if value is not None]
+                full = [(value, config) for config, value in trials[(method, run["seed"])] if value is not None]
                 if full:
                     best_in[pick(full, key=lambda f: f[0])[1].get(name)] += 1
             split = ", ".join(f"{v} {np.median(shares[v]):.0%} ({min(shares[v]):.0%}-{max(shares[v]):.0%})"

@@ -56,9 +56,9 @@ def check_fits(cfg) -> None:
     if compression.model.spatial_dims != cfg.model.spatial_dims:
         raise ConfigError(FIELD, f"{folder} is {compression.model.spatial_dims}D; model.spatial_dims is "
                                  f"{cfg.model.spatial_dims}")
-    name, value, sides = image_sides(cfg.data, cfg.model.spatial_dims)
+    name, described, sides = image_sides(cfg.data, cfg.model.spatial_dims)
     if why := shrink_misfit(sides, compression.model, whose=f" of {folder}"):
-        raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
+        raise ConfigError(name, f"{described} images {why}")
 
 
 @dataclass

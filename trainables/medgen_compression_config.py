@@ -6,6 +6,7 @@ trainables/medgen_compression.py."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -209,17 +210,19 @@ class Config:
     def check_images_fit_the_autoencoder(self) -> None:
         """The decoder gives back an image of the input's size only where every 2x step of the
         encoder was exact (else a trial failed on its first batch: sizes or pixel_unshuffle)."""
-        name, value, sides = image_sides(self.data, self.model.spatial_dims)
+        name, described, sides = image_sides(self.data, self.model.spatial_dims)
         if why := shrink_misfit(sides, self.model):
-            raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
+            raise ConfigError(name, f"{described} images {why}")
 
 
-def image_sides(data, spatial_dims: int) -> tuple[str, object, tuple]:
-    """A MedGen run's images: (the field that sizes them, its value, their sides): data.image_size
-    square in 2D, data.volume in 3D."""
+def image_sides(data, spatial_dims: int) -> tuple[str, str, tuple[int, ...]]:
+    """A MedGen run's images: (the field that sizes them, its value and the sides it gives, as an
+    error names them ("30: 30x30"), the sides): data.image_size square in 2D, data.volume in 3D."""
     if spatial_dims == 2:
-        return "data.image_size", data.image_size, (data.image_size,) * 2
-    return "data.volume", list(data.volume), tuple(data.volume)
+        name, value, sides = "data.image_size", data.image_size, (data.image_size,) * 2
+    else:
+        name, value, sides = "data.volume", list(data.volume), tuple(data.volume)
+    return name, f"{value}: {'x'.join(map(str, sides))}", sides
 
 
 def shrink_misfit(sides, model: ModelConfig, whose: str = "") -> str:
@@ -227,7 +230,8 @@ def shrink_misfit(sides, model: ModelConfig, whose: str = "") -> str:
     factor = compression_factor(model)
     if not factor or all(side % factor == 0 for side in sides):
         return ""
-    return f"do not fit the {model.kind}{whose}, which shrinks every side {factor}x: each must be a multiple of {factor}"
+    return (f"do not fit the {model.kind}{whose}, which shrinks every side {factor}x: each must be a multiple of "
+            f"{factor}")
 
 
 def compression_factor(model: ModelConfig) -> int | None:
@@ -238,11 +242,20 @@ def compression_factor(model: ModelConfig) -> int | None:
         return 2 ** (len(model.vae.channels) - 1)
     if model.kind == "vqvae":
         return 2 ** len(model.vqvae.channels)
-    if not model.dcae.pretrained:
-        return 2 ** (DCAE_VARIANTS[model.dcae.variant][1] - 1)
-    with open(os.path.join(model.dcae.pretrained, "config.json")) as f:
-        stages = len(json.load(f).get("encoder_block_out_channels") or ())
+    stages = pretrained_stages(model.dcae.pretrained) if model.dcae.pretrained else DCAE_VARIANTS[model.dcae.variant][1]
     return 2 ** (stages - 1) if stages else None
+
+
+@functools.lru_cache(maxsize=8)
+def pretrained_stages(folder: str) -> int:
+    """The stages of a saved AutoencoderDC (0 where its config.json does not list them); read once
+    per folder, since every config built (each trial's, each sampled point's) asks."""
+    path = os.path.join(folder, "config.json")
+    try:
+        with open(path) as f:
+            return len(json.load(f).get("encoder_block_out_channels") or ())
+    except (OSError, ValueError, AttributeError) as err:  # unreadable, not JSON, not a JSON object
+        raise ConfigError("model.dcae.pretrained", f"{path}: not an AutoencoderDC config ({err})") from None
 
 
 PRESETS = {

@@ -197,9 +197,9 @@ class Config:
             self.check_images_fit_the_unet()
 
     def check_images_fit_the_unet(self) -> None:
-        name, value, sides = image_sides(self.data, self.model.spatial_dims)
+        name, described, sides = image_sides(self.data, self.model.spatial_dims)
         if why := unet_misfit(sides, self.model.widths, "model.widths"):
-            raise ConfigError(name, f"{value}: {'x'.join(map(str, sides))} images {why}")
+            raise ConfigError(name, f"{described} images {why}")
 
 
 PRESETS = {

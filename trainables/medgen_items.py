@@ -10,6 +10,7 @@ import os
 from losstune.data import DataError
 from losstune.data.medgen import EMPTY_SLICE_LEVEL
 from losstune.trainables.config import ConfigError
+from losstune.trainables.medgen_compression_config import image_sides
 
 
 def subject_split(cfg, mode: str):
@@ -55,7 +56,7 @@ def training_items(cfg, volumes: list[dict], mode: str) -> list[dict]:
 
 def item_size(cfg) -> tuple[int, ...]:
     """An item's spatial size: data.image_size square in 2D, data.volume in 3D."""
-    return (cfg.data.image_size,) * 2 if cfg.model.spatial_dims == 2 else tuple(cfg.data.volume)
+    return image_sides(cfg.data, cfg.model.spatial_dims)[2]
 
 
 def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False):

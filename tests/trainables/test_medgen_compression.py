@@ -52,8 +52,10 @@ def test_defaults_are_the_seeds():
     # sizes the encoder cannot halve exactly: DC-AE f32's 6 stages (5 steps), the smoke VQ-VAE's 2 levels
     # (a step each), the smoke 3D VAE's 2 levels (1 step); each failed a trial on its first batch
     ({"model": {"kind": "dcae"}, "data": {"image_size": 48}},
-     "data.image_size 48: 48x48 images do not fit the dcae, which shrinks every side 32x: each must be a multiple of 32"),
-    ({"model": {"kind": "vqvae"}, "data": {"image_size": 38}}, "38x38 images do not fit the vqvae, which shrinks every side 4x"),
+     "data.image_size 48: 48x48 images do not fit the dcae, which shrinks every side 32x: each must be a multiple "
+     "of 32"),
+    ({"model": {"kind": "vqvae"}, "data": {"image_size": 38}},
+     "38x38 images do not fit the vqvae, which shrinks every side 4x"),
     ({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 17]}},
      "data.volume [32, 32, 17]: 32x32x17 images do not fit the vae, which shrinks every side 2x"),
 ])
@@ -72,6 +74,13 @@ def test_sizes_that_fit_each_autoencoder_reconstruct_at_their_size(tmp_path):
     settings = compression.settings
     model = settings.ModelConfig(kind="dcae", dcae=settings.DCAEConfig(pretrained=str(tmp_path)))
     assert settings.compression_factor(model) == 4
+
+
+def test_a_pretrained_dc_ae_whose_config_is_not_json_is_one_line_naming_it(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=rf"model\.dcae\.pretrained {tmp_path}/config\.json: not an AutoencoderDC "
+                                          r"config \(Expecting property name"):
+        config({"model": {"kind": "dcae", "dcae": {"pretrained": str(tmp_path)}}})
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")

@@ -134,8 +134,13 @@ def check_latent_values(file: Path, label: str, y: np.ndarray) -> None:
 
 
 GREY_MODES = ("L", "I;16", "I")
-MODE_NAMES = {"P": "a palette (indexed colour) image", "RGB": "an RGB image", "RGBA": "an RGBA image",
-              "LA": "a greyscale image with alpha", "1": "a 1-bit image", "CMYK": "a CMYK image"}
+# modes that can hold a greyscale picture in other clothes (an outline exported as RGB or RGBA,
+# a 1-bit mask, a grey palette): read when every pixel is grey and opaque, refused otherwise
+GREY_IN_CONTENT = ("1", "P", "PA", "LA", "RGB", "RGBA")
+MODE_NAMES = {"P": "a palette (indexed colour) image", "PA": "a palette image with alpha", "RGB": "an RGB image",
+              "RGBA": "an RGBA image", "LA": "a greyscale image with alpha", "1": "a 1-bit image",
+              "CMYK": "a CMYK image"}
+EXPECTED = "expected an 8- or 16-bit greyscale PNG (mode L or I;16), e.g. converted with PIL's .convert('L')"
 
 
 def _read_png(path: Path, size: int) -> np.ndarray:
@@ -144,14 +149,27 @@ def _read_png(path: Path, size: int) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: listed in latents.npz but missing")
     with Image.open(path) as image:
-        if image.mode not in GREY_MODES:
-            kind = MODE_NAMES.get(image.mode, f"a {len(image.getbands())}-channel image")
-            raise DataError(f"{path}: {kind} (PIL mode {image.mode}); expected an 8- or 16-bit greyscale PNG "
-                            "(mode L or I;16), e.g. converted with PIL's .convert('L')")
+        kind = MODE_NAMES.get(image.mode, f"a {len(image.getbands())}-channel image")
+        if image.mode not in GREY_MODES + GREY_IN_CONTENT:
+            raise DataError(f"{path}: {kind} (PIL mode {image.mode}); {EXPECTED}")
         if image.size != (size, size):
             raise DataError(f"{path}: {image.size[0]}x{image.size[1]} pixels, expected {size}x{size} (data.image_size)")
-        array = np.asarray(image, dtype=np.float32)
-    return array / (255.0 if image.mode == "L" else 65535.0)
+        if image.mode in GREY_MODES:
+            return np.asarray(image, dtype=np.float32) / (255.0 if image.mode == "L" else 65535.0)
+        return grey_of(path, kind, np.asarray(image.convert("RGBA")))
+
+
+def grey_of(path: Path, kind: str, rgba: np.ndarray) -> np.ndarray:
+    """The grey of an 8-bit RGBA picture in [0, 1], exactly, when it is one: every pixel opaque
+    and R = G = B. Transparency or colour would need a choice (a background, a luminance formula)
+    that is the user's to make, so those are refused with how many pixels are off."""
+    transparent = int((rgba[..., 3] < 255).sum())
+    if transparent:
+        raise DataError(f"{path}: {kind} with {transparent} transparent pixels; {EXPECTED}")
+    coloured = int(((rgba[..., 0] != rgba[..., 1]) | (rgba[..., 1] != rgba[..., 2])).sum())
+    if coloured:
+        raise DataError(f"{path}: {kind} in colour ({coloured} of {rgba[..., 0].size} pixels not grey); {EXPECTED}")
+    return rgba[..., 0].astype(np.float32) / 255.0
 
 
 # --- augmentations (seed "Augmentation Strategy"), batched on the device --------------------------

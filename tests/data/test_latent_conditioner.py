@@ -37,10 +37,10 @@ def write_set(folder, names, size=32, mode="L", y1_dim=32, y2_dim=32, skip_laten
               listed=None):
     folder.mkdir(exist_ok=True)
     for name in names:
-        pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3) if mode == "RGB" else (size, size),
+        pixels = np.random.default_rng(0).integers(0, 255, (size, size, 3) if mode in ("RGB", "P") else (size, size),
                                                    dtype=np.uint8)
-        image = Image.fromarray(pixels, mode="RGB" if mode == "RGB" else "L")
-        (image.convert("P") if mode == "P" else image).save(folder / name)
+        image = Image.fromarray(pixels, mode="RGB" if mode in ("RGB", "P") else "L")
+        (image.convert(mode) if mode != image.mode else image).save(folder / name)
     if not skip_latents:
         listed = names if listed is None else listed
         y1 = np.zeros((len(listed), y1_dim))
@@ -66,8 +66,8 @@ def test_names_saved_as_bytes_read_as_the_file_names(tmp_path):
 @pytest.mark.parametrize("case, message", [
     (dict(skip_latents=True), "latents.npz: missing"),
     (dict(size=48), "a.png: 48x48 pixels, expected 32x32"),
-    (dict(mode="RGB"), "a.png: an RGB image (PIL mode RGB); expected an 8- or 16-bit greyscale PNG"),
-    (dict(mode="P"), "a.png: a palette (indexed colour) image (PIL mode P); expected an 8- or 16-bit greyscale"),
+    (dict(mode="RGB"), "a.png: an RGB image in colour (1024 of 1024 pixels not grey); expected an 8- or 16-bit"),
+    (dict(mode="P"), "a.png: a palette (indexed colour) image in colour ("),
     (dict(y1_dim=16), "latents.npz: y1 has shape (1, 16), expected (1, 32)"),
     (dict(y1_value=float("nan")), "latents.npz: y1 holds 1 non-finite values (first in row 0)"),
     (dict(y1_value=7.09), "latents.npz: y1 holds 1 values outside [-1, 1] (min 0, max 7.09), which the model's Tanh"),
@@ -76,6 +76,33 @@ def test_names_saved_as_bytes_read_as_the_file_names(tmp_path):
 def test_bad_data_names_the_file(tmp_path, case, message):
     write_set(tmp_path / "d", ["a.png"], **case)
     with pytest.raises(DataError, match=re.escape(message)):
+        load_directory(tmp_path / "d", 32, 32, 32)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA", "P"])
+def test_a_grey_picture_saved_in_another_mode_reads_as_its_grey(tmp_path, mode):
+    write_set(tmp_path / "d", ["a.png"])  # mode L: the reference
+    reference = load_directory(tmp_path / "d", 32, 32, 32)[0]
+    Image.open(tmp_path / "d" / "a.png").convert(mode).save(tmp_path / "d" / "a.png")  # opaque, R = G = B
+    np.testing.assert_array_equal(load_directory(tmp_path / "d", 32, 32, 32)[0], reference)
+
+
+def test_a_1_bit_outline_reads_as_0_and_1(tmp_path):
+    write_set(tmp_path / "d", ["a.png"])
+    outline = np.zeros((32, 32), bool)
+    outline[8:24, 8] = True
+    Image.fromarray(outline).save(tmp_path / "d" / "a.png")  # mode 1
+    np.testing.assert_array_equal(load_directory(tmp_path / "d", 32, 32, 32)[0][0, 0], outline.astype(np.float32))
+
+
+def test_a_grey_picture_with_transparency_is_refused(tmp_path):
+    write_set(tmp_path / "d", ["a.png"])
+    grey = Image.open(tmp_path / "d" / "a.png").convert("LA")
+    alpha = np.full((32, 32), 255, np.uint8)
+    alpha[:3, :] = 0  # 96 see-through pixels: what lies under them is a background the user must choose
+    grey.putalpha(Image.fromarray(alpha))
+    grey.save(tmp_path / "d" / "a.png")
+    with pytest.raises(DataError, match=re.escape("a.png: a greyscale image with alpha with 96 transparent pixels")):
         load_directory(tmp_path / "d", 32, 32, 32)
 
 

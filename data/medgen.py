@@ -43,7 +43,7 @@ ORIENTATION = "RAS"  # every volume is turned to this: its last axis runs inferi
 # A subject's files must agree on their voxel-to-world affine to this (mm; unitless for the
 # direction cosines): rounding between tools passes, a misregistered mask does not.
 AFFINE_TOLERANCE = 1e-2
-CACHE_VERSION = "v2"  # bump when what load_subject returns changes
+CACHE_VERSION = "v3"  # bump when what load_subject returns changes
 
 # Phantom tissue intensities (arbitrary scanner units / 1000) per modality: background, skull,
 # grey matter, white matter, CSF, tumour. T1 post-contrast (bravo, t1_gd) makes the tumour bright.
@@ -163,18 +163,31 @@ def load_volumes(subjects: list[Subject], mode: str) -> list[dict]:
 
 
 def load_subject(subject: Subject, mode: str) -> dict:
-    from monai.transforms import ScaleIntensityRangePercentiles
-
-    normalise = ScaleIntensityRangePercentiles(*PERCENTILES, b_min=0.0, b_max=1.0, clip=True)
     volumes = {}
     for modality, path in subject.files.items():
         volume = read_volume(path, subject.name)
         volumes[modality] = (volume > 0.5).astype(np.float32) if modality == "seg" else \
-            np.asarray(normalise(volume[None]))[0]
+            normalised(volume, path, subject.name, modality)
     return {"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
             "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
             else np.zeros((0, *volumes["seg"].shape), np.float32),
             "seg": volumes["seg"][None]}
+
+
+def normalised(volume: np.ndarray, path: str, subject: str, modality: str) -> np.ndarray:
+    """An image volume mapped from its PERCENTILES range to [0, 1], clipped (MONAI's
+    ScaleIntensityRange). A volume whose range is empty (constant, or all but a few voxels one
+    value: a failed export, a blank placeholder) is refused: it would become all zeros, or its raw
+    values clipped, and train or score as if it were a brain."""
+    from monai.transforms import ScaleIntensityRange
+
+    low, high = (float(v) for v in np.percentile(volume, PERCENTILES))
+    if high <= low:
+        raise DataError(f"{path}: subject {subject}: {modality} is constant at {low:.4g} between its "
+                        f"{PERCENTILES[0]}th and {PERCENTILES[1]}th percentiles (a blank or failed export?); "
+                        "it cannot be normalised")
+    scale = ScaleIntensityRange(a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)
+    return np.asarray(scale(volume[None]))[0].astype(np.float32)
 
 
 def cache_folder() -> Path:

@@ -141,6 +141,19 @@ def test_non_finite_voxels_are_counted_and_named(folder):
         volumes_of(folder, "bravo")
 
 
+@pytest.mark.parametrize("modality", ["bravo", "seg"])
+def test_a_blank_image_volume_is_refused_and_a_blank_mask_is_not(folder, modality):
+    volume = np.zeros(SHAPE)
+    volume[0, 0, 0] = 5.0  # one voxel of 6912: inside the top 0.5%, so the percentile range is empty
+    path = f"{folder}/subject_000/{modality}.nii.gz"
+    save(path, volume)
+    if modality == "seg":  # a tumour-free mask is data: it reads, as a mask of one voxel
+        assert volumes_of(folder, "bravo")[0]["seg"].sum() == 1
+        return
+    with pytest.raises(DataError, match=f"{path}: subject subject_000: bravo is constant at 0 between its 0.5th"):
+        volumes_of(folder, "bravo")
+
+
 def test_empty_slices_are_skipped_only_when_asked(folder):
     volumes = volumes_of(folder, "bravo")
     every = axial_slices(volumes, skip_empty=False)

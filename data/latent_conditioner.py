@@ -116,9 +116,12 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
 
 
 def file_name(name) -> str:
-    """A name from latents.npz: str, or bytes (names saved as a bytes array, as h5py and
-    np.char.encode give them: str() would make b'img.png' of them)."""
-    return name.decode() if isinstance(name, bytes) else str(name)
+    """A name from latents.npz as the file name in the folder: str, or bytes (names saved as a
+    bytes array, as h5py and np.char.encode give them: str() would make b'img.png' of them), and
+    without any folder before it (names are often saved as the paths they were globbed as, on
+    Windows with backslashes). Two paths to one file name are then refused as a repeated name."""
+    text = name.decode() if isinstance(name, bytes) else str(name)
+    return text.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def check_latent_values(file: Path, label: str, y: np.ndarray) -> None:

@@ -63,6 +63,13 @@ def test_names_saved_as_bytes_read_as_the_file_names(tmp_path):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_names_saved_as_paths_read_as_the_file_names(tmp_path):
+    write_set(tmp_path / "s", ["b.png", "a.png"])
+    write_set(tmp_path / "d", ["b.png", "a.png"], listed=["/data/run1/b.png", "C:\\run1\\a.png"])
+    for got, expected in zip(load_directory(tmp_path / "d", 32, 32, 32), load_directory(tmp_path / "s", 32, 32, 32)):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("case, message", [
     (dict(skip_latents=True), "latents.npz: missing"),
     (dict(size=48), "a.png: 48x48 pixels, expected 32x32"),
@@ -72,6 +79,7 @@ def test_names_saved_as_bytes_read_as_the_file_names(tmp_path):
     (dict(y1_value=float("nan")), "latents.npz: y1 holds 1 non-finite values (first in row 0)"),
     (dict(y1_value=7.09), "latents.npz: y1 holds 1 values outside [-1, 1] (min 0, max 7.09), which the model's Tanh"),
     (dict(listed=["a.png", "a.png"]), "latents.npz: names lists 'a.png' more than once"),
+    (dict(listed=["x/a.png", "y/a.png"]), "latents.npz: names lists 'a.png' more than once"),
 ])
 def test_bad_data_names_the_file(tmp_path, case, message):
     write_set(tmp_path / "d", ["a.png"], **case)

@@ -103,7 +103,7 @@ def load_directory(path: str | Path, size: int, main_dim: int, hier_dim: int):
     if repeated:  # one image would count twice, and could land in training and validation both
         raise DataError(f"{latents}: names lists {repeated[0]!r} more than once ({len(repeated)} repeated names)")
     # hidden files are none of the images (macOS writes ._name.png beside each file it copies)
-    pngs = sorted(p.name for p in folder.glob("*.png") if not p.name.startswith("."))
+    pngs = sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
     if not pngs:
         raise DataError(f"{folder}: no .png images")
     unlabelled = sorted(set(pngs) - set(names))
@@ -119,9 +119,10 @@ def file_name(name) -> str:
     """A name from latents.npz as the file name in the folder: str, or bytes (names saved as a
     bytes array, as h5py and np.char.encode give them: str() would make b'img.png' of them), and
     without any folder before it (names are often saved as the paths they were globbed as, on
-    Windows with backslashes). Two paths to one file name are then refused as a repeated name."""
+    Windows with backslashes); a name without a suffix is its .png. Two paths to one file name are then refused as a repeated name."""
     text = name.decode() if isinstance(name, bytes) else str(name)
-    return text.replace("\\", "/").rsplit("/", 1)[-1]
+    base = text.replace("\\", "/").rsplit("/", 1)[-1]
+    return base if Path(base).suffix else f"{base}.png"  # a stem ("img_001") names its PNG
 
 
 def check_latent_values(file: Path, label: str, y: np.ndarray) -> None:

@@ -65,7 +65,7 @@ def test_names_saved_as_bytes_read_as_the_file_names(tmp_path):
 
 def test_names_saved_as_paths_read_as_the_file_names(tmp_path):
     write_set(tmp_path / "s", ["b.png", "a.png"])
-    write_set(tmp_path / "d", ["b.png", "a.png"], listed=["/data/run1/b.png", "C:\\run1\\a.png"])
+    write_set(tmp_path / "d", ["b.png", "a.png"], listed=["/data/run1/b.png", "C:\\run1\\a"])  # a stem: a.png
     for got, expected in zip(load_directory(tmp_path / "d", 32, 32, 32), load_directory(tmp_path / "s", 32, 32, 32)):
         np.testing.assert_array_equal(got, expected)
 
@@ -112,6 +112,11 @@ def test_a_grey_picture_with_transparency_is_refused(tmp_path):
     grey.save(tmp_path / "d" / "a.png")
     with pytest.raises(DataError, match=re.escape("a.png: a greyscale image with alpha with 96 transparent pixels")):
         load_directory(tmp_path / "d", 32, 32, 32)
+
+
+def test_pngs_named_in_capitals_are_read(tmp_path):
+    write_set(tmp_path / "d", ["A.PNG"])
+    assert load_directory(tmp_path / "d", 32, 32, 32)[0].shape == (1, 1, 32, 32)
 
 
 def test_hidden_files_are_no_images(tmp_path):

@@ -11,13 +11,14 @@ import sys
 import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_worker_shares, flag_overrides, read_config_file, verbosity)
+                                     check_name, check_worker_shares, flag_overrides, parse_set, read_config_file,
+                                     verbosity)
 from losstune.ray_jobs.plan import (MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices,
                                    startup_trials)
 from losstune.ray_jobs.prior_points import read_enqueued, read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
 from losstune.ray_jobs.storage import absolute
-from losstune.trainables.config import ConfigError, merge, unflatten
+from losstune.trainables.config import ConfigError, flatten, merge, unflatten
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.loop_config import check_precision
 
@@ -167,7 +168,7 @@ def make_plan(args) -> SweepPlan:
     base = base_overrides(family, args)
     config = make_config(family, base)
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
-    point = check_space(family, space_name, base, config, args.seed)
+    point = check_space(family, space_name, base, config, args.seed, pinned=parse_set(args.set))
     space = family.space(space_name, config)
     check_population(args, space, space_name)  # first: PBT takes no --search
     check_search_fits_space(args.search, space, space_name)
@@ -288,15 +289,21 @@ def check_enqueued(family, space_name: str, base: dict, config, args) -> list[di
     return points
 
 
-def check_space(family, space_name: str, base: dict, config, seed: int) -> dict:
+def check_space(family, space_name: str, base: dict, config, seed: int, pinned: dict) -> dict:
     """The space's documented-default point, after checking that every sampled value makes a valid
     config and every batch size fills a batch of the data; warns about tuned weights of terms that
-    are off."""
+    are off, and about --set keys (`pinned`) that the space searches. (--config's keys are not
+    warned about: a base config that the first trial runs, e.g. an earlier best, is what it is for.)"""
     from losstune.search_spaces import default_point, sample_points
 
     space = family.space(space_name, config)
     point = default_point(space, config)
     points = [point] + sample_points(space, 32, seed)
+    searched = sorted(set(flatten(pinned)) & {key for p in points for key in p})
+    if searched:  # the default point reads the config, every sampled point overrides it
+        print(f"sweep: warning: --space {space_name} searches {', '.join(k.replace('/', '.') for k in searched)}: "
+              "--set gives it for the first (default) trial only; to keep it in every "
+              "trial, --enqueue points with it or pick a space that does not search it", file=sys.stderr)
     sampled = [make_config(family, merge(base, unflatten(p))) for p in points]
     check_batches_fit(family.check_data(config), {
         "the sweep's config": config.train.batch_size,

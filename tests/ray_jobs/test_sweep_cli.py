@@ -457,6 +457,18 @@ def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line()
     assert inert("schedule") == ""  # no weights at all
 
 
+def test_setting_a_key_the_space_searches_is_warned_about(capsys, tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text('{"model": {"output_norm": true}}')  # a base config (an earlier best) is no pin
+    argv = ["hdr_patch", "--space", "caps", "--storage", str(tmp_path), "--smoke-test"]
+    plan = sweep_flags.make_plan(sweep_flags.parse_args([*argv, "--set", "caps.mode=B", "--config", str(config)]))
+    err = capsys.readouterr().err
+    assert "--space caps searches caps.mode: --set gives it for the first (default) trial only" in err
+    assert plan.default_point["caps/mode"] == "B"  # the default trial does take it
+    sweep_flags.make_plan(sweep_flags.parse_args([*argv, "--set", "train.epochs=2", "--name", "other"]))
+    assert "searches" not in capsys.readouterr().err  # caps does not search train.epochs
+
+
 @pytest.mark.parametrize("content, expected", [
     ('{"caps": {"bogus": 1}}', "caps.bogus is not a config key"),
     ('[1, 2]', "must hold a JSON object of config sections, got list"),

@@ -119,7 +119,8 @@ def file_name(name) -> str:
     """A name from latents.npz as the file name in the folder: str, or bytes (names saved as a
     bytes array, as h5py and np.char.encode give them: str() would make b'img.png' of them), and
     without any folder before it (names are often saved as the paths they were globbed as, on
-    Windows with backslashes); a name without a suffix is its .png. Two paths to one file name are then refused as a repeated name."""
+    Windows with backslashes); a name without a suffix is its .png. Two paths to one file name
+    are then refused as a repeated name."""
     text = name.decode() if isinstance(name, bytes) else str(name)
     base = text.replace("\\", "/").rsplit("/", 1)[-1]
     return base if Path(base).suffix else f"{base}.png"  # a stem ("img_001") names its PNG

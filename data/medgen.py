@@ -187,7 +187,7 @@ def normalised(volume: np.ndarray, path: str, subject: str, modality: str) -> np
                         f"{PERCENTILES[0]}th and {PERCENTILES[1]}th percentiles (a blank or failed export?); "
                         "it cannot be normalised")
     scale = ScaleIntensityRange(a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)
-    return np.asarray(scale(volume[None]))[0].astype(np.float32)
+    return np.asarray(scale(volume[None]), dtype=np.float32)[0]  # no copy: MONAI gives float32
 
 
 def cache_folder() -> Path:

@@ -2,10 +2,13 @@
 
 Does the sweep's best really beat the documented default? Reruns the default and the sweep's top K
 healthy configs at N new training seeds each (the same seeds for every config), through the
-sweep's own trial function and epochs, and prints per config its mean with a 95% bootstrap
-interval, its difference to the default paired by seed with its interval, the probability that it
-improves on the default, and a verdict. Results: <sweep>/confirm_top<K>_seeds<N>/confirm.parquet.
-On a cluster:
+sweep's own trial function and epochs, and prints per config its mean with a 95% t interval, and
+its difference to the default paired by seed: a paired t 95% interval, "better at k of N seeds",
+an exact sign-flip p-value, and a verdict against --min-effect (beats, equivalent, worse, or
+inconclusive with about how many seeds would decide it), Holm-corrected over the K configs.
+Results: <sweep>/confirm_top<K>_seeds<N>/confirm.parquet and confirm_summary.parquet.
+`--resume --seeds M` with M above an earlier confirmation's N adds seeds N+1..M to it without
+rerunning the first N. On a cluster:
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
         losstune-confirm s3://my-bucket/losstune/<sweep> --top 3 --seeds 5
@@ -19,8 +22,10 @@ import os
 import sys
 
 from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import HelpFormatter, UsageError, add_verbosity, check_at_least, verbosity
+from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_min_effect, add_verbosity, check_at_least,
+                                     check_min_effect, verbosity)
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
+from losstune.ray_jobs.resume import documented_min_effect
 from losstune.ray_jobs.results import SweepFolderError, read_meta
 from losstune.ray_jobs.storage import absolute, exists, read_parquet
 
@@ -28,12 +33,15 @@ from losstune.ray_jobs.storage import absolute, exists, read_parquet
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="losstune-confirm", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the confirmation ran; 2 bad input (not a finished sweep, "
-                                       "fewer healthy trials than --top, --seeds below 2), before Ray starts")
+                                       "fewer healthy trials than --top, --seeds below 2), before Ray starts; 130 "
+                                       "interrupted (Ctrl-C): no verdict; --resume continues it")
     p.add_argument("sweep", help="<storage>/<sweep name>, a finished sweep (its trials.parquet)")
     p.add_argument("--top", type=int, default=3, help="how many of the sweep's best healthy configs to rerun")
     p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
     p.add_argument("--max-concurrent", type=int, help="default: as many runs as the cluster fits")
-    p.add_argument("--resume", action="store_true", help="continue this confirmation after an interruption")
+    p.add_argument("--resume", action="store_true",
+                   help="continue this confirmation after an interruption, or extend one of fewer --seeds")
+    add_min_effect(p)
     add_verbosity(p)
     return p.parse_args(argv)
 
@@ -45,12 +53,14 @@ def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
     storage, name = os.path.dirname(experiment), os.path.basename(experiment)
     return SweepPlan(**definition(meta), name=name, storage=storage, storage_arg=storage,
                      resources=TrialResources(**meta["resources"]), max_concurrent=args.max_concurrent,
-                     verbosity=verbosity(args))
+                     verbosity=verbosity(args), min_effect=args.min_effect or documented_min_effect(meta))
 
 
 def prepare(args):
-    """(plan, candidates, seeds), checked before Ray starts."""
+    """(plan, candidates, seeds, earlier), checked before Ray starts; earlier: (folder, runs) of a
+    confirmation at fewer seeds that --resume extends, or None."""
     check_at_least(("--top", args.top, 1), ("--seeds", args.seeds, 2), ("--max-concurrent", args.max_concurrent, 1))
+    check_min_effect(args.min_effect)
     experiment = absolute(args.sweep.rstrip("/"))
     try:
         meta = read_meta(experiment)
@@ -68,7 +78,10 @@ def prepare(args):
     folder = f"{experiment}/{confirmation.folder_name(plan, args.top, args.seeds)}"
     if exists(folder) and not args.resume:
         raise UsageError(f"--resume: {folder} exists; pass --resume to continue it, or other --top / --seeds")
-    return plan, chosen, confirmation.seeds_for(meta, args.seeds)
+    seeds = confirmation.seeds_for(meta, args.seeds)
+    earlier = None if not args.resume else confirmation.earlier_confirmation(
+        experiment, chosen, seeds, lambda count: confirmation.folder_name(plan, args.top, count))
+    return plan, chosen, seeds, earlier
 
 
 def main(argv=None) -> int:
@@ -77,7 +90,7 @@ def main(argv=None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of importance
     args = parse_args(argv)
     try:
-        plan, chosen, seeds = prepare(args)
+        plan, chosen, seeds, earlier = prepare(args)
     except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
@@ -86,9 +99,15 @@ def main(argv=None) -> int:
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
-    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time",
+    extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""
+    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds{extending}, {plan.max_concurrent} at a time",
           flush=True)
-    table = confirmation.run(plan, chosen, seeds, resume=args.resume)
+    try:
+        table = confirmation.run(plan, chosen, seeds, resume=args.resume, earlier=earlier[1] if earlier else None)
+    except (confirmation.Interrupted, KeyboardInterrupt):
+        print(f"confirm {plan.name}: interrupted; no verdict from cut runs. Resume with: losstune-confirm "
+              f"{plan.experiment} --top {len(chosen) - 1} --seeds {len(seeds)} --resume", file=sys.stderr)
+        return 130
     print(confirmation.conclude(plan, chosen, seeds, table))
     print(f"report: {write_report_html(plan.experiment)}")
     return 0

@@ -58,6 +58,24 @@ def add_verbosity(parser: argparse.ArgumentParser) -> None:
                                "workers' own logs")
 
 
+def add_min_effect(parser: argparse.ArgumentParser) -> None:
+    """--min-effect: what a confirmation's verdict counts as a difference (shared by sweep, confirm, compare)."""
+    parser.add_argument("--min-effect", metavar="DELTA",
+                        help="the smallest difference to the default that matters: absolute in the objective's units "
+                             "(0.02) or relative to the default's mean (1%%). 'beats' needs the 95%% interval beyond it, "
+                             "'equivalent' inside +/- it (default: the family's objective's, 1%% unless it says)")
+
+
+def check_min_effect(text: str | None) -> None:
+    from losstune.ray_jobs.confirm_stats import parse_min_effect
+
+    if text is not None:
+        try:
+            parse_min_effect(text)
+        except ValueError as err:
+            raise UsageError(f"--min-effect: {err}") from None
+
+
 def verbosity(args) -> int:
     """0 quiet, 1 default (a progress table of the objective and the tuned parameters), 2 -v, 3 -vv."""
     return 0 if args.quiet else 1 + min(args.verbose, 2)

@@ -5,6 +5,9 @@
     sweep = load_sweep("results/hdr_patch-caps-20261125-142609")
     sweep.trials              # one row per trial, best first; is_default marks the documented default
     sweep.confirmations       # {"confirm_top2_seeds3": Confirmation(runs, summary, text)}
+
+A losstune-compare folder reads the same way: its meta["kind"] is "compare", its confirmations
+{"compare_seeds5": ...}, and it has no trials, history or importance (empty tables).
     sweep.importance          # one row per evaluator, branch and parameter
     sweep.study()             # the optuna.Study, for optuna.visualization or your own analysis
 
@@ -54,6 +57,9 @@ def load_sweep(path: str) -> Sweep:
     no sweep or has no trials.parquet yet (losstune-analyze writes one while a sweep runs)."""
     path = absolute(str(path).rstrip("/"))
     meta = read_meta(path)
+    if meta.get("kind") == "compare":  # losstune-compare: configs given, no search, no trials table
+        return Sweep(path=path, meta=meta, trials=pd.DataFrame(), history=pd.DataFrame(), importance=pd.DataFrame(),
+                     confirmations=confirmations(path), figures=figures(path))
     if not exists(f"{path}/trials.parquet"):
         raise SweepFolderError(f"{path}: no trials.parquet yet: let the sweep finish, or run losstune-analyze on it")
     return Sweep(path=path, meta=meta, trials=read_parquet(f"{path}/trials.parquet"),

@@ -62,6 +62,7 @@ class SweepPlan:
     min_free_mb: float = MIN_FREE_MB
     confirm_top: int = 0  # after the sweep, rerun the default and this many best configs ...
     confirm_seeds: int = 0  # ... at this many new training seeds each (ray_jobs/confirmation.py)
+    min_effect: str = "1%"  # --min-effect: the smallest difference to the default that a verdict counts
 
     @property
     def experiment(self) -> str:

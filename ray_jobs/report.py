@@ -175,4 +175,5 @@ def against_default(best, default_rows: pd.DataFrame) -> str:
         why = default.get("error") or default["stop_reason"] or f"{default['epochs_done']} epochs"
         return f"the documented default did not finish ({default['status']}: {why}): no change reported"
     change = (best["objective"] - base) / abs(base) * 100 if base else math.nan
-    return f"documented default: {base:.4g} (COMPLETED); change {change:+.1f}%"
+    return (f"documented default: {base:.4g} (COMPLETED); change {change:+.1f}% (one training seed each: a best of "
+            "many noisy runs, not a verdict; the confirmation gives one)")

@@ -1,5 +1,5 @@
 """report.html: one self-contained page per sweep, built from the files in its folder (ray_jobs.load):
-the summary, the confirmations with their intervals, importance, every figure (PNGs inlined as data
+the answer (each confirmed config against the default, in a sentence), the summary, the confirmations, importance, every figure (PNGs inlined as data
 URIs), the best checkpoints, provenance and cost. No script and no link out: it opens offline, from
 a bucket, or attached to an e-mail."""
 
@@ -12,6 +12,7 @@ import json
 import pandas as pd
 
 from losstune.ray_jobs import provenance, study
+from losstune.ray_jobs.confirmation import answer
 from losstune.ray_jobs.load import REPORT_HTML, Sweep, load_sweep
 from losstune.ray_jobs.report import report
 from losstune.ray_jobs.results import cost_line
@@ -26,7 +27,8 @@ figure{margin:1em 0}.wide{overflow-x:auto}figcaption{font-size:.8em;color:#555}"
 
 FIGURE_ORDER = ("objective", "pareto", "optuna_history", "optuna_slice", "optuna_parallel", "optuna_contour",
                 "optuna_edf", "optuna_pareto", "optuna_importance")
-SECTIONS = ("summary", "confirmation", "importance", "figures", "checkpoints", "provenance", "cost")
+SECTIONS = ("answer", "summary", "confirmation", "importance", "figures", "checkpoints", "provenance", "cost")
+COMPARE_SECTIONS = ("answer", "confirmation", "provenance", "cost")  # losstune-compare: no sweep
 
 
 def write_report_html(experiment: str) -> str:
@@ -39,14 +41,17 @@ def write_report_html(experiment: str) -> str:
 
 def page(sweep: Sweep) -> str:
     meta = sweep.meta
-    title = f"{meta['family']} / {meta['space']}: {meta.get('name', sweep.path)}"
+    compared = meta.get("kind") == "compare"
+    title = f"{meta['family']} / {'comparison' if compared else meta['space']}: {meta.get('name', sweep.path)}"
+    runs = (f"{', '.join(meta['configs'])} compared" if compared else f"{len(sweep.trials)} trials of {meta['trials']}")
     body = [f"<h1>{esc(title)}</h1>",
-            f"<p>objective {esc(meta['objective']['metric'])} ({meta['objective']['mode']}); {len(sweep.trials)} "
-            f"trials of {meta['trials']}, {meta['epochs']} epochs each; folder <code>{esc(sweep.path)}</code></p>"]
-    parts = {"summary": summary_section, "confirmation": confirmation_section, "importance": importance_section,
-             "figures": figures_section, "checkpoints": checkpoints_section, "provenance": provenance_section,
-             "cost": cost_section}
-    for name in SECTIONS:
+            f"<p>objective {esc(meta['objective']['metric'])} ({meta['objective']['mode']}); {esc(runs)}, "
+            f"{meta['epochs']} epochs each; folder <code>{esc(sweep.path)}</code></p>"]
+    parts = {"answer": answer_section, "summary": summary_section, "confirmation": confirmation_section,
+             "importance": importance_section, "figures": figures_section, "checkpoints": checkpoints_section,
+             "provenance": provenance_section, "cost": cost_section}
+    sections = COMPARE_SECTIONS if meta.get("kind") == "compare" else SECTIONS
+    for name in sections:
         body.append(f'<section id="{name}"><h2>{name.capitalize()}</h2>{parts[name](sweep)}</section>')
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
@@ -77,6 +82,21 @@ def cell(value) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.4g}"
     return str(value)
+
+
+def answer_section(sweep: Sweep) -> str:
+    """The page's first lines: per confirmation, one sentence per config against the default."""
+    metric = sweep.meta["objective"]["metric"]
+    if not sweep.confirmations:
+        return ("<p>Not confirmed yet: the figures below are each from one training seed, and the best of many noisy "
+                f"runs is an optimistic estimate. <code>losstune-confirm {esc(sweep.path)}</code> reruns the default and "
+                "the best at new seeds and gives a verdict.</p>")
+    parts = []
+    for name, confirmed in sweep.confirmations.items():
+        compared = confirmed.summary.iloc[1:]
+        sentences = "".join(f"<li>{esc(answer(row, metric))}</li>" for row in compared.itertuples())
+        parts.append(f"<p>{esc(name)}:</p><ul>{sentences}</ul>")
+    return "".join(parts)
 
 
 def summary_section(sweep: Sweep) -> str:

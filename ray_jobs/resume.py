@@ -88,4 +88,14 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     return SweepPlan(**saved, extend_by=extend_by, name=args.name, storage=storage, storage_arg=args.storage,
                      resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
-                     min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds)
+                     min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
+                     min_effect=args.min_effect or documented_min_effect(meta))
+
+
+def documented_min_effect(meta: dict) -> str:
+    """The minimum effect the saved sweep's objective declares (trainables.family_api.Objective)."""
+    from losstune.trainables.families import load_family, make_config
+
+    family = load_family(meta["family"])
+    declared = family.objective_of(make_config(family, meta["base"]))
+    return declared.min_effect if declared.metric == meta["objective"]["metric"] else "1%"

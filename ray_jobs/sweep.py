@@ -81,29 +81,36 @@ def run(plan: SweepPlan) -> int:
         print(f"sweep: {plan.name}: no healthy finished trial (every trial errored, stopped unhealthy or was cut "
               f"short); exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
         return EXIT_NO_HEALTHY_TRIAL
-    if plan.confirm_top:
-        confirm_best(plan, trials, meta)
+    if plan.confirm_top and not confirm_best(plan, trials, meta):
+        return EXIT_INTERRUPTED
     print(f"report: {write_report_html(plan.experiment)}")
     return EXIT_OK
 
 
-def confirm_best(plan: SweepPlan, trials, meta: dict) -> None:
+def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
     """The sweep's own confirmation (--confirm-top, --confirm-seeds): the documented default and the
-    best configs, as many as ended healthy, at new training seeds (ray_jobs/confirmation.py)."""
+    best configs, as many as ended healthy, at new training seeds (ray_jobs/confirmation.py).
+    False where Ctrl-C cut it: no verdict is drawn from cut runs."""
     from losstune.ray_jobs import confirmation
 
     top = min(plan.confirm_top, confirmation.available(trials, meta))
     if not top:
         print("confirm: no healthy finished trial besides the documented default: nothing to confirm")
-        return
+        return True
     chosen = confirmation.candidates(trials, meta, top)
     seeds = confirmation.seeds_for(meta, plan.confirm_seeds)
     started = time.time()
     print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time "
           f"(--confirm-top 0 skips this)", flush=True)
-    table = confirmation.run(plan, chosen, seeds, resume=plan.resume)
+    try:
+        table = confirmation.run(plan, chosen, seeds, resume=plan.resume)
+    except confirmation.Interrupted:
+        print(f"sweep {plan.name}: the confirmation was interrupted; no verdict from cut runs. Resume with: "
+              f"{resume_command(plan)}", file=sys.stderr)
+        return False
     print(confirmation.conclude(plan, chosen, seeds, table))
     print(f"confirmation wall time: {time.time() - started:.0f} s")
+    return True
 
 
 def write_meta(plan: SweepPlan, meta: dict) -> None:

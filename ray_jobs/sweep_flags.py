@@ -10,9 +10,9 @@ import os
 import sys
 import time
 
-from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_worker_shares, flag_overrides, parse_set, read_config_file,
-                                     verbosity)
+from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
+                                     check_at_least, check_min_effect, check_name, check_worker_shares, flag_overrides,
+                                     parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.plan import (MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices,
                                    startup_trials)
 from losstune.ray_jobs.prior_points import read_enqueued, read_warm_start
@@ -95,6 +95,7 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
                    help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
                         "new training seeds each, and say whether each beats the default (0: no confirmation)")
     p.add_argument("--confirm-seeds", type=int, default=5, help="training seeds per confirmed config (at least 2)")
+    add_min_effect(p)
     add_verbosity(p)
     return p
 
@@ -129,6 +130,7 @@ def check_counts(args) -> None:
                    ("--confirm-seeds", args.confirm_seeds, 2))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
+    check_min_effect(args.min_effect)
 
 
 def base_overrides(family, args) -> dict:
@@ -203,7 +205,7 @@ def make_plan(args) -> SweepPlan:
         resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
-        confirm_seeds=args.confirm_seeds)
+        confirm_seeds=args.confirm_seeds, min_effect=args.min_effect or ranked_by.min_effect)
 
 
 def grace_epochs(args, config) -> int:

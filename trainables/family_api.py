@@ -64,6 +64,9 @@ class FamilyError(TypeError):
 class Objective:
     metric: str
     mode: str  # "min" or "max"
+    # the smallest difference to the default that matters, for a confirmation's verdict (--min-effect):
+    # an absolute value in the metric's units, or a percentage of the default's mean
+    min_effect: str = "1%"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from losstune.trainables.medgen_items import check_subjects, make_items, subject
 from losstune.trainables.medgen_steps import TORCHVISION_NEEDED, perceptual_term
 
 OBJECTIVE = Objective("val/l1", "min")  # written to TensorBoard as Loss/L1_val (TAGS)
-SEG_OBJECTIVE = Objective("val/dice", "max")  # seg_compression (Validation/Dice)
+SEG_OBJECTIVE = Objective("val/dice", "max", min_effect="0.01")  # seg_compression (Validation/Dice); one Dice point
 # the compression mode -> the diffusion mode whose files it reads (its conditioning is not used)
 READS = {"bravo": "bravo", "dual": "dual", "seg": "seg", "seg_compression": "seg"}
 MODALITIES = sorted({m for mode in READS.values() for m in MODE_IMAGES[mode]})

@@ -67,4 +67,5 @@ def write_confirmation(folder, table: pd.DataFrame, meta: dict) -> None:
     inside.mkdir()
     runs.to_parquet(inside / confirmation.CONFIRM_FILE)
     summary.to_parquet(inside / confirmation.SUMMARY_FILE)
-    (inside / confirmation.REPORT_FILE).write_text(f"confirmation: top1 {summary.loc[1, 'verdict']}")
+    (inside / confirmation.REPORT_FILE).write_text(
+        f"confirmation: ...\nanswer:\n  {confirmation.answer(next(summary.iloc[1:].itertuples()), METRIC)}")

@@ -58,16 +58,38 @@ def test_summary_pairs_by_seed_and_counts_a_failed_seed_against_its_config():
         ("top2", "t3", 8, "COMPLETED", "", 0.5), ("top2", "t3", 9, "STOPPED", "overflow", float("nan")),
         ("top2", "t3", 10, "COMPLETED", "", 0.5)])
     summary = confirmation.summary(table, chosen, "min").set_index("config_id")
-    # top1: differences -0.3, -0.1, -0.2 (test_confirm_stats works them out)
-    assert summary.loc["top1", "diff"] == pytest.approx(-0.2)
-    assert summary.loc["top1", "verdict"] == "beats the documented default at 95%"
+    # top1: differences -0.3, -0.1, -0.2: better at 3 of 3, but its paired t interval
+    # [-0.448, +0.048] holds 0 (test_confirm_stats works it out): inconclusive, not "beats"
+    assert summary.loc["top1", "diff"] == pytest.approx(-0.2) and summary.loc["top1", "better"] == 3
+    assert summary.loc["top1", "verdict"] == "inconclusive" and summary.loc["top1", "p_value"] == pytest.approx(0.25)
+    assert summary.loc["top1", "corrected_over"] == 2 and summary.loc["top1", "setting"] == "caps/abs_max=8"
     # top2 is better at both seeds where it finished, but failed health at seed 9: not confirmed
     assert summary.loc["top2", "failed"] == 1 and summary.loc["top2", "pairs"] == 2
-    assert summary.loc["top2", "verdict"] == "failed at 1 of 3 seeds (overflow): not confirmed"
+    assert summary.loc["top2", "verdict"] == "not confirmed"
+    assert summary.loc["top2", "conclusion"] == "failed at 1 of 3 seeds (overflow): not confirmed"
     text = confirmation.report(summary.reset_index(), confirm.sweep_plan("/x/s", META, confirm.parse_args(["/x/s"])),
                                [8, 9, 10])
-    assert "training seeds 8, 9, 10" in text and "beats the documented default at 95%" in text
-    assert "over 2 of 3 seeds" in text
+    assert "training seeds 8, 9, 10" in text and "over 2 of 3 seeds" in text
+    answer = text.splitlines()[-2:]  # the answer comes last, a sentence per config
+    assert answer[0].startswith("  top1 (caps/abs_max=8): val/log_l1 0.8 vs the default's 1, -0.2 (-20.0%), "
+                                "95% CI [-0.448, +0.0484], better at 3 of 3 seeds, p = 0.25: inconclusive at 3 seeds")
+    assert answer[1] == "  top2 (caps/abs_max=6): failed at 1 of 3 seeds (overflow): not confirmed"
+    assert "Holm-corrected over the 2 configs" in text and "beats" not in text
+
+
+def test_a_confirmation_at_fewer_seeds_is_extended_not_rerun(tmp_path):
+    chosen = confirmation.candidates(ranked_trials(), META, 1)
+    earlier = runs_table([("default", "t1", 8, "COMPLETED", "", 1.0), ("default", "t1", 9, "COMPLETED", "", 1.0),
+                          ("top1", "t2", 8, "COMPLETED", "", 0.7), ("top1", "t2", 9, "COMPLETED", "", 0.9)])
+    (tmp_path / "confirm_top1_seeds2").mkdir()
+    earlier.to_parquet(tmp_path / "confirm_top1_seeds2" / confirmation.CONFIRM_FILE)
+    name_for = lambda n: f"confirm_top1_seeds{n}"  # noqa: E731
+    name, table = confirmation.earlier_confirmation(str(tmp_path), chosen, [8, 9, 10, 11, 12], name_for)
+    assert name == "confirm_top1_seeds2" and set(table["seed"]) == {8, 9}
+    assert confirmation.earlier_confirmation(str(tmp_path), chosen, [8, 9], name_for) is None  # none has fewer
+    other = confirmation.candidates(ranked_trials(), META, 2)  # top2 was never confirmed there
+    with pytest.raises(UsageError, match="confirmed other configs"):
+        confirmation.earlier_confirmation(str(tmp_path), other, [8, 9, 10], name_for)
 
 
 @pytest.fixture
@@ -125,18 +147,21 @@ def test_an_existing_confirmation_is_continued_only_with_resume(capsys, no_ray, 
 
 def test_a_multi_objective_confirmation_compares_every_objective_paired_by_seed():
     # lgt-like: ranked by val/a, a point of the front may trade val/b for it. top1 is better in a at
-    # every seed (diffs -0.3, -0.1, -0.2) and worse in b at every seed (b diffs +0.2, +0.4, +0.3:
-    # mean +0.3; percentile bootstrap of 3 values, interval [+0.2, +0.4], all on the worse side)
+    # every seed (diffs -0.3, -0.25, -0.2, -0.15, -0.1: mean -0.2, paired t interval
+    # [-0.298, -0.102], test_confirm_stats) and worse in b at every seed (diffs +0.2 ... +0.4: mean
+    # +0.3, the same spread: [+0.202, +0.398]); both beyond the minimum effect 0.01 (1% of 1.0)
     chosen = confirmation.candidates(ranked_trials(), META, 1)
-    table = runs_table([("default", "t1", s, "COMPLETED", "", 1.0) for s in (8, 9, 10)]
-                       + [("top1", "t2", s, "COMPLETED", "", v) for s, v in ((8, 0.7), (9, 0.9), (10, 0.8))])
-    table["final/val/b"] = [1.0, 1.0, 1.0, 1.2, 1.4, 1.3]
+    seeds = (8, 9, 10, 11, 12)
+    table = runs_table([("default", "t1", s, "COMPLETED", "", 1.0) for s in seeds]
+                       + [("top1", "t2", s, "COMPLETED", "", v) for s, v in zip(seeds, (0.7, 0.75, 0.8, 0.85, 0.9))])
+    table["final/val/b"] = [1.0] * 5 + [1.2, 1.25, 1.3, 1.35, 1.4]
     others = [{"metric": "val/b", "mode": "min"}]
     summary = confirmation.summary(table, chosen, "min", others).set_index("config_id")
-    assert summary.loc["top1", "verdict"] == "beats the documented default at 95%"
+    assert summary.loc["top1", "verdict"] == "beats"
     assert summary.loc["top1", "diff/val/b"] == pytest.approx(0.3)
-    assert (summary.loc["top1", "diff_low/val/b"], summary.loc["top1", "diff_high/val/b"]) == pytest.approx((0.2, 0.4))
-    assert summary.loc["top1", "verdict/val/b"] == "worse than the documented default at 95%"
+    assert (summary.loc["top1", "diff_low/val/b"], summary.loc["top1", "diff_high/val/b"]) == pytest.approx(
+        (0.201837, 0.398163), abs=1e-6)
+    assert summary.loc["top1", "verdict/val/b"] == "worse than the default by more than the minimum effect 0.01"
     plan = confirm.sweep_plan("/x/s", META | {"objectives": [META["objective"], *others]}, confirm.parse_args(["/x/s"]))
-    text = confirmation.report(summary.reset_index(), plan, [8, 9, 10])
-    assert "val/b vs default +0.3 [+0.2, +0.4]: worse than the documented default at 95%" in text
+    text = confirmation.report(summary.reset_index(), plan, list(seeds))
+    assert "val/b vs default +0.3 [+0.2018, +0.3982]: worse than the default by more than the minimum effect" in text

@@ -27,7 +27,8 @@ def test_load_sweep_returns_every_table_of_the_folder(sweep):
     assert set(loaded.history["epoch"]) == {1, 2, 3}
     assert list(loaded.confirmations) == ["confirm_top1_seeds3"]
     summary = loaded.confirmations["confirm_top1_seeds3"].summary.set_index("config_id")
-    assert summary.loc["top1", "verdict"] == "beats the documented default at 95%"
+    # better by 0.2 at each of 3 seeds with no spread: a zero-width interval beyond the minimum effect
+    assert summary.loc["top1", "verdict"] == "beats" and summary.loc["top1", "better"] == 3
     assert {"ped_anova", "fanova"} <= set(loaded.importance["evaluator"])
     assert {"objective.png", "optuna_history.png", "optuna_slice.png", "optuna_edf.png"} <= set(loaded.figures)
     assert [t.number for t in loaded.study().trials][:2] == [0, 1]
@@ -51,7 +52,10 @@ def test_report_html_holds_each_section_and_every_figure_inline(sweep):
     text = open(write_report_html(str(sweep))).read()
     for name in SECTIONS:
         assert f'<section id="{name}">' in text
-    assert "beats the documented default at 95%" in text  # the confirmation's verdict
+    # the answer first: the confirmed verdict in a sentence, before the single-seed summary
+    assert text.index('<section id="answer">') < text.index('<section id="summary">')
+    answer = text[text.index('<section id="answer">'):text.index('<section id="summary">')]
+    assert "better at 3 of 3 seeds" in answer and "beats the default by more than the minimum effect" in answer
     assert "caps/log_delta_scale" in text  # importance
     assert "trainer_runs/" in text and "checkpoint_000002" in text  # best checkpoints
     assert "CPU-hours" in text and "provenance:" in text

@@ -1,0 +1,247 @@
+"""losstune-compare hdr_patch default phase1 --seeds 5
+
+Any configs of one family against the first, at N training seeds each (the same seeds for every
+config, so the comparison is paired), through the sweep's trial function: the statistics,
+verdicts, files, report and load_sweep reading of a confirmation (losstune-confirm). Each config
+is `default` (the documented default), a preset name (phase1), or a JSON config file (a sweep's
+best_config.json). --set KEY=VALUE changes every config; --set LABEL:KEY=VALUE one of them (its
+label: default, the preset's name, or the file's name without .json). Results:
+<storage>/<name>/compare_seeds<N>/confirm.parquet, confirm_summary.parquet and report.html.
+`--resume --name NAME --seeds M` continues an interrupted comparison, or adds seeds to one of fewer.
+On a cluster:
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        losstune-compare hdr_patch default phase1 results/s/best_config.json --seeds 5 --storage s3://bucket/lt
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+from losstune.data import DataError
+from losstune.ray_jobs import confirmation
+from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_min_effect, add_verbosity, check_at_least,
+                                     check_min_effect, check_name, check_storage, check_worker_shares, parse_set,
+                                     read_config_file, verbosity)
+from losstune.ray_jobs.plan import SweepPlan, metadata
+from losstune.ray_jobs.storage import absolute, exists
+from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
+from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="losstune-compare", description=__doc__, formatter_class=HelpFormatter,
+                                epilog="exit status: 0 the comparison ran; 2 bad input (an unknown preset, a file of "
+                                       "another family, fewer than 2 configs, --seeds below 2), before Ray starts, "
+                                       "nothing written; 130 interrupted (Ctrl-C): no verdict; --resume continues it")
+    p.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of {', '.join(FAMILIES)}")
+    p.add_argument("configs", nargs="+", metavar="CONFIG",
+                   help="default, a preset name or a JSON config file; the first is the reference")
+    p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
+    p.add_argument("--set", action="append", default=[], metavar="[LABEL:]KEY=VALUE",
+                   help="a config change for every config, or with LABEL: for that one (repeatable)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the configs' train.epochs)")
+    p.add_argument("--data", help="data file or directory (sets data.path)")
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per run")
+    p.add_argument("--seed", type=int, default=0, help="the runs train at seeds SEED+1 .. SEED+N")
+    p.add_argument("--workers-per-trial", type=int, default=1, help="training workers (DDP ranks) per run")
+    p.add_argument("--cpus-per-worker", type=float, help="default 1; on a local Ray 1 - --driver-cpus")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each run's driver")
+    p.add_argument("--max-concurrent", type=int, help="default: as many runs as the cluster fits")
+    p.add_argument("--max-failures", type=int, default=1, help="failures a run survives, resuming from its checkpoint")
+    p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
+    p.add_argument("--name", help="comparison name (default: compare-<family>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue --name, or add seeds to it")
+    add_min_effect(p)
+    add_verbosity(p)
+    return p.parse_args(argv)
+
+
+def labelled(family, specs: list[str]) -> dict[str, tuple[str, dict]]:
+    """{label: (spec, overrides)} for each CONFIG; UsageError naming the one that is none."""
+    found = {}
+    for spec in specs:
+        if spec == "default":
+            label, overrides = "default", {}
+        elif spec in family.presets:
+            label, overrides = spec, dict(family.presets[spec])
+        elif spec.endswith(".json") or os.path.sep in spec or os.path.exists(spec):
+            try:
+                label, overrides = os.path.splitext(os.path.basename(spec))[0], read_config_file(spec)
+            except UsageError as err:
+                raise UsageError(f"CONFIG {str(err).removeprefix('--config: ')}") from None
+        else:
+            raise UsageError(f"CONFIG: {spec!r} is not 'default', a preset of {family.name} "
+                             f"({', '.join(sorted(family.presets)) or 'none'}) or a JSON config file")
+        while label in found:  # the same config twice (an A/A comparison) or two best_config.json
+            label += "'"
+        found[label] = (spec, overrides)
+    if len(found) < 2:
+        raise UsageError(f"CONFIG: give at least 2 configs to compare, got {len(found)}")
+    return found
+
+
+def changes(items: list[str], labels) -> tuple[dict, dict]:
+    """--set's items: (for every config, {label: for that one})."""
+    shared, own = [], {label: [] for label in labels}
+    for item in items:
+        key = item.partition("=")[0]
+        label, colon, _ = key.partition(":")
+        if not colon:
+            shared.append(item)
+        elif label not in own:
+            raise UsageError(f"--set: {item!r} names {label!r}, not one of the configs ({', '.join(own)})")
+        else:
+            own[label].append(item.split(":", 1)[1])
+    return parse_set(shared), {label: parse_set(kept) for label, kept in own.items()}
+
+
+def common_overrides(family, args) -> dict:
+    """What every config gets on top of its own: smoke-test sizes, epochs, data (later ones win)."""
+    common = dict(family.smoke) if args.smoke_test else {}
+    if args.epochs:
+        common = merge(common, {"train": {"epochs": args.epochs}})
+    if args.data:
+        common = merge(common, {"data": {"path": os.path.abspath(args.data)}})
+    return common
+
+
+def build_candidates(family, args) -> list[confirmation.Candidate]:
+    """The configs as confirmation candidates, each checked as a whole config and against its
+    data before Ray starts; all must train as long and be ranked by the same objective."""
+    configs = labelled(family, args.configs)
+    shared, own = changes(args.set, configs)
+    chosen, seen = [], {}
+    for label, (spec, overrides) in configs.items():
+        full = merge(merge(merge(overrides, common_overrides(family, args)), shared), own[label])
+        try:
+            config = make_config(family, full)
+        except ConfigError as err:
+            where = f"{spec} (not a {family.name} config?)" if spec.endswith(".json") else spec
+            raise UsageError(f"CONFIG {where}: {err}") from None
+        seen[label] = (config.train.epochs, family.objective_of(config))
+        check_batches_fit(family.check_data(config), {f"config {label}": config.train.batch_size})
+        # the whole effective config (as a best_config.json holds it): what each config sets differently
+        # from the reference is then exact, whatever preset or file it came from
+        chosen.append(confirmation.Candidate(label, "", math.nan, flatten(to_dict(config))))
+    if len({epochs for epochs, _ in seen.values()}) > 1:
+        raise UsageError(f"--epochs: the configs train for different epochs "
+                         f"({', '.join(f'{k} {e}' for k, (e, _) in seen.items())}); give --epochs to compare them")
+    if len({objective.metric for _, objective in seen.values()}) > 1:
+        raise UsageError("CONFIG: the configs are ranked by different objectives "
+                         f"({', '.join(f'{k} {o.metric}' for k, (_, o) in seen.items())}); compare like with like")
+    return chosen
+
+
+def make_plan(args, family, chosen) -> SweepPlan:
+    from losstune.trainables.driver import TrialResources
+
+    check_at_least(("--seeds", args.seeds, 2), ("--epochs", args.epochs, 1), ("--seed", args.seed, 0),
+                   ("--workers-per-trial", args.workers_per_trial, 1), ("--max-concurrent", args.max_concurrent, 1),
+                   ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0))
+    check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
+    check_name("--name", args.name)
+    check_min_effect(args.min_effect)
+    config = make_config(family, unflatten(chosen[0].point))
+    objective = family.objective_of(config)
+    local = not os.environ.get("RAY_ADDRESS")
+    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
+        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    return SweepPlan(
+        family=args.family, space="", preset="", base={"train": {"seed": args.seed}},
+        objective={"metric": objective.metric, "mode": objective.mode}, objectives=[], default_point={},
+        epochs=config.train.epochs, trials=len(chosen) * args.seeds, search="none", scheduler="none", seed=args.seed,
+        grace_epochs=None, startup_trials=0, smoke_test=args.smoke_test,
+        name=args.name or f"compare-{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage=absolute(args.storage),
+        storage_arg=args.storage, resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker,
+                                                           args.driver_cpus),
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, resume=args.resume,
+        verbosity=verbosity(args), min_effect=args.min_effect or objective.min_effect)
+
+
+def folder_for(count: int) -> str:
+    return f"compare_seeds{count}"
+
+
+def prepare(args):
+    """(plan, candidates, seeds, earlier) checked before Ray starts, nothing written."""
+    from losstune.ray_jobs.results import read_meta
+
+    family = load_family(args.family)
+    chosen = build_candidates(family, args)
+    plan = make_plan(args, family, chosen)
+    meta = {"base": plan.base}
+    seeds = confirmation.seeds_for(meta, args.seeds)
+    folder = f"{plan.experiment}/{folder_for(args.seeds)}"
+    if not args.resume:
+        if exists(plan.experiment):
+            raise UsageError(f"--name: {plan.experiment} exists; pass --resume to continue it, or a new --name")
+        return plan, chosen, seeds, None
+    if not args.name or not exists(plan.experiment):
+        raise UsageError(f"--resume: needs --name of an existing comparison in {plan.storage}")
+    saved = read_meta(plan.experiment).get("configs")
+    if saved != as_json(configs_of(chosen)):
+        raise UsageError(f"--resume: {plan.experiment} compared other configs; give the same CONFIGs and --set")
+    earlier = None if exists(folder) else confirmation.earlier_confirmation(plan.experiment, chosen, seeds, folder_for)
+    return plan, chosen, seeds, earlier
+
+
+def configs_of(chosen) -> dict:
+    return {c.config_id: c.point for c in chosen}
+
+
+def as_json(value):
+    """`value` as it reads back from JSON (tuples as lists), to compare with a saved one."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_meta(plan: SweepPlan, chosen) -> None:
+    from losstune.ray_jobs import results, storage
+    from losstune.ray_jobs.provenance import provenance
+
+    meta = metadata(plan) | {"kind": "compare", "configs": as_json(configs_of(chosen)),
+                             "provenance": provenance(sys.argv, [])}
+    storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(as_json(meta), indent=2).encode())
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        plan, chosen, seeds, earlier = prepare(args)
+        check_storage(plan.storage)
+    except (UsageError, ConfigError, DataError) as err:
+        print(f"compare: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.report_html import write_report_html
+
+    start_ray(plan.verbosity >= 3)
+    plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
+    if not args.resume:
+        write_meta(plan, chosen)
+    folder = f"{plan.experiment}/{folder_for(len(seeds))}"
+    print(f"compare {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time, "
+          f"results in {folder}", flush=True)
+    try:
+        table = confirmation.run(plan, chosen, seeds, resume=args.resume, folder=folder,
+                                 earlier=earlier[1] if earlier else None)
+    except (confirmation.Interrupted, KeyboardInterrupt):
+        print(f"compare {plan.name}: interrupted; no verdict from cut runs. Resume with: the same command and "
+              f"--resume --name {plan.name}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(confirmation.conclude(plan, chosen, seeds, table, folder=folder))
+    print(f"report: {write_report_html(plan.experiment)}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

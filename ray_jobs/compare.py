@@ -3,9 +3,10 @@
 Any configs of one family against the first, at N training seeds each (the same seeds for every
 config, so the comparison is paired), through the sweep's trial function: the statistics,
 verdicts, files, report and load_sweep reading of a confirmation (losstune-confirm). Each config
-is `default` (the documented default), a preset name (phase1), or a JSON config file (a sweep's
-best_config.json). --set KEY=VALUE changes every config; --set LABEL:KEY=VALUE one of them (its
-label: default, the preset's name, or the file's name without .json). Results:
+is `default` (the documented default), a preset name (phase1), presets joined by + (small+sam),
+or a JSON config file (a sweep's best_config.json), optionally named: robust=default. --set
+KEY=VALUE changes every config; --set LABEL:KEY=VALUE one of them (its label: the name given,
+else the config as written, or the file's name without .json). Results:
 <storage>/<name>/compare_seeds<N>/confirm.parquet, confirm_summary.parquet and report.html.
 `--resume --name NAME --seeds M` continues an interrupted comparison, or adds seeds to one of fewer.
 On a cluster:
@@ -44,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        "nothing written; 130 interrupted (Ctrl-C): no verdict; --resume continues it")
     p.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of {', '.join(FAMILIES)}")
     p.add_argument("configs", nargs="+", metavar="CONFIG",
-                   help="default, a preset name or a JSON config file; the first is the reference")
+                   help="default, a preset name, presets joined by + (small+sam), or a JSON config file, each "
+                        "optionally LABEL=CONFIG; the first is the reference")
     p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
     p.add_argument("--set", action="append", default=[], metavar="[LABEL:]KEY=VALUE",
                    help="a config change for every config, or with LABEL: for that one (repeatable)")
@@ -69,25 +71,34 @@ def parse_args(argv=None) -> argparse.Namespace:
 def labelled(family, specs: list[str]) -> dict[str, tuple[str, dict]]:
     """{label: (spec, overrides)} for each CONFIG; UsageError naming the one that is none."""
     found = {}
-    for spec in specs:
-        if spec == "default":
-            label, overrides = "default", {}
-        elif spec in family.presets:
-            label, overrides = spec, dict(family.presets[spec])
-        elif spec.endswith(".json") or os.path.sep in spec or os.path.exists(spec):
-            try:
-                label, overrides = os.path.splitext(os.path.basename(spec))[0], read_config_file(spec)
-            except UsageError as err:
-                raise UsageError(f"CONFIG {str(err).removeprefix('--config: ')}") from None
-        else:
-            raise UsageError(f"CONFIG: {spec!r} is not 'default', a preset of {family.name} "
-                             f"({', '.join(sorted(family.presets)) or 'none'}) or a JSON config file")
+    for given in specs:
+        label, spec = "", given
+        if "=" in given and not os.path.exists(given):  # LABEL=CONFIG
+            label, spec = given.split("=", 1)
+        label, overrides = config_of(family, spec, label)
         while label in found:  # the same config twice (an A/A comparison) or two best_config.json
             label += "'"
         found[label] = (spec, overrides)
     if len(found) < 2:
         raise UsageError(f"CONFIG: give at least 2 configs to compare, got {len(found)}")
     return found
+
+
+def config_of(family, spec: str, label: str) -> tuple[str, dict]:
+    """(label, overrides) of one CONFIG: default, a preset, presets joined by + (later ones win), or
+    a JSON file; the label is the one given (LABEL=SPEC), else the spec or the file's name."""
+    if spec.endswith(".json") or os.path.sep in spec or os.path.exists(spec):
+        try:
+            return label or os.path.splitext(os.path.basename(spec))[0], read_config_file(spec)
+        except UsageError as err:
+            raise UsageError(f"CONFIG {str(err).removeprefix('--config: ')}") from None
+    overrides = {}
+    for name in spec.split("+"):
+        if name not in ("default", *family.presets):
+            raise UsageError(f"CONFIG: {name!r} is not 'default', a preset of {family.name} "
+                             f"({', '.join(sorted(family.presets)) or 'none'}) or a JSON config file")
+        overrides = merge(overrides, family.presets.get(name, {}))
+    return label or spec, overrides
 
 
 def changes(items: list[str], labels) -> tuple[dict, dict]:

@@ -164,7 +164,7 @@ def runs_table(grid, runs: list[tuple[Candidate, int]], plan: SweepPlan) -> pd.D
                      "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),
                      "objective": metrics.get(metric, math.nan), "epochs_done": int(metrics.get("epoch", 0)),
                      "wall_s": metrics.get("time_total_s", math.nan),
-                     **{f"final/{k}": v for k, v in metrics.items() if k.startswith("val/")}})
+                     **{f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "train/", "health/"))}})
     order = {config_id: k for k, config_id in enumerate(dict.fromkeys(c.config_id for c, _ in runs))}
     table = with_cost(pd.DataFrame(rows), dataclasses.asdict(plan.resources))
     return table.sort_values(["config_id", "seed"], key=lambda column: column.map(order) if column.name == "config_id"

@@ -69,6 +69,16 @@ def test_labels_and_per_config_changes():
         "loss/huber_delta=0.3, loss/weights/log_supervision=2")
 
 
+def test_named_configs_and_joined_presets():
+    family = compare.load_family("medgen_diffusion")
+    args = compare.parse_args(["medgen_diffusion", "small", "small+sam", "jitter=small", "--smoke-test",
+                               "--set", "jitter:regularisation.timestep_jitter=true"])
+    chosen = compare.build_candidates(family, args)
+    assert [c.config_id for c in chosen] == ["small", "small+sam", "jitter"]
+    assert confirmation.setting(chosen[1], chosen[0]) == "optim/sam_rho=0.05"
+    assert confirmation.setting(chosen[2], chosen[0]) == "regularisation/timestep_jitter=True"
+
+
 def made_up_runs(plan, chosen, seeds, resume=False, folder=None, earlier=None):
     """What confirmation.run returns: phase1 0.1 lower than the default at each seed, spread 0.02."""
     rows = [{"config_id": c.config_id, "sweep_trial": "", "seed": seed, "status": "COMPLETED", "stop_reason": "",

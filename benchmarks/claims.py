@@ -1,0 +1,306 @@
+"""python benchmarks/claims.py [--folder DIR] [--only EXPERIMENT ...] [--seeds 5] [--write docs/claims.md]
+
+Every quantitative claim of the five seed documents, each with the experiment that tests it here
+and the verdict the confirmation's statistics give (ray_jobs/confirm_stats.py: a paired t 95%
+interval over training seeds, the sign pattern, the exact sign-flip p, a minimum effect of 1% of
+the reference's mean). An experiment is one `losstune-compare` run (printed beside each row, so
+each row is one command); several claims read the same runs. A claim that cannot be measured
+here says what it needs.
+
+  --folder DIR     where the comparisons live (default benchmarks/claims_runs, ignored by git);
+                   an experiment whose comparison is already there is read, not rerun
+  --only NAME ...  run only these experiments (default: every measurable one)
+  --table-only     run nothing: the table from what DIR holds
+  --write FILE     also write the table as Markdown (docs/claims.md)
+
+Verdict of a claim: "confirmed" where the comparison beats the reference in the claimed direction
+and, for a claimed size, the relative 95% interval overlaps it; "refuted" where it is worse,
+equivalent, or its interval lies wholly outside the claimed size; otherwise "inconclusive at N".
+The relative interval divides the paired interval by the reference's mean (its own spread is not
+propagated: an approximation, said so in the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+# the benchmarks' small tasks (search_efficiency.py), where the families' default sizes take hours on 2 cores
+SMALL_LC = ("--smoke-test", "--epochs", "10", "--set", "data.num_train=1024", "--set", "data.num_val=64",
+            "--set", "optim.lr=1e-3")
+SMALL_LGT = ("--smoke-test", "--epochs", "10", "--set", "data.num_train=128")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    family: str
+    configs: tuple  # losstune-compare's CONFIGs, the first the reference
+    flags: tuple = ()
+    size: str = ""  # in words: data, model, epochs
+
+    def command(self, folder: str, name: str, seeds: int) -> list[str]:
+        return ["losstune-compare", self.family, *self.configs, *self.flags, "--seeds", str(seeds),
+                "--storage", folder, "--name", name, "-q"]
+
+
+EXPERIMENTS = {
+    "hdr_phase1": Experiment("hdr_patch", ("default", "phase1"), size="embedded synthetic HDR patches, 10 epochs"),
+    "hdr_phases": Experiment("hdr_patch", ("phase1", "phase2", "phase3_adaptive", "phase3_layernorm"),
+                             size="embedded synthetic HDR patches, 10 epochs"),
+    "lc_enhancements": Experiment(
+        "latent_conditioner",
+        ("default", "robust=default", "perceptual=default", "consistency=default", "spectral=default",
+         "adaptive=default"),
+        (*SMALL_LC, "--set", "robust:loss.enhancements.robust=true",
+         "--set", "perceptual:loss.enhancements.perceptual=true",
+         "--set", "consistency:loss.enhancements.consistency=true",
+         "--set", "spectral:loss.enhancements.spectral=true", "--set", "adaptive:loss.adaptive=uncertainty"),
+        size="search_efficiency's small task: smoke model, 1,024 synthetic 32x32 images, 10 epochs, lr 1e-3"),
+    "lgt_stratified": Experiment("lgt", ("default", "stratified=default", "regularised"),
+                                 (*SMALL_LGT, "--set", "stratified:loss.stratified=true"),
+                                 size="smoke flow, 128 synthetic 4x16x16 latents, 10 epochs"),
+    "npt_terms": Experiment("npt", ("default", "all_terms", "adaptive"), ("--smoke-test", "--epochs", "6"),
+                            size="smoke layer (d_model 32) on synthetic token sequences, 6 epochs"),
+    "medgen_diffusion_regularisers": Experiment(
+        "medgen_diffusion", ("small", "small+regularised", "small+sam"), ("--smoke-test", "--epochs", "6"),
+        size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs"),
+    "medgen_compression_gan": Experiment(
+        "medgen_compression", ("small", "no_gan=small"), ("--smoke-test", "--epochs", "6",
+                                                          "--set", "no_gan:gan.enabled=false"),
+        size="smoke VAE, 4 synthetic phantom subjects at 32 px, 6 epochs"),
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    seed: str  # seed document and section
+    claim: str  # in a few words
+    experiment: str | None = None  # a key of EXPERIMENTS; None: not measurable here
+    config: str = ""  # the compared config's label
+    metric: str = ""  # final/<metric> of the runs
+    better: str = "min"  # the direction the claim calls better for this metric; "range": `size` bounds its value
+    size: tuple | None = None  # the claimed relative change, as (low, high) fractions of the reference
+    expects: str = "better"  # "better": beats the reference; "no worse": beats it or is equivalent
+    needs: str = ""  # where not measurable: what it needs
+    measured_elsewhere: str = ""  # a benchmark's figure (not a seed-paired comparison), with its command
+    elsewhere_verdict: str = ""  # the verdict that figure gives
+
+
+CLAIMS = [
+    # 004 hdr_patch
+    Claim("004 §6.1/§7.1", "Phase 1 (cap 16 -> 6, alpha 1, clamp, Huber log supervision x2) cuts overflow incidents by about 80%",
+          "hdr_phase1", "phase1", "val/overflow_frac", "min", (-0.9, -0.7)),
+    Claim("004 §6.1", "Phase 1 reduces overflow risk by about 95%", "hdr_phase1", "phase1", "val/overflow_frac", "min",
+          (-1.0, -0.9)),
+    Claim("004 §7.1", "Phase 1 keeps or improves the reconstruction (val log-L1)", "hdr_phase1", "phase1",
+          "val/log_l1", "min", expects="no worse"),
+    Claim("004 §6.2/§7.2", "Phase 2 (learnable output scale) improves val loss by 5-10% over Phase 1", "hdr_phases",
+          "phase2", "val/log_l1", "min", (-0.10, -0.05)),
+    Claim("004 §6.2", "the learnable output scale settles at 4-8", "hdr_phases", "phase2",
+          "train/residual_output_scale", "range", (4.0, 8.0)),
+    Claim("004 §7.3", "Phase 3 (input-conditioned scale) could improve by 15-20%", "hdr_phases", "phase3_adaptive",
+          "val/log_l1", "min", (-0.20, -0.15)),
+    Claim("004 §5.2", "output normalisation (LayerNorm before tanh) stabilises training (no loss in val log-L1)",
+          "hdr_phases", "phase3_layernorm", "val/log_l1", "min", expects="no worse"),
+    Claim("004 §4", "CV of the log range across patches is about 30-50%",
+          needs="a property of the seed's data set (not shipped); the embedded patches' log range is 2.4-18, "
+                "median 10.9 (docs/families.md), built to the seed's examples"),
+    # 000 latent_conditioner
+    Claim("000 Performance Impact", "multi-scale robust loss: +15-20% validation accuracy", "lc_enhancements", "robust",
+          "val/latent_mse", "min", (-0.20, -0.15)),
+    Claim("000 Performance Impact", "perceptual latent loss: +10-15% semantic quality", "lc_enhancements", "perceptual",
+          "val/latent_mse", "min", (-0.15, -0.10)),
+    Claim("000 Performance Impact", "consistency loss: +20-25% robustness", "lc_enhancements", "consistency",
+          "val/latent_mse", "min", (-0.25, -0.20)),
+    Claim("000 Performance Impact", "spectral regularisation: +5-10% stability", "lc_enhancements", "spectral",
+          "val/latent_mse", "min", (-0.10, -0.05)),
+    Claim("000 Performance Impact", "adaptive weighting: +10-15% balance", "lc_enhancements", "adaptive",
+          "val/latent_mse", "min", (-0.15, -0.10)),
+    *[Claim("000 Performance Impact", f"{name} costs about {claimed} step time",
+            measured_elsewhere=f"{measured} (256x256, batch 32, one interleaved run, noise about +-3%; "
+                               "`python benchmarks/latent_enhancements.py`, benchmarks/README.md 2026-11-22)",
+            elsewhere_verdict=verdict)
+      for name, claimed, measured, verdict in (
+          ("multi-scale robust loss", "+5%", "+0.3%", "refuted (cheaper than claimed)"),
+          ("perceptual loss", "+15%", "-1.8%", "refuted (cheaper than claimed)"),
+          ("consistency loss", "+25%", "+38.7%", "refuted (dearer than claimed)"),
+          ("spectral regularisation", "+10%", "+10.2%", "confirmed"),
+          ("adaptive weighting", "+8%", "-3.0% (uncertainty weighting)", "refuted (cheaper than claimed)"))],
+    Claim("000 Memory Usage", "about 2.1M parameters; 1.2 GB per batch of 32 at 256x256; 0.5 s a batch on an RTX 3080",
+          needs="the parameter count is printed by benchmarks/latent_enhancements.py; the memory and speed figures "
+                "need the seed's GPU"),
+    # 002 lgt
+    Claim("002 §7.4", "the stratified SWD (per-sample references) gives a real transfer where the pooled SWD stays "
+                      "near identity (lower style distance)", "lgt_stratified", "stratified", "val/style_swd", "min"),
+    Claim("002 §7.1/§7.3", "velocity and divergence regularisers help stability without hurting style",
+          "lgt_stratified", "regularised", "val/style_swd", "min", expects="no worse"),
+    Claim("002 §6", "the style-reference fix (real target-style latents, not x_src) ends identity mapping",
+          needs="the bug (x_style_ref = x_src) is not offered as a setting, by design (seeds/README.md); "
+                "benchmarks/lgt_real_latents.py shows the pooled SWD near identity on real latents"),
+    Claim("002 §5", "SWD sampling 4,096 -> 8,192 samples: 10x better coverage (1.66% -> 16.7%)",
+          needs="arithmetic on the seed's sizes (8,192 / 49,152 = 16.7%), not an effect to measure"),
+    Claim("002 §5", "SSM spatial sampling (256 of 1,024 positions) cuts its memory 16x",
+          measured_elsewhere="13.5x less (`python benchmarks/lgt_energy.py`, 2026-11-22, benchmarks/README.md); the "
+                             "Gram matrix alone is 16x smaller, the rest of the step's memory does not shrink",
+          elsewhere_verdict="confirmed for the Gram matrix (16x by construction); 13.5x for the whole SSM"),
+    Claim("002 §6", "contiguous patches after unfold: 5-10% faster SWD on Volta/Turing GPUs",
+          needs="a Volta/Turing GPU; on this CPU 2.9% (within noise), benchmarks/lgt_energy.py"),
+    # 003 npt
+    Claim("003 Expected Benefits", "the added terms (decomposed modulation, projection consistency, orthogonality) "
+                                   "give better convergence (lower fidelity MSE)", "npt_terms", "all_terms",
+          "val/fidelity_mse", "min"),
+    Claim("003 Expected Benefits", "adaptive loss weighting balances the terms without hurting fidelity", "npt_terms",
+          "adaptive", "val/fidelity_mse", "min", expects="no worse"),
+    Claim("003 Monitoring", "the modulation scalar's variance rises over training, not collapsing",
+          needs="a per-epoch trend, not a paired comparison: health/modulation variance is reported every epoch "
+                "(history.parquet), not yet judged over seeds"),
+    # 001 medgen
+    Claim("001 Clean Regularization", "the clean regularisers (curriculum, timestep jitter, noise augmentation, "
+                                      "feature perturbation, self-conditioning, gradient noise) regularise without "
+                                      "hurting the fit", "medgen_diffusion_regularisers", "small+regularised",
+          "val/mse", "min", expects="no worse"),
+    Claim("001 SAM Optimizer", "SAM finds flatter minima that generalise better (lower val MSE)",
+          "medgen_diffusion_regularisers", "small+sam", "val/mse", "min"),
+    Claim("001 SAM Optimizer", "SAM costs about 2x compute per step",
+          measured_elsewhere="2.02x (2D), 1.97x (3D) the default step (`python benchmarks/medgen_step.py`, "
+                             "benchmarks/README.md)", elsewhere_verdict="confirmed"),
+    Claim("001 Compression", "the adversarial (patch GAN) term sharpens reconstructions; without it L1 is no worse",
+          "medgen_compression_gan", "no_gan", "val/l1", "min", expects="no worse"),
+    Claim("001 DC-AE 1.5", "structured latent space: 6x faster diffusion convergence (UViT-H gFID 26.44 -> 17.31)",
+          needs="a DC-AE 1.5 and a latent diffusion trained to convergence on a GPU; FID needs a pretrained network"),
+    Claim("001 DiT", "on ~14K medical samples DiT showed no improvement over UNet", needs="a DiT family (not built)"),
+    Claim("001 Memory", "gradient checkpointing cuts memory about 50%; pure bf16 weights about 50%",
+          needs="a CUDA GPU (memory figures); not measured"),
+    Claim("001 Sparsity", "2:4 sparsity: up to 2x speed-up of linear layers", needs="an Ampere+ GPU"),
+]
+
+
+def comparison_folder(folder: str, name: str, seeds: int) -> str:
+    return os.path.join(folder, name, f"compare_seeds{seeds}")
+
+
+def run_experiment(folder: str, name: str, seeds: int) -> None:
+    """The experiment's losstune-compare, unless its comparison is already in `folder`."""
+    if os.path.exists(os.path.join(comparison_folder(folder, name, seeds), "confirm_summary.parquet")):
+        return
+    resume = ["--resume"] if os.path.exists(os.path.join(folder, name)) else []
+    command = EXPERIMENTS[name].command(folder, name, seeds) + resume
+    print("$", shlex.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def judge(claim: Claim, runs: pd.DataFrame) -> dict:
+    """The claim's measured difference and verdict from the comparison's runs."""
+    from losstune.ray_jobs import confirm_stats
+
+    column = f"final/{claim.metric}"
+    if column not in runs:
+        return {"result": f"{claim.metric} not recorded by these runs", "verdict": "not measurable here"}
+    reference = runs["config_id"].iloc[0]
+    healthy = runs[runs["status"] == "COMPLETED"]
+    own = healthy[healthy["config_id"] == claim.config].set_index("seed")[column].dropna()
+    if claim.better == "range":  # a claimed range for the setting's own value, e.g. a learnt scale
+        low, high = confirm_stats.t_interval(own.to_numpy())
+        inside = claim.size[0] <= low and high <= claim.size[1]
+        outside = high < claim.size[0] or low > claim.size[1]
+        verdict = "confirmed" if inside else "refuted" if outside else f"inconclusive at {len(own)}"
+        return {"result": f"mean {own.mean():.3g}, 95% CI [{low:.3g}, {high:.3g}], N {len(own)}", "verdict": verdict}
+    base = healthy[healthy["config_id"] == reference].set_index("seed")[column].dropna()
+    seeds = own.index.intersection(base.index)
+    c = confirm_stats.judge([confirm_stats.compare(own[seeds].to_numpy(), base[seeds].to_numpy(), claim.better)])[0]
+    scale = abs(base[seeds].mean()) if len(seeds) else math.nan
+    rel = (c.ci_low / scale, c.ci_high / scale) if scale else (math.nan, math.nan)
+    result = (f"{reference} {base[seeds].mean():.4g} -> {own[seeds].mean():.4g}: {c.diff:+.3g} "
+              f"({c.relative:+.1%}), 95% CI [{c.ci_low:+.3g}, {c.ci_high:+.3g}]"
+              + (f" ({rel[0]:+.0%}, {rel[1]:+.0%})" if scale else "")
+              + f", better at {c.better} of {c.pairs}, p {c.p_value:.2g}, N {c.pairs}: {c.verdict}")
+    return {"result": result, "verdict": claim_verdict(claim, c, rel)}
+
+
+def claim_verdict(claim: Claim, c, rel: tuple) -> str:
+    """confirmed / refuted / inconclusive, from the comparison's verdict (c) and, for a claimed size,
+    the relative interval (rel)."""
+    undecided = f"inconclusive at {c.pairs}" + (f" (about {c.seeds_needed} would decide it)" if c.seeds_needed else "")
+    if claim.expects == "no worse":
+        return {"beats": "confirmed", "equivalent": "confirmed", "worse": "refuted"}.get(c.verdict, undecided)
+    if c.verdict in ("worse", "equivalent"):
+        return "refuted"
+    if c.verdict != "beats":
+        return undecided
+    low, high = sorted(rel)
+    if claim.size and (high < claim.size[0] or low > claim.size[1]):
+        return "refuted (the effect is real, its size is not the claimed one)"
+    return "confirmed"
+
+
+def table(folder: str, seeds: int) -> pd.DataFrame:
+    rows = []
+    for claim in CLAIMS:
+        row = {"seed": claim.seed, "claim": claim.claim}
+        if claim.experiment is None:
+            row |= {"experiment": "-", "result": claim.measured_elsewhere or "-",
+                    "verdict": claim.elsewhere_verdict or f"not measurable here: {claim.needs}"}
+        else:
+            row["experiment"] = (f"`python benchmarks/claims.py --only {claim.experiment}` "
+                                 f"(`{claim.metric}` of `{claim.config}`)")
+            runs_file = os.path.join(comparison_folder(folder, claim.experiment, seeds), "confirm.parquet")
+            if os.path.exists(runs_file):
+                row |= judge(claim, pd.read_parquet(runs_file))
+            else:
+                row |= {"result": "not run yet", "verdict": "not run"}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(frame: pd.DataFrame, seeds: int) -> str:
+    lines = ["| seed, section | claim | experiment | measured (N training seeds, paired) | verdict |",
+             "|---|---|---|---|---|"]
+    for row in frame.itertuples():
+        cells = [str(v).replace("|", "/").replace("\n", " ") for v in
+                 (row.seed, row.claim, row.experiment, row.result, row.verdict)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| experiment | data, model, epochs | the losstune-compare it runs |", "|---|---|---|"]
+    for name, experiment in EXPERIMENTS.items():
+        command = shlex.join(experiment.command("benchmarks/claims_runs", name, seeds)[:-1])
+        lines.append(f"| {name} | {experiment.size} | `{command}` |")
+    return "\n".join(lines)
+
+
+def counts(frame: pd.DataFrame) -> dict:
+    kinds = ("confirmed", "refuted", "inconclusive", "not measurable", "not run")
+    return {kind: int(frame["verdict"].str.startswith(kind).sum()) for kind in kinds}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--folder", default=os.path.join(HERE, "claims_runs"))
+    p.add_argument("--only", nargs="+", choices=sorted(EXPERIMENTS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--table-only", action="store_true")
+    p.add_argument("--write", metavar="FILE")
+    args = p.parse_args()
+    folder = os.path.abspath(args.folder)
+    if not args.table_only:
+        for name in args.only or EXPERIMENTS:
+            run_experiment(folder, name, args.seeds)
+    frame = table(folder, args.seeds)
+    text = markdown(frame, args.seeds)
+    print(text)
+    print("\n" + ", ".join(f"{k}: {v}" for k, v in counts(frame).items()))
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

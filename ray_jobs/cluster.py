@@ -13,18 +13,36 @@ from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 TRIAL_SLOTS = "losstune_trial_slots"  # one unit on the local Ray and on cluster.yaml's head
 
 
+START_TRIES = 3  # a loaded machine missed Ray's fixed 30 s raylet wait 2 of 3 times one afternoon
+EXIT_RAY_START = 4  # every command's exit status when Ray cannot start
+
+
+class RayStartError(Exception):
+    """Ray did not start (or could not be joined) after START_TRIES tries; the message says why."""
+
+
 def start_ray(verbose: bool) -> None:
     """Join the cluster in RAY_ADDRESS (as `ray job submit` sets it), else start a local Ray of our
     own on this machine's cores, never one found on the machine; reuse a Ray this process already
-    has (a test's, a caller's)."""
+    has (a test's, a caller's). A start that fails (Ray gives the raylet a fixed 30 s to register;
+    the GCS port's wait is ours to lengthen) is tried again, then RayStartError."""
     import ray
 
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=verbose)
-    else:
-        start_local_ray(verbose)
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
+    for attempt in range(1, START_TRIES + 1):
+        try:
+            if os.environ.get("RAY_ADDRESS"):
+                ray.init(log_to_driver=verbose)
+            else:
+                start_local_ray(verbose)
+            return
+        except Exception as err:  # Ray raises plain Exception, RuntimeError or ConnectionError here
+            ray.shutdown()
+            why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    raise RayStartError(f"Ray could not start after {START_TRIES} tries ({why}); the machine may be "
+                        f"overloaded: try again, or give RAY_ADDRESS of a running cluster")
 
 
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
@@ -87,8 +105,9 @@ def fit_to_cluster(plan: SweepPlan) -> SweepPlan:
     need = resources.per_trial()
     for kind, amount in need.items():
         if amount > have.get(kind, 0.0) + 1e-9:
-            raise UsageError(f"--workers-per-trial: one trial needs {amount:g} {kind}, the cluster has "
-                             f"{have.get(kind, 0.0):g}")
+            driver_alone = resources.driver().get(kind, 0.0) > have.get(kind, 0.0) + 1e-9
+            flag = "--driver-cpus" if driver_alone else "--workers-per-trial"
+            raise UsageError(f"{flag}: one trial needs {amount:g} {kind}, the cluster has {have.get(kind, 0.0):g}")
     raw = plan.storage_arg
     if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):
         raise UsageError(f"--storage: {raw!r} is a relative local path on a {len(nodes)}-node cluster; give "

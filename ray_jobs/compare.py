@@ -27,9 +27,11 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_min_effect, add_verbosity, check_at_least,
+from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
                                      check_min_effect, check_name, check_storage, check_worker_shares, parse_set,
                                      read_config_file, verbosity)
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, check_local_resources, check_ray_address,
+                                      check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
 from losstune.ray_jobs.storage import absolute, exists
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
@@ -39,10 +41,11 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="losstune-compare", description=__doc__, formatter_class=HelpFormatter,
+    p = OneLineParser(prog="losstune-compare", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the comparison ran; 2 bad input (an unknown preset, a file of "
                                        "another family, fewer than 2 configs, --seeds below 2), before Ray starts, "
-                                       "nothing written; 130 interrupted (Ctrl-C): no verdict; --resume continues it")
+                                       "nothing written; 4 Ray could not start; 130 interrupted (Ctrl-C): no verdict; --resume "
+                                       "continues it")
     p.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of {', '.join(FAMILIES)}")
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="default, a preset name, presets joined by + (small+sam), or a JSON config file, each "
@@ -159,22 +162,26 @@ def make_plan(args, family, chosen) -> SweepPlan:
     check_at_least(("--seeds", args.seeds, 2), ("--epochs", args.epochs, 1), ("--seed", args.seed, 0),
                    ("--workers-per-trial", args.workers_per_trial, 1), ("--max-concurrent", args.max_concurrent, 1),
                    ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0))
+    check_upper_bounds(("--seeds", args.seeds, 1000), ("--epochs", args.epochs, MAX_EPOCHS), ("--seed", args.seed, MAX_SEED))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
     check_min_effect(args.min_effect)
+    check_storage_text(args.storage)
+    check_ray_address()
     config = make_config(family, unflatten(chosen[0].point))
     objective = family.objective_of(config)
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
         max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
+    check_local_resources(resources)
     return SweepPlan(
         family=args.family, space="", preset="", base={"train": {"seed": args.seed}},
         objective={"metric": objective.metric, "mode": objective.mode}, objectives=[], default_point={},
         epochs=config.train.epochs, trials=len(chosen) * args.seeds, search="none", scheduler="none", seed=args.seed,
         grace_epochs=None, startup_trials=0, smoke_test=args.smoke_test,
         name=args.name or f"compare-{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage=absolute(args.storage),
-        storage_arg=args.storage, resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker,
-                                                           args.driver_cpus),
+        storage_arg=args.storage, resources=resources,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, resume=args.resume,
         verbosity=verbosity(args), min_effect=args.min_effect or objective.min_effect)
 
@@ -188,6 +195,7 @@ def prepare(args):
     from losstune.ray_jobs.results import read_meta
 
     family = load_family(args.family)
+    check_at_least(("--seeds", args.seeds, 2))
     chosen = build_candidates(family, args)
     plan = make_plan(args, family, chosen)
     meta = {"base": plan.base}
@@ -232,10 +240,14 @@ def main(argv=None) -> int:
     except (UsageError, ConfigError, DataError) as err:
         print(f"compare: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError, fit_to_cluster, start_ray
     from losstune.ray_jobs.report_html import write_report_html
 
-    start_ray(plan.verbosity >= 3)
+    try:
+        start_ray(plan.verbosity >= 3)
+    except RayStartError as err:
+        print(f"compare: error: {err}", file=sys.stderr)
+        return EXIT_RAY_START
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
     if not args.resume:
         write_meta(plan, chosen)

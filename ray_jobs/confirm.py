@@ -22,8 +22,9 @@ import os
 import sys
 
 from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_min_effect, add_verbosity, check_at_least,
+from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
                                      check_min_effect, verbosity)
+from losstune.ray_jobs.bounds import check_ray_address, check_upper_bounds
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.ray_jobs.resume import documented_min_effect
 from losstune.ray_jobs.results import SweepFolderError, read_meta
@@ -31,10 +32,10 @@ from losstune.ray_jobs.storage import absolute, exists, read_parquet
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="losstune-confirm", description=__doc__, formatter_class=HelpFormatter,
+    p = OneLineParser(prog="losstune-confirm", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the confirmation ran; 2 bad input (not a finished sweep, "
-                                       "fewer healthy trials than --top, --seeds below 2), before Ray starts; 130 "
-                                       "interrupted (Ctrl-C): no verdict; --resume continues it")
+                                       "fewer healthy trials than --top, --seeds below 2), before Ray starts; 4 Ray "
+                                       "could not start; 130 interrupted (Ctrl-C): no verdict; --resume continues it")
     p.add_argument("sweep", help="<storage>/<sweep name>, a finished sweep (its trials.parquet)")
     p.add_argument("--top", type=int, default=3, help="how many of the sweep's best healthy configs to rerun")
     p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
@@ -61,6 +62,8 @@ def prepare(args):
     confirmation at fewer seeds that --resume extends, or None."""
     check_at_least(("--top", args.top, 1), ("--seeds", args.seeds, 2), ("--max-concurrent", args.max_concurrent, 1))
     check_min_effect(args.min_effect)
+    check_upper_bounds(("--seeds", args.seeds, 1000))
+    check_ray_address()
     experiment = absolute(args.sweep.rstrip("/"))
     try:
         meta = read_meta(experiment)
@@ -94,10 +97,14 @@ def main(argv=None) -> int:
     except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError, fit_to_cluster, start_ray
     from losstune.ray_jobs.report_html import write_report_html
 
-    start_ray(plan.verbosity >= 3)
+    try:
+        start_ray(plan.verbosity >= 3)
+    except RayStartError as err:
+        print(f"confirm: error: {err}", file=sys.stderr)
+        return EXIT_RAY_START
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
     extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""
     print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds{extending}, {plan.max_concurrent} at a time",

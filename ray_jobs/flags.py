@@ -16,6 +16,13 @@ class UsageError(Exception):
     """A bad flag or state; the message names it."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad flag said in one line (its error printed the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """--help: the module's docstring as written (its first line the command), and each flag's
     default where it has one (shared with ray_jobs/train.py)."""
@@ -109,6 +116,9 @@ def read_config_file(path: str) -> dict:
     """--config: a JSON object of config sections (a sweep's best_config.json); UsageError naming
     the flag and file where it cannot be read or is not one. Its keys are checked where the config
     is built."""
+    from losstune.ray_jobs.bounds import check_regular_file
+
+    check_regular_file("--config", path)
     try:
         with open(path) as f:
             overrides = json.load(f)
@@ -131,8 +141,11 @@ def check_at_least(*checks: tuple[str, float | None, float]) -> None:
 
 def check_name(flag: str, name: str | None) -> None:
     """A run or sweep name is one folder inside --storage: no path separators, no '..'."""
+    from losstune.ray_jobs.bounds import check_folder_name
+
     if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
         raise UsageError(f"{flag}: must be a plain folder name inside --storage, got {name!r}")
+    check_folder_name(flag, name)
 
 
 def check_worker_shares(cpus: float | None, gpus: float) -> None:

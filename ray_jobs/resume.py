@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from losstune.ray_jobs.bounds import check_local_resources
 from losstune.ray_jobs.flags import UsageError, flag_overrides, verbosity
 from losstune.ray_jobs.plan import SweepPlan, definition
 from losstune.trainables.config import flatten
@@ -82,6 +83,7 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     extend_by = extra_trials(args, meta)
     resources = dataclasses.replace(TrialResources(**meta["resources"]), **{
         field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
+    check_local_resources(resources)
     saved = definition(meta)
     if extend_by:
         saved |= {"trials": args.trials, "extensions": [*saved["extensions"], f"extend{len(saved['extensions']) + 1}"]}

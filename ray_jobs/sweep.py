@@ -136,8 +136,13 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError
+
     try:
         return run(plan)
+    except RayStartError as err:
+        print(f"sweep: error: {err}", file=sys.stderr)
+        return EXIT_RAY_START
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:  # found once Ray runs (the cluster)
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

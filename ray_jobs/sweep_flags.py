@@ -10,9 +10,11 @@ import os
 import sys
 import time
 
-from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
+from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
                                      check_at_least, check_min_effect, check_name, check_worker_shares, flag_overrides,
                                      parse_set, read_config_file, verbosity)
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, check_data_path, check_local_resources,
+                                      check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import (MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices,
                                    startup_trials)
 from losstune.ray_jobs.prior_points import read_enqueued, read_warm_start
@@ -26,8 +28,9 @@ from losstune.trainables.loop_config import check_precision
 EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial
 ended healthy at full length (every one errored, stopped unhealthy or was cut short): no best config;
 2 bad input, refused before Ray starts, nothing written; 3 stopped because --storage ran out of space
-(below --min-free-mb): free space, then --resume --name NAME; 130 interrupted (Ctrl-C): Tune kept its
-state, and --resume --name NAME continues it."""
+(below --min-free-mb): free space, then --resume --name NAME; 4 Ray could not start (tried 3 times;
+an overloaded machine) or be joined; 130 interrupted (Ctrl-C): Tune kept its state, and --resume
+--name NAME continues it."""
 EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_STORAGE_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -43,7 +46,7 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
 
 
 def make_parser(description: str = "") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="losstune-sweep", description=description, epilog=EXIT_CODES,
+    p = OneLineParser(prog="losstune-sweep", description=description, epilog=EXIT_CODES,
                                 formatter_class=HelpFormatter)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
     add_catalogue_flags(p)
@@ -128,9 +131,16 @@ def check_counts(args) -> None:
                    ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0),
                    ("--seed", args.seed, 0), ("--confirm-top", args.confirm_top, 0),
                    ("--confirm-seeds", args.confirm_seeds, 2))
+    check_upper_bounds(("--trials", args.trials, MAX_TRIALS), ("--epochs", args.epochs, MAX_EPOCHS),
+                       ("--seed", args.seed, MAX_SEED), ("--grace-epochs", args.grace_epochs, MAX_EPOCHS),
+                       ("--confirm-seeds", args.confirm_seeds, 1000))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
     check_min_effect(args.min_effect)
+    check_storage_text(args.storage)
+    check_min_free(args.min_free_mb, args.storage, given="min_free_mb" in getattr(args, "given", ()))
+    check_data_path(args.data)
+    check_ray_address()
 
 
 def base_overrides(family, args) -> dict:
@@ -140,11 +150,22 @@ def base_overrides(family, args) -> dict:
     make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
     base = dict(family.presets[args.preset]) if args.preset else {}
     if args.config:
-        base = merge(base, read_config_file(args.config))
+        base = merge(base, config_file_of(family, args.config))
     if args.smoke_test:
         base = merge(base, family.smoke)
     base = merge(base, {"train": {"seed": args.seed}})
     return merge(base, flag_overrides(args))
+
+
+def config_file_of(family, path: str) -> dict:
+    """--config's overrides, checked as a config of this family on their own: a file of another
+    family is named as one (its first foreign key was said without the file)."""
+    overrides = read_config_file(path)
+    try:
+        make_config(family, overrides)
+    except ConfigError as err:
+        raise UsageError(f"--config: {path} is not a {family.name} config: {err}") from None
+    return overrides
 
 
 def make_plan(args) -> SweepPlan:
@@ -191,6 +212,8 @@ def make_plan(args) -> SweepPlan:
     local = not os.environ.get("RAY_ADDRESS")
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
         max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
+    check_local_resources(resources)
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if exists(f"{storage}/{name}"):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
@@ -202,8 +225,7 @@ def make_plan(args) -> SweepPlan:
         seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
         grace_epochs=grace_epochs(args, config), population_sync=args.population_sync,
         name=name, storage=storage, storage_arg=args.storage,
-        resources=TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus),
-        max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
+        resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
         confirm_seeds=args.confirm_seeds, min_effect=args.min_effect or ranked_by.min_effect)
 

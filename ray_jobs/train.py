@@ -20,9 +20,11 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.flags import (HelpFormatter, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
+from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue,
                                      read_config_file)
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
+                                      check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
@@ -30,9 +32,9 @@ from losstune.trainables.loop_config import check_precision
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="losstune-train", description=__doc__, formatter_class=HelpFormatter,
+    p = OneLineParser(prog="losstune-train", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the run finished healthy; 1 it stopped unhealthy (a health "
-                                       "check's stop_reason); 2 bad input, refused before Ray starts")
+                                       "check's stop_reason); 2 bad input, refused before Ray starts; 4 Ray could not start")
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
     add_catalogue_flags(p)
     p.add_argument("--config", help="a JSON config (e.g. a sweep's best_config.json)")
@@ -61,8 +63,15 @@ def check_flags(args) -> None:
     local mode (no checkpoints in --storage) and fail inside the run on an empty CPU share."""
     check_at_least(("--epochs", args.epochs, 1), ("--workers", args.workers, 1),
                    ("--max-failures", args.max_failures, -1), ("--keep-checkpoints", args.keep_checkpoints, 1))
+    check_upper_bounds(("--epochs", args.epochs, MAX_EPOCHS))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
+    check_storage_text(args.storage)
+    check_data_path(args.data)
+    check_ray_address()
+    from losstune.trainables.driver import TrialResources
+
+    check_local_resources(TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0))
 
 
 def overrides_from(args, family) -> dict:
@@ -89,7 +98,13 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2
-    return run(args, family, config)
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError
+
+    try:
+        return run(args, family, config)
+    except RayStartError as err:
+        print(f"train: error: {err}", file=sys.stderr)
+        return EXIT_RAY_START
 
 
 def run(args, family, config) -> int:

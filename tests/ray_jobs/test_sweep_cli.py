@@ -100,12 +100,27 @@ def bad_npz(tmp_path):
                                           "got --scheduler asha"),
     (["hdr_patch", "--confirm-top", "-1"], "--confirm-top: must be >= 0, got -1"),
     (["hdr_patch", "--confirm-seeds", "1"], "--confirm-seeds: must be >= 2, got 1"),
-    (["hdr_patch", "--config", "/nonexistent/best_config.json"], "--config: /nonexistent/best_config.json: [Errno 2]"),
+    (["hdr_patch", "--config", "/nonexistent/best_config.json"],
+     "--config: /nonexistent/best_config.json: No such file or directory"),
+    # issue 55, items 10-12: bounds, names and resources that Ray, Optuna or the file system refused late
+    (["hdr_patch", "--seed", "4294967296"], "--seed: must be <= 4,294,967,295, got 4,294,967,296"),
+    (["hdr_patch", "--trials", "99999999999999999999"], "--trials: must be <= 100,000"),
+    (["hdr_patch", "--epochs", "1000000000000"], "--epochs: must be <= 1,000,000"),
+    (["hdr_patch", "--min-free-mb", "-5"], "--min-free-mb: must be >= 0, got -5"),
+    (["hdr_patch", "--min-free-mb", "1e12"], "--min-free-mb: 1e+12 MB is more than the disk of"),
+    (["hdr_patch", "--name", "ab\ncd"], "--name: must not hold control characters"),
+    (["hdr_patch", "--name", "n" * 300], "--name: 300 bytes long; at most 200"),
+    (["hdr_patch", "--workers-per-trial", "64"], "--workers-per-trial: 64 workers and the driver need"),
+    (["hdr_patch", "--gpus-per-worker", "2"], "--gpus-per-worker: 2 GPU per worker, this machine has 0"),
+    (["hdr_patch", "--cpus-per-worker", "100"], "--cpus-per-worker: 100 CPUs per worker, this machine has"),
+    (["hdr_patch", "--driver-cpus", "16"], "--driver-cpus: 16 CPUs per trial's driver, this machine has"),
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
     (["hdr_patch", "--grace-epochs", "11"], "--grace-epochs: 11 is more than the 10 epochs a trial runs (train.epochs); "
                                             "give at most 10"),
 ])
 def test_bad_input_exits_2_with_one_line(ray_starts, capsys, tmp_path, argv, expected):
+    if "--driver-cpus" in argv or "--cpus-per-worker" in argv:
+        assert (__import__("os").cpu_count() or 1) < 16  # the machine these cases assume: fewer cores
     code, err = run_sweep(capsys, tmp_path, *argv)
     assert code == 2
     assert expected in err and len(err.splitlines()) == 1
@@ -492,3 +507,51 @@ def test_a_sweep_starts_from_a_base_config_with_set_on_top(tmp_path):
     with pytest.raises(UsageError, match="--config: a resumed sweep keeps what it was started with"):
         sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--config", str(path), "--resume", "--name", "x",
                                                       "--storage", str(tmp_path)]))
+
+
+def test_an_empty_storage_is_refused_and_nothing_written_in_the_current_folder(ray_starts, capsys, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert sweep.main(["hdr_patch", "--storage", ""]) == 2
+    assert capsys.readouterr().err.strip() == "sweep: error: --storage: is empty; give a folder (default ./results) or a URI"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("not_an_address", "RAY_ADDRESS: 'not_an_address' is not host:port, ray://host:port or auto"),
+    ("127.0.0.1:1", "RAY_ADDRESS: nothing answers at 127.0.0.1:1"),
+])
+def test_a_bad_ray_address_is_one_line_before_ray_starts(ray_starts, capsys, tmp_path, monkeypatch, address, expected):
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch")
+    assert code == 2 and expected in err and len(err.splitlines()) == 1 and not ray_starts
+
+
+def test_a_fifo_as_config_or_data_is_named_not_waited_on(ray_starts, capsys, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--config", str(fifo))
+    assert code == 2 and err == f"sweep: error: --config: {fifo} is not a regular file (a FIFO, a device or a folder)"
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--data", str(fifo))
+    assert code == 2 and err == f"sweep: error: --data: {fifo} is neither a file nor a folder (a FIFO or a device)"
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--data", str(loop))
+    assert code == 2 and "(a broken or looping symbolic link)" in err
+
+
+def test_another_familys_config_file_is_named_with_its_file(ray_starts, capsys, tmp_path):
+    other = tmp_path / "best_config.json"
+    other.write_text(json.dumps({"data": {"num_styles": 4}}))  # an lgt key
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--config", str(other))
+    assert code == 2 and err.startswith(f"sweep: error: --config: {other} is not a hdr_patch config: data.num_styles")
+
+
+def test_an_argparse_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        sweep_flags.parse_args(["hdr_patch", "--trials", "many"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("losstune-sweep: error: argument --trials: invalid int value: 'many'")

@@ -1,6 +1,7 @@
 """cluster.yaml passes Ray's own autoscaler validator and the platform's security rules (no cloud)."""
 
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -72,10 +73,17 @@ def node_command(commands: list[str], ports: dict) -> str:
     cmd = "; ".join(c for c in commands if c.strip() != "ray stop")
     cmd = re.sub(r"--port=6379", f"--port={ports['gcs']}", cmd)
     cmd = re.sub(r"\$RAY_HEAD_IP:6379", f"127.0.0.1:{ports['gcs']}", cmd)
-    cmd = re.sub(r"--object-manager-port=\d+", f"--object-manager-port={ports['objects']}", cmd)
+    for flag, name in PINNED.items():
+        cmd = re.sub(rf"--{flag}=\d+", f"--{flag}={ports[name]}", cmd)
     cmd = re.sub(r"--autoscaling-config=\S+", "", cmd)  # the autoscaler's file exists only under `ray up`
-    return cmd + (f" --num-cpus=1 --dashboard-agent-listen-port={ports['agent']} --runtime-env-agent-port="
-                  f"{ports['runtime_env']} --metrics-export-port={ports['metrics']}")
+    return cmd + " --num-cpus=1"
+
+
+# the ports cluster.yaml pins (its security comment lists them), by the name a test gives its free one
+PINNED = {"object-manager-port": "objects", "node-manager-port": "raylet", "dashboard-agent-grpc-port": "agent_grpc",
+          "dashboard-agent-listen-port": "agent", "runtime-env-agent-port": "runtime_env",
+          "metrics-export-port": "metrics"}
+NAMES = ("gcs", *PINNED.values(), "dashboard", "client")
 
 
 def head_command(cluster, ports: dict, temp_dir: str) -> str:
@@ -126,16 +134,16 @@ def alive_nodes(gcs_port: int, home, timeout_s: float = 60) -> int:
 @pytest.mark.integration
 def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_it(cluster, tmp_path):
     laptop, head_home, worker_home = tmp_path / "laptop", tmp_path / "head", tmp_path / "worker"
-    assert run_shell(f"{RAY_CLI} get-auth-token --generate", laptop).returncode == 0
+    assert run_shell(f"{RAY_CLI} get-auth-token --generate; chmod 600 ~/.ray/auth_token", laptop).returncode == 0
     token = (laptop / ".ray" / "auth_token").read_text().strip()
+    assert (laptop / ".ray" / "auth_token").stat().st_mode & 0o777 == 0o600  # as cluster.yaml says to make it
     # what `ray up` uploads: the file mount of the laptop's token, and nothing else in HOME
     mounted = cluster["file_mounts"]["/home/ray/.ray/auth_token"]
     assert mounted == "~/.ray/auth_token"
     for home in (head_home, worker_home):
         (home / ".ray").mkdir(parents=True)
         (home / ".ray" / "auth_token").write_text((laptop / ".ray" / "auth_token").read_text())
-    names = ("gcs", "objects", "agent", "runtime_env", "metrics", "dashboard", "client")
-    ports = dict(zip(names, free_ports(len(names))))
+    ports = dict(zip(NAMES, free_ports(len(NAMES))))
     temp_dir = f"/tmp/losstune_token_{ports['gcs']}"  # short: Ray's socket paths must fit 107 bytes
     try:
         started = run_shell(head_command(cluster, ports, temp_dir), head_home)
@@ -145,14 +153,21 @@ def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_i
         assert post_job(ports["dashboard"], "not-the-token") in (401, 403)
         assert post_job(ports["dashboard"], token) == 200
         # where each port listens is what cluster.yaml's security comment says: the dashboard on
-        # loopback alone, the client server on the node's address (guarded by the security group)
+        # loopback alone, the others on every interface (the security group keeps them in the
+        # cluster), and /metrics answers with no token
         assert listening_addresses(ports["dashboard"]) == {"127.0.0.1"}
-        assert listening_addresses(ports["client"]) - {"127.0.0.1"}
+        for name in ("gcs", "objects", "raylet", "metrics"):
+            assert listening_addresses(ports[name]) & {"0.0.0.0", "::"}, name
+        assert listening_addresses(ports["client"]) - {"127.0.0.1", "::ffff:127.0.0.1"}  # the node's own address
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=30) as response:
+            assert response.status == 200
         comment = CLUSTER.read_text().split("# Security:")[1].split("\n\n")[0]
         security = " ".join(line.lstrip("# ") for line in comment.splitlines())
         assert "(8265) listens on the head's loopback only" in security
-        assert "the Ray client server's (10001) among them, listen on the node's own IP address" in security
-        worker_ports = dict(ports, **dict(zip(("objects", "agent", "runtime_env", "metrics"), free_ports(4))))
+        assert "Ray's other ports listen on ALL interfaces" in security
+        for flag in PINNED:
+            assert f"--{flag}=" in " ".join(cluster["head_start_ray_commands"] + cluster["worker_start_ray_commands"])
+        worker_ports = dict(ports, **dict(zip(PINNED.values(), free_ports(len(PINNED)))))
         joined = run_shell(node_command(cluster["worker_start_ray_commands"], worker_ports), worker_home)
         assert joined.returncode == 0, joined.stderr[-2000:]
         assert alive_nodes(ports["gcs"], worker_home) == 2
@@ -162,8 +177,7 @@ def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_i
 
 @pytest.mark.integration
 def test_a_node_without_the_token_does_not_start(cluster, tmp_path):
-    names = ("gcs", "objects", "agent", "runtime_env", "metrics", "dashboard", "client")
-    ports = dict(zip(names, free_ports(len(names))))
+    ports = dict(zip(NAMES, free_ports(len(NAMES))))
     temp_dir = f"/tmp/losstune_token_{ports['gcs']}"
     try:
         started = run_shell(head_command(cluster, ports, temp_dir), tmp_path)  # HOME with no ~/.ray

@@ -67,16 +67,25 @@ def segmentation_terms(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:
             "boundary": boundary(logits_, target).flatten(1).mean(1)}
 
 
-def overlap(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:
-    """Dice and IoU of the thresholded decoded mask, per sample [B]; 1 where both masks are empty."""
+def overlap_counts(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:
+    """Per sample [B], the voxel counts that Dice and IoU are pooled from over a validation set
+    (pooled_overlap): predicted and true (tp), predicted plus true (sizes), and whether the target
+    holds no tumour (empty_target). Per-slice Dice, with an empty slice against an empty prediction
+    scored 1, rewarded predicting nothing: 0.884 on MRI with 84 of 95 slices tumour-free."""
     predicted = (mask_logits > 0).flatten(1).float()
     target = (mask > 0.5).flatten(1).float()
-    both = (predicted * target).sum(1)
-    either = predicted.sum(1) + target.sum(1)
-    union = either - both
-    empty = either == 0
-    return {"dice": torch.where(empty, 1.0, 2 * both / either.clamp(min=1)),
-            "iou": torch.where(empty, 1.0, both / union.clamp(min=1))}
+    return {"overlap_tp": (predicted * target).sum(1), "overlap_sizes": predicted.sum(1) + target.sum(1),
+            "empty_target": (target.sum(1) == 0).float()}
+
+
+def pooled_overlap(tp: float, sizes: float) -> dict:
+    """Dice 2 TP / (|P| + |T|) and IoU TP / (|P| + |T| - TP) over every voxel of a set, from the
+    sums (or the means, the same ratio) of overlap_counts: a predictor of nothing scores 0 wherever
+    the set holds tumour, false positives on tumour-free slices count against it, and only a set
+    with no tumour and no prediction scores 1."""
+    if sizes <= 0:
+        return {"dice": 1.0, "iou": 1.0}
+    return {"dice": 2 * tp / sizes, "iou": tp / (sizes - tp) if sizes > tp else 1.0}
 
 
 def codebook_stats(code_shares: torch.Tensor) -> dict:

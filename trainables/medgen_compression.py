@@ -24,7 +24,8 @@ import torch
 
 from losstune.data.medgen import MODE_IMAGES
 from losstune.losses.compression import (code_shares, codebook_stats, discriminator_loss, generator_adversarial,
-                                         kl, l1, logits, mixed, overlap, segmentation_terms)
+                                         kl, l1, logits, mixed, overlap_counts, pooled_overlap,
+                                         segmentation_terms)
 from losstune.losses.image_quality import quality, regional_summary
 from losstune.trainables import medgen_compression_config as settings
 from losstune.trainables.config import ConfigError
@@ -214,7 +215,7 @@ def val_metrics(model, batch, cfg, extras):
     reconstruction = reconstruction.float()
     if segmenting(cfg):
         probabilities = torch.sigmoid(reconstruction)
-        out = {"l1": l1(probabilities, images), **overlap(reconstruction, images)}
+        out = {"l1": l1(probabilities, images), **overlap_counts(reconstruction, images)}
         losses = segmentation_terms(reconstruction, images)
         out.update(bce=losses["bce"], dice_loss=losses["dice"], boundary=losses["boundary"])
     else:
@@ -232,10 +233,19 @@ def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors and the codebook's use over the whole validation set (seed
     "VQ-VAE Codebook Metrics"): a code is dead if no validation latent vector took it."""
     shares = means.pop("code_shares", None)
-    out = means if segmenting(cfg) else regional_summary(means, images_of(cfg))
+    out = seg_summary(means) if segmenting(cfg) else regional_summary(means, images_of(cfg))
     if shares is not None:
         out.update(codebook_stats(torch.tensor(shares)))
     return out
+
+
+def seg_summary(means: dict) -> dict:
+    """seg_compression: Dice and IoU pooled over every validation voxel (losses.compression.
+    pooled_overlap), and the share of validation slices whose mask is empty (they count only by
+    their false positives)."""
+    out = {k: v for k, v in means.items() if k not in ("overlap_tp", "overlap_sizes", "empty_target")}
+    return out | pooled_overlap(means["overlap_tp"], means["overlap_sizes"]) | {
+        "empty_target_share": means["empty_target"]}
 
 
 def stop_reason(metrics, cfg) -> str:

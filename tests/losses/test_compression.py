@@ -31,14 +31,37 @@ def test_least_squares_adversarial_terms_by_hand():
     assert losses.discriminator_loss(real, fake).item() == pytest.approx(0.3125)
 
 
-def test_overlap_by_hand_and_empty_masks_agree_perfectly():
-    # predicted (logit > 0) [1, 1, 0, 0], target [1, 0, 1, 0]: both 1, |P| + |T| = 4, union 3
-    # -> Dice 2/4 = 0.5, IoU 1/3; second sample: both empty -> 1, 1
+def pooled(logits, mask):
+    counts = losses.overlap_counts(logits, mask)
+    return losses.pooled_overlap(counts["overlap_tp"].mean().item(), counts["overlap_sizes"].mean().item()), counts
+
+
+def test_overlap_by_hand_pooled_over_the_set():
+    # slice 1: predicted (logit > 0) [1, 1, 0, 0], target [1, 0, 1, 0]: TP 1, |P| + |T| = 4;
+    # slice 2: both empty: TP 0, sizes 0. Pooled: Dice 2 * 1 / 4 = 0.5, IoU 1 / (4 - 1) = 1/3.
+    # (Per slice and averaged, the empty slice's 1 made it 0.75.)
     logits = torch.tensor([[2.0, 1.0, -1.0, -3.0], [-1.0, -1.0, -1.0, -1.0]]).view(2, 1, 2, 2)
     mask = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).view(2, 1, 2, 2)
-    out = losses.overlap(logits, mask)
-    assert torch.allclose(out["dice"], torch.tensor([0.5, 1.0]))
-    assert torch.allclose(out["iou"], torch.tensor([1 / 3, 1.0]))
+    scores, counts = pooled(logits, mask)
+    assert scores["dice"] == pytest.approx(0.5) and scores["iou"] == pytest.approx(1 / 3)
+    assert counts["empty_target"].tolist() == [0.0, 1.0]
+
+
+def test_predicting_nothing_scores_0_on_a_volume_with_tumour():
+    # 95 slices of 4x4, tumour (4 voxels) in 11 of them: an all-background prediction has TP 0 and
+    # sizes 44, Dice 0 (the per-slice mean gave 84/95 = 0.884); a perfect one, 1
+    mask = torch.zeros(95, 1, 4, 4)
+    mask[:11, :, 1:3, 1:3] = 1.0
+    nothing, _ = pooled(torch.full_like(mask, -5.0), mask)
+    assert nothing == {"dice": 0.0, "iou": 0.0}
+    perfect, _ = pooled(mask * 10 - 5, mask)
+    assert perfect["dice"] == pytest.approx(1.0) and perfect["iou"] == pytest.approx(1.0)
+    # one false-positive voxel on a tumour-free slice counts against it: Dice 2 * 44 / (44 + 45)
+    stray = mask * 10 - 5
+    stray[50, 0, 0, 0] = 5.0
+    assert pooled(stray, mask)[0]["dice"] == pytest.approx(88 / 89)
+    # a set with no tumour at all and no prediction: nothing to find, nothing claimed
+    assert pooled(torch.full((2, 1, 2, 2), -1.0), torch.zeros(2, 1, 2, 2))[0]["dice"] == 1.0
 
 
 def test_segmentation_terms_bce_by_hand_and_perfect_logits_score_near_zero():

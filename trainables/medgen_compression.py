@@ -200,6 +200,9 @@ def loss_terms(model, batch, cfg):
         terms["adversarial"] = generator_adversarial(logits(inner.discriminator, fake))
         terms["discriminator"] = discriminator_loss(logits(inner.discriminator, images),
                                                     logits(inner.discriminator, fake.detach()))
+        h = cfg.health
+        dominated = (terms["discriminator"].detach() < h.disc_floor) & (terms["adversarial"].detach() > h.adv_ceiling)
+        return terms, {"discriminator_dominated": dominated.float()}  # its epoch mean: the share of steps
     return terms, {}
 
 
@@ -259,7 +262,7 @@ def stop_reason(metrics, cfg) -> str:
             return "kl_collapse"
         if kind == "vqvae" and metrics["val/codebook_utilization"] < h.min_codebook_usage:
             return "dead_codebook"
-    if gan_on(cfg) and epoch > cfg.gan.start_epoch + h.grace_epochs and "train/discriminator" in metrics:
-        if metrics["train/discriminator"] < h.disc_floor and metrics["train/adversarial"] > h.adv_ceiling:
+    if h.stop_on_discriminator_domination and gan_on(cfg) and epoch > cfg.gan.start_epoch + h.grace_epochs:
+        if metrics.get("health/discriminator_dominated", 0.0) >= h.domination_share:
             return "discriminator_domination"
     return ""

@@ -58,7 +58,7 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
     from ray.train.v2.api.callback import UserCallback
 
     from losstune.trainables.families import load_family
-    from losstune.trainables.loop import train_loop
+    from losstune.trainables.ray_session import train_loop
 
     resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}
     log = os.path.join(storage, f"{name}.reports.jsonl")

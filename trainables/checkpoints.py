@@ -1,13 +1,11 @@
-"""A run's checkpoints: what the loop saves with a report through Ray Train, and how a restarted
-run resumes from the latest one."""
+"""A run's checkpoints: what the loop saves with a report through its session (Ray Train's in a
+trial: trainables/session.py), and how a restarted run resumes from the latest one."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-
-import ray.train
 
 from losstune.trainables.config import to_dict
 from losstune.trainables.continued import load_donor_state
@@ -16,8 +14,8 @@ from losstune.trainables.timeline import mark
 STATE_FILE = "losstune_state.json"
 
 
-def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: int, family: str) -> None:
-    """Report an epoch's metrics (the last of `history`) to Ray Train, with a checkpoint every
+def report_epoch(session, accelerator, history: list[dict], cfg, epoch: int, restarts: int, family: str) -> None:
+    """Report an epoch's metrics (the last of `history`) to the session, with a checkpoint every
     train.checkpoint_every epochs and at the run's last epoch (its end or an early stop), so a
     restarted trial resumes from there."""
     metrics = history[-1]
@@ -26,9 +24,9 @@ def report_epoch(accelerator, history: list[dict], cfg, epoch: int, restarts: in
     if last or (every and (epoch + 1) % every == 0):
         with tempfile.TemporaryDirectory() as tmp:
             save(accelerator, tmp, epoch + 1, restarts, history, {"family": family, "config": to_dict(cfg)})
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            session.report(metrics, checkpoint_dir=tmp)
     else:
-        ray.train.report(metrics)
+        session.report(metrics)
     mark("reported", epoch=epoch + 1)
 
 
@@ -46,26 +44,31 @@ def save(accelerator, directory: str, epochs_done: int, restarts: int, history: 
                        **(identity or {})}, f, default=float)
 
 
-def restore(accelerator, start_from=None) -> tuple[int, int, list[dict], bool]:
-    """Load this run's latest reported checkpoint if it has one, else `start_from` (another run's
-    checkpoint, which a PBT trial continues: trainables/continued.py), if given.
+def restore(accelerator, session) -> tuple[int, int, list[dict], bool]:
+    """Load this run's latest reported checkpoint if the session has one, else its donor's (another
+    run's checkpoint, which a PBT trial continues: trainables/continued.py), if it has one.
 
     Returns (epoch to start at, restarts so far, the metrics of every epoch up to it, whether the
     state is another run's): a run that resumes has been restarted once more than the checkpoint
     it resumes from, so lost workers and nodes are counted in the metrics; a run that continues
     another's starts its own count, and its history begins with the donor's epochs."""
-    own = ray.train.get_checkpoint()
-    checkpoint = own or start_from
-    if checkpoint is None:
-        return 0, 0, [], False
-    continued = own is None
-    with checkpoint.as_directory() as directory:
-        if continued:
-            load_donor_state(accelerator, directory)  # this run's schedules stay: adopt_config rebuilds them
-        else:
-            accelerator.load_state(directory)
-        with open(os.path.join(directory, STATE_FILE)) as f:
-            state = json.load(f)
+    with session.latest_checkpoint() as own:
+        if own is not None:
+            accelerator.load_state(own)
+            return resumed(read_state(own), continued=False)
+    with session.donor_checkpoint() as donor:
+        if donor is None:
+            return 0, 0, [], False
+        load_donor_state(accelerator, donor)  # this run's schedules stay: adopt_config rebuilds them
+        return resumed(read_state(donor), continued=True)
+
+
+def read_state(directory: str) -> dict:
+    with open(os.path.join(directory, STATE_FILE)) as f:
+        return json.load(f)
+
+
+def resumed(state: dict, continued: bool) -> tuple[int, int, list[dict], bool]:
     history = state.get("history") or ([state["metrics"]] if state.get("metrics") else [])  # older checkpoints
     if continued:
         mark("continued", epoch=state["epochs_done"])

@@ -86,7 +86,7 @@ def make_trainer(family: Family, config: dict, resources: TrialResources, name: 
     """The TorchTrainer of one run, a sweep's trial or a retrain: the family's loop on `config`
     (nested overrides), its checkpoints kept by the objective; a new run starts from `start_from`
     (another run's checkpoint) where given."""
-    from losstune.trainables.loop import train_loop  # torch and Accelerate: only where a run starts
+    from losstune.trainables.ray_session import train_loop  # torch and Accelerate: only where a run starts
 
     return without_an_idle_dataset_manager(TorchTrainer(
         train_loop(family, start_from),

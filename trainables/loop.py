@@ -1,25 +1,24 @@
-"""The one train loop every family runs on every Ray Train worker.
+"""The one train loop every family runs, on every Ray Train worker or in this process.
 
-Accelerate owns devices, mixed precision and DDP (never Ray's prepare_model alongside it);
-Ray Train owns reporting and checkpoints (trainables/checkpoints.py). A family plugs in small
-functions by the contract in trainables/family_api.py, among them its optimiser groups: one AdamW
-by default, or several, each over its own parameters and minimising the whole loss or named terms
-(a GAN's generator and discriminator), with the run's LR schedule and clipping or without.
-`train_loop(family)` is what a TorchTrainer runs on every worker. Each epoch ends in one flat
-metrics dict, under the loop's own names, reported through `ray.train.report`. SAM, gradient noise
-and an EMA of the weights are optimiser options every family has (trainables/optim_tricks.py).
+Accelerate owns devices, mixed precision and DDP (never Ray's prepare_model alongside it); the
+run's session owns reporting and checkpoints (trainables/session.py: Ray Train's in a trial,
+trainables/ray_session.py; LocalSession in tests and notebooks), so nothing here imports Ray. A
+family plugs in small functions by the contract in trainables/family_api.py, among them its
+optimiser groups: one AdamW by default, or several, each over its own parameters and minimising the
+whole loss or named terms (a GAN's generator and discriminator), with the run's LR schedule and
+clipping or without. Each epoch ends in one flat metrics dict, under the loop's own names, reported
+through the session. SAM, gradient noise and an EMA of the weights are optimiser options every
+family has (trainables/optim_tricks.py).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray.train
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -35,6 +34,7 @@ from losstune.trainables.family_api import Family
 from losstune.trainables.loop_config import check_precision
 from losstune.trainables.optim_tricks import GradientNoise, RngSnapshot, make_ema, sam_ascent, sam_return
 from losstune.trainables.optimizer_groups import TrainedGroup, prepare_groups
+from losstune.trainables.session import LocalSession, Session
 from losstune.trainables.timeline import mark, process_started_at
 from losstune.trainables.worker_setup import (ShuffleOrder, keep_freed_memory, make_accelerator, make_loaders,
                                               monai_extras_hidden)
@@ -62,21 +62,18 @@ class Run:
         return [p for group in self.groups if group.clipped for p in group.params]
 
 
-def train_loop(family: Family, start_from=None):
-    """The function a TorchTrainer runs on every worker: `train` for this family (one argument,
-    the run's config overrides, as Ray Train calls it), starting from `start_from` (another run's
-    ray.train.Checkpoint: a PBT exploit) where the run has no checkpoint of its own."""
-    return functools.partial(train, family, start_from=start_from)
-
-
-def train(family: Family, overrides: dict, start_from=None) -> None:
-    run_name = ray.train.get_context().get_experiment_name()
+def train(family: Family, overrides: dict, session: Session | None = None) -> None:
+    """Train one run of `family` with the config `overrides`, reporting each epoch to `session`
+    (a LocalSession in this process by default), resuming from its latest checkpoint if it has one,
+    else from its donor's (PBT) if it has one."""
+    session = session if session is not None else LocalSession()
+    run_name = session.run_name
     mark("loop_entered", run=run_name, t_process=process_started_at())
-    run, train_loader, val_loader, extras = set_up(family, overrides)
+    run, train_loader, val_loader, extras = set_up(family, overrides, session.world_size)
     cfg = run.cfg
     # this config's optimiser settings, before a donor's checkpoint (if any) overwrites them
-    own_hyperparameters = optimizer_hyperparameters(run.groups) if start_from is not None else None
-    start_epoch, restarts, history, continued = restore(run.accelerator, start_from)
+    own_hyperparameters = optimizer_hyperparameters(run.groups)
+    start_epoch, restarts, history, continued = restore(run.accelerator, session)
     if continued:  # another run's state under this run's config: PBT's exploit, then explore
         position = schedule_position(run.accelerator, start_epoch * len(train_loader))
         adopt_config(run.groups, own_hyperparameters, cfg, run.total_steps, position)
@@ -85,7 +82,7 @@ def train(family: Family, overrides: dict, start_from=None) -> None:
         # The run had finished before its trial was restarted (its sweep's driver died between the
         # last checkpoint and Tune recording the trial): report that end again, or Tune would get
         # no result at all and fail the whole sweep for a missing objective.
-        ray.train.report(dict(history[-1] if history else {}, restarts=restarts))
+        session.report(dict(history[-1] if history else {}, restarts=restarts))
         return
     step = start_epoch * len(train_loader)
     validation = {}
@@ -102,22 +99,22 @@ def train(family: Family, overrides: dict, start_from=None) -> None:
         mark("validated", epoch=epoch + 1)
         metrics = epoch_metrics(run, stats, epoch, validation)
         metrics.update({"time/epoch_s": time.perf_counter() - started, "restarts": restarts,  # train + validation
-                        "node": ray.get_runtime_context().get_node_id()[:12],  # for placement checks
+                        "node": session.node,  # for placement checks
                         "run": run_name})  # the Train run that trained this epoch: a PBT trial's lineage
         history.append(metrics)
-        report_epoch(run.accelerator, history, cfg, epoch, restarts, family.name)
+        report_epoch(session, run.accelerator, history, cfg, epoch, restarts, family.name)
         if metrics["stop_reason"]:
             break
 
 
-def set_up(family: Family, overrides: dict) -> tuple[Run, DataLoader, DataLoader, dict]:
+def set_up(family: Family, overrides: dict, world_size: int = 1) -> tuple[Run, DataLoader, DataLoader, dict]:
     """This worker's run: config, Accelerate, the family's data and model, its optimiser groups
     with their schedules, and the EMA, plateau and noise state, all prepared and registered for
     checkpoints. Returns (run, training loader, validation loader, the family's extras)."""
     keep_freed_memory()
     cfg = make_config(family, overrides)
     check_precision(cfg.train, has_gpu=torch.cuda.is_available())
-    accelerator = make_accelerator(cfg)
+    accelerator = make_accelerator(cfg, world_size)
     set_seed(cfg.train.seed)  # the same on every worker: the family's data and the model's init
     mark("accelerator_ready")
     with monai_extras_hidden():

@@ -11,7 +11,6 @@ import os
 import resource
 import sys
 
-import ray.train
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
@@ -22,7 +21,7 @@ from losstune.trainables.config import ConfigError
 TORCH_DISTRIBUTED_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
 
 
-def make_accelerator(cfg) -> Accelerator:
+def make_accelerator(cfg, world_size: int = 1) -> Accelerator:
     """Accelerate for this worker: distributed (DDP) when the run has several workers, else plain.
 
     Accelerate picks its distributed mode from LOCAL_RANK alone, which Ray Train sets in every
@@ -30,7 +29,7 @@ def make_accelerator(cfg) -> Accelerator:
     DistributedDataParallel model over a world of one: a gradient all-reduce that moves nothing,
     2.3% of an hdr_patch step here (benchmarks/step_overhead.py). With one worker the variables are
     hidden while Accelerate reads them; the gradients are the same either way."""
-    alone = ray.train.get_context().get_world_size() == 1
+    alone = world_size == 1
     hidden = {name: os.environ.pop(name) for name in TORCH_DISTRIBUTED_ENV if alone and name in os.environ}
     try:
         return Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=not torch.cuda.is_available())

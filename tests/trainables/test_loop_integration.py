@@ -8,7 +8,7 @@ import pytest
 
 from losstune.trainables.config import merge
 from losstune.trainables.families import FAMILIES, load_family, make_config
-from losstune.trainables.loop import train_loop
+from losstune.trainables.ray_session import train_loop
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,9 @@ def accelerate_mode(config):
 
     from losstune.trainables.worker_setup import make_accelerator
 
-    accelerator = make_accelerator(make_config(load_family("hdr_patch"), config))
+    import ray.train
+
+    accelerator = make_accelerator(make_config(load_family("hdr_patch"), config), ray.train.get_context().get_world_size())
     model = accelerator.prepare(torch.nn.Linear(2, 2))
     return {"ddp": isinstance(model, torch.nn.parallel.DistributedDataParallel), "processes": accelerator.num_processes}
 
@@ -197,7 +199,7 @@ def recording_medgen(config):
     import dataclasses
 
     from losstune.trainables.families import load_family
-    from losstune.trainables.loop import train
+    from losstune.trainables.ray_session import train_in_ray
 
     rank = ray.train.get_context().get_world_rank()
     steps = []
@@ -209,7 +211,7 @@ def recording_medgen(config):
         steps.append({"t_mean": float(health["t_mean"]), "weights": checksum})
         return terms, health
 
-    train(dataclasses.replace(medgen, loss_terms=loss_terms), config["loop"])
+    train_in_ray(dataclasses.replace(medgen, loss_terms=loss_terms), config["loop"])
     with open(os.path.join(config["out"], f"rank{rank}.json"), "w") as f:
         json.dump(steps, f)
 
@@ -242,7 +244,7 @@ def recording_compression(config):
     import ray.train
 
     from losstune.trainables.families import load_family
-    from losstune.trainables.loop import train
+    from losstune.trainables.ray_session import train_in_ray
 
     rank = ray.train.get_context().get_world_rank()
     steps = []
@@ -254,7 +256,7 @@ def recording_compression(config):
                       for part in ("autoencoder", "discriminator")})
         return compression.loss_terms(model, batch, cfg)
 
-    train(dataclasses.replace(compression, loss_terms=loss_terms), config["loop"])
+    train_in_ray(dataclasses.replace(compression, loss_terms=loss_terms), config["loop"])
     with open(os.path.join(config["out"], f"rank{rank}.json"), "w") as f:
         json.dump(steps, f)
 

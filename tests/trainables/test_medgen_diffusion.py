@@ -11,7 +11,7 @@ from losstune.trainables import medgen_items
 from losstune.trainables import medgen_steps as steps
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.families import load_family, make_config
-from losstune.trainables.loop import train_loop
+from losstune.trainables.ray_session import train_loop
 
 
 def config(overrides=None, preset=""):

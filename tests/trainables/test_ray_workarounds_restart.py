@@ -12,7 +12,7 @@ from losstune.trainables.config import merge
 from losstune.trainables.driver import CONTROLLER_FAILURE_LIMIT
 from losstune.trainables.ray_workarounds import NoRestartWithoutDriver, driver_alive
 from losstune.trainables.families import load_family
-from losstune.trainables.loop import train_loop
+from losstune.trainables.ray_session import train_loop
 
 pytestmark = pytest.mark.integration
 

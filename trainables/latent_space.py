@@ -28,9 +28,10 @@ MEASURED_ITEMS = 64
 FITS = {"bravo": ("bravo",), "dual": ("dual",), "seg": ("seg", "seg_compression")}
 
 
-def compression_config(folder: str):
+def compression_config(folder: str, accept_unhealthy: bool = True):
     """The medgen_compression config the checkpoint in `folder` was trained with; ConfigError
-    naming the folder where it is not such a checkpoint."""
+    naming the folder where it is not such a checkpoint, or (unless `accept_unhealthy`) where its
+    run stopped on a health check: an autoencoder stopped as broken is no space to diffuse in."""
     from losstune.trainables.checkpoints import STATE_FILE
     from losstune.trainables.families import load_family, make_config
 
@@ -43,13 +44,17 @@ def compression_config(folder: str):
     if family != "medgen_compression":
         raise ConfigError(FIELD, f"{folder} is a checkpoint of {family or 'an unnamed family'}, "
                                  "not of medgen_compression (latent diffusion needs its autoencoder)")
+    why = (state.get("metrics") or {}).get("stop_reason")
+    if why and not accept_unhealthy:
+        raise ConfigError(FIELD, f"{folder} is from a run that stopped unhealthy ({why} at epoch "
+                                 f"{state.get('epochs_done')}); retrain it, or --set space.accept_unhealthy=true")
     return make_config(load_family(family), state["config"])
 
 
 def check_fits(cfg) -> None:
     """The checkpoint's autoencoder takes this run's images: the same modalities and spatial dims."""
     folder = cfg.space.checkpoint
-    compression = compression_config(folder)
+    compression = compression_config(folder, cfg.space.accept_unhealthy)
     if compression.data.mode not in FITS[cfg.data.mode]:
         raise ConfigError(FIELD, f"{folder} compresses {compression.data.mode} images; data.mode "
                                  f"{cfg.data.mode} needs a {' or '.join(FITS[cfg.data.mode])} checkpoint")

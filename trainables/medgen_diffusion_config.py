@@ -130,6 +130,8 @@ class SpaceConfig:
     name: Literal["pixel", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
     checkpoint: str = ""  # latent: a medgen_compression checkpoint folder
     scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
+    # latent: a checkpoint whose run stopped on a health check is refused unless this is set
+    accept_unhealthy: bool = False  # not in the seed
 
     def __post_init__(self):
         at_least("scale_factor", self.scale_factor, 0.0)

@@ -61,6 +61,18 @@ def test_a_checkpoint_that_does_not_fit_is_one_line_naming_it(tmp_path, override
     assert str(error.value).startswith(f"space.checkpoint {folder}") and "\n" not in str(error.value)
 
 
+def test_a_checkpoint_of_a_run_stopped_unhealthy_is_refused_unless_accepted(tmp_path):
+    folder = checkpoint(tmp_path / "ck")
+    state = json.loads((tmp_path / "ck" / "losstune_state.json").read_text())
+    state["metrics"] = {"stop_reason": "kl_collapse"}
+    (tmp_path / "ck" / "losstune_state.json").write_text(json.dumps(state))
+    with pytest.raises(ConfigError) as error:
+        DIFFUSION.check_data(diffusion(folder))
+    assert str(error.value) == (f"space.checkpoint {folder} is from a run that stopped unhealthy (kl_collapse at "
+                                "epoch 2); retrain it, or --set space.accept_unhealthy=true")
+    DIFFUSION.check_data(diffusion(folder, {"space": {"accept_unhealthy": True}}))  # said, then taken
+
+
 def test_a_folder_without_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no losstune_state.json"):
         DIFFUSION.check_data(diffusion(str(tmp_path)))

@@ -41,6 +41,7 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
         lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
     elif best is None:
         lines.append(f"no healthy finished trial ({how_trials_ended(trials)}): no best config written")
+    lines += unmoving_lines(trials, history, metric)
     lines += identical_lines(trials, params)
     lines += branch_lines(trials, meta)
     if meta.get("objectives") and "pareto" in trials:
@@ -75,6 +76,30 @@ def how_trials_ended(trials: pd.DataFrame) -> str:
     """Counts of each way the trials ended, e.g. 'STOPPED identity_mapping 6, ERROR 2'."""
     ends = (trials["status"] + " " + trials["stop_reason"].fillna("")).str.strip()
     return ", ".join(f"{end} {count}" for end, count in ends.value_counts().items())
+
+
+FLAT = 1e-6  # relative: a change smaller than this is no change (npt's frozen scale gave exactly 1.0)
+
+
+def unmoving_lines(trials: pd.DataFrame, history: pd.DataFrame | None, metric: str) -> list[str]:
+    """One line for trials whose objective did not change over their epochs, one for a sweep
+    whose trials all ended at the same value: either way the search cannot rank what it tried."""
+    lines = []
+    if history is not None and len(history) and metric in history:
+        flat = []
+        for trial_id, runs in history.groupby("trial_id", sort=False):
+            values = pd.to_numeric(runs[metric], errors="coerce").dropna()
+            if len(values) > 1 and values.max() - values.min() <= FLAT * max(1.0, values.abs().max()):
+                flat.append((trial_id, values.iloc[-1]))
+        if flat:
+            named = ", ".join(f"{t} at {v:.6g}" for t, v in flat[:5]) + (f" and {len(flat) - 5} more" if len(flat) > 5 else "")
+            lines.append(f"flat objective: {len(flat)} trial(s) kept {metric} unchanged over every epoch ({named}): "
+                         "training does not move it (a frozen model, a zero-scale checkpoint, a metric of the inputs?)")
+    values = pd.to_numeric(trials["objective"], errors="coerce").dropna()
+    if len(values) > 1 and values.max() - values.min() <= FLAT * max(1.0, values.abs().max()):
+        lines.append(f"all {len(values)} finished trials ended at {values.iloc[0]:.7g} in {metric} (within "
+                     f"{FLAT:g} of each other): the sweep cannot tell its configs apart")
+    return lines
 
 
 def identical_lines(trials: pd.DataFrame, params: list[str], shown: int = 5) -> list[str]:

@@ -273,7 +273,8 @@ def best_config(trials: pd.DataFrame, meta: dict) -> dict | None:
     if best is None:
         return None
     overrides = merge(meta["base"], unflatten(trial_point(best)))
-    return to_dict(make_config(load_family(meta["family"]), overrides, meta.get("preset", "")))
+    family = load_family(meta["family"])
+    return to_dict(family.trained_config(make_config(family, overrides, meta.get("preset", ""))))
 
 
 def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict:

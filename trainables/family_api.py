@@ -37,6 +37,8 @@ and, only where it needs them (the defaults are below):
   on_epoch_start(model, epoch, cfg) updates epoch-dependent state (e.g. a curriculum)
   on_step_start(model, step, cfg)   the same before each optimiser step (`step`: steps done)
   summarise_val(means, cfg)         -> the validation means with what is derived from them
+  trained_config(cfg)               -> the config as trained, where the family reads part of it
+                                       elsewhere (npt: a checkpoint's layer sizes); default: cfg
 
 search_spaces/<name>.py provides SPACES ({name: define-by-run function, or a ray.tune dict}) and
 DEFAULT_SPACE; a function may take the sweep's config as well (`def weights(trial, config)`), to
@@ -124,6 +126,10 @@ def means_as_they_are(means: dict, cfg) -> dict:
     return means
 
 
+def config_as_given(cfg):
+    return cfg
+
+
 def the_family_objective(cfg) -> None:
     return None  # Family.objective_of: OBJECTIVE
 
@@ -156,6 +162,7 @@ class Family:
     on_step_start: Callable
     summarise_val: Callable
     objective_for: Callable = None  # resolve() always sets it
+    trained_config: Callable = None  # resolve() always sets it
 
     def objective_of(self, cfg) -> Objective:
         """What runs of `cfg` are ranked by: the family's objective_for(cfg), else its OBJECTIVE."""
@@ -177,7 +184,8 @@ OPTIONAL = {"OBJECTIVES": ("objectives", ()), "WATCHED_VAL_METRICS": ("watched_v
             "optimizer_groups": ("optimizer_groups", one_adamw),
             "on_epoch_start": ("on_epoch_start", nothing_per_epoch),
             "on_step_start": ("on_step_start", nothing_per_step),
-            "summarise_val": ("summarise_val", means_as_they_are), "objective_for": ("objective_for", the_family_objective)}
+            "summarise_val": ("summarise_val", means_as_they_are), "objective_for": ("objective_for", the_family_objective),
+            "trained_config": ("trained_config", config_as_given)}
 
 
 def resolve(name: str, module: ModuleType, spaces: ModuleType) -> Family:

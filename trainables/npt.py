@@ -28,6 +28,7 @@ data/npt_checkpoint.py), fed the hidden states its earlier layers give the token
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -84,6 +85,20 @@ def load_arrays(cfg, tokenizer=None):
     if d.val_path:
         return train, read_sequences(d.val_path, cfg, tokenizer)
     return hold_out((train,), d.val_fraction, d.path, "sequences")
+
+
+def trained_config(cfg):
+    """The config as trained: with a checkpoint the layer's sizes and rotary base are the
+    checkpoint's, whatever model.d_model, heads, d_ffn and rope_theta said (a smoke sweep's
+    best_config.json recorded d_model 32 for a 64-wide layer)."""
+    from losstune.data.npt_checkpoint import layer_shape, read_config  # transformers: only with a checkpoint
+
+    m = cfg.model
+    if not m.checkpoint_dir:
+        return cfg
+    shape = layer_shape(m.checkpoint_dir, read_config(m.checkpoint_dir), m.layer_index, cfg.data.seq_len)
+    return dataclasses.replace(cfg, model=dataclasses.replace(m, d_model=shape.d_model, heads=shape.heads,
+                                                              d_ffn=shape.d_ffn, rope_theta=shape.rope_theta))
 
 
 def checkpoint_of(cfg):

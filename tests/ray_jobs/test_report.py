@@ -178,3 +178,21 @@ def test_a_space_without_branches_gets_no_branch_lines():
     meta = {"family": "latent_conditioner", "space": "weights", "objective": {"metric": "val/a", "mode": "min"}}
     trials = branch_trials("AB", "CC", [1.0, 2.0]).rename(columns={"config/caps/mode": "config/loss/w"})
     assert branch_lines(trials, meta) == []
+
+
+def test_report_names_a_flat_objective_and_a_sweep_whose_trials_are_all_equal():
+    # issue 55: npt on a near-zero-scale checkpoint gave val/fidelity_vs_plain 1.0 at every epoch,
+    # and every trial equal to 7 digits ("change +0.0%")
+    import pandas as pd
+
+    meta = {"family": "npt", "space": "weights", "objective": {"metric": "val/a", "mode": "min"}}
+    trials = trials_table()
+    history = pd.DataFrame([{"trial_id": t, "epoch": e, "val/a": 1.0 if t in ("t1", "t2") else 5.0 - e}
+                            for t in trials["trial_id"] for e in (1, 2, 3)])
+    text = report(trials, meta, {}, history=history)
+    assert ("flat objective: 2 trial(s) kept val/a unchanged over every epoch (t1 at 1, t2 at 1): training does "
+            "not move it") in text
+    assert "finished trials ended at" not in text  # t3-t6 differ
+    same = trials.assign(objective=[1.0, 1.0 + 1e-8, 1.0 - 1e-8, 1.0, 1.0, 1.0])
+    assert "all 6 finished trials ended at 1 in val/a (within 1e-06 of each other): the sweep cannot tell its " \
+           "configs apart" in report(same, meta, {})

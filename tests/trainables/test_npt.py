@@ -1,3 +1,4 @@
+import dataclasses
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -226,3 +227,16 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
         assert stats["health"]["stage"] == pytest.approx(1.5)
         if adaptive:
             assert int(parts.model.measured_step) == 7
+
+
+def test_the_config_as_trained_holds_the_checkpoints_layer_sizes(llama):
+    # issue 55: a smoke sweep with a checkpoint recorded d_model 32, heads 2, d_ffn 64 (the smoke
+    # sizes) in best_config.json for the checkpoint's layer; the tiny Llama here is 32 / 4 / 64
+    from losstune.trainables.families import load_family
+
+    cfg = checkpoint_config(llama)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, d_model=16, heads=2, d_ffn=8))
+    trained = load_family("npt").trained_config(cfg)
+    assert (trained.model.d_model, trained.model.heads, trained.model.d_ffn) == (32, 4, 64)
+    plain = config({})
+    assert load_family("npt").trained_config(plain) is plain  # the random teacher: as configured

@@ -56,12 +56,19 @@ def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFram
     epoch: the last report of an epoch that was run twice (before and after a restart) is the one
     the final weights continue from. A PBT trial's epochs before it continued a donor's
     checkpoint were trained by a run the donor's epochs replaced: the checkpoint's record (its
-    `run` per epoch) wins there."""
+    `run` per epoch) wins there. `training_iteration` is the epoch throughout: Tune counts a
+    restarted trial's reports from 1 again, and the checkpoint's epochs have none."""
     if "epoch" not in history:
-        return stored
+        return with_epoch_index(stored)
     if len(stored) and "epoch" in stored:
         if "run" in stored and "run" in history:
             trained_by = dict(zip(stored["epoch"], stored["run"]))
             history = history[[trained_by.get(e, run) == run for e, run in zip(history["epoch"], history["run"])]]
         history = pd.concat([stored[~stored["epoch"].isin(history["epoch"])], history], ignore_index=True)
-    return history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable").reset_index(drop=True)
+    history = history.drop_duplicates("epoch", keep="last").sort_values("epoch", kind="stable").reset_index(drop=True)
+    return with_epoch_index(history)
+
+
+def with_epoch_index(history: pd.DataFrame) -> pd.DataFrame:
+    """One report per epoch: Tune's iteration is the epoch (after a restart its own count renumbers)."""
+    return history.assign(training_iteration=history["epoch"]) if "epoch" in history else history

@@ -7,11 +7,12 @@ from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint
 
 def test_history_gets_the_epochs_only_the_runs_checkpoint_kept():
     # Tune lost epoch 1 when it restarted the trial (it resumed from the epoch-1 checkpoint) and
-    # has epoch 3 twice (run before the driver died, and again after the restart)
-    tune = pd.DataFrame({"epoch": [2, 3, 3, 4], "val/a": [0.8, 0.7, 0.65, 0.6]})
+    # has epoch 3 twice (run before the driver died, and again after the restart); its iteration
+    # count restarted at 1 with the resumed trial, and the checkpoint's epoch 1 has none
+    tune = pd.DataFrame({"epoch": [2, 3, 3, 4], "training_iteration": [2, 3, 1, 2], "val/a": [0.8, 0.7, 0.65, 0.6]})
     stored = pd.DataFrame({"epoch": [1, 2], "val/a": [0.9, 0.81]})
     history = complete_history(tune, stored)
-    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["epoch"].tolist() == [1, 2, 3, 4] == history["training_iteration"].tolist()
     assert history["val/a"].tolist() == [0.9, 0.8, 0.65, 0.6]  # Tune's rows win; of two, the later
     assert complete_history(pd.DataFrame(), stored)["epoch"].tolist() == [1, 2]
 

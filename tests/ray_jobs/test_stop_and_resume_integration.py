@@ -73,8 +73,31 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
     # them), once each, and every trial's best checkpoint is one Ray keeps
     history = pd.read_parquet(tmp_path / "s1" / "history.parquet")
     for trial_id, frame in history.groupby("trial_id"):
-        assert frame["epoch"].tolist() == [1, 2, 3, 4, 5, 6], trial_id
+        assert frame["epoch"].tolist() == [1, 2, 3, 4, 5, 6] == frame["training_iteration"].tolist(), trial_id
     assert all(os.path.isdir(path) for path in trials["best_checkpoint"])
+
+    # Ctrl-C in a confirmation of the finished sweep (the same sweep: a second one would cost its
+    # trials again): exit 130, no verdict and no summary from cut runs, and --resume ends it
+    confirm = [sys.executable, "-m", "losstune.ray_jobs.confirm", str(tmp_path / "s1"), "--top", "1", "--seeds", "2",
+               "--max-concurrent", "1"]
+    folder = tmp_path / "s1" / "confirm_top1_seeds2"
+    with open(tmp_path / "confirm.log", "w") as out:
+        cut = subprocess.Popen(confirm, cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 240
+            while not any(p.stat().st_size for p in folder.glob("*/result.json")):  # a run has reported
+                assert time.monotonic() < deadline and cut.poll() is None
+                time.sleep(0.5)
+            cut.send_signal(signal.SIGINT)
+            assert cut.wait(timeout=180) == 130
+        finally:
+            cut.kill()
+    text = (tmp_path / "confirm.log").read_text()
+    assert "interrupted; no verdict from cut runs. Resume with: losstune-confirm" in text and "answer:" not in text
+    assert not (folder / "confirm_summary.parquet").exists() and not (folder / "confirm.parquet").exists()
+    finished = subprocess.run(confirm + ["--resume"], cwd=REPO, env=env(), capture_output=True, text=True, timeout=400)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    assert (folder / "confirm_summary.parquet").exists() and "answer:" in finished.stdout
 
 
 def test_a_disk_running_full_stops_the_sweep_resumable(tmp_path):

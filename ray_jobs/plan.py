@@ -8,48 +8,51 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-# The fields that define a sweep (saved by `metadata`; --resume refuses a different value)
-DEFINITION = ("family", "space", "preset", "base", "objective", "objectives", "default_point", "epochs", "trials",
-              "search", "scheduler", "seed", "grace_epochs", "startup_trials", "smoke_test", "enqueued", "warm_start",
-              "extensions", "population_sync")
-
-# Definition fields added after the first sweeps were saved, and the value those ran with (None: unknown)
-LATER_FIELDS = {"objectives": [], "grace_epochs": None, "startup_trials": 10, "smoke_test": None, "enqueued": [],
-                "warm_start": None, "extensions": [], "population_sync": False}
-
 # --scheduler values whose trials continue each other's checkpoints (ray_jobs/schedulers.py)
 POPULATION_SCHEDULERS = ("pbt", "pb2")
 
 MIN_FREE_MB = 200.0  # --min-free-mb: what a few checkpoints and Tune's state need to be written whole
 
 
+UNSAVED = object()  # a definition field every saved sweep holds
+
+
+def defines(flag: str = "", was=UNSAVED, **default):
+    """A field that defines the sweep: saved with it (`metadata`), and --resume refuses `flag` with
+    another value; `was`: what sweeps saved before the field existed ran with (None: unknown).
+    Adding a sweep-defining flag is this field plus its parser line in sweep_flags."""
+    return dataclasses.field(metadata={"defines": True, "flag": flag, "was": was}, **default)
+
+
 @dataclass(frozen=True)
 class SweepPlan:
     # what defines the sweep
-    family: str
-    space: str
-    preset: str
-    base: dict  # the nested overrides every trial's config is built from; trials add their point
-    objective: dict  # {"metric", "mode"}: what Tune, ASHA and the report rank by
-    objectives: list  # two or more {"metric", "mode"}: Optuna searches their Pareto front; [] for one
-    default_point: dict  # the documented default, the first trial
-    epochs: int
-    trials: int
-    search: str  # optuna, optuna-grouped, gp, cmaes or random (always random under pbt / pb2)
-    scheduler: str  # asha, hyperband, pbt, pb2 or none
-    seed: int
-    grace_epochs: int | None
-    startup_trials: int
-    smoke_test: bool | None
+    family: str = defines("FAMILY")
+    space: str = defines("--space")
+    preset: str = defines("--preset")
+    base: dict = defines()  # the nested overrides every trial's config is built from; trials add their point
+    objective: dict = defines("--objective")  # {"metric", "mode"}: what Tune, ASHA and the report rank by
+    objectives: list = defines(was=[])  # two or more {"metric", "mode"}: Optuna searches their Pareto front; [] for one
+    default_point: dict = defines()  # the documented default, the first trial
+    epochs: int = defines()
+    trials: int = defines()
+    search: str = defines("--search")  # optuna, optuna-grouped, gp, cmaes or random (always random under pbt / pb2)
+    scheduler: str = defines("--scheduler")  # asha, hyperband, pbt, pb2 or none
+    seed: int = defines("--seed")
+    grace_epochs: int | None = defines("--grace-epochs", was=None)
+    startup_trials: int = defines("--startup-trials", was=10)
+    smoke_test: bool | None = defines("--smoke-test", was=None)
     # how this run executes it
     name: str
     storage: str  # absolute path or URI
     resources: Any  # trainables.driver.TrialResources
-    # what defines the sweep, continued: the fields with a default
-    enqueued: list = dataclasses.field(default_factory=list)  # --enqueue: points run after the default
-    warm_start: dict | None = None  # --warm-start: {"sweep", "used", "unhealthy", "completed"}: what Optuna got
-    extensions: list = dataclasses.field(default_factory=list)  # Tune runs that added trials (--resume --trials)
-    population_sync: bool = False  # --population-sync: pbt / pb2 rank every trial at the same epoch
+    # what defines the sweep, continued
+    enqueued: list = defines(was=[], default_factory=list)  # --enqueue: points run after the default
+    # --warm-start: {"sweep", "used", "unhealthy", "completed"}: what Optuna got
+    warm_start: dict | None = defines(was=None, default=None)
+    extensions: list = defines(was=[], default_factory=list)  # Tune runs that added trials (--resume --trials)
+    # --population-sync: pbt / pb2 rank every trial at the same epoch
+    population_sync: bool = defines("--population-sync", was=False, default=False)
     # how this run executes it, continued
     priors: list = dataclasses.field(default_factory=list)  # the warm start's trials, for a fresh study only
     extend_by: int = 0  # --resume --trials N of a finished sweep: the trials this run adds
@@ -74,6 +77,14 @@ class SweepPlan:
         latest extension, a Tune run of its own inside the sweep's folder (Tune restores a run with
         the trial count it was started with, and Ray adds trials by new runs, not by restore)."""
         return (self.experiment, self.extensions[-1]) if self.extensions else (self.storage, self.name)
+
+
+# The fields that define a sweep (saved by `metadata`), those added after the first sweeps were
+# saved with the value those ran with, and the flag of each that --resume compares
+DEFINITION = tuple(f.name for f in dataclasses.fields(SweepPlan) if f.metadata.get("defines"))
+LATER_FIELDS = {f.name: f.metadata["was"] for f in dataclasses.fields(SweepPlan)
+                if f.metadata.get("defines") and f.metadata["was"] is not UNSAVED}
+DEFINING_FLAGS = {f.name: f.metadata["flag"] for f in dataclasses.fields(SweepPlan) if f.metadata.get("flag")}
 
 
 def metadata(plan: SweepPlan) -> dict:

@@ -7,15 +7,8 @@ import dataclasses
 
 from losstune.ray_jobs.bounds import check_local_resources
 from losstune.ray_jobs.flags import UsageError, flag_overrides, verbosity
-from losstune.ray_jobs.plan import SweepPlan, definition
+from losstune.ray_jobs.plan import DEFINING_FLAGS, SweepPlan, definition
 from losstune.trainables.config import flatten
-
-
-# What defines a sweep, by the flag that sets it: --resume refuses a different value
-DEFINING_FLAGS = {"family": "FAMILY", "space": "--space", "search": "--search",
-                  "scheduler": "--scheduler", "objective": "--objective", "grace_epochs": "--grace-epochs",
-                  "startup_trials": "--startup-trials", "preset": "--preset", "seed": "--seed",
-                  "smoke_test": "--smoke-test", "population_sync": "--population-sync"}
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",

@@ -196,7 +196,7 @@ class DiskGuard(ray.tune.Callback):
 
     def stop(self, why: str) -> None:
         self.tripped = why
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop, the one ray_jobs.sweep.CtrlC asks for
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop, the one CtrlC (below) asks for
 
 
 class HealthAwareOptunaSearch(OptunaSearch):

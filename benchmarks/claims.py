@@ -11,7 +11,7 @@ here says what it needs.
                    an experiment whose comparison is already there is read, not rerun
   --only NAME ...  run only these experiments (default: every measurable one)
   --table-only     run nothing: the table from what DIR holds
-  --write FILE     also write the table as Markdown (docs/claims.md)
+  --write FILE     also write the table as Markdown into FILE, after its marker line (docs/claims.md)
 
 Verdict of a claim: "confirmed" where the comparison beats the reference in the claimed direction
 and, for a claimed size, the relative 95% interval overlaps it; "refuted" where it is worse,
@@ -298,8 +298,18 @@ def main() -> None:
     print(text)
     print("\n" + ", ".join(f"{k}: {v}" for k, v in counts(frame).items()))
     if args.write:
-        with open(args.write, "w") as f:
-            f.write(text + "\n")
+        write_table(args.write, text + "\n\n" + ", ".join(f"{k}: {v}" for k, v in counts(frame).items()) + "\n")
+
+
+MARKER = "<!-- the table below is written by `python benchmarks/claims.py --table-only --write docs/claims.md` -->"
+
+
+def write_table(path: str, table_text: str) -> None:
+    """Replace what follows MARKER in `path` (the page's own text above it stays)."""
+    with open(path) as f:
+        head = f.read().split(MARKER)[0]
+    with open(path, "w") as f:
+        f.write(head + MARKER + "\n\n" + table_text)
 
 
 if __name__ == "__main__":

@@ -53,10 +53,12 @@ class LocalSession:
         self.run_name = run_name
         self.donor = donor
         self.reports: list[dict] = []
+        self.checkpointed: list[bool] = []  # per report: whether a checkpoint came with it
         self.checkpoints: list[str] = []
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
         self.reports.append(dict(metrics))
+        self.checkpointed.append(checkpoint_dir is not None)
         if checkpoint_dir is not None:
             kept = os.path.join(self.folder, f"checkpoint_{len(self.checkpoints):06d}")
             shutil.copytree(checkpoint_dir, kept)

@@ -16,7 +16,7 @@ from losstune.trainables.families import FAMILIES, load_family, make_config
 from losstune.trainables.family_api import OPTIONAL, REQUIRED, Family, FamilyError, resolve
 from losstune.trainables.loop import weighted_loss
 from tests.trainables import toy_family
-from tests.trainables.test_loop_integration import PRESET as EVERY_TERM  # each family's every loss term on
+from tests.trainables.smoke_runs import PRESET as EVERY_TERM  # each family's every loss term on
 
 
 def module_without(name: str) -> types.ModuleType:

@@ -1,5 +1,7 @@
-"""Every family trains a few steps through a real TorchTrainer on CPU, reports the documented
-metrics and a checkpoint, and resumes from it; a one-worker run trains without DDP."""
+"""The loop through a real TorchTrainer on CPU, where only real processes show it: a worker lost
+and restarted by Ray Train ends where an uninterrupted run does, a one-worker run trains without
+DDP, two workers keep one schedule, draw their own randomness and keep the same weights. Every
+family's reporting, checkpoints and resume are tested in this process (test_loop_in_process.py)."""
 
 import json
 import os
@@ -7,40 +9,12 @@ import os
 import pytest
 
 from losstune.trainables.config import merge
-from losstune.trainables.families import FAMILIES, load_family, make_config
+from losstune.trainables.families import load_family
 from losstune.trainables.ray_session import train_loop
 
+from tests.trainables.smoke_runs import smoke_config
+
 pytestmark = pytest.mark.integration
-
-DOCUMENTED = ["epoch", "train/loss", "lr", "grad_norm", "samples_per_s", "peak_mem_mb", "health/nonfinite",
-              "health/max_term_share", "health/grad_norm_out_of_range", "stop_reason", "time/epoch_s", "restarts",
-              "node"]
-
-
-# Tiny runs may trip a family's health thresholds (the hdr default overflows early): this test
-# is about the plumbing, so those stops are off here and tested in the sweep tests.
-LENIENT = {"hdr_patch": {"health": {"max_overflow_frac": 1.0}}}
-# Every loss term on, and the adaptive weighter's own optimiser in the checkpoint.
-PRESET = {"latent_conditioner": "large_dataset", "lgt": "regularised", "npt": "all_terms",
-          "medgen_diffusion": "regularised"}
-# The shared loop's optimiser options (SAM's second pass, EMA weights in the checkpoint, the
-# plateau scheduler's state), on for one family.
-OPTIMISER_OPTIONS = {"medgen_diffusion": {"optim": {"sam_rho": 0.05, "ema_decay": 0.9},
-                                          "schedule": {"kind": "plateau"}}}
-
-
-def smoke_config(family) -> dict:
-    module = load_family(family)
-    preset = module.presets[PRESET[family]] if family in PRESET else {}
-    return merge(merge(merge(preset, module.smoke), LENIENT.get(family, {})), OPTIMISER_OPTIONS.get(family, {}))
-
-
-def term_names(family, config) -> list[str]:
-    """The loss terms a family reports: one per weight its term_weights names (by default, one per
-    loss weight of its config)."""
-    resolved = load_family(family)
-    return list(resolved.term_weights(make_config(resolved, config)))
-
 
 def fit(family, config, storage, name, epochs_seen_file, max_failures=0, workers=1):
     import ray.train
@@ -73,71 +47,6 @@ class EpochRecorder(UserCallback):
 
 def seen(path):
     return [json.loads(line) for line in open(path)]
-
-
-# Families whose checkpoint holds more than model, optimiser and scheduler (the adaptive weighter's
-# optimiser; NPT's step counter and gradient-norm EMA; medgen's EMA weights, plateau state and
-# curriculum epoch), and hdr_patch for the plain case: their run loses its worker in epoch 3 and
-# must resume from the epoch-2 checkpoint. lgt's state is the plain case, and its run takes a
-# minute here, so it trains 2 epochs without the crash.
-RESUME_FAMILIES = ["hdr_patch", "latent_conditioner", "npt", "medgen_diffusion", "medgen_compression"]
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_a_run_reports_every_metric_and_a_checkpoint_and_resumes_from_it(local_ray, tmp_path, family,
-                                                                          inject_faults):
-    module = load_family(family)
-    resumes = family in RESUME_FAMILIES
-    epochs = 3 if resumes else 2
-    if resumes:
-        inject_faults(crash_at_epoch=3)
-    config = merge(smoke_config(family), {"train": {"epochs": epochs, "checkpoint_every": 1}})
-    log = tmp_path / "epochs.jsonl"
-    result = fit(family, config, tmp_path, "run", log, max_failures=1)
-    metrics = result.metrics
-    expected = [name for name in DOCUMENTED] + [module.objective.metric] + [
-        f"health/{n}" for n in module.watched_val_metrics]
-    missing = [name for name in expected if name not in metrics]
-    assert not missing, missing
-    for term in term_names(family, config):
-        assert f"train/{term}" in metrics and f"train/weighted/{term}" in metrics
-    assert metrics["epoch"] == epochs and metrics["stop_reason"] == "" and result.error is None
-    # with the crash: epochs 1-2, then a restarted worker continues at 3 (starting over would repeat 1, 2)
-    assert [s["epoch"] for s in seen(log)] == list(range(1, epochs + 1)) and all(s["checkpoint"] for s in seen(log))
-    assert metrics["restarts"] == (1 if resumes else 0)
-    files = os.listdir(result.checkpoint.path)
-    assert "losstune_state.json" in files and any(f.startswith("model") for f in files)
-    assert any(f.startswith("optimizer") for f in files) and any(f.startswith("scheduler") for f in files)
-    if family == "medgen_compression":  # both optimisers continued: each has stepped for all 3 epochs
-        import torch
-
-        steps = [{float(s["step"]) for s in torch.load(os.path.join(result.checkpoint.path, name),
-                                                        weights_only=False)["state"].values()}
-                 for name in ("optimizer.bin", "optimizer_1.bin")]
-        assert steps[0] == steps[1] and len(steps[0]) == 1 and steps[0].pop() % epochs == 0
-    if family in OPTIMISER_OPTIONS:  # the EMA weights and the plateau state, registered with Accelerate
-        assert {"custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl"} <= set(files)
-
-
-def test_validation_every_n_epochs_carries_the_latest_values(local_ray, tmp_path):
-    # val_every 5 over 3 epochs: the first and the last epoch validate, the second reports epoch 1's
-    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 3, "val_every": 5, "checkpoint_every": 0}})
-    log = tmp_path / "epochs.jsonl"
-    fit("hdr_patch", config, tmp_path, "run", log)
-    assert [s["val_epoch"] for s in seen(log)] == [1, 1, 3]
-
-
-def test_a_finished_run_started_again_reports_its_end_once_more(local_ray, tmp_path):
-    # a sweep's driver that dies after a trial's last checkpoint, before Tune records the trial,
-    # restarts it on --resume: the run has nothing left to train, but Tune needs a result
-    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 2, "checkpoint_every": 1}})
-    log = tmp_path / "epochs.jsonl"
-    first = fit("hdr_patch", config, tmp_path, "run", log)
-    again = fit("hdr_patch", config, tmp_path, "run", log)
-    assert [s["epoch"] for s in seen(log)] == [1, 2, 2]  # no epoch trained twice, the end reported again
-    objective = load_family("hdr_patch").objective.metric
-    assert again.metrics["epoch"] == 2 and again.metrics[objective] == first.metrics[objective]
-    assert seen(log)[-1]["checkpoint"] is False  # a report, not a new checkpoint
 
 
 def test_a_run_that_lost_its_worker_ends_where_an_uninterrupted_run_does(local_ray, tmp_path, inject_faults):

@@ -244,22 +244,24 @@ def test_a_space_with_nothing_to_tune_says_so():
         default_point(FAMILY.space("gan", cfg), cfg)
 
 
-# --- through a real TorchTrainer -------------------------------------------------------------------
+# --- two epochs through the loop, in this process ----------------------------------------------------
 
 KINDS = {"vqvae": {"model": {"kind": "vqvae"}},
          "dcae": {"model": {"kind": "dcae"}},
          "seg_compression": {"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}}}
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(KINDS))
-def test_two_epochs_report_every_tag_and_checkpoint_both_networks_and_optimisers(local_ray, tmp_path, name):
-    # the VAE trains in tests/trainables/test_loop_integration.py, with a worker lost and resumed
-    from tests.trainables.test_loop_integration import fit
+def test_two_epochs_report_every_tag_and_checkpoint_both_networks_and_optimisers(tmp_path, name):
+    # the VAE trains in tests/trainables/test_loop_in_process.py, crashed and resumed; the loop runs
+    # in this process (LocalSession): what it reports and checkpoints is the same under Ray Train
+    from losstune.trainables.loop import train
+    from losstune.trainables.session import LocalSession
 
     overrides = merge(compression.SMOKE, KINDS[name])
-    result = fit("medgen_compression", overrides, tmp_path, name, tmp_path / "epochs.jsonl")
-    metrics = result.metrics
+    session = LocalSession(str(tmp_path))
+    train(FAMILY, overrides, session)
+    metrics, latest = session.reports[-1], session.checkpoints[-1]
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == "" and math.isfinite(metrics["val/l1"])
     cfg = make_config(FAMILY, overrides)
     assert metrics["checkpoint_score"] == metrics[FAMILY.objective_of(cfg).metric]  # Dice for masks
@@ -270,9 +272,9 @@ def test_two_epochs_report_every_tag_and_checkpoint_both_networks_and_optimisers
         expected |= {"val/vq", "val/codebook_perplexity", "val/codebook_utilization"}
     assert expected <= set(metrics), expected - set(metrics)
     assert all(key in compression.TAGS for key in expected if key != "train/weighted")
-    files = os.listdir(result.checkpoint.path)
+    files = os.listdir(latest)
     assert {"optimizer.bin", "optimizer_1.bin", "scheduler.bin", "scheduler_1.bin"} <= set(files), files
-    state = torch.load(os.path.join(result.checkpoint.path, "optimizer_1.bin"), weights_only=False)["state"]
+    state = torch.load(os.path.join(latest, "optimizer_1.bin"), weights_only=False)["state"]
     steps = {float(s["step"]) for s in state.values()}
     assert len(steps) == 1 and steps.pop() > 0  # the discriminator trained every step
 

@@ -11,7 +11,6 @@ from losstune.trainables import medgen_items
 from losstune.trainables import medgen_steps as steps
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.families import load_family, make_config
-from losstune.trainables.ray_session import train_loop
 
 
 def config(overrides=None, preset=""):
@@ -176,16 +175,15 @@ def test_the_timestep_bin_ratio_stops_only_where_a_limit_is_set(limit, epoch, ra
     assert medgen.stop_reason({"epoch": epoch, "health/timestep_bin_ratio": ratio}, cfg) == reason
 
 
-@pytest.mark.integration
-def test_a_tiny_3d_run_through_torch_trainer(local_ray, tmp_path):
-    import ray.train
-    from ray.train.torch import TorchTrainer
+def test_a_tiny_3d_run_through_the_loop(tmp_path):
+    # in this process (LocalSession): the loop and its reports are the ones a TorchTrainer runs
+    from losstune.trainables.loop import train
+    from losstune.trainables.session import LocalSession
 
     overrides = merge(medgen.SMOKE, {"model": {"spatial_dims": 3}, "train": {"batch_size": 2, "epochs": 2}})
-    trainer = TorchTrainer(train_loop(load_family("medgen_diffusion")), train_loop_config=overrides,
-                           scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
-                           run_config=ray.train.RunConfig(name="tiny3d", storage_path=str(tmp_path)))
-    metrics = trainer.fit().metrics
+    session = LocalSession(str(tmp_path))
+    train(load_family("medgen_diffusion"), overrides, session)
+    metrics = session.reports[-1]
     assert metrics["epoch"] == 2 and metrics["stop_reason"] == ""
     assert math.isfinite(metrics["val/mse"]) and 0 < metrics["val/msssim"] <= 1
     assert math.isfinite(metrics["val/tumor_loss"])  # the phantom volumes have tumours

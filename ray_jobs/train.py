@@ -11,7 +11,6 @@ sweep's trials; run again with the same --name to resume from the latest checkpo
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math

@@ -45,16 +45,18 @@ def fit_with_a_crash(tmp_path, driver_id):
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from losstune.trainables.ray_workarounds import without_an_idle_dataset_manager
+
     module = load_family("hdr_patch")
     config = merge(module.smoke, {"train": {"epochs": 2, "checkpoint_every": 1},
                                   "health": {"max_overflow_frac": 1.0}})
-    trainer = TorchTrainer(
+    trainer = without_an_idle_dataset_manager(TorchTrainer(
         train_loop(module), train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(
             name="run", storage_path=str(tmp_path), callbacks=[NoRestartWithoutDriver(driver_id)],
             failure_config=ray.train.FailureConfig(max_failures=1,
-                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT)))
+                                                   controller_failure_limit=CONTROLLER_FAILURE_LIMIT))))
     return trainer.fit()
 
 

@@ -45,6 +45,19 @@ def start_ray(verbose: bool) -> None:
                         f"overloaded: try again, or give RAY_ADDRESS of a running cluster")
 
 
+def started(prog: str, verbose: bool) -> bool:
+    """start_ray, or one line on stderr naming why Ray could not start (the caller then exits
+    EXIT_RAY_START)."""
+    import sys
+
+    try:
+        start_ray(verbose)
+    except RayStartError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # Ray Train's switch, read by its controller
 
 

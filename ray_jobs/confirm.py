@@ -97,13 +97,10 @@ def main(argv=None) -> int:
     except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError, fit_to_cluster, start_ray
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, fit_to_cluster, started
     from losstune.ray_jobs.report_html import write_report_html
 
-    try:
-        start_ray(plan.verbosity >= 3)
-    except RayStartError as err:
-        print(f"confirm: error: {err}", file=sys.stderr)
+    if not started("confirm", plan.verbosity >= 3):
         return EXIT_RAY_START
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
     extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""

@@ -44,3 +44,11 @@ def test_a_start_that_fails_once_goes_on(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     cluster.start_ray(False)
     assert len(tries) == 2
+
+
+def test_compare_says_it_in_one_line_too(failing_start, capsys, tmp_path):
+    from losstune.ray_jobs import compare
+
+    code = compare.main(["hdr_patch", "default", "phase1", "--smoke-test", "--storage", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 4 and err.startswith("compare: error: Ray could not start after 3 tries") and len(err.splitlines()) == 1

@@ -69,8 +69,10 @@ EXPERIMENTS = {
     "lgt_stratified": Experiment("lgt", ("default", "stratified=default", "regularised"),
                                  (*SMALL_LGT, "--set", "stratified:loss.stratified=true"),
                                  size="smoke flow, 128 synthetic 4x16x16 latents, 10 epochs"),
-    "npt_terms": Experiment("npt", ("default", "all_terms", "adaptive"), ("--smoke-test", "--epochs", "6"),
-                            size="smoke layer (d_model 32) on synthetic token sequences, 6 epochs"),
+    # the default layer, not the smoke one: at d_model 32 the fidelity moved by 1e-6 in 6 epochs
+    # (0.023653 -> 0.023652 at every config and seed), which no comparison can read
+    "npt_terms": Experiment("npt", ("default", "all_terms", "adaptive"), ("--epochs", "4"),
+                            size="the default layer (d_model 256) on synthetic token sequences, 4 epochs"),
     "medgen_diffusion_regularisers": Experiment(
         "medgen_diffusion", ("small", "small+regularised", "small+sam"), ("--smoke-test", "--epochs", "6"),
         size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs"),

@@ -12,7 +12,7 @@ import json
 import pandas as pd
 
 from losstune.ray_jobs import provenance, study
-from losstune.ray_jobs.confirmation import answer
+from losstune.ray_jobs.verdicts import answer
 from losstune.ray_jobs.load import REPORT_HTML, Sweep, load_sweep
 from losstune.ray_jobs.report import report
 from losstune.ray_jobs.results import cost_line

@@ -10,7 +10,7 @@ import pandas as pd
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from losstune.ray_jobs import confirmation, results
+from losstune.ray_jobs import confirmation, results, verdicts
 from losstune.ray_jobs.study import STUDY_FILE
 from losstune.search_spaces import default_point
 from losstune.trainables.families import load_family, make_config
@@ -62,10 +62,10 @@ def write_confirmation(folder, table: pd.DataFrame, meta: dict) -> None:
                           "stop_reason": "", "objective": (1.2 if c.config_id == "default" else 1.0) + seed / 100,
                           "epochs_done": 3, "wall_s": 10.0} for c in chosen for seed in (1, 2, 3)])
     runs = results.with_cost(runs, meta["resources"])
-    summary = confirmation.summary(runs, chosen, "min")
+    summary = verdicts.summary(runs, chosen, "min")
     inside = folder / "confirm_top1_seeds3"
     inside.mkdir()
     runs.to_parquet(inside / confirmation.CONFIRM_FILE)
     summary.to_parquet(inside / confirmation.SUMMARY_FILE)
     (inside / confirmation.REPORT_FILE).write_text(
-        f"confirmation: ...\nanswer:\n  {confirmation.answer(next(summary.iloc[1:].itertuples()), METRIC)}")
+        f"confirmation: ...\nanswer:\n  {verdicts.answer(next(summary.iloc[1:].itertuples()), METRIC)}")

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs import cluster, compare, confirmation
+from losstune.ray_jobs import cluster, compare, confirmation, verdicts
 from losstune.ray_jobs.load import load_sweep
 from losstune.ray_jobs.storage import write_parquet
 
@@ -64,7 +64,7 @@ def test_labels_and_per_config_changes():
     assert chosen[1].point["loss/huber_delta"] == 0.3 and chosen[0].point["loss/huber_delta"] == 0.2
     # what phase1 sets differently from the default, as the answer names it (its clamp value, 8, is the
     # default's, only switched on)
-    assert confirmation.setting(chosen[1], chosen[0]) == (
+    assert verdicts.setting(chosen[1], chosen[0]) == (
         "caps/abs_max=6, caps/alpha=1, caps/clamp_enabled=True, loss/log_supervision_type=huber, "
         "loss/huber_delta=0.3, loss/weights/log_supervision=2")
 
@@ -75,8 +75,8 @@ def test_named_configs_and_joined_presets():
                                "--set", "jitter:regularisation.timestep_jitter=true"])
     chosen = compare.build_candidates(family, args)
     assert [c.config_id for c in chosen] == ["small", "small+sam", "jitter"]
-    assert confirmation.setting(chosen[1], chosen[0]) == "optim/sam_rho=0.05"
-    assert confirmation.setting(chosen[2], chosen[0]) == "regularisation/timestep_jitter=True"
+    assert verdicts.setting(chosen[1], chosen[0]) == "optim/sam_rho=0.05"
+    assert verdicts.setting(chosen[2], chosen[0]) == "regularisation/timestep_jitter=True"
 
 
 def made_up_runs(plan, chosen, seeds, resume=False, folder=None, earlier=None):

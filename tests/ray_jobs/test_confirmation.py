@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs import cluster, confirm, confirmation
+from losstune.ray_jobs import cluster, confirm, confirmation, verdicts
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.results import META_FILE
 
@@ -57,7 +57,7 @@ def test_summary_pairs_by_seed_and_counts_a_failed_seed_against_its_config():
         ("top1", "t2", 10, "COMPLETED", "", 0.8),
         ("top2", "t3", 8, "COMPLETED", "", 0.5), ("top2", "t3", 9, "STOPPED", "overflow", float("nan")),
         ("top2", "t3", 10, "COMPLETED", "", 0.5)])
-    summary = confirmation.summary(table, chosen, "min").set_index("config_id")
+    summary = verdicts.summary(table, chosen, "min").set_index("config_id")
     # top1: differences -0.3, -0.1, -0.2: better at 3 of 3, but its paired t interval
     # [-0.448, +0.048] holds 0 (test_confirm_stats works it out): inconclusive, not "beats"
     assert summary.loc["top1", "diff"] == pytest.approx(-0.2) and summary.loc["top1", "better"] == 3
@@ -67,7 +67,7 @@ def test_summary_pairs_by_seed_and_counts_a_failed_seed_against_its_config():
     assert summary.loc["top2", "failed"] == 1 and summary.loc["top2", "pairs"] == 2
     assert summary.loc["top2", "verdict"] == "not confirmed"
     assert summary.loc["top2", "conclusion"] == "failed at 1 of 3 seeds (overflow): not confirmed"
-    text = confirmation.report(summary.reset_index(), confirm.sweep_plan("/x/s", META, confirm.parse_args(["/x/s"])),
+    text = verdicts.report(summary.reset_index(), confirm.sweep_plan("/x/s", META, confirm.parse_args(["/x/s"])),
                                [8, 9, 10])
     assert "training seeds 8, 9, 10" in text and "over 2 of 3 seeds" in text
     answer = text.splitlines()[-2:]  # the answer comes last, a sentence per config
@@ -156,12 +156,12 @@ def test_a_multi_objective_confirmation_compares_every_objective_paired_by_seed(
                        + [("top1", "t2", s, "COMPLETED", "", v) for s, v in zip(seeds, (0.7, 0.75, 0.8, 0.85, 0.9))])
     table["final/val/b"] = [1.0] * 5 + [1.2, 1.25, 1.3, 1.35, 1.4]
     others = [{"metric": "val/b", "mode": "min"}]
-    summary = confirmation.summary(table, chosen, "min", others).set_index("config_id")
+    summary = verdicts.summary(table, chosen, "min", others).set_index("config_id")
     assert summary.loc["top1", "verdict"] == "beats"
     assert summary.loc["top1", "diff/val/b"] == pytest.approx(0.3)
     assert (summary.loc["top1", "diff_low/val/b"], summary.loc["top1", "diff_high/val/b"]) == pytest.approx(
         (0.201837, 0.398163), abs=1e-6)
     assert summary.loc["top1", "verdict/val/b"] == "worse than the default by more than the minimum effect 0.01"
     plan = confirm.sweep_plan("/x/s", META | {"objectives": [META["objective"], *others]}, confirm.parse_args(["/x/s"]))
-    text = confirmation.report(summary.reset_index(), plan, list(seeds))
+    text = verdicts.report(summary.reset_index(), plan, list(seeds))
     assert "val/b vs default +0.3 [+0.2018, +0.3982]: worse than the default by more than the minimum effect" in text

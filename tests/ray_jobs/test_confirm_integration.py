@@ -32,7 +32,8 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     assert (trials["cpu_s"] > 0).all() and "cost: 3 trials" in out and "cost: 4 runs, 8 epochs" in out
     assert runs.loc[runs["config_id"] == "top1", "sweep_trial"].iloc[0] == trials.loc[0, "trial_id"]
     report = out[out.index("confirmation:"):]
-    assert "training seeds 1, 2" in report and "of 2 seeds, p = " in report.splitlines()[-2]
+    answer = report.split("answer:\n")[1].splitlines()[0]  # the answer: a sentence per config, after the details
+    assert "training seeds 1, 2" in report and answer.startswith("  top1 (") and "of 2 seeds, p = " in answer
     # the command line on the same sweep: a second run of it is refused, --resume reads it back
     assert confirm.main([str(tmp_path / "c"), "--top", "1", "--seeds", "2"]) == 2
     capsys.readouterr()

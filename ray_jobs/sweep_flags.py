@@ -123,8 +123,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
 
 
-def check_counts(args) -> None:
-    """The flags that count something must be positive, the resource shares not negative."""
+def check_flags(args) -> None:
+    """Each flag on its own, before any file is read or Ray started: counts positive and within
+    sense, resource shares not negative, names that make one folder, the storage and its free-space
+    floor, --data's kind of file, and RAY_ADDRESS (an address, and something answering there)."""
     check_at_least(("--trials", args.trials, 1), ("--epochs", args.epochs, 1), ("--grace-epochs", args.grace_epochs, 1),
                    ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
                    ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
@@ -175,7 +177,7 @@ def make_plan(args) -> SweepPlan:
     from losstune.ray_jobs.storage import exists
 
     storage = absolute(args.storage)
-    check_counts(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
+    check_flags(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
         for flag, given in (("--config", args.config), ("--enqueue", args.enqueue), ("--warm-start", args.warm_start)):
             if given:

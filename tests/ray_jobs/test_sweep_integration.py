@@ -131,7 +131,11 @@ def test_nan_trial_is_stopped_and_infeasible_in_optuna_while_the_sweep_finishes(
     ("--gpus-per-worker", "1", "--gpus-per-worker: a training worker needs 1 GPU, the largest node has 0"),
     ("--cpus-per-worker", "64", "--cpus-per-worker: a training worker needs 64 CPU, the largest node has"),
 ])
-def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, flag, value, expected):
+def test_infeasible_resources_are_refused_at_once(local_ray, tmp_path, capsys, monkeypatch, flag, value, expected):
+    # On a cluster (RAY_ADDRESS: here this test's own Ray, joined as a job joins one) the nodes are
+    # known only once joined: cluster.fit_to_cluster refuses the flag. Without RAY_ADDRESS the same
+    # flags are refused before Ray starts, from the machine's own cores (test_sweep_cli.py).
+    monkeypatch.setenv("RAY_ADDRESS", local_ray.get_runtime_context().gcs_address)
     code = sweep.main(["hdr_patch", "--confirm-top", "0", flag, value, "--storage", str(tmp_path), "--name",
                        "infeasible"])
     err = capsys.readouterr().err.strip()

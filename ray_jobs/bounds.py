@@ -96,6 +96,20 @@ def check_local_resources(resources) -> None:
                              f"for one trial, this machine has {have}")
 
 
+def trial_resources(args):
+    """A trial's resources from the run flags (sweep and compare share them), checked against a
+    local Ray's machine: --cpus-per-worker defaults to 1 - --driver-cpus there, so that a trial
+    fills one core, and to 1 on a cluster."""
+    from losstune.trainables.driver import TrialResources
+
+    local = not os.environ.get("RAY_ADDRESS")
+    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
+        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
+    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
+    check_local_resources(resources)
+    return resources
+
+
 def check_regular_file(flag: str, path: str) -> None:
     """A file a flag names must be a regular file: a FIFO made the read hang with no output."""
     try:

@@ -30,7 +30,7 @@ from losstune.ray_jobs import confirmation
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
                                      check_min_effect, check_name, check_storage, check_worker_shares, parse_set,
                                      read_config_file, verbosity)
-from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, check_local_resources, check_ray_address,
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
 from losstune.ray_jobs.storage import absolute, exists
@@ -157,8 +157,6 @@ def build_candidates(family, args) -> list[confirmation.Candidate]:
 
 
 def make_plan(args, family, chosen) -> SweepPlan:
-    from losstune.trainables.driver import TrialResources
-
     check_at_least(("--seeds", args.seeds, 2), ("--epochs", args.epochs, 1), ("--seed", args.seed, 0),
                    ("--workers-per-trial", args.workers_per_trial, 1), ("--max-concurrent", args.max_concurrent, 1),
                    ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0))
@@ -170,11 +168,7 @@ def make_plan(args, family, chosen) -> SweepPlan:
     check_ray_address()
     config = make_config(family, unflatten(chosen[0].point))
     objective = family.objective_of(config)
-    local = not os.environ.get("RAY_ADDRESS")
-    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
-        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
-    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
-    check_local_resources(resources)
+    resources = trial_resources(args)
     return SweepPlan(
         family=args.family, space="", preset="", base={"train": {"seed": args.seed}},
         objective={"metric": objective.metric, "mode": objective.mode}, objectives=[], default_point={},

@@ -6,14 +6,13 @@ through the same plan."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
                                      check_at_least, check_min_effect, check_name, check_worker_shares, flag_overrides,
                                      parse_set, read_config_file, verbosity)
-from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, check_data_path, check_local_resources,
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import (MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices,
                                    startup_trials)
@@ -173,7 +172,6 @@ def config_file_of(family, path: str) -> dict:
 def make_plan(args) -> SweepPlan:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
-    from losstune.trainables.driver import TrialResources
     from losstune.ray_jobs.storage import exists
 
     storage = absolute(args.storage)
@@ -211,11 +209,7 @@ def make_plan(args) -> SweepPlan:
         warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
                       "unhealthy": stopped, "completed": completed}
     population = args.scheduler in POPULATION_SCHEDULERS
-    local = not os.environ.get("RAY_ADDRESS")
-    cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
-        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
-    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
-    check_local_resources(resources)
+    resources = trial_resources(args)
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if exists(f"{storage}/{name}"):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")

@@ -28,8 +28,8 @@ import time
 from losstune.data import DataError
 from losstune.ray_jobs import confirmation
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
-                                     check_min_effect, check_name, check_storage, check_worker_shares, parse_set,
-                                     read_config_file, verbosity)
+                                     check_min_effect, check_name, check_storage, check_worker_shares, flag_overrides,
+                                     parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
@@ -122,11 +122,8 @@ def changes(items: list[str], labels) -> tuple[dict, dict]:
 def common_overrides(family, args) -> dict:
     """What every config gets on top of its own: smoke-test sizes, epochs, data (later ones win)."""
     common = dict(family.smoke) if args.smoke_test else {}
-    if args.epochs:
-        common = merge(common, {"train": {"epochs": args.epochs}})
-    if args.data:
-        common = merge(common, {"data": {"path": os.path.abspath(args.data)}})
-    return common
+    # --epochs and --data as every command reads them; --set is per config here (changes)
+    return merge(common, flag_overrides(argparse.Namespace(**{**vars(args), "set": []})))
 
 
 def build_candidates(family, args) -> list[confirmation.Candidate]:

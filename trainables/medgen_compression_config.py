@@ -180,8 +180,8 @@ class HealthConfig:
     # Reported every epoch as health/discriminator_dominated (the share of the epoch's steps where it
     # held), a stop only when asked: on real brain MRI the default stopped so at epoch 3 while its
     # val/l1 was still falling (0.326 -> 0.206 -> 0.184); these thresholds are guesses, uncalibrated
-    stop_on_discriminator_domination: bool = False
-    domination_share: float = 0.9  # with the stop on: dominated at this share of an epoch's steps
+    stop_on_discriminator_domination: bool = False  # not in the seed
+    domination_share: float = 0.9  # not in the seed: with the stop on, dominated at this share of an epoch's steps
 
     def __post_init__(self):
         at_least("grace_epochs", self.grace_epochs, 0)

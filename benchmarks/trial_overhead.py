@@ -1,7 +1,9 @@
 """python benchmarks/trial_overhead.py [--trials 8] [--quick]
 
 Per-trial fixed overhead of a sweep, for a trivial model (hdr_patch --smoke-test, 1 epoch of 4
-steps). Trials run one at a time so they do not compete for cores; a trial starts when the one
+steps), for both ways a one-worker trial trains, one sweep after the other on the same Ray: in the
+trial's own process (Train's local mode, the default) and in a worker group (--worker-group).
+Trials run one at a time so they do not compete for cores; a trial starts when the one
 before it ends (the first when Tuner.fit starts). For each trial:
   startup   = trial start -> its first training step done
   teardown  = its last training step done -> Tune marks the trial complete
@@ -52,12 +54,19 @@ TEARDOWN = [
 PROCESS_CREATED = {"controller_started": "controller_process_created", "loop_entered": "worker_process_created"}
 
 
-def trial_times(marks: list[dict], fit_started: float) -> list[dict]:
-    """One dict per trial: the time of each mark (first of startup marks, last of teardown marks)."""
+PATHS = {"trial process": [], "worker group": ["--worker-group"]}
+
+
+def trial_times(marks: list[dict], fit_started: float, trial_ids) -> list[dict]:
+    """One dict per trial of `trial_ids`: the time of each mark (first of startup marks, last of
+    teardown marks)."""
+    marks = [m for m in marks if m["t"] >= fit_started]
     by_pid = {m["pid"]: m["run"] for m in marks if "run" in m}  # worker pid -> trial id
     trials: dict[str, dict] = {}
     for m in sorted(marks, key=lambda m: m["t"]):
         run = m.get("run") or by_pid.get(m["pid"])
+        if run not in trial_ids:
+            continue
         times = trials.setdefault(run, {})
         if m["event"] in ("epoch_steps_done", "reported", "fit_returned", "tune_trial_completed"):
             times[m["event"]] = m["t"]  # the last one counts
@@ -79,13 +88,21 @@ def report(trials: list[dict]) -> None:
 
     print(f"over {len(trials)} trials ({machine()}):")
     line("STARTUP: trial start -> first step done", [t["first_step_done"] - t["start"] for t in trials])
+    # a trial that trains in its own process has no controller or worker group: its stretches
+    # run from the mark before the missing ones to the next present one
     for label, a, b in STARTUP:
-        line("  " + label, [t[b] - t[a] for t in trials])
-    line("  (worker process start -> loop entered: imports)",
-         [t["loop_entered"] - t["worker_process_created"] for t in trials])
+        if all(a in t and b in t for t in trials):
+            line("  " + label, [t[b] - t[a] for t in trials])
+    if all("worker_process_created" in t for t in trials):
+        line("  (worker process start -> loop entered: imports)",
+             [t["loop_entered"] - t["worker_process_created"] for t in trials])
+    if not all("controller_started" in t for t in trials):
+        line("  run_trial entered -> loop entered (local-mode TorchTrainer)",
+             [t["loop_entered"] - t["driver_entered"] for t in trials])
     line("TEARDOWN: last step done -> trial complete", [t["tune_trial_completed"] - t["epoch_steps_done"] for t in trials])
     for label, a, b in TEARDOWN:
-        line("  " + label, [t[b] - t[a] for t in trials])
+        if all(a in t and b in t for t in trials):
+            line("  " + label, [t[b] - t[a] for t in trials])
 
 
 def machine_cpu_seconds() -> float:
@@ -186,6 +203,30 @@ WORKER = "import losstune.trainables.hdr_patch, losstune.trainables.loop"
 WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.monai_extras_hidden():\n    import monai.networks.nets"
 
 
+def overhead(trials: int, folder: str, timeline: str, name: str, extra: list) -> float:
+    """Runs one sweep of `trials` one-epoch trials, one at a time, prints where their time goes, and
+    returns their median startup (trial start -> first step done)."""
+    import time
+
+    fit_started, busy_before = time.time(), machine_cpu_seconds()
+    with RayProcessCPU() as ray_cpu:
+        table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",
+                                    "--trials", str(trials), "--search", "random", "--scheduler", "none",
+                                    "--max-concurrent", "1", "--keep-checkpoints", "1", *extra,
+                                    "--storage", folder, "--name", name], callbacks=[tune_marks()])
+    assert (table["status"] == "COMPLETED").all(), table[["status", "error"]]
+    times = trial_times(read_timeline(timeline), fit_started, set(table["trial_id"]))
+    report(times)
+    compute = [t["epoch_steps_done"] - t["first_step_done"] for t in times]
+    print(f"  (training compute after the first step: median {statistics.median(compute):.2f} s)")
+    print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time; "
+          f"CPU busy {(machine_cpu_seconds() - busy_before) / trials:.1f} s per trial (the whole machine's)")
+    print("  of which Ray's worker processes, per trial (polled: lower bounds): " + "; ".join(
+        f"{name} {seconds / trials:.1f} s ({n} process{'es' if n > 1 else ''})"
+        for name, (n, seconds) in ray_cpu.by_kind().items()))
+    return statistics.median(t["first_step_done"] - t["start"] for t in times)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--trials", type=int, default=12)
@@ -197,22 +238,12 @@ def main() -> None:
     start_local_ray(path)
     import time
 
-    fit_started, busy_before = time.time(), machine_cpu_seconds()
-    with RayProcessCPU() as ray_cpu:
-        table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",
-                                    "--trials", str(trials), "--search", "random", "--scheduler", "none",
-                                    "--max-concurrent", "1", "--keep-checkpoints", "1",
-                                    "--storage", folder, "--name", "overhead"], callbacks=[tune_marks()])
-    assert (table["status"] == "COMPLETED").all(), table[["status", "error"]]
-    times = trial_times(read_timeline(path), fit_started)
-    report(times)
-    compute = [t["epoch_steps_done"] - t["first_step_done"] for t in times]
-    print(f"  (training compute after the first step: median {statistics.median(compute):.2f} s)")
-    print(f"sweep wall {wall:.1f} s for {trials} trials, one at a time; "
-          f"CPU busy {(machine_cpu_seconds() - busy_before) / trials:.1f} s per trial (the whole machine's)")
-    print("  of which Ray's worker processes, per trial (polled: lower bounds): " + "; ".join(
-        f"{name} {seconds / trials:.1f} s ({n} process{'es' if n > 1 else ''})"
-        for name, (n, seconds) in ray_cpu.by_kind().items()))
+    startup = {}
+    for label, extra in PATHS.items():
+        print(f"--- one-worker trials in the {label} ---")
+        startup[label] = overhead(trials, folder, path, label.replace(" ", "_"), extra)
+    print(f"startup (trial start -> first step done), median: trial process {startup['trial process']:.2f} s, "
+          f"worker group {startup['worker group']:.2f} s: {startup['worker group'] / startup['trial process']:.1f}x shorter")
     # what a fresh process pays before it can do anything (Train starts two per trial)
     print("imports in a fresh interpreter: " + "; ".join(
         f"{label} {import_seconds(statements):.2f} s" for label, statements in [

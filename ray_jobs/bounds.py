@@ -96,16 +96,33 @@ def check_local_resources(resources) -> None:
                              f"for one trial, this machine has {have}")
 
 
-def trial_resources(args):
+def add_resource_flags(p, run: str) -> None:
+    """What each `run` (a sweep's trial, a comparison's run) holds and how it trains."""
+    p.add_argument("--workers-per-trial", type=int, default=1, help=f"training workers (DDP ranks) per {run}")
+    p.add_argument("--cpus-per-worker", type=float,
+                   help=f"default 1; in a worker group on a local Ray 1 - --driver-cpus, so that a {run} fills one core")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--driver-cpus", type=float, default=0.1, help=f"CPU held by each {run}'s driver in a worker group")
+    p.add_argument("--worker-group", action="store_true",
+                   help=f"train a one-worker {run} in a Ray Train worker group (its own controller and worker "
+                        f"processes, 9-30 s more per {run}), not in the {run}'s own process (docs/search.md)")
+
+
+def trial_resources(args, population: bool = False):
     """A trial's resources from the run flags (sweep and compare share them), checked against a
-    local Ray's machine: --cpus-per-worker defaults to 1 - --driver-cpus there, so that a trial
-    fills one core, and to 1 on a cluster."""
+    local Ray's machine. A one-worker trial trains in its own process, holding its worker's CPU;
+    in a worker group (several workers, --worker-group, or a `population` scheduler, PBT or PB2,
+    which exploits Train checkpoints) its driver holds --driver-cpus beside them, and
+    --cpus-per-worker defaults to 1 - --driver-cpus on a local Ray, so that a trial fills one core."""
     from losstune.trainables.driver import TrialResources
 
+    worker_group = args.worker_group or population
     local = not os.environ.get("RAY_ADDRESS")
+    beside_a_driver = local and (worker_group or args.workers_per_trial > 1)
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (
-        max(0.1, 1.0 - args.driver_cpus) if local else 1.0)
-    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus)
+        max(0.1, 1.0 - args.driver_cpus) if beside_a_driver else 1.0)
+    resources = TrialResources(args.workers_per_trial, cpus, args.gpus_per_worker, args.driver_cpus,
+                               worker_group=worker_group)
     check_local_resources(resources)
     return resources
 

@@ -30,7 +30,7 @@ from losstune.ray_jobs import confirmation
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
                                      check_min_effect, check_name, check_storage, check_worker_shares, flag_overrides,
                                      parse_set, read_config_file, verbosity)
-from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, check_ray_address, trial_resources,
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
 from losstune.ray_jobs.storage import absolute, exists
@@ -57,10 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", help="data file or directory (sets data.path)")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per run")
     p.add_argument("--seed", type=int, default=0, help="the runs train at seeds SEED+1 .. SEED+N")
-    p.add_argument("--workers-per-trial", type=int, default=1, help="training workers (DDP ranks) per run")
-    p.add_argument("--cpus-per-worker", type=float, help="default 1; on a local Ray 1 - --driver-cpus")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
-    p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each run's driver")
+    add_resource_flags(p, "run")
     p.add_argument("--max-concurrent", type=int, help="default: as many runs as the cluster fits")
     p.add_argument("--max-failures", type=int, default=1, help="failures a run survives, resuming from its checkpoint")
     p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")

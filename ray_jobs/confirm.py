@@ -53,7 +53,7 @@ def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
 
     storage, name = os.path.dirname(experiment), os.path.basename(experiment)
     return SweepPlan(**definition(meta), name=name, storage=storage, storage_arg=storage,
-                     resources=TrialResources(**meta["resources"]), max_concurrent=args.max_concurrent,
+                     resources=TrialResources.saved(meta["resources"]), max_concurrent=args.max_concurrent,
                      verbosity=verbosity(args), min_effect=args.min_effect or documented_min_effect(meta))
 
 

@@ -20,7 +20,7 @@ from losstune.ray_jobs.plan import POPULATION_SCHEDULERS
 from losstune.ray_jobs.plots import plots
 from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes, write_parquet
 from losstune.ray_jobs.study_plots import study_files
-from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run
+from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run, tune_run
 from losstune.trainables.config import flatten, merge, to_dict, unflatten
 from losstune.trainables.families import load_family, make_config
 from losstune.trainables.family_api import CHECKPOINT_SCORE
@@ -103,8 +103,8 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             # PBT gave the trial its donor's last result, and the trial failed before reporting its own
             metrics = reported.iloc[-1].to_dict()
         run = metrics.get("run") or trial_id  # the trial's Train run; a PBT trial's latest
-        snapshot = stored_run(experiment, run)
-        history = complete_history(reported, stored_history(experiment, run, snapshot))
+        folder, snapshot = tune_run(result, experiment) if result.checkpoint is not None else stored_run(experiment, run)
+        history = complete_history(reported, stored_history(folder, snapshot))
         values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         row = {
             "trial_id": trial_id,
@@ -118,7 +118,7 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
             "wall_s": metrics.get("time_total_s", math.nan),
             "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
-            "best_checkpoint": (kept_best_checkpoint(experiment, run, snapshot, mode)
+            "best_checkpoint": (kept_best_checkpoint(folder, snapshot, mode)
                                 or best_checkpoint_path(history, mode)),
         }
         if meta.get("scheduler") in POPULATION_SCHEDULERS:
@@ -169,11 +169,11 @@ def lr_by_epoch(history: pd.DataFrame) -> str:
 
 
 def held(resources: dict) -> tuple[float, float]:
-    """(CPUs, GPUs) one trial holds: its training workers' and its driver's (on the head's custom
-    resource where the cluster offers one, which holds no CPU)."""
-    driver = 0.0 if resources.get("driver_resource") else resources["driver_cpus"]
-    workers = resources["workers"]
-    return workers * resources["cpus_per_worker"] + driver, workers * resources["gpus_per_worker"]
+    """(CPUs, GPUs) one trial holds (TrialResources.per_trial)."""
+    from losstune.trainables.driver import TrialResources
+
+    need = TrialResources.saved(resources).per_trial()
+    return need.get("CPU", 0.0), need.get("GPU", 0.0)
 
 
 def with_cost(trials: pd.DataFrame, resources: dict) -> pd.DataFrame:

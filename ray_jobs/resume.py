@@ -74,8 +74,9 @@ def resumed_plan(args, storage: str) -> SweepPlan:
         raise UsageError(f"--resume: {err}") from None
     check_resume_flags(args, meta)
     extend_by = extra_trials(args, meta)
-    resources = dataclasses.replace(TrialResources(**meta["resources"]), **{
+    resources = dataclasses.replace(TrialResources.saved(meta["resources"]), **{
         field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
+    check_same_trial_process(TrialResources.saved(meta["resources"]), resources, args)
     check_local_resources(resources)
     saved = definition(meta)
     if extend_by:
@@ -85,6 +86,17 @@ def resumed_plan(args, storage: str) -> SweepPlan:
                      keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
                      min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
                      min_effect=args.min_effect or documented_min_effect(meta))
+
+
+def check_same_trial_process(saved, resumed, args) -> None:
+    """A resumed trial trains where it trained before: its checkpoints are there (Tune's for a trial
+    in its own process, its Train run's for one in a worker group)."""
+    if args.worker_group and not saved.worker_group:
+        raise UsageError("--worker-group: this sweep's trials train in their own process; --resume keeps that")
+    if resumed.in_trial_process != saved.in_trial_process:
+        where = "in their own process" if saved.in_trial_process else f"in worker groups of {saved.workers}"
+        raise UsageError(f"--workers-per-trial: this sweep's trials train {where}, where their checkpoints are; "
+                         f"--resume keeps that")
 
 
 def documented_min_effect(meta: dict) -> str:

@@ -1,6 +1,9 @@
-"""What Ray Train stored of each trial's TorchTrainer run, read whatever Tune recorded: its kept
-checkpoints (Train's snapshot) and the history the loop saves in every checkpoint, which holds the
-epochs Tune loses when it restarts a trial whose driver died."""
+"""What Ray stored of each trial's run, read whatever Tune recorded: its kept checkpoints and the
+history the loop saves in every checkpoint, which holds the epochs Tune loses when it restarts a
+trial whose driver died. A trial that trained in its own process reported its checkpoints to Tune
+(in the trial's folder, `tune_run`); one that trained in a worker group, to Ray Train (in
+<experiment>/trainer_runs/<run>, with Train's snapshot of those it keeps, `stored_run`). Both are
+read as (the run's folder, a snapshot in Train's shape)."""
 
 from __future__ import annotations
 
@@ -16,38 +19,50 @@ RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<run>: each trial's To
 TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a run's kept checkpoints
 
 
-def stored_run(experiment: str, run: str) -> dict:
-    """What Ray stored of a trial's TorchTrainer run (named by the trial, or, for a PBT trial that
-    continued another's checkpoint, trainables.driver.run_name), whatever Tune recorded: Train's
-    snapshot of its kept checkpoints ({} where it has none)."""
-    uri = f"{experiment}/{RUNS_FOLDER}/{run}/{TRAIN_SNAPSHOT}"
+def stored_run(experiment: str, run: str) -> tuple[str, dict]:
+    """The folder of a trial's Train run (named by the trial, or, for a PBT trial that continued
+    another's checkpoint, trainables.driver.run_name) and Train's snapshot of its kept checkpoints
+    ({} where it has none)."""
+    folder = f"{experiment}/{RUNS_FOLDER}/{run}"
     if not experiment:
-        return {}
+        return folder, {}
     try:
-        return read_json(uri) if exists(uri) else {}
+        return folder, read_json(f"{folder}/{TRAIN_SNAPSHOT}") if exists(f"{folder}/{TRAIN_SNAPSHOT}") else {}
     except (OSError, ValueError):  # a snapshot cut short: Tune's record stands
-        return {}
+        return folder, {}
 
 
-def stored_history(experiment: str, run: str, snapshot: dict) -> pd.DataFrame:
+def tune_run(result, experiment: str) -> tuple[str, dict]:
+    """The folder of a trial's Tune checkpoints and those Tune keeps (a tune.Result's latest and
+    best_checkpoints), as Train's snapshot would list them; ("", {}) where it reported none."""
+    if result.checkpoint is None:
+        return "", {}
+    scheme = experiment.split("://")[0] + "://" if "://" in experiment else ""
+    folder, latest = result.checkpoint.path.rstrip("/").rsplit("/", 1)
+    kept = [{"checkpoint_dir_name": checkpoint.path.rstrip("/").rsplit("/", 1)[1], "metrics": metrics}
+            for checkpoint, metrics in result.best_checkpoints or []]
+    return scheme + folder, {"latest_checkpoint_result": {"checkpoint_dir_name": latest}, "checkpoint_results": kept}
+
+
+def stored_history(folder: str, snapshot: dict) -> pd.DataFrame:
     """Every epoch's metrics up to the run's latest checkpoint, as the loop saved them in it."""
     latest = (snapshot.get("latest_checkpoint_result") or {}).get("checkpoint_dir_name")
-    uri = f"{experiment}/{RUNS_FOLDER}/{run}/{latest}/{STATE_FILE}"
+    uri = f"{folder}/{latest}/{STATE_FILE}"
     try:
         return pd.DataFrame(read_json(uri).get("history", [])) if latest and exists(uri) else pd.DataFrame()
     except (OSError, ValueError):
         return pd.DataFrame()
 
 
-def kept_best_checkpoint(experiment: str, run: str, snapshot: dict, mode: str) -> str:
-    """The best-scored checkpoint of those Ray Train keeps for the run (its snapshot), or ""."""
+def kept_best_checkpoint(folder: str, snapshot: dict, mode: str) -> str:
+    """The best-scored checkpoint of those Ray keeps for the run (its snapshot), or ""."""
     kept = [r for r in snapshot.get("checkpoint_results", [])
             if math.isfinite(float((r.get("metrics") or {}).get(CHECKPOINT_SCORE, math.nan)))]
     if not kept:
         return ""
     pick = min if mode == "min" else max
     best = pick(kept, key=lambda r: float(r["metrics"][CHECKPOINT_SCORE]))
-    return f"{experiment}/{RUNS_FOLDER}/{run}/{best['checkpoint_dir_name']}"
+    return f"{folder}/{best['checkpoint_dir_name']}"
 
 
 def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import time
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
                                      check_at_least, check_min_effect, check_name, check_worker_shares, flag_overrides,
                                      parse_set, read_config_file, verbosity)
-from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, check_data_path, trial_resources,
+from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import (MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, inert_weights, space_choices,
                                    startup_trials)
@@ -104,11 +104,7 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """How the sweep runs: resources, failures, checkpoints, storage (free to change on --resume)."""
-    p.add_argument("--workers-per-trial", type=int, default=1, help="training workers (DDP ranks) per trial")
-    p.add_argument("--cpus-per-worker", type=float,
-                   help="default 1; on a local Ray 1 - --driver-cpus, so that a trial fills one core")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
-    p.add_argument("--driver-cpus", type=float, default=0.1, help="CPU held by each trial's driver")
+    add_resource_flags(p, "trial")
     p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
     p.add_argument("--max-failures", type=int, default=1,
                    help="failures a trial survives, of its training workers and, apart, of its driver; it resumes "
@@ -209,7 +205,7 @@ def make_plan(args) -> SweepPlan:
         warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
                       "unhealthy": stopped, "completed": completed}
     population = args.scheduler in POPULATION_SCHEDULERS
-    resources = trial_resources(args)
+    resources = trial_resources(args, population=population)
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if exists(f"{storage}/{name}"):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")

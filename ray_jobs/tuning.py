@@ -31,7 +31,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from losstune.trainables.driver import trainable
+    from losstune.trainables.driver import trainable, tune_checkpoints
 
     population = plan.scheduler in POPULATION_SCHEDULERS
     # PBT exploits a donor's Train checkpoint of a perturbation epoch: every Train checkpoint stays
@@ -52,7 +52,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
-                                failure_config=tune.FailureConfig(max_failures=plan.max_failures))
+                                failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                                # what Tune keeps of a trial that trains in its own process
+                                checkpoint_config=tune_checkpoints(mode, plan.keep_checkpoints))
     if plan.resume and not plan.extend_by:
         return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
     space = plan_space(plan)

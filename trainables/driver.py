@@ -1,28 +1,29 @@
-"""The Tune function trainable: each trial builds and runs one TorchTrainer.
+"""The Tune function trainable: each trial runs its family's loop through a TorchTrainer.
 
-Ray 2.60 is Train V2: Tune no longer wraps a trainer; a trial's function starts the
-TorchTrainer itself and `TuneReportCallback` forwards the workers' reports to Tune. The trial
-function only waits on the trainer, so it holds a fraction of a CPU.
+A trial with one training worker runs it in the trial's own process: Ray Train V2's local mode
+(ScalingConfig(num_workers=0)), the loop reporting and checkpointing through Tune
+(trainables/tune_session.py). Starting Train's controller and a worker process per trial cost
+9-30 s against seconds of training on small runs. A trial with several workers (DDP), under PBT or
+PB2, or run with --worker-group starts the TorchTrainer's worker group; `TuneReportCallback`
+forwards the workers' reports to Tune, and the trial function only waits on the trainer, so it
+holds a fraction of a CPU.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
-from typing import Mapping
 
 import ray.train
 import ray.tune
 from ray.train.torch import TorchTrainer
-from ray.train.v2.api.callback import UserCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from losstune.trainables.config import flatten, merge
+from losstune.trainables.config import merge
 from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
 from losstune.trainables.ray_workarounds import (NoRestartWithoutDriver, poll_train_workers_often,
                                                  wait_until_tune_took_the_last_report,
                                                  without_an_idle_dataset_manager)
+from losstune.trainables.tensorboard import EpochEvents, TensorBoardCallback, hparams_of
 from losstune.trainables.timeline import controller_marks, mark, process_started_at
 
 
@@ -43,15 +44,35 @@ class TrialResources:
     # so only as many drivers as fit run at once; the rest wait, PENDING or PAUSED, for PBT.
     slot_resource: str = ""
     slot_share: float = 0.0
+    # --worker-group: a one-worker trial still starts Train's controller and worker processes
+    # (as every trial did before 2026-11-28: saved sweeps without the field ran so, `saved`)
+    worker_group: bool = False
+
+    @classmethod
+    def saved(cls, fields: dict) -> "TrialResources":
+        """The resources a sweep saved (plan.metadata)."""
+        return cls(**{"worker_group": True, **fields})
+
+    @property
+    def in_trial_process(self) -> bool:
+        """Whether the trial trains in its own process (Train's local mode), not in a worker group."""
+        return self.workers == 1 and not self.worker_group
 
     def driver(self) -> dict:
-        need = {"CPU": 0.0, self.driver_resource: 1.0} if self.driver_resource else {"CPU": self.driver_cpus}
+        """What the trial's own process holds: its one worker's CPU and GPU where it trains in it,
+        else a driver's share of a CPU (or of the head's driver resource)."""
+        if self.in_trial_process:
+            need = {kind: amount for kind, amount in self.per_worker().items() if amount}
+        else:
+            need = {"CPU": 0.0, self.driver_resource: 1.0} if self.driver_resource else {"CPU": self.driver_cpus}
         return {**need, self.slot_resource: self.slot_share} if self.slot_resource else need
 
     def per_worker(self) -> dict:
         return {"CPU": self.cpus_per_worker, "GPU": self.gpus_per_worker}
 
     def per_trial(self) -> dict:
+        if self.in_trial_process:
+            return self.driver()
         need = {kind: self.workers * amount for kind, amount in self.per_worker().items()}
         for kind, amount in self.driver().items():
             need[kind] = need.get(kind, 0.0) + amount
@@ -103,26 +124,40 @@ def make_trainer(family: Family, config: dict, resources: TrialResources, name: 
 
 def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResources, runs_path: str,
               max_failures: int = 1, num_to_keep: int | None = 2) -> None:
-    """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`."""
-    poll_train_workers_often()
+    """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`, in this
+    process or in a worker group (TrialResources.in_trial_process)."""
     context = ray.tune.get_context()
     mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
+    overrides = merge(base, config)
+    objective = objective_of(family, overrides).metric
+    events = (context.get_trial_dir(), family.tags, hparams_of(config, family.tags.get(objective, objective)))
+    if resources.in_trial_process:
+        from losstune.trainables.tune_session import train_in_trial_process  # torch: only where a run starts
+
+        train_in_trial_process(family, overrides, context.get_trial_id(), EpochEvents(*events))
+        return
+    poll_train_workers_often()
     # TensorBoard first: once TuneReportCallback has handed Tune a report, ASHA may stop the trial
     # and kill this controller, and an epoch written after that would be lost
-    objective = objective_of(family, merge(base, config)).metric
-    hparams = TensorBoardCallback.hparams_of(config, family.tags.get(objective, objective))
-    callbacks = [TensorBoardCallback(context.get_trial_dir(), family.tags, hparams), TuneReportCallback(),
+    callbacks = [TensorBoardCallback(*events), TuneReportCallback(),
                  NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
                  *controller_marks(context.get_trial_id())]
     # PBT's exploit gives the trial another trial's Train checkpoint (ray_jobs/schedulers.py)
     donor = ray.tune.get_checkpoint()
     # the same name on a restarted trial: Train resumes from the run's latest checkpoint
     name = run_name(context.get_trial_id(), donor)
-    trainer = make_trainer(family, merge(base, config), resources, name, runs_path, callbacks,
+    trainer = make_trainer(family, overrides, resources, name, runs_path, callbacks,
                            max_failures, num_to_keep, start_from=donor)
     trainer.fit()
     mark("fit_returned", run=context.get_trial_id())
     wait_until_tune_took_the_last_report()
+
+
+def tune_checkpoints(mode: str, best: int | None) -> ray.tune.CheckpointConfig:
+    """What Tune keeps of a trial that trains in its own process and reports its checkpoints to
+    Tune: as `keep_checkpoints` keeps of a Train run (Tune too never deletes the latest)."""
+    return ray.tune.CheckpointConfig(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE,
+                                     checkpoint_score_order=mode)
 
 
 def run_name(trial_id: str, donor) -> str:
@@ -150,53 +185,3 @@ def trainable(family: Family, base: dict, resources: TrialResources, runs_path: 
     bound = ray.tune.with_parameters(run_listed if runs is not None else run_trial, family=family, base=base,
                                      resources=resources, runs_path=runs_path, **listed, **kwargs)
     return ray.tune.with_resources(bound, resources.driver())
-
-
-class TensorBoardCallback(UserCallback):
-    """Writes rank 0's metrics of every report as TensorBoard scalars, one event per epoch, on disk
-    before `after_report` returns; a metric the family's TAGS name is written under its seed's tag
-    (seed 001's `Loss/MSE_val` for the loop's `val/mse`), so the seed's dashboards read it.
-
-    tensorboardX's SummaryWriter hands events to a background thread and writes them on close();
-    a trial's Train controller, where this runs, is killed when the trial ends or ASHA stops it,
-    and nothing closes the writer: over 20 real-data trials, 13 event files lost their last epoch
-    and one was empty. tensorboardX's EventsWriter is the same file format written in this thread.
-    """
-
-    def __init__(self, logdir: str, tags: Mapping[str, str], hparams: tuple = ()):
-        self.logdir = logdir
-        self.tags = dict(tags)
-        self.hparams = hparams  # TensorBoard HParams summaries, written before the first epoch
-        self._events = None
-
-    @staticmethod
-    def hparams_of(config: dict, objective_tag: str) -> tuple:
-        """The HParams plugin's experiment and session-start summaries of a trial: its sampled config
-        (flat names) and the objective's scalar tag, whose epochs TensorBoard reads as the metric, so
-        that its HParams table and parallel-coordinates view compare the trials."""
-        from tensorboardX.summary import hparams
-
-        flat = {name: value if isinstance(value, (bool, int, float, str)) else str(value)
-                for name, value in flatten(config).items()}
-        experiment, session_start, _ = hparams(flat, {objective_tag: 0.0})
-        return experiment, session_start
-
-    def after_report(self, run_context, metrics, checkpoint):
-        from tensorboardX.event_file_writer import EventsWriter
-        from tensorboardX.proto.event_pb2 import Event
-        from tensorboardX.proto.summary_pb2 import Summary
-
-        if self._events is None:
-            os.makedirs(self.logdir, exist_ok=True)
-            # the pid: a restarted trial's new controller must not reuse its predecessor's file name
-            self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=f".{os.getpid()}")
-            for summary in self.hparams:
-                self._events.write_event(Event(wall_time=time.time(), step=0, summary=summary))
-        values = metrics[0]
-        scalars = [Summary.Value(tag=self.tags.get(name, name), simple_value=float(value)) for name, value in values.items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool)]
-        self._events.write_event(Event(wall_time=time.time(), step=int(values.get("epoch", 0)),
-                                       summary=Summary(value=scalars)))
-        self._events.flush()
-
-

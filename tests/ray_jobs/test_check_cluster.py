@@ -28,29 +28,33 @@ def plan(storage_arg="/shared/results", scheduler="asha", trials=32, **resources
 
 def test_drivers_go_to_the_head_when_the_cluster_offers_the_driver_resource(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 0.0, "losstune_driver": 64.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0})
-    fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1))
+    fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1, worker_group=True))
     assert fitted.max_concurrent == 2  # two GPU nodes, one trial each
     assert fitted.resources.driver() == {"CPU": 0.0, "losstune_driver": 1.0}
+    # a trial that trains in its own process is its worker: it holds the worker's CPU and GPU, on a GPU node
+    fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1))
+    assert fitted.max_concurrent == 2
+    assert fitted.resources.driver() == fitted.resources.per_trial() == {"CPU": 4.0, "GPU": 1.0}
 
 
 def test_a_pbt_population_larger_than_what_fits_takes_turns_by_the_trial_slot(monkeypatch):
     # 2 CPUs, a worker 0.9 + its driver 0.1: 2 trials at once. Each driver holds half the one unit
     # of losstune_trial_slots, so a third driver cannot start until one of the two is paused or ends
     fake_cluster(monkeypatch, {"CPU": 2.0, cluster.TRIAL_SLOTS: 1.0})
-    fitted = cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9))
+    fitted = cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9, worker_group=True))
     assert fitted.max_concurrent == 2
     assert fitted.resources.driver() == {"CPU": 0.1, cluster.TRIAL_SLOTS: 0.5}
     # 3 at once: Ray counts custom resources in steps of 1e-4; 3 x 0.3333 fit in 1, a 4th does not
     fake_cluster(monkeypatch, {"CPU": 3.0, cluster.TRIAL_SLOTS: 1.0})
-    assert cluster.fit_to_cluster(plan(scheduler="pb2", trials=16, cpus_per_worker=0.9)).resources.slot_share == 0.3333
+    assert cluster.fit_to_cluster(plan(scheduler="pb2", trials=16, cpus_per_worker=0.9, worker_group=True)).resources.slot_share == 0.3333
     # a population that fits, and every other scheduler: no turns, drivers as before
-    assert cluster.fit_to_cluster(plan(scheduler="pbt", trials=3, cpus_per_worker=0.9)).resources.driver() == {"CPU": 0.1}
-    assert cluster.fit_to_cluster(plan(trials=16, cpus_per_worker=0.9)).resources.driver() == {"CPU": 0.1}
+    assert cluster.fit_to_cluster(plan(scheduler="pbt", trials=3, cpus_per_worker=0.9, worker_group=True)).resources.driver() == {"CPU": 0.1}
+    assert cluster.fit_to_cluster(plan(trials=16, cpus_per_worker=0.9, worker_group=True)).resources.driver() == {"CPU": 0.1}
     # a cluster without the resource: refused before any trial starts, with what to do
     fake_cluster(monkeypatch, {"CPU": 2.0})
     with pytest.raises(UsageError, match="--trials: a population of 16 is more than the 2 trials that run at once, "
                                          "and this Ray has no losstune_trial_slots resource"):
-        cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9))
+        cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9, worker_group=True))
 
 
 def test_fractional_gpus_pack_trials(monkeypatch):
@@ -70,7 +74,7 @@ def test_relative_storage_on_several_nodes_is_refused(monkeypatch):
     with pytest.raises(UsageError, match="--storage: './results' is a relative local path on a 2-node cluster"):
         cluster.fit_to_cluster(p)
     fake_cluster(monkeypatch, {"CPU": 2.0})
-    assert cluster.fit_to_cluster(p).max_concurrent == 1  # one node: a local folder is fine
+    assert cluster.fit_to_cluster(p).max_concurrent == 2  # one node: a local folder is fine (two 1-CPU trials)
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "0"), ("1", "1")])

@@ -100,35 +100,49 @@ def wait_for(predicate, timeout, what):
 
 
 def registered_epoch(storage, name, node=None) -> int:
-    """The epoch of the latest checkpoint Ray Train has registered (reported, not only written:
-    a worker killed between writing and reporting loses that checkpoint, as it should), over the
-    sweep's trials, or those whose last checkpoint was trained on `node` (the loop's 12-character
-    node id)."""
-    epochs = [0]
+    """The epoch of the latest checkpoint Ray has registered (reported, not only written: a worker
+    killed between writing and reporting loses that checkpoint, as it should), over the sweep's
+    trials, or those whose last checkpoint was trained on `node` (the loop's 12-character node id):
+    Tune's record (a trial's result.json, a row per report) of a trial that trains in its own
+    process, Train's snapshot of one that trains in a worker group."""
+    registered = []
+    for path in glob.glob(str(Path(storage) / name / "run_trial_*" / "result.json")):
+        for line in Path(path).read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # being written
+            if row.get("checkpoint_dir_name"):
+                registered.append(row)
     for path in glob.glob(str(Path(storage) / name / "trainer_runs" / "*" / "checkpoint_manager_snapshot.json")):
         try:
-            metrics = json.loads(Path(path).read_text())["latest_checkpoint_result"]["metrics"]
-            if node is None or metrics["node"] == node:
-                epochs.append(int(metrics["epoch"]))
+            registered.append(json.loads(Path(path).read_text())["latest_checkpoint_result"]["metrics"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # being rewritten
-    return max(epochs)
+    return max([int(row["epoch"]) for row in registered if node is None or row.get("node") == node], default=0)
 
 
-def train_worker_pids():
-    out = subprocess.run(["pgrep", "-f", "RayTrainWorker"], capture_output=True, text=True).stdout
-    return [int(pid) for pid in out.split()]
+def alive_pids(cluster, actor_class: str) -> list[int]:
+    """The processes of this cluster's live actors of a class (another Ray on the machine has its own)."""
+    from ray.util.state import list_actors
+
+    return [actor.pid for actor in list_actors(address=cluster.address, filters=[("state", "=", "ALIVE")], detail=True)
+            if actor_class in actor.class_name]
 
 
-def test_a_killed_train_worker_resumes_from_its_last_checkpoint(two_nodes, tmp_path):
+@pytest.mark.parametrize("trained_in, actor_class", [
+    ("--worker-group", "RayTrainWorker"),  # Ray Train restarts the worker group (its FailureConfig)
+    ("", "ImplicitFunc"),  # Tune restarts the trial process, where a one-worker trial trains (tune.FailureConfig)
+], ids=["worker-group", "trial-process"])
+def test_a_killed_train_worker_resumes_from_its_last_checkpoint(two_nodes, tmp_path, trained_in, actor_class):
     cluster, _ = two_nodes
-    sweep = submit(cluster, sweep_cmd(tmp_path, "kill", "--trials", "1", "--epochs", str(LONG_EPOCHS)),
-                   background=True)
+    sweep = submit(cluster, sweep_cmd(tmp_path, "kill", "--trials", "1", "--epochs", str(LONG_EPOCHS),
+                                      *[flag for flag in [trained_in] if flag]), background=True)
     try:
         wait_for(lambda: registered_epoch(tmp_path, "kill") >= 2, 240, "the epoch-2 checkpoint")
         killed_after = registered_epoch(tmp_path, "kill")
-        pids = train_worker_pids()
-        assert pids, "no RayTrainWorker process found"
+        pids = alive_pids(cluster, actor_class)
+        assert pids, f"no {actor_class} process found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         assert sweep.wait(timeout=300) == 0  # the job succeeded

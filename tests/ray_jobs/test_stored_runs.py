@@ -34,6 +34,6 @@ def test_best_checkpoint_is_the_best_scored_of_those_ray_keeps():
         {"checkpoint_dir_name": "checkpoint_a", "metrics": {"checkpoint_score": 0.5}},
         {"checkpoint_dir_name": "checkpoint_b", "metrics": {"checkpoint_score": 0.3}},
         {"checkpoint_dir_name": "checkpoint_c", "metrics": {"checkpoint_score": float("nan")}}]}
-    assert kept_best_checkpoint("/s", "t1", snapshot, "min") == "/s/trainer_runs/t1/checkpoint_b"
-    assert kept_best_checkpoint("/s", "t1", snapshot, "max") == "/s/trainer_runs/t1/checkpoint_a"
-    assert kept_best_checkpoint("/s", "t1", {}, "min") == ""
+    assert kept_best_checkpoint("/s/trainer_runs/t1", snapshot, "min") == "/s/trainer_runs/t1/checkpoint_b"
+    assert kept_best_checkpoint("/s/trainer_runs/t1", snapshot, "max") == "/s/trainer_runs/t1/checkpoint_a"
+    assert kept_best_checkpoint("/s/trainer_runs/t1", {}, "min") == ""

@@ -329,14 +329,22 @@ def test_resume_refuses_flags_that_change_the_sweep(capsys, saved_sweep, argv, e
 
 def test_resume_accepts_the_flags_it_was_started_with_and_new_resources(saved_sweep):
     args = sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--resume", "--name", "s1",
-                             "--workers-per-trial", "2", "--storage", str(saved_sweep / "results")])
+                             "--cpus-per-worker", "0.5", "--storage", str(saved_sweep / "results")])
     plan = sweep_flags.make_plan(args)
-    assert plan.trials == 4 and plan.resources.workers == 2
+    assert plan.trials == 4 and plan.resources.cpus_per_worker == 0.5
     # --smoke-test again without the --epochs that overrode its sizes: the same sweep (the multinode
     # driver-kill test resumes so, and this was refused as "--epochs: train.epochs differs")
     again = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--resume", "--name", "s1",
                                               "--storage", str(saved_sweep / "results")]))
     assert again.base["train"]["epochs"] == 6 and again.smoke_test
+
+
+def test_resume_keeps_where_the_trials_train_because_their_checkpoints_are_there(capsys, saved_sweep):
+    # the saved sweep's one-worker trials train in their own process, their checkpoints Tune's
+    code, err = run_sweep(capsys, saved_sweep, "--resume", "--name", "s1", "--workers-per-trial", "2")
+    assert code == 2 and "--workers-per-trial: this sweep's trials train in their own process" in err
+    code, err = run_sweep(capsys, saved_sweep, "--resume", "--name", "s1", "--worker-group")
+    assert code == 2 and "--worker-group: this sweep's trials train in their own process; --resume keeps that" in err
 
 
 def finish(saved_sweep) -> None:

@@ -345,12 +345,13 @@ def held_by_placement_groups(ray) -> float:
     return sum(bundle.get("CPU", 0.0) for pg in table if pg["state"] != "REMOVED" for bundle in pg["bundles"].values())
 
 
-def kill_first_driver_after_a_checkpoint(address: str, runs: Path, killed: list) -> None:
-    """SIGKILLs the first trial driver (Tune's function-trainable actor) seen alive once a trial
-    has written a Train checkpoint, as the loss of the node it ran on would end it."""
+def kill_first_driver_after_a_checkpoint(address: str, experiment: Path, killed: list) -> None:
+    """SIGKILLs the first trial process (Tune's function-trainable actor, where a one-worker trial
+    trains) seen alive once a trial has reported a checkpoint to Tune, as the loss of the node it
+    ran on would end it."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if any(runs.glob("*/checkpoint_*")):
+        if any(experiment.glob("run_trial_*/checkpoint_*")):
             drivers = [a for a in list_actors(address=address, filters=[("state", "=", "ALIVE")], detail=True)
                        if "ImplicitFunc" in a.class_name or "run_trial" in a.class_name]
             if drivers:
@@ -363,7 +364,7 @@ def kill_first_driver_after_a_checkpoint(address: str, runs: Path, killed: list)
 def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_path):
     killed: list = []
     killer = threading.Thread(target=kill_first_driver_after_a_checkpoint, daemon=True, args=(
-        local_ray.get_runtime_context().gcs_address, tmp_path / "driverloss" / "trainer_runs", killed))
+        local_ray.get_runtime_context().gcs_address, tmp_path / "driverloss", killed))
     killer.start()
     code = sweep.main(["hdr_patch", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--epochs", "20",
                        "--scheduler", "none",
@@ -373,6 +374,7 @@ def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_p
     assert code == 0
     trials = pd.read_parquet(tmp_path / "driverloss" / "trials.parquet")
     assert list(trials["status"]) == ["COMPLETED"] and trials.loc[0, "epochs_done"] == 20
+    assert trials.loc[0, "restarts"] == 1  # resumed once, from its own checkpoint
     history = pd.read_parquet(tmp_path / "driverloss" / "history.parquet")
     assert history["epoch"].tolist() == list(range(1, 21))  # each epoch once, those before the loss too
     assert os.path.isdir(trials.loc[0, "best_checkpoint"])

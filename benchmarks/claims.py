@@ -66,6 +66,14 @@ EXPERIMENTS = {
          "--set", "consistency:loss.enhancements.consistency=true",
          "--set", "spectral:loss.enhancements.spectral=true", "--set", "adaptive:loss.adaptive=uncertainty"),
         size="search_efficiency's small task: smoke model, 1,024 synthetic 32x32 images, 10 epochs, lr 1e-3"),
+    # in lc_enhancements the seed's own warning sign "one component >90% of total loss" stopped every
+    # perceptual and consistency run after its grace epochs (at their documented weights they are
+    # under 1% of the loss): here it is off, so that what the terms do to the objective is measured
+    "lc_weak_terms": Experiment(
+        "latent_conditioner", ("default", "perceptual=default", "consistency=default"),
+        (*SMALL_LC, "--set", "health.max_component_share=1.0", "--set", "perceptual:loss.enhancements.perceptual=true",
+         "--set", "consistency:loss.enhancements.consistency=true"),
+        size="as lc_enhancements, with the loss-imbalance stop off (health.max_component_share=1.0)"),
     "lgt_stratified": Experiment("lgt", ("default", "stratified=default", "regularised"),
                                  (*SMALL_LGT, "--set", "stratified:loss.stratified=true"),
                                  size="smoke flow, 128 synthetic 4x16x16 latents, 10 epochs"),
@@ -122,9 +130,9 @@ CLAIMS = [
     # 000 latent_conditioner
     Claim("000 Performance Impact", "multi-scale robust loss: +15-20% validation accuracy", "lc_enhancements", "robust",
           "val/latent_mse", "min", (-0.20, -0.15)),
-    Claim("000 Performance Impact", "perceptual latent loss: +10-15% semantic quality", "lc_enhancements", "perceptual",
+    Claim("000 Performance Impact", "perceptual latent loss: +10-15% semantic quality", "lc_weak_terms", "perceptual",
           "val/latent_mse", "min", (-0.15, -0.10)),
-    Claim("000 Performance Impact", "consistency loss: +20-25% robustness", "lc_enhancements", "consistency",
+    Claim("000 Performance Impact", "consistency loss: +20-25% robustness", "lc_weak_terms", "consistency",
           "val/latent_mse", "min", (-0.25, -0.20)),
     Claim("000 Performance Impact", "spectral regularisation: +5-10% stability", "lc_enhancements", "spectral",
           "val/latent_mse", "min", (-0.10, -0.05)),
@@ -221,6 +229,12 @@ def judge(claim: Claim, runs: pd.DataFrame) -> dict:
         return {"result": f"mean {own.mean():.3g}, 95% CI [{low:.3g}, {high:.3g}], N {len(own)}", "verdict": verdict}
     base = healthy[healthy["config_id"] == reference].set_index("seed")[column].dropna()
     seeds = own.index.intersection(base.index)
+    if len(seeds) < 2:  # too few seeds where both ran healthy: say why instead of an interval of NaNs
+        stopped = runs[(runs["config_id"] == claim.config) & (runs["status"] != "COMPLETED")]
+        reasons = ", ".join(sorted(set(stopped["stop_reason"].fillna("").replace("", "error"))))
+        return {"result": f"{len(seeds)} healthy pair(s): {claim.config} stopped at {len(stopped)} of "
+                          f"{(runs['config_id'] == claim.config).sum()} seeds ({reasons})",
+                "verdict": f"not measurable here: its runs were stopped ({reasons})"}
     c = confirm_stats.judge([confirm_stats.compare(own[seeds].to_numpy(), base[seeds].to_numpy(), claim.better)])[0]
     scale = abs(base[seeds].mean()) if len(seeds) else math.nan
     rel = (c.ci_low / scale, c.ci_high / scale) if scale else (math.nan, math.nan)

@@ -81,6 +81,8 @@ EXPERIMENTS = {
     # (0.023653 -> 0.023652 at every config and seed), which no comparison can read
     "npt_terms": Experiment("npt", ("default", "all_terms", "adaptive"), ("--epochs", "4"),
                             size="the default layer (d_model 256) on synthetic token sequences, 4 epochs"),
+    "npt_phases": Experiment("npt", ("default", "phase1", "phase2", "phase3"), ("--epochs", "4"),
+                             size="the default layer (d_model 256) on synthetic token sequences, 4 epochs"),
     "medgen_diffusion_regularisers": Experiment(
         "medgen_diffusion", ("small", "small+regularised", "small+sam"), ("--smoke-test", "--epochs", "6"),
         size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs"),
@@ -173,6 +175,14 @@ CLAIMS = [
           "val/fidelity_mse", "min"),
     Claim("003 Expected Benefits", "adaptive loss weighting balances the terms without hurting fidelity", "npt_terms",
           "adaptive", "val/fidelity_mse", "min", expects="no worse"),
+    Claim("003 Implementation Priority", "Phase 1 (modulation guidance + adaptive weighting) is of high impact: "
+                                         "better Stage 1 convergence (lower fidelity MSE)", "npt_phases", "phase1",
+          "val/fidelity_mse", "min"),
+    Claim("003 Implementation Priority", "Phase 2 (+ information bottleneck, decomposed target) is of high impact "
+                                         "(lower fidelity MSE)", "npt_phases", "phase2", "val/fidelity_mse", "min"),
+    Claim("003 Expected Benefits", "curriculum and projection consistency (Phase 3) give stable learning without "
+                                   "hurting fidelity", "npt_phases", "phase3", "val/fidelity_mse", "min",
+          expects="no worse"),
     Claim("003 Monitoring", "the modulation scalar's variance rises over training, not collapsing",
           needs="a per-epoch trend, not a paired comparison: health/modulation variance is reported every epoch "
                 "(history.parquet), not yet judged over seeds"),
@@ -183,6 +193,9 @@ CLAIMS = [
           "val/mse", "min", expects="no worse"),
     Claim("001 SAM Optimizer", "SAM finds flatter minima that generalise better (lower val MSE)",
           "medgen_diffusion_regularisers", "small+sam", "val/mse", "min"),
+    Claim("001 IDUN Experiments", "EMA of the weights (exp4) against the plain baseline (exp1)",
+          needs="a missing component: medgen_diffusion keeps no EMA of its weights; the seed lists the experiment "
+                "without a figure"),
     Claim("001 SAM Optimizer", "SAM costs about 2x compute per step",
           measured_elsewhere="2.02x (2D), 1.97x (3D) the default step (`python benchmarks/medgen_step.py`, "
                              "benchmarks/README.md)", elsewhere_verdict="confirmed"),

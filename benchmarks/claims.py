@@ -83,6 +83,10 @@ EXPERIMENTS = {
                             size="the default layer (d_model 256) on synthetic token sequences, 4 epochs"),
     "npt_phases": Experiment("npt", ("default", "phase1", "phase2", "phase3"), ("--epochs", "4"),
                              size="the default layer (d_model 256) on synthetic token sequences, 4 epochs"),
+    "medgen_diffusion_ema": Experiment(
+        "medgen_diffusion", ("small", "ema=small"), ("--smoke-test", "--epochs", "6",
+                                                           "--set", "ema:optim.ema_decay=0.99"),
+        size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs; validation and checkpoints on the EMA"),
     "medgen_diffusion_regularisers": Experiment(
         "medgen_diffusion", ("small", "small+regularised", "small+sam"), ("--smoke-test", "--epochs", "6"),
         size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs"),
@@ -193,9 +197,9 @@ CLAIMS = [
           "val/mse", "min", expects="no worse"),
     Claim("001 SAM Optimizer", "SAM finds flatter minima that generalise better (lower val MSE)",
           "medgen_diffusion_regularisers", "small+sam", "val/mse", "min"),
-    Claim("001 IDUN Experiments", "EMA of the weights (exp4) against the plain baseline (exp1)",
-          needs="a missing component: medgen_diffusion keeps no EMA of its weights; the seed lists the experiment "
-                "without a figure"),
+    Claim("001 IDUN Experiments", "EMA of the weights (exp4, '+ EMA' over the exp1 baseline; no decay or figure "
+                                  "given) improves the fit (lower val MSE)", "medgen_diffusion_ema", "ema",
+          "val/mse", "min", caveat="decay 0.99, a choice: the seed names none"),
     Claim("001 SAM Optimizer", "SAM costs about 2x compute per step",
           measured_elsewhere="2.02x (2D), 1.97x (3D) the default step (`python benchmarks/medgen_step.py`, "
                              "benchmarks/README.md)", elsewhere_verdict="confirmed"),

@@ -22,7 +22,8 @@ import pandas as pd
 
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
-from losstune.ray_jobs.results import trial_point, trial_status, with_cost
+from losstune.ray_jobs.results import trial_point, trial_status
+from losstune.ray_jobs.trial_stats import with_cost
 from losstune.ray_jobs.storage import exists, read_parquet, write_bytes, write_parquet
 from losstune.trainables.config import merge, unflatten
 
@@ -96,7 +97,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from losstune.ray_jobs.tuning import CtrlC
+    from losstune.ray_jobs.interrupts import CtrlC
     from losstune.trainables.driver import trainable, tune_checkpoints
     from losstune.trainables.families import load_family
 

@@ -81,7 +81,7 @@ def objectives(meta: dict) -> list:
 
 def add_prior_trials(study, priors: list[dict], distributions: dict) -> None:
     """Give the new study the earlier sweep's trials as it had them (Optuna's add_trials): COMPLETE,
-    or, where its health checks stopped them, PRUNED and infeasible (tuning.HealthAwareOptunaSearch)."""
+    or, where its health checks stopped them, PRUNED and infeasible (health_aware_search.HealthAwareOptunaSearch)."""
     import optuna
 
     from losstune.ray_jobs.study import HEALTH_CONSTRAINT, WARM_START

@@ -10,7 +10,8 @@ import pandas as pd
 
 from losstune.ray_jobs import provenance, study
 from losstune.ray_jobs.plots import better
-from losstune.ray_jobs.results import MIN_RANKED, RANKS_LIKE_FINAL, best_trial, cost_line, early_ranking
+from losstune.ray_jobs.results import best_trial
+from losstune.ray_jobs.trial_stats import MIN_RANKED, RANKS_LIKE_FINAL, cost_line, early_ranking
 from losstune.ray_jobs.storage import read_parquet
 
 def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, history: pd.DataFrame | None = None) -> str:

@@ -15,7 +15,7 @@ from losstune.ray_jobs import provenance, study
 from losstune.ray_jobs.verdicts import answer
 from losstune.ray_jobs.load import REPORT_HTML, Sweep, load_sweep
 from losstune.ray_jobs.report import report
-from losstune.ray_jobs.results import cost_line
+from losstune.ray_jobs.trial_stats import cost_line
 from losstune.ray_jobs.storage import filesystem, write_bytes
 
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222}

@@ -63,7 +63,7 @@ def completed(study) -> list:
 
 
 def stopped_unhealthy(study) -> list:
-    """The trials a health check stopped, as tuning.HealthAwareOptunaSearch tells them: PRUNED, with
+    """The trials a health check stopped, as health_aware_search.HealthAwareOptunaSearch tells them: PRUNED, with
     the health constraint violated (under CMA-ES they are FAIL, and not among them)."""
     import optuna
 

@@ -31,8 +31,8 @@ def run(plan: SweepPlan) -> int:
     from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
     from losstune.ray_jobs.provenance import data_paths, provenance
     from losstune.ray_jobs.report_html import write_report_html
-    from losstune.ray_jobs.tuning import (STUDY_FILE, CtrlC, DiskGuard, build_tuner, fail_orphaned_trials,
-                                         study_journal)
+    from losstune.ray_jobs.interrupts import CtrlC, DiskGuard
+    from losstune.ray_jobs.tuning import STUDY_FILE, build_tuner, fail_orphaned_trials, study_journal
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)

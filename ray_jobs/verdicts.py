@@ -12,7 +12,7 @@ import pandas as pd
 from losstune.ray_jobs import confirm_stats
 from losstune.ray_jobs.confirmation import Candidate, further_objectives
 from losstune.ray_jobs.plan import SweepPlan
-from losstune.ray_jobs.results import cost_line
+from losstune.ray_jobs.trial_stats import cost_line
 
 
 def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str, others: list[dict] = (),

@@ -10,7 +10,7 @@ import pandas as pd
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from losstune.ray_jobs import confirmation, results, verdicts
+from losstune.ray_jobs import confirmation, results, trial_stats, verdicts
 from losstune.ray_jobs.study import STUDY_FILE
 from losstune.search_spaces import default_point
 from losstune.trainables.families import load_family, make_config
@@ -47,7 +47,7 @@ def write_sweep(folder, trials: int = 12) -> dict:
              "best_objective": t.value, "wall_s": 10.0, "restarts": 0,
              "best_checkpoint": f"{folder}/trainer_runs/t{t.number:02d}/checkpoint_000002", "error": "",
              f"final/{METRIC}": t.value, **{f"config/{k}": v for k, v in t.params.items()}} for t in study.trials]
-    table = results.with_cost(results.ranked(pd.DataFrame(rows), "min"), meta["resources"])
+    table = trial_stats.with_cost(results.ranked(pd.DataFrame(rows), "min"), meta["resources"])
     history = pd.DataFrame([{"trial_id": r["trial_id"], "epoch": e, METRIC: r["objective"] + 3 - e} for r in rows
                             for e in (1, 2, 3)])
     results.write_all(str(folder), table, history, meta)
@@ -61,7 +61,7 @@ def write_confirmation(folder, table: pd.DataFrame, meta: dict) -> None:
     runs = pd.DataFrame([{"config_id": c.config_id, "sweep_trial": c.trial_id, "seed": seed, "status": "COMPLETED",
                           "stop_reason": "", "objective": (1.2 if c.config_id == "default" else 1.0) + seed / 100,
                           "epochs_done": 3, "wall_s": 10.0} for c in chosen for seed in (1, 2, 3)])
-    runs = results.with_cost(runs, meta["resources"])
+    runs = trial_stats.with_cost(runs, meta["resources"])
     summary = verdicts.summary(runs, chosen, "min")
     inside = folder / "confirm_top1_seeds3"
     inside.mkdir()

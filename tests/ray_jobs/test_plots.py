@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from losstune.ray_jobs.results import pareto_front, ranked
+from losstune.ray_jobs.results import ranked
+from losstune.ray_jobs.trial_stats import pareto_front
 from tests.ray_jobs.test_results import OBJECTIVES, trials_table
 
 

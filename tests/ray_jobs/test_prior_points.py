@@ -9,7 +9,7 @@ import pytest
 from losstune.ray_jobs import prior_points, sweep, sweep_flags
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.study import HEALTH_CONSTRAINT, completed, load_study, stopped_unhealthy
-from losstune.ray_jobs.tuning import HealthAwareOptunaSearch
+from losstune.ray_jobs.health_aware_search import HealthAwareOptunaSearch
 from losstune.search_spaces import optuna_space, space_distributions
 from losstune.trainables.families import load_family
 
@@ -86,7 +86,7 @@ def test_a_warm_start_gives_the_trials_health_checks_stopped_as_infeasible_and_n
     params = study.trials[1].params
     distributions = {k: space_distributions(CAPS)[0][k] for k in params}
     stopped = dict(state=optuna.trial.TrialState.PRUNED, params=params, distributions=distributions)
-    # as the sweep tells them (tuning.HealthAwareOptunaSearch): stopped unhealthy, stopped by ASHA, failed
+    # as the sweep tells them (health_aware_search.HealthAwareOptunaSearch): stopped unhealthy, stopped by ASHA, failed
     study.add_trial(optuna.trial.create_trial(**stopped, user_attrs={"stop_reason": "loss_imbalance"},
                                               constraints={HEALTH_CONSTRAINT: 1.0}))
     study.add_trial(optuna.trial.create_trial(**stopped))

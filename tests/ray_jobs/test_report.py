@@ -1,7 +1,8 @@
 """The printed summary, on the ranked trials table of test_results."""
 
 from losstune.ray_jobs.report import report
-from losstune.ray_jobs.results import pareto_front, ranked
+from losstune.ray_jobs.results import ranked
+from losstune.ray_jobs.trial_stats import pareto_front
 
 from tests.ray_jobs.test_results import OBJECTIVES, trials_table
 
@@ -71,7 +72,7 @@ def ranked_curves(status_of_last: str = "COMPLETED"):
 
 
 def test_early_ranking_is_spearman_per_epoch_with_fishers_interval():
-    from losstune.ray_jobs.results import early_ranking
+    from losstune.ray_jobs.trial_stats import early_ranking
 
     trials, history = ranked_curves()
     ranking = early_ranking(trials, history, {"objective": {"metric": "val/a", "mode": "min"}, "epochs": 4})
@@ -88,7 +89,7 @@ def test_early_ranking_is_spearman_per_epoch_with_fishers_interval():
 
 def test_the_report_says_whether_ashas_first_stop_ranks_trials_as_their_last_epoch_does():
     from losstune.ray_jobs.report import early_epochs_line
-    from losstune.ray_jobs.results import early_ranking
+    from losstune.ray_jobs.trial_stats import early_ranking
 
     trials, history = ranked_curves()
     meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/a", "mode": "min"}, "epochs": 4,
@@ -104,7 +105,7 @@ def test_the_report_says_whether_ashas_first_stop_ranks_trials_as_their_last_epo
 
 
 def test_early_ranking_keeps_only_the_epochs_every_trial_validated_at():
-    from losstune.ray_jobs.results import early_ranking
+    from losstune.ray_jobs.trial_stats import early_ranking
 
     trials, history = ranked_curves()
     history.loc[history["epoch"] == 2, "val/a"] = float("nan")  # a family that validates every other epoch

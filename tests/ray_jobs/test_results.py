@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs.results import best_checkpoint_path, own_trial_id, pareto_front, ranked
+from losstune.ray_jobs.results import best_checkpoint_path, own_trial_id, ranked
+from losstune.ray_jobs.trial_stats import pareto_front
 
 OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]
 
@@ -51,7 +52,7 @@ def test_best_checkpoint_is_the_best_scored_epoch_that_wrote_one():
 
 
 def test_cost_is_what_a_trial_holds_times_its_wall_time():
-    from losstune.ray_jobs.results import cost_line, held, with_cost
+    from losstune.ray_jobs.trial_stats import cost_line, held, with_cost
 
     resources = {"workers": 2, "cpus_per_worker": 0.9, "gpus_per_worker": 0.25, "driver_cpus": 0.1}
     # 2 x 0.9 CPUs for the workers + 0.1 for the driver; 2 x 0.25 GPUs

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from losstune.ray_jobs import cluster, plan as sweep_plan, sweep, sweep_flags
+from losstune.ray_jobs import cluster, plan as sweep_plan, sweep, sweep_checks, sweep_flags
 from losstune.ray_jobs import train as train_job
 from losstune.ray_jobs.flags import UsageError
 from losstune.trainables.families import FAMILIES
@@ -169,8 +169,8 @@ def test_gp_and_cmaes_refuse_a_space_with_branches_and_take_a_continuous_one():
 
     with pytest.raises(UsageError, match=r"--search cmaes: space 'mine' has parameters that only some points have "
                                          r"\(b\), which CMA-ES cannot model"):
-        sweep_flags.check_search_fits_space("cmaes", branching, "mine")
-    sweep_flags.check_search_fits_space("gp", lambda trial: trial.suggest_float("a", 0.0, 1.0), "mine")
+        sweep_checks.check_search_fits_space("cmaes", branching, "mine")
+    sweep_checks.check_search_fits_space("gp", lambda trial: trial.suggest_float("a", 0.0, 1.0), "mine")
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["latent_conditioner", "--search", "gp", "--space", "weights",
                                                          "--smoke-test"]))
     assert plan.search == "gp"

@@ -10,7 +10,8 @@ from ray.tune.schedulers import TrialScheduler
 import pytest
 
 from losstune.ray_jobs.schedulers import DefaultKeepingASHA
-from losstune.ray_jobs.tuning import HealthAwareOptunaSearch, make_sampler
+from losstune.ray_jobs.health_aware_search import HealthAwareOptunaSearch
+from losstune.ray_jobs.tuning import make_sampler
 from losstune.search_spaces import optuna_space
 
 State = optuna.trial.TrialState

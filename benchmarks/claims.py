@@ -84,8 +84,7 @@ EXPERIMENTS = {
     "npt_phases": Experiment("npt", ("default", "phase1", "phase2", "phase3"), ("--epochs", "4"),
                              size="the default layer (d_model 256) on synthetic token sequences, 4 epochs"),
     "medgen_diffusion_ema": Experiment(
-        "medgen_diffusion", ("small", "ema=small"), ("--smoke-test", "--epochs", "6",
-                                                           "--set", "ema:optim.ema_decay=0.99"),
+        "medgen_diffusion", ("small", "ema=small"), ("--smoke-test", "--epochs", "6", "--set", "ema:optim.ema_decay=0.99"),
         size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs; validation and checkpoints on the EMA"),
     "medgen_diffusion_regularisers": Experiment(
         "medgen_diffusion", ("small", "small+regularised", "small+sam"), ("--smoke-test", "--epochs", "6"),

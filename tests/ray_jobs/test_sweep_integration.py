@@ -30,6 +30,14 @@ from tests.ray_jobs.sweep_folder import write_sweep
 pytestmark = pytest.mark.integration
 
 
+def actor_ids(ray, class_name: str) -> set:
+    """Every actor of a class this test session's Ray has had, dead ones too (the state API keeps
+    them): a test compares the set before and after its sweep, since the Ray is shared."""
+    address = ray.get_runtime_context().gcs_address  # ours, never another Ray on the machine
+    return {a.actor_id for a in list_actors(address=address, filters=[("class_name", "=", class_name)], detail=False,
+                                            limit=10000)}
+
+
 def study(experiment, name):
     storage = JournalStorage(JournalFileBackend(str(experiment / tuning.STUDY_FILE)))
     return optuna.load_study(study_name=name, storage=storage)
@@ -43,6 +51,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     write_sweep(earlier, trials=8)
     picks = tmp_path / "picks.json"
     picks.write_text(json.dumps([{"caps/mode": "B", "caps/log_delta_scale": 0.5}]))
+    controllers_before = actor_ids(local_ray, "TrainController")
     code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "3", "--smoke-test",
                        "--scheduler", "none", "--enqueue", str(picks), "--warm-start", str(earlier),
                        "--storage", str(tmp_path), "--name", "caps3"])
@@ -71,8 +80,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     finished = trials[trials["status"] == "COMPLETED"]
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
     # one-worker trials trained in their own process (Train's local mode): no Train controller
-    address = local_ray.get_runtime_context().gcs_address  # ours, never another Ray on the machine
-    assert not list_actors(address=address, filters=[("class_name", "=", "TrainController")], detail=False)
+    assert actor_ids(local_ray, "TrainController") == controllers_before
     if (experiment / "best_config.json").exists():  # written when some trial is healthy
         best = json.loads((experiment / "best_config.json").read_text())
         assert best["train"]["epochs"] == 2
@@ -302,6 +310,7 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     # seed 1 the trials' epoch-1 values, in launch order, are 8.33 (default), 2.64, 4.31, 1.83, 2.03,
     # 9.92. The sixth starts after four trials have ended, so ASHA's rung at epoch 1 holds the
     # default's 8.33 at least; the sixth is worse than every value there and is stopped.
+    before = {name: actor_ids(local_ray, name) for name in ("TrainController", "PreemptionWatcher", "DatasetManager")}
     code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "6", "--smoke-test",
                        "--epochs", "4",
                        "--search", "random", "--seed", "1", *[flag for flag in [trained_in] if flag],
@@ -310,10 +319,9 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     if trained_in:
         # Train ran its actors, but no preemption watcher on a one-machine Ray (cluster.start_local_ray),
         # nor a DatasetManager: the families read no Ray Datasets (trainables.ray_workarounds)
-        address = local_ray.get_runtime_context().gcs_address  # ours, never the other Ray
-        assert list_actors(address=address, filters=[("class_name", "=", "TrainController")], detail=False)
+        assert actor_ids(local_ray, "TrainController") - before["TrainController"]
         for idle in ("PreemptionWatcher", "DatasetManager"):
-            assert not list_actors(address=address, filters=[("class_name", "=", idle)], detail=False), idle
+            assert actor_ids(local_ray, idle) == before[idle], idle
     trials = pd.read_parquet(tmp_path / "two_rays" / "trials.parquet")
     # ASHA (the default scheduler) stops trials inside fit(): each must end cleanly and free its
     # slot (with Tune's actor reuse on, a stopped trial errored and its TorchTrainer run held the CPU)

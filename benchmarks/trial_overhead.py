@@ -61,10 +61,14 @@ def trial_times(marks: list[dict], fit_started: float, trial_ids) -> list[dict]:
     """One dict per trial of `trial_ids`: the time of each mark (first of startup marks, last of
     teardown marks)."""
     marks = [m for m in marks if m["t"] >= fit_started]
-    by_pid = {m["pid"]: m["run"] for m in marks if "run" in m}  # worker pid -> trial id
+    # a process's marks without a trial belong to the last trial it named: a worker runs one trial,
+    # a trial's own process (Tune reuses it) one after the other
+    running: dict[int, str] = {}  # pid -> trial id
     trials: dict[str, dict] = {}
     for m in sorted(marks, key=lambda m: m["t"]):
-        run = m.get("run") or by_pid.get(m["pid"])
+        if "run" in m:
+            running[m["pid"]] = m["run"]
+        run = m.get("run") or running.get(m["pid"])
         if run not in trial_ids:
             continue
         times = trials.setdefault(run, {})

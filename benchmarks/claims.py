@@ -252,7 +252,7 @@ def judge(claim: Claim, runs: pd.DataFrame) -> dict:
                           f"{(runs['config_id'] == claim.config).sum()} seeds ({reasons})",
                 "verdict": f"not measurable here: its runs were stopped ({reasons})"}
     c = confirm_stats.judge([confirm_stats.compare(own[seeds].to_numpy(), base[seeds].to_numpy(), claim.better)])[0]
-    scale = abs(base[seeds].mean()) if len(seeds) else math.nan
+    scale = abs(base[seeds].mean())
     rel = (c.ci_low / scale, c.ci_high / scale) if scale else (math.nan, math.nan)
     result = (f"{reference} {base[seeds].mean():.4g} -> {own[seeds].mean():.4g}: {c.diff:+.3g} "
               f"({c.relative:+.1%}), 95% CI [{c.ci_low:+.3g}, {c.ci_high:+.3g}]"

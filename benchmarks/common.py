@@ -11,6 +11,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout the benchmarks run from
+# the two places a one-worker trial can train, and the sweep flags that pick each
+TRIAL_PATHS = {"trial process": [], "worker group": ["--worker-group"]}
 sys.path.insert(0, REPO)
 
 from losstune.trainables import timeline  # noqa: E402

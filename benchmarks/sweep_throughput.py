@@ -16,9 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
-
-PATHS = {"trial process": [], "worker group": ["--worker-group"]}
+from common import TRIAL_PATHS, machine, run_sweep, scratch, start_local_ray  # noqa: E402
 
 
 def throughput(trials: int, name: str, extra: list) -> dict:
@@ -44,7 +42,7 @@ def main() -> None:
     args = p.parse_args()
     trials = 6 if args.quick else args.trials
     start_local_ray()
-    measured = {path: throughput(trials, path.replace(" ", "_"), extra) for path, extra in PATHS.items()}
+    measured = {path: throughput(trials, path.replace(" ", "_"), extra) for path, extra in TRIAL_PATHS.items()}
     print(f"{trials} trials of hdr_patch --smoke-test x 3 epochs per path ({machine()}):")
     for path, m in measured.items():
         print(f"  {path:13s}: {m['concurrency']} at a time, wall {m['wall']:.0f} s; trial compute mean {m['compute']:.2f} s; "

@@ -28,7 +28,8 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import REPO, machine, read_timeline, run_sweep, scratch, start_local_ray, tune_marks  # noqa: E402
+from common import (REPO, TRIAL_PATHS, machine, read_timeline, run_sweep, scratch, start_local_ray,  # noqa: E402
+                    tune_marks)
 
 # (label, from mark, to mark): consecutive stretches of a trial's startup, then of its teardown
 STARTUP = [
@@ -52,9 +53,6 @@ TEARDOWN = [
 ]
 # marks that carry their process's creation time, and the name that time gets
 PROCESS_CREATED = {"controller_started": "controller_process_created", "loop_entered": "worker_process_created"}
-
-
-PATHS = {"trial process": [], "worker group": ["--worker-group"]}
 
 
 def trial_times(marks: list[dict], fit_started: float, trial_ids) -> list[dict]:
@@ -240,10 +238,8 @@ def main() -> None:
     folder = scratch("overhead")
     path = os.path.join(folder, "timeline.jsonl")
     start_local_ray(path)
-    import time
-
     startup = {}
-    for label, extra in PATHS.items():
+    for label, extra in TRIAL_PATHS.items():
         print(f"--- one-worker trials in the {label} ---")
         startup[label] = overhead(trials, folder, path, label.replace(" ", "_"), extra)
     print(f"startup (trial start -> first step done), median: trial process {startup['trial process']:.2f} s, "

@@ -118,9 +118,11 @@ def fit_to_cluster(plan: SweepPlan) -> SweepPlan:
     need = resources.per_trial()
     for kind, amount in need.items():
         if amount > have.get(kind, 0.0) + 1e-9:
-            driver_alone = resources.driver().get(kind, 0.0) > have.get(kind, 0.0) + 1e-9
-            flag = (("--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker") if resources.in_trial_process
-                    else "--driver-cpus" if driver_alone else "--workers-per-trial")
+            if resources.in_trial_process:  # the trial is its one worker
+                flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+            else:
+                driver_alone = resources.driver().get(kind, 0.0) > have.get(kind, 0.0) + 1e-9
+                flag = "--driver-cpus" if driver_alone else "--workers-per-trial"
             raise UsageError(f"{flag}: one trial needs {amount:g} {kind}, the cluster has {have.get(kind, 0.0):g}")
     raw = plan.storage_arg
     if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):

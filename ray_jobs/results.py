@@ -104,7 +104,7 @@ def tables(result_grid, meta: dict, experiment: str = ""):
             # PBT gave the trial its donor's last result, and the trial failed before reporting its own
             metrics = reported.iloc[-1].to_dict()
         run = metrics.get("run") or trial_id  # the trial's Train run; a PBT trial's latest
-        folder, snapshot = tune_run(result, experiment) if result.checkpoint is not None else stored_run(experiment, run)
+        folder, snapshot = tune_run(result, experiment) or stored_run(experiment, run)
         history = complete_history(reported, stored_history(folder, snapshot))
         values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
         row = {

@@ -74,9 +74,10 @@ def resumed_plan(args, storage: str) -> SweepPlan:
         raise UsageError(f"--resume: {err}") from None
     check_resume_flags(args, meta)
     extend_by = extra_trials(args, meta)
-    resources = dataclasses.replace(TrialResources.saved(meta["resources"]), **{
+    saved_resources = TrialResources.saved(meta["resources"])
+    resources = dataclasses.replace(saved_resources, **{
         field: getattr(args, dest) for dest, field in RESOURCE_FLAGS.items() if dest in args.given})
-    check_same_trial_process(TrialResources.saved(meta["resources"]), resources, args)
+    check_same_trial_process(saved_resources, resources, args)
     check_local_resources(resources)
     saved = definition(meta)
     if extend_by:

@@ -24,19 +24,21 @@ def stored_run(experiment: str, run: str) -> tuple[str, dict]:
     another's checkpoint, trainables.driver.run_name) and Train's snapshot of its kept checkpoints
     ({} where it has none)."""
     folder = f"{experiment}/{RUNS_FOLDER}/{run}"
+    snapshot = f"{folder}/{TRAIN_SNAPSHOT}"
     if not experiment:
         return folder, {}
     try:
-        return folder, read_json(f"{folder}/{TRAIN_SNAPSHOT}") if exists(f"{folder}/{TRAIN_SNAPSHOT}") else {}
+        return folder, read_json(snapshot) if exists(snapshot) else {}
     except (OSError, ValueError):  # a snapshot cut short: Tune's record stands
         return folder, {}
 
 
-def tune_run(result, experiment: str) -> tuple[str, dict]:
+def tune_run(result, experiment: str) -> tuple[str, dict] | None:
     """The folder of a trial's Tune checkpoints and those Tune keeps (a tune.Result's latest and
-    best_checkpoints), as Train's snapshot would list them; ("", {}) where it reported none."""
+    best_checkpoints), as Train's snapshot would list them; None where it reported none to Tune
+    (it trained in a worker group: `stored_run`)."""
     if result.checkpoint is None:
-        return "", {}
+        return None
     scheme = experiment.split("://")[0] + "://" if "://" in experiment else ""
     folder, latest = result.checkpoint.path.rstrip("/").rsplit("/", 1)
     kept = [{"checkpoint_dir_name": checkpoint.path.rstrip("/").rsplit("/", 1)[1], "metrics": metrics}

@@ -86,13 +86,13 @@ class TrialResources:
                                        resources_per_worker=per_worker)
 
 
-def keep_checkpoints(mode: str, best: int | None) -> ray.train.CheckpointConfig:
-    """Keep a run's latest checkpoint, which a restart resumes from (Ray Train never deletes it), and
+def keep_checkpoints(mode: str, best: int | None, kind=ray.train.CheckpointConfig):
+    """Keep a run's latest checkpoint, which a restart resumes from (Ray never deletes it), and
     its `best` best by the family's objective (None: all), as seeds 000 and 001 keep
     checkpoint_best.pt beside checkpoint_latest.pt. An epoch that did not validate its own weights
-    scores NaN (CHECKPOINT_SCORE), which Ray ranks below every number."""
-    return ray.train.CheckpointConfig(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE,
-                                      checkpoint_score_order=mode)
+    scores NaN (CHECKPOINT_SCORE), which Ray ranks below every number. `kind`: Train's
+    CheckpointConfig for a worker group's run, Tune's for a trial that reports to Tune."""
+    return kind(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order=mode)
 
 
 def objective_of(family: Family, overrides: dict):
@@ -154,10 +154,8 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
 
 
 def tune_checkpoints(mode: str, best: int | None) -> ray.tune.CheckpointConfig:
-    """What Tune keeps of a trial that trains in its own process and reports its checkpoints to
-    Tune: as `keep_checkpoints` keeps of a Train run (Tune too never deletes the latest)."""
-    return ray.tune.CheckpointConfig(num_to_keep=best, checkpoint_score_attribute=CHECKPOINT_SCORE,
-                                     checkpoint_score_order=mode)
+    """What Tune keeps of a trial that trains in its own process: as a Train run keeps."""
+    return keep_checkpoints(mode, best, ray.tune.CheckpointConfig)
 
 
 def run_name(trial_id: str, donor) -> str:

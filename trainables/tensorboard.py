@@ -66,7 +66,5 @@ class TensorBoardCallback(UserCallback):
     def __init__(self, logdir: str, tags: Mapping[str, str], hparams: tuple = ()):
         self.events = EpochEvents(logdir, tags, hparams)
 
-    hparams_of = staticmethod(hparams_of)
-
     def after_report(self, run_context, metrics, checkpoint):
         self.events.write(metrics[0])

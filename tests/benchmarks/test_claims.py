@@ -52,6 +52,14 @@ def test_a_no_worse_claim_holds_on_equivalence_and_a_better_claim_does_not():
     assert judge(Claim("x", "better", "e", "new", "val/x"), tiny)["verdict"] == "refuted"
 
 
+def test_a_claim_whose_runs_were_all_stopped_says_so_instead_of_an_interval():
+    stopped = runs({"ref": [1.0] * 5, "new": [0.9] * 5})
+    stopped.loc[stopped["config_id"] == "new", ["status", "stop_reason"]] = ["STOPPED_UNHEALTHY", "loss_imbalance"]
+    judged = judge(Claim("x", "better", "e", "new", "val/x"), stopped)
+    assert judged == {"result": "0 healthy pair(s): new stopped at 5 of 5 seeds (loss_imbalance)",
+                      "verdict": "not measurable here: its runs were stopped (loss_imbalance)"}
+
+
 def test_a_claimed_range_of_a_value():
     # 5, 6, 7: mean 6, sd 1, t(0.975, 2) / sqrt(3) = 2.484: [3.52, 8.48], not inside 4-8 and not outside
     made_up = runs({"ref": [1.0] * 3, "new": [5.0, 6.0, 7.0]})

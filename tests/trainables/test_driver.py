@@ -1,4 +1,4 @@
-"""The trial driver's TensorBoard writer."""
+"""The trials' TensorBoard writer (trainables/tensorboard.py)."""
 
 
 def test_every_reported_epoch_is_in_the_event_file_when_the_controller_is_killed(tmp_path):
@@ -13,7 +13,7 @@ def test_every_reported_epoch_is_in_the_event_file_when_the_controller_is_killed
 
     child = textwrap.dedent(f"""
         import os, signal
-        from losstune.trainables.driver import TensorBoardCallback
+        from losstune.trainables.tensorboard import TensorBoardCallback
         callback = TensorBoardCallback({str(tmp_path)!r}, {{"val/log_l1": "Loss/L1_val"}})
         for epoch in (1, 2, 3):
             callback.after_report(None, [{{"epoch": epoch, "val/log_l1": 1.0 / epoch, "stop_reason": ""}}], None)
@@ -32,10 +32,10 @@ def test_each_trial_writes_tensorboard_hparams_of_its_config_and_objective(tmp_p
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    from losstune.trainables.driver import TensorBoardCallback
+    from losstune.trainables.tensorboard import TensorBoardCallback, hparams_of
 
     config = {"caps": {"mode": "B", "log_delta_scale": 0.5}, "model": {"output_norm": True}}
-    hparams = TensorBoardCallback.hparams_of(config, "Loss/L1_val")
+    hparams = hparams_of(config, "Loss/L1_val")
     callback = TensorBoardCallback(str(tmp_path), {"val/log_l1": "Loss/L1_val"}, hparams)
     callback.after_report(None, [{"epoch": 1, "val/log_l1": 0.75}], None)
     events = EventAccumulator(str(tmp_path))

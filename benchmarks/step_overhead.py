@@ -1,35 +1,42 @@
-"""python benchmarks/step_overhead.py [--family hdr_patch] [--epochs 6] [--repeats 5] [--quick]
+"""python benchmarks/step_overhead.py [--family NAME ...] [--set KEY=VALUE ...] [--epochs 4] [--repeats 3] [--quick] [--worker-group] [--detail]
 
-Side by side in one run, for one family at its default config on this machine:
-  * step time of a bare PyTorch loop (same model, batch, data, loss, clipping and schedule; one
-    thread, as Ray gives a 1-CPU worker) in a fresh process with glibc's default allocator, as a
-    user's own script runs, and of the platform (the family's trainable inside a TorchTrainer with
-    Accelerate); both are whole-epoch time over steps, data loading included, median of epochs
-    after the first. Run to run, this machine's step time drifts by several percent, more than the
-    overhead itself, so the two alternate `--repeats` times and the figure is the median of the
-    pairs' ratios (target <= 1.03), printed with their range;
-  * the platform's epoch code (trainables.loop.run_epoch on Accelerate's prepared objects) against
-    the bare loop on the family's model without Ray, epochs interleaved in one fresh process, which
-    drifts far less than two runs apart: with glibc's default allocator, and with freed memory kept
-    as the platform's workers keep it (trainables.worker_setup.keep_freed_memory), with each loop's page
-    faults per epoch, alternating `--repeats` times;
+Step time of the platform against a bare PyTorch loop, for every family (or those named), at the
+sizes in BENCH_SIZES (each family's documented default with less data, stated in the output;
+--set changes them), side by side in one run on this machine:
+  * a bare PyTorch loop (the same model, batch, data, loss, optimisers, clipping and schedules,
+    written as a user would: plain objects, one thread, as Ray gives a 1-CPU trial) in a fresh
+    process with glibc's default allocator, against the platform: a one-trial sweep of the family's
+    documented default through the sweep's own code (a trial training in its own process, the
+    default; --worker-group: in Train's worker group). Both are whole-epoch time over steps, data
+    loading included, median of the epochs after the first. Step time drifts by several percent
+    from run to run here, more than the overhead itself, so the two alternate `--repeats` times and
+    the figure is the median of the pairs' ratios (target <= 1.03), printed with their range;
+  * the bare loop with its model in DistributedDataParallel over a world of one against the plain
+    model, epochs interleaved in one process: what a one-worker trial paid while Accelerate wrapped
+    it in DDP. A group that is idle in a step (a GAN's discriminator before gan.start_epoch) gets a
+    zero loss under DDP, as the platform's loop gives it: DDP waits for every parameter's gradient.
+With --detail (one family), also:
+  * the platform's epoch code (trainables.loop.run_epoch on Accelerate's prepared objects)
+    against the bare loop on the family's model without Ray, epochs interleaved in one fresh
+    process, which drifts far less than two runs apart: with glibc's default allocator, and with
+    freed memory kept as the platform's workers keep it (trainables.worker_setup.keep_freed_memory),
+    with each loop's page faults per epoch, alternating `--repeats` times;
   * what the platform's epoch code adds to each step, apart from Ray, in microseconds: the bare
-    loop, trainables.loop.run_epoch on plain objects, and run_epoch on Accelerate's prepared ones,
-    epochs interleaved in one process, on a stand-in model with as many parameter tensors as the
-    family's in tiny layers. Its step is almost all fixed cost, measured to a few microseconds,
-    where the real step's few-percent drift would hide a 1% cost;
-  * the bare loop with DistributedDataParallel over a world of one vs without, interleaved: what a
-    one-worker trial paid while Accelerate wrapped its model in DDP;
+    loop, run_epoch on plain objects, and run_epoch on Accelerate's prepared ones, epochs
+    interleaved in one process, on a stand-in model with as many parameter tensors as the family's
+    in tiny layers. Its step is almost all fixed cost, measured to a few microseconds, where the
+    real step's few-percent drift would hide a 1% cost;
   * what reporting and checkpointing add per epoch, from the timeline marks of two platform runs
-    (validation done -> report returned): one that reports without a checkpoint on every epoch
-    but the last, one that checkpoints every epoch. Train's controller polls its workers as it does
-    in a sweep (trainables/ray_workarounds.py); a report waits for that poll.
+    (validation done -> report returned): one that never checkpoints, one that checkpoints every
+    epoch.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import multiprocessing
 import os
 import resource
@@ -41,75 +48,120 @@ from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import machine, platform_run, read_timeline, scratch, start_local_ray  # noqa: E402
+from common import TRIAL_PATHS, machine, read_timeline, run_sweep, scratch, start_local_ray  # noqa: E402
+from losstune.trainables.config import flatten, merge  # noqa: E402
 from losstune.trainables.ray_workarounds import poll_train_workers_often  # noqa: E402
+
+# Each family's documented default with less data, so that a bare/platform pair runs in under two
+# minutes on 2 cores; where one default step would take seconds on a CPU, a smaller image or width.
+SMALL_MEDGEN = {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32}
+BENCH_SIZES = {
+    "hdr_patch": {},
+    "latent_conditioner": {"data": {"image_size": 64, "num_train": 128, "num_val": 32}, "train": {"batch_size": 16}},
+    "lgt": {"data": {"size": 16, "num_train": 64, "num_val": 16}, "train": {"batch_size": 8}},
+    # the discriminator idle in the first epoch (measured epochs are the later ones), and no
+    # perceptual term, whose ResNet-50 needs torchvision and weights this machine does not have
+    "medgen_compression": {"data": SMALL_MEDGEN, "train": {"batch_size": 8}, "gan": {"start_epoch": 1},
+                           "loss": {"weights": {"perceptual": 0.0}}},
+    "medgen_diffusion": {"data": SMALL_MEDGEN, "train": {"batch_size": 8}, "model": {"widths": [32, 64, 64]}},
+    "npt": {"data": {"num_train": 512, "num_val": 64}},
+}
 
 
 def training_parts(family, cfg, epochs: int):
-    """The family's model, its trainable parameters, AdamW, a shuffled loader and the LR schedule,
-    as both loops below use them."""
+    """The family's model, its optimiser groups (OptimizerGroup), each scheduled group's LR
+    schedule, and a shuffled loader, as both loops below use them."""
     import torch
 
     from losstune.trainables.lr_schedules import make_lr_schedule
 
     torch.manual_seed(cfg.train.seed)
     parts = family.build(cfg)
-    params = [p for p in parts.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
+    groups = family.optimizer_groups(parts.model, cfg)
     loader = torch.utils.data.DataLoader(parts.train_set, batch_size=cfg.train.batch_size, shuffle=True,
                                          drop_last=True, generator=torch.Generator().manual_seed(cfg.train.seed))
-    scheduler = make_lr_schedule(optimizer, cfg, total_steps=epochs * len(loader))
-    return parts.model, params, optimizer, loader, scheduler
+    schedules = [make_lr_schedule(g.optimizer, cfg, epochs * len(loader)) for g in groups if g.scheduled]
+    return parts.model, groups, schedules, loader
 
 
-def bare_epochs(family, cfg, epochs: int, wrap=lambda model: model):
-    """Yields seconds per step of each epoch of the family's loss through a plain PyTorch loop:
-    AdamW, clipping, the same LR schedule; `wrap` wraps the model (e.g. in DDP)."""
+def params_of(group) -> list:
+    return [p for g in group.optimizer.param_groups for p in g["params"]]
+
+
+def bare_step(model, batch, family, cfg, weights: dict, groups: list, distributed: bool) -> list:
+    """One step of every optimiser group in plain PyTorch; returns the groups that had a loss."""
+    terms, _ = family.loss_terms(model, batch, cfg)
+    weighted = {name: weights[name] * value for name, value in terms.items()}
+    total, _ = family.combine(model, weighted, cfg)
+    for group in groups:
+        group.optimizer.zero_grad(set_to_none=True)
+    if not any(group.terms for group in groups):
+        total.backward()
+        return groups
+    active = [g for g in groups if not g.terms or any(n in weighted for n in g.terms)]
+    losses = [(g, sum(weighted[n] for n in g.terms if n in weighted) if g.terms else total) for g in active]
+    if distributed:  # DDP waits for every parameter's gradient, an idle group's too
+        losses += [(g, 0.0 * sum(p.sum() for p in params_of(g))) for g in groups if g not in active]
+    for i, (group, loss) in enumerate(losses):
+        loss.backward(inputs=params_of(group), retain_graph=i + 1 < len(losses))
+    return active
+
+
+def bare_epochs(family, cfg, epochs: int, wrap=None):
+    """Yields seconds per step of each epoch of the family's training in a plain PyTorch loop:
+    its optimiser groups, clipping and LR schedules, its per-epoch and per-step hooks; `wrap`
+    wraps the model (e.g. in DDP)."""
     import torch
 
-
     torch.set_num_threads(1)
-    model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
-    model = wrap(model)
+    model, groups, schedules, loader = training_parts(family, cfg, epochs)
+    inner = model
+    model = wrap(model) if wrap else model
     weights = family.term_weights(cfg)
+    max_norm = cfg.optim.grad_clip or math.inf
     model.train()
-    for _ in range(epochs):
+    step = 0
+    for epoch in range(epochs):
+        family.on_epoch_start(inner, epoch, cfg)
         started = time.perf_counter()
         for batch in loader:
-            terms, _ = family.loss_terms(model, batch, cfg)
-            loss = sum(weights[k] * v for k, v in terms.items())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            family.on_step_start(inner, step, cfg)
+            step += 1
+            active = bare_step(model, batch, family, cfg, weights, groups, distributed=wrap is not None)
+            for group in groups:
+                if group.clipped:
+                    torch.nn.utils.clip_grad_norm_(params_of(group), max_norm)
+            for group in active:
+                group.optimizer.step()
+            for schedule in schedules:
+                schedule.step()
         yield (time.perf_counter() - started) / len(loader)
 
 
 def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
     """Yields seconds per step of each epoch of the platform's own epoch (trainables.loop.run_epoch:
     health sums, finite check, Accelerate's backward and clipping) without Ray, on Accelerate's
-    prepared model, optimiser, loader and scheduler or (`prepare=False`) on the plain ones."""
+    prepared model, optimisers, loader and schedules or (`prepare=False`) on the plain ones."""
     from accelerate import Accelerator
 
     from losstune.trainables.loop import Run, run_epoch
     from losstune.trainables.optimizer_groups import TrainedGroup
 
     accelerator = Accelerator(cpu=True)
-    model, params, optimizer, loader, scheduler = training_parts(family, cfg, epochs)
+    model, declared, schedules, loader = training_parts(family, cfg, epochs)
     if prepare:
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        model, loader = accelerator.prepare(model, loader)
+        schedules = [accelerator.prepare(s) for s in schedules]
+    scheduled = iter(schedules)
+    groups = [TrainedGroup(g.name, accelerator.prepare(g.optimizer) if prepare else g.optimizer, params_of(g),
+                           g.terms, g.clipped, next(scheduled) if g.scheduled else None) for g in declared]
+    run = Run(accelerator, model, groups, family, cfg, total_steps=epochs * len(loader))
     step = 0
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        family.on_epoch_start(accelerator.unwrap_model(model), epoch, cfg)
         started = time.perf_counter()
-        group = TrainedGroup("model", optimizer, params, schedule=scheduler)
-        _, step = run_epoch(Run(accelerator, model, [group], family, cfg), loader, step)
+        _, step = run_epoch(run, loader, step)
         yield (time.perf_counter() - started) / len(loader)
-
-
-def bare_step_seconds(family, cfg, epochs: int) -> float:
-    return statistics.median(list(bare_epochs(family, cfg, epochs))[1:])
 
 
 def interleaved(loops: dict, epochs: int) -> tuple[dict, dict]:
@@ -144,13 +196,62 @@ def family_and_config(family_name: str, overrides: dict):
     return family, make_config(family, overrides)
 
 
-def no_checkpoints(epochs: int) -> dict:
-    return {"train": {"epochs": epochs, "checkpoint_every": 0}}
-
-
 def bare_step_here(family_name: str, overrides: dict) -> float:
     family, cfg = family_and_config(family_name, overrides)
-    return bare_step_seconds(family, cfg, cfg.train.epochs)
+    return statistics.median(list(bare_epochs(family, cfg, cfg.train.epochs))[1:])
+
+
+def ddp_of_one_here(family_name: str, overrides: dict, folder: str) -> float:
+    """The bare loop with its model in DistributedDataParallel over a world of one (gloo) vs plain,
+    epochs interleaved in one process: what each one-worker trial paid while Accelerate wrapped
+    its model in DDP (trainables/worker_setup.py make_accelerator)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    family, cfg = family_and_config(family_name, overrides)
+    epochs = cfg.train.epochs
+    dist.init_process_group("gloo", init_method=f"file://{folder}/ddp_rendezvous_{family_name}", rank=0, world_size=1)
+    try:
+        seconds, _ = interleaved({"plain": bare_epochs(family, cfg, epochs),
+                                  "ddp": bare_epochs(family, cfg, epochs, DistributedDataParallel)}, epochs)
+    finally:
+        dist.destroy_process_group()
+    return median_ratio(seconds["ddp"], seconds["plain"])
+
+
+def as_set_flags(overrides: dict) -> list[str]:
+    return [flag for key, value in flatten(overrides).items() for flag in ("--set", f"{key}={json.dumps(value)}")]
+
+
+def platform_epochs(family_name: str, overrides: dict, folder: str, name: str, trial_path: list[str]) -> list[dict]:
+    """A one-trial sweep of the family's documented default at `overrides`, through the sweep's own
+    plan and Tuner (no scheduler, no confirmation); returns its epochs' reports."""
+    trials, history, _ = run_sweep([family_name, "--trials", "1", "--scheduler", "none", "--confirm-top", "0",
+                                    "--storage", folder, "--name", name, "-q", *trial_path, *as_set_flags(overrides)])
+    if trials.iloc[0]["status"] != "completed":
+        raise RuntimeError(f"{family_name}'s platform run did not complete: {trials.iloc[0].to_dict()}")
+    return history.sort_values("epoch").to_dict("records")
+
+
+def step_pairs(family_name: str, overrides: dict, folder: str, repeats: int, trial_path: list[str]) -> list[tuple]:
+    """(bare seconds per step, platform seconds per step), `repeats` pairs, their order alternating."""
+    _, cfg = family_and_config(family_name, overrides)
+    pairs = []
+    for i in range(repeats):
+        def platform():
+            reports = platform_epochs(family_name, overrides, folder, f"{family_name}_{i}", trial_path)
+            return statistics.median(cfg.train.batch_size / r["samples_per_s"] for r in reports[1:])
+
+        def bare():
+            return in_a_fresh_process(bare_step_here, family_name, overrides)
+
+        first, second = (bare, platform) if i % 2 == 0 else (platform, bare)
+        a, b = first(), second()
+        pair = (a, b) if i % 2 == 0 else (b, a)
+        pairs.append(pair)
+        print(f"  {family_name} pair {i + 1}: bare {pair[0] * 1e3:.1f} ms, platform {pair[1] * 1e3:.1f} ms, "
+              f"ratio {pair[1] / pair[0]:.3f}", flush=True)
+    return pairs
 
 
 def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dict:
@@ -189,7 +290,7 @@ def stand_in(n_tensors: int):
 
     from losstune.trainables.families import load_family
 
-    # hdr_patch's other hooks are the contract's defaults (no combine, no per-step state)
+    # hdr_patch's other hooks are the contract's defaults (one AdamW, no combine, no per-step state)
     return dataclasses.replace(load_family("hdr_patch"), name="stand_in", build=build, loss_terms=loss_terms,
                                term_weights=lambda cfg: {"mse": 1.0, "l1": 0.5})
 
@@ -207,73 +308,22 @@ def fixed_step_costs(family, cfg, epochs: int) -> tuple[int, dict]:
     return n_tensors, {name: statistics.median(values[1:]) for name, values in seconds.items()}
 
 
-def ddp_of_one_ratio(family, cfg, epochs: int, folder: str) -> float:
-    """The bare loop with its model in DistributedDataParallel over a world of one (gloo) vs plain,
-    epochs interleaved in one process: what each one-worker trial paid while Accelerate wrapped
-    its model in DDP (trainables/loop.py make_accelerator)."""
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    dist.init_process_group("gloo", init_method=f"file://{folder}/ddp_rendezvous", rank=0, world_size=1)
-    try:
-        seconds, _ = interleaved({"plain": bare_epochs(family, cfg, epochs),
-                                  "ddp": bare_epochs(family, cfg, epochs, DistributedDataParallel)}, epochs)
-    finally:
-        dist.destroy_process_group()
-    return median_ratio(seconds["ddp"], seconds["plain"])
-
-
-def report_seconds(marks: list[dict], pid: int, epochs: range) -> list[float]:
-    """validation done -> report returned, per epoch of one worker process."""
-    at = {(m["event"], m.get("epoch")): m["t"] for m in marks if m["pid"] == pid}
+def report_seconds(marks: list[dict], epochs: range) -> list[float]:
+    """validation done -> report returned, per epoch of one run's marks."""
+    at = {(m["event"], m.get("epoch")): m["t"] for m in marks}
     return [at[("reported", e)] - at[("validated", e)] for e in epochs]
 
 
-def worker_pid(marks: list[dict], run: str) -> int:
-    return next(m["pid"] for m in marks if m["event"] == "loop_entered" and m["run"] == run)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--family", default="hdr_patch")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--repeats", type=int, default=5, help="bare / platform pairs, and fresh processes of each allocator")
-    p.add_argument("--quick", action="store_true", help="4 epochs, 2 repeats")
-    args = p.parse_args()
-    epochs, repeats = (4, 2) if args.quick else (args.epochs, args.repeats)
-
-    overrides = no_checkpoints(epochs)
-    family, cfg = family_and_config(args.family, overrides)
-    folder = scratch("step")
-    # Ray's daemons run during both measurements; the two alternate so that drift hits both alike.
-    start_local_ray(os.path.join(folder, "timeline.jsonl"))
-    poll_train_workers_often()
+def detail(family_name: str, overrides: dict, epochs: int, repeats: int, bare_step: float, folder: str,
+           trial_path: list[str]) -> None:
+    """The in-process figures of --detail for one family (the module docstring)."""
+    family, cfg = family_and_config(family_name, overrides)
+    longer = merge(overrides, {"train": {"epochs": 2 * epochs}})
     n_tensors, fixed = fixed_step_costs(family, cfg, 2 * epochs)
-    ddp = ddp_of_one_ratio(family, cfg, 2 * epochs, folder)
     epoch_code = {False: [], True: []}  # keep_memory -> epoch_code_here's results
-    pairs = []
     for i in range(repeats):
         for keep in ((False, True) if i % 2 == 0 else (True, False)):
-            epoch_code[keep].append(in_a_fresh_process(epoch_code_here, args.family, no_checkpoints(2 * epochs), keep))
-        bare = in_a_fresh_process(bare_step_here, args.family, overrides)
-        reports = platform_run(args.family, overrides, folder, f"no_checkpoints_{i}")
-        platform = statistics.median(cfg.train.batch_size / r["samples_per_s"] for r in reports[1:])
-        pairs.append((bare, platform))
-        print(f"repeat {i + 1}: bare {bare * 1e3:.1f} ms, platform {platform * 1e3:.1f} ms, ratio {platform / bare:.3f}; "
-              f"epoch code vs bare in one process: glibc's default allocator {epoch_code[False][-1]['ratio']:.3f}, "
-              f"freed memory kept {epoch_code[True][-1]['ratio']:.3f}", flush=True)
-    platform_run(args.family, {"train": {"epochs": epochs, "checkpoint_every": 1}}, folder, "checkpoint_every_epoch")
-    marks = read_timeline(os.environ["LOSSTUNE_TIMELINE"])
-    ratios = [platform / bare for bare, platform in pairs]
-    plain = report_seconds(marks, worker_pid(marks, "no_checkpoints_0"), range(1, epochs))  # the last checkpoints
-    with_ckpt = report_seconds(marks, worker_pid(marks, "checkpoint_every_epoch"), range(1, epochs + 1))
-    epoch_s = statistics.median(r["time/epoch_s"] for r in reports[1:])
-    print(f"{args.family} default config, batch {cfg.train.batch_size}, {epochs} epochs, {repeats} pairs "
-          f"(Train polls every {os.environ['RAY_TRAIN_HEALTH_CHECK_INTERVAL_S']} s; {machine()}):")
-    bare_step = statistics.median(b for b, _ in pairs)
-    print(f"step time  bare PyTorch {bare_step * 1e3:.1f} ms | platform (TorchTrainer + Accelerate) "
-          f"{statistics.median(p for _, p in pairs) * 1e3:.1f} ms | ratio, median of pairs "
-          f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.03)")
+            epoch_code[keep].append(in_a_fresh_process(epoch_code_here, family_name, longer, keep))
     for keep, label in ((False, "glibc's default allocator"), (True, "freed memory kept, as in the platform's workers")):
         runs = epoch_code[keep]
         print(f"the platform's epoch code vs the bare loop, {2 * epochs} epochs interleaved in one fresh process, "
@@ -285,12 +335,73 @@ def main() -> None:
     print(f"what the platform's epoch code adds per step, without Ray (stand-in: {n_tensors} parameter tensors in "
           f"Linear(4, 4) layers, batch 4; bare step {fixed['bare'] * 1e6:.0f} us): run_epoch's own {ours * 1e6:.0f} us "
           f"+ Accelerate's prepared objects {accelerate * 1e6:.0f} us = {(ours + accelerate) * 1e6:.0f} us, "
-          f"{(ours + accelerate) / bare_step:.2%} of the bare step above")
-    print(f"DDP over a world of one vs the plain model (bare loop, epochs interleaved in one process; one-worker "
-          f"trials no longer use DDP): ratio {ddp:.3f}")
-    print(f"per epoch ({epoch_s:.2f} s of train + validation): report {statistics.median(plain) * 1e3:.0f} ms; "
-          f"checkpoint + report {statistics.median(with_ckpt) * 1e3:.0f} ms "
-          f"({statistics.median(with_ckpt) / epoch_s:.1%} of the epoch)")
+          f"{(ours + accelerate) / bare_step:.2%} of the bare step")
+    per_epoch = {}
+    for every in (0, 1):
+        before = len(read_timeline(os.environ["LOSSTUNE_TIMELINE"]))
+        reports = platform_epochs(family_name, merge(overrides, {"train": {"checkpoint_every": every}}), folder,
+                                  f"{family_name}_checkpoint_every_{every}", trial_path)
+        marks = read_timeline(os.environ["LOSSTUNE_TIMELINE"])[before:]
+        per_epoch[every] = statistics.median(report_seconds(marks, range(1, epochs)))
+    epoch_s = statistics.median(r["time/epoch_s"] for r in reports[1:])
+    print(f"per epoch ({epoch_s:.2f} s of train + validation): report {per_epoch[0] * 1e3:.0f} ms; "
+          f"checkpoint + report {per_epoch[1] * 1e3:.0f} ms ({per_epoch[1] / epoch_s:.1%} of the epoch)")
+
+
+def parse_args():
+    from losstune.ray_jobs.flags import parse_set
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", action="append", choices=sorted(BENCH_SIZES),
+                   help="a family to measure (repeatable; default: all six)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override on top of BENCH_SIZES, for every family measured (repeatable)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3, help="bare / platform pairs (and, --detail, fresh processes)")
+    p.add_argument("--quick", action="store_true", help="3 epochs, 2 pairs")
+    p.add_argument("--worker-group", action="store_true", help="measure trials that train in Train's worker group")
+    p.add_argument("--detail", action="store_true", help="the in-process figures too (one --family)")
+    args = p.parse_args()
+    args.families = args.family or list(BENCH_SIZES)
+    if args.detail and len(args.families) != 1:
+        p.error("--detail: name one --family")
+    args.overrides = parse_set(args.set)
+    if args.quick:
+        args.epochs, args.repeats = 3, 2
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    folder = scratch("step")
+    trial_path = TRIAL_PATHS["worker group" if args.worker_group else "trial process"]
+    # Ray's daemons run during both measurements; the two alternate so that drift hits both alike.
+    start_local_ray(os.path.join(folder, "timeline.jsonl"))
+    poll_train_workers_often()
+    rows = []
+    for name in args.families:
+        sized = merge(BENCH_SIZES[name], args.overrides)
+        overrides = merge(sized, {"train": {"epochs": args.epochs, "checkpoint_every": 0}})
+        started = time.time()
+        pairs = step_pairs(name, overrides, folder, args.repeats, trial_path)
+        pair_s = (time.time() - started) / args.repeats
+        ddp = in_a_fresh_process(ddp_of_one_here, name, merge(overrides, {"train": {"epochs": 2 * args.epochs}}), folder)
+        ratios = [platform / bare for bare, platform in pairs]
+        rows.append((name, sized, statistics.median(b for b, _ in pairs), statistics.median(p for _, p in pairs),
+                     ratios, ddp, pair_s))
+        if args.detail:
+            detail(name, overrides, args.epochs, args.repeats, rows[-1][2], folder, trial_path)
+    where = "its worker group" if args.worker_group else "its own process"
+    print(f"\nstep time, platform (a one-trial sweep, the trial training in {where}) / bare PyTorch loop; "
+          f"{args.epochs} epochs, {args.repeats} pairs; {machine()}; target <= 1.03")
+    print("| family | size (overrides of the default) | bare ms | platform ms | ratio, median of pairs (range) "
+          "| DDP of one / plain | s per pair |")
+    print("|---|---|---|---|---|---|---|")
+    for name, sized, bare, platform, ratios, ddp, pair_s in rows:
+        size = ", ".join(f"{k}={json.dumps(v)}" for k, v in flatten(sized).items()) or "default"
+        print(f"| {name} | {size} | {bare * 1e3:.1f} | {platform * 1e3:.1f} | {statistics.median(ratios):.3f} "
+              f"({min(ratios):.3f}-{max(ratios):.3f}) | {ddp:.3f} | {pair_s:.0f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -220,7 +220,7 @@ def ddp_of_one_here(family_name: str, overrides: dict, folder: str) -> float:
 
 
 def as_set_flags(overrides: dict) -> list[str]:
-    return [flag for key, value in flatten(overrides).items() for flag in ("--set", f"{key}={json.dumps(value)}")]
+    return [flag for key, value in flatten(overrides, ".").items() for flag in ("--set", f"{key}={json.dumps(value)}")]
 
 
 def platform_epochs(family_name: str, overrides: dict, folder: str, name: str, trial_path: list[str]) -> list[dict]:
@@ -398,7 +398,7 @@ def main() -> None:
           "| DDP of one / plain | s per pair |")
     print("|---|---|---|---|---|---|---|")
     for name, sized, bare, platform, ratios, ddp, pair_s in rows:
-        size = ", ".join(f"{k}={json.dumps(v)}" for k, v in flatten(sized).items()) or "default"
+        size = ", ".join(f"{k}={json.dumps(v)}" for k, v in flatten(sized, ".").items()) or "default"
         print(f"| {name} | {size} | {bare * 1e3:.1f} | {platform * 1e3:.1f} | {statistics.median(ratios):.3f} "
               f"({min(ratios):.3f}-{max(ratios):.3f}) | {ddp:.3f} | {pair_s:.0f} |")
 

@@ -228,7 +228,7 @@ def platform_epochs(family_name: str, overrides: dict, folder: str, name: str, t
     plan and Tuner (no scheduler, no confirmation); returns its epochs' reports."""
     trials, history, _ = run_sweep([family_name, "--trials", "1", "--scheduler", "none", "--confirm-top", "0",
                                     "--storage", folder, "--name", name, "-q", *trial_path, *as_set_flags(overrides)])
-    if trials.iloc[0]["status"] != "completed":
+    if trials.iloc[0]["status"] != "COMPLETED":
         raise RuntimeError(f"{family_name}'s platform run did not complete: {trials.iloc[0].to_dict()}")
     return history.sort_values("epoch").to_dict("records")
 

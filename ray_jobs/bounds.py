@@ -108,15 +108,15 @@ def add_resource_flags(p, run: str) -> None:
                         f"processes, 9-30 s more per {run}), not in the {run}'s own process (docs/search.md)")
 
 
-def trial_resources(args, population: bool = False):
+def trial_resources(args):
     """A trial's resources from the run flags (sweep and compare share them), checked against a
     local Ray's machine. A one-worker trial trains in its own process, holding its worker's CPU;
-    in a worker group (several workers, --worker-group, or a `population` scheduler, PBT or PB2,
-    which exploits Train checkpoints) its driver holds --driver-cpus beside them, and
-    --cpus-per-worker defaults to 1 - --driver-cpus on a local Ray, so that a trial fills one core."""
+    in a worker group (several workers, or --worker-group) its driver holds --driver-cpus beside
+    them, and --cpus-per-worker defaults to 1 - --driver-cpus on a local Ray, so that a trial fills
+    one core."""
     from losstune.trainables.driver import TrialResources
 
-    worker_group = args.worker_group or population
+    worker_group = args.worker_group
     local = not os.environ.get("RAY_ADDRESS")
     beside_a_driver = local and (worker_group or args.workers_per_trial > 1)
     cpus = args.cpus_per_worker if args.cpus_per_worker is not None else (

@@ -130,15 +130,16 @@ def fit_to_cluster(plan: SweepPlan) -> SweepPlan:
                          "s3://..., gs://... or an absolute path on shared storage (NFS)")
     fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
     concurrency = plan.max_concurrent or max(1, min(fits, plan.trials))
-    if plan.scheduler in POPULATION_SCHEDULERS and plan.trials > concurrency:
+    # a trial that trains in its own process holds its worker's CPUs: Tune starts only what fits
+    if plan.scheduler in POPULATION_SCHEDULERS and plan.trials > concurrency and not resources.in_trial_process:
         resources = dataclasses.replace(resources, slot_resource=TRIAL_SLOTS,
                                         slot_share=population_turns(plan.trials, concurrency, have))
     return dataclasses.replace(plan, resources=resources, max_concurrent=concurrency)
 
 
 def population_turns(trials: int, concurrency: int, have: dict) -> float:
-    """Each PBT driver's share of TRIAL_SLOTS when the population is larger than what runs at
-    once. Tune makes the whole population at once and starts every trial whose driver fits; a
+    """Each PBT driver's share of TRIAL_SLOTS when the population, training in worker groups, is
+    larger than what runs at once. Tune makes the whole population at once and starts every trial whose driver fits; a
     driver holds a tenth of a CPU, so on 2 CPUs 16 drivers would start and 14 of their
     TorchTrainers would time out waiting for workers. Ray takes custom resources in steps of
     1e-4: the share is rounded down, so `concurrency` shares fit in the unit and one more does not."""

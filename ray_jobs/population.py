@@ -1,5 +1,6 @@
-"""PBT and PB2 for trials that run a TorchTrainer: what their exploit takes from a donor (its Train
-checkpoint), the documented default kept out of it, and the mutations kept inside the space."""
+"""PBT and PB2 for the platform's trials: what their exploit takes from a donor (its latest Tune
+checkpoint, or its Train checkpoint where it trains in a worker group), the documented default kept
+out of it, and the mutations kept inside the space."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 import math
 import random
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers.pbt import _FutureTrainingResult
 from ray.tune.schedulers.pb2 import PB2
 from ray.tune.search.sample import Categorical, Domain, Integer
 
@@ -21,17 +24,20 @@ def is_default(trial, default_point: dict) -> bool:
 
 
 class ExploitsTrainCheckpoints:
-    """What PBT and PB2 need to exploit a trial that runs a TorchTrainer.
+    """What PBT and PB2 need to exploit the platform's trials.
 
-    Tune's PBT exploits a donor's Tune checkpoint; a Train V2 trial reports none (TuneReportCallback
-    passes Tune the path of Train's checkpoint among the metrics, as `checkpoint_path`). Here the
-    donor's checkpoint is that Train checkpoint, of the epoch of its perturbation (the sweep
-    checkpoints every perturbation interval); the recipient's driver starts a new Train run from it
-    (trainables.driver.run_name). The documented default is never exploited: it stays the baseline.
+    Tune's PBT exploits a donor's Tune checkpoint. A trial that trains in its own process reports
+    one every epoch (trainables/tune_session.py); one that trains in a Train V2 worker group reports
+    none (TuneReportCallback passes Tune the path of Train's checkpoint among the metrics, as
+    `checkpoint_path`): there the donor's checkpoint is that Train checkpoint, and the recipient's
+    driver starts a new Train run from it (trainables.driver.run_name). Either is of the epoch of
+    the donor's perturbation (the sweep checkpoints every perturbation interval). The documented
+    default is never exploited: it stays the baseline.
     """
 
-    def __init__(self, default_point: dict, storage: str, epochs: int, **kwargs):
+    def __init__(self, default_point: dict, storage: str, epochs: int, train_checkpoints: bool = True, **kwargs):
         super().__init__(**kwargs)
+        self._train_checkpoints = train_checkpoints  # the trials train in worker groups
         self._default_point = default_point
         self._storage = storage
         self._epochs = epochs
@@ -66,18 +72,33 @@ class ExploitsTrainCheckpoints:
 
     def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
         state = self._trial_state[trial]
-        path = (state.last_result or {}).get("checkpoint_path")
         # Tune keeps a checkpoint only of a trial that is in the upper quantile at its own
-        # perturbation, to save the cost of saving; Train has saved it already, and a trial that
+        # perturbation, to save the cost of saving; every trial here has saved it already (a
+        # function trainable's save returns its last reported checkpoint), and a trial that
         # reported first (before anyone could rank it) may be the best one later
-        state.last_checkpoint = self.train_checkpoint(path) if path else None
+        state.last_checkpoint = self.last_checkpoint(trial, tune_controller, state.last_result or {})
         if trial not in lower_quantile or trial is self._default_trial:
             return
         donor = random.choice(upper_quantile)
-        if self._trial_state[donor].last_checkpoint is None:
+        donor_state = self._trial_state[donor]
+        if isinstance(donor_state.last_checkpoint, _FutureTrainingResult):
+            saved = donor_state.last_checkpoint.resolve()  # as Tune's own _checkpoint_or_exploit does
+            donor_state.last_checkpoint = saved.checkpoint if saved else None
+            donor_state.last_result = saved.metrics if saved else donor_state.last_result
+        if donor_state.last_checkpoint is None:
             logger.info("pbt: %s has no checkpoint at its last perturbation; %s not exploited", donor, trial)
             return
         self._exploit(tune_controller, trial, donor)
+
+    def last_checkpoint(self, trial, tune_controller, result: dict):
+        """The trial's checkpoint of this perturbation: its Train checkpoint where it trains in a worker
+        group (None if that epoch saved none), else its last reported Tune checkpoint (saved now,
+        or, paused, the one it holds)."""
+        if self._train_checkpoints:
+            return self.train_checkpoint(result["checkpoint_path"]) if result.get("checkpoint_path") else None
+        if trial.status == Trial.PAUSED:
+            return trial.checkpoint
+        return tune_controller._schedule_trial_save(trial, result=result)
 
     def train_checkpoint(self, path: str):
         import ray.train

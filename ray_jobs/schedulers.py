@@ -38,11 +38,12 @@ def make_scheduler(plan: SweepPlan, space=None):
                       synch=plan.population_sync)
     if plan.scheduler in POPULATION_SCHEDULERS:
         seed_population_draws(plan.seed)
+        train_checkpoints = not plan.resources.in_trial_process  # what a donor's checkpoint is
     if plan.scheduler == "pbt":
-        return DefaultKeepingPBT(plan.default_point, plan.storage, plan.epochs, hyperparam_mutations=mutations(space),
+        return DefaultKeepingPBT(plan.default_point, plan.storage, plan.epochs, train_checkpoints, hyperparam_mutations=mutations(space),
                                  custom_explore_fn=within(space), **population)
     if plan.scheduler == "pb2":
-        return DefaultKeepingPB2(plan.default_point, plan.storage, plan.epochs, hyperparam_bounds=bounds(space),
+        return DefaultKeepingPB2(plan.default_point, plan.storage, plan.epochs, train_checkpoints, hyperparam_bounds=bounds(space),
                                  **population)
     return None
 

@@ -205,7 +205,7 @@ def make_plan(args) -> SweepPlan:
         warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
                       "unhealthy": stopped, "completed": completed}
     population = args.scheduler in POPULATION_SCHEDULERS
-    resources = trial_resources(args, population=population)
+    resources = trial_resources(args)
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if exists(f"{storage}/{name}"):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")

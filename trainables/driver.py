@@ -3,8 +3,8 @@
 A trial with one training worker runs it in the trial's own process: Ray Train V2's local mode
 (ScalingConfig(num_workers=0)), the loop reporting and checkpointing through Tune
 (trainables/tune_session.py). Starting Train's controller and a worker process per trial cost
-9-30 s against seconds of training on small runs. A trial with several workers (DDP), under PBT or
-PB2, or run with --worker-group starts the TorchTrainer's worker group; `TuneReportCallback`
+9-30 s against seconds of training on small runs. A trial with several workers (DDP), or run with
+--worker-group, starts the TorchTrainer's worker group; `TuneReportCallback`
 forwards the workers' reports to Tune, and the trial function only waits on the trainer, so it
 holds a fraction of a CPU.
 """
@@ -165,8 +165,17 @@ def run_name(trial_id: str, donor) -> str:
     if donor is None:
         return trial_id
     folders = donor.path.rstrip("/").split("/")
-    donor_trial = folders[-2].split("-from-")[0]
-    return f"{trial_id}-from-{donor_trial}-{folders[-1]}"
+    return continued_run(trial_id, folders[-2], donor.path)
+
+
+def continued_run(trial_id: str, donor_run: str, checkpoint_path: str) -> str:
+    """The run of a trial that continues the checkpoint at `checkpoint_path` of another trial's run."""
+    return f"{trial_id}-from-{trial_of(donor_run)}-{checkpoint_path.rstrip('/').split('/')[-1]}"
+
+
+def trial_of(run: str) -> str:
+    """The trial whose run this is (a continued run's name begins with its trial's id)."""
+    return run.split("-from-")[0]
 
 
 def run_listed(config: dict, *, runs: list[dict], **kwargs) -> None:

@@ -55,6 +55,9 @@ def test_a_pbt_population_larger_than_what_fits_takes_turns_by_the_trial_slot(mo
     with pytest.raises(UsageError, match="--trials: a population of 16 is more than the 2 trials that run at once, "
                                          "and this Ray has no losstune_trial_slots resource"):
         cluster.fit_to_cluster(plan(scheduler="pbt", trials=16, cpus_per_worker=0.9, worker_group=True))
+    # trials that train in their own process hold their worker's CPU: Tune starts only what fits, no turns needed
+    fitted = cluster.fit_to_cluster(plan(scheduler="pbt", trials=16))
+    assert fitted.max_concurrent == 2 and fitted.resources.driver() == {"CPU": 1.0}
 
 
 def test_fractional_gpus_pack_trials(monkeypatch):

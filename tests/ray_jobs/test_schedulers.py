@@ -10,7 +10,7 @@ from ray import tune
 from losstune.ray_jobs.results import lineage, lr_by_epoch
 from losstune.ray_jobs.schedulers import (DefaultKeepingASHA, DefaultKeepingHyperBand, DefaultKeepingPBT, bounds,
                                           mutations, within)
-from losstune.trainables.driver import run_name
+from losstune.trainables.driver import TrialResources, run_name
 
 DEFAULT = {"optim/lr": 1e-3}
 SPACE = {"optim": {"lr": tune.loguniform(1e-4, 1e-2), "steps": tune.randint(1, 5)},
@@ -110,6 +110,36 @@ def test_pbts_donor_checkpoint_is_the_train_checkpoint_of_its_perturbation_epoch
     assert scheduler._trial_state[donor].last_checkpoint is None
 
 
+def test_trials_in_their_own_process_give_pbt_their_last_tune_checkpoint(monkeypatch):
+    # every trial's save is asked for at its perturbation, not only an upper-quantile one's (a
+    # function trainable's save returns the checkpoint it last reported: nothing is written);
+    # a paused trial gives the one it holds; the donor's saved checkpoint is what the exploit clones
+    from ray.tune.schedulers.pbt import _FutureTrainingResult
+
+    scheduler, trials = pbt_population({1e-3: -1.0, 2e-3: -3.0, 3e-3: -5.0})
+    scheduler._train_checkpoints = False
+    donor, recipient = trials[2e-3], trials[3e-3]
+    saved = SimpleNamespace(checkpoint="donor checkpoint", metrics={"epoch": 2})
+    future = _FutureTrainingResult(None)
+    monkeypatch.setattr(future, "resolve", lambda: saved)
+    controller = SimpleNamespace(_schedule_trial_save=lambda trial, result: future, search_alg=None)
+    scheduler._trial_state[donor].last_result = {"epoch": 2}
+    scheduler._checkpoint_or_exploit(donor, controller, upper_quantile=[], lower_quantile=[])
+    assert scheduler._trial_state[donor].last_checkpoint is future
+    paused = Trial(4e-3, status="PAUSED")
+    scheduler.on_trial_add(controller, paused)
+    paused.checkpoint = "held checkpoint"
+    scheduler._checkpoint_or_exploit(paused, controller, upper_quantile=[], lower_quantile=[])
+    assert scheduler._trial_state[paused].last_checkpoint == "held checkpoint"
+    exploited = []
+    monkeypatch.setattr(scheduler, "_exploit", lambda ctrl, trial, clone: exploited.append((trial, clone)))
+    scheduler._trial_state[recipient].last_result = {"epoch": 2}
+    scheduler._checkpoint_or_exploit(recipient, controller, upper_quantile=[donor], lower_quantile=[recipient])
+    assert exploited == [(recipient, donor)]
+    assert scheduler._trial_state[donor].last_checkpoint == "donor checkpoint"
+    assert scheduler._trial_state[donor].last_result == {"epoch": 2}
+
+
 def test_explore_stays_inside_the_space():
     assert mutations(SPACE)["schedule"]["kind"] == ["cosine", "constant"]  # PBT moves a choice to a neighbour
     assert bounds(SPACE) == {"optim": {"lr": [1e-4, 1e-2], "steps": [1, 4]}}  # PB2: numbers only; randint's top is 4
@@ -127,7 +157,7 @@ def test_a_population_sweep_of_one_seed_draws_the_same_perturbations():
 
     def explored(seed: int) -> list:
         plan = SimpleNamespace(scheduler="pbt", seed=seed, grace_epochs=2, epochs=8, default_point=DEFAULT,
-                               storage="/tmp/sweeps", population_sync=False)
+                               storage="/tmp/sweeps", population_sync=False, resources=TrialResources())
         make_scheduler(plan, SPACE)  # seeds the draws
         config = {"optim": {"lr": 1e-3, "steps": 2}, "schedule": {"kind": "cosine"}}
         return [_explore(config, mutations(SPACE), 0.25, [1.2, 0.8], within(SPACE))[0] for _ in range(5)]
@@ -143,8 +173,12 @@ def test_population_sync_makes_tunes_pbt_and_pb2_rank_in_step():
     for scheduler in ("pbt", "pb2"):
         for sync in (False, True):
             plan = SimpleNamespace(scheduler=scheduler, seed=0, grace_epochs=2, epochs=8, default_point=DEFAULT,
-                                   storage="/tmp/sweeps", population_sync=sync)
+                                   storage="/tmp/sweeps", population_sync=sync, resources=TrialResources())
             assert make_scheduler(plan, space)._synch is sync
+    # what a donor's checkpoint is: a Tune checkpoint where trials train in their own process
+    assert make_scheduler(plan, space)._train_checkpoints is False
+    worker_groups = SimpleNamespace(**{**vars(plan), "resources": TrialResources(worker_group=True)})
+    assert make_scheduler(worker_groups, space)._train_checkpoints is True
 
 
 def test_a_continued_run_is_named_by_its_trial_and_the_donors_checkpoint():

@@ -75,3 +75,28 @@ def test_a_restarted_trial_resumes_from_the_checkpoint_tune_gives_it(tmp_path, f
     train_in_trial_process(family, config, "trial_b", events)
     assert [r["epoch"] for r in fake_tune.reports] == [1, 2, 3, 4]  # no epoch twice, none skipped
     assert [r["restarts"] for r in fake_tune.reports] == [0, 0, 1, 1]
+
+
+def test_pbts_exploit_continues_the_donors_checkpoint_as_a_run_of_its_own(tmp_path, fake_tune, inject_faults):
+    # PBT hands trial_c trial_a's latest Tune checkpoint (epoch 2) with trial_c's own config; the
+    # session tells it from trial_c's own by the run each checkpoint records as its writer.
+    family = load_family("hdr_patch")
+    config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 4, "checkpoint_every": 1},
+                                               "schedule": {"kind": "constant", "warmup_frac": 0.0}})
+    events = EpochEvents(str(tmp_path / "trial"), family.tags)
+    train_in_trial_process(family, merge(config, {"train": {"epochs": 2}, "optim": {"lr": 1e-3}}), "trial_a", events)
+    donor = fake_tune.checkpoints[-1]
+    assert ray.tune.Checkpoint(donor).get_metadata() == {"run": "trial_a"}
+    fake_tune.reports.clear()
+    fake_tune.restored = ray.tune.Checkpoint(donor)
+    inject_faults(crash_at_epoch=4)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        train_in_trial_process(family, merge(config, {"optim": {"lr": 5e-4}}), "trial_c", events)
+    continued = "trial_c-from-trial_a-checkpoint_000001"
+    assert [(r["epoch"], r["run"], r["restarts"]) for r in fake_tune.reports] == [(3, continued, 0)]
+    assert fake_tune.reports[0]["lr"] == pytest.approx(5e-4)  # its own rate, not the donor's 1e-3
+    # the trial process dies in epoch 4: Tune restarts it from its own latest checkpoint, written by the continued run
+    fake_tune.restored = ray.tune.Checkpoint(fake_tune.checkpoints[-1])
+    assert fake_tune.restored.get_metadata() == {"run": continued}
+    train_in_trial_process(family, merge(config, {"optim": {"lr": 5e-4}}), "trial_c", events)
+    assert [(r["epoch"], r["run"], r["restarts"]) for r in fake_tune.reports] == [(3, continued, 0), (4, continued, 1)]

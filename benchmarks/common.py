@@ -1,5 +1,5 @@
 """Shared by the benchmark scripts: a local Ray, a sweep run through the platform's own sweep
-code, and the timeline it leaves (trainables/timeline.py)."""
+code, and the timeline it leaves (trainables/engine/timeline.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checko
 TRIAL_PATHS = {"trial process": [], "worker group": ["--worker-group"]}
 sys.path.insert(0, REPO)
 
-from losstune.trainables import timeline  # noqa: E402
+from losstune.trainables.engine import timeline  # noqa: E402
 
 
 def machine() -> str:
@@ -59,8 +59,8 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.callback import UserCallback
 
-    from losstune.trainables.families import load_family
-    from losstune.trainables.ray_session import train_loop
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.engine.ray_session import train_loop
 
     resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}
     log = os.path.join(storage, f"{name}.reports.jsonl")

@@ -30,7 +30,8 @@ def main() -> None:
     import torch
 
     from losstune.trainables.config import merge
-    from losstune.trainables.families import FAMILIES, load_family, make_config
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import FAMILIES, load_family
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
@@ -70,7 +71,8 @@ def checked_changes(families: list[str], items: list[str]) -> dict:
     from losstune.data import DataError
     from losstune.ray_jobs.flags import UsageError, parse_set
     from losstune.trainables.config import ConfigError
-    from losstune.trainables.families import load_family, make_config
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import load_family
 
     given = {name: [] for name in families}
     for item in items:

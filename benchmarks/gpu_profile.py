@@ -2,7 +2,7 @@
 
 Only on a machine with a CUDA GPU (never part of CI). Why bf16 autocast ran slower than fp32 on an
 H200 (benchmarks/README, 2026-11-26: 1.21-1.41x the fp32 step): per family at its default config,
-the platform's own training step (trainables.loop.set_up and run_epoch in a one-worker
+the platform's own training step (trainables.engine.loop.set_up and run_epoch in a one-worker
 TorchTrainer on 1 GPU, as a trial trains) under torch.profiler, fp32 against bf16:
   * wall ms per step, GPU busy ms per step (the union of the kernels' and copies' intervals) and
     the share of the step the GPU sits idle;
@@ -57,8 +57,8 @@ def profile_steps(family_name: str, overrides: dict, steps: int, trace_dir: str 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from losstune.trainables.families import load_family
-    from losstune.trainables.loop import run_epoch, set_up
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.engine.loop import run_epoch, set_up
 
     gpu = torch.cuda.is_available()
     synchronize = torch.cuda.synchronize if gpu else (lambda: None)
@@ -112,7 +112,7 @@ def main() -> None:
 
     from gpu import checked_changes
     from losstune.trainables.config import merge
-    from losstune.trainables.families import FAMILIES
+    from losstune.search_spaces.registry import FAMILIES
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=["hdr_patch", "npt"], choices=sorted(FAMILIES))

@@ -34,8 +34,8 @@ VARIANTS = {
 def make_step(variant: dict, image_size: int, batch_size: int):
     import torch
 
-    from losstune.trainables import latent_conditioner as lc
-    from losstune.trainables.families import make_config
+    from losstune.trainables.families import latent_conditioner as lc
+    from losstune.trainables.family_api import make_config
 
     # the augmentation block on every step, so consistency always pays its second forward
     cfg = make_config(lc, {"data": {"image_size": image_size, "num_train": batch_size, "num_val": 1},

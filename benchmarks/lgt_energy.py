@@ -35,7 +35,7 @@ def ssm_peak_mb(batch: int, positions: int) -> float:
     import torch
 
     from losstune.losses.energy import ssm_distance
-    from losstune.trainables.worker_setup import peak_rss_mb
+    from losstune.trainables.engine.worker_setup import peak_rss_mb
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     x = torch.randn(batch, *LATENT, device=device, requires_grad=True)
@@ -80,9 +80,9 @@ def transfer(stratified: bool, epochs: int) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from losstune.trainables import lgt
+    from losstune.trainables.families import lgt
     from losstune.trainables.config import merge
-    from losstune.trainables.families import make_config
+    from losstune.trainables.family_api import make_config
 
     torch.manual_seed(0)
     cfg = make_config(lgt, merge(lgt.SMOKE, {"data": {"num_train": 128, "num_val": 32},

@@ -79,7 +79,7 @@ def main() -> None:
 
     from losstune.ray_jobs.flags import parse_set
     from losstune.trainables.config import merge
-    from losstune.trainables.lgt_config import HealthConfig
+    from losstune.trainables.families.lgt_config import HealthConfig
 
     storage = common.scratch("lgt_real")
     path = os.path.join(storage, "real_latents.npz")

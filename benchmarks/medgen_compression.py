@@ -44,9 +44,10 @@ def setup(name: str, seed_size: bool, precision: str):
     from accelerate import Accelerator
 
     from losstune.trainables.config import merge
-    from losstune.trainables.families import load_family, make_config
-    from losstune.trainables.loop import Run
-    from losstune.trainables.optimizer_groups import prepare_groups
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.engine.loop import Run
+    from losstune.trainables.engine.optimizer_groups import prepare_groups
 
     preset, extra = MODELS[name]
     family = load_family("medgen_compression")
@@ -68,7 +69,7 @@ def one_round(state, steps: int) -> float:
 
     import torch
 
-    from losstune.trainables.loop import run_epoch
+    from losstune.trainables.engine.loop import run_epoch
 
     cfg, run, loader = state
     batches = [[t.to(run.accelerator.device) for t in b] for b in itertools.islice(itertools.cycle(loader), steps)]
@@ -83,7 +84,7 @@ def one_round(state, steps: int) -> float:
 
 def peak_memory(name: str, seed_size: bool, precision: str, steps: int) -> float:
     """In this (fresh) process: the peak memory (MB) after building and one round."""
-    from losstune.trainables.worker_setup import peak_memory_mb
+    from losstune.trainables.engine.worker_setup import peak_memory_mb
 
     one_round(setup(name, seed_size, precision), steps)
     return peak_memory_mb()

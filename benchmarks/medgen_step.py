@@ -44,8 +44,9 @@ def setup(setting: str, variant: str):
     from accelerate import Accelerator
 
     from losstune.trainables.config import merge
-    from losstune.trainables.families import load_family, make_config
-    from losstune.trainables.lr_schedules import make_lr_schedule
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.engine.lr_schedules import make_lr_schedule
 
     preset, extra = VARIANTS[variant]
     medgen = load_family("medgen_diffusion")
@@ -65,10 +66,10 @@ def one_round(state, steps: int) -> float:
     """Seconds per step of `steps` steps through the shared loop's run_epoch."""
     import itertools
 
-    from losstune.trainables.families import load_family
-    from losstune.trainables.loop import Run, run_epoch
-    from losstune.trainables.optimizer_groups import TrainedGroup
-    from losstune.trainables.optim_tricks import GradientNoise
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.engine.loop import Run, run_epoch
+    from losstune.trainables.engine.optimizer_groups import TrainedGroup
+    from losstune.trainables.engine.optim_tricks import GradientNoise
 
     cfg, model, loader, optimizer, scheduler, accelerator, params = state
     batches = list(itertools.islice(itertools.cycle(loader), steps))
@@ -82,7 +83,7 @@ def one_round(state, steps: int) -> float:
 
 def peak_rss(setting: str, variant: str, steps: int) -> dict:
     """In this (fresh) process: the peak RSS before building, and after one round."""
-    from losstune.trainables.worker_setup import peak_rss_mb
+    from losstune.trainables.engine.worker_setup import peak_rss_mb
 
     before = peak_rss_mb()
     state = setup(setting, variant)

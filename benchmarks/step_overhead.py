@@ -16,10 +16,10 @@ sizes in BENCH_SIZES (each family's documented default with less data, stated in
     it in DDP. A group that is idle in a step (a GAN's discriminator before gan.start_epoch) gets a
     zero loss under DDP, as the platform's loop gives it: DDP waits for every parameter's gradient.
 With --detail (one family), also:
-  * the platform's epoch code (trainables.loop.run_epoch on Accelerate's prepared objects)
+  * the platform's epoch code (trainables.engine.loop.run_epoch on Accelerate's prepared objects)
     against the bare loop on the family's model without Ray, epochs interleaved in one fresh
     process, which drifts far less than two runs apart: with glibc's default allocator, and with
-    freed memory kept as the platform's workers keep it (trainables.worker_setup.keep_freed_memory),
+    freed memory kept as the platform's workers keep it (trainables.engine.worker_setup.keep_freed_memory),
     with each loop's page faults per epoch, alternating `--repeats` times;
   * what the platform's epoch code adds to each step, apart from Ray, in microseconds: the bare
     loop, run_epoch on plain objects, and run_epoch on Accelerate's prepared ones, epochs
@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import TRIAL_PATHS, machine, read_timeline, run_sweep, scratch, start_local_ray  # noqa: E402
 from losstune.trainables.config import flatten, merge  # noqa: E402
-from losstune.trainables.ray_workarounds import poll_train_workers_often  # noqa: E402
+from losstune.trainables.engine.ray_workarounds import poll_train_workers_often  # noqa: E402
 
 # Each family's documented default with less data, so that a bare/platform pair runs in under two
 # minutes on 2 cores; where one default step would take seconds on a CPU, a smaller image or width.
@@ -73,7 +73,7 @@ def training_parts(family, cfg, epochs: int):
     schedule, and a shuffled loader, as both loops below use them."""
     import torch
 
-    from losstune.trainables.lr_schedules import make_lr_schedule
+    from losstune.trainables.engine.lr_schedules import make_lr_schedule
 
     torch.manual_seed(cfg.train.seed)
     parts = family.build(cfg)
@@ -139,13 +139,13 @@ def bare_epochs(family, cfg, epochs: int, wrap=None):
 
 
 def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
-    """Yields seconds per step of each epoch of the platform's own epoch (trainables.loop.run_epoch:
+    """Yields seconds per step of each epoch of the platform's own epoch (trainables.engine.loop.run_epoch:
     health sums, finite check, Accelerate's backward and clipping) without Ray, on Accelerate's
     prepared model, optimisers, loader and schedules or (`prepare=False`) on the plain ones."""
     from accelerate import Accelerator
 
-    from losstune.trainables.loop import Run, run_epoch
-    from losstune.trainables.optimizer_groups import TrainedGroup
+    from losstune.trainables.engine.loop import Run, run_epoch
+    from losstune.trainables.engine.optimizer_groups import TrainedGroup
 
     accelerator = Accelerator(cpu=True)
     model, declared, schedules, loader = training_parts(family, cfg, epochs)
@@ -190,7 +190,8 @@ def in_a_fresh_process(function, *args):
 
 
 def family_and_config(family_name: str, overrides: dict):
-    from losstune.trainables.families import load_family, make_config
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import load_family
 
     family = load_family(family_name)
     return family, make_config(family, overrides)
@@ -204,7 +205,7 @@ def bare_step_here(family_name: str, overrides: dict) -> float:
 def ddp_of_one_here(family_name: str, overrides: dict, folder: str) -> float:
     """The bare loop with its model in DistributedDataParallel over a world of one (gloo) vs plain,
     epochs interleaved in one process: what each one-worker trial paid while Accelerate wrapped
-    its model in DDP (trainables/worker_setup.py make_accelerator)."""
+    its model in DDP (trainables/engine/worker_setup.py make_accelerator)."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -256,9 +257,9 @@ def step_pairs(family_name: str, overrides: dict, folder: str, repeats: int, tri
 
 def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dict:
     """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
-    (`keep_memory`: after trainables.worker_setup.keep_freed_memory): the median ratio of their epochs'
+    (`keep_memory`: after trainables.engine.worker_setup.keep_freed_memory): the median ratio of their epochs'
     step times and each loop's median page faults per epoch."""
-    from losstune.trainables.worker_setup import keep_freed_memory
+    from losstune.trainables.engine.worker_setup import keep_freed_memory
 
     if keep_memory and not keep_freed_memory():
         raise RuntimeError("this C library does not take glibc's mallopt settings")
@@ -288,7 +289,7 @@ def stand_in(n_tensors: int):
         error = model(inputs) - targets
         return {"mse": error.pow(2).mean(), "l1": error.abs().mean()}, {}
 
-    from losstune.trainables.families import load_family
+    from losstune.search_spaces.registry import load_family
 
     # hdr_patch's other hooks are the contract's defaults (one AdamW, no combine, no per-step state)
     return dataclasses.replace(load_family("hdr_patch"), name="stand_in", build=build, loss_terms=loss_terms,

@@ -7,7 +7,7 @@ Trials run one at a time so they do not compete for cores; a trial starts when t
 before it ends (the first when Tuner.fit starts). For each trial:
   startup   = trial start -> its first training step done
   teardown  = its last training step done -> Tune marks the trial complete
-and where the time goes, from the marks that trainables/timeline.py writes when LOSSTUNE_TIMELINE
+and where the time goes, from the marks that trainables/engine/timeline.py writes when LOSSTUNE_TIMELINE
 is set: Tune's driver actor, the TorchTrainer controller and worker, the worker's imports,
 Accelerate, data and model, the first step; validation, checkpoint and report, fit() returning.
 Median and max over the trials. Also the machine's CPU busy time per trial (all processes, from
@@ -201,8 +201,8 @@ def import_seconds(statements: str) -> float:
 
 # What the worker imports, in its order; a family's build imports MONAI with its extras hidden
 # (matplotlib, transformers).
-WORKER = "import losstune.trainables.hdr_patch, losstune.trainables.loop"
-WORKER_MONAI = WORKER + "\nwith losstune.trainables.worker_setup.monai_extras_hidden():\n    import monai.networks.nets"
+WORKER = "import losstune.trainables.families.hdr_patch, losstune.trainables.engine.loop"
+WORKER_MONAI = WORKER + "\nwith losstune.trainables.engine.worker_setup.monai_extras_hidden():\n    import monai.networks.nets"
 
 
 def overhead(trials: int, folder: str, timeline: str, name: str, extra: list) -> float:

@@ -1,5 +1,5 @@
 """latent_conditioner losses (seed 000). Every function returns unweighted terms; the family turns
-config weights into per-term weights in one place (trainables/latent_conditioner.py)."""
+config weights into per-term weights in one place (trainables/families/latent_conditioner.py)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ them; their definitions here:
                             what attention and the MLP together added to h.
   AttentionEncodingLoss     1 - cos(v_a, a) per position: v_a points along the attention output,
                             so the scalar v_a . n measures how much of it the position carries.
-  get_stage_weights         see trainables/npt.py: stage 1 the documented weights, stage 2 the
+  get_stage_weights         see trainables/families/npt.py: stage 1 the documented weights, stage 2 the
                             auxiliary terms scaled down.
 With a single NPT layer and nothing after it, fidelity MSE(h + MLP_mod(h), h + a + MLP(h + a)) is
 the same quantity as direct_mlp; the seed weights them separately (10 and 1), so both are kept.

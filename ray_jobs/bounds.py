@@ -114,7 +114,7 @@ def trial_resources(args):
     in a worker group (several workers, or --worker-group) its driver holds --driver-cpus beside
     them, and --cpus-per-worker defaults to 1 - --driver-cpus on a local Ray, so that a trial fills
     one core."""
-    from losstune.trainables.driver import TrialResources
+    from losstune.trainables.engine.driver import TrialResources
 
     worker_group = args.worker_group
     local = not os.environ.get("RAY_ADDRESS")

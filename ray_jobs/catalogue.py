@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from losstune.trainables.config import documented_fields
-from losstune.trainables.families import FAMILIES, load_family
+from losstune.search_spaces.registry import FAMILIES, load_family
 
 
 def catalogue() -> str:

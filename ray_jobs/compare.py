@@ -35,7 +35,8 @@ from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, 
 from losstune.ray_jobs.plan import SweepPlan, metadata
 from losstune.ray_jobs.storage import absolute, exists
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
-from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
+from losstune.trainables.family_api import check_batches_fit, make_config
+from losstune.search_spaces.registry import FAMILIES, load_family
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 

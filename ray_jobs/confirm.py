@@ -49,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
     """The sweep's plan as saved, to rerun its configs with its resources and epochs."""
-    from losstune.trainables.driver import TrialResources
+    from losstune.trainables.engine.driver import TrialResources
 
     storage, name = os.path.dirname(experiment), os.path.basename(experiment)
     return SweepPlan(**definition(meta), name=name, storage=storage, storage_arg=storage,

@@ -98,8 +98,8 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from losstune.ray_jobs.interrupts import CtrlC
-    from losstune.trainables.driver import trainable, tune_checkpoints
-    from losstune.trainables.families import load_family
+    from losstune.trainables.engine.driver import trainable, tune_checkpoints
+    from losstune.search_spaces.registry import load_family
 
     done = set() if earlier is None else set(earlier["seed"])
     runs = planned_runs(chosen, [seed for seed in seeds if seed not in done])

@@ -9,7 +9,7 @@ import json
 import os
 
 from losstune.trainables.config import merge, unflatten
-from losstune.trainables.families import FAMILIES
+from losstune.search_spaces.registry import FAMILIES
 
 
 class UsageError(Exception):

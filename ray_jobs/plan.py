@@ -45,7 +45,7 @@ class SweepPlan:
     # how this run executes it
     name: str
     storage: str  # absolute path or URI
-    resources: Any  # trainables.driver.TrialResources
+    resources: Any  # trainables.engine.driver.TrialResources
     # what defines the sweep, continued
     enqueued: list = defines(was=[], default_factory=list)  # --enqueue: points run after the default
     # --warm-start: {"sweep", "used", "unhealthy", "completed"}: what Optuna got

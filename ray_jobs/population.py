@@ -27,10 +27,10 @@ class ExploitsTrainCheckpoints:
     """What PBT and PB2 need to exploit the platform's trials.
 
     Tune's PBT exploits a donor's Tune checkpoint. A trial that trains in its own process reports
-    one every epoch (trainables/tune_session.py); one that trains in a Train V2 worker group reports
+    one every epoch (trainables/engine/tune_session.py); one that trains in a Train V2 worker group reports
     none (TuneReportCallback passes Tune the path of Train's checkpoint among the metrics, as
     `checkpoint_path`): there the donor's checkpoint is that Train checkpoint, and the recipient's
-    driver starts a new Train run from it (trainables.driver.run_name). Either is of the epoch of
+    driver starts a new Train run from it (trainables.engine.driver.run_name). Either is of the epoch of
     the donor's perturbation (the sweep checkpoints every perturbation interval). The documented
     default is never exploited: it stays the baseline.
     """

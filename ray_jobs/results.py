@@ -23,7 +23,8 @@ from losstune.ray_jobs.study_plots import study_files
 from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run, tune_run
 from losstune.ray_jobs.trial_stats import pareto_front, with_cost
 from losstune.trainables.config import flatten, merge, to_dict, unflatten
-from losstune.trainables.families import load_family, make_config
+from losstune.trainables.family_api import make_config
+from losstune.search_spaces.registry import load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 META_FILE = "losstune_sweep.json"
@@ -185,7 +186,7 @@ def ranked(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
 
 def best_checkpoint_path(history: pd.DataFrame, mode: str) -> str:
     """Where a trial wrote its best-scored checkpoint, the one Ray Train keeps beside the latest
-    (trainables.driver.keep_checkpoints); "" where no epoch both checkpointed and validated."""
+    (trainables.engine.driver.keep_checkpoints); "" where no epoch both checkpointed and validated."""
     if CHECKPOINT_SCORE not in history or "checkpoint_path" not in history:
         return ""  # a sweep from before checkpoints were scored
     scored = history.loc[history["checkpoint_path"].notna(), CHECKPOINT_SCORE].astype(float).dropna()

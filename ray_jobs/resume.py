@@ -62,7 +62,7 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     """--resume: the sweep's own saved definition; only resource and checkpoint flags may change."""
     from losstune.ray_jobs.results import META_FILE, SweepFolderError, read_meta
     from losstune.ray_jobs.storage import exists
-    from losstune.trainables.driver import TrialResources
+    from losstune.trainables.engine.driver import TrialResources
 
     if not args.name:
         raise UsageError("--resume: needs --name of the sweep to continue")
@@ -102,7 +102,8 @@ def check_same_trial_process(saved, resumed, args) -> None:
 
 def documented_min_effect(meta: dict) -> str:
     """The minimum effect the saved sweep's objective declares (trainables.family_api.Objective)."""
-    from losstune.trainables.families import load_family, make_config
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import load_family
 
     family = load_family(meta["family"])
     declared = family.objective_of(make_config(family, meta["base"]))

@@ -6,7 +6,7 @@ not answer it.
 asha: AsyncHyperBandScheduler. hyperband: HyperBandScheduler (synchronous brackets; a trial waits,
 paused, for its bracket at each rung). pbt / pb2: PopulationBasedTraining / PB2 over a space of
 ray.tune distributions: a trial behind the others continues from a better trial's Train
-checkpoint with mutated settings (ray_jobs/population.py; trainables/continued.py applies them
+checkpoint with mutated settings (ray_jobs/population.py; trainables/engine/continued.py applies them
 mid-run).
 """
 

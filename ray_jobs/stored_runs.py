@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from losstune.ray_jobs.storage import exists, read_json
-from losstune.trainables.checkpoints import STATE_FILE
+from losstune.trainables.engine.checkpoints import STATE_FILE
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<run>: each trial's TorchTrainer run(s)
@@ -21,7 +21,7 @@ TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a r
 
 def stored_run(experiment: str, run: str) -> tuple[str, dict]:
     """The folder of a trial's Train run (named by the trial, or, for a PBT trial that continued
-    another's checkpoint, trainables.driver.run_name) and Train's snapshot of its kept checkpoints
+    another's checkpoint, trainables.engine.driver.run_name) and Train's snapshot of its kept checkpoints
     ({} where it has none)."""
     folder = f"{experiment}/{RUNS_FOLDER}/{run}"
     snapshot = f"{folder}/{TRAIN_SNAPSHOT}"

@@ -10,7 +10,7 @@ from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, inert_weights, space_choices
 from losstune.ray_jobs.prior_points import read_enqueued
 from losstune.trainables.config import ConfigError, flatten, merge, unflatten
-from losstune.trainables.families import check_batches_fit, make_config
+from losstune.trainables.family_api import check_batches_fit, make_config
 
 
 def check_population(args, space, space_name: str) -> None:

@@ -20,8 +20,9 @@ from losstune.ray_jobs.resume import resumed_plan
 from losstune.ray_jobs.sweep_checks import check_enqueued, check_population, check_search_fits_space, check_space
 from losstune.ray_jobs.storage import absolute
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import FAMILIES, load_family, make_config
-from losstune.trainables.loop_config import check_precision
+from losstune.trainables.family_api import make_config
+from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.trainables.engine.loop_config import check_precision
 
 
 EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial

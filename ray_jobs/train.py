@@ -25,9 +25,10 @@ from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, a
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
-from losstune.trainables.families import FAMILIES, check_batches_fit, load_family, make_config
+from losstune.trainables.family_api import check_batches_fit, make_config
+from losstune.search_spaces.registry import FAMILIES, load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
-from losstune.trainables.loop_config import check_precision
+from losstune.trainables.engine.loop_config import check_precision
 
 
 def parse_args(argv=None):
@@ -68,7 +69,7 @@ def check_flags(args) -> None:
     check_storage_text(args.storage)
     check_data_path(args.data)
     check_ray_address()
-    from losstune.trainables.driver import TrialResources
+    from losstune.trainables.engine.driver import TrialResources
 
     check_local_resources(TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0))
 
@@ -112,8 +113,8 @@ def run(args, family, config) -> int:
     from losstune.ray_jobs.cluster import start_ray
     from losstune.ray_jobs.progress import EpochLines, print_lines
     from losstune.ray_jobs.storage import absolute
-    from losstune.trainables.driver import TensorBoardCallback, TrialResources, make_trainer
-    from losstune.trainables.ray_workarounds import poll_train_workers_often
+    from losstune.trainables.engine.driver import TensorBoardCallback, TrialResources, make_trainer
+    from losstune.trainables.engine.ray_workarounds import poll_train_workers_often
 
     start_ray(args.verbose >= 2)
     poll_train_workers_often()

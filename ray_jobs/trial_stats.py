@@ -10,7 +10,7 @@ import pandas as pd
 
 def held(resources: dict) -> tuple[float, float]:
     """(CPUs, GPUs) one trial holds (TrialResources.per_trial)."""
-    from losstune.trainables.driver import TrialResources
+    from losstune.trainables.engine.driver import TrialResources
 
     need = TrialResources.saved(resources).per_trial()
     return need.get("CPU", 0.0), need.get("GPU", 0.0)

@@ -13,7 +13,7 @@ from losstune.ray_jobs.health_aware_search import HealthAwareOptunaSearch
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.schedulers import make_scheduler
 from losstune.ray_jobs.study import STUDY_FILE
-from losstune.trainables.families import load_family
+from losstune.search_spaces.registry import load_family
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
@@ -22,7 +22,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from losstune.trainables.driver import trainable, tune_checkpoints
+    from losstune.trainables.engine.driver import trainable, tune_checkpoints
 
     population = plan.scheduler in POPULATION_SCHEDULERS
     # PBT exploits a donor's Train checkpoint of a perturbation epoch: every Train checkpoint stays
@@ -108,7 +108,7 @@ def progress_table(plan: SweepPlan):
 
 def plan_space(plan: SweepPlan):
     """The sweep's search space, bound to its base config where the space reads one."""
-    from losstune.trainables.families import make_config
+    from losstune.trainables.family_api import make_config
 
     family = load_family(plan.family)
     return family.space(plan.space, make_config(family, plan.base))

@@ -3,28 +3,19 @@
 A space is either a nested dict of `ray.tune` distributions over config keys, or an Optuna
 define-by-run function (for conditional spaces) whose parameter names are config paths joined
 by "/" (`caps/abs_max`), the form Ray's OptunaSearch unflattens into a nested config. A function
-may also take the sweep's config (`bound`); the family's `space(name, config)` binds it.
+may also take the sweep's config; the family's `space(name, config)` binds it
+(trainables.family_api.bound). The registry of families, each a trainable module and its space
+module, is search_spaces/registry.py.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any, Callable
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from losstune.trainables.config import get_path
-
-
-def bound(space: dict | Callable, config) -> dict | Callable:
-    """The space as a sweep from `config` searches it: a define-by-run function that declares a
-    `config` parameter (`def weights(trial, config)`) gets the sweep's config bound, so that it
-    tunes only what that config trains (a VQ-VAE's commitment, not a VAE's KL)."""
-    if callable(space) and "config" in inspect.signature(space).parameters:
-        return functools.partial(space, config=config)
-    return space
 
 
 def optuna_space(space: dict | Callable) -> dict | Callable:

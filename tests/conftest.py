@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 # Subjects read by the medgen tests are cached here, not in the user's ~/.cache (data.medgen.cached)
 os.environ.setdefault("LOSSTUNE_CACHE", tempfile.mkdtemp(prefix="losstune_test_cache_"))
-# Where inject_faults puts a test's faults (trainables/faults.py); named before any Ray starts, so
+# Where inject_faults puts a test's faults (trainables/engine/faults.py); named before any Ray starts, so
 # every worker, in this process's Ray or a subprocess's, looks there.
 FAULTS_FILE = os.path.join(tempfile.mkdtemp(prefix="losstune_test_faults_"), "faults.json")
 os.environ["LOSSTUNE_FAULTS"] = FAULTS_FILE
@@ -28,7 +28,7 @@ def local_ray():
 @pytest.fixture
 def inject_faults():
     """`inject_faults(crash_at_epoch=2, when={"optim.lr": 0.5})`: the runs this test starts get these
-    faults (trainables/faults.py) until it ends."""
+    faults (trainables/engine/faults.py) until it ends."""
     import json
 
     def write(**faults):

@@ -1,10 +1,10 @@
 """The family contract: what a family provides, and `resolve`, which checks it once and fills in
 the optional hooks, so that the loop and the jobs call a `Family` and never probe a module.
 
-A family is two plain modules, registered in trainables/families.py (the five seed families keep
-their Config, PRESETS and SMOKE in trainables/<name>_config.py and bind them in <name>.py):
+A family is two plain modules, registered in search_spaces/registry.py (the five seed families keep
+their Config, PRESETS and SMOKE in trainables/families/<name>_config.py and bind them in <name>.py):
 
-trainables/<name>.py provides
+trainables/families/<name>.py provides
   Config                frozen dataclass of sections; defaults are the seed's documented values;
                         a `loss.weights` section with one float per loss term, unless the
                         module has its own term_weights
@@ -47,13 +47,15 @@ tune only what that config trains.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
-from losstune.trainables.config import get_path
+from losstune.trainables.config import ConfigError, apply_overrides, get_path
 
-# What Ray Train ranks a run's checkpoints by (trainables.driver.keep_checkpoints): the epoch's
+# What Ray Train ranks a run's checkpoints by (trainables.engine.driver.keep_checkpoints): the epoch's
 # objective where it validated that epoch's own weights, NaN where it carries an earlier validation.
 CHECKPOINT_SCORE = "checkpoint_score"
 
@@ -169,10 +171,36 @@ class Family:
         return self.objective_for(cfg) or self.objective
 
     def space(self, name: str, config):
-        """The search space `name` as a sweep from `config` searches it (search_spaces.bound)."""
-        from losstune.search_spaces import bound
-
+        """The search space `name` as a sweep from `config` searches it (`bound`)."""
         return bound(self.spaces[name], config)
+
+
+def bound(space, config):
+    """The space as a sweep from `config` searches it: a define-by-run function that declares a
+    `config` parameter (`def weights(trial, config)`) gets the sweep's config bound, so that it
+    tunes only what that config trains (a VQ-VAE's commitment, not a VAE's KL)."""
+    if callable(space) and "config" in inspect.signature(space).parameters:
+        return functools.partial(space, config=config)
+    return space
+
+
+def make_config(family: Family, overrides: Mapping[str, Any] | None = None, preset: str = ""):
+    """The family's documented default, then a named preset, then the overrides."""
+    config = family.config_class()
+    if preset:
+        if preset not in family.presets:
+            raise ConfigError("preset", f"is unknown: {preset!r} (known: {', '.join(sorted(family.presets))})")
+        config = apply_overrides(config, family.presets[preset])
+    return apply_overrides(config, overrides or {})
+
+
+def check_batches_fit(train_samples: int | None, batch_sizes: Mapping[str, int]) -> None:
+    """Every batch size a run may use ({where it comes from: size}) fills at least one batch of
+    the training set (the loader drops a partial last batch), checked before Ray starts."""
+    for source, size in batch_sizes.items():
+        if train_samples is not None and size > train_samples:
+            raise ConfigError("train.batch_size", f"{size} ({source}) is larger than the training set "
+                                                  f"({train_samples} samples)")
 
 
 REQUIRED = {"Config": "config_class", "PRESETS": "presets", "SMOKE": "smoke", "OBJECTIVE": "objective",

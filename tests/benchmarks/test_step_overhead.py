@@ -11,7 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 from step_overhead import bare_epochs, epoch_code_here, loop_epochs, stand_in  # noqa: E402
 
 from losstune.trainables.config import merge  # noqa: E402
-from losstune.trainables.families import load_family, make_config  # noqa: E402
+from losstune.trainables.family_api import make_config  # noqa: E402
+from losstune.search_spaces.registry import load_family  # noqa: E402
 
 
 @pytest.mark.parametrize("n_tensors", [3, 26])

@@ -13,7 +13,8 @@ from optuna.storages.journal import JournalFileBackend
 from losstune.ray_jobs import confirmation, results, trial_stats, verdicts
 from losstune.ray_jobs.study import STUDY_FILE
 from losstune.search_spaces import default_point
-from losstune.trainables.families import load_family, make_config
+from losstune.trainables.family_api import make_config
+from losstune.search_spaces.registry import load_family
 
 METRIC = "val/log_l1"
 

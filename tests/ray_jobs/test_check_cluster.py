@@ -6,7 +6,7 @@ import ray
 from losstune.ray_jobs import cluster
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
-from losstune.trainables.driver import TrialResources
+from losstune.trainables.engine.driver import TrialResources
 
 
 def fake_cluster(monkeypatch, *nodes):

@@ -180,7 +180,7 @@ def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(two_nod
     trials = pd.read_parquet(tmp_path / "drv" / "trials.parquet")
     assert len(trials) == 4 and (trials["epochs_done"] == 3).all()
     # A trial whose last epoch was written before the kill but not yet recorded by Tune starts
-    # again and reports its end once more, trained nothing (trainables/loop.py): the same epoch
+    # again and reports its end once more, trained nothing (trainables/engine/loop.py): the same epoch
     # with the same epoch time. Anything else would be training again.
     trained = history(tmp_path, "drv").drop_duplicates(["trial_id", "epoch", "time/epoch_s"])
     runs = trained.groupby("trial_id")["epoch"].apply(list)
@@ -198,7 +198,7 @@ def test_a_submitted_sweep_trains_on_both_nodes_and_loses_no_trial_when_one_goes
     away for good (so this test is last in the module): its trials resume on the head from the
     checkpoints they wrote there, waiting for the head's one CPU, and every trial completes."""
     cluster, worker = two_nodes
-    lost = worker.node_id[:12]  # as trainables/loop.py reports it
+    lost = worker.node_id[:12]  # as trainables/engine/loop.py reports it
     sweep = submit(cluster, sweep_cmd(tmp_path, "node", "--trials", "3", "--epochs", str(LONG_EPOCHS),
                                        "--max-failures", "3"),
                    background=True, env_vars={"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "600"})

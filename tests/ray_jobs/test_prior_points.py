@@ -11,7 +11,7 @@ from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.study import HEALTH_CONSTRAINT, completed, load_study, stopped_unhealthy
 from losstune.ray_jobs.health_aware_search import HealthAwareOptunaSearch
 from losstune.search_spaces import optuna_space, space_distributions
-from losstune.trainables.families import load_family
+from losstune.search_spaces.registry import load_family
 
 from tests.ray_jobs.sweep_folder import METRIC, write_sweep
 from tests.ray_jobs.test_sweep_cli import ray_starts  # noqa: F401 (autouse: Ray must never start)

@@ -10,7 +10,7 @@ from ray import tune
 from losstune.ray_jobs.results import lineage, lr_by_epoch
 from losstune.ray_jobs.schedulers import (DefaultKeepingASHA, DefaultKeepingHyperBand, DefaultKeepingPBT, bounds,
                                           mutations, within)
-from losstune.trainables.driver import TrialResources, run_name
+from losstune.trainables.engine.driver import TrialResources, run_name
 
 DEFAULT = {"optim/lr": 1e-3}
 SPACE = {"optim": {"lr": tune.loguniform(1e-4, 1e-2), "steps": tune.randint(1, 5)},

@@ -76,7 +76,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     # the console's table shows the objective and the tuned parameters, and no box per trial
     final_table = out.split("== final ==")[1].splitlines()[1].split()
     assert {"val/log_l1", "mode", "abs_max"} <= set(final_table) and "╭" not in out
-    # each finished trial's best checkpoint is one Ray kept (trainables.driver.keep_checkpoints)
+    # each finished trial's best checkpoint is one Ray kept (trainables.engine.driver.keep_checkpoints)
     finished = trials[trials["status"] == "COMPLETED"]
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
     # one-worker trials trained in their own process (Train's local mode): no Train controller
@@ -318,7 +318,7 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     assert code == 0
     if trained_in:
         # Train ran its actors, but no preemption watcher on a one-machine Ray (cluster.start_local_ray),
-        # nor a DatasetManager: the families read no Ray Datasets (trainables.ray_workarounds)
+        # nor a DatasetManager: the families read no Ray Datasets (trainables.engine.ray_workarounds)
         assert actor_ids(local_ray, "TrainController") - before["TrainController"]
         for idle in ("PreemptionWatcher", "DatasetManager"):
             assert actor_ids(local_ray, idle) == before[idle], idle

@@ -32,7 +32,7 @@ def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
 
 def test_smoke_test_shrinks_a_run_and_the_flags_still_win():
     from losstune.ray_jobs.train import overrides_from, parse_args
-    from losstune.trainables.families import load_family
+    from losstune.search_spaces.registry import load_family
 
     family = load_family("hdr_patch")
     overrides = overrides_from(parse_args(["hdr_patch", "--smoke-test", "--epochs", "3"]), family)

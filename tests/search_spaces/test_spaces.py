@@ -3,7 +3,8 @@ import pytest
 
 from losstune.search_spaces import default_point, optuna_space, sample_points
 from losstune.trainables.config import get_path, merge, unflatten
-from losstune.trainables.families import FAMILIES, load_family, make_config
+from losstune.trainables.family_api import make_config
+from losstune.search_spaces.registry import FAMILIES, load_family
 
 CASES = [(family, name) for family in FAMILIES for name in load_family(family).spaces]
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from losstune.trainables import families
+from losstune.search_spaces import registry
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import FAMILIES, load_family, make_config
+from losstune.trainables.family_api import make_config
+from losstune.search_spaces.registry import FAMILIES, load_family
 from losstune.trainables.family_api import OPTIONAL, REQUIRED, Family, FamilyError, resolve
-from losstune.trainables.loop import weighted_loss
+from losstune.trainables.engine.loop import weighted_loss
 from tests.trainables import toy_family
 from tests.trainables.smoke_runs import PRESET as EVERY_TERM  # each family's every loss term on
 
@@ -86,9 +87,9 @@ def test_a_term_without_a_weight_is_a_config_error_naming_it():
 def toy_registered(monkeypatch):
     """The toy family in the registry, as one line in FAMILIES would put it there."""
     monkeypatch.setitem(FAMILIES, "toy", ("tests.trainables.toy_family", "tests.trainables.toy_family"))
-    families._resolved.cache_clear()
+    registry._resolved.cache_clear()
     yield load_family("toy")
-    families._resolved.cache_clear()
+    registry._resolved.cache_clear()
 
 
 def test_the_toy_family_is_listed_and_configured_like_the_others(toy_registered):

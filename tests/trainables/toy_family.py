@@ -1,6 +1,6 @@
 """A sixth family made by the contract alone (trainables/family_api.py), for the tests: what adding
 a family takes is this one module (in the project: trainables/toy.py and search_spaces/toy.py)
-and one line in trainables/families.FAMILIES. A line fitted to noisy points; one loss term."""
+and one line in search_spaces/registry.FAMILIES. A line fitted to noisy points; one loss term."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ray import tune
 from torch.utils.data import TensorDataset
 
 from losstune.trainables.family_api import Objective, Parts
-from losstune.trainables.loop_config import OptimConfig, ScheduleConfig, TrainConfig
+from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 
 OBJECTIVE = Objective("val/mse", "min")
 

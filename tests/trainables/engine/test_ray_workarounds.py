@@ -1,0 +1,45 @@
+"""The Ray workarounds that need no Ray running (the others: test_ray_workarounds_*.py)."""
+
+import pytest
+
+
+def test_the_restart_guard_asks_about_the_driver_only_before_a_restart(monkeypatch):
+    import losstune.trainables.engine.ray_workarounds as workarounds
+
+    asked = []
+    monkeypatch.setattr(workarounds, "driver_alive", lambda actor_id: asked.append(actor_id) or False)
+    guard = workarounds.NoRestartWithoutDriver("abc")
+    guard.before_controller_execute_resize_decision(None)  # the driver's own fit(): no question
+    assert asked == []
+    with pytest.raises(RuntimeError, match="trial driver abc has exited"):
+        guard.before_controller_execute_resize_decision(None)
+    assert asked == ["abc"]
+    # outside an actor there is no driver to watch: restarts go ahead
+    lone = workarounds.NoRestartWithoutDriver(None)
+    for _ in range(2):
+        lone.before_controller_execute_resize_decision(None)
+    assert asked == ["abc"]
+
+
+def test_a_trainer_without_datasets_starts_no_dataset_manager_and_one_with_them_keeps_it():
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
+    from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+
+    from losstune.trainables.engine.ray_workarounds import without_an_idle_dataset_manager
+
+    def kinds(trainer):
+        return {type(callback) for callback in trainer._create_default_callbacks()}
+
+    def trainer(**datasets):
+        return TorchTrainer(lambda: None, scaling_config=ray.train.ScalingConfig(num_workers=1),
+                            datasets=datasets or None)
+
+    plain = trainer()
+    assert DatasetsCallback in kinds(plain)  # Ray's own default, which the workaround is for
+    patched = without_an_idle_dataset_manager(trainer())
+    assert DatasetsCallback not in kinds(patched)
+    assert kinds(patched) == kinds(plain) - {DatasetsCallback} and PlacementGroupCleanerCallback in kinds(patched)
+    with_data = without_an_idle_dataset_manager(trainer(train=lambda: None))
+    assert DatasetsCallback in kinds(with_data)

@@ -1,0 +1,123 @@
+"""Latent diffusion's space (seed 001 "Spaces": LatentSpace; "Training Pipeline Order"): the frozen
+autoencoder of a trained medgen_compression checkpoint, and the scale its latents are multiplied by.
+
+`space.checkpoint` is a checkpoint folder of a medgen_compression run (what `losstune-train`
+prints as its best checkpoint, or a sweep trial's): its losstune_state.json names the family and
+holds the run's whole config, from which the autoencoder is built again and its weights loaded.
+The scale is `space.scale_factor` where set, else the DC-AE's documented scaling factor (seed
+"DC-AE"), else 1 / std of the latents of up to 64 training items, as MONAI's latent diffusion
+recipes and the seed's measure_latent_std.py do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from losstune.trainables.config import ConfigError, apply_overrides
+from losstune.trainables.families.medgen_compression_config import Config, image_sides, shrink_misfit
+
+FIELD = "space.checkpoint"
+MEASURED_ITEMS = 64
+# the diffusion mode -> the compression modes whose images are the ones it generates
+FITS = {"bravo": ("bravo",), "dual": ("dual",), "seg": ("seg", "seg_compression")}
+
+
+def compression_config(folder: str, accept_unhealthy: bool = True):
+    """The medgen_compression config the checkpoint in `folder` was trained with; ConfigError
+    naming the folder where it is not such a checkpoint, or (unless `accept_unhealthy`) where its
+    run stopped on a health check: an autoencoder stopped as broken is no space to diffuse in."""
+    from losstune.trainables.engine.checkpoints import STATE_FILE
+
+    path = os.path.join(folder, STATE_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(FIELD, f"{folder}: no {STATE_FILE}; give a checkpoint folder of a medgen_compression run")
+    with open(path) as f:
+        state = json.load(f)
+    family = state.get("family", "")
+    if family != "medgen_compression":
+        raise ConfigError(FIELD, f"{folder} is a checkpoint of {family or 'an unnamed family'}, "
+                                 "not of medgen_compression (latent diffusion needs its autoencoder)")
+    why = (state.get("metrics") or {}).get("stop_reason")
+    if why and not accept_unhealthy:
+        raise ConfigError(FIELD, f"{folder} is from a run that stopped unhealthy ({why} at epoch "
+                                 f"{state.get('epochs_done')}); retrain it, or --set space.accept_unhealthy=true")
+    return apply_overrides(Config(), state["config"])
+
+
+def check_fits(cfg) -> None:
+    """The checkpoint's autoencoder takes this run's images: the same modalities and spatial dims."""
+    folder = cfg.space.checkpoint
+    compression = compression_config(folder, cfg.space.accept_unhealthy)
+    if compression.data.mode not in FITS[cfg.data.mode]:
+        raise ConfigError(FIELD, f"{folder} compresses {compression.data.mode} images; data.mode "
+                                 f"{cfg.data.mode} needs a {' or '.join(FITS[cfg.data.mode])} checkpoint")
+    if compression.model.spatial_dims != cfg.model.spatial_dims:
+        raise ConfigError(FIELD, f"{folder} is {compression.model.spatial_dims}D; model.spatial_dims is "
+                                 f"{cfg.model.spatial_dims}")
+    name, described, sides = image_sides(cfg.data, cfg.model.spatial_dims)
+    if why := shrink_misfit(sides, compression.model, whose=f" of {folder}"):
+        raise ConfigError(name, f"{described} images {why}")
+
+
+@dataclass
+class LatentSpace:
+    autoencoder: torch.nn.Module  # the Compression module, frozen
+    scale: float
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.on(images).encode(images) * self.scale
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.on(latents).decode(latents / self.scale)
+
+    def on(self, tensor: torch.Tensor) -> torch.nn.Module:
+        return self.autoencoder.to(tensor.device)
+
+    @staticmethod
+    def condition(cond: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """The conditioning mask at the latent's size: each latent cell's share of tumour."""
+        if cond.shape[1] == 0:
+            return cond.new_zeros((cond.shape[0], 0, *latent.shape[2:]))
+        return F.adaptive_avg_pool2d(cond, latent.shape[2:]) if cond.ndim == 4 else \
+            F.adaptive_avg_pool3d(cond, latent.shape[2:])
+
+
+@functools.lru_cache(maxsize=2)
+def autoencoder(folder: str) -> torch.nn.Module:
+    """The checkpoint's autoencoder with its weights, in eval mode and without gradients."""
+    from safetensors.torch import load_file
+
+    from losstune.trainables.families.medgen_compression import make_model
+
+    model = make_model(compression_config(folder))
+    weights = os.path.join(folder, "model.safetensors")
+    model.load_state_dict(load_file(weights) if os.path.isfile(weights) else
+                          torch.load(os.path.join(folder, "pytorch_model.bin"), map_location="cpu"))
+    return model.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=2)
+def space_of(cfg) -> LatentSpace:
+    """The run's latent space (cached per process: every step encodes with it)."""
+    model = autoencoder(cfg.space.checkpoint)
+    if cfg.space.scale_factor:
+        return LatentSpace(model, cfg.space.scale_factor)
+    if model.kind == "dcae":
+        return LatentSpace(model, float(model.autoencoder.config.scaling_factor))
+    return LatentSpace(model, 1.0 / latent_std(cfg, model))
+
+
+def latent_std(cfg, model) -> float:
+    from losstune.trainables.families.medgen_items import make_items, subject_split
+
+    subjects, _ = subject_split(cfg, cfg.data.mode)
+    items = make_items(cfg, subjects, False, cfg.data.mode)
+    batch = torch.stack([items[i][0] for i in range(min(MEASURED_ITEMS, len(items)))])
+    return float(model.encode(batch).std())

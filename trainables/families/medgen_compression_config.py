@@ -1,0 +1,302 @@
+"""The medgen_compression family's settings (seed 001 "Trainers", "Model Architectures" VQ-VAE to
+DC-AE, "VAE Modes", "Loss Functions / VAE Training", "Learning Rates / VAE", "VAE Augmentation",
+"Precision Configuration"): its config sections with the seed's documented defaults, its presets
+(the seed's named configs) and its smoke-test sizes. The family's functions:
+trainables/families/medgen_compression.py."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from losstune.trainables.config import ConfigError, above, at_least, within
+from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
+
+# seed "DC-AE": variant -> (latent channels, stages, scaling factor); each stage after the first
+# halves the side, so 6 stages compress 32x (256 -> 8), 7 64x, 8 128x
+DCAE_VARIANTS = {"f32c32": (32, 6, 0.3189), "f64c128": (128, 7, 0.2889), "f128c512": (512, 8, 0.25)}
+# diffusers' AutoencoderDC layout (its defaults are the f32c32 model's), one more stage per variant
+DCAE_WIDTHS = (128, 256, 512, 512, 1024, 1024, 2048, 2048)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""  # a folder of subject folders with <modality>.nii(.gz); "" = synthetic phantoms
+    val_path: str = ""  # a second such folder; "" = the last `val_fraction` of path's subjects
+    val_fraction: float = 0.2  # held out by subject, never by slice
+    # seed "VAE Modes": bravo (1 channel), dual (t1_pre + t1_gd, no seg), seg (the mask as an image),
+    # seg_compression (the mask, DC-AE only, BCE + Dice + Boundary)
+    mode: Literal["bravo", "dual", "seg", "seg_compression"] = "bravo"
+    image_size: int = 256  # 2D; seed "IDUN VAE Experiments": 256
+    volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed "3D VAE": 256x256x160
+    skip_empty_slices: bool = True  # 2D, image modes: slices without signal (outside the head) are left out
+    augment: bool = True  # seed "VAE Augmentation (Aggressive)"
+    mixup_prob: float = 0.0  # seed "Batch-level Augmentations": 0.2 when enabled, off by default
+    cutmix_prob: float = 0.0  # ... the same
+    subjects: int = 10  # synthetic only
+    phantom_shape: tuple[int, ...] = (128, 128, 64)  # synthetic only (H, W, D)
+    seed: int = 0  # synthetic only
+
+    def __post_init__(self):
+        within("val_fraction", self.val_fraction, 0.01, 0.9)
+        at_least("image_size", self.image_size, 8)
+        for name in ("volume", "phantom_shape"):
+            shape = getattr(self, name)
+            if len(shape) != 3 or min(shape) < 8:
+                raise ConfigError(name, f"must be 3 sizes (H, W, D) of at least 8, got {list(shape)}")
+        within("mixup_prob", self.mixup_prob, 0.0, 1.0)
+        within("cutmix_prob", self.cutmix_prob, 0.0, 1.0)
+        at_least("subjects", self.subjects, 2)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """MONAI AutoencoderKL. seed "3D VAE": latent 3, channels [32, 64, 128, 128], no attention (the
+    2D config names no widths: the same, which gives the seed's "VAE 8x")."""
+
+    latent_channels: int = 3  # seed "3D VAE": latent_channels 3
+    channels: tuple[int, ...] = (32, 64, 128, 128)  # seed "3D VAE"; 4 levels = the seed's "VAE 8x"
+    res_blocks: int = 2  # MONAI's default
+    norm_groups: int = 32  # MONAI's default
+    attention: bool = False  # seed: "No attention layers (O(n^2) too expensive for 3D)"
+
+
+@dataclass(frozen=True)
+class VQVAEConfig:
+    """MONAI VQVAE. seed "VQ-VAE": 512 codes, embedding dim 3, commitment 0.25 (loss.weights.vq);
+    the widths are MONAI's defaults, 3 levels = the seed's "VQ-VAE 8x"."""
+
+    num_embeddings: int = 512  # seed "VQ-VAE": codebook size 512
+    embedding_dim: int = 3  # seed "VQ-VAE": embedding_dim 3
+    channels: tuple[int, ...] = (96, 96, 192)  # MONAI's defaults: 3 levels, the seed's "VQ-VAE 8x"
+    res_layers: int = 3  # MONAI's default
+    decay: float = 0.5  # the codebook's EMA decay: MONAI VQVAE's default (the seed names none)
+
+
+@dataclass(frozen=True)
+class DCAEConfig:
+    """diffusers' AutoencoderDC (2D only). seed "DC-AE": f32c32 (default), f64c128, f128c512."""
+
+    variant: Literal["f32c32", "f64c128", "f128c512"] = "f32c32"  # seed "DC-AE": configs/dcae/f32.yaml, the default
+    width_factor: float = 1.0  # every stage's width x this (the `small` preset: 1/8)
+    layers_per_block: int = 2  # per stage (diffusers' default encoder has 2-3)
+    pretrained: str = ""  # a local folder saved by AutoencoderDC.save_pretrained; "" = from scratch
+
+    def __post_init__(self):
+        above("width_factor", self.width_factor, 0.0)
+        at_least("layers_per_block", self.layers_per_block, 1)
+        if self.pretrained and not os.path.isfile(os.path.join(self.pretrained, "config.json")):
+            raise ConfigError("pretrained", f"{self.pretrained}: no AutoencoderDC folder (config.json) there; "
+                                            "weights cannot be downloaded here, give a local save_pretrained folder")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: Literal["vae", "vqvae", "dcae"] = "vae"  # seed "Trainers"
+    spatial_dims: int = 2  # seed "Compression Training Config Names": vae (2D); vae_3d is the preset
+    gradient_checkpointing: bool = False  # seed "3D VAE": trades compute for ~50% of the memory
+    pure_bf16_weights: bool = False  # seed "Precision Configuration": pure_weights (weights in bf16)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
+    dcae: DCAEConfig = field(default_factory=DCAEConfig)
+
+    def __post_init__(self):
+        if self.spatial_dims not in (2, 3):
+            raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
+        if self.kind == "dcae" and self.spatial_dims == 3:
+            raise ConfigError("kind", "dcae is 2D (diffusers' AutoencoderDC); use vae or vqvae for volumes")
+        if any(c % self.vae.norm_groups for c in self.vae.channels):
+            raise ConfigError("vae.channels", f"must all be multiples of vae.norm_groups={self.vae.norm_groups}")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """MONAI PatchDiscriminator and PatchAdversarialLoss (least squares, as MONAI's recipes)."""
+
+    enabled: bool = True  # seed `disable_gan: false`; off: no discriminator is created at all
+    start_epoch: int = 5  # adversarial terms from this epoch (0-based); the seed names none, MONAI's 3D recipe waits 5
+    disc_lr: float = 5e-4  # seed "Learning Rates / VAE": discriminator 5e-4
+    disc_layers: int = 3  # MONAI recipes: num_layers_d 3
+    disc_channels: int = 64  # MONAI recipes: 64
+
+    def __post_init__(self):
+        at_least("start_epoch", self.start_epoch, 0)
+        above("disc_lr", self.disc_lr, 0.0)
+        at_least("disc_layers", self.disc_layers, 1)
+        at_least("disc_channels", self.disc_channels, 1)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """seed "Loss Functions / VAE Training": L1 + 0.001 perceptual + 1e-6 KL + 0.01 adversarial;
+    VQ-VAE: 0.002 perceptual, commitment 0.25, 0.005 adversarial (preset vqvae); DC-AE: L1 +
+    perceptual, adversarial 0 in phase 1 (preset dcae). Seg compression: BCE + Dice + Boundary, the
+    seed names no weights: 1 each."""
+
+    l1: float = 1.0  # seed "VAE Training": L1_loss, weight 1
+    perceptual: float = 0.001  # seed "VAE Training": 0.001 x perceptual (VQ-VAE 0.002)
+    kl: float = 1e-6  # seed "VAE Training": 1e-6 x KL
+    vq: float = 0.25  # the commitment cost: MONAI's quantisation loss at cost 1, times this
+    adversarial: float = 0.01  # seed "VAE Training": 0.01 x adversarial (VQ-VAE 0.005)
+    bce: float = 1.0  # seg_compression (seed "DC-AE seg mode"); the seed names no weight
+    dice: float = 1.0  # ... the same
+    boundary: float = 1.0  # ... the same
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            at_least(name, value, 0.0)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    weights: LossWeights = field(default_factory=LossWeights)
+    perceptual_weights_path: str = ""  # a local ResNet-50 state dict for MONAI's perceptual loss
+
+    def __post_init__(self):
+        if self.perceptual_weights_path and not os.path.isfile(self.perceptual_weights_path):
+            raise ConfigError("perceptual_weights_path", f"{self.perceptual_weights_path}: no such file")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    msssim: bool = True  # seed "Logging Configuration": msssim true
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """Stops for runs that are clearly broken, from `grace_epochs` on (of training, or of the GAN)."""
+
+    grace_epochs: int = 2  # not in the seed: epochs before a stop may fire
+    kl_floor: float = 0.1  # KL (nats per sample) below this ...
+    poor_l1: float = 0.1  # ... while the validation L1 is above this: the posterior collapsed
+    min_codebook_usage: float = 0.02  # VQ-VAE: share of codes used in validation (0.02 of 512 = 10)
+    # The discriminator dominates: its loss below `disc_floor` while the generator's least-squares
+    # adversarial loss is above `adv_ceiling` (it is (D(fake) - 1)^2: near 1 where D says "fake")
+    disc_floor: float = 0.02  # not in the seed
+    adv_ceiling: float = 0.8  # not in the seed
+    # Reported every epoch as health/discriminator_dominated (the share of the epoch's steps where it
+    # held), a stop only when asked: on real brain MRI the default stopped so at epoch 3 while its
+    # val/l1 was still falling (0.326 -> 0.206 -> 0.184); these thresholds are guesses, uncalibrated
+    stop_on_discriminator_domination: bool = False  # not in the seed
+    domination_share: float = 0.9  # not in the seed: with the stop on, dominated at this share of an epoch's steps
+
+    def __post_init__(self):
+        at_least("grace_epochs", self.grace_epochs, 0)
+        for name in ("kl_floor", "poor_l1", "min_codebook_usage", "disc_floor", "adv_ceiling"):
+            at_least(name, getattr(self, name), 0.0)
+        within("domination_share", self.domination_share, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    # seed "Learning Rates / VAE": generator 1e-4; its weight decay and clipping norm are not in the seed
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.0, grad_clip=1.0))
+    # seed "Learning Rates / VAE": "Same scheduler pattern" as diffusion: warmup 5 epochs + cosine to 0.01 x lr
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
+        kind="cosine", warmup_epochs=5.0, warmup_start_factor=0.1, eta_min_factor=0.01))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, batch_size=16))  # not in the seed
+
+    def __post_init__(self):
+        if self.model.pure_bf16_weights and self.train.mixed_precision != "bf16":
+            raise ConfigError("model.pure_bf16_weights", "needs train.mixed_precision=bf16 (seed \"Precision "
+                                                         "Configuration\": bf16 weights compute under autocast)")
+        if self.data.mode == "seg_compression" and self.model.kind != "dcae":
+            raise ConfigError("data.mode", "seg_compression is DC-AE's (seed \"VAE Modes\"); set model.kind=dcae")
+        self.check_images_fit_the_autoencoder()
+
+    def check_images_fit_the_autoencoder(self) -> None:
+        """The decoder gives back an image of the input's size only where every 2x step of the
+        encoder was exact (else a trial failed on its first batch: sizes or pixel_unshuffle)."""
+        name, described, sides = image_sides(self.data, self.model.spatial_dims)
+        if why := shrink_misfit(sides, self.model):
+            raise ConfigError(name, f"{described} images {why}")
+
+
+def image_sides(data, spatial_dims: int) -> tuple[str, str, tuple[int, ...]]:
+    """A MedGen run's images: (the field that sizes them, its value and the sides it gives, as an
+    error names them ("30: 30x30"), the sides): data.image_size square in 2D, data.volume in 3D."""
+    if spatial_dims == 2:
+        name, value, sides = "data.image_size", data.image_size, (data.image_size,) * 2
+    else:
+        name, value, sides = "data.volume", list(data.volume), tuple(data.volume)
+    return name, f"{value}: {'x'.join(map(str, sides))}", sides
+
+
+def shrink_misfit(sides, model: ModelConfig, whose: str = "") -> str:
+    """Why the autoencoder `model` cannot take images of these sides ("" where it can)."""
+    factor = compression_factor(model)
+    if not factor or all(side % factor == 0 for side in sides):
+        return ""
+    return (f"do not fit the {model.kind}{whose}, which shrinks every side {factor}x: each must be a multiple of "
+            f"{factor}")
+
+
+def compression_factor(model: ModelConfig) -> int | None:
+    """How many times the autoencoder shrinks each side: 2x per level after the first (MONAI's
+    AutoencoderKL), per level (VQVAE, downsampling at every level), per DC-AE stage after the
+    first; None for a pretrained DC-AE whose config.json does not say."""
+    if model.kind == "vae":
+        return 2 ** (len(model.vae.channels) - 1)
+    if model.kind == "vqvae":
+        return 2 ** len(model.vqvae.channels)
+    stages = pretrained_stages(model.dcae.pretrained) if model.dcae.pretrained else DCAE_VARIANTS[model.dcae.variant][1]
+    return 2 ** (stages - 1) if stages else None
+
+
+@functools.lru_cache(maxsize=8)
+def pretrained_stages(folder: str) -> int:
+    """The stages of a saved AutoencoderDC (0 where its config.json does not list them); read once
+    per folder, since every config built (each trial's, each sampled point's) asks."""
+    path = os.path.join(folder, "config.json")
+    try:
+        with open(path) as f:
+            return len(json.load(f).get("encoder_block_out_channels") or ())
+    except (OSError, ValueError, AttributeError) as err:  # unreadable, not JSON, not a JSON object
+        raise ConfigError("model.dcae.pretrained", f"{path}: not an AutoencoderDC config ({err})") from None
+
+
+PRESETS = {
+    "vae": {},  # the documented default
+    "vae_3d": {"model": {"spatial_dims": 3, "gradient_checkpointing": True}},
+    "vqvae": {"model": {"kind": "vqvae"}, "loss": {"weights": {"perceptual": 0.002, "adversarial": 0.005}}},
+    "vqvae_3d": {"model": {"kind": "vqvae", "spatial_dims": 3, "gradient_checkpointing": True},
+                 "loss": {"weights": {"perceptual": 0.002, "adversarial": 0.005}}},
+    # DC-AE phase 1: L1 + perceptual, no GAN; `--set loss.weights.adversarial=0.1 --set gan.enabled=true`
+    # is phase 3 (seed "DC-AE Phase 3"), which freezes the encoder
+    "dcae": {"model": {"kind": "dcae"}, "gan": {"enabled": False}, "loss": {"weights": {"adversarial": 0.0}}},
+    "f32": {"model": {"kind": "dcae", "dcae": {"variant": "f32c32"}}, "gan": {"enabled": False},
+            "loss": {"weights": {"adversarial": 0.0}}},
+    "f64": {"model": {"kind": "dcae", "dcae": {"variant": "f64c128"}}, "gan": {"enabled": False},
+            "loss": {"weights": {"adversarial": 0.0}}},
+    "f128": {"model": {"kind": "dcae", "dcae": {"variant": "f128c512"}}, "gan": {"enabled": False},
+             "loss": {"weights": {"adversarial": 0.0}}},
+    "seg_compression": {"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False},
+                        "loss": {"weights": {"adversarial": 0.0, "perceptual": 0.0}}},
+    # a CPU can train it: 64 px slices, narrow networks, no perceptual term (its ResNet-50 is the
+    # slowest part of a step and needs local weights)
+    "small": {"data": {"image_size": 64, "volume": [64, 64, 32]},
+              "model": {"vae": {"channels": [16, 32, 32], "norm_groups": 8},
+                        "vqvae": {"channels": [16, 32, 32], "res_layers": 1},
+                        "dcae": {"width_factor": 0.125, "layers_per_block": 1}},
+              "gan": {"disc_channels": 16, "disc_layers": 2},
+              "loss": {"weights": {"perceptual": 0.0}}, "train": {"batch_size": 8}},
+}
+
+# No perceptual term: its ResNet-50 needs local weights, which a smoke test does not have. The GAN
+# starts at once, so that two epochs train both networks.
+SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 16]},
+         "model": {"vae": {"channels": [8, 16], "norm_groups": 8, "res_blocks": 1},
+                   "vqvae": {"channels": [8, 16], "res_layers": 1, "num_embeddings": 64},
+                   "dcae": {"width_factor": 0.0625, "layers_per_block": 1}},
+         "gan": {"start_epoch": 0, "disc_channels": 8, "disc_layers": 2},
+         "loss": {"weights": {"perceptual": 0.0}},
+         "schedule": {"warmup_epochs": 1.0}, "train": {"epochs": 2, "batch_size": 8}}

@@ -1,0 +1,235 @@
+"""medgen_diffusion family (seed 001, MedGen): DDPM or RFlow diffusion on MONAI's UNet, 2D slices or
+3D volumes from NIfTI subjects, in the seed's modes seg (1->1), bravo (2->1) and dual (3->2).
+
+Training loss: MSE(prediction, strategy target), optionally Min-SNR weighted, + perceptual_weight x
+perceptual (seed default 0; never in seg mode) + self-conditioning consistency. The seed's clean
+regularisers are flags here (curriculum, timestep jitter, noise augmentation, feature perturbation,
+self-conditioning); gradient noise, SAM/ASAM and EMA are the shared loop's optimiser options
+(`optim.grad_noise_sigma`, `optim.sam_rho`, `optim.ema_decay`), constant and plateau LR its
+schedule kinds.
+
+Objective: `val/mse` (the seed's `Loss/MSE_val`), the unweighted prediction MSE at fixed, seeded timesteps (one per
+tenth of [0, 1]) and noise per validation item, so every trial is measured on the same draws
+whatever its loss weights and tricks. TensorBoard files carry the seed's tag names (TAGS).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from losstune.losses.diffusion import (augment_noise, min_snr_weights, model_timesteps, per_sample_mse, snr, target,
+                                       x0_estimate)
+from losstune.data.medgen import MODE_IMAGES, mode_channels  # numpy and torch only
+from losstune.losses.image_quality import quality, regional_summary
+from losstune.trainables.config import ConfigError
+from losstune.trainables.family_api import Objective, Parts
+from losstune.trainables.engine.loop_config import unet_misfit
+from losstune.trainables.families import medgen_diffusion_config as settings
+from losstune.trainables.families.latent_space import LatentSpace, autoencoder, check_fits, space_of
+from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
+from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
+                                              self_conditioning, training_times, uses_perceptual)
+
+BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
+BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
+OBJECTIVE = Objective("val/mse", "min")  # written to TensorBoard as Loss/MSE_val (TAGS)
+WATCHED_VAL_METRICS = ("timestep_bin_ratio",)
+# each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
+TERM_SWITCHES = {"regularisation.self_conditioning_weight": "regularisation.self_conditioning"}
+REGIONAL = ("tumor_loss", "background_loss", "tumor_bg_ratio")
+IMAGE_MODALITIES = sorted({m for images in MODE_IMAGES.values() for m in images})
+# the loop's metric names -> the seed's tag names (seed "TensorBoard Metrics (Verified)"): overall,
+# and per generated modality (`Validation/PSNR_t1_pre`, `regional_bravo/tumor_loss`, ...)
+TAGS = {
+    # Loss/MSE_train is the plain MSE; the term trained on, Min-SNR weighted where gamma > 0, beside it
+    "health/mse_plain": "Loss/MSE_train", "train/mse": "Loss/MSE_train_min_snr", "train/loss": "Loss/Total_train",
+    "train/perceptual": "Loss/Perceptual_train",
+    "val/mse": "Loss/MSE_val", "val/total": "Loss/Total_val", "val/l1": "Loss/L1_val", "val/psnr": "Validation/PSNR",
+    "val/msssim": "Validation/MS-SSIM", "val/msssim_3d": "Validation/MS-SSIM-3D",
+    **{f"val/{name}": f"regional/{name}" for name in REGIONAL},
+    **{f"val/psnr_{m}": f"Validation/PSNR_{m}" for m in IMAGE_MODALITIES},
+    **{f"val/msssim_{m}": f"Validation/MS-SSIM_{m}" for m in IMAGE_MODALITIES},
+    **{f"val/msssim_3d_{m}": f"Validation/MS-SSIM-3D_{m}" for m in IMAGE_MODALITIES},
+    **{f"val/{m}_{name}": f"regional_{m}/{name}" for m in IMAGE_MODALITIES for name in REGIONAL},
+    "grad_norm": "training/grad_norm_avg", "grad_norm_max": "training/grad_norm_max", "lr": "LR/Generator",
+    **{f"val/t{name}": f"Timestep/{name}" for name in BIN_NAMES},
+}
+
+
+# the family's settings, under the names the contract reads (trainables/family_api.py)
+Config, PRESETS, SMOKE = settings.Config, settings.PRESETS, settings.SMOKE
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+class FixedDraws:
+    """Validation items with their own fixed noise (one per timestep bin) and offsets within the
+    bins, drawn from (eval.seed, item index): the same for every trial, epoch and worker layout."""
+
+    def __init__(self, items, seed: int, noise_shape: tuple | None = None):
+        self.items, self.seed = items, seed
+        self.noise_shape = noise_shape  # the latent's in latent space; None: the image's
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        image, cond, seg = self.items[index]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        noise = torch.randn((BINS, *(self.noise_shape or image.shape)), generator=generator)
+        return image, cond, seg, noise, torch.rand(BINS, generator=generator)
+
+
+def check_data(cfg) -> int:
+    """Every file read and checked once, before Ray starts (trainables/families/medgen_items.py); returns
+    the number of training items (slices in 2D)."""
+    import importlib.util
+
+    if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
+        raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
+    if latent(cfg):
+        check_fits(cfg)
+        check_latent_fits_the_unet(cfg)
+    return check_subjects(cfg, cfg.data.mode)
+
+
+def check_latent_fits_the_unet(cfg) -> None:
+    """Each UNet level after the first halves the latent: its sides must stay whole numbers."""
+    size = item_size(cfg)
+    images = torch.zeros(1, len(MODE_IMAGES[cfg.data.mode]), *size)
+    shape = tuple(autoencoder(cfg.space.checkpoint).encode(images).shape[2:])
+    if why := unet_misfit(shape, cfg.model.widths, "model.widths"):
+        raise ConfigError("model.widths", f"the autoencoder of {cfg.space.checkpoint} makes latents of {list(shape)} "
+                                          f"from {list(size)}, which {why}: use fewer widths (and attention flags) "
+                                          "or larger images")
+
+
+def build(cfg) -> Parts:
+    from losstune.models.medgen import DiffusionNet, add_feature_noise
+
+    mode = cfg.data.mode
+    train_subjects, val_subjects = subject_split(cfg, mode)
+    train_set, val_items = make_items(cfg, train_subjects, cfg.data.augment, mode), make_items(cfg, val_subjects, False, mode)
+    channels_in, channels_out = mode_channels(mode)
+    noise_shape = None
+    if latent(cfg):  # the UNet denoises the autoencoder's latents, conditioned on the mask at their size
+        noise_shape = tuple(space_of(cfg).encode(val_items[0][0][None]).shape[1:])
+        channels_in, channels_out = noise_shape[0] + channels_in - channels_out, noise_shape[0]
+    m, r = cfg.model, cfg.regularisation
+    model = DiffusionNet(m.spatial_dims, channels_in, channels_out, m.widths, m.attention, m.res_blocks, m.norm_groups,
+                         m.head_channels, m.flash_attention)
+    if r.feature_perturbation:
+        add_feature_noise(model.unet, r.feature_layers, r.feature_std)
+    return Parts(model, train_set, FixedDraws(val_items, cfg.eval.seed, noise_shape), {})
+
+
+def latent(cfg) -> bool:
+    return cfg.space.name == "latent"
+
+
+def diffused(cfg, x0: torch.Tensor, cond: torch.Tensor) -> tuple:
+    """What the network denoises and is conditioned on: the images and mask as they are in pixel
+    space; in latent space the frozen encoder's scaled latents and the mask pooled to their size."""
+    if not latent(cfg):
+        return x0, cond
+    z0 = space_of(cfg).encode(x0)
+    return z0, LatentSpace.condition(cond, z0)
+
+
+# --- loss --------------------------------------------------------------------------------------------
+
+
+def term_weights(cfg) -> dict:
+    """The weight of each term this config computes."""
+    weights = {"mse": 1.0}
+    if uses_perceptual(cfg):
+        weights["perceptual"] = cfg.loss.perceptual_weight
+    if cfg.regularisation.self_conditioning:
+        weights["self_cond"] = cfg.regularisation.self_conditioning_weight
+    return weights
+
+
+def on_epoch_start(model, epoch: int, cfg) -> None:
+    model.epoch.fill_(epoch)  # the curriculum's clock
+
+
+def loss_terms(model, batch, cfg):
+    x0, cond = diffused(cfg, *batch[:2])
+    strategy, r = cfg.strategy.name, cfg.regularisation
+    scheduler = scheduler_of(cfg)
+    inner = getattr(model, "module", model)  # the DiffusionNet under DDP
+    t = training_times(cfg, scheduler, x0, int(inner.epoch))
+    timesteps = model_timesteps(strategy, t, scheduler.num_train_timesteps)
+    noise = torch.randn_like(x0)
+    if r.noise_augmentation:
+        noise = augment_noise(noise, r.noise_augmentation_std)
+    prediction = predict(model, x0, noise, timesteps, cond, scheduler)
+    mse = per_sample_mse(prediction, target(strategy, x0, noise))
+    # the plain MSE, comparable across trials whatever their gamma (the seed's Loss/MSE_train)
+    stats = {"t_mean": t.mean().detach(), "mse_plain": mse.mean().detach()}
+    if cfg.loss.min_snr_gamma:
+        mse = mse * min_snr_weights(snr(strategy, scheduler, timesteps), cfg.loss.min_snr_gamma)
+    terms = {"mse": mse.mean()}
+    if uses_perceptual(cfg):
+        x_t = scheduler.add_noise(x0, noise, timesteps)
+        terms["perceptual"] = perceptual_term(cfg, x0_estimate(strategy, scheduler, x_t, prediction, timesteps), x0)
+    if r.self_conditioning:
+        terms["self_cond"] = self_conditioning(
+            lambda: predict(inner, x0, noise, timesteps, cond, scheduler), prediction, r.self_conditioning_prob)
+    return terms, stats
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def val_metrics(model, batch, cfg, extras):
+    """Per item, at its 10 fixed timesteps (one in each tenth of [0, 1]): the prediction MSE per bin
+    and overall, and the quality of the one-step x0 estimates averaged over the bins (L1, PSNR,
+    MS-SSIM, squared error inside and outside the tumour mask as sums, so that `summarise_val` can
+    weight them by pixel), overall and per generated modality."""
+    pixels, cond, seg, noises, offsets = batch
+    x0, cond = diffused(cfg, pixels, cond)
+    strategy, scheduler = cfg.strategy.name, scheduler_of(cfg)
+    out = {}
+    estimates = []
+    for k in range(BINS):
+        t = (k + offsets[:, k]) / BINS
+        timesteps = model_timesteps(strategy, t, scheduler.num_train_timesteps)
+        noise = noises[:, k]
+        prediction = predict(model, x0, noise, timesteps, cond, scheduler)
+        out[f"t{BIN_NAMES[k]}"] = per_sample_mse(prediction, target(strategy, x0, noise))
+        x_t = scheduler.add_noise(x0, noise, timesteps)
+        estimates.append(x0_estimate(strategy, scheduler, x_t, prediction, timesteps).float())
+    out["mse"] = torch.stack([out[f"t{name}"] for name in BIN_NAMES]).mean(0)
+    out["total"] = out["mse"]
+    if latent(cfg):  # judged in pixel space, comparable with pixel-space trials
+        estimates = [space_of(cfg).decode(e).float() for e in estimates]
+    estimates = [e.clamp(0, 1) for e in estimates]
+    if uses_perceptual(cfg):
+        out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
+            [perceptual_term(cfg, e, pixels) for e in estimates]).mean()
+    return {**out, **estimate_quality(estimates, pixels.float(), seg, cfg)}
+
+
+def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, cfg) -> dict:
+    """The quality of the one-step estimates (losses.image_quality.quality), per generated modality."""
+    return quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim)
+
+
+def summarise_val(means: dict, cfg) -> dict:
+    """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
+    the ratio of sums), overall and per modality, and the timestep-bin health ratio."""
+    out = regional_summary(means, MODE_IMAGES[cfg.data.mode])
+    bins = sorted(means[f"t{name}"] for name in BIN_NAMES)
+    median = (bins[BINS // 2 - 1] + bins[BINS // 2]) / 2
+    out["timestep_bin_ratio"] = bins[-1] / median if median > 0 else math.inf
+    return out
+
+
+def stop_reason(metrics, cfg) -> str:
+    h = cfg.health
+    if h.max_bin_ratio and metrics["epoch"] > h.grace_epochs and metrics["health/timestep_bin_ratio"] > h.max_bin_ratio:
+        return "timestep_bin_blowup"
+    return ""

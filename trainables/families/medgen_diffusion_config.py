@@ -1,0 +1,219 @@
+"""The medgen_diffusion family's settings: its config sections with the seed's documented defaults,
+its presets and its smoke-test sizes (the family's functions: trainables/families/medgen_diffusion.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from losstune.trainables.config import ConfigError, at_least, within
+from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes, unet_misfit
+from losstune.trainables.families.medgen_compression_config import image_sides
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""  # a folder of subject folders with <modality>.nii(.gz); "" = synthetic phantoms
+    val_path: str = ""  # a second such folder; "" = the last `val_fraction` of path's subjects
+    val_fraction: float = 0.2  # held out by subject, never by slice, so no subject is in both
+    mode: Literal["seg", "bravo", "dual"] = "bravo"  # seed "Diffusion Modes"
+    image_size: int = 128  # 2D; seed "IDUN Diffusion Experiments": 128
+    volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed configs/volume/default.yaml
+    # 2D: leave out slices without image signal (outside the head). Not in seg mode, whose only
+    # image is the mask: there an "empty" slice is a tumour-free one, and the mask generator, whose
+    # masks condition bravo generation, must learn those too (most slices of a real brain).
+    skip_empty_slices: bool = True
+    augment: bool = True  # seed "Config Options": training.augment true, augment_type diffusion
+    subjects: int = 10  # synthetic only
+    phantom_shape: tuple[int, ...] = (128, 128, 64)  # synthetic only (H, W, D)
+    seed: int = 0  # synthetic only
+
+    def __post_init__(self):
+        within("val_fraction", self.val_fraction, 0.01, 0.9)
+        at_least("image_size", self.image_size, 8)
+        for name in ("volume", "phantom_shape"):
+            shape = getattr(self, name)
+            if len(shape) != 3 or min(shape) < 8:
+                raise ConfigError(name, f"must be 3 sizes (H, W, D) of at least 8, got {list(shape)}")
+        at_least("subjects", self.subjects, 2)  # one to train on, one to validate
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """seed "Model Architectures: UNet": channels [128, 256, 256], attention [false, true, true],
+    num_res_blocks 1; the head size is MONAI's default (the seed names none)."""
+
+    spatial_dims: int = 2
+    widths: tuple[int, ...] = (128, 256, 256)
+    attention: tuple[bool, ...] = (False, True, True)
+    res_blocks: int = 1
+    norm_groups: int = 32
+    head_channels: int = 8
+    # Not in the seed: MONAI's use_flash_attention (torch's scaled_dot_product_attention), the same
+    # attention without its full matrix, which at the seed's size (batch 16, 256 / 8 = 32 heads over
+    # 64x64 = 4096 positions) is 16 x 32 x 4096^2 floats = 34 GB in one layer: off, a default trial
+    # could not train on a 24 GiB machine (benchmarks/memory.py).
+    flash_attention: bool = True
+
+    def __post_init__(self):
+        if self.spatial_dims not in (2, 3):
+            raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
+        check_unet_sizes(self)
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: Literal["ddpm", "rflow"] = "rflow"  # seed: RFlow is the strategy of its examples
+    num_train_timesteps: int = 1000  # seed "RFlow Defaults"
+    timestep_transform: bool = True  # seed "RFlow Defaults": use_timestep_transform true
+    transform_base_size: int = 128  # not in the seed: the side at which the transform is neutral
+
+    def __post_init__(self):
+        at_least("num_train_timesteps", self.num_train_timesteps, 2)
+        at_least("transform_base_size", self.transform_base_size, 1)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    perceptual_weight: float = 0.0  # seed "Loss Functions": 0.0 (0.001 to enable)
+    perceptual_weights_path: str = ""  # local ResNet-50 weights for MONAI's perceptual loss
+    min_snr_gamma: float = 0.0  # 0 = off (seed exp1 baseline); 5 is the Min-SNR paper's value
+
+    def __post_init__(self):
+        at_least("perceptual_weight", self.perceptual_weight, 0.0)
+        at_least("min_snr_gamma", self.min_snr_gamma, 0.0)
+
+
+@dataclass(frozen=True)
+class RegularisationConfig:
+    """seed "Clean Regularization Techniques", each off by default, with the seed's parameters
+    (IDUN experiments 21-25)."""
+
+    curriculum: bool = False
+    curriculum_warmup_epochs: int = 50
+    curriculum_start: tuple[float, ...] = (0.0, 0.3)  # (min t, max t) at epoch 0
+    curriculum_end: tuple[float, ...] = (0.0, 1.0)  # ... after the warmup epochs
+    timestep_jitter: bool = False
+    jitter_std: float = 0.05
+    noise_augmentation: bool = False
+    noise_augmentation_std: float = 0.1
+    feature_perturbation: bool = False
+    feature_std: float = 0.1
+    feature_layers: tuple[str, ...] = ("mid",)  # of "encoder", "mid", "decoder"
+    self_conditioning: bool = False
+    self_conditioning_prob: float = 0.5
+    self_conditioning_weight: float = 0.1
+
+    def __post_init__(self):
+        at_least("curriculum_warmup_epochs", self.curriculum_warmup_epochs, 0)
+        for name in ("curriculum_start", "curriculum_end"):
+            bounds = getattr(self, name)
+            if len(bounds) != 2 or not 0.0 <= bounds[0] < bounds[1] <= 1.0:
+                raise ConfigError(name, f"must be [min t, max t] with 0 <= min < max <= 1, got {list(bounds)}")
+        at_least("jitter_std", self.jitter_std, 0.0)
+        at_least("noise_augmentation_std", self.noise_augmentation_std, 0.0)
+        at_least("feature_std", self.feature_std, 0.0)
+        unknown = set(self.feature_layers) - {"encoder", "mid", "decoder"}
+        if unknown or not self.feature_layers:
+            raise ConfigError("feature_layers",
+                              f"must be some of encoder, mid, decoder, got {list(self.feature_layers)}")
+        within("self_conditioning_prob", self.self_conditioning_prob, 0.0, 1.0)
+        at_least("self_conditioning_weight", self.self_conditioning_weight, 0.0)
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """seed "Spaces": PixelSpace (the default) or LatentSpace, the frozen autoencoder of a trained
+    medgen_compression checkpoint (trainables/families/latent_space.py)."""
+
+    name: Literal["pixel", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
+    checkpoint: str = ""  # latent: a medgen_compression checkpoint folder
+    scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
+    # latent: a checkpoint whose run stopped on a health check is refused unless this is set
+    accept_unhealthy: bool = False  # not in the seed
+
+    def __post_init__(self):
+        at_least("scale_factor", self.scale_factor, 0.0)
+        if self.name == "latent" and not self.checkpoint:
+            raise ConfigError("checkpoint", "is required for space.name=latent (a medgen_compression checkpoint folder)")
+        if self.checkpoint and not os.path.isdir(self.checkpoint):
+            raise ConfigError("checkpoint", f"{self.checkpoint}: no such folder")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    seed: int = 12345  # the fixed validation timesteps and noise, the same for every trial
+    msssim: bool = True
+
+    def __post_init__(self):
+        at_least("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """`health/timestep_bin_ratio` (the worst timestep bin's validation loss over the median bin's)
+    is reported, not a stop: the seed calls a high loss near t = 0 normal for RFlow ("Expected
+    RFlow pattern"), DDPM's noise loss is high at small t by nature, and no trained run has shown
+    a ratio that only broken runs cross. A user who has measured their healthy range can set
+    `max_bin_ratio` to stop beyond it."""
+
+    grace_epochs: int = 1
+    max_bin_ratio: float = 0.0  # 0 = report only
+
+    def __post_init__(self):
+        at_least("grace_epochs", self.grace_epochs, 0)
+        if self.max_bin_ratio and self.max_bin_ratio <= 1.0:
+            raise ConfigError("max_bin_ratio", f"must be 0 (off) or > 1, got {self.max_bin_ratio}")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    # seed "Learning Rates": 1e-4; clipping is in the seed (gradient noise comes after it), its norm is not
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.0, grad_clip=1.0))
+    # seed "Learning Rates": warmup 5 epochs + cosine, eta_min 1e-6 (= 0.01 x lr); warmup from 0.1 x lr
+    # (seed "Constant LR Scheduler": start_factor=0.1)
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(
+        kind="cosine", warmup_epochs=5.0, warmup_start_factor=0.1, eta_min_factor=0.01))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, batch_size=16))  # not in the seed
+
+    def __post_init__(self):
+        loss = self.loss
+        if loss.perceptual_weight > 0 and self.space.name == "latent":
+            raise ConfigError("loss.perceptual_weight", "is pixel space only; set it to 0 with space.name=latent")
+        if loss.perceptual_weight > 0 and self.data.mode != "seg" and not loss.perceptual_weights_path:
+            raise ConfigError("loss.perceptual_weights_path",
+                              "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
+                              "be downloaded here; give a local ResNet-50 state dict")
+        if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
+            raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
+        if self.space.name != "latent":  # the UNet denoises the images themselves (latents: check_data)
+            self.check_images_fit_the_unet()
+
+    def check_images_fit_the_unet(self) -> None:
+        name, described, sides = image_sides(self.data, self.model.spatial_dims)
+        if why := unet_misfit(sides, self.model.widths, "model.widths"):
+            raise ConfigError(name, f"{described} images {why}")
+
+
+PRESETS = {
+    "small": {  # a network a CPU can train: widths / 4
+        "model": {"widths": [32, 64, 64], "attention": [False, False, True], "norm_groups": 16, "head_channels": 16}},
+    "regularised": {  # every clean regulariser at the seed's parameters (IDUN exp20-25)
+        "regularisation": {"curriculum": True, "timestep_jitter": True, "noise_augmentation": True,
+                           "feature_perturbation": True, "self_conditioning": True},
+        "optim": {"grad_noise_sigma": 0.01, "grad_noise_decay": 0.55}},
+    "sam": {"optim": {"sam_rho": 0.05}},  # seed "SAM Optimizer" (IDUN exp11_1)
+}
+
+SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 32]},
+         "model": {"widths": [16, 32, 32], "attention": [False, False, True], "norm_groups": 8, "head_channels": 8},
+         "schedule": {"warmup_epochs": 1.0}, "train": {"epochs": 2, "batch_size": 8}}

@@ -1,0 +1,61 @@
+"""What both medgen families read: the configured (or phantom) subjects split by subject, their
+volumes checked once before Ray starts, and the datasets built from them. A family's `mode` here
+is the diffusion mode whose files it reads (data.medgen.MODE_IMAGES): the compression family's
+modes map onto those."""
+
+from __future__ import annotations
+
+from losstune.trainables.config import ConfigError
+from losstune.trainables.families.medgen_compression_config import image_sides
+
+
+def subject_split(cfg, mode: str):
+    """(train subjects, validation subjects) of the configured (or phantom) folders."""
+    from losstune.data.medgen import list_subjects, modalities_for, phantom_folder
+
+    d = cfg.data
+    path = d.path or phantom_folder(d.subjects, tuple(d.phantom_shape), d.seed)
+    subjects = list_subjects(path, modalities_for(mode))
+    if d.val_path:
+        return subjects, list_subjects(d.val_path, modalities_for(mode))
+    held_out = max(1, int(round(d.val_fraction * len(subjects))))
+    if held_out >= len(subjects):
+        raise ConfigError("data.path", f"{path}: {len(subjects)} subject(s) are too few to hold some out")
+    return subjects[:-held_out], subjects[-held_out:]
+
+
+def check_subjects(cfg, mode: str) -> int:
+    """Every file read and checked once, before Ray starts, with the read a trial makes (which
+    then finds it in data.medgen's cache); returns the number of training items (slices in 2D).
+    Every set has items: each image volume reaches 1 once normalised (a blank one is refused as
+    it is read), so no subject is all empty slices."""
+    from losstune.data.medgen import load_volumes
+
+    train_subjects, val_subjects = subject_split(cfg, mode)
+    load_volumes(val_subjects, mode)
+    return len(training_items(cfg, load_volumes(train_subjects, mode), mode))
+
+
+def training_items(cfg, volumes: list[dict], mode: str) -> list[dict]:
+    """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
+    mode skips them: never in seg mode, where an "empty" slice is a tumour-free mask that must be
+    learnt too), a 3D run's volumes."""
+    from losstune.data.medgen import axial_slices
+
+    if cfg.model.spatial_dims == 3:
+        return volumes
+    return axial_slices(volumes, cfg.data.skip_empty_slices and mode != "seg")
+
+
+def item_size(cfg) -> tuple[int, ...]:
+    """An item's spatial size: data.image_size square in 2D, data.volume in 3D."""
+    return image_sides(cfg.data, cfg.model.spatial_dims)[2]
+
+
+def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False):
+    """The dataset of `subjects`; `aggressive`: the compression models' augmentation."""
+    from losstune.data.medgen import Items, load_volumes
+
+    items = training_items(cfg, load_volumes(subjects, mode), mode)
+    return Items(items, cfg.model.spatial_dims, item_size(cfg), augment, mode == "seg", seed=cfg.train.seed,
+                 aggressive=aggressive)

@@ -25,10 +25,12 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from losstune.trainables.engine.driver import trainable, tune_checkpoints
 
     population = plan.scheduler in POPULATION_SCHEDULERS
-    # PBT exploits a donor's Train checkpoint of a perturbation epoch: every Train checkpoint stays
-    # (a donor's next report could otherwise delete the one a recipient is about to load)
+    # PBT exploits a donor's checkpoint of a perturbation epoch (Tune's, or Train's in a worker
+    # group): every checkpoint stays (a donor's next report could otherwise delete the one a
+    # recipient is about to load)
+    keep = None if population else plan.keep_checkpoints
     fn = trainable(load_family(plan.family), plan.base, plan.resources, f"{plan.experiment}/trainer_runs",
-                   max_failures=plan.max_failures, num_to_keep=None if population else plan.keep_checkpoints)
+                   max_failures=plan.max_failures, num_to_keep=keep)
     metric, mode = plan.objective["metric"], plan.objective["mode"]
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
     # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
@@ -45,7 +47,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                 # what Tune keeps of a trial that trains in its own process
-                                checkpoint_config=tune_checkpoints(mode, plan.keep_checkpoints))
+                                checkpoint_config=tune_checkpoints(mode, keep))
     if plan.resume and not plan.extend_by:
         return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
     space = plan_space(plan)

@@ -67,7 +67,8 @@ def one_round(state, steps: int) -> float:
     import itertools
 
     from losstune.search_spaces.registry import load_family
-    from losstune.trainables.engine.loop import Run, run_epoch
+    from losstune.trainables.engine.loop import run_epoch
+    from losstune.trainables.engine.step import Run
     from losstune.trainables.engine.optimizer_groups import TrainedGroup
     from losstune.trainables.engine.optim_tricks import GradientNoise
 

@@ -51,7 +51,7 @@ def checkpoint_model(folder: str, layer_index: int, batch: int, seq_len: int, np
     import torch
 
     from losstune.data.npt_checkpoint import read_checkpoint
-    from losstune.trainables.families.npt import checkpoint_model as build
+    from losstune.trainables.families.npt_parts import checkpoint_model as build
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     checkpoint = read_checkpoint(folder, layer_index, seq_len)

@@ -98,7 +98,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from losstune.ray_jobs.interrupts import CtrlC
-    from losstune.trainables.engine.driver import trainable, tune_checkpoints
+    from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
     from losstune.search_spaces.registry import load_family
 
     done = set() if earlier is None else set(earlier["seed"])
@@ -116,7 +116,8 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
         run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=1 if plan.verbosity >= 2 else 0,
                                     callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
                                     failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                                    checkpoint_config=tune_checkpoints(plan.objective["mode"], 1))
+                                    checkpoint_config=tune_checkpoints(plan.objective["mode"], 1),
+                                    sync_config=trial_files_synced())
         tuner = tune.Tuner(fn, param_space={"run": tune.grid_search(list(range(len(runs))))}, run_config=run_config,
                            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True))
     with CtrlC() as ctrl_c:

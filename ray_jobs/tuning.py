@@ -22,7 +22,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from losstune.trainables.engine.driver import trainable, tune_checkpoints
+    from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
 
     population = plan.scheduler in POPULATION_SCHEDULERS
     # PBT exploits a donor's checkpoint of a perturbation epoch (Tune's, or Train's in a worker
@@ -47,7 +47,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                 # what Tune keeps of a trial that trains in its own process
-                                checkpoint_config=tune_checkpoints(mode, keep))
+                                checkpoint_config=tune_checkpoints(mode, keep), sync_config=trial_files_synced())
     if plan.resume and not plan.extend_by:
         return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
     space = plan_space(plan)
@@ -57,12 +57,20 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                   num_samples=plan.extend_by or plan.trials,
                                   # PBT's population is made at once; the cluster runs what fits, in turns
                                   max_concurrent_trials=None if population else plan.max_concurrent,
-                                  # A finished trial's driver actor runs the next trial: its process
-                                  # start and imports (~3.6 s here) are paid once per slot. Not with a
-                                  # scheduler: a trial it stops is still inside TorchTrainer.fit(), so Tune
-                                  # cannot reset the actor (the trial errors and its run lingers).
-                                  reuse_actors=scheduler is None)
+                                  # A finished trial's process runs the next trial: its start and
+                                  # imports (10-20 s here) are paid once per slot. With ASHA only
+                                  # where trials train in their own process, whose loop returns
+                                  # within a step of Tune's stop; a worker group's trial is still
+                                  # inside TorchTrainer.fit(), and Tune cannot reset the actor.
+                                  reuse_actors=reuses_trial_processes(plan))
     return tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def reuses_trial_processes(plan: SweepPlan) -> bool:
+    """Whether a trial's process runs later trials (Tune's reuse_actors): without a scheduler, or
+    with ASHA where trials train in their own process. HyperBand pauses trials, PBT and PB2
+    exploit them: those keep a process per trial."""
+    return plan.scheduler == "none" or (plan.scheduler == "asha" and plan.resources.in_trial_process)
 
 
 def optuna_searcher(plan: SweepPlan, space):

@@ -38,3 +38,38 @@ def inject_faults():
     yield write
     if os.path.exists(FAULTS_FILE):
         os.remove(FAULTS_FILE)
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(local_ray, tmp_path_factory):
+    """One small finished sweep, built once per test session on the shared Ray, that the tests
+    which read a real sweep's folder share (never write into it: copy it first): hdr_patch over
+    `caps`, 3 smoke trials in two slots without a scheduler, the documented default first, a
+    hand-picked point second (--enqueue), an earlier sweep's 8 trials as the study's prior trials
+    (--warm-start). Returns (its folder, what it printed, the earlier sweep's folder, the Train
+    controllers this Ray had before it)."""
+    import contextlib
+    import io
+    import json
+
+    from ray.util.state import list_actors
+
+    from losstune.ray_jobs import sweep
+
+    from tests.ray_jobs.sweep_folder import write_sweep
+
+    root = tmp_path_factory.mktemp("finished_sweep")
+    earlier = root / "earlier" / "caps-earlier"
+    write_sweep(earlier, trials=8)
+    picks = root / "picks.json"
+    picks.write_text(json.dumps([{"caps/mode": "B", "caps/log_delta_scale": 0.5}]))
+    address = local_ray.get_runtime_context().gcs_address
+    controllers = {a.actor_id for a in list_actors(address=address, filters=[("class_name", "=", "TrainController")],
+                                                   detail=False, limit=10000)}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "3", "--smoke-test",
+                           "--scheduler", "none", "--enqueue", str(picks), "--warm-start", str(earlier),
+                           "--set", "health.max_overflow_frac=1.0", "--storage", str(root), "--name", "caps3"])
+    assert code == 0, printed.getvalue()
+    return root / "caps3", printed.getvalue(), earlier, controllers

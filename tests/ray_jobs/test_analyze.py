@@ -4,11 +4,12 @@ the sweep wrote them (its refusals are in test_sweep_cli.py)."""
 import io
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs import analyze, sweep
+from losstune.ray_jobs import analyze
 
 pytestmark = pytest.mark.integration
 
@@ -19,10 +20,11 @@ def by_trial_and_epoch(history: pd.DataFrame) -> pd.DataFrame:
     return history.sort_values(["trial_id", "epoch"]).reset_index(drop=True)
 
 
-def test_analyze_rebuilds_what_the_sweep_wrote(local_ray, tmp_path, capsys):
-    assert sweep.main(["hdr_patch", "--confirm-top", "0", "--smoke-test", "--trials", "2", "--scheduler", "none", "-q",
-                       "--set", "health.max_overflow_frac=1.0", "--storage", str(tmp_path), "--name", "s"]) == 0
-    experiment = tmp_path / "s"
+def test_analyze_rebuilds_what_the_sweep_wrote(finished_sweep, tmp_path, capsys):
+    # the session's shared sweep (tests/conftest.py), copied: a sweep folder moved elsewhere, as a
+    # user copies results off a cluster, is read where it lies
+    experiment = tmp_path / "caps3"
+    shutil.copytree(finished_sweep[0], experiment)
     written = {name: (experiment / name).read_bytes() for name in WRITTEN}
     swept_trials = pd.read_parquet(experiment / "trials.parquet")
     for name in WRITTEN:

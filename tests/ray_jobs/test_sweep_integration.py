@@ -25,7 +25,6 @@ from losstune.ray_jobs import sweep, tuning
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
 
-from tests.ray_jobs.sweep_folder import write_sweep
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +42,12 @@ def study(experiment, name):
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path, capsys):
+def test_three_trial_sweep_writes_results_with_default_first(local_ray, finished_sweep, tmp_path, capsys):
     # three trials in two slots: the third runs in a finished trial's driver actor (Tune's reuse);
     # the second is a hand-picked point (--enqueue), and an earlier sweep's 8 trials (one written
-    # without Ray, tests/ray_jobs/sweep_folder.py) are the study's prior trials (--warm-start)
-    earlier = tmp_path / "earlier" / "caps-earlier"
-    write_sweep(earlier, trials=8)
-    picks = tmp_path / "picks.json"
-    picks.write_text(json.dumps([{"caps/mode": "B", "caps/log_delta_scale": 0.5}]))
-    controllers_before = actor_ids(local_ray, "TrainController")
-    code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "3", "--smoke-test",
-                       "--scheduler", "none", "--enqueue", str(picks), "--warm-start", str(earlier),
-                       "--storage", str(tmp_path), "--name", "caps3"])
-    out = capsys.readouterr().out
-    assert code == 0
-    experiment = tmp_path / "caps3"
+    # without Ray, tests/ray_jobs/sweep_folder.py) are the study's prior trials (--warm-start):
+    # the session's shared sweep (tests/conftest.py finished_sweep)
+    experiment, out, earlier, controllers_before = finished_sweep
     trials = pd.read_parquet(experiment / "trials.parquet")
     history = pd.read_parquet(experiment / "history.parquet")
     assert len(trials) == 3 and trials["trial_id"].is_unique
@@ -81,6 +71,10 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, tmp_path
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
     # one-worker trials trained in their own process (Train's local mode): no Train controller
     assert actor_ids(local_ray, "TrainController") == controllers_before
+    # every trial's TensorBoard file reached its folder, the third's too, whose process Tune reused
+    for trial_id, epochs in history.groupby("trial_id")["epoch"].max().items():
+        folder, = experiment.glob(f"run_trial_{trial_id}_*")
+        assert list(folder.glob("events.out.tfevents.*")), trial_id
     if (experiment / "best_config.json").exists():  # written when some trial is healthy
         best = json.loads((experiment / "best_config.json").read_text())
         assert best["train"]["epochs"] == 2

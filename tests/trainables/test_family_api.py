@@ -15,7 +15,7 @@ from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import FAMILIES, load_family
 from losstune.trainables.family_api import OPTIONAL, REQUIRED, Family, FamilyError, resolve
-from losstune.trainables.engine.loop import weighted_loss
+from losstune.trainables.engine.step import weighted_loss
 from tests.trainables import toy_family
 from tests.trainables.smoke_runs import PRESET as EVERY_TERM  # each family's every loss term on
 

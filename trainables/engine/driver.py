@@ -154,6 +154,14 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     wait_until_tune_took_the_last_report()
 
 
+def trial_files_synced() -> ray.tune.SyncConfig:
+    """Tune uploads what a trial writes in its folder (TensorBoard events) to the trial's folder in
+    storage at each checkpoint and when the trial ends. Without it a process that Tune reuses for
+    a later trial writes them into a local working directory that never reaches the sweep's
+    folder (nor leaves a cluster's worker node)."""
+    return ray.tune.SyncConfig(sync_artifacts=True)
+
+
 def tune_checkpoints(mode: str, best: int | None) -> ray.tune.CheckpointConfig:
     """What Tune keeps of a trial that trains in its own process: as a Train run keeps."""
     return keep_checkpoints(mode, best, ray.tune.CheckpointConfig)

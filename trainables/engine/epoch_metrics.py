@@ -13,7 +13,7 @@ from losstune.trainables.family_api import CHECKPOINT_SCORE
 from losstune.trainables.engine.worker_setup import peak_memory_mb
 
 if TYPE_CHECKING:
-    from losstune.trainables.engine.loop import Run
+    from losstune.trainables.engine.step import Run
 
 
 def epoch_metrics(run: Run, stats: dict, epoch: int, validation: dict) -> dict:

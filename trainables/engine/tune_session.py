@@ -55,7 +55,10 @@ class TuneTrialSession:
         if checkpoint_dir is not None:
             checkpoint = ray.tune.Checkpoint.from_directory(checkpoint_dir)
             checkpoint.set_metadata({WRITER: self.run_name})
-        ray.tune.report(metrics, checkpoint=checkpoint)  # copies the checkpoint to storage before it returns
+        # Copies the checkpoint to storage before it returns. Where a scheduler stopped the trial
+        # and Tune reuses this process for another, it raises SystemExit(0) here, Tune's way of
+        # ending the trial's thread: nothing in the loop or in Train's local mode catches it.
+        ray.tune.report(metrics, checkpoint=checkpoint)
 
     def latest_checkpoint(self):
         return contextlib.nullcontext(None) if self._donated else as_folder(self._checkpoint)

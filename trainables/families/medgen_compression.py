@@ -28,6 +28,7 @@ from losstune.losses.compression import (code_shares, codebook_stats, discrimina
                                          segmentation_terms)
 from losstune.losses.image_quality import quality, regional_summary
 from losstune.trainables.families import medgen_compression_config as settings
+from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, DCAE_WIDTHS
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, OptimizerGroup, Parts, adamw
 from losstune.trainables.families.medgen_items import check_subjects, make_items, subject_split
@@ -130,8 +131,8 @@ def make_model(cfg):
     elif m.dcae.pretrained:
         autoencoder = nets.pretrained_dcae(m.dcae.pretrained, channels, m.gradient_checkpointing)
     else:
-        latent, stages, scaling = settings.DCAE_VARIANTS[m.dcae.variant]
-        widths = tuple(max(8, int(w * m.dcae.width_factor)) for w in settings.DCAE_WIDTHS[:stages])
+        latent, stages, scaling = DCAE_VARIANTS[m.dcae.variant]
+        widths = tuple(max(8, int(w * m.dcae.width_factor)) for w in DCAE_WIDTHS[:stages])
         autoencoder = nets.dcae(channels, latent, widths, m.dcae.layers_per_block, scaling, m.gradient_checkpointing)
     discriminator = None
     if gan_on(cfg):

@@ -9,7 +9,8 @@ from accelerate import Accelerator
 
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import FamilyError, OptimizerGroup, resolve
-from losstune.trainables.engine.loop import Run, run_epoch
+from losstune.trainables.engine.loop import run_epoch
+from losstune.trainables.engine.step import Run
 from losstune.trainables.engine.loop_config import OptimConfig, TrainConfig
 from losstune.trainables.engine.optimizer_groups import TrainedGroup, check_groups
 from tests.trainables import toy_family

@@ -6,7 +6,8 @@ import torch
 from accelerate import Accelerator
 
 from losstune.search_spaces.registry import load_family
-from losstune.trainables.engine.loop import Run, run_epoch
+from losstune.trainables.engine.loop import run_epoch
+from losstune.trainables.engine.step import Run
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
 from losstune.trainables.engine.lr_schedules import make_lr_schedule
 from losstune.trainables.engine.optimizer_groups import TrainedGroup

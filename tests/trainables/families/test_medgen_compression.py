@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.search_spaces import default_point, sample_points
-from losstune.trainables.families import medgen_compression as compression
+from losstune.trainables.families import medgen_compression as compression, medgen_shapes
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import load_family
@@ -39,7 +39,7 @@ def test_defaults_are_the_seeds():
     for preset, variant in (("f32", "f32c32"), ("f64", "f64c128"), ("f128", "f128c512")):
         dcae = make_config(FAMILY, preset=preset)
         assert dcae.model.dcae.variant == variant and not compression.gan_on(dcae)  # phase 1: no GAN
-    assert [v[2] for v in compression.settings.DCAE_VARIANTS.values()] == [0.3189, 0.2889, 0.25]
+    assert [v[2] for v in medgen_shapes.DCAE_VARIANTS.values()] == [0.3189, 0.2889, 0.25]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -74,7 +74,7 @@ def test_sizes_that_fit_each_autoencoder_reconstruct_at_their_size(tmp_path):
     (tmp_path / "config.json").write_text('{"encoder_block_out_channels": [8, 16, 32]}')
     settings = compression.settings
     model = settings.ModelConfig(kind="dcae", dcae=settings.DCAEConfig(pretrained=str(tmp_path)))
-    assert settings.compression_factor(model) == 4
+    assert medgen_shapes.compression_factor(model) == 4
 
 
 def test_a_pretrained_dc_ae_whose_config_is_not_json_is_one_line_naming_it(tmp_path):

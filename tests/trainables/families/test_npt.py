@@ -4,7 +4,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.data import DataError
-from losstune.trainables.families import npt
+from losstune.trainables.families import npt, npt_parts
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import load_family
@@ -122,8 +122,8 @@ def test_text_files_and_their_errors(tmp_path):
     text = tmp_path / "a.txt"
     text.write_text("hello world, " * 20)
     cfg = config({"data": {"path": str(text), "seq_len": 16}})
-    train, val = npt.load_arrays(cfg)
-    assert train.shape[1] == 16 and len(train) + len(val) == (13 * 20) // 16 and npt.vocab_size(cfg) == 256
+    train, val = npt_parts.load_arrays(cfg)
+    assert train.shape[1] == 16 and len(train) + len(val) == (13 * 20) // 16 and npt_parts.vocab_size(cfg) == 256
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00")
     for name, message in (("empty.txt", "empty file"), ("binary.txt", "not UTF-8"), ("nope.txt", "no such file")):
@@ -156,7 +156,7 @@ def test_a_checkpoint_layer_trains_on_the_hidden_states_of_its_tokenised_text(ll
     count = npt.check_data(cfg)  # 16 tokens a sequence, the smoke test's 80 sequences, 10% held out
     assert train.shape == (count, 16, 32) == (72, 16, 32) and train.dtype == torch.float32 and len(val) == 8
     # the states entering layer 1 are layer 0's outputs for the tokenised text
-    tokens = token_sequences(open(llama[1]).read(), npt.checkpoint_of(cfg).tokenizer, 16, "corpus")[:4]
+    tokens = token_sequences(open(llama[1]).read(), npt_parts.checkpoint_of(cfg).tokenizer, 16, "corpus")[:4]
     torch.testing.assert_close(train[:4], layer_outputs(llama[0], tokens)[0])
     teacher = parts.model.model.teacher
     assert teacher.attn.k.out_features == 16 and not any(p.requires_grad for p in teacher.parameters())
@@ -181,8 +181,8 @@ def test_every_loss_term_and_the_monitoring_run_on_a_checkpoint_layer(llama):
 
 def test_max_sequences_takes_the_first_sequences_of_each_file(llama):
     _, text = llama
-    everything, _ = npt.load_arrays(config({"data": {"path": text, "max_sequences": 0, "val_path": text}}))
-    train, val = npt.load_arrays(config({"data": {"path": text, "max_sequences": 50}}))  # 45 + 5 held out
+    everything, _ = npt_parts.load_arrays(config({"data": {"path": text, "max_sequences": 0, "val_path": text}}))
+    train, val = npt_parts.load_arrays(config({"data": {"path": text, "max_sequences": 50}}))  # 45 + 5 held out
     assert len(everything) > 1000 and (len(train), len(val)) == (45, 5)
     assert (train == everything[:45]).all() and (val == everything[45:50]).all()
 
@@ -210,7 +210,8 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
     # 2 steps: (2 x 1 + 6 x 2) / 8 = 1.75. The gradient-norm EMA is measured once per step.
     from accelerate import Accelerator
 
-    from losstune.trainables.engine.loop import Run, run_epoch
+    from losstune.trainables.engine.loop import run_epoch
+    from losstune.trainables.engine.step import Run
     from losstune.trainables.engine.optimizer_groups import TrainedGroup
     from losstune.trainables.engine.lr_schedules import make_lr_schedule
 

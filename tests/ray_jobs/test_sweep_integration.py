@@ -25,7 +25,6 @@ from losstune.ray_jobs import sweep, tuning
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
 
-
 pytestmark = pytest.mark.integration
 
 

@@ -7,12 +7,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import TYPE_CHECKING
 
 from losstune.trainables.config import ConfigError
-
-if TYPE_CHECKING:
-    from losstune.trainables.families.medgen_compression_config import ModelConfig
 
 # seed "DC-AE": variant -> (latent channels, stages, scaling factor); each stage after the first
 # halves the side, so 6 stages compress 32x (256 -> 8), 7 64x, 8 128x
@@ -31,8 +27,9 @@ def image_sides(data, spatial_dims: int) -> tuple[str, str, tuple[int, ...]]:
     return name, f"{value}: {'x'.join(map(str, sides))}", sides
 
 
-def shrink_misfit(sides, model: ModelConfig, whose: str = "") -> str:
-    """Why the autoencoder `model` cannot take images of these sides ("" where it can)."""
+def shrink_misfit(sides, model, whose: str = "") -> str:
+    """Why the autoencoder `model` (a medgen_compression ModelConfig) cannot take images of these
+    sides ("" where it can)."""
     factor = compression_factor(model)
     if not factor or all(side % factor == 0 for side in sides):
         return ""
@@ -40,7 +37,7 @@ def shrink_misfit(sides, model: ModelConfig, whose: str = "") -> str:
             f"{factor}")
 
 
-def compression_factor(model: ModelConfig) -> int | None:
+def compression_factor(model) -> int | None:
     """How many times the autoencoder shrinks each side: 2x per level after the first (MONAI's
     AutoencoderKL), per level (VQVAE, downsampling at every level), per DC-AE stage after the
     first; None for a pretrained DC-AE whose config.json does not say."""

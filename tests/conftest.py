@@ -47,7 +47,7 @@ def finished_sweep(local_ray, tmp_path_factory):
     `caps`, 3 smoke trials in two slots without a scheduler, the documented default first, a
     hand-picked point second (--enqueue), an earlier sweep's 8 trials as the study's prior trials
     (--warm-start). Returns (its folder, what it printed, the earlier sweep's folder, the Train
-    controllers this Ray had before it)."""
+    controllers it started: counted around the sweep itself, since the Ray is shared)."""
     import contextlib
     import io
     import json
@@ -64,12 +64,16 @@ def finished_sweep(local_ray, tmp_path_factory):
     picks = root / "picks.json"
     picks.write_text(json.dumps([{"caps/mode": "B", "caps/log_delta_scale": 0.5}]))
     address = local_ray.get_runtime_context().gcs_address
-    controllers = {a.actor_id for a in list_actors(address=address, filters=[("class_name", "=", "TrainController")],
-                                                   detail=False, limit=10000)}
+
+    def controllers() -> set:  # every one this Ray has had, dead ones too
+        return {a.actor_id for a in list_actors(address=address, filters=[("class_name", "=", "TrainController")],
+                                                detail=False, limit=10000)}
+
+    before = controllers()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = sweep.main(["hdr_patch", "--confirm-top", "0", "--space", "caps", "--trials", "3", "--smoke-test",
                            "--scheduler", "none", "--enqueue", str(picks), "--warm-start", str(earlier),
                            "--set", "health.max_overflow_frac=1.0", "--storage", str(root), "--name", "caps3"])
     assert code == 0, printed.getvalue()
-    return root / "caps3", printed.getvalue(), earlier, controllers
+    return root / "caps3", printed.getvalue(), earlier, controllers() - before

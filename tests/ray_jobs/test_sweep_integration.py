@@ -46,7 +46,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, finished
     # the second is a hand-picked point (--enqueue), and an earlier sweep's 8 trials (one written
     # without Ray, tests/ray_jobs/sweep_folder.py) are the study's prior trials (--warm-start):
     # the session's shared sweep (tests/conftest.py finished_sweep)
-    experiment, out, earlier, controllers_before = finished_sweep
+    experiment, out, earlier, controllers_started = finished_sweep
     trials = pd.read_parquet(experiment / "trials.parquet")
     history = pd.read_parquet(experiment / "history.parquet")
     assert len(trials) == 3 and trials["trial_id"].is_unique
@@ -69,7 +69,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, finished
     finished = trials[trials["status"] == "COMPLETED"]
     assert len(finished) and all(os.path.isdir(path) for path in finished["best_checkpoint"])
     # one-worker trials trained in their own process (Train's local mode): no Train controller
-    assert actor_ids(local_ray, "TrainController") == controllers_before
+    assert controllers_started == set()
     # every trial's TensorBoard file reached its folder, the third's too, whose process Tune reused
     for trial_id, epochs in history.groupby("trial_id")["epoch"].max().items():
         folder, = experiment.glob(f"run_trial_{trial_id}_*")

@@ -7,7 +7,7 @@ from PIL import Image
 
 from losstune.data import DataError
 from losstune.data.latent_conditioner import (image_features, latent_targets, load_directory, mixup, outline_preserving,
-                                     synthetic_images, synthetic_set)
+                                              synthetic_images, synthetic_set)
 
 
 def test_synthetic_set_is_deterministic_with_bounded_varied_targets():

@@ -4,7 +4,7 @@ import torch
 
 from losstune.data import DataError
 from losstune.data.lgt import (build_style_indices_cache, hold_out_per_style, load_latents, other_styles, sample_style_batch,
-                      synthetic_latents)
+                               synthetic_latents)
 from losstune.losses.energy import patch_swd
 
 

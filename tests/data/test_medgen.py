@@ -8,7 +8,7 @@ import torch
 
 from losstune.data import DataError
 from losstune.data.medgen import (EMPTY_SLICE_LEVEL, Items, mode_channels, axial_slices, list_subjects, load_volumes, modalities_for,
-                         write_phantoms)
+                                  write_phantoms)
 
 SHAPE = (24, 24, 12)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from losstune.losses.diffusion import (augment_noise, curriculum_range, jitter, make_noise_scheduler, min_snr_weights,
-                              model_timesteps, per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
+                                       model_timesteps, per_sample_mse, sample_t, snr, squeeze_into, target, x0_estimate)
 
 
 def rflow(size=32, transform=False, dims=2):

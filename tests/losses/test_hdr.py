@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from losstune.losses.hdr import (hdr_terms, histogram_matching, log_supervision, moment_matching, range_penalty, sparsity,
-                        tonemap)
+                                 tonemap)
 
 T = torch.tensor
 

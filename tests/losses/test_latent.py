@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from losstune.losses.latent import (FeatureCapture, consistency_term, frobenius_term, hier_scale, perceptual_term,
-                           robust_terms, smooth_targets)
+                                    robust_terms, smooth_targets)
 from losstune.models.latent_conditioner import LatentConditioner
 
 T = torch.tensor

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from losstune.models.latent_conditioner import (LatentConditioner, LatentConditionerTraining, SoftmaxWeighter,
-                                       UncertaintyWeighter)
+                                                UncertaintyWeighter)
 
 SMALL = dict(image_size=32, filters=(8, 16), encoder_dim=16)
 

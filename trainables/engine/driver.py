@@ -22,8 +22,8 @@ from losstune.trainables.config import merge
 from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
 from losstune.trainables.engine.session import continued_run
 from losstune.trainables.engine.ray_workarounds import (NoRestartWithoutDriver, poll_train_workers_often,
-                                                 wait_until_tune_took_the_last_report,
-                                                 without_an_idle_dataset_manager)
+                                                        wait_until_tune_took_the_last_report,
+                                                        without_an_idle_dataset_manager)
 from losstune.trainables.engine.tensorboard import EpochEvents, TensorBoardCallback, hparams_of
 from losstune.trainables.engine.timeline import controller_marks, mark, process_started_at
 

@@ -128,7 +128,7 @@ def augment(x, y1, y2, a: settings.AugmentConfig):
 
 def loss_terms(model, batch, cfg):
     from losstune.losses.latent import (FeatureCapture, consistency_term, frobenius_term, perceptual_term, robust_terms,
-                               smooth_targets)
+                                        smooth_targets)
 
     inner = getattr(model, "module", model)  # the LatentConditionerTraining under DDP
     e, ls = cfg.loss.enhancements, cfg.loss.label_smooth

@@ -9,7 +9,7 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, above, at_least, within
 from losstune.trainables.engine.loop_config import (OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes,
-                                             unet_misfit)
+                                                    unet_misfit)
 
 
 @dataclass(frozen=True)

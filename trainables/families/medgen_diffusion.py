@@ -30,7 +30,7 @@ from losstune.trainables.families import medgen_diffusion_config as settings
 from losstune.trainables.families.latent_space import LatentSpace, autoencoder, check_fits, space_of
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
-                                              self_conditioning, training_times, uses_perceptual)
+                                                       self_conditioning, training_times, uses_perceptual)
 
 BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
 BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]

@@ -12,7 +12,7 @@ from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, 
 from losstune.trainables.engine.lr_schedules import make_lr_schedule
 from losstune.trainables.engine.optimizer_groups import TrainedGroup
 from losstune.trainables.engine.optim_tricks import (GradientNoise, RngSnapshot, add_gradient_noise, gradient_noise_std, make_ema,
-                                     sam_ascent, sam_return)
+                                                     sam_ascent, sam_return)
 
 
 def parameter(values, grad):

@@ -29,6 +29,7 @@ from losstune.trainables.config import ConfigError
 def run(plan: SweepPlan) -> int:
     from losstune.ray_jobs import report, results, storage
     from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.dashboards import write_tensorboard_experiment
     from losstune.ray_jobs.provenance import data_paths, provenance
     from losstune.ray_jobs.report_html import write_report_html
     from losstune.ray_jobs.interrupts import CtrlC, DiskGuard
@@ -43,6 +44,8 @@ def run(plan: SweepPlan) -> int:
         meta["provenance"] = provenance(sys.argv, data_paths(plan.base))
     if not plan.resume or plan.extend_by:  # an extension's trials and run are saved before it starts
         write_meta(plan, meta)
+    if not plan.resume:
+        write_tensorboard_experiment(plan)
     added = f" (adding {plan.extend_by} to its {plan.trials - plan.extend_by})" if plan.extend_by else ""
     at_once = (f"as one population{', in step' if plan.population_sync else ''}, as many at a time as fit"
                if plan.scheduler in POPULATION_SCHEDULERS else f"{plan.max_concurrent} at a time")

@@ -8,6 +8,7 @@ import pytest
 from losstune.ray_jobs import confirm, sweep
 from losstune.ray_jobs.confirmation import CONFIRM_FILE
 from losstune.ray_jobs.results import META_FILE
+from tests.tensorboard_view import hparams_view
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +25,16 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     assert (runs["status"] == "COMPLETED").all() and runs["objective"].notna().all()
     # the same config at two seeds trains two different runs
     assert runs.loc[runs["config_id"] == "default", "objective"].nunique() == 2
+    # TensorBoard on the sweep's folder: one experiment over the space's every parameter and the
+    # seed; a row per trial and per confirmation run (reused processes' files included), each with
+    # its last epoch's objective
+    experiment, groups = hparams_view(tmp_path / "c")
+    assert {"caps/log_delta_scale", "caps/abs_max", "caps/clamp_value", "train/seed"} <= {
+        p.name for p in experiment.hparam_infos}
+    confirmation_rows = {name: group for name, group in groups.items() if name.startswith("confirm_top1_seeds2/")}
+    assert len(groups) == 7 and len(confirmation_rows) == 4, sorted(groups)
+    assert sorted(g.hparams["train/seed"].number_value for g in confirmation_rows.values()) == [1, 1, 2, 2]
+    assert all(len(g.metric_values) == 1 and g.metric_values[0].training_step > 0 for g in groups.values())
     trials = pd.read_parquet(tmp_path / "c" / "trials.parquet")
     # where the numbers come from, saved with the sweep and printed in its report
     saved = json.loads((tmp_path / "c" / META_FILE).read_text())["provenance"]

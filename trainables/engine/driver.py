@@ -19,7 +19,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from losstune.trainables.config import merge
-from losstune.trainables.family_api import CHECKPOINT_SCORE, Family
+from losstune.trainables.family_api import CHECKPOINT_SCORE, Family, make_config
 from losstune.trainables.engine.session import continued_run
 from losstune.trainables.engine.ray_workarounds import (NoRestartWithoutDriver, poll_train_workers_often,
                                                         wait_until_tune_took_the_last_report,
@@ -98,8 +98,6 @@ def keep_checkpoints(mode: str, best: int | None, kind=ray.train.CheckpointConfi
 
 def objective_of(family: Family, overrides: dict):
     """The objective runs of these overrides are ranked by (Family.objective_of)."""
-    from losstune.trainables.family_api import make_config
-
     return family.objective_of(make_config(family, overrides))
 
 
@@ -130,8 +128,7 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     context = ray.tune.get_context()
     mark("driver_entered", run=context.get_trial_id(), t_process=process_started_at())
     overrides = merge(base, config)
-    objective = objective_of(family, overrides).metric
-    events = (context.get_trial_dir(), family.tags, hparams_of(config, family.tags.get(objective, objective)))
+    events = (context.get_trial_dir(), family.tags, hparams_of(config, make_config(family, overrides).train.seed))
     if resources.in_trial_process:
         from losstune.trainables.engine.tune_session import train_in_trial_process  # torch: only where a run starts
 

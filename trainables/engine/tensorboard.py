@@ -1,4 +1,5 @@
-"""TensorBoard files of a run: one event per epoch, the seed's tags, the HParams of a trial.
+"""TensorBoard files of a run: one event per epoch, the seed's tags, the HParams of a trial (and
+the sweep's HParams experiment, written once by the driver).
 
 Written by the trial's own process where its loop runs there (trainables/engine/tune_session.py), or by
 Ray Train's controller through `TensorBoardCallback` where a worker group trains it."""
@@ -14,16 +15,65 @@ from ray.train.v2.api.callback import UserCallback
 from losstune.trainables.config import flatten
 
 
-def hparams_of(config: dict, objective_tag: str) -> tuple:
-    """The HParams plugin's experiment and session-start summaries of a trial: its sampled config
-    (flat names) and the objective's scalar tag, whose epochs TensorBoard reads as the metric, so
-    that its HParams table and parallel-coordinates view compare the trials."""
+def hparams_of(point: dict, seed: int) -> tuple:
+    """The HParams plugin's session-start summary of a run: its sampled point (flat names) and the
+    seed it trains at. The parameters and metrics TensorBoard compares runs by are declared once
+    per sweep (`experiment_summary`), so that every run's row shows every parameter of the space."""
     from tensorboardX.summary import hparams
 
     flat = {name: value if isinstance(value, (bool, int, float, str)) else str(value)
-            for name, value in flatten(config).items()}
-    experiment, session_start, _ = hparams(flat, {objective_tag: 0.0})
-    return experiment, session_start
+            for name, value in flatten(point).items()}
+    _, session_start, _ = hparams({**flat, SEED_PARAM: seed}, {})
+    return (session_start,)
+
+
+SEED_PARAM = "train/seed"  # a confirmation's runs differ by it
+
+
+def experiment_summary(distributions: Mapping, metric_tags: list[str]):
+    """The HParams experiment of a sweep: every parameter its space can sample (Optuna
+    distributions by flat name, each with its domain), the training seed, and the metrics' tags.
+    TensorBoard takes the first experiment it finds and otherwise the first run's parameters."""
+    from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, Interval, MetricInfo, MetricName
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+
+    def info(name, distribution) -> HParamInfo:
+        choices = getattr(distribution, "choices", None)
+        if choices is None:
+            return HParamInfo(name=name, type=DataType.DATA_TYPE_FLOAT64,
+                              domain_interval=Interval(min_value=distribution.low, max_value=distribution.high))
+        kind = ("DATA_TYPE_BOOL" if all(isinstance(c, bool) for c in choices) else "DATA_TYPE_STRING"
+                if any(isinstance(c, str) for c in choices) else "DATA_TYPE_FLOAT64")
+        parameter = HParamInfo(name=name, type=DataType.Value(kind))
+        parameter.domain_discrete.extend([c if isinstance(c, (bool, str)) else float(c) for c in choices])
+        return parameter
+
+    parameters = [info(name, distributions[name]) for name in sorted(distributions)]
+    parameters.append(HParamInfo(name=SEED_PARAM, type=DataType.DATA_TYPE_FLOAT64))
+    experiment = Experiment(hparam_infos=parameters, metric_infos=[MetricInfo(name=MetricName(tag=tag))
+                                                                   for tag in metric_tags])
+    content = HParamsPluginData(experiment=experiment, version=0).SerializeToString()
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=content))
+    return Summary(value=[Summary.Value(tag="_hparams_/experiment", metadata=metadata)])
+
+
+def event_file_bytes(summaries: list) -> tuple[str, bytes]:
+    """(file name, contents) of an event file that holds `summaries`: for a file written to a
+    sweep's storage, which may be a cloud URI."""
+    import tempfile
+
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event
+
+    with tempfile.TemporaryDirectory() as folder:
+        events = EventsWriter(os.path.join(folder, "events"), filename_suffix=".hparams")
+        for summary in summaries:
+            events.write_event(Event(wall_time=time.time(), step=0, summary=summary))
+        events.close()
+        (name,) = os.listdir(folder)
+        with open(os.path.join(folder, name), "rb") as f:
+            return name, f.read()
 
 
 class EpochEvents:
@@ -39,7 +89,7 @@ class EpochEvents:
     def __init__(self, logdir: str, tags: Mapping[str, str], hparams: tuple = ()):
         self.logdir = logdir
         self.tags = dict(tags)
-        self.hparams = hparams  # TensorBoard HParams summaries, written before the first epoch
+        self.hparams = hparams  # the run's HParams session start, written before the first epoch
         self._events = None
 
     def write(self, metrics: dict) -> None:

@@ -9,6 +9,8 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from losstune.ray_jobs.study import HEALTH_CONSTRAINT, REPEAT_OF, WARM_START, name_metrics
+from losstune.ray_jobs.trial_links import (BEST_CHECKPOINT, DOCUMENTED_DEFAULT, ENDED, TUNE_TRIAL_ID,
+                                           best_checkpoint, ended)
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +47,12 @@ class HealthAwareOptunaSearch(OptunaSearch):
     (hdr_patch's Mode A without a clamp): 15 of one TPE sweep's 49 trials trained the same config.
     """
 
-    def __init__(self, *args, full_length: int | None = None, priors: list = (), prior_space=None, **kwargs):
+    def __init__(self, *args, full_length: int | None = None, priors: list = (), prior_space=None,
+                 default_point: dict | None = None, **kwargs):
         self.full_length = full_length
         self.priors, self.prior_space = list(priors), prior_space  # before Ray's __init__ sets the study up
+        self.default_point = default_point
+        self._last_step: dict[str, int] = {}  # the epoch of each trial's last intermediate value
         super().__init__(*args, **kwargs)
 
     def _setup_study(self, mode):
@@ -71,11 +76,26 @@ class HealthAwareOptunaSearch(OptunaSearch):
             config = super().suggest(trial_id)
             earlier = self._trained_alike(self._ot_trials[trial_id])
             if earlier is None:
+                self._link(trial_id)
                 return config
             self._tell_as_before(self._ot_trials.pop(trial_id), earlier)
         logger.warning("%s: %d draws in a row repeated trained configs; training the next one again",
                        trial_id, REDRAWS)
-        return super().suggest(trial_id)
+        config = super().suggest(trial_id)
+        self._link(trial_id)
+        return config
+
+    def _link(self, trial_id: str) -> None:
+        """The Tune trial an Optuna trial is, and whether it is the documented default: the first
+        enqueued trial (Optuna's mark) with the default's values."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None:
+            return  # Ray's searcher had nothing to suggest
+        trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
+        trials = self._ot_study.get_trials(deepcopy=False)
+        enqueued = "fixed_params" in trials[trial.number].system_attrs
+        first = not any(t.user_attrs.get(DOCUMENTED_DEFAULT) for t in trials[:trial.number])  # an --enqueue may repeat it
+        trial.set_user_attr(DOCUMENTED_DEFAULT, bool(enqueued and first and trial.params == self.default_point))
 
     def _trained_alike(self, trial):
         """The trial of this sweep that trained the same config with a result it would repeat:
@@ -106,6 +126,7 @@ class HealthAwareOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict):
         self._note_if_told(trial_id)
         super().on_trial_result(trial_id, result)
+        self._last_step[trial_id] = result.get("training_iteration")
 
     def _note_if_told(self, trial_id: str) -> None:
         """A sweep driver killed after Optuna was told a trial's end but before Tune saved that
@@ -122,14 +143,33 @@ class HealthAwareOptunaSearch(OptunaSearch):
         self._note_if_told(trial_id)
         result = result or {}
         if error:
+            if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+                self._ot_trials[trial_id].set_user_attr(ENDED, ended(None, True, self.full_length))
             return super().on_trial_complete(trial_id, result=None, error=True)
         # (a trial Optuna was told of already takes no attributes: Ray's own check below skips it)
+        if trial_id not in self._completed_trials:
+            self._record_end(trial_id, result)
         if result.get("stop_reason") and trial_id not in self._completed_trials:
             return self._tell_unhealthy(trial_id, result["stop_reason"])
         stopped_early = self.full_length and result.get("epoch", self.full_length) < self.full_length
         if stopped_early and not isinstance(self.metric, list):
             return super().on_trial_complete(trial_id, result=None, error=False)  # Ray: PRUNED
         return super().on_trial_complete(trial_id, result=result or None, error=error)
+
+    def _record_end(self, trial_id: str, result: dict) -> None:
+        """How the trial ended and its best checkpoint, and its last epoch as an intermediate value:
+        Tune gives a trial's last result (the one a scheduler stopped it at, too) to
+        on_trial_complete only, so Ray's searcher reported every epoch but that one."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None:
+            return  # never suggested (Tune removed it before it started)
+        trial.set_user_attr(ENDED, ended(result, False, self.full_length))
+        if best_checkpoint(self._study_name, trial_id):
+            trial.set_user_attr(BEST_CHECKPOINT, best_checkpoint(self._study_name, trial_id))
+        step = result.get("training_iteration")
+        single = not isinstance(self.metric, list)  # Optuna keeps no intermediate values of several
+        if single and step is not None and step != self._last_step.get(trial_id) and result.get(self.metric) is not None:
+            trial.report(result[self.metric], step)
 
     def _tell_unhealthy(self, trial_id: str, stop_reason: str) -> None:
         trial = self._ot_trials[trial_id]

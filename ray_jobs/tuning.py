@@ -22,6 +22,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from losstune.ray_jobs.trial_links import BestCheckpoints
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
 
     population = plan.scheduler in POPULATION_SCHEDULERS
@@ -42,7 +43,8 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     run_config = tune.RunConfig(name=name, storage_path=storage_path, stop=stop,
                                 verbose=min(plan.verbosity, 2),
                                 progress_reporter=progress_table(plan) if plan.verbosity else None,
-                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), *callbacks],
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), BestCheckpoints(plan.name, mode),
+                                           *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
@@ -88,6 +90,7 @@ def optuna_searcher(plan: SweepPlan, space):
     return HealthAwareOptunaSearch(space=optuna_space(space), metric=metric, mode=mode,
                                    sampler=make_sampler(plan), full_length=plan.epochs,
                                    points_to_evaluate=first, priors=plan.priors, prior_space=space,
+                                   default_point=plan.default_point,
                                    study_name=plan.name, storage=study_storage(plan.storage, plan.name))
 
 

@@ -7,6 +7,7 @@ import json
 from wsgiref.util import setup_testing_defaults
 
 import optuna
+import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna_dashboard import wsgi
@@ -45,3 +46,26 @@ def test_the_dashboard_follows_a_running_sweeps_study_and_shows_the_default_as_i
     study.tell(default, 1.25)  # the default finishes; a fresh dashboard reads the journal anew
     finished = get(wsgi(journal), f"/api/studies/{listed['study_id']}")
     assert [(t["state"], t["params"][0]["param_external_value"]) for t in finished["trials"]][0] == ("Complete", "0.5")
+
+
+@pytest.mark.integration  # it reads the session's one finished sweep (tests/conftest.py), built on a real Ray
+def test_each_trial_of_a_finished_sweep_links_back_to_its_tune_trial_in_the_dashboard(finished_sweep):
+    import pandas as pd
+
+    folder = finished_sweep[0]
+    app = wsgi(str(folder / STUDY_FILE))
+    [listed] = get(app, "/api/studies")["study_summaries"]
+    shown = get(app, f"/api/studies/{listed['study_id']}")["trials"]
+    trials = pd.read_parquet(folder / "trials.parquet").set_index("trial_id")
+    history = pd.read_parquet(folder / "history.parquet")
+    # the sweep's own trials (the warm start's prior trials carry no Tune trial)
+    ours = {attrs["tune_trial_id"]: (t, attrs) for t in shown
+            for attrs in [{a["key"]: a["value"] for a in t["user_attrs"]}] if "tune_trial_id" in attrs}
+    assert sorted(ours) == sorted(trials.index)
+    for trial_id, (shown_trial, attrs) in ours.items():
+        assert attrs["documented_default"] == str(trials.loc[trial_id, "is_default"])  # the dashboard shows text
+        assert attrs["ended"] == "completed" and shown_trial["state"] == "Complete"
+        assert attrs["best_checkpoint"] == trials.loc[trial_id, "best_checkpoint"]
+        # an intermediate value for every epoch it reported, the last one included
+        epochs = history.loc[history["trial_id"] == trial_id, "epoch"].tolist()
+        assert [v["step"] for v in shown_trial["intermediate_values"]] == epochs

@@ -327,6 +327,14 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     worst = first_epoch.drop(default_id).idxmax()
     assert first_epoch[worst] > first_epoch[default_id], first_epoch.to_dict()
     assert trials.set_index("trial_id").loc[worst, "status"] == "EARLY_STOPPED"
+    # in Optuna, every trial links back to its Tune trial and its best checkpoint (a Train
+    # checkpoint in a worker group, a Tune one in a trial's process), and the stopped one keeps
+    # the epoch it was stopped at as an intermediate value
+    linked = {t.user_attrs["tune_trial_id"]: t for t in study(tmp_path / "two_rays", "two_rays").trials}
+    assert linked[worst].state == optuna.trial.TrialState.PRUNED and list(linked[worst].intermediate_values) == [1]
+    assert linked[worst].user_attrs["ended"] == "stopped by the scheduler at epoch 1 of 4"
+    assert {i: t.user_attrs["best_checkpoint"] for i, t in linked.items()} == trials.set_index("trial_id")[
+        "best_checkpoint"].to_dict()
     # TensorBoard's reader finds every epoch's objective of every trial, stopped ones included
     for trial_id, epochs in history.groupby("trial_id")["epoch"]:
         assert tensorboard_steps(tmp_path / "two_rays", trial_id, "val/log_l1") == sorted(epochs), trial_id

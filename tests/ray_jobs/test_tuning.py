@@ -26,7 +26,8 @@ def test_completed_pruned_and_failed_trials():
         searcher.suggest(trial_id)
         for epoch in range(1, epochs + 1):
             result = {"val/loss": 1.0 / epoch, "epoch": epoch, "training_iteration": epoch}
-            searcher.on_trial_result(trial_id, result)
+            if epoch < epochs:  # as Tune does: a trial's last result goes to on_trial_complete only
+                searcher.on_trial_result(trial_id, result)
         searcher.on_trial_complete(trial_id, result={**result, **(extra or {})}, error=extra is None)
     trials = searcher._ot_study.trials
     assert [t.state for t in trials] == [State.COMPLETE, State.PRUNED, State.PRUNED, State.FAIL]
@@ -35,8 +36,16 @@ def test_completed_pruned_and_failed_trials():
     # PRUNED, TPE ranks it behind every trial that ran to the end, whatever that value
     assert trials[1].intermediate_values == {1: 1.0, 2: 0.5} and trials[1].value == 0.5
     # the unhealthy one is infeasible: ranked behind every feasible trial, never a best
-    assert trials[2].constraints == {"healthy": 1.0} and trials[2].user_attrs == {"stop_reason": "nonfinite_loss"}
+    assert trials[2].constraints == {"healthy": 1.0} and trials[2].user_attrs["stop_reason"] == "nonfinite_loss"
     assert trials[1].constraints == {} and searcher._ot_study.best_trial.number == 0
+    # every epoch is an intermediate value, the last included; each trial says which Tune trial it
+    # is and how it ended (optuna-dashboard shows both)
+    assert trials[0].intermediate_values == {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}
+    assert [t.user_attrs["tune_trial_id"] for t in trials] == list(endings)
+    assert [t.user_attrs["ended"] for t in trials] == [
+        "completed", "stopped by the scheduler at epoch 2 of 4", "stopped unhealthy at epoch 3: nonfinite_loss",
+        "errored"]
+    assert not any(t.user_attrs["documented_default"] for t in trials)  # none was the enqueued default
 
 
 def unhealthy_above(threshold: float):
@@ -79,7 +88,7 @@ def test_under_cmaes_an_unhealthy_trial_stays_failed():
     for trial in searcher._ot_study.trials:
         unhealthy = trial.params["x"] > 0.5
         assert trial.state == (State.FAIL if unhealthy else State.COMPLETE) and not trial.constraints
-        assert trial.user_attrs == ({"stop_reason": "loss_imbalance"} if unhealthy else {})
+        assert trial.user_attrs.get("stop_reason") == ("loss_imbalance" if unhealthy else None)
 
 
 def test_a_trial_resumed_after_optuna_was_told_its_end_changes_nothing():
@@ -180,10 +189,12 @@ def test_a_draw_that_repeats_a_trained_config_is_told_its_result_and_not_trained
 def test_the_default_an_enqueued_point_and_a_config_asha_stopped_train_again():
     searcher = HealthAwareOptunaSearch(space=optuna_space({"c": tune.choice(["a", "b"])}), metric="val/loss",
                                        mode="min", sampler=optuna.samplers.RandomSampler(seed=0), full_length=2,
-                                       points_to_evaluate=[{"c": "a"}, {"c": "a"}])
+                                       points_to_evaluate=[{"c": "a"}, {"c": "a"}], default_point={"c": "a"})
     for trial_id in ("default", "enqueued"):  # the default, then an --enqueue point: run as asked
         assert searcher.suggest(trial_id) == {"c": "a"}
         end_trial(searcher, trial_id, 2, 0.5)
+    # the first is the documented default; the --enqueue point with its values is not
+    assert [t.user_attrs["documented_default"] for t in searcher._ot_study.trials] == [True, False]
     searcher = HealthAwareOptunaSearch(space=optuna_space({"c": tune.choice(["a"])}), metric="val/loss",
                                        mode="min", sampler=optuna.samplers.RandomSampler(seed=0), full_length=2)
     searcher.suggest("stopped")

@@ -1,5 +1,6 @@
-"""Optuna's own plots of a sweep's study (optuna.visualization.matplotlib), as PNGs: optimisation
-history, parallel coordinates, slice, contour of the two most important parameters, EDF,
+"""Optuna's own plots of a sweep's study (optuna.visualization.matplotlib), as PNGs sized for the
+report: optimisation history, parallel coordinates per branch of the space, slice of the most
+important few parameters, contour of the two most important (from enough trials), EDF,
 importances (whole study and per branch), and the Pareto front where the sweep has several
 objectives. Each reads the objective's name; the documented default is marked in orange where the
 plot has a place for one point (history, slice, contour, EDF, Pareto front)."""
@@ -26,10 +27,11 @@ def study_files(experiment: str, meta: dict) -> dict[str, str]:
     study = studies.load_study(experiment)
     if study is None:
         return {}
-    table = studies.importance(study, meta["objective"]["metric"], list(studies.space_switches(meta)))
+    switches = list(studies.space_switches(meta))
+    table = studies.importance(study, meta["objective"]["metric"], switches)
     written = {"importance": f"{experiment}/{studies.IMPORTANCE_FILE}"}
     write_parquet(written["importance"], table)
-    for name, data in study_plots(study, meta, table).items():
+    for name, data in study_plots(study, meta, table, switches).items():
         written[name] = f"{experiment}/{name}.png"
         write_bytes(written[name], data)
     return written
@@ -40,8 +42,15 @@ def default_trial(study, default_point: dict):
     return next((t for t in study.trials if t.params == default_point), None)
 
 
-def study_plots(study, meta: dict, table: pd.DataFrame) -> dict[str, bytes]:
-    """{"optuna_history": png, ...}: every plot the study has enough completed trials for."""
+SLICE_PARAMS = 4  # the most important few: a row of panels that stays readable at the report's width
+PARALLEL_PARAMS = 6  # axes of one parallel-coordinates plot
+MIN_CONTOUR_TRIALS = 10  # below it Optuna's contour draws a smooth surface from a few points
+PANEL_INCHES = 3.2  # the width of one panel of a slice plot
+
+
+def study_plots(study, meta: dict, table: pd.DataFrame, switches: list[str] = ()) -> dict[str, bytes]:
+    """{"optuna_history": png, ...}: every plot the study has enough completed trials for; a
+    parallel-coordinates plot per branch of the space's `switches` (study.switch_params)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,17 +62,45 @@ def study_plots(study, meta: dict, table: pd.DataFrame) -> dict[str, bytes]:
     default = default_trial(study, meta["default_point"])
     value = (lambda t: t.values[index]) if study.metric_names and len(study.directions) > 1 else None
     common = dict(target=value, target_name=metric)
-    top = studies.most_important(table, 2) if len(table) else []
+    ranked = ranked_params(done, table)
+    top = ranked[:2]
     plots = {"optuna_history": lambda: marked_history(study, default, index, common),
-             "optuna_parallel": lambda: to_png(optuna_plot("plot_parallel_coordinate", study, **common)),
-             "optuna_slice": lambda: marked_slice(study, default, index, common),
+             "optuna_slice": lambda: marked_slice(study, default, index, ranked[:SLICE_PARAMS], common),
              "optuna_edf": lambda: marked_edf(study, default, index, common)}
-    if len(top) == 2 and all(sum(p in t.params for t in done) >= 2 for p in top):
+    if len(top) == 2 and sum(all(p in t.params for p in top) for t in done) >= MIN_CONTOUR_TRIALS:
         plots["optuna_contour"] = lambda: marked_contour(study, default, top, common)
     if len(study.directions) > 1:
         plots["optuna_pareto"] = lambda: marked_pareto(study, default)
     pngs = {name: draw() for name, draw in plots.items()}
+    pngs |= parallel_plots(study, done, ranked, list(switches), common)
     return pngs | (importance_plots(study, table, index, metric) if len(table) else {})
+
+
+def ranked_params(done: list, table: pd.DataFrame) -> list[str]:
+    """The study's parameters, the most important first (the importance table's default
+    evaluator), then the rest by how many completed trials have them."""
+    by_trials = sorted({p for t in done for p in t.params}, key=lambda p: -sum(p in t.params for t in done))
+    first = studies.most_important(table, len(by_trials)) if len(table) else []
+    return first + [p for p in by_trials if p not in first]
+
+
+def parallel_plots(study, done: list, ranked: list[str], switches: list[str], common: dict) -> dict[str, bytes]:
+    """Parallel coordinates per branch (the whole study where the space has no switch), over the
+    parameters every trial of the branch has and that vary there, the most important first: an axis
+    a branch never sets would hold only Optuna's "None" level."""
+    groups = studies.branches(done, switches) or {"": done}
+    pngs = {}
+    for branch, trials in groups.items():
+        shared = set.intersection(*(set(t.params) for t in trials))
+        varied = [p for p in ranked if p in shared and len({str(t.params[p]) for t in trials}) > 1]
+        if len(trials) < 2 or not varied:
+            continue
+        axes = optuna_plot("plot_parallel_coordinate", studies.sub_study(study, trials),
+                           params=varied[:PARALLEL_PARAMS], **common)
+        if branch:
+            axes.set_title(f"{branch} (n={len(trials)})", loc="left")
+        pngs[f"optuna_parallel_{slug(branch)}" if branch else "optuna_parallel"] = to_png(axes)
+    return pngs
 
 
 def optuna_plot(name: str, *args, **kwargs):
@@ -106,10 +143,12 @@ def marked_history(study, default, index: int, common: dict) -> bytes:
     return to_png(axes)
 
 
-def marked_slice(study, default, index: int, common: dict) -> bytes:
-    axes = optuna_plot("plot_slice", study, **common)
+def marked_slice(study, default, index: int, params: list[str], common: dict) -> bytes:
+    axes = optuna_plot("plot_slice", study, params=params, **common)
     value = finite_value(default, index)
-    for panel in (axes.flat if hasattr(axes, "flat") else [axes]):
+    panels = list(axes.flat if hasattr(axes, "flat") else [axes])
+    panels[0].figure.set_size_inches(max(PANEL_INCHES * len(panels), 6.4), 4.0)
+    for panel in panels:
         param = panel.get_xlabel()
         if value is not None and numeric(default, param):
             panel.scatter([default.params[param]], [value], **MARK)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from losstune.trainables.config import documented_fields
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.search_spaces.registry import family_names, load_family
 
 
 def catalogue() -> str:
@@ -13,7 +13,7 @@ def catalogue() -> str:
     from losstune.search_spaces import sample_points
 
     lines = []
-    for name in FAMILIES:
+    for name in family_names():
         family = load_family(name)
         lines.append(f"{name}: objective {family.objective.metric} ({family.objective.mode})")
         for space_name in family.spaces:

@@ -36,7 +36,7 @@ from losstune.ray_jobs.plan import SweepPlan, metadata
 from losstune.ray_jobs.storage import absolute, exists
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import check_batches_fit, make_config
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.search_spaces.registry import family_names, load_family
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        "another family, fewer than 2 configs, --seeds below 2), before Ray starts, "
                                        "nothing written; 4 Ray could not start; 130 interrupted (Ctrl-C): no verdict; --resume "
                                        "continues it")
-    p.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of {', '.join(FAMILIES)}")
+    p.add_argument("family", choices=family_names(), metavar="FAMILY", help=f"one of {', '.join(family_names())}")
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="default, a preset name, presets joined by + (small+sam), or a JSON config file, each "
                         "optionally LABEL=CONFIG; the first is the reference")

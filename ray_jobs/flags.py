@@ -9,7 +9,7 @@ import json
 import os
 
 from losstune.trainables.config import merge, unflatten
-from losstune.search_spaces.registry import FAMILIES
+from losstune.search_spaces.registry import family_names
 
 
 class UsageError(Exception):
@@ -39,7 +39,7 @@ def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
     """--list and --print-config FAMILY: what can be run, then exit (shared with ray_jobs/train.py)."""
     parser.add_argument("--list", action="store_true", help="list the families, their search spaces (and what "
                                                             "each tunes) and presets, then exit")
-    parser.add_argument("--print-config", metavar="FAMILY", choices=list(FAMILIES),
+    parser.add_argument("--print-config", metavar="FAMILY", choices=family_names(),
                         help="print every config key of FAMILY (what --set takes), its default and its seed "
                              "section, then exit")
 

@@ -21,7 +21,7 @@ from losstune.ray_jobs.sweep_checks import check_enqueued, check_population, che
 from losstune.ray_jobs.storage import absolute
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.search_spaces.registry import family_names, load_family
 from losstune.trainables.engine.loop_config import check_precision
 
 
@@ -48,7 +48,7 @@ def parse_args(argv=None, description: str = "") -> argparse.Namespace:
 def make_parser(description: str = "") -> argparse.ArgumentParser:
     p = OneLineParser(prog="losstune-sweep", description=description, epilog=EXIT_CODES,
                                 formatter_class=HelpFormatter)
-    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(family_names())}")
     add_catalogue_flags(p)
     p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")

@@ -26,7 +26,7 @@ from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_r
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import check_batches_fit, make_config
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.search_spaces.registry import family_names, load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 from losstune.trainables.engine.loop_config import check_precision
 
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     p = OneLineParser(prog="losstune-train", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the run finished healthy; 1 it stopped unhealthy (a health "
                                        "check's stop_reason); 2 bad input, refused before Ray starts; 4 Ray could not start")
-    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(FAMILIES)}")
+    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(family_names())}")
     add_catalogue_flags(p)
     p.add_argument("--config", help="a JSON config (e.g. a sweep's best_config.json)")
     p.add_argument("--preset", default="", help="a named preset of the family (see --list)")

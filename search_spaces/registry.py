@@ -1,12 +1,18 @@
 """The family registry: family name -> its trainable module (trainables/families/) and its
 search-space module (here), loaded and checked against the contract (trainables/family_api.py)
 once per process. It lives beside the spaces: the trainables know nothing of search.
+
+Another installed package adds a family with an entry point in the group `losstune.families`: the
+name of the family = a module that holds the contract and its SPACES and DEFAULT_SPACE
+(docs/adding-a-family.md). The built-in families keep their names.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
+import warnings
 
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Family, resolve
@@ -21,11 +27,31 @@ FAMILIES = {
 }
 
 
+ENTRY_POINT_GROUP = "losstune.families"
+
+
+def registered() -> dict[str, tuple[str, str]]:
+    """Every family this environment has: the built-in ones and those installed packages register."""
+    found = dict(FAMILIES)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in FAMILIES:
+            warnings.warn(f"family {entry.name!r} of {entry.value} ignored: a built-in family has that name",
+                          stacklevel=2)
+            continue
+        found[entry.name] = (entry.value, entry.value)
+    return found
+
+
+def family_names() -> list[str]:
+    return list(registered())
+
+
 def load_family(name: str) -> Family:
     """The registered family `name`, resolved; ConfigError for an unknown name."""
-    if name not in FAMILIES:
-        raise ConfigError("family", f"is unknown: {name!r} (known: {', '.join(sorted(FAMILIES))})")
-    return _resolved(name, *FAMILIES[name])
+    families = registered()
+    if name not in families:
+        raise ConfigError("family", f"is unknown: {name!r} (known: {', '.join(sorted(families))})")
+    return _resolved(name, *families[name])
 
 
 @functools.cache

@@ -5,7 +5,6 @@ sixth family (tests/trainables/toy_family.py) is added by the contract alone."""
 import dataclasses
 import types
 
-import pandas as pd
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -98,15 +97,3 @@ def test_the_toy_family_is_listed_and_configured_like_the_others(toy_registered)
     assert "toy: objective val/mse (min)" in catalogue() and "--space weights (default): loss.weights.mse" in catalogue()
     assert "loss.weights.mse" in config_listing("toy")
     assert make_config(toy_registered, preset="strong").loss.weights.mse == 2.0
-
-
-@pytest.mark.integration
-def test_a_sixth_family_sweeps_by_the_contract_alone(local_ray, toy_registered, tmp_path):
-    from losstune.ray_jobs import sweep
-
-    code = sweep.main(["toy", "--confirm-top", "0", "--trials", "2", "--scheduler", "none", "--storage", str(tmp_path),
-                       "--name", "toy", "-q"])
-    assert code == 0
-    trials = pd.read_parquet(tmp_path / "toy" / "trials.parquet")
-    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
-    assert trials["final/val/mse"].notna().all() and trials["is_default"].sum() == 1

@@ -1,0 +1,79 @@
+"""Families from another installed package (search_spaces/registry.py): an entry point in the group
+`losstune.families`, no edit to losstune."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from losstune.search_spaces import registry
+
+TOY = Path(__file__).resolve().parents[1] / "trainables" / "toy_family.py"
+
+
+@pytest.fixture
+def toy_package_installed(tmp_path):
+    """The toy family (tests/trainables/toy_family.py) as a package of its own, installed into this
+    environment with pip (offline, from its folder), registered by its entry point alone; removed
+    after the test."""
+    package = tmp_path / "losstune-toy-family"
+    package.mkdir()
+    (package / "losstune_toy_family.py").write_text(TOY.read_text())
+    (package / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "losstune-toy-family"
+        version = "0.1"
+
+        [project.entry-points."losstune.families"]
+        toy = "losstune_toy_family"
+
+        [tool.setuptools]
+        py-modules = ["losstune_toy_family"]
+    """))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--no-index", "--no-deps", "--no-build-isolation", str(package)], check=True,
+                   capture_output=True, timeout=300)
+    try:
+        yield
+    finally:
+        subprocess.run([*pip, "uninstall", "-y", "losstune-toy-family"], check=True, capture_output=True, timeout=300)
+        registry._resolved.cache_clear()
+
+
+@pytest.mark.integration  # its runs train in Ray's processes, which must import the installed package
+def test_a_family_from_another_package_is_listed_swept_confirmed_and_compared(local_ray, toy_package_installed,
+                                                                               tmp_path, capsys):
+    from losstune.ray_jobs import compare, sweep
+    from losstune.ray_jobs.catalogue import catalogue
+
+    assert "toy" in registry.family_names() and registry.load_family("toy").objective.metric == "val/mse"
+    assert "toy: objective val/mse (min)" in catalogue()
+    assert sweep.main(["--print-config", "toy"]) == 0 and "loss.weights.mse" in capsys.readouterr().out
+    code = sweep.main(["toy", "--trials", "2", "--scheduler", "none", "--confirm-top", "1", "--confirm-seeds", "2",
+                       "--storage", str(tmp_path), "--name", "toy", "-q"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "toy" / "trials.parquet")
+    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
+    assert trials["final/val/mse"].notna().all() and trials["is_default"].sum() == 1
+    runs = pd.read_parquet(tmp_path / "toy" / "confirm_top1_seeds2" / "confirm.parquet")
+    assert len(runs) == 4 and (runs["status"] == "COMPLETED").all()
+    assert compare.main(["toy", "default", "strong", "--seeds", "2", "--storage", str(tmp_path), "--name", "cmp",
+                         "-q"]) == 0
+    compared = pd.read_parquet(tmp_path / "cmp" / "compare_seeds2" / "confirm.parquet")
+    assert sorted(compared["config_id"].unique()) == ["default", "strong"]
+
+
+def test_a_registered_family_cannot_take_a_built_in_ones_name(monkeypatch):
+    class EntryPoint:
+        name, value = "hdr_patch", "someone_elses.hdr_patch"
+
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: [EntryPoint()])
+    with pytest.warns(UserWarning, match="family 'hdr_patch' of someone_elses.hdr_patch ignored"):
+        assert registry.registered()["hdr_patch"] == registry.FAMILIES["hdr_patch"]

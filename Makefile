@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned, so that nothing below pulls a multi-GB CUDA build
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[test,hf]"
+	$(PY) -m pip install -q -e ".[test,hf,mlflow]"
 	touch $@
 
 # The sweep's own defaults (no flags: 8 trials of hdr_patch over `caps`), with its epochs and its

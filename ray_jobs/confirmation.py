@@ -98,6 +98,8 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from losstune.ray_jobs.interrupts import CtrlC
+    from losstune.ray_jobs.tracking import tracking_callbacks
+    from losstune.ray_jobs.trial_links import BestCheckpoints
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
     from losstune.search_spaces.registry import load_family
 
@@ -114,7 +116,9 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
         # no scheduler stops a run, so a finished run's driver actor can start the next (reuse_actors);
         # Tune's JSON and CSV records as in a sweep, where its final results are read back from
         run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=1 if plan.verbosity >= 2 else 0,
-                                    callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+                                    callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                                               BestCheckpoints(plan.name, plan.objective["mode"]),
+                                               *tracking_callbacks(plan, [(c.config_id, seed, c.point) for c, seed in runs])],
                                     failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                     checkpoint_config=tune_checkpoints(plan.objective["mode"], 1),
                                     sync_config=trial_files_synced())

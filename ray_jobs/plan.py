@@ -53,6 +53,10 @@ class SweepPlan:
     extensions: list = defines(was=[], default_factory=list)  # Tune runs that added trials (--resume --trials)
     # --population-sync: pbt / pb2 rank every trial at the same epoch
     population_sync: bool = defines("--population-sync", was=False, default=False)
+    # --mlflow: the tracking URI ("" the sweep folder's SQLite file; None: off), and --callback
+    # MODULE:NAME, Ray Tune callbacks the user brings (ray_jobs/tracking.py); an extension logs alike
+    mlflow: str | None = defines("--mlflow", was=None, default=None)
+    callbacks: list = defines("--callback", was=[], default_factory=list)
     # how this run executes it, continued
     priors: list = dataclasses.field(default_factory=list)  # the warm start's trials, for a fresh study only
     extend_by: int = 0  # --resume --trials N of a finished sweep: the trials this run adds

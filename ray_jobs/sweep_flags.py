@@ -117,6 +117,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-free-mb", type=float, default=MIN_FREE_MB,
                    help="stop the sweep, resumable, when a local --storage has less free space than this")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+    p.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                   help="log the sweep to MLflow: a parent run, a child run per trial and confirmation run "
+                        "(default URI: sqlite:///<sweep folder>/mlflow.db; open it with mlflow ui)")
+    p.add_argument("--callback", dest="callbacks", action="append", default=[], metavar="MODULE:NAME",
+                   help="a Ray Tune callback class to add, made with no arguments, e.g. a W&B logger of your "
+                        "own package (repeatable)")
 
 
 def check_flags(args) -> None:
@@ -177,7 +183,7 @@ def make_plan(args) -> SweepPlan:
         for flag, given in (("--config", args.config), ("--enqueue", args.enqueue), ("--warm-start", args.warm_start)):
             if given:
                 raise UsageError(f"{flag}: a resumed sweep keeps what it was started with")
-        return resumed_plan(args, storage)
+        return checked_tracking(resumed_plan(args, storage))
     family = load_family(args.family)
     space_name = args.space or family.default_space
     if space_name not in family.spaces:
@@ -210,7 +216,7 @@ def make_plan(args) -> SweepPlan:
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if exists(f"{storage}/{name}"):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
-    return SweepPlan(
+    return checked_tracking(SweepPlan(
         family=args.family, space=space_name, preset=args.preset, base=base, objective=objective,
         objectives=pareto_list, default_point=point, enqueued=enqueued, warm_start=warm_start, priors=priors,
         epochs=config.train.epochs, trials=args.trials, search="random" if population else args.search,
@@ -220,7 +226,19 @@ def make_plan(args) -> SweepPlan:
         name=name, storage=storage, storage_arg=args.storage,
         resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
-        confirm_seeds=args.confirm_seeds, min_effect=args.min_effect or ranked_by.min_effect)
+        confirm_seeds=args.confirm_seeds, min_effect=args.min_effect or ranked_by.min_effect,
+        mlflow=args.mlflow, callbacks=args.callbacks))
+
+
+def checked_tracking(plan: SweepPlan) -> SweepPlan:
+    """The plan, once MLflow is there where asked for and every --callback can be made (UsageError)."""
+    from losstune.ray_jobs.tracking import check_mlflow, tracking_uri, user_callbacks
+
+    check_mlflow(plan.mlflow)
+    if plan.mlflow is not None:
+        tracking_uri(plan.mlflow, plan.experiment)
+    user_callbacks(plan.callbacks)
+    return plan
 
 
 def grace_epochs(args, config) -> int:

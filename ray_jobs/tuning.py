@@ -22,6 +22,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from losstune.ray_jobs.tracking import tracking_callbacks
     from losstune.ray_jobs.trial_links import BestCheckpoints
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
 
@@ -44,7 +45,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 verbose=min(plan.verbosity, 2),
                                 progress_reporter=progress_table(plan) if plan.verbosity else None,
                                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), BestCheckpoints(plan.name, mode),
-                                           *callbacks],
+                                           *tracking_callbacks(plan), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),

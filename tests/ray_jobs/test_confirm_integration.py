@@ -8,15 +8,18 @@ import pytest
 from losstune.ray_jobs import confirm, sweep
 from losstune.ray_jobs.confirmation import CONFIRM_FILE
 from losstune.ray_jobs.results import META_FILE
+from tests.ray_jobs.test_tracking import EndedTrials, mlflow_history, mlflow_runs
 from tests.tensorboard_view import hparams_view
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, tmp_path, capsys):
+    EndedTrials.ended.clear()
     code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "3", "--smoke-test", "--scheduler", "none",
                        "--set", "health.max_overflow_frac=1.0", "--confirm-top", "1", "--confirm-seeds", "2",
-                       "--storage", str(tmp_path), "--name", "c"])
+                       "--storage", str(tmp_path), "--name", "c", "--mlflow",
+                       "--callback", "tests.ray_jobs.test_tracking:EndedTrials"])
     out = capsys.readouterr().out
     assert code == 0
     runs = pd.read_parquet(tmp_path / "c" / "confirm_top1_seeds2" / CONFIRM_FILE)
@@ -35,6 +38,21 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     assert len(groups) == 7 and len(confirmation_rows) == 4, sorted(groups)
     assert sorted(g.hparams["train/seed"].number_value for g in confirmation_rows.values()) == [1, 1, 2, 2]
     assert all(len(g.metric_values) == 1 and g.metric_values[0].training_step > 0 for g in groups.values())
+    # MLflow (read with its own client): the sweep a parent run, each trial and confirmation run a
+    # child with its parameters, every epoch's objective, how it ended and its best checkpoint
+    parent, children = mlflow_runs(tmp_path / "c", "c")
+    assert parent.data.tags["family"] == "hdr_patch" and len(children) == 7
+    trial_runs = [r for r in children if "config_id" not in r.data.tags]
+    confirm_runs = [r for r in children if "config_id" in r.data.tags]
+    assert len(trial_runs) == 3 and sorted((r.data.tags["config_id"], r.data.tags["seed"]) for r in confirm_runs) == [
+        ("default", "1"), ("default", "2"), ("top1", "1"), ("top1", "2")]
+    assert all(r.data.params["train/seed"] == r.data.tags["seed"] for r in confirm_runs)
+    assert all(r.info.status == "FINISHED" and r.data.tags["ended"] == "completed" and r.data.tags["best_checkpoint"]
+               for r in children)
+    assert all(len(mlflow_history(tmp_path / "c", r, "val/log_l1")) == 2 for r in children)  # its 2 smoke epochs
+    assert {r.data.params["caps/mode"] for r in trial_runs} <= {"A", "B"}
+    # the user's own Tune callback (--callback) saw every trial and confirmation run end
+    assert len(EndedTrials.ended) == 7
     trials = pd.read_parquet(tmp_path / "c" / "trials.parquet")
     # where the numbers come from, saved with the sweep and printed in its report
     saved = json.loads((tmp_path / "c" / META_FILE).read_text())["provenance"]

@@ -115,7 +115,9 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     else:
         # no scheduler stops a run, so a finished run's driver actor can start the next (reuse_actors);
         # Tune's JSON and CSV records as in a sweep, where its final results are read back from
-        run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=1 if plan.verbosity >= 2 else 0,
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's console that takes our reporter (ray_jobs/tuning.py)
+        run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=min(plan.verbosity, 1),
+                                    progress_reporter=run_table(plan) if plan.verbosity else None,
                                     callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                                                BestCheckpoints(plan.name, plan.objective["mode"]),
                                                *tracking_callbacks(plan, [(c.config_id, seed, c.point) for c, seed in runs])],
@@ -136,6 +138,14 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
             ignore_index=True)
     write_parquet(f"{experiment}/{CONFIRM_FILE}", table)
     return table
+
+
+def run_table(plan: SweepPlan):
+    """The console's table of the runs (their index in the plan's list, epoch and objective), with
+    done / total, elapsed and the time left, every 30 s and at the end."""
+    from losstune.ray_jobs.progress import TrialTable
+
+    return TrialTable([plan.objective], ["run"], epochs=plan.epochs)
 
 
 def earlier_confirmation(experiment: str, chosen: list[Candidate], seeds: list[int],

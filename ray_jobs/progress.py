@@ -38,6 +38,12 @@ class TrialTable(ProgressReporter):
         self.out = out
         self._last_state = None
         self._last_time = -math.inf
+        self.start_time, self.total = time.time(), None
+
+    def setup(self, start_time=None, total_samples=None, **kwargs):
+        """Tune's start of the run: when, and how many trials it will run."""
+        self.start_time = start_time or time.time()
+        self.total = total_samples
 
     def should_report(self, trials, done: bool = False) -> bool:
         state = [(t.trial_id, t.status, (t.last_result or {}).get("epoch")) for t in trials]
@@ -51,10 +57,49 @@ class TrialTable(ProgressReporter):
     def report(self, trials, done: bool, *sys_info: str) -> None:
         out = self.out or print
         frame = table(trials, self.objectives, self.parameters, self.default_point, self.epochs)
-        counts = Counter(frame["status"])  # in the table's order
-        out(f"{'== final ==' if done else '== progress =='} {len(trials)} trials: "
-            + ", ".join(f"{n} {status}" for status, n in counts.items()))
+        out(f"{'== final ==' if done else '== progress =='} "
+            + headline(trials, frame, self.total, time.time() - self.start_time))
         out(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
+
+
+def headline(trials, frame: pd.DataFrame, total: int | None, elapsed_s: float) -> str:
+    """'3/8 trials done (2 COMPLETED, 1 EARLY_STOPPED), 2 RUNNING; elapsed 1m40s, ETA ~2m10s ...'
+    (`frame`: the table, whose statuses tell ended trials apart)."""
+    ended = frame["status"].isin(ENDED)
+    counts = Counter(frame.loc[ended, "status"])
+    others = Counter(frame.loc[~ended, "status"])
+    total = max(total or len(trials), len(trials))
+    line = (f"{ended.sum()}/{total} trials done"
+            + (f" ({', '.join(f'{n} {status}' for status, n in counts.items())})" if counts else "")
+            + "".join(f", {n} {status}" for status, n in others.items())
+            + f"; elapsed {duration(elapsed_s)}")
+    return line + eta(trials, total)
+
+
+ENDED = ("COMPLETED", "EARLY_STOPPED", "STOPPED", "ERROR", "TERMINATED")
+
+
+def eta(trials, total: int) -> str:
+    """The time left, from the finished trials' mean duration: the pending trials' and the running
+    ones' remaining work shared between the trials that run at once. An estimate: a scheduler that
+    stops trials early shortens it."""
+    took = [(t.last_result or {}).get("time_total_s") for t in trials if t.status in ("TERMINATED", "ERROR")]
+    took = [s for s in took if s]
+    if len(took) == len(trials) == total:
+        return ""
+    if not took:
+        return ", ETA once a trial has finished"
+    mean = sum(took) / len(took)
+    running = [(t.last_result or {}).get("time_total_s") or 0.0 for t in trials if t.status == "RUNNING"]
+    waiting = total - len(took) - len(running)
+    left = waiting * mean + sum(max(mean - ran, 0.0) for ran in running)
+    return f", ETA ~{duration(left / max(len(running), 1))} (from {len(took)} finished trials' mean {duration(mean)})"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else (
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
 
 
 def status_of(trial, epochs: int | None) -> str:

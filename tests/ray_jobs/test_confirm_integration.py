@@ -60,6 +60,9 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     # and what it cost: each trial's resources times its wall time, summed in the report
     assert (trials["cpu_s"] > 0).all() and "cost: 3 trials" in out and "cost: 4 runs, 8 epochs" in out
     assert runs.loc[runs["config_id"] == "top1", "sweep_trial"].iloc[0] == trials.loc[0, "trial_id"]
+    # the console followed the sweep and the confirmation: done of total, elapsed, the time left
+    assert "== final == 3/3 trials done (3 COMPLETED); elapsed " in out
+    assert "== final == 4/4 trials done (4 COMPLETED); elapsed " in out
     report = out[out.index("confirmation:"):]
     answer = report.split("answer:\n")[1].splitlines()[0]  # the answer: a sentence per config, after the details
     assert "training seeds 1, 2" in report and answer.startswith("  top1 (") and "of 2 seeds, p = " in answer

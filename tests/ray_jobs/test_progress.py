@@ -1,3 +1,4 @@
+import time
 from types import SimpleNamespace
 
 from losstune.ray_jobs.progress import TrialTable, table
@@ -44,8 +45,24 @@ def test_a_table_is_printed_on_a_change_at_most_every_so_often_and_always_at_the
     assert reporter.should_report(sweep, done=True)
     assert not reporter.should_report(sweep, done=True)  # nothing new since
     reporter.report(sweep, True)
-    # counted in the table's order (best first); no epochs given, so Tune's own words
-    assert printed[0] == "== final == 3 trials: 1 RUNNING, 1 TERMINATED, 1 PENDING"
+    # no epochs given, so Tune's own words; no trial has said how long it took
+    assert printed[0].startswith("== final == 1/3 trials done (1 TERMINATED), 1 RUNNING, 1 PENDING; elapsed ")
+    assert printed[0].endswith(", ETA once a trial has finished")
+
+
+def test_each_progress_line_says_done_of_total_elapsed_and_the_time_left():
+    printed = []
+    reporter = TrialTable(OBJECTIVE, PARAMETERS, DEFAULT, epochs=4, every_s=0, out=printed.append)
+    reporter.setup(start_time=time.time() - 100, total_samples=8)  # as Tune calls it
+    sweep = trials()
+    sweep[0].last_result["time_total_s"] = 60.0  # the default, finished: 60 s
+    sweep[1].last_result["time_total_s"] = 20.0  # running for 20 s
+    reporter.report(sweep, False)
+    # left: 6 trials not started x 60 s + the running one's 40 s, on 1 slot = 400 s
+    assert printed[0] == ("== progress == 1/8 trials done (1 COMPLETED), 1 RUNNING, 1 PENDING; elapsed 1m40s, "
+                          "ETA ~6m40s (from 1 finished trials' mean 1m00s)")
+    # a RUNNING row shows its last epoch and value
+    assert printed[1].splitlines()[1].split()[:4] == ["modeb", "RUNNING", "2", "0.94"]
 
 
 def test_the_reporter_pickles_whatever_has_replaced_print(monkeypatch):

@@ -42,3 +42,18 @@ def test_analyze_rebuilds_what_the_sweep_wrote(finished_sweep, tmp_path, capsys)
     rebuilt, swept = pd.read_parquet(experiment / "history.parquet"), pd.read_parquet(io.BytesIO(written["history.parquet"]))
     pd.testing.assert_frame_equal(by_trial_and_epoch(rebuilt), by_trial_and_epoch(swept), check_like=True)
     assert "best " in out and str(experiment) in out
+
+
+def test_analyze_of_two_sweeps_prints_and_writes_them_side_by_side(finished_sweep, tmp_path, capsys):
+    # two copies of the session's shared sweep, as the same space before and after a change
+    for name in ("before", "after"):
+        shutil.copytree(finished_sweep[0], tmp_path / name)
+    capsys.readouterr()
+    assert analyze.main([str(tmp_path / "before"), str(tmp_path / "after")]) == 0
+    out = capsys.readouterr().out
+    # both are named caps3: each is labelled by its folder
+    assert "best trial:\n  before: " in out and f"side by side: {tmp_path}/side_by_side-before-after.html" in out
+    page = (tmp_path / "side_by_side-before-after.html").read_text()
+    assert "<th>before</th><th>after</th>" in page and "documented default" in page
+    # a folder that is no sweep is refused before anything is written
+    assert analyze.main([str(tmp_path / "before"), str(tmp_path)]) == 2

@@ -100,6 +100,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from losstune.ray_jobs.interrupts import CtrlC
     from losstune.ray_jobs.tracking import tracking_callbacks
     from losstune.ray_jobs.trial_links import BestCheckpoints
+    from losstune.ray_jobs.tuning import quiet_forced_snapshots
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
     from losstune.search_spaces.registry import load_family
 
@@ -116,6 +117,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
         # no scheduler stops a run, so a finished run's driver actor can start the next (reuse_actors);
         # Tune's JSON and CSV records as in a sweep, where its final results are read back from
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's console that takes our reporter (ray_jobs/tuning.py)
+        quiet_forced_snapshots()
         run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=min(plan.verbosity, 1),
                                     progress_reporter=run_table(plan) if plan.verbosity else None,
                                     callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),

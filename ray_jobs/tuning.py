@@ -40,6 +40,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     # Tune's console interface that takes a reporter of our own (ray_jobs.progress); the newer
     # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    quiet_forced_snapshots()
     storage_path, name = plan.tune_run()
     run_config = tune.RunConfig(name=name, storage_path=storage_path, stop=stop,
                                 verbose=min(plan.verbosity, 2),
@@ -67,6 +68,13 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                   # inside TorchTrainer.fit(), and Tune cannot reset the actor.
                                   reuse_actors=reuses_trial_processes(plan))
     return tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def quiet_forced_snapshots() -> None:
+    """Tune saves its experiment state whenever a trial has written as many checkpoints as it keeps,
+    which a trial in its own process does every few epochs, and warned at each (72 times in `make
+    demo`, each snapshot taking about 0.01 s). Its warning of a slow snapshot (over 30 s) stays."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def reuses_trial_processes(plan: SweepPlan) -> bool:

@@ -23,3 +23,13 @@ def hparams_view(logdir: Path) -> tuple:
     groups = list_session_groups.Handler(request, backend, "", api_pb2.ListSessionGroupsRequest(
         start_index=0, slice_size=10_000, allowed_statuses=list(api_pb2.Status.values()))).run()
     return experiment, {group.name: group for group in groups.session_groups}
+
+
+def tensorboard_steps(experiment: Path, trial_id: str, tag: str) -> list[int]:
+    """The steps at which a trial's TensorBoard files hold `tag`, read by TensorBoard itself."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (trial_dir,) = experiment.glob(f"run_trial_{trial_id}_*")
+    events = EventAccumulator(str(trial_dir))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]

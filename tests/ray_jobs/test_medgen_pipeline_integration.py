@@ -7,7 +7,7 @@ import pytest
 
 from losstune.ray_jobs import sweep
 
-from tests.ray_jobs.test_sweep_integration import tensorboard_steps
+from tests.tensorboard_view import tensorboard_steps
 
 pytestmark = pytest.mark.integration
 

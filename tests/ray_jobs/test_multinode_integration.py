@@ -15,6 +15,8 @@ import optuna
 import pandas as pd
 import pytest
 
+from tests.tensorboard_view import tensorboard_steps
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -217,3 +219,7 @@ def test_a_submitted_sweep_trains_on_both_nodes_and_loses_no_trial_when_one_goes
     assert not resumed.empty and (resumed["node"] != lost).all(), moved[["trial_id", "epoch", "node", "restarts"]]
     # from a checkpoint written on the lost node, not from the start
     assert (resumed.groupby("trial_id")["epoch"].min() > 1).any(), moved[["trial_id", "epoch", "node", "restarts"]]
+    # every trial's TensorBoard events reached the sweep's storage, those written on the worker node
+    # included (Tune uploads a trial's files at each checkpoint): every epoch, read by TensorBoard
+    for trial_id in trials["trial_id"]:
+        assert set(tensorboard_steps(tmp_path / "node", trial_id, "val/log_l1")) == set(range(1, LONG_EPOCHS + 1))

@@ -24,6 +24,7 @@ from ray.util.state import list_actors
 from losstune.ray_jobs import sweep, tuning
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
+from tests.tensorboard_view import tensorboard_steps
 
 pytestmark = pytest.mark.integration
 
@@ -342,16 +343,6 @@ def test_asha_sweep_ends_cleanly_and_frees_its_cpus_with_another_ray_on_the_mach
     while time.time() < deadline and held_by_placement_groups(local_ray) > 0:
         time.sleep(1)
     assert held_by_placement_groups(local_ray) == 0
-
-
-def tensorboard_steps(experiment, trial_id: str, tag: str) -> list[int]:
-    """The steps at which a trial's TensorBoard files hold `tag`, read by TensorBoard itself."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    (trial_dir,) = experiment.glob(f"run_trial_{trial_id}_*")
-    events = EventAccumulator(str(trial_dir))
-    events.Reload()
-    return [event.step for event in events.Scalars(tag)]
 
 
 def held_by_placement_groups(ray) -> float:

@@ -29,11 +29,12 @@ def test_no_module_imports_the_projects_packages_by_their_bare_names():
     assert not bare
 
 
-def test_the_five_commands_are_installed_console_scripts():
+def test_the_six_commands_are_installed_console_scripts():
     scripts = {e.name: e.value for e in entry_points(group="console_scripts") if e.name.startswith("losstune-")}
     assert scripts == {"losstune-sweep": "losstune.ray_jobs.sweep:main", "losstune-train": "losstune.ray_jobs.train:main",
                        "losstune-analyze": "losstune.ray_jobs.analyze:main", "losstune-confirm": "losstune.ray_jobs.confirm:main",
-                       "losstune-compare": "losstune.ray_jobs.compare:main"}
+                       "losstune-compare": "losstune.ray_jobs.compare:main",
+                       "losstune-generate": "losstune.ray_jobs.generate:main"}
 
 
 def folder_of_lookalikes(folder: Path) -> Path:

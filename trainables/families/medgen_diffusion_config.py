@@ -151,6 +151,18 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class GenerationConfig:
+    """Sampling images from noise with the trained network (trainables/families/medgen_generation.py)."""
+
+    num_steps: int = 25  # seed "generation_num_steps: 25": Euler steps (RFlow) or denoising steps (DDPM)
+    seed: int = 0  # the generated samples' noise
+
+    def __post_init__(self):
+        at_least("num_steps", self.num_steps, 1)
+        at_least("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
 class HealthConfig:
     """`health/timestep_bin_ratio` (the worst timestep bin's validation loss over the median bin's)
     is reported, not a stop: the seed calls a high loss near t = 0 normal for RFlow ("Expected
@@ -176,6 +188,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     # seed "Learning Rates": 1e-4; clipping is in the seed (gradient noise comes after it), its norm is not
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.0, grad_clip=1.0))

@@ -124,3 +124,18 @@ def test_the_unet_denoises_scaled_latents_and_validation_decodes_to_pixels(tmp_p
     assert metrics["psnr"].shape == (2,) and torch.isfinite(metrics["psnr"]).all()
     assert metrics["msssim"].shape == (2,) and (metrics["msssim"].abs() <= 1).all()
     assert all(not p.requires_grad for p in space.autoencoder.parameters())
+
+
+def test_latent_samples_are_denoised_at_the_latents_size_and_decoded_to_pixels(tmp_path):
+    from losstune.trainables.families.medgen_generation import generate
+
+    cfg = diffusion(checkpoint(tmp_path / "vae"), {"generation": {"num_steps": 2}})
+    parts = DIFFUSION.build(cfg)
+    seen = []
+    parts.model.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    masks = torch.stack([parts.val_set.items[k][1] for k in range(2)])  # 32 x 32 pixel masks
+    samples = generate(parts.model, cfg, masks, parts.val_set.noise_shape)
+    # the UNet saw the 3-channel 16 x 16 latent and the mask pooled to it; the samples are pixels
+    assert seen == [(2, 3 + 1, 16, 16)] * 2
+    assert samples.shape == (2, 1, 32, 32) and torch.isfinite(samples).all()
+    assert 0 <= samples.min() and samples.max() <= 1

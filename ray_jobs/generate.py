@@ -1,0 +1,138 @@
+"""losstune-generate results/<sweep>/<trial>/checkpoint_000004 --n 8 --out generated/
+
+Generate images from noise with a trained medgen_diffusion checkpoint (a sweep trial's, a
+confirmation run's or losstune-train's), conditioned on the masks of its held-out subjects (bravo,
+dual; seg mode is unconditioned), and write each as NIfTI: sample_0000_bravo.nii.gz (each image
+it generates) beside sample_0000_condition.nii.gz (the mask it was conditioned on). The
+checkpoint's EMA weights are used where its run kept them (validation used them too). Runs in
+this process on the GPU if there is one, else the CPU; Ray is not started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from losstune.data import DataError
+from losstune.ray_jobs.flags import HelpFormatter, OneLineParser, UsageError
+from losstune.trainables.config import ConfigError
+
+FAMILY = "medgen_diffusion"
+MAX_SAMPLES = 100_000
+BATCH = 8  # samples generated at once
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = OneLineParser(prog="losstune-generate", description=__doc__, formatter_class=HelpFormatter,
+                      epilog="exit status: 0 written; 2 bad input (not a medgen_diffusion checkpoint, an --out "
+                             "folder that already holds samples), nothing written")
+    p.add_argument("checkpoint", help="a checkpoint folder of a medgen_diffusion run (it holds losstune_state.json)")
+    p.add_argument("--n", type=int, default=4, help="samples to generate")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the run's generation.num_steps, the seed's 25)")
+    p.add_argument("--seed", type=int, help="the samples' noise (default: the run's generation.seed)")
+    p.add_argument("--out", default="generated", help="folder for the NIfTI files (made; must hold no samples yet)")
+    return p.parse_args(argv)
+
+
+def checked_config(args):
+    """The checkpoint's run config with --steps / --seed applied; UsageError / ConfigError naming the
+    flag or file."""
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.config import merge
+    from losstune.trainables.engine.checkpoints import STATE_FILE
+    from losstune.trainables.family_api import make_config
+
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise UsageError(f"--n: must be 1 to {MAX_SAMPLES}, got {args.n}")
+    state_file = os.path.join(args.checkpoint, STATE_FILE)
+    if not os.path.isfile(state_file):
+        raise UsageError(f"checkpoint: {args.checkpoint} holds no {STATE_FILE}: give a checkpoint folder of a run")
+    with open(state_file) as f:
+        state = json.load(f)
+    if state.get("family") != FAMILY:
+        raise UsageError(f"checkpoint: {args.checkpoint} is of {state.get('family') or 'an unnamed family'}; "
+                         f"only {FAMILY} generates images")
+    if os.path.isdir(args.out) and any(name.startswith("sample_") for name in os.listdir(args.out)):
+        raise UsageError(f"--out: {args.out} already holds samples; give an empty or new folder")
+    given = {k: v for k, v in {"num_steps": args.steps, "seed": args.seed}.items() if v is not None}
+    return make_config(load_family(FAMILY), merge(state["config"], {"generation": given}))
+
+
+def trained_network(cfg, folder: str):
+    """The checkpoint's network (its EMA average where the run kept one) and the validation draws
+    whose masks condition the samples."""
+    import torch
+    from safetensors.torch import load_file
+
+    from losstune.trainables.families.medgen_diffusion import build
+    from losstune.trainables.engine.optim_tricks import make_ema
+
+    parts = build(cfg)
+    model = parts.model
+    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
+    if cfg.optim.ema_decay:  # the loop registers the EMA first among its extra states (trainables/engine/loop.py)
+        ema = make_ema(model, cfg.optim.ema_decay)
+        ema.load_state_dict(torch.load(os.path.join(folder, "custom_checkpoint_0.pkl"), map_location="cpu"))
+        model = ema.module
+    return model.eval(), parts.val_set
+
+
+def write_samples(samples, conditions, cfg, out: str, first: int) -> list[str]:
+    """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes)."""
+    import nibabel
+    import numpy as np
+
+    from losstune.data.medgen import MODE_IMAGES
+
+    written = []
+    for k, (sample, condition) in enumerate(zip(samples, conditions)):
+        arrays = {name: sample[c] for c, name in enumerate(MODE_IMAGES[cfg.data.mode])}
+        if condition.shape[0]:
+            arrays["condition"] = condition[0]
+        for name, array in arrays.items():
+            volume = array.cpu().numpy().astype(np.float32)
+            path = os.path.join(out, f"sample_{first + k:04d}_{name}.nii.gz")
+            nibabel.save(nibabel.Nifti1Image(volume[..., None] if volume.ndim == 2 else volume, np.eye(4)), path)
+            written.append(path)
+    return written
+
+
+def run(args, cfg) -> list[str]:
+    import torch
+
+    from losstune.trainables.families.medgen_generation import generate
+
+    model, draws = trained_network(cfg, args.checkpoint)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    image, condition = draws.items[0][0], draws.items[0][1]
+    sample_shape = tuple(draws.noise_shape or image.shape)
+    os.makedirs(args.out, exist_ok=True)
+    written = []
+    for first in range(0, args.n, BATCH):
+        count = min(BATCH, args.n - first)
+        conditions = torch.stack([draws.items[(first + k) % len(draws.items)][1] for k in range(count)])
+        samples = generate(model, cfg, conditions, sample_shape, seed=cfg.generation.seed + first)
+        written += write_samples(samples, conditions, cfg, args.out, first)
+    return written
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = checked_config(args)
+    except (ConfigError, DataError, UsageError) as err:
+        print(f"generate: error: {err}", file=sys.stderr)
+        return 2
+    started = time.time()
+    written = run(args, cfg)
+    print(f"generate: {args.n} samples ({cfg.strategy.name}, {cfg.generation.num_steps} steps, "
+          f"{cfg.data.mode} mode) in {time.time() - started:.1f} s: {len(written)} NIfTI files in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

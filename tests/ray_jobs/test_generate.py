@@ -1,0 +1,60 @@
+"""losstune-generate (ray_jobs/generate.py) on a checkpoint a run wrote in this process."""
+
+import json
+
+import nibabel
+import numpy as np
+import pytest
+
+from losstune.ray_jobs import generate
+from losstune.search_spaces.registry import load_family
+from losstune.trainables.config import merge
+from losstune.trainables.engine.loop import train
+from losstune.trainables.engine.session import LocalSession
+
+
+@pytest.fixture(scope="module")
+def diffusion_checkpoint(tmp_path_factory):
+    """A medgen_diffusion bravo run of one epoch at the smoke size, with EMA weights (what the
+    generator uses where a run kept them)."""
+    family = load_family("medgen_diffusion")
+    config = merge(family.smoke, {"train": {"epochs": 1, "checkpoint_every": 1}, "optim": {"ema_decay": 0.9}})
+    session = LocalSession(str(tmp_path_factory.mktemp("run")))
+    train(family, config, session)
+    return session.checkpoints[-1]
+
+
+def test_samples_of_a_checkpoint_are_written_as_nifti_with_the_mask_they_were_conditioned_on(diffusion_checkpoint,
+                                                                                            tmp_path, capsys):
+    out = tmp_path / "generated"
+    assert generate.main([diffusion_checkpoint, "--n", "3", "--steps", "2", "--out", str(out)]) == 0
+    assert "3 samples (rflow, 2 steps, bravo mode)" in capsys.readouterr().out
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"sample_{k:04d}_{kind}.nii.gz" for k in range(3) for kind in ("bravo", "condition")]
+    image = nibabel.load(out / "sample_0000_bravo.nii.gz").get_fdata()
+    mask = nibabel.load(out / "sample_0000_condition.nii.gz").get_fdata()
+    assert image.shape == mask.shape == (32, 32, 1)  # a 2D slice, as a one-slice volume
+    assert np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    # the same seed again gives the same image (up to the float rounding of a batch of 1 against 3)
+    again = tmp_path / "again"
+    assert generate.main([diffusion_checkpoint, "--n", "1", "--steps", "2", "--out", str(again)]) == 0
+    assert np.allclose(nibabel.load(again / "sample_0000_bravo.nii.gz").get_fdata(), image, atol=1e-5)
+
+
+def test_what_is_no_diffusion_checkpoint_or_would_overwrite_samples_is_refused(diffusion_checkpoint, tmp_path, capsys):
+    assert generate.main([str(tmp_path), "--out", str(tmp_path / "g")]) == 2
+    assert "holds no losstune_state.json" in capsys.readouterr().err
+    other = tmp_path / "hdr"
+    other.mkdir()
+    (other / "losstune_state.json").write_text(json.dumps({"family": "hdr_patch", "config": {}}))
+    assert generate.main([str(other)]) == 2
+    assert "is of hdr_patch; only medgen_diffusion generates images" in capsys.readouterr().err
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "sample_0000_bravo.nii.gz").write_bytes(b"")
+    assert generate.main([diffusion_checkpoint, "--out", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("generate: error: --out:") and err.count("\n") == 1
+    assert generate.main([diffusion_checkpoint, "--n", "0"]) == 2
+    assert not (tmp_path / "g").exists()

@@ -1,0 +1,52 @@
+"""The generation metrics' feature networks (models/feature_extractors.py), from local files."""
+
+import pytest
+import torch
+
+from losstune.models.feature_extractors import as_rgb_slices, load_clip, load_resnet50
+
+
+def torchvision_layout_resnet50(path) -> dict:
+    """A randomly initialised ResNet-50 saved as torchvision saves one: its layer names, a
+    1000-class classifier, and no bias on the shortcut convolutions."""
+    from monai.networks.nets import resnet50
+
+    state = resnet50(spatial_dims=2, n_input_channels=3, conv1_t_stride=2, num_classes=1000).state_dict()
+    state = {k: v for k, v in state.items() if not k.endswith("downsample.0.bias")}
+    torch.save(state, path)
+    return state
+
+
+def test_a_torchvision_layout_resnet50_loads_and_gives_2048_features_per_channel_and_slice(tmp_path):
+    saved = torchvision_layout_resnet50(tmp_path / "resnet50.pth")
+    assert len(saved) == 320  # as many tensors as torchvision's resnet50 state dict, fc's 2 included
+    network = load_resnet50(str(tmp_path / "resnet50.pth"))
+    assert torch.equal(network.resnet.layer1[0].conv1.weight, saved["layer1.0.conv1.weight"])
+    assert not network.resnet.layer1[0].downsample[0].bias.any()  # torchvision's has none: zero
+    images = torch.rand(2, 2, 32, 32)  # two dual-mode samples: 2 channels each
+    assert network(images).shape == (4, 2048)
+    assert network(torch.rand(1, 1, 16, 16, 3)).shape == (3, 2048)  # a volume: its 3 axial slices
+
+
+def test_a_file_that_is_no_resnet50_is_refused_naming_it(tmp_path):
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'other.pth'} is no torchvision-layout ResNet-50"):
+        load_resnet50(str(tmp_path / "other.pth"))
+
+
+def test_a_saved_clip_vision_model_gives_unit_embeddings(tmp_path):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8, projection_dim=16)
+    CLIPVisionModelWithProjection(config).save_pretrained(tmp_path / "clip")
+    network = load_clip(str(tmp_path / "clip"))
+    embeddings = network(torch.rand(3, 1, 24, 24))  # resized to the model's 32
+    assert embeddings.shape == (3, 16) and torch.allclose(embeddings.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_each_channel_and_slice_is_a_grey_image_repeated_to_rgb():
+    images = torch.arange(2 * 2 * 1 * 1 * 3, dtype=torch.float).reshape(2, 2, 1, 1, 3)
+    rgb = as_rgb_slices(images)
+    assert rgb.shape == (12, 3, 1, 1) and torch.equal(rgb[:, 0], rgb[:, 2])
+    assert rgb[0, 0, 0, 0] == images[0, 0, 0, 0, 0] and rgb[1, 0, 0, 0] == images[0, 1, 0, 0, 0]

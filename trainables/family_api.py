@@ -37,6 +37,10 @@ and, only where it needs them (the defaults are below):
   on_epoch_start(model, epoch, cfg) updates epoch-dependent state (e.g. a curriculum)
   on_step_start(model, step, cfg)   the same before each optimiser step (`step`: steps done)
   summarise_val(means, cfg)         -> the validation means with what is derived from them
+  model_metrics(model, cfg, extras, epoch) -> {metric: number} of the model as a whole at each
+                                       validation, beside the per-sample ones (a generator's
+                                       samples against the data); `extras` (build's) may cache
+                                       what every validation reuses; default: none
   trained_config(cfg)               -> the config as trained, where the family reads part of it
                                        elsewhere (npt: a checkpoint's layer sizes); default: cfg
 
@@ -132,6 +136,10 @@ def config_as_given(cfg):
     return cfg
 
 
+def no_model_metrics(model, cfg, extras: dict, epoch: int) -> dict:
+    return {}
+
+
 def the_family_objective(cfg) -> None:
     return None  # Family.objective_of: OBJECTIVE
 
@@ -163,6 +171,7 @@ class Family:
     on_epoch_start: Callable
     on_step_start: Callable
     summarise_val: Callable
+    model_metrics: Callable = None  # resolve() always sets it
     objective_for: Callable = None  # resolve() always sets it
     trained_config: Callable = None  # resolve() always sets it
 
@@ -212,7 +221,8 @@ OPTIONAL = {"OBJECTIVES": ("objectives", ()), "WATCHED_VAL_METRICS": ("watched_v
             "optimizer_groups": ("optimizer_groups", one_adamw),
             "on_epoch_start": ("on_epoch_start", nothing_per_epoch),
             "on_step_start": ("on_step_start", nothing_per_step),
-            "summarise_val": ("summarise_val", means_as_they_are), "objective_for": ("objective_for", the_family_objective),
+            "summarise_val": ("summarise_val", means_as_they_are), "model_metrics": ("model_metrics", no_model_metrics),
+            "objective_for": ("objective_for", the_family_objective),
             "trained_config": ("trained_config", config_as_given)}
 
 

@@ -44,12 +44,13 @@ def epoch_metrics(run: Run, stats: dict, epoch: int, validation: dict) -> dict:
 
 
 @torch.no_grad()
-def evaluate(run: Run, loader, extras: dict) -> dict:
+def evaluate(run: Run, loader, extras: dict, epoch: int) -> dict:
     """Mean of each per-sample validation metric over the whole (all-worker) validation set, of
     the EMA weights where there are some; a family's `summarise_val(means, cfg)` may derive more
     from the means (e.g. pixel-weighted ratios from per-sample sums). A metric may also be a
     vector per sample ([B, K]: each VQ code's share of a sample's latent); its mean is then a list,
-    which summarise_val must turn into numbers."""
+    which summarise_val must turn into numbers. The family's `model_metrics` adds what is measured
+    of the model as a whole (epoch: the 1-based epoch just trained)."""
     model = run.ema.module if run.ema is not None else run.model
     model.eval()
     collected = defaultdict(list)
@@ -58,4 +59,6 @@ def evaluate(run: Run, loader, extras: dict) -> dict:
             collected[name].append(run.accelerator.gather_for_metrics(values.float()))
     means = {name: torch.cat(chunks).mean(0).tolist() for name, chunks in collected.items()}
     means = run.family.summarise_val(means, run.cfg)
+    # on every worker alike (the same weights and seeds give the same numbers), outside DDP's wrapper
+    means.update(run.family.model_metrics(run.accelerator.unwrap_model(model), run.cfg, extras, epoch))
     return {f"val/{name}": value for name, value in means.items()}

@@ -69,7 +69,7 @@ def train(family: Family, overrides: dict, session: Session | None = None) -> No
         family.on_epoch_start(run.accelerator.unwrap_model(run.model), epoch, cfg)  # e.g. a curriculum
         stats, step = run_epoch(run, train_loader, step)
         if epoch == start_epoch or epoch + 1 == cfg.train.epochs or (epoch + 1) % cfg.train.val_every == 0:
-            validation = dict(evaluate(run, val_loader, extras), val_epoch=epoch + 1)
+            validation = dict(evaluate(run, val_loader, extras, epoch + 1), val_epoch=epoch + 1)
             for group in run.groups:
                 if group.plateau is not None:
                     group.plateau.step(validation[family.objective_of(cfg).metric])

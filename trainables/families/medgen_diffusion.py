@@ -27,6 +27,7 @@ from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.engine.loop_config import unet_misfit
 from losstune.trainables.families import medgen_diffusion_config as settings
+from losstune.trainables.families import medgen_generation
 from losstune.trainables.families.latent_space import LatentSpace, autoencoder, check_fits, space_of
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
@@ -55,11 +56,22 @@ TAGS = {
     **{f"val/{m}_{name}": f"regional_{m}/{name}" for m in IMAGE_MODALITIES for name in REGIONAL},
     "grad_norm": "training/grad_norm_avg", "grad_norm_max": "training/grad_norm_max", "lr": "LR/Generator",
     **{f"val/t{name}": f"Timestep/{name}" for name in BIN_NAMES},
+    # seed "Generation Quality Metrics" (trainables/families/medgen_generation.py)
+    **{f"val/kid_{stat}_{split}": f"Generation/KID_{stat}_{split}" for stat in ("mean", "std") for split in ("train", "val")},
+    "val/cmmd_train": "Generation/CMMD_train", "val/cmmd_val": "Generation/CMMD_val",
+    "val/generation_s": "time/generation_s",
 }
+KID_OBJECTIVE = Objective("val/kid_mean_val", "min")  # generation.objective=kid
 
 
 # the family's settings, under the names the contract reads (trainables/family_api.py)
 Config, PRESETS, SMOKE = settings.Config, settings.PRESETS, settings.SMOKE
+model_metrics = medgen_generation.model_metrics  # KID / CMMD of generated samples, where generation.metrics
+
+
+def objective_for(cfg):
+    """KID of generated samples against the validation images where generation.objective is kid."""
+    return KID_OBJECTIVE if cfg.generation.objective == "kid" else None
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -229,7 +241,9 @@ def summarise_val(means: dict, cfg) -> dict:
 
 
 def stop_reason(metrics, cfg) -> str:
-    h = cfg.health
+    h, g = cfg.health, cfg.generation
     if h.max_bin_ratio and metrics["epoch"] > h.grace_epochs and metrics["health/timestep_bin_ratio"] > h.max_bin_ratio:
         return "timestep_bin_blowup"
+    if g.stop_on_overfit and metrics.get("val/kid_overfit_evals", 0) >= g.patience:
+        return "generation_overfitting"  # seed: KID_train falling while KID_val rises
     return ""

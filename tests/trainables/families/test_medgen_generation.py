@@ -1,6 +1,8 @@
 """Sampling with a medgen_diffusion network (trainables/families/medgen_generation.py): the
 strategies' conventions checked against an oracle network that knows the image to reach."""
 
+import math
+
 import pytest
 import torch
 
@@ -70,3 +72,65 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others():
     empty = torch.zeros(2, 0, 16, 16)  # seg mode: unconditioned
     first, again = generate(net, cfg, empty, (1, 16, 16)), generate(net, cfg, empty, (1, 16, 16))
     assert torch.equal(first, again) and not torch.equal(first, generate(net, cfg, empty, (1, 16, 16), seed=1))
+
+
+@pytest.fixture(scope="module")
+def local_extractors(tmp_path_factory):
+    """A randomly initialised ResNet-50 in torchvision's layout and a tiny CLIP vision model, saved
+    as a user's local weights would be."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from tests.models.test_feature_extractors import torchvision_layout_resnet50
+
+    folder = tmp_path_factory.mktemp("extractors")
+    torch.manual_seed(0)
+    torchvision_layout_resnet50(folder / "resnet50.pth")
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8,
+        projection_dim=16)).save_pretrained(folder / "clip")
+    return {"resnet_weights": str(folder / "resnet50.pth"), "clip_dir": str(folder / "clip")}
+
+
+def test_a_run_ranked_by_kid_reports_the_seeds_generation_metrics_at_each_validation(local_extractors, tmp_path):
+    from losstune.trainables.config import merge
+    from losstune.trainables.engine.loop import train
+    from losstune.trainables.engine.session import LocalSession
+    from losstune.trainables.family_api import CHECKPOINT_SCORE
+
+    family = load_family("medgen_diffusion")
+    generation = {"metrics": True, "objective": "kid", "samples": 8, "kid_subsets": 5, "kid_subset_size": 4,
+                  "num_steps": 2, **local_extractors}
+    config = merge(family.smoke, {"train": {"epochs": 2}, "generation": generation})
+    assert family.objective_of(make_config(family, config)).metric == "val/kid_mean_val"
+    session = LocalSession(str(tmp_path))
+    train(family, config, session)
+    for report in session.reports:  # both epochs validate (the first and the last)
+        for name in ("kid_mean_train", "kid_std_train", "kid_mean_val", "kid_std_val", "cmmd_train", "cmmd_val"):
+            assert math.isfinite(report[f"val/{name}"]), name
+        assert report[CHECKPOINT_SCORE] == report["val/kid_mean_val"] and report["val/generation_s"] > 0
+    assert family.tags["val/kid_mean_val"] == "Generation/KID_mean_val" and family.tags["val/cmmd_train"] == "Generation/CMMD_train"
+    # the second validation compares with the first: KID_train fell and KID_val rose, or not
+    first, second = session.reports
+    diverged = second["val/kid_mean_train"] < first["val/kid_mean_train"] and second["val/kid_mean_val"] > first["val/kid_mean_val"]
+    assert second["val/kid_overfit_evals"] == float(diverged) and first["val/kid_overfit_evals"] == 0
+
+
+def test_generation_metrics_need_local_weights_named_in_one_line(tmp_path):
+    from losstune.trainables.config import ConfigError
+
+    family = load_family("medgen_diffusion")
+    with pytest.raises(ConfigError, match="resnet_weights.*needs a local ResNet-50 weights file"):
+        make_config(family, {"generation": {"metrics": True}})
+    with pytest.raises(ConfigError, match=f"resnet_weights.*{tmp_path}/none.pth: no such file"):
+        make_config(family, {"generation": {"metrics": True, "resnet_weights": str(tmp_path / "none.pth")}})
+    with pytest.raises(ConfigError, match="objective.*kid needs generation.metrics=true"):
+        make_config(family, {"generation": {"objective": "kid"}})
+
+
+def test_the_overfitting_signal_stops_a_run_only_where_asked():
+    family = load_family("medgen_diffusion")
+    metrics = {"epoch": 5, "health/timestep_bin_ratio": 1.0, "val/kid_overfit_evals": 3.0}
+    assert family.stop_reason(metrics, make_config(family)) == ""
+    asked = make_config(family, {"generation": {"stop_on_overfit": True, "patience": 3}})
+    assert family.stop_reason(metrics, asked) == "generation_overfitting"
+    assert family.stop_reason({**metrics, "val/kid_overfit_evals": 2.0}, asked) == ""

@@ -20,7 +20,7 @@ def smoke_epochs(name: str) -> list[dict]:
     for epoch in range(run.cfg.train.epochs):
         family.on_epoch_start(run.accelerator.unwrap_model(run.model), epoch, run.cfg)
         stats, step = run_epoch(run, train_loader, step)
-        validation = dict(evaluate(run, val_loader, extras), val_epoch=epoch + 1)
+        validation = dict(evaluate(run, val_loader, extras, epoch + 1), val_epoch=epoch + 1)
         reports.append(epoch_metrics(run, stats, epoch, validation))
     return reports
 

@@ -240,10 +240,17 @@ def test_gp_and_cmaes_sweep_a_continuous_space_and_get_the_stopped_trials_as_pru
         assert any(key.startswith("cma:") for t in optuna_trials[1:] for key in t.system_attrs)
 
 
-def test_medgen_diffusion_two_trial_sweep_over_regularisers_writes_the_seeds_tensorboard_tags(local_ray, tmp_path):
-    code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--space", "regularisation", "--trials", "2",
-                       "--smoke-test",
-                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2"])
+def test_medgen_diffusion_sweep_ranked_by_kid_writes_the_seeds_tags_and_confirms_on_kid(local_ray, tmp_path):
+    # seed 001 judges a generator by what it generates: two trials over `regularisation` ranked by
+    # the KID of their samples against the validation images (local test extractors), then the
+    # best against the default at 2 seeds, on KID
+    from tests.trainables.families.test_medgen_generation import saved_extractors
+
+    extractors = saved_extractors(tmp_path / "extractors")
+    code = sweep.main(["medgen_diffusion", "--confirm-top", "1", "--confirm-seeds", "2", "--space", "regularisation",
+                       "--trials", "2", "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2",
+                       "--set", "generation.metrics=true", "--set", "generation.objective=kid",
+                       *[f"--set=generation.{k}={v}" for k, v in extractors.items()]])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "med2" / "trials.parquet")
     history = pd.read_parquet(tmp_path / "med2" / "history.parquet")
@@ -253,13 +260,20 @@ def test_medgen_diffusion_two_trial_sweep_over_regularisers_writes_the_seeds_ten
     # the results keep the loop's names; TensorBoard gets the seed's tags (medgen_diffusion.TAGS)
     for column in ("health/mse_plain", "train/loss", "val/mse", "val/psnr", "val/msssim", "val/t0.0-0.1",
                    "val/t0.9-1.0", "val/tumor_loss", "val/background_loss", "val/tumor_bg_ratio", "grad_norm",
-                   "grad_norm_max", "lr", "health/timestep_bin_ratio"):
+                   "grad_norm_max", "lr", "health/timestep_bin_ratio", "val/kid_mean_val", "val/kid_mean_train",
+                   "val/cmmd_val", "val/generation_s"):
         assert column in history, column
-    assert trials["objective"].equals(trials["final/val/mse"])
+    assert trials["objective"].equals(trials["final/val/kid_mean_val"])  # ranked by KID, not by val/mse
     assert (history["val/psnr"] > 0).all()
     for tag in ("Loss/MSE_train", "Loss/Total_train", "Loss/MSE_val", "Validation/PSNR", "Timestep/0.0-0.1",
-                "regional/tumor_loss", "training/grad_norm_avg", "LR/Generator"):
+                "regional/tumor_loss", "training/grad_norm_avg", "LR/Generator", "Generation/KID_mean_train",
+                "Generation/KID_mean_val", "Generation/CMMD_val", "time/generation_s"):
         assert tensorboard_steps(tmp_path / "med2", default["trial_id"], tag) == [1, 2], tag
+    # the confirmation compares on KID: each run's objective is its last KID_val
+    runs = pd.read_parquet(tmp_path / "med2" / "confirm_top1_seeds2" / "confirm.parquet")
+    assert len(runs) == 4 and (runs["status"] == "COMPLETED").all() and runs["objective"].notna().all()
+    meta = json.loads((tmp_path / "med2" / "losstune_sweep.json").read_text())
+    assert meta["objective"] == {"metric": "val/kid_mean_val", "mode": "min"}
 
 
 @pytest.fixture

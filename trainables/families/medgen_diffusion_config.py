@@ -261,4 +261,5 @@ PRESETS = {
 
 SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 32]},
          "model": {"widths": [16, 32, 32], "attention": [False, False, True], "norm_groups": 8, "head_channels": 8},
-         "schedule": {"warmup_epochs": 1.0}, "train": {"epochs": 2, "batch_size": 8}}
+         "schedule": {"warmup_epochs": 1.0}, "train": {"epochs": 2, "batch_size": 8},
+         "generation": {"samples": 8, "kid_subsets": 10, "kid_subset_size": 4, "num_steps": 2}}

@@ -76,13 +76,17 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others():
 
 @pytest.fixture(scope="module")
 def local_extractors(tmp_path_factory):
+    return saved_extractors(tmp_path_factory.mktemp("extractors"))
+
+
+def saved_extractors(folder) -> dict:
     """A randomly initialised ResNet-50 in torchvision's layout and a tiny CLIP vision model, saved
-    as a user's local weights would be."""
+    in `folder` as a user's local weights would be; {generation field: path}."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from tests.models.test_feature_extractors import torchvision_layout_resnet50
 
-    folder = tmp_path_factory.mktemp("extractors")
+    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     torchvision_layout_resnet50(folder / "resnet50.pth")
     CLIPVisionModelWithProjection(CLIPVisionConfig(

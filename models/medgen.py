@@ -21,21 +21,29 @@ class DiffusionNet(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, widths=(128, 256, 256),
                  attention=(False, True, True), res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 8,
-                 flash_attention: bool = True):
+                 flash_attention: bool = True, omega_classes: int = 0):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
         # flash_attention: MONAI's use_flash_attention, torch's scaled_dot_product_attention: the same
-        # attention without materialising its [batch, heads, positions, positions] matrix
+        # attention without materialising its [batch, heads, positions, positions] matrix.
+        # omega_classes: ScoreAug's transform index, embedded and added to the time embedding
+        # (MONAI's class embedding; seed "ScoreAugModelWrapper injects omega conditioning")
         self.unet = DiffusionModelUNet(
             spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, channels=tuple(widths),
             attention_levels=tuple(attention), num_res_blocks=res_blocks, norm_num_groups=norm_groups,
-            num_head_channels=head_channels, use_flash_attention=flash_attention)
+            num_head_channels=head_channels, use_flash_attention=flash_attention,
+            num_class_embeds=omega_classes or None)
+        self.omega_classes = omega_classes
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
 
-    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """The inferer's call: x already holds the conditioning channels; no cross-attention context."""
-        return self.unet(x, timesteps, context)
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
+                omega: torch.Tensor | None = None) -> torch.Tensor:
+        """The inferer's call: x already holds the conditioning channels; no cross-attention context.
+        `omega`: each sample's ScoreAug transform index; none given is the identity (0)."""
+        if self.omega_classes and omega is None:
+            omega = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        return self.unet(x, timesteps, context, class_labels=omega)
 
 
 def add_feature_noise(unet: nn.Module, layers: tuple[str, ...], std: float) -> list:

@@ -44,9 +44,23 @@ def schedule(trial) -> None:
 
 
 def regularisation(trial) -> None:
-    """Each of the seed's clean regularisers on or off, its parameter around the seed's value."""
+    """Each of the seed's clean regularisers on or off, its parameter around the seed's value, and
+    ScoreAug or SDA (never both: seed "Do NOT use SDA and ScoreAug together")."""
     time_and_noise_regularisers(trial)
     feature_noise_and_self_conditioning(trial)
+    augmentation(trial)
+
+
+def augmentation(trial) -> None:
+    """ScoreAug ("ScoreAug worked": its rotations and flips always, with omega conditioning; its
+    destructive transforms on or off), else SDA around the seed's values, else neither."""
+    if trial.suggest_categorical("score_aug/enabled", [False, True]):
+        trial.suggest_categorical("score_aug/translation", [False, True])  # seed false
+        trial.suggest_categorical("score_aug/cutout", [False, True])  # seed false
+    elif trial.suggest_categorical("sda/enabled", [False, True]):
+        trial.suggest_float("sda/noise_shift", 0.05, 0.2)  # seed 0.1, "0.05-0.2 typical"
+        trial.suggest_float("sda/prob", 0.25, 1.0)  # seed 0.5
+        trial.suggest_float("sda/weight", 0.25, 2.0, log=True)  # seed 1.0
 
 
 def time_and_noise_regularisers(trial) -> None:

@@ -244,17 +244,33 @@ def test_medgen_diffusion_sweep_ranked_by_kid_writes_the_seeds_tags_and_confirms
     # seed 001 judges a generator by what it generates: two trials over `regularisation` ranked by
     # the KID of their samples against the validation images (local test extractors), then the
     # best against the default at 2 seeds, on KID
+    # best against the default at 2 seeds, on KID. After the default, a ScoreAug trial and an SDA
+    # trial (--enqueue), each through Ray's TorchTrainer.
+    from losstune.search_spaces import default_point
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.family_api import make_config
+
     from tests.trainables.families.test_medgen_generation import saved_extractors
 
     extractors = saved_extractors(tmp_path / "extractors")
+    family = load_family("medgen_diffusion")
+    default = default_point(family.spaces["regularisation"], make_config(family))
+    picks = tmp_path / "picks.json"
+    picks.write_text(json.dumps([
+        {**default, "score_aug/enabled": True, "score_aug/translation": True, "score_aug/cutout": False},
+        {**default, "sda/enabled": True, "sda/noise_shift": 0.1, "sda/prob": 1.0, "sda/weight": 1.0}]))
     code = sweep.main(["medgen_diffusion", "--confirm-top", "1", "--confirm-seeds", "2", "--space", "regularisation",
-                       "--trials", "2", "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2",
-                       "--set", "generation.metrics=true", "--set", "generation.objective=kid",
+                       "--trials", "3", "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2",
+                       "--enqueue", str(picks), "--set", "generation.metrics=true", "--set", "generation.objective=kid",
                        *[f"--set=generation.{k}={v}" for k, v in extractors.items()]])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "med2" / "trials.parquet")
     history = pd.read_parquet(tmp_path / "med2" / "history.parquet")
-    assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
+    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all()
+    augmented = trials.set_index("trial_index")
+    assert bool(augmented.loc[2, "config/score_aug/enabled"]) and bool(augmented.loc[3, "config/sda/enabled"])
+    sda_trial = augmented.loc[3, "trial_id"]
+    assert (history.loc[history["trial_id"] == sda_trial, "train/sda"] > 0).all()  # its shifted path trained
     default = trials[trials["is_default"]].iloc[0]
     assert not default["config/regularisation/curriculum"] and default["config/optim/grad_noise_sigma"] == 0.0
     # the results keep the loop's names; TensorBoard gets the seed's tags (medgen_diffusion.TAGS)

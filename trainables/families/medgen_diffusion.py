@@ -28,6 +28,7 @@ from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.engine.loop_config import unet_misfit
 from losstune.trainables.families import medgen_diffusion_config as settings
 from losstune.trainables.families import medgen_generation
+from losstune.trainables.families.medgen_augment import draw_batch, each, omega_classes, sda_transforms
 from losstune.trainables.families.latent_space import LatentSpace, autoencoder, check_fits, space_of
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
@@ -38,7 +39,8 @@ BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
 OBJECTIVE = Objective("val/mse", "min")  # written to TensorBoard as Loss/MSE_val (TAGS)
 WATCHED_VAL_METRICS = ("timestep_bin_ratio",)
 # each loss weight whose term only exists while a switch is on (a sweep warns when it tunes one that is off)
-TERM_SWITCHES = {"regularisation.self_conditioning_weight": "regularisation.self_conditioning"}
+TERM_SWITCHES = {"regularisation.self_conditioning_weight": "regularisation.self_conditioning",
+                 "sda.weight": "sda.enabled"}
 REGIONAL = ("tumor_loss", "background_loss", "tumor_bg_ratio")
 IMAGE_MODALITIES = sorted({m for images in MODE_IMAGES.values() for m in images})
 # the loop's metric names -> the seed's tag names (seed "TensorBoard Metrics (Verified)"): overall,
@@ -131,7 +133,7 @@ def build(cfg) -> Parts:
         channels_in, channels_out = noise_shape[0] + channels_in - channels_out, noise_shape[0]
     m, r = cfg.model, cfg.regularisation
     model = DiffusionNet(m.spatial_dims, channels_in, channels_out, m.widths, m.attention, m.res_blocks, m.norm_groups,
-                         m.head_channels, m.flash_attention)
+                         m.head_channels, m.flash_attention, omega_classes(cfg))
     if r.feature_perturbation:
         add_feature_noise(model.unet, r.feature_layers, r.feature_std)
     return Parts(model, train_set, FixedDraws(val_items, cfg.eval.seed, noise_shape), {})
@@ -155,7 +157,7 @@ def diffused(cfg, x0: torch.Tensor, cond: torch.Tensor) -> tuple:
 
 def term_weights(cfg) -> dict:
     """The weight of each term this config computes."""
-    weights = {"mse": 1.0}
+    weights = {"mse": 1.0, **({"sda": cfg.sda.weight} if cfg.sda.enabled else {})}
     if uses_perceptual(cfg):
         weights["perceptual"] = cfg.loss.perceptual_weight
     if cfg.regularisation.self_conditioning:
@@ -177,20 +179,54 @@ def loss_terms(model, batch, cfg):
     noise = torch.randn_like(x0)
     if r.noise_augmentation:
         noise = augment_noise(noise, r.noise_augmentation_std)
-    prediction = predict(model, x0, noise, timesteps, cond, scheduler)
-    mse = per_sample_mse(prediction, target(strategy, x0, noise))
+    # what the network sees and must predict: x_t (the scheduler's noising of x0, as MONAI's
+    # DiffusionInferer makes it) and the strategy's target, under ScoreAug both transformed alike
+    x_t, goal, clean, omega, invertible = score_augmented(cfg, scheduler.add_noise(x0, noise, timesteps),
+                                                          target(strategy, x0, noise), x0, cond)
+
+    def forward(network):
+        return network(torch.cat([x_t, clean["cond"]], 1), timesteps, omega=omega)
+
+    prediction = forward(model)
+    mse = per_sample_mse(prediction, goal)
     # the plain MSE, comparable across trials whatever their gamma (the seed's Loss/MSE_train)
     stats = {"t_mean": t.mean().detach(), "mse_plain": mse.mean().detach()}
     if cfg.loss.min_snr_gamma:
         mse = mse * min_snr_weights(snr(strategy, scheduler, timesteps), cfg.loss.min_snr_gamma)
     terms = {"mse": mse.mean()}
-    if uses_perceptual(cfg):
-        x_t = scheduler.add_noise(x0, noise, timesteps)
-        terms["perceptual"] = perceptual_term(cfg, x0_estimate(strategy, scheduler, x_t, prediction, timesteps), x0)
+    if uses_perceptual(cfg):  # seed: skipped under a transform whose original space cannot be recovered
+        terms["perceptual"] = perceptual_term(cfg, x0_estimate(strategy, scheduler, x_t, prediction, timesteps),
+                                              clean["x0"]) if invertible else prediction.new_zeros(())
     if r.self_conditioning:
-        terms["self_cond"] = self_conditioning(
-            lambda: predict(inner, x0, noise, timesteps, cond, scheduler), prediction, r.self_conditioning_prob)
+        terms["self_cond"] = self_conditioning(lambda: forward(inner), prediction, r.self_conditioning_prob)
+    if cfg.sda.enabled:
+        terms["sda"] = shifted_path(model, cfg, scheduler, x0, cond, t)
     return terms, stats
+
+
+def score_augmented(cfg, x_t, goal, x0, cond) -> tuple:
+    """(x_t, target, {"x0", "cond"}, omega, whether every transform is invertible): as they are
+    without ScoreAug; with it, each sample's transform applied to all four, and its omega index
+    where the network is conditioned on it."""
+    if not cfg.score_aug.enabled:
+        return x_t, goal, {"x0": x0, "cond": cond}, None, True
+    transforms = draw_batch(cfg.score_aug, x_t)
+    omega = torch.tensor([t.omega for t in transforms], device=x_t.device) if omega_classes(cfg) else None
+    return (each(transforms, x_t), each(transforms, goal), {"x0": each(transforms, x0), "cond": each(transforms, cond)},
+            omega, all(t.invertible for t in transforms))
+
+
+def shifted_path(model, cfg, scheduler, x0, cond, t) -> torch.Tensor:
+    """SDA's term: with probability sda.prob, the MSE of the path whose clean image (and mask) is
+    rotated or flipped and noised at t + noise_shift (at most 1), with noise of its own; else 0."""
+    sda = cfg.sda
+    if torch.rand(()) >= sda.prob:
+        return x0.new_zeros((), dtype=torch.float32)
+    transforms = sda_transforms(sda, len(x0))
+    shifted = model_timesteps(cfg.strategy.name, (t + sda.noise_shift).clamp(max=1.0), scheduler.num_train_timesteps)
+    x0_moved, noise = each(transforms, x0), torch.randn_like(x0)
+    prediction = predict(model, x0_moved, noise, shifted, each(transforms, cond), scheduler)
+    return per_sample_mse(prediction, target(cfg.strategy.name, x0_moved, noise)).mean()
 
 
 # --- validation ---------------------------------------------------------------------------------------

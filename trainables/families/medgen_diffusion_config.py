@@ -9,6 +9,7 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, at_least, within
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes, unet_misfit
+from losstune.trainables.families.medgen_augment_config import ScoreAugConfig, SDAConfig
 from losstune.trainables.families.medgen_compression_config import image_sides
 
 
@@ -221,6 +222,8 @@ class Config:
     regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    score_aug: ScoreAugConfig = field(default_factory=ScoreAugConfig)
+    sda: SDAConfig = field(default_factory=SDAConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     # seed "Learning Rates": 1e-4; clipping is in the seed (gradient noise comes after it), its norm is not
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, weight_decay=0.0, grad_clip=1.0))
@@ -242,6 +245,19 @@ class Config:
             raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
         if self.space.name != "latent":  # the UNet denoises the images themselves (latents: check_data)
             self.check_images_fit_the_unet()
+        self.check_augmentation()
+
+    def check_augmentation(self) -> None:
+        """ScoreAug and SDA are alternatives (seed: "Do NOT use SDA and ScoreAug together"); a
+        rotation needs a square H-W plane."""
+        if self.score_aug.enabled and self.sda.enabled:
+            raise ConfigError("sda.enabled", "and score_aug.enabled serve one purpose two ways: use one")
+        rotates = (self.score_aug.enabled and self.score_aug.rotation) or (self.sda.enabled and self.sda.rotation)
+        _, described, sides = image_sides(self.data, self.model.spatial_dims)
+        if rotates and sides[0] != sides[1]:
+            raise ConfigError("score_aug.rotation" if self.score_aug.enabled else "sda.rotation",
+                              f"turns the H-W plane by 90 degrees, which {described} images of {list(sides)} "
+                              "do not fit (H != W); turn rotation off")
 
     def check_images_fit_the_unet(self) -> None:
         name, described, sides = image_sides(self.data, self.model.spatial_dims)
@@ -257,6 +273,9 @@ PRESETS = {
                            "feature_perturbation": True, "self_conditioning": True},
         "optim": {"grad_noise_sigma": 0.01, "grad_noise_decay": 0.55}},
     "sam": {"optim": {"sam_rho": 0.05}},  # seed "SAM Optimizer" (IDUN exp11_1)
+    "score_aug": {"score_aug": {"enabled": True}},  # seed: rotation and flip, omega conditioning
+    "score_aug_v2": {"score_aug": {"enabled": True, "v2_mode": True, "translation": True}},  # seed "Usage Examples"
+    "sda": {"sda": {"enabled": True}},  # seed: rotation, flip, noise_shift 0.1
 }
 
 SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 32]},

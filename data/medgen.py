@@ -43,7 +43,7 @@ ORIENTATION = "RAS"  # every volume is turned to this: its last axis runs inferi
 # A subject's files must agree on their voxel-to-world affine to this (mm; unitless for the
 # direction cosines): rounding between tools passes, a misregistered mask does not.
 AFFINE_TOLERANCE = 1e-2
-CACHE_VERSION = "v3"  # bump when what load_subject returns changes
+CACHE_VERSION = "v4"  # bump when what load_subject returns changes (v4: spacing)
 
 # Phantom tissue intensities (arbitrary scanner units / 1000) per modality: background, skull,
 # grey matter, white matter, CSF, tumour. T1 post-contrast (bravo, t1_gd) makes the tumour bright.
@@ -171,7 +171,19 @@ def load_subject(subject: Subject, mode: str) -> dict:
     return {"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
             "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
             else np.zeros((0, *volumes["seg"].shape), np.float32),
-            "seg": volumes["seg"][None]}
+            "seg": volumes["seg"][None], "spacing": ras_spacing(subject.files["seg"])}
+
+
+def ras_spacing(path: str) -> np.ndarray:
+    """The voxel size in mm along the RAS-oriented volume's axes (H, W, D), from the header."""
+    import nibabel
+
+    image = nibabel.load(path)
+    zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float32)
+    spacing = np.empty(3, np.float32)
+    for axis, (target, _) in enumerate(nibabel.orientations.io_orientation(image.affine)):
+        spacing[int(target)] = zooms[axis]
+    return spacing
 
 
 def normalised(volume: np.ndarray, path: str, subject: str, modality: str) -> np.ndarray:
@@ -205,7 +217,7 @@ def cached(subject: Subject, mode: str) -> dict:
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as archive:
-                return {name: archive[name] for name in ("image", "cond", "seg")}
+                return {name: archive[name] for name in ("image", "cond", "seg", "spacing")}
         except Exception:  # a damaged cache entry: read the files again
             pass
     item = load_subject(subject, mode)
@@ -228,7 +240,7 @@ def axial_slices(volumes: list[dict], skip_empty: bool) -> list[dict]:
             image = item["image"][..., z]
             if skip_empty and image.max() <= EMPTY_SLICE_LEVEL:
                 continue
-            slices.append({key: value[..., z] for key, value in item.items()})
+            slices.append({key: value if key == "spacing" else value[..., z] for key, value in item.items()})
     return slices
 
 
@@ -287,18 +299,30 @@ def vae_augmentation(spatial_dims: int, size: tuple[int, ...], interpolation: di
     return Compose(steps)
 
 
+def item_spacing(item: dict, spatial_dims: int, size: tuple[int, ...]) -> torch.Tensor:
+    """The item's voxel size in mm after Items' resize (2D) or pad / crop (3D); 1 mm where the data
+    carries none."""
+    spacing = np.asarray(item.get("spacing", np.ones(3)), dtype=np.float64)[:spatial_dims]
+    if spatial_dims == 2:
+        spacing = spacing * np.asarray(item["seg"].shape[1:3]) / np.asarray(size)
+    return torch.tensor(spacing, dtype=torch.float32)
+
+
 class Items:
     """A torch Dataset of (target images, conditioning, seg) tensors over MONAI's CacheDataset:
     the deterministic resize (2D) or crop/pad (3D) is cached once, augmentation runs per item.
     A mode without conditioning (seg) gets a zero-channel conditioning tensor."""
 
     def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
-                 binary_images: bool = False, seed: int = 0, aggressive: bool = False):
+                 binary_images: bool = False, seed: int = 0, aggressive: bool = False, with_spacing: bool = False):
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
 
         self.has_cond = bool(items) and len(items[0]["cond"]) > 0
         self.empty_cond_shape = (0, *size)
+        # each item's voxel size in mm at `size` (a 2D slice resized to it; a volume padded or cropped)
+        self.spacings = [item_spacing(item, spatial_dims, size) for item in items]
+        self.with_spacing = with_spacing  # each item also gives its voxel size (the tumour-size metrics)
         interpolation = {"image": "nearest" if binary_images else "bilinear", "seg": "nearest"}
         if self.has_cond:
             interpolation["cond"] = "nearest"  # the conditioning channel is the seg mask
@@ -327,7 +351,8 @@ class Items:
         self._reseed_in_worker()
         item = self.cache[index]
         cond = item["cond"] if self.has_cond else torch.zeros(self.empty_cond_shape)
-        return item["image"].float(), cond.float(), item["seg"].float()
+        tensors = (item["image"].float(), cond.float(), item["seg"].float())
+        return (*tensors, self.spacings[index]) if self.with_spacing else tensors
 
     def _reseed_in_worker(self) -> None:
         """DataLoader workers (train.num_data_workers) each start from a copy of those states, so

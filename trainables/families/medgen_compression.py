@@ -27,6 +27,7 @@ from losstune.losses.compression import (code_shares, codebook_stats, discrimina
                                          kl, l1, logits, mixed, overlap_counts, pooled_overlap,
                                          segmentation_terms)
 from losstune.losses.image_quality import quality, regional_summary
+from losstune.losses.tumour_size import BINS as SIZE_BINS, size_errors, size_sums
 from losstune.trainables.families import medgen_compression_config as settings
 from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, DCAE_WIDTHS
 from losstune.trainables.config import ConfigError
@@ -56,6 +57,7 @@ TAGS = {
     **{f"val/msssim_{m}": f"Validation/MS-SSIM_{m}" for m in MODALITIES},
     **{f"val/msssim_3d_{m}": f"Validation/MS-SSIM-3D_{m}" for m in MODALITIES},
     **{f"val/{name}": f"regional/{name}" for name in REGIONAL},
+    **{f"val/{size}_loss": f"regional/{size}" for size in SIZE_BINS},  # seed: per-pixel error by tumour size
     **{f"val/{m}_{name}": f"regional_{m}/{name}" for m in MODALITIES for name in REGIONAL},
     **{f"val/codebook_{name}": f"Codebook/{name}" for name in CODEBOOK},
     "lr": "LR/Generator", "lr/discriminator": "LR/Discriminator",
@@ -113,7 +115,7 @@ def build(cfg) -> Parts:
     if cfg.model.pure_bf16_weights:  # seed "Precision Configuration": converted before DDP wraps it
         model = model.to(torch.bfloat16)
     return Parts(model, make_items(cfg, train_subjects, cfg.data.augment, mode, aggressive=True),
-                 make_items(cfg, val_subjects, False, mode), {})
+                 make_items(cfg, val_subjects, False, mode, with_spacing=True), {})
 
 
 def make_model(cfg):
@@ -214,7 +216,7 @@ def val_metrics(model, batch, cfg, extras):
     """Per item: the reconstruction's L1 (the objective), its quality (PSNR, MS-SSIM, regional
     errors; Dice, IoU and the three seg losses in seg_compression mode), the KL or VQ loss, and
     each code's share of the item's latent vectors (summarise_val turns them into the codebook's use)."""
-    images, _, seg = batch
+    images, _, seg, spacing = batch
     reconstruction, regulariser = model(images)
     reconstruction = reconstruction.float()
     if segmenting(cfg):
@@ -224,6 +226,7 @@ def val_metrics(model, batch, cfg, extras):
         out.update(bce=losses["bce"], dice_loss=losses["dice"], boundary=losses["boundary"])
     else:
         out = quality([reconstruction.clamp(0, 1)], images.float(), seg, images_of(cfg), cfg.eval.msssim)
+        out.update(size_sums((reconstruction.clamp(0, 1) - images.float()).pow(2), seg, spacing))
         out["l1"] = l1(reconstruction, images)  # unclamped: what the generator's L1 term sees
     if cfg.model.kind == "vae":
         out["kl"] = kl(regulariser["z_mu"], regulariser["z_sigma"])
@@ -237,7 +240,9 @@ def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors and the codebook's use over the whole validation set (seed
     "VQ-VAE Codebook Metrics"): a code is dead if no validation latent vector took it."""
     shares = means.pop("code_shares", None)
-    out = seg_summary(means) if segmenting(cfg) else regional_summary(means, images_of(cfg))
+    out = seg_summary(means) if segmenting(cfg) else {
+        **regional_summary(means, images_of(cfg)),
+        **{f"{size}_loss": error for size, error in size_errors(means).items()}}
     if shares is not None:
         out.update(codebook_stats(torch.tensor(shares)))
     return out

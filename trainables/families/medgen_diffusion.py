@@ -23,6 +23,7 @@ from losstune.losses.diffusion import (augment_noise, min_snr_weights, model_tim
                                        x0_estimate)
 from losstune.data.medgen import MODE_IMAGES, mode_channels  # numpy and torch only
 from losstune.losses.image_quality import quality, regional_summary
+from losstune.losses.tumour_size import BINS as SIZE_BINS, size_errors, size_sums
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.engine.loop_config import unet_misfit
@@ -52,6 +53,7 @@ TAGS = {
     "val/mse": "Loss/MSE_val", "val/total": "Loss/Total_val", "val/l1": "Loss/L1_val", "val/psnr": "Validation/PSNR",
     "val/msssim": "Validation/MS-SSIM", "val/msssim_3d": "Validation/MS-SSIM-3D",
     **{f"val/{name}": f"regional/{name}" for name in REGIONAL},
+    **{f"val/{size}_loss": f"regional/{size}" for size in SIZE_BINS},  # seed: per-pixel error by tumour size
     **{f"val/psnr_{m}": f"Validation/PSNR_{m}" for m in IMAGE_MODALITIES},
     **{f"val/msssim_{m}": f"Validation/MS-SSIM_{m}" for m in IMAGE_MODALITIES},
     **{f"val/msssim_3d_{m}": f"Validation/MS-SSIM-3D_{m}" for m in IMAGE_MODALITIES},
@@ -93,7 +95,7 @@ class FixedDraws:
         image, cond, seg = self.items[index]
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         noise = torch.randn((BINS, *(self.noise_shape or image.shape)), generator=generator)
-        return image, cond, seg, noise, torch.rand(BINS, generator=generator)
+        return image, cond, seg, noise, torch.rand(BINS, generator=generator), self.items.spacings[index]
 
 
 def check_data(cfg) -> int:
@@ -237,7 +239,7 @@ def val_metrics(model, batch, cfg, extras):
     and overall, and the quality of the one-step x0 estimates averaged over the bins (L1, PSNR,
     MS-SSIM, squared error inside and outside the tumour mask as sums, so that `summarise_val` can
     weight them by pixel), overall and per generated modality."""
-    pixels, cond, seg, noises, offsets = batch
+    pixels, cond, seg, noises, offsets, spacing = batch
     x0, cond = diffused(cfg, pixels, cond)
     strategy, scheduler = cfg.strategy.name, scheduler_of(cfg)
     out = {}
@@ -258,18 +260,22 @@ def val_metrics(model, batch, cfg, extras):
     if uses_perceptual(cfg):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
             [perceptual_term(cfg, e, pixels) for e in estimates]).mean()
-    return {**out, **estimate_quality(estimates, pixels.float(), seg, cfg)}
+    return {**out, **estimate_quality(estimates, pixels.float(), seg, spacing, cfg)}
 
 
-def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, cfg) -> dict:
-    """The quality of the one-step estimates (losses.image_quality.quality), per generated modality."""
-    return quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim)
+def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, spacing: torch.Tensor, cfg) -> dict:
+    """The quality of the one-step estimates (losses.image_quality.quality), per generated modality,
+    and their squared error inside the tumours of each RANO-BM size bin (losses.tumour_size)."""
+    squared = torch.stack([(e - x0).pow(2) for e in estimates]).mean(0)
+    return {**quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim),
+            **size_sums(squared, seg, spacing)}
 
 
 def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
     the ratio of sums), overall and per modality, and the timestep-bin health ratio."""
     out = regional_summary(means, MODE_IMAGES[cfg.data.mode])
+    out.update({f"{name}_loss": error for name, error in size_errors(means).items()})
     bins = sorted(means[f"t{name}"] for name in BIN_NAMES)
     median = (bins[BINS // 2 - 1] + bins[BINS // 2]) / 2
     out["timestep_bin_ratio"] = bins[-1] / median if median > 0 else math.inf

@@ -52,10 +52,11 @@ def item_size(cfg) -> tuple[int, ...]:
     return image_sides(cfg.data, cfg.model.spatial_dims)[2]
 
 
-def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False):
-    """The dataset of `subjects`; `aggressive`: the compression models' augmentation."""
+def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False, with_spacing: bool = False):
+    """The dataset of `subjects`; `aggressive`: the compression models' augmentation; `with_spacing`:
+    each item with its voxel size in mm."""
     from losstune.data.medgen import Items, load_volumes
 
     items = training_items(cfg, load_volumes(subjects, mode), mode)
     return Items(items, cfg.model.spatial_dims, item_size(cfg), augment, mode == "seg", seed=cfg.train.seed,
-                 aggressive=aggressive)
+                 aggressive=aggressive, with_spacing=with_spacing)

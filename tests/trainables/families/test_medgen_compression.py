@@ -190,6 +190,8 @@ def test_validation_metrics_per_kind_and_mode(overrides, expected):
     values = FAMILY.val_metrics(parts.model, first_batch(parts.val_set), cfg, {})
     means = FAMILY.summarise_val({k: v.float().mean(0).tolist() for k, v in values.items()}, cfg)
     assert expected <= set(means) and all(isinstance(v, float) for v in means.values())
+    if "dice" not in expected:  # the reconstruction's error by tumour size, one value per RANO-BM bin (NaN: none)
+        assert {"tiny_loss", "small_loss", "medium_loss", "large_loss"} <= set(means)
     if "codebook_utilization" in means:
         assert 0 < means["codebook_utilization"] <= 1 and means["codebook_perplexity"] >= 1
 

@@ -157,10 +157,15 @@ def test_summarise_val_weights_regions_by_pixel_and_rates_the_bins():
     # tumour: 2.0 squared error over 4 pixels -> 0.5; background 1.0 over 10 -> 0.1; ratio 5.
     # bins 1, 1, ..., 1, 300: median 1, worst 300 -> ratio 300
     sums = {"tumor_sq_sum": 2.0, "tumor_count": 4.0, "background_sq_sum": 1.0, "background_count": 10.0}
+    # by tumour size: tiny tumours 3.0 over 6 pixels -> 0.5; small 4.0 over 2 -> 2.0; no medium or large
+    sizes = {"tiny_sq_sum": 3.0, "tiny_count": 6.0, "small_sq_sum": 4.0, "small_count": 2.0, "medium_sq_sum": 0.0,
+             "medium_count": 0.0, "large_sq_sum": 0.0, "large_count": 0.0}
     means = {**sums, **{f"bravo/{k}": v for k, v in sums.items()}, "mse": 1.0,
-             **{f"t{name}": 1.0 for name in medgen.BIN_NAMES}}
+             **{f"t{name}": 1.0 for name in medgen.BIN_NAMES}, **sizes}
     means["t0.0-0.1"] = 300.0
     out = medgen.summarise_val(means, config())
+    assert out["tiny_loss"] == 0.5 and out["small_loss"] == 2.0 and math.isnan(out["large_loss"])
+    assert medgen.TAGS["val/tiny_loss"] == "regional/tiny" and medgen.TAGS["val/large_loss"] == "regional/large"
     assert out["tumor_loss"] == 0.5 and out["background_loss"] == 0.1 and out["tumor_bg_ratio"] == pytest.approx(5.0)
     assert out["bravo_tumor_loss"] == 0.5 and medgen.TAGS["val/bravo_tumor_loss"] == "regional_bravo/tumor_loss"
     assert out["timestep_bin_ratio"] == 300.0 and not any(k.endswith(("_sq_sum", "_count")) for k in out)
@@ -260,7 +265,7 @@ def test_estimate_quality_per_modality_by_hand():
     cfg = config({"data": {"mode": "dual"}, "eval": {"msssim": False}})
     x0 = torch.zeros(1, 2, 8, 8)
     estimate = torch.cat([torch.full((1, 1, 8, 8), 0.1), torch.full((1, 1, 8, 8), 0.3)], dim=1)
-    out = medgen.estimate_quality([estimate] * medgen.BINS, x0, torch.zeros(1, 1, 8, 8), cfg)
+    out = medgen.estimate_quality([estimate] * medgen.BINS, x0, torch.zeros(1, 1, 8, 8), torch.ones(1, 2), cfg)
     assert float(out["l1"]) == pytest.approx(0.2)
     assert float(out["psnr_t1_pre"]) == pytest.approx(20.0, abs=1e-4)
     assert float(out["psnr_t1_gd"]) == pytest.approx(10 * math.log10(1 / 0.09), abs=1e-4)
@@ -278,10 +283,10 @@ def test_estimate_quality_per_modality_by_hand():
 def test_volumes_report_slicewise_and_volumetric_ms_ssim():
     cfg = config({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 32]}})
     x0 = torch.rand(1, 1, 32, 32, 32)
-    out = medgen.estimate_quality([x0.clone()] * medgen.BINS, x0, torch.zeros_like(x0), cfg)
+    out = medgen.estimate_quality([x0.clone()] * medgen.BINS, x0, torch.zeros_like(x0), torch.ones(1, 3), cfg)
     assert float(out["msssim"]) == pytest.approx(1.0, abs=1e-4) and float(out["msssim_3d"]) == pytest.approx(1.0, abs=1e-4)
     noisy = (x0 + 0.2 * torch.randn_like(x0)).clamp(0, 1)
-    out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros_like(x0), cfg)
+    out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros_like(x0), torch.ones(1, 3), cfg)
     assert 0 < float(out["msssim"]) < 1 and 0 < float(out["msssim_3d"]) < 1
     assert medgen.TAGS["val/msssim_3d"] == "Validation/MS-SSIM-3D" and "msssim_3d_bravo" in out
 

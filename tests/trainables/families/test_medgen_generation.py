@@ -112,6 +112,8 @@ def test_a_run_ranked_by_kid_reports_the_seeds_generation_metrics_at_each_valida
         for name in ("kid_mean_train", "kid_std_train", "kid_mean_val", "kid_std_val", "cmmd_train", "cmmd_val"):
             assert math.isfinite(report[f"val/{name}"]), name
         assert report[CHECKPOINT_SCORE] == report["val/kid_mean_val"] and report["val/generation_s"] > 0
+        # the phantoms' tumours (a few mm to a few cm) fill some RANO-BM size bins
+        assert any(math.isfinite(report[f"val/{size}_loss"]) for size in ("tiny", "small", "medium", "large"))
     assert family.tags["val/kid_mean_val"] == "Generation/KID_mean_val" and family.tags["val/cmmd_train"] == "Generation/CMMD_train"
     # the second validation compares with the first: KID_train fell and KID_val rose, or not
     first, second = session.reports

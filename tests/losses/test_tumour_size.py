@@ -1,0 +1,51 @@
+"""Errors by tumour size (losses/tumour_size.py), on blobs of known size."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from losstune.losses.tumour_size import feret_diameter, size_bin, size_errors, size_sums
+
+
+def disc(side: int, radius: float, centre: tuple) -> np.ndarray:
+    ys, xs = np.mgrid[:side, :side]
+    return (ys - centre[0]) ** 2 + (xs - centre[1]) ** 2 <= radius ** 2
+
+
+def test_feret_diameters_worked_by_hand():
+    line = np.zeros((5, 20), bool)
+    line[2, 3:13] = True  # 10 voxels: their outer corners span 10 x 1 voxels
+    assert feret_diameter(line, (1.0, 1.0)) == pytest.approx(math.hypot(10, 1))
+    assert feret_diameter(line, (1.0, 0.5)) == pytest.approx(math.hypot(5, 1))  # W voxels of 0.5 mm
+    square = np.zeros((8, 8), bool)
+    square[2:5, 2:5] = True  # a 3 x 3 square: its diagonal, corner to corner, is 3 sqrt(2)
+    assert feret_diameter(square, (2.0, 2.0)) == pytest.approx(6 * math.sqrt(2))
+    cube = np.zeros((6, 6, 6), bool)
+    cube[1:3, 1:3, 1:3] = True  # 2 x 2 x 2 voxels: the space diagonal 2 sqrt(3)
+    assert feret_diameter(cube, (1.0, 1.0, 1.0)) == pytest.approx(2 * math.sqrt(3))
+    single = np.zeros((3, 3), bool)
+    single[1, 1] = True
+    assert feret_diameter(single, (1.0, 1.0)) == pytest.approx(math.sqrt(2))
+
+
+def test_rano_bm_bins():
+    assert [size_bin(d) for d in (0.5, 9.99, 10.0, 19.9, 20.0, 30.0, 55.0)] == [
+        "tiny", "tiny", "small", "small", "medium", "large", "large"]
+
+
+def test_each_tumours_error_goes_to_its_size_bin_weighted_by_its_voxels():
+    # one sample, 1 mm voxels: a disc of radius 2 (diameter about 5 mm: tiny, 13 voxels) with squared
+    # error 1, and a disc of radius 7 (about 15 mm: small, 149 voxels) with squared error 3
+    small_disc, large_disc = disc(64, 2, (10, 10)), disc(64, 7, (40, 40))
+    seg = torch.from_numpy(small_disc | large_disc).float()[None, None]
+    error = torch.from_numpy(small_disc * 1.0 + large_disc * 3.0).float()[None, None]
+    sums = size_sums(error, seg, torch.tensor([[1.0, 1.0]]))
+    assert sums["tiny_count"].item() == small_disc.sum() == 13 and sums["tiny_sq_sum"].item() == 13.0
+    assert sums["small_count"].item() == large_disc.sum() and sums["small_sq_sum"].item() == 3.0 * large_disc.sum()
+    errors = size_errors({k: v.mean().item() for k, v in sums.items()})
+    assert errors["tiny"] == 1.0 and errors["small"] == 3.0 and math.isnan(errors["medium"])
+    # at 3 mm voxels the small disc measures about 15 mm (small) and the other about 45 mm (large)
+    coarse = size_sums(error, seg, torch.tensor([[3.0, 3.0]]))
+    assert coarse["small_count"].item() == 13 and coarse["large_count"].item() == large_disc.sum()

@@ -49,7 +49,13 @@ def cmmd(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """The Frechet distance of the two feature sets' Gaussians (MONAI's FIDMetric)."""
+    """The Frechet distance of the two feature sets' Gaussians (MONAI's FIDMetric). With fewer
+    samples than feature dimensions the covariances are singular and the estimate is biased
+    upwards (scipy warns of the singular square root each time: silenced here, said here)."""
+    import warnings
+
     from monai.metrics import FIDMetric
 
-    return float(FIDMetric()(fake.double(), real.double()))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Matrix is singular")
+        return float(FIDMetric()(fake.double(), real.double()))

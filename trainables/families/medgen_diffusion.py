@@ -63,7 +63,7 @@ TAGS = {
     # seed "Generation Quality Metrics" (trainables/families/medgen_generation.py)
     **{f"val/kid_{stat}_{split}": f"Generation/KID_{stat}_{split}" for stat in ("mean", "std") for split in ("train", "val")},
     "val/cmmd_train": "Generation/CMMD_train", "val/cmmd_val": "Generation/CMMD_val",
-    "val/generation_s": "time/generation_s",
+    "val/generation_s": "time/generation_s", "val/fid_val": "test_latest/FID",  # the last epoch's samples
 }
 KID_OBJECTIVE = Objective("val/kid_mean_val", "min")  # generation.objective=kid
 

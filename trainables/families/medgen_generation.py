@@ -61,12 +61,13 @@ def generate(model, cfg, cond: torch.Tensor, sample_shape: tuple[int, ...], seed
 def model_metrics(model, cfg, extras: dict, epoch: int) -> dict:
     """At a validation with generation.metrics on: `samples` images generated conditioned on the
     held-out subjects' masks, their KID (mean, std) against the training images and against the
-    validation images, CMMD where a CLIP model is given, the seconds it took, and how many
-    validations in a row KID_train fell while KID_val rose. The reference images' features are
+    validation images, CMMD where a CLIP model is given, at the last epoch their FID against the
+    validation images, the seconds it took, and how many validations in a row KID_train fell
+    while KID_val rose. The reference images' features are
     computed once per run (kept in `extras`)."""
     import time
 
-    from losstune.losses.generation_metrics import cmmd, kid
+    from losstune.losses.generation_metrics import cmmd, fid, kid
 
     g = cfg.generation
     if not g.metrics:
@@ -83,6 +84,10 @@ def model_metrics(model, cfg, extras: dict, epoch: int) -> dict:
                 out |= {f"kid_mean_{split}": mean, f"kid_std_{split}": std}
             else:
                 out[f"cmmd_{split}"] = cmmd(features[split], produced)
+        if extractor == "resnet" and epoch == cfg.train.epochs:
+            # seed: FID "only computed at test time"; here of the last epoch's samples against the
+            # held-out images (below 2048 samples its covariance is singular: a biased estimate)
+            out["fid_val"] = fid(features["val"], produced)
     out["kid_overfit_evals"] = overfit_count(reference, out["kid_mean_train"], out["kid_mean_val"])
     out["generation_s"] = time.perf_counter() - started
     return out

@@ -117,6 +117,8 @@ def test_a_run_ranked_by_kid_reports_the_seeds_generation_metrics_at_each_valida
     assert family.tags["val/kid_mean_val"] == "Generation/KID_mean_val" and family.tags["val/cmmd_train"] == "Generation/CMMD_train"
     # the second validation compares with the first: KID_train fell and KID_val rose, or not
     first, second = session.reports
+    # FID at the last epoch only (the seed: "only computed at test time")
+    assert "val/fid_val" not in first and math.isfinite(second["val/fid_val"]) and second["val/fid_val"] >= 0
     diverged = second["val/kid_mean_train"] < first["val/kid_mean_train"] and second["val/kid_mean_val"] > first["val/kid_mean_val"]
     assert second["val/kid_overfit_evals"] == float(diverged) and first["val/kid_overfit_evals"] == 0
 

@@ -68,3 +68,35 @@ def size_errors(means: dict) -> dict:
     without tumours)."""
     return {name: means[f"{name}_sq_sum"] / means[f"{name}_count"] if means[f"{name}_count"] > 0 else math.nan
             for name in BINS}
+
+
+def lesion_dice_sums(mask_logits: torch.Tensor, mask: torch.Tensor, spacing: torch.Tensor) -> dict:
+    """Per sample [B], for each RANO-BM bin: the summed lesion-wise Dice of the true tumours of that
+    size (`dice_<bin>_sum`) and their number (`dice_<bin>_lesions`). A true tumour's Dice is taken
+    against the predicted components that touch it (BraTS's lesion-wise Dice, 1-voxel contact),
+    so a small tumour counts as much as a large one, which the pooled Dice lets the large ones
+    drown; a predicted component touching no true tumour falls in no size bin (the pooled Dice
+    counts it)."""
+    from scipy import ndimage
+
+    out = {f"dice_{name}_{kind}": torch.zeros(len(mask)) for name in BINS for kind in ("sum", "lesions")}
+    for k in range(len(mask)):
+        truth = mask[k, 0].detach().cpu().numpy() > 0.5
+        predicted = mask_logits[k, 0].detach().cpu().float().numpy() > 0
+        true_labels, true_count = ndimage.label(truth)
+        predicted_labels, _ = ndimage.label(predicted)
+        for label in range(1, true_count + 1):
+            lesion = true_labels == label
+            touching = set(np.unique(predicted_labels[ndimage.binary_dilation(lesion)])) - {0}
+            found = np.isin(predicted_labels, list(touching))
+            dice = 2 * (lesion & found).sum() / (lesion.sum() + found.sum())
+            name = size_bin(feret_diameter(lesion, spacing[k].tolist()))
+            out[f"dice_{name}_sum"][k] += float(dice)
+            out[f"dice_{name}_lesions"][k] += 1.0
+    return out
+
+
+def lesion_dice(means: dict) -> dict:
+    """Mean lesion-wise Dice per bin from the means of `lesion_dice_sums` (NaN: no tumour that size)."""
+    return {f"dice_{name}": means[f"dice_{name}_sum"] / means[f"dice_{name}_lesions"]
+            if means[f"dice_{name}_lesions"] > 0 else math.nan for name in BINS}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from losstune.losses.tumour_size import feret_diameter, size_bin, size_errors, size_sums
+from losstune.losses.tumour_size import feret_diameter, lesion_dice, lesion_dice_sums, size_bin, size_errors, size_sums
 
 
 def disc(side: int, radius: float, centre: tuple) -> np.ndarray:
@@ -49,3 +49,22 @@ def test_each_tumours_error_goes_to_its_size_bin_weighted_by_its_voxels():
     # at 3 mm voxels the small disc measures about 15 mm (small) and the other about 45 mm (large)
     coarse = size_sums(error, seg, torch.tensor([[3.0, 3.0]]))
     assert coarse["small_count"].item() == 13 and coarse["large_count"].item() == large_disc.sum()
+
+
+def test_lesion_wise_dice_per_size_bin_worked_by_hand():
+    # a tiny tumour (a 3 x 3 square, 3 mm) found exactly (Dice 1) and a small one (a 12 x 1 line, about
+    # 12 mm) predicted as its left half (6 of 12 voxels: Dice 2 x 6 / (12 + 6) = 2/3); a false
+    # positive far from both touches no tumour and enters no bin
+    truth = np.zeros((32, 32), bool)
+    truth[2:5, 2:5] = True
+    truth[20, 5:17] = True
+    predicted = np.zeros((32, 32), bool)
+    predicted[2:5, 2:5] = True
+    predicted[20, 5:11] = True
+    predicted[30, 30] = True
+    logits = torch.from_numpy(np.where(predicted, 5.0, -5.0)).float()[None, None]
+    sums = lesion_dice_sums(logits, torch.from_numpy(truth).float()[None, None], torch.tensor([[1.0, 1.0]]))
+    means = {k: v.mean().item() for k, v in sums.items()}
+    dice = lesion_dice(means)
+    assert dice["dice_tiny"] == 1.0 and dice["dice_small"] == pytest.approx(2 / 3) and math.isnan(dice["dice_large"])
+    assert means["dice_tiny_lesions"] == 1 and means["dice_small_lesions"] == 1

@@ -27,7 +27,7 @@ from losstune.losses.compression import (code_shares, codebook_stats, discrimina
                                          kl, l1, logits, mixed, overlap_counts, pooled_overlap,
                                          segmentation_terms)
 from losstune.losses.image_quality import quality, regional_summary
-from losstune.losses.tumour_size import BINS as SIZE_BINS, size_errors, size_sums
+from losstune.losses.tumour_size import BINS as SIZE_BINS, lesion_dice, lesion_dice_sums, size_errors, size_sums
 from losstune.trainables.families import medgen_compression_config as settings
 from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, DCAE_WIDTHS
 from losstune.trainables.config import ConfigError
@@ -58,6 +58,7 @@ TAGS = {
     **{f"val/msssim_3d_{m}": f"Validation/MS-SSIM-3D_{m}" for m in MODALITIES},
     **{f"val/{name}": f"regional/{name}" for name in REGIONAL},
     **{f"val/{size}_loss": f"regional/{size}" for size in SIZE_BINS},  # seed: per-pixel error by tumour size
+    **{f"val/dice_{size}": f"Validation/Dice_{size}" for size in SIZE_BINS},  # seg compression, lesion-wise
     **{f"val/{m}_{name}": f"regional_{m}/{name}" for m in MODALITIES for name in REGIONAL},
     **{f"val/codebook_{name}": f"Codebook/{name}" for name in CODEBOOK},
     "lr": "LR/Generator", "lr/discriminator": "LR/Discriminator",
@@ -221,7 +222,8 @@ def val_metrics(model, batch, cfg, extras):
     reconstruction = reconstruction.float()
     if segmenting(cfg):
         probabilities = torch.sigmoid(reconstruction)
-        out = {"l1": l1(probabilities, images), **overlap_counts(reconstruction, images)}
+        out = {"l1": l1(probabilities, images), **overlap_counts(reconstruction, images),
+               **lesion_dice_sums(reconstruction, images, spacing)}
         losses = segmentation_terms(reconstruction, images)
         out.update(bce=losses["bce"], dice_loss=losses["dice"], boundary=losses["boundary"])
     else:
@@ -252,9 +254,10 @@ def seg_summary(means: dict) -> dict:
     """seg_compression: Dice and IoU pooled over every validation voxel (losses.compression.
     pooled_overlap), and the share of validation slices whose mask is empty (they count only by
     their false positives)."""
-    out = {k: v for k, v in means.items() if k not in ("overlap_tp", "overlap_sizes", "empty_target")}
+    out = {k: v for k, v in means.items()
+           if k not in ("overlap_tp", "overlap_sizes", "empty_target") and not k.endswith(("_sum", "_lesions"))}
     return out | pooled_overlap(means["overlap_tp"], means["overlap_sizes"]) | {
-        "empty_target_share": means["empty_target"]}
+        "empty_target_share": means["empty_target"]} | lesion_dice(means)
 
 
 def stop_reason(metrics, cfg) -> str:

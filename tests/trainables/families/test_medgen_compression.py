@@ -192,6 +192,9 @@ def test_validation_metrics_per_kind_and_mode(overrides, expected):
     assert expected <= set(means) and all(isinstance(v, float) for v in means.values())
     if "dice" not in expected:  # the reconstruction's error by tumour size, one value per RANO-BM bin (NaN: none)
         assert {"tiny_loss", "small_loss", "medium_loss", "large_loss"} <= set(means)
+    else:  # seg compression: the lesion-wise Dice per size bin
+        assert {"dice_tiny", "dice_small", "dice_medium", "dice_large"} <= set(means)
+        assert not any(k.endswith(("_sum", "_lesions")) for k in means)
     if "codebook_utilization" in means:
         assert 0 < means["codebook_utilization"] <= 1 and means["codebook_perplexity"] >= 1
 

@@ -43,10 +43,14 @@ def experiment_summary(distributions: Mapping, metric_tags: list[str]):
         if choices is None:
             return HParamInfo(name=name, type=DataType.DATA_TYPE_FLOAT64,
                               domain_interval=Interval(min_value=distribution.low, max_value=distribution.high))
-        kind = ("DATA_TYPE_BOOL" if all(isinstance(c, bool) for c in choices) else "DATA_TYPE_STRING"
-                if any(isinstance(c, str) for c in choices) else "DATA_TYPE_FLOAT64")
+        if all(isinstance(c, bool) for c in choices):
+            kind, values = "DATA_TYPE_BOOL", list(choices)
+        elif all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
+            kind, values = "DATA_TYPE_FLOAT64", [float(c) for c in choices]
+        else:  # strings, or a mix (None, lists): shown as text, as hparams_of writes such values
+            kind, values = "DATA_TYPE_STRING", [c if isinstance(c, str) else str(c) for c in choices]
         parameter = HParamInfo(name=name, type=DataType.Value(kind))
-        parameter.domain_discrete.extend([c if isinstance(c, (bool, str)) else float(c) for c in choices])
+        parameter.domain_discrete.extend(values)
         return parameter
 
     parameters = [info(name, distributions[name]) for name in sorted(distributions)]

@@ -61,3 +61,27 @@ def test_tensorboard_compares_runs_of_both_branches_over_every_parameter_of_the_
     assert a.hparams["caps/abs_max"].number_value == 6.0 and a.hparams["train/seed"].number_value == 3
     assert [(m.name.tag, m.value, m.training_step) for m in b.metric_values] == [("Loss/L1_val", 0.5, 2)]
     assert [(m.value, m.training_step) for m in a.metric_values] == [(0.25, 2)]
+
+
+def test_every_space_of_every_family_declares_an_hparams_experiment():
+    # what write_tensorboard_experiment declares at a sweep's start, for each built-in space; a
+    # choice among other values than numbers, strings and booleans is declared as text
+    import optuna
+
+    from losstune.search_spaces import space_distributions
+    from losstune.search_spaces.registry import FAMILIES, load_family
+    from losstune.trainables.engine.tensorboard import experiment_summary
+    from losstune.trainables.family_api import make_config
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+
+    for name in FAMILIES:
+        family = load_family(name)
+        for space in family.spaces:
+            distributions, _ = space_distributions(family.space(space, make_config(family)), count=32)
+            summary = experiment_summary(distributions, ["objective"])
+            declared = HParamsPluginData.FromString(summary.value[0].metadata.plugin_data.content).experiment
+            assert {p.name for p in declared.hparam_infos} == {*distributions, "train/seed"}, (name, space)
+    odd = experiment_summary({"x": optuna.distributions.CategoricalDistribution([None, "a", 2])}, [])
+    [info] = [p for p in HParamsPluginData.FromString(odd.value[0].metadata.plugin_data.content).experiment.hparam_infos
+              if p.name == "x"]
+    assert list(info.domain_discrete) == ["None", "a", "2"]

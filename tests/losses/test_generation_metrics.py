@@ -42,3 +42,16 @@ def test_fid_of_two_gaussians_is_the_squared_distance_of_their_means_when_they_s
     generator = torch.Generator().manual_seed(0)
     real = torch.randn(200, 2, generator=generator)
     assert fid(real, real + torch.tensor([3.0, 4.0])) == pytest.approx(25.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("samples, features", [(30, 8), (12, 64)])
+def test_fid_in_the_samples_space_agrees_with_monais_on_the_full_covariances(samples, features):
+    # more samples than features (full-rank covariances) and fewer (singular ones, as at 100 samples
+    # of ResNet-50's 2048 features): the nuclear-norm form is exact in both
+    from monai.metrics import FIDMetric
+
+    generator = torch.Generator().manual_seed(1)
+    real = torch.randn(samples, features, generator=generator)
+    fake = 1.5 * torch.randn(samples + 3, features, generator=generator) + 0.3
+    reference = float(FIDMetric()(fake.double(), real.double()))
+    assert fid(real, fake) == pytest.approx(reference, rel=1e-6, abs=1e-8)

@@ -47,7 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        "another family, fewer than 2 configs, --seeds below 2), before Ray starts, "
                                        "nothing written; 4 Ray could not start; 130 interrupted (Ctrl-C): no verdict; --resume "
                                        "continues it")
-    p.add_argument("family", choices=family_names(), metavar="FAMILY", help=f"one of {', '.join(family_names())}")
+    families = family_names()  # built-in and installed (an entry-point scan each time)
+    p.add_argument("family", choices=families, metavar="FAMILY", help=f"one of {', '.join(families)}")
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="default, a preset name, presets joined by + (small+sam), or a JSON config file, each "
                         "optionally LABEL=CONFIG; the first is the reference")

@@ -164,8 +164,8 @@ class HealthAwareOptunaSearch(OptunaSearch):
         if trial is None:
             return  # never suggested (Tune removed it before it started)
         trial.set_user_attr(ENDED, ended(result, False, self.full_length))
-        if best_checkpoint(self._study_name, trial_id):
-            trial.set_user_attr(BEST_CHECKPOINT, best_checkpoint(self._study_name, trial_id))
+        if path := best_checkpoint(self._study_name, trial_id):
+            trial.set_user_attr(BEST_CHECKPOINT, path)
         step = result.get("training_iteration")
         single = not isinstance(self.metric, list)  # Optuna keeps no intermediate values of several
         if single and step is not None and step != self._last_step.get(trial_id) and result.get(self.metric) is not None:

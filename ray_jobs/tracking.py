@@ -103,8 +103,8 @@ class SweepInMLflow(MLflowLoggerCallback):
         client.set_tag(run_id, "ended", ended(result, failed, self.full_length))
         if result.get("stop_reason"):
             client.set_tag(run_id, "stop_reason", result["stop_reason"])
-        if best_checkpoint(self.sweep, trial.trial_id):
-            client.set_tag(run_id, "best_checkpoint", best_checkpoint(self.sweep, trial.trial_id))
+        if path := best_checkpoint(self.sweep, trial.trial_id):
+            client.set_tag(run_id, "best_checkpoint", path)
         super().log_trial_end(trial, failed)
 
 

@@ -162,18 +162,18 @@ class GenerationConfig:
     one-step MSE."""
 
     num_steps: int = 25  # seed "generation_num_steps: 25": Euler steps (RFlow) or denoising steps (DDPM)
-    seed: int = 0  # the generated samples' noise: the same for every trial
+    seed: int = 0  # not in the seed: the generated samples' noise, the same for every trial
     metrics: bool = False  # seed generation_metrics.enabled (it needs the extractors' weights)
     samples: int = 100  # seed "Full-batch rounding: 100 samples"
     kid_subsets: int = 100  # torchmetrics' KID default
-    kid_subset_size: int = 50  # half the samples: subsets of all of them would all be the same
+    kid_subset_size: int = 50  # not in the seed: half the samples (subsets of all of them would all be the same)
     resnet_weights: str = ""  # a torchvision-layout ResNet-50 state dict (ImageNet or RadImageNet)
     clip_dir: str = ""  # a transformers CLIP vision model folder (BiomedCLIP converted); "" = no CMMD
-    objective: Literal["mse", "kid"] = "mse"
+    objective: Literal["mse", "kid"] = "mse"  # not in the seed, which logs KID and ranks by neither
     # seed "Overfitting Detection": KID_train falling while KID_val rises, for this many validations
     # in a row, is reported as health/kid_overfit_evals; with stop_on_overfit it stops the run
-    patience: int = 3
-    stop_on_overfit: bool = False
+    patience: int = 3  # not in the seed (it names the signal, not a count)
+    stop_on_overfit: bool = False  # not in the seed: reported only, unless asked
 
     def __post_init__(self):
         at_least("num_steps", self.num_steps, 1)

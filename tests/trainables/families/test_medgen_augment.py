@@ -99,3 +99,15 @@ def test_both_presets_take_a_training_step():
         parts = FAMILY.build(cfg)
         terms, _ = FAMILY.loss_terms(parts.model, next(iter(DataLoader(parts.train_set, batch_size=4))), cfg)
         assert all(torch.isfinite(v) for v in terms.values()), preset
+
+
+def test_the_sda_term_worked_by_hand(monkeypatch):
+    # x0 = 0.5 everywhere, the path's noise 0 and a network that predicts 0: RFlow's target is
+    # x0 - noise = 0.5 after any flip of a constant image, so the term is (0 - 0.5)^2 = 0.25, unweighted
+    cfg = smoke({"sda": {"enabled": True, "prob": 1.0}})
+    monkeypatch.setattr(medgen_diffusion, "predict", lambda model, x0, noise, t, cond, scheduler: torch.zeros_like(x0))
+    monkeypatch.setattr(medgen_diffusion.torch, "randn_like", torch.zeros_like)
+    x0 = torch.full((2, 1, 8, 8), 0.5)
+    term = medgen_diffusion.shifted_path(None, cfg, medgen_diffusion.scheduler_of(cfg), x0, torch.zeros_like(x0),
+                                         torch.tensor([0.3, 0.6]))
+    assert float(term) == pytest.approx(0.25)

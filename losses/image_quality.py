@@ -1,5 +1,6 @@
 """Image quality metrics shared by the medgen families (seed 001, "Validation Quality Metrics" and
-"Regional Loss Tracking"), per sample, on images in [0, 1]: MONAI's PSNR and MS-SSIM, and squared
+"Regional Loss Tracking"), per sample, on images in [0, 1]: MONAI's PSNR and MS-SSIM, LPIPS where a
+network is given (models.feature_extractors.Lpips), and squared
 error inside and outside the tumour mask as sums, so that means over a validation set can be
 turned into pixel-weighted regional errors (`regional_errors`)."""
 
@@ -76,9 +77,11 @@ def regional_errors(means: dict) -> dict:
             "tumor_bg_ratio": tumour / background if background > 0 else math.nan}
 
 
-def quality(estimates: list, reference: torch.Tensor, seg: torch.Tensor, modalities: tuple, with_msssim: bool) -> dict:
+def quality(estimates: list, reference: torch.Tensor, seg: torch.Tensor, modalities: tuple, with_msssim: bool,
+            lpips=None) -> dict:
     """seed "Validation Quality Metrics" and "Regional Metrics" of one or more estimates of
-    `reference` (averaged over the estimates), per sample: L1, PSNR and MS-SSIM over all the
+    `reference` (averaged over the estimates), per sample: L1, PSNR, MS-SSIM and (with a network)
+    LPIPS over all the
     channels under the plain name and each modality's (`<name>_<modality>`; the same number where
     there is one), MS-SSIM of volumes both slice by slice (`msssim`) and volumetric (`msssim_3d`),
     and the regional sums, overall and per modality (`<modality>/<sum>`)."""
@@ -88,6 +91,8 @@ def quality(estimates: list, reference: torch.Tensor, seg: torch.Tensor, modalit
         metrics["msssim"] = slicewise_msssim if volumes else msssim
         if volumes:
             metrics["msssim_3d"] = msssim
+    if lpips is not None:  # 2D only (seed), refused for volumes before Ray starts
+        metrics["lpips"] = lpips
     out = {"l1": torch.stack([(e - reference).abs().flatten(1).mean(1) for e in estimates]).mean(0)}
     for name, metric in metrics.items():
         channels = torch.stack([per_channel(metric, e, reference) for e in estimates]).mean(0)  # [B, C]

@@ -106,3 +106,54 @@ def load_clip(folder: str) -> ClipFeatures:
             saved = json.load(f)
         norm = {k: tuple(saved[f"image_{k}"]) for k in ("mean", "std") if f"image_{k}" in saved}
     return ClipFeatures(model, model.config.image_size, **norm).eval().requires_grad_(False)
+
+
+# --- LPIPS (seed "Validation Quality Metrics": Validation/LPIPS, 2D only) -------------------------------
+
+def alexnet_features() -> nn.Sequential:
+    """torchvision's AlexNet `features` (the same layers and indices, so its state dict loads): the
+    LPIPS backbone, built here because torchvision is not a dependency of losstune."""
+    return nn.Sequential(
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+
+
+class Lpips(nn.Module):
+    """Per-sample LPIPS (Zhang et al. 2018, v0.1, AlexNet) of images in [0, 1], each channel scored
+    as a grey image repeated to RGB and the channels averaged. The network is torchmetrics' LPIPS
+    (its linear layers are the published v0.1 weights that torchmetrics ships); only the AlexNet
+    trunk, which torchmetrics takes from torchvision, is built here and loaded from a local file."""
+
+    def __init__(self, trunk: nn.Sequential):
+        super().__init__()
+        from unittest import mock
+
+        from torchmetrics.functional.image import lpips as reference
+
+        # torchmetrics builds its trunk with torchvision (`_get_tv_model_features`); hand it ours
+        with mock.patch.object(reference, "_get_tv_model_features", lambda *args, **kwargs: trunk):
+            self.network = reference._NoTrainLpips(net="alex", pnet_rand=True)
+
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        channels = [self.network(as_rgb_slices(estimate[:, c:c + 1]).float(), as_rgb_slices(reference[:, c:c + 1]).float(),
+                                 normalize=True).flatten() for c in range(estimate.shape[1])]
+        return torch.stack(channels, 1).mean(1)
+
+
+def load_lpips(path: str) -> Lpips:
+    """Lpips with the AlexNet trunk of the torchvision-layout state dict in `path` (torchvision's
+    `alexnet(weights="IMAGENET1K_V1").state_dict()`, as torch hub caches it in
+    alexnet-owt-7be5be79.pth; the classifier's weights are dropped); ValueError naming the file
+    where it holds no AlexNet."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k[len("features."):]: v for k, v in state.get("state_dict", state).items() if k.startswith("features.")}
+    trunk = alexnet_features()
+    try:
+        trunk.load_state_dict(state)
+    except RuntimeError as err:  # missing, unexpected or mis-shaped weights
+        detail = " ".join(str(err).split())[:200]
+        raise ValueError(f"{path} is no torchvision-layout AlexNet: {detail}") from None
+    return Lpips(trunk).eval().requires_grad_(False)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from losstune.models.feature_extractors import as_rgb_slices, load_clip, load_resnet50
+from losstune.models.feature_extractors import alexnet_features, as_rgb_slices, load_clip, load_lpips, load_resnet50
 
 
 def torchvision_layout_resnet50(path) -> dict:
@@ -50,3 +50,48 @@ def test_each_channel_and_slice_is_a_grey_image_repeated_to_rgb():
     rgb = as_rgb_slices(images)
     assert rgb.shape == (12, 3, 1, 1) and torch.equal(rgb[:, 0], rgb[:, 2])
     assert rgb[0, 0, 0, 0] == images[0, 0, 0, 0, 0] and rgb[1, 0, 0, 0] == images[0, 1, 0, 0, 0]
+
+
+def torchvision_layout_alexnet(path) -> dict:
+    """A randomly initialised AlexNet saved as torchvision saves one: `features.N` for the trunk,
+    `classifier.N` for the (dropped) classifier."""
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in alexnet_features().state_dict().items()}
+    state |= {"classifier.1.weight": torch.zeros(8, 9216), "classifier.1.bias": torch.zeros(8)}
+    torch.save(state, path)
+    return state
+
+
+def test_lpips_loads_the_trunk_from_the_file_and_the_published_linear_layers(tmp_path):
+    import os
+
+    from torchmetrics.functional.image import lpips as reference
+
+    saved = torchvision_layout_alexnet(tmp_path / "alexnet.pth")
+    network = load_lpips(str(tmp_path / "alexnet.pth")).network
+    assert torch.equal(getattr(network.net.slice1, "0").weight, saved["features.0.weight"])
+    assert torch.equal(getattr(network.net.slice5, "10").weight, saved["features.10.weight"])
+    # the v0.1 linear layers torchmetrics ships (published with the LPIPS paper), not random ones
+    shipped = torch.load(os.path.join(os.path.dirname(reference.__file__), "lpips_models", "alex.pth"), map_location="cpu")
+    assert torch.equal(network.lin0.model[1].weight, shipped["lin0.model.1.weight"])
+
+
+def test_lpips_is_zero_for_the_same_image_symmetric_and_grows_with_the_difference(tmp_path):
+    torchvision_layout_alexnet(tmp_path / "alexnet.pth")
+    lpips = load_lpips(str(tmp_path / "alexnet.pth"))
+    torch.manual_seed(1)
+    images = torch.rand(3, 2, 64, 64)  # three dual-mode samples
+    slightly, very = ((images + s * torch.randn_like(images)).clamp(0, 1) for s in (0.05, 0.3))
+    assert lpips(images, images).shape == (3,) and torch.equal(lpips(images, images), torch.zeros(3))
+    assert torch.allclose(lpips(images, very), lpips(very, images), atol=1e-6)
+    assert (0 < lpips(images, slightly)).all() and (lpips(images, slightly) < lpips(images, very)).all()
+    # two channels: the mean of each scored alone
+    per_channel = (lpips(images[:, :1], very[:, :1]) + lpips(images[:, 1:], very[:, 1:])) / 2
+    assert torch.allclose(lpips(images, very), per_channel, atol=1e-6)
+
+
+def test_a_file_that_is_no_alexnet_is_refused_naming_it(tmp_path):
+    torch_layout = tmp_path / "resnet50.pth"
+    torchvision_layout_resnet50(torch_layout)
+    with pytest.raises(ValueError, match=f"{torch_layout} is no torchvision-layout AlexNet"):
+        load_lpips(str(torch_layout))

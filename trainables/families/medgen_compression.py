@@ -9,8 +9,8 @@ minimises its own term, `discriminator`, with its own optimiser (generator 1e-4,
 5e-4, both with the warmup + cosine schedule and clipped): two optimiser groups of the shared
 loop, no special case in it. DC-AE with a GAN (the seed's phase 3) freezes the encoder.
 
-Objective: `val/l1` (min; the seed's `Loss/L1_val`), with PSNR and MS-SSIM reported; in
-seg_compression mode `val/dice` (max; `Validation/Dice`), with IoU and the L1 of the decoded mask's
+Objective: `val/l1` (min; the seed's `Loss/L1_val`), with PSNR, MS-SSIM and (eval.lpips_weights)
+LPIPS reported; in seg_compression mode `val/dice` (max; `Validation/Dice`), with IoU and the L1 of the decoded mask's
 probabilities. Reported as well: the KL, the codebook's
 use, and both networks' rates and gradient norms reported under the seed's tags (TAGS).
 """
@@ -33,7 +33,7 @@ from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, DCAE_WIDTH
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, OptimizerGroup, Parts, adamw
 from losstune.trainables.families.medgen_items import check_subjects, make_items, subject_split
-from losstune.trainables.families.medgen_steps import TORCHVISION_NEEDED, perceptual_term
+from losstune.trainables.families.medgen_steps import TORCHVISION_NEEDED, check_lpips, lpips_of, perceptual_term
 
 OBJECTIVE = Objective("val/l1", "min")  # written to TensorBoard as Loss/L1_val (TAGS)
 SEG_OBJECTIVE = Objective("val/dice", "max", min_effect="0.01")  # seg_compression (Validation/Dice); one Dice point
@@ -56,6 +56,7 @@ TAGS = {
     **{f"val/psnr_{m}": f"Validation/PSNR_{m}" for m in MODALITIES},
     **{f"val/msssim_{m}": f"Validation/MS-SSIM_{m}" for m in MODALITIES},
     **{f"val/msssim_3d_{m}": f"Validation/MS-SSIM-3D_{m}" for m in MODALITIES},
+    "val/lpips": "Validation/LPIPS", **{f"val/lpips_{m}": f"Validation/LPIPS_{m}" for m in MODALITIES},
     **{f"val/{name}": f"regional/{name}" for name in REGIONAL},
     **{f"val/{size}_loss": f"regional/{size}" for size in SIZE_BINS},  # seed: per-pixel error by tumour size
     **{f"val/dice_{size}": f"Validation/Dice_{size}" for size in SIZE_BINS},  # seg compression, lesion-wise
@@ -106,6 +107,7 @@ def check_data(cfg) -> int:
                                                          "(--smoke-test and --preset small do)")
         if importlib.util.find_spec("torchvision") is None:
             raise ConfigError("loss.weights.perceptual", TORCHVISION_NEEDED)
+    check_lpips(cfg, images_of(cfg))
     return check_subjects(cfg, READS[cfg.data.mode])
 
 
@@ -227,7 +229,8 @@ def val_metrics(model, batch, cfg, extras):
         losses = segmentation_terms(reconstruction, images)
         out.update(bce=losses["bce"], dice_loss=losses["dice"], boundary=losses["boundary"])
     else:
-        out = quality([reconstruction.clamp(0, 1)], images.float(), seg, images_of(cfg), cfg.eval.msssim)
+        out = quality([reconstruction.clamp(0, 1)], images.float(), seg, images_of(cfg), cfg.eval.msssim,
+                      lpips_of(cfg, images.device))
         out.update(size_sums((reconstruction.clamp(0, 1) - images.float()).pow(2), seg, spacing))
         out["l1"] = l1(reconstruction, images)  # unclamped: what the generator's L1 term sees
     if cfg.model.kind == "vae":

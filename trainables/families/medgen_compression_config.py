@@ -155,6 +155,9 @@ class LossConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     msssim: bool = True  # seed "Logging Configuration": msssim true
+    # seed logging.lpips (true): LPIPS needs an ImageNet AlexNet, a local torchvision-layout state dict
+    # (nothing is downloaded); "" = not computed. 2D images only, as in the seed.
+    lpips_weights: str = ""
 
 
 @dataclass(frozen=True)

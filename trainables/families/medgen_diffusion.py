@@ -32,8 +32,9 @@ from losstune.trainables.families import medgen_generation
 from losstune.trainables.families.medgen_augment import draw_batch, each, omega_classes, sda_transforms
 from losstune.trainables.families.latent_space import LatentSpace, autoencoder, check_fits, space_of
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
-from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, perceptual_term, predict, scheduler_of,
-                                                       self_conditioning, training_times, uses_perceptual)
+from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, check_lpips, lpips_of, perceptual_term,
+                                                       predict, scheduler_of, self_conditioning, training_times,
+                                                       uses_perceptual)
 
 BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
 BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]
@@ -57,6 +58,7 @@ TAGS = {
     **{f"val/psnr_{m}": f"Validation/PSNR_{m}" for m in IMAGE_MODALITIES},
     **{f"val/msssim_{m}": f"Validation/MS-SSIM_{m}" for m in IMAGE_MODALITIES},
     **{f"val/msssim_3d_{m}": f"Validation/MS-SSIM-3D_{m}" for m in IMAGE_MODALITIES},
+    "val/lpips": "Validation/LPIPS", **{f"val/lpips_{m}": f"Validation/LPIPS_{m}" for m in IMAGE_MODALITIES},
     **{f"val/{m}_{name}": f"regional_{m}/{name}" for m in IMAGE_MODALITIES for name in REGIONAL},
     "grad_norm": "training/grad_norm_avg", "grad_norm_max": "training/grad_norm_max", "lr": "LR/Generator",
     **{f"val/t{name}": f"Timestep/{name}" for name in BIN_NAMES},
@@ -105,6 +107,7 @@ def check_data(cfg) -> int:
 
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
+    check_lpips(cfg, MODE_IMAGES[cfg.data.mode])
     if latent(cfg):
         check_fits(cfg)
         check_latent_fits_the_unet(cfg)
@@ -267,7 +270,7 @@ def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, spaci
     """The quality of the one-step estimates (losses.image_quality.quality), per generated modality,
     and their squared error inside the tumours of each RANO-BM size bin (losses.tumour_size)."""
     squared = torch.stack([(e - x0).pow(2) for e in estimates]).mean(0)
-    return {**quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim),
+    return {**quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim, lpips_of(cfg, x0.device)),
             **size_sums(squared, seg, spacing)}
 
 

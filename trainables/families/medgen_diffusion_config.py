@@ -146,6 +146,9 @@ class SpaceConfig:
 class EvalConfig:
     seed: int = 12345  # the fixed validation timesteps and noise, the same for every trial
     msssim: bool = True
+    # seed logging.lpips (true): LPIPS needs an ImageNet AlexNet, a local torchvision-layout state dict
+    # (nothing is downloaded); "" = not computed. 2D images only, as in the seed.
+    lpips_weights: str = ""
 
     def __post_init__(self):
         at_least("seed", self.seed, 0)

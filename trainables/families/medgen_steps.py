@@ -46,8 +46,9 @@ def predict(model, x0, noise, timesteps, cond, scheduler) -> torch.Tensor:
 def perceptual_network(spatial_dims: int, weights_path: str):
     """MONAI's PerceptualLoss on a torchvision ResNet-50 loaded from a local file; for volumes 2.5D
     on 25% of the slices, as the seed's 3D VAE ("2.5D perceptual loss (sample 25% slices)"; MONAI's
-    default is half). torchvision is not a dependency of losstune: its PyPI build needs a newer
-    torch than the CPU build this project pins."""
+    default is half). torchvision is not a dependency of losstune: its PyPI builds are linked to
+    CUDA torch (0.28's `_C` needs libtorch_cuda) and do not load beside the CPU build this project
+    pins; install the build that matches your torch."""
     try:
         import torchvision  # noqa: F401
     except ImportError as err:
@@ -57,6 +58,36 @@ def perceptual_network(spatial_dims: int, weights_path: str):
     network = PerceptualLoss(spatial_dims=spatial_dims, network_type="resnet50", is_fake_3d=spatial_dims == 3,
                              fake_3d_ratio=FAKE_3D_RATIO, pretrained=True, pretrained_path=weights_path)
     return network.eval().requires_grad_(False)
+
+
+@functools.lru_cache(maxsize=2)
+def lpips_network(weights_path: str):
+    from losstune.models.feature_extractors import load_lpips
+
+    return load_lpips(weights_path)
+
+
+def lpips_of(cfg, device):
+    """The LPIPS network where eval.lpips_weights is set (seed logging.lpips), else None."""
+    path = cfg.eval.lpips_weights
+    return lpips_network(path).to(device) if path else None
+
+
+def check_lpips(cfg, images: tuple) -> None:
+    """eval.lpips_weights, before Ray starts: 2D images only (seed: "2D only"; not masks) and a file
+    that holds an AlexNet, read once here."""
+    path = cfg.eval.lpips_weights
+    if not path:
+        return
+    if cfg.model.spatial_dims != 2:
+        raise ConfigError("eval.lpips_weights", "LPIPS is 2D only (seed 001 'Validation Quality Metrics'); "
+                                                "unset it for spatial_dims=3")
+    if images == ("seg",):
+        raise ConfigError("eval.lpips_weights", "LPIPS judges images, not masks (seg modes report Dice and IoU); unset it")
+    try:
+        lpips_network(path)
+    except (OSError, RuntimeError, ValueError, KeyError, AttributeError) as err:
+        raise ConfigError("eval.lpips_weights", " ".join(str(err).split())) from None
 
 
 def uses_perceptual(cfg) -> bool:

@@ -199,6 +199,22 @@ def test_validation_metrics_per_kind_and_mode(overrides, expected):
         assert 0 < means["codebook_utilization"] <= 1 and means["codebook_perplexity"] >= 1
 
 
+def test_lpips_of_the_reconstruction_per_modality_where_its_weights_are_given(tmp_path):
+    from tests.models.test_feature_extractors import torchvision_layout_alexnet
+
+    torchvision_layout_alexnet(tmp_path / "alexnet.pth")
+    cfg = config({"data": {"mode": "dual"}, "eval": {"lpips_weights": str(tmp_path / "alexnet.pth")}})
+    FAMILY.check_data(cfg)
+    parts = FAMILY.build(cfg)
+    values = FAMILY.val_metrics(parts.model.eval(), first_batch(parts.val_set), cfg, {})
+    assert {"lpips", "lpips_t1_pre", "lpips_t1_gd"} <= set(values) and (values["lpips"] > 0).all()
+    assert compression.TAGS["val/lpips_t1_pre"] == "Validation/LPIPS_t1_pre"
+    seg = config({"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False},
+                  "eval": {"lpips_weights": str(tmp_path / "alexnet.pth")}})
+    with pytest.raises(ConfigError, match="eval.lpips_weights LPIPS judges images, not masks"):
+        FAMILY.check_data(seg)
+
+
 @pytest.mark.parametrize("kind, metrics, reason", [
     ("vae", {"epoch": 3, "val/kl": 0.01, "val/l1": 0.3}, "kl_collapse"),
     ("vae", {"epoch": 3, "val/kl": 0.01, "val/l1": 0.02}, ""),  # a small KL with good reconstructions is fine

@@ -280,6 +280,47 @@ def test_estimate_quality_per_modality_by_hand():
     assert medgen.TAGS["val/psnr_t1_pre"] == "Validation/PSNR_t1_pre" and medgen.TAGS["val/l1"] == "Loss/L1_val"
 
 
+def test_lpips_is_reported_per_modality_where_its_weights_are_given(tmp_path):
+    from tests.models.test_feature_extractors import torchvision_layout_alexnet
+
+    torchvision_layout_alexnet(tmp_path / "alexnet.pth")
+    cfg = config({"data": {"mode": "dual"}, "eval": {"msssim": False, "lpips_weights": str(tmp_path / "alexnet.pth")}})
+    medgen.check_data(cfg)  # the file is read once here, before Ray starts
+    torch.manual_seed(0)
+    x0 = torch.rand(2, 2, 32, 32)
+    noisy = (x0 + 0.2 * torch.randn_like(x0)).clamp(0, 1)
+    out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2), cfg)
+    assert out["lpips"].shape == (2,) and (out["lpips"] > 0).all()
+    assert torch.allclose(out["lpips"], (out["lpips_t1_pre"] + out["lpips_t1_gd"]) / 2, atol=1e-6)
+    same = medgen.estimate_quality([x0] * medgen.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2), cfg)
+    assert torch.equal(same["lpips"], torch.zeros(2))
+    assert medgen.TAGS["val/lpips"] == "Validation/LPIPS" and medgen.TAGS["val/lpips_t1_gd"] == "Validation/LPIPS_t1_gd"
+    assert "lpips" not in medgen.estimate_quality([x0] * medgen.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2),
+                                                  config({"data": {"mode": "dual"}}))  # the default: not computed
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 32]}}, "LPIPS is 2D only"),
+    ({"data": {"mode": "seg"}}, "LPIPS judges images, not masks"),
+])
+def test_lpips_is_refused_for_volumes_and_masks_before_ray(tmp_path, overrides, message):
+    from tests.models.test_feature_extractors import torchvision_layout_alexnet
+
+    torchvision_layout_alexnet(tmp_path / "alexnet.pth")
+    cfg = config(merge(overrides, {"eval": {"lpips_weights": str(tmp_path / "alexnet.pth")}}))
+    with pytest.raises(ConfigError, match=f"eval.lpips_weights.*{message}"):
+        medgen.check_data(cfg)
+
+
+def test_an_lpips_file_that_is_missing_or_no_alexnet_is_one_line_naming_it(tmp_path):
+    for path in (tmp_path / "missing.pth", tmp_path / "other.pth"):
+        if path.name == "other.pth":
+            torch.save({"features.0.weight": torch.zeros(1)}, path)
+        with pytest.raises(ConfigError, match=f"eval.lpips_weights.*{path.name}") as raised:
+            medgen.check_data(config({"eval": {"lpips_weights": str(path)}}))
+        assert "\n" not in str(raised.value)
+
+
 def test_volumes_report_slicewise_and_volumetric_ms_ssim():
     cfg = config({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 32]}})
     x0 = torch.rand(1, 1, 32, 32, 32)

@@ -65,6 +65,9 @@ TAGS = {
     # seed "Generation Quality Metrics" (trainables/families/medgen_generation.py)
     **{f"val/kid_{stat}_{split}": f"Generation/KID_{stat}_{split}" for stat in ("mean", "std") for split in ("train", "val")},
     "val/cmmd_train": "Generation/CMMD_train", "val/cmmd_val": "Generation/CMMD_val",
+    **{f"val/extended_kid_{stat}_{split}": f"Generation/extended_KID_{stat}_{split}"
+       for stat in ("mean", "std") for split in ("train", "val")},
+    "val/extended_cmmd_train": "Generation/extended_CMMD_train", "val/extended_cmmd_val": "Generation/extended_CMMD_val",
     "val/generation_s": "time/generation_s", "val/fid_val": "test_latest/FID",  # the last epoch's samples
 }
 KID_OBJECTIVE = Objective("val/kid_mean_val", "min")  # generation.objective=kid

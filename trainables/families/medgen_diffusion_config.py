@@ -177,6 +177,10 @@ class GenerationConfig:
     # in a row, is reported as health/kid_overfit_evals; with stop_on_overfit it stops the run
     patience: int = 3  # not in the seed (it names the signal, not a count)
     stop_on_overfit: bool = False  # not in the seed: reported only, unless asked
+    # seed Generation/extended_* "at figure_interval": named there, not defined; here the same metrics
+    # of `extended_samples` samples (a steadier estimate) every `extended_every` epochs; 0 = off
+    extended_every: int = 0  # not in the seed (its figure_interval)
+    extended_samples: int = 400  # not in the seed
 
     def __post_init__(self):
         at_least("num_steps", self.num_steps, 1)
@@ -185,6 +189,8 @@ class GenerationConfig:
         at_least("kid_subsets", self.kid_subsets, 1)
         at_least("kid_subset_size", self.kid_subset_size, 2)
         at_least("patience", self.patience, 1)
+        at_least("extended_every", self.extended_every, 0)
+        at_least("extended_samples", self.extended_samples, self.kid_subset_size)
         if self.kid_subset_size > self.samples:
             raise ConfigError("kid_subset_size", f"{self.kid_subset_size} is more than the {self.samples} samples")
         if self.objective == "kid" and not self.metrics:

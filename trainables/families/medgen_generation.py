@@ -63,34 +63,50 @@ def model_metrics(model, cfg, extras: dict, epoch: int) -> dict:
     held-out subjects' masks, their KID (mean, std) against the training images and against the
     validation images, CMMD where a CLIP model is given, at the last epoch their FID against the
     validation images, the seconds it took, and how many validations in a row KID_train fell
-    while KID_val rose. The reference images' features are
-    computed once per run (kept in `extras`)."""
+    while KID_val rose; every `extended_every` epochs the same of `extended_samples` samples
+    (`extended_kid_mean_val`, ...). The reference images' features are computed once per run (kept
+    in `extras`). Under DDP each worker generates its share of the batches and all of them see the
+    whole set's features: the numbers do not depend on the number of workers."""
     import time
 
-    from losstune.losses.generation_metrics import cmmd, fid, kid
+    from losstune.losses.generation_metrics import fid
 
     g = cfg.generation
     if not g.metrics:
         return {}
     started = time.perf_counter()
-    reference = extras.get("generation") or extras.setdefault("generation", references(cfg, model))
-    samples = generated(model, cfg, reference["masks"], reference["sample_shape"])
-    out = {"generation_s": 0.0}
-    for extractor, features in reference["features"].items():
-        produced = features["of"](samples)
-        for split in ("train", "val"):
-            if extractor == "resnet":
-                mean, std = kid(features[split], produced, g.kid_subsets, g.kid_subset_size, seed=g.seed)
-                out |= {f"kid_mean_{split}": mean, f"kid_std_{split}": std}
-            else:
-                out[f"cmmd_{split}"] = cmmd(features[split], produced)
-        if extractor == "resnet" and epoch == cfg.train.epochs:
-            # seed: FID "only computed at test time"; here of the last epoch's samples against the
-            # held-out images (below 2048 samples its covariance is singular: a biased estimate)
-            out["fid_val"] = fid(features["val"], produced)
+    reference = extras.get("generation") or extras.setdefault("generation", references(cfg, model, g.samples))
+    out, produced = judged(model, cfg, reference)
+    if epoch == cfg.train.epochs:
+        # seed: FID "only computed at test time"; here of the last epoch's samples against the
+        # held-out images (below 2048 samples its covariance is singular: a biased estimate)
+        out["fid_val"] = fid(reference["features"]["resnet"]["val"], produced["resnet"])
     out["kid_overfit_evals"] = overfit_count(reference, out["kid_mean_train"], out["kid_mean_val"])
+    if g.extended_every and epoch % g.extended_every == 0:
+        wide = extras.get("generation_extended") or extras.setdefault(
+            "generation_extended", references(cfg, model, g.extended_samples, reference["extractors"]))
+        out |= {f"extended_{name}": value for name, value in judged(model, cfg, wide)[0].items()}
     out["generation_s"] = time.perf_counter() - started
     return out
+
+
+def judged(model, cfg, reference: dict) -> tuple[dict, dict]:
+    """KID (ResNet features) and CMMD (CLIP) of samples conditioned on the reference's masks,
+    against its training and validation features; and the samples' features."""
+    from losstune.losses.generation_metrics import cmmd, kid
+
+    g = cfg.generation
+    produced = generated_features(model, cfg, reference)
+    out = {}
+    for extractor, features in produced.items():
+        for split in ("train", "val"):
+            known = reference["features"][extractor][split]
+            if extractor == "resnet":
+                mean, std = kid(known, features, g.kid_subsets, g.kid_subset_size, seed=g.seed)
+                out |= {f"kid_mean_{split}": mean, f"kid_std_{split}": std}
+            else:
+                out[f"cmmd_{split}"] = cmmd(known, features)
+    return out, produced
 
 
 def overfit_count(reference: dict, kid_train: float, kid_val: float) -> float:
@@ -103,10 +119,10 @@ def overfit_count(reference: dict, kid_train: float, kid_val: float) -> float:
 
 
 @torch.no_grad()
-def references(cfg, model) -> dict:
-    """What every generation evaluation of the run compares with: the extractors, the features of up
-    to `samples` training and validation images (unaugmented), and the validation masks to
-    condition on (cycled to `samples`)."""
+def references(cfg, model, count: int, extractors: dict | None = None) -> dict:
+    """What the generation evaluations of the run compare with: the extractors (loaded here, or
+    those given), the features of up to `count` training and validation images (unaugmented), and
+    the validation masks to condition on (cycled to `count`)."""
     from losstune.models.feature_extractors import load_clip, load_resnet50
     from losstune.trainables.families.medgen_items import make_items, subject_split
 
@@ -115,20 +131,17 @@ def references(cfg, model) -> dict:
     train_subjects, val_subjects = subject_split(cfg, cfg.data.mode)
     images = {split: make_items(cfg, subjects, False, cfg.data.mode)
               for split, subjects in (("train", train_subjects), ("val", val_subjects))}
-    extractors = {"resnet": load_resnet50(g.resnet_weights)}
-    if g.clip_dir:
-        extractors["clip"] = load_clip(g.clip_dir)
-    features = {}
-    for name, extractor in extractors.items():
-        extractor = extractor.to(device)
-        features[name] = {"of": lambda x, e=extractor: batched(e, x).cpu(),
-                          **{split: batched(extractor, stacked(items, 0, g.samples)).cpu()
-                             for split, items in images.items()}}
+    if extractors is None:
+        extractors = {"resnet": load_resnet50(g.resnet_weights).to(device)}
+        if g.clip_dir:
+            extractors["clip"] = load_clip(g.clip_dir).to(device)
+    features = {name: {split: batched(extractor, stacked(items, 0, count)).cpu() for split, items in images.items()}
+                for name, extractor in extractors.items()}
     val = images["val"]
-    masks = torch.stack([val[k % len(val)][1] for k in range(g.samples)])
+    masks = torch.stack([val[k % len(val)][1] for k in range(count)])
     first = val[0][0][None]
     shape = tuple(first.shape[1:]) if cfg.space.name != "latent" else tuple(space_of(cfg).encode(first).shape[1:])
-    return {"features": features, "masks": masks, "sample_shape": shape}
+    return {"extractors": extractors, "features": features, "masks": masks, "sample_shape": shape}
 
 
 def stacked(items, field: int, count: int) -> torch.Tensor:
@@ -138,11 +151,46 @@ def stacked(items, field: int, count: int) -> torch.Tensor:
 
 
 def batched(extractor, images: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """The extractor's features of `size` images at a time (of one volume, D slices, at a time)."""
     device = next(extractor.buffers()).device
+    size = size if images.ndim == 4 else 1
     return torch.cat([extractor(images[i:i + size].to(device)) for i in range(0, len(images), size)])
 
 
-def generated(model, cfg, masks: torch.Tensor, sample_shape: tuple, batch: int = 16) -> torch.Tensor:
-    """The evaluation's samples, in batches, each batch's noise from its own seed (generation.seed + first index)."""
-    return torch.cat([generate(model, cfg, masks[i:i + batch], sample_shape, seed=cfg.generation.seed + i).cpu()
-                      for i in range(0, len(masks), batch)])
+def generated_features(model, cfg, reference: dict, batch: int = 16) -> dict:
+    """Each extractor's features of the evaluation's samples, generated in batches. Under
+    torch.distributed each worker generates its share, and the workers exchange their features:
+    every worker ends with the features of all the batches, in order, as one process would."""
+    starts = range(0, len(reference["masks"]), batch)
+    every = exchanged(share(model, cfg, reference, *worker_place(), batch), worker_place()[1])
+    return {name: torch.cat([every[i][name] for i in starts]) for name in reference["extractors"]}
+
+
+def share(model, cfg, reference: dict, rank: int, world: int, batch: int) -> dict:
+    """{first index: features} of every world-th batch from the rank-th, each batch's noise from its
+    own seed (generation.seed + its first index), so a batch is the same whoever generates it."""
+    masks, mine = reference["masks"], {}
+    for i in range(0, len(masks), batch)[rank::world]:
+        samples = generate(model, cfg, masks[i:i + batch], reference["sample_shape"], seed=cfg.generation.seed + i)
+        mine[i] = {name: batched(extractor, samples).cpu() for name, extractor in reference["extractors"].items()}
+    return mine
+
+
+def worker_place() -> tuple[int, int]:
+    """(rank, world size) of this process in torch.distributed's group; (0, 1) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def exchanged(mine: dict, world: int) -> dict:
+    """Every worker's {batch start: features}, merged (all_gather_object: the features are small)."""
+    if world == 1:
+        return mine
+    import torch.distributed as dist
+
+    everyone = [None] * world
+    dist.all_gather_object(everyone, mine)
+    return {start: features for theirs in everyone for start, features in theirs.items()}

@@ -80,6 +80,33 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_others():
     assert torch.equal(first, again) and not torch.equal(first, generate(net, cfg, empty, (1, 16, 16), seed=1))
 
 
+class PixelSums(torch.nn.Module):
+    """A stand-in feature extractor: each image's pixel sum (a buffer, for the device lookup)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.ones(()))
+
+    def forward(self, images):
+        return images.flatten(1).sum(1, keepdim=True) * self.scale
+
+
+def test_workers_share_the_batches_and_together_have_the_features_one_process_would_have():
+    # world 2, batches of 4 of 10 samples: worker 0 generates those starting at 0 and 8, worker 1
+    # the one at 4; each batch's noise is seeded by its start, so the pieces are one process's features
+    from losstune.trainables.families import medgen_generation as generation
+
+    cfg = make_config(load_family("medgen_diffusion"), {"generation": {"num_steps": 2},
+                                                        "data": {"image_size": 16, "mode": "seg"}})
+    reference = {"extractors": {"resnet": PixelSums()}, "masks": torch.zeros(10, 0, 16, 16), "sample_shape": (1, 16, 16)}
+    alone = generation.generated_features(Plain(), cfg, reference, batch=4)["resnet"]  # outside a process group
+    assert alone.shape == (10, 1) and len(alone.unique()) == 10
+    first, second = (generation.share(Plain(), cfg, reference, rank, 2, batch=4) for rank in (0, 1))
+    assert sorted(first) == [0, 8] and sorted(second) == [4]
+    together = {**first, **second}
+    assert torch.equal(torch.cat([together[i]["resnet"] for i in (0, 4, 8)]), alone)
+
+
 @pytest.fixture(scope="module")
 def local_extractors(tmp_path_factory):
     return saved_extractors(tmp_path_factory.mktemp("extractors"))
@@ -109,7 +136,7 @@ def test_a_run_ranked_by_kid_reports_the_seeds_generation_metrics_at_each_valida
 
     family = load_family("medgen_diffusion")
     generation = {"metrics": True, "objective": "kid", "samples": 8, "kid_subsets": 5, "kid_subset_size": 4,
-                  "num_steps": 2, **local_extractors}
+                  "num_steps": 2, "extended_every": 2, "extended_samples": 12, **local_extractors}
     config = merge(family.smoke, {"train": {"epochs": 2}, "generation": generation})
     assert family.objective_of(make_config(family, config)).metric == "val/kid_mean_val"
     session = LocalSession(str(tmp_path))
@@ -127,6 +154,12 @@ def test_a_run_ranked_by_kid_reports_the_seeds_generation_metrics_at_each_valida
     assert "val/fid_val" not in first and math.isfinite(second["val/fid_val"]) and second["val/fid_val"] >= 0
     diverged = second["val/kid_mean_train"] < first["val/kid_mean_train"] and second["val/kid_mean_val"] > first["val/kid_mean_val"]
     assert second["val/kid_overfit_evals"] == float(diverged) and first["val/kid_overfit_evals"] == 0
+    # the extended metrics (12 samples) every 2nd epoch only, under the seed's tags
+    extended = ("kid_mean_train", "kid_std_train", "kid_mean_val", "kid_std_val", "cmmd_train", "cmmd_val")
+    assert not any(f"val/extended_{name}" in first for name in extended)
+    assert all(math.isfinite(second[f"val/extended_{name}"]) for name in extended)
+    assert family.tags["val/extended_kid_mean_val"] == "Generation/extended_KID_mean_val"
+    assert family.tags["val/extended_cmmd_train"] == "Generation/extended_CMMD_train"
 
 
 def test_generation_metrics_need_local_weights_named_in_one_line(tmp_path):
@@ -148,3 +181,38 @@ def test_the_overfitting_signal_stops_a_run_only_where_asked():
     asked = make_config(family, {"generation": {"stop_on_overfit": True, "patience": 3}})
     assert family.stop_reason(metrics, asked) == "generation_overfitting"
     assert family.stop_reason({**metrics, "val/kid_overfit_evals": 2.0}, asked) == ""
+
+
+def exchange_in_a_group(rank: int, world: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    from losstune.trainables.families.medgen_generation import exchanged
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        mine = {rank * 4: {"resnet": torch.full((4, 1), float(rank))}}
+        results.put((rank, {start: f["resnet"].tolist() for start, f in exchanged(mine, world).items()}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_features_exchange_over_a_real_process_group():
+    # two real processes in a gloo group: all_gather_object is what DDP workers run, and it cannot
+    # be had in one process
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=exchange_in_a_group, args=(rank, 2, port, results)) for rank in (0, 1)]
+    for worker in workers:
+        worker.start()
+    got = dict(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    expected = {0: [[0.0]] * 4, 4: [[1.0]] * 4}
+    assert got == {0: expected, 1: expected}

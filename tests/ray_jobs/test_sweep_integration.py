@@ -240,19 +240,27 @@ def test_gp_and_cmaes_sweep_a_continuous_space_and_get_the_stopped_trials_as_pru
         assert any(key.startswith("cma:") for t in optuna_trials[1:] for key in t.system_attrs)
 
 
-def test_medgen_diffusion_sweep_ranked_by_kid_writes_the_seeds_tags_and_confirms_on_kid(local_ray, tmp_path):
-    # seed 001 judges a generator by what it generates: two trials over `regularisation` ranked by
-    # the KID of their samples against the validation images (local test extractors), then the
-    # best against the default at 2 seeds, on KID
-    # best against the default at 2 seeds, on KID. After the default, a ScoreAug trial and an SDA
-    # trial (--enqueue), each through Ray's TorchTrainer.
+def test_medgen_diffusion_sweep_on_real_mri_ranked_by_kid_writes_the_seeds_tags_and_confirms_on_kid(local_ray, tmp_path):
+    # seed 001 judges a generator by what it generates: trials over `regularisation` on subjects of
+    # real brain MRI (nibabel's, tests/data/real_mri.py: 2 mm LAS and 4 mm RAS NIfTI files) ranked by
+    # the KID of their samples against the validation images (local test extractors; LPIPS too),
+    # then the best against the default at 2 seeds, on KID. After the default, a ScoreAug trial and
+    # an SDA trial (--enqueue), each through Ray's TorchTrainer. The best checkpoint's samples are
+    # written as NIfTI.
+    import nibabel
+
+    from losstune.ray_jobs import generate
     from losstune.search_spaces import default_point
     from losstune.search_spaces.registry import load_family
     from losstune.trainables.family_api import make_config
 
+    from tests.data.real_mri import brain_subjects
+    from tests.models.test_feature_extractors import torchvision_layout_alexnet
     from tests.trainables.families.test_medgen_generation import saved_extractors
 
     extractors = saved_extractors(tmp_path / "extractors")
+    torchvision_layout_alexnet(tmp_path / "extractors" / "alexnet.pth")
+    subjects = brain_subjects(tmp_path / "subjects")
     family = load_family("medgen_diffusion")
     default = default_point(family.spaces["regularisation"], make_config(family))
     picks = tmp_path / "picks.json"
@@ -262,7 +270,8 @@ def test_medgen_diffusion_sweep_ranked_by_kid_writes_the_seeds_tags_and_confirms
     code = sweep.main(["medgen_diffusion", "--confirm-top", "1", "--confirm-seeds", "2", "--space", "regularisation",
                        "--trials", "3", "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path), "--name", "med2",
                        "--enqueue", str(picks), "--set", "generation.metrics=true", "--set", "generation.objective=kid",
-                       *[f"--set=generation.{k}={v}" for k, v in extractors.items()]])
+                       *[f"--set=generation.{k}={v}" for k, v in extractors.items()], "--data", subjects,
+                       "--set", f"eval.lpips_weights={tmp_path / 'extractors' / 'alexnet.pth'}"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "med2" / "trials.parquet")
     history = pd.read_parquet(tmp_path / "med2" / "history.parquet")
@@ -277,19 +286,26 @@ def test_medgen_diffusion_sweep_ranked_by_kid_writes_the_seeds_tags_and_confirms
     for column in ("health/mse_plain", "train/loss", "val/mse", "val/psnr", "val/msssim", "val/t0.0-0.1",
                    "val/t0.9-1.0", "val/tumor_loss", "val/background_loss", "val/tumor_bg_ratio", "grad_norm",
                    "grad_norm_max", "lr", "health/timestep_bin_ratio", "val/kid_mean_val", "val/kid_mean_train",
-                   "val/cmmd_val", "val/generation_s"):
+                   "val/cmmd_val", "val/generation_s", "val/lpips", "val/large_loss"):
         assert column in history, column
+    # the held-out subject's 36 mm tumour: its middle slices' are large (> 30 mm at 2 mm voxels)
+    assert history["val/large_loss"].notna().all() and (history["val/lpips"] > 0).all()
     assert trials["objective"].equals(trials["final/val/kid_mean_val"])  # ranked by KID, not by val/mse
     assert (history["val/psnr"] > 0).all()
     for tag in ("Loss/MSE_train", "Loss/Total_train", "Loss/MSE_val", "Validation/PSNR", "Timestep/0.0-0.1",
                 "regional/tumor_loss", "training/grad_norm_avg", "LR/Generator", "Generation/KID_mean_train",
-                "Generation/KID_mean_val", "Generation/CMMD_val", "time/generation_s"):
+                "Generation/KID_mean_val", "Generation/CMMD_val", "time/generation_s", "Validation/LPIPS",
+                "regional/large"):
         assert tensorboard_steps(tmp_path / "med2", default["trial_id"], tag) == [1, 2], tag
     # the confirmation compares on KID: each run's objective is its last KID_val
     runs = pd.read_parquet(tmp_path / "med2" / "confirm_top1_seeds2" / "confirm.parquet")
     assert len(runs) == 4 and (runs["status"] == "COMPLETED").all() and runs["objective"].notna().all()
     meta = json.loads((tmp_path / "med2" / "losstune_sweep.json").read_text())
     assert meta["objective"] == {"metric": "val/kid_mean_val", "mode": "min"}
+    best = trials.sort_values("objective").iloc[0]["best_checkpoint"]
+    assert generate.main([best, "--n", "2", "--steps", "2", "--out", str(tmp_path / "generated")]) == 0
+    image = nibabel.load(tmp_path / "generated" / "sample_0001_bravo.nii.gz").get_fdata()
+    assert image.shape == (32, 32, 1) and 0 <= image.min() and image.max() <= 1
 
 
 @pytest.fixture

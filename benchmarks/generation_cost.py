@@ -6,7 +6,7 @@ this machine. Prints the median epoch time of each, their ratio, and the generat
 own seconds (time/generation_s: sampling `--samples` images in `--steps` steps, their ResNet-50
 and CLIP features, KID and CMMD against the training and validation images), the first
 evaluation apart (it also computes the reference images' features, once per run) and the last
-(it adds the FID, a square root of a 2048 x 2048 covariance). The extractors
+(it adds the FID). The extractors
 are randomly initialised at the real ResNet-50's size and a tiny CLIP: their cost, not their
 meaning, is measured.
 """

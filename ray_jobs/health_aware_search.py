@@ -4,6 +4,7 @@ from a diverged trial as if it had finished, and never trains a config twice in 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -73,7 +74,7 @@ class HealthAwareOptunaSearch(OptunaSearch):
         """Ray's suggestion; a repeat of a trained config is told that config's result and drawn
         again (REDRAWS times, then trained all the same: the sampler has nothing new to offer)."""
         for _ in range(REDRAWS):
-            config = super().suggest(trial_id)
+            config = self._drawn(trial_id)
             earlier = self._trained_alike(self._ot_trials[trial_id])
             if earlier is None:
                 self._link(trial_id)
@@ -81,9 +82,16 @@ class HealthAwareOptunaSearch(OptunaSearch):
             self._tell_as_before(self._ot_trials.pop(trial_id), earlier)
         logger.warning("%s: %d draws in a row repeated trained configs; training the next one again",
                        trial_id, REDRAWS)
-        config = super().suggest(trial_id)
+        config = self._drawn(trial_id)
         self._link(trial_id)
         return config
+
+    def _drawn(self, trial_id: str):
+        # Tune warns where a define-by-run space takes over a second: a model-based sampler's own time
+        # (--search prior's SMAC takes seconds a point), not training in the driver as it fears
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space` argument took")
+            return super().suggest(trial_id)
 
     def _link(self, trial_id: str) -> None:
         """The Tune trial an Optuna trial is, and whether it is the documented default: the first

@@ -36,7 +36,7 @@ class SweepPlan:
     default_point: dict = defines()  # the documented default, the first trial
     epochs: int = defines()
     trials: int = defines()
-    search: str = defines("--search")  # optuna, optuna-grouped, gp, cmaes or random (always random under pbt / pb2)
+    search: str = defines("--search")  # optuna, optuna-grouped, prior, gp, cmaes or random (random under pbt / pb2)
     scheduler: str = defines("--scheduler")  # asha, hyperband, pbt, pb2 or none
     seed: int = defines("--seed")
     grace_epochs: int | None = defines("--grace-epochs", was=None)
@@ -57,6 +57,9 @@ class SweepPlan:
     # MODULE:NAME, Ray Tune callbacks the user brings (ray_jobs/tracking.py); an extension logs alike
     mlflow: str | None = defines("--mlflow", was=None, default=None)
     callbacks: list = defines("--callback", was=[], default_factory=list)
+    # --search prior's confidence in the default (ray_jobs/prior_search.py); TPE's start-up (ray_jobs/branch_fair.py)
+    prior_confidence: str = defines("--prior-confidence", was="medium", default="medium")
+    startup: str = defines("--startup", was="random", default="fair")
     # how this run executes it, continued
     priors: list = dataclasses.field(default_factory=list)  # the warm start's trials, for a fresh study only
     extend_by: int = 0  # --resume --trials N of a finished sweep: the trials this run adds

@@ -62,6 +62,18 @@ def check_search_fits_space(search: str, space, space_name: str) -> None:
                          "model; use --search optuna (TPE)")
 
 
+def check_search_flags(args, pareto) -> None:
+    """--search prior models one objective; --prior-confidence belongs to it, --startup to TPE."""
+    given = getattr(args, "given", set())
+    if args.search == "prior" and pareto:
+        raise UsageError("--search prior: piBO searches one objective; this family's are several (pass --objective "
+                         "scalar, or use --search optuna for their Pareto front)")
+    if "prior_confidence" in given and args.search != "prior":
+        raise UsageError(f"--prior-confidence: only --search prior has a prior (got --search {args.search})")
+    if "startup" in given and args.search not in ("optuna", "optuna-grouped"):
+        raise UsageError(f"--startup: TPE's start-up (--search optuna or optuna-grouped; got --search {args.search})")
+
+
 def check_enqueued(family, space_name: str, base: dict, config, args) -> list[dict]:
     """--enqueue's points, each checked against the space and as a whole config; with the default
     they must fit in --trials."""

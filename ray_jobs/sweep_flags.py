@@ -17,7 +17,8 @@ from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_reso
 from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, startup_trials
 from losstune.ray_jobs.prior_points import read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
-from losstune.ray_jobs.sweep_checks import check_enqueued, check_population, check_search_fits_space, check_space
+from losstune.ray_jobs.sweep_checks import (check_enqueued, check_population, check_search_fits_space,
+                                          check_search_flags, check_space)
 from losstune.ray_jobs.storage import absolute
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
@@ -52,12 +53,20 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     add_catalogue_flags(p)
     p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
-    p.add_argument("--search", choices=["optuna", "optuna-grouped", "gp", "cmaes", "random"], default="optuna",
+    p.add_argument("--search", choices=["optuna", "optuna-grouped", "prior", "gp", "cmaes", "random"], default="optuna",
                    help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
                         "optuna-grouped: also those of each branch of a space that branches (e.g. hdr_patch's cap "
-                        "modes) jointly; gp / cmaes: Optuna's Gaussian-process or CMA-ES sampler, for spaces of "
-                        "continuous parameters only (no choices, no branches); or Optuna's random sampler "
-                        "(same spaces, same default-first trial)")
+                        "modes) jointly; prior: piBO (SMAC3), Bayesian optimisation whose prior is centred on the "
+                        "documented default (or --config), see --prior-confidence; gp / cmaes: Optuna's "
+                        "Gaussian-process or CMA-ES sampler, for spaces of continuous parameters only (no choices, "
+                        "no branches); or Optuna's random sampler (same spaces, same default-first trial)")
+    p.add_argument("--prior-confidence", choices=["low", "medium", "high"], default="medium",
+                   help="--search prior: how sure the default is (the prior's spread: a normal of sd 0.5, 0.25 or "
+                        "0.125 of each number's range, its log range where log-scaled; the default's choice weighted "
+                        "2, 4 or 6 against 1)")
+    p.add_argument("--startup", choices=["fair", "random"], default="fair",
+                   help="TPE's random start-up trials: fair spreads each choice (a branch of the space) evenly over "
+                        "them; random draws each by a coin, as Optuna does")
     p.add_argument("--startup-trials", type=int,
                    help="trials TPE samples at random before it models the results (default: a quarter of "
                         "--trials, 2 to 10)")
@@ -198,6 +207,7 @@ def make_plan(args) -> SweepPlan:
     space = family.space(space_name, config)
     check_population(args, space, space_name)  # first: PBT takes no --search
     check_search_fits_space(args.search, space, space_name)
+    check_search_flags(args, pareto)
     base = merge(base, scheduler_overrides(args.scheduler, grace_epochs(args, config)))
     pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
     ranked_by = family.objective_of(config)
@@ -227,7 +237,7 @@ def make_plan(args) -> SweepPlan:
         resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
         confirm_seeds=args.confirm_seeds, min_effect=args.min_effect or ranked_by.min_effect,
-        mlflow=args.mlflow, callbacks=args.callbacks))
+        mlflow=args.mlflow, callbacks=args.callbacks, prior_confidence=args.prior_confidence, startup=args.startup))
 
 
 def checked_tracking(plan: SweepPlan) -> SweepPlan:

@@ -138,13 +138,14 @@ def plan_space(plan: SweepPlan):
 
 def make_sampler(plan: SweepPlan):
     if plan.search == "optuna":
-        return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup_trials)
+        return tpe_sampler(plan)
     if plan.search == "optuna-grouped":
         # Optuna 5's TPE is already multivariate (single objective) with a constant liar, but on a
         # space that branches it models jointly only the parameters every trial has; the others it
         # samples one by one. `group` models each set of parameters that always come together jointly.
-        return optuna.samplers.TPESampler(seed=plan.seed, n_startup_trials=plan.startup_trials,
-                                          multivariate=True, group=True)
+        return tpe_sampler(plan, multivariate=True, group=True)
+    if plan.search == "prior":
+        return prior_sampler(plan)
     if plan.search == "gp":
         return optuna.samplers.GPSampler(seed=plan.seed, n_startup_trials=plan.startup_trials)
     if plan.search == "cmaes":
@@ -156,6 +157,27 @@ def make_sampler(plan: SweepPlan):
             return optuna.samplers.CmaEsSampler(seed=plan.seed, n_startup_trials=plan.startup_trials,
                                                 consider_pruned_trials=True)
     return optuna.samplers.RandomSampler(seed=plan.seed)
+
+
+def tpe_sampler(plan: SweepPlan, **tpe):
+    """Optuna's TPE, its start-up spread over the space's branches (ray_jobs/branch_fair.py) or,
+    with --startup random, Optuna's own."""
+    from losstune.ray_jobs.branch_fair import BranchFairTPESampler
+
+    kind = BranchFairTPESampler if plan.startup == "fair" else optuna.samplers.TPESampler
+    return kind(seed=plan.seed, n_startup_trials=plan.startup_trials, **tpe)
+
+
+def prior_sampler(plan: SweepPlan):
+    """piBO (ray_jobs/prior_search.py) over every parameter the sweep's space can hold, its prior
+    centred on the sweep's base point (the documented default, or --config's)."""
+    from losstune.ray_jobs.prior_search import PriorSampler
+    from losstune.search_spaces import space_distributions
+
+    distributions, _ = space_distributions(plan_space(plan))
+    return PriorSampler(distributions, plan.default_point, confidence=plan.prior_confidence, trials=plan.trials,
+                        startup_trials=plan.startup_trials, seed=plan.seed,
+                        direction="minimize" if plan.objective["mode"] == "min" else "maximize")
 
 
 def study_journal(storage: str, name: str) -> str:

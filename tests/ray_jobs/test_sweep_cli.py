@@ -4,6 +4,7 @@ overwritten."""
 import json
 
 import numpy as np
+import optuna
 import pytest
 
 from losstune.ray_jobs import cluster, plan as sweep_plan, sweep, sweep_checks, sweep_flags
@@ -75,6 +76,10 @@ def bad_npz(tmp_path):
                                       "caps/mode, model/adaptive_scaler"),
     (["hdr_patch", "--search", "gp"], "model/scale_per_channel), which GP cannot model; use --search optuna (TPE)"),
     (["npt", "--search", "cmaes", "--space", "weights"], "--search cmaes: space 'weights' has categorical parameters"),
+    (["lgt", "--search", "prior"], "--search prior: piBO searches one objective; this family's are several"),
+    (["hdr_patch", "--prior-confidence", "high"], "--prior-confidence: only --search prior has a prior (got --search optuna)"),
+    (["hdr_patch", "--search", "random", "--startup", "random"], "--startup: TPE's start-up (--search optuna or "
+                                                                 "optuna-grouped; got --search random)"),
     # non-finite numbers, as JSON parses them
     (["hdr_patch", "--set", "optim.lr=Infinity"], "optim.lr must be a finite number, got inf"),
     (["hdr_patch", "--set", "optim.lr=1e999"], "optim.lr must be a finite number, got inf"),
@@ -174,6 +179,24 @@ def test_gp_and_cmaes_refuse_a_space_with_branches_and_take_a_continuous_one():
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["latent_conditioner", "--search", "gp", "--space", "weights",
                                                          "--smoke-test"]))
     assert plan.search == "gp"
+
+
+def test_the_prior_search_and_tpes_start_up_are_part_of_the_plan(monkeypatch):
+    from losstune.ray_jobs import tuning
+    from losstune.ray_jobs.branch_fair import BranchFairTPESampler
+    from losstune.ray_jobs.prior_search import PriorSampler
+
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--search", "prior", "--prior-confidence", "high",
+                                                         "--space", "all", "--smoke-test", "--trials", "20"]))
+    assert (plan.search, plan.prior_confidence) == ("prior", "high")
+    sampler = tuning.make_sampler(plan)
+    assert isinstance(sampler, PriorSampler)
+    mode = sampler.coded["caps/mode"].hyperparameter  # hdr_patch's documented default: cap mode A
+    assert list(mode.weights) == [6.0, 1.0] and "caps/log_delta_scale" in sampler.coded  # mode B's, flat
+    tpe = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--smoke-test"]))
+    assert tpe.startup == "fair" and isinstance(tuning.make_sampler(tpe), BranchFairTPESampler)
+    plain = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--startup", "random"]))
+    assert type(tuning.make_sampler(plain)) is optuna.samplers.TPESampler
 
 
 def test_corrupt_and_mismatched_data_files(capsys, tmp_path, bad_npz):

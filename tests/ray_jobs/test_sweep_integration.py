@@ -240,6 +240,26 @@ def test_gp_and_cmaes_sweep_a_continuous_space_and_get_the_stopped_trials_as_pru
         assert any(key.startswith("cma:") for t in optuna_trials[1:] for key in t.system_attrs)
 
 
+def test_a_prior_guided_sweep_of_a_branching_space_starts_from_the_default_and_gets_the_stopped_trials(local_ray,
+                                                                                                       tmp_path):
+    # --search prior (piBO through SMAC3) on hdr_patch's `all` space (cap modes A and B, nested
+    # choices) under ASHA: the default first, SMAC's points in each trial's own branch, and the trials
+    # ASHA stopped reach the study as PRUNED
+    code = sweep.main(["hdr_patch", "--space", "all", "--search", "prior", "--prior-confidence", "high", "--trials", "4",
+                       "--startup-trials", "1", "--smoke-test", "--confirm-top", "0", "--storage", str(tmp_path),
+                       "--name", "prior"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "prior" / "trials.parquet")
+    assert len(trials) == 4 and trials["status"].isin(["COMPLETED", "EARLY_STOPPED"]).all()
+    optuna_trials = study(tmp_path / "prior", "prior").trials
+    assert optuna_trials[0].params["caps/mode"] == "A" and optuna_trials[0].params["caps/abs_max"] == 16.0
+    assert all(("caps/log_delta_scale" in t.params) == (t.params["caps/mode"] == "B") for t in optuna_trials)
+    stopped = set(trials.loc[trials["status"] == "EARLY_STOPPED", "trial_id"])
+    assert sum(t.state == optuna.trial.TrialState.PRUNED for t in optuna_trials) == len(stopped)
+    meta = json.loads((tmp_path / "prior" / "losstune_sweep.json").read_text())
+    assert (meta["search"], meta["prior_confidence"]) == ("prior", "high")
+
+
 def test_medgen_diffusion_sweep_on_real_mri_ranked_by_kid_writes_the_seeds_tags_and_confirms_on_kid(local_ray, tmp_path):
     # seed 001 judges a generator by what it generates: trials over `regularisation` on subjects of
     # real brain MRI (nibabel's, tests/data/real_mri.py: 2 mm LAS and 4 mm RAS NIfTI files) ranked by

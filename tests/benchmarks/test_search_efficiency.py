@@ -349,3 +349,47 @@ def test_branch_lines_give_each_methods_share_per_branch_and_where_its_best_lay(
                                        "at", "1,", "B", "at", "1", "of", "2", "seeds"]
     assert lines[mode + 2].split()[:7] == ["tpe-asha", "A", "67%", "(67%-67%),", "B", "33%", "(33%-33%);"]
     assert lines[mode + 2].endswith("best in A at 1, B at 0 of 1 seeds")
+
+
+def test_the_default_is_the_sweeps_first_trial_and_regret_is_normalised_between_it_and_the_best():
+    recorder = Recorder("val/loss", "min", full_length=1, budget=9)
+    recorder("abc12_00001", {"epoch": 1, "val/loss": 0.4})
+    recorder("abc12_00000", {"epoch": 1, "val/loss": 0.8})  # Tune's trial 0: the default, reported second
+    assert recorder.default == 0.8 and recorder.incumbent == 0.4
+    # default 0.8, best known 0.2: an incumbent of 0.4 has (0.4 - 0.2) / (0.8 - 0.2) = 1/3 of the gap left
+    assert search_efficiency.normalised_regret(0.4, 0.8, 0.2) == pytest.approx(1 / 3)
+    assert search_efficiency.normalised_regret(math.nan, 0.8, 0.2) == 1.0  # nothing full-length yet: the default
+    # maximised: default 0.5, best 0.9, incumbent 0.8: (0.8 - 0.9) / (0.5 - 0.9) = 0.25
+    assert search_efficiency.normalised_regret(0.8, 0.5, 0.9) == pytest.approx(0.25)
+    assert math.isnan(search_efficiency.normalised_regret(0.3, 0.2, 0.2))  # the default is the best: no gap
+
+
+def test_the_median_interval_covers_the_median_at_least_95_percent_at_10_seeds_by_simulation():
+    import numpy as np
+
+    # at 10 values the 2nd and 9th smallest: coverage 1 - 2 P(Binomial(10, 1/2) <= 1) = 1 - 2 x 11/1024 = 0.9785
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(4000):
+        low, high = search_efficiency.median_interval(rng.exponential(size=10))
+        hits += low <= math.log(2) <= high  # the exponential's median
+    assert 0.97 <= hits / 4000 <= 0.985
+    assert search_efficiency.median_interval(list(range(10))) == (1.0, 8.0)
+    assert all(math.isnan(v) for v in search_efficiency.median_interval([1.0, 2.0, 3.0]))  # [min, max] covers 75%
+
+
+def test_regret_at_each_share_of_random_searchs_budget_and_paired_by_seed():
+    # random search spent 8 epochs at each seed; its default scored 1.0; the best any run reached is 0.0
+    random_runs = [{"method": "random", "seed": s, "default": 1.0,
+                    "points": [(e, 0.0, 1.0 if e < 8 else 0.5) for e in range(1, 9)]} for s in range(3)]
+    prior = [{"method": "prior-asha", "seed": s, "default": 1.0,
+              "points": [(e, 0.0, 0.5 if e < 2 else 0.1 * s) for e in range(1, 9)]} for s in range(3)]
+    table = search_efficiency.regrets(random_runs + prior, best=0.0)
+    # at 1/8 (epoch 1): random has only its default so far (1.0), prior 0.5; at all (8): 0.5 and 0.1 s
+    assert table["random"][1 / 8] == {0: 1.0, 1: 1.0, 2: 1.0} and table["prior-asha"][1 / 8] == {0: 0.5, 1: 0.5, 2: 0.5}
+    assert table["prior-asha"][1.0] == pytest.approx({0: 0.0, 1: 0.1, 2: 0.2})
+    paired = search_efficiency.paired_regret(table["prior-asha"][1.0], table["random"][1.0])
+    # differences -0.5, -0.4, -0.3: mean -0.4, lower at 3 of 3; 3 seeds: the exact sign-flip p is 2/8
+    assert paired["mean"] == pytest.approx(-0.4) and paired["lower"] == 3 and paired["p"] == pytest.approx(0.25)
+    lines = search_efficiency.regret_lines("task", table)
+    assert any(line.startswith("  target: prior-asha at 1/4") for line in lines)

@@ -129,7 +129,8 @@ class Recorder(Stopper):
     points: list = field(default_factory=list)  # (epochs, slot_s, incumbent)
     slot_s: dict = field(default_factory=dict)  # trial id: its time_total_s so far
     incumbent: float = math.nan
-    default: float = math.nan  # the documented default's full-length value (every sweep's first trial)
+    default_point: dict = field(default_factory=dict)  # {"loss/weights/main": 10.0, ...}: the sweep's first trial
+    default: float = math.nan  # its full-length value
 
     def __call__(self, trial_id, result) -> bool:
         self.slot_s[trial_id] = result.get("time_total_s", 0.0)
@@ -137,13 +138,21 @@ class Recorder(Stopper):
         final = result.get("epoch") == self.full_length and not result.get("stop_reason") and value is not None
         if final and (math.isnan(self.incumbent) or better(value, self.incumbent, self.mode)):
             self.incumbent = float(value)
-        if final and trial_id.endswith("_00000"):  # Tune numbers a sweep's trials from 0: the default
+        if final and self.default_point and is_point(result.get("config", {}), self.default_point):
             self.default = float(value)
         self.points.append((len(self.points) + 1, sum(self.slot_s.values()), self.incumbent))
         return False
 
     def stop_all(self) -> bool:
         return len(self.points) >= self.budget
+
+
+def is_point(config: dict, point: dict) -> bool:
+    """Whether a trial's nested config holds the flat point's values ("caps/mode": "A")."""
+    from losstune.trainables.config import flatten
+
+    flat = flatten(config)
+    return all(flat.get(key) == value for key, value in point.items())
 
 
 def better(a: float, b: float, mode: str) -> bool:
@@ -411,8 +420,12 @@ def run_method(task: Task, method: str, seed: int, argv: list[str], budget: int)
     stopped once it has spent `budget` epochs."""
     from losstune.search_spaces.registry import load_family
 
+    from losstune.search_spaces import default_point
+
     family = load_family(task.family)
-    recorder = Recorder(family.objective.metric, family.objective.mode, full_length(task, argv), budget=budget)
+    config = task_config(task, argv)
+    recorder = Recorder(family.objective.metric, family.objective.mode, config.train.epochs, budget=budget,
+                        default_point=default_point(family.space(task.space, config), config))
     started = time.time()
     run_sweep(argv, stop=recorder)
     return {"method": method, "seed": seed, "points": recorder.points, "budget": recorder.budget,

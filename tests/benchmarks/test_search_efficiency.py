@@ -352,9 +352,9 @@ def test_branch_lines_give_each_methods_share_per_branch_and_where_its_best_lay(
 
 
 def test_the_default_is_the_sweeps_first_trial_and_regret_is_normalised_between_it_and_the_best():
-    recorder = Recorder("val/loss", "min", full_length=1, budget=9)
-    recorder("abc12_00001", {"epoch": 1, "val/loss": 0.4})
-    recorder("abc12_00000", {"epoch": 1, "val/loss": 0.8})  # Tune's trial 0: the default, reported second
+    recorder = Recorder("val/loss", "min", full_length=1, budget=9, default_point={"caps/mode": "A", "optim/lr": 1e-3})
+    recorder("b", {"epoch": 1, "val/loss": 0.4, "config": {"caps": {"mode": "B"}, "optim": {"lr": 1e-3}}})
+    recorder("a", {"epoch": 1, "val/loss": 0.8, "config": {"caps": {"mode": "A"}, "optim": {"lr": 1e-3}}})  # the default
     assert recorder.default == 0.8 and recorder.incumbent == 0.4
     # default 0.8, best known 0.2: an incumbent of 0.4 has (0.4 - 0.2) / (0.8 - 0.2) = 1/3 of the gap left
     assert search_efficiency.normalised_regret(0.4, 0.8, 0.2) == pytest.approx(1 / 3)

@@ -433,7 +433,10 @@ def kill_first_driver_after_a_checkpoint(address: str, experiment: Path, killed:
         time.sleep(0.2)
 
 
-def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_path):
+def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_path, inject_faults):
+    # 0.3 s before each epoch of the first attempt: the 20 smoke epochs took 2 s in all, and a loaded
+    # machine's actor listing let the run finish before the kill came (restarts 0)
+    inject_faults(epoch_sleep_s=0.3)
     killed: list = []
     killer = threading.Thread(target=kill_first_driver_after_a_checkpoint, daemon=True, args=(
         local_ray.get_runtime_context().gcs_address, tmp_path / "driverloss", killed))

@@ -5,6 +5,8 @@ the variable before their Ray starts, so every worker inherits it, and write the
 a test wants a fault: tests/conftest.py `inject_faults`). The file holds any of
   crash_at_epoch   raise at the start of this epoch, on a run's first attempt only (not after a restart)
   nan_at_step      make this optimiser step's loss NaN
+  epoch_sleep_s    sleep this long before each epoch, on a run's first attempt only (a window in
+                   which a test can kill the run however fast the machine trains)
 and, optionally, `when`: {dotted config key: value}, so that only the runs of a sweep whose config
 has those values get the faults. Read once per run; costs one lookup when off.
 """
@@ -37,3 +39,10 @@ def crash_if_due(faults: dict, epoch: int, restarts: int) -> None:
 
 def poisoned(faults: dict, step: int, loss):
     return loss * float("nan") if step == faults.get("nan_at_step") else loss
+
+
+def sleep_if_due(faults: dict, restarts: int) -> None:
+    if faults.get("epoch_sleep_s") and restarts == 0:
+        import time
+
+        time.sleep(faults["epoch_sleep_s"])

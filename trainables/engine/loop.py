@@ -66,6 +66,7 @@ def train(family: Family, overrides: dict, session: Session | None = None) -> No
     for epoch in range(start_epoch, cfg.train.epochs):
         started = time.perf_counter()
         test_faults.crash_if_due(run.faults, epoch + 1, restarts)
+        test_faults.sleep_if_due(run.faults, restarts)
         family.on_epoch_start(run.accelerator.unwrap_model(run.model), epoch, cfg)  # e.g. a curriculum
         stats, step = run_epoch(run, train_loader, step)
         if epoch == start_epoch or epoch + 1 == cfg.train.epochs or (epoch + 1) % cfg.train.val_every == 0:

@@ -244,7 +244,8 @@ def test_a_prior_guided_sweep_of_a_branching_space_starts_from_the_default_and_g
                                                                                                        tmp_path):
     # --search prior (piBO through SMAC3) on hdr_patch's `all` space (cap modes A and B, nested
     # choices) under ASHA: the default first, SMAC's points in each trial's own branch, and the trials
-    # ASHA stopped reach the study as PRUNED
+    # ASHA stopped reach the study as PRUNED. A real sweep: Tune pickles the searcher and asks for a
+    # point while another trial runs, the two things that broke SMAC (unpicklable; ask looping)
     code = sweep.main(["hdr_patch", "--space", "all", "--search", "prior", "--prior-confidence", "high", "--trials", "4",
                        "--startup-trials", "1", "--smoke-test", "--confirm-top", "0", "--storage", str(tmp_path),
                        "--name", "prior"])

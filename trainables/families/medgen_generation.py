@@ -162,7 +162,8 @@ def generated_features(model, cfg, reference: dict, batch: int = 16) -> dict:
     torch.distributed each worker generates its share, and the workers exchange their features:
     every worker ends with the features of all the batches, in order, as one process would."""
     starts = range(0, len(reference["masks"]), batch)
-    every = exchanged(share(model, cfg, reference, *worker_place(), batch), worker_place()[1])
+    rank, world = worker_place()
+    every = exchanged(share(model, cfg, reference, rank, world, batch), world)
     return {name: torch.cat([every[i][name] for i in starts]) for name in reference["extractors"]}
 
 

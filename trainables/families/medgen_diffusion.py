@@ -30,7 +30,8 @@ from losstune.trainables.engine.loop_config import unet_misfit
 from losstune.trainables.families import medgen_diffusion_config as settings
 from losstune.trainables.families import medgen_generation
 from losstune.trainables.families.medgen_augment import draw_batch, each, omega_classes, sda_transforms
-from losstune.trainables.families.latent_space import LatentSpace, autoencoder, check_fits, space_of
+from losstune.trainables.families.diffusion_spaces import space_of
+from losstune.trainables.families.latent_space import autoencoder, check_fits
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, check_lpips, lpips_of, perceptual_term,
                                                        predict, scheduler_of, self_conditioning, training_times,
@@ -136,9 +137,11 @@ def build(cfg) -> Parts:
     train_set, val_items = make_items(cfg, train_subjects, cfg.data.augment, mode), make_items(cfg, val_subjects, False, mode)
     channels_in, channels_out = mode_channels(mode)
     noise_shape = None
-    if latent(cfg):  # the UNet denoises the autoencoder's latents, conditioned on the mask at their size
-        noise_shape = tuple(space_of(cfg).encode(val_items[0][0][None]).shape[1:])
-        channels_in, channels_out = noise_shape[0] + channels_in - channels_out, noise_shape[0]
+    if cfg.space.name != "pixel":  # the network denoises the space's cells, conditioned on the mask moved there
+        image, cond = val_items[0][0][None], val_items[0][1][None]
+        z = space_of(cfg).encode(image)
+        noise_shape = tuple(z.shape[1:])
+        channels_in, channels_out = noise_shape[0] + space_of(cfg).condition(cond, z).shape[1], noise_shape[0]
     m, r = cfg.model, cfg.regularisation
     model = DiffusionNet(m.spatial_dims, channels_in, channels_out, m.widths, m.attention, m.res_blocks, m.norm_groups,
                          m.head_channels, m.flash_attention, omega_classes(cfg))
@@ -153,11 +156,11 @@ def latent(cfg) -> bool:
 
 def diffused(cfg, x0: torch.Tensor, cond: torch.Tensor) -> tuple:
     """What the network denoises and is conditioned on: the images and mask as they are in pixel
-    space; in latent space the frozen encoder's scaled latents and the mask pooled to their size."""
-    if not latent(cfg):
-        return x0, cond
-    z0 = space_of(cfg).encode(x0)
-    return z0, LatentSpace.condition(cond, z0)
+    space; else the space's encoding of the images and the mask moved to it (in latent space the
+    frozen encoder's scaled latents and the mask pooled to their size)."""
+    space = space_of(cfg)
+    z0 = space.encode(x0)
+    return z0, space.condition(cond, z0)
 
 
 # --- loss --------------------------------------------------------------------------------------------
@@ -260,8 +263,8 @@ def val_metrics(model, batch, cfg, extras):
         estimates.append(x0_estimate(strategy, scheduler, x_t, prediction, timesteps).float())
     out["mse"] = torch.stack([out[f"t{name}"] for name in BIN_NAMES]).mean(0)
     out["total"] = out["mse"]
-    if latent(cfg):  # judged in pixel space, comparable with pixel-space trials
-        estimates = [space_of(cfg).decode(e).float() for e in estimates]
+    # judged in pixel space, comparable with pixel-space trials
+    estimates = [space_of(cfg).decode(e).float() for e in estimates]
     estimates = [e.clamp(0, 1) for e in estimates]
     if uses_perceptual(cfg):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(

@@ -125,10 +125,13 @@ class RegularisationConfig:
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    """seed "Spaces": PixelSpace (the default) or LatentSpace, the frozen autoencoder of a trained
-    medgen_compression checkpoint (trainables/families/latent_space.py)."""
+    """seed "Spaces": PixelSpace (the default); SpaceToDepthSpace and WaveletSpace, exact
+    rearrangements of the pixels at half the sides (trainables/families/diffusion_spaces.py); or
+    LatentSpace, the frozen autoencoder of a trained medgen_compression checkpoint
+    (trainables/families/latent_space.py)."""
 
-    name: Literal["pixel", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
+    name: Literal["pixel", "space_to_depth", "wavelet", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
+    factor: int = 2  # space_to_depth: seed "Spaces" scale_factor 2 (the wavelet's is 2 by construction)
     checkpoint: str = ""  # latent: a medgen_compression checkpoint folder
     scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
     # latent: a checkpoint whose run stopped on a health check is refused unless this is set
@@ -136,10 +139,17 @@ class SpaceConfig:
 
     def __post_init__(self):
         at_least("scale_factor", self.scale_factor, 0.0)
+        at_least("factor", self.factor, 2)
         if self.name == "latent" and not self.checkpoint:
             raise ConfigError("checkpoint", "is required for space.name=latent (a medgen_compression checkpoint folder)")
         if self.checkpoint and not os.path.isdir(self.checkpoint):
             raise ConfigError("checkpoint", f"{self.checkpoint}: no such folder")
+
+    @property
+    def shrink(self) -> int:
+        """How many times the space shrinks each side before the network sees it (latent: checked
+        against its autoencoder in check_data)."""
+        return {"space_to_depth": self.factor, "wavelet": 2}.get(self.name, 1)
 
 
 @dataclass(frozen=True)
@@ -244,8 +254,8 @@ class Config:
 
     def __post_init__(self):
         loss = self.loss
-        if loss.perceptual_weight > 0 and self.space.name == "latent":
-            raise ConfigError("loss.perceptual_weight", "is pixel space only; set it to 0 with space.name=latent")
+        if loss.perceptual_weight > 0 and self.space.name != "pixel":
+            raise ConfigError("loss.perceptual_weight", f"is pixel space only; set it to 0 with space.name={self.space.name}")
         if loss.perceptual_weight > 0 and self.data.mode != "seg" and not loss.perceptual_weights_path:
             raise ConfigError("loss.perceptual_weights_path",
                               "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
@@ -261,6 +271,11 @@ class Config:
         rotation needs a square H-W plane."""
         if self.score_aug.enabled and self.sda.enabled:
             raise ConfigError("sda.enabled", "and score_aug.enabled serve one purpose two ways: use one")
+        moved = "score_aug.enabled" if self.score_aug.enabled else "sda.enabled" if self.sda.enabled else ""
+        if moved and self.space.name in ("space_to_depth", "wavelet"):
+            # a rotation or flip of the rearranged cells is not the rotated image's rearrangement
+            raise ConfigError(moved, f"rotates and flips the network's input, which in space.name={self.space.name} "
+                                     "is not an image: use space.name=pixel")
         rotates = (self.score_aug.enabled and self.score_aug.rotation) or (self.sda.enabled and self.sda.rotation)
         _, described, sides = image_sides(self.data, self.model.spatial_dims)
         if rotates and sides[0] != sides[1]:
@@ -269,9 +284,16 @@ class Config:
                               "do not fit (H != W); turn rotation off")
 
     def check_images_fit_the_unet(self) -> None:
+        """In space_to_depth and wavelet space the UNet sees every side shrunk by the space's factor."""
         name, described, sides = image_sides(self.data, self.model.spatial_dims)
-        if why := unet_misfit(sides, self.model.widths, "model.widths"):
-            raise ConfigError(name, f"{described} images {why}")
+        shrink = self.space.shrink
+        if any(side % shrink for side in sides):
+            raise ConfigError(name, f"{described} images do not fit space.name={self.space.name}, which shrinks "
+                                    f"every side {shrink}x: each must be a multiple of {shrink}")
+        seen = tuple(side // shrink for side in sides)
+        if why := unet_misfit(seen, self.model.widths, "model.widths"):
+            where = f" (in {self.space.name} space, {'x'.join(map(str, seen))})" if shrink > 1 else ""
+            raise ConfigError(name, f"{described} images{where} {why}")
 
 
 PRESETS = {

@@ -13,7 +13,7 @@ import math
 import torch
 
 from losstune.losses.diffusion import make_noise_scheduler
-from losstune.trainables.families.latent_space import LatentSpace, space_of
+from losstune.trainables.families.diffusion_spaces import space_of
 
 
 def sampling_scheduler(cfg, sample_shape: tuple[int, ...]):
@@ -34,15 +34,15 @@ def sampling_scheduler(cfg, sample_shape: tuple[int, ...]):
 def generate(model, cfg, cond: torch.Tensor, sample_shape: tuple[int, ...], seed: int | None = None) -> torch.Tensor:
     """len(cond) samples (pixel space, [0, 1]) conditioned on the masks `cond` ([N, C, *image]; C = 0
     in seg mode); `sample_shape`: what the network denoises per sample ([channels, *size] of the
-    images, or of their latents)."""
+    images, or of their encoding in the run's space)."""
     from monai.inferers import DiffusionInferer
 
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(cfg.generation.seed if seed is None else seed)
     noise = torch.randn((len(cond), *sample_shape), generator=generator).to(device)
-    latent = cfg.space.name == "latent"
+    space = space_of(cfg)
     cond = cond.to(device)
-    condition = LatentSpace.condition(cond, noise) if latent else cond
+    condition = space.condition(cond, noise)
     scheduler = sampling_scheduler(cfg, sample_shape)
     was_training = model.training
     model.eval()
@@ -51,8 +51,7 @@ def generate(model, cfg, cond: torch.Tensor, sample_shape: tuple[int, ...], seed
                                                      verbose=False)
     finally:
         model.train(was_training)
-    if latent:
-        samples = space_of(cfg).decode(samples)
+    samples = space.decode(samples)
     return samples.float().clamp(0.0, 1.0)
 
 
@@ -140,7 +139,7 @@ def references(cfg, model, count: int, extractors: dict | None = None) -> dict:
     val = images["val"]
     masks = torch.stack([val[k % len(val)][1] for k in range(count)])
     first = val[0][0][None]
-    shape = tuple(first.shape[1:]) if cfg.space.name != "latent" else tuple(space_of(cfg).encode(first).shape[1:])
+    shape = tuple(space_of(cfg).encode(first).shape[1:])
     return {"extractors": extractors, "features": features, "masks": masks, "sample_shape": shape}
 
 

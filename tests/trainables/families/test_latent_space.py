@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from losstune.trainables.families import latent_space
+from losstune.trainables.families import diffusion_spaces, latent_space
 from losstune.trainables.families import medgen_compression as compression
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import make_config
@@ -38,6 +38,7 @@ def diffusion(folder, overrides=None):
 def fresh_caches():
     latent_space.autoencoder.cache_clear()
     latent_space.space_of.cache_clear()
+    diffusion_spaces.space_of.cache_clear()
     yield
 
 

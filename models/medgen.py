@@ -45,12 +45,17 @@ class DiffusionNet(nn.Module):
             omega = torch.zeros(len(x), dtype=torch.long, device=x.device)
         return self.unet(x, timesteps, context, class_labels=omega)
 
+    def feature_blocks(self) -> dict:
+        """The blocks feature perturbation may add noise after."""
+        unet = self.unet
+        return {"encoder": list(unet.down_blocks), "mid": [unet.middle_block], "decoder": list(unet.up_blocks)}
 
-def add_feature_noise(unet: nn.Module, layers: tuple[str, ...], std: float) -> list:
-    """Forward hooks that add N(0, std^2) to the output of the UNet's encoder blocks, middle block
-    and/or decoder blocks while training (seed "Feature Perturbation"; like continuous dropout).
-    Returns the hook handles."""
-    blocks = {"encoder": list(unet.down_blocks), "mid": [unet.middle_block], "decoder": list(unet.up_blocks)}
+
+def add_feature_noise(network: nn.Module, layers: tuple[str, ...], std: float) -> list:
+    """Forward hooks that add N(0, std^2) to the output of the network's encoder blocks, middle
+    block(s) and/or decoder blocks while training (seed "Feature Perturbation"; like continuous
+    dropout). Returns the hook handles."""
+    blocks = network.feature_blocks()
 
     def perturb(module, inputs, output):
         if not module.training:

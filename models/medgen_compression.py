@@ -16,14 +16,34 @@ from torch import nn
 KINDS = ("vae", "vqvae", "dcae")
 
 
+def channel_counts(latent: int, least: int, step: int) -> tuple[int, ...]:
+    """DC-AE 1.5's options for how many leading latent channels a sample keeps: least, least + step,
+    ..., latent (seed: "[16, 20, 24, ..., c]")."""
+    return tuple(range(least, latent + 1, step))
+
+
+def channel_mask(like: torch.Tensor, counts: tuple[int, ...]) -> torch.Tensor:
+    """[B, C, 1, ...]: 1 on each sample's first c' channels, c' drawn from `counts`, 0 after
+    (DC-AE 1.5's structured latent: early channels must carry the structure on their own)."""
+    drawn = torch.tensor(counts, device=like.device)[torch.randint(len(counts), (len(like),), device=like.device)]
+    keep = torch.arange(like.shape[1], device=like.device)[None] < drawn[:, None]
+    return keep.to(like.dtype).view(*keep.shape, *([1] * (like.ndim - 2)))
+
+
 class Compression(nn.Module):
-    def __init__(self, kind: str, autoencoder: nn.Module, discriminator: nn.Module | None = None):
+    def __init__(self, kind: str, autoencoder: nn.Module, discriminator: nn.Module | None = None,
+                 structured: tuple[int, ...] = ()):
+        """`structured` (DC-AE only): the channel counts of DC-AE 1.5's masking; while training, each
+        sample's latent keeps a count drawn from them before it is decoded; () = off."""
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if structured and kind != "dcae":
+            raise ValueError("structured latent channels are DC-AE 1.5's")
         self.kind = kind
         self.autoencoder = autoencoder
         self.discriminator = discriminator
+        self.structured = tuple(structured)
         # epochs done: the adversarial terms start at gan.start_epoch (kept in the checkpoint)
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
 
@@ -39,6 +59,9 @@ class Compression(nn.Module):
             if not self.training:  # which code each latent vector took: the codebook's usage
                 extras["codes"] = ae.quantizer.quantize(encoded)
             return ae.decode(quantized), extras
+        if self.structured and self.training:
+            latent = ae.encode(x).latent
+            return ae.decode(latent * channel_mask(latent, self.structured)).sample, {}
         return ae(x).sample, {}
 
     @torch.no_grad()

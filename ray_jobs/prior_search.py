@@ -162,7 +162,8 @@ class PriorSampler(optuna.samplers.BaseSampler):
         if trial.number not in self.asked:
             self.tell_finished(study)
             self.asked[trial.number] = self.smac.ask()
-        return self.coded[param_name].value(self.asked[trial.number].config[param_name])
+        value = self.coded[param_name].value(self.asked[trial.number].config[param_name])
+        return within(value, param_distribution)
 
     def tell_finished(self, study) -> None:
         """Tell SMAC every finished trial of the study it has not been told."""
@@ -207,3 +208,11 @@ def outcome(trial) -> float | None:
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
         return float(trial.intermediate_values[max(trial.intermediate_values)])
     return None
+
+
+def within(value, distribution):
+    """SMAC's value inside this trial's own distribution: a define-by-run space may narrow a range by
+    an earlier choice (medgen's `architecture`: each kind's width), while SMAC searches the union."""
+    if isinstance(distribution, CategoricalDistribution):
+        return value if value in distribution.choices else distribution.choices[0]
+    return min(max(value, distribution.low), distribution.high)

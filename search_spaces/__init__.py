@@ -72,9 +72,19 @@ def space_distributions(space: dict | Callable, count: int = 256, seed: int = 0)
     what a point of the space may hold, for checking hand-picked or earlier sweeps' points against it."""
     distributions, shapes = {}, set()
     for trial in random_trials(space, count, seed):
-        distributions.update(trial.distributions)
+        for name, distribution in trial.distributions.items():
+            distributions[name] = widened(distributions.get(name), distribution)
         shapes.add(frozenset(trial.params))
     return distributions, shapes
+
+
+def widened(seen, distribution):
+    """One number's range over every point: a define-by-run space may set it by an earlier choice
+    (medgen_diffusion's `architecture`: each kind's width), so its points span the union."""
+    if seen is None or isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return distribution
+    return type(distribution)(min(seen.low, distribution.low), max(seen.high, distribution.high), log=distribution.log,
+                              step=distribution.step)
 
 
 def outside(distribution, value) -> str:

@@ -89,6 +89,21 @@ def everything(trial) -> None:
     optimizer(trial)
 
 
+def architecture(trial, config) -> None:
+    """The denoiser itself (seed "Model Architectures": UNet, DiT, HDiT, UViT; its claim "DiT showed
+    no improvement over UNet"), each transformer at the width where its parameter count is nearest
+    the base config's UNet (trainables/families/medgen_denoisers.matched_width), so the comparison
+    is of architectures, not of sizes. The width is an integer range of one value per kind (a
+    categorical's choices may not change between trials), recorded with each trial; patch size
+    and variant stay the base config's."""
+    from losstune.trainables.families.medgen_denoisers import matched_width
+
+    kind = trial.suggest_categorical("model/kind", ["unet", "dit", "hdit", "uvit"])  # seed: unet
+    if kind != "unet":
+        width = matched_width(config, kind)
+        trial.suggest_int("model/width", width, width)
+
+
 SPACES = {"weights": weights, "weights_perceptual": weights_perceptual, "schedule": schedule,
-          "regularisation": regularisation, "optimizer": optimizer, "all": everything}
+          "regularisation": regularisation, "optimizer": optimizer, "architecture": architecture, "all": everything}
 DEFAULT_SPACE = "weights"

@@ -59,7 +59,7 @@ def test_feature_noise_perturbs_only_while_training(layers):
     torch.nn.init.normal_(net.unet.out[-1].conv.weight)  # MONAI zero-initialises the output conv
     inputs = (torch.randn(2, 2, 16, 16), torch.tensor([5, 500]))
     clean = net(*inputs)
-    handles = add_feature_noise(net.unet, layers, std=0.1)
+    handles = add_feature_noise(net, layers, std=0.1)
     assert len(handles) == sum({"mid": 1, "encoder": 3, "decoder": 3}[layer] for layer in layers)  # one per block
     net.train()
     first, second = net(*inputs), net(*inputs)

@@ -455,3 +455,33 @@ def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_p
     assert history["epoch"].tolist() == list(range(1, 21))  # each epoch once, those before the loss too
     assert os.path.isdir(trials.loc[0, "best_checkpoint"])
     assert [t.state for t in study(tmp_path / "driverloss", "driverloss").trials] == [optuna.trial.TrialState.COMPLETE]
+
+
+def test_medgen_architecture_sweep_trains_each_denoiser_in_wavelet_space_on_real_mri(local_ray, tmp_path):
+    # seed 001's denoisers (UNet, DiT, HDiT, UViT) as one sweep compares them, each transformer at
+    # the UNet's parameter count, in 3D wavelet space, on subjects of real brain MRI (nibabel's NIfTI
+    # files): every kind through Ray's TorchTrainer, since the model is built and run on its worker
+    # (the kinds and spaces are checked in-process in tests/trainables/families/)
+    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.config import merge
+    from losstune.trainables.family_api import make_config
+    from losstune.trainables.families.medgen_denoisers import matched_width
+
+    from tests.data.real_mri import brain_subjects
+
+    family = load_family("medgen_diffusion")
+    base = make_config(family, merge(family.smoke, {"model": {"spatial_dims": 3}}))
+    widths = {kind: matched_width(base, kind) for kind in ("dit", "hdit", "uvit")}
+    picks = tmp_path / "picks.json"
+    picks.write_text(json.dumps([{"model/kind": kind, "model/width": width} for kind, width in widths.items()]))
+    code = sweep.main(["medgen_diffusion", "--space", "architecture", "--trials", "4", "--smoke-test", "--epochs", "1",
+                       "--confirm-top", "0",
+                       "--scheduler", "none", "--storage", str(tmp_path), "--name", "arch", "--enqueue", str(picks),
+                       "--set", "model.spatial_dims=3", "--set", "space.name=wavelet", "--set", "train.batch_size=2",
+                       "--data", brain_subjects(tmp_path / "subjects")])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "arch" / "trials.parquet").set_index("config/model/kind")
+    assert sorted(trials.index) == ["dit", "hdit", "unet", "uvit"] and (trials["status"] == "COMPLETED").all()
+    assert trials["final/val/mse"].map(math.isfinite).all() and (trials["final/val/psnr"] > 0).all()
+    for kind, width in widths.items():
+        assert trials.loc[kind, "config/model/width"] == width

@@ -40,11 +40,21 @@ class DataConfig:
         at_least("subjects", self.subjects, 2)  # one to train on, one to validate
 
 
+# seed "Model Architectures": each transformer's documented variant and patch size (model/dit.yaml
+# variant B patch 2, hdit_3d.yaml S patch 4, uvit_3d.yaml S patch 8); widths, depths and heads per
+# variant are models/medgen_transformers.VARIANTS
+TRANSFORMER_DEFAULTS = {"dit": ("B", 2), "hdit": ("S", 4), "uvit": ("S", 8)}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """seed "Model Architectures: UNet": channels [128, 256, 256], attention [false, true, true],
-    num_res_blocks 1; the head size is MONAI's default (the seed names none)."""
+    """seed "Model Architectures": the UNet (the default) with channels [128, 256, 256], attention
+    [false, true, true], num_res_blocks 1, the head size MONAI's default (the seed names none); or a
+    transformer, DiT, HDiT or UViT (models/medgen_transformers.py), of the seed's variants and patch
+    sizes. `width`, `depth`, `heads` (0: the variant's) size a transformer outside the seed's table;
+    an `architecture` sweep sets `width` to match the UNet's parameter count."""
 
+    kind: Literal["unet", "dit", "hdit", "uvit"] = "unet"  # seed model.type: unet is the default
     spatial_dims: int = 2
     widths: tuple[int, ...] = (128, 256, 256)
     attention: tuple[bool, ...] = (False, True, True)
@@ -56,11 +66,61 @@ class ModelConfig:
     # 64x64 = 4096 positions) is 16 x 32 x 4096^2 floats = 34 GB in one layer: off, a default trial
     # could not train on a 24 GiB machine (benchmarks/memory.py).
     flash_attention: bool = True
+    variant: str = ""  # transformers: "" = the seed's per kind (TRANSFORMER_DEFAULTS)
+    patch_size: int = 0  # transformers: 0 = the seed's per kind; seed "1, 2, 4, or 8"
+    width: int = 0  # transformers: 0 = the variant's
+    depth: int = 0  # dit, uvit: 0 = the variant's
+    heads: int = 0  # 0 = the variant's
+    level_depths: tuple[int, ...] = (2, 4, 6, 4, 2)  # hdit: seed "Blocks per level (must be odd-length)"
+    qk_norm: bool = True  # dit, hdit: seed "qk_norm: true"
+    uvit_qk_norm: bool = False  # uvit: seed "qk_norm: false  # Paper default"
 
     def __post_init__(self):
         if self.spatial_dims not in (2, 3):
             raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
         check_unet_sizes(self)
+        if self.kind == "unet":
+            return
+        from losstune.models.medgen_transformers import VARIANTS
+
+        if self.variant and self.variant not in VARIANTS[self.kind]:
+            raise ConfigError("variant", f"{self.variant!r} is not a {self.kind} variant (seed: "
+                                         f"{', '.join(VARIANTS[self.kind])})")
+        if self.patch_size not in (0, 1, 2, 4, 8):
+            raise ConfigError("patch_size", f"must be 1, 2, 4 or 8 (seed), got {self.patch_size}")
+        for name in ("width", "depth", "heads"):
+            at_least(name, getattr(self, name), 0)
+        if self.kind == "uvit" and self.transformer_size()[1] % 2 == 0:
+            raise ConfigError("depth", f"must be odd for uvit (encoder half, one middle block, decoder half), "
+                                       f"got {self.transformer_size()[1]}")
+        if self.kind == "hdit" and (len(self.level_depths) % 2 == 0 or min(self.level_depths) < 1):
+            raise ConfigError("level_depths", f"must be an odd number of depths of at least 1 (seed), "
+                                              f"got {list(self.level_depths)}")
+        width, _, heads = self.transformer_size()
+        if width % heads or (width // heads) % 2:
+            raise ConfigError("width", f"{width} must split into {heads} heads of an even size")
+
+    def transformer_size(self) -> tuple[int, int, int]:
+        """(width, depth, heads): the variant's, each replaced where set."""
+        from losstune.models.medgen_transformers import VARIANTS
+
+        variant = self.variant or TRANSFORMER_DEFAULTS[self.kind][0]
+        width, depth, heads = VARIANTS[self.kind][variant]
+        return self.width or width, self.depth or depth, self.heads or heads
+
+    @property
+    def patch(self) -> int:
+        return self.patch_size or TRANSFORMER_DEFAULTS[self.kind][1]
+
+    def misfit(self, sides) -> str:
+        """Why this network cannot take inputs of these sides ("" where it can)."""
+        if self.kind == "unet":
+            return unet_misfit(sides, self.widths, "model.widths")
+        step = self.patch * (2 ** (len(self.level_depths) // 2) if self.kind == "hdit" else 1)
+        if all(side % step == 0 for side in sides):
+            return ""
+        merges = f" and its {len(self.level_depths) // 2} token merges" if self.kind == "hdit" else ""
+        return f"do not fit model.patch_size {self.patch}{merges} of the {self.kind}: every side must be a multiple of {step}"
 
 
 @dataclass(frozen=True)
@@ -136,10 +196,22 @@ class SpaceConfig:
     scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
     # latent: a checkpoint whose run stopped on a health check is refused unless this is set
     accept_unhealthy: bool = False  # not in the seed
+    # latent, a DC-AE 1.5 checkpoint (model.dcae.structured_latent): seed "augmented diffusion
+    # training", each sample's latent noised and judged on its first c' channels only, c' drawn as
+    # the autoencoder was trained; the seed says both "MUST" be on together. 0: the checkpoint's.
+    augmented_diffusion: bool = False  # seed training.augmented_diffusion.enabled false
+    min_channels: int = 0  # seed "Match AE settings"
+    channel_step: int = 0
 
     def __post_init__(self):
         at_least("scale_factor", self.scale_factor, 0.0)
         at_least("factor", self.factor, 2)
+        at_least("min_channels", self.min_channels, 0)
+        at_least("channel_step", self.channel_step, 0)
+        if self.augmented_diffusion and self.name != "latent":
+            # the seed ignores it outside latent space; refused here, so a sweep never varies a no-op
+            raise ConfigError("augmented_diffusion", f"masks latent channels; space.name={self.name} has none "
+                                                     "(use space.name=latent with a DC-AE 1.5 checkpoint)")
         if self.name == "latent" and not self.checkpoint:
             raise ConfigError("checkpoint", "is required for space.name=latent (a medgen_compression checkpoint folder)")
         if self.checkpoint and not os.path.isdir(self.checkpoint):
@@ -263,7 +335,7 @@ class Config:
         if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
             raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
         if self.space.name != "latent":  # the UNet denoises the images themselves (latents: check_data)
-            self.check_images_fit_the_unet()
+            self.check_images_fit_the_network()
         self.check_augmentation()
 
     def check_augmentation(self) -> None:
@@ -283,7 +355,7 @@ class Config:
                               f"turns the H-W plane by 90 degrees, which {described} images of {list(sides)} "
                               "do not fit (H != W); turn rotation off")
 
-    def check_images_fit_the_unet(self) -> None:
+    def check_images_fit_the_network(self) -> None:
         """In space_to_depth and wavelet space the UNet sees every side shrunk by the space's factor."""
         name, described, sides = image_sides(self.data, self.model.spatial_dims)
         shrink = self.space.shrink
@@ -291,7 +363,7 @@ class Config:
             raise ConfigError(name, f"{described} images do not fit space.name={self.space.name}, which shrinks "
                                     f"every side {shrink}x: each must be a multiple of {shrink}")
         seen = tuple(side // shrink for side in sides)
-        if why := unet_misfit(seen, self.model.widths, "model.widths"):
+        if why := self.model.misfit(seen):
             where = f" (in {self.space.name} space, {'x'.join(map(str, seen))})" if shrink > 1 else ""
             raise ConfigError(name, f"{described} images{where} {why}")
 

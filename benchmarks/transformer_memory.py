@@ -1,0 +1,119 @@
+"""python benchmarks/transformer_memory.py [--kinds dit hdit uvit] [--quick]
+
+Training memory of medgen_diffusion's transformer denoisers (models/medgen_transformers.py) per
+variant, patch size and volume, the seed's "Memory is O(n^2) in tokens" and its VRAM profiling as
+figures a CPU can give (seed 001 "DiT", "HDiT": misc/profile_dit_memory.py needs a GPU):
+  - measured: the bytes autograd saves for the backward pass (saved_tensors_hooks, each storage
+    once, the parameters left out) in one forward of batch 1 in float32 on this CPU, at two small
+    3D volumes per variant and patch, and the model's state (weights, gradients, AdamW's two
+    moments: 16 bytes a parameter);
+  - extrapolated: saved(n) = a n + b n^2 through the two measured token counts n, at the seed's
+    volumes (128x128x160, 256x256x160) and batch 1. Under bf16 autocast the activations are
+    about half. torch's CPU attention is a fused kernel that saves no n x n matrix, as flash
+    attention on a GPU does not, so b comes out near 0: the n^2 the seed names is attention's
+    compute, and its memory where attention is unfused.
+The table goes to benchmarks/README.md; a GPU's figures (torch.cuda.max_memory_allocated) come
+from benchmarks/gpu.py when one is lent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import machine  # noqa: E402
+
+SEED_VOLUMES = [(128, 128, 160), (256, 256, 160)]
+PATCHES = {"dit": (2, 4, 8), "hdit": (4,), "uvit": (8,)}  # seed: DiT "1, 2, 4, or 8"; HDiT 4; UViT 8
+STATE_BYTES = 16  # float32 weight, gradient and AdamW's two moments
+
+
+def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """What autograd keeps from one forward for the backward, parameters excepted."""
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(x, torch.tensor([500])).sum()
+    return sum(seen.values())
+
+
+def measured_sides(kind: str, patch: int) -> list[tuple[int, ...]]:
+    """Two small volumes whose token grids HDiT's two merges can halve (4 and 8 a side), cubes."""
+    return [(patch * grid,) * 3 for grid in (4, 8)]
+
+
+def fit(points: list[tuple[int, int]]) -> tuple[float, float]:
+    """(a, b) of a n + b n^2 through two (n, bytes) points."""
+    (n1, y1), (n2, y2) = points
+    b = (y2 / n2 - y1 / n1) / (n2 - n1)
+    return y1 / n1 - b * n1, b
+
+
+def tokens(sides, patch) -> int:
+    count = 1
+    for side in sides:
+        count *= side // patch
+    return count
+
+
+def main() -> None:
+    from losstune.models.medgen_transformers import VARIANTS, parameter_count
+    from losstune.trainables.families.medgen_denoisers import transformer
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--kinds", nargs="+", default=["dit", "hdit", "uvit"], choices=["dit", "hdit", "uvit"])
+    p.add_argument("--quick", action="store_true", help="the S variant of each kind only")
+    args = p.parse_args()
+    torch.set_grad_enabled(True)
+    print(f"training memory, batch 1, float32, bravo (2 channels in, 1 out), 3D ({machine()}):")
+    head = " | ".join(f"{'x'.join(map(str, v))} (n)" for v in SEED_VOLUMES)
+    print(f"| kind | variant | patch | parameters | state (GB) | saved at n=64, 512 (MB) | {head} |")
+    print("|---|---|---|---|---|---|" + "---|" * len(SEED_VOLUMES))
+    for kind in args.kinds:
+        for variant, (width, depth, heads) in VARIANTS[kind].items():
+            if args.quick and variant != "S":
+                continue
+            for patch in PATCHES[kind]:
+                row(kind, variant, patch, width, depth, heads, transformer, parameter_count)
+
+
+class Model:  # the `model` section transformer() reads
+    def __init__(self, kind, patch):
+        self.kind, self.spatial_dims, self.patch, self.qk_norm, self.uvit_qk_norm = kind, 3, patch, True, False
+        self.level_depths = (2, 4, 6, 4, 2)
+
+
+def row(kind, variant, patch, width, depth, heads, transformer, parameter_count) -> None:
+    started, points, count = time.time(), [], 0
+    for sides in measured_sides(kind, patch):
+        torch.manual_seed(0)
+        model = transformer(Model(kind, patch), 2, 1, sides, 0, width, depth, heads)
+        count = parameter_count(model)
+        points.append((tokens(sides, patch), saved_bytes(model, torch.randn(1, 2, *sides))))
+        del model
+    a, b = fit(points)
+    state = STATE_BYTES * count / 1e9
+    cells = []
+    for volume in SEED_VOLUMES:
+        n = tokens(volume, patch)
+        cells.append(f"{state + (a * n + b * n * n) / 1e9:.1f} GB ({n:,})")
+    saved = ", ".join(f"{y / 1e6:.0f}" for _, y in points)
+    print(f"| {kind} | {variant} | {patch} | {count / 1e6:.1f}M | {state:.1f} | {saved} | {' | '.join(cells)} |"
+          f"  <!-- {time.time() - started:.0f} s -->", flush=True)
+
+
+if __name__ == "__main__":
+    main()

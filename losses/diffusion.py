@@ -107,6 +107,11 @@ def min_snr_weights(snr_values: torch.Tensor, gamma: float) -> torch.Tensor:
     return (gamma / snr_values).clamp(max=1.0)
 
 
-def per_sample_mse(prediction: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per sample, in float32 also under bf16 autocast."""
-    return (prediction.float() - goal.float()).pow(2).flatten(1).mean(1)
+def per_sample_mse(prediction: torch.Tensor, goal: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error per sample, in float32 also under bf16 autocast; with `keep` ([B, C, 1, ...],
+    0 or 1 per channel: DC-AE 1.5's augmented diffusion) the mean over each sample's kept channels."""
+    squared = (prediction.float() - goal.float()).pow(2)
+    if keep is None:
+        return squared.flatten(1).mean(1)
+    kept = keep.float().expand_as(squared)
+    return (squared * kept).flatten(1).sum(1) / kept.flatten(1).sum(1)

@@ -141,3 +141,13 @@ def test_per_sample_mse_is_float32_and_per_sample():
     prediction = torch.tensor([[1.0, 1, 1, 1], [2, 0, 0, 0], [0, 0, 0, 0]]).to(torch.bfloat16)
     mse = per_sample_mse(prediction, torch.zeros(3, 4))
     assert mse.dtype == torch.float32 and torch.equal(mse, torch.tensor([1.0, 1.0, 0.0]))
+
+
+def test_per_sample_mse_over_the_kept_channels_by_hand():
+    # sample 0 keeps channel 0 only: its errors there 1 and 3 -> (1 + 9) / 2 = 5; sample 1 keeps
+    # both: (1 + 9 + 4 + 0) / 4 = 3.5. Unmasked, sample 0 would be (1 + 9 + 16 + 16) / 4 = 10.5
+    prediction = torch.tensor([[[1.0, 3.0], [4.0, 4.0]], [[1.0, 3.0], [2.0, 0.0]]])
+    keep = torch.tensor([[[1.0], [0.0]], [[1.0], [1.0]]])
+    mse = per_sample_mse(prediction, torch.zeros_like(prediction), keep)
+    assert mse.tolist() == [5.0, 3.5]
+    assert per_sample_mse(prediction, torch.zeros_like(prediction))[0].item() == 10.5

@@ -69,3 +69,31 @@ def test_the_vq_term_is_the_unweighted_commitment_mse():
     quantized, _ = model.autoencoder.quantize(encoded)
     _, extras = model(x)
     assert extras["quantization_loss"].item() == pytest.approx((encoded - quantized).pow(2).mean().item(), rel=1e-5)
+
+
+def test_dc_ae_1_5_channel_counts_and_masks_by_hand():
+    # seed: "[16, 20, 24, ..., c]"; for c = 32: 16, 20, 24, 28, 32
+    assert nets.channel_counts(32, 16, 4) == (16, 20, 24, 28, 32)
+    torch.manual_seed(0)
+    mask = nets.channel_mask(torch.zeros(64, 8, 2, 2), (2, 5, 8))
+    assert mask.shape == (64, 8, 1, 1)
+    kept = mask.flatten(1).sum(1)
+    assert set(kept.tolist()) == {2.0, 5.0, 8.0}  # each sample keeps one of the counts ...
+    # ... as its leading channels: [1, 1, 0, 0, 0, 0, 0, 0] for 2
+    assert all(mask[i].flatten().tolist() == [1.0] * int(k) + [0.0] * (8 - int(k)) for i, k in enumerate(kept))
+
+
+def test_a_structured_dc_ae_masks_its_latent_while_training_only():
+    torch.manual_seed(0)
+    autoencoder = nets.dcae(1, 8, (8, 16, 32, 32, 64, 64), 1, 0.3189, False)
+    model = nets.Compression("dcae", autoencoder, structured=(2, 4, 8))
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        full = autoencoder.decode(autoencoder.encode(x).latent).sample
+        model.eval()
+        assert torch.equal(model(x)[0], full)  # judged (and encoded for diffusion) with every channel
+        model.train()
+        masked = model(x)[0]
+    assert not torch.allclose(masked, full)
+    with pytest.raises(ValueError, match="DC-AE 1.5"):
+        nets.Compression("vae", nets.vae(2, 1, 3, (8, 16), 1, 8, False, False), structured=(1, 2))

@@ -47,3 +47,23 @@ def test_a_checkpoint_of_another_family_is_refused_before_ray(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "space.checkpoint" in err[0] and "hdr_patch" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_dc_ae_1_5_then_augmented_latent_diffusion(local_ray, tmp_path):
+    # seed "DC-AE 1.5": a DC-AE trained with channel masking, then diffusion in its latent with the
+    # matching augmentation, each through Ray's TorchTrainer (the masks are drawn on the workers)
+    code = sweep.main(["medgen_compression", "--preset", "dcae", "--space", "structured_latent", "--confirm-top", "0",
+                       "--trials", "1", "--smoke-test", "--scheduler", "none", "--storage", str(tmp_path),
+                       "--name", "dcae", "--set", "model.dcae.structured_latent=true", "--set", "data.image_size=64"])
+    assert code == 0
+    trials = pd.read_parquet(tmp_path / "dcae" / "trials.parquet")
+    assert (trials["status"] == "COMPLETED").all() and bool(trials["config/model/dcae/structured_latent"].iloc[0])
+    checkpoint = trials["best_checkpoint"].iloc[0]
+    code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "augmented", "--set", "space.name=latent",
+                       "--set", f"space.checkpoint={checkpoint}", "--set", "space.augmented_diffusion=true",
+                       "--set", "data.image_size=64", "--set", "model.widths=[16,32]",
+                       "--set", "model.attention=[false,true]"])
+    assert code == 0
+    history = pd.read_parquet(tmp_path / "augmented" / "history.parquet")
+    assert (history["train/mse"] > 0).all() and (history["val/psnr"] > 0).all()

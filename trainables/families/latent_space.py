@@ -51,9 +51,12 @@ def compression_config(folder: str, accept_unhealthy: bool = True):
 
 
 def check_fits(cfg) -> None:
-    """The checkpoint's autoencoder takes this run's images: the same modalities and spatial dims."""
+    """The checkpoint's autoencoder takes this run's images: the same modalities and spatial dims;
+    and augmented diffusion has the structured latent it needs."""
     folder = cfg.space.checkpoint
     compression = compression_config(folder, cfg.space.accept_unhealthy)
+    if cfg.space.augmented_diffusion:
+        augmented_counts(cfg)
     if compression.data.mode not in FITS[cfg.data.mode]:
         raise ConfigError(FIELD, f"{folder} compresses {compression.data.mode} images; data.mode "
                                  f"{cfg.data.mode} needs a {' or '.join(FITS[cfg.data.mode])} checkpoint")
@@ -121,3 +124,22 @@ def latent_std(cfg, model) -> float:
     items = make_items(cfg, subjects, False, cfg.data.mode)
     batch = torch.stack([items[i][0] for i in range(min(MEASURED_ITEMS, len(items)))])
     return float(model.encode(batch).std())
+
+
+@functools.lru_cache(maxsize=2)
+def augmented_counts(cfg) -> tuple[int, ...]:
+    """The channel counts augmented diffusion draws from: the checkpoint's DC-AE 1.5 masking, or
+    space.min_channels / channel_step where set. ConfigError where the checkpoint has no structured
+    latent (seed: "MUST be used with augmented diffusion training (both techniques required together)")."""
+    from losstune.trainables.families.medgen_compression import structured_counts
+
+    folder, space = cfg.space.checkpoint, cfg.space
+    compression = compression_config(folder)
+    dcae = compression.model.dcae
+    if compression.model.kind != "dcae" or not dcae.structured_latent:
+        raise ConfigError("space.augmented_diffusion", f"needs a structured latent: {folder} is a "
+                                                       f"{compression.model.kind} trained without "
+                                                       "model.dcae.structured_latent=true (DC-AE 1.5)")
+    latent = int(autoencoder(folder).autoencoder.config.latent_channels)
+    return structured_counts(space.min_channels or dcae.min_channels, space.channel_step or dcae.channel_step, latent,
+                             "space.min_channels")

@@ -139,12 +139,26 @@ def make_model(cfg):
         latent, stages, scaling = DCAE_VARIANTS[m.dcae.variant]
         widths = tuple(max(8, int(w * m.dcae.width_factor)) for w in DCAE_WIDTHS[:stages])
         autoencoder = nets.dcae(channels, latent, widths, m.dcae.layers_per_block, scaling, m.gradient_checkpointing)
-    discriminator = None
+    discriminator, structured = None, ()
+    if m.kind == "dcae" and m.dcae.structured_latent:
+        structured = structured_counts(m.dcae.min_channels, m.dcae.channel_step, autoencoder.config.latent_channels,
+                                       "model.dcae.min_channels")
     if gan_on(cfg):
         discriminator = nets.patch_discriminator(m.spatial_dims, channels, cfg.gan.disc_channels, cfg.gan.disc_layers)
         if m.kind == "dcae":  # seed "DC-AE Phase 3": GAN fine-tuning with the encoder frozen
             autoencoder.encoder.requires_grad_(False)
-    return nets.Compression(m.kind, autoencoder, discriminator)
+    return nets.Compression(m.kind, autoencoder, discriminator, structured)
+
+
+def structured_counts(least: int, step: int, latent: int, field: str) -> tuple[int, ...]:
+    """DC-AE 1.5's channel counts for an autoencoder of `latent` channels (a pretrained one's own);
+    ConfigError naming `field` where `least` and `step` do not reach `latent` exactly."""
+    from losstune.models.medgen_compression import channel_counts
+
+    if least >= latent or (latent - least) % step:
+        raise ConfigError(field, f"{least} with channel_step {step} does not step up to the autoencoder's "
+                                 f"{latent} latent channels")
+    return channel_counts(latent, least, step)
 
 
 # --- loss --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, above, at_least, within
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
-from losstune.trainables.families.medgen_shapes import image_sides, shrink_misfit
+from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, image_sides, shrink_misfit
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -76,10 +76,25 @@ class DCAEConfig:
     width_factor: float = 1.0  # every stage's width x this (the `small` preset: 1/8)
     layers_per_block: int = 2  # per stage (diffusers' default encoder has 2-3)
     pretrained: str = ""  # a local folder saved by AutoencoderDC.save_pretrained; "" = from scratch
+    # seed "DC-AE 1.5: Structured Latent Space": while training, each sample keeps only its first
+    # c' latent channels, c' drawn from min_channels, min_channels + channel_step, ..., c; the seed
+    # recommends it for c >= 64 (f64c128, f128c512), not for f32c32
+    structured_latent: bool = False  # seed: enabled false unless asked
+    min_channels: int = 16  # seed dcae.structured_latent.min_channels
+    channel_step: int = 4  # seed dcae.structured_latent.channel_step
 
     def __post_init__(self):
         above("width_factor", self.width_factor, 0.0)
         at_least("layers_per_block", self.layers_per_block, 1)
+        at_least("min_channels", self.min_channels, 1)
+        at_least("channel_step", self.channel_step, 1)
+        latent = DCAE_VARIANTS[self.variant][0]  # a pretrained model's own count is checked when it is read
+        if self.structured_latent and not self.pretrained and self.min_channels >= latent:
+            raise ConfigError("min_channels", f"{self.min_channels} leaves nothing to mask in {self.variant}'s "
+                                              f"{latent} latent channels")
+        if self.structured_latent and not self.pretrained and (latent - self.min_channels) % self.channel_step:
+            raise ConfigError("channel_step", f"{self.channel_step} does not step from min_channels "
+                                              f"{self.min_channels} to {self.variant}'s {latent} channels")
         if self.pretrained and not os.path.isfile(os.path.join(self.pretrained, "config.json")):
             raise ConfigError("pretrained", f"{self.pretrained}: no AutoencoderDC folder (config.json) there; "
                                             "weights cannot be downloaded here, give a local save_pretrained folder")
@@ -231,6 +246,10 @@ PRESETS = {
             "loss": {"weights": {"adversarial": 0.0}}},
     "f128": {"model": {"kind": "dcae", "dcae": {"variant": "f128c512"}}, "gan": {"enabled": False},
              "loss": {"weights": {"adversarial": 0.0}}},
+    # seed "DC-AE 1.5": f64 recommended, channel masking from 16 channels in steps of 4; the latent
+    # diffusion on its checkpoint sets space.augmented_diffusion=true (the seed: both, or neither)
+    "f64_structured": {"model": {"kind": "dcae", "dcae": {"variant": "f64c128", "structured_latent": True}},
+                       "gan": {"enabled": False}, "loss": {"weights": {"adversarial": 0.0}}},
     "seg_compression": {"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False},
                         "loss": {"weights": {"adversarial": 0.0, "perceptual": 0.0}}},
     # a CPU can train it: 64 px slices, narrow networks, no perceptual term (its ResNet-50 is the

@@ -1,5 +1,8 @@
-"""medgen_diffusion family (seed 001, MedGen): DDPM or RFlow diffusion on MONAI's UNet, 2D slices or
-3D volumes from NIfTI subjects, in the seed's modes seg (1->1), bravo (2->1) and dual (3->2).
+"""medgen_diffusion family (seed 001, MedGen): DDPM or RFlow diffusion on MONAI's UNet or a DiT, HDiT
+or UViT (`model.kind`, trainables/families/medgen_denoisers.py), 2D slices or 3D volumes from NIfTI
+subjects, in the seed's modes seg (1->1), bravo (2->1) and dual (3->2), in pixel, space-to-depth,
+wavelet or latent space (`space.name`, trainables/families/diffusion_spaces.py; in the latent of a
+DC-AE 1.5 with augmented diffusion, `space.augmented_diffusion`).
 
 Training loss: MSE(prediction, strategy target), optionally Min-SNR weighted, + perceptual_weight x
 perceptual (seed default 0; never in seg mode) + self-conditioning consistency. The seed's clean
@@ -26,12 +29,12 @@ from losstune.losses.image_quality import quality, regional_summary
 from losstune.losses.tumour_size import BINS as SIZE_BINS, size_errors, size_sums
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
-from losstune.trainables.engine.loop_config import unet_misfit
 from losstune.trainables.families import medgen_diffusion_config as settings
 from losstune.trainables.families import medgen_generation
 from losstune.trainables.families.medgen_augment import draw_batch, each, omega_classes, sda_transforms
 from losstune.trainables.families.diffusion_spaces import space_of
-from losstune.trainables.families.latent_space import autoencoder, check_fits
+from losstune.models.medgen_compression import channel_mask
+from losstune.trainables.families.latent_space import augmented_counts, autoencoder, check_fits
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, check_lpips, lpips_of, perceptual_term,
                                                        predict, scheduler_of, self_conditioning, training_times,
@@ -114,39 +117,41 @@ def check_data(cfg) -> int:
     check_lpips(cfg, MODE_IMAGES[cfg.data.mode])
     if latent(cfg):
         check_fits(cfg)
-        check_latent_fits_the_unet(cfg)
+        check_latent_fits_the_network(cfg)
     return check_subjects(cfg, cfg.data.mode)
 
 
-def check_latent_fits_the_unet(cfg) -> None:
-    """Each UNet level after the first halves the latent: its sides must stay whole numbers."""
+def check_latent_fits_the_network(cfg) -> None:
+    """Each UNet level after the first halves the latent, a transformer cuts it into patches: its
+    sides must stay whole numbers."""
     size = item_size(cfg)
     images = torch.zeros(1, len(MODE_IMAGES[cfg.data.mode]), *size)
     shape = tuple(autoencoder(cfg.space.checkpoint).encode(images).shape[2:])
-    if why := unet_misfit(shape, cfg.model.widths, "model.widths"):
-        raise ConfigError("model.widths", f"the autoencoder of {cfg.space.checkpoint} makes latents of {list(shape)} "
-                                          f"from {list(size)}, which {why}: use fewer widths (and attention flags) "
-                                          "or larger images")
+    if why := cfg.model.misfit(shape):
+        field = "model.widths" if cfg.model.kind == "unet" else "model.patch_size"
+        raise ConfigError(field, f"the autoencoder of {cfg.space.checkpoint} makes latents of {list(shape)} "
+                                 f"from {list(size)}, which {why}: use a smaller network or larger images")
 
 
 def build(cfg) -> Parts:
-    from losstune.models.medgen import DiffusionNet, add_feature_noise
+    from losstune.models.medgen import add_feature_noise
+    from losstune.trainables.families.medgen_denoisers import denoiser
 
     mode = cfg.data.mode
     train_subjects, val_subjects = subject_split(cfg, mode)
     train_set, val_items = make_items(cfg, train_subjects, cfg.data.augment, mode), make_items(cfg, val_subjects, False, mode)
     channels_in, channels_out = mode_channels(mode)
-    noise_shape = None
+    noise_shape = None  # the images' (every item's shape is the same)
     if cfg.space.name != "pixel":  # the network denoises the space's cells, conditioned on the mask moved there
         image, cond = val_items[0][0][None], val_items[0][1][None]
         z = space_of(cfg).encode(image)
         noise_shape = tuple(z.shape[1:])
         channels_in, channels_out = noise_shape[0] + space_of(cfg).condition(cond, z).shape[1], noise_shape[0]
-    m, r = cfg.model, cfg.regularisation
-    model = DiffusionNet(m.spatial_dims, channels_in, channels_out, m.widths, m.attention, m.res_blocks, m.norm_groups,
-                         m.head_channels, m.flash_attention, omega_classes(cfg))
+    sides = (noise_shape or tuple(val_items[0][0].shape))[1:]
+    model = denoiser(cfg, channels_in, channels_out, sides, omega_classes(cfg))
+    r = cfg.regularisation
     if r.feature_perturbation:
-        add_feature_noise(model.unet, r.feature_layers, r.feature_std)
+        add_feature_noise(model, r.feature_layers, r.feature_std)
     return Parts(model, train_set, FixedDraws(val_items, cfg.eval.seed, noise_shape), {})
 
 
@@ -190,6 +195,10 @@ def loss_terms(model, batch, cfg):
     noise = torch.randn_like(x0)
     if r.noise_augmentation:
         noise = augment_noise(noise, r.noise_augmentation_std)
+    keep = None
+    if cfg.space.augmented_diffusion:  # DC-AE 1.5: each sample noised and judged on its first c' channels
+        keep = channel_mask(x0, augmented_counts(cfg))
+        x0, noise = x0 * keep, noise * keep
     # what the network sees and must predict: x_t (the scheduler's noising of x0, as MONAI's
     # DiffusionInferer makes it) and the strategy's target, under ScoreAug both transformed alike
     x_t, goal, clean, omega, invertible = score_augmented(cfg, scheduler.add_noise(x0, noise, timesteps),
@@ -199,7 +208,7 @@ def loss_terms(model, batch, cfg):
         return network(torch.cat([x_t, clean["cond"]], 1), timesteps, omega=omega)
 
     prediction = forward(model)
-    mse = per_sample_mse(prediction, goal)
+    mse = per_sample_mse(prediction, goal, keep)
     # the plain MSE, comparable across trials whatever their gamma (the seed's Loss/MSE_train)
     stats = {"t_mean": t.mean().detach(), "mse_plain": mse.mean().detach()}
     if cfg.loss.min_snr_gamma:

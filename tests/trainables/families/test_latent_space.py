@@ -140,3 +140,37 @@ def test_latent_samples_are_denoised_at_the_latents_size_and_decoded_to_pixels(t
     assert seen == [(2, 3 + 1, 16, 16)] * 2
     assert samples.shape == (2, 1, 32, 32) and torch.isfinite(samples).all()
     assert 0 <= samples.min() and samples.max() <= 1
+
+
+STRUCTURED = {"model": {"kind": "dcae", "dcae": {"structured_latent": True}}, "gan": {"enabled": False},
+              "loss": {"weights": {"adversarial": 0.0}}}
+# the smoke DC-AE (f32c32) makes 2x2 latents of 64x64 slices: a UNet of two levels takes them
+LATENT_UNET = {"data": {"image_size": 64}, "model": {"widths": [16, 32], "attention": [False, True]}}
+
+
+def test_augmented_diffusion_is_latent_and_needs_a_structured_dc_ae(tmp_path):
+    with pytest.raises(ConfigError, match=r"space\.augmented_diffusion masks latent channels; space\.name=pixel has "
+                                          r"none"):
+        make_config(DIFFUSION, {"space": {"augmented_diffusion": True}})
+    plain = checkpoint(tmp_path / "vae")
+    with pytest.raises(ConfigError) as error:
+        DIFFUSION.check_data(diffusion(plain, {"space": {"augmented_diffusion": True}}))
+    assert str(error.value) == (f"space.augmented_diffusion needs a structured latent: {plain} is a vae trained "
+                                "without model.dcae.structured_latent=true (DC-AE 1.5)")
+
+
+def test_augmented_diffusion_draws_the_checkpoints_channel_counts_and_trains(tmp_path):
+    folder = checkpoint(tmp_path / "dcae", merge(STRUCTURED, {"data": {"image_size": 64}}))
+    cfg = diffusion(folder, merge(LATENT_UNET, {"space": {"augmented_diffusion": True}}))
+    DIFFUSION.check_data(cfg)
+    assert latent_space.augmented_counts(cfg) == (16, 20, 24, 28, 32)  # the autoencoder's own
+    narrower = diffusion(folder, merge(LATENT_UNET, {"space": {"augmented_diffusion": True, "min_channels": 24,
+                                                               "channel_step": 8}}))
+    assert latent_space.augmented_counts(narrower) == (24, 32)
+    with pytest.raises(ConfigError, match=r"space\.min_channels 30 with channel_step 4 does not step up to the "
+                                          r"autoencoder's 32 latent channels"):
+        latent_space.augmented_counts(diffusion(folder, merge(LATENT_UNET, {"space": {
+            "augmented_diffusion": True, "min_channels": 30}})))
+    parts = DIFFUSION.build(cfg)
+    terms, _ = DIFFUSION.loss_terms(parts.model, next(iter(DataLoader(parts.train_set, batch_size=4))), cfg)
+    assert torch.isfinite(terms["mse"]) and terms["mse"] > 0

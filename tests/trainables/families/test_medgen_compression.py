@@ -319,3 +319,28 @@ def test_seg_dice_of_a_model_that_predicts_nothing_is_0_where_the_set_holds_tumo
     assert joined["empty_target"].min() == 0  # the validation set holds tumour
     means = FAMILY.summarise_val({k: v.float().mean(0).tolist() for k, v in joined.items()}, cfg)
     assert means["dice"] == 0.0 and means["iou"] == 0.0 and 0 <= means["empty_target_share"] < 1
+
+
+@pytest.mark.parametrize("dcae, message", [
+    ({"variant": "f32c32", "structured_latent": True, "min_channels": 32}, r"model\.dcae\.min_channels 32 leaves "
+                                                                           r"nothing to mask in f32c32's 32"),
+    ({"variant": "f64c128", "structured_latent": True, "min_channels": 16, "channel_step": 5},
+     r"model\.dcae\.channel_step 5 does not step from min_channels 16 to f64c128's 128 channels"),
+])
+def test_a_structured_latent_that_cannot_step_is_one_line(dcae, message):
+    with pytest.raises(ConfigError, match=message):
+        config({"model": {"kind": "dcae", "dcae": dcae}})
+
+
+def test_the_structured_latent_is_built_and_searched_where_the_seed_puts_it():
+    cfg = config({"model": {"dcae": {"structured_latent": True}}}, preset="dcae")
+    assert FAMILY.build(cfg).model.structured == (16, 20, 24, 28, 32)  # f32c32 from 16 in steps of 4
+    f64 = make_config(FAMILY, {}, "f64_structured")
+    assert (f64.model.dcae.variant, f64.model.dcae.min_channels, f64.model.dcae.channel_step) == ("f64c128", 16, 4)
+    space = FAMILY.space("structured_latent", make_config(FAMILY, {}, "f64"))
+    points = sample_points(space, 64, seed=0)
+    assert {p["model/dcae/structured_latent"] for p in points} == {False, True}
+    assert {p["model/dcae/min_channels"] for p in points if "model/dcae/min_channels" in p} == {8, 16, 32, 64}
+    assert default_point(space, make_config(FAMILY, {}, "f64")) == {"model/dcae/structured_latent": False}
+    with pytest.raises(ConfigError, match=r"--space structured_latent is DC-AE 1\.5's"):
+        sample_points(FAMILY.space("structured_latent", config()), 1, seed=0)

@@ -7,11 +7,13 @@ figures a CPU can give (seed 001 "DiT", "HDiT": misc/profile_dit_memory.py needs
     once, the parameters left out) in one forward of batch 1 in float32 on this CPU, at two small
     3D volumes per variant and patch, and the model's state (weights, gradients, AdamW's two
     moments: 16 bytes a parameter);
-  - extrapolated: saved(n) = a n + b n^2 through the two measured token counts n, at the seed's
-    volumes (128x128x160, 256x256x160) and batch 1. Under bf16 autocast the activations are
-    about half. torch's CPU attention is a fused kernel that saves no n x n matrix, as flash
-    attention on a GPU does not, so b comes out near 0: the n^2 the seed names is attention's
-    compute, and its memory where attention is unfused.
+  - extrapolated: saved(n) = c + a n through the two measured token counts n, at the seed's
+    volumes (128x128x160, 256x256x160) and batch 1: torch's attention on a CPU is a fused kernel
+    that, like flash attention on a GPU, keeps no n x n matrix, and the measured bytes grow as n
+    (8x the tokens, 7.9x the bytes). The seed's "Memory is O(n^2) in tokens" is the unfused
+    attention's, printed beside it: depth x heads x n^2 x 4 bytes of attention probabilities kept
+    for the backward pass (HDiT: per level at its own n). Under bf16 autocast activations are
+    about half.
 The table goes to benchmarks/README.md; a GPU's figures (torch.cuda.max_memory_allocated) come
 from benchmarks/gpu.py when one is lent.
 """
@@ -56,10 +58,18 @@ def measured_sides(kind: str, patch: int) -> list[tuple[int, ...]]:
 
 
 def fit(points: list[tuple[int, int]]) -> tuple[float, float]:
-    """(a, b) of a n + b n^2 through two (n, bytes) points."""
+    """(c, a) of c + a n through two (n, bytes) points."""
     (n1, y1), (n2, y2) = points
-    b = (y2 / n2 - y1 / n1) / (n2 - n1)
-    return y1 / n1 - b * n1, b
+    a = (y2 - y1) / (n2 - n1)
+    return y1 - a * n1, a
+
+
+def unfused_attention_bytes(kind: str, n: int, depth: int, heads: int) -> float:
+    """The attention probabilities an unfused attention keeps, float32: n^2 per head and block;
+    HDiT's levels (2, 4, 6, 4, 2) at n, n / 8 and n / 64 tokens."""
+    if kind == "hdit":
+        return sum(blocks * heads * (n / 8 ** level) ** 2 * 4 for level, blocks in enumerate((4, 8, 6)))
+    return depth * heads * n * n * 4
 
 
 def tokens(sides, patch) -> int:
@@ -79,7 +89,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_grad_enabled(True)
     print(f"training memory, batch 1, float32, bravo (2 channels in, 1 out), 3D ({machine()}):")
-    head = " | ".join(f"{'x'.join(map(str, v))} (n)" for v in SEED_VOLUMES)
+    head = " | ".join(f"{'x'.join(map(str, v))}: n, fused (unfused)" for v in SEED_VOLUMES)
     print(f"| kind | variant | patch | parameters | state (GB) | saved at n=64, 512 (MB) | {head} |")
     print("|---|---|---|---|---|---|" + "---|" * len(SEED_VOLUMES))
     for kind in args.kinds:
@@ -104,12 +114,13 @@ def row(kind, variant, patch, width, depth, heads, transformer, parameter_count)
         count = parameter_count(model)
         points.append((tokens(sides, patch), saved_bytes(model, torch.randn(1, 2, *sides))))
         del model
-    a, b = fit(points)
+    c, a = fit(points)
     state = STATE_BYTES * count / 1e9
     cells = []
     for volume in SEED_VOLUMES:
         n = tokens(volume, patch)
-        cells.append(f"{state + (a * n + b * n * n) / 1e9:.1f} GB ({n:,})")
+        fused = state + (c + a * n) / 1e9
+        cells.append(f"{n:,}: {fused:.1f} GB ({fused + unfused_attention_bytes(kind, n, depth, heads) / 1e9:,.0f} GB)")
     saved = ", ".join(f"{y / 1e6:.0f}" for _, y in points)
     print(f"| {kind} | {variant} | {patch} | {count / 1e6:.1f}M | {state:.1f} | {saved} | {' | '.join(cells)} |"
           f"  <!-- {time.time() - started:.0f} s -->", flush=True)

@@ -34,9 +34,18 @@ import torch
 
 from losstune.data import DataError
 
-# seed "Diffusion Modes": the images a mode generates, and the channels it is conditioned on
-MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "dual": ("t1_pre", "t1_gd")}
-MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "dual": ("seg",)}
+# seed "Diffusion Modes": the images a mode generates, and the channels it is conditioned on;
+# multi_modality (seed "VAE Modes", compression only) reads all four images, pooled one at a time
+IMAGES = ("bravo", "flair", "t1_pre", "t1_gd")
+MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "dual": ("t1_pre", "t1_gd"), "seg_conditioned": ("seg",),
+               "seg_conditioned_3d": ("seg",), "seg_conditioned_input": ("seg",), "multi_modality": IMAGES}
+MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "dual": ("seg",), "seg_conditioned": (), "seg_conditioned_3d": (),
+                     "seg_conditioned_input": (), "multi_modality": ()}
+# seed "Diffusion Modes": masks generated conditioned on the tumours' size bins (losses.tumour_size
+# CONDITIONING_BINS), as a vector the network embeds (FiLM) or as binary maps beside the mask
+# ("1 + 7 bin maps"). The data gives both as one map per bin (Items' `size_bins`): the count of the
+# item's tumours in that bin, or whether it has one.
+SIZE_CONDITIONED = {"seg_conditioned": "counts", "seg_conditioned_3d": "counts", "seg_conditioned_input": "binary"}
 PERCENTILES = (0.5, 99.5)  # not in the seed: robust to a few hot voxels
 EMPTY_SLICE_LEVEL = 0.05  # a 2D slice is empty if no image voxel exceeds this (normalised) level
 ORIENTATION = "RAS"  # every volume is turned to this: its last axis runs inferior -> superior (axial)
@@ -64,8 +73,17 @@ class Subject:
 def mode_channels(mode: str) -> tuple[int, int]:
     """(in_channels, out_channels) of a mode's network, the seed's channel table: seg 1->1,
     bravo 2->1, dual 3->2 (the images it generates, plus what it is conditioned on)."""
+    from losstune.losses.tumour_size import CONDITIONING_BINS
+
     images = len(MODE_IMAGES[mode])
-    return images + len(MODE_CONDITIONING[mode]), images
+    bins = CONDITIONING_BINS if mode in SIZE_CONDITIONED else 0
+    return images + len(MODE_CONDITIONING[mode]) + bins, images
+
+
+def binary_mode(mode: str) -> bool:
+    """Whether the mode's images are masks (no empty-slice skipping, nearest interpolation, no
+    perceptual loss)."""
+    return MODE_IMAGES[mode] == ("seg",)
 
 
 def modalities_for(mode: str) -> tuple[str, ...]:
@@ -314,12 +332,16 @@ class Items:
     A mode without conditioning (seg) gets a zero-channel conditioning tensor."""
 
     def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
-                 binary_images: bool = False, seed: int = 0, aggressive: bool = False, with_spacing: bool = False):
+                 binary_images: bool = False, seed: int = 0, aggressive: bool = False, with_spacing: bool = False,
+                 size_bins: str = ""):
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
 
         self.has_cond = bool(items) and len(items[0]["cond"]) > 0
         self.empty_cond_shape = (0, *size)
+        # "counts" / "binary": the conditioning is one constant map per size bin of the item's tumours,
+        # measured once on the item as read (at its own voxel size; augmentation does not move a size)
+        self.size_bins = [self.bin_vector(item, spatial_dims, size_bins) for item in items] if size_bins else None
         # each item's voxel size in mm at `size` (a 2D slice resized to it; a volume padded or cropped)
         self.spacings = [item_spacing(item, spatial_dims, size) for item in items]
         self.with_spacing = with_spacing  # each item also gives its voxel size (the tumour-size metrics)
@@ -347,10 +369,21 @@ class Items:
     def __len__(self):
         return len(self.cache)
 
+    @staticmethod
+    def bin_vector(item: dict, spatial_dims: int, kind: str) -> torch.Tensor:
+        from losstune.losses.tumour_size import bin_counts
+
+        spacing = np.asarray(item.get("spacing", np.ones(3)), dtype=np.float64)[:spatial_dims]
+        counts = torch.from_numpy(bin_counts(item["seg"][0] > 0.5, spacing))
+        return (counts > 0).float() if kind == "binary" else counts
+
     def __getitem__(self, index):
         self._reseed_in_worker()
         item = self.cache[index]
         cond = item["cond"] if self.has_cond else torch.zeros(self.empty_cond_shape)
+        if self.size_bins is not None:
+            bins = self.size_bins[index]
+            cond = bins.view(-1, *([1] * (len(self.empty_cond_shape) - 1))).expand(len(bins), *self.empty_cond_shape[1:])
         tensors = (item["image"].float(), cond.float(), item["seg"].float())
         return (*tensors, self.spacings[index]) if self.with_spacing else tensors
 

@@ -20,6 +20,27 @@ import torch
 BINS = {"tiny": (0.0, 10.0), "small": (10.0, 20.0), "medium": (20.0, 30.0), "large": (30.0, math.inf)}
 
 
+# seed "Diffusion Modes": seg_conditioned* generate masks conditioned on "size bins" via RANO-BM
+# thresholds, 7 of them ("1 + 7 bin maps"). The seed gives the count, not the edges: here every
+# RANO-BM threshold (10, 20, 30 mm) is an edge, and tiny and small are split where brain metastases
+# are still measurable (3, 6 mm) and halfway (15 mm).
+CONDITIONING_EDGES_MM = (3.0, 6.0, 10.0, 15.0, 20.0, 30.0)
+CONDITIONING_BINS = len(CONDITIONING_EDGES_MM) + 1
+
+
+def bin_counts(mask: np.ndarray, spacing) -> np.ndarray:
+    """How many tumours (face-connected components of the boolean `mask`, 2D or 3D) fall in each of
+    the CONDITIONING_BINS size bins by Feret diameter in mm (`spacing`: the voxel size per axis)."""
+    from scipy import ndimage
+
+    counts = np.zeros(CONDITIONING_BINS, np.float32)
+    labels, count = ndimage.label(mask)
+    for label in range(1, count + 1):
+        diameter = feret_diameter(labels == label, spacing)
+        counts[int(np.searchsorted(CONDITIONING_EDGES_MM, diameter, side="right"))] += 1
+    return counts
+
+
 def size_bin(diameter_mm: float) -> str:
     """RANO-BM's bin of a diameter: [0, 10) tiny, [10, 20) small, [20, 30) medium, 30 and up large."""
     return next(name for name, (low, high) in BINS.items() if low <= diameter_mm < high)

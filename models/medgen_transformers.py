@@ -109,10 +109,14 @@ class Denoiser(nn.Module):
     """What the transformers share: patches in, the timestep (+ class) embedding, patches out."""
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int,
-                 heads: int, patch: int, omega_classes: int):
+                 heads: int, patch: int, omega_classes: int, size_bins: int = 0):
         from monai.networks.blocks import PatchEmbeddingBlock
 
         super().__init__()
+        # seg_conditioned: the last `size_bins` input channels are the size bins' constant maps, embedded
+        # beside the timestep (DiT, HDiT: in the adaLN conditioning, the seed's FiLM; UViT: a token)
+        self.size_bins = size_bins
+        self.sizes = nn.Sequential(nn.Linear(size_bins, width), nn.SiLU(), nn.Linear(width, width)) if size_bins else None
         self.spatial_dims, self.patch, self.out_channels = spatial_dims, patch, out_channels
         self.grid = tuple(side // patch for side in sides)
         self.patches = PatchEmbeddingBlock(in_channels, sides, patch, width, heads, proj_type="conv",
@@ -122,14 +126,20 @@ class Denoiser(nn.Module):
         self.classes = nn.Embedding(omega_classes, width) if omega_classes else None
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
 
-    def conditioning(self, timesteps: torch.Tensor, omega: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """The timestep's sinusoidal features through an MLP, plus the class's embedding (ScoreAug's
-        transform, or a mode; class 0 where none is given)."""
-        c = self.time(timestep_features(timesteps.expand(batch), self.time[0].in_features))
+    def embeddings(self, x: torch.Tensor, timesteps: torch.Tensor, omega: torch.Tensor | None) -> tuple:
+        """(x without the size maps, [the timestep's embedding, the class's (ScoreAug's transform, or a
+        mode; class 0 where none is given), the size bins'], each [B, width] where the model has it)."""
+        batch = len(x)
+        found = [self.time(timestep_features(timesteps.expand(batch), self.time[0].in_features))]
         if self.classes is not None:
-            omega = torch.zeros(batch, dtype=torch.long, device=c.device) if omega is None else omega
-            c = c + self.classes(omega)
-        return c
+            omega = torch.zeros(batch, dtype=torch.long, device=x.device) if omega is None else omega
+            found.append(self.classes(omega))
+        if self.size_bins:
+            from losstune.models.medgen import split_sizes
+
+            x, sizes = split_sizes(x, self.size_bins)
+            found.append(self.sizes(sizes))
+        return x, found
 
     def image(self, tokens: torch.Tensor) -> torch.Tensor:
         """[B, cells, patch^d * out_channels] -> [B, out_channels, *sides]."""
@@ -166,13 +176,15 @@ class OutputLayer(nn.Module):
 
 class DiT(Denoiser):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int = 768,
-                 depth: int = 12, heads: int = 12, patch: int = 2, qk_norm: bool = True, omega_classes: int = 0):
-        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes)
+                 depth: int = 12, heads: int = 12, patch: int = 2, qk_norm: bool = True, omega_classes: int = 0,
+                 size_bins: int = 0):
+        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, size_bins)
         self.blocks = nn.ModuleList(DiTBlock(width, heads, qk_norm) for _ in range(depth))
         self.output = OutputLayer(width, patch ** spatial_dims * out_channels)
 
     def forward(self, x, timesteps, context=None, omega=None):
-        tokens, c = self.patches(x), self.conditioning(timesteps, omega, len(x))
+        x, found = self.embeddings(x, timesteps, omega)
+        tokens, c = self.patches(x), sum(found)
         for block in self.blocks:
             tokens = block(tokens, c)
         return self.image(self.output(tokens, c))
@@ -181,8 +193,8 @@ class DiT(Denoiser):
 class HDiT(Denoiser):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int = 384,
                  level_depths: tuple[int, ...] = (2, 4, 6, 4, 2), heads: int = 6, patch: int = 4, qk_norm: bool = True,
-                 omega_classes: int = 0):
-        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes)
+                 omega_classes: int = 0, size_bins: int = 0):
+        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, size_bins)
         self.levels = len(level_depths) // 2  # merges: one after each encoder level
         cell = 2 ** spatial_dims
 
@@ -219,7 +231,8 @@ class HDiT(Denoiser):
         return grid.flatten(1, -2)
 
     def forward(self, x, timesteps, context=None, omega=None):
-        tokens, c = self.patches(x), self.conditioning(timesteps, omega, len(x))
+        x, found = self.embeddings(x, timesteps, omega)
+        tokens, c = self.patches(x), sum(found)
         skips = []
         for level, blocks in enumerate(self.encoder):
             for block in blocks:
@@ -242,9 +255,10 @@ class HDiT(Denoiser):
 
 class UViT(Denoiser):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int = 512,
-                 depth: int = 13, heads: int = 8, patch: int = 8, qk_norm: bool = False, omega_classes: int = 0):
-        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes)
-        self.extra_tokens = 1 + (omega_classes > 0)  # the timestep's token, and the class's
+                 depth: int = 13, heads: int = 8, patch: int = 8, qk_norm: bool = False, omega_classes: int = 0,
+                 size_bins: int = 0):
+        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, size_bins)
+        self.extra_tokens = 1 + (omega_classes > 0) + (size_bins > 0)  # the timestep's token, the class's, the sizes'
         self.extra_position = nn.Parameter(torch.zeros(1, self.extra_tokens, width))
         self.blocks = nn.ModuleList(ViTBlock(width, heads, qk_norm) for _ in range(depth))
         self.skips = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(depth // 2))
@@ -254,11 +268,7 @@ class UViT(Denoiser):
         self.smooth = conv(out_channels, out_channels, kernel_size=3, padding=1)
 
     def forward(self, x, timesteps, context=None, omega=None):
-        batch = len(x)
-        extra = [self.time(timestep_features(timesteps.expand(batch), self.time[0].in_features))]
-        if self.classes is not None:
-            omega = torch.zeros(batch, dtype=torch.long, device=x.device) if omega is None else omega
-            extra.append(self.classes(omega))
+        x, extra = self.embeddings(x, timesteps, omega)
         tokens = torch.cat([torch.stack(extra, 1) + self.extra_position, self.patches(x)], dim=1)
         half = len(self.blocks) // 2
         skips = []

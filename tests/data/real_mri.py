@@ -14,9 +14,16 @@ RESAMPLED = "reoriented_anat_moved.nii"  # RAS, 4 mm
 DIAMETERS_MM = (36.0, 6.0, 14.0, 24.0, 36.0)  # subject 0 (4 mm) large; then tiny, small, medium, large
 
 
-def brain_subjects(folder) -> str:
+# other contrasts of the same head, for the modes that read them (multi_modality): monotone remaps of
+# its intensities, so each is a real volume with its own histogram
+CONTRASTS = {"flair": lambda v: np.sqrt(np.maximum(v, 0)), "t1_pre": lambda v: np.maximum(v, 0) ** 1.5,
+             "t1_gd": lambda v: v * 1.1}
+
+
+def brain_subjects(folder, modalities=("bravo",)) -> str:
     """Five subjects under `folder` (subject_000: the 4 mm RAS head; 001-004 the 2 mm LAS one, the
-    last held out by the default split), each `bravo.nii` and `seg.nii.gz`; returns `folder`."""
+    last held out by the default split), each `bravo.nii` (and any other of `modalities`, as
+    CONTRASTS remaps it) and `seg.nii.gz`; returns `folder`."""
     import nibabel
     from nibabel.testing import data_path
 
@@ -27,7 +34,9 @@ def brain_subjects(folder) -> str:
         image[seg > 0] *= 1.3
         subject = os.path.join(folder, f"subject_{index:03d}")
         os.makedirs(subject, exist_ok=True)
-        nibabel.save(nibabel.Nifti1Image(image, source.affine), os.path.join(subject, "bravo.nii"))
+        for modality in modalities:
+            volume = image if modality == "bravo" else CONTRASTS[modality](image).astype(np.float32)
+            nibabel.save(nibabel.Nifti1Image(volume, source.affine), os.path.join(subject, f"{modality}.nii"))
         nibabel.save(nibabel.Nifti1Image(seg, source.affine), os.path.join(subject, "seg.nii.gz"))
     return str(folder)
 

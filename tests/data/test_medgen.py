@@ -232,6 +232,35 @@ def test_files_are_read_once_not_every_epoch(folder, monkeypatch):
             items[index]
 
 
-@pytest.mark.parametrize("mode, channels", [("seg", (1, 1)), ("bravo", (2, 1)), ("dual", (3, 2))])
+@pytest.mark.parametrize("mode, channels", [("seg", (1, 1)), ("bravo", (2, 1)), ("dual", (3, 2)),
+                                           ("seg_conditioned", (8, 1)), ("seg_conditioned_input", (8, 1)),
+                                           ("seg_conditioned_3d", (8, 1))])
 def test_the_seeds_channel_table(mode, channels):
     assert mode_channels(mode) == channels
+
+
+def test_size_conditioned_items_carry_one_constant_map_per_size_bin(tmp_path):
+    # one 2D slice at 1 mm with two tumours: a 2x2 square (Feret diameter sqrt(8) = 2.8 mm: bin 0,
+    # under 3 mm) and a 1x12 bar (sqrt(12^2 + 1) = 12.04 mm: bin 3, 10-15 mm)
+    seg = np.zeros((1, 20, 20), np.float32)
+    seg[0, 2:4, 2:4] = 1.0
+    seg[0, 8, 4:16] = 1.0
+    item = {"image": seg, "cond": np.zeros((0, 20, 20), np.float32), "seg": seg, "spacing": np.ones(3)}
+    for kind, expected in (("counts", [1.0, 0, 0, 1.0, 0, 0, 0]), ("binary", [1.0, 0, 0, 1.0, 0, 0, 0])):
+        image, cond, _ = Items([item], 2, (16, 16), augment=False, binary_images=True, size_bins=kind)[0]
+        assert cond.shape == (7, 16, 16)
+        assert cond[:, 0, 0].tolist() == expected and torch.equal(cond, cond[:, :1, :1].expand(7, 16, 16))
+    twice = dict(item, seg=np.concatenate([seg[:, :10], seg[:, :10]], axis=1))  # the square twice, no bar
+    counts = Items([twice], 2, (16, 16), augment=False, binary_images=True, size_bins="counts")[0][1][:, 0, 0]
+    binary = Items([twice], 2, (16, 16), augment=False, binary_images=True, size_bins="binary")[0][1][:, 0, 0]
+    assert counts.tolist()[0] == 2.0 and binary.tolist()[0] == 1.0  # the count, or whether there is one
+
+
+def test_multi_modality_reads_all_four_images_and_names_a_missing_one(folder):
+    volumes = volumes_of(folder, "multi_modality")
+    assert volumes[0]["image"].shape[0] == 4 and volumes[0]["cond"].shape[0] == 0
+    import os
+
+    os.remove(os.path.join(folder, "subject_001", "flair.nii.gz"))
+    with pytest.raises(DataError, match=r"subject_001: subject subject_001 has no flair\.nii or flair\.nii\.gz"):
+        list_subjects(folder, modalities_for("multi_modality"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from losstune.losses.tumour_size import feret_diameter, lesion_dice, lesion_dice_sums, size_bin, size_errors, size_sums
+from losstune.losses.tumour_size import bin_counts, feret_diameter, lesion_dice, lesion_dice_sums, size_bin, size_errors, size_sums
 
 
 def disc(side: int, radius: float, centre: tuple) -> np.ndarray:
@@ -68,3 +68,16 @@ def test_lesion_wise_dice_per_size_bin_worked_by_hand():
     dice = lesion_dice(means)
     assert dice["dice_tiny"] == 1.0 and dice["dice_small"] == pytest.approx(2 / 3) and math.isnan(dice["dice_large"])
     assert means["dice_tiny_lesions"] == 1 and means["dice_small_lesions"] == 1
+
+
+def test_conditioning_bins_put_every_rano_bm_threshold_on_an_edge():
+    # edges 3, 6, 10, 15, 20, 30 mm: bins [0, 3), [3, 6), [6, 10), [10, 15), [15, 20), [20, 30), 30+.
+    # Bars of 1 x L voxels at 1 mm have Feret diameter sqrt(L^2 + 1): L = 2 -> 2.2 (bin 0), 9 -> 9.06
+    # (bin 2), 10 -> 10.05 (bin 3, the RANO-BM tiny / small threshold crossed), 29 -> 29.02 (bin 5),
+    # 30 -> 30.02 (bin 6, large)
+    mask = np.zeros((12, 40), bool)
+    for row, length in enumerate((2, 9, 10, 29, 30)):
+        mask[2 * row, :length] = True
+    assert bin_counts(mask, (1.0, 1.0)).tolist() == [1, 0, 1, 1, 0, 1, 1]
+    # at 0.5 mm each is half as long: 1.1 (bin 0), 4.5 and 5.0 (bin 1), 14.5 (bin 3), 15.0 (bin 4)
+    assert bin_counts(mask, (0.5, 0.5)).tolist() == [1, 2, 0, 1, 1, 0, 0]

@@ -67,3 +67,31 @@ def test_dc_ae_1_5_then_augmented_latent_diffusion(local_ray, tmp_path):
     assert code == 0
     history = pd.read_parquet(tmp_path / "augmented" / "history.parquet")
     assert (history["train/mse"] > 0).all() and (history["val/psnr"] > 0).all()
+
+
+def test_multi_modality_compression_and_size_conditioned_masks_on_real_mri(local_ray, tmp_path, capsys):
+    # seed 001's multi_modality autoencoder (bravo, flair, t1_pre, t1_gd pooled) and seg_conditioned_3d
+    # mask generation, each through Ray's TorchTrainer on subjects of real brain MRI (nibabel's head,
+    # its other contrasts remapped from it: tests/data/real_mri.py); a subject without one of the
+    # modalities is one line before Ray starts
+    import os
+
+    from tests.data.real_mri import brain_subjects
+
+    subjects = brain_subjects(tmp_path / "subjects", modalities=("bravo", "flair", "t1_pre", "t1_gd"))
+    common = ["--trials", "1", "--smoke-test", "--scheduler", "none", "--confirm-top", "0", "--storage", str(tmp_path),
+              "--data", subjects, "--set", "train.batch_size=2"]
+    assert sweep.main(["medgen_compression", "--preset", "multi_modality", "--name", "multi", *common]) == 0
+    history = pd.read_parquet(tmp_path / "multi" / "history.parquet")
+    for modality in ("bravo", "flair", "t1_pre", "t1_gd"):
+        assert (history[f"val/psnr_{modality}"] > 0).all(), modality
+    assert sweep.main(["medgen_diffusion", "--preset", "seg_conditioned_3d", "--name", "sizes", *common]) == 0
+    trials = pd.read_parquet(tmp_path / "sizes" / "trials.parquet")
+    assert (trials["status"] == "COMPLETED").all() and trials["final/val/mse"].notna().all()
+
+    os.remove(os.path.join(subjects, "subject_002", "t1_gd.nii"))
+    capsys.readouterr()
+    assert sweep.main(["medgen_compression", "--preset", "multi_modality", "--name", "broken", *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "subject_002 has no t1_gd.nii or t1_gd.nii.gz" in err[0]
+    assert not (tmp_path / "broken").exists()

@@ -38,7 +38,7 @@ from losstune.trainables.families.medgen_steps import TORCHVISION_NEEDED, check_
 OBJECTIVE = Objective("val/l1", "min")  # written to TensorBoard as Loss/L1_val (TAGS)
 SEG_OBJECTIVE = Objective("val/dice", "max", min_effect="0.01")  # seg_compression (Validation/Dice); one Dice point
 # the compression mode -> the diffusion mode whose files it reads (its conditioning is not used)
-READS = {"bravo": "bravo", "dual": "dual", "seg": "seg", "seg_compression": "seg"}
+READS = {"bravo": "bravo", "dual": "dual", "seg": "seg", "seg_compression": "seg", "multi_modality": "multi_modality"}
 MODALITIES = sorted({m for mode in READS.values() for m in MODE_IMAGES[mode]})
 CODEBOOK = ("utilization", "dead_codes", "entropy", "perplexity", "perplexity_pct")
 REGIONAL = ("tumor_loss", "background_loss", "tumor_bg_ratio")
@@ -91,8 +91,15 @@ def uses_perceptual(cfg) -> bool:
 
 def images_of(cfg) -> tuple[str, ...]:
     """The modalities a mode compresses, one channel each (seed "VAE Modes": dual t1_pre and
-    t1_gd, every other mode one image)."""
+    t1_gd, multi_modality each of bravo, flair, t1_pre and t1_gd, every other mode one image)."""
     return MODE_IMAGES[READS[cfg.data.mode]]
+
+
+def pooled(cfg) -> bool:
+    """multi_modality (seed "VAE Modes": "Pools all modalities", 1 channel): one autoencoder for every
+    modality, trained on each modality's slices as items of their own; validated on all four of each
+    slice, one at a time, so that its quality is reported per modality."""
+    return cfg.data.mode == "multi_modality"
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -117,14 +124,14 @@ def build(cfg) -> Parts:
     model = make_model(cfg)
     if cfg.model.pure_bf16_weights:  # seed "Precision Configuration": converted before DDP wraps it
         model = model.to(torch.bfloat16)
-    return Parts(model, make_items(cfg, train_subjects, cfg.data.augment, mode, aggressive=True),
+    return Parts(model, make_items(cfg, train_subjects, cfg.data.augment, mode, aggressive=True, pool=pooled(cfg)),
                  make_items(cfg, val_subjects, False, mode, with_spacing=True), {})
 
 
 def make_model(cfg):
     from losstune.models import medgen_compression as nets
 
-    m, channels = cfg.model, len(images_of(cfg))
+    m, channels = cfg.model, 1 if pooled(cfg) else len(images_of(cfg))
     if m.kind == "vae":
         v = m.vae
         autoencoder = nets.vae(m.spatial_dims, channels, v.latent_channels, v.channels, v.res_blocks, v.norm_groups,
@@ -234,8 +241,13 @@ def val_metrics(model, batch, cfg, extras):
     errors; Dice, IoU and the three seg losses in seg_compression mode), the KL or VQ loss, and
     each code's share of the item's latent vectors (summarise_val turns them into the codebook's use)."""
     images, _, seg, spacing = batch
-    reconstruction, regulariser = model(images)
-    reconstruction = reconstruction.float()
+    if pooled(cfg):  # each modality through the one-channel autoencoder, then side by side again
+        reconstruction, regulariser = model(images.flatten(0, 1)[:, None])
+        reconstruction = reconstruction.float().view_as(images)
+    else:
+        reconstruction, regulariser = model(images)
+        reconstruction = reconstruction.float()
+    per_item = (lambda v: v.reshape(len(images), -1, *v.shape[1:]).mean(1)) if pooled(cfg) else (lambda v: v)
     if segmenting(cfg):
         probabilities = torch.sigmoid(reconstruction)
         out = {"l1": l1(probabilities, images), **overlap_counts(reconstruction, images),
@@ -248,10 +260,10 @@ def val_metrics(model, batch, cfg, extras):
         out.update(size_sums((reconstruction.clamp(0, 1) - images.float()).pow(2), seg, spacing))
         out["l1"] = l1(reconstruction, images)  # unclamped: what the generator's L1 term sees
     if cfg.model.kind == "vae":
-        out["kl"] = kl(regulariser["z_mu"], regulariser["z_sigma"])
+        out["kl"] = per_item(kl(regulariser["z_mu"], regulariser["z_sigma"]))
     if cfg.model.kind == "vqvae":
         out["vq"] = regulariser["quantization_loss"].float().expand(len(images))  # MONAI gives the batch's mean
-        out["code_shares"] = code_shares(regulariser["codes"], cfg.model.vqvae.num_embeddings)
+        out["code_shares"] = per_item(code_shares(regulariser["codes"], cfg.model.vqvae.num_embeddings))
     return out
 
 

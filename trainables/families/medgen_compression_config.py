@@ -20,8 +20,9 @@ class DataConfig:
     val_path: str = ""  # a second such folder; "" = the last `val_fraction` of path's subjects
     val_fraction: float = 0.2  # held out by subject, never by slice
     # seed "VAE Modes": bravo (1 channel), dual (t1_pre + t1_gd, no seg), seg (the mask as an image),
-    # seg_compression (the mask, DC-AE only, BCE + Dice + Boundary)
-    mode: Literal["bravo", "dual", "seg", "seg_compression"] = "bravo"
+    # seg_compression (the mask, DC-AE only, BCE + Dice + Boundary), multi_modality (bravo, flair, t1_pre
+    # and t1_gd pooled: one 1-channel autoencoder for all; the mode of the seed's VAE experiments exp3-exp10)
+    mode: Literal["bravo", "dual", "seg", "seg_compression", "multi_modality"] = "bravo"
     image_size: int = 256  # 2D; seed "IDUN VAE Experiments": 256
     volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed "3D VAE": 256x256x160
     skip_empty_slices: bool = True  # 2D, image modes: slices without signal (outside the head) are left out
@@ -250,6 +251,7 @@ PRESETS = {
     # diffusion on its checkpoint sets space.augmented_diffusion=true (the seed: both, or neither)
     "f64_structured": {"model": {"kind": "dcae", "dcae": {"variant": "f64c128", "structured_latent": True}},
                        "gan": {"enabled": False}, "loss": {"weights": {"adversarial": 0.0}}},
+    "multi_modality": {"data": {"mode": "multi_modality"}},  # seed "VAE Modes" (IDUN exp3-exp10)
     "seg_compression": {"model": {"kind": "dcae"}, "data": {"mode": "seg_compression"}, "gan": {"enabled": False},
                         "loss": {"weights": {"adversarial": 0.0, "perceptual": 0.0}}},
     # a CPU can train it: 64 px slices, narrow networks, no perceptual term (its ResNet-50 is the

@@ -18,7 +18,9 @@ class DataConfig:
     path: str = ""  # a folder of subject folders with <modality>.nii(.gz); "" = synthetic phantoms
     val_path: str = ""  # a second such folder; "" = the last `val_fraction` of path's subjects
     val_fraction: float = 0.2  # held out by subject, never by slice, so no subject is in both
-    mode: Literal["seg", "bravo", "dual"] = "bravo"  # seed "Diffusion Modes"
+    # seed "Diffusion Modes"; seg_conditioned* generate masks conditioned on tumour-size bins
+    # (seg_conditioned_3d: seg_conditioned for volumes, the seed's name for it)
+    mode: Literal["seg", "bravo", "dual", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input"] = "bravo"
     image_size: int = 128  # 2D; seed "IDUN Diffusion Experiments": 128
     volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed configs/volume/default.yaml
     # 2D: leave out slices without image signal (outside the head). Not in seg mode, whose only
@@ -328,7 +330,12 @@ class Config:
         loss = self.loss
         if loss.perceptual_weight > 0 and self.space.name != "pixel":
             raise ConfigError("loss.perceptual_weight", f"is pixel space only; set it to 0 with space.name={self.space.name}")
-        if loss.perceptual_weight > 0 and self.data.mode != "seg" and not loss.perceptual_weights_path:
+        if self.data.mode == "seg_conditioned_3d" and self.model.spatial_dims != 3:
+            raise ConfigError("data.mode", "seg_conditioned_3d is for volumes: set model.spatial_dims=3 (or use "
+                                           "seg_conditioned for slices)")
+        from losstune.data.medgen import binary_mode
+
+        if loss.perceptual_weight > 0 and not binary_mode(self.data.mode) and not loss.perceptual_weights_path:
             raise ConfigError("loss.perceptual_weights_path",
                               "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
                               "be downloaded here; give a local ResNet-50 state dict")
@@ -379,6 +386,18 @@ PRESETS = {
     "score_aug": {"score_aug": {"enabled": True}},  # seed: rotation and flip, omega conditioning
     "score_aug_v2": {"score_aug": {"enabled": True, "v2_mode": True, "translation": True}},  # seed "Usage Examples"
     "sda": {"sda": {"enabled": True}},  # seed: rotation, flip, noise_shift 0.1
+    # seed configs/mode/*.yaml: masks conditioned on tumour-size bins, embedded (FiLM) or as input maps
+    "seg_conditioned": {"data": {"mode": "seg_conditioned"}},
+    "seg_conditioned_input": {"data": {"mode": "seg_conditioned_input"}},
+    "seg_conditioned_3d": {"data": {"mode": "seg_conditioned_3d"}, "model": {"spatial_dims": 3}},
+    # seed configs/model/*.yaml: the transformer denoisers at their documented variant and patch
+    "dit": {"model": {"kind": "dit"}},
+    "dit_3d": {"model": {"kind": "dit", "spatial_dims": 3}},
+    "hdit_3d": {"model": {"kind": "hdit", "spatial_dims": 3}},
+    "uvit_3d": {"model": {"kind": "uvit", "spatial_dims": 3}},
+    # seed configs/space_to_depth, configs/wavelet: the pixel-derived spaces
+    "space_to_depth": {"space": {"name": "space_to_depth"}},
+    "wavelet": {"space": {"name": "wavelet"}, "model": {"spatial_dims": 3}},
 }
 
 SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 32]},

@@ -40,11 +40,11 @@ def training_items(cfg, volumes: list[dict], mode: str) -> list[dict]:
     """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
     mode skips them: never in seg mode, where an "empty" slice is a tumour-free mask that must be
     learnt too), a 3D run's volumes."""
-    from losstune.data.medgen import axial_slices
+    from losstune.data.medgen import axial_slices, binary_mode
 
     if cfg.model.spatial_dims == 3:
         return volumes
-    return axial_slices(volumes, cfg.data.skip_empty_slices and mode != "seg")
+    return axial_slices(volumes, cfg.data.skip_empty_slices and not binary_mode(mode))
 
 
 def item_size(cfg) -> tuple[int, ...]:
@@ -52,11 +52,14 @@ def item_size(cfg) -> tuple[int, ...]:
     return image_sides(cfg.data, cfg.model.spatial_dims)[2]
 
 
-def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False, with_spacing: bool = False):
+def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False, with_spacing: bool = False,
+               pool: bool = False):
     """The dataset of `subjects`; `aggressive`: the compression models' augmentation; `with_spacing`:
-    each item with its voxel size in mm."""
-    from losstune.data.medgen import Items, load_volumes
+    each item with its voxel size in mm; `pool`: each image channel of an item an item of its own."""
+    from losstune.data.medgen import SIZE_CONDITIONED, Items, binary_mode, load_volumes
 
     items = training_items(cfg, load_volumes(subjects, mode), mode)
-    return Items(items, cfg.model.spatial_dims, item_size(cfg), augment, mode == "seg", seed=cfg.train.seed,
-                 aggressive=aggressive, with_spacing=with_spacing)
+    if pool:
+        items = [{**item, "image": item["image"][k:k + 1]} for item in items for k in range(len(item["image"]))]
+    return Items(items, cfg.model.spatial_dims, item_size(cfg), augment, binary_mode(mode), seed=cfg.train.seed,
+                 aggressive=aggressive, with_spacing=with_spacing, size_bins=SIZE_CONDITIONED.get(mode, ""))

@@ -91,7 +91,9 @@ def check_lpips(cfg, images: tuple) -> None:
 
 
 def uses_perceptual(cfg) -> bool:
-    return cfg.loss.perceptual_weight > 0 and cfg.data.mode != "seg"  # seed: seg mode disables it
+    from losstune.data.medgen import binary_mode
+
+    return cfg.loss.perceptual_weight > 0 and not binary_mode(cfg.data.mode)  # seed: seg mode disables it
 
 
 def perceptual_term(cfg, estimate: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,9 @@ def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in parameters:
             seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
+        # not the tensor itself: a saved output that holds its own grad_fn is a reference cycle
+        # through autograd that Python's collector cannot see, and every model measured would stay
+        return tensor.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(x, torch.tensor([500])).sum()

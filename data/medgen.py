@@ -37,9 +37,11 @@ from losstune.data import DataError
 # seed "Diffusion Modes": the images a mode generates, and the channels it is conditioned on;
 # multi_modality (seed "VAE Modes", compression only) reads all four images, pooled one at a time
 IMAGES = ("bravo", "flair", "t1_pre", "t1_gd")
-MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "dual": ("t1_pre", "t1_gd"), "seg_conditioned": ("seg",),
+MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "bravo_seg_cond": ("bravo",), "dual": ("t1_pre", "t1_gd"),
+               "seg_conditioned": ("seg",),
                "seg_conditioned_3d": ("seg",), "seg_conditioned_input": ("seg",), "multi_modality": IMAGES}
-MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "dual": ("seg",), "seg_conditioned": (), "seg_conditioned_3d": (),
+MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "bravo_seg_cond": ("seg",), "dual": ("seg",), "seg_conditioned": (),
+                     "seg_conditioned_3d": (),
                      "seg_conditioned_input": (), "multi_modality": ()}
 # seed "Diffusion Modes": masks generated conditioned on the tumours' size bins (losses.tumour_size
 # CONDITIONING_BINS), as a vector the network embeds (FiLM) or as binary maps beside the mask

@@ -1,6 +1,7 @@
 """MedGen's pipeline on a real local Ray (seed 001 "Training Pipeline Order"): a sweep over the
 compression model's loss weights, then a sweep of diffusion in the latent space of one of its
-checkpoints, each of 2 smoke trials (the default and one sampled)."""
+checkpoints, each of 2 smoke trials (the default and one sampled); the modes and latents that
+need checkpoints or modalities of their own, a trial each."""
 
 import pandas as pd
 import pytest
@@ -35,6 +36,18 @@ def test_compression_weights_then_latent_diffusion(local_ray, tmp_path):
     history = pd.read_parquet(tmp_path / "latent" / "history.parquet")
     assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
     assert (history["val/psnr"] > 0).all() and (history["val/msssim"] > 0).all()  # decoded to pixel space
+
+    # bravo_seg_cond (seed): bravo's latent beside the mask's, encoded by a seg autoencoder of its own
+    code = sweep.main(["medgen_compression", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--scheduler",
+                       "none", "--storage", str(tmp_path), "--name", "seg", "--set", "data.mode=seg"])
+    assert code == 0
+    masks = pd.read_parquet(tmp_path / "seg" / "trials.parquet")["best_checkpoint"].iloc[0]
+    code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--scheduler", "none",
+                       "--storage", str(tmp_path), "--name", "seg_cond", "--set", "data.mode=bravo_seg_cond",
+                       "--set", "space.name=latent", "--set", f"space.checkpoint={checkpoint}",
+                       "--set", f"space.seg_checkpoint={masks}"])
+    assert code == 0
+    assert (pd.read_parquet(tmp_path / "seg_cond" / "history.parquet")["val/psnr"] > 0).all()
 
 
 def test_a_checkpoint_of_another_family_is_refused_before_ray(tmp_path, capsys):

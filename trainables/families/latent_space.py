@@ -25,7 +25,7 @@ from losstune.trainables.families.medgen_compression_config import Config, image
 FIELD = "space.checkpoint"
 MEASURED_ITEMS = 64
 # the diffusion mode -> the compression modes whose images are the ones it generates
-FITS = {"bravo": ("bravo", "multi_modality"), "dual": ("dual",), **{mode: ("seg", "seg_compression") for mode in (
+FITS = {"bravo": ("bravo", "multi_modality"), "bravo_seg_cond": ("bravo", "multi_modality"), "dual": ("dual",), **{mode: ("seg", "seg_compression") for mode in (
     "seg", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input")}}
 
 
@@ -58,6 +58,8 @@ def check_fits(cfg) -> None:
     compression = compression_config(folder, cfg.space.accept_unhealthy)
     if cfg.space.augmented_diffusion:
         augmented_counts(cfg)
+    if cfg.space.seg_checkpoint:
+        check_seg_fits(cfg)
     if compression.data.mode not in FITS[cfg.data.mode]:
         raise ConfigError(FIELD, f"{folder} compresses {compression.data.mode} images; data.mode "
                                  f"{cfg.data.mode} needs a {' or '.join(FITS[cfg.data.mode])} checkpoint")
@@ -73,6 +75,8 @@ def check_fits(cfg) -> None:
 class LatentSpace:
     autoencoder: torch.nn.Module  # the Compression module, frozen
     scale: float
+    # bravo_seg_cond: the masks' own latent space (a seg autoencoder's), in which they condition
+    seg: "LatentSpace | None" = None
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -84,16 +88,23 @@ class LatentSpace:
     def on(self, tensor: torch.Tensor) -> torch.nn.Module:
         return self.autoencoder.to(tensor.device)
 
-    @staticmethod
-    def condition(cond: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """The conditioning mask at the latent's size: each latent cell's share of tumour."""
-        if cond.shape[1] == 0:
-            return cond.new_zeros((cond.shape[0], 0, *latent.shape[2:]))
-        return F.adaptive_avg_pool2d(cond, latent.shape[2:]) if cond.ndim == 4 else \
-            F.adaptive_avg_pool3d(cond, latent.shape[2:])
+    def condition(self, cond: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """The conditioning mask at the latent's size: each latent cell's share of tumour; in
+        bravo_seg_cond the mask's latent, encoded by the seg autoencoder (seed: "conditioned on
+        VQ-VAE-encoded seg masks")."""
+        if self.seg is not None:
+            return self.seg.encode(cond)
+        return pooled(cond, latent)
 
 
-@functools.lru_cache(maxsize=2)
+def pooled(cond: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    if cond.shape[1] == 0:
+        return cond.new_zeros((cond.shape[0], 0, *latent.shape[2:]))
+    return F.adaptive_avg_pool2d(cond, latent.shape[2:]) if cond.ndim == 4 else \
+        F.adaptive_avg_pool3d(cond, latent.shape[2:])
+
+
+@functools.lru_cache(maxsize=4)
 def autoencoder(folder: str) -> torch.nn.Module:
     """The checkpoint's autoencoder with its weights, in eval mode and without gradients."""
     from safetensors.torch import load_file
@@ -110,20 +121,27 @@ def autoencoder(folder: str) -> torch.nn.Module:
 @functools.lru_cache(maxsize=2)
 def space_of(cfg) -> LatentSpace:
     """The run's latent space (cached per process: every step encodes with it)."""
+    seg = scaled(cfg, autoencoder(cfg.space.seg_checkpoint), field=1) if cfg.space.seg_checkpoint else None
     model = autoencoder(cfg.space.checkpoint)
     if cfg.space.scale_factor:
-        return LatentSpace(model, cfg.space.scale_factor)
+        return LatentSpace(model, cfg.space.scale_factor, seg)
+    return LatentSpace(model, scaled(cfg, model, field=0).scale, seg)
+
+
+def scaled(cfg, model, field: int) -> LatentSpace:
+    """`model`'s latent space at the DC-AE's documented scale, else at 1 / std of the latents of up to
+    64 training items' images (field 0) or masks (field 1)."""
     if model.kind == "dcae":
         return LatentSpace(model, float(model.autoencoder.config.scaling_factor))
-    return LatentSpace(model, 1.0 / latent_std(cfg, model))
+    return LatentSpace(model, 1.0 / latent_std(cfg, model, field))
 
 
-def latent_std(cfg, model) -> float:
+def latent_std(cfg, model, field: int = 0) -> float:
     from losstune.trainables.families.medgen_items import make_items, subject_split
 
     subjects, _ = subject_split(cfg, cfg.data.mode)
     items = make_items(cfg, subjects, False, cfg.data.mode)
-    batch = torch.stack([items[i][0] for i in range(min(MEASURED_ITEMS, len(items)))])
+    batch = torch.stack([items[i][field] for i in range(min(MEASURED_ITEMS, len(items)))])
     return float(model.encode(batch).std())
 
 
@@ -144,3 +162,24 @@ def augmented_counts(cfg) -> tuple[int, ...]:
     latent = int(autoencoder(folder).autoencoder.config.latent_channels)
     return structured_counts(space.min_channels or dcae.min_channels, space.channel_step or dcae.channel_step, latent,
                              "space.min_channels")
+
+
+def check_seg_fits(cfg) -> None:
+    """bravo_seg_cond's mask autoencoder: a seg or seg_compression checkpoint of the run's spatial
+    dims whose latents of a mask have the sides of the image latents they sit beside."""
+    from losstune.trainables.families.medgen_items import item_size
+
+    folder, field = cfg.space.seg_checkpoint, "space.seg_checkpoint"
+    compression = compression_config(folder, cfg.space.accept_unhealthy)
+    if compression.data.mode not in ("seg", "seg_compression"):
+        raise ConfigError(field, f"{folder} compresses {compression.data.mode} images; bravo_seg_cond encodes the masks "
+                                 "with a seg or seg_compression checkpoint")
+    if compression.model.spatial_dims != cfg.model.spatial_dims:
+        raise ConfigError(field, f"{folder} is {compression.model.spatial_dims}D; model.spatial_dims is "
+                                 f"{cfg.model.spatial_dims}")
+    size = item_size(cfg)
+    images = autoencoder(cfg.space.checkpoint).encode(torch.zeros(1, 1, *size)).shape[2:]
+    masks = autoencoder(folder).encode(torch.zeros(1, 1, *size)).shape[2:]
+    if images != masks:
+        raise ConfigError(field, f"{folder} makes latents of {list(masks)} from {list(size)}, the image autoencoder "
+                                 f"{list(images)}: they must match to lie side by side")

@@ -20,7 +20,9 @@ class DataConfig:
     val_fraction: float = 0.2  # held out by subject, never by slice, so no subject is in both
     # seed "Diffusion Modes"; seg_conditioned* generate masks conditioned on tumour-size bins
     # (seg_conditioned_3d: seg_conditioned for volumes, the seed's name for it)
-    mode: Literal["seg", "bravo", "dual", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input"] = "bravo"
+    # bravo_seg_cond: bravo's latent conditioned on the mask's latent (space.seg_checkpoint); latent space only
+    mode: Literal["seg", "bravo", "dual", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input",
+                  "bravo_seg_cond"] = "bravo"
     image_size: int = 128  # 2D; seed "IDUN Diffusion Experiments": 128
     volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed configs/volume/default.yaml
     # 2D: leave out slices without image signal (outside the head). Not in seg mode, whose only
@@ -195,6 +197,7 @@ class SpaceConfig:
     name: Literal["pixel", "space_to_depth", "wavelet", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
     factor: int = 2  # space_to_depth: seed "Spaces" scale_factor 2 (the wavelet's is 2 by construction)
     checkpoint: str = ""  # latent: a medgen_compression checkpoint folder
+    seg_checkpoint: str = ""  # latent, data.mode=bravo_seg_cond: a seg autoencoder's checkpoint (seed: a VQ-VAE)
     scale_factor: float = 0.0  # latent: the latents' scale; 0 = the DC-AE's own, else measured (1 / std)
     # latent: a checkpoint whose run stopped on a health check is refused unless this is set
     accept_unhealthy: bool = False  # not in the seed
@@ -216,8 +219,9 @@ class SpaceConfig:
                                                      "(use space.name=latent with a DC-AE 1.5 checkpoint)")
         if self.name == "latent" and not self.checkpoint:
             raise ConfigError("checkpoint", "is required for space.name=latent (a medgen_compression checkpoint folder)")
-        if self.checkpoint and not os.path.isdir(self.checkpoint):
-            raise ConfigError("checkpoint", f"{self.checkpoint}: no such folder")
+        for name in ("checkpoint", "seg_checkpoint"):
+            if getattr(self, name) and not os.path.isdir(getattr(self, name)):
+                raise ConfigError(name, f"{getattr(self, name)}: no such folder")
 
     @property
     def shrink(self) -> int:
@@ -330,6 +334,12 @@ class Config:
         loss = self.loss
         if loss.perceptual_weight > 0 and self.space.name != "pixel":
             raise ConfigError("loss.perceptual_weight", f"is pixel space only; set it to 0 with space.name={self.space.name}")
+        if self.data.mode == "bravo_seg_cond" and (self.space.name != "latent" or not self.space.seg_checkpoint):
+            raise ConfigError("data.mode", "bravo_seg_cond is latent diffusion conditioned on the mask's latent (seed): "
+                                           "set space.name=latent, space.checkpoint and space.seg_checkpoint")
+        if self.space.seg_checkpoint and self.data.mode != "bravo_seg_cond":
+            raise ConfigError("space.seg_checkpoint", f"encodes the masks of data.mode=bravo_seg_cond; data.mode "
+                                                      f"{self.data.mode} conditions on the mask itself")
         if self.data.mode == "seg_conditioned_3d" and self.model.spatial_dims != 3:
             raise ConfigError("data.mode", "seg_conditioned_3d is for volumes: set model.spatial_dims=3 (or use "
                                            "seg_conditioned for slices)")

@@ -53,7 +53,7 @@ def test_latent_diffusion_needs_a_checkpoint_folder(tmp_path):
 
 @pytest.mark.parametrize("overrides, family, message", [
     ({}, "hdr_patch", "is a checkpoint of hdr_patch, not of medgen_compression"),
-    ({"data": {"mode": "dual"}}, "medgen_compression", "compresses dual images; data.mode bravo needs a bravo checkpoint"),
+    ({"data": {"mode": "dual"}}, "medgen_compression", "compresses dual images; data.mode bravo needs a bravo or multi_modality checkpoint"),
     ({"model": {"spatial_dims": 3}}, "medgen_compression", "is 3D; model.spatial_dims is 2"),
 ])
 def test_a_checkpoint_that_does_not_fit_is_one_line_naming_it(tmp_path, overrides, family, message):
@@ -174,3 +174,35 @@ def test_augmented_diffusion_draws_the_checkpoints_channel_counts_and_trains(tmp
     parts = DIFFUSION.build(cfg)
     terms, _ = DIFFUSION.loss_terms(parts.model, next(iter(DataLoader(parts.train_set, batch_size=4))), cfg)
     assert torch.isfinite(terms["mse"]) and terms["mse"] > 0
+
+
+def test_bravo_seg_cond_diffuses_bravo_latents_beside_the_masks_latents(tmp_path):
+    # seed "Diffusion Modes": bravo_seg_cond, [bravo latent, seg latent] -> bravo latent; here VAEs of
+    # 3 latent channels each (the seed's VQ-VAEs have 4: 8 -> 4), so 6 -> 3
+    images = checkpoint(tmp_path / "bravo")
+    masks = checkpoint(tmp_path / "seg", {"data": {"mode": "seg"}})
+    cfg = diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "space": {"seg_checkpoint": masks}})
+    DIFFUSION.check_data(cfg)
+    parts = DIFFUSION.build(cfg)
+    assert parts.model.unet.conv_in.conv.in_channels == 6 and parts.model.unet.out[2].conv.out_channels == 3
+    batch = next(iter(DataLoader(parts.train_set, batch_size=4)))
+    space = diffusion_spaces.space_of(cfg)
+    assert torch.allclose(space.condition(batch[1], None), space.seg.encode(batch[1]))  # the mask's own latent
+    terms, _ = DIFFUSION.loss_terms(parts.model, batch, cfg)
+    assert torch.isfinite(terms["mse"])
+
+
+def test_bravo_seg_cond_is_refused_without_a_fitting_mask_autoencoder(tmp_path):
+    images = checkpoint(tmp_path / "bravo")
+    with pytest.raises(ConfigError, match=r"data\.mode bravo_seg_cond is latent diffusion conditioned on the mask's "
+                                          r"latent"):
+        diffusion(images, {"data": {"mode": "bravo_seg_cond"}})
+    with pytest.raises(ConfigError, match=r"space\.seg_checkpoint encodes the masks of data\.mode=bravo_seg_cond"):
+        diffusion(images, {"space": {"seg_checkpoint": images}})
+    with pytest.raises(ConfigError) as error:
+        DIFFUSION.check_data(diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "space": {"seg_checkpoint": images}}))
+    assert str(error.value).startswith(f"space.seg_checkpoint {images} compresses bravo images")
+    coarser = checkpoint(tmp_path / "vq", {"data": {"mode": "seg"}, "model": {"kind": "vqvae"}})
+    with pytest.raises(ConfigError, match=r"makes latents of \[8, 8\] from \[32, 32\], the image autoencoder "
+                                          r"\[16, 16\]: they must match"):
+        DIFFUSION.check_data(diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "space": {"seg_checkpoint": coarser}}))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from losstune.data import DataError
 
@@ -38,9 +39,11 @@ from losstune.data import DataError
 # multi_modality (seed "VAE Modes", compression only) reads all four images, pooled one at a time
 IMAGES = ("bravo", "flair", "t1_pre", "t1_gd")
 MODE_IMAGES = {"seg": ("seg",), "bravo": ("bravo",), "bravo_seg_cond": ("bravo",), "dual": ("t1_pre", "t1_gd"),
+               "multi": IMAGES,
                "seg_conditioned": ("seg",),
                "seg_conditioned_3d": ("seg",), "seg_conditioned_input": ("seg",), "multi_modality": IMAGES}
-MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "bravo_seg_cond": ("seg",), "dual": ("seg",), "seg_conditioned": (),
+MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "bravo_seg_cond": ("seg",), "dual": ("seg",), "multi": ("seg",),
+                     "seg_conditioned": (),
                      "seg_conditioned_3d": (),
                      "seg_conditioned_input": (), "multi_modality": ()}
 # seed "Diffusion Modes": masks generated conditioned on the tumours' size bins (losses.tumour_size
@@ -48,6 +51,8 @@ MODE_CONDITIONING = {"seg": (), "bravo": ("seg",), "bravo_seg_cond": ("seg",), "
 # ("1 + 7 bin maps"). The data gives both as one map per bin (Items' `size_bins`): the count of the
 # item's tumours in that bin, or whether it has one.
 SIZE_CONDITIONED = {"seg_conditioned": "counts", "seg_conditioned_3d": "counts", "seg_conditioned_input": "binary"}
+# seed "Diffusion Modes": multi, [image, seg] + mode embedding: every modality of MODE_IMAGES["multi"]
+# an item of its own, its modality given as one-hot constant maps after the mask (Items' `modalities`)
 PERCENTILES = (0.5, 99.5)  # not in the seed: robust to a few hot voxels
 EMPTY_SLICE_LEVEL = 0.05  # a 2D slice is empty if no image voxel exceeds this (normalised) level
 ORIENTATION = "RAS"  # every volume is turned to this: its last axis runs inferior -> superior (axial)
@@ -77,9 +82,21 @@ def mode_channels(mode: str) -> tuple[int, int]:
     bravo 2->1, dual 3->2 (the images it generates, plus what it is conditioned on)."""
     from losstune.losses.tumour_size import CONDITIONING_BINS
 
+    if mode == "multi":  # one image at a time, its mask, its modality one-hot
+        return 1 + 1 + len(MODE_IMAGES[mode]), 1
     images = len(MODE_IMAGES[mode])
     bins = CONDITIONING_BINS if mode in SIZE_CONDITIONED else 0
     return images + len(MODE_CONDITIONING[mode]) + bins, images
+
+
+def embedded_channels(mode: str) -> int:
+    """How many of a mode's last conditioning channels are constant maps of a vector that the network
+    embeds rather than convolves: the size bins' counts (FiLM), the one-hot modality (multi)."""
+    from losstune.losses.tumour_size import CONDITIONING_BINS
+
+    if mode == "multi":
+        return len(MODE_IMAGES[mode])
+    return CONDITIONING_BINS if SIZE_CONDITIONED.get(mode) == "counts" else 0
 
 
 def binary_mode(mode: str) -> bool:
@@ -335,7 +352,7 @@ class Items:
 
     def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
                  binary_images: bool = False, seed: int = 0, aggressive: bool = False, with_spacing: bool = False,
-                 size_bins: str = ""):
+                 size_bins: str = "", modalities: int = 0):
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
 
@@ -344,6 +361,9 @@ class Items:
         # "counts" / "binary": the conditioning is one constant map per size bin of the item's tumours,
         # measured once on the item as read (at its own voxel size; augmentation does not move a size)
         self.size_bins = [self.bin_vector(item, spatial_dims, size_bins) for item in items] if size_bins else None
+        # multi: each item's modality (an index of the pooled items' "modality"), one-hot after the mask
+        self.modality = [F.one_hot(torch.tensor(item["modality"]), modalities).float() for item in items] \
+            if modalities else None
         # each item's voxel size in mm at `size` (a 2D slice resized to it; a volume padded or cropped)
         self.spacings = [item_spacing(item, spatial_dims, size) for item in items]
         self.with_spacing = with_spacing  # each item also gives its voxel size (the tumour-size metrics)
@@ -383,9 +403,9 @@ class Items:
         self._reseed_in_worker()
         item = self.cache[index]
         cond = item["cond"] if self.has_cond else torch.zeros(self.empty_cond_shape)
-        if self.size_bins is not None:
-            bins = self.size_bins[index]
-            cond = bins.view(-1, *([1] * (len(self.empty_cond_shape) - 1))).expand(len(bins), *self.empty_cond_shape[1:])
+        for vectors in (self.size_bins, self.modality):
+            if vectors is not None:
+                cond = torch.cat([cond, constant_maps(vectors[index], self.empty_cond_shape[1:])])
         tensors = (item["image"].float(), cond.float(), item["seg"].float())
         return (*tensors, self.spacings[index]) if self.with_spacing else tensors
 
@@ -398,6 +418,11 @@ class Items:
         if info is not None and info.seed != self._worker_seed:
             self.cache.transform.set_random_state(seed=info.seed % 2**32)
             self._worker_seed = info.seed
+
+
+def constant_maps(vector: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """[len(vector), *size]: each entry of the vector as a map of its own."""
+    return vector.view(-1, *([1] * len(size))).expand(len(vector), *size)
 
 
 # --- synthetic phantoms --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ class DiffusionNet(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, widths=(128, 256, 256),
                  attention=(False, True, True), res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 8,
-                 flash_attention: bool = True, omega_classes: int = 0, size_bins: int = 0):
+                 flash_attention: bool = True, omega_classes: int = 0, embedded: int = 0):
         super().__init__()
         from monai.networks.nets import DiffusionModelUNet
 
@@ -36,14 +36,15 @@ class DiffusionNet(nn.Module):
             num_class_embeds=omega_classes or None)
         self.omega_classes = omega_classes
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
-        # seg_conditioned: the last `size_bins` input channels are the tumour-size bins' constant maps,
-        # embedded and added to the time embedding (the seed's "Size bins (FiLM)"); MONAI's UNet
-        # embeds class labels only, so a hook on its time embedding adds them
-        self.size_bins, self._sizes = size_bins, None
-        if size_bins:
+        # the last `embedded` input channels are constant maps of a vector (seg_conditioned: the tumour-size
+        # bins, the seed's "Size bins (FiLM)"; multi: the modality, one-hot, the seed's mode embedding),
+        # embedded and added to the time embedding; MONAI's UNet embeds class labels only, so a hook on
+        # its time embedding adds them
+        self.embedded, self._vector = embedded, None
+        if embedded:
             width = self.unet.time_embed[-1].out_features
-            self.size_embedding = nn.Sequential(nn.Linear(size_bins, width), nn.SiLU(), nn.Linear(width, width))
-            self.unet.time_embed.register_forward_hook(self._add_sizes)
+            self.vector_embedding = nn.Sequential(nn.Linear(embedded, width), nn.SiLU(), nn.Linear(width, width))
+            self.unet.time_embed.register_forward_hook(self._add_vector)
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
                 omega: torch.Tensor | None = None) -> torch.Tensor:
@@ -51,12 +52,12 @@ class DiffusionNet(nn.Module):
         `omega`: each sample's ScoreAug transform index; none given is the identity (0)."""
         if self.omega_classes and omega is None:
             omega = torch.zeros(len(x), dtype=torch.long, device=x.device)
-        if self.size_bins:
-            x, self._sizes = split_sizes(x, self.size_bins)
+        if self.embedded:
+            x, self._vector = split_embedded(x, self.embedded)
         return self.unet(x, timesteps, context, class_labels=omega)
 
-    def _add_sizes(self, module, inputs, embedding):
-        return embedding + self.size_embedding(self._sizes.to(embedding.dtype))
+    def _add_vector(self, module, inputs, embedding):
+        return embedding + self.vector_embedding(self._vector.to(embedding.dtype))
 
     def feature_blocks(self) -> dict:
         """The blocks feature perturbation may add noise after."""
@@ -64,10 +65,10 @@ class DiffusionNet(nn.Module):
         return {"encoder": list(unet.down_blocks), "mid": [unet.middle_block], "decoder": list(unet.up_blocks)}
 
 
-def split_sizes(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the input without its last `bins` channels, those channels' per-sample means [B, bins]): the
-    size-bin vector the data gives as constant maps."""
-    return x[:, :-bins], x[:, -bins:].flatten(2).mean(2)
+def split_embedded(x: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the input without its last `count` channels, those channels' per-sample means [B, count]): the
+    vector the data gives as constant maps."""
+    return x[:, :-count], x[:, -count:].flatten(2).mean(2)
 
 
 def add_feature_noise(network: nn.Module, layers: tuple[str, ...], std: float) -> list:

@@ -109,14 +109,14 @@ class Denoiser(nn.Module):
     """What the transformers share: patches in, the timestep (+ class) embedding, patches out."""
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int,
-                 heads: int, patch: int, omega_classes: int, size_bins: int = 0):
+                 heads: int, patch: int, omega_classes: int, embedded: int = 0):
         from monai.networks.blocks import PatchEmbeddingBlock
 
         super().__init__()
-        # seg_conditioned: the last `size_bins` input channels are the size bins' constant maps, embedded
-        # beside the timestep (DiT, HDiT: in the adaLN conditioning, the seed's FiLM; UViT: a token)
-        self.size_bins = size_bins
-        self.sizes = nn.Sequential(nn.Linear(size_bins, width), nn.SiLU(), nn.Linear(width, width)) if size_bins else None
+        # the last `embedded` input channels are constant maps of a vector (the size bins; a one-hot mode),
+        # embedded beside the timestep (DiT, HDiT: in the adaLN conditioning, the seed's FiLM; UViT: a token)
+        self.embedded = embedded
+        self.vector = nn.Sequential(nn.Linear(embedded, width), nn.SiLU(), nn.Linear(width, width)) if embedded else None
         self.spatial_dims, self.patch, self.out_channels = spatial_dims, patch, out_channels
         self.grid = tuple(side // patch for side in sides)
         self.patches = PatchEmbeddingBlock(in_channels, sides, patch, width, heads, proj_type="conv",
@@ -127,18 +127,18 @@ class Denoiser(nn.Module):
         self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
 
     def embeddings(self, x: torch.Tensor, timesteps: torch.Tensor, omega: torch.Tensor | None) -> tuple:
-        """(x without the size maps, [the timestep's embedding, the class's (ScoreAug's transform, or a
-        mode; class 0 where none is given), the size bins'], each [B, width] where the model has it)."""
+        """(x without the embedded maps, [the timestep's embedding, the class's (ScoreAug's transform;
+        class 0 where none is given), the embedded vector's], each [B, width] where the model has it)."""
         batch = len(x)
         found = [self.time(timestep_features(timesteps.expand(batch), self.time[0].in_features))]
         if self.classes is not None:
             omega = torch.zeros(batch, dtype=torch.long, device=x.device) if omega is None else omega
             found.append(self.classes(omega))
-        if self.size_bins:
-            from losstune.models.medgen import split_sizes
+        if self.embedded:
+            from losstune.models.medgen import split_embedded
 
-            x, sizes = split_sizes(x, self.size_bins)
-            found.append(self.sizes(sizes))
+            x, vector = split_embedded(x, self.embedded)
+            found.append(self.vector(vector))
         return x, found
 
     def image(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -177,8 +177,8 @@ class OutputLayer(nn.Module):
 class DiT(Denoiser):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int = 768,
                  depth: int = 12, heads: int = 12, patch: int = 2, qk_norm: bool = True, omega_classes: int = 0,
-                 size_bins: int = 0):
-        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, size_bins)
+                 embedded: int = 0):
+        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, embedded)
         self.blocks = nn.ModuleList(DiTBlock(width, heads, qk_norm) for _ in range(depth))
         self.output = OutputLayer(width, patch ** spatial_dims * out_channels)
 
@@ -193,8 +193,8 @@ class DiT(Denoiser):
 class HDiT(Denoiser):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int = 384,
                  level_depths: tuple[int, ...] = (2, 4, 6, 4, 2), heads: int = 6, patch: int = 4, qk_norm: bool = True,
-                 omega_classes: int = 0, size_bins: int = 0):
-        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, size_bins)
+                 omega_classes: int = 0, embedded: int = 0):
+        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, embedded)
         self.levels = len(level_depths) // 2  # merges: one after each encoder level
         cell = 2 ** spatial_dims
 
@@ -256,9 +256,9 @@ class HDiT(Denoiser):
 class UViT(Denoiser):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, sides: tuple[int, ...], width: int = 512,
                  depth: int = 13, heads: int = 8, patch: int = 8, qk_norm: bool = False, omega_classes: int = 0,
-                 size_bins: int = 0):
-        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, size_bins)
-        self.extra_tokens = 1 + (omega_classes > 0) + (size_bins > 0)  # the timestep's token, the class's, the sizes'
+                 embedded: int = 0):
+        super().__init__(spatial_dims, in_channels, out_channels, sides, width, heads, patch, omega_classes, embedded)
+        self.extra_tokens = 1 + (omega_classes > 0) + (embedded > 0)  # the timestep's token, the class's, the vector's
         self.extra_position = nn.Parameter(torch.zeros(1, self.extra_tokens, width))
         self.blocks = nn.ModuleList(ViTBlock(width, heads, qk_norm) for _ in range(depth))
         self.skips = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(depth // 2))

@@ -144,3 +144,17 @@ def space_of(cfg):
     if name == "wavelet":
         return measured_wavelet_space(cfg)
     return PixelSpace()
+
+
+def moved_condition(cfg, space, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The conditioning in the space of `z`: the mask moved as the space moves it, the embedded
+    vectors' constant maps (size bins, modality) kept as constants at z's size, whatever the space
+    would make of them (a rearrangement would spread them over channels)."""
+    from losstune.data.medgen import constant_maps, embedded_channels
+
+    count = embedded_channels(cfg.data.mode)
+    if not count:
+        return space.condition(cond, z)
+    vectors = cond[:, -count:].flatten(2).mean(2)
+    moved = space.condition(cond[:, :-count], z)
+    return torch.cat([moved, torch.stack([constant_maps(v, tuple(z.shape[2:])) for v in vectors])], 1)

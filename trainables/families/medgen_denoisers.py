@@ -13,24 +13,23 @@ from losstune.models.medgen_transformers import DiT, HDiT, UViT, parameter_count
 
 def denoiser(cfg, channels_in: int, channels_out: int, sides: tuple[int, ...], omega_classes: int = 0):
     """The network for inputs of `sides` (the images', or their encoding's in the run's space) and
-    `channels_in` channels, the last of them, in the FiLM seg_conditioned modes, the size bins' maps
-    that the network embeds instead of convolving."""
-    from losstune.data.medgen import SIZE_CONDITIONED
-    from losstune.losses.tumour_size import CONDITIONING_BINS
+    `channels_in` channels, the last of them, in the FiLM seg_conditioned modes and multi, the maps
+    of a vector (size bins; the modality) that the network embeds instead of convolving."""
+    from losstune.data.medgen import embedded_channels
     from losstune.models.medgen import DiffusionNet
 
     m = cfg.model
-    film = CONDITIONING_BINS if SIZE_CONDITIONED.get(cfg.data.mode) == "counts" else 0
+    film = embedded_channels(cfg.data.mode)
     if m.kind == "unet":
         return DiffusionNet(m.spatial_dims, channels_in - film, channels_out, m.widths, m.attention, m.res_blocks,
                             m.norm_groups, m.head_channels, m.flash_attention, omega_classes, film)
     return transformer(m, channels_in - film, channels_out, tuple(sides), omega_classes, *m.transformer_size(),
-                       size_bins=film)
+                       embedded=film)
 
 
-def transformer(m, channels_in, channels_out, sides, omega_classes, width, depth, heads, size_bins=0):
+def transformer(m, channels_in, channels_out, sides, omega_classes, width, depth, heads, embedded=0):
     common = dict(spatial_dims=m.spatial_dims, in_channels=channels_in, out_channels=channels_out, sides=sides,
-                  width=width, heads=heads, patch=m.patch, omega_classes=omega_classes, size_bins=size_bins)
+                  width=width, heads=heads, patch=m.patch, omega_classes=omega_classes, embedded=embedded)
     if m.kind == "dit":
         return DiT(depth=depth, qk_norm=m.qk_norm, **common)
     if m.kind == "hdit":

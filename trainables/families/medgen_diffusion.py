@@ -32,7 +32,7 @@ from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.families import medgen_diffusion_config as settings
 from losstune.trainables.families import medgen_generation
 from losstune.trainables.families.medgen_augment import draw_batch, each, omega_classes, sda_transforms
-from losstune.trainables.families.diffusion_spaces import space_of
+from losstune.trainables.families.diffusion_spaces import moved_condition, space_of
 from losstune.models.medgen_compression import channel_mask
 from losstune.trainables.families.latent_space import augmented_counts, autoencoder, check_fits
 from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
@@ -146,7 +146,7 @@ def build(cfg) -> Parts:
         image, cond = val_items[0][0][None], val_items[0][1][None]
         z = space_of(cfg).encode(image)
         noise_shape = tuple(z.shape[1:])
-        channels_in, channels_out = noise_shape[0] + space_of(cfg).condition(cond, z).shape[1], noise_shape[0]
+        channels_in, channels_out = noise_shape[0] + moved_condition(cfg, space_of(cfg), cond, z).shape[1], noise_shape[0]
     sides = (noise_shape or tuple(val_items[0][0].shape))[1:]
     model = denoiser(cfg, channels_in, channels_out, sides, omega_classes(cfg))
     r = cfg.regularisation
@@ -165,7 +165,7 @@ def diffused(cfg, x0: torch.Tensor, cond: torch.Tensor) -> tuple:
     frozen encoder's scaled latents and the mask pooled to their size)."""
     space = space_of(cfg)
     z0 = space.encode(x0)
-    return z0, space.condition(cond, z0)
+    return z0, moved_condition(cfg, space, cond, z0)
 
 
 # --- loss --------------------------------------------------------------------------------------------
@@ -278,20 +278,45 @@ def val_metrics(model, batch, cfg, extras):
     if uses_perceptual(cfg):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
             [perceptual_term(cfg, e, pixels) for e in estimates]).mean()
+    if cfg.data.mode == "multi":  # one image an item: its modality from the one-hot maps after the mask
+        return {**out, **multi_quality(estimates, pixels.float(), seg, spacing, cfg, batch[1][:, 1:].flatten(2).mean(2))}
     return {**out, **estimate_quality(estimates, pixels.float(), seg, spacing, cfg)}
 
 
-def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, spacing: torch.Tensor, cfg) -> dict:
+def estimate_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, spacing: torch.Tensor, cfg,
+                     modalities: tuple | None = None) -> dict:
     """The quality of the one-step estimates (losses.image_quality.quality), per generated modality,
     and their squared error inside the tumours of each RANO-BM size bin (losses.tumour_size)."""
     squared = torch.stack([(e - x0).pow(2) for e in estimates]).mean(0)
-    return {**quality(estimates, x0, seg, MODE_IMAGES[cfg.data.mode], cfg.eval.msssim, lpips_of(cfg, x0.device)),
+    names = modalities or MODE_IMAGES[cfg.data.mode]
+    return {**quality(estimates, x0, seg, names, cfg.eval.msssim, lpips_of(cfg, x0.device)),
             **size_sums(squared, seg, spacing)}
+
+
+def multi_quality(estimates: list, x0: torch.Tensor, seg: torch.Tensor, spacing: torch.Tensor, cfg,
+                  one_hot: torch.Tensor) -> dict:
+    """multi: the quality over every item, and per modality as sums weighted by the items' one-hot
+    modality (`<metric>_<modality>_wsum`, `<modality>_items`; summarise_val divides them), the
+    regional sums likewise (`<modality>/<sum>`, which regional_summary reads)."""
+    out = estimate_quality(estimates, x0, seg, spacing, cfg, ("image",))
+    single = {k: out.pop(k) for k in [k for k in out if k.endswith("_image") or k.startswith("image/")]}
+    for index, modality in enumerate(MODE_IMAGES["multi"]):
+        weight = one_hot[:, index]
+        out[f"{modality}_items"] = weight
+        out.update({f"{name}_{modality}_wsum": out[name] * weight for name in ("psnr", "msssim", "msssim_3d", "lpips")
+                    if name in out})
+        out.update({f"{modality}/{k[len('image/'):]}": v * weight for k, v in single.items() if k.startswith("image/")})
+    return out
 
 
 def summarise_val(means: dict, cfg) -> dict:
     """Pixel-weighted regional errors (seed "Regional Loss Tracking"; the ratio of means of sums is
     the ratio of sums), overall and per modality, and the timestep-bin health ratio."""
+    if cfg.data.mode == "multi":  # per modality: the weighted sums' means over the items' weight
+        for modality in MODE_IMAGES["multi"]:
+            items = means.pop(f"{modality}_items")
+            for key in [k for k in means if k.endswith(f"_{modality}_wsum")]:
+                means[key[:-len("_wsum")]] = means.pop(key) / items if items > 0 else math.nan
     out = regional_summary(means, MODE_IMAGES[cfg.data.mode])
     out.update({f"{name}_loss": error for name, error in size_errors(means).items()})
     bins = sorted(means[f"t{name}"] for name in BIN_NAMES)

@@ -21,7 +21,8 @@ class DataConfig:
     # seed "Diffusion Modes"; seg_conditioned* generate masks conditioned on tumour-size bins
     # (seg_conditioned_3d: seg_conditioned for volumes, the seed's name for it)
     # bravo_seg_cond: bravo's latent conditioned on the mask's latent (space.seg_checkpoint); latent space only
-    mode: Literal["seg", "bravo", "dual", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input",
+    # multi: every modality, one at a time, with its mask and a mode embedding
+    mode: Literal["seg", "bravo", "dual", "multi", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input",
                   "bravo_seg_cond"] = "bravo"
     image_size: int = 128  # 2D; seed "IDUN Diffusion Experiments": 128
     volume: tuple[int, ...] = (256, 256, 160)  # 3D (H, W, D); seed configs/volume/default.yaml

@@ -13,7 +13,7 @@ import math
 import torch
 
 from losstune.losses.diffusion import make_noise_scheduler
-from losstune.trainables.families.diffusion_spaces import space_of
+from losstune.trainables.families.diffusion_spaces import moved_condition, space_of
 
 
 def sampling_scheduler(cfg, sample_shape: tuple[int, ...]):
@@ -42,7 +42,7 @@ def generate(model, cfg, cond: torch.Tensor, sample_shape: tuple[int, ...], seed
     noise = torch.randn((len(cond), *sample_shape), generator=generator).to(device)
     space = space_of(cfg)
     cond = cond.to(device)
-    condition = space.condition(cond, noise)
+    condition = moved_condition(cfg, space, cond, noise)
     scheduler = sampling_scheduler(cfg, sample_shape)
     was_training = model.training
     model.eval()

@@ -56,10 +56,12 @@ def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False
                pool: bool = False):
     """The dataset of `subjects`; `aggressive`: the compression models' augmentation; `with_spacing`:
     each item with its voxel size in mm; `pool`: each image channel of an item an item of its own."""
-    from losstune.data.medgen import SIZE_CONDITIONED, Items, binary_mode, load_volumes
+    from losstune.data.medgen import MODE_IMAGES, SIZE_CONDITIONED, Items, binary_mode, load_volumes
 
     items = training_items(cfg, load_volumes(subjects, mode), mode)
-    if pool:
-        items = [{**item, "image": item["image"][k:k + 1]} for item in items for k in range(len(item["image"]))]
+    if pool or mode == "multi":  # multi: training and validation alike, its modality one-hot beside the mask
+        items = [{**item, "image": item["image"][k:k + 1], "modality": k}
+                 for item in items for k in range(len(item["image"]))]
     return Items(items, cfg.model.spatial_dims, item_size(cfg), augment, binary_mode(mode), seed=cfg.train.seed,
-                 aggressive=aggressive, with_spacing=with_spacing, size_bins=SIZE_CONDITIONED.get(mode, ""))
+                 aggressive=aggressive, with_spacing=with_spacing, size_bins=SIZE_CONDITIONED.get(mode, ""),
+                 modalities=len(MODE_IMAGES[mode]) if mode == "multi" else 0)

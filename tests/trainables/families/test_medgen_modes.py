@@ -48,8 +48,8 @@ def test_seg_conditioned_3d_is_for_volumes():
 
 
 @pytest.mark.parametrize("network", [
-    lambda: DiffusionNet(2, 1, 1, (16, 32), (False, True), 1, 8, 8, size_bins=7),
-    lambda: DiT(2, 1, 1, (16, 16), width=32, depth=2, heads=4, patch=2, size_bins=7)])
+    lambda: DiffusionNet(2, 1, 1, (16, 32), (False, True), 1, 8, 8, embedded=7),
+    lambda: DiT(2, 1, 1, (16, 16), width=32, depth=2, heads=4, patch=2, embedded=7)])
 def test_the_size_bins_reach_the_prediction_through_the_embedding(network):
     torch.manual_seed(0)
     model = network()
@@ -78,3 +78,35 @@ def test_multi_modality_pools_the_modalities_and_reports_each(tmp_path):
     for modality in ("bravo", "flair", "t1_pre", "t1_gd"):
         assert metrics[f"val/psnr_{modality}"] > 0, modality
     assert compression.TAGS["val/psnr_flair"] == "Validation/PSNR_flair"
+
+
+def test_multi_trains_every_modality_with_its_mode_embedding_and_reports_each(tmp_path):
+    overrides = merge(medgen.SMOKE, {"data": {"mode": "multi"}, "train": {"batch_size": 4, "epochs": 1}})
+    cfg = make_config(DIFFUSION, overrides)
+    parts = DIFFUSION.build(cfg)
+    image, cond, _ = parts.train_set[0]
+    # [image, seg] + the one-hot modality (seed: 2 -> 1 with a mode embedding)
+    assert image.shape[0] == 1 and cond.shape[0] == 1 + 4
+    assert parts.model.unet.conv_in.conv.in_channels == 2 and parts.model.embedded == 4
+    firsts = [parts.train_set[k][1][1:, 0, 0].tolist() for k in range(4)]
+    assert firsts == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]  # one slice's four modalities
+    metrics = trained(DIFFUSION, overrides, tmp_path)
+    assert metrics["stop_reason"] == "" and math.isfinite(metrics["val/mse"])
+    for modality in ("bravo", "flair", "t1_pre", "t1_gd"):
+        assert metrics[f"val/psnr_{modality}"] > 0 and math.isfinite(metrics[f"val/{modality}_tumor_loss"])
+
+
+def test_multi_summaries_are_each_modalitys_own_means_by_hand():
+    # two items of bravo (PSNR 10 and 20) and one of flair (PSNR 40): bravo's mean 15, flair's 40,
+    # t1_pre and t1_gd none (NaN); over the batch, the means of the sums are (10 + 20) / 3 over 2 / 3
+    cfg = make_config(DIFFUSION, merge(medgen.SMOKE, {"data": {"mode": "multi"}}))
+    means = {"t0.0-0.1": 1.0, **{f"t{b}": 1.0 for b in medgen.BIN_NAMES}, "psnr": 70 / 3,
+             "psnr_bravo_wsum": 10.0, "bravo_items": 2 / 3, "psnr_flair_wsum": 40 / 3, "flair_items": 1 / 3,
+             "psnr_t1_pre_wsum": 0.0, "t1_pre_items": 0.0, "psnr_t1_gd_wsum": 0.0, "t1_gd_items": 0.0,
+             **{f"{region}_{kind}": 1.0 for region in ("tumor", "background", "tiny", "small", "medium", "large")
+                for kind in ("sq_sum", "count")},
+             **{f"{m}/{region}_{kind}": 1.0 for m in ("bravo", "flair", "t1_pre", "t1_gd")
+                for region in ("tumor", "background") for kind in ("sq_sum", "count")}}
+    out = medgen.summarise_val(means, cfg)
+    assert out["psnr_bravo"] == pytest.approx(15.0) and out["psnr_flair"] == pytest.approx(40.0)
+    assert math.isnan(out["psnr_t1_pre"]) and "bravo_items" not in out

@@ -81,17 +81,31 @@ def trained_network(cfg, folder: str):
 
 
 def write_samples(samples, conditions, cfg, out: str, first: int) -> list[str]:
-    """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes)."""
+    """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes);
+    in the seg_conditioned modes the size bins each mask was generated for, as JSON (tumours per bin,
+    or whether there is one); in multi the image named by its modality."""
+    import json
+
     import nibabel
     import numpy as np
 
-    from losstune.data.medgen import MODE_IMAGES
+    from losstune.data.medgen import MODE_CONDITIONING, MODE_IMAGES, SIZE_CONDITIONED
+    from losstune.losses.tumour_size import CONDITIONING_EDGES_MM
 
-    written = []
+    mode, written = cfg.data.mode, []
     for k, (sample, condition) in enumerate(zip(samples, conditions)):
-        arrays = {name: sample[c] for c, name in enumerate(MODE_IMAGES[cfg.data.mode])}
-        if condition.shape[0]:
+        names = MODE_IMAGES[mode]
+        if mode == "multi":  # one image, its modality one-hot after the mask
+            names = (names[int(condition[1:].flatten(1).mean(1).argmax())],)
+        arrays = {name: sample[c] for c, name in enumerate(names)}
+        if MODE_CONDITIONING[mode]:
             arrays["condition"] = condition[0]
+        if mode in SIZE_CONDITIONED:
+            path = os.path.join(out, f"sample_{first + k:04d}_size_bins.json")
+            with open(path, "w") as f:
+                json.dump({"edges_mm": list(CONDITIONING_EDGES_MM), SIZE_CONDITIONED[mode]:
+                           condition.flatten(1).mean(1).tolist()}, f)
+            written.append(path)
         for name, array in arrays.items():
             volume = array.cpu().numpy().astype(np.float32)
             path = os.path.join(out, f"sample_{first + k:04d}_{name}.nii.gz")

@@ -58,3 +58,21 @@ def test_what_is_no_diffusion_checkpoint_or_would_overwrite_samples_is_refused(d
     assert err.startswith("generate: error: --out:") and err.count("\n") == 1
     assert generate.main([diffusion_checkpoint, "--n", "0"]) == 2
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("mode, files", [
+    ("multi", {"bravo", "flair", "t1_pre", "t1_gd", "condition"}),  # one image a sample, named by its modality
+    ("seg_conditioned", {"seg", "size_bins"}),  # the mask and the size bins it was generated for
+])
+def test_samples_of_the_other_modes_are_named_for_what_they_are(tmp_path, mode, files):
+    family = load_family("medgen_diffusion")
+    config = merge(family.smoke, {"data": {"mode": mode}, "train": {"epochs": 1, "checkpoint_every": 1}})
+    session = LocalSession(str(tmp_path / "run"))
+    train(family, config, session)
+    out = tmp_path / "generated"
+    assert generate.main([session.checkpoints[-1], "--n", "8", "--steps", "2", "--out", str(out)]) == 0
+    kinds = {p.name.split("_", 2)[2].split(".")[0] for p in out.iterdir()}
+    assert kinds <= files and ("size_bins" in kinds) == (mode == "seg_conditioned")
+    if mode == "seg_conditioned":
+        bins = json.loads((out / "sample_0000_size_bins.json").read_text())
+        assert bins["edges_mm"] == [3.0, 6.0, 10.0, 15.0, 20.0, 30.0] and len(bins["counts"]) == 7

@@ -45,7 +45,7 @@ def test_defaults_are_the_seeds():
     ({"regularisation": {"feature_layers": ["middle"]}}, "regularisation.feature_layers must be some of"),
     ({"regularisation": {"curriculum_start": [0.5, 0.2]}}, "regularisation.curriculum_start must be"),
     ({"data": {"volume": [32, 32]}}, "data.volume must be 3 sizes"),
-    ({"data": {"mode": "multi"}}, "data.mode must be one of"),
+    ({"data": {"mode": "triple"}}, "data.mode must be one of"),
     ({"strategy": {"name": "edm"}}, "strategy.name must be one of"),
     # the smoke UNet's 3 widths halve an image twice: 30 -> 15 -> 8 down, 8 -> 16 up, and the skip
     # connection cannot join 16 to 15 (the trial failed there)

@@ -17,9 +17,11 @@ def catalogue() -> str:
         family = load_family(name)
         lines.append(f"{name}: objective {family.objective.metric} ({family.objective.mode})")
         for space_name in family.spaces:
-            space = family.space(space_name, family.config_class())
+            space = family.space(space_name, family.space_config(space_name))
             tuned = dict.fromkeys(key for point in sample_points(space, 16) for key in point)
             marker = " (default)" if space_name == family.default_space else ""
+            if space_name in family.space_presets:
+                marker += f" (with --preset {family.space_presets[space_name]} or another that it fits)"
             lines.append(f"  --space {space_name}{marker}: {', '.join(k.replace('/', '.') for k in tuned)}")
         lines.append(f"  --preset: {', '.join(family.presets) or '(none)'}")
     lines.append("every key of a family, its default and its seed section: --print-config FAMILY")

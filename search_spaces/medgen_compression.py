@@ -85,4 +85,5 @@ def structured_latent(trial, config) -> None:
 
 SPACES = {"weights": weights, "schedule": schedule, "gan": gan, "structured_latent": structured_latent,
           "all": everything}
+SPACE_PRESETS = {"structured_latent": "f64"}  # the seed's recommended DC-AE for it (c >= 64)
 DEFAULT_SPACE = "weights"

@@ -46,7 +46,8 @@ and, only where it needs them (the defaults are below):
 
 search_spaces/<name>.py provides SPACES ({name: define-by-run function, or a ray.tune dict}) and
 DEFAULT_SPACE; a function may take the sweep's config as well (`def weights(trial, config)`), to
-tune only what that config trains.
+tune only what that config trains; SPACE_PRESETS (optional, {space: preset}) names the preset a
+space applies to where the default config has nothing for it to tune.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ class Family:
     model_metrics: Callable = None  # resolve() always sets it
     objective_for: Callable = None  # resolve() always sets it
     trained_config: Callable = None  # resolve() always sets it
+    space_presets: Mapping[str, str] = None  # resolve() always sets it: SPACE_PRESETS, or {}
 
     def objective_of(self, cfg) -> Objective:
         """What runs of `cfg` are ranked by: the family's objective_for(cfg), else its OBJECTIVE."""
@@ -182,6 +184,11 @@ class Family:
     def space(self, name: str, config):
         """The search space `name` as a sweep from `config` searches it (`bound`)."""
         return bound(self.spaces[name], config)
+
+    def space_config(self, name: str):
+        """The config a space applies to: the default, or the preset SPACE_PRESETS names for it (a
+        space of what the default does not train: medgen_compression's `structured_latent`, DC-AE's)."""
+        return make_config(self, preset=self.space_presets.get(name, ""))
 
 
 def bound(space, config):
@@ -238,7 +245,8 @@ def resolve(name: str, module: ModuleType, spaces: ModuleType) -> Family:
     for attribute in ("SPACES", "DEFAULT_SPACE"):
         if not hasattr(spaces, attribute):
             raise FamilyError(f"{spaces.__name__}: family {name!r} lacks {attribute} (trainables/family_api.py)")
-    values.update(spaces=spaces.SPACES, default_space=spaces.DEFAULT_SPACE)
+    values.update(spaces=spaces.SPACES, default_space=spaces.DEFAULT_SPACE,
+                  space_presets=getattr(spaces, "SPACE_PRESETS", {}))
     family = Family(**values)
     check_shape(family, module)
     return family
@@ -255,6 +263,9 @@ def check_shape(family: Family, module: ModuleType) -> None:
             raise FamilyError(f"{where}: OBJECTIVE (and objective_for) must be an Objective(metric, 'min' or 'max')")
     if family.default_space not in family.spaces:
         raise FamilyError(f"{where}: DEFAULT_SPACE {family.default_space!r} is not one of SPACES")
+    for space, preset in family.space_presets.items():
+        if space not in family.spaces or preset not in family.presets:
+            raise FamilyError(f"{where}: SPACE_PRESETS names {space!r} -> {preset!r}, not a space and a preset")
     if family.term_weights is weights_from_config and not hasattr(getattr(config, "loss", None), "weights"):
         raise FamilyError(f"{where}: Config has no loss.weights section (one weight per loss term) "
                           "and the module no term_weights(cfg)")

@@ -10,12 +10,15 @@ CASES = [(family, name) for family in FAMILIES for name in load_family(family).s
 
 
 def base_for(family, name, tmp_path) -> dict:
-    """What a sweep over the space needs on top of the defaults (as its --set flags would give)."""
+    """What a sweep over the space needs on top of the defaults (as its --set flags would give), and
+    the preset the family names for it (SPACE_PRESETS)."""
+    resolved = load_family(family)
+    preset = resolved.presets.get(resolved.space_presets.get(name, ""), {})
     if (family, name) == ("medgen_diffusion", "weights_perceptual"):
         weights = tmp_path / "resnet50.pt"
         weights.write_bytes(b"")
         return {"loss": {"perceptual_weights_path": str(weights)}}
-    return {}
+    return dict(preset)
 
 
 @pytest.mark.parametrize("family, name", CASES)
@@ -31,7 +34,7 @@ def test_every_key_of_every_space_exists_in_the_config(family, name, tmp_path):
 
 @pytest.mark.parametrize("family, name", CASES)
 def test_documented_default_is_a_point_of_the_space(family, name):
-    config = load_family(family).config_class()
+    config = load_family(family).space_config(name)
     space = load_family(family).space(name, config)
     point = default_point(space, config)
     assert point and all(get_path(config, k) == v for k, v in point.items())

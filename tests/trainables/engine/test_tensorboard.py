@@ -71,13 +71,12 @@ def test_every_space_of_every_family_declares_an_hparams_experiment():
     from losstune.search_spaces import space_distributions
     from losstune.search_spaces.registry import FAMILIES, load_family
     from losstune.trainables.engine.tensorboard import experiment_summary
-    from losstune.trainables.family_api import make_config
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
 
     for name in FAMILIES:
         family = load_family(name)
         for space in family.spaces:
-            distributions, _ = space_distributions(family.space(space, make_config(family)), count=32)
+            distributions, _ = space_distributions(family.space(space, family.space_config(space)), count=32)
             summary = experiment_summary(distributions, ["objective"])
             declared = HParamsPluginData.FromString(summary.value[0].metadata.plugin_data.content).experiment
             assert {p.name for p in declared.hparam_infos} == {*distributions, "train/seed"}, (name, space)

@@ -18,8 +18,10 @@ for feature perturbation.
 Patches are MONAI's PatchEmbeddingBlock (a strided convolution and a learned position embedding;
 its fixed sin-cos one would need the width to divide by 6 in 3D, which L = 1024 does not), and the
 MLPs are MONAI's MLPBlock. The attention is written here because MONAI's SABlock has no QK
-normalisation, which the seed turns on for DiT and HDiT ("QK-normalization for stability"). Conditioning by "concat" only: the
-mask is a channel of x, as for the UNet; the seed's cross-attention option is not built.
+normalisation, which the seed turns on for DiT and HDiT ("QK-normalization for stability").
+Conditioning by "concat" only: the mask is a channel of x, as for the UNet; the seed's
+cross-attention option is not built. A vector given as constant maps in x's last `embedded`
+channels (tumour-size bins, a one-hot modality) is embedded beside the timestep.
 """
 
 from __future__ import annotations

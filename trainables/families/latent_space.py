@@ -25,8 +25,9 @@ from losstune.trainables.families.medgen_compression_config import Config, image
 FIELD = "space.checkpoint"
 MEASURED_ITEMS = 64
 # the diffusion mode -> the compression modes whose images are the ones it generates
-FITS = {"bravo": ("bravo", "multi_modality"), "bravo_seg_cond": ("bravo", "multi_modality"), "dual": ("dual",), **{mode: ("seg", "seg_compression") for mode in (
-    "seg", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input")}}
+FITS = {"bravo": ("bravo", "multi_modality"), "bravo_seg_cond": ("bravo", "multi_modality"), "dual": ("dual",),
+        **{mode: ("seg", "seg_compression")
+           for mode in ("seg", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input")}}
 
 
 def compression_config(folder: str, accept_unhealthy: bool = True):

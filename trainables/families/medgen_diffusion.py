@@ -146,7 +146,8 @@ def build(cfg) -> Parts:
         image, cond = val_items[0][0][None], val_items[0][1][None]
         z = space_of(cfg).encode(image)
         noise_shape = tuple(z.shape[1:])
-        channels_in, channels_out = noise_shape[0] + moved_condition(cfg, space_of(cfg), cond, z).shape[1], noise_shape[0]
+        conditioning = moved_condition(cfg, space_of(cfg), cond, z).shape[1]
+        channels_in, channels_out = noise_shape[0] + conditioning, noise_shape[0]
     sides = (noise_shape or tuple(val_items[0][0].shape))[1:]
     model = denoiser(cfg, channels_in, channels_out, sides, omega_classes(cfg))
     r = cfg.regularisation
@@ -279,7 +280,8 @@ def val_metrics(model, batch, cfg, extras):
         out["total"] = out["mse"] + cfg.loss.perceptual_weight * torch.stack(
             [perceptual_term(cfg, e, pixels) for e in estimates]).mean()
     if cfg.data.mode == "multi":  # one image an item: its modality from the one-hot maps after the mask
-        return {**out, **multi_quality(estimates, pixels.float(), seg, spacing, cfg, batch[1][:, 1:].flatten(2).mean(2))}
+        one_hot = batch[1][:, 1:].flatten(2).mean(2)
+        return {**out, **multi_quality(estimates, pixels.float(), seg, spacing, cfg, one_hot)}
     return {**out, **estimate_quality(estimates, pixels.float(), seg, spacing, cfg)}
 
 

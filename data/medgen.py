@@ -80,23 +80,24 @@ class Subject:
 def mode_channels(mode: str) -> tuple[int, int]:
     """(in_channels, out_channels) of a mode's network, the seed's channel table: seg 1->1,
     bravo 2->1, dual 3->2 (the images it generates, plus what it is conditioned on)."""
-    from losstune.losses.tumour_size import CONDITIONING_BINS
-
-    if mode == "multi":  # one image at a time, its mask, its modality one-hot
-        return 1 + 1 + len(MODE_IMAGES[mode]), 1
-    images = len(MODE_IMAGES[mode])
-    bins = CONDITIONING_BINS if mode in SIZE_CONDITIONED else 0
-    return images + len(MODE_CONDITIONING[mode]) + bins, images
+    images = 1 if mode == "multi" else len(MODE_IMAGES[mode])  # multi: one modality at a time
+    return images + len(MODE_CONDITIONING[mode]) + vector_channels(mode), images
 
 
-def embedded_channels(mode: str) -> int:
-    """How many of a mode's last conditioning channels are constant maps of a vector that the network
-    embeds rather than convolves: the size bins' counts (FiLM), the one-hot modality (multi)."""
+def vector_channels(mode: str) -> int:
+    """How many constant maps of a vector follow a mode's masks in its conditioning: the size bins
+    (seg_conditioned*), the one-hot modality (multi)."""
     from losstune.losses.tumour_size import CONDITIONING_BINS
 
     if mode == "multi":
         return len(MODE_IMAGES[mode])
-    return CONDITIONING_BINS if SIZE_CONDITIONED.get(mode) == "counts" else 0
+    return CONDITIONING_BINS if mode in SIZE_CONDITIONED else 0
+
+
+def embedded_channels(mode: str) -> int:
+    """How many of those the network embeds rather than convolves: all but seg_conditioned_input's
+    binary maps, which the seed gives beside the mask as input channels."""
+    return 0 if SIZE_CONDITIONED.get(mode) == "binary" else vector_channels(mode)
 
 
 def binary_mode(mode: str) -> bool:

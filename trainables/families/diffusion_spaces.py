@@ -67,8 +67,6 @@ def inverse_haar(z: torch.Tensor) -> torch.Tensor:
 class PixelSpace:
     """The images themselves (seed: PixelSpace, the default)."""
 
-    factor = 1
-
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         return images
 
@@ -97,7 +95,6 @@ class SpaceToDepthSpace:
 class WaveletSpace:
     mean: torch.Tensor  # [C * 2^d]: each subband's mean over the measured training items
     std: torch.Tensor
-    factor = 2
 
     @classmethod
     def measured(cls, images: torch.Tensor) -> "WaveletSpace":

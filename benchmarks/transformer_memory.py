@@ -82,7 +82,8 @@ def tokens(sides, patch) -> int:
 
 
 def main() -> None:
-    from losstune.models.medgen_transformers import VARIANTS, parameter_count
+    from losstune.models.medgen_transformers import parameter_count
+    from losstune.trainables.families.medgen_diffusion_config import VARIANTS
     from losstune.trainables.families.medgen_denoisers import transformer
 
     p = argparse.ArgumentParser()

@@ -31,13 +31,6 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-# seed "Model Architectures": (width, depth, heads) per variant. HDiT shares DiT's widths and heads,
-# its depth is `level_depths`; UViT's depth is odd (encoder half, one middle block, decoder half)
-VARIANTS = {
-    "dit": {"S": (384, 12, 6), "B": (768, 12, 12), "L": (1024, 24, 16), "XL": (1152, 28, 16)},
-    "hdit": {"S": (384, 0, 6), "B": (768, 0, 12), "L": (1024, 0, 16), "XL": (1152, 0, 16)},
-    "uvit": {"S": (512, 13, 8), "S-Deep": (512, 17, 8), "M": (768, 17, 12), "L": (1024, 21, 16)},
-}
 MLP_RATIO = 4
 
 

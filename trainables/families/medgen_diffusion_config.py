@@ -46,9 +46,16 @@ class DataConfig:
 
 
 # seed "Model Architectures": each transformer's documented variant and patch size (model/dit.yaml
-# variant B patch 2, hdit_3d.yaml S patch 4, uvit_3d.yaml S patch 8); widths, depths and heads per
-# variant are models/medgen_transformers.VARIANTS
+# variant B patch 2, hdit_3d.yaml S patch 4, uvit_3d.yaml S patch 8)
 TRANSFORMER_DEFAULTS = {"dit": ("B", 2), "hdit": ("S", 4), "uvit": ("S", 8)}
+# ... and (width, depth, heads) per variant. HDiT shares DiT's widths and heads, its depth is
+# `level_depths`; UViT's depth is odd (encoder half, one middle block, decoder half). Here, not beside
+# the models, so that checking a config needs no torch
+VARIANTS = {
+    "dit": {"S": (384, 12, 6), "B": (768, 12, 12), "L": (1024, 24, 16), "XL": (1152, 28, 16)},
+    "hdit": {"S": (384, 0, 6), "B": (768, 0, 12), "L": (1024, 0, 16), "XL": (1152, 0, 16)},
+    "uvit": {"S": (512, 13, 8), "S-Deep": (512, 17, 8), "M": (768, 17, 12), "L": (1024, 21, 16)},
+}
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,6 @@ class ModelConfig:
         check_unet_sizes(self)
         if self.kind == "unet":
             return
-        from losstune.models.medgen_transformers import VARIANTS
-
         if self.variant and self.variant not in VARIANTS[self.kind]:
             raise ConfigError("variant", f"{self.variant!r} is not a {self.kind} variant (seed: "
                                          f"{', '.join(VARIANTS[self.kind])})")
@@ -107,8 +112,6 @@ class ModelConfig:
 
     def transformer_size(self) -> tuple[int, int, int]:
         """(width, depth, heads): the variant's, each replaced where set."""
-        from losstune.models.medgen_transformers import VARIANTS
-
         variant = self.variant or TRANSFORMER_DEFAULTS[self.kind][0]
         width, depth, heads = VARIANTS[self.kind][variant]
         return self.width or width, self.depth or depth, self.heads or heads
@@ -344,9 +347,9 @@ class Config:
         if self.data.mode == "seg_conditioned_3d" and self.model.spatial_dims != 3:
             raise ConfigError("data.mode", "seg_conditioned_3d is for volumes: set model.spatial_dims=3 (or use "
                                            "seg_conditioned for slices)")
-        from losstune.data.medgen import binary_mode
-
-        if loss.perceptual_weight > 0 and not binary_mode(self.data.mode) and not loss.perceptual_weights_path:
+        # the seg* modes generate masks, which have no perceptual term (data.medgen.binary_mode; not
+        # imported here: checking a config needs no torch)
+        if loss.perceptual_weight > 0 and not self.data.mode.startswith("seg") and not loss.perceptual_weights_path:
             raise ConfigError("loss.perceptual_weights_path",
                               "is required when loss.perceptual_weight > 0: pretrained perceptual weights cannot "
                               "be downloaded here; give a local ResNet-50 state dict")

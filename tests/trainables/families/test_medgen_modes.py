@@ -110,3 +110,15 @@ def test_multi_summaries_are_each_modalitys_own_means_by_hand():
     out = medgen.summarise_val(means, cfg)
     assert out["psnr_bravo"] == pytest.approx(15.0) and out["psnr_flair"] == pytest.approx(40.0)
     assert math.isnan(out["psnr_t1_pre"]) and "bravo_items" not in out
+
+
+def test_the_config_tells_mask_modes_as_the_data_does():
+    # medgen_diffusion_config recognises the mask modes by their name (checking a config imports no
+    # torch); data.medgen.binary_mode by the images they read: the two must agree for every mode
+    from typing import get_args, get_type_hints
+
+    from losstune.data.medgen import binary_mode
+    from losstune.trainables.families.medgen_diffusion_config import DataConfig
+
+    modes = get_args(get_type_hints(DataConfig)["mode"])
+    assert len(modes) == 8 and all(binary_mode(mode) == mode.startswith("seg") for mode in modes)

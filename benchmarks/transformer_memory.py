@@ -83,7 +83,7 @@ def tokens(sides, patch) -> int:
 
 def main() -> None:
     from losstune.models.medgen_transformers import parameter_count
-    from losstune.trainables.families.medgen_diffusion_config import VARIANTS
+    from losstune.trainables.families.medgen_denoiser_config import VARIANTS
     from losstune.trainables.families.medgen_denoisers import transformer
 
     p = argparse.ArgumentParser()

@@ -155,3 +155,12 @@ def moved_condition(cfg, space, cond: torch.Tensor, z: torch.Tensor) -> torch.Te
     vectors = cond[:, -count:].flatten(2).mean(2)
     moved = space.condition(cond[:, :-count], z)
     return torch.cat([moved, torch.stack([constant_maps(v, tuple(z.shape[2:])) for v in vectors])], 1)
+
+
+def diffused(cfg, x0: torch.Tensor, cond: torch.Tensor) -> tuple:
+    """What the network denoises and is conditioned on: the images and mask as they are in pixel
+    space; else the space's encoding of the images and the mask moved to it (in latent space the
+    frozen encoder's scaled latents and the mask pooled to their size)."""
+    space = space_of(cfg)
+    z0 = space.encode(x0)
+    return z0, moved_condition(cfg, space, cond, z0)

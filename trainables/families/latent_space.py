@@ -110,7 +110,7 @@ def autoencoder(folder: str) -> torch.nn.Module:
     """The checkpoint's autoencoder with its weights, in eval mode and without gradients."""
     from safetensors.torch import load_file
 
-    from losstune.trainables.families.medgen_compression import make_model
+    from losstune.trainables.families.medgen_autoencoders import make_model
 
     model = make_model(compression_config(folder))
     weights = os.path.join(folder, "model.safetensors")
@@ -151,7 +151,7 @@ def augmented_counts(cfg) -> tuple[int, ...]:
     """The channel counts augmented diffusion draws from: the checkpoint's DC-AE 1.5 masking, or
     space.min_channels / channel_step where set. ConfigError where the checkpoint has no structured
     latent (seed: "MUST be used with augmented diffusion training (both techniques required together)")."""
-    from losstune.trainables.families.medgen_compression import structured_counts
+    from losstune.trainables.families.medgen_autoencoders import structured_counts
 
     folder, space = cfg.space.checkpoint, cfg.space
     compression = compression_config(folder)

@@ -1,5 +1,6 @@
-"""medgen_diffusion's ScoreAug and SDA settings (seed 001 "Score Augmentation", "Config Options";
-"Shifted Data Augmentation"), each off by default, with the seed's values."""
+"""medgen_diffusion's regularisers: ScoreAug and SDA (seed 001 "Score Augmentation", "Config Options";
+"Shifted Data Augmentation") and the clean regularisers ("Clean Regularization Techniques"), each off
+by default, with the seed's values."""
 
 from __future__ import annotations
 
@@ -62,3 +63,40 @@ class SDAConfig:
         at_least("weight", self.weight, 0.0)
         if self.enabled and not (self.rotation or self.flip):
             raise ConfigError("enabled", "SDA needs rotation or flip")
+
+
+@dataclass(frozen=True)
+class RegularisationConfig:
+    """seed "Clean Regularization Techniques", each off by default, with the seed's parameters
+    (IDUN experiments 21-25)."""
+
+    curriculum: bool = False
+    curriculum_warmup_epochs: int = 50
+    curriculum_start: tuple[float, ...] = (0.0, 0.3)  # (min t, max t) at epoch 0
+    curriculum_end: tuple[float, ...] = (0.0, 1.0)  # ... after the warmup epochs
+    timestep_jitter: bool = False
+    jitter_std: float = 0.05
+    noise_augmentation: bool = False
+    noise_augmentation_std: float = 0.1
+    feature_perturbation: bool = False
+    feature_std: float = 0.1
+    feature_layers: tuple[str, ...] = ("mid",)  # of "encoder", "mid", "decoder"
+    self_conditioning: bool = False
+    self_conditioning_prob: float = 0.5
+    self_conditioning_weight: float = 0.1
+
+    def __post_init__(self):
+        at_least("curriculum_warmup_epochs", self.curriculum_warmup_epochs, 0)
+        for name in ("curriculum_start", "curriculum_end"):
+            bounds = getattr(self, name)
+            if len(bounds) != 2 or not 0.0 <= bounds[0] < bounds[1] <= 1.0:
+                raise ConfigError(name, f"must be [min t, max t] with 0 <= min < max <= 1, got {list(bounds)}")
+        at_least("jitter_std", self.jitter_std, 0.0)
+        at_least("noise_augmentation_std", self.noise_augmentation_std, 0.0)
+        at_least("feature_std", self.feature_std, 0.0)
+        unknown = set(self.feature_layers) - {"encoder", "mid", "decoder"}
+        if unknown or not self.feature_layers:
+            raise ConfigError("feature_layers",
+                              f"must be some of encoder, mid, decoder, got {list(self.feature_layers)}")
+        within("self_conditioning_prob", self.self_conditioning_prob, 0.0, 1.0)
+        at_least("self_conditioning_weight", self.self_conditioning_weight, 0.0)

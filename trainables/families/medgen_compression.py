@@ -22,24 +22,20 @@ from dataclasses import replace
 
 import torch
 
-from losstune.data.medgen import MODE_IMAGES
-from losstune.losses.compression import (code_shares, codebook_stats, discriminator_loss, generator_adversarial,
-                                         kl, l1, logits, mixed, overlap_counts, pooled_overlap,
-                                         segmentation_terms)
-from losstune.losses.image_quality import quality, regional_summary
-from losstune.losses.tumour_size import BINS as SIZE_BINS, lesion_dice, lesion_dice_sums, size_errors, size_sums
+from losstune.losses.compression import discriminator_loss, generator_adversarial, kl, l1, logits, mixed, segmentation_terms
+from losstune.losses.tumour_size import BINS as SIZE_BINS
 from losstune.trainables.families import medgen_compression_config as settings
-from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, DCAE_WIDTHS
+from losstune.trainables.families import medgen_compression_val as validation
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, OptimizerGroup, Parts, adamw
+from losstune.trainables.families.medgen_autoencoders import make_model
+from losstune.trainables.families.medgen_compression_modes import (MODALITIES, READS, gan_on, images_of, pooled,
+                                                                   segmenting, uses_perceptual)
 from losstune.trainables.families.medgen_items import check_subjects, make_items, subject_split
-from losstune.trainables.families.medgen_steps import TORCHVISION_NEEDED, check_lpips, lpips_of, perceptual_term
+from losstune.trainables.families.medgen_steps import TORCHVISION_NEEDED, check_lpips, perceptual_term
 
 OBJECTIVE = Objective("val/l1", "min")  # written to TensorBoard as Loss/L1_val (TAGS)
 SEG_OBJECTIVE = Objective("val/dice", "max", min_effect="0.01")  # seg_compression (Validation/Dice); one Dice point
-# the compression mode -> the diffusion mode whose files it reads (its conditioning is not used)
-READS = {"bravo": "bravo", "dual": "dual", "seg": "seg", "seg_compression": "seg", "multi_modality": "multi_modality"}
-MODALITIES = sorted({m for mode in READS.values() for m in MODE_IMAGES[mode]})
 CODEBOOK = ("utilization", "dead_codes", "entropy", "perplexity", "perplexity_pct")
 REGIONAL = ("tumor_loss", "background_loss", "tumor_bg_ratio")
 # the loop's metric names -> the seed's tag names (seed "TensorBoard Metrics (Verified)", "Metrics
@@ -69,37 +65,12 @@ TAGS = {
 
 # the family's settings, under the names the contract reads (trainables/family_api.py)
 Config, PRESETS, SMOKE = settings.Config, settings.PRESETS, settings.SMOKE
+val_metrics, summarise_val = validation.val_metrics, validation.summarise_val  # reconstructions; the codebook's use
 
 
 def objective_for(cfg) -> Objective:
     """Masks are ranked by their Dice, images by the L1 (the issue's and the seed's headline metrics)."""
     return SEG_OBJECTIVE if segmenting(cfg) else OBJECTIVE
-
-
-def gan_on(cfg) -> bool:
-    """Whether the run has a discriminator at all (seed `disable_gan`: none is created)."""
-    return cfg.gan.enabled and cfg.loss.weights.adversarial > 0
-
-
-def segmenting(cfg) -> bool:
-    return cfg.data.mode == "seg_compression"
-
-
-def uses_perceptual(cfg) -> bool:
-    return cfg.loss.weights.perceptual > 0 and not segmenting(cfg)
-
-
-def images_of(cfg) -> tuple[str, ...]:
-    """The modalities a mode compresses, one channel each (seed "VAE Modes": dual t1_pre and
-    t1_gd, multi_modality each of bravo, flair, t1_pre and t1_gd, every other mode one image)."""
-    return MODE_IMAGES[READS[cfg.data.mode]]
-
-
-def pooled(cfg) -> bool:
-    """multi_modality (seed "VAE Modes": "Pools all modalities", 1 channel): one autoencoder for every
-    modality, trained on each modality's slices as items of their own; validated on all four of each
-    slice, one at a time, so that its quality is reported per modality."""
-    return cfg.data.mode == "multi_modality"
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -126,46 +97,6 @@ def build(cfg) -> Parts:
         model = model.to(torch.bfloat16)
     return Parts(model, make_items(cfg, train_subjects, cfg.data.augment, mode, aggressive=True, pool=pooled(cfg)),
                  make_items(cfg, val_subjects, False, mode, with_spacing=True), {})
-
-
-def make_model(cfg):
-    from losstune.models import medgen_compression as nets
-
-    m, channels = cfg.model, 1 if pooled(cfg) else len(images_of(cfg))
-    if m.kind == "vae":
-        v = m.vae
-        autoencoder = nets.vae(m.spatial_dims, channels, v.latent_channels, v.channels, v.res_blocks, v.norm_groups,
-                               v.attention, m.gradient_checkpointing)
-    elif m.kind == "vqvae":
-        q = m.vqvae
-        autoencoder = nets.vqvae(m.spatial_dims, channels, q.num_embeddings, q.embedding_dim, q.channels,
-                                 q.res_layers, q.decay, m.gradient_checkpointing)
-    elif m.dcae.pretrained:
-        autoencoder = nets.pretrained_dcae(m.dcae.pretrained, channels, m.gradient_checkpointing)
-    else:
-        latent, stages, scaling = DCAE_VARIANTS[m.dcae.variant]
-        widths = tuple(max(8, int(w * m.dcae.width_factor)) for w in DCAE_WIDTHS[:stages])
-        autoencoder = nets.dcae(channels, latent, widths, m.dcae.layers_per_block, scaling, m.gradient_checkpointing)
-    discriminator, structured = None, ()
-    if m.kind == "dcae" and m.dcae.structured_latent:
-        structured = structured_counts(m.dcae.min_channels, m.dcae.channel_step, autoencoder.config.latent_channels,
-                                       "model.dcae.min_channels")
-    if gan_on(cfg):
-        discriminator = nets.patch_discriminator(m.spatial_dims, channels, cfg.gan.disc_channels, cfg.gan.disc_layers)
-        if m.kind == "dcae":  # seed "DC-AE Phase 3": GAN fine-tuning with the encoder frozen
-            autoencoder.encoder.requires_grad_(False)
-    return nets.Compression(m.kind, autoencoder, discriminator, structured)
-
-
-def structured_counts(least: int, step: int, latent: int, field: str) -> tuple[int, ...]:
-    """DC-AE 1.5's channel counts for an autoencoder of `latent` channels (a pretrained one's own);
-    ConfigError naming `field` where `least` and `step` do not reach `latent` exactly."""
-    from losstune.models.medgen_compression import channel_counts
-
-    if least >= latent or (latent - least) % step:
-        raise ConfigError(field, f"{least} with channel_step {step} does not step up to the autoencoder's "
-                                 f"{latent} latent channels")
-    return channel_counts(latent, least, step)
 
 
 # --- loss --------------------------------------------------------------------------------------------
@@ -231,62 +162,6 @@ def loss_terms(model, batch, cfg):
         dominated = (terms["discriminator"].detach() < h.disc_floor) & (terms["adversarial"].detach() > h.adv_ceiling)
         return terms, {"discriminator_dominated": dominated.float()}  # its epoch mean: the share of steps
     return terms, {}
-
-
-# --- validation ---------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def val_metrics(model, batch, cfg, extras):
-    """Per item: the reconstruction's L1 (the objective), its quality (PSNR, MS-SSIM, regional
-    errors; Dice, IoU and the three seg losses in seg_compression mode), the KL or VQ loss, and
-    each code's share of the item's latent vectors (summarise_val turns them into the codebook's use)."""
-    images, _, seg, spacing = batch
-    if pooled(cfg):  # each modality through the one-channel autoencoder, then side by side again
-        reconstruction, regulariser = model(images.flatten(0, 1)[:, None])
-        reconstruction = reconstruction.float().view_as(images)
-    else:
-        reconstruction, regulariser = model(images)
-        reconstruction = reconstruction.float()
-    per_item = (lambda v: v.reshape(len(images), -1, *v.shape[1:]).mean(1)) if pooled(cfg) else (lambda v: v)
-    if segmenting(cfg):
-        probabilities = torch.sigmoid(reconstruction)
-        out = {"l1": l1(probabilities, images), **overlap_counts(reconstruction, images),
-               **lesion_dice_sums(reconstruction, images, spacing)}
-        losses = segmentation_terms(reconstruction, images)
-        out.update(bce=losses["bce"], dice_loss=losses["dice"], boundary=losses["boundary"])
-    else:
-        out = quality([reconstruction.clamp(0, 1)], images.float(), seg, images_of(cfg), cfg.eval.msssim,
-                      lpips_of(cfg, images.device))
-        out.update(size_sums((reconstruction.clamp(0, 1) - images.float()).pow(2), seg, spacing))
-        out["l1"] = l1(reconstruction, images)  # unclamped: what the generator's L1 term sees
-    if cfg.model.kind == "vae":
-        out["kl"] = per_item(kl(regulariser["z_mu"], regulariser["z_sigma"]))
-    if cfg.model.kind == "vqvae":
-        out["vq"] = regulariser["quantization_loss"].float().expand(len(images))  # MONAI gives the batch's mean
-        out["code_shares"] = per_item(code_shares(regulariser["codes"], cfg.model.vqvae.num_embeddings))
-    return out
-
-
-def summarise_val(means: dict, cfg) -> dict:
-    """Pixel-weighted regional errors and the codebook's use over the whole validation set (seed
-    "VQ-VAE Codebook Metrics"): a code is dead if no validation latent vector took it."""
-    shares = means.pop("code_shares", None)
-    out = seg_summary(means) if segmenting(cfg) else {
-        **regional_summary(means, images_of(cfg)),
-        **{f"{size}_loss": error for size, error in size_errors(means).items()}}
-    if shares is not None:
-        out.update(codebook_stats(torch.tensor(shares)))
-    return out
-
-
-def seg_summary(means: dict) -> dict:
-    """seg_compression: Dice and IoU pooled over every validation voxel (losses.compression.
-    pooled_overlap), and the share of validation slices whose mask is empty (they count only by
-    their false positives)."""
-    out = {k: v for k, v in means.items()
-           if k not in ("overlap_tp", "overlap_sizes", "empty_target") and not k.endswith(("_sum", "_lesions"))}
-    return out | pooled_overlap(means["overlap_tp"], means["overlap_sizes"]) | {
-        "empty_target_share": means["empty_target"]} | lesion_dice(means)
 
 
 def stop_reason(metrics, cfg) -> str:

@@ -1,7 +1,7 @@
-"""The medgen_compression family's settings (seed 001 "Trainers", "Model Architectures" VQ-VAE to
-DC-AE, "VAE Modes", "Loss Functions / VAE Training", "Learning Rates / VAE", "VAE Augmentation",
-"Precision Configuration"): its config sections with the seed's documented defaults, its presets
-(the seed's named configs) and its smoke-test sizes. The family's functions:
+"""The medgen_compression family's settings (seed 001 "Trainers", "VAE Modes", "Loss Functions / VAE
+Training", "Learning Rates / VAE", "VAE Augmentation"): its config sections with the seed's
+documented defaults, its presets (the seed's named configs) and its smoke-test sizes; the
+autoencoders' own sections are medgen_autoencoder_config's. The family's functions:
 trainables/families/medgen_compression.py."""
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, above, at_least, within
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
-from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, image_sides, shrink_misfit
+from losstune.trainables.families.medgen_autoencoder_config import ModelConfig
+from losstune.trainables.families.medgen_shapes import image_sides, shrink_misfit
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -43,81 +45,6 @@ class DataConfig:
         within("mixup_prob", self.mixup_prob, 0.0, 1.0)
         within("cutmix_prob", self.cutmix_prob, 0.0, 1.0)
         at_least("subjects", self.subjects, 2)
-
-
-@dataclass(frozen=True)
-class VAEConfig:
-    """MONAI AutoencoderKL. seed "3D VAE": latent 3, channels [32, 64, 128, 128], no attention (the
-    2D config names no widths: the same, which gives the seed's "VAE 8x")."""
-
-    latent_channels: int = 3  # seed "3D VAE": latent_channels 3
-    channels: tuple[int, ...] = (32, 64, 128, 128)  # seed "3D VAE"; 4 levels = the seed's "VAE 8x"
-    res_blocks: int = 2  # MONAI's default
-    norm_groups: int = 32  # MONAI's default
-    attention: bool = False  # seed: "No attention layers (O(n^2) too expensive for 3D)"
-
-
-@dataclass(frozen=True)
-class VQVAEConfig:
-    """MONAI VQVAE. seed "VQ-VAE": 512 codes, embedding dim 3, commitment 0.25 (loss.weights.vq);
-    the widths are MONAI's defaults, 3 levels = the seed's "VQ-VAE 8x"."""
-
-    num_embeddings: int = 512  # seed "VQ-VAE": codebook size 512
-    embedding_dim: int = 3  # seed "VQ-VAE": embedding_dim 3
-    channels: tuple[int, ...] = (96, 96, 192)  # MONAI's defaults: 3 levels, the seed's "VQ-VAE 8x"
-    res_layers: int = 3  # MONAI's default
-    decay: float = 0.5  # the codebook's EMA decay: MONAI VQVAE's default (the seed names none)
-
-
-@dataclass(frozen=True)
-class DCAEConfig:
-    """diffusers' AutoencoderDC (2D only). seed "DC-AE": f32c32 (default), f64c128, f128c512."""
-
-    variant: Literal["f32c32", "f64c128", "f128c512"] = "f32c32"  # seed "DC-AE": configs/dcae/f32.yaml, the default
-    width_factor: float = 1.0  # every stage's width x this (the `small` preset: 1/8)
-    layers_per_block: int = 2  # per stage (diffusers' default encoder has 2-3)
-    pretrained: str = ""  # a local folder saved by AutoencoderDC.save_pretrained; "" = from scratch
-    # seed "DC-AE 1.5: Structured Latent Space": while training, each sample keeps only its first
-    # c' latent channels, c' drawn from min_channels, min_channels + channel_step, ..., c; the seed
-    # recommends it for c >= 64 (f64c128, f128c512), not for f32c32
-    structured_latent: bool = False  # seed: enabled false unless asked
-    min_channels: int = 16  # seed dcae.structured_latent.min_channels
-    channel_step: int = 4  # seed dcae.structured_latent.channel_step
-
-    def __post_init__(self):
-        above("width_factor", self.width_factor, 0.0)
-        at_least("layers_per_block", self.layers_per_block, 1)
-        at_least("min_channels", self.min_channels, 1)
-        at_least("channel_step", self.channel_step, 1)
-        latent = DCAE_VARIANTS[self.variant][0]  # a pretrained model's own count is checked when it is read
-        if self.structured_latent and not self.pretrained and self.min_channels >= latent:
-            raise ConfigError("min_channels", f"{self.min_channels} leaves nothing to mask in {self.variant}'s "
-                                              f"{latent} latent channels")
-        if self.structured_latent and not self.pretrained and (latent - self.min_channels) % self.channel_step:
-            raise ConfigError("channel_step", f"{self.channel_step} does not step from min_channels "
-                                              f"{self.min_channels} to {self.variant}'s {latent} channels")
-        if self.pretrained and not os.path.isfile(os.path.join(self.pretrained, "config.json")):
-            raise ConfigError("pretrained", f"{self.pretrained}: no AutoencoderDC folder (config.json) there; "
-                                            "weights cannot be downloaded here, give a local save_pretrained folder")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    kind: Literal["vae", "vqvae", "dcae"] = "vae"  # seed "Trainers"
-    spatial_dims: int = 2  # seed "Compression Training Config Names": vae (2D); vae_3d is the preset
-    gradient_checkpointing: bool = False  # seed "3D VAE": trades compute for ~50% of the memory
-    pure_bf16_weights: bool = False  # seed "Precision Configuration": pure_weights (weights in bf16)
-    vae: VAEConfig = field(default_factory=VAEConfig)
-    vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
-    dcae: DCAEConfig = field(default_factory=DCAEConfig)
-
-    def __post_init__(self):
-        if self.spatial_dims not in (2, 3):
-            raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
-        if self.kind == "dcae" and self.spatial_dims == 3:
-            raise ConfigError("kind", "dcae is 2D (diffusers' AutoencoderDC); use vae or vqvae for volumes")
-        if any(c % self.vae.norm_groups for c in self.vae.channels):
-            raise ConfigError("vae.channels", f"must all be multiples of vae.norm_groups={self.vae.norm_groups}")
 
 
 @dataclass(frozen=True)

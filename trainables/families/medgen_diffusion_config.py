@@ -1,5 +1,7 @@
 """The medgen_diffusion family's settings: its config sections with the seed's documented defaults,
-its presets and its smoke-test sizes (the family's functions: trainables/families/medgen_diffusion.py)."""
+its presets and its smoke-test sizes (the family's functions: trainables/families/medgen_diffusion.py).
+Sections of their own: the denoiser (medgen_denoiser_config), the regularisers (medgen_augment_config),
+validation and generation (medgen_generation_config)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from losstune.trainables.config import ConfigError, at_least, within
-from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig, check_unet_sizes, unet_misfit
-from losstune.trainables.families.medgen_augment_config import ScoreAugConfig, SDAConfig
+from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
+from losstune.trainables.families.medgen_augment_config import RegularisationConfig, ScoreAugConfig, SDAConfig
 from losstune.trainables.families.medgen_compression_config import image_sides
+from losstune.trainables.families.medgen_denoiser_config import ModelConfig
+from losstune.trainables.families.medgen_generation_config import EvalConfig, GenerationConfig
 
 
 @dataclass(frozen=True)
@@ -45,92 +49,6 @@ class DataConfig:
         at_least("subjects", self.subjects, 2)  # one to train on, one to validate
 
 
-# seed "Model Architectures": each transformer's documented variant and patch size (model/dit.yaml
-# variant B patch 2, hdit_3d.yaml S patch 4, uvit_3d.yaml S patch 8)
-TRANSFORMER_DEFAULTS = {"dit": ("B", 2), "hdit": ("S", 4), "uvit": ("S", 8)}
-# ... and (width, depth, heads) per variant. HDiT shares DiT's widths and heads, its depth is
-# `level_depths`; UViT's depth is odd (encoder half, one middle block, decoder half). Here, not beside
-# the models, so that checking a config needs no torch
-VARIANTS = {
-    "dit": {"S": (384, 12, 6), "B": (768, 12, 12), "L": (1024, 24, 16), "XL": (1152, 28, 16)},
-    "hdit": {"S": (384, 0, 6), "B": (768, 0, 12), "L": (1024, 0, 16), "XL": (1152, 0, 16)},
-    "uvit": {"S": (512, 13, 8), "S-Deep": (512, 17, 8), "M": (768, 17, 12), "L": (1024, 21, 16)},
-}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """seed "Model Architectures": the UNet (the default) with channels [128, 256, 256], attention
-    [false, true, true], num_res_blocks 1, the head size MONAI's default (the seed names none); or a
-    transformer, DiT, HDiT or UViT (models/medgen_transformers.py), of the seed's variants and patch
-    sizes. `width`, `depth`, `heads` (0: the variant's) size a transformer outside the seed's table;
-    an `architecture` sweep sets `width` to match the UNet's parameter count."""
-
-    kind: Literal["unet", "dit", "hdit", "uvit"] = "unet"  # seed model.type: unet is the default
-    spatial_dims: int = 2
-    widths: tuple[int, ...] = (128, 256, 256)
-    attention: tuple[bool, ...] = (False, True, True)
-    res_blocks: int = 1
-    norm_groups: int = 32
-    head_channels: int = 8
-    # Not in the seed: MONAI's use_flash_attention (torch's scaled_dot_product_attention), the same
-    # attention without its full matrix, which at the seed's size (batch 16, 256 / 8 = 32 heads over
-    # 64x64 = 4096 positions) is 16 x 32 x 4096^2 floats = 34 GB in one layer: off, a default trial
-    # could not train on a 24 GiB machine (benchmarks/memory.py).
-    flash_attention: bool = True
-    variant: str = ""  # transformers: "" = the seed's per kind (TRANSFORMER_DEFAULTS)
-    patch_size: int = 0  # transformers: 0 = the seed's per kind; seed "1, 2, 4, or 8"
-    width: int = 0  # transformers: 0 = the variant's
-    depth: int = 0  # dit, uvit: 0 = the variant's
-    heads: int = 0  # 0 = the variant's
-    level_depths: tuple[int, ...] = (2, 4, 6, 4, 2)  # hdit: seed "Blocks per level (must be odd-length)"
-    qk_norm: bool = True  # dit, hdit: seed "qk_norm: true"
-    uvit_qk_norm: bool = False  # uvit: seed "qk_norm: false  # Paper default"
-
-    def __post_init__(self):
-        if self.spatial_dims not in (2, 3):
-            raise ConfigError("spatial_dims", f"must be 2 or 3, got {self.spatial_dims}")
-        check_unet_sizes(self)
-        if self.kind == "unet":
-            return
-        if self.variant and self.variant not in VARIANTS[self.kind]:
-            raise ConfigError("variant", f"{self.variant!r} is not a {self.kind} variant (seed: "
-                                         f"{', '.join(VARIANTS[self.kind])})")
-        if self.patch_size not in (0, 1, 2, 4, 8):
-            raise ConfigError("patch_size", f"must be 1, 2, 4 or 8 (seed), got {self.patch_size}")
-        for name in ("width", "depth", "heads"):
-            at_least(name, getattr(self, name), 0)
-        if self.kind == "uvit" and self.transformer_size()[1] % 2 == 0:
-            raise ConfigError("depth", f"must be odd for uvit (encoder half, one middle block, decoder half), "
-                                       f"got {self.transformer_size()[1]}")
-        if self.kind == "hdit" and (len(self.level_depths) % 2 == 0 or min(self.level_depths) < 1):
-            raise ConfigError("level_depths", f"must be an odd number of depths of at least 1 (seed), "
-                                              f"got {list(self.level_depths)}")
-        width, _, heads = self.transformer_size()
-        if width % heads or (width // heads) % 2:
-            raise ConfigError("width", f"{width} must split into {heads} heads of an even size")
-
-    def transformer_size(self) -> tuple[int, int, int]:
-        """(width, depth, heads): the variant's, each replaced where set."""
-        variant = self.variant or TRANSFORMER_DEFAULTS[self.kind][0]
-        width, depth, heads = VARIANTS[self.kind][variant]
-        return self.width or width, self.depth or depth, self.heads or heads
-
-    @property
-    def patch(self) -> int:
-        return self.patch_size or TRANSFORMER_DEFAULTS[self.kind][1]
-
-    def misfit(self, sides) -> str:
-        """Why this network cannot take inputs of these sides ("" where it can)."""
-        if self.kind == "unet":
-            return unet_misfit(sides, self.widths, "model.widths")
-        step = self.patch * (2 ** (len(self.level_depths) // 2) if self.kind == "hdit" else 1)
-        if all(side % step == 0 for side in sides):
-            return ""
-        merges = f" and its {len(self.level_depths) // 2} token merges" if self.kind == "hdit" else ""
-        return f"do not fit model.patch_size {self.patch}{merges} of the {self.kind}: every side must be a multiple of {step}"
-
-
 @dataclass(frozen=True)
 class StrategyConfig:
     name: Literal["ddpm", "rflow"] = "rflow"  # seed: RFlow is the strategy of its examples
@@ -152,43 +70,6 @@ class LossConfig:
     def __post_init__(self):
         at_least("perceptual_weight", self.perceptual_weight, 0.0)
         at_least("min_snr_gamma", self.min_snr_gamma, 0.0)
-
-
-@dataclass(frozen=True)
-class RegularisationConfig:
-    """seed "Clean Regularization Techniques", each off by default, with the seed's parameters
-    (IDUN experiments 21-25)."""
-
-    curriculum: bool = False
-    curriculum_warmup_epochs: int = 50
-    curriculum_start: tuple[float, ...] = (0.0, 0.3)  # (min t, max t) at epoch 0
-    curriculum_end: tuple[float, ...] = (0.0, 1.0)  # ... after the warmup epochs
-    timestep_jitter: bool = False
-    jitter_std: float = 0.05
-    noise_augmentation: bool = False
-    noise_augmentation_std: float = 0.1
-    feature_perturbation: bool = False
-    feature_std: float = 0.1
-    feature_layers: tuple[str, ...] = ("mid",)  # of "encoder", "mid", "decoder"
-    self_conditioning: bool = False
-    self_conditioning_prob: float = 0.5
-    self_conditioning_weight: float = 0.1
-
-    def __post_init__(self):
-        at_least("curriculum_warmup_epochs", self.curriculum_warmup_epochs, 0)
-        for name in ("curriculum_start", "curriculum_end"):
-            bounds = getattr(self, name)
-            if len(bounds) != 2 or not 0.0 <= bounds[0] < bounds[1] <= 1.0:
-                raise ConfigError(name, f"must be [min t, max t] with 0 <= min < max <= 1, got {list(bounds)}")
-        at_least("jitter_std", self.jitter_std, 0.0)
-        at_least("noise_augmentation_std", self.noise_augmentation_std, 0.0)
-        at_least("feature_std", self.feature_std, 0.0)
-        unknown = set(self.feature_layers) - {"encoder", "mid", "decoder"}
-        if unknown or not self.feature_layers:
-            raise ConfigError("feature_layers",
-                              f"must be some of encoder, mid, decoder, got {list(self.feature_layers)}")
-        within("self_conditioning_prob", self.self_conditioning_prob, 0.0, 1.0)
-        at_least("self_conditioning_weight", self.self_conditioning_weight, 0.0)
 
 
 @dataclass(frozen=True)
@@ -232,68 +113,6 @@ class SpaceConfig:
         """How many times the space shrinks each side before the network sees it (latent: checked
         against its autoencoder in check_data)."""
         return {"space_to_depth": self.factor, "wavelet": 2}.get(self.name, 1)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    seed: int = 12345  # the fixed validation timesteps and noise, the same for every trial
-    msssim: bool = True
-    # seed logging.lpips (true): LPIPS needs an ImageNet AlexNet, a local torchvision-layout state dict
-    # (nothing is downloaded); "" = not computed. 2D images only, as in the seed.
-    lpips_weights: str = ""
-
-    def __post_init__(self):
-        at_least("seed", self.seed, 0)
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Sampling images from noise with the trained network, and judging the samples (seed
-    "Generation Quality Metrics"; trainables/families/medgen_generation.py). `metrics` generates
-    `samples` images at every validation (train.val_every) and reports their KID against the
-    training and the validation images (ResNet-50 features from `resnet_weights`) and, where
-    `clip_dir` is given, their CMMD (CLIP embeddings). Both weights are local files: nothing is
-    downloaded. `objective` "kid" ranks runs by KID against the validation images instead of the
-    one-step MSE."""
-
-    num_steps: int = 25  # seed "generation_num_steps: 25": Euler steps (RFlow) or denoising steps (DDPM)
-    seed: int = 0  # not in the seed: the generated samples' noise, the same for every trial
-    metrics: bool = False  # seed generation_metrics.enabled (it needs the extractors' weights)
-    samples: int = 100  # seed "Full-batch rounding: 100 samples"
-    kid_subsets: int = 100  # torchmetrics' KID default
-    kid_subset_size: int = 50  # not in the seed: half the samples (subsets of all of them would all be the same)
-    resnet_weights: str = ""  # a torchvision-layout ResNet-50 state dict (ImageNet or RadImageNet)
-    clip_dir: str = ""  # a transformers CLIP vision model folder (BiomedCLIP converted); "" = no CMMD
-    objective: Literal["mse", "kid"] = "mse"  # not in the seed, which logs KID and ranks by neither
-    # seed "Overfitting Detection": KID_train falling while KID_val rises, for this many validations
-    # in a row, is reported as health/kid_overfit_evals; with stop_on_overfit it stops the run
-    patience: int = 3  # not in the seed (it names the signal, not a count)
-    stop_on_overfit: bool = False  # not in the seed: reported only, unless asked
-    # seed Generation/extended_* "at figure_interval": named there, not defined; here the same metrics
-    # of `extended_samples` samples (a steadier estimate) every `extended_every` epochs; 0 = off
-    extended_every: int = 0  # not in the seed (its figure_interval)
-    extended_samples: int = 400  # not in the seed
-
-    def __post_init__(self):
-        at_least("num_steps", self.num_steps, 1)
-        at_least("seed", self.seed, 0)
-        at_least("samples", self.samples, 4)
-        at_least("kid_subsets", self.kid_subsets, 1)
-        at_least("kid_subset_size", self.kid_subset_size, 2)
-        at_least("patience", self.patience, 1)
-        at_least("extended_every", self.extended_every, 0)
-        at_least("extended_samples", self.extended_samples, self.kid_subset_size)
-        if self.kid_subset_size > self.samples:
-            raise ConfigError("kid_subset_size", f"{self.kid_subset_size} is more than the {self.samples} samples")
-        if self.objective == "kid" and not self.metrics:
-            raise ConfigError("objective", "kid needs generation.metrics=true (and generation.resnet_weights)")
-        if self.metrics and not self.resnet_weights:
-            raise ConfigError("resnet_weights", "generation.metrics needs a local ResNet-50 weights file "
-                                                "(torchvision layout); nothing is downloaded")
-        if self.resnet_weights and not os.path.isfile(self.resnet_weights):
-            raise ConfigError("resnet_weights", f"{self.resnet_weights}: no such file")
-        if self.clip_dir and not os.path.isdir(self.clip_dir):
-            raise ConfigError("clip_dir", f"{self.clip_dir}: no such folder")
 
 
 @dataclass(frozen=True)

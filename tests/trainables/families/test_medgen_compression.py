@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from losstune.search_spaces import default_point, sample_points
 from losstune.trainables.families import medgen_compression as compression, medgen_shapes
+from losstune.trainables.families import medgen_autoencoder_config as autoencoder_settings
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import load_family
@@ -72,8 +73,7 @@ def test_sizes_that_fit_each_autoencoder_reconstruct_at_their_size(tmp_path):
         assert reconstruction.shape[-2:] == (size, size)
     # a pretrained DC-AE: its stages from its config.json; 3 stages shrink a side 4x
     (tmp_path / "config.json").write_text('{"encoder_block_out_channels": [8, 16, 32]}')
-    settings = compression.settings
-    model = settings.ModelConfig(kind="dcae", dcae=settings.DCAEConfig(pretrained=str(tmp_path)))
+    model = autoencoder_settings.ModelConfig(kind="dcae", dcae=autoencoder_settings.DCAEConfig(pretrained=str(tmp_path)))
     assert medgen_shapes.compression_factor(model) == 4
 
 

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.trainables.families import medgen_diffusion as medgen
+from losstune.trainables.families import medgen_diffusion_val as validation
 from losstune.trainables.families import medgen_items
 from losstune.trainables.families import medgen_steps as steps
 from losstune.trainables.config import ConfigError, merge
@@ -135,7 +136,7 @@ def test_validation_draws_are_fixed_per_item():
     parts = medgen.build(cfg)
     a, b = parts.val_set[1], parts.val_set[1]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert a[3].shape == (medgen.BINS, *a[0].shape) and not torch.equal(a[3], parts.val_set[0][3])
+    assert a[3].shape == (validation.BINS, *a[0].shape) and not torch.equal(a[3], parts.val_set[0][3])
 
 
 def test_validation_metrics_are_deterministic_and_named_for_the_seed():
@@ -265,7 +266,7 @@ def test_estimate_quality_per_modality_by_hand():
     cfg = config({"data": {"mode": "dual"}, "eval": {"msssim": False}})
     x0 = torch.zeros(1, 2, 8, 8)
     estimate = torch.cat([torch.full((1, 1, 8, 8), 0.1), torch.full((1, 1, 8, 8), 0.3)], dim=1)
-    out = medgen.estimate_quality([estimate] * medgen.BINS, x0, torch.zeros(1, 1, 8, 8), torch.ones(1, 2), cfg)
+    out = validation.estimate_quality([estimate] * validation.BINS, x0, torch.zeros(1, 1, 8, 8), torch.ones(1, 2), cfg)
     assert float(out["l1"]) == pytest.approx(0.2)
     assert float(out["psnr_t1_pre"]) == pytest.approx(20.0, abs=1e-4)
     assert float(out["psnr_t1_gd"]) == pytest.approx(10 * math.log10(1 / 0.09), abs=1e-4)
@@ -289,13 +290,13 @@ def test_lpips_is_reported_per_modality_where_its_weights_are_given(tmp_path):
     torch.manual_seed(0)
     x0 = torch.rand(2, 2, 32, 32)
     noisy = (x0 + 0.2 * torch.randn_like(x0)).clamp(0, 1)
-    out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2), cfg)
+    out = validation.estimate_quality([noisy] * validation.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2), cfg)
     assert out["lpips"].shape == (2,) and (out["lpips"] > 0).all()
     assert torch.allclose(out["lpips"], (out["lpips_t1_pre"] + out["lpips_t1_gd"]) / 2, atol=1e-6)
-    same = medgen.estimate_quality([x0] * medgen.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2), cfg)
+    same = validation.estimate_quality([x0] * validation.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2), cfg)
     assert torch.equal(same["lpips"], torch.zeros(2))
     assert medgen.TAGS["val/lpips"] == "Validation/LPIPS" and medgen.TAGS["val/lpips_t1_gd"] == "Validation/LPIPS_t1_gd"
-    assert "lpips" not in medgen.estimate_quality([x0] * medgen.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2),
+    assert "lpips" not in validation.estimate_quality([x0] * validation.BINS, x0, torch.zeros(2, 1, 32, 32), torch.ones(2, 2),
                                                   config({"data": {"mode": "dual"}}))  # the default: not computed
 
 
@@ -324,10 +325,10 @@ def test_an_lpips_file_that_is_missing_or_no_alexnet_is_one_line_naming_it(tmp_p
 def test_volumes_report_slicewise_and_volumetric_ms_ssim():
     cfg = config({"model": {"spatial_dims": 3}, "data": {"volume": [32, 32, 32]}})
     x0 = torch.rand(1, 1, 32, 32, 32)
-    out = medgen.estimate_quality([x0.clone()] * medgen.BINS, x0, torch.zeros_like(x0), torch.ones(1, 3), cfg)
+    out = validation.estimate_quality([x0.clone()] * validation.BINS, x0, torch.zeros_like(x0), torch.ones(1, 3), cfg)
     assert float(out["msssim"]) == pytest.approx(1.0, abs=1e-4) and float(out["msssim_3d"]) == pytest.approx(1.0, abs=1e-4)
     noisy = (x0 + 0.2 * torch.randn_like(x0)).clamp(0, 1)
-    out = medgen.estimate_quality([noisy] * medgen.BINS, x0, torch.zeros_like(x0), torch.ones(1, 3), cfg)
+    out = validation.estimate_quality([noisy] * validation.BINS, x0, torch.zeros_like(x0), torch.ones(1, 3), cfg)
     assert 0 < float(out["msssim"]) < 1 and 0 < float(out["msssim_3d"]) < 1
     assert medgen.TAGS["val/msssim_3d"] == "Validation/MS-SSIM-3D" and "msssim_3d_bravo" in out
 

@@ -30,8 +30,11 @@ FAMILIES = {
 ENTRY_POINT_GROUP = "losstune.families"
 
 
+@functools.cache
 def registered() -> dict[str, tuple[str, str]]:
-    """Every family this environment has: the built-in ones and those installed packages register."""
+    """Every family this environment has: the built-in ones and those installed packages register,
+    read once per process (reading every package's entry points takes tens of ms, and each command
+    line's parser asks twice); a package installed later is seen by the next process."""
     found = dict(FAMILIES)
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if entry.name in FAMILIES:

@@ -131,3 +131,11 @@ def startup_trials(trials: int) -> int:
     makes a sweep of 8 trials (the demo) random search; a quarter of the trials, 2 to 10, lets a
     short sweep's TPE start from the default and one random point."""
     return min(10, max(2, trials // 4))
+
+
+def scheduler_overrides(scheduler: str, interval: int) -> dict:
+    """What a scheduler needs of each trial's checkpoints: HyperBand pauses a trial at any rung
+    and a paused trial resumes from its latest checkpoint (every epoch); PBT exploits a trial's
+    checkpoint at each perturbation (every interval)."""
+    every = {"hyperband": 1, "pbt": interval, "pb2": interval}.get(scheduler)
+    return {"train": {"checkpoint_every": every}} if every else {}

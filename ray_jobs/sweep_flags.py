@@ -14,7 +14,7 @@ from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, a
                                      parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
-from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, startup_trials
+from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, scheduler_overrides, startup_trials
 from losstune.ray_jobs.prior_points import read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
 from losstune.ray_jobs.sweep_checks import (check_enqueued, check_population, check_search_fits_space,
@@ -258,11 +258,3 @@ def grace_epochs(args, config) -> int:
         raise UsageError(f"--grace-epochs: {args.grace_epochs} is more than the {epochs} epochs a trial runs "
                          f"(train.epochs); give at most {epochs}")
     return args.grace_epochs or max(1, epochs // 4)
-
-
-def scheduler_overrides(scheduler: str, interval: int) -> dict:
-    """What a scheduler needs of each trial's checkpoints: HyperBand pauses a trial at any rung
-    and a paused trial resumes from its latest checkpoint (every epoch); PBT exploits a trial's
-    checkpoint at each perturbation (every interval)."""
-    every = {"hyperband": 1, "pbt": interval, "pb2": interval}.get(scheduler)
-    return {"train": {"checkpoint_every": every}} if every else {}

@@ -353,6 +353,7 @@ def plot_regret(task_name: str, table: dict, path: str) -> None:
     ax.set(xscale="log", xticks=BUDGET_SHARES, xticklabels=SHARE_NAMES, ylim=(0, 1.05),
            xlabel="share of random search's epochs at the seed", ylabel="median normalised regret",
            title=f"{task_name}: 1 = the default, 0 = the best known")
+    ax.minorticks_off()  # a log axis labels its minor ticks (2x10^-1, ...) over the shares' names
     ax.legend()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -30,19 +30,23 @@ FAMILIES = {
 ENTRY_POINT_GROUP = "losstune.families"
 
 
-@functools.cache
 def registered() -> dict[str, tuple[str, str]]:
-    """Every family this environment has: the built-in ones and those installed packages register,
-    read once per process (reading every package's entry points takes tens of ms, and each command
-    line's parser asks twice); a package installed later is seen by the next process."""
+    """Every family this environment has: the built-in ones and those installed packages register."""
     found = dict(FAMILIES)
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in FAMILIES:
-            warnings.warn(f"family {entry.name!r} of {entry.value} ignored: a built-in family has that name",
-                          stacklevel=2)
+    for name, value in installed():
+        if name in FAMILIES:
+            warnings.warn(f"family {name!r} of {value} ignored: a built-in family has that name", stacklevel=2)
             continue
-        found[entry.name] = (entry.value, entry.value)
+        found[name] = (value, value)
     return found
+
+
+@functools.cache
+def installed() -> tuple[tuple[str, str], ...]:
+    """(name, module) of each family installed packages register, read once per process (reading
+    every package's entry points takes tens of ms, and each command line's parser asks twice); a
+    package installed later is seen by the next process."""
+    return tuple((entry.name, entry.value) for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def family_names() -> list[str]:

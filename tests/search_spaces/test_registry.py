@@ -40,22 +40,22 @@ def toy_package_installed(tmp_path):
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--no-index", "--no-deps", "--no-build-isolation", str(package)], check=True,
                    capture_output=True, timeout=300)
-    registry.registered.cache_clear()  # this process read the installed packages before the install
+    registry.installed.cache_clear()  # this process read the installed packages before the install
     try:
         yield
     finally:
         subprocess.run([*pip, "uninstall", "-y", "losstune-toy-family"], check=True, capture_output=True, timeout=300)
         registry._resolved.cache_clear()
-        registry.registered.cache_clear()
+        registry.installed.cache_clear()
 
 
 @pytest.fixture
 def packages_read_anew():
     """The installed packages read again by the test's first question, and after it (a test that
     changes what entry_points returns must not leave its answer cached)."""
-    registry.registered.cache_clear()
+    registry.installed.cache_clear()
     yield
-    registry.registered.cache_clear()
+    registry.installed.cache_clear()
 
 
 @pytest.mark.integration  # its runs train in Ray's processes, which must import the installed package

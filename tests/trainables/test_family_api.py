@@ -84,7 +84,9 @@ def test_a_term_without_a_weight_is_a_config_error_naming_it():
 
 @pytest.fixture
 def toy_registered(monkeypatch):
-    """The toy family in the registry, as one line in FAMILIES would put it there."""
+    """The toy family in the registry, as one line in FAMILIES would put it there (after this process
+    has listed the families once, as any command line's parser does: nothing cached may hide it)."""
+    registry.family_names()
     monkeypatch.setitem(FAMILIES, "toy", ("tests.trainables.toy_family", "tests.trainables.toy_family"))
     registry._resolved.cache_clear()
     yield load_family("toy")

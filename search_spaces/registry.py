@@ -54,9 +54,8 @@ def family_names() -> list[str]:
 
 
 def load_family(name: str) -> Family:
-    """The registered family `name`, resolved; ConfigError for an unknown name. A built-in name needs
-    no look at the installed packages (reading every package's entry points takes tens of ms, and a
-    built-in name is never an installed package's), so a caller may ask as often as it likes."""
+    """The registered family `name`, resolved; ConfigError for an unknown name. A built-in name is
+    never an installed package's, so it needs no look at them (installed())."""
     families = FAMILIES if name in FAMILIES else registered()
     if name not in families:
         raise ConfigError("family", f"is unknown: {name!r} (known: {', '.join(sorted(families))})")

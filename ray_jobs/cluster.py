@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from dataclasses import dataclass
 
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
@@ -97,44 +98,117 @@ def start_local_ray(verbose: bool = False) -> None:
 DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this resource
 
 
-def fit_to_cluster(plan: SweepPlan) -> SweepPlan:
-    """The plan fitted to the cluster it runs on: drivers on the head where the cluster offers
-    DRIVER_RESOURCE, and max_concurrent the trials that run at once (--max-concurrent, else as many
-    as fit now). A worker that fits on no node, or a relative --storage on several nodes, is a
-    UsageError now rather than a trial pending forever or results scattered over nodes' disks.
-    """
-    import ray
+@dataclass(frozen=True)
+class ClusterShape:
+    """What a plan is fitted to: the live nodes' resources, and what the autoscaler can add."""
+    nodes: list  # {resource: amount} of each live node
+    types: list | None = None  # autoscaling.NodeType of each node type, head included; None: not known
+    autoscaled: bool = False  # an autoscaler watches the cluster (its node types may still be unknown)
 
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    have = ray.cluster_resources()
+    @classmethod
+    def read(cls) -> "ClusterShape":
+        import ray
+
+        from losstune.ray_jobs import autoscaling
+
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        types = autoscaling.node_types()
+        return cls(nodes, types, types is not None or autoscaling.has_autoscaler())
+
+    def now(self) -> dict:
+        return summed(self.nodes)
+
+    def at_most(self) -> dict:
+        """Every resource at the cluster's largest: the node types at their max counts where known
+        (as Ray's get_max_resources_from_cluster_config sums them), never less than what is up."""
+        have = self.now()
+        if not self.types:
+            return have
+        grown = summed([{k: v * (math.inf if t.max_count < 0 else t.max_count) for k, v in t.resources.items()}
+                        for t in self.types])
+        return {kind: max(have.get(kind, 0.0), grown.get(kind, 0.0)) for kind in {*have, *grown}}
+
+    def largest(self, kind: str) -> tuple[float, str]:
+        """(the most of `kind` one node has or can have, where: 'node' or 'node type NAME')."""
+        live = max((node.get(kind, 0.0) for node in self.nodes), default=0.0)
+        typed = max(self.types or [], key=lambda t: t.resources.get(kind, 0.0), default=None)
+        if typed is not None and typed.max_count != 0 and typed.resources.get(kind, 0.0) > live:
+            return typed.resources.get(kind, 0.0), f"node type {typed.name!r}"
+        return live, "node type" if self.types else "node"
+
+
+def summed(resources: list) -> dict:
+    total = {}
+    for node in resources:
+        for kind, amount in node.items():
+            total[kind] = total.get(kind, 0.0) + amount
+    return total
+
+
+def fit_to_cluster(plan: SweepPlan, shape: ClusterShape | None = None) -> SweepPlan:
+    """The plan fitted to the cluster it runs on: drivers on the head where the cluster offers
+    DRIVER_RESOURCE, and max_concurrent the trials that run at once: --max-concurrent, else as many
+    as fit the cluster at its largest (the autoscaler's node types at their max counts), so that
+    the trials beyond what fits now wait as resource demands, which the autoscaler sees and adds
+    nodes for. A worker that fits on no node and no node type, or a relative --storage on several
+    nodes, is a UsageError now rather than a trial pending forever or results scattered over
+    nodes' disks. `concurrent_now` is set to what fits the nodes up now."""
+    shape = shape or ClusterShape.read()
+    have, most = shape.now(), shape.at_most()
     resources = plan.resources
     if DRIVER_RESOURCE in have and not resources.driver_resource:
         resources = dataclasses.replace(resources, driver_resource=DRIVER_RESOURCE)
-    for kind, amount in resources.per_worker().items():
-        largest = max(node.get(kind, 0.0) for node in nodes)
-        if amount > largest + 1e-9:
-            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
-            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest node has {largest:g}")
+    check_worker_fits(resources, shape)
     need = resources.per_trial()
-    for kind, amount in need.items():
-        if amount > have.get(kind, 0.0) + 1e-9:
-            if resources.in_trial_process:  # the trial is its one worker
-                flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
-            else:
-                driver_alone = resources.driver().get(kind, 0.0) > have.get(kind, 0.0) + 1e-9
-                flag = "--driver-cpus" if driver_alone else "--workers-per-trial"
-            raise UsageError(f"{flag}: one trial needs {amount:g} {kind}, the cluster has {have.get(kind, 0.0):g}")
+    # an autoscaler whose node types Ray does not record: what it can add is unknown, so only the
+    # head's own share (the driver) is checked here; the trials wait as demands it sees
+    check_trial_fits(resources, most if not (shape.autoscaled and not shape.types) else summed([have, need]))
     raw = plan.storage_arg
-    if len(nodes) > 1 and raw and "://" not in raw and not os.path.isabs(raw):
-        raise UsageError(f"--storage: {raw!r} is a relative local path on a {len(nodes)}-node cluster; give "
-                         "s3://..., gs://... or an absolute path on shared storage (NFS)")
-    fits = min(math.floor(have.get(kind, 0.0) / amount + 1e-9) for kind, amount in need.items() if amount > 0)
-    concurrency = plan.max_concurrent or max(1, min(fits, plan.trials))
+    if (len(shape.nodes) > 1 or shape.autoscaled) and raw and "://" not in raw and not os.path.isabs(raw):
+        cluster = "a cluster whose autoscaler adds nodes" if shape.autoscaled else f"a {len(shape.nodes)}-node cluster"
+        raise UsageError(f"--storage: {raw!r} is a relative local path on {cluster}; give s3://..., gs://... or "
+                         "an absolute path on shared storage (NFS)")
+    fits_now = trials_that_fit(need, have)
+    fits_most = plan.trials if shape.autoscaled and not shape.types else trials_that_fit(need, most)
+    concurrency = plan.max_concurrent or max(1, min(max(fits_now, fits_most), plan.trials))
     # a trial that trains in its own process holds its worker's CPUs: Tune starts only what fits
     if plan.scheduler in POPULATION_SCHEDULERS and plan.trials > concurrency and not resources.in_trial_process:
         resources = dataclasses.replace(resources, slot_resource=TRIAL_SLOTS,
                                         slot_share=population_turns(plan.trials, concurrency, have))
-    return dataclasses.replace(plan, resources=resources, max_concurrent=concurrency)
+    return dataclasses.replace(plan, resources=resources, max_concurrent=concurrency,
+                               concurrent_now=max(0, min(fits_now, concurrency)))
+
+
+def check_worker_fits(resources, shape: ClusterShape) -> None:
+    for kind, amount in resources.per_worker().items():
+        largest, where = shape.largest(kind)
+        if amount > largest + 1e-9 and not (shape.autoscaled and not shape.types):
+            flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest {where} has {largest:g}")
+
+
+def check_trial_fits(resources, most: dict) -> None:
+    for kind, amount in resources.per_trial().items():
+        if amount > most.get(kind, 0.0) + 1e-9:
+            if resources.in_trial_process:  # the trial is its one worker
+                flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
+            else:
+                driver_alone = resources.driver().get(kind, 0.0) > most.get(kind, 0.0) + 1e-9
+                flag = "--driver-cpus" if driver_alone else "--workers-per-trial"
+            raise UsageError(f"{flag}: one trial needs {amount:g} {kind}, the cluster has {most.get(kind, 0.0):g}")
+
+
+def trials_that_fit(need: dict, have: dict) -> int:
+    counts = [have.get(kind, 0.0) / amount + 1e-9 for kind, amount in need.items() if amount > 0]
+    return min((math.floor(c) if math.isfinite(c) else 10**9 for c in counts), default=0)
+
+
+def at_a_time(plan: SweepPlan) -> str:
+    """How many run at once, as the commands print it: '4 at a time', or where the cluster has to
+    grow for it, '1 at a time now, up to 4 as the cluster grows'."""
+    if plan.concurrent_now is None or plan.concurrent_now >= plan.max_concurrent:
+        return f"{plan.max_concurrent} at a time"
+    return f"{plan.concurrent_now} at a time now, up to {plan.max_concurrent} as the cluster grows"
 
 
 def population_turns(trials: int, concurrency: int, have: dict) -> float:

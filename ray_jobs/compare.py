@@ -33,7 +33,7 @@ from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, a
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
-from losstune.ray_jobs.storage import absolute, exists
+from losstune.ray_jobs.storage import absolute, exists, join
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import check_batches_fit, make_config
 from losstune.search_spaces.registry import family_names, load_family
@@ -190,7 +190,7 @@ def prepare(args):
     plan = make_plan(args, family, chosen)
     meta = {"base": plan.base}
     seeds = confirmation.seeds_for(meta, args.seeds)
-    folder = f"{plan.experiment}/{folder_for(args.seeds)}"
+    folder = join(plan.experiment, folder_for(args.seeds))
     if not args.resume:
         if exists(plan.experiment):
             raise UsageError(f"--name: {plan.experiment} exists; pass --resume to continue it, or a new --name")
@@ -219,7 +219,7 @@ def write_meta(plan: SweepPlan, chosen) -> None:
 
     meta = metadata(plan) | {"kind": "compare", "configs": as_json(configs_of(chosen)),
                              "provenance": provenance(sys.argv, [])}
-    storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(as_json(meta), indent=2).encode())
+    storage.write_bytes(join(plan.experiment, results.META_FILE), json.dumps(as_json(meta), indent=2).encode())
 
 
 def main(argv=None) -> int:
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     except (UsageError, ConfigError, DataError) as err:
         print(f"compare: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, fit_to_cluster, started
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
     from losstune.ray_jobs.report_html import write_report_html
 
     if not started("compare", plan.verbosity >= 3):
@@ -238,8 +238,8 @@ def main(argv=None) -> int:
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
     if not args.resume:
         write_meta(plan, chosen)
-    folder = f"{plan.experiment}/{folder_for(len(seeds))}"
-    print(f"compare {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time, "
+    folder = join(plan.experiment, folder_for(len(seeds)))
+    print(f"compare {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {at_a_time(plan)}, "
           f"results in {folder}", flush=True)
     try:
         table = confirmation.run(plan, chosen, seeds, resume=args.resume, folder=folder,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 
 from losstune.ray_jobs import confirmation
@@ -28,7 +27,7 @@ from losstune.ray_jobs.bounds import check_ray_address, check_upper_bounds
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.ray_jobs.resume import documented_min_effect
 from losstune.ray_jobs.results import SweepFolderError, read_meta
-from losstune.ray_jobs.storage import absolute, exists, read_parquet
+from losstune.ray_jobs.storage import absolute, exists, join, parent_and_name, read_parquet
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,7 +50,7 @@ def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
     """The sweep's plan as saved, to rerun its configs with its resources and epochs."""
     from losstune.trainables.engine.driver import TrialResources
 
-    storage, name = os.path.dirname(experiment), os.path.basename(experiment)
+    storage, name = parent_and_name(experiment)
     return SweepPlan(**definition(meta), name=name, storage=storage, storage_arg=storage,
                      resources=TrialResources.saved(meta["resources"]), max_concurrent=args.max_concurrent,
                      verbosity=verbosity(args), min_effect=args.min_effect or documented_min_effect(meta))
@@ -69,7 +68,7 @@ def prepare(args):
         meta = read_meta(experiment)
     except SweepFolderError as err:
         raise UsageError(f"SWEEP: {err}") from None
-    if not exists(f"{experiment}/trials.parquet"):
+    if not exists(join(experiment, "trials.parquet")):
         raise UsageError(f"SWEEP: {experiment} has no trials.parquet yet: let the sweep finish, or run "
                          "losstune-analyze on it")
     if meta.get("scheduler") in POPULATION_SCHEDULERS:
@@ -77,8 +76,8 @@ def prepare(args):
                                   "that changed mid-run (column lineage), which rerunning a final config from scratch "
                                   "would not confirm")
     plan = sweep_plan(experiment, meta, args)
-    chosen = confirmation.candidates(read_parquet(f"{experiment}/trials.parquet"), meta, args.top)
-    folder = f"{experiment}/{confirmation.folder_name(plan, args.top, args.seeds)}"
+    chosen = confirmation.candidates(read_parquet(join(experiment, "trials.parquet")), meta, args.top)
+    folder = join(experiment, confirmation.folder_name(plan, args.top, args.seeds))
     if exists(folder) and not args.resume:
         raise UsageError(f"--resume: {folder} exists; pass --resume to continue it, or other --top / --seeds")
     seeds = confirmation.seeds_for(meta, args.seeds)
@@ -97,14 +96,14 @@ def main(argv=None) -> int:
     except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, fit_to_cluster, started
+    from losstune.ray_jobs.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
     from losstune.ray_jobs.report_html import write_report_html
 
     if not started("confirm", plan.verbosity >= 3):
         return EXIT_RAY_START
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
     extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""
-    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds{extending}, {plan.max_concurrent} at a time",
+    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds{extending}, {at_a_time(plan)}",
           flush=True)
     try:
         table = confirmation.run(plan, chosen, seeds, resume=args.resume, earlier=earlier[1] if earlier else None)

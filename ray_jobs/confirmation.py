@@ -24,7 +24,7 @@ from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.ray_jobs.results import trial_point, trial_status
 from losstune.ray_jobs.trial_stats import with_cost
-from losstune.ray_jobs.storage import exists, read_parquet, write_bytes, write_parquet
+from losstune.ray_jobs.storage import exists, join, parent_and_name, read_parquet, write_bytes, write_parquet
 from losstune.trainables.config import merge, unflatten
 
 CONFIRM_FILE = "confirm.parquet"
@@ -106,9 +106,9 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
 
     done = set() if earlier is None else set(earlier["seed"])
     runs = planned_runs(chosen, [seed for seed in seeds if seed not in done])
-    name = os.path.basename(folder) if folder else folder_name(plan, len(chosen) - 1, len(seeds))
-    experiment = f"{plan.experiment}/{name}"
-    fn = trainable(load_family(plan.family), plan.base, plan.resources, f"{experiment}/trainer_runs",
+    name = parent_and_name(folder)[1] if folder else folder_name(plan, len(chosen) - 1, len(seeds))
+    experiment = join(plan.experiment, name)
+    fn = trainable(load_family(plan.family), plan.base, plan.resources, join(experiment, "trainer_runs"),
                    runs=[merge(unflatten(c.point), {"train": {"seed": seed}}) for c, seed in runs],
                    max_failures=plan.max_failures, num_to_keep=1)
     if resume and tune.Tuner.can_restore(experiment):
@@ -138,7 +138,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
             ["config_id", "seed"], key=lambda column: column.map(
                 {c.config_id: k for k, c in enumerate(chosen)}) if column.name == "config_id" else column,
             ignore_index=True)
-    write_parquet(f"{experiment}/{CONFIRM_FILE}", table)
+    write_parquet(join(experiment, CONFIRM_FILE), table)
     return table
 
 
@@ -157,11 +157,11 @@ def earlier_confirmation(experiment: str, chosen: list[Candidate], seeds: list[i
     where there is none. UsageError where it confirmed other configs or other seeds."""
     for count in range(len(seeds) - 1, 1, -1):
         name = name_for(count)
-        if exists(f"{experiment}/{name}/{CONFIRM_FILE}"):
+        if exists(join(experiment, name, CONFIRM_FILE)):
             break
     else:
         return None
-    table = read_parquet(f"{experiment}/{name}/{CONFIRM_FILE}")
+    table = read_parquet(join(experiment, name, CONFIRM_FILE))
     ran = dict(zip(table["config_id"], table["sweep_trial"]))
     wanted = {c.config_id: c.trial_id for c in chosen}
     if ran != wanted:
@@ -204,7 +204,7 @@ def conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], table: 
 
     confirmed = verdicts.summary(table, chosen, plan.objective["mode"], further_objectives(plan), plan.min_effect)
     text = verdicts.report(confirmed, plan, seeds, table)
-    folder = folder or f"{plan.experiment}/{folder_name(plan, len(chosen) - 1, len(seeds))}"
-    write_parquet(f"{folder}/{SUMMARY_FILE}", confirmed.assign(min_effect_arg=plan.min_effect))
-    write_bytes(f"{folder}/{REPORT_FILE}", text.encode())
+    folder = folder or join(plan.experiment, folder_name(plan, len(chosen) - 1, len(seeds)))
+    write_parquet(join(folder, SUMMARY_FILE), confirmed.assign(min_effect_arg=plan.min_effect))
+    write_bytes(join(folder, REPORT_FILE), text.encode())
     return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from losstune.ray_jobs import storage
 from losstune.ray_jobs.plan import SweepPlan
+from losstune.ray_jobs.storage import join
 
 
 def write_tensorboard_experiment(plan: SweepPlan) -> str:
@@ -23,6 +24,6 @@ def write_tensorboard_experiment(plan: SweepPlan) -> str:
     objectives = [plan.objective, *[o for o in plan.objectives if o != plan.objective]]
     tags = [family.tags.get(o["metric"], o["metric"]) for o in objectives]
     name, contents = event_file_bytes([experiment_summary(distributions, tags)])
-    uri = f"{plan.experiment}/{name}"
+    uri = join(plan.experiment, name)
     storage.write_bytes(uri, contents)
     return uri

@@ -24,7 +24,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
 from losstune.ray_jobs.results import SweepFolderError, read_meta
-from losstune.ray_jobs.storage import absolute, exists, filesystem, read_parquet
+from losstune.ray_jobs.storage import absolute, exists, filesystem, join, read_parquet
 from losstune.ray_jobs.study import IMPORTANCE_FILE, load_study
 
 REPORT_HTML = "report.html"
@@ -60,11 +60,11 @@ def load_sweep(path: str) -> Sweep:
     if meta.get("kind") == "compare":  # losstune-compare: configs given, no search, no trials table
         return Sweep(path=path, meta=meta, trials=pd.DataFrame(), history=pd.DataFrame(), importance=pd.DataFrame(),
                      confirmations=confirmations(path), figures=figures(path))
-    if not exists(f"{path}/trials.parquet"):
+    if not exists(join(path, "trials.parquet")):
         raise SweepFolderError(f"{path}: no trials.parquet yet: let the sweep finish, or run losstune-analyze on it")
-    return Sweep(path=path, meta=meta, trials=read_parquet(f"{path}/trials.parquet"),
-                 history=optional_table(f"{path}/history.parquet"),
-                 importance=optional_table(f"{path}/{IMPORTANCE_FILE}"),
+    return Sweep(path=path, meta=meta, trials=read_parquet(join(path, "trials.parquet")),
+                 history=optional_table(join(path, "history.parquet")),
+                 importance=optional_table(join(path, IMPORTANCE_FILE)),
                  confirmations=confirmations(path), figures=figures(path))
 
 
@@ -81,13 +81,13 @@ def confirmations(path: str) -> dict[str, Confirmation]:
     """Each finished confirmation of the sweep (a confirm_top<K>_seeds<N> folder with its summary)."""
     found = {}
     for info in listing(path):
-        folder = f"{path}/{info.base_name}"
-        if info.type == pyarrow.fs.FileType.Directory and exists(f"{folder}/{SUMMARY_FILE}"):
-            fs, text_path = filesystem(f"{folder}/{REPORT_FILE}")
+        folder = join(path, info.base_name)
+        if info.type == pyarrow.fs.FileType.Directory and exists(join(folder, SUMMARY_FILE)):
+            fs, text_path = filesystem(join(folder, REPORT_FILE))
             with fs.open_input_stream(text_path) as f:
                 text = f.read().decode()
-            found[info.base_name] = Confirmation(read_parquet(f"{folder}/{CONFIRM_FILE}"),
-                                                 read_parquet(f"{folder}/{SUMMARY_FILE}"), text)
+            found[info.base_name] = Confirmation(read_parquet(join(folder, CONFIRM_FILE)),
+                                                 read_parquet(join(folder, SUMMARY_FILE)), text)
     return found
 
 

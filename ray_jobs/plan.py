@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from losstune.ray_jobs.storage import join
+
 # --scheduler values whose trials continue each other's checkpoints (ray_jobs/schedulers.py)
 POPULATION_SCHEDULERS = ("pbt", "pb2")
 
@@ -65,6 +67,7 @@ class SweepPlan:
     extend_by: int = 0  # --resume --trials N of a finished sweep: the trials this run adds
     storage_arg: str = ""  # --storage as given, for messages and the cluster check
     max_concurrent: int | None = None  # None: as many as the cluster fits (cluster.fit_to_cluster)
+    concurrent_now: int | None = None  # of those, what fits the nodes up now (the rest wait for the autoscaler)
     max_failures: int = 1
     keep_checkpoints: int = 2
     resume: bool = False
@@ -77,7 +80,7 @@ class SweepPlan:
     @property
     def experiment(self) -> str:
         """Where Tune and the results write this sweep."""
-        return f"{self.storage}/{self.name}"
+        return join(self.storage, self.name)
 
     def tune_run(self) -> tuple[str, str]:
         """(storage path, name) of the Tune run this plan runs or resumes: the sweep's own, or its

@@ -16,7 +16,7 @@ from losstune.ray_jobs.verdicts import answer
 from losstune.ray_jobs.load import REPORT_HTML, Sweep, load_sweep
 from losstune.ray_jobs.report import report
 from losstune.ray_jobs.trial_stats import cost_line
-from losstune.ray_jobs.storage import filesystem, write_bytes
+from losstune.ray_jobs.storage import filesystem, join, write_bytes
 
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
@@ -34,7 +34,7 @@ COMPARE_SECTIONS = ("answer", "confirmation", "provenance", "cost")  # losstune-
 def write_report_html(experiment: str) -> str:
     """Build <experiment>/report.html from the sweep's files; returns its URI."""
     sweep = load_sweep(experiment)
-    uri = f"{sweep.path}/{REPORT_HTML}"
+    uri = join(sweep.path, REPORT_HTML)
     write_bytes(uri, page(sweep).encode())
     return uri
 
@@ -128,7 +128,7 @@ def importance_section(sweep: Sweep) -> str:
 def figures_section(sweep: Sweep) -> str:
     parts = []
     for name in sorted(sweep.figures, key=figure_rank):
-        fs, path = filesystem(f"{sweep.path}/{name}")
+        fs, path = filesystem(join(sweep.path, name))
         with fs.open_input_stream(path) as f:
             data = base64.b64encode(f.read()).decode()
         parts.append(f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{data}">'

@@ -18,7 +18,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS
 from losstune.ray_jobs.plots import plots
-from losstune.ray_jobs.storage import exists, filesystem, read_json, write_bytes, write_parquet
+from losstune.ray_jobs.storage import exists, filesystem, join, read_json, write_bytes, write_parquet
 from losstune.ray_jobs.study_plots import study_files
 from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run, tune_run
 from losstune.ray_jobs.trial_stats import pareto_front, with_cost
@@ -40,7 +40,7 @@ META_NEEDS = ("family", "space", "objective", "default_point", "epochs", "trials
 def read_meta(experiment: str) -> dict:
     """The sweep's saved definition (META_FILE), checked: a missing, corrupt or foreign file is a
     SweepFolderError naming it."""
-    uri = f"{experiment}/{META_FILE}"
+    uri = join(experiment, META_FILE)
     if not exists(uri):
         raise SweepFolderError(f"{experiment}: not a losstune sweep (no {META_FILE})")
     try:
@@ -67,7 +67,7 @@ def all_results(experiment: str, extensions: list[str]) -> list:
     """The Tune results of every run of a sweep: its own, then each extension's (--resume --trials)."""
     from ray.tune import ExperimentAnalysis, ResultGrid
 
-    runs = [experiment, *[f"{experiment}/{name}" for name in extensions if exists(f"{experiment}/{name}")]]
+    runs = [experiment, *[join(experiment, name) for name in extensions if exists(join(experiment, name))]]
     return [result for run in runs for result in ResultGrid(ExperimentAnalysis(run))]
 
 
@@ -218,14 +218,14 @@ def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, 
     {what: uri}."""
     written = {}
     for name, frame in (("trials", trials), ("history", history)):
-        written[name] = f"{experiment_uri}/{name}.parquet"
+        written[name] = join(experiment_uri, f"{name}.parquet")
         write_parquet(written[name], frame)
     config = best_config(trials, meta)
     if config is not None:
-        written["best_config"] = f"{experiment_uri}/best_config.json"
+        written["best_config"] = join(experiment_uri, "best_config.json")
         write_bytes(written["best_config"], json.dumps(config, indent=2).encode())
     for name, png in plots(trials, history, meta).items():
-        written[name] = f"{experiment_uri}/{name}.png"
+        written[name] = join(experiment_uri, f"{name}.png")
         write_bytes(written[name], png)
     return written | study_files(experiment_uri, meta)
 

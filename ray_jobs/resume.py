@@ -9,6 +9,7 @@ from losstune.ray_jobs.bounds import check_local_resources
 from losstune.ray_jobs.flags import UsageError, flag_overrides, verbosity
 from losstune.ray_jobs.plan import DEFINING_FLAGS, SweepPlan, definition
 from losstune.trainables.config import flatten
+from losstune.ray_jobs.storage import join
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
@@ -66,10 +67,10 @@ def resumed_plan(args, storage: str) -> SweepPlan:
 
     if not args.name:
         raise UsageError("--resume: needs --name of the sweep to continue")
-    if not exists(f"{storage}/{args.name}/{META_FILE}"):
+    if not exists(join(storage, args.name, META_FILE)):
         raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
     try:
-        meta = read_meta(f"{storage}/{args.name}")
+        meta = read_meta(join(storage, args.name))
     except SweepFolderError as err:
         raise UsageError(f"--resume: {err}") from None
     check_resume_flags(args, meta)

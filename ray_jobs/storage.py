@@ -11,8 +11,43 @@ import pyarrow.fs
 
 
 def absolute(uri: str) -> str:
-    """A URI as given; a plain local path made absolute (Ray's workers run in other folders)."""
-    return uri if "://" in uri else os.path.abspath(uri)
+    """A URI as given, without a trailing "/"; a plain local path made absolute (Ray's workers run
+    in other folders)."""
+    if "://" not in uri:
+        return os.path.abspath(uri)
+    base, query = split_query(uri)
+    base = base.rstrip("/") if not base.endswith("://") else base
+    return f"{base}?{query}" if query else base
+
+
+def parent_and_name(uri: str) -> tuple[str, str]:
+    """(the folder that holds `uri`, its last name), the query kept with the folder."""
+    base, query = split_query(absolute(uri))
+    parent, name = base.rsplit("/", 1)
+    return (f"{parent}?{query}" if query else parent), name
+
+
+def join(uri: str, *names: str) -> str:
+    """`names` appended to the path of `uri`, its query kept at the end: pyarrow (and so Ray) take an
+    S3-compatible store's options as one (`s3://bucket/runs?endpoint_override=host:port&scheme=http`),
+    and a name written after the query would be read as part of an option."""
+    base, query = split_query(uri)
+    path = "/".join([base.rstrip("/"), *(name.strip("/") for name in names if name)])
+    return f"{path}?{query}" if query else path
+
+
+def split_query(uri: str) -> tuple[str, str]:
+    """(the URI without its query, the query); a local path has none."""
+    if "://" not in uri or "?" not in uri:
+        return uri, ""
+    base, query = uri.split("?", 1)
+    return base, query
+
+
+def without_query(uri: str) -> str:
+    """The URI as shown to people and compared: its path, without options (which may hold an
+    endpoint, never a secret: credentials come from the environment)."""
+    return split_query(uri)[0]
 
 
 def filesystem(uri: str):

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from losstune.ray_jobs.storage import exists, read_json
+from losstune.ray_jobs.storage import exists, join, read_json
 from losstune.trainables.engine.checkpoints import STATE_FILE
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
@@ -23,8 +23,8 @@ def stored_run(experiment: str, run: str) -> tuple[str, dict]:
     """The folder of a trial's Train run (named by the trial, or, for a PBT trial that continued
     another's checkpoint, trainables.engine.driver.run_name) and Train's snapshot of its kept checkpoints
     ({} where it has none)."""
-    folder = f"{experiment}/{RUNS_FOLDER}/{run}"
-    snapshot = f"{folder}/{TRAIN_SNAPSHOT}"
+    folder = join(experiment, RUNS_FOLDER, run)
+    snapshot = join(folder, TRAIN_SNAPSHOT)
     if not experiment:
         return folder, {}
     try:
@@ -49,7 +49,7 @@ def tune_run(result, experiment: str) -> tuple[str, dict] | None:
 def stored_history(folder: str, snapshot: dict) -> pd.DataFrame:
     """Every epoch's metrics up to the run's latest checkpoint, as the loop saved them in it."""
     latest = (snapshot.get("latest_checkpoint_result") or {}).get("checkpoint_dir_name")
-    uri = f"{folder}/{latest}/{STATE_FILE}"
+    uri = join(folder, latest, STATE_FILE)
     try:
         return pd.DataFrame(read_json(uri).get("history", [])) if latest and exists(uri) else pd.DataFrame()
     except (OSError, ValueError):
@@ -64,7 +64,7 @@ def kept_best_checkpoint(folder: str, snapshot: dict, mode: str) -> str:
         return ""
     pick = min if mode == "min" else max
     best = pick(kept, key=lambda r: float(r["metrics"][CHECKPOINT_SCORE]))
-    return f"{folder}/{best['checkpoint_dir_name']}"
+    return join(folder, best['checkpoint_dir_name'])
 
 
 def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:

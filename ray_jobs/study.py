@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from losstune.ray_jobs.storage import exists, filesystem
+from losstune.ray_jobs.storage import exists, filesystem, join
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 IMPORTANCE_FILE = "importance.parquet"
@@ -35,7 +35,7 @@ def load_study(experiment: str):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    uri = f"{experiment}/{STUDY_FILE}"
+    uri = join(experiment, STUDY_FILE)
     if not exists(uri):
         return None
     path = uri

@@ -15,7 +15,7 @@ import pandas as pd
 
 from losstune.ray_jobs import study as studies
 from losstune.ray_jobs.plots import DEFAULT_STYLE, png
-from losstune.ray_jobs.storage import write_bytes, write_parquet
+from losstune.ray_jobs.storage import join, write_bytes, write_parquet
 
 MARK = {"color": DEFAULT_STYLE["color"], "marker": "*", "s": 220, "zorder": 5, "edgecolors": "black",
         "label": "documented default"}
@@ -29,10 +29,10 @@ def study_files(experiment: str, meta: dict) -> dict[str, str]:
         return {}
     switches = list(studies.space_switches(meta))
     table = studies.importance(study, meta["objective"]["metric"], switches)
-    written = {"importance": f"{experiment}/{studies.IMPORTANCE_FILE}"}
+    written = {"importance": join(experiment, studies.IMPORTANCE_FILE)}
     write_parquet(written["importance"], table)
     for name, data in study_plots(study, meta, table, switches).items():
-        written[name] = f"{experiment}/{name}.png"
+        written[name] = join(experiment, f"{name}.png")
         write_bytes(written[name], data)
     return written
 

@@ -24,11 +24,12 @@ from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
 from losstune.ray_jobs.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
                                            EXIT_STORAGE_FULL, make_plan, parse_args)
 from losstune.trainables.config import ConfigError
+from losstune.ray_jobs.storage import join
 
 
 def run(plan: SweepPlan) -> int:
     from losstune.ray_jobs import report, results, storage
-    from losstune.ray_jobs.cluster import fit_to_cluster, start_ray
+    from losstune.ray_jobs.cluster import at_a_time, fit_to_cluster, start_ray
     from losstune.ray_jobs.dashboards import write_tensorboard_experiment
     from losstune.ray_jobs.provenance import data_paths, provenance
     from losstune.ray_jobs.report_html import write_report_html
@@ -48,7 +49,7 @@ def run(plan: SweepPlan) -> int:
         write_tensorboard_experiment(plan)
     added = f" (adding {plan.extend_by} to its {plan.trials - plan.extend_by})" if plan.extend_by else ""
     at_once = (f"as one population{', in step' if plan.population_sync else ''}, as many at a time as fit"
-               if plan.scheduler in POPULATION_SCHEDULERS else f"{plan.max_concurrent} at a time")
+               if plan.scheduler in POPULATION_SCHEDULERS else at_a_time(plan))
     print(f"sweep {plan.name}: {plan.trials} trials{added} of {plan.family} over '{plan.space}', "
           f"{at_once}, results in {plan.experiment}", flush=True)
     started = time.time()
@@ -71,7 +72,7 @@ def run(plan: SweepPlan) -> int:
         fail_orphaned_trials(plan.storage, plan.name)
         if "://" in plan.storage:  # the study's journal beside the results, which read it
             with open(study_journal(plan.storage, plan.name), "rb") as f:
-                storage.write_bytes(f"{plan.experiment}/{STUDY_FILE}", f.read())
+                storage.write_bytes(join(plan.experiment, STUDY_FILE), f.read())
     if plan.extensions:  # the trials of every Tune run of the sweep, as each saved them
         grid = results.all_results(plan.experiment, plan.extensions)
     trials, history = results.tables(grid, meta, plan.experiment)
@@ -119,7 +120,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
 def write_meta(plan: SweepPlan, meta: dict) -> None:
     from losstune.ray_jobs import results, storage
 
-    storage.write_bytes(f"{plan.experiment}/{results.META_FILE}", json.dumps(meta, indent=2).encode())
+    storage.write_bytes(join(plan.experiment, results.META_FILE), json.dumps(meta, indent=2).encode())
 
 
 def resume_command(plan: SweepPlan) -> str:

@@ -19,7 +19,7 @@ from losstune.ray_jobs.prior_points import read_warm_start
 from losstune.ray_jobs.resume import resumed_plan
 from losstune.ray_jobs.sweep_checks import (check_enqueued, check_population, check_search_fits_space,
                                           check_search_flags, check_space)
-from losstune.ray_jobs.storage import absolute
+from losstune.ray_jobs.storage import absolute, join
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import family_names, load_family
@@ -224,7 +224,7 @@ def make_plan(args) -> SweepPlan:
     population = args.scheduler in POPULATION_SCHEDULERS
     resources = trial_resources(args)
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if exists(f"{storage}/{name}"):
+    if exists(join(storage, name)):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
     return checked_tracking(SweepPlan(
         family=args.family, space=space_name, preset=args.preset, base=base, objective=objective,

@@ -112,7 +112,7 @@ def run(args, family, config) -> int:
 
     from losstune.ray_jobs.cluster import start_ray
     from losstune.ray_jobs.progress import EpochLines, print_lines
-    from losstune.ray_jobs.storage import absolute
+    from losstune.ray_jobs.storage import absolute, join
     from losstune.trainables.engine.driver import TensorBoardCallback, TrialResources, make_trainer
     from losstune.trainables.engine.ray_workarounds import poll_train_workers_often
 
@@ -126,7 +126,7 @@ def run(args, family, config) -> int:
     lines = None if args.quiet else Queue(actor_options={"num_cpus": 0})
     if lines is not None:
         callbacks.append(EpochLines(lines, objective.metric, "train/loss", config.train.epochs))
-    print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {storage}/{name}", flush=True)
+    print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {join(storage, name)}", flush=True)
     # the whole config, preset folded in: workers rebuild it from this dict alone
     trainer = make_trainer(family, to_dict(config), resources, name, storage, callbacks, args.max_failures,
                            args.keep_checkpoints)

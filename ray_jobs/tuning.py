@@ -14,6 +14,7 @@ from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.schedulers import make_scheduler
 from losstune.ray_jobs.study import STUDY_FILE
 from losstune.search_spaces.registry import load_family
+from losstune.ray_jobs.storage import join
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
@@ -31,7 +32,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     # group): every checkpoint stays (a donor's next report could otherwise delete the one a
     # recipient is about to load)
     keep = None if population else plan.keep_checkpoints
-    fn = trainable(load_family(plan.family), plan.base, plan.resources, f"{plan.experiment}/trainer_runs",
+    fn = trainable(load_family(plan.family), plan.base, plan.resources, join(plan.experiment, "trainer_runs"),
                    max_failures=plan.max_failures, num_to_keep=keep)
     metric, mode = plan.objective["metric"], plan.objective["mode"]
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
@@ -53,7 +54,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 # what Tune keeps of a trial that trains in its own process
                                 checkpoint_config=tune_checkpoints(mode, keep), sync_config=trial_files_synced())
     if plan.resume and not plan.extend_by:
-        return tune.Tuner.restore(f"{storage_path}/{name}", trainable=fn, resume_errored=True)
+        return tune.Tuner.restore(join(storage_path, name), trainable=fn, resume_errored=True)
     space = plan_space(plan)
     scheduler = make_scheduler(plan, space)
     searcher, param_space = (population_sampler(plan, space) if population else (optuna_searcher(plan, space), None))
@@ -185,7 +186,7 @@ def study_journal(storage: str, name: str) -> str:
     local, else in a local folder, copied to the sweep's storage when the sweep ends."""
     if "://" in storage:
         return os.path.expanduser(f"~/.losstune/{name}/{STUDY_FILE}")
-    return f"{storage}/{name}/{STUDY_FILE}"
+    return join(storage, name, STUDY_FILE)
 
 
 def study_storage(storage: str, name: str):

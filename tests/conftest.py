@@ -77,3 +77,20 @@ def finished_sweep(local_ray, tmp_path_factory):
                            "--set", "health.max_overflow_frac=1.0", "--storage", str(root), "--name", "caps3"])
     assert code == 0, printed.getvalue()
     return root / "caps3", printed.getvalue(), earlier, controllers() - before
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto_server) on a loopback port, with a bucket, for this session;
+    the process's environment gets the key pair it accepts (as a user's would hold theirs)."""
+    from tests.s3_server import CREDENTIALS, start_s3_server, stop_s3_server
+
+    server = start_s3_server(tmp_path_factory.mktemp("s3") / "moto_server.log")
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        yield server
+    finally:
+        stop_s3_server(server)
+        for name, value in saved.items():
+            os.environ.pop(name) if value is None else os.environ.update({name: value})

@@ -1,21 +1,21 @@
-"""How a sweep fits itself to a cluster, against fake node lists (no Ray started)."""
+"""How a sweep fits itself to a cluster, against node lists and autoscaler node types given as data
+(no Ray started; tests/ray_jobs/test_autoscaling_integration.py runs the same on Ray's autoscaler)."""
+
+import dataclasses
 
 import pytest
 import ray
 
 from losstune.ray_jobs import cluster
+from losstune.ray_jobs.autoscaling import NodeType, cluster_config
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.trainables.engine.driver import TrialResources
 
 
 def fake_cluster(monkeypatch, *nodes):
-    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": n} for n in nodes])
-    total = {}
-    for node in nodes:
-        for kind, amount in node.items():
-            total[kind] = total.get(kind, 0.0) + amount
-    monkeypatch.setattr(ray, "cluster_resources", lambda: total)
+    """A cluster of these live nodes and no autoscaler."""
+    monkeypatch.setattr(cluster.ClusterShape, "read", classmethod(lambda cls: cls(list(nodes))))
 
 
 def plan(storage_arg="/shared/results", scheduler="asha", trials=32, **resources) -> SweepPlan:
@@ -91,3 +91,63 @@ def test_a_local_ray_turns_trains_preemption_watcher_off_unless_the_user_set_it(
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
     cluster.start_local_ray()
     assert calls[0]["runtime_env"]["env_vars"] == {cluster.PREEMPTION_WATCHER_ENV: expected}
+
+
+# cluster.yaml's shape: a head without CPUs for training that hosts the drivers, GPU nodes from 0
+HEAD = {"CPU": 0.0, "losstune_driver": 64.0, "losstune_trial_slots": 1.0}
+HEAD_TYPE = NodeType("head", HEAD, 1)
+GPU_TYPE = NodeType("gpu_a10g", {"CPU": 8.0, "GPU": 1.0}, 3)
+
+
+def test_a_gpu_sweep_starts_on_a_cluster_with_no_gpu_node_yet_and_plans_for_what_it_can_grow_to():
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE], autoscaled=True)
+    fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1), shape)
+    # 3 GPU nodes at most, one trial each: 3 trials run at once once they are up, none before
+    assert (fitted.max_concurrent, fitted.concurrent_now) == (3, 0)
+    assert cluster.at_a_time(fitted) == "0 at a time now, up to 3 as the cluster grows"
+    # one node up already: it counts among the 3
+    shape = cluster.ClusterShape([HEAD, GPU_TYPE.resources], [HEAD_TYPE, GPU_TYPE], autoscaled=True)
+    fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1), shape)
+    assert (fitted.max_concurrent, fitted.concurrent_now) == (3, 1)
+    # four quarter-GPU trials per node, bounded by the trials and by --max-concurrent
+    assert cluster.fit_to_cluster(plan(cpus_per_worker=2, gpus_per_worker=0.25), shape).max_concurrent == 12
+    assert cluster.fit_to_cluster(plan(trials=5, cpus_per_worker=2, gpus_per_worker=0.25), shape).max_concurrent == 5
+    fitted = cluster.fit_to_cluster(dataclasses.replace(plan(cpus_per_worker=4, gpus_per_worker=1), max_concurrent=2), shape)
+    assert (fitted.max_concurrent, cluster.at_a_time(fitted)) == (2, "1 at a time now, up to 2 as the cluster grows")
+
+
+def test_a_worker_that_fits_no_node_type_is_refused_naming_the_largest_type():
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE], autoscaled=True)
+    with pytest.raises(UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node type "
+                                         "'gpu_a10g' has 1"):
+        cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=2), shape)
+    with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 16 CPU, the largest node type "
+                                         "'gpu_a10g' has 8"):
+        cluster.fit_to_cluster(plan(cpus_per_worker=16), shape)
+    # a type the autoscaler may not add (max 0) is no place for a worker
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)], autoscaled=True)
+    with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 1 CPU, the largest node type has 0"):
+        cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=1), shape)
+
+
+def test_an_autoscaler_whose_node_types_ray_does_not_record_lets_every_trial_wait_as_a_demand():
+    shape = cluster.ClusterShape([HEAD], None, autoscaled=True)
+    fitted = cluster.fit_to_cluster(plan(trials=6, cpus_per_worker=4, gpus_per_worker=1), shape)
+    assert (fitted.max_concurrent, fitted.concurrent_now) == (6, 0)
+    # and a relative --storage is refused: its nodes will be several
+    with pytest.raises(UsageError, match="--storage: './results' is a relative local path on a cluster whose autoscaler adds nodes"):
+        cluster.fit_to_cluster(plan(storage_arg="./results", cpus_per_worker=1), shape)
+
+
+def test_the_published_record_is_what_rays_own_sizing_reads():
+    # cluster.yaml's node types as the autoscaler's config holds them, in Ray's ClusterConfig record:
+    # Ray's own sum over it (what Train V2 reads) is the cluster at its largest
+    import ray._private.state
+
+    config = cluster_config({"head_node_type": "head", "max_workers": 8, "available_node_types": {
+        "head": {"resources": HEAD, "min_workers": 0, "max_workers": 0},
+        "gpu_a10g": {"resources": {"CPU": 8, "GPU": 1}, "min_workers": 0, "max_workers": 3}}})
+    by_name = {g.name: g for g in config.node_group_configs}
+    assert (by_name["head"].max_count, by_name["gpu_a10g"].max_count, by_name["gpu_a10g"].min_count) == (1, 3, 0)
+    calculate = ray._private.state.GlobalState._calculate_max_resource_from_cluster_config
+    assert (calculate(config, "GPU"), calculate(config, "CPU"), calculate(config, "losstune_driver")) == (3, 24, 64)

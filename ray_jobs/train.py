@@ -115,6 +115,7 @@ def run(args, family, config) -> int:
     from losstune.ray_jobs.storage import absolute, join
     from losstune.trainables.engine.driver import TensorBoardCallback, TrialResources, make_trainer
     from losstune.trainables.engine.ray_workarounds import poll_train_workers_often
+    from losstune.trainables.engine.shipped_data import ship
 
     start_ray(args.verbose >= 2)
     poll_train_workers_often()
@@ -128,8 +129,12 @@ def run(args, family, config) -> int:
         callbacks.append(EpochLines(lines, objective.metric, "train/loss", config.train.epochs))
     print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {join(storage, name)}", flush=True)
     # the whole config, preset folded in: workers rebuild it from this dict alone
-    trainer = make_trainer(family, to_dict(config), resources, name, storage, callbacks, args.max_failures,
-                           args.keep_checkpoints)
+    overrides = to_dict(config)
+    shipped = ship(overrides)
+    if shipped.summary():
+        print(shipped.summary(), flush=True)
+    trainer = make_trainer(family, overrides, resources, name, storage, callbacks, args.max_failures,
+                           args.keep_checkpoints, shipped=shipped)
     with print_lines(lines) if lines is not None else contextlib.nullcontext():
         result = trainer.fit()
     metrics = result.metrics or {}

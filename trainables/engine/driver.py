@@ -20,7 +20,9 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from losstune.trainables.config import merge
 from losstune.trainables.family_api import CHECKPOINT_SCORE, Family, make_config
+from losstune.trainables.engine import shipped_data
 from losstune.trainables.engine.session import continued_run
+from losstune.trainables.engine.shipped_data import ShippedData
 from losstune.trainables.engine.ray_workarounds import (NoRestartWithoutDriver, poll_train_workers_often,
                                                         wait_until_tune_took_the_last_report,
                                                         without_an_idle_dataset_manager)
@@ -102,14 +104,16 @@ def objective_of(family: Family, overrides: dict):
 
 
 def make_trainer(family: Family, config: dict, resources: TrialResources, name: str, storage_path: str,
-                 callbacks: list, max_failures: int, num_to_keep: int | None, start_from=None) -> TorchTrainer:
+                 callbacks: list, max_failures: int, num_to_keep: int | None, start_from=None,
+                 shipped: ShippedData = ShippedData()) -> TorchTrainer:
     """The TorchTrainer of one run, a sweep's trial or a retrain: the family's loop on `config`
-    (nested overrides), its checkpoints kept by the objective; a new run starts from `start_from`
-    (another run's checkpoint) where given."""
+    (nested overrides, its local paths read from each worker's node copy of `shipped`), its
+    checkpoints kept by the objective; a new run starts from `start_from` (another run's
+    checkpoint) where given."""
     from losstune.trainables.engine.ray_session import train_loop  # torch and Accelerate: only where a run starts
 
     return without_an_idle_dataset_manager(TorchTrainer(
-        train_loop(family, start_from),
+        train_loop(family, start_from, shipped),
         train_loop_config=config,
         scaling_config=resources.scaling_config(),
         run_config=ray.train.RunConfig(
@@ -122,7 +126,7 @@ def make_trainer(family: Family, config: dict, resources: TrialResources, name: 
 
 
 def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResources, runs_path: str,
-              max_failures: int = 1, num_to_keep: int | None = 2) -> None:
+              max_failures: int = 1, num_to_keep: int | None = 2, shipped: ShippedData = ShippedData()) -> None:
     """One trial: the sweep's fixed overrides (`base`) under the trial's sampled `config`, in this
     process or in a worker group (TrialResources.in_trial_process)."""
     context = ray.tune.get_context()
@@ -132,7 +136,7 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     if resources.in_trial_process:
         from losstune.trainables.engine.tune_session import train_in_trial_process  # torch: only where a run starts
 
-        train_in_trial_process(family, overrides, context.get_trial_id(), EpochEvents(*events))
+        train_in_trial_process(family, overrides, context.get_trial_id(), EpochEvents(*events), shipped)
         return
     poll_train_workers_often()
     # TensorBoard first: once TuneReportCallback has handed Tune a report, ASHA may stop the trial
@@ -145,7 +149,7 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     # the same name on a restarted trial: Train resumes from the run's latest checkpoint
     name = run_name(context.get_trial_id(), donor)
     trainer = make_trainer(family, overrides, resources, name, runs_path, callbacks,
-                           max_failures, num_to_keep, start_from=donor)
+                           max_failures, num_to_keep, start_from=donor, shipped=shipped)
     trainer.fit()
     mark("fit_returned", run=context.get_trial_id())
     wait_until_tune_took_the_last_report()
@@ -183,8 +187,12 @@ def run_listed(config: dict, *, runs: list[dict], **kwargs) -> None:
 def trainable(family: Family, base: dict, resources: TrialResources, runs_path: str, runs: list | None = None,
               **kwargs):
     """`run_trial` bound to one sweep, with the driver's fractional CPU; with `runs`, `run_listed`
-    over them (the trial's config is then {"run": index})."""
+    over them (the trial's config is then {"run": index}). The local files the config names go to
+    the trials' nodes through the object store (shipped_data)."""
     listed = {"runs": runs} if runs is not None else {}
+    shipped = shipped_data.ship(base)
+    if shipped.summary():
+        print(shipped.summary(), flush=True)
     bound = ray.tune.with_parameters(run_listed if runs is not None else run_trial, family=family, base=base,
-                                     resources=resources, runs_path=runs_path, **listed, **kwargs)
+                                     resources=resources, runs_path=runs_path, shipped=shipped, **listed, **kwargs)
     return ray.tune.with_resources(bound, resources.driver())

@@ -11,6 +11,7 @@ import ray.train
 
 from losstune.trainables.family_api import Family
 from losstune.trainables.engine.loop import train
+from losstune.trainables.engine.shipped_data import ShippedData
 
 
 class RayTrainSession:
@@ -40,13 +41,14 @@ def as_folder(checkpoint):
     return checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext(None)
 
 
-def train_in_ray(family: Family, overrides: dict, start_from=None) -> None:
+def train_in_ray(family: Family, overrides: dict, start_from=None, shipped: ShippedData = ShippedData()) -> None:
     """The loop on a Ray Train worker, starting from `start_from` (another run's
     ray.train.Checkpoint: a PBT exploit) where the run has no checkpoint of its own."""
-    train(family, overrides, RayTrainSession(start_from))
+    train(family, shipped.localised(overrides), RayTrainSession(start_from))
 
 
-def train_loop(family: Family, start_from=None):
+def train_loop(family: Family, start_from=None, shipped: ShippedData = ShippedData()):
     """What a TorchTrainer runs on every worker: the loop for this family, with one argument, the
-    run's config overrides, as Ray Train calls it."""
-    return functools.partial(train_in_ray, family, start_from=start_from)
+    run's config overrides, as Ray Train calls it; the files `shipped` carries read from the
+    worker's node copy."""
+    return functools.partial(train_in_ray, family, start_from=start_from, shipped=shipped)

@@ -26,6 +26,7 @@ from losstune.trainables.family_api import Family
 from losstune.trainables.engine.loop import train
 from losstune.trainables.engine.ray_session import as_folder
 from losstune.trainables.engine.session import continued_run, trial_of
+from losstune.trainables.engine.shipped_data import ShippedData
 from losstune.trainables.engine.tensorboard import EpochEvents
 
 WRITER = "run"  # the checkpoint's metadata key naming the run that saved it
@@ -67,13 +68,15 @@ class TuneTrialSession:
         return as_folder(self._checkpoint) if self._donated else contextlib.nullcontext(None)
 
 
-def train_in_trial(family: Family, trial_id: str, events: EpochEvents, overrides: dict) -> None:
-    train(family, overrides, TuneTrialSession(trial_id, events))
+def train_in_trial(family: Family, trial_id: str, events: EpochEvents, shipped: ShippedData, overrides: dict) -> None:
+    train(family, shipped.localised(overrides), TuneTrialSession(trial_id, events))
 
 
-def train_in_trial_process(family: Family, overrides: dict, trial_id: str, events: EpochEvents) -> None:
-    """The family's loop on `overrides` in this Tune trial's process, through Train's local mode."""
-    trainer = TorchTrainer(functools.partial(train_in_trial, family, trial_id, events), train_loop_config=overrides,
+def train_in_trial_process(family: Family, overrides: dict, trial_id: str, events: EpochEvents,
+                           shipped: ShippedData = ShippedData()) -> None:
+    """The family's loop on `overrides` in this Tune trial's process, through Train's local mode;
+    the files `shipped` carries read from this node's copy."""
+    trainer = TorchTrainer(functools.partial(train_in_trial, family, trial_id, events, shipped), train_loop_config=overrides,
                            scaling_config=ray.train.ScalingConfig(num_workers=0),
                            run_config=ray.train.RunConfig(name=trial_id))
     trainer.fit()

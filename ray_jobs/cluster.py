@@ -131,8 +131,9 @@ class ClusterShape:
     def largest(self, kind: str) -> tuple[float, str]:
         """(the most of `kind` one node has or can have, where: 'node' or 'node type NAME')."""
         live = max((node.get(kind, 0.0) for node in self.nodes), default=0.0)
-        typed = max(self.types or [], key=lambda t: t.resources.get(kind, 0.0), default=None)
-        if typed is not None and typed.max_count != 0 and typed.resources.get(kind, 0.0) > live:
+        addable = [t for t in self.types or [] if t.max_count != 0]
+        typed = max(addable, key=lambda t: t.resources.get(kind, 0.0), default=None)
+        if typed is not None and typed.resources.get(kind, 0.0) > live:
             return typed.resources.get(kind, 0.0), f"node type {typed.name!r}"
         return live, "node type" if self.types else "node"
 

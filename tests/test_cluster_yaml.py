@@ -10,7 +10,7 @@ from ray.autoscaler._private.util import validate_config
 
 from losstune.ray_jobs.cluster import TRIAL_SLOTS
 
-from tests.ray_nodes import RAY_CLI, free_ports, run_shell, stop_nodes
+from tests.ray_nodes import NAMES, PINNED, RAY_CLI, free_ports, node_command, run_shell, stop_nodes
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster.yaml"
 
@@ -66,29 +66,10 @@ def test_no_credentials_in_the_file():
 
 # ---- the token, for real: a head and a worker started with cluster.yaml's own commands ----
 
-def node_command(commands: list[str], ports: dict) -> str:
-    """cluster.yaml's start commands as a fresh node runs them, less `ray stop` (which would stop
-    every Ray of this user on the machine), on ports of their own so that another Ray here
-    cannot collide with them."""
-    cmd = "; ".join(c for c in commands if c.strip() != "ray stop")
-    cmd = re.sub(r"--port=6379", f"--port={ports['gcs']}", cmd)
-    cmd = re.sub(r"\$RAY_HEAD_IP:6379", f"127.0.0.1:{ports['gcs']}", cmd)
-    for flag, name in PINNED.items():
-        cmd = re.sub(rf"--{flag}=\d+", f"--{flag}={ports[name]}", cmd)
-    cmd = re.sub(r"--autoscaling-config=\S+", "", cmd)  # the autoscaler's file exists only under `ray up`
-    return cmd + " --num-cpus=1"
-
-
-# the ports cluster.yaml pins (its security comment lists them), by the name a test gives its free one
-PINNED = {"object-manager-port": "objects", "node-manager-port": "raylet", "dashboard-agent-grpc-port": "agent_grpc",
-          "dashboard-agent-listen-port": "agent", "runtime-env-agent-port": "runtime_env",
-          "metrics-export-port": "metrics"}
-NAMES = ("gcs", *PINNED.values(), "dashboard", "client")
-
-
 def head_command(cluster, ports: dict, temp_dir: str) -> str:
-    return node_command(cluster["head_start_ray_commands"], ports) + (
-        f" --dashboard-port={ports['dashboard']} --ray-client-server-port={ports['client']} --temp-dir={temp_dir}")
+    return node_command(cluster["head_start_ray_commands"], ports, extra_flags=(
+        f"--num-cpus=1 --dashboard-port={ports['dashboard']} --ray-client-server-port={ports['client']} "
+        f"--temp-dir={temp_dir}"))
 
 
 def post_job(port: int, token: str | None) -> int:
@@ -168,7 +149,8 @@ def test_a_fresh_head_refuses_jobs_without_the_token_and_its_workers_join_with_i
         for flag in PINNED:
             assert f"--{flag}=" in " ".join(cluster["head_start_ray_commands"] + cluster["worker_start_ray_commands"])
         worker_ports = dict(ports, **dict(zip(PINNED.values(), free_ports(len(PINNED)))))
-        joined = run_shell(node_command(cluster["worker_start_ray_commands"], worker_ports), worker_home)
+        joined = run_shell(node_command(cluster["worker_start_ray_commands"], worker_ports, extra_flags="--num-cpus=1"),
+                           worker_home)
         assert joined.returncode == 0, joined.stderr[-2000:]
         assert alive_nodes(ports["gcs"], worker_home) == 2
     finally:

@@ -124,7 +124,12 @@ def test_a_worker_that_fits_no_node_type_is_refused_naming_the_largest_type():
     with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 16 CPU, the largest node type "
                                          "'gpu_a10g' has 8"):
         cluster.fit_to_cluster(plan(cpus_per_worker=16), shape)
-    # a type the autoscaler may not add (max 0) is no place for a worker
+    # a type the autoscaler may not add (max 0) is no place for a worker, even the largest
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)],
+                                 autoscaled=True)
+    with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 12 CPU, the largest node type "
+                                         "'gpu_a10g' has 8"):
+        cluster.fit_to_cluster(plan(cpus_per_worker=12), shape)
     shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)], autoscaled=True)
     with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 1 CPU, the largest node type has 0"):
         cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=1), shape)

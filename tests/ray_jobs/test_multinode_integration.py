@@ -1,6 +1,7 @@
 """A real 2-node Ray cluster on this machine (ray.cluster_utils.Cluster: a head that hosts the
 drivers, as cluster.yaml's does, and a worker node), driven the way users drive it: `ray job submit`
-and sweeps as separate processes. Each test is bounded in time and the cluster is shut down after."""
+and sweeps as separate processes. Each test is bounded in time and the cluster is shut down after.
+A node lost mid-sweep is tests/ray_jobs/test_autoscaling_integration.py's, on an autoscaled cluster."""
 
 import glob
 import json
@@ -15,7 +16,6 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.tensorboard_view import tensorboard_steps
 
 pytestmark = pytest.mark.integration
 
@@ -193,33 +193,3 @@ def test_a_killed_sweep_driver_resumes_without_rerunning_finished_trials(two_nod
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "drv" / "optuna_study.journal")))
     states = [t.state for t in optuna.load_study(study_name="drv", storage=storage).trials]
     assert optuna.trial.TrialState.RUNNING not in states, states
-
-
-def test_a_submitted_sweep_trains_on_both_nodes_and_loses_no_trial_when_one_goes(two_nodes, tmp_path):
-    """`ray job submit` of a sweep whose three trials fill both nodes; the worker node is then taken
-    away for good (so this test is last in the module): its trials resume on the head from the
-    checkpoints they wrote there, waiting for the head's one CPU, and every trial completes."""
-    cluster, worker = two_nodes
-    lost = worker.node_id[:12]  # as trainables/engine/loop.py reports it
-    sweep = submit(cluster, sweep_cmd(tmp_path, "node", "--trials", "3", "--epochs", str(LONG_EPOCHS),
-                                       "--max-failures", "3"),
-                   background=True, env_vars={"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "600"})
-    try:
-        wait_for(lambda: registered_epoch(tmp_path, "node", node=lost) >= 2, 300, "a checkpoint on the worker node")
-        cluster.remove_node(worker, allow_graceful=False)
-        assert sweep.wait(timeout=600) == 0  # the job succeeded
-    finally:
-        sweep.kill()
-    trials = pd.read_parquet(tmp_path / "node" / "trials.parquet")
-    assert len(trials) == 3 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == LONG_EPOCHS).all()
-    runs = history(tmp_path, "node")
-    assert runs["node"].nunique() == 2  # training workers ran on both nodes
-    moved = runs[runs["trial_id"].isin(runs.loc[runs["node"] == lost, "trial_id"])]
-    resumed = moved[moved["restarts"] >= 1]
-    assert not resumed.empty and (resumed["node"] != lost).all(), moved[["trial_id", "epoch", "node", "restarts"]]
-    # from a checkpoint written on the lost node, not from the start
-    assert (resumed.groupby("trial_id")["epoch"].min() > 1).any(), moved[["trial_id", "epoch", "node", "restarts"]]
-    # every trial's TensorBoard events reached the sweep's storage, those written on the worker node
-    # included (Tune uploads a trial's files at each checkpoint): every epoch, read by TensorBoard
-    for trial_id in trials["trial_id"]:
-        assert set(tensorboard_steps(tmp_path / "node", trial_id, "val/log_l1")) == set(range(1, LONG_EPOCHS + 1))

@@ -22,7 +22,7 @@ class RayTrainSession:
         context = ray.train.get_context()
         self.world_size = context.get_world_size()
         self.run_name = context.get_experiment_name()
-        self.node = ray.get_runtime_context().get_node_id()[:12]
+        self.node = ray.get_runtime_context().get_node_id()  # whole: `ray list nodes` names it so
         self._start_from = start_from
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:

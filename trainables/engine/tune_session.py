@@ -40,7 +40,7 @@ class TuneTrialSession:
     world_size = 1
 
     def __init__(self, trial_id: str, events: EpochEvents):
-        self.node = ray.get_runtime_context().get_node_id()[:12]
+        self.node = ray.get_runtime_context().get_node_id()  # whole: `ray list nodes` names it so
         self._events = events
         self._checkpoint = ray.tune.get_checkpoint()
         # a checkpoint saved before runs recorded their writer is the trial's own

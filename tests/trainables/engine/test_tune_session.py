@@ -55,7 +55,7 @@ def test_a_trial_reports_each_epoch_to_tune_with_its_checkpoint_and_tensorboard_
     config = merge(smoke_config("hdr_patch"), {"train": {"epochs": 2, "checkpoint_every": 1}})
     train_in_trial_process(family, config, "trial_a", EpochEvents(str(tmp_path / "trial"), family.tags))
     assert [r["epoch"] for r in fake_tune.reports] == [1, 2]
-    assert {r["run"] for r in fake_tune.reports} == {"trial_a"} and fake_tune.reports[0]["node"] == "n" * 12
+    assert {r["run"] for r in fake_tune.reports} == {"trial_a"} and fake_tune.reports[0]["node"] == "n" * 24
     assert len(fake_tune.checkpoints) == 2  # every epoch, as train.checkpoint_every asks
     events = EventAccumulator(str(tmp_path / "trial"))
     events.Reload()

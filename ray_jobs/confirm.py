@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 
 from losstune.ray_jobs import confirmation
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
         table = confirmation.run(plan, chosen, seeds, resume=args.resume, earlier=earlier[1] if earlier else None)
     except (confirmation.Interrupted, KeyboardInterrupt):
         print(f"confirm {plan.name}: interrupted; no verdict from cut runs. Resume with: losstune-confirm "
-              f"{plan.experiment} --top {len(chosen) - 1} --seeds {len(seeds)} --resume", file=sys.stderr)
+              f"{shlex.quote(plan.experiment)} --top {len(chosen) - 1} --seeds {len(seeds)} --resume", file=sys.stderr)
         return 130
     print(confirmation.conclude(plan, chosen, seeds, table))
     print(f"report: {write_report_html(plan.experiment)}")

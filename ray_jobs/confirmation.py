@@ -121,7 +121,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
         run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=min(plan.verbosity, 1),
                                     progress_reporter=run_table(plan) if plan.verbosity else None,
                                     callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
-                                               BestCheckpoints(plan.name, plan.objective["mode"]),
+                                               BestCheckpoints(plan.name, plan.objective["mode"], plan.storage),
                                                *tracking_callbacks(plan, [(c.config_id, seed, c.point) for c, seed in runs])],
                                     failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                     checkpoint_config=tune_checkpoints(plan.objective["mode"], 1),

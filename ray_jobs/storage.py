@@ -44,6 +44,16 @@ def split_query(uri: str) -> tuple[str, str]:
     return base, query
 
 
+def uri_of(path: str, store: str) -> str:
+    """A path Ray reports inside a store's filesystem (a checkpoint's: no scheme, no options) as a
+    URI of that store, which pyarrow, Ray and this module read back as it is."""
+    if "://" in path or "://" not in store:
+        return path
+    base, query = split_query(store)
+    uri = f"{base.split('://')[0]}://{path.lstrip('/')}"
+    return f"{uri}?{query}" if query else uri
+
+
 def without_query(uri: str) -> str:
     """The URI as shown to people and compared: its path, without options (which may hold an
     endpoint, never a secret: credentials come from the environment)."""
@@ -84,10 +94,14 @@ def check_writable(uri: str) -> None:
     fs.delete_file(probe)
 
 
-def read_json(uri: str) -> dict:
+def read_bytes_of(uri: str) -> bytes:
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:
-        return json.loads(f.read().decode())
+        return f.read()
+
+
+def read_json(uri: str) -> dict:
+    return json.loads(read_bytes_of(uri).decode())
 
 
 def read_parquet(uri: str):

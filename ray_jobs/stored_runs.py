@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from losstune.ray_jobs.storage import exists, join, read_json
+from losstune.ray_jobs.storage import exists, join, read_json, uri_of
 from losstune.trainables.engine.checkpoints import STATE_FILE
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
@@ -39,11 +39,11 @@ def tune_run(result, experiment: str) -> tuple[str, dict] | None:
     (it trained in a worker group: `stored_run`)."""
     if result.checkpoint is None:
         return None
-    scheme = experiment.split("://")[0] + "://" if "://" in experiment else ""
     folder, latest = result.checkpoint.path.rstrip("/").rsplit("/", 1)
     kept = [{"checkpoint_dir_name": checkpoint.path.rstrip("/").rsplit("/", 1)[1], "metrics": metrics}
             for checkpoint, metrics in result.best_checkpoints or []]
-    return scheme + folder, {"latest_checkpoint_result": {"checkpoint_dir_name": latest}, "checkpoint_results": kept}
+    return uri_of(folder, experiment), {"latest_checkpoint_result": {"checkpoint_dir_name": latest},
+                                        "checkpoint_results": kept}
 
 
 def stored_history(folder: str, snapshot: dict) -> pd.DataFrame:

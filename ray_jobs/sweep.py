@@ -15,6 +15,7 @@ is always the first trial. Results land beside Tune's files in <storage>/<name>/
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 
@@ -28,13 +29,13 @@ from losstune.ray_jobs.storage import join
 
 
 def run(plan: SweepPlan) -> int:
-    from losstune.ray_jobs import report, results, storage
+    from losstune.ray_jobs import report, results
     from losstune.ray_jobs.cluster import at_a_time, fit_to_cluster, start_ray
     from losstune.ray_jobs.dashboards import write_tensorboard_experiment
     from losstune.ray_jobs.provenance import data_paths, provenance
     from losstune.ray_jobs.report_html import write_report_html
     from losstune.ray_jobs.interrupts import CtrlC, DiskGuard
-    from losstune.ray_jobs.tuning import STUDY_FILE, build_tuner, fail_orphaned_trials, study_journal
+    from losstune.ray_jobs.tuning import build_tuner, copy_study_journal, fail_orphaned_trials
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)
@@ -54,9 +55,12 @@ def run(plan: SweepPlan) -> int:
           f"{at_once}, results in {plan.experiment}", flush=True)
     started = time.time()
     guard = DiskGuard(plan.storage, plan.min_free_mb)  # stops as Ctrl-C does
+    if plan.resume:
+        copy_study_journal(plan.storage, plan.name, up=False)  # a new machine's driver: the store's copy
     tuner = build_tuner(plan, callbacks=[guard])
     with CtrlC() as ctrl_c:
         grid = tuner.fit()
+    copy_study_journal(plan.storage, plan.name)  # also when cut short: --resume may run elsewhere
     if guard.tripped:
         print(f"sweep {plan.name}: stopped: {guard.tripped}. Tune saved its state; free space, then resume with: "
               f"{resume_command(plan)}", file=sys.stderr)
@@ -70,9 +74,7 @@ def run(plan: SweepPlan) -> int:
         return EXIT_INTERRUPTED
     if plan.scheduler not in POPULATION_SCHEDULERS:  # PBT samples without Optuna: no study
         fail_orphaned_trials(plan.storage, plan.name)
-        if "://" in plan.storage:  # the study's journal beside the results, which read it
-            with open(study_journal(plan.storage, plan.name), "rb") as f:
-                storage.write_bytes(join(plan.experiment, STUDY_FILE), f.read())
+        copy_study_journal(plan.storage, plan.name)  # beside the results, which read it
     if plan.extensions:  # the trials of every Tune run of the sweep, as each saved them
         grid = results.all_results(plan.experiment, plan.extensions)
     trials, history = results.tables(grid, meta, plan.experiment)
@@ -124,7 +126,8 @@ def write_meta(plan: SweepPlan, meta: dict) -> None:
 
 
 def resume_command(plan: SweepPlan) -> str:
-    return f"losstune-sweep --resume --name {plan.name} --storage {plan.storage_arg}"
+    """The command to paste: an object store's URI quoted (its query holds '&')."""
+    return f"losstune-sweep --resume --name {plan.name} --storage {shlex.quote(plan.storage_arg)}"
 
 
 def main(argv=None) -> int:

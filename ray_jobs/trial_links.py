@@ -9,6 +9,7 @@ import math
 
 from ray.tune import Callback
 
+from losstune.ray_jobs.storage import uri_of
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 TUNE_TRIAL_ID = "tune_trial_id"
@@ -29,8 +30,8 @@ class BestCheckpoints(Callback):
     The searcher finds it by the sweep's name (`best_checkpoint`): a resumed sweep's searcher and
     callbacks are unpickled apart, and a reference between them would point to a copy."""
 
-    def __init__(self, sweep: str, mode: str):
-        self.sweep, self.mode = sweep, mode
+    def __init__(self, sweep: str, mode: str, store: str = ""):
+        self.sweep, self.mode, self.store = sweep, mode, store  # store: Ray's paths there read as its URIs
         self.best: dict[str, tuple[float, str]] = {}
 
     def setup(self, **info):
@@ -48,7 +49,7 @@ class BestCheckpoints(Callback):
             return  # an epoch that did not validate its own weights (trainables/engine/epoch_metrics.py)
         held = self.best.get(trial_id)
         if held is None or (score < held[0] if self.mode == "min" else score > held[0]):
-            self.best[trial_id] = (score, path)
+            self.best[trial_id] = (score, uri_of(path, self.store))
 
 
 

@@ -4,10 +4,12 @@ default ray_jobs/schedulers.py, the graceful stops (Ctrl-C, a full disk) ray_job
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 
 import optuna
+from ray.tune import Callback
 
 from losstune.ray_jobs.health_aware_search import HealthAwareOptunaSearch
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan
@@ -46,8 +48,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     run_config = tune.RunConfig(name=name, storage_path=storage_path, stop=stop,
                                 verbose=min(plan.verbosity, 2),
                                 progress_reporter=progress_table(plan) if plan.verbosity else None,
-                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), BestCheckpoints(plan.name, mode),
-                                           *tracking_callbacks(plan), *callbacks],
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                                           BestCheckpoints(plan.name, mode, plan.storage), *tracking_callbacks(plan),
+                                           *journal_copies(plan), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
                                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
@@ -183,10 +186,49 @@ def prior_sampler(plan: SweepPlan):
 
 def study_journal(storage: str, name: str) -> str:
     """Where the Optuna study of sweep `name` is journaled: in the sweep's folder when storage is
-    local, else in a local folder, copied to the sweep's storage when the sweep ends."""
+    local, else in a local folder of this store's (Optuna appends to a journal file, which an object
+    store cannot), copied to the sweep's folder as trials end (copy_study_journal)."""
     if "://" in storage:
-        return os.path.expanduser(f"~/.losstune/{name}/{STUDY_FILE}")
+        store = hashlib.sha256(storage.encode()).hexdigest()[:12]
+        return os.path.expanduser(f"~/.losstune/studies/{store}/{name}/{STUDY_FILE}")
     return join(storage, name, STUDY_FILE)
+
+
+def journal_copies(plan: SweepPlan) -> list:
+    """StudyJournalCopy where the sweep has a study (not PBT's) in an object store."""
+    remote = "://" in plan.storage and plan.scheduler not in POPULATION_SCHEDULERS
+    return [StudyJournalCopy(plan.storage, plan.name)] if remote else []
+
+
+def copy_study_journal(storage: str, name: str, up: bool = True) -> None:
+    """The local journal of a sweep in an object store, to the sweep's folder (`up`), or from it
+    where this machine has none (--resume on a new head, after the old one was lost)."""
+    from losstune.ray_jobs import storage as stores
+
+    local, remote = study_journal(storage, name), join(storage, name, STUDY_FILE)
+    if "://" not in storage:
+        return
+    if up and os.path.exists(local):
+        with open(local, "rb") as f:
+            stores.write_bytes(remote, f.read())
+    elif not up and not os.path.exists(local) and stores.exists(remote):
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        fs, path = stores.filesystem(remote)
+        with fs.open_input_stream(path) as f, open(local, "wb") as out:
+            out.write(f.read())
+
+
+class StudyJournalCopy(Callback):
+    """Copies the study's journal to an object store as each trial ends: a driver killed with its
+    machine leaves a study that --resume can read on another."""
+
+    def __init__(self, storage: str, name: str):
+        self.storage, self.name = storage, name
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        copy_study_journal(self.storage, self.name)
+
+    on_trial_error = on_trial_complete
 
 
 def study_storage(storage: str, name: str):

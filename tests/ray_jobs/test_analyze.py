@@ -7,9 +7,10 @@ import os
 import shutil
 
 import pandas as pd
+import pyarrow.fs
 import pytest
 
-from losstune.ray_jobs import analyze
+from losstune.ray_jobs import analyze, storage
 
 pytestmark = pytest.mark.integration
 
@@ -20,28 +21,36 @@ def by_trial_and_epoch(history: pd.DataFrame) -> pd.DataFrame:
     return history.sort_values(["trial_id", "epoch"]).reset_index(drop=True)
 
 
-def test_analyze_rebuilds_what_the_sweep_wrote(finished_sweep, tmp_path, capsys):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_analyze_rebuilds_what_the_sweep_wrote(finished_sweep, tmp_path, capsys, request, where):
     # the session's shared sweep (tests/conftest.py), copied: a sweep folder moved elsewhere, as a
-    # user copies results off a cluster, is read where it lies
-    experiment = tmp_path / "caps3"
-    shutil.copytree(finished_sweep[0], experiment)
-    written = {name: (experiment / name).read_bytes() for name in WRITTEN}
-    swept_trials = pd.read_parquet(experiment / "trials.parquet")
+    # user copies results off a cluster, is read where it lies: a local folder, or an S3-compatible
+    # store (moto_server on loopback) given as a URI with its options in the query
+    local = tmp_path / "caps3"
+    shutil.copytree(finished_sweep[0], local)
+    written = {name: (local / name).read_bytes() for name in WRITTEN}
+    swept_trials = pd.read_parquet(local / "trials.parquet")
     for name in WRITTEN:
-        os.remove(experiment / name)
+        os.remove(local / name)
+    experiment = str(local)
+    if where == "s3":
+        experiment = storage.join(request.getfixturevalue("s3_server").uri(f"analyze-{tmp_path.name}"), "caps3")
+        fs, path = storage.filesystem(experiment)
+        pyarrow.fs.copy_files(str(local), path, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
     capsys.readouterr()
 
-    assert analyze.main([str(experiment), "--top", "1"]) == 0
+    assert analyze.main([experiment, "--top", "1"]) == 0
     out = capsys.readouterr().out
-    trials = pd.read_parquet(experiment / "trials.parquet")
+    trials = storage.read_parquet(storage.join(experiment, "trials.parquet"))
     columns = ["trial_id", "status", "objective", "is_default", "epochs_done"]
     pd.testing.assert_frame_equal(trials[columns].sort_values("trial_id").reset_index(drop=True),
                                   swept_trials[columns].sort_values("trial_id").reset_index(drop=True))
-    assert json.loads((experiment / "best_config.json").read_bytes()) == json.loads(written["best_config.json"])
+    assert storage.read_json(storage.join(experiment, "best_config.json")) == json.loads(written["best_config.json"])
     # the same rows and columns; the columns' order follows which trial Tune lists first
-    rebuilt, swept = pd.read_parquet(experiment / "history.parquet"), pd.read_parquet(io.BytesIO(written["history.parquet"]))
+    rebuilt = storage.read_parquet(storage.join(experiment, "history.parquet"))
+    swept = pd.read_parquet(io.BytesIO(written["history.parquet"]))
     pd.testing.assert_frame_equal(by_trial_and_epoch(rebuilt), by_trial_and_epoch(swept), check_like=True)
-    assert "best " in out and str(experiment) in out
+    assert "best " in out and storage.join(experiment, "report.html") in out
 
 
 def test_analyze_of_two_sweeps_prints_and_writes_them_side_by_side(finished_sweep, tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 
 from losstune.ray_jobs import cluster, compare, confirmation, verdicts
 from losstune.ray_jobs.load import load_sweep
-from losstune.ray_jobs.storage import write_parquet
+from losstune.ray_jobs.storage import join, read_bytes_of, write_parquet
 
 
 @pytest.fixture
@@ -85,23 +85,27 @@ def made_up_runs(plan, chosen, seeds, resume=False, folder=None, earlier=None):
              "objective": 1.0 - 0.1 * (c.config_id == "phase1") + 0.02 * ((seed * (k + 1)) % 3), "epochs_done": 2,
              "wall_s": 5.0} for k, c in enumerate(chosen) for seed in seeds]
     table = pd.DataFrame(rows)
-    write_parquet(f"{folder}/{confirmation.CONFIRM_FILE}", table)  # as the real run does, making the folder
+    write_parquet(join(folder, confirmation.CONFIRM_FILE), table)  # as the real run does, making the folder
     return table
 
 
-def test_a_comparison_writes_what_load_sweep_and_the_report_read(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_comparison_writes_what_load_sweep_and_the_report_read(monkeypatch, tmp_path, capsys, request, where):
+    # in a local folder, and in an S3-compatible store (moto_server on loopback) given as a URI with
+    # its options in the query
     monkeypatch.setattr(cluster, "start_ray", lambda verbose: None)
     monkeypatch.setattr(cluster, "fit_to_cluster", lambda plan: dataclasses.replace(plan, max_concurrent=1))
     monkeypatch.setattr(confirmation, "run", made_up_runs)
-    argv = ["hdr_patch", "default", "phase1", "--seeds", "5", "--smoke-test", "--storage", str(tmp_path), "--name", "c"]
+    store = str(tmp_path) if where == "local" else request.getfixturevalue("s3_server").uri(f"compare-{tmp_path.name}")
+    argv = ["hdr_patch", "default", "phase1", "--seeds", "5", "--smoke-test", "--storage", store, "--name", "c"]
     assert compare.main(argv) == 0
     out = capsys.readouterr().out
     assert "phase1 (" in out.splitlines()[-2] and "better at 5 of 5 seeds" in out.splitlines()[-2]
-    sweep = load_sweep(str(tmp_path / "c"))
+    sweep = load_sweep(join(store, "c"))
     assert sweep.meta["kind"] == "compare" and list(sweep.meta["configs"]) == ["default", "phase1"]
     summary = sweep.confirmations["compare_seeds5"].summary.set_index("config_id")
     assert summary.loc["phase1", "verdict"] == "beats" and summary.loc["phase1", "diff"] == pytest.approx(-0.1, abs=0.02)
-    html = (tmp_path / "c" / "report.html").read_text()
+    html = read_bytes_of(join(store, "c", "report.html")).decode()
     assert '<section id="answer">' in html and "beats the default by more than the minimum effect" in html
     # the same name again is refused; --resume with other configs too
     assert compare.main(argv) == 2

@@ -1,8 +1,11 @@
 """A sweep stopped before its end, by Ctrl-C as a user presses it or by its storage running out of
 space: it exits 130 / 3 and says how to resume, the cut trials stay resumable, and --resume ends
-with exactly --trials trials."""
+with exactly --trials trials. The Ctrl-C sweep is stored in an S3-compatible store on loopback
+(moto_server), given as a URI with its options in the query, and resumed as on another machine."""
 
+import functools
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,9 +14,15 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pyarrow.fs
 import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+
+from losstune.ray_jobs import storage
+from losstune.ray_jobs.load import load_sweep
+from losstune.ray_jobs.study import STUDY_FILE
+from losstune.ray_jobs.tuning import study_journal
 
 pytestmark = pytest.mark.integration
 
@@ -32,60 +41,75 @@ def env():
     return dict(clean, PYTHONPATH=str(REPO))
 
 
-def study_states(storage) -> list[str]:
-    journal = JournalStorage(JournalFileBackend(str(Path(storage) / "s1" / "optuna_study.journal")))
-    return [t.state.name for t in optuna.load_study(study_name="s1", storage=journal).trials]
+def study_states(journal: Path, name: str = "s1") -> list[str]:
+    return [t.state.name for t in optuna.load_study(study_name=name, storage=JournalStorage(
+        JournalFileBackend(str(journal)))).trials]
 
 
-def wait_for_a_complete_trial(storage, timeout_s: float = 240) -> None:
+def stored_study_states(store: str, copy: Path) -> list[str]:
+    """The states of the study whose journal the sweep copied into its folder in the store."""
+    uri = storage.join(store, "s1", STUDY_FILE)
+    if not storage.exists(uri):
+        return []
+    fs, path = storage.filesystem(uri)
+    with fs.open_input_stream(path) as f:
+        copy.write_bytes(f.read())
+    return study_states(copy)
+
+
+def wait_for_a_complete_trial(journal, timeout_s: float = 240) -> None:
     """Until the study holds one COMPLETE trial: Optuna is told the moment a trial ends, where the
     progress table prints only every few seconds (on a loaded machine its first COMPLETED was the
-    final table of a sweep already done)."""
-    journal = Path(storage) / "s1" / "optuna_study.journal"
+    final table of a sweep already done). `journal`: () -> the study's states."""
     deadline = time.monotonic() + timeout_s
-    while not (journal.exists() and "COMPLETE" in study_states(storage)):
+    while "COMPLETE" not in journal():
         assert time.monotonic() < deadline, f"no trial complete in {timeout_s} s"
         time.sleep(0.5)
 
 
-def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
+def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(s3_server, tmp_path):
+    store = s3_server.uri("ctrl-c")
+    states = functools.partial(stored_study_states, store, tmp_path / "study.journal")
     log = tmp_path / "first.log"
     with open(log, "w") as out:
-        first = subprocess.Popen(sweep(tmp_path), cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        first = subprocess.Popen(sweep(store), cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
         try:
-            wait_for_a_complete_trial(tmp_path)  # one trial done, the others running or pending
+            wait_for_a_complete_trial(states)  # one trial done, the others running or pending
             first.send_signal(signal.SIGINT)
             assert first.wait(timeout=180) == 130
         finally:
             first.kill()
     text = log.read_text()
-    assert f"Resume with: losstune-sweep --resume --name s1 --storage {tmp_path}" in text
-    assert not (tmp_path / "s1" / "trials.parquet").exists()  # no results that show cut trials as done
-    assert "FAIL" not in study_states(tmp_path)  # the cut trials stay RUNNING, resumable
+    assert f"Resume with: losstune-sweep --resume --name s1 --storage {shlex.quote(store)}" in text
+    assert not storage.exists(storage.join(store, "s1", "trials.parquet"))  # no results that show cut trials as done
+    assert "FAIL" not in states()  # the cut trials stay RUNNING, resumable
+    # --resume on another machine, as after the head was lost: no local copy of the study's journal
+    os.remove(study_journal(store, "s1"))
 
-    resumed = subprocess.run(sweep(tmp_path, "--resume"), cwd=REPO, env=env(), capture_output=True, text=True,
+    resumed = subprocess.run(sweep(store, "--resume"), cwd=REPO, env=env(), capture_output=True, text=True,
                              timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    trials = pd.read_parquet(tmp_path / "s1" / "trials.parquet")
+    sweep_folder = load_sweep(storage.join(store, "s1"))
+    trials = sweep_folder.trials
     assert len(trials) == 3 and (trials["status"] == "COMPLETED").all() and (trials["epochs_done"] == 6).all()
-    assert study_states(tmp_path) == ["COMPLETE"] * 3
+    assert states() == ["COMPLETE"] * 3
     # the cut trials' epochs before the cut are there too (Tune had lost them; the checkpoints kept
     # them), once each, and every trial's best checkpoint is one Ray keeps
-    history = pd.read_parquet(tmp_path / "s1" / "history.parquet")
-    for trial_id, frame in history.groupby("trial_id"):
+    for trial_id, frame in sweep_folder.history.groupby("trial_id"):
         assert frame["epoch"].tolist() == [1, 2, 3, 4, 5, 6] == frame["training_iteration"].tolist(), trial_id
-    assert all(os.path.isdir(path) for path in trials["best_checkpoint"])
+    assert all(storage.exists(path) for path in trials["best_checkpoint"])
+    assert storage.exists(storage.join(store, "s1", "report.html"))
 
     # Ctrl-C in a confirmation of the finished sweep (the same sweep: a second one would cost its
     # trials again): exit 130, no verdict and no summary from cut runs, and --resume ends it
-    confirm = [sys.executable, "-m", "losstune.ray_jobs.confirm", str(tmp_path / "s1"), "--top", "1", "--seeds", "2",
-               "--max-concurrent", "1"]
-    folder = tmp_path / "s1" / "confirm_top1_seeds2"
+    confirm = [sys.executable, "-m", "losstune.ray_jobs.confirm", storage.join(store, "s1"), "--top", "1",
+               "--seeds", "2", "--max-concurrent", "1"]
+    folder = storage.join(store, "s1", "confirm_top1_seeds2")
     with open(tmp_path / "confirm.log", "w") as out:
         cut = subprocess.Popen(confirm, cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 240
-            while not any(p.stat().st_size for p in folder.glob("*/result.json")):  # a run has reported
+            while not reported_runs(folder):  # a run has reported
                 assert time.monotonic() < deadline and cut.poll() is None
                 time.sleep(0.5)
             cut.send_signal(signal.SIGINT)
@@ -94,10 +118,22 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(tmp_path):
             cut.kill()
     text = (tmp_path / "confirm.log").read_text()
     assert "interrupted; no verdict from cut runs. Resume with: losstune-confirm" in text and "answer:" not in text
-    assert not (folder / "confirm_summary.parquet").exists() and not (folder / "confirm.parquet").exists()
+    assert not storage.exists(storage.join(folder, "confirm_summary.parquet"))
+    assert not storage.exists(storage.join(folder, "confirm.parquet"))
     finished = subprocess.run(confirm + ["--resume"], cwd=REPO, env=env(), capture_output=True, text=True, timeout=400)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
-    assert (folder / "confirm_summary.parquet").exists() and "answer:" in finished.stdout
+    assert "answer:" in finished.stdout
+    assert "confirm_top1_seeds2" in load_sweep(storage.join(store, "s1")).confirmations
+
+
+def reported_runs(folder: str) -> int:
+    """How many of a confirmation's runs have a report in the store (a non-empty result.json)."""
+    fs, path = storage.filesystem(folder)
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
+    except OSError:
+        return 0
+    return sum(1 for i in infos if i.base_name == "result.json" and i.size)
 
 
 def test_a_disk_running_full_stops_the_sweep_resumable(tmp_path):

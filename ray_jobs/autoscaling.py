@@ -4,8 +4,8 @@
 
 Ray keeps a record of the cluster's autoscaling config in its GCS (`ClusterConfig`: each node
 type's resources and its min and max count), read by `ray._private.state.state.get_cluster_config()`
-and by Ray Train V2 and Ray Data for their own sizing. KubeRay writes it; Ray's own autoscaler
-(`ray up`, and the fake multi-node provider) does not, in 2.60. cluster.yaml's head therefore
+and by Ray Train V2 and Ray Data for their own sizing. Ray 2.60's own autoscaler (`ray up`, and
+the fake multi-node provider, v1 and v2) leaves it empty: cluster.yaml's head therefore
 publishes the autoscaler's own config (the bootstrap file `ray up` writes on the head, node types
 and resources filled in) into that record once it has started. A sweep reads the record, never a
 file: it plans for the cluster that can be, not only the nodes that are up now."""
@@ -38,19 +38,6 @@ def node_types() -> list[NodeType] | None:
             for group in config.node_group_configs]
 
 
-def has_autoscaler() -> bool:
-    """Whether an autoscaler watches this cluster: the v2 autoscaler's flag, or the status the v1
-    monitor writes every few seconds (what `ray status` shows)."""
-    from ray._private import ray_constants
-    from ray.autoscaler.v2.utils import is_autoscaler_v2
-    from ray.experimental.internal_kv import _internal_kv_get
-
-    try:
-        return is_autoscaler_v2(fetch_from_server=True) or bool(_internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS))
-    except Exception:  # a Ray without the KV (a client connection): no autoscaler known
-        return False
-
-
 def cluster_config(autoscaling: dict):
     """Ray's ClusterConfig of an autoscaler config (`available_node_types`, `head_node_type`):
     whole resources only (the record holds integers; a fractional amount is rounded down)."""
@@ -68,13 +55,14 @@ def cluster_config(autoscaling: dict):
 
 
 def publish(autoscaling: dict, gcs_address: str) -> None:
-    """Write the record `get_cluster_config()` reads, where KubeRay's ReportClusterConfig writes it."""
+    """Write the record `get_cluster_config()` reads (the GCS's autoscaler-state KV entry, which its
+    ReportClusterConfig RPC fills)."""
     import ray._raylet
     from ray._raylet import GcsClient
 
-    GcsClient(address=gcs_address).internal_kv_put(
-        ray._raylet.GCS_AUTOSCALER_CLUSTER_CONFIG_KEY.encode(), cluster_config(autoscaling).SerializeToString(),
-        True, ray._raylet.GCS_AUTOSCALER_STATE_NAMESPACE.encode())
+    record = cluster_config(autoscaling).SerializeToString()  # a config without node types fails here, not in Ray
+    GcsClient(address=gcs_address).internal_kv_put(ray._raylet.GCS_AUTOSCALER_CLUSTER_CONFIG_KEY.encode(), record,
+                                                   True, ray._raylet.GCS_AUTOSCALER_STATE_NAMESPACE.encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.expanduser(args.config)) as f:
             autoscaling = yaml.safe_load(f)
         publish(autoscaling, args.address)
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as err:
+    except (OSError, yaml.YAMLError) as err:
         print(f"{p.prog}: error: {args.config}: {err}", file=sys.stderr)
         return 2
-    types = ", ".join(f"{name} x{t.get('max_workers', 1)}" for name, t in autoscaling["available_node_types"].items())
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        print(f"{p.prog}: error: {args.config}: not an autoscaler config with available_node_types ({err!r})",
+              file=sys.stderr)
+        return 2
+    head = autoscaling.get(HEAD_TYPE_KEY)
+    types = ", ".join(f"{name} x{1 if name == head else t.get('max_workers', 0)}"
+                      for name, t in autoscaling["available_node_types"].items())
     print(f"published the autoscaler's node types to Ray at {args.address}: {types}")
     return 0
 

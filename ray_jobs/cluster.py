@@ -100,10 +100,13 @@ DRIVER_RESOURCE = "losstune_driver"  # cluster.yaml gives the head node this res
 
 @dataclass(frozen=True)
 class ClusterShape:
-    """What a plan is fitted to: the live nodes' resources, and what the autoscaler can add."""
+    """What a plan is fitted to: the live nodes' resources, and what the autoscaler can add.
+
+    Only an autoscaler whose node types Ray records counts as one: every Ray, a local one too, runs
+    a monitor that writes an autoscaler's status, so the status alone does not tell a cluster that
+    can grow from one that cannot."""
     nodes: list  # {resource: amount} of each live node
-    types: list | None = None  # autoscaling.NodeType of each node type, head included; None: not known
-    autoscaled: bool = False  # an autoscaler watches the cluster (its node types may still be unknown)
+    types: list | None = None  # autoscaling.NodeType of each node type, head included; None: no autoscaler
 
     @classmethod
     def read(cls) -> "ClusterShape":
@@ -111,9 +114,11 @@ class ClusterShape:
 
         from losstune.ray_jobs import autoscaling
 
-        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-        types = autoscaling.node_types()
-        return cls(nodes, types, types is not None or autoscaling.has_autoscaler())
+        return cls([node["Resources"] for node in ray.nodes() if node["Alive"]], autoscaling.node_types())
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.types is not None
 
     def now(self) -> dict:
         return summed(self.nodes)
@@ -161,16 +166,14 @@ def fit_to_cluster(plan: SweepPlan, shape: ClusterShape | None = None) -> SweepP
         resources = dataclasses.replace(resources, driver_resource=DRIVER_RESOURCE)
     check_worker_fits(resources, shape)
     need = resources.per_trial()
-    # an autoscaler whose node types Ray does not record: what it can add is unknown, so only the
-    # head's own share (the driver) is checked here; the trials wait as demands it sees
-    check_trial_fits(resources, most if not (shape.autoscaled and not shape.types) else summed([have, need]))
+    check_trial_fits(resources, most)
     raw = plan.storage_arg
     if (len(shape.nodes) > 1 or shape.autoscaled) and raw and "://" not in raw and not os.path.isabs(raw):
         cluster = "a cluster whose autoscaler adds nodes" if shape.autoscaled else f"a {len(shape.nodes)}-node cluster"
         raise UsageError(f"--storage: {raw!r} is a relative local path on {cluster}; give s3://..., gs://... or "
                          "an absolute path on shared storage (NFS)")
     fits_now = trials_that_fit(need, have)
-    fits_most = plan.trials if shape.autoscaled and not shape.types else trials_that_fit(need, most)
+    fits_most = trials_that_fit(need, most)
     concurrency = plan.max_concurrent or max(1, min(max(fits_now, fits_most), plan.trials))
     # a trial that trains in its own process holds its worker's CPUs: Tune starts only what fits
     if plan.scheduler in POPULATION_SCHEDULERS and plan.trials > concurrency and not resources.in_trial_process:
@@ -183,9 +186,13 @@ def fit_to_cluster(plan: SweepPlan, shape: ClusterShape | None = None) -> SweepP
 def check_worker_fits(resources, shape: ClusterShape) -> None:
     for kind, amount in resources.per_worker().items():
         largest, where = shape.largest(kind)
-        if amount > largest + 1e-9 and not (shape.autoscaled and not shape.types):
+        if amount > largest + 1e-9:
             flag = "--gpus-per-worker" if kind == "GPU" else "--cpus-per-worker"
-            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest {where} has {largest:g}")
+            # an autoscaler Ray has no record of may have larger types: say how they would count
+            unknown = ("" if shape.autoscaled else
+                       " (an autoscaler's node types count once the head publishes them: docs/cluster.md)")
+            raise UsageError(f"{flag}: a training worker needs {amount:g} {kind}, the largest {where} has "
+                             f"{largest:g}{unknown}")
 
 
 def check_trial_fits(resources, most: dict) -> None:

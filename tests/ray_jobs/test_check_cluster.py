@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from losstune.ray_jobs import cluster
-from losstune.ray_jobs.autoscaling import NodeType, cluster_config
+from losstune.ray_jobs.autoscaling import NodeType
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.trainables.engine.driver import TrialResources
@@ -67,7 +67,8 @@ def test_fractional_gpus_pack_trials(monkeypatch):
 
 def test_a_worker_bigger_than_every_node_is_refused_even_if_the_cluster_total_fits(monkeypatch):
     fake_cluster(monkeypatch, {"CPU": 4.0, "GPU": 1.0}, {"CPU": 4.0, "GPU": 1.0})
-    with pytest.raises(UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node has 1"):
+    with pytest.raises(UsageError, match=r"--gpus-per-worker: a training worker needs 2 GPU, the largest node has 1 "
+                                         r"\(an autoscaler's node types count once the head publishes them"):
         cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=2))
 
 
@@ -100,13 +101,13 @@ GPU_TYPE = NodeType("gpu_a10g", {"CPU": 8.0, "GPU": 1.0}, 3)
 
 
 def test_a_gpu_sweep_starts_on_a_cluster_with_no_gpu_node_yet_and_plans_for_what_it_can_grow_to():
-    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE], autoscaled=True)
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE])
     fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1), shape)
     # 3 GPU nodes at most, one trial each: 3 trials run at once once they are up, none before
     assert (fitted.max_concurrent, fitted.concurrent_now) == (3, 0)
     assert cluster.at_a_time(fitted) == "0 at a time now, up to 3 as the cluster grows"
     # one node up already: it counts among the 3
-    shape = cluster.ClusterShape([HEAD, GPU_TYPE.resources], [HEAD_TYPE, GPU_TYPE], autoscaled=True)
+    shape = cluster.ClusterShape([HEAD, GPU_TYPE.resources], [HEAD_TYPE, GPU_TYPE])
     fitted = cluster.fit_to_cluster(plan(cpus_per_worker=4, gpus_per_worker=1), shape)
     assert (fitted.max_concurrent, fitted.concurrent_now) == (3, 1)
     # four quarter-GPU trials per node, bounded by the trials and by --max-concurrent
@@ -117,7 +118,7 @@ def test_a_gpu_sweep_starts_on_a_cluster_with_no_gpu_node_yet_and_plans_for_what
 
 
 def test_a_worker_that_fits_no_node_type_is_refused_naming_the_largest_type():
-    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE], autoscaled=True)
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE])
     with pytest.raises(UsageError, match="--gpus-per-worker: a training worker needs 2 GPU, the largest node type "
                                          "'gpu_a10g' has 1"):
         cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=2), shape)
@@ -125,34 +126,17 @@ def test_a_worker_that_fits_no_node_type_is_refused_naming_the_largest_type():
                                          "'gpu_a10g' has 8"):
         cluster.fit_to_cluster(plan(cpus_per_worker=16), shape)
     # a type the autoscaler may not add (max 0) is no place for a worker, even the largest
-    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)],
-                                 autoscaled=True)
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)])
     with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 12 CPU, the largest node type "
                                          "'gpu_a10g' has 8"):
         cluster.fit_to_cluster(plan(cpus_per_worker=12), shape)
-    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)], autoscaled=True)
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, NodeType("gpu_h100", {"CPU": 16.0, "GPU": 1.0}, 0)])
     with pytest.raises(UsageError, match="--cpus-per-worker: a training worker needs 1 CPU, the largest node type has 0"):
         cluster.fit_to_cluster(plan(cpus_per_worker=1, gpus_per_worker=1), shape)
 
 
-def test_an_autoscaler_whose_node_types_ray_does_not_record_lets_every_trial_wait_as_a_demand():
-    shape = cluster.ClusterShape([HEAD], None, autoscaled=True)
-    fitted = cluster.fit_to_cluster(plan(trials=6, cpus_per_worker=4, gpus_per_worker=1), shape)
-    assert (fitted.max_concurrent, fitted.concurrent_now) == (6, 0)
-    # and a relative --storage is refused: its nodes will be several
-    with pytest.raises(UsageError, match="--storage: './results' is a relative local path on a cluster whose autoscaler adds nodes"):
-        cluster.fit_to_cluster(plan(storage_arg="./results", cpus_per_worker=1), shape)
-
-
-def test_the_published_record_is_what_rays_own_sizing_reads():
-    # cluster.yaml's node types as the autoscaler's config holds them, in Ray's ClusterConfig record:
-    # Ray's own sum over it (what Train V2 reads) is the cluster at its largest
-    import ray._private.state
-
-    config = cluster_config({"head_node_type": "head", "max_workers": 8, "available_node_types": {
-        "head": {"resources": HEAD, "min_workers": 0, "max_workers": 0},
-        "gpu_a10g": {"resources": {"CPU": 8, "GPU": 1}, "min_workers": 0, "max_workers": 3}}})
-    by_name = {g.name: g for g in config.node_group_configs}
-    assert (by_name["head"].max_count, by_name["gpu_a10g"].max_count, by_name["gpu_a10g"].min_count) == (1, 3, 0)
-    calculate = ray._private.state.GlobalState._calculate_max_resource_from_cluster_config
-    assert (calculate(config, "GPU"), calculate(config, "CPU"), calculate(config, "losstune_driver")) == (3, 24, 64)
+def test_a_cluster_that_can_grow_refuses_a_relative_storage_before_its_nodes_come():
+    shape = cluster.ClusterShape([HEAD], [HEAD_TYPE, GPU_TYPE])
+    with pytest.raises(UsageError, match="--storage: './results' is a relative local path on a cluster whose "
+                                         "autoscaler adds nodes"):
+        cluster.fit_to_cluster(plan(storage_arg="./results", cpus_per_worker=1, gpus_per_worker=1), shape)

@@ -89,6 +89,8 @@ class SweepInMLflow(MLflowLoggerCallback):
         return run_id
 
     def log_trial_start(self, trial):
+        if trial not in self._trial_runs and (earlier := self._run_of(trial)):
+            self._trial_runs[trial] = earlier  # a trial cut short (Ctrl-C, a lost driver) goes on in its run
         super().log_trial_start(trial)
         if self.runs is not None:
             config_id, seed, point = self.runs[trial.config["run"]]
@@ -96,6 +98,13 @@ class SweepInMLflow(MLflowLoggerCallback):
             for key, value in {"config_id": config_id, "seed": seed}.items():
                 self.client.set_tag(run_id, key, str(value))
             self.mlflow_util.log_params({**point, "train/seed": seed}, run_id=run_id)
+
+    def _run_of(self, trial) -> str | None:
+        """The run this sweep's earlier driver started for `trial` and never ended, if any."""
+        parent = self.tags["mlflow.parentRunId"]
+        found = self.client.search_runs([self.mlflow_util.experiment_id], max_results=1, filter_string=(
+            f"tags.trial_name = '{trial}' and tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"))
+        return found[0].info.run_id if found else None
 
     def log_trial_end(self, trial, failed: bool = False):
         client, run_id = self.client, self._trial_runs[trial]

@@ -78,6 +78,6 @@ def stop_nodes(temp_dir: str) -> None:
             p.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(list(procs), timeout=15)
+    _, alive = psutil.wait_procs(list(procs), timeout=5)
     for p in alive:
         p.kill()

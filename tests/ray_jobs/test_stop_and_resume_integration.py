@@ -69,10 +69,12 @@ def wait_for_a_complete_trial(journal, timeout_s: float = 240) -> None:
 
 def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(s3_server, tmp_path):
     store = s3_server.uri("ctrl-c")
+    mlflow_server = f"sqlite:///{tmp_path}/mlflow.db"  # a sweep in an object store names its tracking store
     states = functools.partial(stored_study_states, store, tmp_path / "study.journal")
     log = tmp_path / "first.log"
     with open(log, "w") as out:
-        first = subprocess.Popen(sweep(store), cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        first = subprocess.Popen(sweep(store, "--mlflow", mlflow_server), cwd=REPO, env=env(), stdout=out,
+                                 stderr=subprocess.STDOUT)
         try:
             wait_for_a_complete_trial(states)  # one trial done, the others running or pending
             first.send_signal(signal.SIGINT)
@@ -86,8 +88,8 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(s3_server, tmp_
     # --resume on another machine, as after the head was lost: no local copy of the study's journal
     os.remove(study_journal(store, "s1"))
 
-    resumed = subprocess.run(sweep(store, "--resume"), cwd=REPO, env=env(), capture_output=True, text=True,
-                             timeout=400)
+    resumed = subprocess.run(sweep(store, "--resume", "--mlflow", mlflow_server), cwd=REPO, env=env(),
+                             capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     sweep_folder = load_sweep(storage.join(store, "s1"))
     trials = sweep_folder.trials
@@ -99,6 +101,18 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(s3_server, tmp_
         assert frame["epoch"].tolist() == [1, 2, 3, 4, 5, 6] == frame["training_iteration"].tolist(), trial_id
     assert all(storage.exists(path) for path in trials["best_checkpoint"])
     assert storage.exists(storage.join(store, "s1", "report.html"))
+    # MLflow: the sweep a parent run, every trial one finished child run with every epoch's
+    # objective (a cut trial goes on in the run its first driver started)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("s1").experiment_id], max_results=100)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.tags["trial_name"] for r in children) == sorted(f"run_trial_{t}" for t in trials["trial_id"])
+    for run in children:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/log_l1")]
+        assert run.info.status == "FINISHED" and run.data.tags["ended"] == "completed"
+        assert set(steps) == set(range(1, 7)), (run.data.tags["trial_name"], steps)
 
     # Ctrl-C in a confirmation of the finished sweep (the same sweep: a second one would cost its
     # trials again): exit 130, no verdict and no summary from cut runs, and --resume ends it

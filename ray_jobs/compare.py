@@ -28,8 +28,8 @@ import time
 from losstune.data import DataError
 from losstune.ray_jobs import confirmation
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
-                                     check_min_effect, check_name, check_storage, check_worker_shares, flag_overrides,
-                                     parse_set, read_config_file, verbosity)
+                                     check_min_effect, check_name, check_storage, check_storage_answers, check_worker_shares,
+                                     flag_overrides, parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
@@ -191,6 +191,7 @@ def prepare(args):
     meta = {"base": plan.base}
     seeds = confirmation.seeds_for(meta, args.seeds)
     folder = join(plan.experiment, folder_for(args.seeds))
+    check_storage_answers(plan.storage)
     if not args.resume:
         if exists(plan.experiment):
             raise UsageError(f"--name: {plan.experiment} exists; pass --resume to continue it, or a new --name")

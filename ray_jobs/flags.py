@@ -155,6 +155,18 @@ def check_worker_shares(cpus: float | None, gpus: float) -> None:
     check_at_least(("--gpus-per-worker", gpus, 0))
 
 
+def check_storage_answers(storage: str) -> None:
+    """--storage can be read: an object store that does not answer, or refuses the credentials, is
+    one line here, before anything asks it whether a sweep exists."""
+    from losstune.ray_jobs.storage import exists
+
+    try:
+        exists(storage)
+    except OSError as err:  # pyarrow's errors from object stores
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"--storage: cannot read {storage}: {why}") from None
+
+
 def check_storage(storage: str) -> None:
     """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
     unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""

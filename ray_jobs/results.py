@@ -41,12 +41,15 @@ def read_meta(experiment: str) -> dict:
     """The sweep's saved definition (META_FILE), checked: a missing, corrupt or foreign file is a
     SweepFolderError naming it."""
     uri = join(experiment, META_FILE)
-    if not exists(uri):
-        raise SweepFolderError(f"{experiment}: not a losstune sweep (no {META_FILE})")
     try:
+        if not exists(uri):
+            raise SweepFolderError(f"{experiment}: not a losstune sweep (no {META_FILE})")
         meta = read_json(uri)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SweepFolderError(f"{uri}: corrupt ({type(err).__name__}: {err})") from None
+    except OSError as err:  # an object store that does not answer, or refuses the credentials
+        raise SweepFolderError(f"{experiment}: cannot be read ({(str(err).splitlines() or [type(err).__name__])[0]})"
+                               ) from None
     missing = [key for key in META_NEEDS if not isinstance(meta, dict) or key not in meta]
     if missing:
         raise SweepFolderError(f"{uri}: not a losstune sweep definition (missing {', '.join(missing)})")

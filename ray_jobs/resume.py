@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from losstune.ray_jobs.bounds import check_local_resources
-from losstune.ray_jobs.flags import UsageError, flag_overrides, verbosity
+from losstune.ray_jobs.flags import UsageError, check_storage_answers, flag_overrides, verbosity
 from losstune.ray_jobs.plan import DEFINING_FLAGS, SweepPlan, definition
 from losstune.trainables.config import flatten
 from losstune.ray_jobs.storage import join
@@ -67,6 +67,7 @@ def resumed_plan(args, storage: str) -> SweepPlan:
 
     if not args.name:
         raise UsageError("--resume: needs --name of the sweep to continue")
+    check_storage_answers(storage)
     if not exists(join(storage, args.name, META_FILE)):
         raise UsageError(f"--resume: no sweep {args.name!r} in {storage}")
     try:

@@ -10,8 +10,8 @@ import argparse
 import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
-                                     check_at_least, check_min_effect, check_name, check_worker_shares, flag_overrides,
-                                     parse_set, read_config_file, verbosity)
+                                     check_at_least, check_min_effect, check_name, check_storage_answers, check_worker_shares,
+                                     flag_overrides, parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, scheduler_overrides, startup_trials
@@ -224,6 +224,7 @@ def make_plan(args) -> SweepPlan:
     population = args.scheduler in POPULATION_SCHEDULERS
     resources = trial_resources(args)
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_storage_answers(storage)
     if exists(join(storage, name)):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
     return checked_tracking(SweepPlan(

@@ -47,3 +47,20 @@ def test_a_store_that_does_not_answer_or_refuses_the_credentials_is_one_line_nam
     with pytest.raises(UsageError, match="--storage: cannot write to s3://losstune-runs/unit.*ACCESS_DENIED") as err:
         check_storage(s3_server.uri("unit"))
     assert "\n" not in str(err.value)
+
+
+# pyarrow retries a store that does not answer for about 6 s: two commands stand for the rest
+# (resume and compare ask the same check_storage_answers as the sweep; analyze reads as confirm)
+@pytest.mark.parametrize("command", ["sweep", "confirm"])
+def test_a_command_refuses_a_store_that_does_not_answer_in_one_line_before_ray(command, capsys, monkeypatch,
+                                                                               s3_server):
+    from losstune.ray_jobs import confirm, sweep
+    from tests.ray_nodes import free_ports
+
+    monkeypatch.setattr("ray.init", lambda *a, **k: pytest.fail("Ray started"))
+    (port,) = free_ports(1)  # nothing listens there
+    store = f"s3://losstune-runs/x?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+    main, argv = {"sweep": (sweep.main, ["hdr_patch", "--storage", store]), "confirm": (confirm.main, [store])}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Could not connect" in err and (command == "confirm" or "--storage: cannot read" in err)

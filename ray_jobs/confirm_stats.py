@@ -61,6 +61,7 @@ class Comparison:
     verdict: str = ""  # beats / worse / equivalent / inconclusive (set by `judge`)
     p_verdict: float = math.nan  # the verdict's p-value after Holm's correction
     corrected_over: int = 1  # configs the verdicts were corrected over
+    dropped: int = 0  # seeds left out because the config's or the default's value was not finite
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -84,7 +85,7 @@ def sign_flip_p(diffs) -> float:
     """Exact two-sided p-value of "no difference" from flipping the sign of each paired difference
     (every pattern up to EXACT_SIGN_FLIPS seeds). NaN below 2 pairs; 1 where all are 0."""
     diffs = np.asarray(diffs, dtype=float)
-    if len(diffs) < 2:
+    if len(diffs) < 2 or not np.isfinite(diffs).all():  # a NaN would compare as no pattern beyond it: p 0
         return math.nan
     if not np.any(diffs):
         return 1.0
@@ -139,8 +140,16 @@ def seeds_needed(gain: float, sd: float, delta: float) -> int | None:
 
 def compare(config, default, mode: str, min_effect: str = DEFAULT_MIN_EFFECT) -> Comparison:
     """`config` against `default`, values paired by seed (same length, same seed order, only seeds
-    where both ended healthy); lower is better where mode is "min". The verdict is left to `judge`."""
+    where both ended healthy); lower is better where mode is "min", higher where "max". A seed where
+    either value is not finite (a failed run) is dropped and counted. The verdict is left to `judge`."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
     config, default = np.asarray(config, dtype=float), np.asarray(default, dtype=float)
+    if config.shape != default.shape or config.ndim != 1:
+        raise ValueError(f"paired by seed: {config.shape} config values against {default.shape} of the default")
+    finite = np.isfinite(config) & np.isfinite(default)
+    dropped = int(np.sum(~finite))
+    config, default = config[finite], default[finite]
     diffs = config - default
     n = len(diffs)
     sign = 1.0 if mode == "max" else -1.0  # gain = sign * diff: positive is better
@@ -151,14 +160,14 @@ def compare(config, default, mode: str, min_effect: str = DEFAULT_MIN_EFFECT) ->
     low, high = t_interval(diffs)
     if n < 2:
         return Comparison(n, diff, relative(diff, default_mean), low, high, int(np.sum(gains > 0)), math.nan, delta,
-                          math.nan, math.nan, math.nan, None)
+                          math.nan, math.nan, math.nan, None, dropped=dropped)
     gain, sd = float(gains.mean()), float(gains.std(ddof=1))
     sem, df = sd / math.sqrt(n), n - 1
     p_beats = one_sided_p(gain, delta, sem, df, above=True)
     p_worse = one_sided_p(gain, -delta, sem, df, above=False)
     p_equivalent = max(one_sided_p(gain, -delta, sem, df, above=True), one_sided_p(gain, delta, sem, df, above=False))
     return Comparison(n, diff, relative(diff, default_mean), low, high, int(np.sum(gains > 0)), sign_flip_p(diffs),
-                      delta, p_beats, p_worse, p_equivalent, seeds_needed(gain, sd, delta))
+                      delta, p_beats, p_worse, p_equivalent, seeds_needed(gain, sd, delta), dropped=dropped)
 
 
 def relative(diff: float, default_mean: float) -> float:
@@ -191,7 +200,17 @@ def judge(comparisons: list[Comparison]) -> list[Comparison]:
 
 
 def verdict_phrase(c: Comparison, against: str = "the default") -> str:
-    """The verdict in words, with what would decide an inconclusive one."""
+    """The verdict in words, with what would decide an inconclusive one, and the seeds left out."""
+    dropped = f" ({c.dropped} seed(s) left out: a value that is not finite, a failed run)" if c.dropped else ""
+    return verdict_words(c, against) + dropped
+
+
+def least_p(pairs: int) -> float:
+    """The smallest two-sided p the exact sign-flip test can give at `pairs` seeds: 2 / 2^pairs."""
+    return 2.0 ** (1 - pairs) if pairs >= 1 else math.nan
+
+
+def verdict_words(c: Comparison, against: str) -> str:
     delta = f"{c.min_effect:.3g}"
     if c.verdict == "beats":
         return f"beats {against} by more than the minimum effect {delta}"

@@ -112,8 +112,10 @@ def method_line(confirmed: pd.DataFrame, plan: SweepPlan) -> str:
                  else "one config: no multiplicity correction needed")
     delta = compared["min_effect"].dropna()
     size = f"{delta.iloc[0]:.3g}" if len(delta) else "n/a"
+    pairs = int(compared["pairs"].min()) if "pairs" in compared and compared["pairs"].notna().any() else 0
+    floor = (f" (at {pairs} seeds never below {confirm_stats.least_p(pairs):.2g})" if pairs >= 2 else "")
     return (f"  how to read it: 95% {confirm_stats.INTERVAL} intervals of the difference, paired by seed; p is the "
-            f"exact sign-flip test of no difference (at 3 seeds never below 0.25); a verdict needs the interval "
+            f"exact sign-flip test of no difference{floor}; a verdict needs the interval "
             f"beyond the minimum effect {size} (--min-effect {plan.min_effect}); {corrected}")
 
 

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from losstune.ray_jobs.confirm_stats import (Comparison, compare, holm, judge, parse_min_effect, rank_agreement,
-                                             seeds_needed, sign_flip_p, spread, t_interval, verdict_phrase)
+from losstune.ray_jobs.confirm_stats import (Comparison, compare, holm, judge, least_p, parse_min_effect,
+                                             rank_agreement, seeds_needed, sign_flip_p, spread, t_interval,
+                                             verdict_phrase)
 
 
 def judged(config, default, mode="min", min_effect="1%"):
@@ -154,3 +155,27 @@ def test_rank_agreement():
     assert rank_agreement([1.0, 2.0, 3.0], [0.1, 0.2, 0.3]) == pytest.approx(1.0)
     assert rank_agreement([1.0, 2.0, 3.0], [0.3, 0.2, 0.1]) == pytest.approx(-1.0)
     assert math.isnan(rank_agreement([1.0, 2.0], [1.0, 2.0]))  # two configs rank nothing
+
+
+def test_a_seed_whose_value_is_not_finite_is_left_out_and_said_never_a_p_of_0():
+    # worked by hand: seeds 1 and 3 pair (0.8 - 1, 0.7 - 1) = (-0.2, -0.3); seed 2 is a failed run
+    c = compare([0.8, math.nan, 0.7], [1.0, 1.0, 1.0], "min")
+    assert (c.pairs, c.dropped) == (2, 1) and c.diff == pytest.approx(-0.25)
+    assert c.p_value == pytest.approx(0.5)  # both signs alike: 2 of the 4 patterns are as extreme
+    assert "1 seed(s) left out" in verdict_phrase(judge([c])[0])
+    assert compare([0.8, math.inf, 0.7, 0.6], [1.0, 1.0, 1.0, 1.0], "min").dropped == 1
+    assert math.isnan(sign_flip_p([-0.2, math.nan, -0.3]))  # was 0.0
+
+
+def test_a_direction_other_than_min_or_max_and_unpaired_values_are_refused():
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', got 'MAX'"):
+        compare([1.0, 2.0], [1.0, 2.0], "MAX")
+    with pytest.raises(ValueError, match="paired by seed"):
+        compare([1.0, 2.0, 3.0], [1.0], "min")
+
+
+@pytest.mark.parametrize("pairs, least", [(2, 0.5), (3, 0.25), (5, 0.0625)])
+def test_the_least_p_said_is_that_of_the_seeds_compared(pairs, least):
+    # exact two-sided sign flips: only the all-better and all-worse patterns are as extreme, 2 of 2^n
+    assert least_p(pairs) == least
+    assert sign_flip_p([-1.0 - k for k in range(pairs)]) == pytest.approx(least)

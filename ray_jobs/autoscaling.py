@@ -1,8 +1,9 @@
 """python -m losstune.ray_jobs.autoscaling publish ~/ray_bootstrap_config.yaml   # on the head, after `ray start`
 
-What a cluster can grow to: the autoscaler's node types, as Ray records them. Ray keeps a record of the cluster's autoscaling config in its GCS (`ClusterConfig`: each node
-type's resources and its min and max count), read by `ray._private.state.state.get_cluster_config()`
-and by Ray Train V2 and Ray Data for their own sizing. Ray 2.60's own autoscaler (`ray up`, and
+What a cluster can grow to: the autoscaler's node types, as Ray records them. Ray keeps a record of
+the cluster's autoscaling config in its GCS (`ClusterConfig`: each node type's resources and its min
+and max count), read by `ray._private.state.state.get_cluster_config()` and by Ray Train V2 and Ray
+Data for their own sizing. Ray 2.60's own autoscaler (`ray up`, and
 the fake multi-node provider, v1 and v2) leaves it empty: cluster.yaml's head therefore
 publishes the autoscaler's own config (the bootstrap file `ray up` writes on the head, node types
 and resources filled in) into that record once it has started. A sweep reads the record, never a
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    p = argparse.ArgumentParser(prog="python -m losstune.ray_jobs.autoscaling", description="Publish the autoscaler's node types to Ray's record of the cluster config.")
+    p = argparse.ArgumentParser(prog="python -m losstune.ray_jobs.autoscaling",
+                                description="Publish the autoscaler's node types to Ray's record of the cluster config.")
     p.add_argument("action", choices=["publish"])
     p.add_argument("config", help="the autoscaler's config on the head (ray up writes ~/ray_bootstrap_config.yaml)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "127.0.0.1:6379"), help="the GCS, host:port")

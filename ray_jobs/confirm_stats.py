@@ -205,11 +205,6 @@ def verdict_phrase(c: Comparison, against: str = "the default") -> str:
     return verdict_words(c, against) + dropped
 
 
-def least_p(pairs: int) -> float:
-    """The smallest two-sided p the exact sign-flip test can give at `pairs` seeds: 2 / 2^pairs."""
-    return 2.0 ** (1 - pairs) if pairs >= 1 else math.nan
-
-
 def verdict_words(c: Comparison, against: str) -> str:
     delta = f"{c.min_effect:.3g}"
     if c.verdict == "beats":
@@ -225,6 +220,11 @@ def verdict_words(c: Comparison, against: str) -> str:
                 f"(or has no spread); no number of seeds is estimated to decide it")
     return (f"inconclusive at {c.pairs} seeds: about {max(c.seeds_needed, c.pairs + 1)} would decide it "
             f"at the observed spread (an estimate)")
+
+
+def least_p(pairs: int) -> float:
+    """The smallest two-sided p the exact sign-flip test can give at `pairs` seeds: 2 / 2^pairs."""
+    return 2.0 ** (1 - pairs) if pairs >= 1 else math.nan
 
 
 def rank_agreement(sweep_values, confirmed_means) -> float:

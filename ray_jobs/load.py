@@ -24,7 +24,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
 from losstune.ray_jobs.results import SweepFolderError, read_meta
-from losstune.ray_jobs.storage import absolute, exists, filesystem, join, read_parquet
+from losstune.ray_jobs.storage import absolute, exists, filesystem, join, read_bytes_of, read_parquet
 from losstune.ray_jobs.study import IMPORTANCE_FILE, load_study
 
 REPORT_HTML = "report.html"
@@ -83,11 +83,9 @@ def confirmations(path: str) -> dict[str, Confirmation]:
     for info in listing(path):
         folder = join(path, info.base_name)
         if info.type == pyarrow.fs.FileType.Directory and exists(join(folder, SUMMARY_FILE)):
-            fs, text_path = filesystem(join(folder, REPORT_FILE))
-            with fs.open_input_stream(text_path) as f:
-                text = f.read().decode()
             found[info.base_name] = Confirmation(read_parquet(join(folder, CONFIRM_FILE)),
-                                                 read_parquet(join(folder, SUMMARY_FILE)), text)
+                                                 read_parquet(join(folder, SUMMARY_FILE)),
+                                                 read_bytes_of(join(folder, REPORT_FILE)).decode())
     return found
 
 

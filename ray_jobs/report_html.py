@@ -16,7 +16,7 @@ from losstune.ray_jobs.verdicts import answer
 from losstune.ray_jobs.load import REPORT_HTML, Sweep, load_sweep
 from losstune.ray_jobs.report import report
 from losstune.ray_jobs.trial_stats import cost_line
-from losstune.ray_jobs.storage import filesystem, join, write_bytes
+from losstune.ray_jobs.storage import join, read_bytes_of, write_bytes
 
 STYLE = """body{font-family:sans-serif;margin:2em auto;max-width:1200px;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
@@ -128,9 +128,7 @@ def importance_section(sweep: Sweep) -> str:
 def figures_section(sweep: Sweep) -> str:
     parts = []
     for name in sorted(sweep.figures, key=figure_rank):
-        fs, path = filesystem(join(sweep.path, name))
-        with fs.open_input_stream(path) as f:
-            data = base64.b64encode(f.read()).decode()
+        data = base64.b64encode(read_bytes_of(join(sweep.path, name))).decode()
         parts.append(f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{esc(name)}</figcaption></figure>")
     return "".join(parts) or "<p>No figures.</p>"

@@ -54,12 +54,6 @@ def uri_of(path: str, store: str) -> str:
     return f"{uri}?{query}" if query else uri
 
 
-def without_query(uri: str) -> str:
-    """The URI as shown to people and compared: its path, without options (which may hold an
-    endpoint, never a secret: credentials come from the environment)."""
-    return split_query(uri)[0]
-
-
 def filesystem(uri: str):
     """(pyarrow filesystem, path inside it)."""
     return pyarrow.fs.FileSystem.from_uri(absolute(uri))

@@ -35,7 +35,7 @@ def run(plan: SweepPlan) -> int:
     from losstune.ray_jobs.provenance import data_paths, provenance
     from losstune.ray_jobs.report_html import write_report_html
     from losstune.ray_jobs.interrupts import CtrlC, DiskGuard
-    from losstune.ray_jobs.tuning import build_tuner, copy_study_journal, fail_orphaned_trials
+    from losstune.ray_jobs.tuning import build_tuner, fail_orphaned_trials, fetch_study_journal, upload_study_journal
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)
@@ -56,11 +56,11 @@ def run(plan: SweepPlan) -> int:
     started = time.time()
     guard = DiskGuard(plan.storage, plan.min_free_mb)  # stops as Ctrl-C does
     if plan.resume:
-        copy_study_journal(plan.storage, plan.name, up=False)  # a new machine's driver: the store's copy
+        fetch_study_journal(plan.storage, plan.name)  # a new machine's driver: the store's copy
     tuner = build_tuner(plan, callbacks=[guard])
     with CtrlC() as ctrl_c:
         grid = tuner.fit()
-    copy_study_journal(plan.storage, plan.name)  # also when cut short: --resume may run elsewhere
+    upload_study_journal(plan.storage, plan.name)  # also when cut short: --resume may run elsewhere
     if guard.tripped:
         print(f"sweep {plan.name}: stopped: {guard.tripped}. Tune saved its state; free space, then resume with: "
               f"{resume_command(plan)}", file=sys.stderr)
@@ -74,7 +74,7 @@ def run(plan: SweepPlan) -> int:
         return EXIT_INTERRUPTED
     if plan.scheduler not in POPULATION_SCHEDULERS:  # PBT samples without Optuna: no study
         fail_orphaned_trials(plan.storage, plan.name)
-        copy_study_journal(plan.storage, plan.name)  # beside the results, which read it
+        upload_study_journal(plan.storage, plan.name)  # beside the results, which read it
     if plan.extensions:  # the trials of every Tune run of the sweep, as each saved them
         grid = results.all_results(plan.experiment, plan.extensions)
     trials, history = results.tables(grid, meta, plan.experiment)

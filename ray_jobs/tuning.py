@@ -187,7 +187,7 @@ def prior_sampler(plan: SweepPlan):
 def study_journal(storage: str, name: str) -> str:
     """Where the Optuna study of sweep `name` is journaled: in the sweep's folder when storage is
     local, else in a local folder of this store's (Optuna appends to a journal file, which an object
-    store cannot), copied to the sweep's folder as trials end (copy_study_journal)."""
+    store cannot), copied to the sweep's folder as trials end (upload_study_journal)."""
     if "://" in storage:
         store = hashlib.sha256(storage.encode()).hexdigest()[:12]
         return os.path.expanduser(f"~/.losstune/studies/{store}/{name}/{STUDY_FILE}")
@@ -200,22 +200,26 @@ def journal_copies(plan: SweepPlan) -> list:
     return [StudyJournalCopy(plan.storage, plan.name)] if remote else []
 
 
-def copy_study_journal(storage: str, name: str, up: bool = True) -> None:
-    """The local journal of a sweep in an object store, to the sweep's folder (`up`), or from it
-    where this machine has none (--resume on a new head, after the old one was lost)."""
+def upload_study_journal(storage: str, name: str) -> None:
+    """The local journal of a sweep in an object store, copied to the sweep's folder there."""
+    from losstune.ray_jobs import storage as stores
+
+    local = study_journal(storage, name)
+    if "://" in storage and os.path.exists(local):
+        with open(local, "rb") as f:
+            stores.write_bytes(join(storage, name, STUDY_FILE), f.read())
+
+
+def fetch_study_journal(storage: str, name: str) -> None:
+    """The sweep's copy of its journal, where this machine has none (--resume on a new head, after
+    the old one was lost)."""
     from losstune.ray_jobs import storage as stores
 
     local, remote = study_journal(storage, name), join(storage, name, STUDY_FILE)
-    if "://" not in storage:
-        return
-    if up and os.path.exists(local):
-        with open(local, "rb") as f:
-            stores.write_bytes(remote, f.read())
-    elif not up and not os.path.exists(local) and stores.exists(remote):
+    if "://" in storage and not os.path.exists(local) and stores.exists(remote):
         os.makedirs(os.path.dirname(local), exist_ok=True)
-        fs, path = stores.filesystem(remote)
-        with fs.open_input_stream(path) as f, open(local, "wb") as out:
-            out.write(f.read())
+        with open(local, "wb") as out:
+            out.write(stores.read_bytes_of(remote))
 
 
 class StudyJournalCopy(Callback):
@@ -226,7 +230,7 @@ class StudyJournalCopy(Callback):
         self.storage, self.name = storage, name
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        copy_study_journal(self.storage, self.name)
+        upload_study_journal(self.storage, self.name)
 
     on_trial_error = on_trial_complete
 

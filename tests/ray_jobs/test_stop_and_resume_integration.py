@@ -51,9 +51,7 @@ def stored_study_states(store: str, copy: Path) -> list[str]:
     uri = storage.join(store, "s1", STUDY_FILE)
     if not storage.exists(uri):
         return []
-    fs, path = storage.filesystem(uri)
-    with fs.open_input_stream(path) as f:
-        copy.write_bytes(f.read())
+    copy.write_bytes(storage.read_bytes_of(uri))
     return study_states(copy)
 
 

@@ -68,7 +68,7 @@ def local_paths(overrides: dict) -> list[str]:
 def leaves(tree):
     if isinstance(tree, dict):
         for value in tree.values():
-            yield from leaves(tree=value)
+            yield from leaves(value)
     else:
         yield tree
 

@@ -1,4 +1,4 @@
-"""losstune-compare hdr_patch default phase1 --seeds 5
+"""losstune-compare hdr_patch default phase1 --seeds 5     (or --seeds auto)
 
 Any configs of one family against the first, at N training seeds each (the same seeds for every
 config, so the comparison is paired), through the sweep's trial function: the statistics,
@@ -9,6 +9,8 @@ KEY=VALUE changes every config; --set LABEL:KEY=VALUE one of them (its label: th
 else the config as written, or the file's name without .json). Results:
 <storage>/<name>/compare_seeds<N>/confirm.parquet, confirm_summary.parquet and report.html.
 `--resume --name NAME --seeds M` continues an interrupted comparison, or adds seeds to one of fewer.
+`--seeds auto` adds seeds in rounds until every config is decided (losstune-confirm --help), in
+<storage>/<name>/compare_seeds_auto<max>/.
 On a cluster:
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
@@ -18,7 +20,6 @@ On a cluster:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -27,8 +28,8 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
-                                     check_min_effect, check_name, check_storage, check_storage_answers, check_worker_shares,
+from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
+                                     add_verbosity, check_at_least, check_min_effect, check_seeds, check_name, check_storage, check_storage_answers, check_worker_shares,
                                      flag_overrides, parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
@@ -52,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="default, a preset name, presets joined by + (small+sam), or a JSON config file, each "
                         "optionally LABEL=CONFIG; the first is the reference")
-    p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
+    add_seeds(p)
     p.add_argument("--set", action="append", default=[], metavar="[LABEL:]KEY=VALUE",
                    help="a config change for every config, or with LABEL: for that one (repeatable)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the configs' train.epochs)")
@@ -153,10 +154,11 @@ def build_candidates(family, args) -> list[confirmation.Candidate]:
 
 
 def make_plan(args, family, chosen) -> SweepPlan:
-    check_at_least(("--seeds", args.seeds, 2), ("--epochs", args.epochs, 1), ("--seed", args.seed, 0),
+    check_seeds("--seeds", args.seeds, args.max_seeds)
+    check_at_least(("--epochs", args.epochs, 1), ("--seed", args.seed, 0),
                    ("--workers-per-trial", args.workers_per_trial, 1), ("--max-concurrent", args.max_concurrent, 1),
                    ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0))
-    check_upper_bounds(("--seeds", args.seeds, 1000), ("--epochs", args.epochs, MAX_EPOCHS), ("--seed", args.seed, MAX_SEED))
+    check_upper_bounds(("--epochs", args.epochs, MAX_EPOCHS), ("--seed", args.seed, MAX_SEED))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
     check_min_effect(args.min_effect)
@@ -168,16 +170,17 @@ def make_plan(args, family, chosen) -> SweepPlan:
     return SweepPlan(
         family=args.family, space="", preset="", base={"train": {"seed": args.seed}},
         objective={"metric": objective.metric, "mode": objective.mode}, objectives=[], default_point={},
-        epochs=config.train.epochs, trials=len(chosen) * args.seeds, search="none", scheduler="none", seed=args.seed,
+        epochs=config.train.epochs, trials=len(chosen) * (3 if args.seeds == AUTO else args.seeds), search="none",
+        scheduler="none", seed=args.seed,
         grace_epochs=None, startup_trials=0, smoke_test=args.smoke_test,
         name=args.name or f"compare-{args.family}-{time.strftime('%Y%m%d-%H%M%S')}", storage=absolute(args.storage),
         storage_arg=args.storage, resources=resources,
         max_concurrent=args.max_concurrent, max_failures=args.max_failures, resume=args.resume,
-        verbosity=verbosity(args), min_effect=args.min_effect or objective.min_effect)
+        verbosity=verbosity(args), min_effect=args.min_effect or objective.min_effect, max_seeds=args.max_seeds)
 
 
-def folder_for(count: int) -> str:
-    return f"compare_seeds{count}"
+def folder_for(count: int | str, max_seeds: int = 0) -> str:
+    return f"compare_seeds_auto{max_seeds}" if count == AUTO else f"compare_seeds{count}"
 
 
 def prepare(args):
@@ -185,12 +188,12 @@ def prepare(args):
     from losstune.ray_jobs.results import read_meta
 
     family = load_family(args.family)
-    check_at_least(("--seeds", args.seeds, 2))
+    check_seeds("--seeds", args.seeds, args.max_seeds)
     chosen = build_candidates(family, args)
     plan = make_plan(args, family, chosen)
     meta = {"base": plan.base}
-    seeds = confirmation.seeds_for(meta, args.seeds)
-    folder = join(plan.experiment, folder_for(args.seeds))
+    seeds = confirmation.seeds_for(meta, args.max_seeds if args.seeds == AUTO else args.seeds)
+    folder = join(plan.experiment, folder_for(args.seeds, args.max_seeds))
     check_storage_answers(plan.storage)
     if not args.resume:
         if exists(plan.experiment):
@@ -201,7 +204,8 @@ def prepare(args):
     saved = read_meta(plan.experiment).get("configs")
     if saved != as_json(configs_of(chosen)):
         raise UsageError(f"--resume: {plan.experiment} compared other configs; give the same CONFIGs and --set")
-    earlier = None if exists(folder) else confirmation.earlier_confirmation(plan.experiment, chosen, seeds, folder_for)
+    earlier = None if exists(folder) or args.seeds == AUTO else confirmation.earlier_confirmation(
+        plan.experiment, chosen, seeds, folder_for)
     return plan, chosen, seeds, earlier
 
 
@@ -236,20 +240,23 @@ def main(argv=None) -> int:
 
     if not started("compare", plan.verbosity >= 3):
         return EXIT_RAY_START
-    plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
+    auto = args.seeds == AUTO
+    plan = fit_to_cluster(plan)
     if not args.resume:
         write_meta(plan, chosen)
-    folder = join(plan.experiment, folder_for(len(seeds)))
-    print(f"compare {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {at_a_time(plan)}, "
-          f"results in {folder}", flush=True)
+    folder = join(plan.experiment, folder_for(args.seeds, args.max_seeds))
+    count = f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+    print(f"compare {plan.name}: {len(chosen)} configs x {count}, {at_a_time(plan)}, results in {folder}", flush=True)
     try:
-        table = confirmation.run(plan, chosen, seeds, resume=args.resume, folder=folder,
-                                 earlier=earlier[1] if earlier else None)
+        print(confirmation.run_and_conclude(plan, chosen, seeds, folder, auto, args.resume,
+                                            earlier[1] if earlier else None))
     except (confirmation.Interrupted, KeyboardInterrupt):
         print(f"compare {plan.name}: interrupted; no verdict from cut runs. Resume with: the same command and "
               f"--resume --name {plan.name}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(confirmation.conclude(plan, chosen, seeds, table, folder=folder))
+    except UsageError as err:  # the verdict cannot be drawn; the runs are kept for --resume
+        print(f"compare: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"report: {write_report_html(plan.experiment)}")
     return EXIT_OK
 

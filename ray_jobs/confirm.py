@@ -1,4 +1,4 @@
-"""losstune-confirm results/<sweep> --top 3 --seeds 5
+"""losstune-confirm results/<sweep> --top 3 --seeds 5     (or --seeds auto)
 
 Does the sweep's best really beat the documented default? Reruns the default and the sweep's top K
 healthy configs at N new training seeds each (the same seeds for every config), through the
@@ -8,7 +8,9 @@ an exact sign-flip p-value, and a verdict against --min-effect (beats, equivalen
 inconclusive with about how many seeds would decide it), Holm-corrected over the K configs.
 Results: <sweep>/confirm_top<K>_seeds<N>/confirm.parquet and confirm_summary.parquet.
 `--resume --seeds M` with M above an earlier confirmation's N adds seeds N+1..M to it without
-rerunning the first N. On a cluster:
+rerunning the first N. `--seeds auto` runs 3 seeds, then 2 more at a time for the configs not yet
+decided, and stops once every one is or at --max-seeds (group-sequential boundaries keep a fixed
+N's error rates; ray_jobs/sequential.py), in <sweep>/confirm_top<K>_seeds_auto<max>/. On a cluster:
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
         losstune-confirm s3://my-bucket/losstune/<sweep> --top 3 --seeds 5
@@ -22,9 +24,9 @@ import shlex
 import sys
 
 from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_min_effect, add_verbosity, check_at_least,
-                                     check_min_effect, verbosity)
-from losstune.ray_jobs.bounds import check_ray_address, check_upper_bounds
+from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
+                                     add_verbosity, check_at_least, check_min_effect, check_seeds, verbosity)
+from losstune.ray_jobs.bounds import check_ray_address
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.ray_jobs.resume import documented_min_effect
 from losstune.ray_jobs.results import SweepFolderError, read_meta
@@ -38,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        "could not start; 130 interrupted (Ctrl-C): no verdict; --resume continues it")
     p.add_argument("sweep", help="<storage>/<sweep name>, a finished sweep (its trials.parquet)")
     p.add_argument("--top", type=int, default=3, help="how many of the sweep's best healthy configs to rerun")
-    p.add_argument("--seeds", type=int, default=5, help="training seeds per config (at least 2)")
+    add_seeds(p)
     p.add_argument("--max-concurrent", type=int, help="default: as many runs as the cluster fits")
     p.add_argument("--resume", action="store_true",
                    help="continue this confirmation after an interruption, or extend one of fewer --seeds")
@@ -54,15 +56,16 @@ def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
     storage, name = parent_and_name(experiment)
     return SweepPlan(**definition(meta), name=name, storage=storage, storage_arg=storage,
                      resources=TrialResources.saved(meta["resources"]), max_concurrent=args.max_concurrent,
-                     verbosity=verbosity(args), min_effect=args.min_effect or documented_min_effect(meta))
+                     verbosity=verbosity(args), min_effect=args.min_effect or documented_min_effect(meta),
+                     max_seeds=args.max_seeds)
 
 
 def prepare(args):
     """(plan, candidates, seeds, earlier), checked before Ray starts; earlier: (folder, runs) of a
     confirmation at fewer seeds that --resume extends, or None."""
-    check_at_least(("--top", args.top, 1), ("--seeds", args.seeds, 2), ("--max-concurrent", args.max_concurrent, 1))
+    check_at_least(("--top", args.top, 1), ("--max-concurrent", args.max_concurrent, 1))
+    check_seeds("--seeds", args.seeds, args.max_seeds)
     check_min_effect(args.min_effect)
-    check_upper_bounds(("--seeds", args.seeds, 1000))
     check_ray_address()
     experiment = absolute(args.sweep.rstrip("/"))
     try:
@@ -78,13 +81,19 @@ def prepare(args):
                                   "would not confirm")
     plan = sweep_plan(experiment, meta, args)
     chosen = confirmation.candidates(read_parquet(join(experiment, "trials.parquet")), meta, args.top)
+    confirmation.check_margin(plan.min_effect, chosen[0])
     folder = join(experiment, confirmation.folder_name(plan, args.top, args.seeds))
     if exists(folder) and not args.resume:
         raise UsageError(f"--resume: {folder} exists; pass --resume to continue it, or other --top / --seeds")
-    seeds = confirmation.seeds_for(meta, args.seeds)
-    earlier = None if not args.resume else confirmation.earlier_confirmation(
+    seeds = confirmation.seeds_for(meta, args.max_seeds if args.seeds == AUTO else args.seeds)
+    earlier = None if not args.resume or args.seeds == AUTO else confirmation.earlier_confirmation(
         experiment, chosen, seeds, lambda count: confirmation.folder_name(plan, args.top, count))
     return plan, chosen, seeds, earlier
+
+
+
+def seeds_flags(args) -> str:
+    return f"--seeds {args.seeds}" + (f" --max-seeds {args.max_seeds}" if args.seeds == AUTO else "")
 
 
 def main(argv=None) -> int:
@@ -102,17 +111,22 @@ def main(argv=None) -> int:
 
     if not started("confirm", plan.verbosity >= 3):
         return EXIT_RAY_START
-    plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * len(seeds)))
+    auto = args.seeds == AUTO
+    plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * (3 if auto else len(seeds))))
     extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""
-    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds{extending}, {at_a_time(plan)}",
-          flush=True)
+    count = f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+    print(f"confirm {plan.name}: {len(chosen)} configs x {count}{extending}, {at_a_time(plan)}", flush=True)
+    folder = join(plan.experiment, confirmation.folder_name(plan, len(chosen) - 1, args.seeds))
     try:
-        table = confirmation.run(plan, chosen, seeds, resume=args.resume, earlier=earlier[1] if earlier else None)
+        print(confirmation.run_and_conclude(plan, chosen, seeds, folder, auto, args.resume,
+                                            earlier[1] if earlier else None))
     except (confirmation.Interrupted, KeyboardInterrupt):
         print(f"confirm {plan.name}: interrupted; no verdict from cut runs. Resume with: losstune-confirm "
-              f"{shlex.quote(plan.experiment)} --top {len(chosen) - 1} --seeds {len(seeds)} --resume", file=sys.stderr)
+              f"{shlex.quote(plan.experiment)} --top {len(chosen) - 1} {seeds_flags(args)} --resume", file=sys.stderr)
         return 130
-    print(confirmation.conclude(plan, chosen, seeds, table))
+    except UsageError as err:  # the verdict cannot be drawn; the runs are kept for --resume
+        print(f"confirm: error: {err}", file=sys.stderr)
+        return 2
     print(f"report: {write_report_html(plan.experiment)}")
     return 0
 

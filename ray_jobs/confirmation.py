@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.flags import AUTO, UsageError
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.ray_jobs.results import trial_point, trial_status
 from losstune.ray_jobs.trial_stats import with_cost
@@ -40,10 +40,14 @@ class Candidate:
     point: dict  # the flat parameters it sampled
 
 
-def folder_name(plan: SweepPlan, top: int, seeds: int) -> str:
-    """confirm_top<K>_seeds<N>; after an extension of the sweep, whose best may have changed,
-    confirm_top<K>_seeds<N>_of<trials>."""
-    return f"confirm_top{top}_seeds{seeds}" + (f"_of{plan.trials}" if plan.extensions else "")
+def folder_name(plan: SweepPlan, top: int, seeds: int | str) -> str:
+    """confirm_top<K>_seeds<N> (--seeds auto: confirm_top<K>_seeds_auto<max>); after an extension of
+    the sweep, whose best may have changed, confirm_top<K>_seeds<N>_of<trials>."""
+    return f"confirm_top{top}_{seeds_part(plan, seeds)}" + (f"_of{plan.trials}" if plan.extensions else "")
+
+
+def seeds_part(plan: SweepPlan, seeds: int | str) -> str:
+    return f"seeds_auto{plan.max_seeds}" if seeds == AUTO else f"seeds{seeds}"
 
 
 def confirmable(trials: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -72,6 +76,16 @@ def candidates(trials: pd.DataFrame, meta: dict, top: int) -> list[Candidate]:
     best = [(f"top{k + 1}", row) for k, (_, row) in enumerate(healthy.head(top).iterrows())]
     rows = [("default", defaults.iloc[0]), *best]
     return [Candidate(name, row["trial_id"], float(row["objective"]), trial_point(row)) for name, row in rows]
+
+
+def check_margin(min_effect: str, default: Candidate) -> None:
+    """A percentage of a default whose sweep value is about 0 is no margin: refused before it runs."""
+    from losstune.ray_jobs.confirm_stats import margins_of
+
+    try:
+        margins_of(min_effect, [default.sweep_value])
+    except ValueError as err:
+        raise UsageError(f"{err} (its value in the sweep)") from None
 
 
 def seeds_for(meta: dict, n: int) -> list[int]:
@@ -106,8 +120,8 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
 
     done = set() if earlier is None else set(earlier["seed"])
     runs = planned_runs(chosen, [seed for seed in seeds if seed not in done])
-    name = parent_and_name(folder)[1] if folder else folder_name(plan, len(chosen) - 1, len(seeds))
-    experiment = join(plan.experiment, name)
+    experiment = folder or join(plan.experiment, folder_name(plan, len(chosen) - 1, len(seeds)))
+    storage_path, name = parent_and_name(experiment)
     fn = trainable(load_family(plan.family), plan.base, plan.resources, join(experiment, "trainer_runs"),
                    runs=[merge(unflatten(c.point), {"train": {"seed": seed}}) for c, seed in runs],
                    max_failures=plan.max_failures, num_to_keep=1)
@@ -118,7 +132,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
         # Tune's JSON and CSV records as in a sweep, where its final results are read back from
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's console that takes our reporter (ray_jobs/tuning.py)
         quiet_forced_snapshots()
-        run_config = tune.RunConfig(name=name, storage_path=plan.experiment, verbose=min(plan.verbosity, 1),
+        run_config = tune.RunConfig(name=name, storage_path=storage_path, verbose=min(plan.verbosity, 1),
                                     progress_reporter=run_table(plan) if plan.verbosity else None,
                                     callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                                                BestCheckpoints(plan.name, plan.objective["mode"], plan.storage),
@@ -197,14 +211,84 @@ def further_objectives(plan: SweepPlan) -> list[dict]:
 
 
 def conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], table: pd.DataFrame,
-             folder: str | None = None) -> str:
+             folder: str | None = None, decided: Decided | None = None) -> str:
     """The summary and the printed confirmation of a finished run, written beside its
-    confirm.parquet (in `folder`, default the confirmation's own); returns the printed text."""
+    confirm.parquet (in `folder`, default the confirmation's own); returns the printed text.
+    `decided`: a --seeds auto confirmation's decisions. UsageError naming --min-effect where a
+    percentage is taken of a default whose mean is about 0 (the runs stay; --resume with an
+    absolute --min-effect draws the verdict)."""
     from losstune.ray_jobs import verdicts
 
-    confirmed = verdicts.summary(table, chosen, plan.objective["mode"], further_objectives(plan), plan.min_effect)
-    text = verdicts.report(confirmed, plan, seeds, table)
+    try:
+        confirmed = verdicts.summary(table, chosen, plan.objective["mode"], further_objectives(plan), plan.min_effect,
+                                     decided.decisions if decided else None)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    text = verdicts.report(confirmed, plan, seeds, table, decided.stopped if decided else "")
     folder = folder or join(plan.experiment, folder_name(plan, len(chosen) - 1, len(seeds)))
     write_parquet(join(folder, SUMMARY_FILE), confirmed.assign(min_effect_arg=plan.min_effect))
     write_bytes(join(folder, REPORT_FILE), text.encode())
     return text
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a --seeds auto confirmation decided, and why it stopped where it did."""
+    decisions: dict  # config_id -> sequential.Decision
+    stopped: str  # "every config decided at 7 seeds", "at the most seeds, 20 (--max-seeds)"
+
+
+def run_and_conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], folder: str, auto: bool = False,
+                     resume: bool = False, earlier: pd.DataFrame | None = None) -> str:
+    """Run a confirmation in `folder` (Ray started, `plan` fitted to the cluster), at `seeds`, or
+    with `auto` up to them until decided, and conclude it; returns the printed text. Interrupted
+    after a Ctrl-C; UsageError where the verdict cannot be drawn (`conclude`)."""
+    if auto:
+        table, decided = run_until_decided(plan, chosen, seeds, folder, resume)
+        return conclude(plan, chosen, sorted(set(table["seed"])), table, folder, decided)
+    table = run(plan, chosen, seeds, resume=resume, folder=folder, earlier=earlier)
+    return conclude(plan, chosen, seeds, table, folder)
+
+
+def run_until_decided(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], folder: str,
+                      resume: bool = False) -> tuple[pd.DataFrame, Decided]:
+    """--seeds auto: the default and the undecided configs at the next round of `seeds` (3, then 2 at
+    a time, up to len(seeds)), each round a Tune run in <folder>/look<N>, until every config is
+    decided (ray_jobs/sequential.py). A round that finished is read back, not rerun (--resume).
+    Returns every run's row, also written to <folder>/CONFIRM_FILE, and the decisions."""
+    from losstune.ray_jobs import sequential
+
+    planned, table, taken = sequential.looks(len(seeds)), pd.DataFrame(), 0
+    live = chosen[1:]
+    for n in planned:
+        look = join(folder, f"look{n}")
+        if exists(join(look, CONFIRM_FILE)):
+            ran = read_parquet(join(look, CONFIRM_FILE))
+        else:
+            ran = run(plan, [chosen[0], *live], seeds[taken:n], resume=resume, folder=look)
+        table, taken = pd.concat([table, ran], ignore_index=True), n
+        decisions = sequential.decide(*decision_values(table, chosen, seeds[:n]), plan.objective["mode"],
+                                      plan.min_effect, planned)
+        live = [c for c in live if not decisions[c.config_id].verdict and not failed(table, c.config_id)]
+        if not live:
+            break
+    write_parquet(join(folder, CONFIRM_FILE), table)
+    lost = [c.config_id for c in chosen[1:] if failed(table, c.config_id)]
+    why = (f"{len(live)} config(s) undecided at the most seeds, {taken} (--max-seeds)" if live else
+           f"every config decided by {taken} seeds" + (f" ({', '.join(lost)} failed at a seed: not confirmed)"
+                                                        if lost else ""))
+    return table, Decided(decisions, f"stopped at {taken} of up to {len(seeds)} seeds: {why}")
+
+
+def decision_values(table: pd.DataFrame, chosen: list[Candidate], seeds: list[int]):
+    """({config: its objective at the seeds it ran, in seed order}, the default's at every seed); a
+    run that did not end healthy is NaN."""
+    healthy = table.assign(objective=table["objective"].where(table["status"] == "COMPLETED"))
+    by_config = {name: group.set_index("seed")["objective"] for name, group in healthy.groupby("config_id")}
+    default = by_config[chosen[0].config_id].reindex(seeds).to_numpy(float)
+    return {c.config_id: by_config[c.config_id].sort_index().to_numpy(float) for c in chosen[1:]}, default
+
+
+def failed(table: pd.DataFrame, config_id: str) -> bool:
+    """A config that failed at a seed is not confirmed (verdicts.summary): it gets no more seeds."""
+    return bool((table.loc[table["config_id"] == config_id, "status"] != "COMPLETED").any())

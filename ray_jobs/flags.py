@@ -73,6 +73,40 @@ def add_min_effect(parser: argparse.ArgumentParser) -> None:
                              "'equivalent' inside +/- it (default: the family's objective's, 1%% unless it says)")
 
 
+AUTO = "auto"  # --seeds auto: add seeds until every config is decided (ray_jobs/sequential.py)
+
+
+def seeds_flag(text: str) -> int | str:
+    """--seeds / --confirm-seeds: a count, or auto."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seeds or auto, got {text!r}") from None
+
+
+def add_seeds(parser: argparse.ArgumentParser, flag: str = "--seeds") -> None:
+    """--seeds N or auto, and --max-seeds (shared by sweep, confirm, compare)."""
+    parser.add_argument(flag, type=seeds_flag, default=5,
+                        help="training seeds per config (at least 2), or auto: 3, then 2 more at a time for the "
+                             "configs not yet decided, until every one is (group-sequential: the error rates of a "
+                             "fixed number) or --max-seeds is reached")
+    parser.add_argument("--max-seeds", type=int, default=20, help=f"the most seeds {flag} auto runs")
+
+
+def check_seeds(flag: str, seeds: int | str, max_seeds: int) -> None:
+    """A count at least 2, or auto with --max-seeds at least 3 (its first look); both at most 1000."""
+    from losstune.ray_jobs.bounds import check_upper_bounds
+
+    if seeds == AUTO:
+        check_at_least(("--max-seeds", max_seeds, 3))
+        check_upper_bounds(("--max-seeds", max_seeds, 1000))
+    else:
+        check_at_least((flag, seeds, 2))
+        check_upper_bounds((flag, seeds, 1000))
+
+
 def check_min_effect(text: str | None) -> None:
     from losstune.ray_jobs.confirm_stats import parse_min_effect
 

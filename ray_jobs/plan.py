@@ -74,7 +74,8 @@ class SweepPlan:
     verbosity: int = 1
     min_free_mb: float = MIN_FREE_MB
     confirm_top: int = 0  # after the sweep, rerun the default and this many best configs ...
-    confirm_seeds: int = 0  # ... at this many new training seeds each (ray_jobs/confirmation.py)
+    confirm_seeds: int | str = 0  # ... at this many new training seeds each, or "auto" (ray_jobs/confirmation.py)
+    max_seeds: int = 20  # --max-seeds: the most seeds "auto" runs (ray_jobs/sequential.py)
     min_effect: str = "1%"  # --min-effect: the smallest difference to the default that a verdict counts
 
     @property

@@ -88,6 +88,7 @@ def resumed_plan(args, storage: str) -> SweepPlan:
                      resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
                      min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
+                     max_seeds=args.max_seeds,
                      min_effect=args.min_effect or documented_min_effect(meta))
 
 

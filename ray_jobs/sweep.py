@@ -20,7 +20,7 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.flags import UsageError, check_storage, print_catalogue
+from losstune.ray_jobs.flags import AUTO, UsageError, check_storage, print_catalogue
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
 from losstune.ray_jobs.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
                                            EXIT_STORAGE_FULL, make_plan, parse_args)
@@ -104,17 +104,20 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
         print("confirm: no healthy finished trial besides the documented default: nothing to confirm")
         return True
     chosen = confirmation.candidates(trials, meta, top)
-    seeds = confirmation.seeds_for(meta, plan.confirm_seeds)
+    confirmation.check_margin(plan.min_effect, chosen[0])
+    auto = plan.confirm_seeds == AUTO
+    seeds = confirmation.seeds_for(meta, plan.max_seeds if auto else plan.confirm_seeds)
     started = time.time()
-    print(f"confirm {plan.name}: {len(chosen)} configs x {len(seeds)} seeds, {plan.max_concurrent} at a time "
+    count = f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+    print(f"confirm {plan.name}: {len(chosen)} configs x {count}, {plan.max_concurrent} at a time "
           f"(--confirm-top 0 skips this)", flush=True)
+    folder = join(plan.experiment, confirmation.folder_name(plan, top, plan.confirm_seeds))
     try:
-        table = confirmation.run(plan, chosen, seeds, resume=plan.resume)
+        print(confirmation.run_and_conclude(plan, chosen, seeds, folder, auto, plan.resume))
     except confirmation.Interrupted:
         print(f"sweep {plan.name}: the confirmation was interrupted; no verdict from cut runs. Resume with: "
               f"{resume_command(plan)}", file=sys.stderr)
         return False
-    print(confirmation.conclude(plan, chosen, seeds, table))
     print(f"confirmation wall time: {time.time() - started:.0f} s")
     return True
 

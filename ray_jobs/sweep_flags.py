@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_verbosity,
-                                     check_at_least, check_min_effect, check_name, check_storage_answers, check_worker_shares,
-                                     flag_overrides, parse_set, read_config_file, verbosity)
+from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_seeds,
+                                     add_verbosity, check_at_least, check_seeds, check_min_effect, check_name,
+                                     check_storage_answers, check_worker_shares, flag_overrides, parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, scheduler_overrides, startup_trials
@@ -106,7 +106,7 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--confirm-top", type=int, default=3,
                    help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
                         "new training seeds each, and say whether each beats the default (0: no confirmation)")
-    p.add_argument("--confirm-seeds", type=int, default=5, help="training seeds per confirmed config (at least 2)")
+    add_seeds(p, "--confirm-seeds")
     add_min_effect(p)
     add_verbosity(p)
     return p
@@ -142,11 +142,10 @@ def check_flags(args) -> None:
                    ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
                    ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
                    ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0),
-                   ("--seed", args.seed, 0), ("--confirm-top", args.confirm_top, 0),
-                   ("--confirm-seeds", args.confirm_seeds, 2))
+                   ("--seed", args.seed, 0), ("--confirm-top", args.confirm_top, 0))
+    check_seeds("--confirm-seeds", args.confirm_seeds, args.max_seeds)
     check_upper_bounds(("--trials", args.trials, MAX_TRIALS), ("--epochs", args.epochs, MAX_EPOCHS),
-                       ("--seed", args.seed, MAX_SEED), ("--grace-epochs", args.grace_epochs, MAX_EPOCHS),
-                       ("--confirm-seeds", args.confirm_seeds, 1000))
+                       ("--seed", args.seed, MAX_SEED), ("--grace-epochs", args.grace_epochs, MAX_EPOCHS))
     check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
     check_name("--name", args.name)
     check_min_effect(args.min_effect)
@@ -237,7 +236,7 @@ def make_plan(args) -> SweepPlan:
         name=name, storage=storage, storage_arg=args.storage,
         resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
-        confirm_seeds=args.confirm_seeds, min_effect=args.min_effect or ranked_by.min_effect,
+        confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds, min_effect=args.min_effect or ranked_by.min_effect,
         mlflow=args.mlflow, callbacks=args.callbacks, prior_confidence=args.prior_confidence, startup=args.startup))
 
 

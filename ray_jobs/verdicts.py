@@ -9,14 +9,14 @@ import math
 
 import pandas as pd
 
-from losstune.ray_jobs import confirm_stats
+from losstune.ray_jobs import confirm_stats, sequential
 from losstune.ray_jobs.confirmation import Candidate, further_objectives
 from losstune.ray_jobs.plan import SweepPlan
 from losstune.ray_jobs.trial_stats import cost_line
 
 
 def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str, others: list[dict] = (),
-            min_effect: str = confirm_stats.DEFAULT_MIN_EFFECT) -> pd.DataFrame:
+            min_effect: str = confirm_stats.DEFAULT_MIN_EFFECT, decisions: dict | None = None) -> pd.DataFrame:
     """Per config: seeds, failures, mean, sd, 95% t interval, and against the default paired by seed
     (confirm_stats): the difference and its interval, the sign pattern, the exact p-value and the
     verdict against `min_effect`, Holm-corrected over the configs. With `others` (a multi-objective
@@ -30,6 +30,9 @@ def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str, others: lis
     comparisons = dict(zip(pairs, confirm_stats.judge([
         confirm_stats.compare(values[name][seeds].to_numpy(), default[seeds].to_numpy(), mode, min_effect)
         for name, seeds in pairs.items()])))
+    if decisions:
+        comparisons = {name: sequential.applied(c, decisions[name], values[name][pairs[name]] - default[pairs[name]])
+                       for name, c in comparisons.items()}
     further = {c.config_id: {} for c in compared}
     against = reference_name(reference)
     for objective in others:
@@ -65,7 +68,8 @@ def reference_name(config_id: str) -> str:
 def comparison_columns(c: confirm_stats.Comparison, default_mean: float, against: str) -> dict:
     """A compared config's columns in confirm_summary.parquet."""
     return {"pairs": c.pairs, "default_mean": default_mean, "diff": c.diff, "relative": c.relative,
-            "diff_low": c.ci_low, "diff_high": c.ci_high, "interval": confirm_stats.INTERVAL, "better": c.better,
+            "diff_low": c.ci_low, "diff_high": c.ci_high, "better": c.better, "skewness": c.skewness,
+            "interval": "repeated (group-sequential)" if c.decided_at else confirm_stats.INTERVAL,
             "p_value": c.p_value, "min_effect": c.min_effect, "p_verdict": c.p_verdict,
             "corrected_over": c.corrected_over, "seeds_needed": c.seeds_needed or math.nan, "verdict": c.verdict,
             "conclusion": confirm_stats.verdict_phrase(c, against)}
@@ -106,7 +110,7 @@ def answer(row, metric: str) -> str:
             f"better at {int(row.better)} of {int(row.pairs)} seeds, p = {row.p_value:.2g}: {row.conclusion}")
 
 
-def method_line(confirmed: pd.DataFrame, plan: SweepPlan) -> str:
+def method_line(confirmed: pd.DataFrame, plan: SweepPlan, stopped: str = "") -> str:
     compared = confirmed.iloc[1:]
     corrected = (f"verdicts Holm-corrected over the {len(compared)} configs" if len(compared) > 1
                  else "one config: no multiplicity correction needed")
@@ -114,12 +118,18 @@ def method_line(confirmed: pd.DataFrame, plan: SweepPlan) -> str:
     size = f"{delta.iloc[0]:.3g}" if len(delta) else "n/a"
     pairs = int(compared["pairs"].min()) if "pairs" in compared and compared["pairs"].notna().any() else 0
     floor = (f" (at {pairs} seeds never below {confirm_stats.least_p(pairs):.2g})" if pairs >= 2 else "")
+    if stopped:
+        return (f"  how to read it: --seeds auto {stopped}; 95% repeated confidence intervals of the difference, "
+                f"paired by seed, at the seeds where each stopped (valid wherever it stops); p is the exact sign-flip "
+                f"test of no difference; a verdict needs the t statistic beyond its group-sequential boundary "
+                f"against the minimum effect {size} (--min-effect {plan.min_effect}); {corrected}")
     return (f"  how to read it: 95% {confirm_stats.INTERVAL} intervals of the difference, paired by seed; p is the "
             f"exact sign-flip test of no difference{floor}; a verdict needs the interval "
             f"beyond the minimum effect {size} (--min-effect {plan.min_effect}); {corrected}")
 
 
-def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd.DataFrame | None = None) -> str:
+def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd.DataFrame | None = None,
+           stopped: str = "") -> str:
     """The printed confirmation: a line per config with its mean and spread, how well the sweep
     ranked them and the cost, then the answer: one sentence per config against the default."""
     metric, mode = plan.objective["metric"], plan.objective["mode"]
@@ -148,7 +158,7 @@ def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd
                      f"{agreement:.2f}")
     if table is not None and "cpu_s" in table:
         lines.append("  " + cost_line(table, "runs"))
-    lines.append(method_line(confirmed, plan))
+    lines.append(method_line(confirmed, plan, stopped))
     lines.append("answer:")
     lines += [f"  {answer(row, metric)}" for row in confirmed.iloc[1:].itertuples()]
     return "\n".join(lines)

@@ -112,3 +112,22 @@ def test_a_comparison_writes_what_load_sweep_and_the_report_read(monkeypatch, tm
     assert "exists; pass --resume" in capsys.readouterr().err
     assert compare.main([*argv[:2], "phase2", *argv[3:], "--resume"]) == 2
     assert "compared other configs" in capsys.readouterr().err
+
+
+def test_seeds_auto_stops_when_decided_and_says_why(monkeypatch, tmp_path, capsys):
+    # made-up runs (phase1 0.1 better at every seed, spread 0.02, against a minimum effect of 1%): at 3
+    # seeds the gains less their margins are about 0.070, 0.110, 0.090, t = 0.090 / 0.0115 = 7.8, below
+    # the first look's boundary (19.5); at 5 seeds beyond the second's: two rounds, in the comparison's folder
+    monkeypatch.setattr(cluster, "start_ray", lambda verbose: None)
+    monkeypatch.setattr(cluster, "fit_to_cluster", lambda plan: dataclasses.replace(plan, max_concurrent=1))
+    monkeypatch.setattr(confirmation, "run", made_up_runs)
+    argv = ["hdr_patch", "default", "phase1", "--seeds", "auto", "--smoke-test", "--storage", str(tmp_path), "--name", "c"]
+    assert compare.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "2 configs x 3 seeds, then 2 at a time until decided (at most 20)" in out
+    assert "--seeds auto stopped at 5 of up to 20 seeds: every config decided by 5 seeds" in out
+    summary = load_sweep(str(tmp_path / "c")).confirmations["compare_seeds_auto20"].summary.set_index("config_id")
+    assert summary.loc["phase1", "verdict"] == "beats" and summary.loc["phase1", "interval"] == "repeated (group-sequential)"
+    assert summary.loc["phase1", "conclusion"].endswith("decided at 5 seeds (--seeds auto)")
+    rounds = tmp_path / "c" / "compare_seeds_auto20"
+    assert sorted(p.name for p in rounds.glob("look*")) == ["look3", "look5"]

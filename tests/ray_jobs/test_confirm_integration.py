@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs import confirm, sweep
-from losstune.ray_jobs.confirmation import CONFIRM_FILE
+from losstune.ray_jobs import compare, confirm, sweep
+from losstune.ray_jobs.confirmation import CONFIRM_FILE, SUMMARY_FILE
 from losstune.ray_jobs.results import META_FILE
 from tests.ray_jobs.test_tracking import EndedTrials, mlflow_history, mlflow_runs
 from tests.tensorboard_view import hparams_view
@@ -80,6 +80,15 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     kept = extended[extended["seed"] < 3].set_index(["config_id", "seed"])["objective"]
     assert kept.equals(runs.set_index(["config_id", "seed"])["objective"])  # not rerun
     assert len(list((tmp_path / "c" / "confirm_top1_seeds3").glob("*/result.json"))) == 2  # Tune ran two
+    # --seeds auto on a real comparison (on this test's Ray, not one of its own): the default against
+    # a model that barely trains (lr 1e-7), a clear difference, decided before the 7 seeds allowed
+    assert compare.main(["hdr_patch", "frozen=default", "default", "--set", "frozen:optim.lr=1e-7", "--seeds", "auto",
+                         "--max-seeds", "7", "--smoke-test", "--storage", str(tmp_path), "--name", "auto", "-q"]) == 0
+    out = capsys.readouterr().out
+    auto = tmp_path / "auto" / "compare_seeds_auto7"
+    decided = pd.read_parquet(auto / SUMMARY_FILE).set_index("config_id").loc["default"]
+    assert decided["verdict"] == "beats" and decided["pairs"] < 7 and "decided at" in decided["conclusion"]
+    assert (auto / "look3").is_dir() and not (auto / "look7").exists() and "--seeds auto stopped at" in out
     # everything a researcher reads afterwards, in the folder: importance, Optuna's plots, report.html
     folder = tmp_path / "c"
     assert (folder / "report.html").exists() and (folder / "optuna_history.png").exists()

@@ -114,12 +114,29 @@ def no_ray(monkeypatch):
     (["--seeds", "1"], "--seeds: must be >= 2, got 1"),
     (["--top", "3"], "--top: the sweep has 2 healthy finished trial(s) besides the default, fewer than --top 3"),
     (["--top", "0"], "--top: must be >= 1, got 0"),
+    (["--seeds", "auto", "--max-seeds", "2"], "--max-seeds: must be >= 3, got 2"),
 ])
 def test_bad_flags_are_one_line_before_ray_starts(capsys, no_ray, finished_sweep, argv, expected):
     assert confirm.main([str(finished_sweep), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"confirm: error: {expected}"
     assert not any(p.name.startswith("confirm_") for p in finished_sweep.iterdir())
+
+
+def test_seeds_that_are_neither_a_number_nor_auto_are_refused(capsys, no_ray, finished_sweep):
+    with pytest.raises(SystemExit) as exit_:
+        confirm.main([str(finished_sweep), "--seeds", "many"])
+    assert exit_.value.code == 2 and "expected a number of seeds or auto, got 'many'" in capsys.readouterr().err
+
+
+def test_a_percentage_of_a_default_about_0_is_refused_before_ray_starts(capsys, no_ray, finished_sweep):
+    trials = ranked_trials()
+    trials.loc[trials["is_default"], "objective"] = 0.0  # e.g. a signed bias metric centred on 0
+    trials.to_parquet(finished_sweep / "trials.parquet")
+    assert confirm.main([str(finished_sweep), "--top", "1", "--min-effect", "1%"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("confirm: error: --min-effect 1%: the default's mean is 0, about 0") and len(err.splitlines()) == 1
+    assert "give an absolute --min-effect" in err and not any(p.name.startswith("confirm_") for p in finished_sweep.iterdir())
 
 
 def test_a_folder_that_is_not_a_finished_sweep_is_refused(capsys, no_ray, tmp_path, finished_sweep):

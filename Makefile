@@ -17,7 +17,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 # The sweep's own defaults (no flags: 8 trials of hdr_patch over `caps`), with its epochs and its
 # confirmation sized to run in a few minutes on 2 cores: its best against the documented default at 5
 # seeds, where a paired t interval can reach a verdict (at 3 it rarely does); a sweep confirms its
-# top 3 at 5 seeds by default. --mlflow: the sweep in MLflow too (mlflow ui, docs/results.md).
+# top 3 at 5 seeds by default. Not --confirm-seeds auto: on this sweep it decides at 7 seeds, later
+# than 5 (README). --mlflow: the sweep in MLflow too (mlflow ui, docs/results.md).
 demo: $(VENV)/.installed
 	$(VENV)/bin/losstune-sweep --epochs 6 --confirm-top 1 --confirm-seeds 5 --mlflow
 

@@ -227,7 +227,7 @@ def normal_skewness_range(n: int) -> float:
 def too_skewed(skewness: float, n: int) -> bool:
     """The skew rule: the gains' sample skewness beyond what normal differences give 95% of the time
     at n seeds. The t interval's 95% assumes roughly symmetric differences: lognormal ones (sigma 1)
-    cover 82-87% and give 13-18% false "beats" at the margin. The rule catches 23% of those at 5
+    cover 83-87% and give 13-16% false "beats" at the margin. The rule catches 23% of those at 5
     seeds, 53% at 10, 86% at 20, and a sample that never saw the long tail cannot show it: at 3-5
     seeds no rule can (docs/results.md, "When the 95% holds"; benchmarks/verdicts.py). Below
     SKEW_FROM seeds it is not applied: three values that are not all equal reach |G1| 1.73 by two

@@ -86,10 +86,11 @@ def other_objective(healthy: pd.DataFrame, pairs: dict, objective: dict, min_eff
     """Each config's paired difference to the default in a further objective, at the seeds where
     both ended healthy: a point of the Pareto front may trade one objective for another."""
     column, metric = f"final/{objective['metric']}", objective["metric"]
-    default = healthy[healthy["config_id"] == reference].set_index("seed")[column].dropna()
+    # a value that is not finite stays in: compare leaves it out and counts it in the verdict
+    default = healthy[healthy["config_id"] == reference].set_index("seed")[column]
     both, comparisons = {}, []
     for name, seeds in pairs.items():
-        own = healthy[healthy["config_id"] == name].set_index("seed")[column].dropna()
+        own = healthy[healthy["config_id"] == name].set_index("seed")[column]
         both[name] = [seed for seed in seeds if seed in own.index and seed in default.index]
         comparisons.append(confirm_stats.compare(own[both[name]].to_numpy(), default[both[name]].to_numpy(),
                                                  objective["mode"], min_effect))

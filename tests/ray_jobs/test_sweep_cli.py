@@ -105,6 +105,7 @@ def bad_npz(tmp_path):
                                           "got --scheduler asha"),
     (["hdr_patch", "--confirm-top", "-1"], "--confirm-top: must be >= 0, got -1"),
     (["hdr_patch", "--confirm-seeds", "1"], "--confirm-seeds: must be >= 2, got 1"),
+    (["hdr_patch", "--confirm-seeds", "auto", "--max-seeds", "2"], "--max-seeds: must be >= 3, got 2"),
     (["hdr_patch", "--config", "/nonexistent/best_config.json"],
      "--config: /nonexistent/best_config.json: No such file or directory"),
     # issue 55, items 10-12: bounds, names and resources that Ray, Optuna or the file system refused late

@@ -41,7 +41,7 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
     if best is not None and best.get("best_checkpoint"):
         lines.append(f"best trial's best checkpoint: {best['best_checkpoint']}")
     elif best is None:
-        lines.append(f"no healthy finished trial ({how_trials_ended(trials)}): no best config written")
+        lines.append(f"{no_healthy_trial(trials)}: no best config written")
     lines += unmoving_lines(trials, history, metric)
     lines += identical_lines(trials, params)
     lines += branch_lines(trials, meta)
@@ -71,6 +71,14 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
         lines.append(provenance.summary(meta["provenance"]))
     lines += [f"{name}: {uri}" for name, uri in written.items()]
     return "\n".join(lines)
+
+
+def no_healthy_trial(trials: pd.DataFrame) -> str:
+    """Why a sweep has no best: every trial failed (the first error, one line), or how they ended."""
+    errors = [e for e in trials["error"] if e] if "error" in trials else []
+    if len(trials) and len(errors) == len(trials):
+        return f"every trial failed: {errors[0]}"
+    return f"no healthy finished trial ({how_trials_ended(trials)})"
 
 
 def how_trials_ended(trials: pd.DataFrame) -> str:

@@ -84,8 +84,7 @@ def run(plan: SweepPlan) -> int:
     print(f"sweep wall time: {time.time() - started:.0f} s")
     if results.best_trial(trials) is None:
         print(f"report: {write_report_html(plan.experiment)}")
-        print(f"sweep: {plan.name}: no healthy finished trial (every trial errored, stopped unhealthy or was cut "
-              f"short); exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
+        print(f"sweep: {plan.name}: {report.no_healthy_trial(trials)}; exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
         return EXIT_NO_HEALTHY_TRIAL
     if plan.confirm_top and not confirm_best(plan, trials, meta):
         return EXIT_INTERRUPTED

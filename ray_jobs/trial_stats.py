@@ -57,6 +57,8 @@ def early_ranking(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> pd
     from scipy.stats import spearmanr
 
     metric, epochs = meta["objective"]["metric"], meta["epochs"]
+    if history.empty or metric not in history:  # no trial reported an epoch (all failed at start)
+        return pd.DataFrame(columns=["epoch", "rho", "low", "high", "n"])
     full = trials.loc[trials["status"] == "COMPLETED", "trial_id"]
     curves = (history[history["trial_id"].isin(full)]
               .pivot_table(index="trial_id", columns="epoch", values=metric, aggfunc="last")

@@ -1,5 +1,9 @@
 """The printed summary, on the ranked trials table of test_results."""
 
+import math
+
+import pandas as pd
+
 from losstune.ray_jobs.report import report
 from losstune.ray_jobs.results import ranked
 from losstune.ray_jobs.trial_stats import pareto_front
@@ -197,3 +201,14 @@ def test_report_names_a_flat_objective_and_a_sweep_whose_trials_are_all_equal():
     same = trials.assign(objective=[1.0, 1.0 + 1e-8, 1.0 - 1e-8, 1.0, 1.0, 1.0])
     assert "all 6 finished trials ended at 1 in val/a (within 1e-06 of each other): the sweep cannot tell its " \
            "configs apart" in report(same, meta, {})
+
+
+def test_a_sweep_whose_every_trial_failed_at_start_reports_the_first_error():
+    # no trial reported an epoch: an empty history (was KeyError 'trial_id' in early_ranking)
+    trials = pd.DataFrame({"trial_id": ["a", "b"], "status": ["ERROR", "ERROR"], "stop_reason": ["error", "error"],
+                           "objective": [math.nan, math.nan], "epochs_done": [0, 0], "is_default": [True, False],
+                           "error": ["RuntimeError: toy: data.fail is set"] * 2})
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/log_l1", "mode": "min"}, "epochs": 2,
+            "scheduler": "asha", "grace_epochs": 1}
+    text = report(trials, meta, {}, history=pd.DataFrame())
+    assert "every trial failed: RuntimeError: toy: data.fail is set: no best config written" in text

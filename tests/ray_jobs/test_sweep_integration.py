@@ -149,7 +149,7 @@ def test_a_trial_that_raises_after_reporting_is_fail_in_optuna(local_ray, tmp_pa
                        "--set", "health.max_overflow_frac=1.0",
                        "--storage", str(tmp_path), "--name", "crash"])
     # the sweep finishes and writes its results, but with no healthy trial it is no success
-    assert code == 1 and "crash: no healthy finished trial" in capsys.readouterr().err
+    assert code == 1 and "crash: every trial failed: RuntimeError: injected crash at epoch 2" in capsys.readouterr().err
     trials = pd.read_parquet(tmp_path / "crash" / "trials.parquet")
     assert list(trials["status"]) == ["ERROR"] and trials.loc[0, "epochs_done"] == 1  # it had reported epoch 1
     assert trials.loc[0, "error"] == "RuntimeError: injected crash at epoch 2 (LOSSTUNE_FAULTS)"

@@ -79,6 +79,15 @@ def test_a_family_from_another_package_is_listed_swept_confirmed_and_compared(lo
                          "-q"]) == 0
     compared = pd.read_parquet(tmp_path / "cmp" / "compare_seeds2" / "confirm.parquet")
     assert sorted(compared["config_id"].unique()) == ["default", "strong"]
+    # a family whose every trial fails (here at its first step, as one whose Config lacks what the loop
+    # needs): exit 1 with the first error in one line, and the trials table and report written
+    capsys.readouterr()
+    assert sweep.main(["toy", "--trials", "2", "--set", "data.fail=true", "--storage", str(tmp_path), "--name", "bad",
+                       "-q"]) == 1
+    assert "sweep: bad: every trial failed: RuntimeError: toy: data.fail is set; exit 1" in capsys.readouterr().err
+    failed = pd.read_parquet(tmp_path / "bad" / "trials.parquet")
+    assert len(failed) == 2 and (failed["status"] == "ERROR").all()
+    assert "every trial failed" in (tmp_path / "bad" / "report.html").read_text()
 
 
 def test_a_registered_family_cannot_take_a_built_in_ones_name(monkeypatch, packages_read_anew):

@@ -20,6 +20,7 @@ OBJECTIVE = Objective("val/mse", "min")
 class DataConfig:
     num_train: int = 64
     num_val: int = 16
+    fail: bool = False  # the tests' switch: every run raises in `build`, a family whose trials all fail
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def check_data(cfg) -> int:
 
 
 def build(cfg) -> Parts:
+    if cfg.data.fail:
+        raise RuntimeError("toy: data.fail is set")
     return Parts(torch.nn.Linear(1, 1), points(cfg.data.num_train, 0), points(cfg.data.num_val, 2), {})
 
 

@@ -39,7 +39,8 @@ def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
     """--list and --print-config FAMILY: what can be run, then exit (shared with ray_jobs/train.py)."""
     parser.add_argument("--list", action="store_true", help="list the families, their search spaces (and what "
                                                             "each tunes) and presets, then exit")
-    parser.add_argument("--print-config", metavar="FAMILY", choices=family_names(),
+    # nargs "?": `--print-config FAMILY` and `FAMILY --print-config` alike (const: the positional FAMILY)
+    parser.add_argument("--print-config", metavar="FAMILY", nargs="?", const=True, choices=family_names(),
                         help="print every config key of FAMILY (what --set takes), its default and its seed "
                              "section, then exit")
 
@@ -51,7 +52,7 @@ def print_catalogue(args) -> bool:
     if args.list:
         print(catalogue())
     elif args.print_config:
-        print(config_listing(args.print_config))
+        print(config_listing(args.family if args.print_config is True else args.print_config))
     return bool(args.list or args.print_config)
 
 

@@ -208,6 +208,7 @@ def against_default(best, default_rows: pd.DataFrame) -> str:
     if default["status"] != "COMPLETED" or not math.isfinite(base):
         why = default.get("error") or default["stop_reason"] or f"{default['epochs_done']} epochs"
         return f"the documented default did not finish ({default['status']}: {why}): no change reported"
-    change = (best["objective"] - base) / abs(base) * 100 if base else math.nan
-    return (f"documented default: {base:.4g} (COMPLETED); change {change:+.1f}% (one training seed each: a best of "
+    # a default of exactly 0 takes no percentage (it was "+nan%"): the change in the metric's units
+    change = f"{(best['objective'] - base) / abs(base):+.1%}" if base else f"{best['objective'] - base:+.4g} (from 0)"
+    return (f"documented default: {base:.4g} (COMPLETED); change {change} (one training seed each: a best of "
             "many noisy runs, not a verdict; the confirmation gives one)")

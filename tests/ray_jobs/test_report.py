@@ -212,3 +212,13 @@ def test_a_sweep_whose_every_trial_failed_at_start_reports_the_first_error():
             "scheduler": "asha", "grace_epochs": 1}
     text = report(trials, meta, {}, history=pd.DataFrame())
     assert "every trial failed: RuntimeError: toy: data.fail is set: no best config written" in text
+
+
+def test_a_default_of_exactly_0_gives_the_change_in_units_not_nan_percent():
+    from losstune.ray_jobs.report import against_default
+
+    default = pd.DataFrame({"objective": [0.0], "status": ["COMPLETED"], "stop_reason": [""], "epochs_done": [2]})
+    text = against_default({"objective": -0.25}, default)
+    assert "change -0.25 (from 0)" in text and "nan" not in text
+    default["objective"] = 2.0  # else a percentage: (1.5 - 2) / 2 = -25.0%
+    assert "change -25.0%" in against_default({"objective": 1.5}, default)

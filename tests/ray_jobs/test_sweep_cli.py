@@ -467,6 +467,13 @@ def test_print_config_gives_every_key_its_default_and_its_seed_section(capsys):
     assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(load_family("hdr_patch").config_class()))}
 
 
+def test_print_config_after_the_family_too(capsys):
+    # `losstune-sweep npt --print-config` failed with "expected one argument"
+    assert sweep.main(["npt", "--print-config"]) == 0 and sweep.main(["--print-config", "npt"]) == 0
+    first, second = capsys.readouterr().out.split("npt: every key")[1:]
+    assert first == second and "loss." in first
+
+
 def test_help_shows_the_whole_description_and_the_defaults(capsys):
     with pytest.raises(SystemExit):
         sweep.main(["--help"])

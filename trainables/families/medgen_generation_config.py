@@ -63,8 +63,8 @@ class GenerationConfig:
         if self.objective == "kid" and not self.metrics:
             raise ConfigError("objective", "kid needs generation.metrics=true (and generation.resnet_weights)")
         if self.metrics and not self.resnet_weights:
-            raise ConfigError("resnet_weights", "generation.metrics needs a local ResNet-50 weights file "
-                                                "(torchvision layout); nothing is downloaded")
+            raise ConfigError("resnet_weights", "is not set: generation.metrics needs a local ResNet-50 weights "
+                                                "file (torchvision layout); nothing is downloaded")
         if self.resnet_weights and not os.path.isfile(self.resnet_weights):
             raise ConfigError("resnet_weights", f"{self.resnet_weights}: no such file")
         if self.clip_dir and not os.path.isdir(self.clip_dir):

@@ -166,7 +166,7 @@ def test_generation_metrics_need_local_weights_named_in_one_line(tmp_path):
     from losstune.trainables.config import ConfigError
 
     family = load_family("medgen_diffusion")
-    with pytest.raises(ConfigError, match="resnet_weights.*needs a local ResNet-50 weights file"):
+    with pytest.raises(ConfigError, match="^generation.resnet_weights is not set: generation.metrics needs a local ResNet-50"):
         make_config(family, {"generation": {"metrics": True}})
     with pytest.raises(ConfigError, match=f"resnet_weights.*{tmp_path}/none.pth: no such file"):
         make_config(family, {"generation": {"metrics": True, "resnet_weights": str(tmp_path / "none.pth")}})

@@ -9,7 +9,7 @@ import shutil
 import socket
 import stat
 
-from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.flags import UsageError, finite_float
 
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds below 2^32
 MAX_TRIALS = 100_000  # a week of one-second trials; more is a typo
@@ -99,10 +99,10 @@ def check_local_resources(resources) -> None:
 def add_resource_flags(p, run: str) -> None:
     """What each `run` (a sweep's trial, a comparison's run) holds and how it trains."""
     p.add_argument("--workers-per-trial", type=int, default=1, help=f"training workers (DDP ranks) per {run}")
-    p.add_argument("--cpus-per-worker", type=float,
+    p.add_argument("--cpus-per-worker", type=finite_float,
                    help=f"default 1; in a worker group on a local Ray 1 - --driver-cpus, so that a {run} fills one core")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions allowed, e.g. 0.25")
-    p.add_argument("--driver-cpus", type=float, default=0.1, help=f"CPU held by each {run}'s driver in a worker group")
+    p.add_argument("--gpus-per-worker", type=finite_float, default=0.0, help="fractions allowed, e.g. 0.25")
+    p.add_argument("--driver-cpus", type=finite_float, default=0.1, help=f"CPU held by each {run}'s driver in a worker group")
     p.add_argument("--worker-group", action="store_true",
                    help=f"train a one-worker {run} in a Ray Train worker group (its own controller and worker "
                         f"processes, 9-30 s more per {run}), not in the {run}'s own process (docs/search.md)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 
 from losstune.trainables.config import merge, unflatten
@@ -33,6 +34,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if worth_saying and "%(default)" not in text and (action.option_strings or action.nargs == "?"):
             text += " (default: %(default)s)"
         return text
+
+
+def finite_float(text: str) -> float:
+    """A flag's number: NaN and infinity refused here (a NaN share of a CPU hung Ray's scheduler)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+RAY_RESOLUTION = 1e-4  # Ray rounds a resource share to 4 decimals: a smaller one is 0 to its scheduler
 
 
 def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
@@ -184,10 +199,13 @@ def check_name(flag: str, name: str | None) -> None:
 
 
 def check_worker_shares(cpus: float | None, gpus: float) -> None:
-    """A worker needs some CPU (Ray refuses an empty bundle) and no negative GPU share."""
-    if cpus is not None and cpus <= 0:
-        raise UsageError(f"--cpus-per-worker: must be > 0, got {cpus}")
+    """A worker needs some CPU (Ray refuses an empty bundle) and no negative GPU share; a share Ray
+    would round to 0 is refused (1e-9 CPU failed inside Tune: "Tracked actor is not managed")."""
+    if cpus is not None and cpus < RAY_RESOLUTION:
+        raise UsageError(f"--cpus-per-worker: must be at least {RAY_RESOLUTION:g} (Ray's resolution), got {cpus:g}")
     check_at_least(("--gpus-per-worker", gpus, 0))
+    if 0 < gpus < RAY_RESOLUTION:
+        raise UsageError(f"--gpus-per-worker: must be 0 or at least {RAY_RESOLUTION:g} (Ray's resolution), got {gpus:g}")
 
 
 def check_storage_answers(storage: str) -> None:

@@ -11,7 +11,8 @@ import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_seeds,
                                      add_verbosity, check_at_least, check_seeds, check_min_effect, check_name,
-                                     check_storage_answers, check_worker_shares, flag_overrides, parse_set, read_config_file, verbosity)
+                                     check_storage_answers, check_worker_shares, finite_float, flag_overrides, parse_set,
+                                     read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, scheduler_overrides, startup_trials
@@ -123,7 +124,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="checkpoints a trial keeps by the objective, best first, beside its latest")
     p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
     p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
-    p.add_argument("--min-free-mb", type=float, default=MIN_FREE_MB,
+    p.add_argument("--min-free-mb", type=finite_float, default=MIN_FREE_MB,
                    help="stop the sweep, resumable, when a local --storage has less free space than this")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
     p.add_argument("--mlflow", nargs="?", const="", metavar="URI",

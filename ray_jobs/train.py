@@ -20,8 +20,8 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_storage, check_worker_shares, flag_overrides, print_catalogue,
-                                     read_config_file)
+                                     check_name, check_storage, check_worker_shares, finite_float, flag_overrides,
+                                     print_catalogue, read_config_file)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
@@ -45,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, help="epochs (default: the config's train.epochs)")
     p.add_argument("--data", help="data file or folder (sets data.path)")
     p.add_argument("--workers", type=int, default=1, help="training workers (DDP ranks)")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker holds")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker holds; fractions allowed")
+    p.add_argument("--cpus-per-worker", type=finite_float, default=1.0, help="CPUs each worker holds")
+    p.add_argument("--gpus-per-worker", type=finite_float, default=0.0, help="GPUs each worker holds; fractions allowed")
     p.add_argument("--max-failures", type=int, default=1, help="worker failures the run survives (-1: any number)")
     p.add_argument("--keep-checkpoints", type=int, default=2,
                    help="checkpoints kept by the objective, best first, beside the latest (a run checkpoints "

@@ -29,7 +29,10 @@ def ray_starts(monkeypatch):
 
 
 def run_sweep(capsys, tmp_path, *argv):
-    code = sweep.main(["--storage", str(tmp_path / "results"), *argv])
+    try:
+        code = sweep.main(["--storage", str(tmp_path / "results"), *argv])
+    except SystemExit as exit_:  # argparse's own refusals (a flag's type)
+        code = exit_.code
     err = capsys.readouterr().err.strip()
     return code, err
 
@@ -55,7 +58,7 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--max-concurrent", "0"], "--max-concurrent: must be >= 1, got 0"),
     (["hdr_patch", "--keep-checkpoints", "0"], "--keep-checkpoints: must be >= 1, got 0"),
     (["hdr_patch", "--max-failures", "-2"], "--max-failures: must be >= -1, got -2"),
-    (["hdr_patch", "--cpus-per-worker", "0"], "--cpus-per-worker: must be > 0, got 0.0"),
+    (["hdr_patch", "--cpus-per-worker", "0"], "--cpus-per-worker: must be at least 0.0001 (Ray's resolution), got 0"),
     (["hdr_patch", "--gpus-per-worker", "-1"], "--gpus-per-worker: must be >= 0, got -1.0"),
     (["hdr_patch", "--driver-cpus", "-0.5"], "--driver-cpus: must be >= 0, got -0.5"),
     # a resumed sweep takes these flags from the command line, so they are checked there too
@@ -120,6 +123,13 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--gpus-per-worker", "2"], "--gpus-per-worker: 2 GPU per worker, this machine has 0"),
     (["hdr_patch", "--cpus-per-worker", "100"], "--cpus-per-worker: 100 CPUs per worker, this machine has"),
     (["hdr_patch", "--driver-cpus", "16"], "--driver-cpus: 16 CPUs per trial's driver, this machine has"),
+    # issue 73, item 15: NaN resources hung Ray's scheduler or failed inside Tune; a share Ray rounds to 0
+    (["hdr_patch", "--cpus-per-worker", "nan"], "argument --cpus-per-worker: expected a finite number, got 'nan'"),
+    (["hdr_patch", "--gpus-per-worker", "nan"], "argument --gpus-per-worker: expected a finite number, got 'nan'"),
+    (["hdr_patch", "--driver-cpus", "nan", "--worker-group"], "argument --driver-cpus: expected a finite number"),
+    (["hdr_patch", "--min-free-mb", "nan"], "argument --min-free-mb: expected a finite number, got 'nan'"),
+    (["hdr_patch", "--cpus-per-worker", "1e-9"], "--cpus-per-worker: must be at least 0.0001 (Ray's resolution)"),
+    (["hdr_patch", "--gpus-per-worker", "1e-9"], "--gpus-per-worker: must be 0 or at least 0.0001"),
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
     (["hdr_patch", "--grace-epochs", "11"], "--grace-epochs: 11 is more than the 10 epochs a trial runs (train.epochs); "
                                             "give at most 10"),
@@ -231,7 +241,7 @@ def test_existing_sweep_name_is_refused_and_left_alone(capsys, tmp_path):
 @pytest.mark.parametrize("flag, value, expected", [
     ("--epochs", "0", "--epochs: must be >= 1, got 0"),
     ("--workers", "0", "--workers: must be >= 1, got 0"),  # Ray would run its local mode instead
-    ("--cpus-per-worker", "0", "--cpus-per-worker: must be > 0, got 0.0"),
+    ("--cpus-per-worker", "0", "--cpus-per-worker: must be at least 0.0001 (Ray's resolution), got 0"),
     ("--gpus-per-worker", "-1", "--gpus-per-worker: must be >= 0, got -1.0"),
     ("--keep-checkpoints", "0", "--keep-checkpoints: must be >= 1, got 0"),
     ("--max-failures", "-2", "--max-failures: must be >= -1, got -2"),

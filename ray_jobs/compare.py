@@ -30,7 +30,7 @@ from losstune.data import DataError
 from losstune.ray_jobs import confirmation
 from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
                                      add_verbosity, check_at_least, check_min_effect, check_seeds, check_name, check_storage, check_storage_answers, check_worker_shares,
-                                     flag_overrides, parse_set, read_config_file, verbosity)
+                                     flag_overrides, not_empty, parse_set, read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="[LABEL:]KEY=VALUE",
                    help="a config change for every config, or with LABEL: for that one (repeatable)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: the configs' train.epochs)")
-    p.add_argument("--data", help="data file or directory (sets data.path)")
+    p.add_argument("--data", type=not_empty, help="data file or directory (sets data.path)")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per run")
     p.add_argument("--seed", type=int, default=0, help="the runs train at seeds SEED+1 .. SEED+N")
     add_resource_flags(p, "run")

@@ -47,6 +47,14 @@ def finite_float(text: str) -> float:
     return value
 
 
+def not_empty(text: str) -> str:
+    """A flag's text that must say something: '' (an unset shell variable, `--data "$DATA"`) is
+    refused, not read as "not given" (--data '' trained on the embedded synthetic data)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty (an unset shell variable?); leave the flag out for its default")
+    return text
+
+
 RAY_RESOLUTION = 1e-4  # Ray rounds a resource share to 4 decimals: a smaller one is 0 to its scheduler
 
 

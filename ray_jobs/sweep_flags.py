@@ -11,7 +11,7 @@ import time
 
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_seeds,
                                      add_verbosity, check_at_least, check_seeds, check_min_effect, check_name,
-                                     check_storage_answers, check_worker_shares, finite_float, flag_overrides, parse_set,
+                                     check_storage_answers, check_worker_shares, finite_float, flag_overrides, not_empty, parse_set,
                                      read_config_file, verbosity)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
@@ -52,7 +52,7 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(family_names())}")
     add_catalogue_flags(p)
-    p.add_argument("--space", help="named search space (default: the family's, e.g. caps)")
+    p.add_argument("--space", type=not_empty, help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
     p.add_argument("--search", choices=["optuna", "optuna-grouped", "prior", "gp", "cmaes", "random"], default="optuna",
                    help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
@@ -89,18 +89,18 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
                    help="pareto (default where the family declares several objectives, e.g. lgt): "
                         "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
-    p.add_argument("--preset", default="", help="a named preset of the family under the search (e.g. phase1)")
-    p.add_argument("--config", help="a JSON config the search starts from, e.g. an earlier sweep's best_config.json "
+    p.add_argument("--preset", type=not_empty, help="a named preset of the family under the search (e.g. phase1)")
+    p.add_argument("--config", type=not_empty, help="a JSON config the search starts from, e.g. an earlier sweep's best_config.json "
                                     "(tune weights on top of the best caps); --set applies on top")
-    p.add_argument("--enqueue", metavar="FILE",
+    p.add_argument("--enqueue", type=not_empty, metavar="FILE",
                    help="a JSON list of hand-picked points of the space, run first, after the documented default, "
                         'e.g. [{"caps/mode": "B", "caps/log_delta_scale": 0.5}]')
-    p.add_argument("--warm-start", metavar="SWEEP",
+    p.add_argument("--warm-start", type=not_empty, metavar="SWEEP",
                    help="an earlier sweep of the family (its folder): its completed trials that fit this space are "
                         "given to Optuna as prior trials, so the search starts from what it found")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
-    p.add_argument("--data", help="data file or directory (sets data.path)")
+    p.add_argument("--data", type=not_empty, help="data file or directory (sets data.path)")
     add_run_flags(p)
     p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
     p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
@@ -160,7 +160,7 @@ def base_overrides(family, args) -> dict:
     """The overrides every trial's config is built from (trials add their sampled point): the
     preset, --config, the smoke-test sizes, the seed, then the command line's flags, later ones
     winning."""
-    make_config(family, preset=args.preset)  # an unknown preset fails here, before anything else
+    make_config(family, preset=args.preset or "")  # an unknown preset fails here, before anything else
     base = dict(family.presets[args.preset]) if args.preset else {}
     if args.config:
         base = merge(base, config_file_of(family, args.config))
@@ -228,7 +228,7 @@ def make_plan(args) -> SweepPlan:
     if exists(join(storage, name)):
         raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
     return checked_tracking(SweepPlan(
-        family=args.family, space=space_name, preset=args.preset, base=base, objective=objective,
+        family=args.family, space=space_name, preset=args.preset or "", base=base, objective=objective,
         objectives=pareto_list, default_point=point, enqueued=enqueued, warm_start=warm_start, priors=priors,
         epochs=config.train.epochs, trials=args.trials, search="random" if population else args.search,
         scheduler=args.scheduler,

@@ -20,7 +20,7 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_storage, check_worker_shares, finite_float, flag_overrides,
+                                     check_name, check_storage, check_worker_shares, finite_float, flag_overrides, not_empty,
                                      print_catalogue, read_config_file)
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
                                       check_storage_text, check_upper_bounds)
@@ -37,13 +37,13 @@ def parse_args(argv=None):
                                        "check's stop_reason); 2 bad input, refused before Ray starts; 4 Ray could not start")
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(family_names())}")
     add_catalogue_flags(p)
-    p.add_argument("--config", help="a JSON config (e.g. a sweep's best_config.json)")
-    p.add_argument("--preset", default="", help="a named preset of the family (see --list)")
+    p.add_argument("--config", type=not_empty, help="a JSON config (e.g. a sweep's best_config.json)")
+    p.add_argument("--preset", type=not_empty, help="a named preset of the family (see --list)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override on top of --config, e.g. --set train.batch_size=64 (repeatable; keys: "
                         "--print-config FAMILY)")
     p.add_argument("--epochs", type=int, help="epochs (default: the config's train.epochs)")
-    p.add_argument("--data", help="data file or folder (sets data.path)")
+    p.add_argument("--data", type=not_empty, help="data file or folder (sets data.path)")
     p.add_argument("--workers", type=int, default=1, help="training workers (DDP ranks)")
     p.add_argument("--cpus-per-worker", type=finite_float, default=1.0, help="CPUs each worker holds")
     p.add_argument("--gpus-per-worker", type=finite_float, default=0.0, help="GPUs each worker holds; fractions allowed")
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     try:
         check_flags(args)
         family = load_family(args.family)
-        config = make_config(family, overrides_from(args, family), args.preset)
+        config = make_config(family, overrides_from(args, family), args.preset or "")
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
         check_storage(absolute(args.storage))

@@ -130,6 +130,10 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--min-free-mb", "nan"], "argument --min-free-mb: expected a finite number, got 'nan'"),
     (["hdr_patch", "--cpus-per-worker", "1e-9"], "--cpus-per-worker: must be at least 0.0001 (Ray's resolution)"),
     (["hdr_patch", "--gpus-per-worker", "1e-9"], "--gpus-per-worker: must be 0 or at least 0.0001"),
+    # issue 73, item 17: an empty value (an unset shell variable) is not "not given": --data '' trained
+    # on the embedded synthetic data
+    *[(["hdr_patch", flag, ""], f"argument {flag}: empty (an unset shell variable?)")
+      for flag in ("--data", "--config", "--enqueue", "--warm-start", "--preset", "--space")],
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
     (["hdr_patch", "--grace-epochs", "11"], "--grace-epochs: 11 is more than the 10 epochs a trial runs (train.epochs); "
                                             "give at most 10"),
@@ -158,7 +162,7 @@ def hf_folder(tmp_path_factory):
     ("model_type", [], r"architecture 'gpt_neox' is not supported \(supported: llama, mistral, qwen2"),
     ("tokenizer.json", [], r"no tokenizer: none of tokenizer.json, tokenizer.model, vocab.json"),
     ("config.json", [], r"copy: no config.json: not a Hugging Face checkpoint folder"),
-    ("", ["--data", ""], r"error: data.path: a model.checkpoint_dir layer trains on real text"),
+    ("", ["--set", "data.path="], r"error: data.path: a model.checkpoint_dir layer trains on real text"),
 ])
 def test_a_bad_checkpoint_exits_2_with_one_line(ray_starts, capsys, tmp_path, hf_folder, breaks, flags, expected):
     import re
@@ -172,8 +176,9 @@ def test_a_bad_checkpoint_exits_2_with_one_line(ray_starts, capsys, tmp_path, hf
             (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt_neox"}))
         else:
             (folder / breaks).unlink()
-    code, err = run_sweep(capsys, tmp_path, "npt", "--smoke-test", "--data", str(text), "--set",
-                          f"model.checkpoint_dir={folder}", *flags)
+    data = [] if "data.path=" in flags else ["--data", str(text)]  # the synthetic data, set as a config key
+    code, err = run_sweep(capsys, tmp_path, "npt", "--smoke-test", *data, "--set", f"model.checkpoint_dir={folder}",
+                          *flags)
     assert code == 2 and len(err.splitlines()) == 1 and not ray_starts
     assert re.search(expected, err), err
 

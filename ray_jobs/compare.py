@@ -78,9 +78,13 @@ def labelled(family, specs: list[str]) -> dict[str, tuple[str, dict]]:
         label, spec = "", given
         if "=" in given and not os.path.exists(given):  # LABEL=CONFIG
             label, spec = given.split("=", 1)
+            if not label.strip():
+                raise UsageError(f"CONFIG {given!r}: the label before '=' is empty")
         label, overrides = config_of(family, spec, label)
-        while label in found:  # the same config twice (an A/A comparison) or two best_config.json
-            label += "'"
+        if label in found:  # two configs one label: --set LABEL: and the results could not tell them apart
+            raise UsageError(f"CONFIG: two configs are labelled {label!r} ({found[label][0]} and {spec}); label them "
+                             f"apart, e.g. {spec.removesuffix('.json')}2={spec} (the same config twice, an A/A "
+                             "check, takes a label too)")
         found[label] = (spec, overrides)
     if len(found) < 2:
         raise UsageError(f"CONFIG: give at least 2 configs to compare, got {len(found)}")

@@ -198,10 +198,11 @@ def check_at_least(*checks: tuple[str, float | None, float]) -> None:
 
 
 def check_name(flag: str, name: str | None) -> None:
-    """A run or sweep name is one folder inside --storage: no path separators, no '..'."""
+    """A run or sweep name is one folder inside --storage: no path separators, no '..', not blank
+    (--name ' ' made a folder named by one space)."""
     from losstune.ray_jobs.bounds import check_folder_name
 
-    if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
+    if name is not None and (not name.strip() or "/" in name or "\\" in name or name in (".", "..")):
         raise UsageError(f"{flag}: must be a plain folder name inside --storage, got {name!r}")
     check_folder_name(flag, name)
 

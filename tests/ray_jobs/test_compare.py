@@ -35,6 +35,12 @@ def other_family_config(tmp_path):
                                          "phase3_adaptive, phase3_layernorm) or a JSON config file"),
     (["hdr_patch", "default", "phase1", "--seeds", "1"], "--seeds: must be >= 2, got 1"),
     (["hdr_patch", "default", "phase1", "--data", ""], "argument --data: empty (an unset shell variable?)"),
+    # issue 73, items 19 and 28: one label for two configs was accepted, renamed a' silently
+    (["hdr_patch", "default", "default"], "CONFIG: two configs are labelled 'default' (default and default); label "
+                                          "them apart, e.g. default2=default"),
+    (["hdr_patch", "a=default", "a=phase1"], "CONFIG: two configs are labelled 'a' (default and phase1)"),
+    (["hdr_patch", "=default", "phase1"], "CONFIG '=default': the label before '=' is empty"),
+    (["hdr_patch", "default", "phase1", "--name", " "], "--name: must be a plain folder name inside --storage, got ' '"),
     (["hdr_patch", "default", "phase1", "--set", "phase2:train.epochs=3"],
      "--set: 'phase2:train.epochs=3' names 'phase2', not one of the configs (default, phase1)"),
     (["hdr_patch", "default", "phase1", "--min-effect", "x%"],
@@ -49,7 +55,7 @@ def test_bad_input_is_one_line_before_ray_starts(capsys, no_ray, tmp_path, argv,
         code = exit_.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
-    assert err == f"compare: error: {expected}" or err.startswith(f"losstune-compare: error: {expected}")
+    assert err.startswith((f"compare: error: {expected}", f"losstune-compare: error: {expected}"))
     assert not (tmp_path / "out").exists()
 
 
@@ -62,10 +68,10 @@ def test_a_config_file_of_another_family_is_named(capsys, no_ray, tmp_path, othe
 
 def test_labels_and_per_config_changes():
     family = compare.load_family("hdr_patch")
-    args = compare.parse_args(["hdr_patch", "default", "phase1", "default", "--set", "train.batch_size=8",
+    args = compare.parse_args(["hdr_patch", "default", "phase1", "aa=default", "--set", "train.batch_size=8",
                                "--set", "phase1:loss.huber_delta=0.3"])
     chosen = compare.build_candidates(family, args)
-    assert [c.config_id for c in chosen] == ["default", "phase1", "default'"]  # the second default: an A/A control
+    assert [c.config_id for c in chosen] == ["default", "phase1", "aa"]  # the second default: an A/A control
     assert all(c.point["train/batch_size"] == 8 for c in chosen)
     assert chosen[1].point["loss/huber_delta"] == 0.3 and chosen[0].point["loss/huber_delta"] == 0.2
     # what phase1 sets differently from the default, as the answer names it (its clamp value, 8, is the

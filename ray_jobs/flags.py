@@ -155,8 +155,10 @@ def parse_set(items: list[str]) -> dict:
             raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
         try:
             flat[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             flat[key] = raw
+        if nesting(flat[key]) > MAX_NESTING:
+            raise UsageError(f"--set: {key}: nested more than {MAX_NESTING} levels deep")
     return unflatten(flat, ".")
 
 
@@ -177,16 +179,37 @@ def read_config_file(path: str) -> dict:
     from losstune.ray_jobs.bounds import check_regular_file
 
     check_regular_file("--config", path)
-    try:
-        with open(path) as f:
-            overrides = json.load(f)
-    except OSError as err:
-        raise UsageError(f"--config: {path}: {err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"--config: {path}: not a JSON file ({err})") from None
+    overrides = read_json_file("--config", path)
     if not isinstance(overrides, dict):
         raise UsageError(f"--config: {path} must hold a JSON object of config sections, got {type(overrides).__name__}")
     return overrides
+
+
+MAX_NESTING = 16  # a config's sections nest 2-4 deep: far deeper is not a config (and recursed past Python's limit)
+
+
+def read_json_file(flag: str, path: str):
+    """A JSON file a flag names; UsageError naming both where it cannot be read, is not JSON, or
+    nests deeper than MAX_NESTING (a RecursionError traceback before)."""
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except OSError as err:
+        raise UsageError(f"{flag}: {path}: {err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        why = "nested too deep to read" if isinstance(err, RecursionError) else err
+        raise UsageError(f"{flag}: {path}: not a JSON file ({why})") from None
+    if nesting(value) > MAX_NESTING:
+        raise UsageError(f"{flag}: {path}: nested more than {MAX_NESTING} levels deep; a config's sections nest 2-4")
+    return value
+
+
+def nesting(value, depth: int = 0) -> int:
+    """How deep lists and objects nest in a JSON value (stops counting past MAX_NESTING)."""
+    if depth > MAX_NESTING or not isinstance(value, (dict, list)):
+        return depth
+    children = value.values() if isinstance(value, dict) else value
+    return max((nesting(child, depth + 1) for child in children), default=depth + 1)
 
 
 def check_at_least(*checks: tuple[str, float | None, float]) -> None:

@@ -6,9 +6,8 @@ out of range is sampled anew), and the sweep would not run what was asked."""
 
 from __future__ import annotations
 
-import json
 
-from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.flags import UsageError, read_json_file
 from losstune.search_spaces import outside, space_distributions
 from losstune.trainables.config import flatten
 
@@ -16,11 +15,7 @@ from losstune.trainables.config import flatten
 def read_enqueued(path: str, space, space_name: str) -> list[dict]:
     """--enqueue FILE: a JSON list of configs, each nested ({"caps": {"mode": "B"}}) or flat
     ({"caps/mode": "B"}), every key a parameter of the space and every value inside its range."""
-    try:
-        with open(path) as f:
-            configs = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"--enqueue: {path}: {err}") from None
+    configs = read_json_file("--enqueue", path)
     if not isinstance(configs, list) or not all(isinstance(c, dict) and c for c in configs):
         raise UsageError(f"--enqueue: {path} must hold a JSON list of configs (non-empty objects)")
     distributions, _ = space_distributions(space)

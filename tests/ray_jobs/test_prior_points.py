@@ -39,7 +39,7 @@ def test_enqueued_configs_may_be_nested_or_flat(tmp_path):
 
 
 @pytest.mark.parametrize("content, expected", [
-    ("[{", "--enqueue: {path}: Expecting"),
+    ("[{", "--enqueue: {path}: not a JSON file (Expecting"),
     ({"caps/mode": "B"}, "--enqueue: {path} must hold a JSON list of configs"),
     ([{"caps/bogus": 1}], "--enqueue: {path} config 1: caps/bogus is not a parameter of space 'caps'"),
     ([{"caps/mode": "A"}, {"caps/mode": "C"}], "--enqueue: {path} config 2: caps/mode='C' is not one of ['A', 'B']"),

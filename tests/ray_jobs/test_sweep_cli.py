@@ -610,3 +610,16 @@ def test_an_argparse_error_is_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and len(err.splitlines()) == 1
     assert err.startswith("losstune-sweep: error: argument --trials: invalid int value: 'many'")
+
+
+@pytest.mark.parametrize("levels, expected", [(5000, "not a JSON file (nested too deep to read)"),
+                                              (20, "nested more than 16 levels deep")])
+@pytest.mark.parametrize("flag", ["--config", "--enqueue"])
+def test_a_deeply_nested_json_file_is_one_line_not_a_recursion_error(ray_starts, capsys, tmp_path, flag, levels,
+                                                                   expected):
+    path = tmp_path / "deep.json"
+    path.write_text('{"a":' * levels + "1" + "}" * levels if flag == "--config" else "[" * levels + "]" * levels)
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", flag, str(path))
+    assert code == 2 and err == f"sweep: error: {flag}: {path}: {expected}" + (
+        "; a config's sections nest 2-4" if levels == 20 else "")
+    assert not ray_starts and not (tmp_path / "results").exists()

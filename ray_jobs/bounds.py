@@ -61,7 +61,11 @@ def check_min_free(min_free_mb: float, storage: str, given: bool = True) -> None
 def check_ray_address() -> None:
     """RAY_ADDRESS, where set: auto, host:port or ray://host:port, and something answering there
     (an address nobody answers made ray.init retry for minutes)."""
-    address = os.environ.get("RAY_ADDRESS", "").strip()
+    check_ray_tmpdir()
+    raw = os.environ.get("RAY_ADDRESS")
+    address = (raw or "").strip()
+    if raw is not None and not address:  # Ray read '  ' as an address and retried 3 times (exit 4)
+        raise UsageError(f"RAY_ADDRESS: set but blank ({raw!r}); unset it for a local Ray, or give host:port")
     if not address or address in ("auto", "local"):
         return
     hostport = address.split("://", 1)[1] if "://" in address else address
@@ -73,6 +77,23 @@ def check_ray_address() -> None:
     except OSError as err:
         raise UsageError(f"RAY_ADDRESS: nothing answers at {host}:{port} ({err.strerror or err}); start the "
                          "cluster, or unset RAY_ADDRESS for a local Ray") from None
+
+
+def check_ray_tmpdir() -> None:
+    """RAY_TMPDIR, where set, a folder (or one that can be made): a file there made Ray fail to start
+    three times over and blame the machine's load."""
+    path = os.environ.get("RAY_TMPDIR")
+    if path is None:
+        return
+    if not path.strip():
+        raise UsageError(f"RAY_TMPDIR: set but blank ({path!r}); unset it, or name a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"RAY_TMPDIR: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"RAY_TMPDIR: {existing} cannot be written")
 
 
 def check_local_resources(resources) -> None:

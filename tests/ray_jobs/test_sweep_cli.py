@@ -575,11 +575,21 @@ def test_an_empty_storage_is_refused_and_nothing_written_in_the_current_folder(r
 @pytest.mark.parametrize("address, expected", [
     ("not_an_address", "RAY_ADDRESS: 'not_an_address' is not host:port, ray://host:port or auto"),
     ("127.0.0.1:1", "RAY_ADDRESS: nothing answers at 127.0.0.1:1"),
+    ("  ", "RAY_ADDRESS: set but blank ('  '); unset it for a local Ray"),  # was exit 4 after 3 tries
 ])
 def test_a_bad_ray_address_is_one_line_before_ray_starts(ray_starts, capsys, tmp_path, monkeypatch, address, expected):
     monkeypatch.setenv("RAY_ADDRESS", address)
     code, err = run_sweep(capsys, tmp_path, "hdr_patch")
     assert code == 2 and expected in err and len(err.splitlines()) == 1 and not ray_starts
+    assert not (tmp_path / "results").exists()  # nothing written (an empty storage folder was left)
+
+
+def test_a_ray_tmpdir_that_is_a_file_is_named_not_blamed_on_load(ray_starts, capsys, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "a_file" / "ray"))
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch")
+    assert code == 2 and err == f"sweep: error: RAY_TMPDIR: {tmp_path / 'a_file'} is not a folder" and not ray_starts
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_fifo_as_config_or_data_is_named_not_waited_on(ray_starts, capsys, tmp_path):

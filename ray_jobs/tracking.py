@@ -22,13 +22,29 @@ SWEEP_TAG = "losstune.sweep"  # on the parent run: the sweep's name
 
 
 def tracking_uri(given: str, experiment: str) -> str:
-    """The MLflow tracking URI of --mlflow: as given, or a SQLite file in a local sweep's folder."""
+    """The MLflow tracking URI of --mlflow: as given (its scheme one MLflow has a store for), or a
+    SQLite file in a local sweep's folder."""
     if given:
+        check_tracking_scheme(given)
         return given
     if "://" in experiment:
         raise UsageError(f"--mlflow: a sweep stored at {experiment} needs a tracking URI (--mlflow URI): "
                          "MLflow's default store is a file on this machine")
     return f"sqlite:///{experiment}/{MLFLOW_DB}"
+
+
+def check_tracking_scheme(uri: str) -> None:
+    """--mlflow bogus://x failed with MLflow's traceback after Ray started: its scheme is checked
+    against MLflow's own registry of tracking stores (mlflow.tracking, the stores it can build)."""
+    from urllib.parse import urlparse
+
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    schemes = set(_tracking_store_registry._registry)  # the entry points MLflow and its plugins register
+    scheme = urlparse(uri).scheme
+    if scheme not in schemes and not (len(scheme) == 1 and uri[1:3] in (":\\", ":/")):  # a Windows drive letter
+        raise UsageError(f"--mlflow: {uri!r}: MLflow has no tracking store for {scheme + '://'!r} (it has "
+                         f"{', '.join(sorted(s + '://' for s in schemes if s))}, or a local path)")
 
 
 def check_mlflow(given: str | None) -> None:

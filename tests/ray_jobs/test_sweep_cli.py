@@ -134,6 +134,8 @@ def bad_npz(tmp_path):
     # on the embedded synthetic data
     *[(["hdr_patch", flag, ""], f"argument {flag}: empty (an unset shell variable?)")
       for flag in ("--data", "--config", "--enqueue", "--warm-start", "--preset", "--space")],
+    # issue 73, item 23: an MLflow traceback after Ray started
+    (["hdr_patch", "--mlflow", "bogus://x"], "--mlflow: 'bogus://x': MLflow has no tracking store for 'bogus://'"),
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
     (["hdr_patch", "--grace-epochs", "11"], "--grace-epochs: 11 is more than the 10 epochs a trial runs (train.epochs); "
                                             "give at most 10"),

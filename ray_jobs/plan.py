@@ -101,7 +101,15 @@ DEFINING_FLAGS = {f.name: f.metadata["flag"] for f in dataclasses.fields(SweepPl
 def metadata(plan: SweepPlan) -> dict:
     """What defines the sweep, with where it lives and its resources, as JSON-ready values."""
     return {k: getattr(plan, k) for k in DEFINITION} | {
-        "storage": plan.storage, "name": plan.name, "resources": dataclasses.asdict(plan.resources)}
+        "storage": plan.storage, "name": plan.name, "resources": dataclasses.asdict(plan.resources),
+        "confirm": confirm_settings(plan)}
+
+
+def confirm_settings(plan: SweepPlan) -> dict:
+    """How the sweep's own confirmation runs (--confirm-top, --confirm-seeds, --max-seeds,
+    --min-effect): saved, so that --resume runs the confirmation the sweep was started with."""
+    return {"top": plan.confirm_top, "seeds": plan.confirm_seeds, "max_seeds": plan.max_seeds,
+            "min_effect": plan.min_effect}
 
 
 def definition(meta: dict) -> dict:

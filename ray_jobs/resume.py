@@ -87,9 +87,18 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     return SweepPlan(**saved, extend_by=extend_by, name=args.name, storage=storage, storage_arg=args.storage,
                      resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
                      keep_checkpoints=args.keep_checkpoints, resume=True, verbosity=verbosity(args),
-                     min_free_mb=args.min_free_mb, confirm_top=args.confirm_top, confirm_seeds=args.confirm_seeds,
-                     max_seeds=args.max_seeds,
-                     min_effect=args.min_effect or documented_min_effect(meta))
+                     min_free_mb=args.min_free_mb, **confirm_flags(args, meta))
+
+
+def confirm_flags(args, meta: dict) -> dict:
+    """The sweep's own confirmation as it was started (its saved settings), each flag given with
+    --resume taking its place: a sweep started with --confirm-top 0 and resumed ran the default
+    confirmation before. Sweeps saved before these settings: the flags' values."""
+    saved = meta.get("confirm", {})
+    flags = {"confirm_top": ("top", args.confirm_top), "confirm_seeds": ("seeds", args.confirm_seeds),
+             "max_seeds": ("max_seeds", args.max_seeds), "min_effect": ("min_effect", args.min_effect)}
+    chosen = {field: value if field in args.given else saved.get(key, value) for field, (key, value) in flags.items()}
+    return chosen | {"min_effect": chosen["min_effect"] or documented_min_effect(meta)}
 
 
 def check_same_trial_process(saved, resumed, args) -> None:

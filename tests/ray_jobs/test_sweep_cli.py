@@ -635,3 +635,19 @@ def test_a_deeply_nested_json_file_is_one_line_not_a_recursion_error(ray_starts,
     assert code == 2 and err == f"sweep: error: {flag}: {path}: {expected}" + (
         "; a config's sections nest 2-4" if levels == 20 else "")
     assert not ray_starts and not (tmp_path / "results").exists()
+
+
+def test_resume_runs_the_confirmation_the_sweep_was_started_with(tmp_path):
+    # a sweep started with --confirm-top 0 and resumed ran the default confirmation (top 3 x 5 seeds)
+    from losstune.ray_jobs.results import META_FILE
+
+    start = ["hdr_patch", "--smoke-test", "--name", "c0", "--storage", str(tmp_path / "results")]
+    plan = sweep_flags.make_plan(sweep_flags.parse_args([*start, "--confirm-top", "0", "--confirm-seeds", "auto",
+                                                         "--max-seeds", "9", "--min-effect", "0.05"]))
+    (tmp_path / "results" / "c0").mkdir(parents=True)
+    (tmp_path / "results" / "c0" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
+    resumed = sweep_flags.make_plan(sweep_flags.parse_args([*start, "--resume"]))
+    assert (resumed.confirm_top, resumed.confirm_seeds, resumed.max_seeds, resumed.min_effect) == (0, "auto", 9, "0.05")
+    # a flag given with --resume takes the saved setting's place
+    changed = sweep_flags.make_plan(sweep_flags.parse_args([*start, "--resume", "--confirm-top", "2"]))
+    assert (changed.confirm_top, changed.confirm_seeds) == (2, "auto")

@@ -29,8 +29,8 @@ from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageEr
 from losstune.ray_jobs.bounds import check_ray_address
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.ray_jobs.resume import documented_min_effect
-from losstune.ray_jobs.results import SweepFolderError, read_meta
-from losstune.ray_jobs.storage import absolute, exists, join, parent_and_name, read_parquet
+from losstune.ray_jobs.results import SweepFolderError, read_meta, read_trials
+from losstune.ray_jobs.storage import absolute, exists, join, parent_and_name
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,7 +80,11 @@ def prepare(args):
                                   "that changed mid-run (column lineage), which rerunning a final config from scratch "
                                   "would not confirm")
     plan = sweep_plan(experiment, meta, args)
-    chosen = confirmation.candidates(read_parquet(join(experiment, "trials.parquet")), meta, args.top)
+    try:
+        trials = read_trials(experiment)
+    except SweepFolderError as err:
+        raise UsageError(f"SWEEP: {err}") from None
+    chosen = confirmation.candidates(trials, meta, args.top)
     confirmation.check_margin(plan.min_effect, chosen[0])
     folder = join(experiment, confirmation.folder_name(plan, args.top, args.seeds))
     if exists(folder) and not args.resume:

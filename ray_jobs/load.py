@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.fs
 
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
-from losstune.ray_jobs.results import SweepFolderError, read_meta
+from losstune.ray_jobs.results import SweepFolderError, read_meta, read_trials
 from losstune.ray_jobs.storage import absolute, exists, filesystem, join, read_bytes_of, read_parquet
 from losstune.ray_jobs.study import IMPORTANCE_FILE, load_study
 
@@ -62,7 +62,7 @@ def load_sweep(path: str) -> Sweep:
                      confirmations=confirmations(path), figures=figures(path))
     if not exists(join(path, "trials.parquet")):
         raise SweepFolderError(f"{path}: no trials.parquet yet: let the sweep finish, or run losstune-analyze on it")
-    return Sweep(path=path, meta=meta, trials=read_parquet(join(path, "trials.parquet")),
+    return Sweep(path=path, meta=meta, trials=read_trials(path),
                  history=optional_table(join(path, "history.parquet")),
                  importance=optional_table(join(path, IMPORTANCE_FILE)),
                  confirmations=confirmations(path), figures=figures(path))

@@ -18,7 +18,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS
 from losstune.ray_jobs.plots import plots
-from losstune.ray_jobs.storage import exists, filesystem, join, read_json, write_bytes, write_parquet
+from losstune.ray_jobs.storage import exists, filesystem, join, read_json, read_parquet, write_bytes, write_parquet
 from losstune.ray_jobs.study_plots import study_files
 from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run, tune_run
 from losstune.ray_jobs.trial_stats import pareto_front, with_cost
@@ -54,6 +54,28 @@ def read_meta(experiment: str) -> dict:
     if missing:
         raise SweepFolderError(f"{uri}: not a losstune sweep definition (missing {', '.join(missing)})")
     return meta
+
+
+TRIALS_FILE = "trials.parquet"
+TRIALS_NEED = ("trial_id", "status", "objective", "is_default")  # what confirm, the report and load_sweep read
+
+
+def read_trials(experiment: str) -> pd.DataFrame:
+    """The sweep's trials table, checked: one that cannot be read as Parquet (0 bytes, garbage) or
+    lacks the columns every reader needs is a SweepFolderError naming it and how to rewrite it."""
+    import pyarrow
+
+    uri = join(experiment, TRIALS_FILE)
+    try:
+        trials = read_parquet(uri)
+    except (pyarrow.ArrowException, OSError, ValueError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise SweepFolderError(f"{uri}: not a trials table ({why}); losstune-analyze {experiment} rewrites it") from None
+    missing = [column for column in TRIALS_NEED if column not in trials]
+    if missing:
+        raise SweepFolderError(f"{uri}: lacks the column(s) {', '.join(missing)}; losstune-analyze {experiment} "
+                               "rewrites it")
+    return trials
 
 
 def check_tune_state(experiment: str) -> None:

@@ -182,3 +182,22 @@ def test_a_multi_objective_confirmation_compares_every_objective_paired_by_seed(
     plan = confirm.sweep_plan("/x/s", META | {"objectives": [META["objective"], *others]}, confirm.parse_args(["/x/s"]))
     text = verdicts.report(summary.reset_index(), plan, list(seeds))
     assert "val/b vs default +0.3 [+0.2018, +0.3982]: worse than the default by more than the minimum effect" in text
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (b"", "not a trials table (Could not open Parquet input source"),
+    (b"garbage", "not a trials table (Could not open Parquet input source"),
+    ("no objective", "lacks the column(s) objective"),
+])
+def test_a_damaged_trials_table_is_named_in_one_line(capsys, no_ray, finished_sweep, damage, expected):
+    # was an ArrowInvalid traceback, or KeyError: 'objective'
+    path = finished_sweep / "trials.parquet"
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        ranked_trials().drop(columns=["objective"]).to_parquet(path)
+    assert confirm.main([str(finished_sweep), "--top", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"confirm: error: SWEEP: {path}: {expected}") and len(err.splitlines()) == 1
+    assert err.endswith(f"losstune-analyze {finished_sweep} rewrites it")
+    assert not any(p.name.startswith("confirm_") for p in finished_sweep.iterdir())

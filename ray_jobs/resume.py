@@ -4,12 +4,15 @@ with only resource and checkpoint flags free to change."""
 from __future__ import annotations
 
 import dataclasses
+import os
+
+import pyarrow.fs
 
 from losstune.ray_jobs.bounds import check_local_resources
 from losstune.ray_jobs.flags import UsageError, check_storage_answers, flag_overrides, verbosity
-from losstune.ray_jobs.plan import DEFINING_FLAGS, SweepPlan, definition
+from losstune.ray_jobs.plan import DEFINING_FLAGS, POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.trainables.config import flatten
-from losstune.ray_jobs.storage import join
+from losstune.ray_jobs.storage import exists, join, parent_and_name
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
@@ -75,6 +78,7 @@ def resumed_plan(args, storage: str) -> SweepPlan:
     except SweepFolderError as err:
         raise UsageError(f"--resume: {err}") from None
     check_resume_flags(args, meta)
+    check_resumable(join(storage, args.name), meta)
     extend_by = extra_trials(args, meta)
     saved_resources = TrialResources.saved(meta["resources"])
     resources = dataclasses.replace(saved_resources, **{
@@ -99,6 +103,34 @@ def confirm_flags(args, meta: dict) -> dict:
              "max_seeds": ("max_seeds", args.max_seeds), "min_effect": ("min_effect", args.min_effect)}
     chosen = {field: value if field in args.given else saved.get(key, value) for field, (key, value) in flags.items()}
     return chosen | {"min_effect": chosen["min_effect"] or documented_min_effect(meta)}
+
+
+def check_resumable(experiment: str, meta: dict) -> None:
+    """What Tune and Optuna restore a sweep from, there before Ray starts: without its experiment
+    state Tune started the sweep afresh and rewrote its results (the default's trial dropped out),
+    without tuner.pkl or the study's journal a traceback came after a new trial ran."""
+    from losstune.ray_jobs.study import STUDY_FILE
+    from losstune.ray_jobs.tuning import study_journal
+
+    runs = [experiment, *[join(experiment, name) for name in meta.get("extensions", [])]]
+    for run in runs:
+        names = [info.base_name for info in listing(run)]
+        lacks = [file for file, there in (("tuner.pkl", "tuner.pkl" in names), ("experiment_state-*.json", any(
+            n.startswith("experiment_state-") and n.endswith(".json") for n in names))) if not there]
+        if lacks:
+            raise UsageError(f"--resume: {run} lacks {' and '.join(lacks)}: Tune cannot resume the sweep as it was")
+    if meta.get("scheduler") in POPULATION_SCHEDULERS:
+        return  # PBT samples without an Optuna study
+    storage, name = parent_and_name(experiment)
+    if not os.path.exists(study_journal(storage, name)) and not exists(join(experiment, STUDY_FILE)):
+        raise UsageError(f"--resume: {join(experiment, STUDY_FILE)} is missing: the Optuna study cannot resume")
+
+
+def listing(folder: str) -> list:
+    from losstune.ray_jobs.storage import filesystem
+
+    fs, path = filesystem(folder)
+    return fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
 
 
 def check_same_trial_process(saved, resumed, args) -> None:

@@ -338,6 +338,13 @@ def test_resume_of_a_sweep_with_a_corrupt_definition_is_refused(capsys, tmp_path
     assert code == 2 and "--resume: " in err and "losstune_sweep.json: corrupt" in err and len(err.splitlines()) == 1
 
 
+def as_started(folder):
+    """What a started sweep's folder holds besides its definition, which --resume needs: Tune's
+    state and the Optuna study's journal (empty stand-ins: --resume checks they are there)."""
+    for name in ("tuner.pkl", "experiment_state-2026-11-29_00-00-00.json", "optuna_study.journal"):
+        (folder / name).write_text("")
+
+
 @pytest.fixture
 def saved_sweep(tmp_path):
     """A sweep's saved definition, as a first run writes it (smoke-test, 4 trials of 6 epochs)."""
@@ -349,6 +356,7 @@ def saved_sweep(tmp_path):
     plan = sweep_flags.make_plan(args)
     (tmp_path / "results" / "s1").mkdir(parents=True)
     (tmp_path / "results" / "s1" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
+    as_started(tmp_path / "results" / "s1")
     assert plan.base["train"]["epochs"] == 6 and load_family("hdr_patch").smoke
     return tmp_path
 
@@ -415,6 +423,7 @@ def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_pa
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
     (tmp_path / "results" / "full").mkdir(parents=True)
     (tmp_path / "results" / "full" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
+    as_started(tmp_path / "results" / "full")
     code = sweep.main(["--smoke-test", "--resume", "--name", "full", "--storage", str(tmp_path / "results")])
     err = capsys.readouterr().err
     assert code == 2 and "--smoke-test: sweep 'full' was started with False, got True" in err
@@ -646,8 +655,22 @@ def test_resume_runs_the_confirmation_the_sweep_was_started_with(tmp_path):
                                                          "--max-seeds", "9", "--min-effect", "0.05"]))
     (tmp_path / "results" / "c0").mkdir(parents=True)
     (tmp_path / "results" / "c0" / META_FILE).write_text(json.dumps(sweep_plan.metadata(plan)))
+    as_started(tmp_path / "results" / "c0")
     resumed = sweep_flags.make_plan(sweep_flags.parse_args([*start, "--resume"]))
     assert (resumed.confirm_top, resumed.confirm_seeds, resumed.max_seeds, resumed.min_effect) == (0, "auto", 9, "0.05")
     # a flag given with --resume takes the saved setting's place
     changed = sweep_flags.make_plan(sweep_flags.parse_args([*start, "--resume", "--confirm-top", "2"]))
     assert (changed.confirm_top, changed.confirm_seeds) == (2, "auto")
+
+
+@pytest.mark.parametrize("removed, expected", [
+    ("experiment_state-2026-11-29_00-00-00.json", "lacks experiment_state-*.json: Tune cannot resume the sweep as it was"),
+    ("tuner.pkl", "lacks tuner.pkl: Tune cannot resume the sweep as it was"),
+    ("optuna_study.journal", "optuna_study.journal is missing: the Optuna study cannot resume"),
+])
+def test_resume_of_a_sweep_missing_what_restores_it_is_refused(ray_starts, capsys, saved_sweep, removed, expected):
+    # without its experiment state Tune started afresh and rewrote the results, exit 0; without
+    # tuner.pkl or the journal a traceback came after Ray started
+    (saved_sweep / "results" / "s1" / removed).unlink()
+    code, err = run_sweep(capsys, saved_sweep, "hdr_patch", "--smoke-test", "--resume", "--name", "s1")
+    assert code == 2 and expected in err and len(err.splitlines()) == 1 and not ray_starts

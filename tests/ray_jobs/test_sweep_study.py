@@ -21,6 +21,7 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
     import json
 
     from losstune.ray_jobs.results import META_FILE
+    from tests.ray_jobs.test_sweep_cli import as_started
 
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))
     meta = sweep_plan.metadata(plan)
@@ -28,6 +29,7 @@ def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
         meta.pop(key)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / META_FILE).write_text(json.dumps(meta))
+    as_started(tmp_path / "old")
     resumed = sweep_flags.make_plan(sweep_flags.parse_args(["--storage", str(tmp_path), "--name", "old", "--resume"]))
     assert resumed.objectives == [] and resumed.grace_epochs is None
     assert resumed.default_point == plan.default_point and resumed.resume

@@ -34,7 +34,7 @@ from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageEr
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.plan import SweepPlan, metadata
-from losstune.ray_jobs.storage import absolute, exists, join
+from losstune.ray_jobs.storage import absolute, as_json, exists, join
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import check_batches_fit, make_config
 from losstune.search_spaces.registry import family_names, load_family
@@ -215,11 +215,6 @@ def prepare(args):
 
 def configs_of(chosen) -> dict:
     return {c.config_id: c.point for c in chosen}
-
-
-def as_json(value):
-    """`value` as it reads back from JSON (tuples as lists), to compare with a saved one."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def write_meta(plan: SweepPlan, chosen) -> None:

@@ -98,6 +98,11 @@ def read_json(uri: str) -> dict:
     return json.loads(read_bytes_of(uri).decode())
 
 
+def as_json(value):
+    """`value` as it reads back from JSON (tuples as lists), to compare with a saved one."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def read_parquet(uri: str):
     """A Parquet file as a pandas DataFrame."""
     import pyarrow.parquet

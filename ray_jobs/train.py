@@ -94,6 +94,7 @@ def main(argv=None) -> int:
         config = make_config(family, overrides_from(args, family), args.preset or "")
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
         check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
+        check_resumed_run(absolute(args.storage), args.name, args.family, to_dict(config))
         check_storage(absolute(args.storage))
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
@@ -112,7 +113,7 @@ def run(args, family, config) -> int:
 
     from losstune.ray_jobs.cluster import start_ray
     from losstune.ray_jobs.progress import EpochLines, print_lines
-    from losstune.ray_jobs.storage import absolute, join
+    from losstune.ray_jobs.storage import absolute, as_json, join, write_bytes
     from losstune.trainables.engine.driver import TensorBoardCallback, TrialResources, make_trainer
     from losstune.trainables.engine.ray_workarounds import poll_train_workers_often
     from losstune.trainables.engine.shipped_data import ship
@@ -130,6 +131,8 @@ def run(args, family, config) -> int:
     print(f"train {name}: {args.family}, {config.train.epochs} epochs, results in {join(storage, name)}", flush=True)
     # the whole config, preset folded in: workers rebuild it from this dict alone
     overrides = to_dict(config)
+    write_bytes(join(storage, name, RUN_FILE), json.dumps(as_json({"family": args.family, "config": overrides}),
+                                                          indent=2).encode())
     shipped = ship(overrides)
     if shipped.summary():
         print(shipped.summary(), flush=True)
@@ -147,6 +150,33 @@ def run(args, family, config) -> int:
         print(f"best checkpoint: {checkpoint.path} ({objective.metric} {scored[CHECKPOINT_SCORE]:.6g} "
               f"at epoch {scored['epoch']})")
     return 1 if metrics.get("stop_reason") else 0
+
+
+RUN_FILE = "losstune_train.json"  # what a run trained: its family and whole config, for --name to resume it
+
+
+def check_resumed_run(storage: str, name: str | None, family: str, config: dict) -> None:
+    """--name of an existing folder resumes the run there, which must be a train run of this family
+    and config: lgt trained into an hdr_patch sweep's folder, a state-dict traceback came after Ray
+    started, and a changed --set was silently ignored."""
+    from losstune.ray_jobs.resume import differing_paths
+    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.storage import as_json, exists, join, read_json
+
+    folder = join(storage, name) if name else ""
+    if not name or not exists(folder):
+        return
+    if exists(join(folder, META_FILE)):
+        raise UsageError(f"--name: {folder} is a sweep's folder, not a train run; give another --name")
+    if not exists(join(folder, RUN_FILE)):
+        return  # a run from before RUN_FILE: what it trained is not recorded
+    saved = read_json(join(folder, RUN_FILE))
+    if saved.get("family") != family:
+        raise UsageError(f"--name: {folder} trained {saved.get('family')!r}, not {family!r}; give another --name")
+    changed = differing_paths(as_json(config), saved.get("config", {}))
+    if changed:
+        raise UsageError(f"--name: {folder} was trained with another config ({', '.join(changed[:3])} differ); a "
+                         "resumed run keeps its config: give a new --name")
 
 
 def best_checkpoint(kept: list, mode: str):

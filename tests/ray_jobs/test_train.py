@@ -37,3 +37,32 @@ def test_smoke_test_shrinks_a_run_and_the_flags_still_win():
     family = load_family("hdr_patch")
     overrides = overrides_from(parse_args(["hdr_patch", "--smoke-test", "--epochs", "3"]), family)
     assert overrides["data"] == family.smoke["data"] and overrides["train"]["epochs"] == 3
+
+
+def test_a_name_that_is_no_run_of_this_family_and_config_is_refused_before_ray_starts(capsys, tmp_path, monkeypatch):
+    # lgt trained into an hdr_patch sweep's folder (exit 0), another family's run gave a state-dict
+    # traceback after Ray started, and a changed --set on a finished run was silently ignored
+    import json
+
+    from losstune.ray_jobs import cluster, train
+    from losstune.ray_jobs.results import META_FILE
+    from losstune.trainables.config import to_dict
+    from losstune.trainables.family_api import make_config
+    from losstune.search_spaces.registry import load_family
+
+    monkeypatch.setattr(cluster, "start_ray", lambda verbose: (_ for _ in ()).throw(AssertionError("Ray started")))
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / META_FILE).write_text("{}")
+    (tmp_path / "run").mkdir()
+    config = to_dict(make_config(load_family("lgt"), load_family("lgt").smoke))
+    (tmp_path / "run" / train.RUN_FILE).write_text(json.dumps({"family": "lgt", "config": config}, default=str))
+    for argv, expected in [
+        (["lgt", "--name", "sweep"], f"--name: {tmp_path / 'sweep'} is a sweep's folder, not a train run"),
+        (["hdr_patch", "--name", "run"], f"--name: {tmp_path / 'run'} trained 'lgt', not 'hdr_patch'"),
+        (["lgt", "--smoke-test", "--name", "run", "--set", "optim.lr=0.5"],
+         f"--name: {tmp_path / 'run'} was trained with another config (optim.lr differ)"),
+    ]:
+        assert train.main([*argv, "--storage", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"train: error: {expected}") and len(err.splitlines()) == 1
+    train.check_resumed_run(str(tmp_path), "run", "lgt", config)  # the same family and config resume

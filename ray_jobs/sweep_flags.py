@@ -202,6 +202,10 @@ def make_plan(args) -> SweepPlan:
     pareto = family.objectives if args.objective != "scalar" else ()
     base = base_overrides(family, args)
     config = make_config(family, base)
+    if pareto and args.scheduler in POPULATION_SCHEDULERS:  # it ranked by the scalar one without a word
+        raise UsageError(f"--objective: --scheduler {args.scheduler} ranks its population by one objective and "
+                         f"{args.family} declares several; give --objective scalar (it then ranks by "
+                         f"{family.objective_of(config).metric})")
     check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
     point = check_space(family, space_name, base, config, args.seed, pinned=parse_set(args.set))
     space = family.space(space_name, config)

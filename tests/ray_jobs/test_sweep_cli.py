@@ -134,6 +134,9 @@ def bad_npz(tmp_path):
     # on the embedded synthetic data
     *[(["hdr_patch", flag, ""], f"argument {flag}: empty (an unset shell variable?)")
       for flag in ("--data", "--config", "--enqueue", "--warm-start", "--preset", "--space")],
+    # issue 73, item 27: PBT ranked a Pareto family by one objective without a word
+    (["lgt", "--scheduler", "pbt", "--space", "schedule"], "--objective: --scheduler pbt ranks its population by one "
+                                                           "objective and lgt declares several; give --objective scalar"),
     # issue 73, item 23: an MLflow traceback after Ray started
     (["hdr_patch", "--mlflow", "bogus://x"], "--mlflow: 'bogus://x': MLflow has no tracking store for 'bogus://'"),
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come

@@ -36,9 +36,21 @@ def check_folder_name(flag: str, name: str | None) -> None:
         raise UsageError(f"{flag}: {len(name.encode())} bytes long; at most {MAX_NAME}")
 
 
+STORES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")  # the URI schemes pyarrow.fs opens
+
+
 def check_storage_text(storage: str) -> None:
+    """--storage as written: a local folder, or a URI of a store pyarrow opens, with a bucket."""
     if not storage.strip():
         raise UsageError("--storage: is empty; give a folder (default ./results) or a URI")
+    if "://" not in storage:
+        return
+    scheme, rest = storage.split("://", 1)
+    if scheme not in STORES:
+        raise UsageError(f"--storage: {storage!r}: no store for '{scheme}://' (a local folder, or "
+                         f"{', '.join(s + '://' for s in STORES[:4])} ...)")
+    if scheme != "file" and not rest.split("?", 1)[0].split("/", 1)[0]:
+        raise UsageError(f"--storage: {storage!r} names no bucket, e.g. {scheme}://my-bucket/losstune")
 
 
 def check_min_free(min_free_mb: float, storage: str, given: bool = True) -> None:

@@ -8,6 +8,7 @@ import argparse
 import json
 import math
 import os
+import threading
 
 from losstune.trainables.config import merge, unflatten
 from losstune.search_spaces.registry import family_names
@@ -55,6 +56,7 @@ def not_empty(text: str) -> str:
     return text
 
 
+STORAGE_TIMEOUT_S = 20  # how long --storage has to answer its first question
 RAY_RESOLUTION = 1e-4  # Ray rounds a resource share to 4 decimals: a smaller one is 0 to its scheduler
 
 
@@ -245,11 +247,24 @@ def check_storage_answers(storage: str) -> None:
     one line here, before anything asks it whether a sweep exists."""
     from losstune.ray_jobs.storage import exists
 
-    try:
-        exists(storage)
-    except OSError as err:  # pyarrow's errors from object stores
-        why = (str(err).splitlines() or [type(err).__name__])[0]
-        raise UsageError(f"--storage: cannot read {storage}: {why}") from None
+    answer = {}
+
+    def ask():
+        try:
+            answer["exists"] = exists(storage)
+        except (OSError, ValueError) as err:  # pyarrow's errors from object stores (ArrowInvalid a ValueError)
+            answer["error"] = err
+
+    # in a thread of its own, bounded: GCS without credentials retried for minutes (a daemon
+    # thread, so that a store still not answering does not hold the process at exit)
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    asking.join(STORAGE_TIMEOUT_S)
+    if asking.is_alive():
+        raise UsageError(f"--storage: {storage} did not answer in {STORAGE_TIMEOUT_S} s (credentials? network?)")
+    if "error" in answer:
+        why = (str(answer["error"]).splitlines() or [type(answer["error"]).__name__])[0]
+        raise UsageError(f"--storage: cannot read {storage}: {why}")
 
 
 def check_storage(storage: str) -> None:

@@ -137,6 +137,10 @@ def bad_npz(tmp_path):
     # issue 73, item 27: PBT ranked a Pareto family by one objective without a word
     (["lgt", "--scheduler", "pbt", "--space", "schedule"], "--objective: --scheduler pbt ranks its population by one "
                                                            "objective and lgt declares several; give --objective scalar"),
+    # issue 73, item 21: storage URIs pyarrow cannot open were tracebacks
+    (["hdr_patch", "--storage", "ftp://host/x"], "--storage: 'ftp://host/x': no store for 'ftp://'"),
+    (["hdr_patch", "--storage", "s3://"], "--storage: 's3://' names no bucket, e.g. s3://my-bucket/losstune"),
+    (["hdr_patch", "--storage", "s3:///x"], "--storage: 's3:///x' names no bucket"),
     # issue 73, item 23: an MLflow traceback after Ray started
     (["hdr_patch", "--mlflow", "bogus://x"], "--mlflow: 'bogus://x': MLflow has no tracking store for 'bogus://'"),
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
@@ -677,3 +681,27 @@ def test_resume_of_a_sweep_missing_what_restores_it_is_refused(ray_starts, capsy
     (saved_sweep / "results" / "s1" / removed).unlink()
     code, err = run_sweep(capsys, saved_sweep, "hdr_patch", "--smoke-test", "--resume", "--name", "s1")
     assert code == 2 and expected in err and len(err.splitlines()) == 1 and not ray_starts
+
+
+def test_a_store_that_never_answers_is_one_line_within_its_time(ray_starts, capsys, tmp_path, monkeypatch):
+    # gs:// without credentials hung until killed: here an S3 endpoint on loopback that takes the
+    # connection and never answers, and a 1 s bound in place of 20 s
+    import socket
+    import time
+
+    from losstune.ray_jobs import flags
+    from tests.s3_server import CREDENTIALS
+
+    monkeypatch.setattr(flags, "STORAGE_TIMEOUT_S", 1)
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    started = time.monotonic()
+    code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--storage",
+                          f"s3://bucket/x?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1")
+    silent.close()
+    assert code == 2 and "did not answer in 1 s (credentials? network?)" in err and len(err.splitlines()) == 1
+    assert time.monotonic() - started < 15 and not ray_starts

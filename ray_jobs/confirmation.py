@@ -116,8 +116,10 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from losstune.ray_jobs.trial_links import BestCheckpoints
     from losstune.ray_jobs.tuning import quiet_forced_snapshots
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
     from losstune.search_spaces.registry import load_family
 
+    no_temporary_files_in_experiment_sync()
     done = set() if earlier is None else set(earlier["seed"])
     runs = planned_runs(chosen, [seed for seed in seeds if seed not in done])
     experiment = folder or join(plan.experiment, folder_name(plan, len(chosen) - 1, len(seeds)))

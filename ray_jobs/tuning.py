@@ -28,7 +28,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from losstune.ray_jobs.tracking import tracking_callbacks
     from losstune.ray_jobs.trial_links import BestCheckpoints
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
 
+    no_temporary_files_in_experiment_sync()
     population = plan.scheduler in POPULATION_SCHEDULERS
     # PBT exploits a donor's checkpoint of a perturbation epoch (Tune's, or Train's in a worker
     # group): every checkpoint stays (a donor's next report could otherwise delete the one a

@@ -112,3 +112,28 @@ def without_an_idle_dataset_manager(trainer):
     trainer._create_default_callbacks = lambda: [callback for callback in ray_defaults()
                                                  if not isinstance(callback, DatasetsCallback)]
     return trainer
+
+
+# Tune's searchers and its experiment state are written to a temporary file (".<uuid>-tmp-<name>")
+# that is then renamed into place (ray.tune.utils.util._atomic_save, Searcher.save_to_dir).
+TEMPORARY_STATE_FILES = ".*-tmp-*"
+
+
+def no_temporary_files_in_experiment_sync() -> None:
+    """Tune uploads the driver's experiment folder to storage in a background thread while its next
+    snapshot writes a temporary state file and renames it: a file listed, then gone, failed the
+    upload with a 20-line FileNotFoundError traceback and "ERROR ... Saving experiment state to
+    storage ... failed" (`make demo`'s confirmation, 2026-11-29; the state itself was saved by the
+    next sync). Every sync up from this process leaves those temporary files out (Ray 2.60's
+    `_FilesystemSyncer`, the syncer of every storage Tune writes to)."""
+    from ray.train._internal.storage import _FilesystemSyncer
+
+    command = _FilesystemSyncer._sync_up_command
+    if getattr(command, "skips_temporary_files", False):
+        return
+
+    def sync_up_command(self, local_path: str, uri: str, exclude=None):
+        return command(self, local_path, uri, exclude=[*(exclude or []), TEMPORARY_STATE_FILES])
+
+    sync_up_command.skips_temporary_files = True
+    _FilesystemSyncer._sync_up_command = sync_up_command

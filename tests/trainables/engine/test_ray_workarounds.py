@@ -43,3 +43,26 @@ def test_a_trainer_without_datasets_starts_no_dataset_manager_and_one_with_them_
     assert kinds(patched) == kinds(plain) - {DatasetsCallback} and PlacementGroupCleanerCallback in kinds(patched)
     with_data = without_an_idle_dataset_manager(trainer(train=lambda: None))
     assert DatasetsCallback in kinds(with_data)
+
+
+def test_tunes_experiment_sync_leaves_out_its_temporary_state_files(tmp_path):
+    # the race behind make demo's "ERROR ... Saving experiment state to storage ... failed": a
+    # temporary state file listed by the upload, then renamed away by the next snapshot. With the
+    # workaround the upload never lists them.
+    import pyarrow.fs
+    from ray.train._internal.storage import _FilesystemSyncer, _upload_to_fs_path
+
+    from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
+
+    no_temporary_files_in_experiment_sync()
+    no_temporary_files_in_experiment_sync()  # twice: patched once
+    staging, storage = tmp_path / "staging", tmp_path / "storage"
+    staging.mkdir()
+    (staging / "experiment_state-2026.json").write_text("{}")
+    (staging / ".3f2a-tmp-basic-variant-state-2026.json").write_text("{}")
+    (staging / ".9b1c-tmp-search_gen_state.pkl").write_text("")
+    function, kwargs = _FilesystemSyncer(pyarrow.fs.LocalFileSystem())._sync_up_command(str(staging), str(storage))
+    assert kwargs["exclude"] == [".*-tmp-*"]
+    function(**kwargs)
+    assert sorted(p.name for p in storage.iterdir()) == ["experiment_state-2026.json"]
+    assert function is _upload_to_fs_path

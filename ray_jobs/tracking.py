@@ -16,6 +16,7 @@ from ray.tune import Callback
 
 from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.trial_links import best_checkpoint, ended
+from losstune.trainables.config import flatten
 
 MLFLOW_DB = "mlflow.db"
 SWEEP_TAG = "losstune.sweep"  # on the parent run: the sweep's name
@@ -81,15 +82,21 @@ class SweepInMLflow(MLflowLoggerCallback):
     checkpoint. `runs`: a confirmation's list of (config id, seed, point), indexed by the run's
     config ({"run": i}), whose config and seed become its tags and parameters."""
 
-    def __init__(self, uri: str, sweep: str, parent_tags: dict, full_length: int, runs: list | None = None):
+    def __init__(self, uri: str, sweep: str, parent_tags: dict, full_length: int, runs: list | None = None,
+                 default_point: dict | None = None, seed: int = 0, artifacts: str = ""):
         super().__init__(uri, experiment_name=sweep)
         self.sweep, self.parent_tags, self.full_length, self.runs = sweep, parent_tags, full_length, runs
+        self.default_point, self.seed, self.artifacts = default_point or {}, seed, artifacts
 
     def setup(self, *args, **kwargs):
         from mlflow.tracking import MlflowClient
 
-        super().setup(*args, **kwargs)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        # made here with the sweep's own artifact folder: MLflow's default is ./mlruns of wherever
+        # the sweep was started from
+        if self.artifacts and self.client.get_experiment_by_name(self.sweep) is None:
+            self.client.create_experiment(self.sweep, artifact_location=self.artifacts)
+        super().setup(*args, **kwargs)
         self.tags = {**self.tags, "mlflow.parentRunId": self._parent_run()}
 
     def _parent_run(self) -> str:
@@ -105,15 +112,24 @@ class SweepInMLflow(MLflowLoggerCallback):
         return run_id
 
     def log_trial_start(self, trial):
+        """The trial's run (its earlier one where a trial cut short goes on) with what it trained:
+        the sampled parameters and the training seed; a sweep trial tagged documented_default, a
+        confirmation run its config_id and seed (not Tune's internal run index)."""
         if trial not in self._trial_runs and (earlier := self._run_of(trial)):
             self._trial_runs[trial] = earlier  # a trial cut short (Ctrl-C, a lost driver) goes on in its run
-        super().log_trial_start(trial)
+        if trial not in self._trial_runs:
+            tags = {**self.tags, "trial_name": str(trial)}
+            self._trial_runs[trial] = self.mlflow_util.start_run(tags=tags, run_name=str(trial)).info.run_id
+        run_id = self._trial_runs[trial]
         if self.runs is not None:
             config_id, seed, point = self.runs[trial.config["run"]]
-            run_id = self._trial_runs[trial]
-            for key, value in {"config_id": config_id, "seed": seed}.items():
-                self.client.set_tag(run_id, key, str(value))
-            self.mlflow_util.log_params({**point, "train/seed": seed}, run_id=run_id)
+            tags, params = {"config_id": config_id, "seed": seed}, {**point, "train/seed": seed}
+        else:
+            tags = {"documented_default": flatten(trial.config) == self.default_point}
+            params = {**trial.config, "train/seed": self.seed}
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, str(value))
+        self.mlflow_util.log_params(params_to_log=params, run_id=run_id)
 
     def _run_of(self, trial) -> str | None:
         """The run this sweep's earlier driver started for `trial` and never ended, if any."""
@@ -140,5 +156,8 @@ def tracking_callbacks(plan, runs: list | None = None) -> list:
     if plan.mlflow is not None:
         parent = {"family": plan.family, "space": plan.space, "objective": plan.objective["metric"],
                   "folder": plan.experiment}
-        made.insert(0, SweepInMLflow(tracking_uri(plan.mlflow, plan.experiment), plan.name, parent, plan.epochs, runs))
+        artifacts = "" if "://" in plan.experiment else f"file://{plan.experiment}/mlartifacts"
+        made.insert(0, SweepInMLflow(tracking_uri(plan.mlflow, plan.experiment), plan.name, parent, plan.epochs, runs,
+                                     plan.default_point, int(plan.base.get("train", {}).get("seed", plan.seed)),
+                                     artifacts))
     return made

@@ -54,7 +54,8 @@ def test_a_sweep_is_a_parent_run_and_each_trial_a_child_with_its_epochs_end_and_
     assert uri == f"sqlite:///{tmp_path}/{MLFLOW_DB}"
     checkpoints = BestCheckpoints("s", "min")
     checkpoints.setup()
-    tracker = SweepInMLflow(uri, "s", {"family": "hdr_patch"}, full_length=3)
+    tracker = SweepInMLflow(uri, "s", {"family": "hdr_patch"}, full_length=3, default_point={"caps/mode": "A"},
+                            seed=7, artifacts=f"file://{tmp_path}/mlartifacts")
     tracker.setup()
     trials = [FakeTrial(trial_id="a", config={"caps": {"mode": "B"}}, last_result={}),
               FakeTrial(trial_id="b", config={"caps": {"mode": "A"}}, last_result={})]
@@ -79,6 +80,13 @@ def test_a_sweep_is_a_parent_run_and_each_trial_a_child_with_its_epochs_end_and_
         (1, 1.0), (2, 0.5), (3, 1 / 3)]
     assert a.data.tags["ended"] == "completed" and a.data.tags["best_checkpoint"] == "/ck/a/3"
     assert b.data.tags["ended"] == "stopped by the scheduler at epoch 1 of 3" and b.info.status == "FINISHED"
+    # what each trial trained, and the sweep's artifacts in its own folder (was ./mlruns of the cwd)
+    assert (a.data.tags["documented_default"], b.data.tags["documented_default"]) == ("False", "True")
+    assert a.data.params["train/seed"] == "7"
+    from mlflow.tracking import MlflowClient
+
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name("s")
+    assert experiment.artifact_location == f"file://{tmp_path}/mlartifacts"
 
 
 def test_a_confirmation_run_is_tagged_with_its_config_and_seed(tmp_path):
@@ -92,6 +100,7 @@ def test_a_confirmation_run_is_tagged_with_its_config_and_seed(tmp_path):
     [run] = mlflow_runs(tmp_path, "s")[1]
     assert (run.data.tags["config_id"], run.data.tags["seed"]) == ("top1", "1")
     assert run.data.params["caps/mode"] == "B" and run.data.params["train/seed"] == "1"
+    assert "run" not in run.data.params  # Tune's index of the run in the list, no parameter of the config
     assert run.data.tags["ended"] == "errored" and run.info.status == "FAILED"
 
 

@@ -222,7 +222,7 @@ def write_meta(plan: SweepPlan, chosen) -> None:
     from losstune.ray_jobs.provenance import provenance
 
     meta = metadata(plan) | {"kind": "compare", "configs": as_json(configs_of(chosen)),
-                             "provenance": provenance(sys.argv, [])}
+                             "provenance": provenance(sys.argv, [], plan.family)}
     storage.write_bytes(join(plan.experiment, results.META_FILE), json.dumps(as_json(meta), indent=2).encode())
 
 

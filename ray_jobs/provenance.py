@@ -14,11 +14,16 @@ PACKAGES = ("torch", "ray", "optuna", "monai", "accelerate", "scipy")
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def provenance(argv: list[str], data_paths: list[str]) -> dict:
-    return {"command": " ".join(argv), "python": platform.python_version(),
-            "packages": {name: package_version(name) for name in PACKAGES},
-            "git": git_state(REPOSITORY), "machine": machine(),
-            "data": {path: content_hash(path) for path in data_paths} or "synthetic"}
+def provenance(argv: list[str], data_paths: list[str], family: str = "") -> dict:
+    """The record; `family` from another installed package adds that package and its version."""
+    from losstune.search_spaces.registry import family_package
+
+    record = {"command": " ".join(argv), "python": platform.python_version(),
+              "packages": {name: package_version(name) for name in PACKAGES},
+              "git": git_state(REPOSITORY), "machine": machine(),
+              "data": {path: content_hash(path) for path in data_paths} or "synthetic"}
+    plugin = family_package(family) if family else None
+    return record | ({"family_package": plugin} if plugin else {})
 
 
 def package_version(name: str) -> str:
@@ -84,6 +89,8 @@ def summary(record: dict) -> str:
     commit = (f"{git['commit'][:10]}{' (with uncommitted changes)' if git.get('dirty') else ''}" if git
               else "not a git checkout")
     packages = ", ".join(f"{k} {v}" for k, v in record.get("packages", {}).items())
+    if plugin := record.get("family_package"):
+        packages += f", the family's package {plugin['package']} {plugin['version']}"
     data = record.get("data")
     data = "synthetic" if data == "synthetic" else "; ".join(f"{p} {h[:19]}" for p, h in data.items())
     return (f"provenance: commit {commit}; Python {record.get('python')}, {packages}; {record['machine']['cpus']} CPUs"

@@ -43,7 +43,7 @@ def run(plan: SweepPlan) -> int:
     if plan.resume:
         meta["provenance"] = results.read_meta(plan.experiment).get("provenance", {})
     else:
-        meta["provenance"] = provenance(sys.argv, data_paths(plan.base))
+        meta["provenance"] = provenance(sys.argv, data_paths(plan.base), plan.family)
     if not plan.resume or plan.extend_by:  # an extension's trials and run are saved before it starts
         write_meta(plan, meta)
     if not plan.resume:

@@ -49,6 +49,17 @@ def installed() -> tuple[tuple[str, str], ...]:
     return tuple((entry.name, entry.value) for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
+def family_package(name: str) -> dict | None:
+    """The installed package a family comes from ({"package", "version"}), for its provenance; None
+    for a built-in family (losstune's own commit says what it ran)."""
+    if name in FAMILIES:
+        return None
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == name and entry.dist is not None:
+            return {"package": entry.dist.name, "version": entry.dist.version}
+    return None
+
+
 def family_names() -> list[str]:
     return list(registered())
 

@@ -1,6 +1,7 @@
 """Families from another installed package (search_spaces/registry.py): an entry point in the group
 `losstune.families`, no edit to losstune."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -72,6 +73,9 @@ def test_a_family_from_another_package_is_listed_swept_confirmed_and_compared(lo
     assert code == 0
     trials = pd.read_parquet(tmp_path / "toy" / "trials.parquet")
     assert len(trials) == 2 and (trials["status"] == "COMPLETED").all()
+    # the family's package and version in the sweep's provenance (losstune's commit does not say it)
+    saved = json.loads((tmp_path / "toy" / "losstune_sweep.json").read_text())["provenance"]
+    assert saved["family_package"] == {"package": "losstune-toy-family", "version": "0.1"}
     assert trials["final/val/mse"].notna().all() and trials["is_default"].sum() == 1
     runs = pd.read_parquet(tmp_path / "toy" / "confirm_top1_seeds2" / "confirm.parquet")
     assert len(runs) == 4 and (runs["status"] == "COMPLETED").all()

@@ -63,7 +63,15 @@ def rebuild(experiment: str, meta: dict, top: int) -> str:
     trials, history = results.tables(grid, meta, experiment)
     written = results.write_all(experiment, trials, history, meta)
     text = report.report(trials, meta, written, top=top, history=history)
-    return f"{text}\nreport: {write_report_html(experiment)}"
+    return f"{text}{answers(experiment)}\nreport: {write_report_html(experiment)}"
+
+
+def answers(experiment: str) -> str:
+    """Each confirmation's answer, its sentences per config, as report.html opens with them."""
+    from losstune.ray_jobs.load import confirmations
+
+    return "".join(f"\n{name}: answer:\n{c.text.split('answer:', 1)[1].strip(chr(10))}"
+                   for name, c in confirmations(experiment).items() if "answer:" in c.text)
 
 
 if __name__ == "__main__":

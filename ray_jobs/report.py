@@ -30,7 +30,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
     table.insert(0, "", ["*" if d else "" for d in shown["is_default"]])
     table.columns = [{"epochs_done": "at_epoch"}.get(c, c.replace("config/", "").replace("final/", ""))
                      for c in table.columns]
-    lines = [f"{meta['family']} / space '{meta['space']}': {len(trials)} trials, objective {metric} "
+    smoke = " (smoke test: tiny data and model, a check that it runs, not a result)" if meta.get("smoke_test") else ""
+    lines = [f"{meta['family']} / space '{meta['space']}'{smoke}: {len(trials)} trials, objective {metric} "
              f"({better(meta['objective']['mode'])} is better; its value at_epoch; trials that ran every epoch "
              "rank first); * = documented default",
              table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]

@@ -66,3 +66,18 @@ def test_analyze_of_two_sweeps_prints_and_writes_them_side_by_side(finished_swee
     assert "<th>before</th><th>after</th>" in page and "documented default" in page
     # a folder that is no sweep is refused before anything is written
     assert analyze.main([str(tmp_path / "before"), str(tmp_path)]) == 2
+
+
+def test_analyze_prints_each_confirmations_answer(tmp_path):
+    # report.html opens with the answer; losstune-analyze printed none
+    import pandas as pd
+
+    from losstune.ray_jobs.analyze import answers
+    from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
+
+    folder = tmp_path / "confirm_top1_seeds5"
+    folder.mkdir()
+    pd.DataFrame({"config_id": ["default"]}).to_parquet(folder / CONFIRM_FILE)
+    pd.DataFrame({"config_id": ["default"]}).to_parquet(folder / SUMMARY_FILE)
+    (folder / REPORT_FILE).write_text("confirmation: ...\n  how to read it: ...\nanswer:\n  top1 (x=1): beats the default\n")
+    assert answers(str(tmp_path)) == "\nconfirm_top1_seeds5: answer:\n  top1 (x=1): beats the default"

@@ -222,3 +222,11 @@ def test_a_default_of_exactly_0_gives_the_change_in_units_not_nan_percent():
     assert "change -0.25 (from 0)" in text and "nan" not in text
     default["objective"] = 2.0  # else a percentage: (1.5 - 2) / 2 = -25.0%
     assert "change -25.0%" in against_default({"objective": 1.5}, default)
+
+
+def test_a_smoke_sweep_says_so_in_its_first_line():
+    trials = pd.DataFrame({"trial_id": ["a"], "status": ["COMPLETED"], "stop_reason": [""], "objective": [1.0],
+                           "epochs_done": [2], "is_default": [True], "error": [""]})
+    meta = {"family": "hdr_patch", "space": "caps", "objective": {"metric": "val/log_l1", "mode": "min"}, "epochs": 2,
+            "smoke_test": True}
+    assert report(trials, meta, {}).splitlines()[0].startswith("hdr_patch / space 'caps' (smoke test: tiny data")

@@ -36,7 +36,7 @@ from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, 
 from losstune.ray_jobs.plan import SweepPlan, metadata
 from losstune.ray_jobs.storage import absolute, as_json, exists, join
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
-from losstune.trainables.family_api import check_batches_fit, make_config
+from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
 from losstune.search_spaces.registry import family_names, load_family
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
@@ -144,7 +144,7 @@ def build_candidates(family, args) -> list[confirmation.Candidate]:
             where = f"{spec} (not a {family.name} config?)" if spec.endswith(".json") else spec
             raise UsageError(f"CONFIG {where}: {err}") from None
         seen[label] = (config.train.epochs, family.objective_of(config))
-        check_batches_fit(family.check_data(config), {f"config {label}": config.train.batch_size})
+        check_batches_fit(checked_data(family, config), {f"config {label}": config.train.batch_size})
         # the whole effective config (as a best_config.json holds it): what each config sets differently
         # from the reference is then exact, whatever preset or file it came from
         chosen.append(confirmation.Candidate(label, "", math.nan, flatten(to_dict(config))))

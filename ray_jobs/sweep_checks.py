@@ -10,7 +10,7 @@ from losstune.ray_jobs.flags import UsageError
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, inert_weights, space_choices
 from losstune.ray_jobs.prior_points import read_enqueued
 from losstune.trainables.config import ConfigError, flatten, merge, unflatten
-from losstune.trainables.family_api import check_batches_fit, make_config
+from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
 
 
 def check_population(args, space, space_name: str) -> None:
@@ -107,7 +107,7 @@ def check_space(family, space_name: str, base: dict, config, seed: int, pinned: 
               "--set gives it for the first (default) trial only; to keep it in every "
               "trial, --enqueue points with it or pick a space that does not search it", file=sys.stderr)
     sampled = [make_config(family, merge(base, unflatten(p))) for p in points]
-    check_batches_fit(family.check_data(config), {
+    check_batches_fit(checked_data(family, config), {
         "the sweep's config": config.train.batch_size,
         f"--space {space_name} samples it": max([c.train.batch_size for c in sampled] + space_choices(space))})
     inert = inert_weights(family, config, points)

@@ -25,7 +25,7 @@ from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, a
 from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
-from losstune.trainables.family_api import check_batches_fit, make_config
+from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
 from losstune.search_spaces.registry import family_names, load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 from losstune.trainables.engine.loop_config import check_precision
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         family = load_family(args.family)
         config = make_config(family, overrides_from(args, family), args.preset or "")
         check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
-        check_batches_fit(family.check_data(config), {"the run's config": config.train.batch_size})
+        check_batches_fit(checked_data(family, config), {"the run's config": config.train.batch_size})
         check_resumed_run(absolute(args.storage), args.name, args.family, to_dict(config))
         check_storage(absolute(args.storage))
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any, Callable, Mapping
@@ -208,6 +209,22 @@ def make_config(family: Family, overrides: Mapping[str, Any] | None = None, pres
             raise ConfigError("preset", f"is unknown: {preset!r} (known: {', '.join(sorted(family.presets))})")
         config = apply_overrides(config, family.presets[preset])
     return apply_overrides(config, overrides or {})
+
+
+def checked_data(family: Family, config) -> int | None:
+    """The family's own data check (family.check_data: it reads every file once, before Ray
+    starts), after what holds for every family: a held-out `data.val_path` needs the `data.path`
+    it is held out from (alone it was ignored, and the embedded synthetic data trained), and must
+    exist (a FileNotFoundError traceback before)."""
+    data = getattr(config, "data", None)
+    val_path = getattr(data, "val_path", "")
+    if val_path:
+        if not getattr(data, "path", ""):
+            raise ConfigError("data.val_path", f"is set ({val_path}) but data.path is not: a held-out set is read beside "
+                                          "the training data (set data.path, or leave val_path out)")
+        if not os.path.exists(val_path):
+            raise ConfigError("data.val_path", f"{val_path}: no such file or folder")
+    return family.check_data(config)
 
 
 def check_batches_fit(train_samples: int | None, batch_sizes: Mapping[str, int]) -> None:

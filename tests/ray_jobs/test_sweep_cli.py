@@ -141,6 +141,9 @@ def bad_npz(tmp_path):
     (["hdr_patch", "--storage", "ftp://host/x"], "--storage: 'ftp://host/x': no store for 'ftp://'"),
     (["hdr_patch", "--storage", "s3://"], "--storage: 's3://' names no bucket, e.g. s3://my-bucket/losstune"),
     (["hdr_patch", "--storage", "s3:///x"], "--storage: 's3:///x' names no bucket"),
+    # issue 73, item 18: a held-out file alone was ignored (synthetic data trained), a missing one a traceback
+    (["hdr_patch", "--set", "data.val_path=/nonexistent.npz"],
+     "data.val_path is set (/nonexistent.npz) but data.path is not: a held-out set is read beside the training data"),
     # issue 73, item 23: an MLflow traceback after Ray started
     (["hdr_patch", "--mlflow", "bogus://x"], "--mlflow: 'bogus://x': MLflow has no tracking store for 'bogus://'"),
     # the default 10 epochs: ASHA's first rung, or PBT's first perturbation, would never come
@@ -705,3 +708,13 @@ def test_a_store_that_never_answers_is_one_line_within_its_time(ray_starts, caps
     silent.close()
     assert code == 2 and "did not answer in 1 s (credentials? network?)" in err and len(err.splitlines()) == 1
     assert time.monotonic() - started < 15 and not ray_starts
+
+
+def test_a_missing_or_unreadable_held_out_file_is_one_line(ray_starts, capsys, tmp_path):
+    good, garbage = tmp_path / "train.npz", tmp_path / "val.npz"
+    np.savez(good, input=np.ones((8, 4, 16, 16), np.float32), target=np.ones((8, 3, 16, 16), np.float32))
+    garbage.write_text("garbage")
+    for val_path, expected in [(tmp_path / "none.npz", f"data.val_path {tmp_path / 'none.npz'}: no such file or folder"),
+                               (garbage, f"{garbage}: not a readable .npz file")]:
+        code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--data", str(good), "--set", f"data.val_path={val_path}")
+        assert code == 2 and expected in err and len(err.splitlines()) == 1 and not ray_starts

@@ -117,6 +117,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from losstune.ray_jobs.tuning import quiet_forced_snapshots
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
     from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
+    from losstune.trainables.engine.tensorboard import SessionEnds
     from losstune.search_spaces.registry import load_family
 
     no_temporary_files_in_experiment_sync()
@@ -138,6 +139,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
                                     progress_reporter=run_table(plan) if plan.verbosity else None,
                                     callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                                                BestCheckpoints(plan.name, plan.objective["mode"], plan.storage),
+                                               SessionEnds(plan.epochs),
                                                *tracking_callbacks(plan, [(c.config_id, seed, c.point) for c, seed in runs])],
                                     failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                                     checkpoint_config=tune_checkpoints(plan.objective["mode"], 1),

@@ -29,6 +29,7 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     from losstune.ray_jobs.trial_links import BestCheckpoints
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
     from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
+    from losstune.trainables.engine.tensorboard import SessionEnds
 
     no_temporary_files_in_experiment_sync()
     population = plan.scheduler in POPULATION_SCHEDULERS
@@ -51,7 +52,8 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                 verbose=min(plan.verbosity, 2),
                                 progress_reporter=progress_table(plan) if plan.verbosity else None,
                                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
-                                           BestCheckpoints(plan.name, mode, plan.storage), *tracking_callbacks(plan),
+                                           BestCheckpoints(plan.name, mode, plan.storage), SessionEnds(plan.epochs),
+                                           *tracking_callbacks(plan),
                                            *journal_copies(plan), *callbacks],
                                 # A trial whose driver is lost (its node gone, on a cluster without
                                 # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from tensorboard.plugins.hparams import api_pb2
 
 from losstune.ray_jobs import compare, confirm, sweep
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, SUMMARY_FILE
@@ -38,6 +39,8 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     assert len(groups) == 7 and len(confirmation_rows) == 4, sorted(groups)
     assert sorted(g.hparams["train/seed"].number_value for g in confirmation_rows.values()) == [1, 1, 2, 2]
     assert all(len(g.metric_values) == 1 and g.metric_values[0].training_step > 0 for g in groups.values())
+    # and how each ended, written by the driver (every trial and run here ran all its epochs)
+    assert {api_pb2.Status.Name(g.sessions[0].status) for g in groups.values()} == {"STATUS_SUCCESS"}
     # MLflow (read with its own client): the sweep a parent run, each trial and confirmation run a
     # child with its parameters, every epoch's objective, how it ended and its best checkpoint
     parent, children = mlflow_runs(tmp_path / "c", "c")

@@ -11,6 +11,7 @@ import time
 from typing import Mapping
 
 from ray.train.v2.api.callback import UserCallback
+from ray.tune import Callback
 
 from losstune.trainables.config import flatten
 
@@ -122,3 +123,49 @@ class TensorBoardCallback(UserCallback):
 
     def after_report(self, run_context, metrics, checkpoint):
         self.events.write(metrics[0])
+
+
+class SessionEnds(Callback):
+    """How each trial ended, as TensorBoard's HParams plugin reads it: every run showed
+    STATUS_UNKNOWN, so trials ASHA stopped at epoch 1 looked like finished ones. Written by the
+    sweep's driver (a trial's process is killed when it is stopped) as one more event file in the
+    trial's folder in storage: STATUS_SUCCESS for a trial that ran every epoch healthy,
+    STATUS_FAILURE for one that errored or a health check stopped; one a scheduler stopped early
+    stays STATUS_UNKNOWN (the plugin has no status for it)."""
+
+    def __init__(self, full_length: int):
+        self.full_length = full_length
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.write(trial, self.status(trial.last_result, failed=False))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.write(trial, self.status(trial.last_result, failed=True))
+
+    def status(self, result: dict | None, failed: bool) -> str:
+        result = result or {}
+        if failed or result.get("stop_reason"):
+            return "STATUS_FAILURE"
+        if result.get("epoch", self.full_length) < self.full_length:
+            return "STATUS_UNKNOWN"
+        return "STATUS_SUCCESS"
+
+    @staticmethod
+    def write(trial, status: str) -> None:
+        """The session end event, into the trial's folder in its storage (local or an object store)."""
+        name, contents = event_file_bytes([session_end(status)])
+        fs, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+        with fs.open_output_stream(f"{folder}/{name}.end") as out:
+            out.write(contents)
+
+
+def session_end(status: str):
+    """The HParams plugin's session-end summary with `status` (tensorboardX writes only SUCCESS)."""
+    from tensorboardX.proto.api_pb2 import Status
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+
+    end = SessionEndInfo(status=Status.Value(status), end_time_secs=time.time())
+    content = HParamsPluginData(session_end_info=end, version=0).SerializeToString()
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=content))
+    return Summary(value=[Summary.Value(tag="_hparams_/session_end_info", metadata=metadata)])

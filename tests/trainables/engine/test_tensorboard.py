@@ -84,3 +84,27 @@ def test_every_space_of_every_family_declares_an_hparams_experiment():
     [info] = [p for p in HParamsPluginData.FromString(odd.value[0].metadata.plugin_data.content).experiment.hparam_infos
               if p.name == "x"]
     assert list(info.domain_discrete) == ["None", "a", "2"]
+
+
+def test_each_run_says_how_it_ended_to_the_hparams_plugin(tmp_path):
+    # every run was STATUS_UNKNOWN: trials ASHA stopped at epoch 1 looked finished. The driver's
+    # SessionEnds writes SUCCESS for a full-length healthy run, FAILURE for an error or a health stop
+    from types import SimpleNamespace
+
+    import pyarrow.fs
+    from tensorboard.plugins.hparams import api_pb2
+
+    from losstune.trainables.engine.tensorboard import EpochEvents, SessionEnds, hparams_of
+    from tests.tensorboard_view import hparams_view
+
+    ends = SessionEnds(full_length=3)
+    for run, last, failed in [("full", {"epoch": 3}, False), ("stopped", {"epoch": 1}, False),
+                              ("unhealthy", {"epoch": 2, "stop_reason": "overflow"}, False), ("error", {}, True)]:
+        EpochEvents(str(tmp_path / run), {}, hparams_of({"caps": {"mode": "A"}}, 0)).write({"epoch": 1, "val/x": 1.0})
+        trial = SimpleNamespace(last_result=last, storage=SimpleNamespace(
+            storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(tmp_path / run)))
+        (ends.on_trial_error if failed else ends.on_trial_complete)(0, [], trial)
+    _, groups = hparams_view(tmp_path)
+    status = {name: api_pb2.Status.Name(group.sessions[0].status) for name, group in groups.items()}
+    assert status == {"full": "STATUS_SUCCESS", "stopped": "STATUS_UNKNOWN", "unhealthy": "STATUS_FAILURE",
+                      "error": "STATUS_FAILURE"}

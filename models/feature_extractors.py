@@ -16,6 +16,8 @@ slice.
 
 from __future__ import annotations
 
+import pickle
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +53,31 @@ class ResNetFeatures(nn.Module):
         rgb = F.interpolate(as_rgb_slices(images).float(), size=(RESNET_SIDE, RESNET_SIDE), mode="bilinear",
                             align_corners=False)
         return self.resnet((rgb - self.mean) / self.std)
+
+
+def untrained_batch_norm(state: dict) -> bool:
+    """Whether every batch-norm layer's running statistics are still at their start (mean 0,
+    variance 1): a network never trained, whatever its file says. Its features are the
+    unnormalised outputs of random filters: on MRI slices KID scored a blurred copy farther from
+    the real images than noise, and tumours not at all."""
+    means = [v for k, v in state.items() if k.endswith("running_mean")]
+    variances = [v for k, v in state.items() if k.endswith("running_var")]
+    return bool(means) and all(torch.all(m == 0) for m in means) and all(torch.all(v == 1) for v in variances)
+
+
+def check_resnet50_weights(path: str) -> str:
+    """Why the file cannot be the generation metrics' extractor ("" where it can): unreadable as
+    weights, no ResNet-50, or untrained. Read once, before Ray starts."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        network = load_resnet50(path)
+    except (ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        return f"{path}: not ResNet-50 weights ({(str(err).splitlines() or [type(err).__name__])[0]})"
+    del network
+    if untrained_batch_norm(state.get("state_dict", state) if isinstance(state, dict) else {}):
+        return (f"{path} looks untrained (every batch norm's running mean 0 and variance 1): KID and FID on "
+                "its features rank by nothing; give trained weights (docs/real-data.md)")
+    return ""
 
 
 def load_resnet50(path: str) -> ResNetFeatures:

@@ -6,13 +6,19 @@ import torch
 from losstune.models.feature_extractors import alexnet_features, as_rgb_slices, load_clip, load_lpips, load_resnet50
 
 
-def torchvision_layout_resnet50(path) -> dict:
+def torchvision_layout_resnet50(path, fitted: bool = True) -> dict:
     """A randomly initialised ResNet-50 saved as torchvision saves one: its layer names, a
-    1000-class classifier, and no bias on the shortcut convolutions."""
+    1000-class classifier, and no bias on the shortcut convolutions. `fitted`: its batch norms'
+    running statistics estimated on two batches of random images, as a trained network's are
+    (nothing here can be downloaded); unfitted, check_resnet50_weights calls it untrained."""
     from monai.networks.nets import resnet50
 
-    state = resnet50(spatial_dims=2, n_input_channels=3, conv1_t_stride=2, num_classes=1000).state_dict()
-    state = {k: v for k, v in state.items() if not k.endswith("downsample.0.bias")}
+    network = resnet50(spatial_dims=2, n_input_channels=3, conv1_t_stride=2, num_classes=1000)
+    if fitted:
+        with torch.no_grad():
+            for _ in range(2):
+                network.train()(torch.rand(4, 3, 64, 64))
+    state = {k: v for k, v in network.state_dict().items() if not k.endswith("downsample.0.bias")}
     torch.save(state, path)
     return state
 
@@ -95,3 +101,18 @@ def test_a_file_that_is_no_alexnet_is_refused_naming_it(tmp_path):
     torchvision_layout_resnet50(torch_layout)
     with pytest.raises(ValueError, match=f"{torch_layout} is no torchvision-layout AlexNet"):
         load_lpips(str(torch_layout))
+
+
+def test_weights_that_cannot_rank_generated_images_are_named(tmp_path):
+    # a random network's batch norms keep mean 0 and variance 1: its KID scored blur farther than
+    # noise on MRI; a text file made every trial die at its first validation (UnpicklingError)
+    from losstune.models.feature_extractors import check_resnet50_weights
+
+    torchvision_layout_resnet50(tmp_path / "untrained.pth", fitted=False)
+    torchvision_layout_resnet50(tmp_path / "fitted.pth")
+    (tmp_path / "notes.txt").write_text("not weights")
+    assert "looks untrained (every batch norm's running mean 0 and variance 1)" in check_resnet50_weights(
+        str(tmp_path / "untrained.pth"))
+    assert check_resnet50_weights(str(tmp_path / "notes.txt")).startswith(f"{tmp_path / 'notes.txt'}: not ResNet-50 "
+                                                                          "weights (")
+    assert check_resnet50_weights(str(tmp_path / "fitted.pth")) == ""

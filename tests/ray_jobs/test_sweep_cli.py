@@ -718,3 +718,16 @@ def test_a_missing_or_unreadable_held_out_file_is_one_line(ray_starts, capsys, t
                                (garbage, f"{garbage}: not a readable .npz file")]:
         code, err = run_sweep(capsys, tmp_path, "hdr_patch", "--data", str(good), "--set", f"data.val_path={val_path}")
         assert code == 2 and expected in err and len(err.splitlines()) == 1 and not ray_starts
+
+
+def test_generation_metrics_on_untrained_or_unreadable_weights_are_refused_before_ray_starts(ray_starts, capsys,
+                                                                                          tmp_path):
+    from tests.models.test_feature_extractors import torchvision_layout_resnet50
+
+    torchvision_layout_resnet50(tmp_path / "random.pth", fitted=False)
+    (tmp_path / "notes.txt").write_text("not weights")
+    for weights, expected in [(tmp_path / "random.pth", "looks untrained"), (tmp_path / "notes.txt", "not ResNet-50")]:
+        code, err = run_sweep(capsys, tmp_path, "medgen_diffusion", "--smoke-test", "--set", "generation.metrics=true",
+                              "--set", f"generation.resnet_weights={weights}")
+        assert code == 2 and err.startswith(f"sweep: error: generation.resnet_weights {weights}") and expected in err
+        assert len(err.splitlines()) == 1 and not ray_starts

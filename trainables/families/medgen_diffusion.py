@@ -93,10 +93,20 @@ def check_data(cfg) -> int:
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
     check_lpips(cfg, MODE_IMAGES[cfg.data.mode])
+    check_extractor(cfg)
     if latent(cfg):
         check_fits(cfg)
         check_latent_fits_the_network(cfg)
     return check_subjects(cfg, cfg.data.mode)
+
+
+def check_extractor(cfg) -> None:
+    """The generation metrics' ResNet-50, read once: unloadable weights made every trial die at its
+    first validation, untrained ones gave a KID that ranks by nothing."""
+    from losstune.models.feature_extractors import check_resnet50_weights
+
+    if cfg.generation.metrics and (why := check_resnet50_weights(cfg.generation.resnet_weights)):
+        raise ConfigError("generation.resnet_weights", why)
 
 
 def check_latent_fits_the_network(cfg) -> None:

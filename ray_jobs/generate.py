@@ -2,8 +2,10 @@
 
 Generate images from noise with a trained medgen_diffusion checkpoint (a sweep trial's, a
 confirmation run's or losstune-train's), conditioned on the masks of its held-out subjects (bravo,
-dual; seg mode is unconditioned), and write each as NIfTI: sample_0000_bravo.nii.gz (each image
-it generates) beside sample_0000_condition.nii.gz (the mask it was conditioned on). The
+dual; seg mode is unconditioned; masks with a tumour first), and write each as NIfTI:
+sample_0000_bravo.nii.gz (each image it generates) beside sample_0000_condition.nii.gz (the mask it
+was conditioned on), at the voxel size of that mask's validation item, and sample_0000_source.json
+(which validation item, its voxel size, its tumour voxels). The
 checkpoint's EMA weights are used where its run kept them (validation used them too). Runs in
 this process on the GPU if there is one, else the CPU; Ray is not started.
 """
@@ -80,10 +82,29 @@ def trained_network(cfg, folder: str):
     return model.eval(), parts.val_set
 
 
-def write_samples(samples, conditions, cfg, out: str, first: int) -> list[str]:
-    """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes);
-    in the seg_conditioned modes the size bins each mask was generated for, as JSON (tumours per bin,
-    or whether there is one); in multi the image named by its modality."""
+def conditioning_order(draws) -> list[int]:
+    """The validation items whose masks condition the samples, in turn: those with a tumour first
+    (in order), then the tumour-free ones. In order alone, a small --n on real anatomy (90% of
+    slices tumour-free) conditioned on empty masks only."""
+    with_tumour = [k for k in range(len(draws.items)) if draws.items[k][2].gt(0.5).any()]
+    return with_tumour + [k for k in range(len(draws.items)) if k not in set(with_tumour)]
+
+
+def affine_of(spacing):
+    """The samples' NIfTI affine: the voxel size in mm of the item they were conditioned on (after
+    the run's resize), at the origin, in the array's axes. Position and orientation of the source
+    scan are not carried through the run's items (docs/families.md): an identity affine said 1 mm."""
+    import numpy as np
+
+    sides = [float(v) for v in spacing] + [1.0] * (3 - len(spacing))  # a 2D slice: one voxel of 1 mm
+    return np.diag([*sides[:3], 1.0])
+
+
+def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[dict] = ()) -> list[str]:
+    """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes),
+    with the voxel size of its validation item, and a JSON of where its mask came from; in the
+    seg_conditioned modes the size bins each mask was generated for, as JSON (tumours per bin, or
+    whether there is one); in multi the image named by its modality."""
     import json
 
     import nibabel
@@ -106,10 +127,17 @@ def write_samples(samples, conditions, cfg, out: str, first: int) -> list[str]:
                 json.dump({"edges_mm": list(CONDITIONING_EDGES_MM), SIZE_CONDITIONED[mode]:
                            condition.flatten(1).mean(1).tolist()}, f)
             written.append(path)
+        source = sources[k] if sources else {"voxel_mm": [1.0, 1.0, 1.0]}
         for name, array in arrays.items():
             volume = array.cpu().numpy().astype(np.float32)
             path = os.path.join(out, f"sample_{first + k:04d}_{name}.nii.gz")
-            nibabel.save(nibabel.Nifti1Image(volume[..., None] if volume.ndim == 2 else volume, np.eye(4)), path)
+            image = volume[..., None] if volume.ndim == 2 else volume
+            nibabel.save(nibabel.Nifti1Image(image, affine_of(source["voxel_mm"])), path)
+            written.append(path)
+        if sources:
+            path = os.path.join(out, f"sample_{first + k:04d}_source.json")
+            with open(path, "w") as f:
+                json.dump(source, f, indent=2)
             written.append(path)
     return written
 
@@ -122,15 +150,17 @@ def run(args, cfg) -> list[str]:
     model, draws = trained_network(cfg, args.checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    image, condition = draws.items[0][0], draws.items[0][1]
+    image = draws.items[0][0]
     sample_shape = tuple(draws.noise_shape or image.shape)
     os.makedirs(args.out, exist_ok=True)
-    written = []
+    written, order = [], conditioning_order(draws)
     for first in range(0, args.n, BATCH):
-        count = min(BATCH, args.n - first)
-        conditions = torch.stack([draws.items[(first + k) % len(draws.items)][1] for k in range(count)])
+        picked = [order[(first + k) % len(order)] for k in range(min(BATCH, args.n - first))]
+        conditions = torch.stack([draws.items[index][1] for index in picked])
+        sources = [{"validation_item": index, "voxel_mm": [float(v) for v in draws.items.spacings[index]],
+                    "tumour_voxels": int(draws.items[index][2].gt(0.5).sum())} for index in picked]
         samples = generate(model, cfg, conditions, sample_shape, seed=cfg.generation.seed + first)
-        written += write_samples(samples, conditions, cfg, args.out, first)
+        written += write_samples(samples, conditions, cfg, args.out, first, sources)
     return written
 
 

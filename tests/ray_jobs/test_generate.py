@@ -30,7 +30,16 @@ def test_samples_of_a_checkpoint_are_written_as_nifti_with_the_mask_they_were_co
     assert generate.main([diffusion_checkpoint, "--n", "3", "--steps", "2", "--out", str(out)]) == 0
     assert "3 samples (rflow, 2 steps, bravo mode)" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"sample_{k:04d}_{kind}.nii.gz" for k in range(3) for kind in ("bravo", "condition")]
+    assert names == sorted(f"sample_{k:04d}_{kind}" for k in range(3)
+                           for kind in ("bravo.nii.gz", "condition.nii.gz", "source.json"))
+    # the masks with a tumour first (in order they were all tumour-free on real anatomy), each
+    # sample's voxel size that of its validation item (an identity affine said 1 mm)
+    sources = [json.loads((out / f"sample_{k:04d}_source.json").read_text()) for k in range(3)]
+    tumours = [s["tumour_voxels"] for s in sources]
+    assert tumours == sorted(tumours, key=lambda n: n == 0) and tumours[0] > 0
+    affine = nibabel.load(out / "sample_0000_bravo.nii.gz").affine
+    assert np.allclose(np.diag(affine)[:2], sources[0]["voxel_mm"])
+    assert np.allclose(generate.affine_of([0.5, 0.75]), np.diag([0.5, 0.75, 1.0, 1.0]))  # a resized 2D slice
     image = nibabel.load(out / "sample_0000_bravo.nii.gz").get_fdata()
     mask = nibabel.load(out / "sample_0000_condition.nii.gz").get_fdata()
     assert image.shape == mask.shape == (32, 32, 1)  # a 2D slice, as a one-slice volume
@@ -61,8 +70,8 @@ def test_what_is_no_diffusion_checkpoint_or_would_overwrite_samples_is_refused(d
 
 
 @pytest.mark.parametrize("mode, files", [
-    ("multi", {"bravo", "flair", "t1_pre", "t1_gd", "condition"}),  # one image a sample, named by its modality
-    ("seg_conditioned", {"seg", "size_bins"}),  # the mask and the size bins it was generated for
+    ("multi", {"bravo", "flair", "t1_pre", "t1_gd", "condition", "source"}),  # one image a sample, named by its modality
+    ("seg_conditioned", {"seg", "size_bins", "source"}),  # the mask and the size bins it was generated for
 ])
 def test_samples_of_the_other_modes_are_named_for_what_they_are(tmp_path, mode, files):
     family = load_family("medgen_diffusion")

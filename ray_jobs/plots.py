@@ -104,7 +104,9 @@ def png(figure, rect=(0, 0, 1, 1)) -> bytes:
 
     figure.tight_layout(rect=rect)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
+    # "tight": what lies outside the canvas (Optuna's long axis labels, "model/learnable_s...") is
+    # drawn, the picture grown to hold it
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight", pad_inches=0.1)
     plt.close(figure)
     return buffer.getvalue()
 

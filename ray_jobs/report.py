@@ -34,7 +34,8 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
     lines = [f"{meta['family']} / space '{meta['space']}'{smoke}: {len(trials)} trials, objective {metric} "
              f"({better(meta['objective']['mode'])} is better; its value at_epoch; trials that ran every epoch "
              "rank first); * = documented default",
-             table.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+             # a parameter a trial's branch lacks is blank, whether pandas holds it as None or NaN
+             table.fillna(value=math.nan).to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")]
     best = best_trial(trials)
     if best is not None:
         lines.append(f"best {best['trial_id']}: {metric} {best['objective']:.4g} at epoch {best['epochs_done']} "

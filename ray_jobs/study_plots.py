@@ -97,8 +97,8 @@ def parallel_plots(study, done: list, ranked: list[str], switches: list[str], co
             continue
         axes = optuna_plot("plot_parallel_coordinate", studies.sub_study(study, trials),
                            params=varied[:PARALLEL_PARAMS], **common)
-        if branch:
-            axes.set_title(f"{branch} (n={len(trials)})", loc="left")
+        if branch:  # in the place of Optuna's own title, which the left one overlapped
+            axes.set_title(f"Parallel coordinates, {branch} (n={len(trials)})")
         pngs[f"optuna_parallel_{slug(branch)}" if branch else "optuna_parallel"] = to_png(axes)
     return pngs
 

@@ -52,8 +52,13 @@ def checked_config(args):
     state_file = os.path.join(args.checkpoint, STATE_FILE)
     if not os.path.isfile(state_file):
         raise UsageError(f"checkpoint: {args.checkpoint} holds no {STATE_FILE}: give a checkpoint folder of a run")
-    with open(state_file) as f:
-        state = json.load(f)
+    try:
+        with open(state_file) as f:
+            state = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"checkpoint: {state_file} cannot be read ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise UsageError(f"checkpoint: {state_file} holds no run config: a damaged checkpoint")
     if state.get("family") != FAMILY:
         raise UsageError(f"checkpoint: {args.checkpoint} is of {state.get('family') or 'an unnamed family'}; "
                          f"only {FAMILY} generates images")

@@ -59,6 +59,13 @@ def test_what_is_no_diffusion_checkpoint_or_would_overwrite_samples_is_refused(d
     (other / "losstune_state.json").write_text(json.dumps({"family": "hdr_patch", "config": {}}))
     assert generate.main([str(other)]) == 2
     assert "is of hdr_patch; only medgen_diffusion generates images" in capsys.readouterr().err
+    # a damaged checkpoint (was a JSONDecodeError or KeyError 'config' traceback)
+    for damage, expected in [("{not json", "cannot be read (JSONDecodeError"),
+                             (json.dumps({"family": "medgen_diffusion"}), "holds no run config")]:
+        (other / "losstune_state.json").write_text(damage)
+        assert generate.main([str(other)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "sample_0000_bravo.nii.gz").write_bytes(b"")

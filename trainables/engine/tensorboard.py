@@ -6,6 +6,7 @@ Ray Train's controller through `TensorBoardCallback` where a worker group trains
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Mapping
@@ -155,8 +156,12 @@ class SessionEnds(Callback):
         """The session end event, into the trial's folder in its storage (local or an object store)."""
         name, contents = event_file_bytes([session_end(status)])
         fs, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
-        with fs.open_output_stream(f"{folder}/{name}.end") as out:
-            out.write(contents)
+        try:  # a trial that failed before its folder was made gets one; a store that fails costs the status only
+            fs.create_dir(folder, recursive=True)
+            with fs.open_output_stream(f"{folder}/{name}.end") as out:
+                out.write(contents)
+        except OSError as err:
+            logging.getLogger(__name__).warning("TensorBoard session end of %s not written: %s", trial, err)
 
 
 def session_end(status: str):

@@ -104,7 +104,13 @@ def test_each_run_says_how_it_ended_to_the_hparams_plugin(tmp_path):
         trial = SimpleNamespace(last_result=last, storage=SimpleNamespace(
             storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(tmp_path / run)))
         (ends.on_trial_error if failed else ends.on_trial_complete)(0, [], trial)
+    # a trial that failed before its folder existed gets one, not an error in Tune's callback
+    gone = SimpleNamespace(last_result={}, storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
+                                                                   trial_fs_path=str(tmp_path / "none" / "trial")))
+    ends.on_trial_error(0, [], gone)
+    assert len(list((tmp_path / "none" / "trial").iterdir())) == 1
     _, groups = hparams_view(tmp_path)
+    groups.pop("none/trial", None)  # no session start: not a run of the HParams view
     status = {name: api_pb2.Status.Name(group.sessions[0].status) for name, group in groups.items()}
     assert status == {"full": "STATUS_SUCCESS", "stopped": "STATUS_UNKNOWN", "unhealthy": "STATUS_FAILURE",
                       "error": "STATUS_FAILURE"}

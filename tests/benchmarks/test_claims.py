@@ -40,16 +40,16 @@ def test_a_claimed_size_outside_the_interval_refutes_a_real_effect():
     # reference; a claimed 5-8% gain lies outside it, a claimed 15-20% inside
     made_up = runs({"ref": [1.0] * 5, "new": [0.7, 0.75, 0.8, 0.85, 0.9]})
     small = Claim("x", "a 5-8% gain", "e", "new", "val/x", "min", (-0.08, -0.05))
-    assert judge(small, made_up)["verdict"].startswith("refuted (the effect is real")
+    assert judge(small, made_up)["verdict"].startswith("does not hold here (the effect is real")
     right = Claim("x", "a 15-20% gain", "e", "new", "val/x", "min", (-0.20, -0.15))
-    assert judge(right, made_up)["verdict"] == "confirmed"
+    assert judge(right, made_up)["verdict"] == "holds here"
     assert "better at 5 of 5" in judge(right, made_up)["result"]
 
 
 def test_a_no_worse_claim_holds_on_equivalence_and_a_better_claim_does_not():
     tiny = runs({"ref": [1.0] * 5, "new": [1.0 + 1e-9] * 5})  # equivalent within 1% of 1.0
-    assert judge(Claim("x", "no worse", "e", "new", "val/x", expects="no worse"), tiny)["verdict"] == "confirmed"
-    assert judge(Claim("x", "better", "e", "new", "val/x"), tiny)["verdict"] == "refuted"
+    assert judge(Claim("x", "no worse", "e", "new", "val/x", expects="no worse"), tiny)["verdict"] == "holds here"
+    assert judge(Claim("x", "better", "e", "new", "val/x"), tiny)["verdict"] == "does not hold here"
 
 
 def test_a_claim_whose_runs_were_all_stopped_says_so_instead_of_an_interval():

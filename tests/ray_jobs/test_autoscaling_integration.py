@@ -99,8 +99,20 @@ def client_env(home) -> dict:
 
 
 def node_history(log: Path) -> list[tuple[float, dict]]:
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    """The watcher's records so far (a line it is still writing left out)."""
+    rows = []
+    for line in (log.read_text().splitlines() if log.exists() else []):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
     return [(row["t"], row["alive"]) for row in rows if "alive" in row]
+
+
+def alive_now(log: Path) -> dict:
+    """The nodes alive at the watcher's last record; none before its first (it was read empty once)."""
+    history = node_history(log)
+    return history[-1][1] if history else {}
 
 
 def gpu_nodes(alive: dict) -> set:
@@ -176,7 +188,7 @@ def test_a_gpu_sweep_grows_the_cluster_from_zero_survives_a_reclaimed_node_and_l
             # a spot reclaim: once a trial on a GPU node has a registered checkpoint of epoch 2 or
             # later, that node's machine is gone (every process of it killed at once)
             rows = [r for r in registered_checkpoints(storage.join(store, "grow")) if r["epoch"] >= 2]
-            alive = node_history(autoscaling_cluster["nodes"])[-1][1] if autoscaling_cluster["nodes"].exists() else {}
+            alive = alive_now(autoscaling_cluster["nodes"])
             on_gpu = [r for r in rows if r["node"] in gpu_nodes(alive)]
             if on_gpu and len(gpu_nodes(alive)) >= 2:
                 victim = on_gpu[0]["node"]
@@ -241,7 +253,7 @@ def test_a_gpu_sweep_grows_the_cluster_from_zero_survives_a_reclaimed_node_and_l
     # and once the sweep is over, the autoscaler removes the idle GPU nodes
     sweep_ended = runs["timestamp"].max()
     deadline = time.time() + 180
-    while gpu_nodes(node_history(autoscaling_cluster["nodes"])[-1][1]) and time.time() < deadline:
+    while gpu_nodes(alive_now(autoscaling_cluster["nodes"])) and time.time() < deadline:
         time.sleep(2)
-    assert not gpu_nodes(node_history(autoscaling_cluster["nodes"])[-1][1])
+    assert not gpu_nodes(alive_now(autoscaling_cluster["nodes"]))
     print(f"idle GPU nodes removed {time.time() - sweep_ended:.0f} s after the sweep ended")

@@ -210,11 +210,19 @@ def compare(config, default, mode: str, min_effect: str = DEFAULT_MIN_EFFECT) ->
         return Comparison(n, diff, relative(diff, default_mean), low, high, int(np.sum(gains > 0)), math.nan, delta,
                           math.nan, math.nan, math.nan, None, dropped=dropped)
     p_equivalent = max(one_sided_p(gains + margins, above=True), one_sided_p(gains - margins, above=False))
-    skewness = float(stats.skew(gains, bias=False)) if n >= 3 and gains.std() > 1e-9 * np.abs(gains).max() else math.nan
+    skewness = skewness_of(gains)
     return Comparison(n, diff, relative(diff, default_mean), low, high, int(np.sum(gains > 0)), sign_flip_p(diffs),
                       delta, one_sided_p(gains - margins, above=True), one_sided_p(gains + margins, above=False),
                       p_equivalent, seeds_needed(float(gains.mean()), float(gains.std(ddof=1)), delta),
                       dropped=dropped, skewness=skewness, skewed=too_skewed(skewness, n))
+
+
+def skewness_of(gains) -> float:
+    """The adjusted sample skewness of the gains; NaN below 3 values or where they are all but equal."""
+    gains = np.asarray(gains, dtype=float)
+    if len(gains) < 3 or not gains.std() > 1e-9 * np.abs(gains).max():
+        return math.nan
+    return float(stats.skew(gains, bias=False))
 
 
 @functools.cache

@@ -28,9 +28,8 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
-from losstune.ray_jobs.confirm_stats import ALPHA, Comparison, margins_of, too_skewed
+from losstune.ray_jobs.confirm_stats import ALPHA, Comparison, margins_of, skewness_of, too_skewed
 
 FIRST_LOOK, STEP, DEFAULT_MAX_SEEDS = 3, 2, 20
 GAMMA = -2.0  # the spending function's shape: benchmarks/verdicts.py compares it with Pocock's and OBF's
@@ -86,8 +85,7 @@ def claim_statistics(config, default, mode: str, min_effect: str) -> dict[str, f
         return dict.fromkeys(CLAIMS, math.nan)
     gains = (config - default) * (1.0 if mode == "max" else -1.0)
     margins = margins_of(min_effect, default)
-    skewness = float(stats.skew(gains, bias=False)) if len(gains) >= 3 and np.ptp(gains) > 0 else math.nan
-    if too_skewed(skewness, len(gains)):
+    if too_skewed(skewness_of(gains), len(gains)):
         return dict.fromkeys(CLAIMS, math.nan)
     above, below = t_statistic(gains - margins), t_statistic(gains + margins)
     return {"beats": above, "worse": -below, "equivalent": min(below, -above)}

@@ -32,8 +32,10 @@ def rows(sweep: Sweep) -> dict[str, str]:
         "best trial": (f"{best['trial_id']}: {best['objective']:.4g}; " + report.against_default(best, default))
         if best is not None else "no healthy finished trial",
     }
-    for name, confirmation in sweep.confirmations.items():
-        column[f"confirmed ({name})"] = confirmed(confirmation.summary)
+    # one row for each sweep's first confirmation, whatever its folder's name (confirm_top1_seeds5
+    # beside confirm_top3_seeds5 made two half-empty rows), the folder said in the cell
+    for k, (name, confirmation) in enumerate(sweep.confirmations.items()):
+        column["confirmed" + (f" ({k + 1})" if k else "")] = f"{name}: {confirmed(confirmation.summary)}"
     if len(sweep.importance):
         top = study.most_important(sweep.importance, 3)
         scores = sweep.importance.query("evaluator == 'ped_anova' and branch == 'all'").set_index("param")["importance"]

@@ -54,16 +54,23 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 def _segmentation_losses():
     from monai.losses import DiceLoss, HausdorffDTLoss
 
-    return (DiceLoss(sigmoid=True, reduction="none"),
+    # batch=True: one Dice over the batch's voxels (MONAI's batch-pooled Dice; segmentation_terms)
+    return (DiceLoss(sigmoid=True, batch=True),
             HausdorffDTLoss(sigmoid=True, include_background=True, reduction="none"))
 
 
 def segmentation_terms(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:
-    """seed "DC-AE seg mode": BCE + Dice + Boundary of the decoded mask's logits, each per sample [B]."""
+    """seed "DC-AE seg mode": BCE + Dice + Boundary of the decoded mask's logits, each per sample [B].
+    The Dice is pooled over the batch, each sample given the batch's value. Per sample, a tumour-free
+    slice scores a Dice loss near 1 unless every logit is far below 0 (0.95 at -10 over 4 pixels,
+    0.9998 over 32x32): on real anatomy, most of whose slices are tumour-free, the term pushed every
+    logit down. Pooled, a tumour-free slice adds only its false positives to the batch's sums.
+    Measured (benchmarks/seg_compression_dice.py, 12 epochs at 64 px, lr 1e-3, boundary weight 0):
+    val/dice 0.93 pooled against 0.51 per sample."""
     dice, boundary = _segmentation_losses()
     logits_, target = mask_logits.float(), mask.float()
     return {"bce": F.binary_cross_entropy_with_logits(logits_, target, reduction="none").flatten(1).mean(1),
-            "dice": dice(logits_, target).flatten(1).mean(1),
+            "dice": dice(logits_, target).reshape(()).expand(len(logits_)),
             "boundary": boundary(logits_, target).flatten(1).mean(1)}
 
 

@@ -76,6 +76,23 @@ def test_segmentation_terms_bce_by_hand_and_perfect_logits_score_near_zero():
     assert wrong["dice"].item() > 0.99 and wrong["boundary"].item() > perfect["boundary"].item()
 
 
+def test_the_dice_term_is_pooled_over_the_batch_and_an_empty_batch_is_worked_by_hand():
+    # An all-empty batch, 2 slices of 2x2, every logit -10: p = sigmoid(-10) = 4.5398e-5 per pixel.
+    # Pooled: intersection 0, sum p = 8 x 4.5398e-5 = 3.63186e-4, sum t = 0, MONAI's smoothing 1e-5:
+    # 1 - 1e-5 / (3.63186e-4 + 1e-5) = 1 - 0.026796 = 0.973204, given to both slices.
+    empty = losses.segmentation_terms(torch.full((2, 1, 2, 2), -10.0), torch.zeros(2, 1, 2, 2))
+    assert empty["dice"].tolist() == pytest.approx([0.973204, 0.973204], abs=1e-6)
+    # A correct prediction of a batch with a tumour slice (one pixel, logit +10) and an empty one
+    # (-10 everywhere): pooled, intersection sigmoid(10) = 0.9999546, sum p 0.9999546 + 7 x 4.5398e-5
+    # = 1.0002724, sum t 1: 1 - (2 x 0.9999546 + 1e-5) / (2.0002724 + 1e-5) = 0.0001816. Per slice, the empty one
+    # alone scored 1 - 1e-5 / (4 x 4.5398e-5 + 1e-5) = 0.947806, and their mean 0.47: the term pushed
+    # every logit of a correct prediction further down.
+    mask = torch.zeros(2, 1, 2, 2)
+    mask[0, 0, 0, 0] = 1
+    terms = losses.segmentation_terms((mask * 2 - 1) * 10, mask)
+    assert terms["dice"].tolist() == pytest.approx([0.0001816, 0.0001816], abs=1e-7)
+
+
 def test_code_shares_and_codebook_stats_by_hand():
     # two samples of two latent vectors over a codebook of 4: codes (0, 0) and (0, 1)
     shares = losses.code_shares(torch.tensor([[0, 0], [0, 1]]), 4)

@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     if not args.resume:
         write_meta(plan, chosen)
     folder = join(plan.experiment, folder_for(args.seeds, args.max_seeds))
-    count = f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+    count = confirmation.seeds_said(auto, seeds)
     print(f"compare {plan.name}: {len(chosen)} configs x {count}, {at_a_time(plan)}, results in {folder}", flush=True)
     try:
         print(confirmation.run_and_conclude(plan, chosen, seeds, folder, auto, args.resume,

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     auto = args.seeds == AUTO
     plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * (3 if auto else len(seeds))))
     extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""
-    count = f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+    count = confirmation.seeds_said(auto, seeds)
     print(f"confirm {plan.name}: {len(chosen)} configs x {count}{extending}, {at_a_time(plan)}", flush=True)
     folder = join(plan.experiment, confirmation.folder_name(plan, len(chosen) - 1, args.seeds))
     try:

@@ -78,6 +78,11 @@ def candidates(trials: pd.DataFrame, meta: dict, top: int) -> list[Candidate]:
     return [Candidate(name, row["trial_id"], float(row["objective"]), trial_point(row)) for name, row in rows]
 
 
+def seeds_said(auto: bool, seeds: list[int]) -> str:
+    """How many seeds a confirmation runs, as its start line says it."""
+    return f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+
+
 def check_margin(min_effect: str, default: Candidate) -> None:
     """A percentage of a default whose sweep value is about 0 is no margin: refused before it runs."""
     from losstune.ray_jobs.confirm_stats import margins_of

@@ -24,7 +24,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
 from losstune.ray_jobs.results import SweepFolderError, read_meta, read_trials
-from losstune.ray_jobs.storage import absolute, exists, filesystem, join, read_bytes_of, read_parquet
+from losstune.ray_jobs.storage import absolute, exists, join, listing, read_bytes_of, read_parquet
 from losstune.ray_jobs.study import IMPORTANCE_FILE, load_study
 
 REPORT_HTML = "report.html"
@@ -70,11 +70,6 @@ def load_sweep(path: str) -> Sweep:
 
 def optional_table(uri: str) -> pd.DataFrame:
     return read_parquet(uri) if exists(uri) else pd.DataFrame()
-
-
-def listing(path: str) -> list:
-    fs, inside = filesystem(path)
-    return sorted(fs.get_file_info(pyarrow.fs.FileSelector(inside)), key=lambda info: info.base_name)
 
 
 def confirmations(path: str) -> dict[str, Confirmation]:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import pyarrow.fs
-
 from losstune.ray_jobs.bounds import check_local_resources
 from losstune.ray_jobs.flags import UsageError, check_storage_answers, flag_overrides, verbosity
 from losstune.ray_jobs.plan import DEFINING_FLAGS, POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.trainables.config import flatten
-from losstune.ray_jobs.storage import exists, join, parent_and_name
+from losstune.ray_jobs.storage import exists, join, listing, parent_and_name
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
@@ -124,13 +122,6 @@ def check_resumable(experiment: str, meta: dict) -> None:
     storage, name = parent_and_name(experiment)
     if not os.path.exists(study_journal(storage, name)) and not exists(join(experiment, STUDY_FILE)):
         raise UsageError(f"--resume: {join(experiment, STUDY_FILE)} is missing: the Optuna study cannot resume")
-
-
-def listing(folder: str) -> list:
-    from losstune.ray_jobs.storage import filesystem
-
-    fs, path = filesystem(folder)
-    return fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
 
 
 def check_same_trial_process(saved, resumed, args) -> None:

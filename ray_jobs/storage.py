@@ -94,6 +94,13 @@ def read_bytes_of(uri: str) -> bytes:
         return f.read()
 
 
+def listing(folder: str) -> list:
+    """The entries of a folder (local or an object store's), by name; none where it does not exist."""
+    fs, inside = filesystem(folder)
+    return sorted(fs.get_file_info(pyarrow.fs.FileSelector(inside, allow_not_found=True)),
+                  key=lambda info: info.base_name)
+
+
 def read_json(uri: str) -> dict:
     return json.loads(read_bytes_of(uri).decode())
 

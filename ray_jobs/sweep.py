@@ -107,7 +107,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
     auto = plan.confirm_seeds == AUTO
     seeds = confirmation.seeds_for(meta, plan.max_seeds if auto else plan.confirm_seeds)
     started = time.time()
-    count = f"3 seeds, then 2 at a time until decided (at most {len(seeds)})" if auto else f"{len(seeds)} seeds"
+    count = confirmation.seeds_said(auto, seeds)
     print(f"confirm {plan.name}: {len(chosen)} configs x {count}, {plan.max_concurrent} at a time "
           f"(--confirm-top 0 skips this)", flush=True)
     folder = join(plan.experiment, confirmation.folder_name(plan, top, plan.confirm_seeds))

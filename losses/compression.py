@@ -66,12 +66,20 @@ def segmentation_terms(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:
     0.9998 over 32x32): on real anatomy, most of whose slices are tumour-free, the term pushed every
     logit down. Pooled, a tumour-free slice adds only its false positives to the batch's sums.
     Measured (benchmarks/seg_compression_dice.py, 12 epochs at 64 px, lr 1e-3, boundary weight 0):
-    val/dice 0.93 pooled against 0.51 per sample."""
+    val/dice 0.93 pooled against 0.51 per sample.
+
+    The boundary term measures distances in units of the image's longest side: MONAI's
+    HausdorffDTLoss weighs each pixel's error by squared distances in pixels, so its scale grew with
+    the square of the resolution (34 at the start of a 64 px run against BCE's 0.7, 97% of the
+    loss), a weight of 1 meant 16 times more at 256 px than at 64, and on real anatomy the default
+    never learned: val/dice 0 at every one of 12 epochs at the seed's lr (constant), 0.82 once
+    scaled (benchmarks/README.md)."""
     dice, boundary = _segmentation_losses()
     logits_, target = mask_logits.float(), mask.float()
+    side = max(target.shape[2:])
     return {"bce": F.binary_cross_entropy_with_logits(logits_, target, reduction="none").flatten(1).mean(1),
             "dice": dice(logits_, target).reshape(()).expand(len(logits_)),
-            "boundary": boundary(logits_, target).flatten(1).mean(1)}
+            "boundary": boundary(logits_, target).flatten(1).mean(1) / side**2}
 
 
 def overlap_counts(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:

@@ -93,6 +93,23 @@ def test_the_dice_term_is_pooled_over_the_batch_and_an_empty_batch_is_worked_by_
     assert terms["dice"].tolist() == pytest.approx([0.0001816, 0.0001816], abs=1e-7)
 
 
+def test_the_boundary_term_by_hand_in_units_of_the_image_side_whatever_the_resolution():
+    # Target 2x2 with one tumour pixel at (0, 0); every logit 0, so p = 0.5 everywhere and the
+    # prediction (p > 0.5) is empty: its distance field is 0. The target's (MONAI: distance to the
+    # nearest other-class pixel) is [[1, 1], [1, sqrt 2]], squared [[1, 1], [1, 2]]. Each pixel's
+    # error (0.5 - t)^2 = 0.25: mean 0.25 x (1 + 1 + 1 + 2) / 4 = 0.3125 px^2, over the side 2 squared:
+    # 0.078125.
+    mask = torch.zeros(1, 1, 2, 2)
+    mask[0, 0, 0, 0] = 1
+    assert losses.segmentation_terms(torch.zeros_like(mask), mask)["boundary"].item() == pytest.approx(0.078125)
+    # The same disc at 32, 64 and 128 px scores the same to within 5% (in pixels it grew 4x per doubling)
+    def disc(n):
+        y, x = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        return (((y - 0.4 * n) ** 2 + (x - 0.55 * n) ** 2) < (0.2 * n) ** 2).float().view(1, 1, n, n)
+    scores = [losses.segmentation_terms(torch.zeros(1, 1, n, n), disc(n))["boundary"].item() for n in (32, 64, 128)]
+    assert max(scores) / min(scores) < 1.05
+
+
 def test_code_shares_and_codebook_stats_by_hand():
     # two samples of two latent vectors over a codebook of 4: codes (0, 0) and (0, 1)
     shares = losses.code_shares(torch.tensor([[0, 0], [0, 1]]), 4)

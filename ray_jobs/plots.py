@@ -99,10 +99,12 @@ def curves(axes, trials: pd.DataFrame, history: pd.DataFrame, name: str, mode: s
     axes.grid(alpha=0.3)
 
 
-def png(figure, rect=(0, 0, 1, 1)) -> bytes:
+def png(figure, rect=(0, 0, 1, 1), layout: bool = True) -> bytes:
+    """The figure as PNG bytes, closed; `layout=False` keeps a layout the caller made."""
     import matplotlib.pyplot as plt
 
-    figure.tight_layout(rect=rect)
+    if layout:
+        figure.tight_layout(rect=rect)
     buffer = io.BytesIO()
     # "tight": what lies outside the canvas (Optuna's long axis labels, "model/learnable_s...") is
     # drawn, the picture grown to hold it

@@ -152,7 +152,20 @@ def marked_slice(study, default, index: int, params: list[str], common: dict) ->
         param = panel.get_xlabel()
         if value is not None and numeric(default, param):
             panel.scatter([default.params[param]], [value], **MARK)
-    return to_png(axes)
+    return with_colour_bar_aside(panels)
+
+
+def with_colour_bar_aside(panels: list) -> bytes:
+    """The PNG of a slice plot, its colour bar drawn again beside the panels under matplotlib's
+    constrained layout: tight_layout does not know Optuna's bar, and drew the last panel under it."""
+    figure = panels[0].figure
+    for bar in [a for a in figure.axes if a not in panels]:
+        label = bar.get_ylabel()
+        bar.remove()
+        figure.set_layout_engine("constrained")
+        # the bar's colours are those of the trials' scatter Optuna drew first in each panel
+        figure.colorbar(panels[-1].collections[0], ax=panels, label=label)
+    return png(figure, layout=False)
 
 
 def marked_contour(study, default, params: list[str], common: dict) -> bytes:

@@ -79,3 +79,22 @@ def test_a_label_past_the_figures_edge_is_drawn_not_cut():
     axes.set_yticks([0.5], ["model/learnable_scale_per_channel_of_the_output"])
     width = Image.open(io.BytesIO(png(figure))).size[0]
     assert width > 3 * 90  # grown past the 270 px canvas to hold the label
+
+
+@pytest.mark.parametrize("n_params", [1, 4])
+def test_the_slice_plots_colour_bar_stands_beside_its_panels(monkeypatch, n_params):
+    # issue 73, item 13: tight_layout did not know Optuna's colour bar and drew the last panel under it
+    drawn, real_png = {}, study_plots.png
+
+    def keeping(figure, **kwargs):  # the PNG drawn as in a report, its figure kept to measure
+        drawn["figure"] = figure
+        return real_png(figure, **kwargs)
+    monkeypatch.setattr(study_plots, "png", keeping)
+    study = hdr_patch_study(9)
+    params = [p for p in study_plots.ranked_params(studies.completed(study), []) if study_plots.numeric(study.trials[0], p)]
+    study_plots.marked_slice(study, study.trials[0], 0, params[:n_params], {"target": None, "target_name": "val/log_l1"})
+    figure = drawn["figure"]
+    panels = [a for a in figure.axes if a.get_xlabel() in params]
+    [bar] = [a for a in figure.axes if a not in panels]
+    assert len(panels) == n_params and bar.get_ylabel() == "Trial"
+    assert all(panel.get_position().x1 < bar.get_position().x0 for panel in panels)

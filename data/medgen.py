@@ -59,7 +59,10 @@ ORIENTATION = "RAS"  # every volume is turned to this: its last axis runs inferi
 # A subject's files must agree on their voxel-to-world affine to this (mm; unitless for the
 # direction cosines): rounding between tools passes, a misregistered mask does not.
 AFFINE_TOLERANCE = 1e-2
-CACHE_VERSION = "v4"  # bump when what load_subject returns changes (v4: spacing)
+CACHE_VERSION = "v5"  # bump when what load_subject returns changes (v4: spacing; v5: affine)
+# A volume's facts, shared by each of its slices: voxel size, voxel-to-world affine (both of the
+# RAS-oriented array), subject
+VOLUME_FACTS = ("spacing", "affine", "subject")
 
 # Phantom tissue intensities (arbitrary scanner units / 1000) per modality: background, skull,
 # grey matter, white matter, CSF, tumour. T1 post-contrast (bravo, t1_gd) makes the tumour bright.
@@ -197,7 +200,7 @@ def load_volumes(subjects: list[Subject], mode: str) -> list[dict]:
     images normalised to [0, 1] per volume and modality, seg binarised; from this machine's cache
     where the files were read before."""
     check_headers(subjects)
-    return [cached(subject, mode) for subject in subjects]
+    return [{**cached(subject, mode), "subject": subject.name} for subject in subjects]
 
 
 def load_subject(subject: Subject, mode: str) -> dict:
@@ -209,7 +212,18 @@ def load_subject(subject: Subject, mode: str) -> dict:
     return {"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
             "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
             else np.zeros((0, *volumes["seg"].shape), np.float32),
-            "seg": volumes["seg"][None], "spacing": ras_spacing(subject.files["seg"])}
+            "seg": volumes["seg"][None], "spacing": ras_spacing(subject.files["seg"]),
+            "affine": ras_affine(subject.files["seg"])}
+
+
+def ras_affine(path: str) -> np.ndarray:
+    """The voxel-to-world affine of the RAS-oriented array (read_volume's), from the header: the
+    file's affine composed with the axis flips and swaps that orient it (as nibabel's as_reoriented)."""
+    import nibabel
+
+    image = nibabel.load(path)
+    orientation = nibabel.orientations.io_orientation(image.affine)
+    return image.affine @ nibabel.orientations.inv_ornt_aff(orientation, image.shape[:3])
 
 
 def ras_spacing(path: str) -> np.ndarray:
@@ -255,7 +269,7 @@ def cached(subject: Subject, mode: str) -> dict:
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as archive:
-                return {name: archive[name] for name in ("image", "cond", "seg", "spacing")}
+                return {name: archive[name] for name in ("image", "cond", "seg", "spacing", "affine")}
         except Exception:  # a damaged cache entry: read the files again
             pass
     item = load_subject(subject, mode)
@@ -270,15 +284,16 @@ def cached(subject: Subject, mode: str) -> dict:
 
 
 def axial_slices(volumes: list[dict], skip_empty: bool) -> list[dict]:
-    """Every axial slice (last axis) of every volume as its own item; with `skip_empty`, only
-    slices with some image signal."""
+    """Every axial slice (last axis) of every volume as its own item, with its index in the volume
+    ("slice"); with `skip_empty`, only slices with some image signal."""
     slices = []
     for item in volumes:
         for z in range(item["image"].shape[-1]):
             image = item["image"][..., z]
             if skip_empty and image.max() <= EMPTY_SLICE_LEVEL:
                 continue
-            slices.append({key: value if key == "spacing" else value[..., z] for key, value in item.items()})
+            slices.append({**{key: value if key in VOLUME_FACTS else value[..., z] for key, value in item.items()},
+                           "slice": z})
     return slices
 
 
@@ -346,6 +361,22 @@ def item_spacing(item: dict, spatial_dims: int, size: tuple[int, ...]) -> torch.
     return torch.tensor(spacing, dtype=torch.float32)
 
 
+def item_affine(volume_affine: np.ndarray, shape: tuple, slice_index, size: tuple) -> np.ndarray:
+    """The world affine of an item of `shape` as read, after Items' resize (2D: axial slice
+    `slice_index` of a volume with `volume_affine`) or pad / crop (3D), to `size`: MONAI's own
+    record of the transform (a MetaTensor's affine), so its half-voxel and centring conventions hold."""
+    from monai.data import MetaTensor
+    from monai.transforms import Resize, ResizeWithPadOrCrop
+
+    if slice_index is None:  # a volume
+        moved = ResizeWithPadOrCrop(size)(MetaTensor(torch.zeros(1, *shape, dtype=torch.uint8), affine=torch.eye(4)))
+        return volume_affine @ moved.affine.double().numpy()
+    in_plane = Resize(size, mode="nearest")(MetaTensor(torch.zeros(1, *shape), affine=torch.eye(3))).affine.double().numpy()
+    step = np.eye(4)
+    step[:2, :2], step[:2, 3], step[2, 3] = in_plane[:2, :2], in_plane[:2, 2], slice_index
+    return volume_affine @ step
+
+
 class Items:
     """A torch Dataset of (target images, conditioning, seg) tensors over MONAI's CacheDataset:
     the deterministic resize (2D) or crop/pad (3D) is cached once, augmentation runs per item.
@@ -367,6 +398,10 @@ class Items:
             if modalities else None
         # each item's voxel size in mm at `size` (a 2D slice resized to it; a volume padded or cropped)
         self.spacings = [item_spacing(item, spatial_dims, size) for item in items]
+        # where each item came from (subject, slice, affine, shape as read), for item_source
+        self.origins = [{"subject": item.get("subject", ""), "slice": item.get("slice"), "affine": item.get("affine"),
+                         "shape": item["seg"].shape[1:]} for item in items]
+        self.spatial_dims, self.size = spatial_dims, size
         self.with_spacing = with_spacing  # each item also gives its voxel size (the tumour-size metrics)
         interpolation = {"image": "nearest" if binary_images else "bilinear", "seg": "nearest"}
         if self.has_cond:
@@ -391,6 +426,14 @@ class Items:
 
     def __len__(self):
         return len(self.cache)
+
+    def source(self, index: int) -> dict:
+        """Where item `index` came from: its subject, its axial slice (2D) and the voxel-to-world
+        affine of the item as the network sees it (after the resize or pad / crop)."""
+        origin = self.origins[index]
+        affine = np.eye(4) if origin["affine"] is None else np.asarray(origin["affine"], dtype=np.float64)
+        return {"subject": origin["subject"], "slice": origin["slice"],
+                "affine": item_affine(affine, origin["shape"], origin["slice"], self.size).tolist()}
 
     @staticmethod
     def bin_vector(item: dict, spatial_dims: int, kind: str) -> torch.Tensor:

@@ -4,8 +4,9 @@ Generate images from noise with a trained medgen_diffusion checkpoint (a sweep t
 confirmation run's or losstune-train's), conditioned on the masks of its held-out subjects (bravo,
 dual; seg mode is unconditioned; masks with a tumour first), and write each as NIfTI:
 sample_0000_bravo.nii.gz (each image it generates) beside sample_0000_condition.nii.gz (the mask it
-was conditioned on), at the voxel size of that mask's validation item, and sample_0000_source.json
-(which validation item, its voxel size, its tumour voxels). The
+was conditioned on), in the world position, orientation and voxel size of that mask's validation
+item (its scan's affine through the run's resize), and sample_0000_source.json (which subject and
+axial slice, the affine, the voxel size, the tumour voxels). The
 checkpoint's EMA weights are used where its run kept them (validation used them too). Runs in
 this process on the GPU if there is one, else the CPU; Ray is not started.
 """
@@ -95,16 +96,6 @@ def conditioning_order(draws) -> list[int]:
     return with_tumour + [k for k in range(len(draws.items)) if k not in set(with_tumour)]
 
 
-def affine_of(spacing):
-    """The samples' NIfTI affine: the voxel size in mm of the item they were conditioned on (after
-    the run's resize), at the origin, in the array's axes. Position and orientation of the source
-    scan are not carried through the run's items (docs/families.md): an identity affine said 1 mm."""
-    import numpy as np
-
-    sides = [float(v) for v in spacing] + [1.0] * (3 - len(spacing))  # a 2D slice: one voxel of 1 mm
-    return np.diag([*sides[:3], 1.0])
-
-
 def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[dict] = ()) -> list[str]:
     """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes),
     with the voxel size of its validation item, and a JSON of where its mask came from; in the
@@ -132,17 +123,18 @@ def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[
                 json.dump({"edges_mm": list(CONDITIONING_EDGES_MM), SIZE_CONDITIONED[mode]:
                            condition.flatten(1).mean(1).tolist()}, f)
             written.append(path)
-        source = sources[k] if sources else {"voxel_mm": [1.0, 1.0, 1.0]}
+        # without a source (seg mode, unconditioned) the array's axes at 1 mm
+        affine = np.asarray(sources[k]["affine"]) if sources else np.eye(4)
         for name, array in arrays.items():
             volume = array.cpu().numpy().astype(np.float32)
             path = os.path.join(out, f"sample_{first + k:04d}_{name}.nii.gz")
             image = volume[..., None] if volume.ndim == 2 else volume
-            nibabel.save(nibabel.Nifti1Image(image, affine_of(source["voxel_mm"])), path)
+            nibabel.save(nibabel.Nifti1Image(image, affine), path)
             written.append(path)
         if sources:
             path = os.path.join(out, f"sample_{first + k:04d}_source.json")
             with open(path, "w") as f:
-                json.dump(source, f, indent=2)
+                json.dump(sources[k], f, indent=2)
             written.append(path)
     return written
 
@@ -162,7 +154,8 @@ def run(args, cfg) -> list[str]:
     for first in range(0, args.n, BATCH):
         picked = [order[(first + k) % len(order)] for k in range(min(BATCH, args.n - first))]
         conditions = torch.stack([draws.items[index][1] for index in picked])
-        sources = [{"validation_item": index, "voxel_mm": [float(v) for v in draws.items.spacings[index]],
+        sources = [{"validation_item": index, **draws.items.source(index),
+                    "voxel_mm": [float(v) for v in draws.items.spacings[index]],
                     "tumour_voxels": int(draws.items[index][2].gt(0.5).sum())} for index in picked]
         samples = generate(model, cfg, conditions, sample_shape, seed=cfg.generation.seed + first)
         written += write_samples(samples, conditions, cfg, args.out, first, sources)

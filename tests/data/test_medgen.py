@@ -264,3 +264,42 @@ def test_multi_modality_reads_all_four_images_and_names_a_missing_one(folder):
     os.remove(os.path.join(folder, "subject_001", "flair.nii.gz"))
     with pytest.raises(DataError, match=r"subject_001: subject subject_001 has no flair\.nii or flair\.nii\.gz"):
         list_subjects(folder, modalities_for("multi_modality"))
+
+
+def world_centroid(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The mean world position (mm) of a mask's voxels."""
+    voxels = np.argwhere(mask > 0.5)
+    return (affine[:3, :3] @ voxels.T).T.mean(0) + affine[:3, 3]
+
+
+def test_each_item_knows_its_subject_slice_and_where_it_lies_in_the_world(folder):
+    # issue 73, item 2: the items kept no position or orientation, so generated samples were written
+    # at the origin in the array's axes. Stored sagittally, 1.5 x 1 x 2 mm voxels, origin moved:
+    seg = f"{folder}/subject_000/seg.nii.gz"
+    for modality in ("bravo", "seg"):
+        path = f"{folder}/subject_000/{modality}.nii.gz"
+        ras = nibabel.load(path).get_fdata().astype(np.float32)
+        sagittal = np.zeros((4, 4))  # voxel axes (S, A, R) -> world (R, A, S)
+        sagittal[0, 2], sagittal[1, 1], sagittal[2, 0], sagittal[3, 3] = 1.5, 1.0, 2.0, 1.0
+        sagittal[:3, 3] = [-40.0, 12.0, 7.5]
+        nibabel.save(nibabel.Nifti1Image(ras.transpose(2, 1, 0).copy(), sagittal), path)
+    stored = nibabel.load(seg)
+    truth = world_centroid(stored.get_fdata(), stored.affine)
+    volumes = volumes_of(folder, "bravo")
+    # 3D, padded and cropped: the item's tumour lies where the file's does
+    items = Items(volumes[:1], 3, (32, 16, 12), augment=False)
+    source = items.source(0)
+    assert source["subject"] == "subject_000" and source["slice"] is None
+    assert np.allclose(world_centroid(items[0][2][0].numpy(), np.asarray(source["affine"])), truth)
+    # 2D, each slice resized 24 -> 48: the slices' tumour voxels, weighted by area, centre on it too
+    slices = [s for s in axial_slices(volumes[:1], skip_empty=False) if s["seg"].any()]
+    items = Items(slices, 2, (48, 48), augment=False)
+    points, weights = [], []
+    for k in range(len(items)):
+        source = items.source(k)
+        assert source["slice"] == slices[k]["slice"] and source["subject"] == "subject_000"
+        mask = items[k][2][0].numpy()[..., None]  # a slice as a one-slice volume, as generate writes it
+        points.append(world_centroid(mask, np.asarray(source["affine"])))
+        weights.append(mask.sum())
+    # (24 -> 48 doubles each voxel exactly: the same centre to rounding)
+    assert np.allclose(np.average(points, axis=0, weights=weights), truth, atol=1e-6)

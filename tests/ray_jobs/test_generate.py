@@ -33,13 +33,17 @@ def test_samples_of_a_checkpoint_are_written_as_nifti_with_the_mask_they_were_co
     assert names == sorted(f"sample_{k:04d}_{kind}" for k in range(3)
                            for kind in ("bravo.nii.gz", "condition.nii.gz", "source.json"))
     # the masks with a tumour first (in order they were all tumour-free on real anatomy), each
-    # sample's voxel size that of its validation item (an identity affine said 1 mm)
+    # sample where its validation item lies in the world: its subject's slice, the scan's affine
+    # through the run's resize (an identity affine said 1 mm at the origin; data/test_medgen.py
+    # checks the affine against a sagittally stored subject)
     sources = [json.loads((out / f"sample_{k:04d}_source.json").read_text()) for k in range(3)]
     tumours = [s["tumour_voxels"] for s in sources]
     assert tumours == sorted(tumours, key=lambda n: n == 0) and tumours[0] > 0
-    affine = nibabel.load(out / "sample_0000_bravo.nii.gz").affine
-    assert np.allclose(np.diag(affine)[:2], sources[0]["voxel_mm"])
-    assert np.allclose(generate.affine_of([0.5, 0.75]), np.diag([0.5, 0.75, 1.0, 1.0]))  # a resized 2D slice
+    assert sources[0]["subject"].startswith("subject_") and isinstance(sources[0]["slice"], int)
+    for name in ("bravo", "condition"):
+        affine = nibabel.load(out / f"sample_0000_{name}.nii.gz").affine
+        assert np.allclose(affine, sources[0]["affine"]) and not np.allclose(affine, np.eye(4))
+        assert np.allclose(np.linalg.norm(affine[:3, :2], axis=0), sources[0]["voxel_mm"])
     image = nibabel.load(out / "sample_0000_bravo.nii.gz").get_fdata()
     mask = nibabel.load(out / "sample_0000_condition.nii.gz").get_fdata()
     assert image.shape == mask.shape == (32, 32, 1)  # a 2D slice, as a one-slice volume

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     try:  # every folder checked before anything is written
         metas = [results.read_meta(e) for e in experiments]
         for experiment in experiments:
-            results.check_tune_state(experiment)
+            check_readable(experiment, metas[experiments.index(experiment)])
     except results.SweepFolderError as err:
         print(f"analyze: error: {err}", file=sys.stderr)
         return 2
@@ -55,6 +55,20 @@ def main(argv=None) -> int:
         e.rsplit("/", 1)[-1] for e in experiments) + ".html"
     print(f"side by side: {side_by_side.write_html(sweeps, storage.absolute(uri))}")
     return 0
+
+
+def check_readable(experiment: str, meta: dict) -> None:
+    """What rebuild reads, read once to check it: Tune's state (of each --resume --trials extension
+    too), the Optuna journal, the confirmations; SweepFolderError naming a damaged file."""
+    from losstune.ray_jobs.load import confirmations
+    from losstune.ray_jobs.study import load_study
+
+    results.check_tune_state(experiment)
+    for name in meta.get("extensions", []):
+        if storage.exists(storage.join(experiment, name)):
+            results.check_tune_state(storage.join(experiment, name))
+    load_study(experiment)
+    confirmations(experiment)
 
 
 def rebuild(experiment: str, meta: dict, top: int) -> str:

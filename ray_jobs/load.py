@@ -24,7 +24,7 @@ import pyarrow.fs
 
 from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
 from losstune.ray_jobs.results import SweepFolderError, read_meta, read_trials
-from losstune.ray_jobs.storage import absolute, exists, join, listing, read_bytes_of, read_parquet
+from losstune.ray_jobs.storage import absolute, exists, join, listing, read_bytes_of, read_checked, read_parquet
 from losstune.ray_jobs.study import IMPORTANCE_FILE, load_study
 
 REPORT_HTML = "report.html"
@@ -78,9 +78,10 @@ def confirmations(path: str) -> dict[str, Confirmation]:
     for info in listing(path):
         folder = join(path, info.base_name)
         if info.type == pyarrow.fs.FileType.Directory and exists(join(folder, SUMMARY_FILE)):
-            found[info.base_name] = Confirmation(read_parquet(join(folder, CONFIRM_FILE)),
-                                                 read_parquet(join(folder, SUMMARY_FILE)),
-                                                 read_bytes_of(join(folder, REPORT_FILE)).decode())
+            found[info.base_name] = Confirmation(
+                read_checked(join(folder, CONFIRM_FILE), read_parquet, "confirmation table"),
+                read_checked(join(folder, SUMMARY_FILE), read_parquet, "confirmation summary"),
+                read_checked(join(folder, REPORT_FILE), lambda uri: read_bytes_of(uri).decode(), "confirmation report"))
     return found
 
 

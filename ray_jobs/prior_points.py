@@ -50,6 +50,7 @@ def read_warm_start(path: str, meta_here: dict, space, unhealthy: bool = True) -
     folder = absolute(path.rstrip("/"))
     try:
         earlier = read_meta(folder)
+        study = load_study(folder)
     except SweepFolderError as err:
         raise UsageError(f"--warm-start: {err}") from None
     if earlier["family"] != meta_here["family"]:
@@ -57,7 +58,6 @@ def read_warm_start(path: str, meta_here: dict, space, unhealthy: bool = True) -
     if objectives(earlier) != objectives(meta_here):
         raise UsageError(f"--warm-start: {folder} ranks by {objectives(earlier)}, this sweep by "
                          f"{objectives(meta_here)}: its values would mislead the search")
-    study = load_study(folder)
     if study is None:
         raise UsageError(f"--warm-start: {folder} has no Optuna study journal to take trials from")
     distributions, shapes = space_distributions(space)

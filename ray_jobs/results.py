@@ -18,7 +18,8 @@ import pyarrow.fs
 
 from losstune.ray_jobs.plan import POPULATION_SCHEDULERS
 from losstune.ray_jobs.plots import plots
-from losstune.ray_jobs.storage import exists, filesystem, join, read_json, read_parquet, write_bytes, write_parquet
+from losstune.ray_jobs.storage import (SweepFolderError, exists, filesystem, join, read_bytes_of, read_json, read_parquet,
+                                       write_bytes, write_parquet)
 from losstune.ray_jobs.study_plots import study_files
 from losstune.ray_jobs.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run, tune_run
 from losstune.ray_jobs.trial_stats import pareto_front, with_cost
@@ -28,10 +29,6 @@ from losstune.search_spaces.registry import load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 META_FILE = "losstune_sweep.json"
-
-
-class SweepFolderError(ValueError):
-    """A sweep folder that cannot be read as one; the message names the folder or file."""
 
 
 META_NEEDS = ("family", "space", "objective", "default_point", "epochs", "trials", "base")
@@ -78,14 +75,24 @@ def read_trials(experiment: str) -> pd.DataFrame:
     return trials
 
 
-def check_tune_state(experiment: str) -> None:
-    """Tune writes experiment_state-*.json once the sweep has started; before that there is
-    nothing to read."""
+def check_tune_state(experiment: str) -> str:
+    """The newest of Tune's experiment_state-*.json, which Tune reads (ExperimentAnalysis), checked
+    to parse: Tune writes one once the sweep has started, before that there is nothing to read; a
+    damaged one is a SweepFolderError naming it (Tune's traceback came after the files were read)."""
     fs, path = filesystem(experiment)
     names = [info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(path))]
-    if not any(name.startswith("experiment_state-") and name.endswith(".json") for name in names):
+    states = sorted(name for name in names if name.startswith("experiment_state-") and name.endswith(".json"))
+    if not states:
         raise SweepFolderError(f"{experiment}: no Tune experiment state yet (the sweep has not saved its first "
                                "snapshot); try again once its trials run")
+    newest = join(experiment, states[-1])  # Tune's pick: the newest by its timestamped name
+    try:
+        json.loads(read_bytes_of(newest))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        earlier = "; move it aside to read the one before it" if len(states) > 1 else ""
+        raise SweepFolderError(f"{newest}: Tune's experiment state is damaged ({type(err).__name__}: "
+                               f"{(str(err).splitlines() or [''])[0]}){earlier}") from None
+    return newest
 
 
 def all_results(experiment: str, extensions: list[str]) -> list:
@@ -93,7 +100,8 @@ def all_results(experiment: str, extensions: list[str]) -> list:
     from ray.tune import ExperimentAnalysis, ResultGrid
 
     runs = [experiment, *[join(experiment, name) for name in extensions if exists(join(experiment, name))]]
-    return [result for run in runs for result in ResultGrid(ExperimentAnalysis(run))]
+    # the state file itself: given a folder, Tune takes a name ending in ".json" for the file
+    return [result for run in runs for result in ResultGrid(ExperimentAnalysis(check_tune_state(run)))]
 
 
 def trial_status(metrics: dict, error, epochs: int) -> str:

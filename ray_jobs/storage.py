@@ -10,6 +10,10 @@ import os
 import pyarrow.fs
 
 
+class SweepFolderError(ValueError):
+    """A sweep folder that cannot be read as one; the message names the folder or file."""
+
+
 def absolute(uri: str) -> str:
     """A URI as given, without a trailing "/"; a plain local path made absolute (Ray's workers run
     in other folders)."""
@@ -92,6 +96,15 @@ def read_bytes_of(uri: str) -> bytes:
     fs, path = filesystem(uri)
     with fs.open_input_stream(path) as f:
         return f.read()
+
+
+def read_checked(uri: str, read, what: str):
+    """read(uri); a missing or damaged file is a SweepFolderError naming it, in one line."""
+    try:
+        return read(uri)
+    except (pyarrow.ArrowException, OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise SweepFolderError(f"{uri}: not a readable {what} ({type(err).__name__}: {why})") from None
 
 
 def listing(folder: str) -> list:

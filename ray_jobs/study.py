@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from losstune.ray_jobs.storage import exists, filesystem, join
+from losstune.ray_jobs.storage import SweepFolderError, exists, filesystem, join
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 IMPORTANCE_FILE = "importance.parquet"
@@ -44,8 +44,17 @@ def load_study(experiment: str):
         path = os.path.join(tempfile.mkdtemp(prefix="losstune_study_"), STUDY_FILE)
         with fs.open_input_stream(remote) as f, open(path, "wb") as out:
             out.write(f.read())
-    storage = JournalStorage(JournalFileBackend(path))
-    return optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    try:
+        storage = JournalStorage(JournalFileBackend(path))
+        names = optuna.get_all_study_names(storage)
+        study = optuna.load_study(study_name=names[0], storage=storage) if names else None
+    except (ValueError, KeyError, OSError) as err:  # JSONDecodeError is a ValueError
+        raise SweepFolderError(f"{uri}: not a readable Optuna journal ({type(err).__name__}: {err}); move it "
+                               "aside to read the sweep without Optuna's plots") from None
+    if study is None:  # 0 bytes, or lines Optuna skips as a half-written record
+        raise SweepFolderError(f"{uri}: the Optuna journal holds no study (a damaged or empty file); move it aside "
+                               "to read the sweep without Optuna's plots")
+    return study
 
 
 def objective_index(study, metric: str) -> int:

@@ -121,6 +121,17 @@ def test_a_warm_start_from_another_family_or_objective_is_refused(earlier, here,
     assert expected in str(err.value)
 
 
+def test_a_warm_start_from_a_damaged_journal_names_it(earlier, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(earlier, folder)
+    (folder / "optuna_study.journal").write_bytes(b"")  # was an IndexError traceback
+    here = {"family": "hdr_patch", "objective": {"metric": METRIC, "mode": "min"}, "objectives": []}
+    with pytest.raises(UsageError, match=r"--warm-start: .*optuna_study.journal: the Optuna journal holds no study"):
+        prior_points.read_warm_start(str(folder), here, CAPS)
+
+
 def test_a_warm_start_from_a_folder_that_is_no_sweep_exits_2_before_ray(tmp_path, capsys):
     code = sweep.main(["--storage", str(tmp_path / "results"), "--warm-start", str(tmp_path)])
     assert code == 2 and f"--warm-start: {tmp_path}: not a losstune sweep" in capsys.readouterr().err

@@ -340,6 +340,53 @@ def test_analyze_before_tunes_first_snapshot_says_so(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["losstune_sweep.json"]  # nothing written
 
 
+@pytest.fixture(scope="module")
+def written_sweep(tmp_path_factory):
+    """A sweep folder written without Ray (tests/ray_jobs/sweep_folder.py), with a Tune state
+    file that parses: analyze reads Tune's files only after every check. Copy it before damage."""
+    from tests.ray_jobs.sweep_folder import write_sweep
+
+    folder = tmp_path_factory.mktemp("written") / "caps"
+    write_sweep(folder)
+    (folder / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    return folder
+
+
+def damage(path, how: str) -> None:
+    if how == "delete":
+        path.unlink()
+    else:  # 0 bytes, or bytes that are no JSON, Parquet or journal record
+        path.write_bytes(b"" if how == "empty" else b"\x00garbage{[" * 10)
+
+
+@pytest.mark.parametrize("target, how, expected", [
+    ("experiment_state-2026-01-01_00-00-00.json", "empty", "Tune's experiment state is damaged (JSONDecodeError"),
+    ("experiment_state-2026-01-01_00-00-00.json", "garbage", "Tune's experiment state is damaged (JSONDecodeError"),
+    ("optuna_study.journal", "empty", "the Optuna journal holds no study"),  # issue 73: an IndexError
+    ("optuna_study.journal", "garbage", "the Optuna journal holds no study"),
+    ("confirm_top1_seeds3/confirm.parquet", "garbage", "not a readable confirmation table (ArrowInvalid"),
+    ("confirm_top1_seeds3/confirm.parquet", "delete", "not a readable confirmation table (FileNotFoundError"),
+    ("confirm_top1_seeds3/confirm_summary.parquet", "empty", "not a readable confirmation summary (ArrowInvalid"),
+    ("confirm_top1_seeds3/confirmation.txt", "delete", "not a readable confirmation report (FileNotFoundError"),
+])
+def test_analyze_of_a_damaged_sweep_names_the_file_before_writing_anything(capsys, tmp_path, written_sweep, target,
+                                                                           how, expected):
+    # issue 73, item 20: these gave tracebacks (an IndexError for the journal) after analyze had
+    # started rewriting the folder
+    import shutil
+
+    from losstune.ray_jobs import analyze
+
+    folder = tmp_path / "caps"
+    shutil.copytree(written_sweep, folder)
+    damage(folder / target, how)
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    assert analyze.main([str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and str(folder / target) in err and len(err.splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before  # nothing written
+
+
 def test_resume_of_a_sweep_with_a_corrupt_definition_is_refused(capsys, tmp_path):
     folder = tmp_path / "results" / "mine"
     folder.mkdir(parents=True)

@@ -173,7 +173,7 @@ CLAIMS = [
     Claim("002 §7.1/§7.3", "velocity and divergence regularisers help stability without hurting style",
           "lgt_stratified", "regularised", "val/style_swd", "min", expects="no worse"),
     Claim("002 §6", "the style-reference fix (real target-style latents, not x_src) ends identity mapping",
-          needs="the bug (x_style_ref = x_src) is not offered as a setting, by design (seeds/README.md); "
+          needs="the bug (x_style_ref = x_src) is not offered as a setting, by design (docs/families.md, lgt); "
                 "benchmarks/lgt_real_latents.py shows the pooled SWD near identity on real latents"),
     Claim("002 §5", "SWD sampling 4,096 -> 8,192 samples: 10x better coverage (1.66% -> 16.7%)",
           needs="arithmetic on the seed's sizes (8,192 / 49,152 = 16.7%), not an effect to measure"),

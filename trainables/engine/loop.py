@@ -36,7 +36,7 @@ from losstune.trainables.engine.worker_setup import (ShuffleOrder, keep_freed_me
 from losstune.trainables.family_api import Family, make_config
 
 
-GRAD_NORM_RANGE = (1e-5, 50.0)  # DESIGN "Health": norms outside this range flag a sick trial
+GRAD_NORM_RANGE = (1e-5, 50.0)  # gradient norms outside this range flag a sick trial (not a stop)
 
 
 def train(family: Family, overrides: dict, session: Session | None = None) -> None:

@@ -1,5 +1,5 @@
 """The loop's one door to whatever runs it: rank, world size, report(metrics, checkpoint), the
-latest checkpoint and the run's name (DESIGN "The loop and Ray"). Inside a trial Ray Train's
+latest checkpoint and the run's name: the loop never imports Ray. Inside a trial Ray Train's
 session is used (trainables/engine/ray_session.py); `LocalSession` runs a family's loop in this process,
 for tests and notebooks, with no Ray at all:
 

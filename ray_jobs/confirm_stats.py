@@ -29,11 +29,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
+from losstune.trainables.family_api import DEFAULT_MIN_EFFECT  # 1% of the default's value at each seed
+
 CONFIDENCE = 0.95
 ALPHA = (1 - CONFIDENCE) / 2  # each one-sided test: the 95% interval's tail
 POWER = 0.8  # the power at which "about M seeds would decide it" is estimated
 MOST_SEEDS = 1000  # beyond this, the estimate says "more than"
-DEFAULT_MIN_EFFECT = "1%"  # of the default's value at each seed, where a family's objective declares none
 ZERO_MEAN = 1e-9  # a default mean within this of 0 (relative to its largest value) takes no percentage
 EXACT_SIGN_FLIPS = 16  # exact enumeration up to 2^16 sign patterns; random ones (seeded) beyond
 INTERVAL = "paired Student t"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from losstune.ray_jobs.storage import join
+from losstune.trainables.family_api import DEFAULT_MIN_EFFECT
 
 # --scheduler values whose trials continue each other's checkpoints (ray_jobs/schedulers.py)
 POPULATION_SCHEDULERS = ("pbt", "pb2")
@@ -76,7 +77,7 @@ class SweepPlan:
     confirm_top: int = 0  # after the sweep, rerun the default and this many best configs ...
     confirm_seeds: int | str = 0  # ... at this many new training seeds each, or "auto" (ray_jobs/confirmation.py)
     max_seeds: int = 20  # --max-seeds: the most seeds "auto" runs (ray_jobs/sequential.py)
-    min_effect: str = "1%"  # --min-effect: the smallest difference to the default that a verdict counts
+    min_effect: str = DEFAULT_MIN_EFFECT  # --min-effect: the smallest difference to the default that a verdict counts
 
     @property
     def experiment(self) -> str:

@@ -12,12 +12,12 @@ import pytest
 
 from losstune.search_spaces import registry
 
-TOY = Path(__file__).resolve().parents[1] / "trainables" / "toy_family.py"
+TOY = Path(__file__).resolve().parents[2] / "examples" / "toy.py"  # the example family, losstune.examples.toy
 
 
 @pytest.fixture
 def toy_package_installed(tmp_path):
-    """The toy family (tests/trainables/toy_family.py) as a package of its own, installed into this
+    """The example family (examples/toy.py) as a package of its own, installed into this
     environment with pip (offline, from its folder), registered by its entry point alone; removed
     after the test."""
     package = tmp_path / "losstune-toy-family"

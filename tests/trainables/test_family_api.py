@@ -1,6 +1,6 @@
 """The family contract, checked once when a family is resolved: every registered family keeps
 it, a module that does not is refused naming what it lacks, every loss term has a weight, and a
-sixth family (tests/trainables/toy_family.py) is added by the contract alone."""
+sixth family (examples/toy.py, installed as losstune.examples.toy) is added by the contract alone."""
 
 import dataclasses
 import types
@@ -15,7 +15,7 @@ from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import FAMILIES, load_family
 from losstune.trainables.family_api import OPTIONAL, REQUIRED, Family, FamilyError, resolve
 from losstune.trainables.engine.step import weighted_loss
-from tests.trainables import toy_family
+from losstune.examples import toy as toy_family
 from tests.trainables.smoke_runs import PRESET as EVERY_TERM  # each family's every loss term on
 
 
@@ -87,7 +87,7 @@ def toy_registered(monkeypatch):
     """The toy family in the registry, as one line in FAMILIES would put it there (after this process
     has listed the families once, as any command line's parser does: nothing cached may hide it)."""
     registry.family_names()
-    monkeypatch.setitem(FAMILIES, "toy", ("tests.trainables.toy_family", "tests.trainables.toy_family"))
+    monkeypatch.setitem(FAMILIES, "toy", ("losstune.examples.toy", "losstune.examples.toy"))
     registry._resolved.cache_clear()
     yield load_family("toy")
     registry._resolved.cache_clear()

@@ -13,7 +13,7 @@ from losstune.trainables.engine.loop import run_epoch
 from losstune.trainables.engine.step import Run
 from losstune.trainables.engine.loop_config import OptimConfig, TrainConfig
 from losstune.trainables.engine.optimizer_groups import TrainedGroup, check_groups
-from tests.trainables import toy_family
+from losstune.examples import toy as toy_family
 
 
 class TwoPlayers(torch.nn.Module):

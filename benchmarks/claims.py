@@ -1,7 +1,7 @@
 """python benchmarks/claims.py [--folder DIR] [--only EXPERIMENT ...] [--seeds 5] [--write docs/claims.md]
 
 Every quantitative claim of the five seed documents, each with the experiment that tests it here
-and the verdict the confirmation's statistics give (ray_jobs/confirm_stats.py: a paired t 95%
+and the verdict the confirmation's statistics give (ray_jobs/confirmation/stats.py: a paired t 95%
 interval over training seeds, the sign pattern, the exact sign-flip p, a minimum effect of 1% of
 the reference's mean). An experiment is one `losstune-compare` run (printed beside each row, so
 each row is one command); several claims read the same runs. A claim that cannot be measured
@@ -20,7 +20,7 @@ where it is worse, equivalent, or its interval lies wholly outside the claimed s
 "inconclusive at N"; "not measurable here" with what it needs. None says "refuted": no experiment
 here tests a claim in its own regime. The relative interval divides the paired interval by the
 reference's mean (its own spread is not propagated: an approximation, said so in the table); the
-verdict itself takes the minimum effect per seed (ray_jobs/confirm_stats.py).
+verdict itself takes the minimum effect per seed (ray_jobs/confirmation/stats.py).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def run_experiment(folder: str, name: str, seeds: int) -> None:
 
 def judge(claim: Claim, runs: pd.DataFrame) -> dict:
     """The claim's measured difference and verdict from the comparison's runs."""
-    from losstune.ray_jobs import confirm_stats
+    from losstune.ray_jobs.confirmation import stats as confirm_stats
 
     column = f"final/{claim.metric}"
     if column not in runs:

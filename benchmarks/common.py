@@ -27,7 +27,7 @@ def machine() -> str:
 
 def start_local_ray(timeline_path: str = "") -> None:
     """A local Ray on this machine's cores; workers inherit LOSSTUNE_TIMELINE from this process."""
-    from losstune.ray_jobs.cluster import start_local_ray as start
+    from losstune.ray_jobs.core.cluster import start_local_ray as start
 
     if timeline_path:
         os.environ[timeline.ENV] = timeline_path
@@ -39,10 +39,11 @@ def run_sweep(argv: list[str], callbacks=(), stop=None):
     wall seconds of Tuner.fit)."""
     import optuna
 
-    from losstune.ray_jobs import results, sweep_flags
-    from losstune.ray_jobs.cluster import fit_to_cluster
-    from losstune.ray_jobs.plan import metadata
-    from losstune.ray_jobs.tuning import build_tuner
+    from losstune.ray_jobs.results import tables as results
+    from losstune.ray_jobs.cli import sweep_flags
+    from losstune.ray_jobs.core.cluster import fit_to_cluster
+    from losstune.ray_jobs.core.plan import metadata
+    from losstune.ray_jobs.search.tuning import build_tuner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = fit_to_cluster(sweep_flags.make_plan(sweep_flags.parse_args(argv)))

@@ -69,7 +69,8 @@ def checked_changes(families: list[str], items: list[str]) -> dict:
     starts: a config that cannot train here (medgen_compression's perceptual term without its
     weights) exits with one line naming the family and field, not a worker's traceback later."""
     from losstune.data import DataError
-    from losstune.ray_jobs.flags import UsageError, parse_set
+    from losstune.ray_jobs.core.usage import UsageError
+    from losstune.ray_jobs.cli.flags import parse_set
     from losstune.trainables.config import ConfigError
     from losstune.trainables.family_api import make_config
     from losstune.search_spaces.registry import load_family

@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     epochs, per_style = (4, 60) if args.quick else (args.epochs, args.per_style)
 
-    from losstune.ray_jobs.flags import parse_set
+    from losstune.ray_jobs.cli.flags import parse_set
     from losstune.trainables.config import merge
     from losstune.trainables.families.lgt_config import HealthConfig
 

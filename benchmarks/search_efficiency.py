@@ -88,11 +88,11 @@ TASKS = {
 METHODS = {
     "random": ("--search", "random", "--scheduler", "none"),
     # TPE + ASHA, its start-up trials spread over each choice's values (the sweep's default since
-    # 2026-11-28, ray_jobs/branch_fair.py); tpe-coin-asha: each drawn by a coin, as Optuna does (the
+    # 2026-11-28, ray_jobs/search/branch_fair.py); tpe-coin-asha: each drawn by a coin, as Optuna does (the
     # default before, which drew hdr_patch's cap mode A in a median 86-92% of its trials)
     "tpe-asha": ("--search", "optuna", "--scheduler", "asha", "--startup", "fair"),
     "tpe-coin-asha": ("--search", "optuna", "--scheduler", "asha", "--startup", "random"),
-    # piBO through SMAC3, its prior at the documented default (ray_jobs/prior_search.py), with ASHA
+    # piBO through SMAC3, its prior at the documented default (ray_jobs/search/prior_search.py), with ASHA
     "prior-asha": ("--search", "prior", "--scheduler", "asha"),
     # TPE + ASHA with twice the random start-up trials: on hdr_patch `all` TPE drew Mode A in 85-97%
     # of its trials after 4 start-up trials whose Mode B draws had low learning rates (2026-11-27)
@@ -281,9 +281,9 @@ def regrets(runs: list[dict], best: float) -> dict:
 
 def paired_regret(ours: dict, theirs: dict) -> dict:
     """Our regret minus theirs, paired by seed (seeds where both are known): the mean difference with
-    the platform's paired Student t 95% interval and exact sign-flip p (ray_jobs/confirm_stats.py),
+    the platform's paired Student t 95% interval and exact sign-flip p (ray_jobs/confirmation/stats.py),
     and at how many seeds ours is lower."""
-    from losstune.ray_jobs.confirm_stats import sign_flip_p, t_interval
+    from losstune.ray_jobs.confirmation.stats import sign_flip_p, t_interval
 
     seeds = [s for s in ours if s in theirs and not math.isnan(ours[s]) and not math.isnan(theirs[s])]
     diffs = np.array([ours[s] - theirs[s] for s in seeds])
@@ -366,8 +366,8 @@ def task_args(task: Task, seed: int, folder: str, extra) -> list[str]:
 
 def method_fits(task: Task, method: str) -> str:
     """'' where the method can search the task's space, else why not (losstune-sweep's own checks)."""
-    from losstune.ray_jobs.flags import UsageError
-    from losstune.ray_jobs.sweep_flags import check_population, check_search_fits_space, parse_args
+    from losstune.ray_jobs.core.usage import UsageError
+    from losstune.ray_jobs.cli.sweep_flags import check_population, check_search_fits_space, parse_args
     from losstune.trainables.family_api import make_config
     from losstune.search_spaces.registry import load_family
 
@@ -398,7 +398,7 @@ def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: 
 
 def task_config(task: Task, argv: list[str]):
     """The config every trial of the sweep `argv` starts from (before the searched values)."""
-    from losstune.ray_jobs import sweep_flags
+    from losstune.ray_jobs.cli import sweep_flags
     from losstune.trainables.family_api import make_config
     from losstune.search_spaces.registry import load_family
 
@@ -464,7 +464,7 @@ def keep(path: str, run: dict, argv: list[str]) -> dict:
     """Writes the run's record whole or not at all (an interrupted write leaves no half record),
     with the commit it ran at: a change to a searcher changes its runs without changing a flag.
     Returns the record."""
-    from losstune.ray_jobs.provenance import git_state
+    from losstune.ray_jobs.core.provenance import git_state
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     record = {**run, "argv": identity(argv), **git_state(REPO)}
@@ -761,7 +761,7 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
     seeds of its trials drawn in each branch, and at how many seeds its best full-length trial lay
     in each. A search that models the objective can settle on one branch; this says whether it did
     and whether the best was elsewhere. Read from each kept sweep's Tune folder."""
-    from losstune.ray_jobs.study import space_switches
+    from losstune.ray_jobs.results.study import space_switches
 
     switches = space_switches({"family": task.family, "space": task.space})
     trials = {(run["method"], run["seed"]): run_trials(task, run, folder, metric) for run in runs} if switches else {}

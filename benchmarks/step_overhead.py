@@ -352,7 +352,7 @@ def detail(family_name: str, overrides: dict, epochs: int, repeats: int, bare_st
 
 
 def parse_args():
-    from losstune.ray_jobs.flags import parse_set
+    from losstune.ray_jobs.cli.flags import parse_set
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", action="append", choices=sorted(BENCH_SIZES),

@@ -21,8 +21,8 @@ from common import TRIAL_PATHS, machine, run_sweep, scratch, start_local_ray  # 
 
 def throughput(trials: int, name: str, extra: list) -> dict:
     """One sweep's trials/hour, achieved and ideal."""
-    from losstune.ray_jobs import sweep_flags
-    from losstune.ray_jobs.cluster import fit_to_cluster
+    from losstune.ray_jobs.cli import sweep_flags
+    from losstune.ray_jobs.core.cluster import fit_to_cluster
 
     # no health stops: every trial does the same 3 epochs
     argv = ["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "3", "--trials", str(trials),

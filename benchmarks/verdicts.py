@@ -13,7 +13,7 @@ confirmation runs (confirm_stats.compare and judge, sequential.decide):
 4. --seeds auto (group-sequential, up to 20 seeds): false beats / worse / equivalent at the margin
    with 1 and 4 configs, and the mean seeds against a fixed N of equal power for a clear win, a
    clear tie and an effect near the margin.
-tests/ray_jobs/test_confirm_stats.py and test_sequential.py run the same functions with fewer
+tests/ray_jobs/confirmation/test_stats.py and test_sequential.py run the same functions with fewer
 repetitions. Nothing starts Ray.
 """
 
@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from losstune.ray_jobs.confirm_stats import compare, judge, power, seeds_needed, t_interval
-from losstune.ray_jobs.sequential import DEFAULT_MAX_SEEDS, decide, looks
+from losstune.ray_jobs.confirmation.stats import compare, judge, power, seeds_needed, t_interval
+from losstune.ray_jobs.confirmation.sequential import DEFAULT_MAX_SEEDS, decide, looks
 
 
 def relative_margin(n: int, default_sd: float, reps: int, configs: int = 1, per_seed: bool = True,

@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from losstune.ray_jobs import report, results, storage
-from losstune.ray_jobs.flags import HelpFormatter
-from losstune.ray_jobs.report_html import write_report_html
+from losstune.ray_jobs.reports import report
+from losstune.ray_jobs.results import tables as results
+from losstune.ray_jobs.core import storage
+from losstune.ray_jobs.cli.flags import HelpFormatter
+from losstune.ray_jobs.reports.report_html import write_report_html
 
 
 def main(argv=None) -> int:
@@ -46,8 +48,8 @@ def main(argv=None) -> int:
     if len(experiments) == 1:
         print(printed[0])
         return 0
-    from losstune.ray_jobs import side_by_side
-    from losstune.ray_jobs.load import load_sweep
+    from losstune.ray_jobs.reports import side_by_side
+    from losstune.ray_jobs.reports.load import load_sweep
 
     sweeps = [load_sweep(e) for e in experiments]
     print(side_by_side.text(sweeps))
@@ -60,8 +62,8 @@ def main(argv=None) -> int:
 def check_readable(experiment: str, meta: dict) -> None:
     """What rebuild reads, read once to check it: Tune's state (of each --resume --trials extension
     too), the Optuna journal, the confirmations; SweepFolderError naming a damaged file."""
-    from losstune.ray_jobs.load import confirmations
-    from losstune.ray_jobs.study import load_study
+    from losstune.ray_jobs.reports.load import confirmations
+    from losstune.ray_jobs.results.study import load_study
 
     results.check_tune_state(experiment)
     for name in meta.get("extensions", []):
@@ -82,7 +84,7 @@ def rebuild(experiment: str, meta: dict, top: int) -> str:
 
 def answers(experiment: str) -> str:
     """Each confirmation's answer, its sentences per config, as report.html opens with them."""
-    from losstune.ray_jobs.load import confirmations
+    from losstune.ray_jobs.reports.load import confirmations
 
     return "".join(f"\n{name}: answer:\n{c.text.split('answer:', 1)[1].strip(chr(10))}"
                    for name, c in confirmations(experiment).items() if "answer:" in c.text)

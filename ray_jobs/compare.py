@@ -27,14 +27,14 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
+from losstune.ray_jobs.confirmation import runs as confirmation
+from losstune.ray_jobs.cli.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
                                      add_verbosity, check_at_least, check_min_effect, check_seeds, check_name, check_storage, check_storage_answers, check_worker_shares,
                                      flag_overrides, not_empty, parse_set, read_config_file, verbosity)
-from losstune.ray_jobs.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
+from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
-from losstune.ray_jobs.plan import SweepPlan, metadata
-from losstune.ray_jobs.storage import absolute, as_json, exists, join
+from losstune.ray_jobs.core.plan import SweepPlan, metadata
+from losstune.ray_jobs.core.storage import absolute, as_json, exists, join
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
 from losstune.search_spaces.registry import family_names, load_family
@@ -189,7 +189,7 @@ def folder_for(count: int | str, max_seeds: int = 0) -> str:
 
 def prepare(args):
     """(plan, candidates, seeds, earlier) checked before Ray starts, nothing written."""
-    from losstune.ray_jobs.results import read_meta
+    from losstune.ray_jobs.results.tables import read_meta
 
     family = load_family(args.family)
     check_seeds("--seeds", args.seeds, args.max_seeds)
@@ -218,8 +218,9 @@ def configs_of(chosen) -> dict:
 
 
 def write_meta(plan: SweepPlan, chosen) -> None:
-    from losstune.ray_jobs import results, storage
-    from losstune.ray_jobs.provenance import provenance
+    from losstune.ray_jobs.results import tables as results
+    from losstune.ray_jobs.core import storage
+    from losstune.ray_jobs.core.provenance import provenance
 
     meta = metadata(plan) | {"kind": "compare", "configs": as_json(configs_of(chosen)),
                              "provenance": provenance(sys.argv, [], plan.family)}
@@ -234,8 +235,8 @@ def main(argv=None) -> int:
     except (UsageError, ConfigError, DataError) as err:
         print(f"compare: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
-    from losstune.ray_jobs.report_html import write_report_html
+    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
+    from losstune.ray_jobs.reports.report_html import write_report_html
 
     if not started("compare", plan.verbosity >= 3):
         return EXIT_RAY_START

@@ -10,7 +10,7 @@ Results: <sweep>/confirm_top<K>_seeds<N>/confirm.parquet and confirm_summary.par
 `--resume --seeds M` with M above an earlier confirmation's N adds seeds N+1..M to it without
 rerunning the first N. `--seeds auto` runs 3 seeds, then 2 more at a time for the configs not yet
 decided, and stops once every one is or at --max-seeds (group-sequential boundaries keep a fixed
-N's error rates; ray_jobs/sequential.py), in <sweep>/confirm_top<K>_seeds_auto<max>/. On a cluster:
+N's error rates; ray_jobs/confirmation/sequential.py), in <sweep>/confirm_top<K>_seeds_auto<max>/. On a cluster:
 
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
         losstune-confirm s3://my-bucket/losstune/<sweep> --top 3 --seeds 5
@@ -23,14 +23,14 @@ import dataclasses
 import shlex
 import sys
 
-from losstune.ray_jobs import confirmation
-from losstune.ray_jobs.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
+from losstune.ray_jobs.confirmation import runs as confirmation
+from losstune.ray_jobs.cli.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
                                      add_verbosity, check_at_least, check_min_effect, check_seeds, verbosity)
-from losstune.ray_jobs.bounds import check_ray_address
-from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, definition
-from losstune.ray_jobs.resume import documented_min_effect
-from losstune.ray_jobs.results import SweepFolderError, read_meta, read_trials
-from losstune.ray_jobs.storage import absolute, exists, join, parent_and_name
+from losstune.ray_jobs.cli.bounds import check_ray_address
+from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan, definition
+from losstune.ray_jobs.cli.resume import documented_min_effect
+from losstune.ray_jobs.results.tables import SweepFolderError, read_meta, read_trials
+from losstune.ray_jobs.core.storage import absolute, exists, join, parent_and_name
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -110,8 +110,8 @@ def main(argv=None) -> int:
     except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
-    from losstune.ray_jobs.report_html import write_report_html
+    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
+    from losstune.ray_jobs.reports.report_html import write_report_html
 
     if not started("confirm", plan.verbosity >= 3):
         return EXIT_RAY_START

@@ -20,7 +20,8 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.flags import HelpFormatter, OneLineParser, UsageError
+from losstune.ray_jobs.core.usage import UsageError
+from losstune.ray_jobs.cli.flags import HelpFormatter, OneLineParser
 from losstune.trainables.config import ConfigError
 
 FAMILY = "medgen_diffusion"

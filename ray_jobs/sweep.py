@@ -20,22 +20,24 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.flags import AUTO, UsageError, check_storage, print_catalogue
-from losstune.ray_jobs.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
-from losstune.ray_jobs.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
+from losstune.ray_jobs.core.usage import UsageError
+from losstune.ray_jobs.cli.flags import AUTO, check_storage, print_catalogue
+from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
+from losstune.ray_jobs.cli.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
                                            EXIT_STORAGE_FULL, make_plan, parse_args)
 from losstune.trainables.config import ConfigError
-from losstune.ray_jobs.storage import join
+from losstune.ray_jobs.core.storage import join
 
 
 def run(plan: SweepPlan) -> int:
-    from losstune.ray_jobs import report, results
-    from losstune.ray_jobs.cluster import at_a_time, fit_to_cluster, start_ray
-    from losstune.ray_jobs.dashboards import write_tensorboard_experiment
-    from losstune.ray_jobs.provenance import data_paths, provenance
-    from losstune.ray_jobs.report_html import write_report_html
-    from losstune.ray_jobs.interrupts import CtrlC, DiskGuard
-    from losstune.ray_jobs.tuning import build_tuner, fail_orphaned_trials, fetch_study_journal, upload_study_journal
+    from losstune.ray_jobs.reports import report
+    from losstune.ray_jobs.results import tables as results
+    from losstune.ray_jobs.core.cluster import at_a_time, fit_to_cluster, start_ray
+    from losstune.ray_jobs.search.dashboards import write_tensorboard_experiment
+    from losstune.ray_jobs.core.provenance import data_paths, provenance
+    from losstune.ray_jobs.reports.report_html import write_report_html
+    from losstune.ray_jobs.core.interrupts import CtrlC, DiskGuard
+    from losstune.ray_jobs.search.tuning import build_tuner, fail_orphaned_trials, fetch_study_journal, upload_study_journal
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)
@@ -94,9 +96,9 @@ def run(plan: SweepPlan) -> int:
 
 def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
     """The sweep's own confirmation (--confirm-top, --confirm-seeds): the documented default and the
-    best configs, as many as ended healthy, at new training seeds (ray_jobs/confirmation.py).
+    best configs, as many as ended healthy, at new training seeds (ray_jobs/confirmation/runs.py).
     False where Ctrl-C cut it: no verdict is drawn from cut runs."""
-    from losstune.ray_jobs import confirmation
+    from losstune.ray_jobs.confirmation import runs as confirmation
 
     top = min(plan.confirm_top, confirmation.available(trials, meta))
     if not top:
@@ -122,7 +124,8 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
 
 
 def write_meta(plan: SweepPlan, meta: dict) -> None:
-    from losstune.ray_jobs import results, storage
+    from losstune.ray_jobs.results import tables as results
+    from losstune.ray_jobs.core import storage
 
     storage.write_bytes(join(plan.experiment, results.META_FILE), json.dumps(meta, indent=2).encode())
 
@@ -145,7 +148,7 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError
+    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError
 
     try:
         return run(plan)

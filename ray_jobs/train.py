@@ -19,10 +19,10 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
+from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
                                      check_name, check_storage, check_worker_shares, finite_float, flag_overrides, not_empty,
                                      print_catalogue, read_config_file)
-from losstune.ray_jobs.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
+from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
@@ -83,7 +83,7 @@ def overrides_from(args, family) -> dict:
 
 
 def main(argv=None) -> int:
-    from losstune.ray_jobs.storage import absolute
+    from losstune.ray_jobs.core.storage import absolute
 
     args = parse_args(argv)
     if print_catalogue(args):
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.cluster import EXIT_RAY_START, RayStartError
+    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError
 
     try:
         return run(args, family, config)
@@ -111,9 +111,9 @@ def main(argv=None) -> int:
 def run(args, family, config) -> int:
     from ray.util.queue import Queue
 
-    from losstune.ray_jobs.cluster import start_ray
-    from losstune.ray_jobs.progress import EpochLines, print_lines
-    from losstune.ray_jobs.storage import absolute, as_json, join, write_bytes
+    from losstune.ray_jobs.core.cluster import start_ray
+    from losstune.ray_jobs.search.progress import EpochLines, print_lines
+    from losstune.ray_jobs.core.storage import absolute, as_json, join, write_bytes
     from losstune.trainables.engine.driver import TensorBoardCallback, TrialResources, make_trainer
     from losstune.trainables.engine.ray_workarounds import poll_train_workers_often
     from losstune.trainables.engine.shipped_data import ship
@@ -159,9 +159,9 @@ def check_resumed_run(storage: str, name: str | None, family: str, config: dict)
     """--name of an existing folder resumes the run there, which must be a train run of this family
     and config: lgt trained into an hdr_patch sweep's folder, a state-dict traceback came after Ray
     started, and a changed --set was silently ignored."""
-    from losstune.ray_jobs.resume import differing_paths
-    from losstune.ray_jobs.results import META_FILE
-    from losstune.ray_jobs.storage import as_json, exists, join, read_json
+    from losstune.ray_jobs.cli.resume import differing_paths
+    from losstune.ray_jobs.results.tables import META_FILE
+    from losstune.ray_jobs.core.storage import as_json, exists, join, read_json
 
     folder = join(storage, name) if name else ""
     if not name or not exists(folder):

@@ -18,7 +18,7 @@ def local_ray():
     """One local Ray for all integration tests (starting one costs seconds)."""
     import ray
 
-    from losstune.ray_jobs.cluster import start_local_ray
+    from losstune.ray_jobs.core.cluster import start_local_ray
 
     start_local_ray()
     yield ray

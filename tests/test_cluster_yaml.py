@@ -8,7 +8,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import validate_config
 
-from losstune.ray_jobs.cluster import TRIAL_SLOTS
+from losstune.ray_jobs.core.cluster import TRIAL_SLOTS
 
 from tests.ray_nodes import NAMES, PINNED, RAY_CLI, free_ports, node_command, run_shell, stop_nodes
 

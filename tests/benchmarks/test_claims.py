@@ -36,7 +36,7 @@ def runs(values: dict) -> pd.DataFrame:
 
 def test_a_claimed_size_outside_the_interval_refutes_a_real_effect():
     # differences -0.3, -0.25, -0.2, -0.15, -0.1 against a reference of 1.0: paired t interval
-    # [-0.298, -0.102] (tests/ray_jobs/test_confirm_stats.py), i.e. -30% to -10%: it beats the
+    # [-0.298, -0.102] (tests/ray_jobs/confirmation/test_stats.py), i.e. -30% to -10%: it beats the
     # reference; a claimed 5-8% gain lies outside it, a claimed 15-20% inside
     made_up = runs({"ref": [1.0] * 5, "new": [0.7, 0.75, 0.8, 0.85, 0.9]})
     small = Claim("x", "a 5-8% gain", "e", "new", "val/x", "min", (-0.08, -0.05))

@@ -15,7 +15,7 @@ import search_efficiency  # noqa: E402
 from search_efficiency import (Recorder, bootstrap_ci, censored_median, compute_to_target,  # noqa: E402
                                incumbent_at, seed_agreement, speedup, summarise)
 
-from losstune.ray_jobs.provenance import git_state  # noqa: E402
+from losstune.ray_jobs.core.provenance import git_state  # noqa: E402
 
 INF = math.inf
 

@@ -10,8 +10,11 @@ import pandas as pd
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from losstune.ray_jobs import confirmation, results, trial_stats, verdicts
-from losstune.ray_jobs.study import STUDY_FILE
+from losstune.ray_jobs.confirmation import runs as confirmation
+from losstune.ray_jobs.results import tables as results
+from losstune.ray_jobs.results import trial_stats
+from losstune.ray_jobs.confirmation import verdicts
+from losstune.ray_jobs.results.study import STUDY_FILE
 from losstune.search_spaces import default_point
 from losstune.trainables.family_api import make_config
 from losstune.search_spaces.registry import load_family

@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow.fs
 import pytest
 
-from losstune.ray_jobs import analyze, storage
+from losstune.ray_jobs import analyze
+from losstune.ray_jobs.core import storage
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +74,7 @@ def test_analyze_prints_each_confirmations_answer(tmp_path):
     import pandas as pd
 
     from losstune.ray_jobs.analyze import answers
-    from losstune.ray_jobs.confirmation import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
+    from losstune.ray_jobs.confirmation.runs import CONFIRM_FILE, REPORT_FILE, SUMMARY_FILE
 
     folder = tmp_path / "confirm_top1_seeds5"
     folder.mkdir()

@@ -23,8 +23,8 @@ import pyarrow.fs
 import pytest
 import yaml
 
-from losstune.ray_jobs import storage
-from losstune.ray_jobs.load import load_sweep
+from losstune.ray_jobs.core import storage
+from losstune.ray_jobs.reports.load import load_sweep
 from tests.ray_nodes import NAMES, RAY_CLI, free_ports, node_command, run_shell, stop_nodes
 from tests.tensorboard_view import tensorboard_steps
 

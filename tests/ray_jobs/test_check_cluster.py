@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import ray
 
-from losstune.ray_jobs import cluster
-from losstune.ray_jobs.autoscaling import NodeType
-from losstune.ray_jobs.flags import UsageError
-from losstune.ray_jobs.plan import SweepPlan
+from losstune.ray_jobs.core import cluster
+from losstune.ray_jobs.core.autoscaling import NodeType
+from losstune.ray_jobs.core.usage import UsageError
+from losstune.ray_jobs.core.plan import SweepPlan
 from losstune.trainables.engine.driver import TrialResources
 
 

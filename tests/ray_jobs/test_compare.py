@@ -9,9 +9,12 @@ import json
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs import cluster, compare, confirmation, verdicts
-from losstune.ray_jobs.load import load_sweep
-from losstune.ray_jobs.storage import join, read_bytes_of, write_parquet
+from losstune.ray_jobs.core import cluster
+from losstune.ray_jobs import compare
+from losstune.ray_jobs.confirmation import runs as confirmation
+from losstune.ray_jobs.confirmation import verdicts
+from losstune.ray_jobs.reports.load import load_sweep
+from losstune.ray_jobs.core.storage import join, read_bytes_of, write_parquet
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 from tensorboard.plugins.hparams import api_pb2
 
-from losstune.ray_jobs import compare, confirm, sweep
-from losstune.ray_jobs.confirmation import CONFIRM_FILE, SUMMARY_FILE
-from losstune.ray_jobs.results import META_FILE
-from tests.ray_jobs.test_tracking import EndedTrials, mlflow_history, mlflow_runs
+from losstune.ray_jobs import compare
+from losstune.ray_jobs import confirm
+from losstune.ray_jobs import sweep
+from losstune.ray_jobs.confirmation.runs import CONFIRM_FILE, SUMMARY_FILE
+from losstune.ray_jobs.results.tables import META_FILE
+from tests.ray_jobs.search.test_tracking import EndedTrials, mlflow_history, mlflow_runs
 from tests.tensorboard_view import hparams_view
 
 pytestmark = pytest.mark.integration
@@ -20,7 +22,7 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     code = sweep.main(["hdr_patch", "--space", "caps", "--trials", "3", "--smoke-test", "--scheduler", "none",
                        "--set", "health.max_overflow_frac=1.0", "--confirm-top", "1", "--confirm-seeds", "2",
                        "--storage", str(tmp_path), "--name", "c", "--mlflow",
-                       "--callback", "tests.ray_jobs.test_tracking:EndedTrials"])
+                       "--callback", "tests.ray_jobs.search.test_tracking:EndedTrials"])
     out = capsys.readouterr().out
     assert code == 0
     runs = pd.read_parquet(tmp_path / "c" / "confirm_top1_seeds2" / CONFIRM_FILE)
@@ -108,6 +110,6 @@ def test_a_sweep_confirms_its_best_against_the_default_at_new_seeds(local_ray, t
     assert set(trials["trial_id"]) < set(extended["trial_id"])
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["trials"] == 4 and meta["extensions"] == ["extend1"] and meta["finished"]
-    from losstune.ray_jobs.study import load_study
+    from losstune.ray_jobs.results.study import load_study
 
     assert len(load_study(str(folder)).trials) == 4

@@ -12,7 +12,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna_dashboard import wsgi
 
-from losstune.ray_jobs.study import STUDY_FILE
+from losstune.ray_jobs.results.study import STUDY_FILE
 
 from tests.ray_jobs.sweep_folder import METRIC
 

@@ -3,7 +3,8 @@ then one line and exit 4, no traceback. No Ray is started: the start is replaced
 
 import pytest
 
-from losstune.ray_jobs import cluster, sweep
+from losstune.ray_jobs.core import cluster
+from losstune.ray_jobs import sweep
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from losstune.ray_jobs import storage
-from losstune.ray_jobs.load import load_sweep
-from losstune.ray_jobs.study import STUDY_FILE
-from losstune.ray_jobs.tuning import study_journal
+from losstune.ray_jobs.core import storage
+from losstune.ray_jobs.reports.load import load_sweep
+from losstune.ray_jobs.results.study import STUDY_FILE
+from losstune.ray_jobs.search.tuning import study_journal
 
 pytestmark = pytest.mark.integration
 

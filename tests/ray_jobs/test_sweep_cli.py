@@ -7,9 +7,13 @@ import numpy as np
 import optuna
 import pytest
 
-from losstune.ray_jobs import cluster, plan as sweep_plan, sweep, sweep_checks, sweep_flags
+from losstune.ray_jobs.core import cluster
+from losstune.ray_jobs.core import plan as sweep_plan
+from losstune.ray_jobs import sweep
+from losstune.ray_jobs.cli import sweep_checks
+from losstune.ray_jobs.cli import sweep_flags
 from losstune.ray_jobs import train as train_job
-from losstune.ray_jobs.flags import UsageError
+from losstune.ray_jobs.core.usage import UsageError
 from losstune.search_spaces.registry import FAMILIES
 
 
@@ -210,9 +214,9 @@ def test_gp_and_cmaes_refuse_a_space_with_branches_and_take_a_continuous_one():
 
 
 def test_the_prior_search_and_tpes_start_up_are_part_of_the_plan(monkeypatch):
-    from losstune.ray_jobs import tuning
-    from losstune.ray_jobs.branch_fair import BranchFairTPESampler
-    from losstune.ray_jobs.prior_search import PriorSampler
+    from losstune.ray_jobs.search import tuning
+    from losstune.ray_jobs.search.branch_fair import BranchFairTPESampler
+    from losstune.ray_jobs.search.prior_search import PriorSampler
 
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--search", "prior", "--prior-confidence", "high",
                                                          "--space", "all", "--smoke-test", "--trials", "20"]))
@@ -405,7 +409,7 @@ def as_started(folder):
 @pytest.fixture
 def saved_sweep(tmp_path):
     """A sweep's saved definition, as a first run writes it (smoke-test, 4 trials of 6 epochs)."""
-    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results.tables import META_FILE
     from losstune.search_spaces.registry import load_family
 
     args = sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
@@ -454,7 +458,7 @@ def test_resume_keeps_where_the_trials_train_because_their_checkpoints_are_there
 
 
 def finish(saved_sweep) -> None:
-    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results.tables import META_FILE
 
     path = saved_sweep / "results" / "s1" / META_FILE
     path.write_text(json.dumps(json.loads(path.read_text()) | {"finished": True}))
@@ -475,7 +479,7 @@ def test_resume_cannot_shrink_a_finished_sweep(capsys, saved_sweep):
 
 
 def test_resume_refuses_smoke_test_for_a_sweep_started_without_it(capsys, tmp_path):
-    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results.tables import META_FILE
 
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--name", "full", "--storage", str(tmp_path / "results")]))
     (tmp_path / "results" / "full").mkdir(parents=True)
@@ -705,7 +709,7 @@ def test_a_deeply_nested_json_file_is_one_line_not_a_recursion_error(ray_starts,
 
 def test_resume_runs_the_confirmation_the_sweep_was_started_with(tmp_path):
     # a sweep started with --confirm-top 0 and resumed ran the default confirmation (top 3 x 5 seeds)
-    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results.tables import META_FILE
 
     start = ["hdr_patch", "--smoke-test", "--name", "c0", "--storage", str(tmp_path / "results")]
     plan = sweep_flags.make_plan(sweep_flags.parse_args([*start, "--confirm-top", "0", "--confirm-seeds", "auto",
@@ -739,7 +743,7 @@ def test_a_store_that_never_answers_is_one_line_within_its_time(ray_starts, caps
     import socket
     import time
 
-    from losstune.ray_jobs import flags
+    from losstune.ray_jobs.cli import flags
     from tests.s3_server import CREDENTIALS
 
     monkeypatch.setattr(flags, "STORAGE_TIMEOUT_S", 1)

@@ -21,7 +21,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray.util.state import list_actors
 
-from losstune.ray_jobs import sweep, tuning
+from losstune.ray_jobs import sweep
+from losstune.ray_jobs.search import tuning
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
 from tests.tensorboard_view import tensorboard_steps
@@ -92,7 +93,7 @@ def test_three_trial_sweep_writes_results_with_default_first(local_ray, finished
         assert all(math.isfinite(score) for score in kept.values())
         out = capsys.readouterr().out
         assert "best checkpoint:" in out
-        # the run printed a line per epoch as it went (ray_jobs.progress.EpochLines)
+        # the run printed a line per epoch as it went (ray_jobs.search.progress.EpochLines)
         assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["1/4", "2/4", "3/4", "4/4"]
 
 

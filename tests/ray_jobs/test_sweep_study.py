@@ -3,7 +3,9 @@
 import optuna
 import pytest
 
-from losstune.ray_jobs import plan as sweep_plan, sweep_flags, tuning
+from losstune.ray_jobs.core import plan as sweep_plan
+from losstune.ray_jobs.cli import sweep_flags
+from losstune.ray_jobs.search import tuning
 
 
 def test_orphaned_running_trials_become_fail(tmp_path):
@@ -20,7 +22,7 @@ def test_orphaned_running_trials_become_fail(tmp_path):
 def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):
     import json
 
-    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.results.tables import META_FILE
     from tests.ray_jobs.test_sweep_cli import as_started
 
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--storage", str(tmp_path), "--name", "old"]))

@@ -22,7 +22,7 @@ def test_no_scored_checkpoint_gives_none():
 
 
 def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
-    from losstune.ray_jobs.progress import epoch_line
+    from losstune.ray_jobs.search.progress import epoch_line
 
     values = {"epoch": 3, "val/log_l1": 0.94321, "train/loss": 1.5, "time/epoch_s": 12.34, "stop_reason": ""}
     assert epoch_line(values, "val/log_l1", "train/loss", 10) == "epoch 3/10  val/log_l1 0.9432  train/loss 1.5  12.3 s"
@@ -44,8 +44,9 @@ def test_a_name_that_is_no_run_of_this_family_and_config_is_refused_before_ray_s
     # traceback after Ray started, and a changed --set on a finished run was silently ignored
     import json
 
-    from losstune.ray_jobs import cluster, train
-    from losstune.ray_jobs.results import META_FILE
+    from losstune.ray_jobs.core import cluster
+    from losstune.ray_jobs import train
+    from losstune.ray_jobs.results.tables import META_FILE
     from losstune.trainables.config import to_dict
     from losstune.trainables.family_api import make_config
     from losstune.search_spaces.registry import load_family

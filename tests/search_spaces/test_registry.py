@@ -62,8 +62,9 @@ def packages_read_anew():
 @pytest.mark.integration  # its runs train in Ray's processes, which must import the installed package
 def test_a_family_from_another_package_is_listed_swept_confirmed_and_compared(local_ray, toy_package_installed,
                                                                                tmp_path, capsys):
-    from losstune.ray_jobs import compare, sweep
-    from losstune.ray_jobs.catalogue import catalogue
+    from losstune.ray_jobs import compare
+    from losstune.ray_jobs import sweep
+    from losstune.ray_jobs.cli.catalogue import catalogue
 
     assert "toy" in registry.family_names() and registry.load_family("toy").objective.metric == "val/mse"
     assert "toy: objective val/mse (min)" in catalogue()

@@ -94,7 +94,7 @@ def toy_registered(monkeypatch):
 
 
 def test_the_toy_family_is_listed_and_configured_like_the_others(toy_registered):
-    from losstune.ray_jobs.catalogue import catalogue, config_listing
+    from losstune.ray_jobs.cli.catalogue import catalogue, config_listing
 
     assert "toy: objective val/mse (min)" in catalogue() and "--space weights (default): loss.weights.mse" in catalogue()
     assert "loss.weights.mse" in config_listing("toy")

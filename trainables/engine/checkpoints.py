@@ -34,7 +34,7 @@ def save(accelerator, directory: str, epochs_done: int, restarts: int, history: 
          identity: dict | None = None) -> None:
     """Model, optimizer, scheduler, RNG (and grad scaler) through Accelerate, plus the epoch, the
     metrics reported with it, every epoch's metrics so far (`history`, from which the results
-    rebuild a trial whose reports Tune lost: ray_jobs.stored_runs.stored_history), and the run's
+    rebuild a trial whose reports Tune lost: ray_jobs.results.stored_runs.stored_history), and the run's
     family and whole config (`identity`), from which the model can be built again elsewhere (a
     compression checkpoint under latent diffusion: trainables/families/latent_space.py)."""
     accelerator.save_state(directory)

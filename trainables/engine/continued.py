@@ -1,5 +1,5 @@
 """A run that continues another run's checkpoint under its own config: what Population Based
-Training asks when a trial exploits a better one (ray_jobs/schedulers.py). The weights, optimiser
+Training asks when a trial exploits a better one (ray_jobs/search/schedulers.py). The weights, optimiser
 moments, RNG, EMA and epoch come from the donor; the hyperparameters come from this run's config,
 so the schedule changes mid-run: the LR schedule is rebuilt on this config's rates and set to the
 step the donor reached, not restarted."""

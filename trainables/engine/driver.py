@@ -43,7 +43,7 @@ class TrialResources:
     # then hold one unit of it instead of CPU, so they sit on the head, not on GPU workers.
     driver_resource: str = ""
     # A PBT population larger than the trials that fit takes turns: each driver also holds this
-    # share of the one unit of a custom resource the Ray has (ray_jobs/cluster.py: TRIAL_SLOTS),
+    # share of the one unit of a custom resource the Ray has (ray_jobs/core/cluster.py: TRIAL_SLOTS),
     # so only as many drivers as fit run at once; the rest wait, PENDING or PAUSED, for PBT.
     slot_resource: str = ""
     slot_share: float = 0.0
@@ -144,7 +144,7 @@ def run_trial(config: dict, *, family: Family, base: dict, resources: TrialResou
     callbacks = [TensorBoardCallback(*events), TuneReportCallback(),
                  NoRestartWithoutDriver(ray.get_runtime_context().get_actor_id()),
                  *controller_marks(context.get_trial_id())]
-    # PBT's exploit gives the trial another trial's Train checkpoint (ray_jobs/schedulers.py)
+    # PBT's exploit gives the trial another trial's Train checkpoint (ray_jobs/search/schedulers.py)
     donor = ray.tune.get_checkpoint()
     # the same name on a restarted trial: Train resumes from the run's latest checkpoint
     name = run_name(context.get_trial_id(), donor)

@@ -7,7 +7,7 @@ What the worker group gave and how it is kept here: a lost worker is a lost tria
 Tune restarts from the trial's latest checkpoint (tune.FailureConfig); TensorBoard events are
 written by this process before Tune has the report (ASHA may stop the trial once it has it); GPUs
 are the trial's own (Ray sets CUDA_VISIBLE_DEVICES for the trial's process); PBT's exploit hands a
-trial another trial's latest Tune checkpoint (ray_jobs/population.py), which the session tells from
+trial another trial's latest Tune checkpoint (ray_jobs/search/population.py), which the session tells from
 the trial's own by the run each checkpoint records as its writer. Inside Tune,
 ray.train.get_context() and get_checkpoint() are refused in local mode: the loop uses ray.tune's.
 """

@@ -1,0 +1,265 @@
+"""The sweep's command line: its flags, their checks, its exit codes, and the SweepPlan they make,
+all before Ray starts (the checks of the space, the search and the population against each other:
+ray_jobs/cli/sweep_checks.py). A bad flag, field or file is a UsageError / ConfigError / DataError with a
+one-line message naming it. Used by ray_jobs/sweep.py and by the benchmarks, which run sweeps
+through the same plan."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_seeds,
+                                     add_verbosity, check_at_least, check_seeds, check_min_effect, check_name,
+                                     check_storage_answers, check_worker_shares, finite_float, flag_overrides, not_empty, parse_set,
+                                     read_config_file, verbosity)
+from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
+                                      check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
+from losstune.ray_jobs.core.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, scheduler_overrides, startup_trials
+from losstune.ray_jobs.search.prior_points import read_warm_start
+from losstune.ray_jobs.cli.resume import resumed_plan
+from losstune.ray_jobs.cli.sweep_checks import (check_enqueued, check_population, check_search_fits_space,
+                                          check_search_flags, check_space)
+from losstune.ray_jobs.core.storage import absolute, join
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.family_api import make_config
+from losstune.search_spaces.registry import family_names, load_family
+from losstune.trainables.engine.loop_config import check_precision
+
+
+EXIT_CODES = """exit status: 0 the sweep finished and found a best config; 1 it finished, but no trial
+ended healthy at full length (every one errored, stopped unhealthy or was cut short): no best config;
+2 bad input, refused before Ray starts, nothing written; 3 stopped because --storage ran out of space
+(below --min-free-mb): free space, then --resume --name NAME; 4 Ray could not start (tried 3 times;
+an overloaded machine) or be joined; 130 interrupted (Ctrl-C): Tune kept its state, and --resume
+--name NAME continues it."""
+EXIT_OK, EXIT_NO_HEALTHY_TRIAL, EXIT_BAD_INPUT, EXIT_STORAGE_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def parse_args(argv=None, description: str = "") -> argparse.Namespace:
+    """The flags, with `given`: the names of those the command line set (a resumed sweep checks
+    them against its saved definition). `description`: the --help text (the sweep's docstring)."""
+    args = make_parser(description).parse_args(argv)
+    quiet = make_parser(description)
+    for action in quiet._actions:  # parsed again with no defaults: only what was given remains
+        action.default = argparse.SUPPRESS
+    args.given = set(vars(quiet.parse_args(argv)))
+    return args
+
+
+def make_parser(description: str = "") -> argparse.ArgumentParser:
+    p = OneLineParser(prog="losstune-sweep", description=description, epilog=EXIT_CODES,
+                                formatter_class=HelpFormatter)
+    p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(family_names())}")
+    add_catalogue_flags(p)
+    p.add_argument("--space", type=not_empty, help="named search space (default: the family's, e.g. caps)")
+    p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
+    p.add_argument("--search", choices=["optuna", "optuna-grouped", "prior", "gp", "cmaes", "random"], default="optuna",
+                   help="Optuna TPE (Optuna 5's default: the parameters every trial has modelled jointly); "
+                        "optuna-grouped: also those of each branch of a space that branches (e.g. hdr_patch's cap "
+                        "modes) jointly; prior: piBO (SMAC3), Bayesian optimisation whose prior is centred on the "
+                        "documented default (or --config), see --prior-confidence; gp / cmaes: Optuna's "
+                        "Gaussian-process or CMA-ES sampler, for spaces of continuous parameters only (no choices, "
+                        "no branches); or Optuna's random sampler (same spaces, same default-first trial)")
+    p.add_argument("--prior-confidence", choices=["low", "medium", "high"], default="medium",
+                   help="--search prior: how sure the default is (the prior's spread: a normal of sd 0.5, 0.25 or "
+                        "0.125 of each number's range, its log range where log-scaled; the default's choice weighted "
+                        "2, 4 or 6 against 1)")
+    p.add_argument("--startup", choices=["fair", "random"], default="fair",
+                   help="TPE's random start-up trials: fair spreads each choice (a branch of the space) evenly over "
+                        "them; random draws each by a coin, as Optuna does")
+    p.add_argument("--startup-trials", type=int,
+                   help="trials TPE samples at random before it models the results (default: a quarter of "
+                        "--trials, 2 to 10)")
+    p.add_argument("--scheduler", choices=["asha", "hyperband", "pbt", "pb2", "none"], default="asha",
+                   help="asha / hyperband stop trials early on the family's scalar objective (HyperBand in synchronous "
+                        "brackets, pausing trials at each rung); pbt / pb2: Population Based Training over a space of "
+                        "distributions (e.g. --space schedule): every --grace-epochs epochs the worst quarter of "
+                        "the trials continue from a best quarter trial's checkpoint with mutated settings (PB2 picks "
+                        "them by a GP bandit); its first population is random, and the default is never replaced")
+    p.add_argument("--grace-epochs", type=int,
+                   help="epochs before ASHA's first stop decision, or PBT's perturbation interval (default: a quarter "
+                        "of the epochs; at most the epochs); raise it when early epochs rank trials differently from late ones")
+    p.add_argument("--population-sync", action="store_true",
+                   help="pbt / pb2: perturb the population in step: at each perturbation every trial waits for "
+                        "the others, so all are ranked at the same epoch (each restarts from its checkpoint there). "
+                        "Without it, Tune's asynchronous PBT: a trial is ranked at its own perturbation against the "
+                        "others' latest scores, which may be an epoch behind, and only against trials running then")
+    p.add_argument("--objective", choices=["pareto", "scalar"],
+                   help="pareto (default where the family declares several objectives, e.g. lgt): "
+                        "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
+    p.add_argument("--preset", type=not_empty, help="a named preset of the family under the search (e.g. phase1)")
+    p.add_argument("--config", type=not_empty, help="a JSON config the search starts from, e.g. an earlier sweep's best_config.json "
+                                    "(tune weights on top of the best caps); --set applies on top")
+    p.add_argument("--enqueue", type=not_empty, metavar="FILE",
+                   help="a JSON list of hand-picked points of the space, run first, after the documented default, "
+                        'e.g. [{"caps/mode": "B", "caps/log_delta_scale": 0.5}]')
+    p.add_argument("--warm-start", type=not_empty, metavar="SWEEP",
+                   help="an earlier sweep of the family (its folder): its completed trials that fit this space are "
+                        "given to Optuna as prior trials, so the search starts from what it found")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
+    p.add_argument("--data", type=not_empty, help="data file or directory (sets data.path)")
+    add_run_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
+    p.add_argument("--confirm-top", type=int, default=3,
+                   help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
+                        "new training seeds each, and say whether each beats the default (0: no confirmation)")
+    add_seeds(p, "--confirm-seeds")
+    add_min_effect(p)
+    add_verbosity(p)
+    return p
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """How the sweep runs: resources, failures, checkpoints, storage (free to change on --resume)."""
+    add_resource_flags(p, "trial")
+    p.add_argument("--max-concurrent", type=int, help="default: as many trials as the cluster fits")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="failures a trial survives, of its training workers and, apart, of its driver; it resumes "
+                        "from its latest checkpoint (-1: any number)")
+    p.add_argument("--keep-checkpoints", type=int, default=2,
+                   help="checkpoints a trial keeps by the objective, best first, beside its latest")
+    p.add_argument("--storage", default="./results", help="local folder or pyarrow URI (s3://, gs://)")
+    p.add_argument("--name", help="sweep name (default: <family>-<space>-<time>)")
+    p.add_argument("--min-free-mb", type=finite_float, default=MIN_FREE_MB,
+                   help="stop the sweep, resumable, when a local --storage has less free space than this")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name in --storage")
+    p.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                   help="log the sweep to MLflow: a parent run, a child run per trial and confirmation run "
+                        "(default URI: sqlite:///<sweep folder>/mlflow.db; open it with mlflow ui)")
+    p.add_argument("--callback", dest="callbacks", action="append", default=[], metavar="MODULE:NAME",
+                   help="a Ray Tune callback class to add, made with no arguments, e.g. a W&B logger of your "
+                        "own package (repeatable)")
+
+
+def check_flags(args) -> None:
+    """Each flag on its own, before any file is read or Ray started: counts positive and within
+    sense, resource shares not negative, names that make one folder, the storage and its free-space
+    floor, --data's kind of file, and RAY_ADDRESS (an address, and something answering there)."""
+    check_at_least(("--trials", args.trials, 1), ("--epochs", args.epochs, 1), ("--grace-epochs", args.grace_epochs, 1),
+                   ("--startup-trials", args.startup_trials, 1), ("--workers-per-trial", args.workers_per_trial, 1),
+                   ("--max-concurrent", args.max_concurrent, 1), ("--keep-checkpoints", args.keep_checkpoints, 1),
+                   ("--max-failures", args.max_failures, -1), ("--driver-cpus", args.driver_cpus, 0),
+                   ("--seed", args.seed, 0), ("--confirm-top", args.confirm_top, 0))
+    check_seeds("--confirm-seeds", args.confirm_seeds, args.max_seeds)
+    check_upper_bounds(("--trials", args.trials, MAX_TRIALS), ("--epochs", args.epochs, MAX_EPOCHS),
+                       ("--seed", args.seed, MAX_SEED), ("--grace-epochs", args.grace_epochs, MAX_EPOCHS))
+    check_worker_shares(args.cpus_per_worker, args.gpus_per_worker)
+    check_name("--name", args.name)
+    check_min_effect(args.min_effect)
+    check_storage_text(args.storage)
+    check_min_free(args.min_free_mb, args.storage, given="min_free_mb" in getattr(args, "given", ()))
+    check_data_path(args.data)
+    check_ray_address()
+
+
+def base_overrides(family, args) -> dict:
+    """The overrides every trial's config is built from (trials add their sampled point): the
+    preset, --config, the smoke-test sizes, the seed, then the command line's flags, later ones
+    winning."""
+    make_config(family, preset=args.preset or "")  # an unknown preset fails here, before anything else
+    base = dict(family.presets[args.preset]) if args.preset else {}
+    if args.config:
+        base = merge(base, config_file_of(family, args.config))
+    if args.smoke_test:
+        base = merge(base, family.smoke)
+    base = merge(base, {"train": {"seed": args.seed}})
+    return merge(base, flag_overrides(args))
+
+
+def config_file_of(family, path: str) -> dict:
+    """--config's overrides, checked as a config of this family on their own: a file of another
+    family is named as one (its first foreign key was said without the file)."""
+    overrides = read_config_file(path)
+    try:
+        make_config(family, overrides)
+    except ConfigError as err:
+        raise UsageError(f"--config: {path} is not a {family.name} config: {err}") from None
+    return overrides
+
+
+def make_plan(args) -> SweepPlan:
+    """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
+    UsageError with a one-line message."""
+    from losstune.ray_jobs.core.storage import exists
+
+    storage = absolute(args.storage)
+    check_flags(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
+    if args.resume:
+        for flag, given in (("--config", args.config), ("--enqueue", args.enqueue), ("--warm-start", args.warm_start)):
+            if given:
+                raise UsageError(f"{flag}: a resumed sweep keeps what it was started with")
+        return checked_tracking(resumed_plan(args, storage))
+    family = load_family(args.family)
+    space_name = args.space or family.default_space
+    if space_name not in family.spaces:
+        raise UsageError(f"--space: unknown space {space_name!r} for {args.family} (known: {', '.join(family.spaces)})")
+    if args.objective == "pareto" and not family.objectives:
+        raise UsageError(f"--objective: {args.family} declares a single objective ({family.objective.metric})")
+    pareto = family.objectives if args.objective != "scalar" else ()
+    base = base_overrides(family, args)
+    config = make_config(family, base)
+    if pareto and args.scheduler in POPULATION_SCHEDULERS:  # it ranked by the scalar one without a word
+        raise UsageError(f"--objective: --scheduler {args.scheduler} ranks its population by one objective and "
+                         f"{args.family} declares several; give --objective scalar (it then ranks by "
+                         f"{family.objective_of(config).metric})")
+    check_precision(config.train, has_gpu=args.gpus_per_worker > 0)
+    point = check_space(family, space_name, base, config, args.seed, pinned=parse_set(args.set))
+    space = family.space(space_name, config)
+    check_population(args, space, space_name)  # first: PBT takes no --search
+    check_search_fits_space(args.search, space, space_name)
+    check_search_flags(args, pareto)
+    base = merge(base, scheduler_overrides(args.scheduler, grace_epochs(args, config)))
+    pareto_list = [{"metric": o.metric, "mode": o.mode} for o in pareto]
+    ranked_by = family.objective_of(config)
+    objective = {"metric": ranked_by.metric, "mode": ranked_by.mode}
+    enqueued = check_enqueued(family, space_name, base, config, args)
+    priors, warm_start = [], None
+    if args.warm_start:
+        here = {"family": args.family, "objective": objective, "objectives": pareto_list}
+        # CMA-ES knows no constraints: to it a health-stopped trial is FAIL, which it ignores (tuning.py)
+        priors, completed = read_warm_start(args.warm_start, here, space, unhealthy=args.search != "cmaes")
+        stopped = sum("stop_reason" in p for p in priors)
+        warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
+                      "unhealthy": stopped, "completed": completed}
+    population = args.scheduler in POPULATION_SCHEDULERS
+    resources = trial_resources(args)
+    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_storage_answers(storage)
+    if exists(join(storage, name)):
+        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
+    return checked_tracking(SweepPlan(
+        family=args.family, space=space_name, preset=args.preset or "", base=base, objective=objective,
+        objectives=pareto_list, default_point=point, enqueued=enqueued, warm_start=warm_start, priors=priors,
+        epochs=config.train.epochs, trials=args.trials, search="random" if population else args.search,
+        scheduler=args.scheduler,
+        seed=args.seed, smoke_test=args.smoke_test, startup_trials=args.startup_trials or startup_trials(args.trials),
+        grace_epochs=grace_epochs(args, config), population_sync=args.population_sync,
+        name=name, storage=storage, storage_arg=args.storage,
+        resources=resources, max_concurrent=args.max_concurrent, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
+        verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
+        confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds, min_effect=args.min_effect or ranked_by.min_effect,
+        mlflow=args.mlflow, callbacks=args.callbacks, prior_confidence=args.prior_confidence, startup=args.startup))
+
+
+def checked_tracking(plan: SweepPlan) -> SweepPlan:
+    """The plan, once MLflow is there where asked for and every --callback can be made (UsageError)."""
+    from losstune.ray_jobs.search.tracking import check_mlflow, tracking_uri, user_callbacks
+
+    check_mlflow(plan.mlflow)
+    if plan.mlflow is not None:
+        tracking_uri(plan.mlflow, plan.experiment)
+    user_callbacks(plan.callbacks)
+    return plan
+
+
+def grace_epochs(args, config) -> int:
+    """ASHA's grace period, PBT's perturbation interval: --grace-epochs, or a quarter of the epochs."""
+    epochs = config.train.epochs
+    if args.grace_epochs and args.grace_epochs > epochs:  # no rung or perturbation would ever come
+        raise UsageError(f"--grace-epochs: {args.grace_epochs} is more than the {epochs} epochs a trial runs "
+                         f"(train.epochs); give at most {epochs}")
+    return args.grace_epochs or max(1, epochs // 4)

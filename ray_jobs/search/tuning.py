@@ -1,0 +1,259 @@
+"""What a sweep tunes with: the Tuner, Optuna's samplers and its study journal. The searcher that
+knows a trial's health is ray_jobs/search/health_aware_search.py, the schedulers that keep the documented
+default ray_jobs/search/schedulers.py, the graceful stops (Ctrl-C, a full disk) ray_jobs/core/interrupts.py."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+
+import optuna
+from ray.tune import Callback
+
+from losstune.ray_jobs.search.health_aware_search import HealthAwareOptunaSearch
+from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan
+from losstune.ray_jobs.search.schedulers import make_scheduler
+from losstune.ray_jobs.results.study import STUDY_FILE
+from losstune.search_spaces.registry import load_family
+from losstune.ray_jobs.core.storage import join
+
+
+def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
+    """The Tuner of a plan fitted to its cluster; `callbacks` and `stop` (a Tune Stopper) are for
+    benchmarks."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from losstune.ray_jobs.search.tracking import tracking_callbacks
+    from losstune.ray_jobs.results.trial_links import BestCheckpoints
+    from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
+    from losstune.trainables.engine.tensorboard import SessionEnds
+
+    no_temporary_files_in_experiment_sync()
+    population = plan.scheduler in POPULATION_SCHEDULERS
+    # PBT exploits a donor's checkpoint of a perturbation epoch (Tune's, or Train's in a worker
+    # group): every checkpoint stays (a donor's next report could otherwise delete the one a
+    # recipient is about to load)
+    keep = None if population else plan.keep_checkpoints
+    fn = trainable(load_family(plan.family), plan.base, plan.resources, join(plan.experiment, "trainer_runs"),
+                   max_failures=plan.max_failures, num_to_keep=keep)
+    metric, mode = plan.objective["metric"], plan.objective["mode"]
+    # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
+    # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # Tune's console interface that takes a reporter of our own (ray_jobs.search.progress); the newer
+    # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    quiet_forced_snapshots()
+    storage_path, name = plan.tune_run()
+    run_config = tune.RunConfig(name=name, storage_path=storage_path, stop=stop,
+                                verbose=min(plan.verbosity, 2),
+                                progress_reporter=progress_table(plan) if plan.verbosity else None,
+                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                                           BestCheckpoints(plan.name, mode, plan.storage), SessionEnds(plan.epochs),
+                                           *tracking_callbacks(plan),
+                                           *journal_copies(plan), *callbacks],
+                                # A trial whose driver is lost (its node gone, on a cluster without
+                                # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
+                                failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                                # what Tune keeps of a trial that trains in its own process
+                                checkpoint_config=tune_checkpoints(mode, keep), sync_config=trial_files_synced())
+    if plan.resume and not plan.extend_by:
+        return tune.Tuner.restore(join(storage_path, name), trainable=fn, resume_errored=True)
+    space = plan_space(plan)
+    scheduler = make_scheduler(plan, space)
+    searcher, param_space = (population_sampler(plan, space) if population else (optuna_searcher(plan, space), None))
+    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
+                                  num_samples=plan.extend_by or plan.trials,
+                                  # PBT's population is made at once; the cluster runs what fits, in turns
+                                  max_concurrent_trials=None if population else plan.max_concurrent,
+                                  # A finished trial's process runs the next trial: its start and
+                                  # imports (10-20 s here) are paid once per slot. With ASHA only
+                                  # where trials train in their own process, whose loop returns
+                                  # within a step of Tune's stop; a worker group's trial is still
+                                  # inside TorchTrainer.fit(), and Tune cannot reset the actor.
+                                  reuse_actors=reuses_trial_processes(plan))
+    return tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def quiet_forced_snapshots() -> None:
+    """Tune saves its experiment state whenever a trial has written as many checkpoints as it keeps,
+    which a trial in its own process does every few epochs, and warned at each (72 times in `make
+    demo`, each snapshot taking about 0.01 s). Its warning of a slow snapshot (over 30 s) stays."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def reuses_trial_processes(plan: SweepPlan) -> bool:
+    """Whether a trial's process runs later trials (Tune's reuse_actors): without a scheduler, or
+    with ASHA where trials train in their own process. HyperBand pauses trials, PBT and PB2
+    exploit them: those keep a process per trial."""
+    return plan.scheduler == "none" or (plan.scheduler == "asha" and plan.resources.in_trial_process)
+
+
+def optuna_searcher(plan: SweepPlan, space):
+    """The Optuna searcher of the plan's sampler, its study journaled beside the sweep."""
+    from losstune.search_spaces import optuna_space
+
+    # An extension's searcher opens the sweep's study, which holds every trial so far, and asks for
+    # new points only: the default, the enqueued points and the warm start are in the study already.
+    first = [] if plan.extend_by else [plan.default_point, *plan.enqueued]
+    # Multi-objective: Optuna samples for the Pareto front (its TPE handles several objectives);
+    # Tune itself and ASHA still rank by the scalar objective.
+    many = plan.objectives
+    metric = [o["metric"] for o in many] if many else plan.objective["metric"]
+    mode = [o["mode"] for o in many] if many else plan.objective["mode"]
+    return HealthAwareOptunaSearch(space=optuna_space(space), metric=metric, mode=mode,
+                                   sampler=make_sampler(plan), full_length=plan.epochs,
+                                   points_to_evaluate=first, priors=plan.priors, prior_space=space,
+                                   default_point=plan.default_point,
+                                   study_name=plan.name, storage=study_storage(plan.storage, plan.name))
+
+
+def population_sampler(plan: SweepPlan, space: dict):
+    """(searcher, param_space) of a PBT / PB2 sweep: its first population drawn at random from the
+    space after the default and the enqueued points. Tune refuses a model-based searcher beside
+    PBT, whose trials change their config mid-run."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from losstune.trainables.config import unflatten
+
+    first = [unflatten(point) for point in (plan.default_point, *plan.enqueued)]
+    return BasicVariantGenerator(points_to_evaluate=first, random_state=plan.seed), space
+
+
+def progress_table(plan: SweepPlan):
+    """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
+    the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
+    from losstune.ray_jobs.search.progress import TrialTable
+    from losstune.search_spaces import sample_points
+
+    space = plan_space(plan)
+    points = [plan.default_point, *sample_points(space, 16, plan.seed)]
+    tuned = list(dict.fromkeys(key for point in points for key in point))
+    objectives = [plan.objective, *[o for o in plan.objectives if o != plan.objective]]
+    return TrialTable(objectives, tuned, plan.default_point, plan.epochs, every_s=0 if plan.verbosity >= 2 else 30)
+
+
+def plan_space(plan: SweepPlan):
+    """The sweep's search space, bound to its base config where the space reads one."""
+    from losstune.trainables.family_api import make_config
+
+    family = load_family(plan.family)
+    return family.space(plan.space, make_config(family, plan.base))
+
+
+def make_sampler(plan: SweepPlan):
+    if plan.search == "optuna":
+        return tpe_sampler(plan)
+    if plan.search == "optuna-grouped":
+        # Optuna 5's TPE is already multivariate (single objective) with a constant liar, but on a
+        # space that branches it models jointly only the parameters every trial has; the others it
+        # samples one by one. `group` models each set of parameters that always come together jointly.
+        return tpe_sampler(plan, multivariate=True, group=True)
+    if plan.search == "prior":
+        return prior_sampler(plan)
+    if plan.search == "gp":
+        return optuna.samplers.GPSampler(seed=plan.seed, n_startup_trials=plan.startup_trials)
+    if plan.search == "cmaes":
+        # The trials a scheduler stopped reach Optuna as PRUNED with their epochs; CMA-ES ranks them
+        # by their last value. Without them (Optuna's default) a generation waits for completed
+        # trials, and ASHA completes about one in three: a 32-trial sweep would barely finish one.
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.CmaEsSampler(seed=plan.seed, n_startup_trials=plan.startup_trials,
+                                                consider_pruned_trials=True)
+    return optuna.samplers.RandomSampler(seed=plan.seed)
+
+
+def tpe_sampler(plan: SweepPlan, **tpe):
+    """Optuna's TPE, its start-up spread over the space's branches (ray_jobs/search/branch_fair.py) or,
+    with --startup random, Optuna's own."""
+    from losstune.ray_jobs.search.branch_fair import BranchFairTPESampler
+
+    kind = BranchFairTPESampler if plan.startup == "fair" else optuna.samplers.TPESampler
+    return kind(seed=plan.seed, n_startup_trials=plan.startup_trials, **tpe)
+
+
+def prior_sampler(plan: SweepPlan):
+    """piBO (ray_jobs/search/prior_search.py) over every parameter the sweep's space can hold, its prior
+    centred on the sweep's base point (the documented default, or --config's)."""
+    from losstune.ray_jobs.search.prior_search import PriorSampler
+    from losstune.search_spaces import space_distributions
+
+    distributions, _ = space_distributions(plan_space(plan))
+    return PriorSampler(distributions, plan.default_point, confidence=plan.prior_confidence, trials=plan.trials,
+                        startup_trials=plan.startup_trials, seed=plan.seed,
+                        direction="minimize" if plan.objective["mode"] == "min" else "maximize")
+
+
+def study_journal(storage: str, name: str) -> str:
+    """Where the Optuna study of sweep `name` is journaled: in the sweep's folder when storage is
+    local, else in a local folder of this store's (Optuna appends to a journal file, which an object
+    store cannot), copied to the sweep's folder as trials end (upload_study_journal)."""
+    if "://" in storage:
+        store = hashlib.sha256(storage.encode()).hexdigest()[:12]
+        return os.path.expanduser(f"~/.losstune/studies/{store}/{name}/{STUDY_FILE}")
+    return join(storage, name, STUDY_FILE)
+
+
+def journal_copies(plan: SweepPlan) -> list:
+    """StudyJournalCopy where the sweep has a study (not PBT's) in an object store."""
+    remote = "://" in plan.storage and plan.scheduler not in POPULATION_SCHEDULERS
+    return [StudyJournalCopy(plan.storage, plan.name)] if remote else []
+
+
+def upload_study_journal(storage: str, name: str) -> None:
+    """The local journal of a sweep in an object store, copied to the sweep's folder there."""
+    from losstune.ray_jobs.core import storage as stores
+
+    local = study_journal(storage, name)
+    if "://" in storage and os.path.exists(local):
+        with open(local, "rb") as f:
+            stores.write_bytes(join(storage, name, STUDY_FILE), f.read())
+
+
+def fetch_study_journal(storage: str, name: str) -> None:
+    """The sweep's copy of its journal, where this machine has none (--resume on a new head, after
+    the old one was lost)."""
+    from losstune.ray_jobs.core import storage as stores
+
+    local, remote = study_journal(storage, name), join(storage, name, STUDY_FILE)
+    if "://" in storage and not os.path.exists(local) and stores.exists(remote):
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(local, "wb") as out:
+            out.write(stores.read_bytes_of(remote))
+
+
+class StudyJournalCopy(Callback):
+    """Copies the study's journal to an object store as each trial ends: a driver killed with its
+    machine leaves a study that --resume can read on another."""
+
+    def __init__(self, storage: str, name: str):
+        self.storage, self.name = storage, name
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        upload_study_journal(self.storage, self.name)
+
+    on_trial_error = on_trial_complete
+
+
+def study_storage(storage: str, name: str):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = study_journal(storage, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return JournalStorage(JournalFileBackend(path))
+
+
+def fail_orphaned_trials(storage: str, name: str) -> int:
+    """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
+    driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
+    so the study holds no trial that looks alive. Returns how many."""
+    study = optuna.load_study(study_name=name, storage=study_storage(storage, name))
+    orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)

@@ -156,7 +156,7 @@ CLAIMS = [
           "val/latent_mse", "min", (-0.15, -0.10)),
     *[Claim("000 Performance Impact", f"{name} costs about {claimed} step time",
             measured_elsewhere=f"{measured} (256x256, batch 32, one interleaved run, noise about +-3%; "
-                               "`python benchmarks/latent_enhancements.py`, benchmarks/README.md 2026-11-22)",
+                               "`python benchmarks/latent_enhancements.py`, benchmarks/history.md 2026-11-22)",
             elsewhere_verdict=verdict, regime="the default model at 256x256, batch 32, on this machine's 2 CPU cores")
       for name, claimed, measured, verdict in (
           ("multi-scale robust loss", "+5%", "+0.3%", "does not hold here (cheaper than claimed)"),
@@ -178,7 +178,7 @@ CLAIMS = [
     Claim("002 §5", "SWD sampling 4,096 -> 8,192 samples: 10x better coverage (1.66% -> 16.7%)",
           needs="arithmetic on the seed's sizes (8,192 / 49,152 = 16.7%), not an effect to measure"),
     Claim("002 §5", "SSM spatial sampling (256 of 1,024 positions) cuts its memory 16x",
-          measured_elsewhere="13.5x less (`python benchmarks/lgt_energy.py`, 2026-11-22, benchmarks/README.md); the "
+          measured_elsewhere="13.5x less (`python benchmarks/lgt_energy.py`, 2026-11-22, benchmarks/history.md); the "
                              "Gram matrix alone is 16x smaller, the rest of the step's memory does not shrink",
           elsewhere_verdict="holds here for the Gram matrix (16x by construction); 13.5x for the whole SSM",
           regime="batch 48, 1,024 positions, on this machine's CPU"),
@@ -213,7 +213,7 @@ CLAIMS = [
           "val/mse", "min", caveat="decay 0.99, a choice: the seed names none"),
     Claim("001 SAM Optimizer", "SAM costs about 2x compute per step",
           measured_elsewhere="2.02x (2D), 1.97x (3D) the default step (`python benchmarks/medgen_step.py`, "
-                             "benchmarks/README.md)", elsewhere_verdict="holds here",
+                             "benchmarks/history.md)", elsewhere_verdict="holds here",
           regime="the small preset, 2D 64x64 (batch 16) and 3D 32^3 (batch 2), on this machine's CPU"),
     Claim("001 Compression", "the adversarial (patch GAN) term sharpens reconstructions; without it L1 is no worse",
           "medgen_compression_gan", "no_gan", "val/l1", "min", expects="no worse"),

@@ -14,7 +14,7 @@ figures a CPU can give (seed 001 "DiT", "HDiT": misc/profile_dit_memory.py needs
     attention's, printed beside it: depth x heads x n^2 x 4 bytes of attention probabilities kept
     for the backward pass (HDiT: per level at its own n). Under bf16 autocast activations are
     about half.
-The table goes to benchmarks/README.md; a GPU's figures (torch.cuda.max_memory_allocated) come
+The table goes to benchmarks/history.md; a GPU's figures (torch.cuda.max_memory_allocated) come
 from benchmarks/gpu.py when one is lent.
 """
 

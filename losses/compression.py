@@ -73,7 +73,7 @@ def segmentation_terms(mask_logits: torch.Tensor, mask: torch.Tensor) -> dict:
     the square of the resolution (34 at the start of a 64 px run against BCE's 0.7, 97% of the
     loss), a weight of 1 meant 16 times more at 256 px than at 64, and on real anatomy the default
     never learned: val/dice 0 at every one of 12 epochs at the seed's lr (constant), 0.82 once
-    scaled (benchmarks/README.md)."""
+    scaled (benchmarks/history.md)."""
     dice, boundary = _segmentation_losses()
     logits_, target = mask_logits.float(), mask.float()
     side = max(target.shape[2:])

@@ -47,7 +47,7 @@ def frobenius_term(feature_maps: list[torch.Tensor]) -> torch.Tensor:
     Frobenius norm, so no SVD is needed. Summed over the batch and averaged over the maps, as the
     seed's `torch.sum(S**2)` / len(feature_maps) is, so that its reg_weight (1e-4, and the
     guidelines' 1e-3 / 1e-5) means what the seed means; the term therefore grows with the batch
-    and the image (at 256x256, batch 32, about 3e6 at initialisation: benchmarks/README.md)."""
+    and the image (at 256x256, batch 32, about 3e6 at initialisation: benchmarks/history.md)."""
     if not feature_maps:
         raise ValueError("frobenius_term: no feature maps were captured")
     per_map = [f.float().pow(2).sum() for f in feature_maps]

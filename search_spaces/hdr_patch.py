@@ -18,7 +18,7 @@ def caps(trial) -> None:
     of the cap, not per unit. On a uniform prior, log_delta_scale 0.3-0.6, where the 32-trial
     random searches of benchmarks/search_efficiency.py found their best, is a quarter of the range;
     log-uniform, 43%. The range holds the best value at that benchmark's five training seeds
-    (0.29-0.48; at 0.29 and 0.30 seed 3 ties, and 0.2 is worse at all five: benchmarks/README.md).
+    (0.29-0.48; at 0.29 and 0.30 seed 3 ties, and 0.2 is worse at all five: benchmarks/history.md).
     The seed's rejected proposals, a batch-averaged "dynamic cap" and a KL term on residuals
     (sections 2-3), are not offered.
     """

@@ -18,7 +18,7 @@ step-down runs at each look (the graphical procedure of Maurer and Bretz 2013): 
 at 2.5% / (configs where it is still open), a level that grows as others are decided.
 The interval said with a verdict is the repeated confidence interval at the look where it stopped
 (the boundary in place of Student's t quantile): valid whenever the confirmation stops.
-Simulated error rates and seeds saved: benchmarks/verdicts.py, benchmarks/README.md.
+Simulated error rates and seeds saved: benchmarks/verdicts.py, benchmarks/history.md.
 """
 
 from __future__ import annotations

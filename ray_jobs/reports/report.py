@@ -139,7 +139,7 @@ def branch_lines(trials: pd.DataFrame, meta: dict) -> list[str]:
     drawn there and the median and best objective of those that completed. TPE follows the
     branch whose first trials did best, which need not hold the best config: on hdr_patch, random
     search found its best in Mode B at 9 of 10 seeds, while TPE + ASHA over the `all` space drew
-    Mode A in 85-97% of its trials at each of 6 (benchmarks/README.md, 2026-11-27). A branch
+    Mode A in 85-97% of its trials at each of 6 (benchmarks/history.md, 2026-11-27). A branch
     with too few completed trials beside one with many is named, with how to compare the two."""
     lines = []
     for name, values in study.space_switches(meta).items():

@@ -1,7 +1,7 @@
 """TPE with branch-fair start-up (the default of --search optuna and optuna-grouped; --startup
 random: Optuna's own). On a space that branches, TPE's random start-up trials choose each branch by
 a coin, and TPE then settles on the branch of its first good trials: on hdr_patch `all` it drew
-cap mode A in a median 86-92% of its trials (benchmarks/README.md). Here, while TPE is still
+cap mode A in a median 86-92% of its trials (benchmarks/history.md). Here, while TPE is still
 sampling at random, every choice (a branch's switch, or any categorical parameter) takes the value
 that the study's trials so far, running ones included, took least often, ties broken at random, so
 each branch gets its share of the start-up; numbers stay random. Past the start-up TPE models the

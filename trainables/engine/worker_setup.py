@@ -65,7 +65,7 @@ def keep_freed_memory() -> bool:
 # What MONAI's first import loads for parts no trial uses, each of which MONAI treats as optional:
 # matplotlib.pyplot for its plotting helpers (0.4 s in a fresh process), and, where transformers is
 # installed (the hf extra), BERT for its Transchex network, which pulls in torch._dynamo and a
-# good part of transformers: 3-5 s of every trial's startup on 2 cores (benchmarks/README.md).
+# good part of transformers: 3-5 s of every trial's startup on 2 cores (benchmarks/history.md).
 MONAI_EXTRAS = ("matplotlib", "transformers")
 
 

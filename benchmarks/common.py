@@ -60,7 +60,7 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.callback import UserCallback
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.ray_session import train_loop
 
     resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}

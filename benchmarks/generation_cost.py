@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from losstune.ray_jobs.cli.flags import parse_set
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.config import merge
 from losstune.trainables.engine.loop import train
 from losstune.trainables.engine.session import LocalSession

@@ -31,7 +31,7 @@ def main() -> None:
 
     from losstune.trainables.config import merge
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import FAMILIES, load_family
+    from losstune.trainables.registry import FAMILIES, load_family
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
@@ -73,7 +73,7 @@ def checked_changes(families: list[str], items: list[str]) -> dict:
     from losstune.ray_jobs.cli.flags import parse_set
     from losstune.trainables.config import ConfigError
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     given = {name: [] for name in families}
     for item in items:

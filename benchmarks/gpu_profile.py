@@ -57,7 +57,7 @@ def profile_steps(family_name: str, overrides: dict, steps: int, trace_dir: str 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.loop import run_epoch, set_up
 
     gpu = torch.cuda.is_available()
@@ -112,7 +112,7 @@ def main() -> None:
 
     from gpu import checked_changes
     from losstune.trainables.config import merge
-    from losstune.search_spaces.registry import FAMILIES
+    from losstune.trainables.registry import FAMILIES
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=["hdr_patch", "npt"], choices=sorted(FAMILIES))

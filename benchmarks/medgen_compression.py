@@ -45,7 +45,7 @@ def setup(name: str, seed_size: bool, precision: str):
 
     from losstune.trainables.config import merge
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.step import Run
     from losstune.trainables.engine.optimizer_groups import prepare_groups
 

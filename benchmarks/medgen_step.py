@@ -45,7 +45,7 @@ def setup(setting: str, variant: str):
 
     from losstune.trainables.config import merge
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.lr_schedules import make_lr_schedule
 
     preset, extra = VARIANTS[variant]
@@ -66,7 +66,7 @@ def one_round(state, steps: int) -> float:
     """Seconds per step of `steps` steps through the shared loop's run_epoch."""
     import itertools
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.loop import run_epoch
     from losstune.trainables.engine.step import Run
     from losstune.trainables.engine.optimizer_groups import TrainedGroup

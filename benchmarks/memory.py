@@ -29,7 +29,7 @@ SHORT_DATA = {
 
 def main() -> None:
     from losstune.trainables.config import merge
-    from losstune.search_spaces.registry import FAMILIES, load_family
+    from losstune.trainables.registry import FAMILIES, load_family
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))

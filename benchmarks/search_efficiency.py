@@ -369,7 +369,7 @@ def method_fits(task: Task, method: str) -> str:
     from losstune.ray_jobs.core.usage import UsageError
     from losstune.ray_jobs.cli.sweep_flags import check_population, check_search_fits_space, parse_args
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family(task.family)
     space = family.space(task.space, make_config(family, {}))
@@ -400,7 +400,7 @@ def task_config(task: Task, argv: list[str]):
     """The config every trial of the sweep `argv` starts from (before the searched values)."""
     from losstune.ray_jobs.cli import sweep_flags
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family(task.family)
     return make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv)))
@@ -419,7 +419,7 @@ def spent(run: dict) -> int:
 def run_method(task: Task, method: str, seed: int, argv: list[str], budget: int) -> dict:
     """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve,
     stopped once it has spent `budget` epochs."""
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     from losstune.search_spaces import default_point
 
@@ -603,7 +603,7 @@ def seed_agreement(a, b, mode: str = "min") -> dict:
 def print_seed_noise(task: Task, seed: int, trials: int, extra, folder: str) -> None:
     """Random search's configs for sampler seed `seed`, trained at training seeds `seed` and
     `seed` + 1: does the task separate configs beyond the training seed's noise?"""
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     tables = []
     for train_seed in (seed, seed + 1):
@@ -733,7 +733,7 @@ def main() -> None:
 
 def report(name: str, runs: list[dict], settings: dict, folder: str) -> None:
     """The task's figures and plot, from the runs made or kept (a task with no random search has none)."""
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     if not any(r["method"] == "random" for r in runs):
         print(f"{name}: no random search run yet: no figures")

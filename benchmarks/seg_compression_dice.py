@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 def main() -> None:
     from losstune.ray_jobs.cli.flags import parse_set
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.config import merge
     from losstune.trainables.engine.loop import train
     from losstune.trainables.engine.session import LocalSession

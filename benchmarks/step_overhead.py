@@ -192,7 +192,7 @@ def in_a_fresh_process(function, *args):
 
 def family_and_config(family_name: str, overrides: dict):
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family(family_name)
     return family, make_config(family, overrides)
@@ -291,7 +291,7 @@ def stand_in(n_tensors: int):
         error = model(inputs) - targets
         return {"mse": error.pow(2).mean(), "l1": error.abs().mean()}, {}
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     # hdr_patch's other hooks are the contract's defaults (one AdamW, no combine, no per-step state)
     return dataclasses.replace(load_family("hdr_patch"), name="stand_in", build=build, loss_terms=loss_terms,

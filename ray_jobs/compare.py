@@ -37,7 +37,7 @@ from losstune.ray_jobs.core.plan import SweepPlan, metadata
 from losstune.ray_jobs.core.storage import absolute, as_json, exists, join
 from losstune.trainables.config import ConfigError, flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
-from losstune.search_spaces.registry import family_names, load_family
+from losstune.trainables.registry import family_names, load_family
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 

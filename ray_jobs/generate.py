@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def checked_config(args):
     """The checkpoint's run config with --steps / --seed applied; UsageError / ConfigError naming the
     flag or file."""
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.config import merge
     from losstune.trainables.engine.checkpoints import STATE_FILE
     from losstune.trainables.family_api import make_config

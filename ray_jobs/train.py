@@ -26,7 +26,7 @@ from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, check_data_path, check_loc
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
-from losstune.search_spaces.registry import family_names, load_family
+from losstune.trainables.registry import family_names, load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 from losstune.trainables.engine.loop_config import check_precision
 

@@ -5,7 +5,7 @@ define-by-run function (for conditional spaces) whose parameter names are config
 by "/" (`caps/abs_max`), the form Ray's OptunaSearch unflattens into a nested config. A function
 may also take the sweep's config; the family's `space(name, config)` binds it
 (trainables.family_api.bound). The registry of families, each a trainable module and its space
-module, is search_spaces/registry.py.
+module, is trainables/registry.py.
 """
 
 from __future__ import annotations

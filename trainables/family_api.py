@@ -1,7 +1,7 @@
 """The family contract: what a family provides, and `resolve`, which checks it once and fills in
 the optional hooks, so that the loop and the jobs call a `Family` and never probe a module.
 
-A family is two plain modules, registered in search_spaces/registry.py (the five seed families keep
+A family is two plain modules, registered in trainables/registry.py (the five seed families keep
 their Config, PRESETS and SMOKE in trainables/families/<name>_config.py and bind them in <name>.py):
 
 trainables/families/<name>.py provides

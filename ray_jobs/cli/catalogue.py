@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from losstune.trainables.config import documented_fields
-from losstune.search_spaces.registry import family_names, load_family
+from losstune.trainables.registry import family_names, load_family
 
 
 def catalogue() -> str:

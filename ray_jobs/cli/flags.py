@@ -15,7 +15,7 @@ from losstune.ray_jobs.cli.catalogue import catalogue, config_listing
 from losstune.ray_jobs.core.storage import check_writable, exists
 from losstune.ray_jobs.core.usage import AUTO, MAX_NESTING, UsageError, finite_float, nesting, read_json_file
 from losstune.trainables.config import merge, unflatten
-from losstune.search_spaces.registry import family_names
+from losstune.trainables.registry import family_names
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -139,7 +139,7 @@ def check_same_trial_process(saved, resumed, args) -> None:
 def documented_min_effect(meta: dict) -> str:
     """The minimum effect the saved sweep's objective declares (trainables.family_api.Objective)."""
     from losstune.trainables.family_api import DEFAULT_MIN_EFFECT, make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family(meta["family"])
     declared = family.objective_of(make_config(family, meta["base"]))

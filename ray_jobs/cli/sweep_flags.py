@@ -23,7 +23,7 @@ from losstune.ray_jobs.cli.sweep_checks import (check_enqueued, check_population
 from losstune.ray_jobs.core.storage import absolute, join
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import family_names, load_family
+from losstune.trainables.registry import family_names, load_family
 from losstune.trainables.engine.loop_config import check_precision
 
 

@@ -117,7 +117,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
     from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
     from losstune.trainables.engine.tensorboard import SessionEnds
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     no_temporary_files_in_experiment_sync()
     done = set() if earlier is None else set(earlier["seed"])

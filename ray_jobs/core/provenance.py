@@ -16,7 +16,7 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def provenance(argv: list[str], data_paths: list[str], family: str = "") -> dict:
     """The record; `family` from another installed package adds that package and its version."""
-    from losstune.search_spaces.registry import family_package
+    from losstune.trainables.registry import family_package
 
     record = {"command": " ".join(argv), "python": platform.python_version(),
               "packages": {name: package_version(name) for name in PACKAGES},

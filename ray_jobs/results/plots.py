@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 # One look per kind of trial in every panel: the documented default always orange
 DEFAULT_STYLE = {"color": "tab:orange", "linewidth": 2.5, "zorder": 3}

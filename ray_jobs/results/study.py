@@ -110,7 +110,7 @@ def space_switches(meta: dict) -> dict[str, list]:
 def _space_switches(family_name: str, space_name: str, base: str, seed: int) -> tuple:
     from losstune.search_spaces import sample_points
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family(family_name)
     points = sample_points(family.space(space_name, make_config(family, json.loads(base))), 256, seed)

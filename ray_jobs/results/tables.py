@@ -25,7 +25,7 @@ from losstune.ray_jobs.results.stored_runs import complete_history, kept_best_ch
 from losstune.ray_jobs.results.trial_stats import pareto_front, with_cost
 from losstune.trainables.config import flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.family_api import CHECKPOINT_SCORE
 
 META_FILE = "losstune_sweep.json"

@@ -16,7 +16,7 @@ def write_tensorboard_experiment(plan: SweepPlan) -> str:
     Returns the file's URI."""
     from losstune.ray_jobs.search.tuning import plan_space
     from losstune.search_spaces import space_distributions
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.tensorboard import event_file_bytes, experiment_summary
 
     family = load_family(plan.family)

@@ -15,7 +15,7 @@ from losstune.ray_jobs.search.health_aware_search import HealthAwareOptunaSearch
 from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.search.schedulers import make_scheduler
 from losstune.ray_jobs.results.study import STUDY_FILE
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.ray_jobs.core.storage import join
 
 

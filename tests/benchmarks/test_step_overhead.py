@@ -12,7 +12,7 @@ from step_overhead import bare_epochs, epoch_code_here, loop_epochs, stand_in  #
 
 from losstune.trainables.config import merge  # noqa: E402
 from losstune.trainables.family_api import make_config  # noqa: E402
-from losstune.search_spaces.registry import load_family  # noqa: E402
+from losstune.trainables.registry import load_family  # noqa: E402
 
 
 @pytest.mark.parametrize("n_tensors", [3, 26])

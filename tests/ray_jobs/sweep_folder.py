@@ -17,7 +17,7 @@ from losstune.ray_jobs.confirmation import verdicts
 from losstune.ray_jobs.results.study import STUDY_FILE
 from losstune.search_spaces import default_point
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 METRIC = "val/log_l1"
 

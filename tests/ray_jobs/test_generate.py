@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from losstune.ray_jobs import generate
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.config import merge
 from losstune.trainables.engine.loop import train
 from losstune.trainables.engine.session import LocalSession

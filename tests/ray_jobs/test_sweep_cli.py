@@ -14,7 +14,7 @@ from losstune.ray_jobs.cli import sweep_checks
 from losstune.ray_jobs.cli import sweep_flags
 from losstune.ray_jobs import train as train_job
 from losstune.ray_jobs.core.usage import UsageError
-from losstune.search_spaces.registry import FAMILIES
+from losstune.trainables.registry import FAMILIES
 
 
 @pytest.fixture(autouse=True)
@@ -410,7 +410,7 @@ def as_started(folder):
 def saved_sweep(tmp_path):
     """A sweep's saved definition, as a first run writes it (smoke-test, 4 trials of 6 epochs)."""
     from losstune.ray_jobs.results.tables import META_FILE
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     args = sweep_flags.parse_args(["hdr_patch", "--smoke-test", "--trials", "4", "--epochs", "6", "--name", "s1",
                              "--storage", str(tmp_path / "results")])
@@ -548,7 +548,7 @@ def test_print_config_gives_every_key_its_default_and_its_seed_section(capsys):
     assert rows["model.channels"][0] == "[16,"  # a tuple, shown as the JSON list --set takes
     # every key of the config is listed, nested sections included
     from losstune.trainables.config import to_dict
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.config import flatten
 
     assert set(rows) == {k.replace("/", ".") for k in flatten(to_dict(load_family("hdr_patch").config_class()))}
@@ -572,7 +572,7 @@ def test_help_shows_the_whole_description_and_the_defaults(capsys):
 @pytest.mark.parametrize("family_name", list(FAMILIES))
 def test_every_term_switch_names_a_weight_and_a_boolean_of_the_config(family_name):
     from losstune.trainables.config import get_path
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family(family_name)
     config = family.config_class()
@@ -583,7 +583,7 @@ def test_every_term_switch_names_a_weight_and_a_boolean_of_the_config(family_nam
 def test_a_space_tuning_the_weights_of_terms_that_are_off_is_named_in_one_line():
     from losstune.search_spaces import sample_points
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family("latent_conditioner")
     spaces = load_family("latent_conditioner").spaces

@@ -273,7 +273,7 @@ def test_medgen_diffusion_sweep_on_real_mri_ranked_by_kid_writes_the_seeds_tags_
 
     from losstune.ray_jobs import generate
     from losstune.search_spaces import default_point
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.family_api import make_config
 
     from tests.data.real_mri import brain_subjects
@@ -463,7 +463,7 @@ def test_medgen_architecture_sweep_trains_each_denoiser_in_wavelet_space_on_real
     # the UNet's parameter count, in 3D wavelet space, on subjects of real brain MRI (nibabel's NIfTI
     # files): every kind through Ray's TorchTrainer, since the model is built and run on its worker
     # (the kinds and spaces are checked in-process in tests/trainables/families/)
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.config import merge
     from losstune.trainables.family_api import make_config
     from losstune.trainables.families.medgen_denoisers import matched_width

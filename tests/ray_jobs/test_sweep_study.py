@@ -51,7 +51,7 @@ def _suggestions(tmp_path, search: str, trials: int = 8) -> list[dict]:
     """Params of `trials` Optuna trials on hdr_patch `all` (a space with branches), sampled by the
     sweep's sampler for --search `search`, on an objective that prefers lr near 5e-3."""
     from losstune.search_spaces import optuna_space
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     plan = sweep_flags.make_plan(sweep_flags.parse_args(["hdr_patch", "--space", "all", "--search", search, "--storage",
                                              str(tmp_path), "--name", search, "--startup-trials", "3"]))

@@ -32,7 +32,7 @@ def test_a_line_per_epoch_gives_the_objective_the_loss_and_the_time():
 
 def test_smoke_test_shrinks_a_run_and_the_flags_still_win():
     from losstune.ray_jobs.train import overrides_from, parse_args
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     family = load_family("hdr_patch")
     overrides = overrides_from(parse_args(["hdr_patch", "--smoke-test", "--epochs", "3"]), family)
@@ -49,7 +49,7 @@ def test_a_name_that_is_no_run_of_this_family_and_config_is_refused_before_ray_s
     from losstune.ray_jobs.results.tables import META_FILE
     from losstune.trainables.config import to_dict
     from losstune.trainables.family_api import make_config
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     monkeypatch.setattr(cluster, "start_ray", lambda verbose: (_ for _ in ()).throw(AssertionError("Ray started")))
     (tmp_path / "sweep").mkdir()

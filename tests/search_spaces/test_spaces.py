@@ -4,7 +4,7 @@ import pytest
 from losstune.search_spaces import default_point, optuna_space, sample_points
 from losstune.trainables.config import get_path, merge, unflatten
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.trainables.registry import FAMILIES, load_family
 
 CASES = [(family, name) for family in FAMILIES for name in load_family(family).spaces]
 

@@ -3,7 +3,7 @@ its smoke size with every loss term on, and what a report must hold."""
 
 from losstune.trainables.config import merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 DOCUMENTED = ["epoch", "train/loss", "lr", "grad_norm", "samples_per_s", "peak_mem_mb", "health/nonfinite",
               "health/max_term_share", "health/grad_norm_out_of_range", "stop_reason", "time/epoch_s", "restarts",

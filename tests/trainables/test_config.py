@@ -3,7 +3,7 @@ import pytest
 from losstune.trainables.families import hdr_patch
 from losstune.trainables.config import ConfigError, apply_overrides, get_path, merge, to_dict, unflatten
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from losstune.search_spaces import registry
+from losstune.trainables import registry
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.trainables.registry import FAMILIES, load_family
 from losstune.trainables.family_api import OPTIONAL, REQUIRED, Family, FamilyError, resolve
 from losstune.trainables.engine.step import weighted_loss
 from losstune.examples import toy as toy_family

@@ -3,7 +3,7 @@ latest checkpoint and the run's name: the loop never imports Ray. Inside a trial
 session is used (trainables/engine/ray_session.py); `LocalSession` runs a family's loop in this process,
 for tests and notebooks, with no Ray at all:
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.loop import train
     from losstune.trainables.engine.session import LocalSession
 

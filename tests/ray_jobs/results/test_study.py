@@ -5,7 +5,7 @@ import pytest
 
 from losstune.ray_jobs.results import study as studies
 from losstune.search_spaces import sample_points
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def branching_study(n: int = 24):

@@ -5,7 +5,7 @@ import pytest
 
 from losstune.ray_jobs.results import study as studies
 from losstune.ray_jobs.results import study_plots
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def hdr_patch_study(n: int):

@@ -6,7 +6,7 @@ import optuna
 
 from losstune.ray_jobs.search.branch_fair import BranchFairTPESampler
 from losstune.search_spaces import default_point
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.family_api import make_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

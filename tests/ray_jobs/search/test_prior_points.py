@@ -13,7 +13,7 @@ from losstune.ray_jobs.core.usage import UsageError
 from losstune.ray_jobs.results.study import HEALTH_CONSTRAINT, completed, load_study, stopped_unhealthy
 from losstune.ray_jobs.search.health_aware_search import HealthAwareOptunaSearch
 from losstune.search_spaces import optuna_space, space_distributions
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 from tests.ray_jobs.sweep_folder import METRIC, write_sweep
 from tests.ray_jobs.test_sweep_cli import ray_starts  # noqa: F401 (autouse: Ray must never start)

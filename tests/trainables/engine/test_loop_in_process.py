@@ -11,7 +11,7 @@ import os
 import pytest
 
 from losstune.trainables.config import merge
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.trainables.registry import FAMILIES, load_family
 from losstune.trainables.engine.loop import train
 from losstune.trainables.engine.session import LocalSession
 

@@ -10,7 +10,7 @@ import pytest
 
 from losstune.trainables.config import merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.engine.ray_session import train_loop
 
 from tests.trainables.smoke_runs import smoke_config
@@ -117,7 +117,7 @@ def recording_medgen(config):
 
     import dataclasses
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.ray_session import train_in_ray
 
     rank = ray.train.get_context().get_world_rank()
@@ -161,7 +161,7 @@ def recording_compression(config):
 
     import ray.train
 
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.ray_session import train_in_ray
 
     rank = ray.train.get_context().get_world_rank()

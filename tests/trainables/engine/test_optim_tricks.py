@@ -5,7 +5,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.engine.loop import run_epoch
 from losstune.trainables.engine.step import Run
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig

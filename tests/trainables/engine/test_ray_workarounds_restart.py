@@ -11,7 +11,7 @@ import pytest
 from losstune.trainables.config import merge
 from losstune.trainables.engine.driver import CONTROLLER_FAILURE_LIMIT
 from losstune.trainables.engine.ray_workarounds import NoRestartWithoutDriver, driver_alive
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.engine.ray_session import train_loop
 
 pytestmark = pytest.mark.integration

@@ -69,7 +69,7 @@ def test_every_space_of_every_family_declares_an_hparams_experiment():
     import optuna
 
     from losstune.search_spaces import space_distributions
-    from losstune.search_spaces.registry import FAMILIES, load_family
+    from losstune.trainables.registry import FAMILIES, load_family
     from losstune.trainables.engine.tensorboard import experiment_summary
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
 

@@ -14,7 +14,7 @@ import ray.tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from losstune.trainables.config import merge
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.engine.tensorboard import EpochEvents
 from losstune.trainables.engine.tune_session import train_in_trial_process
 

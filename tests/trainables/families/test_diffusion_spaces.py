@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.families import diffusion_spaces as spaces

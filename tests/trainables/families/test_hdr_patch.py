@@ -10,7 +10,7 @@ from losstune.search_spaces import sample_points
 from losstune.trainables.families import hdr_patch
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def config(overrides=None, preset=""):

@@ -4,7 +4,7 @@ import torch
 from losstune.trainables.families import latent_conditioner as lc
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def config(overrides=None, preset=""):
@@ -122,7 +122,7 @@ def test_bad_values_name_their_field():
 
 def test_the_enhancements_space_never_samples_the_collapsing_softmax_weighter():
     from losstune.search_spaces import sample_points
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     for space in ("enhancements", "all"):
         chosen = {point["loss/adaptive"] for point in sample_points(load_family("latent_conditioner").spaces[space], 100)}

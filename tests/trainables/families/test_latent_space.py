@@ -11,7 +11,7 @@ from losstune.trainables.families import diffusion_spaces, latent_space
 from losstune.trainables.families import medgen_compression as compression
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 DIFFUSION = load_family("medgen_diffusion")
 COMPRESSION = load_family("medgen_compression")

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 from losstune.trainables.families import lgt
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def config(overrides=None, preset=""):

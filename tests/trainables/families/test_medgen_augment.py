@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.losses.diffusion import model_timesteps, target
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.families import medgen_diffusion
 from losstune.trainables.families.medgen_augment import draw, omega_classes

@@ -12,7 +12,7 @@ from losstune.trainables.families import medgen_compression as compression, medg
 from losstune.trainables.families import medgen_autoencoder_config as autoencoder_settings
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 FAMILY = load_family("medgen_compression")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from losstune.models.medgen_transformers import DiT, HDiT, UViT, parameter_count
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.families import medgen_diffusion as medgen

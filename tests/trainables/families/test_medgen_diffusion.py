@@ -12,7 +12,7 @@ from losstune.trainables.families import medgen_items
 from losstune.trainables.families import medgen_steps as steps
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def config(overrides=None, preset=""):

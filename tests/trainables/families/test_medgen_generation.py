@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.families.medgen_generation import generate
 
 

@@ -10,7 +10,7 @@ import torch
 
 from losstune.models.medgen import DiffusionNet
 from losstune.models.medgen_transformers import DiT
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.families import medgen_compression as compression

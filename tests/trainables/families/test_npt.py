@@ -7,7 +7,7 @@ from losstune.data import DataError
 from losstune.trainables.families import npt, npt_parts
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 
 
 def config(overrides=None, preset=""):
@@ -234,7 +234,7 @@ def test_sam_steps_count_once_in_the_stages_and_the_adaptive_measurements():
 def test_the_config_as_trained_holds_the_checkpoints_layer_sizes(llama):
     # issue 55: a smoke sweep with a checkpoint recorded d_model 32, heads 2, d_ffn 64 (the smoke
     # sizes) in best_config.json for the checkpoint's layer; the tiny Llama here is 32 / 4 / 64
-    from losstune.search_spaces.registry import load_family
+    from losstune.trainables.registry import load_family
 
     cfg = checkpoint_config(llama)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, d_model=16, heads=2, d_ffn=8))

@@ -3,7 +3,7 @@ the reporting and checkpoints are the same under Ray Train): the layer's hidden 
 where the run trains, two epochs, the seed's monitoring and the teacher metrics reported."""
 
 from losstune.trainables.config import merge
-from losstune.search_spaces.registry import load_family
+from losstune.trainables.registry import load_family
 from losstune.trainables.engine.loop import train
 from losstune.trainables.engine.session import LocalSession
 from tests.hf_checkpoints import text_file, tiny_checkpoint

@@ -9,7 +9,7 @@ import pytest
 from losstune.trainables.config import merge
 from losstune.trainables.engine.epoch_metrics import epoch_metrics, evaluate
 from losstune.trainables.family_api import make_config
-from losstune.search_spaces.registry import FAMILIES, load_family
+from losstune.trainables.registry import FAMILIES, load_family
 from losstune.trainables.engine.loop import run_epoch, set_up
 
 

@@ -1,6 +1,6 @@
 """The family registry: family name -> its trainable module (trainables/families/) and its
-search-space module (here), loaded and checked against the contract (trainables/family_api.py)
-once per process. It lives beside the spaces: the trainables know nothing of search.
+search-space module (search_spaces/), loaded and checked against the contract
+(trainables/family_api.py) once per process: the way into any family, beside its contract.
 
 Another installed package adds a family with an entry point in the group `losstune.families`: the
 name of the family = a module that holds the contract and its SPACES and DEFAULT_SPACE

@@ -1,4 +1,4 @@
-"""Families from another installed package (search_spaces/registry.py): an entry point in the group
+"""Families from another installed package (trainables/registry.py): an entry point in the group
 `losstune.families`, no edit to losstune."""
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from losstune.search_spaces import registry
+from losstune.trainables import registry
 
 TOY = Path(__file__).resolve().parents[2] / "examples" / "toy.py"  # the example family, losstune.examples.toy
 

@@ -83,8 +83,8 @@ def tokens(sides, patch) -> int:
 
 def main() -> None:
     from losstune.models.medgen_transformers import parameter_count
-    from losstune.trainables.families.medgen_denoiser_config import VARIANTS
-    from losstune.trainables.families.medgen_denoisers import transformer
+    from losstune.trainables.families.medgen.denoiser_config import VARIANTS
+    from losstune.trainables.families.medgen.denoisers import transformer
 
     p = argparse.ArgumentParser()
     p.add_argument("--kinds", nargs="+", default=["dit", "hdit", "uvit"], choices=["dit", "hdit", "uvit"])

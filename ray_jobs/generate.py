@@ -76,7 +76,7 @@ def trained_network(cfg, folder: str):
     import torch
     from safetensors.torch import load_file
 
-    from losstune.trainables.families.medgen_diffusion import build
+    from losstune.trainables.families.medgen.diffusion import build
     from losstune.trainables.engine.optim_tricks import make_ema
 
     parts = build(cfg)
@@ -143,7 +143,7 @@ def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[
 def run(args, cfg) -> list[str]:
     import torch
 
-    from losstune.trainables.families.medgen_generation import generate
+    from losstune.trainables.families.medgen.generation import generate
 
     model, draws = trained_network(cfg, args.checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

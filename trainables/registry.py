@@ -21,8 +21,8 @@ FAMILIES = {
     "hdr_patch": ("losstune.trainables.families.hdr_patch", "losstune.search_spaces.hdr_patch"),
     "latent_conditioner": ("losstune.trainables.families.latent_conditioner", "losstune.search_spaces.latent_conditioner"),
     "lgt": ("losstune.trainables.families.lgt", "losstune.search_spaces.lgt"),
-    "medgen_compression": ("losstune.trainables.families.medgen_compression", "losstune.search_spaces.medgen_compression"),
-    "medgen_diffusion": ("losstune.trainables.families.medgen_diffusion", "losstune.search_spaces.medgen_diffusion"),
+    "medgen_compression": ("losstune.trainables.families.medgen.compression", "losstune.search_spaces.medgen_compression"),
+    "medgen_diffusion": ("losstune.trainables.families.medgen.diffusion", "losstune.search_spaces.medgen_diffusion"),
     "npt": ("losstune.trainables.families.npt", "losstune.search_spaces.npt"),
 }
 

@@ -21,7 +21,7 @@ def test_the_networks_defaults_are_the_configs():
     # one default for the head size: the model's own agrees with the config's (MONAI's 8)
     import inspect
 
-    from losstune.trainables.families.medgen_denoiser_config import ModelConfig
+    from losstune.trainables.families.medgen.denoiser_config import ModelConfig
 
     defaults = {name: p.default for name, p in inspect.signature(DiffusionNet).parameters.items()}
     config = ModelConfig()

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from losstune.models.medgen_transformers import DiT, HDiT, UViT, parameter_count
-from losstune.trainables.families.medgen_denoiser_config import VARIANTS
+from losstune.trainables.families.medgen.denoiser_config import VARIANTS
 
 TINY = {DiT: dict(width=32, depth=3, heads=4, patch=2), HDiT: dict(width=32, level_depths=(1, 1, 1), heads=4, patch=2),
         UViT: dict(width=32, depth=3, heads=4, patch=2)}

@@ -278,7 +278,7 @@ def test_medgen_diffusion_sweep_on_real_mri_ranked_by_kid_writes_the_seeds_tags_
 
     from tests.data.real_mri import brain_subjects
     from tests.models.test_feature_extractors import torchvision_layout_alexnet
-    from tests.trainables.families.test_medgen_generation import saved_extractors
+    from tests.trainables.families.medgen.test_generation import saved_extractors
 
     extractors = saved_extractors(tmp_path / "extractors")
     torchvision_layout_alexnet(tmp_path / "extractors" / "alexnet.pth")
@@ -466,7 +466,7 @@ def test_medgen_architecture_sweep_trains_each_denoiser_in_wavelet_space_on_real
     from losstune.trainables.registry import load_family
     from losstune.trainables.config import merge
     from losstune.trainables.family_api import make_config
-    from losstune.trainables.families.medgen_denoisers import matched_width
+    from losstune.trainables.families.medgen.denoisers import matched_width
 
     from tests.data.real_mri import brain_subjects
 

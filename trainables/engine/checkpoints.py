@@ -36,7 +36,7 @@ def save(accelerator, directory: str, epochs_done: int, restarts: int, history: 
     metrics reported with it, every epoch's metrics so far (`history`, from which the results
     rebuild a trial whose reports Tune lost: ray_jobs.results.stored_runs.stored_history), and the run's
     family and whole config (`identity`), from which the model can be built again elsewhere (a
-    compression checkpoint under latent diffusion: trainables/families/latent_space.py)."""
+    compression checkpoint under latent diffusion: trainables/families/medgen/latent_representation.py)."""
     accelerator.save_state(directory)
     if accelerator.is_main_process:
         with open(os.path.join(directory, STATE_FILE), "w") as f:

@@ -4,7 +4,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.data import DataError
-from losstune.trainables.families import npt, npt_parts
+from losstune.trainables.families import npt
+from losstune.trainables.families import npt_parts
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family

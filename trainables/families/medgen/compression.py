@@ -24,15 +24,15 @@ import torch
 
 from losstune.losses.compression import discriminator_loss, generator_adversarial, kl, l1, logits, mixed, segmentation_terms
 from losstune.losses.tumour_size import BINS as SIZE_BINS
-from losstune.trainables.families import medgen_compression_config as settings
-from losstune.trainables.families import medgen_compression_val as validation
+from losstune.trainables.families.medgen import compression_config as settings
+from losstune.trainables.families.medgen import compression_val as validation
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, OptimizerGroup, Parts, adamw
-from losstune.trainables.families.medgen_autoencoders import make_model
-from losstune.trainables.families.medgen_compression_modes import (MODALITIES, READS, gan_on, images_of, pooled,
+from losstune.trainables.families.medgen.autoencoders import make_model
+from losstune.trainables.families.medgen.compression_modes import (MODALITIES, READS, gan_on, images_of, pooled,
                                                                    segmenting, uses_perceptual)
-from losstune.trainables.families.medgen_items import check_subjects, make_items, subject_split
-from losstune.trainables.families.medgen_steps import TORCHVISION_NEEDED, check_lpips, perceptual_term
+from losstune.trainables.families.medgen.items import check_subjects, make_items, subject_split
+from losstune.trainables.families.medgen.steps import TORCHVISION_NEEDED, check_lpips, perceptual_term
 
 OBJECTIVE = Objective("val/l1", "min")  # written to TensorBoard as Loss/L1_val (TAGS)
 SEG_OBJECTIVE = Objective("val/dice", "max", min_effect="0.01")  # seg_compression (Validation/Dice); one Dice point

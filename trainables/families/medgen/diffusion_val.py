@@ -1,7 +1,7 @@
 """medgen_diffusion's validation: every item judged at fixed, seeded timesteps and noise (one per
 tenth of [0, 1]), so every trial is measured on the same draws whatever its loss weights and tricks;
 the prediction MSE per timestep bin, the one-step estimates' quality overall, per modality and per
-tumour size, and the summaries the loop reports (the family: trainables/families/medgen_diffusion.py)."""
+tumour size, and the summaries the loop reports (the family: trainables/families/medgen/diffusion.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from losstune.data.medgen import MODE_IMAGES
 from losstune.losses.diffusion import model_timesteps, per_sample_mse, target, x0_estimate
 from losstune.losses.image_quality import quality, regional_summary
 from losstune.losses.tumour_size import size_errors, size_sums
-from losstune.trainables.families.diffusion_spaces import diffused, space_of
-from losstune.trainables.families.medgen_steps import lpips_of, perceptual_term, predict, scheduler_of, uses_perceptual
+from losstune.trainables.families.medgen.representations import diffused, space_of
+from losstune.trainables.families.medgen.steps import lpips_of, perceptual_term, predict, scheduler_of, uses_perceptual
 
 BINS = 10  # seed "Timestep Metrics": Timestep/0.0-0.1 ... Timestep/0.9-1.0
 BIN_NAMES = [f"{k / BINS:.1f}-{(k + 1) / BINS:.1f}" for k in range(BINS)]

@@ -6,7 +6,7 @@ modes map onto those."""
 from __future__ import annotations
 
 from losstune.trainables.config import ConfigError
-from losstune.trainables.families.medgen_compression_config import image_sides
+from losstune.trainables.families.medgen.compression_config import image_sides
 
 
 def subject_split(cfg, mode: str):

@@ -1,5 +1,5 @@
 """The medgen_diffusion family's settings: its config sections with the seed's documented defaults,
-its presets and its smoke-test sizes (the family's functions: trainables/families/medgen_diffusion.py).
+its presets and its smoke-test sizes (the family's functions: trainables/families/medgen/diffusion.py).
 Sections of their own: the denoiser (medgen_denoiser_config), the regularisers (medgen_augment_config),
 validation and generation (medgen_generation_config)."""
 
@@ -11,10 +11,10 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, at_least, within
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
-from losstune.trainables.families.medgen_augment_config import RegularisationConfig, ScoreAugConfig, SDAConfig
-from losstune.trainables.families.medgen_compression_config import image_sides
-from losstune.trainables.families.medgen_denoiser_config import ModelConfig
-from losstune.trainables.families.medgen_generation_config import EvalConfig, GenerationConfig
+from losstune.trainables.families.medgen.augment_config import RegularisationConfig, ScoreAugConfig, SDAConfig
+from losstune.trainables.families.medgen.compression_config import image_sides
+from losstune.trainables.families.medgen.denoiser_config import ModelConfig
+from losstune.trainables.families.medgen.generation_config import EvalConfig, GenerationConfig
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ class LossConfig:
 @dataclass(frozen=True)
 class SpaceConfig:
     """seed "Spaces": PixelSpace (the default); SpaceToDepthSpace and WaveletSpace, exact
-    rearrangements of the pixels at half the sides (trainables/families/diffusion_spaces.py); or
+    rearrangements of the pixels at half the sides (trainables/families/medgen/representations.py); or
     LatentSpace, the frozen autoencoder of a trained medgen_compression checkpoint
-    (trainables/families/latent_space.py)."""
+    (trainables/families/medgen/latent_representation.py)."""
 
     name: Literal["pixel", "space_to_depth", "wavelet", "latent"] = "pixel"  # seed "Spaces": PixelSpace is the default
     factor: int = 2  # space_to_depth: seed "Spaces" scale_factor 2 (the wavelet's is 2 by construction)

@@ -13,7 +13,7 @@ import math
 import torch
 
 from losstune.losses.diffusion import make_noise_scheduler
-from losstune.trainables.families.diffusion_spaces import moved_condition, space_of
+from losstune.trainables.families.medgen.representations import moved_condition, space_of
 
 
 def sampling_scheduler(cfg, sample_shape: tuple[int, ...]):
@@ -123,7 +123,7 @@ def references(cfg, model, count: int, extractors: dict | None = None) -> dict:
     those given), the features of up to `count` training and validation images (unaugmented), and
     the validation masks to condition on (cycled to `count`)."""
     from losstune.models.feature_extractors import load_clip, load_resnet50
-    from losstune.trainables.families.medgen_items import make_items, subject_split
+    from losstune.trainables.families.medgen.items import make_items, subject_split
 
     g = cfg.generation
     device = next(model.parameters()).device

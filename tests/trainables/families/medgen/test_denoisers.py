@@ -10,8 +10,8 @@ from losstune.models.medgen_transformers import DiT, HDiT, UViT, parameter_count
 from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.trainables.families import medgen_diffusion as medgen
-from losstune.trainables.families.medgen_denoisers import denoiser, matched_width
+from losstune.trainables.families.medgen import diffusion as medgen
+from losstune.trainables.families.medgen.denoisers import denoiser, matched_width
 
 FAMILY = load_family("medgen_diffusion")
 # a transformer a CPU trains in seconds: 2 heads of 8, 3 blocks (HDiT: one level each side of the middle)

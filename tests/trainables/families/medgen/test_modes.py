@@ -13,8 +13,8 @@ from losstune.models.medgen_transformers import DiT
 from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.trainables.families import medgen_compression as compression
-from losstune.trainables.families import medgen_diffusion as medgen
+from losstune.trainables.families.medgen import compression
+from losstune.trainables.families.medgen import diffusion as medgen
 
 DIFFUSION = load_family("medgen_diffusion")
 COMPRESSION = load_family("medgen_compression")
@@ -118,7 +118,7 @@ def test_the_config_tells_mask_modes_as_the_data_does():
     from typing import get_args, get_type_hints
 
     from losstune.data.medgen import binary_mode
-    from losstune.trainables.families.medgen_diffusion_config import DataConfig
+    from losstune.trainables.families.medgen.diffusion_config import DataConfig
 
     modes = get_args(get_type_hints(DataConfig)["mode"])
     assert len(modes) == 8 and all(binary_mode(mode) == mode.startswith("seg") for mode in modes)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from losstune.trainables.config import ConfigError, apply_overrides
-from losstune.trainables.families.medgen_compression_config import Config, image_sides, shrink_misfit
+from losstune.trainables.families.medgen.compression_config import Config, image_sides, shrink_misfit
 
 FIELD = "space.checkpoint"
 MEASURED_ITEMS = 64
@@ -110,7 +110,7 @@ def autoencoder(folder: str) -> torch.nn.Module:
     """The checkpoint's autoencoder with its weights, in eval mode and without gradients."""
     from safetensors.torch import load_file
 
-    from losstune.trainables.families.medgen_autoencoders import make_model
+    from losstune.trainables.families.medgen.autoencoders import make_model
 
     model = make_model(compression_config(folder))
     weights = os.path.join(folder, "model.safetensors")
@@ -138,7 +138,7 @@ def scaled(cfg, model, field: int) -> LatentSpace:
 
 
 def latent_std(cfg, model, field: int = 0) -> float:
-    from losstune.trainables.families.medgen_items import make_items, subject_split
+    from losstune.trainables.families.medgen.items import make_items, subject_split
 
     subjects, _ = subject_split(cfg, cfg.data.mode)
     items = make_items(cfg, subjects, False, cfg.data.mode)
@@ -151,7 +151,7 @@ def augmented_counts(cfg) -> tuple[int, ...]:
     """The channel counts augmented diffusion draws from: the checkpoint's DC-AE 1.5 masking, or
     space.min_channels / channel_step where set. ConfigError where the checkpoint has no structured
     latent (seed: "MUST be used with augmented diffusion training (both techniques required together)")."""
-    from losstune.trainables.families.medgen_autoencoders import structured_counts
+    from losstune.trainables.families.medgen.autoencoders import structured_counts
 
     folder, space = cfg.space.checkpoint, cfg.space
     compression = compression_config(folder)
@@ -168,7 +168,7 @@ def augmented_counts(cfg) -> tuple[int, ...]:
 def check_seg_fits(cfg) -> None:
     """bravo_seg_cond's mask autoencoder: a seg or seg_compression checkpoint of the run's spatial
     dims whose latents of a mask have the sides of the image latents they sit beside."""
-    from losstune.trainables.families.medgen_items import item_size
+    from losstune.trainables.families.medgen.items import item_size
 
     folder, field = cfg.space.seg_checkpoint, "space.seg_checkpoint"
     compression = compression_config(folder, cfg.space.accept_unhealthy)

@@ -9,8 +9,8 @@ import torch
 from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
-from losstune.trainables.families import diffusion_spaces as spaces
-from losstune.trainables.families import medgen_diffusion as medgen
+from losstune.trainables.families.medgen import representations as spaces
+from losstune.trainables.families.medgen import diffusion as medgen
 
 FAMILY = load_family("medgen_diffusion")
 
@@ -110,7 +110,7 @@ def test_a_run_in_each_space_trains_and_is_judged_in_pixels(tmp_path, name, dims
 
 
 def test_generated_samples_come_back_as_images(tmp_path):
-    from losstune.trainables.families.medgen_generation import generate
+    from losstune.trainables.families.medgen.generation import generate
 
     cfg = config({"space": {"name": "wavelet"}, "generation": {"num_steps": 2}})
     parts = FAMILY.build(cfg)

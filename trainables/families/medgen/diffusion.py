@@ -1,7 +1,7 @@
 """medgen_diffusion family (seed 001, MedGen): DDPM or RFlow diffusion on MONAI's UNet or a DiT, HDiT
-or UViT (`model.kind`, trainables/families/medgen_denoisers.py), 2D slices or 3D volumes from NIfTI
+or UViT (`model.kind`, trainables/families/medgen/denoisers.py), 2D slices or 3D volumes from NIfTI
 subjects, in the seed's modes seg (1->1), bravo (2->1) and dual (3->2), in pixel, space-to-depth,
-wavelet or latent space (`space.name`, trainables/families/diffusion_spaces.py; in the latent of a
+wavelet or latent space (`space.name`, trainables/families/medgen/representations.py; in the latent of a
 DC-AE 1.5 with augmented diffusion, `space.augmented_diffusion`).
 
 Training loss: MSE(prediction, strategy target), optionally Min-SNR weighted, + perceptual_weight x
@@ -25,16 +25,16 @@ from losstune.data.medgen import MODE_IMAGES, mode_channels  # numpy and torch o
 from losstune.losses.tumour_size import BINS as SIZE_BINS
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
-from losstune.trainables.families import medgen_diffusion_config as settings
-from losstune.trainables.families import medgen_generation
-from losstune.trainables.families.medgen_augment import draw_batch, each, omega_classes, sda_transforms
-from losstune.trainables.families.diffusion_spaces import diffused, moved_condition, space_of
-from losstune.trainables.families import medgen_diffusion_val as validation
-from losstune.trainables.families.medgen_diffusion_val import BIN_NAMES, FixedDraws
+from losstune.trainables.families.medgen import diffusion_config as settings
+from losstune.trainables.families.medgen import generation as medgen_generation
+from losstune.trainables.families.medgen.augment import draw_batch, each, omega_classes, sda_transforms
+from losstune.trainables.families.medgen.representations import diffused, moved_condition, space_of
+from losstune.trainables.families.medgen import diffusion_val as validation
+from losstune.trainables.families.medgen.diffusion_val import BIN_NAMES, FixedDraws
 from losstune.models.medgen_compression import channel_mask
-from losstune.trainables.families.latent_space import augmented_counts, autoencoder, check_fits
-from losstune.trainables.families.medgen_items import check_subjects, item_size, make_items, subject_split
-from losstune.trainables.families.medgen_steps import (TORCHVISION_NEEDED, check_lpips, perceptual_term, predict,
+from losstune.trainables.families.medgen.latent_representation import augmented_counts, autoencoder, check_fits
+from losstune.trainables.families.medgen.items import check_subjects, item_size, make_items, subject_split
+from losstune.trainables.families.medgen.steps import (TORCHVISION_NEEDED, check_lpips, perceptual_term, predict,
                                                        scheduler_of, self_conditioning, training_times, uses_perceptual)
 
 OBJECTIVE = Objective("val/mse", "min")  # written to TensorBoard as Loss/MSE_val (TAGS)
@@ -61,7 +61,7 @@ TAGS = {
     **{f"val/{m}_{name}": f"regional_{m}/{name}" for m in IMAGE_MODALITIES for name in REGIONAL},
     "grad_norm": "training/grad_norm_avg", "grad_norm_max": "training/grad_norm_max", "lr": "LR/Generator",
     **{f"val/t{name}": f"Timestep/{name}" for name in BIN_NAMES},
-    # seed "Generation Quality Metrics" (trainables/families/medgen_generation.py)
+    # seed "Generation Quality Metrics" (trainables/families/medgen/generation.py)
     **{f"val/kid_{stat}_{split}": f"Generation/KID_{stat}_{split}" for stat in ("mean", "std") for split in ("train", "val")},
     "val/cmmd_train": "Generation/CMMD_train", "val/cmmd_val": "Generation/CMMD_val",
     **{f"val/extended_kid_{stat}_{split}": f"Generation/extended_KID_{stat}_{split}"
@@ -86,7 +86,7 @@ def objective_for(cfg):
 # --- data ------------------------------------------------------------------------------------------
 
 def check_data(cfg) -> int:
-    """Every file read and checked once, before Ray starts (trainables/families/medgen_items.py); returns
+    """Every file read and checked once, before Ray starts (trainables/families/medgen/items.py); returns
     the number of training items (slices in 2D)."""
     import importlib.util
 
@@ -123,7 +123,7 @@ def check_latent_fits_the_network(cfg) -> None:
 
 def build(cfg) -> Parts:
     from losstune.models.medgen import add_feature_noise
-    from losstune.trainables.families.medgen_denoisers import denoiser
+    from losstune.trainables.families.medgen.denoisers import denoiser
 
     mode = cfg.data.mode
     train_subjects, val_subjects = subject_split(cfg, mode)

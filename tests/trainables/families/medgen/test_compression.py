@@ -8,8 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from losstune.search_spaces import default_point, sample_points
-from losstune.trainables.families import medgen_compression as compression, medgen_shapes
-from losstune.trainables.families import medgen_autoencoder_config as autoencoder_settings
+from losstune.trainables.families.medgen import compression
+from losstune.trainables.families.medgen import shapes as medgen_shapes
+from losstune.trainables.families.medgen import autoencoder_config as autoencoder_settings
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from losstune.trainables.families import diffusion_spaces, latent_space
-from losstune.trainables.families import medgen_compression as compression
+from losstune.trainables.families.medgen import representations as diffusion_spaces
+from losstune.trainables.families.medgen import latent_representation as latent_space
+from losstune.trainables.families.medgen import compression
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family
@@ -128,7 +129,7 @@ def test_the_unet_denoises_scaled_latents_and_validation_decodes_to_pixels(tmp_p
 
 
 def test_latent_samples_are_denoised_at_the_latents_size_and_decoded_to_pixels(tmp_path):
-    from losstune.trainables.families.medgen_generation import generate
+    from losstune.trainables.families.medgen.generation import generate
 
     cfg = diffusion(checkpoint(tmp_path / "vae"), {"generation": {"num_steps": 2}})
     parts = DIFFUSION.build(cfg)

@@ -1,5 +1,5 @@
 """The pixel-derived spaces medgen_diffusion can denoise in (seed 001 "Spaces"; LatentSpace is
-trainables/families/latent_space.py). Neither learns anything and both are exactly invertible:
+trainables/families/medgen/latent_representation.py). Neither learns anything and both are exactly invertible:
 
 - SpaceToDepthSpace (scale factor 2): every f x f (x f) block of pixels becomes f^d channels of one
   cell, so the network works at 1/f of the sides on f^d times the channels.
@@ -120,7 +120,7 @@ class WaveletSpace:
 
 def measured_wavelet_space(cfg) -> WaveletSpace:
     """The wavelet space of the run's training items (up to MEASURED_ITEMS of them, spread evenly)."""
-    from losstune.trainables.families.medgen_items import make_items, subject_split
+    from losstune.trainables.families.medgen.items import make_items, subject_split
 
     subjects, _ = subject_split(cfg, cfg.data.mode)
     items = make_items(cfg, subjects, False, cfg.data.mode)
@@ -133,7 +133,7 @@ def space_of(cfg):
     """The run's space (cached per process: every step encodes with it)."""
     name = cfg.space.name
     if name == "latent":
-        from losstune.trainables.families.latent_space import space_of as latent_space_of
+        from losstune.trainables.families.medgen.latent_representation import space_of as latent_space_of
 
         return latent_space_of(cfg)
     if name == "space_to_depth":

@@ -1,6 +1,6 @@
 """medgen_compression's autoencoder settings (seed 001 "Model Architectures" VQ-VAE to DC-AE, "DC-AE
 1.5", "Precision Configuration"): VAE, VQ-VAE and DC-AE sections with the seed's documented defaults
-(the networks: trainables/families/medgen_autoencoders.py)."""
+(the networks: trainables/families/medgen/autoencoders.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from losstune.trainables.config import ConfigError, above, at_least
-from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS
+from losstune.trainables.families.medgen.shapes import DCAE_VARIANTS
 
 @dataclass(frozen=True)
 class VAEConfig:

@@ -1,5 +1,5 @@
 """medgen_diffusion's validation and generation settings: the fixed validation draw, and sampling
-images from noise to judge them by KID, CMMD and LPIPS (trainables/families/medgen_generation.py)."""
+images from noise to judge them by KID, CMMD and LPIPS (trainables/families/medgen/generation.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class EvalConfig:
 @dataclass(frozen=True)
 class GenerationConfig:
     """Sampling images from noise with the trained network, and judging the samples (seed
-    "Generation Quality Metrics"; trainables/families/medgen_generation.py). `metrics` generates
+    "Generation Quality Metrics"; trainables/families/medgen/generation.py). `metrics` generates
     `samples` images at every validation (train.val_every) and reports their KID against the
     training and the validation images (ResNet-50 features from `resnet_weights`) and, where
     `clip_dir` is given, their CMMD (CLIP embeddings). Both weights are local files: nothing is

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from losstune.trainables.families import medgen_diffusion as medgen
-from losstune.trainables.families import medgen_diffusion_val as validation
-from losstune.trainables.families import medgen_items
-from losstune.trainables.families import medgen_steps as steps
+from losstune.trainables.families.medgen import diffusion as medgen
+from losstune.trainables.families.medgen import diffusion_val as validation
+from losstune.trainables.families.medgen import items as medgen_items
+from losstune.trainables.families.medgen import steps
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family

@@ -1,4 +1,4 @@
-"""ScoreAug and SDA in medgen_diffusion's step (trainables/families/medgen_augment.py)."""
+"""ScoreAug and SDA in medgen_diffusion's step (trainables/families/medgen/augment.py)."""
 
 import random
 from types import SimpleNamespace
@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 from losstune.losses.diffusion import model_timesteps, target
 from losstune.trainables.registry import load_family
 from losstune.trainables.config import ConfigError, merge
-from losstune.trainables.families import medgen_diffusion
-from losstune.trainables.families.medgen_augment import draw, omega_classes
-from losstune.trainables.families.medgen_augment_config import ScoreAugConfig
+from losstune.trainables.families.medgen import diffusion as medgen_diffusion
+from losstune.trainables.families.medgen.augment import draw, omega_classes
+from losstune.trainables.families.medgen.augment_config import ScoreAugConfig
 from losstune.trainables.family_api import make_config
 
 FAMILY = load_family("medgen_diffusion")

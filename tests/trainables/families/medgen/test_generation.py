@@ -1,4 +1,4 @@
-"""Sampling with a medgen_diffusion network (trainables/families/medgen_generation.py): the
+"""Sampling with a medgen_diffusion network (trainables/families/medgen/generation.py): the
 strategies' conventions checked against an oracle network that knows the image to reach."""
 
 import math
@@ -8,7 +8,7 @@ import torch
 
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family
-from losstune.trainables.families.medgen_generation import generate
+from losstune.trainables.families.medgen.generation import generate
 
 
 class Oracle(torch.nn.Module):
@@ -53,7 +53,7 @@ def test_sampling_with_a_network_that_knows_the_image_reaches_it(strategy, size)
     # RFlow: each Euler step moves x_t along the straight line to x0, so the last lands on it.
     # DDPM: the predicted x0 is exact at every step; at the last (t = 0, abar_prev = 1) the
     # posterior mean's coefficients are 1 on x0 and 0 on x_t, so the sample is x0.
-    from losstune.trainables.families.medgen_steps import scheduler_of
+    from losstune.trainables.families.medgen.steps import scheduler_of
 
     family = load_family("medgen_diffusion")
     cfg = make_config(family, {"strategy": {"name": strategy}, "generation": {"num_steps": 5},
@@ -94,7 +94,7 @@ class PixelSums(torch.nn.Module):
 def test_workers_share_the_batches_and_together_have_the_features_one_process_would_have():
     # world 2, batches of 4 of 10 samples: worker 0 generates those starting at 0 and 8, worker 1
     # the one at 4; each batch's noise is seeded by its start, so the pieces are one process's features
-    from losstune.trainables.families import medgen_generation as generation
+    from losstune.trainables.families.medgen import generation
 
     cfg = make_config(load_family("medgen_diffusion"), {"generation": {"num_steps": 2},
                                                         "data": {"image_size": 16, "mode": "seg"}})
@@ -186,7 +186,7 @@ def test_the_overfitting_signal_stops_a_run_only_where_asked():
 def exchange_in_a_group(rank: int, world: int, port: int, results) -> None:
     import torch.distributed as dist
 
-    from losstune.trainables.families.medgen_generation import exchanged
+    from losstune.trainables.families.medgen.generation import exchanged
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:

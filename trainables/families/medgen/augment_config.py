@@ -19,7 +19,7 @@ class PatternsConfig:
 
 @dataclass(frozen=True)
 class ScoreAugConfig:
-    """Transforms of the noisy input and the target alike (trainables/families/medgen_augment.py):
+    """Transforms of the noisy input and the target alike (trainables/families/medgen/augment.py):
     one per sample (single), each with compose_prob (compose), or v2's non-destructive stack plus
     one destructive transform."""
 

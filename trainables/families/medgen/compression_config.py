@@ -2,7 +2,7 @@
 Training", "Learning Rates / VAE", "VAE Augmentation"): its config sections with the seed's
 documented defaults, its presets (the seed's named configs) and its smoke-test sizes; the
 autoencoders' own sections are medgen_autoencoder_config's. The family's functions:
-trainables/families/medgen_compression.py."""
+trainables/families/medgen/compression.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Literal
 
 from losstune.trainables.config import ConfigError, above, at_least, within
 from losstune.trainables.engine.loop_config import OptimConfig, ScheduleConfig, TrainConfig
-from losstune.trainables.families.medgen_autoencoder_config import ModelConfig
-from losstune.trainables.families.medgen_shapes import image_sides, shrink_misfit
+from losstune.trainables.families.medgen.autoencoder_config import ModelConfig
+from losstune.trainables.families.medgen.shapes import image_sides, shrink_misfit
 
 
 @dataclass(frozen=True)

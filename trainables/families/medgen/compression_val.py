@@ -1,6 +1,6 @@
 """medgen_compression's validation: each item's reconstruction judged (L1, PSNR, MS-SSIM, LPIPS,
 regional and per-tumour-size errors; Dice, IoU and the seg losses for masks), the KL or VQ loss,
-and the codebook's use over the whole validation set (the family: trainables/families/medgen_compression.py)."""
+and the codebook's use over the whole validation set (the family: trainables/families/medgen/compression.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from losstune.losses.compression import (code_shares, codebook_stats, kl, l1, ov
                                          segmentation_terms)
 from losstune.losses.image_quality import quality, regional_summary
 from losstune.losses.tumour_size import lesion_dice, lesion_dice_sums, size_errors, size_sums
-from losstune.trainables.families.medgen_compression_modes import images_of, pooled, segmenting
-from losstune.trainables.families.medgen_steps import lpips_of
+from losstune.trainables.families.medgen.compression_modes import images_of, pooled, segmenting
+from losstune.trainables.families.medgen.steps import lpips_of
 
 @torch.no_grad()
 def val_metrics(model, batch, cfg, extras):

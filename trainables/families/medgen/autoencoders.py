@@ -5,8 +5,8 @@ its patch discriminator."""
 from __future__ import annotations
 
 from losstune.trainables.config import ConfigError
-from losstune.trainables.families.medgen_compression_modes import gan_on, images_of, pooled
-from losstune.trainables.families.medgen_shapes import DCAE_VARIANTS, DCAE_WIDTHS
+from losstune.trainables.families.medgen.compression_modes import gan_on, images_of, pooled
+from losstune.trainables.families.medgen.shapes import DCAE_VARIANTS, DCAE_WIDTHS
 
 def make_model(cfg):
     from losstune.models import medgen_compression as nets

@@ -107,7 +107,7 @@ def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[
     import nibabel
     import numpy as np
 
-    from losstune.data.medgen import MODE_CONDITIONING, MODE_IMAGES, SIZE_CONDITIONED
+    from losstune.data.medgen_modes import MODE_CONDITIONING, MODE_IMAGES, SIZE_CONDITIONED
     from losstune.losses.tumour_size import CONDITIONING_EDGES_MM
 
     mode, written = cfg.data.mode, []

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from losstune.data import DataError
-from losstune.data.medgen import (EMPTY_SLICE_LEVEL, Items, mode_channels, axial_slices, list_subjects, load_volumes, modalities_for,
-                                  write_phantoms)
+from losstune.data.medgen import EMPTY_SLICE_LEVEL, axial_slices, list_subjects, load_volumes
+from losstune.data.medgen_dataset import Items
+from losstune.data.medgen_modes import modalities_for, mode_channels
+from losstune.data.medgen_phantoms import write_phantoms
 
 SHAPE = (24, 24, 12)
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from losstune.data.medgen import mode_channels
+from losstune.data.medgen_modes import mode_channels
 from losstune.models.medgen import DiffusionNet, add_feature_noise
 
 SMALL = {"widths": (8, 16, 16), "attention": (False, False, True), "norm_groups": 8, "head_channels": 8}

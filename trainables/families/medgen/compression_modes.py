@@ -3,7 +3,7 @@ family, its validation and its autoencoder's builder alike."""
 
 from __future__ import annotations
 
-from losstune.data.medgen import MODE_IMAGES
+from losstune.data.medgen_modes import MODE_IMAGES
 
 # the compression mode -> the diffusion mode whose files it reads (its conditioning is not used)
 READS = {"bravo": "bravo", "dual": "dual", "seg": "seg", "seg_compression": "seg", "multi_modality": "multi_modality"}

@@ -15,7 +15,7 @@ def denoiser(cfg, channels_in: int, channels_out: int, sides: tuple[int, ...], o
     """The network for inputs of `sides` (the images', or their encoding's in the run's space) and
     `channels_in` channels, the last of them, in the FiLM seg_conditioned modes and multi, the maps
     of a vector (size bins; the modality) that the network embeds instead of convolving."""
-    from losstune.data.medgen import embedded_channels
+    from losstune.data.medgen_modes import embedded_channels
     from losstune.models.medgen import DiffusionNet
 
     m = cfg.model
@@ -44,7 +44,7 @@ def matched_width(cfg, kind: str) -> int:
     PyTorch's meta device: nothing is allocated. Cached: a sweep's space asks once per trial."""
     from dataclasses import replace
 
-    from losstune.data.medgen import mode_channels
+    from losstune.data.medgen_modes import mode_channels
 
     channels_in, channels_out = mode_channels(cfg.data.mode)
     sides = (64,) * cfg.model.spatial_dims  # the count hardly depends on the sides (the position table)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from losstune.losses.diffusion import augment_noise, min_snr_weights, model_timesteps, per_sample_mse, snr, target, x0_estimate
-from losstune.data.medgen import MODE_IMAGES, mode_channels  # numpy and torch only
+from losstune.data.medgen_modes import MODE_IMAGES, mode_channels  # numpy and torch only
 from losstune.losses.tumour_size import BINS as SIZE_BINS
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts

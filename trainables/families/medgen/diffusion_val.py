@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from losstune.data.medgen import MODE_IMAGES
+from losstune.data.medgen_modes import MODE_IMAGES
 from losstune.losses.diffusion import model_timesteps, per_sample_mse, target, x0_estimate
 from losstune.losses.image_quality import quality, regional_summary
 from losstune.losses.tumour_size import size_errors, size_sums

@@ -11,7 +11,9 @@ from losstune.trainables.families.medgen.compression_config import image_sides
 
 def subject_split(cfg, mode: str):
     """(train subjects, validation subjects) of the configured (or phantom) folders."""
-    from losstune.data.medgen import list_subjects, modalities_for, phantom_folder
+    from losstune.data.medgen import list_subjects
+    from losstune.data.medgen_modes import modalities_for
+    from losstune.data.medgen_phantoms import phantom_folder
 
     d = cfg.data
     path = d.path or phantom_folder(d.subjects, tuple(d.phantom_shape), d.seed)
@@ -40,7 +42,8 @@ def training_items(cfg, volumes: list[dict], mode: str) -> list[dict]:
     """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
     mode skips them: never in seg mode, where an "empty" slice is a tumour-free mask that must be
     learnt too), a 3D run's volumes."""
-    from losstune.data.medgen import axial_slices, binary_mode
+    from losstune.data.medgen import axial_slices
+    from losstune.data.medgen_modes import binary_mode
 
     if cfg.model.spatial_dims == 3:
         return volumes
@@ -56,7 +59,9 @@ def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False
                pool: bool = False):
     """The dataset of `subjects`; `aggressive`: the compression models' augmentation; `with_spacing`:
     each item with its voxel size in mm; `pool`: each image channel of an item an item of its own."""
-    from losstune.data.medgen import MODE_IMAGES, SIZE_CONDITIONED, Items, binary_mode, load_volumes
+    from losstune.data.medgen import load_volumes
+    from losstune.data.medgen_dataset import Items
+    from losstune.data.medgen_modes import MODE_IMAGES, SIZE_CONDITIONED, binary_mode
 
     items = training_items(cfg, load_volumes(subjects, mode), mode)
     if pool or mode == "multi":  # multi: training and validation alike, its modality one-hot beside the mask

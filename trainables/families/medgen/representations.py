@@ -147,7 +147,8 @@ def moved_condition(cfg, space, cond: torch.Tensor, z: torch.Tensor) -> torch.Te
     """The conditioning in the space of `z`: the mask moved as the space moves it, the embedded
     vectors' constant maps (size bins, modality) kept as constants at z's size, whatever the space
     would make of them (a rearrangement would spread them over channels)."""
-    from losstune.data.medgen import constant_maps, embedded_channels
+    from losstune.data.medgen_dataset import constant_maps
+    from losstune.data.medgen_modes import embedded_channels
 
     count = embedded_channels(cfg.data.mode)
     if not count:

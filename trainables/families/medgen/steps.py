@@ -91,7 +91,7 @@ def check_lpips(cfg, images: tuple) -> None:
 
 
 def uses_perceptual(cfg) -> bool:
-    from losstune.data.medgen import binary_mode
+    from losstune.data.medgen_modes import binary_mode
 
     return cfg.loss.perceptual_weight > 0 and not binary_mode(cfg.data.mode)  # seed: seg mode disables it
 

@@ -335,7 +335,7 @@ def test_volumes_report_slicewise_and_volumetric_ms_ssim():
 
 @pytest.fixture()
 def subjects(tmp_path):
-    from losstune.data.medgen import write_phantoms
+    from losstune.data.medgen_phantoms import write_phantoms
 
     return write_phantoms(str(tmp_path / "subjects"), 3, (24, 24, 12), seed=0)
 

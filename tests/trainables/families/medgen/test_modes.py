@@ -117,7 +117,7 @@ def test_the_config_tells_mask_modes_as_the_data_does():
     # torch); data.medgen.binary_mode by the images they read: the two must agree for every mode
     from typing import get_args, get_type_hints
 
-    from losstune.data.medgen import binary_mode
+    from losstune.data.medgen_modes import binary_mode
     from losstune.trainables.families.medgen.diffusion_config import DataConfig
 
     modes = get_args(get_type_hints(DataConfig)["mode"])

@@ -30,31 +30,14 @@ from losstune.ray_jobs.core.storage import join
 
 
 def run(plan: SweepPlan) -> int:
-    from losstune.ray_jobs.reports import report
-    from losstune.ray_jobs.results import tables as results
-    from losstune.ray_jobs.core.cluster import at_a_time, fit_to_cluster, start_ray
-    from losstune.ray_jobs.search.dashboards import write_tensorboard_experiment
-    from losstune.ray_jobs.core.provenance import data_paths, provenance
-    from losstune.ray_jobs.reports.report_html import write_report_html
+    # imported here: --help, --list and a refused flag answer without loading Ray, Tune or Optuna
+    from losstune.ray_jobs.core.cluster import fit_to_cluster, start_ray
     from losstune.ray_jobs.core.interrupts import CtrlC, DiskGuard
-    from losstune.ray_jobs.search.tuning import build_tuner, fail_orphaned_trials, fetch_study_journal, upload_study_journal
+    from losstune.ray_jobs.search.tuning import build_tuner, fetch_study_journal, upload_study_journal
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)
-    meta = metadata(plan)
-    if plan.resume:
-        meta["provenance"] = results.read_meta(plan.experiment).get("provenance", {})
-    else:
-        meta["provenance"] = provenance(sys.argv, data_paths(plan.base), plan.family)
-    if not plan.resume or plan.extend_by:  # an extension's trials and run are saved before it starts
-        write_meta(plan, meta)
-    if not plan.resume:
-        write_tensorboard_experiment(plan)
-    added = f" (adding {plan.extend_by} to its {plan.trials - plan.extend_by})" if plan.extend_by else ""
-    at_once = (f"as one population{', in step' if plan.population_sync else ''}, as many at a time as fit"
-               if plan.scheduler in POPULATION_SCHEDULERS else at_a_time(plan))
-    print(f"sweep {plan.name}: {plan.trials} trials{added} of {plan.family} over '{plan.space}', "
-          f"{at_once}, results in {plan.experiment}", flush=True)
+    meta = saved_definition(plan)
     started = time.time()
     guard = DiskGuard(plan.storage, plan.min_free_mb)  # stops as Ctrl-C does
     if plan.resume:
@@ -74,6 +57,41 @@ def run(plan: SweepPlan) -> int:
         print(f"sweep {plan.name}: interrupted; Tune saved its state. Resume with: {resume_command(plan)}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    return conclude(plan, grid, meta, started)
+
+
+def saved_definition(plan: SweepPlan) -> dict:
+    """The sweep's definition with its provenance (a resumed sweep keeps its first), written beside
+    its results before the trials start, and the one line that says what will run."""
+    from losstune.ray_jobs.core.cluster import at_a_time
+    from losstune.ray_jobs.core.provenance import data_paths, provenance
+    from losstune.ray_jobs.results import tables as results
+    from losstune.ray_jobs.search.dashboards import write_tensorboard_experiment
+
+    meta = metadata(plan)
+    if plan.resume:
+        meta["provenance"] = results.read_meta(plan.experiment).get("provenance", {})
+    else:
+        meta["provenance"] = provenance(sys.argv, data_paths(plan.base), plan.family)
+    if not plan.resume or plan.extend_by:  # an extension's trials and run are saved before it starts
+        write_meta(plan, meta)
+    if not plan.resume:
+        write_tensorboard_experiment(plan)
+    added = f" (adding {plan.extend_by} to its {plan.trials - plan.extend_by})" if plan.extend_by else ""
+    at_once = (f"as one population{', in step' if plan.population_sync else ''}, as many at a time as fit"
+               if plan.scheduler in POPULATION_SCHEDULERS else at_a_time(plan))
+    print(f"sweep {plan.name}: {plan.trials} trials{added} of {plan.family} over '{plan.space}', "
+          f"{at_once}, results in {plan.experiment}", flush=True)
+    return meta
+
+
+def conclude(plan: SweepPlan, grid, meta: dict, started: float) -> int:
+    """A finished sweep's tables, report and confirmation; its exit status."""
+    from losstune.ray_jobs.reports import report
+    from losstune.ray_jobs.reports.report_html import write_report_html
+    from losstune.ray_jobs.results import tables as results
+    from losstune.ray_jobs.search.tuning import fail_orphaned_trials, upload_study_journal
+
     if plan.scheduler not in POPULATION_SCHEDULERS:  # PBT samples without Optuna: no study
         fail_orphaned_trials(plan.storage, plan.name)
         upload_study_journal(plan.storage, plan.name)  # beside the results, which read it

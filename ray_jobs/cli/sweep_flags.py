@@ -52,6 +52,22 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("family", nargs="?", default="hdr_patch", help=f"one of {', '.join(family_names())}")
     add_catalogue_flags(p)
+    add_search_flags(p)
+    add_config_flags(p)
+    add_run_flags(p)
+    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
+    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
+    p.add_argument("--confirm-top", type=int, default=3,
+                   help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
+                        "new training seeds each, and say whether each beats the default (0: no confirmation)")
+    add_seeds(p, "--confirm-seeds")
+    add_min_effect(p)
+    add_verbosity(p)
+    return p
+
+
+def add_search_flags(p: argparse.ArgumentParser) -> None:
+    """What is searched and how: the space, the trials, the searcher and the scheduler."""
     p.add_argument("--space", type=not_empty, help="named search space (default: the family's, e.g. caps)")
     p.add_argument("--trials", type=int, default=8, help="trials in all, the documented default first")
     p.add_argument("--search", choices=["optuna", "optuna-grouped", "prior", "gp", "cmaes", "random"], default="optuna",
@@ -88,6 +104,10 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["pareto", "scalar"],
                    help="pareto (default where the family declares several objectives, e.g. lgt): "
                         "multi-objective Optuna, results mark the Pareto front; scalar: the one objective")
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """The config every trial starts from, and the points run first."""
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the family's train.epochs)")
     p.add_argument("--preset", type=not_empty, help="a named preset of the family under the search (e.g. phase1)")
     p.add_argument("--config", type=not_empty, help="a JSON config the search starts from, e.g. an earlier sweep's best_config.json "
@@ -101,16 +121,6 @@ def make_parser(description: str = "") -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fixed config override, e.g. --set train.batch_size=64 (repeatable)")
     p.add_argument("--data", type=not_empty, help="data file or directory (sets data.path)")
-    add_run_flags(p)
-    p.add_argument("--seed", type=int, default=0, help="sampler seed and train.seed")
-    p.add_argument("--smoke-test", action="store_true", help="tiny data and 2 epochs per trial")
-    p.add_argument("--confirm-top", type=int, default=3,
-                   help="after the sweep, rerun the documented default and this many best configs at --confirm-seeds "
-                        "new training seeds each, and say whether each beats the default (0: no confirmation)")
-    add_seeds(p, "--confirm-seeds")
-    add_min_effect(p)
-    add_verbosity(p)
-    return p
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -184,8 +194,6 @@ def config_file_of(family, path: str) -> dict:
 def make_plan(args) -> SweepPlan:
     """Everything the sweep needs, validated before Ray starts. Raises ConfigError / DataError /
     UsageError with a one-line message."""
-    from losstune.ray_jobs.core.storage import exists
-
     storage = absolute(args.storage)
     check_flags(args)  # a resumed sweep takes its resource and checkpoint flags from the command line too
     if args.resume:
@@ -217,20 +225,10 @@ def make_plan(args) -> SweepPlan:
     ranked_by = family.objective_of(config)
     objective = {"metric": ranked_by.metric, "mode": ranked_by.mode}
     enqueued = check_enqueued(family, space_name, base, config, args)
-    priors, warm_start = [], None
-    if args.warm_start:
-        here = {"family": args.family, "objective": objective, "objectives": pareto_list}
-        # CMA-ES knows no constraints: to it a health-stopped trial is FAIL, which it ignores (tuning.py)
-        priors, completed = read_warm_start(args.warm_start, here, space, unhealthy=args.search != "cmaes")
-        stopped = sum("stop_reason" in p for p in priors)
-        warm_start = {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
-                      "unhealthy": stopped, "completed": completed}
+    priors, warm_start = warm_start_priors(args, space, objective, pareto_list)
     population = args.scheduler in POPULATION_SCHEDULERS
     resources = trial_resources(args)
-    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_storage_answers(storage)
-    if exists(join(storage, name)):
-        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
+    name = new_sweep_name(args, storage, space_name)
     return checked_tracking(SweepPlan(
         family=args.family, space=space_name, preset=args.preset or "", base=base, objective=objective,
         objectives=pareto_list, default_point=point, enqueued=enqueued, warm_start=warm_start, priors=priors,
@@ -243,6 +241,29 @@ def make_plan(args) -> SweepPlan:
         verbosity=verbosity(args), min_free_mb=args.min_free_mb, confirm_top=0 if population else args.confirm_top,
         confirm_seeds=args.confirm_seeds, max_seeds=args.max_seeds, min_effect=args.min_effect or ranked_by.min_effect,
         mlflow=args.mlflow, callbacks=args.callbacks, prior_confidence=args.prior_confidence, startup=args.startup))
+
+
+def warm_start_priors(args, space, objective: dict, pareto: list[dict]) -> tuple[list[dict], dict | None]:
+    """--warm-start: the earlier sweep's trials that fit this space, and what the plan records of them."""
+    if not args.warm_start:
+        return [], None
+    here = {"family": args.family, "objective": objective, "objectives": pareto}
+    # CMA-ES knows no constraints: to it a health-stopped trial is FAIL, which it ignores (tuning.py)
+    priors, completed = read_warm_start(args.warm_start, here, space, unhealthy=args.search != "cmaes")
+    stopped = sum("stop_reason" in p for p in priors)
+    return priors, {"sweep": absolute(args.warm_start.rstrip("/")), "used": len(priors) - stopped,
+                    "unhealthy": stopped, "completed": completed}
+
+
+def new_sweep_name(args, storage: str, space_name: str) -> str:
+    """--name, or one made of the family, space and time; refused where that sweep exists."""
+    from losstune.ray_jobs.core.storage import exists
+
+    name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_storage_answers(storage)
+    if exists(join(storage, name)):
+        raise UsageError(f"--name: sweep {name!r} already exists in {storage}; pass --resume or a new --name")
+    return name
 
 
 def checked_tracking(plan: SweepPlan) -> SweepPlan:

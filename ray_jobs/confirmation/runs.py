@@ -108,42 +108,24 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     configs at fewer seeds, only the seeds it lacks. Returns the per-run table, also written to
     CONFIRM_FILE; Interrupted after a Ctrl-C, with nothing written but Tune's state."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from losstune.ray_jobs.core.interrupts import CtrlC
-    from losstune.ray_jobs.search.tracking import tracking_callbacks
-    from losstune.ray_jobs.results.trial_links import BestCheckpoints
-    from losstune.ray_jobs.search.tuning import quiet_forced_snapshots
-    from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.driver import trainable
     from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
-    from losstune.trainables.engine.tensorboard import SessionEnds
     from losstune.trainables.registry import load_family
 
     no_temporary_files_in_experiment_sync()
     done = set() if earlier is None else set(earlier["seed"])
     runs = planned_runs(chosen, [seed for seed in seeds if seed not in done])
     experiment = folder or join(plan.experiment, folder_name(plan, len(chosen) - 1, len(seeds)))
-    storage_path, name = parent_and_name(experiment)
     fn = trainable(load_family(plan.family), plan.base, plan.resources, join(experiment, "trainer_runs"),
                    runs=[merge(unflatten(c.point), {"train": {"seed": seed}}) for c, seed in runs],
                    max_failures=plan.max_failures, num_to_keep=1)
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_errored=True)
-    else:
-        # no scheduler stops a run, so a finished run's driver actor can start the next (reuse_actors);
-        # Tune's JSON and CSV records as in a sweep, where its final results are read back from
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's console that takes our reporter (ray_jobs/search/tuning.py)
-        quiet_forced_snapshots()
-        run_config = tune.RunConfig(name=name, storage_path=storage_path, verbose=min(plan.verbosity, 1),
-                                    progress_reporter=run_table(plan) if plan.verbosity else None,
-                                    callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
-                                               BestCheckpoints(plan.name, plan.objective["mode"], plan.storage),
-                                               SessionEnds(plan.epochs),
-                                               *tracking_callbacks(plan, [(c.config_id, seed, c.point) for c, seed in runs])],
-                                    failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                                    checkpoint_config=tune_checkpoints(plan.objective["mode"], 1),
-                                    sync_config=trial_files_synced())
-        tuner = tune.Tuner(fn, param_space={"run": tune.grid_search(list(range(len(runs))))}, run_config=run_config,
+    else:  # no scheduler stops a run, so a finished run's driver actor can start the next (reuse_actors)
+        tuner = tune.Tuner(fn, param_space={"run": tune.grid_search(list(range(len(runs))))},
+                           run_config=confirmation_run_config(plan, experiment, runs),
                            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True))
     with CtrlC() as ctrl_c:
         grid = tuner.fit()
@@ -157,6 +139,32 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
             ignore_index=True)
     write_parquet(join(experiment, CONFIRM_FILE), table)
     return table
+
+
+def confirmation_run_config(plan: SweepPlan, experiment: str, runs: list):
+    """Tune's JSON and CSV records as in a sweep (its final results are read back from them), the
+    trackers, and a lost run restarted from its checkpoint."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from losstune.ray_jobs.results.trial_links import BestCheckpoints
+    from losstune.ray_jobs.search.tracking import tracking_callbacks
+    from losstune.ray_jobs.search.tuning import quiet_forced_snapshots
+    from losstune.trainables.engine.driver import trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.tensorboard import SessionEnds
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's console that takes our reporter (ray_jobs/search/tuning.py)
+    quiet_forced_snapshots()
+    storage_path, name = parent_and_name(experiment)
+    return tune.RunConfig(name=name, storage_path=storage_path, verbose=min(plan.verbosity, 1),
+                          progress_reporter=run_table(plan) if plan.verbosity else None,
+                          callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                                     BestCheckpoints(plan.name, plan.objective["mode"], plan.storage),
+                                     SessionEnds(plan.epochs),
+                                     *tracking_callbacks(plan, [(c.config_id, seed, c.point) for c, seed in runs])],
+                          failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                          checkpoint_config=tune_checkpoints(plan.objective["mode"], 1),
+                          sync_config=trial_files_synced())
 
 
 def run_table(plan: SweepPlan):

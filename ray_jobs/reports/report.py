@@ -48,15 +48,35 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
     lines += unmoving_lines(trials, history, metric)
     lines += identical_lines(trials, params)
     lines += branch_lines(trials, meta)
-    if meta.get("objectives") and "pareto" in trials:
-        columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
-        front = trials.loc[trials["pareto"], columns]
-        lines.append(f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):")
-        lines.append(front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)")
+    lines += pareto_lines(trials, meta)
     if "lineage" in trials:
         lines.append(population_lines(shown))
     if "cpu_s" in trials:
         lines.append(cost_line(trials, "trials"))
+    lines += prior_lines(meta)
+    if history is not None and meta.get("scheduler") in ("asha", "none") and meta.get("grace_epochs"):
+        lines.append(early_epochs_line(early_ranking(trials, history, meta), meta["grace_epochs"]))
+    if "importance" in written:
+        lines.append(study.summary(read_parquet(written["importance"])))
+    if meta.get("provenance"):
+        lines.append(provenance.summary(meta["provenance"]))
+    lines += [f"{name}: {uri}" for name, uri in written.items()]
+    return "\n".join(lines)
+
+
+def pareto_lines(trials: pd.DataFrame, meta: dict) -> list[str]:
+    """A multi-objective sweep's Pareto front, each objective's final value."""
+    if not (meta.get("objectives") and "pareto" in trials):
+        return []
+    columns = ["trial_id"] + [f"final/{o['metric']}" for o in meta["objectives"]]
+    front = trials.loc[trials["pareto"], columns]
+    return [f"Pareto front ({len(front)} of {len(trials)} trials; column 'pareto' in trials.parquet):",
+            front.to_string(index=False, float_format=lambda v: f"{v:.4g}") if len(front) else "  (empty)"]
+
+
+def prior_lines(meta: dict) -> list[str]:
+    """What the sweep started from besides its space: hand-picked configs, an earlier sweep's trials."""
+    lines = []
     if meta.get("enqueued"):
         lines.append(f"enqueued: {len(meta['enqueued'])} hand-picked configs ran after the default (column "
                      "is_enqueued)")
@@ -66,14 +86,7 @@ def report(trials: pd.DataFrame, meta: dict, written: dict, top: int = 10, histo
                    if warm.get("unhealthy") else "")
         lines.append(f"warm start: {warm['used']} of the {warm['completed']} completed trials of {warm['sweep']} fit "
                      f"this space and were given to Optuna as prior trials{stopped}")
-    if history is not None and meta.get("scheduler") in ("asha", "none") and meta.get("grace_epochs"):
-        lines.append(early_epochs_line(early_ranking(trials, history, meta), meta["grace_epochs"]))
-    if "importance" in written:
-        lines.append(study.summary(read_parquet(written["importance"])))
-    if meta.get("provenance"):
-        lines.append(provenance.summary(meta["provenance"]))
-    lines += [f"{name}: {uri}" for name, uri in written.items()]
-    return "\n".join(lines)
+    return lines
 
 
 def no_healthy_trial(trials: pd.DataFrame) -> str:

@@ -126,45 +126,13 @@ def launch_index(trial_dir: str, trial_id: str) -> int:
 def tables(result_grid, meta: dict, experiment: str = ""):
     """(trials, history) DataFrames from a Tune ResultGrid and the sweep's metadata; with the
     sweep's folder (`experiment`), each trial's history and best checkpoint as Ray stored its run."""
-    metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
-    default = meta["default_point"]
+    mode = meta["objective"]["mode"]
     rows, histories = [], []
     for result in result_grid:
-        metrics = result.metrics or {}
-        params = flatten(result.config or {})
-        reported = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
-        trial_id = own_trial_id(metrics, reported, result.path)
-        if metrics.get("trial_id", trial_id) != trial_id:
-            # PBT gave the trial its donor's last result, and the trial failed before reporting its own
-            metrics = reported.iloc[-1].to_dict()
-        run = metrics.get("run") or trial_id  # the trial's Train run; a PBT trial's latest
-        folder, snapshot = tune_run(result, experiment) or stored_run(experiment, run)
-        history = complete_history(reported, stored_history(folder, snapshot))
-        values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
-        row = {
-            "trial_id": trial_id,
-            "trial_index": launch_index(result.path, trial_id),
-            "is_default": params == default,
-            "is_enqueued": any(all(params.get(k) == v for k, v in point.items()) for point in meta.get("enqueued", [])),
-            "status": trial_status(metrics, result.error, meta["epochs"]),
-            "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),
-            "epochs_done": int(metrics.get("epoch", 0)),
-            "objective": metrics.get(metric, math.nan),
-            "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
-            "wall_s": metrics.get("time_total_s", math.nan),
-            "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
-            "best_checkpoint": (kept_best_checkpoint(folder, snapshot, mode)
-                                or best_checkpoint_path(history, mode)),
-        }
-        if meta.get("scheduler") in POPULATION_SCHEDULERS:
-            row.update(lineage=lineage(history), lr_by_epoch=lr_by_epoch(history))
-        # validation and health metrics
-        row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
-        row.update({f"config/{k}": v for k, v in params.items()})
-        row["error"] = error_summary(result.error) if result.error is not None else ""
+        row, history = trial_row(result, meta, experiment)
         rows.append(row)
         if len(history):
-            histories.append(history.assign(trial_id=trial_id))
+            histories.append(history.assign(trial_id=row["trial_id"]))
     trials = pd.DataFrame(rows)
     if len(trials):
         trials = ranked(trials, mode)
@@ -174,6 +142,44 @@ def tables(result_grid, meta: dict, experiment: str = ""):
     if meta.get("resources") and len(trials):
         trials = with_cost(trials, meta["resources"])
     return trials, history
+
+
+def trial_row(result, meta: dict, experiment: str) -> tuple[dict, pd.DataFrame]:
+    """One trial's row of trials.parquet and its history, per epoch."""
+    metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
+    metrics = result.metrics or {}
+    params = flatten(result.config or {})
+    reported = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+    trial_id = own_trial_id(metrics, reported, result.path)
+    if metrics.get("trial_id", trial_id) != trial_id:
+        # PBT gave the trial its donor's last result, and the trial failed before reporting its own
+        metrics = reported.iloc[-1].to_dict()
+    run = metrics.get("run") or trial_id  # the trial's Train run; a PBT trial's latest
+    folder, snapshot = tune_run(result, experiment) or stored_run(experiment, run)
+    history = complete_history(reported, stored_history(folder, snapshot))
+    values = history[metric].dropna() if metric in history else pd.Series(dtype=float)
+    row = {
+        "trial_id": trial_id,
+        "trial_index": launch_index(result.path, trial_id),
+        "is_default": params == meta["default_point"],
+        "is_enqueued": any(all(params.get(k) == v for k, v in point.items()) for point in meta.get("enqueued", [])),
+        "status": trial_status(metrics, result.error, meta["epochs"]),
+        "stop_reason": metrics.get("stop_reason") or ("error" if result.error is not None else ""),
+        "epochs_done": int(metrics.get("epoch", 0)),
+        "objective": metrics.get(metric, math.nan),
+        "best_objective": (values.min() if mode == "min" else values.max()) if len(values) else math.nan,
+        "wall_s": metrics.get("time_total_s", math.nan),
+        "restarts": int(metrics.get("restarts", 0)),  # worker or node losses the trial resumed from
+        "best_checkpoint": (kept_best_checkpoint(folder, snapshot, mode)
+                            or best_checkpoint_path(history, mode)),
+    }
+    if meta.get("scheduler") in POPULATION_SCHEDULERS:
+        row.update(lineage=lineage(history), lr_by_epoch=lr_by_epoch(history))
+    # validation and health metrics
+    row.update({f"final/{k}": v for k, v in metrics.items() if k.startswith(("val/", "health/"))})
+    row.update({f"config/{k}": v for k, v in params.items()})
+    row["error"] = error_summary(result.error) if result.error is not None else ""
+    return row, history
 
 
 def own_trial_id(metrics: dict, reported: pd.DataFrame, path: str) -> str:

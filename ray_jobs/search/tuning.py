@@ -23,13 +23,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     """The Tuner of a plan fitted to its cluster; `callbacks` and `stop` (a Tune Stopper) are for
     benchmarks."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from losstune.ray_jobs.search.tracking import tracking_callbacks
-    from losstune.ray_jobs.results.trial_links import BestCheckpoints
-    from losstune.trainables.engine.driver import trainable, trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.driver import trainable
     from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
-    from losstune.trainables.engine.tensorboard import SessionEnds
 
     no_temporary_files_in_experiment_sync()
     population = plan.scheduler in POPULATION_SCHEDULERS
@@ -39,34 +35,14 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     keep = None if population else plan.keep_checkpoints
     fn = trainable(load_family(plan.family), plan.base, plan.resources, join(plan.experiment, "trainer_runs"),
                    max_failures=plan.max_failures, num_to_keep=keep)
-    metric, mode = plan.objective["metric"], plan.objective["mode"]
-    # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
-    # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    # Tune's console interface that takes a reporter of our own (ray_jobs.search.progress); the newer
-    # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    quiet_forced_snapshots()
-    storage_path, name = plan.tune_run()
-    run_config = tune.RunConfig(name=name, storage_path=storage_path, stop=stop,
-                                verbose=min(plan.verbosity, 2),
-                                progress_reporter=progress_table(plan) if plan.verbosity else None,
-                                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
-                                           BestCheckpoints(plan.name, mode, plan.storage), SessionEnds(plan.epochs),
-                                           *tracking_callbacks(plan),
-                                           *journal_copies(plan), *callbacks],
-                                # A trial whose driver is lost (its node gone, on a cluster without
-                                # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
-                                failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                                # what Tune keeps of a trial that trains in its own process
-                                checkpoint_config=tune_checkpoints(mode, keep), sync_config=trial_files_synced())
+    run_config = make_run_config(plan, keep, callbacks, stop)
     if plan.resume and not plan.extend_by:
-        return tune.Tuner.restore(join(storage_path, name), trainable=fn, resume_errored=True)
+        return tune.Tuner.restore(join(run_config.storage_path, run_config.name), trainable=fn, resume_errored=True)
     space = plan_space(plan)
     scheduler = make_scheduler(plan, space)
     searcher, param_space = (population_sampler(plan, space) if population else (optuna_searcher(plan, space), None))
-    tune_config = tune.TuneConfig(metric=metric, mode=mode, search_alg=searcher, scheduler=scheduler,
-                                  num_samples=plan.extend_by or plan.trials,
+    tune_config = tune.TuneConfig(metric=plan.objective["metric"], mode=plan.objective["mode"], search_alg=searcher,
+                                  scheduler=scheduler, num_samples=plan.extend_by or plan.trials,
                                   # PBT's population is made at once; the cluster runs what fits, in turns
                                   max_concurrent_trials=None if population else plan.max_concurrent,
                                   # A finished trial's process runs the next trial: its start and
@@ -76,6 +52,37 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
                                   # inside TorchTrainer.fit(), and Tune cannot reset the actor.
                                   reuse_actors=reuses_trial_processes(plan))
     return tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def make_run_config(plan: SweepPlan, keep: int | None, callbacks=(), stop=None):
+    """Where the run is stored, what it logs, and how it survives a lost trial."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from losstune.ray_jobs.results.trial_links import BestCheckpoints
+    from losstune.ray_jobs.search.tracking import tracking_callbacks
+    from losstune.trainables.engine.driver import trial_files_synced, tune_checkpoints
+    from losstune.trainables.engine.tensorboard import SessionEnds
+
+    mode = plan.objective["mode"]
+    # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
+    # would add a second copy under ray/tune/. JSON and CSV stay: analyze.py rebuilds from them.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    # Tune's console interface that takes a reporter of our own (ray_jobs.search.progress); the newer
+    # one shows neither the objective nor the sampled parameters, and a box of every metric per trial
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    quiet_forced_snapshots()
+    storage_path, name = plan.tune_run()
+    return tune.RunConfig(name=name, storage_path=storage_path, stop=stop, verbose=min(plan.verbosity, 2),
+                          progress_reporter=progress_table(plan) if plan.verbosity else None,
+                          callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                                     BestCheckpoints(plan.name, mode, plan.storage), SessionEnds(plan.epochs),
+                                     *tracking_callbacks(plan), *journal_copies(plan), *callbacks],
+                          # A trial whose driver is lost (its node gone, on a cluster without
+                          # losstune_driver) restarts; its TorchTrainer resumes from the checkpoint.
+                          failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                          # what Tune keeps of a trial that trains in its own process
+                          checkpoint_config=tune_checkpoints(mode, keep), sync_config=trial_files_synced())
 
 
 def quiet_forced_snapshots() -> None:

@@ -164,7 +164,13 @@ def run_epoch(run: Run, loader, step: int) -> tuple[dict, int]:
                 sums[prefix + name] += value.detach() if torch.is_tensor(value) else value
     seconds = time.perf_counter() - started
     mark("epoch_steps_done", steps=steps)
-    means = {name: float(value) / max(steps, 1) for name, value in sums.items()}
+    stats = epoch_stats({name: float(value) / max(steps, 1) for name, value in sums.items()}, grad_norm_max,
+                        other_maxima)
+    return {**stats, "samples_per_s": samples / seconds if seconds > 0 else 0.0, "stop_reason": stop_reason}, step
+
+
+def epoch_stats(means: dict, grad_norm_max, other_maxima: dict) -> dict:
+    """An epoch's means per step, sorted into loss terms, health stats and gradient norms."""
     return {
         "terms": {k: v for k, v in means.items() if not k.startswith(("health/", "grad_"))},
         "health": {k[len("health/"):]: v for k, v in means.items() if k.startswith("health/")},
@@ -172,6 +178,4 @@ def run_epoch(run: Run, loader, step: int) -> tuple[dict, int]:
         "grad_norm_max": float(grad_norm_max),
         "grad_norm_maxima": {f"grad_norm_max/{name}": float(value) for name, value in other_maxima.items()},
         "grad_out_of_range": means.get("grad_out_of_range", 0.0),
-        "samples_per_s": samples / seconds if seconds > 0 else 0.0,
-        "stop_reason": stop_reason,
-    }, step
+    }

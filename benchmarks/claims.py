@@ -93,7 +93,7 @@ EXPERIMENTS = {
         "medgen_diffusion", ("small", "small+regularised", "small+sam"), ("--smoke-test", "--epochs", "6"),
         size="smoke UNet, 4 synthetic phantom subjects at 32 px, 6 epochs"),
     # UNet against DiT-S at its parameter count (36 = 6 heads of 6: 0.30M against the smoke UNet's
-    # 0.28M, trainables/families/medgen_denoisers.matched_width), patch 2: 256 tokens a 32 px slice
+    # 0.28M, trainables/families/medgen/denoisers.matched_width), patch 2: 256 tokens a 32 px slice
     "medgen_diffusion_dit": Experiment(
         "medgen_diffusion", ("dit=small", "small"), ("--smoke-test", "--epochs", "6", "--set", "dit:model.kind=dit",
                                                      "--set", "dit:model.variant=S", "--set", "dit:model.width=36"),

@@ -92,7 +92,7 @@ def everything(trial) -> None:
 def architecture(trial, config) -> None:
     """The denoiser itself (seed "Model Architectures": UNet, DiT, HDiT, UViT; its claim "DiT showed
     no improvement over UNet"), each transformer at the width where its parameter count is nearest
-    the base config's UNet (trainables/families/medgen_denoisers.matched_width), so the comparison
+    the base config's UNet (trainables/families/medgen/denoisers.matched_width), so the comparison
     is of architectures, not of sizes. The width is an integer range of one value per kind (a
     categorical's choices may not change between trials), recorded with each trial; patch size
     and variant stay the base config's."""

@@ -26,7 +26,7 @@ PINNED = {"object-manager-port": "objects", "node-manager-port": "raylet", "dash
           "dashboard-agent-listen-port": "agent", "runtime-env-agent-port": "runtime_env",
           "metrics-export-port": "metrics"}
 NAMES = ("gcs", *PINNED.values(), "dashboard", "client")
-PUBLISH = re.compile(r"\s*&&\s*python -m losstune\.ray_jobs\.autoscaling publish \S+ --address \S+")
+PUBLISH = re.compile(r"\s*&&\s*python -m losstune\.ray_jobs\.core\.autoscaling publish \S+ --address \S+")
 
 
 def node_command(commands: list[str], ports: dict, autoscaling_config: str | None = None, extra_flags: str = "") -> str:

@@ -144,30 +144,23 @@ def load_subject(subject: Subject, mode: str) -> dict:
     return {"image": np.stack([volumes[m] for m in MODE_IMAGES[mode]]),
             "cond": np.stack([volumes[m] for m in MODE_CONDITIONING[mode]]) if MODE_CONDITIONING[mode]
             else np.zeros((0, *volumes["seg"].shape), np.float32),
-            "seg": volumes["seg"][None], "spacing": ras_spacing(subject.files["seg"]),
-            "affine": ras_affine(subject.files["seg"])}
+            "seg": volumes["seg"][None], **ras_geometry(subject.files["seg"])}
 
 
-def ras_affine(path: str) -> np.ndarray:
-    """The voxel-to-world affine of the RAS-oriented array (read_volume's), from the header: the
-    file's affine composed with the axis flips and swaps that orient it (as nibabel's as_reoriented)."""
+def ras_geometry(path: str) -> dict:
+    """From the header, read once: the voxel size in mm along the RAS-oriented array's axes (H, W,
+    D; read_volume's array) and that array's voxel-to-world affine, the file's composed with the
+    axis flips and swaps that orient it (as nibabel's as_reoriented)."""
     import nibabel
 
     image = nibabel.load(path)
     orientation = nibabel.orientations.io_orientation(image.affine)
-    return image.affine @ nibabel.orientations.inv_ornt_aff(orientation, image.shape[:3])
-
-
-def ras_spacing(path: str) -> np.ndarray:
-    """The voxel size in mm along the RAS-oriented volume's axes (H, W, D), from the header."""
-    import nibabel
-
-    image = nibabel.load(path)
     zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float32)
     spacing = np.empty(3, np.float32)
-    for axis, (target, _) in enumerate(nibabel.orientations.io_orientation(image.affine)):
+    for axis, (target, _) in enumerate(orientation):
         spacing[int(target)] = zooms[axis]
-    return spacing
+    return {"spacing": spacing,
+            "affine": image.affine @ nibabel.orientations.inv_ornt_aff(orientation, image.shape[:3])}
 
 
 def normalised(volume: np.ndarray, path: str, subject: str, modality: str) -> np.ndarray:

@@ -116,7 +116,7 @@ class Items:
         # where each item came from (subject, slice, affine, shape as read), for item_source
         self.origins = [{"subject": item.get("subject", ""), "slice": item.get("slice"), "affine": item.get("affine"),
                          "shape": item["seg"].shape[1:]} for item in items]
-        self.spatial_dims, self.size = spatial_dims, size
+        self.size = size  # what each item is resized, padded or cropped to (source)
         self.with_spacing = with_spacing  # each item also gives its voxel size (the tumour-size metrics)
         interpolation = {"image": "nearest" if binary_images else "bilinear", "seg": "nearest"}
         if self.has_cond:

@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     experiments = [storage.absolute(e.rstrip("/")) for e in args.experiments]
     try:  # every folder checked before anything is written
         metas = [results.read_meta(e) for e in experiments]
-        for experiment in experiments:
-            check_readable(experiment, metas[experiments.index(experiment)])
+        for experiment, meta in zip(experiments, metas):
+            check_readable(experiment, meta)
     except results.SweepFolderError as err:
         print(f"analyze: error: {err}", file=sys.stderr)
         return 2

@@ -28,9 +28,11 @@ import time
 
 from losstune.data import DataError
 from losstune.ray_jobs.confirmation import runs as confirmation
-from losstune.ray_jobs.cli.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
-                                     add_verbosity, check_at_least, check_min_effect, check_seeds, check_name, check_storage, check_storage_answers, check_worker_shares,
-                                     flag_overrides, not_empty, parse_set, read_config_file, verbosity)
+from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, add_min_effect, add_seeds, add_verbosity,
+                                         check_at_least, check_min_effect, check_seeds, check_name, check_storage,
+                                         check_storage_answers, check_worker_shares, flag_overrides, not_empty,
+                                         parse_set, read_config_file, verbosity)
+from losstune.ray_jobs.core.usage import AUTO, UsageError
 from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, MAX_SEED, add_resource_flags, check_ray_address, trial_resources,
                                       check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.core.plan import SweepPlan, metadata

@@ -24,8 +24,9 @@ import shlex
 import sys
 
 from losstune.ray_jobs.confirmation import runs as confirmation
-from losstune.ray_jobs.cli.flags import (AUTO, HelpFormatter, OneLineParser, UsageError, add_min_effect, add_seeds,
-                                     add_verbosity, check_at_least, check_min_effect, check_seeds, verbosity)
+from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, add_min_effect, add_seeds, add_verbosity,
+                                         check_at_least, check_min_effect, check_seeds, verbosity)
+from losstune.ray_jobs.core.usage import AUTO, UsageError
 from losstune.ray_jobs.cli.bounds import check_ray_address
 from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.ray_jobs.cli.resume import documented_min_effect

@@ -99,7 +99,7 @@ def conditioning_order(draws) -> list[int]:
 
 def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[dict] = ()) -> list[str]:
     """One NIfTI file per generated image and per conditioning mask (2D slices as one-slice volumes),
-    with the voxel size of its validation item, and a JSON of where its mask came from; in the
+    in its validation item's world place (its affine), and a JSON of where its mask came from; in the
     seg_conditioned modes the size bins each mask was generated for, as JSON (tumours per bin, or
     whether there is one); in multi the image named by its modality."""
     import json

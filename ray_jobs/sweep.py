@@ -20,8 +20,8 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.core.usage import UsageError
-from losstune.ray_jobs.cli.flags import AUTO, check_storage, print_catalogue
+from losstune.ray_jobs.cli.flags import check_storage, print_catalogue
+from losstune.ray_jobs.core.usage import AUTO, UsageError
 from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
 from losstune.ray_jobs.cli.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
                                            EXIT_STORAGE_FULL, make_plan, parse_args)

@@ -19,9 +19,10 @@ import sys
 import time
 
 from losstune.data import DataError
-from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_verbosity, check_at_least,
-                                     check_name, check_storage, check_worker_shares, finite_float, flag_overrides, not_empty,
-                                     print_catalogue, read_config_file)
+from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, add_catalogue_flags, add_verbosity,
+                                         check_at_least, check_name, check_storage, check_worker_shares,
+                                         flag_overrides, not_empty, print_catalogue, read_config_file)
+from losstune.ray_jobs.core.usage import UsageError, finite_float
 from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, check_data_path, check_local_resources, check_ray_address,
                                       check_storage_text, check_upper_bounds)
 from losstune.trainables.config import ConfigError, merge, to_dict

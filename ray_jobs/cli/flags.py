@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import threading
 
 from losstune.ray_jobs.cli.bounds import check_folder_name, check_regular_file, check_upper_bounds
 from losstune.ray_jobs.cli.catalogue import catalogue, config_listing
 from losstune.ray_jobs.core.storage import check_writable, exists
-from losstune.ray_jobs.core.usage import AUTO, MAX_NESTING, UsageError, finite_float, nesting, read_json_file
+from losstune.ray_jobs.core.usage import AUTO, MAX_NESTING, UsageError, nesting, read_json_file
 from losstune.trainables.config import merge, unflatten
 from losstune.trainables.registry import family_names
 
@@ -61,7 +60,6 @@ def add_catalogue_flags(parser: argparse.ArgumentParser) -> None:
 
 def print_catalogue(args) -> bool:
     """Print what --list or --print-config asked for; whether they did."""
-
     if args.list:
         print(catalogue())
     elif args.print_config:
@@ -87,8 +85,6 @@ def add_min_effect(parser: argparse.ArgumentParser) -> None:
                              "'equivalent' inside +/- it (default: the family's objective's, 1%% unless it says)")
 
 
-
-
 def seeds_flag(text: str) -> int | str:
     """--seeds / --confirm-seeds: a count, or auto."""
     if text == AUTO:
@@ -110,7 +106,6 @@ def add_seeds(parser: argparse.ArgumentParser, flag: str = "--seeds") -> None:
 
 def check_seeds(flag: str, seeds: int | str, max_seeds: int) -> None:
     """A count at least 2, or auto with --max-seeds at least 3 (its first look); both at most 1000."""
-
     if seeds == AUTO:
         check_at_least(("--max-seeds", max_seeds, 3))
         check_upper_bounds(("--max-seeds", max_seeds, 1000))
@@ -164,7 +159,6 @@ def read_config_file(path: str) -> dict:
     """--config: a JSON object of config sections (a sweep's best_config.json); UsageError naming
     the flag and file where it cannot be read or is not one. Its keys are checked where the config
     is built."""
-
     check_regular_file("--config", path)
     overrides = read_json_file("--config", path)
     if not isinstance(overrides, dict):
@@ -183,7 +177,6 @@ def check_at_least(*checks: tuple[str, float | None, float]) -> None:
 def check_name(flag: str, name: str | None) -> None:
     """A run or sweep name is one folder inside --storage: no path separators, no '..', not blank
     (--name ' ' made a folder named by one space)."""
-
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name in (".", "..")):
         raise UsageError(f"{flag}: must be a plain folder name inside --storage, got {name!r}")
     check_folder_name(flag, name)
@@ -202,7 +195,6 @@ def check_worker_shares(cpus: float | None, gpus: float) -> None:
 def check_storage_answers(storage: str) -> None:
     """--storage can be read: an object store that does not answer, or refuses the credentials, is
     one line here, before anything asks it whether a sweep exists."""
-
     answer = {}
 
     def ask():
@@ -226,7 +218,6 @@ def check_storage_answers(storage: str) -> None:
 def check_storage(storage: str) -> None:
     """--storage can be written, checked before Ray starts (a read-only folder, a full disk, an
     unreachable bucket would otherwise fail inside Tune, hundreds of lines later)."""
-
     try:
         check_writable(storage)
     except Exception as err:  # OSError from disks, pyarrow's errors from object stores

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, UsageError, add_catalogue_flags, add_min_effect, add_seeds,
-                                     add_verbosity, check_at_least, check_seeds, check_min_effect, check_name,
-                                     check_storage_answers, check_worker_shares, finite_float, flag_overrides, not_empty, parse_set,
-                                     read_config_file, verbosity)
+from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, add_catalogue_flags, add_min_effect, add_seeds,
+                                         add_verbosity, check_at_least, check_seeds, check_min_effect, check_name,
+                                         check_storage_answers, check_worker_shares, flag_overrides, not_empty,
+                                         parse_set, read_config_file, verbosity)
+from losstune.ray_jobs.core.usage import UsageError, finite_float
 from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, MAX_SEED, MAX_TRIALS, add_resource_flags, check_data_path, trial_resources,
                                       check_min_free, check_ray_address, check_storage_text, check_upper_bounds)
 from losstune.ray_jobs.core.plan import MIN_FREE_MB, POPULATION_SCHEDULERS, SweepPlan, scheduler_overrides, startup_trials

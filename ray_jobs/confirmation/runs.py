@@ -80,7 +80,6 @@ def seeds_said(auto: bool, seeds: list[int]) -> str:
 
 def check_margin(min_effect: str, default: Candidate) -> None:
     """A percentage of a default whose sweep value is about 0 is no margin: refused before it runs."""
-
     try:
         margins_of(min_effect, [default.sweep_value])
     except ValueError as err:
@@ -223,7 +222,6 @@ def conclude(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], table: 
     `decided`: a --seeds auto confirmation's decisions. UsageError naming --min-effect where a
     percentage is taken of a default whose mean is about 0 (the runs stay; --resume with an
     absolute --min-effect draws the verdict)."""
-
     try:
         confirmed = verdicts.summary(table, chosen, plan.objective["mode"], further_objectives(plan), plan.min_effect,
                                      decided.decisions if decided else None)
@@ -261,7 +259,6 @@ def run_until_decided(plan: SweepPlan, chosen: list[Candidate], seeds: list[int]
     a time, up to len(seeds)), each round a Tune run in <folder>/look<N>, until every config is
     decided (ray_jobs/confirmation/sequential.py). A round that finished is read back, not rerun (--resume).
     Returns every run's row, also written to <folder>/CONFIRM_FILE, and the decisions."""
-
     planned, table, taken = sequential.looks(len(seeds)), pd.DataFrame(), 0
     live = chosen[1:]
     for n in planned:

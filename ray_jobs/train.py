@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ from losstune.ray_jobs.cli.bounds import (MAX_EPOCHS, check_data_path, check_loc
 from losstune.trainables.config import ConfigError, merge, to_dict
 from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
 from losstune.trainables.registry import family_names, load_family
-from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
 from losstune.trainables.engine.loop_config import check_precision
 
 
@@ -181,10 +180,8 @@ def check_resumed_run(storage: str, name: str | None, family: str, config: dict)
 
 
 def best_checkpoint(kept: list, mode: str):
-    """The (checkpoint, metrics) of `kept` with the best score, among those that have one."""
-    scored = [(c, m) for c, m in kept if math.isfinite(m.get(CHECKPOINT_SCORE, math.nan))]
-    pick = min if mode == "min" else max
-    return pick(scored, key=lambda pair: pair[1][CHECKPOINT_SCORE], default=None)
+    """The (checkpoint, metrics) of `kept` that Ray ranks best, among those that have a score."""
+    return best_scored(((m.get(CHECKPOINT_SCORE), (c, m)) for c, m in kept), mode)
 
 
 if __name__ == "__main__":

@@ -61,11 +61,6 @@ from typing import Any, Callable, Mapping
 
 from losstune.trainables.config import ConfigError, apply_overrides, get_path
 
-# What Ray Train ranks a run's checkpoints by (trainables.engine.driver.keep_checkpoints): the epoch's
-# objective where it validated that epoch's own weights, NaN where it carries an earlier validation.
-CHECKPOINT_SCORE = "checkpoint_score"
-
-
 class FamilyError(TypeError):
     """A family module that does not keep the contract; the message names the module and the name."""
 

@@ -7,13 +7,12 @@ read as (the run's folder, a snapshot in Train's shape)."""
 
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 
 from losstune.ray_jobs.core.storage import exists, join, read_json, uri_of
 from losstune.trainables.engine.checkpoints import STATE_FILE
-from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
 
 RUNS_FOLDER = "trainer_runs"  # <experiment>/trainer_runs/<run>: each trial's TorchTrainer run(s)
 TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of a run's kept checkpoints
@@ -58,13 +57,9 @@ def stored_history(folder: str, snapshot: dict) -> pd.DataFrame:
 
 def kept_best_checkpoint(folder: str, snapshot: dict, mode: str) -> str:
     """The best-scored checkpoint of those Ray keeps for the run (its snapshot), or ""."""
-    kept = [r for r in snapshot.get("checkpoint_results", [])
-            if math.isfinite(float((r.get("metrics") or {}).get(CHECKPOINT_SCORE, math.nan)))]
-    if not kept:
-        return ""
-    pick = min if mode == "min" else max
-    best = pick(kept, key=lambda r: float(r["metrics"][CHECKPOINT_SCORE]))
-    return join(folder, best['checkpoint_dir_name'])
+    kept = snapshot.get("checkpoint_results", [])
+    best = best_scored((((r.get("metrics") or {}).get(CHECKPOINT_SCORE), r) for r in kept), mode)
+    return join(folder, best["checkpoint_dir_name"]) if best else ""
 
 
 def complete_history(history: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from losstune.ray_jobs.results.trial_stats import pareto_front, with_cost
 from losstune.trainables.config import flatten, merge, to_dict, unflatten
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family
-from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
 
 META_FILE = "losstune_sweep.json"
 
@@ -228,10 +228,8 @@ def best_checkpoint_path(history: pd.DataFrame, mode: str) -> str:
     (trainables.engine.driver.keep_checkpoints); "" where no epoch both checkpointed and validated."""
     if CHECKPOINT_SCORE not in history or "checkpoint_path" not in history:
         return ""  # a sweep from before checkpoints were scored
-    scored = history.loc[history["checkpoint_path"].notna(), CHECKPOINT_SCORE].astype(float).dropna()
-    if not len(scored):
-        return ""
-    return history.loc[scored.idxmin() if mode == "min" else scored.idxmax(), "checkpoint_path"]
+    checkpointed = history[history["checkpoint_path"].notna()]
+    return best_scored(zip(checkpointed[CHECKPOINT_SCORE], checkpointed["checkpoint_path"]), mode) or ""
 
 
 def best_trial(trials: pd.DataFrame):

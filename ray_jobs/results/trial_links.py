@@ -5,12 +5,11 @@ trial is still running: a finished one takes no more."""
 
 from __future__ import annotations
 
-import math
 
 from ray.tune import Callback
 
 from losstune.ray_jobs.core.storage import uri_of
-from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
 
 TUNE_TRIAL_ID = "tune_trial_id"
 DOCUMENTED_DEFAULT = "documented_default"
@@ -32,7 +31,7 @@ class BestCheckpoints(Callback):
 
     def __init__(self, sweep: str, mode: str, store: str = ""):
         self.sweep, self.mode, self.store = sweep, mode, store  # store: Ray's paths there read as its URIs
-        self.best: dict[str, tuple[float, str]] = {}
+        self.offered: dict[str, list[tuple[float, str]]] = {}  # by trial: (score, checkpoint) as reported
 
     def setup(self, **info):
         _RUNNING[self.sweep] = self
@@ -45,18 +44,17 @@ class BestCheckpoints(Callback):
         self._offer(trial.trial_id, (trial.last_result or {}).get(CHECKPOINT_SCORE), checkpoint.path)
 
     def _offer(self, trial_id: str, score, path: str) -> None:
-        if score is None or not math.isfinite(score):
-            return  # an epoch that did not validate its own weights (trainables/engine/epoch_metrics.py)
-        held = self.best.get(trial_id)
-        if held is None or (score < held[0] if self.mode == "min" else score > held[0]):
-            self.best[trial_id] = (score, uri_of(path, self.store))
+        self.offered.setdefault(trial_id, []).append((score, uri_of(path, self.store)))
 
+    def best(self, trial_id: str) -> str:
+        """The one Ray keeps as best (best_scored), "" where no epoch validated its own weights."""
+        return best_scored(self.offered.get(trial_id, []), self.mode) or ""
 
 
 def best_checkpoint(sweep: str, trial_id: str) -> str:
     """The trial's best checkpoint so far, "" where it has none (or no callback runs)."""
     running = _RUNNING.get(sweep)
-    return running.best.get(trial_id, (None, ""))[1] if running else ""
+    return running.best(trial_id) if running else ""
 
 
 def ended(result: dict | None, error: bool, full_length: int | None) -> str:

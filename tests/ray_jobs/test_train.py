@@ -3,7 +3,7 @@
 import math
 
 from losstune.ray_jobs.train import best_checkpoint
-from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE
 
 
 def kept(*scores):

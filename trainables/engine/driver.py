@@ -19,7 +19,8 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from losstune.trainables.config import merge
-from losstune.trainables.family_api import CHECKPOINT_SCORE, Family, make_config
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE
+from losstune.trainables.family_api import Family, make_config
 from losstune.trainables.engine import shipped_data
 from losstune.trainables.engine.session import continued_run
 from losstune.trainables.engine.shipped_data import ShippedData

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from losstune.trainables.family_api import CHECKPOINT_SCORE
+from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE
 from losstune.trainables.engine.worker_setup import peak_memory_mb
 
 if TYPE_CHECKING:

@@ -37,3 +37,7 @@ def test_best_checkpoint_is_the_best_scored_of_those_ray_keeps():
     assert kept_best_checkpoint("/s/trainer_runs/t1", snapshot, "min") == "/s/trainer_runs/t1/checkpoint_b"
     assert kept_best_checkpoint("/s/trainer_runs/t1", snapshot, "max") == "/s/trainer_runs/t1/checkpoint_a"
     assert kept_best_checkpoint("/s/trainer_runs/t1", {}, "min") == ""
+    # Ray lists a tie in the order reported and ranks the later best
+    tied = {"checkpoint_results": snapshot["checkpoint_results"] + [
+        {"checkpoint_dir_name": "checkpoint_d", "metrics": {"checkpoint_score": 0.3}}]}
+    assert kept_best_checkpoint("/s/trainer_runs/t1", tied, "min") == "/s/trainer_runs/t1/checkpoint_d"

@@ -49,6 +49,9 @@ def test_best_checkpoint_is_the_best_scored_epoch_that_wrote_one():
     assert best_checkpoint_path(history, "min") == "/c3"
     assert best_checkpoint_path(history, "max") == "/c1"
     assert best_checkpoint_path(history.drop(columns="checkpoint_score"), "min") == ""  # an older sweep
+    # epochs 3 and 4 tie at 0.7: Ray ranks the later best (and may delete the earlier)
+    tied = history.assign(checkpoint_score=[0.9, 0.5, 0.7, 0.7])
+    assert best_checkpoint_path(tied, "min") == "/c4"
 
 
 def test_cost_is_what_a_trial_holds_times_its_wall_time():

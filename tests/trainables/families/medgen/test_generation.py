@@ -132,7 +132,7 @@ def test_a_run_ranked_by_kid_reports_the_seeds_generation_metrics_at_each_valida
     from losstune.trainables.config import merge
     from losstune.trainables.engine.loop import train
     from losstune.trainables.engine.session import LocalSession
-    from losstune.trainables.family_api import CHECKPOINT_SCORE
+    from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE
 
     family = load_family("medgen_diffusion")
     generation = {"metrics": True, "objective": "kid", "samples": 8, "kid_subsets": 5, "kid_subset_size": 4,

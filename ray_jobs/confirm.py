@@ -24,6 +24,7 @@ import shlex
 import sys
 
 from losstune.ray_jobs.confirmation import runs as confirmation
+from losstune.ray_jobs.confirmation.conclusion import run_and_conclude
 from losstune.ray_jobs.cli.flags import (HelpFormatter, OneLineParser, add_min_effect, add_seeds, add_verbosity,
                                          check_at_least, check_min_effect, check_seeds, verbosity)
 from losstune.ray_jobs.core.usage import AUTO, UsageError
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
     print(f"confirm {plan.name}: {len(chosen)} configs x {count}{extending}, {at_a_time(plan)}", flush=True)
     folder = join(plan.experiment, confirmation.folder_name(plan, len(chosen) - 1, args.seeds))
     try:
-        print(confirmation.run_and_conclude(plan, chosen, seeds, folder, auto, args.resume,
+        print(run_and_conclude(plan, chosen, seeds, folder, auto, args.resume,
                                             earlier[1] if earlier else None))
     except (confirmation.Interrupted, KeyboardInterrupt):
         print(f"confirm {plan.name}: interrupted; no verdict from cut runs. Resume with: losstune-confirm "

@@ -23,8 +23,9 @@ from losstune.data import DataError
 from losstune.ray_jobs.cli.flags import check_storage, print_catalogue
 from losstune.ray_jobs.core.usage import AUTO, UsageError
 from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan, metadata
-from losstune.ray_jobs.cli.sweep_flags import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
-                                           EXIT_STORAGE_FULL, make_plan, parse_args)
+from losstune.ray_jobs.cli.sweep_flags import make_plan, parse_args
+from losstune.ray_jobs.cli.sweep_parser import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_HEALTHY_TRIAL, EXIT_OK,
+                                                EXIT_STORAGE_FULL)
 from losstune.trainables.config import ConfigError
 from losstune.ray_jobs.core.storage import join
 
@@ -33,7 +34,8 @@ def run(plan: SweepPlan) -> int:
     # imported here: --help, --list and a refused flag answer without loading Ray, Tune or Optuna
     from losstune.ray_jobs.core.cluster import fit_to_cluster, start_ray
     from losstune.ray_jobs.core.interrupts import CtrlC, DiskGuard
-    from losstune.ray_jobs.search.tuning import build_tuner, fetch_study_journal, upload_study_journal
+    from losstune.ray_jobs.search.study_journal import fetch_study_journal, upload_study_journal
+    from losstune.ray_jobs.search.tuning import build_tuner
 
     start_ray(plan.verbosity >= 3)
     plan = fit_to_cluster(plan)
@@ -90,7 +92,7 @@ def conclude(plan: SweepPlan, grid, meta: dict, started: float) -> int:
     from losstune.ray_jobs.reports import report
     from losstune.ray_jobs.reports.report_html import write_report_html
     from losstune.ray_jobs.results import tables as results
-    from losstune.ray_jobs.search.tuning import fail_orphaned_trials, upload_study_journal
+    from losstune.ray_jobs.search.study_journal import fail_orphaned_trials, upload_study_journal
 
     if plan.scheduler not in POPULATION_SCHEDULERS:  # PBT samples without Optuna: no study
         fail_orphaned_trials(plan.storage, plan.name)
@@ -117,6 +119,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
     best configs, as many as ended healthy, at new training seeds (ray_jobs/confirmation/runs.py).
     False where Ctrl-C cut it: no verdict is drawn from cut runs."""
     from losstune.ray_jobs.confirmation import runs as confirmation
+    from losstune.ray_jobs.confirmation.conclusion import run_and_conclude
 
     top = min(plan.confirm_top, confirmation.available(trials, meta))
     if not top:
@@ -132,7 +135,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
           f"(--confirm-top 0 skips this)", flush=True)
     folder = join(plan.experiment, confirmation.folder_name(plan, top, plan.confirm_seeds))
     try:
-        print(confirmation.run_and_conclude(plan, chosen, seeds, folder, auto, plan.resume))
+        print(run_and_conclude(plan, chosen, seeds, folder, auto, plan.resume))
     except confirmation.Interrupted:
         print(f"sweep {plan.name}: the confirmation was interrupted; no verdict from cut runs. Resume with: "
               f"{resume_command(plan)}", file=sys.stderr)

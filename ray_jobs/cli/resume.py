@@ -109,7 +109,7 @@ def check_resumable(experiment: str, meta: dict) -> None:
     state Tune started the sweep afresh and rewrote its results (the default's trial dropped out),
     without tuner.pkl or the study's journal a traceback came after a new trial ran."""
     from losstune.ray_jobs.results.study import STUDY_FILE
-    from losstune.ray_jobs.search.tuning import study_journal
+    from losstune.ray_jobs.search.study_journal import study_journal
 
     runs = [experiment, *[join(experiment, name) for name in meta.get("extensions", [])]]
     for run in runs:

@@ -29,7 +29,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from losstune.ray_jobs.confirmation.stats import ALPHA, Comparison, margins_of, skewness_of, too_skewed
+from losstune.ray_jobs.confirmation.small_samples import skewness_of, too_skewed
+from losstune.ray_jobs.confirmation.stats import ALPHA, Comparison, margins_of
 
 FIRST_LOOK, STEP, DEFAULT_MAX_SEEDS = 3, 2, 20
 GAMMA = -2.0  # the spending function's shape: benchmarks/verdicts.py compares it with Pocock's and OBF's

@@ -22,13 +22,13 @@ the interval rule above. --seeds auto decides over looks instead (ray_jobs/confi
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
+from losstune.ray_jobs.confirmation.small_samples import sign_flip_p, skewness_of, too_skewed
 from losstune.trainables.family_api import DEFAULT_MIN_EFFECT  # 1% of the default's value at each seed
 
 CONFIDENCE = 0.95
@@ -36,10 +36,7 @@ ALPHA = (1 - CONFIDENCE) / 2  # each one-sided test: the 95% interval's tail
 POWER = 0.8  # the power at which "about M seeds would decide it" is estimated
 MOST_SEEDS = 1000  # beyond this, the estimate says "more than"
 ZERO_MEAN = 1e-9  # a default mean within this of 0 (relative to its largest value) takes no percentage
-EXACT_SIGN_FLIPS = 16  # exact enumeration up to 2^16 sign patterns; random ones (seeded) beyond
 INTERVAL = "paired Student t"
-SKEW_SAMPLES = 20_000  # normal samples behind the skew rule's range at each N
-SKEW_FROM = 5  # the fewest seeds the skew rule is applied at
 
 
 @dataclass(frozen=True)
@@ -90,32 +87,6 @@ def spread(values) -> Spread:
     low, high = t_interval(values)
     sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     return Spread(len(values), float(values.mean()) if len(values) else math.nan, sd, low, high)
-
-
-def sign_flip_p(diffs) -> float:
-    """Exact two-sided p-value of "no difference" from flipping the sign of each paired difference:
-    the share of the 2^n sign patterns whose mean is at least as far from 0 (every pattern up to
-    EXACT_SIGN_FLIPS seeds, 99,999 seeded random ones beyond, the observed one counted). NaN below 2
-    pairs; 1 where all are 0. The test scipy.stats.permutation_test does (the tests check they
-    agree), by one matrix product: 50-1000x faster, which the simulations of benchmarks/verdicts.py
-    and the tests need."""
-    diffs = np.asarray(diffs, dtype=float)
-    if len(diffs) < 2 or not np.isfinite(diffs).all():  # a NaN would compare as no pattern beyond it: p 0
-        return math.nan
-    if not np.any(diffs):
-        return 1.0
-    observed = abs(diffs.sum()) * (1 - 1e-12)  # patterns equal to it up to rounding count as extreme
-    extreme = np.abs(sign_patterns(len(diffs)) @ diffs) >= observed
-    exact = len(diffs) <= EXACT_SIGN_FLIPS
-    return float(extreme.mean() if exact else (extreme.sum() + 1) / (len(extreme) + 1))
-
-
-@functools.cache
-def sign_patterns(n: int) -> np.ndarray:
-    """Every pattern of n signs (a row each) up to EXACT_SIGN_FLIPS, else 99,999 random ones (seeded)."""
-    if n <= EXACT_SIGN_FLIPS:
-        return 1.0 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
-    return np.random.default_rng(0).choice([-1.0, 1.0], size=(99_999, n))
 
 
 def parse_min_effect(text: str) -> tuple[float, bool]:
@@ -218,32 +189,6 @@ def compare(config, default, mode: str, min_effect: str = DEFAULT_MIN_EFFECT) ->
                       dropped=dropped, skewness=skewness, skewed=too_skewed(skewness, n))
 
 
-def skewness_of(gains) -> float:
-    """The adjusted sample skewness of the gains; NaN below 3 values or where they are all but equal."""
-    gains = np.asarray(gains, dtype=float)
-    if len(gains) < 3 or not gains.std() > 1e-9 * np.abs(gains).max():
-        return math.nan
-    return float(stats.skew(gains, bias=False))
-
-
-@functools.cache
-def normal_skewness_range(n: int) -> float:
-    """The 95th percentile of |sample skewness| of n normal values (simulated once, seeded)."""
-    samples = np.random.default_rng(0).normal(size=(SKEW_SAMPLES, n))
-    return float(np.quantile(np.abs(stats.skew(samples, axis=1, bias=False)), 0.95))
-
-
-def too_skewed(skewness: float, n: int) -> bool:
-    """The skew rule: the gains' sample skewness beyond what normal differences give 95% of the time
-    at n seeds. The t interval's 95% assumes roughly symmetric differences: lognormal ones (sigma 1)
-    cover 83-87% and give 13-16% false "beats" at the margin. The rule catches 23% of those at 5
-    seeds, 53% at 10, 86% at 20, and a sample that never saw the long tail cannot show it: at 3-5
-    seeds no rule can (docs/results.md, "When the 95% holds"; benchmarks/verdicts.py). Below
-    SKEW_FROM seeds it is not applied: three values that are not all equal reach |G1| 1.73 by two
-    being equal, the top of what normal ones give."""
-    return n >= SKEW_FROM and math.isfinite(skewness) and abs(skewness) > normal_skewness_range(n)
-
-
 def relative(diff: float, default_mean: float) -> float:
     return diff / abs(default_mean) if default_mean else math.nan
 
@@ -273,41 +218,6 @@ def judge(comparisons: list[Comparison]) -> list[Comparison]:
         judged.append(replace(c, verdict="inconclusive" if would_be else verdict, p_verdict=p,
                               corrected_over=len(comparisons), would_be=would_be))
     return judged
-
-
-def verdict_phrase(c: Comparison, against: str = "the default") -> str:
-    """The verdict in words, with what would decide an inconclusive one, and the seeds left out."""
-    dropped = f" ({c.dropped} seed(s) left out: a value that is not finite, a failed run)" if c.dropped else ""
-    return verdict_words(c, against) + dropped
-
-
-def verdict_words(c: Comparison, against: str) -> str:
-    delta = f"{c.min_effect:.3g}"
-    when = f", decided at {c.decided_at} seeds (--seeds auto)" if c.decided_at else ""
-    if c.verdict == "beats":
-        return f"beats {against} by more than the minimum effect {delta}{when}"
-    if c.verdict == "worse":
-        return f"worse than {against} by more than the minimum effect {delta}{when}"
-    if c.verdict == "equivalent":
-        return f"equivalent to {against} (within +/-{delta}){when}"
-    if c.decided_at:
-        return f"inconclusive at {c.decided_at} seeds, the most --max-seeds allows"
-    if c.would_be:
-        return (f"inconclusive at {c.pairs} seeds: the differences are too skewed for the t interval (sample "
-                f"skewness {c.skewness:+.2f}, beyond normal's {normal_skewness_range(c.pairs):.2f} at {c.pairs} seeds); "
-                f"the t tests alone would say {c.would_be}")
-    if c.pairs < 2:
-        return f"inconclusive at {c.pairs} paired seed(s)"
-    if c.seeds_needed is None:
-        return (f"inconclusive at {c.pairs} seeds: the difference is about the minimum effect {delta} "
-                f"(or has no spread); no number of seeds is estimated to decide it")
-    return (f"inconclusive at {c.pairs} seeds: about {max(c.seeds_needed, c.pairs + 1)} would decide it "
-            f"at the observed spread (an estimate)")
-
-
-def least_p(pairs: int) -> float:
-    """The smallest two-sided p the exact sign-flip test can give at `pairs` seeds: 2 / 2^pairs."""
-    return 2.0 ** (1 - pairs) if pairs >= 1 else math.nan
 
 
 def rank_agreement(sweep_values, confirmed_means) -> float:

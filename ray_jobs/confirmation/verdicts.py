@@ -11,9 +11,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from losstune.ray_jobs.confirmation import stats as confirm_stats
+from losstune.ray_jobs.confirmation.small_samples import least_p, normal_skewness_range
+from losstune.ray_jobs.confirmation.stats import Comparison
 from losstune.ray_jobs.confirmation import sequential
 from losstune.ray_jobs.core.plan import SweepPlan
 from losstune.ray_jobs.results.trial_stats import cost_line
+from losstune.trainables.family_api import DEFAULT_MIN_EFFECT
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ def further_objectives(plan: SweepPlan) -> list[dict]:
 
 
 def summary(table: pd.DataFrame, chosen: list[Candidate], mode: str, others: list[dict] = (),
-            min_effect: str = confirm_stats.DEFAULT_MIN_EFFECT, decisions: dict | None = None) -> pd.DataFrame:
+            min_effect: str = DEFAULT_MIN_EFFECT, decisions: dict | None = None) -> pd.DataFrame:
     """Per config: seeds, failures, mean, sd, 95% t interval, and against the default paired by seed
     (confirm_stats): the difference and its interval, the sign pattern, the exact p-value and the
     verdict against `min_effect`, Holm-corrected over the configs. With `others` (a multi-objective
@@ -81,14 +84,14 @@ def reference_name(config_id: str) -> str:
     return "the default" if config_id == "default" else config_id
 
 
-def comparison_columns(c: confirm_stats.Comparison, default_mean: float, against: str) -> dict:
+def comparison_columns(c: Comparison, default_mean: float, against: str) -> dict:
     """A compared config's columns in confirm_summary.parquet."""
     return {"pairs": c.pairs, "default_mean": default_mean, "diff": c.diff, "relative": c.relative,
             "diff_low": c.ci_low, "diff_high": c.ci_high, "better": c.better, "skewness": c.skewness,
             "interval": "repeated (group-sequential)" if c.decided_at else confirm_stats.INTERVAL,
             "p_value": c.p_value, "min_effect": c.min_effect, "p_verdict": c.p_verdict,
             "corrected_over": c.corrected_over, "seeds_needed": c.seeds_needed or math.nan, "verdict": c.verdict,
-            "conclusion": confirm_stats.verdict_phrase(c, against)}
+            "conclusion": verdict_phrase(c, against)}
 
 
 def setting(candidate: Candidate, default: Candidate) -> str:
@@ -111,7 +114,7 @@ def other_objective(healthy: pd.DataFrame, pairs: dict, objective: dict, min_eff
         comparisons.append(confirm_stats.compare(own[both[name]].to_numpy(), default[both[name]].to_numpy(),
                                                  objective["mode"], min_effect))
     return {name: {f"diff/{metric}": c.diff, f"diff_low/{metric}": c.ci_low, f"diff_high/{metric}": c.ci_high,
-                   f"verdict/{metric}": confirm_stats.verdict_phrase(c, reference_name(reference))}
+                   f"verdict/{metric}": verdict_phrase(c, reference_name(reference))}
             for name, c in zip(pairs, confirm_stats.judge(comparisons))}
 
 
@@ -134,7 +137,7 @@ def method_line(confirmed: pd.DataFrame, plan: SweepPlan, stopped: str = "") -> 
     delta = compared["min_effect"].dropna()
     size = f"{delta.iloc[0]:.3g}" if len(delta) else "n/a"
     pairs = int(compared["pairs"].min()) if "pairs" in compared and compared["pairs"].notna().any() else 0
-    floor = (f" (at {pairs} seeds never below {confirm_stats.least_p(pairs):.2g})" if pairs >= 2 else "")
+    floor = (f" (at {pairs} seeds never below {least_p(pairs):.2g})" if pairs >= 2 else "")
     if stopped:
         return (f"  how to read it: --seeds auto {stopped}; 95% repeated confidence intervals of the difference, "
                 f"paired by seed, at the seeds where each stopped (valid wherever it stops); p is the exact sign-flip "
@@ -179,3 +182,33 @@ def report(confirmed: pd.DataFrame, plan: SweepPlan, seeds: list[int], table: pd
     lines.append("answer:")
     lines += [f"  {answer(row, metric)}" for row in confirmed.iloc[1:].itertuples()]
     return "\n".join(lines)
+
+
+def verdict_phrase(c: Comparison, against: str = "the default") -> str:
+    """The verdict in words, with what would decide an inconclusive one, and the seeds left out."""
+    dropped = f" ({c.dropped} seed(s) left out: a value that is not finite, a failed run)" if c.dropped else ""
+    return verdict_words(c, against) + dropped
+
+
+def verdict_words(c: Comparison, against: str) -> str:
+    delta = f"{c.min_effect:.3g}"
+    when = f", decided at {c.decided_at} seeds (--seeds auto)" if c.decided_at else ""
+    if c.verdict == "beats":
+        return f"beats {against} by more than the minimum effect {delta}{when}"
+    if c.verdict == "worse":
+        return f"worse than {against} by more than the minimum effect {delta}{when}"
+    if c.verdict == "equivalent":
+        return f"equivalent to {against} (within +/-{delta}){when}"
+    if c.decided_at:
+        return f"inconclusive at {c.decided_at} seeds, the most --max-seeds allows"
+    if c.would_be:
+        return (f"inconclusive at {c.pairs} seeds: the differences are too skewed for the t interval (sample "
+                f"skewness {c.skewness:+.2f}, beyond normal's {normal_skewness_range(c.pairs):.2f} at {c.pairs} seeds); "
+                f"the t tests alone would say {c.would_be}")
+    if c.pairs < 2:
+        return f"inconclusive at {c.pairs} paired seed(s)"
+    if c.seeds_needed is None:
+        return (f"inconclusive at {c.pairs} seeds: the difference is about the minimum effect {delta} "
+                f"(or has no spread); no number of seeds is estimated to decide it")
+    return (f"inconclusive at {c.pairs} seeds: about {max(c.seeds_needed, c.pairs + 1)} would decide it "
+            f"at the observed spread (an estimate)")

@@ -23,7 +23,7 @@ UNSAVED = object()  # a definition field every saved sweep holds
 def defines(flag: str = "", was=UNSAVED, **default):
     """A field that defines the sweep: saved with it (`metadata`), and --resume refuses `flag` with
     another value; `was`: what sweeps saved before the field existed ran with (None: unknown).
-    Adding a sweep-defining flag is this field plus its parser line in sweep_flags."""
+    Adding a sweep-defining flag is this field plus its parser line in cli/sweep_parser."""
     return dataclasses.field(metadata={"defines": True, "flag": flag, "was": was}, **default)
 
 

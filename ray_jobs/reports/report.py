@@ -11,7 +11,7 @@ import pandas as pd
 from losstune.ray_jobs.core import provenance
 from losstune.ray_jobs.results import study
 from losstune.ray_jobs.results.plots import better
-from losstune.ray_jobs.results.tables import best_trial
+from losstune.ray_jobs.results.ranking import best_trial
 from losstune.ray_jobs.results.trial_stats import MIN_RANKED, RANKS_LIKE_FINAL, cost_line, early_ranking
 from losstune.ray_jobs.core.storage import read_parquet
 

@@ -14,7 +14,7 @@ import pandas as pd
 from losstune.ray_jobs.reports import report
 from losstune.ray_jobs.results import study
 from losstune.ray_jobs.reports.load import Sweep
-from losstune.ray_jobs.results.tables import best_trial
+from losstune.ray_jobs.results.ranking import best_trial
 from losstune.ray_jobs.core.storage import write_bytes
 
 

@@ -23,9 +23,8 @@ from losstune.ray_jobs.core.storage import (SweepFolderError, exists, filesystem
 from losstune.ray_jobs.results.study_plots import study_files
 from losstune.ray_jobs.results.stored_runs import complete_history, kept_best_checkpoint, stored_history, stored_run, tune_run
 from losstune.ray_jobs.results.trial_stats import pareto_front, with_cost
-from losstune.trainables.config import flatten, merge, to_dict, unflatten
-from losstune.trainables.family_api import make_config
-from losstune.trainables.registry import load_family
+from losstune.ray_jobs.results.ranking import best_config, ranked
+from losstune.trainables.config import flatten
 from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
 
 META_FILE = "losstune_sweep.json"
@@ -209,20 +208,6 @@ def lr_by_epoch(history: pd.DataFrame) -> str:
     return " ".join(f"{lr:.2g}" for lr in history["lr"]) if "lr" in history else ""
 
 
-RANK_TIERS = {"COMPLETED": 0, "EARLY_STOPPED": 1}  # every other status ranks after these, unranked
-
-
-def ranked(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """Best first, at a common budget: the trials that ran every epoch by their last epoch's
-    value, then those a scheduler stopped (their value is from an earlier epoch, not comparable:
-    a default that worsens over the epochs would lose to a trial stopped at epoch 2), then the
-    errored and unhealthy ones."""
-    tier = trials["status"].map(RANK_TIERS).fillna(len(RANK_TIERS))
-    value = trials["objective"].astype(float).where(tier < len(RANK_TIERS))
-    return trials.assign(_tier=tier, _key=value if mode == "min" else -value).sort_values(
-        ["_tier", "_key", "trial_id"], na_position="last").drop(columns=["_tier", "_key"]).reset_index(drop=True)
-
-
 def best_checkpoint_path(history: pd.DataFrame, mode: str) -> str:
     """Where a trial wrote its best-scored checkpoint, the one Ray Train keeps beside the latest
     (trainables.engine.driver.keep_checkpoints); "" where no epoch both checkpointed and validated."""
@@ -230,24 +215,6 @@ def best_checkpoint_path(history: pd.DataFrame, mode: str) -> str:
         return ""  # a sweep from before checkpoints were scored
     checkpointed = history[history["checkpoint_path"].notna()]
     return best_scored(zip(checkpointed[CHECKPOINT_SCORE], checkpointed["checkpoint_path"]), mode) or ""
-
-
-def best_trial(trials: pd.DataFrame):
-    """The top row if it is a healthy, finished trial, else None."""
-    if len(trials) and trials.loc[0, "status"] in ("COMPLETED", "EARLY_STOPPED") and math.isfinite(
-            trials.loc[0, "objective"]):
-        return trials.loc[0]
-    return None
-
-
-def best_config(trials: pd.DataFrame, meta: dict) -> dict | None:
-    """The best trial's whole effective config, the form ray_jobs/train.py --config takes."""
-    best = best_trial(trials)
-    if best is None:
-        return None
-    overrides = merge(meta["base"], unflatten(trial_point(best)))
-    family = load_family(meta["family"])
-    return to_dict(family.trained_config(make_config(family, overrides, meta.get("preset", ""))))
 
 
 def write_all(experiment_uri: str, trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict:
@@ -272,17 +239,3 @@ def error_summary(error) -> str:
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line)]
     return (raised or [line for line in lines if line] or [type(error).__name__])[-1]
-
-
-def trial_point(row) -> dict:
-    """The flat parameters ("optim/lr": 0.01) a trial sampled, from its trials-table row."""
-    return {k[len("config/"):]: _plain(v) for k, v in row.items() if k.startswith("config/") and not _missing(v)}
-
-
-def _plain(value):
-    """numpy scalars (as pandas hands them out) -> Python values."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def _missing(value) -> bool:
-    return value is None or isinstance(value, float) and math.isnan(value)

@@ -1,20 +1,19 @@
-"""What a sweep tunes with: the Tuner, Optuna's samplers and its study journal. The searcher that
+"""What a sweep tunes with: the Tuner and Optuna's samplers. The study's journal is
+ray_jobs/search/study_journal.py. The searcher that
 knows a trial's health is ray_jobs/search/health_aware_search.py, the schedulers that keep the documented
 default ray_jobs/search/schedulers.py, the graceful stops (Ctrl-C, a full disk) ray_jobs/core/interrupts.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 
 import optuna
-from ray.tune import Callback
 
 from losstune.ray_jobs.search.health_aware_search import HealthAwareOptunaSearch
 from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan
 from losstune.ray_jobs.search.schedulers import make_scheduler
-from losstune.ray_jobs.results.study import STUDY_FILE
+from losstune.ray_jobs.search.study_journal import journal_copies, study_storage
 from losstune.trainables.registry import load_family
 from losstune.ray_jobs.core.storage import join
 
@@ -193,74 +192,3 @@ def prior_sampler(plan: SweepPlan):
     return PriorSampler(distributions, plan.default_point, confidence=plan.prior_confidence, trials=plan.trials,
                         startup_trials=plan.startup_trials, seed=plan.seed,
                         direction="minimize" if plan.objective["mode"] == "min" else "maximize")
-
-
-def study_journal(storage: str, name: str) -> str:
-    """Where the Optuna study of sweep `name` is journaled: in the sweep's folder when storage is
-    local, else in a local folder of this store's (Optuna appends to a journal file, which an object
-    store cannot), copied to the sweep's folder as trials end (upload_study_journal)."""
-    if "://" in storage:
-        store = hashlib.sha256(storage.encode()).hexdigest()[:12]
-        return os.path.expanduser(f"~/.losstune/studies/{store}/{name}/{STUDY_FILE}")
-    return join(storage, name, STUDY_FILE)
-
-
-def journal_copies(plan: SweepPlan) -> list:
-    """StudyJournalCopy where the sweep has a study (not PBT's) in an object store."""
-    remote = "://" in plan.storage and plan.scheduler not in POPULATION_SCHEDULERS
-    return [StudyJournalCopy(plan.storage, plan.name)] if remote else []
-
-
-def upload_study_journal(storage: str, name: str) -> None:
-    """The local journal of a sweep in an object store, copied to the sweep's folder there."""
-    from losstune.ray_jobs.core import storage as stores
-
-    local = study_journal(storage, name)
-    if "://" in storage and os.path.exists(local):
-        with open(local, "rb") as f:
-            stores.write_bytes(join(storage, name, STUDY_FILE), f.read())
-
-
-def fetch_study_journal(storage: str, name: str) -> None:
-    """The sweep's copy of its journal, where this machine has none (--resume on a new head, after
-    the old one was lost)."""
-    from losstune.ray_jobs.core import storage as stores
-
-    local, remote = study_journal(storage, name), join(storage, name, STUDY_FILE)
-    if "://" in storage and not os.path.exists(local) and stores.exists(remote):
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        with open(local, "wb") as out:
-            out.write(stores.read_bytes_of(remote))
-
-
-class StudyJournalCopy(Callback):
-    """Copies the study's journal to an object store as each trial ends: a driver killed with its
-    machine leaves a study that --resume can read on another."""
-
-    def __init__(self, storage: str, name: str):
-        self.storage, self.name = storage, name
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        upload_study_journal(self.storage, self.name)
-
-    on_trial_error = on_trial_complete
-
-
-def study_storage(storage: str, name: str):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    path = study_journal(storage, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return JournalStorage(JournalFileBackend(path))
-
-
-def fail_orphaned_trials(storage: str, name: str) -> int:
-    """Once the sweep is over no Optuna trial can still be running: one that is was asked for by a
-    driver killed before Tune saved the trial (a --resume then never runs it). Record it as FAIL,
-    so the study holds no trial that looks alive. Returns how many."""
-    study = optuna.load_study(study_name=name, storage=study_storage(storage, name))
-    orphans = [t.number for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])]
-    for number in orphans:
-        study.tell(number, state=optuna.trial.TrialState.FAIL)
-    return len(orphans)

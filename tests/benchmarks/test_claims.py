@@ -12,12 +12,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 from claims import CLAIMS, EXPERIMENTS, Claim, counts, judge, table  # noqa: E402
 
 from losstune.ray_jobs import compare  # noqa: E402
+from losstune.ray_jobs.cli.compare_configs import build_candidates  # noqa: E402
+from losstune.trainables.registry import load_family  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_each_experiment_is_a_comparison_that_passes_its_checks(name):
     args = compare.parse_args(EXPERIMENTS[name].command("/nowhere", name, 5)[1:])
-    chosen = compare.build_candidates(compare.load_family(args.family), args)
+    chosen = build_candidates(load_family(args.family), args)
     labels = [c.config_id for c in chosen]
     for claim in CLAIMS:
         if claim.experiment == name:

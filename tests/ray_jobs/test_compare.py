@@ -11,7 +11,9 @@ import pytest
 
 from losstune.ray_jobs.core import cluster
 from losstune.ray_jobs import compare
-from losstune.ray_jobs.confirmation import runs as confirmation
+from losstune.ray_jobs.cli.compare_configs import build_candidates
+from losstune.trainables.registry import load_family
+from losstune.ray_jobs.confirmation import conclusion, runs as confirmation
 from losstune.ray_jobs.confirmation import verdicts
 from losstune.ray_jobs.reports.load import load_sweep
 from losstune.ray_jobs.core.storage import join, read_bytes_of, write_parquet
@@ -70,10 +72,10 @@ def test_a_config_file_of_another_family_is_named(capsys, no_ray, tmp_path, othe
 
 
 def test_labels_and_per_config_changes():
-    family = compare.load_family("hdr_patch")
+    family = load_family("hdr_patch")
     args = compare.parse_args(["hdr_patch", "default", "phase1", "aa=default", "--set", "train.batch_size=8",
                                "--set", "phase1:loss.huber_delta=0.3"])
-    chosen = compare.build_candidates(family, args)
+    chosen = build_candidates(family, args)
     assert [c.config_id for c in chosen] == ["default", "phase1", "aa"]  # the second default: an A/A control
     assert all(c.point["train/batch_size"] == 8 for c in chosen)
     assert chosen[1].point["loss/huber_delta"] == 0.3 and chosen[0].point["loss/huber_delta"] == 0.2
@@ -85,10 +87,10 @@ def test_labels_and_per_config_changes():
 
 
 def test_named_configs_and_joined_presets():
-    family = compare.load_family("medgen_diffusion")
+    family = load_family("medgen_diffusion")
     args = compare.parse_args(["medgen_diffusion", "small", "small+sam", "jitter=small", "--smoke-test",
                                "--set", "jitter:regularisation.timestep_jitter=true"])
-    chosen = compare.build_candidates(family, args)
+    chosen = build_candidates(family, args)
     assert [c.config_id for c in chosen] == ["small", "small+sam", "jitter"]
     assert verdicts.setting(chosen[1], chosen[0]) == "optim/sam_rho=0.05"
     assert verdicts.setting(chosen[2], chosen[0]) == "regularisation/timestep_jitter=True"
@@ -110,7 +112,7 @@ def test_a_comparison_writes_what_load_sweep_and_the_report_read(monkeypatch, tm
     # its options in the query
     monkeypatch.setattr(cluster, "start_ray", lambda verbose: None)
     monkeypatch.setattr(cluster, "fit_to_cluster", lambda plan: dataclasses.replace(plan, max_concurrent=1))
-    monkeypatch.setattr(confirmation, "run", made_up_runs)
+    monkeypatch.setattr(conclusion, "run", made_up_runs)  # where run_and_conclude finds it
     store = str(tmp_path) if where == "local" else request.getfixturevalue("s3_server").uri(f"compare-{tmp_path.name}")
     argv = ["hdr_patch", "default", "phase1", "--seeds", "5", "--smoke-test", "--storage", store, "--name", "c"]
     assert compare.main(argv) == 0
@@ -135,7 +137,7 @@ def test_seeds_auto_stops_when_decided_and_says_why(monkeypatch, tmp_path, capsy
     # the first look's boundary (19.5); at 5 seeds beyond the second's: two rounds, in the comparison's folder
     monkeypatch.setattr(cluster, "start_ray", lambda verbose: None)
     monkeypatch.setattr(cluster, "fit_to_cluster", lambda plan: dataclasses.replace(plan, max_concurrent=1))
-    monkeypatch.setattr(confirmation, "run", made_up_runs)
+    monkeypatch.setattr(conclusion, "run", made_up_runs)  # where run_and_conclude finds it
     argv = ["hdr_patch", "default", "phase1", "--seeds", "auto", "--smoke-test", "--storage", str(tmp_path), "--name", "c"]
     assert compare.main(argv) == 0
     out = capsys.readouterr().out

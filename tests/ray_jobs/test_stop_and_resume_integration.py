@@ -22,7 +22,7 @@ from optuna.storages.journal import JournalFileBackend
 from losstune.ray_jobs.core import storage
 from losstune.ray_jobs.reports.load import load_sweep
 from losstune.ray_jobs.results.study import STUDY_FILE
-from losstune.ray_jobs.search.tuning import study_journal
+from losstune.ray_jobs.search.study_journal import study_journal
 
 pytestmark = pytest.mark.integration
 

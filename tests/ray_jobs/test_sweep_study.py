@@ -5,18 +5,18 @@ import pytest
 
 from losstune.ray_jobs.core import plan as sweep_plan
 from losstune.ray_jobs.cli import sweep_flags
-from losstune.ray_jobs.search import tuning
+from losstune.ray_jobs.search import study_journal, tuning
 
 
 def test_orphaned_running_trials_become_fail(tmp_path):
-    study = optuna.create_study(study_name="s", storage=tuning.study_storage(str(tmp_path), "s"))
+    study = optuna.create_study(study_name="s", storage=study_journal.study_storage(str(tmp_path), "s"))
     done = study.ask()
     study.tell(done, 1.0)
     study.ask()  # asked by a driver that was killed before Tune saved the trial
-    assert tuning.fail_orphaned_trials(str(tmp_path), "s") == 1
-    states = [t.state for t in optuna.load_study(study_name="s", storage=tuning.study_storage(str(tmp_path), "s")).trials]
+    assert study_journal.fail_orphaned_trials(str(tmp_path), "s") == 1
+    states = [t.state for t in optuna.load_study(study_name="s", storage=study_journal.study_storage(str(tmp_path), "s")).trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
-    assert tuning.fail_orphaned_trials(str(tmp_path), "s") == 0
+    assert study_journal.fail_orphaned_trials(str(tmp_path), "s") == 0
 
 
 def test_resume_reads_a_sweep_saved_before_later_keys(tmp_path):

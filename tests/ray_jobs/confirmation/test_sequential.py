@@ -10,8 +10,9 @@ import pytest
 from scipy import stats
 
 from benchmarks.verdicts import fixed_n_of_power, sequential
-from losstune.ray_jobs.confirmation import runs as confirmation
-from losstune.ray_jobs.confirmation.runs import CONFIRM_FILE, Candidate, Interrupted, run_until_decided
+from losstune.ray_jobs.confirmation import conclusion
+
+from losstune.ray_jobs.confirmation.runs import CONFIRM_FILE, Candidate, Interrupted
 from losstune.ray_jobs.core.plan import SweepPlan
 from losstune.trainables.engine.driver import TrialResources
 from losstune.ray_jobs.confirmation.sequential import ALPHA, boundaries, decide, looks, repeated_interval, spent
@@ -100,14 +101,14 @@ def test_rounds_run_the_undecided_configs_until_decided_and_resume_after_a_cut(t
         table.to_parquet(Path(folder) / CONFIRM_FILE)  # as the real run does
         return table
 
-    monkeypatch.setattr(confirmation, "run", made_up)
+    monkeypatch.setattr(conclusion, "run", made_up)
     chosen = [Candidate(name, "", math.nan, {}) for name in ("default", "win", "noise")]
     folder, seeds = str(tmp_path / "confirm_top2_seeds_auto9"), list(range(1, 10))
     with pytest.raises(Interrupted):
-        run_until_decided(plan(tmp_path), chosen, seeds, folder)
+        conclusion.run_until_decided(plan(tmp_path), chosen, seeds, folder)
     assert ran == [(["default", "win", "noise"], [1, 2, 3]), (["default", "noise"], [4, 5])]
     cut["at"] = None
-    table, decided = run_until_decided(plan(tmp_path), chosen, seeds, folder, resume=True)
+    table, decided = conclusion.run_until_decided(plan(tmp_path), chosen, seeds, folder, resume=True)
     # the first two rounds read back, not rerun; then the default and "noise" to 9 seeds
     assert ran[2:] == [(["default", "noise"], [6, 7]), (["default", "noise"], [8, 9])]
     assert decided.decisions["win"].verdict == "beats" and decided.decisions["win"].seeds == 3

@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 
 from benchmarks.verdicts import decided_at_estimate, relative_margin, skewed_at_margin
-from losstune.ray_jobs.confirmation.stats import (Comparison, compare, holm, judge, least_p, normal_skewness_range,
-                                             parse_min_effect, rank_agreement, seeds_needed, sign_flip_p, spread,
-                                             t_interval, verdict_phrase)
+from losstune.ray_jobs.confirmation.small_samples import least_p, normal_skewness_range, sign_flip_p
+from losstune.ray_jobs.confirmation.stats import (Comparison, compare, holm, judge, parse_min_effect, rank_agreement,
+                                                  seeds_needed, spread, t_interval)
+from losstune.ray_jobs.confirmation.verdicts import verdict_phrase
 
 
 def judged(config, default, mode="min", min_effect="1%"):

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from losstune.ray_jobs.results.tables import ranked
+from losstune.ray_jobs.results.ranking import ranked
 from losstune.ray_jobs.results.trial_stats import pareto_front
 from tests.ray_jobs.results.test_tables import OBJECTIVES, trials_table
 

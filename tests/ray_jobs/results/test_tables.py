@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from losstune.ray_jobs.results.tables import best_checkpoint_path, own_trial_id, ranked
+from losstune.ray_jobs.results.ranking import ranked
+from losstune.ray_jobs.results.tables import best_checkpoint_path, own_trial_id
 from losstune.ray_jobs.results.trial_stats import pareto_front
 
 OBJECTIVES = [{"metric": "val/a", "mode": "min"}, {"metric": "val/b", "mode": "min"}]

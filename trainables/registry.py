@@ -15,7 +15,8 @@ import importlib.metadata
 import warnings
 
 from losstune.trainables.config import ConfigError
-from losstune.trainables.family_api import Family, resolve
+from losstune.trainables.family_api import Family
+from losstune.trainables.family_resolve import resolve
 
 FAMILIES = {
     "hdr_patch": ("losstune.trainables.families.hdr_patch", "losstune.search_spaces.hdr_patch"),

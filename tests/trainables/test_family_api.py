@@ -13,7 +13,8 @@ from losstune.trainables import registry
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import FAMILIES, load_family
-from losstune.trainables.family_api import OPTIONAL, REQUIRED, Family, FamilyError, resolve
+from losstune.trainables.family_api import Family, FamilyError
+from losstune.trainables.family_resolve import OPTIONAL, REQUIRED, resolve
 from losstune.trainables.engine.step import weighted_loss
 from losstune.examples import toy as toy_family
 from tests.trainables.smoke_runs import PRESET as EVERY_TERM  # each family's every loss term on

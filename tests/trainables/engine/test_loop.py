@@ -8,7 +8,8 @@ import torch
 from accelerate import Accelerator
 
 from losstune.trainables.config import ConfigError
-from losstune.trainables.family_api import FamilyError, OptimizerGroup, resolve
+from losstune.trainables.family_api import FamilyError, OptimizerGroup
+from losstune.trainables.family_resolve import resolve
 from losstune.trainables.engine.loop import run_epoch
 from losstune.trainables.engine.step import Run
 from losstune.trainables.engine.loop_config import OptimConfig, TrainConfig

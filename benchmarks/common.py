@@ -15,6 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checko
 TRIAL_PATHS = {"trial process": [], "worker group": ["--worker-group"]}
 sys.path.insert(0, REPO)
 
+from losstune.trainables.config import flatten  # noqa: E402
 from losstune.trainables.engine import timeline  # noqa: E402
 
 
@@ -134,3 +135,8 @@ def in_fresh_process(module: str, function: str, *args):
             f"print(json.dumps({module}.{function}(*{args!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=here)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def as_set_flags(overrides: dict) -> list[str]:
+    """Nested overrides as the sweep's --set KEY=VALUE flags."""
+    return [flag for key, value in flatten(overrides, ".").items() for flag in ("--set", f"{key}={json.dumps(value)}")]

@@ -9,7 +9,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
-from claims import CLAIMS, EXPERIMENTS, Claim, counts, judge, table  # noqa: E402
+from benchmarks.claim_ledger import CLAIMS, EXPERIMENTS, Claim  # noqa: E402
+from claims import counts, judge, table  # noqa: E402
 
 from losstune.ray_jobs import compare  # noqa: E402
 from losstune.ray_jobs.cli.compare_configs import build_candidates  # noqa: E402

@@ -8,7 +8,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
-from step_overhead import bare_epochs, epoch_code_here, loop_epochs, stand_in  # noqa: E402
+from step_loops import bare_epochs, loop_epochs, stand_in  # noqa: E402
+from step_overhead import epoch_code_here  # noqa: E402
 
 from losstune.trainables.config import merge  # noqa: E402
 from losstune.trainables.family_api import make_config  # noqa: E402

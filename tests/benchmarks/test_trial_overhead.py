@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
-from trial_overhead import RayProcessCPU, cpu_by_kind  # noqa: E402
+from process_cpu import RayProcessCPU, cpu_by_kind  # noqa: E402
 
 
 def test_cpu_by_kind_sums_each_name_and_puts_the_costliest_first():

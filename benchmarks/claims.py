@@ -59,6 +59,7 @@ def run_experiment(folder: str, name: str, seeds: int) -> None:
 
 def judge(claim: Claim, runs: pd.DataFrame) -> dict:
     """The claim's measured difference and verdict from the comparison's runs."""
+    # here, not at the top: loads scipy only where this runs (--help and --table-only stay quick)
     from losstune.ray_jobs.confirmation import stats as confirm_stats
 
     column = f"final/{claim.metric}"

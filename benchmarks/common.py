@@ -17,9 +17,12 @@ sys.path.insert(0, REPO)
 
 from losstune.trainables.config import flatten  # noqa: E402
 from losstune.trainables.engine import timeline  # noqa: E402
+from losstune.trainables.registry import load_family
+import subprocess
 
 
 def machine() -> str:
+    # here, not at the top: loads torch only where this runs
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -28,6 +31,7 @@ def machine() -> str:
 
 def start_local_ray(timeline_path: str = "") -> None:
     """A local Ray on this machine's cores; workers inherit LOSSTUNE_TIMELINE from this process."""
+    # here, not at the top: loads cloudpickle only where this runs
     from losstune.ray_jobs.core.cluster import start_local_ray as start
 
     if timeline_path:
@@ -38,6 +42,7 @@ def start_local_ray(timeline_path: str = "") -> None:
 def run_sweep(argv: list[str], callbacks=(), stop=None):
     """A sweep through ray_jobs.sweep's own plan and Tuner; returns (trials table, history table,
     wall seconds of Tuner.fit)."""
+    # here, not at the top: loads ray, optuna, scipy and more only where this runs
     import optuna
 
     from losstune.ray_jobs.results import tables as results
@@ -57,11 +62,11 @@ def run_sweep(argv: list[str], callbacks=(), stop=None):
 
 def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpus: float = 0.0):
     """One TorchTrainer run of a family, 1 worker on 1 CPU (or 1 GPU); returns rank 0's reports."""
+    # here, not at the top: loads torch, ray, accelerate and more only where this runs
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.train.v2.api.callback import UserCallback
 
-    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.ray_session import train_loop
 
     resources = {"CPU": 1, "GPU": gpus} if gpus else {"CPU": 1}
@@ -82,6 +87,7 @@ def platform_run(family_name: str, overrides: dict, storage: str, name: str, gpu
 
 def tune_marks():
     """A Tune callback that marks when each trial's actor is up and when the trial ends."""
+    # here, not at the top: loads ray, pandas only where this runs
     from ray.tune import Callback
 
     class Marks(Callback):
@@ -128,8 +134,6 @@ def in_fresh_process(module: str, function: str, *args):
     """`module.function(*args)` (a benchmark script's, arguments plain values) in a fresh Python
     process, for figures such as peak memory that this process's history would distort; its
     result comes back through JSON."""
-    import subprocess
-
     here = os.path.dirname(os.path.abspath(__file__))
     code = (f"import sys, json; sys.path[:0] = {sys.path[:2]!r}; import {module}; "
             f"print(json.dumps({module}.{function}(*{args!r})))")

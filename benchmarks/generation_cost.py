@@ -23,10 +23,11 @@ from losstune.trainables.registry import load_family
 from losstune.trainables.config import merge
 from losstune.trainables.engine.loop import train
 from losstune.trainables.engine.session import LocalSession
+import torch
 
 
 def extractors(folder: Path) -> dict:
-    import torch
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.networks.nets import resnet50
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 

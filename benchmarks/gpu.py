@@ -20,6 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, platform_run, scratch, start_local_ray  # noqa: E402
+from losstune.ray_jobs.core.usage import UsageError
+from losstune.trainables.config import ConfigError, merge
+from losstune.trainables.family_api import make_config
+from losstune.trainables.registry import FAMILIES, load_family
 
 
 def steady(reports: list[dict], key: str = "samples_per_s") -> float:
@@ -27,11 +31,8 @@ def steady(reports: list[dict], key: str = "samples_per_s") -> float:
 
 
 def main() -> None:
+    # here, not at the top: loads torch only where this runs
     import torch
-
-    from losstune.trainables.config import merge
-    from losstune.trainables.family_api import make_config
-    from losstune.trainables.registry import FAMILIES, load_family
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
@@ -68,12 +69,9 @@ def checked_changes(families: list[str], items: list[str]) -> dict:
     """{family: its --set changes}, each family's config built and its data checked before Ray
     starts: a config that cannot train here (medgen_compression's perceptual term without its
     weights) exits with one line naming the family and field, not a worker's traceback later."""
+    # here, not at the top: loads cloudpickle only where this runs
     from losstune.data import DataError
-    from losstune.ray_jobs.core.usage import UsageError
     from losstune.ray_jobs.cli.flags import parse_set
-    from losstune.trainables.config import ConfigError
-    from losstune.trainables.family_api import make_config
-    from losstune.trainables.registry import load_family
 
     given = {name: [] for name in families}
     for item in items:

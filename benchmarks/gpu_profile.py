@@ -25,6 +25,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, scratch, start_local_ray  # noqa: E402
+from losstune.trainables.config import merge
+from losstune.trainables.registry import FAMILIES, load_family
 
 WARMUP_STEPS = 5  # cuDNN's autotuning, the allocator's first blocks, lazy CUDA modules
 TOP_KERNELS = 6
@@ -33,6 +35,7 @@ TOP_KERNELS = 6
 def gpu_activity(events) -> tuple[float, int, dict]:
     """(busy microseconds: the union of the intervals of the GPU's kernels and copies, kernels
     launched, {kernel name: total microseconds}) of a profile's events."""
+    # here, not at the top: loads torch only where this runs
     from torch.autograd import DeviceType
 
     # Annotations on the GPU's timeline (the optimizer's "Optimizer.step#AdamW.step") span kernels
@@ -54,10 +57,10 @@ def gpu_activity(events) -> tuple[float, int, dict]:
 def profile_steps(family_name: str, overrides: dict, steps: int, trace_dir: str = "") -> dict:
     """In a training worker: the family's training step, `steps` of them after WARMUP_STEPS,
     under torch.profiler (the GPU's activity where there is one)."""
+    # here, not at the top: loads torch, accelerate only where this runs
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.loop import run_epoch, set_up
 
     gpu = torch.cuda.is_available()
@@ -82,6 +85,7 @@ def profile_steps(family_name: str, overrides: dict, steps: int, trace_dir: str 
 def profiled_run(family_name: str, overrides: dict, steps: int, folder: str, trace_dir: str = "",
                  gpus: float = 1.0) -> dict:
     """profile_steps in a one-worker TorchTrainer (1 CPU, `gpus` GPUs), as a trial trains."""
+    # here, not at the top: loads torch, ray, pandas only where this runs
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -108,11 +112,10 @@ def describe(precision: str, p: dict) -> str:
 
 
 def main() -> None:
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from gpu import checked_changes
-    from losstune.trainables.config import merge
-    from losstune.trainables.registry import FAMILIES
 
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=["hdr_patch", "npt"], choices=sorted(FAMILIES))

@@ -16,6 +16,7 @@ import resource
 import statistics
 import sys
 import time
+from losstune.trainables.family_api import make_config
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,10 +33,10 @@ VARIANTS = {
 
 
 def make_step(variant: dict, image_size: int, batch_size: int):
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.trainables.families import latent_conditioner as lc
-    from losstune.trainables.family_api import make_config
 
     # the augmentation block on every step, so consistency always pays its second forward
     cfg = make_config(lc, {"data": {"image_size": image_size, "num_train": batch_size, "num_val": 1},
@@ -61,6 +62,7 @@ def make_step(variant: dict, image_size: int, batch_size: int):
 
 
 def main() -> None:
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.models.latent_conditioner import LatentConditioner

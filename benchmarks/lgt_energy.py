@@ -32,6 +32,7 @@ LATENT = (4, 32, 32)  # seed: 4x32x32 latents
 
 def ssm_peak_mb(batch: int, positions: int) -> float:
     """Peak memory of one forward + backward of ssm_distance, in this process."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.losses.energy import ssm_distance
@@ -53,6 +54,7 @@ def ssm_peak_mb(batch: int, positions: int) -> float:
 
 def swd_times(batch: int, repeats: int) -> dict:
     """Median seconds of forward + backward of patch_swd, with and without .contiguous()."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.losses.energy import patch_swd
@@ -77,6 +79,7 @@ def swd_times(batch: int, repeats: int) -> dict:
 
 def transfer(stratified: bool, epochs: int) -> dict:
     """Validation metrics after `epochs` of the smoke-size flow on 128 synthetic 16x16 latents."""
+    # here, not at the top: loads torch only where this runs
     import torch
     from torch.utils.data import DataLoader
 

@@ -31,6 +31,7 @@ CROP = 64
 
 def source_image(name: str, key: str | None) -> np.ndarray:
     """A real grey image, float64 [H, W]."""
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib
     from PIL import Image
 

@@ -16,6 +16,7 @@ that builds the data and model and runs one round.
 
 from __future__ import annotations
 
+import itertools
 import argparse
 import os
 import sys
@@ -40,6 +41,7 @@ SEED_SIZE = {"loss": {"weights": {"perceptual": 0.0}}, "data": {"phantom_shape":
 
 def setup(name: str, seed_size: bool, precision: str):
     """(config, run) for one model, its optimiser groups prepared as the loop prepares them."""
+    # here, not at the top: loads torch, accelerate only where this runs
     import torch
     from accelerate import Accelerator
 
@@ -65,8 +67,7 @@ def setup(name: str, seed_size: bool, precision: str):
 
 def one_round(state, steps: int) -> float:
     """Seconds per step of `steps` steps through the shared loop's run_epoch."""
-    import itertools
-
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.trainables.engine.loop import run_epoch
@@ -84,6 +85,7 @@ def one_round(state, steps: int) -> float:
 
 def peak_memory(name: str, seed_size: bool, precision: str, steps: int) -> float:
     """In this (fresh) process: the peak memory (MB) after building and one round."""
+    # here, not at the top: loads torch only where this runs
     from losstune.trainables.engine.worker_setup import peak_memory_mb
 
     one_round(setup(name, seed_size, precision), steps)
@@ -99,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="*", choices=list(MODELS), default=list(MODELS))
     args = p.parse_args(argv)
     rounds, steps = (2, 2) if args.quick else (args.rounds, args.steps)
+    # here, not at the top: loads torch only where this runs
     import torch
 
     precisions = ["no", "bf16"] if torch.cuda.is_available() else ["no"]

@@ -17,6 +17,7 @@ memory is the peak RSS (VmHWM) of a fresh process that builds the data and model
 
 from __future__ import annotations
 
+import itertools
 import argparse
 import os
 import sys
@@ -40,6 +41,7 @@ VARIANTS = {  # name: (preset, overrides)
 
 def setup(setting: str, variant: str):
     """(config, model, loader, optimizer, scheduler, accelerator, params) for one setting."""
+    # here, not at the top: loads torch, accelerate only where this runs
     import torch
     from accelerate import Accelerator
 
@@ -64,8 +66,6 @@ def setup(setting: str, variant: str):
 
 def one_round(state, steps: int) -> float:
     """Seconds per step of `steps` steps through the shared loop's run_epoch."""
-    import itertools
-
     from losstune.trainables.registry import load_family
     from losstune.trainables.engine.loop import run_epoch
     from losstune.trainables.engine.step import Run
@@ -84,6 +84,7 @@ def one_round(state, steps: int) -> float:
 
 def peak_rss(setting: str, variant: str, steps: int) -> dict:
     """In this (fresh) process: the peak RSS before building, and after one round."""
+    # here, not at the top: loads torch only where this runs
     from losstune.trainables.engine.worker_setup import peak_rss_mb
 
     before = peak_rss_mb()
@@ -99,6 +100,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="2 rounds of 2 steps")
     args = p.parse_args(argv)
     rounds, steps = (2, 2) if args.quick else (args.rounds, args.steps)
+    # here, not at the top: loads torch only where this runs
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)

@@ -16,6 +16,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, platform_run, scratch, start_local_ray  # noqa: E402
+from losstune.trainables.config import merge
+from losstune.trainables.registry import FAMILIES, load_family
 
 # Default epochs a CPU takes too long over: medgen_diffusion's seed-sized UNet at 128x128, batch 16,
 # ~26 steps (8 training phantoms of ~52 non-empty slices) and ~70 validation passes (2 phantoms, 10
@@ -28,9 +30,6 @@ SHORT_DATA = {
 
 
 def main() -> None:
-    from losstune.trainables.config import merge
-    from losstune.trainables.registry import FAMILIES, load_family
-
     p = argparse.ArgumentParser()
     p.add_argument("--families", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
     p.add_argument("--quick", action="store_true", help="the families' smoke configs")

@@ -38,6 +38,7 @@ WIDTHS = [
 
 def default_model():
     """The family's default random teacher (d_model 256, 4 heads, d_ffn 688, rank 32) and token ids."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.models.npt import random_teacher_model
@@ -48,6 +49,7 @@ def default_model():
 def checkpoint_model(folder: str, layer_index: int, batch: int, seq_len: int, np_rank: int):
     """The checkpoint's layer as the teacher (float32, on the GPU where there is one) and the
     hidden states its earlier layers give `batch` random token sequences, as the family builds them."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.data.npt_checkpoint import read_checkpoint
@@ -63,6 +65,7 @@ def checkpoint_model(folder: str, layer_index: int, batch: int, seq_len: int, np
 def tokens_per_second(model, inputs, repeats: int, bf16: bool = False) -> dict:
     """Median tokens/s of the teacher layer, the NPT layer (forward) and an NPT training step,
     interleaved; with the training step's peak CUDA memory (MB) on a GPU."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.models.npt import rank_one_update
@@ -116,6 +119,7 @@ def memory_of(shape, np_rank: int = 32, seq_len: int = 256) -> dict:
     moments, the hidden states of 1,000 sequences in the worker's host memory in bf16 (a bf16
     checkpoint's on a GPU; float32 on a CPU is twice), and each earlier layer, which the worker
     loads in bf16 on the device once to compute those states, then frees."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.models.npt import NPComponent, TeacherLayer
@@ -129,6 +133,7 @@ def memory_of(shape, np_rank: int = 32, seq_len: int = 256) -> dict:
 
 
 def print_widths(seq_len: int, np_rank: int) -> None:
+    # here, not at the top: loads torch only where this runs
     from losstune.models.npt import LayerShape
 
     print(f"memory per width (from the shapes; np_rank {np_rank}, seq_len {seq_len}):")
@@ -155,6 +160,7 @@ def weights_comparison(seeds: list[int], epochs: int, folder: str) -> list[dict]
 
 
 def main() -> None:
+    # here, not at the top: loads torch only where this runs
     import torch
 
     p = argparse.ArgumentParser()

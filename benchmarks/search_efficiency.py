@@ -48,6 +48,12 @@ from ray.tune import Stopper
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import REPO, machine, run_sweep, scratch, start_local_ray  # noqa: E402
+from losstune.ray_jobs.core.provenance import git_state
+from losstune.ray_jobs.core.usage import UsageError
+from losstune.ray_jobs.results.study import space_switches
+from losstune.trainables.config import flatten
+from losstune.trainables.family_api import make_config
+from losstune.trainables.registry import load_family
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,6 @@ class Recorder(Stopper):
 
 def is_point(config: dict, point: dict) -> bool:
     """Whether a trial's nested config holds the flat point's values ("caps/mode": "A")."""
-    from losstune.trainables.config import flatten
-
     flat = flatten(config)
     return all(flat.get(key) == value for key, value in point.items())
 
@@ -217,6 +221,7 @@ def paired_at_equal_compute(method_runs: list[dict], budget: dict, random_runs: 
     paired by seed (seeds where either has no full-length trial yet left out): the median
     difference with a 95% percentile bootstrap interval over seeds, the seeds where the method is
     better, and Wilcoxon's signed-rank p."""
+    # here, not at the top: loads scipy only where this runs
     from scipy.stats import wilcoxon
 
     random_at = {r["seed"]: incumbent_at(r["points"], budget[r["seed"]]) for r in random_runs}
@@ -253,6 +258,7 @@ def median_interval(values, level: float = 0.95) -> tuple[float, float]:
     """A distribution-free interval of the median from order statistics (the binomial's, exact
     coverage >= level at any n): at 10 seeds the 2nd and 9th smallest (97.9%); NaN below 6 values,
     where [min, max] covers less than 95%."""
+    # here, not at the top: loads scipy only where this runs
     from scipy.stats import binom
 
     x = np.sort(np.asarray([v for v in values if not math.isnan(v)], dtype=float))
@@ -283,6 +289,7 @@ def paired_regret(ours: dict, theirs: dict) -> dict:
     """Our regret minus theirs, paired by seed (seeds where both are known): the mean difference with
     the platform's paired Student t 95% interval and exact sign-flip p (ray_jobs/confirmation/stats.py),
     and at how many seeds ours is lower."""
+    # here, not at the top: loads scipy only where this runs
     from losstune.ray_jobs.confirmation.stats import sign_flip_p, t_interval
 
     seeds = [s for s in ours if s in theirs and not math.isnan(ours[s]) and not math.isnan(theirs[s])]
@@ -341,9 +348,11 @@ def target_lines(table: dict) -> list[str]:
 
 def plot_regret(task_name: str, table: dict, path: str) -> None:
     """Median normalised regret per method against the share of random search's spend."""
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib
 
     matplotlib.use("Agg")
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -366,10 +375,8 @@ def task_args(task: Task, seed: int, folder: str, extra) -> list[str]:
 
 def method_fits(task: Task, method: str) -> str:
     """'' where the method can search the task's space, else why not (losstune-sweep's own checks)."""
-    from losstune.ray_jobs.core.usage import UsageError
+    # here, not at the top: loads ray, optuna only where this runs
     from losstune.ray_jobs.cli.sweep_flags import check_population, check_search_fits_space, parse_args
-    from losstune.trainables.family_api import make_config
-    from losstune.trainables.registry import load_family
 
     family = load_family(task.family)
     space = family.space(task.space, make_config(family, {}))
@@ -398,9 +405,8 @@ def method_argv(task: Task, method: str, seed: int, trials: int, extra, folder: 
 
 def task_config(task: Task, argv: list[str]):
     """The config every trial of the sweep `argv` starts from (before the searched values)."""
+    # here, not at the top: loads ray, optuna only where this runs
     from losstune.ray_jobs.cli import sweep_flags
-    from losstune.trainables.family_api import make_config
-    from losstune.trainables.registry import load_family
 
     family = load_family(task.family)
     return make_config(family, sweep_flags.base_overrides(family, sweep_flags.parse_args(argv)))
@@ -419,8 +425,7 @@ def spent(run: dict) -> int:
 def run_method(task: Task, method: str, seed: int, argv: list[str], budget: int) -> dict:
     """One sweep of `method` at `seed`, through the sweep's own plan and Tuner: its anytime curve,
     stopped once it has spent `budget` epochs."""
-    from losstune.trainables.registry import load_family
-
+    # here, not at the top: loads ray, optuna only where this runs
     from losstune.search_spaces import default_point
 
     family = load_family(task.family)
@@ -464,8 +469,6 @@ def keep(path: str, run: dict, argv: list[str]) -> dict:
     """Writes the run's record whole or not at all (an interrupted write leaves no half record),
     with the commit it ran at: a change to a searcher changes its runs without changing a flag.
     Returns the record."""
-    from losstune.ray_jobs.core.provenance import git_state
-
     os.makedirs(os.path.dirname(path), exist_ok=True)
     record = {**run, "argv": identity(argv), **git_state(REPO)}
     with open(f"{path}.part", "w") as f:
@@ -508,9 +511,11 @@ def summarise(runs: list[dict], mode: str) -> dict:
 
 def plot(task_name: str, runs: list[dict], summary: dict, path: str, mode: str = "min") -> None:
     """Anytime curves: median and interquartile band of the incumbent per method, over epochs."""
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib
 
     matplotlib.use("Agg")
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib.pyplot as plt
 
     grid = np.arange(1, summary["budget"] + 1)
@@ -603,8 +608,6 @@ def seed_agreement(a, b, mode: str = "min") -> dict:
 def print_seed_noise(task: Task, seed: int, trials: int, extra, folder: str) -> None:
     """Random search's configs for sampler seed `seed`, trained at training seeds `seed` and
     `seed` + 1: does the task separate configs beyond the training seed's noise?"""
-    from losstune.trainables.registry import load_family
-
     tables = []
     for train_seed in (seed, seed + 1):
         table, _, _ = run_sweep(task_args(task, train_seed, folder, extra) + [
@@ -698,6 +701,7 @@ def discard_unfinished(folder: str, name: str, method: str, seed: int) -> None:
 
 
 def main() -> None:
+    # here, not at the top: loads optuna only where this runs
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of a space
@@ -733,8 +737,6 @@ def main() -> None:
 
 def report(name: str, runs: list[dict], settings: dict, folder: str) -> None:
     """The task's figures and plot, from the runs made or kept (a task with no random search has none)."""
-    from losstune.trainables.registry import load_family
-
     if not any(r["method"] == "random" for r in runs):
         print(f"{name}: no random search run yet: no figures")
         return
@@ -761,8 +763,6 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
     seeds of its trials drawn in each branch, and at how many seeds its best full-length trial lay
     in each. A search that models the objective can settle on one branch; this says whether it did
     and whether the best was elsewhere. Read from each kept sweep's Tune folder."""
-    from losstune.ray_jobs.results.study import space_switches
-
     switches = space_switches({"family": task.family, "space": task.space})
     trials = {(run["method"], run["seed"]): run_trials(task, run, folder, metric) for run in runs} if switches else {}
     pick = min if mode == "min" else max
@@ -790,8 +790,6 @@ def branch_lines(task: Task, runs: list[dict], folder: str, metric: str, mode: s
 def run_trials(task: Task, run: dict, folder: str, metric: str) -> list[tuple[dict, float | None]]:
     """Each trial of a kept run's Tune folder that reported: its flat config ("caps/mode": "B") and
     its final value where it ran every epoch healthy, else None. Read from each trial's last result."""
-    from losstune.trainables.config import flatten
-
     sweep = os.path.join(folder, sweep_name(run["method"], run["seed"]))
     epochs = full_length(task, run["argv"])
     trials = []

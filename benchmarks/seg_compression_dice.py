@@ -14,17 +14,18 @@ import os
 import sys
 import tempfile
 import time
+from losstune.trainables.config import merge
+from losstune.trainables.engine.session import LocalSession
+from losstune.trainables.registry import load_family
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
 def main() -> None:
+    # here, not at the top: loads torch, accelerate only where this runs
     from losstune.ray_jobs.cli.flags import parse_set
-    from losstune.trainables.registry import load_family
-    from losstune.trainables.config import merge
     from losstune.trainables.engine.loop import train
-    from losstune.trainables.engine.session import LocalSession
     from tests.data.real_mri import brain_subjects
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -13,11 +13,14 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from types import SimpleNamespace
+from losstune.trainables.family_api import make_config
+from losstune.trainables.registry import load_family
 
 
 def training_parts(family, cfg, epochs: int):
     """The family's model, its optimiser groups (OptimizerGroup), each scheduled group's LR
     schedule, and a shuffled loader, as both loops below use them."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.trainables.engine.lr_schedules import make_lr_schedule
@@ -58,6 +61,7 @@ def bare_epochs(family, cfg, epochs: int, wrap=None):
     """Yields seconds per step of each epoch of the family's training in a plain PyTorch loop:
     its optimiser groups, clipping and LR schedules, its per-epoch and per-step hooks; `wrap`
     wraps the model (e.g. in DDP)."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     torch.set_num_threads(1)
@@ -89,6 +93,7 @@ def loop_epochs(family, cfg, epochs: int, prepare: bool = True):
     """Yields seconds per step of each epoch of the platform's own epoch (trainables.engine.loop.run_epoch:
     health sums, finite check, Accelerate's backward and clipping) without Ray, on Accelerate's
     prepared model, optimisers, loader and schedules or (`prepare=False`) on the plain ones."""
+    # here, not at the top: loads torch, accelerate only where this runs
     from accelerate import Accelerator
 
     from losstune.trainables.engine.loop import run_epoch
@@ -138,9 +143,6 @@ def in_a_fresh_process(function, *args):
 
 
 def family_and_config(family_name: str, overrides: dict):
-    from losstune.trainables.family_api import make_config
-    from losstune.trainables.registry import load_family
-
     family = load_family(family_name)
     return family, make_config(family, overrides)
 
@@ -148,6 +150,7 @@ def family_and_config(family_name: str, overrides: dict):
 def stand_in(n_tensors: int):
     """A family of Linear(4, 4) layers with `n_tensors` parameter tensors (clipping, AdamW and
     Accelerate's wrappers loop over them) on 1,024 random pairs, two loss terms."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     def build(cfg):
@@ -163,8 +166,6 @@ def stand_in(n_tensors: int):
         inputs, targets = batch
         error = model(inputs) - targets
         return {"mse": error.pow(2).mean(), "l1": error.abs().mean()}, {}
-
-    from losstune.trainables.registry import load_family
 
     # hdr_patch's other hooks are the contract's defaults (one AdamW, no combine, no per-step state)
     return dataclasses.replace(load_family("hdr_patch"), name="stand_in", build=build, loss_terms=loss_terms,

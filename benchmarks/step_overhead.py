@@ -48,6 +48,7 @@ from step_loops import (bare_epochs, family_and_config, in_a_fresh_process, inte
 from common import TRIAL_PATHS, as_set_flags, machine, read_timeline, run_sweep, scratch, start_local_ray  # noqa: E402
 from losstune.trainables.config import flatten, merge  # noqa: E402
 from losstune.trainables.engine.ray_workarounds import poll_train_workers_often  # noqa: E402
+from losstune.ray_jobs.cli.flags import parse_set
 
 # Each family's documented default with less data, so that a bare/platform pair runs in under two
 # minutes on 2 cores; where one default step would take seconds on a CPU, a smaller image or width.
@@ -74,6 +75,7 @@ def ddp_of_one_here(family_name: str, overrides: dict, folder: str) -> float:
     """The bare loop with its model in DistributedDataParallel over a world of one (gloo) vs plain,
     epochs interleaved in one process: what each one-worker trial paid while Accelerate wrapped
     its model in DDP (trainables/engine/worker_setup.py make_accelerator)."""
+    # here, not at the top: loads torch only where this runs
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -124,6 +126,7 @@ def epoch_code_here(family_name: str, overrides: dict, keep_memory: bool) -> dic
     """The bare loop and run_epoch on prepared objects, epochs interleaved in this process
     (`keep_memory`: after trainables.engine.worker_setup.keep_freed_memory): the median ratio of their epochs'
     step times and each loop's median page faults per epoch."""
+    # here, not at the top: loads torch, accelerate only where this runs
     from losstune.trainables.engine.worker_setup import keep_freed_memory
 
     if keep_memory and not keep_freed_memory():
@@ -189,8 +192,6 @@ def detail(family_name: str, overrides: dict, epochs: int, repeats: int, bare_st
 
 
 def parse_args():
-    from losstune.ray_jobs.cli.flags import parse_set
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", action="append", choices=sorted(BENCH_SIZES),
                    help="a family to measure (repeatable; default: all six)")

@@ -21,6 +21,7 @@ from common import TRIAL_PATHS, machine, run_sweep, scratch, start_local_ray  # 
 
 def throughput(trials: int, name: str, extra: list) -> dict:
     """One sweep's trials/hour, achieved and ideal."""
+    # here, not at the top: loads cloudpickle only where this runs
     from losstune.ray_jobs.cli import sweep_flags
     from losstune.ray_jobs.core.cluster import fit_to_cluster
 

@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine  # noqa: E402
+from losstune.trainables.families.medgen.denoiser_config import VARIANTS
 
 SEED_VOLUMES = [(128, 128, 160), (256, 256, 160)]
 PATCHES = {"dit": (2, 4, 8), "hdit": (4,), "uvit": (8,)}  # seed: DiT "1, 2, 4, or 8"; HDiT 4; UViT 8
@@ -82,8 +83,8 @@ def tokens(sides, patch) -> int:
 
 
 def main() -> None:
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from losstune.models.medgen_transformers import parameter_count
-    from losstune.trainables.families.medgen.denoiser_config import VARIANTS
     from losstune.trainables.families.medgen.denoisers import transformer
 
     p = argparse.ArgumentParser()

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from process_cpu import RayProcessCPU, machine_cpu_seconds  # noqa: E402
 from common import (REPO, TRIAL_PATHS, machine, read_timeline, run_sweep, scratch, start_local_ray,  # noqa: E402
                     tune_marks)
+import time
 
 # (label, from mark, to mark): consecutive stretches of a trial's startup, then of its teardown
 STARTUP = [
@@ -122,8 +123,6 @@ WORKER_MONAI = WORKER + "\nwith losstune.trainables.engine.worker_setup.monai_ex
 def overhead(trials: int, folder: str, timeline: str, name: str, extra: list) -> float:
     """Runs one sweep of `trials` one-epoch trials, one at a time, prints where their time goes, and
     returns their median startup (trial start -> first step done)."""
-    import time
-
     fit_started, busy_before = time.time(), machine_cpu_seconds()
     with RayProcessCPU() as ray_cpu:
         table, _, wall = run_sweep(["hdr_patch", "--space", "caps", "--smoke-test", "--epochs", "1",

@@ -149,6 +149,7 @@ EXPECTED = "expected an 8- or 16-bit greyscale PNG (mode L or I;16), e.g. conver
 
 
 def _read_png(path: Path, size: int) -> np.ndarray:
+    # here, not at the top: loads PIL only where this runs
     from PIL import Image
 
     if not path.is_file():
@@ -184,6 +185,7 @@ def outline_preserving(x: torch.Tensor, flip_p: float, max_shift_px: int, max_de
     """Per sample: horizontal flip with probability `flip_p`, then one affine of a rotation in
     +-max_degrees, a scale in scale_range and an integer shift in +-max_shift_px, resampled by
     MONAI's batched AffineTransform."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.networks.layers import AffineTransform
 
     n, device = x.shape[0], x.device

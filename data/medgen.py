@@ -93,6 +93,7 @@ def check_headers(subjects: list[Subject]) -> None:
 
 def header(path: str, subject: str) -> tuple[tuple[int, ...], np.ndarray]:
     """(shape, voxel-to-world affine) from a file's header."""
+    # here, not at the top: loads scipy, nibabel only where this runs
     import nibabel
 
     try:
@@ -112,6 +113,7 @@ def read_volume(path: str, subject: str) -> np.ndarray:
     """The voxels of one file as float32 [H, W, D] in RAS orientation, through MONAI's LoadImage
     (nibabel reader) and Orientation; `check_headers` has already given the clear error for an
     unreadable header."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.transforms import LoadImage, Orientation
 
     try:
@@ -151,6 +153,7 @@ def ras_geometry(path: str) -> dict:
     """From the header, read once: the voxel size in mm along the RAS-oriented array's axes (H, W,
     D; read_volume's array) and that array's voxel-to-world affine, the file's composed with the
     axis flips and swaps that orient it (as nibabel's as_reoriented)."""
+    # here, not at the top: loads scipy, nibabel only where this runs
     import nibabel
 
     image = nibabel.load(path)
@@ -168,6 +171,7 @@ def normalised(volume: np.ndarray, path: str, subject: str, modality: str) -> np
     ScaleIntensityRange). A volume whose range is empty (constant, or all but a few voxels one
     value: a failed export, a blank placeholder) is refused: it would become all zeros, or its raw
     values clipped, and train or score as if it were a brain."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.transforms import ScaleIntensityRange
 
     low, high = (float(v) for v in np.percentile(volume, PERCENTILES))

@@ -10,12 +10,14 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from losstune.losses.tumour_size import bin_counts
 
 
 def augmentation(spatial_dims: int, size: tuple[int, ...], interpolation: dict):
     """The seed's conservative diffusion augmentation (seed "Diffusion Augmentation"): horizontal
     flip p=0.5, rotation +-10 degrees p=0.5, translation +-5% p=0.5; one draw for all the keys of
     `interpolation` (key -> "bilinear" or "nearest", the latter for masks)."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.transforms import Compose, RandAffined, RandFlipd, RandRotated
 
     keys, modes = tuple(interpolation), tuple(interpolation.values())
@@ -38,6 +40,7 @@ def vae_augmentation(spatial_dims: int, size: tuple[int, ...], interpolation: di
     0.5-1 (a 3-5 pixel kernel) p=0.2, brightness and contrast +-10% p=0.3 each; and an elastic
     deformation p=0.2 (control points an eighth of the side apart, moved up to 2 pixels: the
     seed's alpha=50 is Albumentations' scale, which MONAI does not share)."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.transforms import (Compose, Rand2DElasticd, Rand3DElasticd, RandAffined, RandFlipd,
                                   RandGaussianNoised, RandGaussianSmoothd, RandRotated, RandScaleIntensityd,
                                   RandShiftIntensityd)
@@ -80,6 +83,7 @@ def item_affine(volume_affine: np.ndarray, shape: tuple, slice_index, size: tupl
     """The world affine of an item of `shape` as read, after Items' resize (2D: axial slice
     `slice_index` of a volume with `volume_affine`) or pad / crop (3D), to `size`: MONAI's own
     record of the transform (a MetaTensor's affine), so its half-voxel and centring conventions hold."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.data import MetaTensor
     from monai.transforms import Resize, ResizeWithPadOrCrop
 
@@ -100,6 +104,7 @@ class Items:
     def __init__(self, items: list[dict], spatial_dims: int, size: tuple[int, ...], augment: bool,
                  binary_images: bool = False, seed: int = 0, aggressive: bool = False, with_spacing: bool = False,
                  size_bins: str = "", modalities: int = 0):
+        # here, not at the top: loads torch, optuna, monai and more only where this runs
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, ResizeWithPadOrCropd, Resized
 
@@ -152,8 +157,6 @@ class Items:
 
     @staticmethod
     def bin_vector(item: dict, spatial_dims: int, kind: str) -> torch.Tensor:
-        from losstune.losses.tumour_size import bin_counts
-
         spacing = np.asarray(item.get("spacing", np.ones(3)), dtype=np.float64)[:spatial_dims]
         counts = torch.from_numpy(bin_counts(item["seg"][0] > 0.5, spacing))
         return (counts > 0).float() if kind == "binary" else counts

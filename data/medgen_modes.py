@@ -33,6 +33,7 @@ def mode_channels(mode: str) -> tuple[int, int]:
 def vector_channels(mode: str) -> int:
     """How many constant maps of a vector follow a mode's masks in its conditioning: the size bins
     (seg_conditioned*), the one-hot modality (multi)."""
+    # here, not at the top: loads torch only where this runs
     from losstune.losses.tumour_size import CONDITIONING_BINS
 
     if mode == "multi":

@@ -57,6 +57,7 @@ def phantom(shape: tuple[int, int, int], rng: np.random.Generator) -> dict:
 
 def write_phantoms(directory: str, subjects: int, shape: tuple[int, int, int], seed: int) -> str:
     """Write `subjects` phantom subjects as .nii.gz under `directory`; returns `directory`."""
+    # here, not at the top: loads scipy, nibabel only where this runs
     import nibabel
 
     rng = np.random.default_rng(seed)

@@ -21,6 +21,8 @@ import numpy as np
 
 from losstune.data import DataError
 from losstune.models.npt import LayerShape
+import copy
+import torch
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 STATIC_ROPE = ("linear", "llama3", "yarn")  # scaled rope whose frequencies are fixed (transformers computes them)
@@ -122,6 +124,7 @@ def rotary_of(folder, config) -> tuple[tuple[float, ...], float]:
     if kind not in STATIC_ROPE:
         fail(folder, f"rope_type {kind!r} is not supported (its frequencies change with the sequence length); "
                      f"supported: default, {', '.join(STATIC_ROPE)}")
+    # here, not at the top: loads transformers only where this runs
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
     inv_freq, scale = ROPE_INIT_FUNCTIONS[kind](config)
@@ -151,6 +154,7 @@ def weight_files(folder: str) -> dict:
                          f"{len(set(weight_map.values()))} shards listed in model.safetensors.index.json)")
         return {name: path / f for name, f in weight_map.items()}
     if (path / "model.safetensors").is_file():
+        # here, not at the top: loads safetensors only where this runs
         from safetensors import safe_open
 
         try:
@@ -206,10 +210,6 @@ def load_teacher(checkpoint: Checkpoint, layer_index: int, device: str = "cpu"):
     Only the embedding and the first layer_index + 1 layers are loaded (a config with that many
     layers), never the rest of the model or its LM head. On a GPU the model computes in the
     checkpoint's dtype (bf16 for most), on a CPU in float32."""
-    import copy
-
-    import torch
-
     config = copy.deepcopy(checkpoint.config)
     config.num_hidden_layers = layer_index + 1
     if getattr(config, "layer_types", None):
@@ -230,8 +230,6 @@ def hidden_states(model, layer_index: int, sequences: np.ndarray, batch_size: in
     """The hidden states entering layer `layer_index` for each sequence, [N, seq_len, d_model], in
     the model's dtype on the CPU: the input the model's own layer receives (a hook on it), so
     whatever the library does before the layer (embedding scale, masks) is what the teacher sees."""
-    import torch
-
     captured = []
     hook = model.layers[layer_index].register_forward_pre_hook(
         lambda module, args, kwargs: captured.append((args[0] if args else kwargs["hidden_states"]).cpu()),

@@ -28,6 +28,7 @@ def kl(z_mu: torch.Tensor, z_sigma: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def _adversarial():
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.losses import PatchAdversarialLoss
 
     return PatchAdversarialLoss(criterion="least_squares")
@@ -52,6 +53,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 
 @functools.lru_cache(maxsize=1)
 def _segmentation_losses():
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.losses import DiceLoss, HausdorffDTLoss
 
     # batch=True: one Dice over the batch's voxels (MONAI's batch-pooled Dice; segmentation_terms)
@@ -128,6 +130,7 @@ def mixed(images: torch.Tensor, mixup_prob: float, cutmix_prob: float) -> torch.
     """seed "Batch-level Augmentations (VAE only)": with `mixup_prob` MONAI's MixUp (each image
     blended with another by a Beta-drawn lambda), else with `cutmix_prob` MONAI's CutMix (a box
     pasted from another); the reconstruction target is the mixed batch itself."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.transforms import CutMix, MixUp
 
     draw = torch.rand(()).item()

@@ -19,6 +19,7 @@ def make_noise_scheduler(strategy: str, num_train_timesteps: int, spatial_dims: 
                    timestep_transform: bool = True):
     """MONAI's scheduler for a strategy. RFlow's timestep transform shifts t towards noise for
     images larger than `base_size` per side (and towards clean for smaller ones)."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.networks.schedulers import DDPMScheduler, RFlowScheduler
 
     if strategy == "ddpm":

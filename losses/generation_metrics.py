@@ -21,6 +21,7 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size:
     """(mean, std) over `subsets` random subsets of the unbiased squared MMD with the kernel
     k(x, y) = (x . y / d + 1)^3; each subset draws min(subset_size, n) features from each set
     without replacement, from `seed`: every trial is measured on the same draws."""
+    # here, not at the top: loads matplotlib, scipy, transformers and more only where this runs
     from torchmetrics.image.kid import poly_mmd
 
     size = min(subset_size, len(real), len(fake))

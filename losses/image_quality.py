@@ -21,6 +21,7 @@ def per_channel(metric, estimate: torch.Tensor, reference: torch.Tensor) -> torc
 
 def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Per-sample PSNR (data range 1) of the squared error over all channels (MONAI's)."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.metrics import PSNRMetric
 
     return PSNRMetric(max_val=1.0, reduction="none")(estimate, reference).squeeze(1)
@@ -30,6 +31,7 @@ def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def msssim_metric(spatial_dims: int, side: int):
     """MONAI's MS-SSIM with as many of its 5 scales (and as large a kernel, up to 11) as the
     smallest side allows: each scale halves the image, and the last must exceed the kernel."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.metrics import MultiScaleSSIMMetric
 
     for scales in range(5, 0, -1):

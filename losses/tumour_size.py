@@ -31,6 +31,7 @@ CONDITIONING_BINS = len(CONDITIONING_EDGES_MM) + 1
 def bin_counts(mask: np.ndarray, spacing) -> np.ndarray:
     """How many tumours (face-connected components of the boolean `mask`, 2D or 3D) fall in each of
     the CONDITIONING_BINS size bins by Feret diameter in mm (`spacing`: the voxel size per axis)."""
+    # here, not at the top: loads scipy only where this runs
     from scipy import ndimage
 
     counts = np.zeros(CONDITIONING_BINS, np.float32)
@@ -50,6 +51,7 @@ def feret_diameter(mask: np.ndarray, spacing) -> float:
     """The largest edge-to-edge extent of a 2D or 3D component (a boolean array), in mm: the
     largest distance between the corners of its surface voxels (the convex hull's, where it has
     one)."""
+    # here, not at the top: loads scipy only where this runs
     from scipy import ndimage
     from scipy.spatial import ConvexHull, QhullError
 
@@ -68,6 +70,7 @@ def feret_diameter(mask: np.ndarray, spacing) -> float:
 def size_sums(squared_error: torch.Tensor, seg: torch.Tensor, spacing: torch.Tensor) -> dict:
     """Per sample [B]: `<bin>_sq_sum` (squared error summed over the channels' voxels inside the
     bin's tumours) and `<bin>_count` (those voxels), for each RANO-BM bin. `spacing` [B, dims]."""
+    # here, not at the top: loads scipy only where this runs
     from scipy import ndimage
 
     out = {f"{name}_{kind}": torch.zeros(len(seg)) for name in BINS for kind in ("sq_sum", "count")}
@@ -98,6 +101,7 @@ def lesion_dice_sums(mask_logits: torch.Tensor, mask: torch.Tensor, spacing: tor
     so a small tumour counts as much as a large one, which the pooled Dice lets the large ones
     drown; a predicted component touching no true tumour falls in no size bin (the pooled Dice
     counts it)."""
+    # here, not at the top: loads scipy only where this runs
     from scipy import ndimage
 
     out = {f"dice_{name}_{kind}": torch.zeros(len(mask)) for name in BINS for kind in ("sum", "lesions")}

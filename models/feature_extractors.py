@@ -21,6 +21,9 @@ import pickle
 import torch
 import torch.nn.functional as F
 from torch import nn
+from unittest import mock
+import json
+import os
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,6 +44,7 @@ class ResNetFeatures(nn.Module):
 
     def __init__(self):
         super().__init__()
+        # here, not at the top: loads torch, optuna, monai and more only where this runs
         from monai.networks.nets import resnet50
 
         # conv1 stride 2, as torchvision's (MONAI's default is 1)
@@ -120,9 +124,7 @@ class ClipFeatures(nn.Module):
 
 def load_clip(folder: str) -> ClipFeatures:
     """ClipFeatures of the CLIP vision model saved in `folder` (transformers' save_pretrained)."""
-    import json
-    import os
-
+    # here, not at the top: loads transformers only where this runs
     from transformers import CLIPVisionModelWithProjection
 
     model = CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True)
@@ -156,8 +158,8 @@ class Lpips(nn.Module):
 
     def __init__(self, trunk: nn.Sequential):
         super().__init__()
-        from unittest import mock
 
+        # here, not at the top: loads matplotlib, scipy, transformers and more only where this runs
         from torchmetrics.functional.image import lpips as reference
 
         # torchmetrics builds its trunk with torchvision (`_get_tv_model_features`); hand it ours

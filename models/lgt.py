@@ -21,6 +21,7 @@ class StyleFlow(nn.Module):
     def __init__(self, num_styles: int, channels: int = 4, widths=(64, 128, 128), attention=(False, True, True),
                  res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 32):
         super().__init__()
+        # here, not at the top: loads torch, optuna, monai and more only where this runs
         from monai.networks.nets import DiffusionModelUNet
 
         self.num_styles = num_styles

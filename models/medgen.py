@@ -23,6 +23,7 @@ class DiffusionNet(nn.Module):
                  attention=(False, True, True), res_blocks: int = 1, norm_groups: int = 32, head_channels: int = 8,
                  flash_attention: bool = True, omega_classes: int = 0, embedded: int = 0):
         super().__init__()
+        # here, not at the top: loads torch, optuna, monai and more only where this runs
         from monai.networks.nets import DiffusionModelUNet
 
         # flash_attention: MONAI's use_flash_attention, torch's scaled_dot_product_attention: the same

@@ -84,6 +84,7 @@ class Compression(nn.Module):
 
 def vae(spatial_dims: int, channels_in: int, latent: int, channels: tuple, res_blocks: int, norm_groups: int,
         attention: bool, checkpointing: bool) -> nn.Module:
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.networks.nets import AutoencoderKL
 
     return AutoencoderKL(spatial_dims=spatial_dims, in_channels=channels_in, out_channels=channels_in,
@@ -97,6 +98,7 @@ def vqvae(spatial_dims: int, channels_in: int, codes: int, embedding_dim: int, c
           decay: float, checkpointing: bool) -> nn.Module:
     """MONAI's VQVAE, one 2x downsampling per level (MONAI's own parameters), at commitment cost 1:
     the commitment weight is the family's loss weight `vq`, so the term stays unweighted."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.networks.nets import VQVAE
 
     levels = len(channels)
@@ -111,6 +113,7 @@ def dcae(channels_in: int, latent: int, widths: tuple, layers_per_block: int, sc
          checkpointing: bool) -> nn.Module:
     """diffusers' AutoencoderDC in its own layout (residual blocks in the first three stages,
     EfficientViT blocks with multi-scale linear attention after, pixel (un)shuffle between)."""
+    # here, not at the top: loads torch, diffusers only where this runs
     from diffusers import AutoencoderDC
 
     stages = len(widths)
@@ -132,6 +135,7 @@ def pretrained_dcae(folder: str, channels_in: int, checkpointing: bool) -> nn.Mo
     """An AutoencoderDC from a local save_pretrained folder (never downloaded). ImageNet models
     take 3 channels: with another count the first and last convolutions are new (diffusers'
     ignore_mismatched_sizes) and everything else keeps its pretrained weights."""
+    # here, not at the top: loads torch, diffusers only where this runs
     from diffusers import AutoencoderDC
 
     model = AutoencoderDC.from_pretrained(folder, local_files_only=True, in_channels=channels_in,
@@ -143,6 +147,7 @@ def pretrained_dcae(folder: str, channels_in: int, checkpointing: bool) -> nn.Mo
 
 def patch_discriminator(spatial_dims: int, channels_in: int, channels: int, layers: int) -> nn.Module:
     """MONAI's PatchDiscriminator as MONAI's autoencoder recipes build it."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.networks.nets import PatchDiscriminator
 
     return PatchDiscriminator(spatial_dims=spatial_dims, in_channels=channels_in, channels=channels,

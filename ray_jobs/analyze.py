@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from losstune.ray_jobs.reports import report
+from losstune.ray_jobs.reports import report, side_by_side
 from losstune.ray_jobs.results import tables as results
 from losstune.ray_jobs.core import storage
 from losstune.ray_jobs.cli.flags import HelpFormatter
 from losstune.ray_jobs.reports.report_html import write_report_html
+from losstune.ray_jobs.reports.load import confirmations, load_sweep
+from losstune.ray_jobs.results.study import load_study
+import optuna
 
 
 def main(argv=None) -> int:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of importance
     p = argparse.ArgumentParser(prog="losstune-analyze", description=__doc__, formatter_class=HelpFormatter,
                                 epilog="exit status: 0 the report was written; 2 not a sweep folder, or nothing to read yet")
@@ -48,8 +49,6 @@ def main(argv=None) -> int:
     if len(experiments) == 1:
         print(printed[0])
         return 0
-    from losstune.ray_jobs.reports import side_by_side
-    from losstune.ray_jobs.reports.load import load_sweep
 
     sweeps = [load_sweep(e) for e in experiments]
     print(side_by_side.text(sweeps))
@@ -62,9 +61,6 @@ def main(argv=None) -> int:
 def check_readable(experiment: str, meta: dict) -> None:
     """What rebuild reads, read once to check it: Tune's state (of each --resume --trials extension
     too), the Optuna journal, the confirmations; SweepFolderError naming a damaged file."""
-    from losstune.ray_jobs.reports.load import confirmations
-    from losstune.ray_jobs.results.study import load_study
-
     results.check_tune_state(experiment)
     for name in meta.get("extensions", []):
         if storage.exists(storage.join(experiment, name)):
@@ -84,8 +80,6 @@ def rebuild(experiment: str, meta: dict, top: int) -> str:
 
 def answers(experiment: str) -> str:
     """Each confirmation's answer, its sentences per config, as report.html opens with them."""
-    from losstune.ray_jobs.reports.load import confirmations
-
     return "".join(f"\n{name}: answer:\n{c.text.split('answer:', 1)[1].strip(chr(10))}"
                    for name, c in confirmations(experiment).items() if "answer:" in c.text)
 

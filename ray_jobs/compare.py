@@ -39,6 +39,13 @@ from losstune.ray_jobs.core.storage import absolute, as_json, exists, join
 from losstune.trainables.config import ConfigError, unflatten
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import family_names, load_family
+from losstune.ray_jobs.core import storage
+from losstune.ray_jobs.core import cluster  # cluster.start_ray, cluster.fit_to_cluster: the tests stand them in
+from losstune.ray_jobs.core.cluster import EXIT_RAY_START, at_a_time, started
+from losstune.ray_jobs.core.provenance import provenance
+from losstune.ray_jobs.reports.report_html import write_report_html
+from losstune.ray_jobs.results import tables as results
+from losstune.ray_jobs.results.tables import read_meta
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -104,8 +111,6 @@ def folder_for(count: int | str, max_seeds: int = 0) -> str:
 
 def prepare(args):
     """(plan, candidates, seeds, earlier) checked before Ray starts, nothing written."""
-    from losstune.ray_jobs.results.tables import read_meta
-
     family = load_family(args.family)
     check_seeds("--seeds", args.seeds, args.max_seeds)
     chosen = build_candidates(family, args)
@@ -133,10 +138,6 @@ def configs_of(chosen) -> dict:
 
 
 def write_meta(plan: SweepPlan, chosen) -> None:
-    from losstune.ray_jobs.results import tables as results
-    from losstune.ray_jobs.core import storage
-    from losstune.ray_jobs.core.provenance import provenance
-
     meta = metadata(plan) | {"kind": "compare", "configs": as_json(configs_of(chosen)),
                              "provenance": provenance(sys.argv, [], plan.family)}
     storage.write_bytes(join(plan.experiment, results.META_FILE), json.dumps(as_json(meta), indent=2).encode())
@@ -150,13 +151,11 @@ def main(argv=None) -> int:
     except (UsageError, ConfigError, DataError) as err:
         print(f"compare: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
-    from losstune.ray_jobs.reports.report_html import write_report_html
 
     if not started("compare", plan.verbosity >= 3):
         return EXIT_RAY_START
     auto = args.seeds == AUTO
-    plan = fit_to_cluster(plan)
+    plan = cluster.fit_to_cluster(plan)
     if not args.resume:
         write_meta(plan, chosen)
     folder = join(plan.experiment, folder_for(args.seeds, args.max_seeds))

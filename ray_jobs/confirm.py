@@ -33,6 +33,10 @@ from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan, defini
 from losstune.ray_jobs.cli.resume import documented_min_effect
 from losstune.ray_jobs.results.tables import SweepFolderError, read_meta, read_trials
 from losstune.ray_jobs.core.storage import absolute, exists, join, parent_and_name
+from losstune.ray_jobs.core import cluster  # cluster.start_ray, cluster.fit_to_cluster: the tests stand them in
+from losstune.ray_jobs.core.cluster import EXIT_RAY_START, at_a_time, started
+from losstune.ray_jobs.reports.report_html import write_report_html
+import optuna
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sweep_plan(experiment: str, meta: dict, args) -> SweepPlan:
     """The sweep's plan as saved, to rerun its configs with its resources and epochs."""
+    # here, not at the top: loads ray only where this runs
     from losstune.trainables.engine.driver import TrialResources
 
     storage, name = parent_and_name(experiment)
@@ -103,8 +108,6 @@ def seeds_flags(args) -> str:
 
 
 def main(argv=None) -> int:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of importance
     args = parse_args(argv)
     try:
@@ -112,13 +115,11 @@ def main(argv=None) -> int:
     except (UsageError, NotImplementedError) as err:
         print(f"confirm: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, at_a_time, fit_to_cluster, started
-    from losstune.ray_jobs.reports.report_html import write_report_html
 
     if not started("confirm", plan.verbosity >= 3):
         return EXIT_RAY_START
     auto = args.seeds == AUTO
-    plan = fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * (3 if auto else len(seeds))))
+    plan = cluster.fit_to_cluster(dataclasses.replace(plan, trials=len(chosen) * (3 if auto else len(seeds))))
     extending = f", adding seeds to {earlier[0]}'s {len(set(earlier[1]['seed']))}" if earlier else ""
     count = confirmation.seeds_said(auto, seeds)
     print(f"confirm {plan.name}: {len(chosen)} configs x {count}{extending}, {at_a_time(plan)}", flush=True)

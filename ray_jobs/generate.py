@@ -22,7 +22,11 @@ import time
 from losstune.data import DataError
 from losstune.ray_jobs.core.usage import UsageError
 from losstune.ray_jobs.cli.flags import HelpFormatter, OneLineParser
-from losstune.trainables.config import ConfigError
+from losstune.trainables.config import ConfigError, merge
+from losstune.data.medgen_modes import MODE_CONDITIONING, MODE_IMAGES, SIZE_CONDITIONED
+from losstune.trainables.family_api import make_config
+from losstune.trainables.registry import load_family
+import numpy as np
 
 FAMILY = "medgen_diffusion"
 MAX_SAMPLES = 100_000
@@ -44,10 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def checked_config(args):
     """The checkpoint's run config with --steps / --seed applied; UsageError / ConfigError naming the
     flag or file."""
-    from losstune.trainables.registry import load_family
-    from losstune.trainables.config import merge
+    # here, not at the top: loads torch only where this runs
     from losstune.trainables.engine.checkpoints import STATE_FILE
-    from losstune.trainables.family_api import make_config
 
     if not 1 <= args.n <= MAX_SAMPLES:
         raise UsageError(f"--n: must be 1 to {MAX_SAMPLES}, got {args.n}")
@@ -73,6 +75,7 @@ def checked_config(args):
 def trained_network(cfg, folder: str):
     """The checkpoint's network (its EMA average where the run kept one) and the validation draws
     whose masks condition the samples."""
+    # here, not at the top: loads torch only where this runs
     import torch
     from safetensors.torch import load_file
 
@@ -102,12 +105,9 @@ def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[
     in its validation item's world place (its affine), and a JSON of where its mask came from; in the
     seg_conditioned modes the size bins each mask was generated for, as JSON (tumours per bin, or
     whether there is one); in multi the image named by its modality."""
-    import json
-
+    # here, not at the top: loads torch, scipy, nibabel only where this runs
     import nibabel
-    import numpy as np
 
-    from losstune.data.medgen_modes import MODE_CONDITIONING, MODE_IMAGES, SIZE_CONDITIONED
     from losstune.losses.tumour_size import CONDITIONING_EDGES_MM
 
     mode, written = cfg.data.mode, []
@@ -141,6 +141,7 @@ def write_samples(samples, conditions, cfg, out: str, first: int, sources: list[
 
 
 def run(args, cfg) -> list[str]:
+    # here, not at the top: loads torch only where this runs
     import torch
 
     from losstune.trainables.families.medgen.generation import generate

@@ -28,17 +28,23 @@ from losstune.ray_jobs.cli.sweep_parser import (EXIT_BAD_INPUT, EXIT_INTERRUPTED
                                                 EXIT_STORAGE_FULL)
 from losstune.trainables.config import ConfigError
 from losstune.ray_jobs.core.storage import join
+from losstune.ray_jobs.core import storage
+from losstune.ray_jobs.core import cluster  # cluster.start_ray, cluster.fit_to_cluster: the tests stand them in
+from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError, at_a_time
+from losstune.ray_jobs.core.interrupts import CtrlC, DiskGuard
+from losstune.ray_jobs.core.provenance import data_paths, provenance
+from losstune.ray_jobs.reports import report
+from losstune.ray_jobs.search.dashboards import write_tensorboard_experiment
+from losstune.ray_jobs.search.study_journal import fail_orphaned_trials, fetch_study_journal, upload_study_journal
+import optuna
 
 
 def run(plan: SweepPlan) -> int:
-    # imported here: --help, --list and a refused flag answer without loading Ray, Tune or Optuna
-    from losstune.ray_jobs.core.cluster import fit_to_cluster, start_ray
-    from losstune.ray_jobs.core.interrupts import CtrlC, DiskGuard
-    from losstune.ray_jobs.search.study_journal import fetch_study_journal, upload_study_journal
+    # here, not at the top: loads ray, scipy only where this runs
     from losstune.ray_jobs.search.tuning import build_tuner
 
-    start_ray(plan.verbosity >= 3)
-    plan = fit_to_cluster(plan)
+    cluster.start_ray(plan.verbosity >= 3)
+    plan = cluster.fit_to_cluster(plan)
     meta = saved_definition(plan)
     started = time.time()
     guard = DiskGuard(plan.storage, plan.min_free_mb)  # stops as Ctrl-C does
@@ -65,10 +71,8 @@ def run(plan: SweepPlan) -> int:
 def saved_definition(plan: SweepPlan) -> dict:
     """The sweep's definition with its provenance (a resumed sweep keeps its first), written beside
     its results before the trials start, and the one line that says what will run."""
-    from losstune.ray_jobs.core.cluster import at_a_time
-    from losstune.ray_jobs.core.provenance import data_paths, provenance
+    # here, not at the top: loads scipy, sklearn (the study's importance) only where this runs
     from losstune.ray_jobs.results import tables as results
-    from losstune.ray_jobs.search.dashboards import write_tensorboard_experiment
 
     meta = metadata(plan)
     if plan.resume:
@@ -89,10 +93,9 @@ def saved_definition(plan: SweepPlan) -> dict:
 
 def conclude(plan: SweepPlan, grid, meta: dict, started: float) -> int:
     """A finished sweep's tables, report and confirmation; its exit status."""
-    from losstune.ray_jobs.reports import report
+    # here, not at the top: loads torch, scipy, sklearn only where this runs
     from losstune.ray_jobs.reports.report_html import write_report_html
     from losstune.ray_jobs.results import tables as results
-    from losstune.ray_jobs.search.study_journal import fail_orphaned_trials, upload_study_journal
 
     if plan.scheduler not in POPULATION_SCHEDULERS:  # PBT samples without Optuna: no study
         fail_orphaned_trials(plan.storage, plan.name)
@@ -118,6 +121,7 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
     """The sweep's own confirmation (--confirm-top, --confirm-seeds): the documented default and the
     best configs, as many as ended healthy, at new training seeds (ray_jobs/confirmation/runs.py).
     False where Ctrl-C cut it: no verdict is drawn from cut runs."""
+    # here, not at the top: loads torch, optuna, scipy only where this runs
     from losstune.ray_jobs.confirmation import runs as confirmation
     from losstune.ray_jobs.confirmation.conclusion import run_and_conclude
 
@@ -145,8 +149,8 @@ def confirm_best(plan: SweepPlan, trials, meta: dict) -> bool:
 
 
 def write_meta(plan: SweepPlan, meta: dict) -> None:
+    # here, not at the top: loads scipy, sklearn (the study's importance) only where this runs
     from losstune.ray_jobs.results import tables as results
-    from losstune.ray_jobs.core import storage
 
     storage.write_bytes(join(plan.experiment, results.META_FILE), json.dumps(meta, indent=2).encode())
 
@@ -157,8 +161,6 @@ def resume_command(plan: SweepPlan) -> str:
 
 
 def main(argv=None) -> int:
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Tune reports trials; Optuna's INFO repeats it
     args = parse_args(argv, description=__doc__)
     if print_catalogue(args):
@@ -169,7 +171,6 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"sweep: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError
 
     try:
         return run(plan)

@@ -29,6 +29,11 @@ from losstune.trainables.family_api import check_batches_fit, checked_data, make
 from losstune.trainables.registry import family_names, load_family
 from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
 from losstune.trainables.engine.loop_config import check_precision
+from losstune.ray_jobs.cli.resume import differing_paths
+from losstune.ray_jobs.core import cluster  # cluster.start_ray, cluster.fit_to_cluster: the tests stand them in
+from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError
+from losstune.ray_jobs.core.storage import absolute, as_json, exists, join, read_json, write_bytes
+from losstune.trainables.engine.shipped_data import ship
 
 
 def parse_args(argv=None):
@@ -69,6 +74,7 @@ def check_flags(args) -> None:
     check_storage_text(args.storage)
     check_data_path(args.data)
     check_ray_address()
+    # here, not at the top: loads torch, ray, pandas only where this runs
     from losstune.trainables.engine.driver import TrialResources
 
     check_local_resources(TrialResources(args.workers, args.cpus_per_worker, args.gpus_per_worker, 0.0))
@@ -83,8 +89,6 @@ def overrides_from(args, family) -> dict:
 
 
 def main(argv=None) -> int:
-    from losstune.ray_jobs.core.storage import absolute
-
     args = parse_args(argv)
     if print_catalogue(args):
         return 0
@@ -99,7 +103,6 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, UsageError, NotImplementedError) as err:
         print(f"train: error: {err}", file=sys.stderr)
         return 2
-    from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError
 
     try:
         return run(args, family, config)
@@ -109,16 +112,14 @@ def main(argv=None) -> int:
 
 
 def run(args, family, config) -> int:
+    # here, not at the top: loads torch, ray, pandas only where this runs
     from ray.util.queue import Queue
 
-    from losstune.ray_jobs.core.cluster import start_ray
     from losstune.ray_jobs.search.progress import EpochLines, print_lines
-    from losstune.ray_jobs.core.storage import absolute, as_json, join, write_bytes
     from losstune.trainables.engine.driver import TensorBoardCallback, TrialResources, make_trainer
     from losstune.trainables.engine.ray_workarounds import poll_train_workers_often
-    from losstune.trainables.engine.shipped_data import ship
 
-    start_ray(args.verbose >= 2)
+    cluster.start_ray(args.verbose >= 2)
     poll_train_workers_often()
     storage = absolute(args.storage)
     name = args.name or f"{args.family}-train-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -159,9 +160,8 @@ def check_resumed_run(storage: str, name: str | None, family: str, config: dict)
     """--name of an existing folder resumes the run there, which must be a train run of this family
     and config: lgt trained into an hdr_patch sweep's folder, a state-dict traceback came after Ray
     started, and a changed --set was silently ignored."""
-    from losstune.ray_jobs.cli.resume import differing_paths
+    # here, not at the top: loads torch, optuna, scipy and more only where this runs
     from losstune.ray_jobs.results.tables import META_FILE
-    from losstune.ray_jobs.core.storage import as_json, exists, join, read_json
 
     folder = join(storage, name) if name else ""
     if not name or not exists(folder):

@@ -11,6 +11,7 @@ always runs first.
 from __future__ import annotations
 
 from losstune.trainables.config import ConfigError
+from losstune.trainables.families.medgen.shapes import DCAE_VARIANTS
 
 
 def gan_on(config) -> bool:
@@ -71,8 +72,6 @@ def structured_latent(trial, config) -> None:
     """DC-AE 1.5's channel masking (seed "DC-AE 1.5: Structured Latent Space", its claim "6x faster
     convergence" with augmented diffusion) on or off, and where on its least channel count and
     step around the seed's 16 and 4, each pair stepping exactly up to the variant's channels."""
-    from losstune.trainables.families.medgen.shapes import DCAE_VARIANTS
-
     if config.model.kind != "dcae" or config.model.dcae.pretrained:
         raise ConfigError("--space structured_latent", "is DC-AE 1.5's: set model.kind=dcae (from scratch, a "
                                                        "variant of the seed's table)")

@@ -96,6 +96,7 @@ def architecture(trial, config) -> None:
     is of architectures, not of sizes. The width is an integer range of one value per kind (a
     categorical's choices may not change between trials), recorded with each trial; patch size
     and variant stay the base config's."""
+    # here, not at the top: loads torch, monai, mlflow and more only where this runs
     from losstune.trainables.families.medgen.denoisers import matched_width
 
     kind = trial.suggest_categorical("model/kind", ["unet", "dit", "hdit", "uvit"])  # seed: unet

@@ -14,6 +14,8 @@ import numbers
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
+import inspect
+import re
 
 
 class ConfigError(ValueError):
@@ -179,9 +181,6 @@ def documented_fields(config: Any, path: str = "") -> list[tuple[str, Any, str]]
 
 def field_notes(cls: type) -> dict[str, str]:
     """{field: its comment}: the comment after the default, else the comment lines just above."""
-    import inspect
-    import re
-
     notes, above = {}, []
     for line in inspect.getsource(cls).splitlines():
         stripped = line.strip()

@@ -106,6 +106,7 @@ class OptimizerGroup:
 
 def adamw(params, optim):
     """AdamW over `params` with a config's optim section (rate, weight decay, betas)."""
+    # here, not at the top: loads torch only where this runs
     import torch
 
     return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, betas=(optim.beta1, optim.beta2))

@@ -113,6 +113,7 @@ def check_local_resources(resources) -> None:
     cannot fit is refused here, naming the flag that asks too much."""
     if os.environ.get("RAY_ADDRESS"):
         return  # a cluster's nodes are known once joined (cluster.fit_to_cluster)
+    # here, not at the top: loads torch only where this runs
     import torch
 
     cpus, gpus = os.cpu_count() or 1, torch.cuda.device_count()
@@ -147,6 +148,7 @@ def trial_resources(args):
     in a worker group (several workers, or --worker-group) its driver holds --driver-cpus beside
     them, and --cpus-per-worker defaults to 1 - --driver-cpus on a local Ray, so that a trial fills
     one core."""
+    # here, not at the top: loads torch, ray, pandas only where this runs
     from losstune.trainables.engine.driver import TrialResources
 
     worker_group = args.worker_group

@@ -10,6 +10,7 @@ from losstune.trainables.registry import family_names, load_family
 
 def catalogue() -> str:
     """Every family with its objective, its search spaces (and what each tunes) and its presets."""
+    # here, not at the top: loads ray, optuna, pandas only where this runs
     from losstune.search_spaces import sample_points
 
     lines = []

@@ -12,6 +12,8 @@ from losstune.ray_jobs.cli.flags import check_storage_answers, flag_overrides, v
 from losstune.ray_jobs.core.plan import DEFINING_FLAGS, POPULATION_SCHEDULERS, SweepPlan, definition
 from losstune.trainables.config import flatten
 from losstune.ray_jobs.core.storage import exists, join, listing, parent_and_name
+from losstune.trainables.family_api import DEFAULT_MIN_EFFECT, make_config
+from losstune.trainables.registry import load_family
 
 
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
@@ -63,8 +65,8 @@ def differing_paths(overrides: dict, saved: dict) -> list[str]:
 
 def resumed_plan(args, storage: str) -> SweepPlan:
     """--resume: the sweep's own saved definition; only resource and checkpoint flags may change."""
+    # here, not at the top: loads torch, ray, optuna and more only where this runs
     from losstune.ray_jobs.results.tables import META_FILE, SweepFolderError, read_meta
-    from losstune.ray_jobs.core.storage import exists
     from losstune.trainables.engine.driver import TrialResources
 
     if not args.name:
@@ -108,6 +110,7 @@ def check_resumable(experiment: str, meta: dict) -> None:
     """What Tune and Optuna restore a sweep from, there before Ray starts: without its experiment
     state Tune started the sweep afresh and rewrote its results (the default's trial dropped out),
     without tuner.pkl or the study's journal a traceback came after a new trial ran."""
+    # here, not at the top: loads ray, optuna, pandas only where this runs
     from losstune.ray_jobs.results.study import STUDY_FILE
     from losstune.ray_jobs.search.study_journal import study_journal
 
@@ -138,9 +141,6 @@ def check_same_trial_process(saved, resumed, args) -> None:
 
 def documented_min_effect(meta: dict) -> str:
     """The minimum effect the saved sweep's objective declares (trainables.family_api.Objective)."""
-    from losstune.trainables.family_api import DEFAULT_MIN_EFFECT, make_config
-    from losstune.trainables.registry import load_family
-
     family = load_family(meta["family"])
     declared = family.objective_of(make_config(family, meta["base"]))
     return declared.min_effect if declared.metric == meta["objective"]["metric"] else DEFAULT_MIN_EFFECT

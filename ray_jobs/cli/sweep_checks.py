@@ -11,11 +11,14 @@ from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, inert_weights, sp
 from losstune.ray_jobs.search.prior_points import read_enqueued
 from losstune.trainables.config import ConfigError, flatten, merge, unflatten
 from losstune.trainables.family_api import check_batches_fit, checked_data, make_config
+from losstune.search_spaces import default_point, sample_points, space_distributions
+import optuna
 
 
 def check_population(args, space, space_name: str) -> None:
     """PBT / PB2 mutate a space of ray.tune distributions and sample their first population at
     random; what they cannot honour is refused in one line, before Ray starts."""
+    # here, not at the top: loads ray, scipy only where this runs
     from losstune.ray_jobs.search.population import bounds
 
     if args.scheduler not in POPULATION_SCHEDULERS:
@@ -46,10 +49,6 @@ CONTINUOUS_ONLY = {"gp": "GP", "cmaes": "CMA-ES"}
 def check_search_fits_space(search: str, space, space_name: str) -> None:
     """GP and CMA-ES model one fixed vector of numbers: a space with a categorical parameter or
     with branches (parameters only some points have) is refused, naming them."""
-    import optuna
-
-    from losstune.search_spaces import space_distributions
-
     if search not in CONTINUOUS_ONLY:
         return
     distributions, shapes = space_distributions(space)
@@ -96,8 +95,6 @@ def check_space(family, space_name: str, base: dict, config, seed: int, pinned: 
     config and every batch size fills a batch of the data; warns about tuned weights of terms that
     are off, and about --set keys (`pinned`) that the space searches. (--config's keys are not
     warned about: a base config that the first trial runs, e.g. an earlier best, is what it is for.)"""
-    from losstune.search_spaces import default_point, sample_points
-
     space = family.space(space_name, config)
     point = default_point(space, config)
     points = [point] + sample_points(space, 32, seed)

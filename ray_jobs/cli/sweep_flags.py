@@ -21,7 +21,7 @@ from losstune.ray_jobs.search.prior_points import read_warm_start
 from losstune.ray_jobs.cli.resume import resumed_plan
 from losstune.ray_jobs.cli.sweep_checks import (check_enqueued, check_population, check_search_fits_space,
                                           check_search_flags, check_space)
-from losstune.ray_jobs.core.storage import absolute, join
+from losstune.ray_jobs.core.storage import absolute, exists, join
 from losstune.trainables.config import ConfigError, merge
 from losstune.trainables.family_api import make_config
 from losstune.trainables.registry import load_family
@@ -153,8 +153,6 @@ def warm_start_priors(args, space, objective: dict, pareto: list[dict]) -> tuple
 
 def new_sweep_name(args, storage: str, space_name: str) -> str:
     """--name, or one made of the family, space and time; refused where that sweep exists."""
-    from losstune.ray_jobs.core.storage import exists
-
     name = args.name or f"{args.family}-{space_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_storage_answers(storage)
     if exists(join(storage, name)):
@@ -164,6 +162,7 @@ def new_sweep_name(args, storage: str, space_name: str) -> str:
 
 def checked_tracking(plan: SweepPlan) -> SweepPlan:
     """The plan, once MLflow is there where asked for and every --callback can be made (UsageError)."""
+    # here, not at the top: loads ray, mlflow, scipy only where this runs
     from losstune.ray_jobs.search.tracking import check_mlflow, tracking_uri, user_callbacks
 
     check_mlflow(plan.mlflow)

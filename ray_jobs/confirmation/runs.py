@@ -28,6 +28,7 @@ from losstune.ray_jobs.results.tables import trial_status
 from losstune.ray_jobs.results.trial_stats import with_cost
 from losstune.ray_jobs.core.storage import exists, join, parent_and_name, read_parquet, write_parquet
 from losstune.trainables.config import merge, unflatten
+from losstune.trainables.registry import load_family
 
 CONFIRM_FILE = "confirm.parquet"
 SUMMARY_FILE = "confirm_summary.parquet"  # per config: mean, CI, paired difference, verdict
@@ -105,12 +106,12 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
     its confirm_top<K>_seeds<N> folder); with `earlier`, the runs of a confirmation of the same
     configs at fewer seeds, only the seeds it lacks. Returns the per-run table, also written to
     CONFIRM_FILE; Interrupted after a Ctrl-C, with nothing written but Tune's state."""
+    # here, not at the top: loads ray only where this runs
     from ray import tune
 
     from losstune.ray_jobs.core.interrupts import CtrlC
     from losstune.trainables.engine.driver import trainable
     from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
-    from losstune.trainables.registry import load_family
 
     no_temporary_files_in_experiment_sync()
     done = set() if earlier is None else set(earlier["seed"])
@@ -142,6 +143,7 @@ def run(plan: SweepPlan, chosen: list[Candidate], seeds: list[int], resume: bool
 def confirmation_run_config(plan: SweepPlan, experiment: str, runs: list):
     """Tune's JSON and CSV records as in a sweep (its final results are read back from them), the
     trackers, and a lost run restarted from its checkpoint."""
+    # here, not at the top: loads ray, mlflow only where this runs
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -168,6 +170,7 @@ def confirmation_run_config(plan: SweepPlan, experiment: str, runs: list):
 def run_table(plan: SweepPlan):
     """The console's table of the runs (their index in the plan's list, epoch and objective), with
     done / total, elapsed and the time left, every 30 s and at the end."""
+    # here, not at the top: loads ray only where this runs
     from losstune.ray_jobs.search.progress import TrialTable
 
     return TrialTable([plan.objective], ["run"], epochs=plan.epochs)

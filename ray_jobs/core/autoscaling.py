@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+import os
 
 HEAD_TYPE_KEY = "head_node_type"
 
@@ -28,6 +29,7 @@ class NodeType:
 def node_types() -> list[NodeType] | None:
     """The node types of this cluster's autoscaling config, head included; None where Ray has no
     such record (a cluster without an autoscaler, or one whose config nobody published)."""
+    # here, not at the top: loads ray only where this runs
     import ray._private.state
 
     config = ray._private.state.state.get_cluster_config()
@@ -40,6 +42,7 @@ def node_types() -> list[NodeType] | None:
 def cluster_config(autoscaling: dict):
     """Ray's ClusterConfig of an autoscaler config (`available_node_types`, `head_node_type`):
     whole resources only (the record holds integers; a fractional amount is rounded down)."""
+    # here, not at the top: loads ray only where this runs
     from ray.core.generated import autoscaler_pb2
 
     head = autoscaling.get(HEAD_TYPE_KEY)
@@ -56,6 +59,7 @@ def cluster_config(autoscaling: dict):
 def publish(autoscaling: dict, gcs_address: str) -> None:
     """Write the record `get_cluster_config()` reads (the GCS's autoscaler-state KV entry, which its
     ReportClusterConfig RPC fills)."""
+    # here, not at the top: loads ray only where this runs
     import ray._raylet
     from ray._raylet import GcsClient
 
@@ -65,8 +69,7 @@ def publish(autoscaling: dict, gcs_address: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
+    # here, not at the top: loads yaml only where this runs
     import yaml
 
     p = argparse.ArgumentParser(prog="python -m losstune.ray_jobs.core.autoscaling",

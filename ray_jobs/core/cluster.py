@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from losstune.ray_jobs.core.usage import UsageError
 from losstune.ray_jobs.core.plan import POPULATION_SCHEDULERS, SweepPlan
+from losstune.ray_jobs.core import autoscaling
+import sys
 
 TRIAL_SLOTS = "losstune_trial_slots"  # one unit on the local Ray and on cluster.yaml's head
 
@@ -27,6 +29,7 @@ def start_ray(verbose: bool) -> None:
     own on this machine's cores, never one found on the machine; reuse a Ray this process already
     has (a test's, a caller's). A start that fails (Ray gives the raylet a fixed 30 s to register;
     the GCS port's wait is ours to lengthen) is tried again, then RayStartError."""
+    # here, not at the top: loads ray only where this runs
     import ray
 
     if ray.is_initialized():
@@ -49,8 +52,6 @@ def start_ray(verbose: bool) -> None:
 def started(prog: str, verbose: bool) -> bool:
     """start_ray, or one line on stderr naming why Ray could not start (the caller then exits
     EXIT_RAY_START)."""
-    import sys
-
     try:
         start_ray(verbose)
     except RayStartError as err:
@@ -80,12 +81,12 @@ def start_local_ray(verbose: bool = False) -> None:
     address="local": with no address, ray.init() joins a Ray that someone else's `ray start`
     left running on the machine (and then refuses num_cpus); a sweep run without RAY_ADDRESS must
     never run inside another user's cluster."""
+    # here, not at the top: loads ray only where this runs
     import ray
 
     # Nested, so that it is shipped by value: a worker runs it before it can import this project.
     def pin_ray_address() -> None:
-        import os
-
+        # here, not at the top: loads ray only where this runs
         import ray
 
         os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
@@ -110,9 +111,8 @@ class ClusterShape:
 
     @classmethod
     def read(cls) -> "ClusterShape":
+        # here, not at the top: loads ray only where this runs
         import ray
-
-        from losstune.ray_jobs.core import autoscaling
 
         return cls([node["Resources"] for node in ray.nodes() if node["Alive"]], autoscaling.node_types())
 

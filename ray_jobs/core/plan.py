@@ -10,6 +10,7 @@ from typing import Any
 
 from losstune.ray_jobs.core.storage import join
 from losstune.trainables.family_api import DEFAULT_MIN_EFFECT
+from losstune.trainables.config import get_path
 
 # --scheduler values whose trials continue each other's checkpoints (ray_jobs/search/schedulers.py)
 POPULATION_SCHEDULERS = ("pbt", "pb2")
@@ -121,8 +122,6 @@ def definition(meta: dict) -> dict:
 def inert_weights(family, config, points: list[dict]) -> str:
     """The tuned loss weights (family.term_switches) whose term is off in every sampled point that
     sets them: off in the base config and not switched on by the point. "" if none."""
-    from losstune.trainables.config import get_path
-
     off = {}
     for weight, switch in family.term_switches.items():
         setting = [p for p in points if weight.replace(".", "/") in p]

@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 from importlib import metadata
+from losstune.trainables.registry import family_package
 
 PACKAGES = ("torch", "ray", "optuna", "monai", "accelerate", "scipy")
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,8 +17,6 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def provenance(argv: list[str], data_paths: list[str], family: str = "") -> dict:
     """The record; `family` from another installed package adds that package and its version."""
-    from losstune.trainables.registry import family_package
-
     record = {"command": " ".join(argv), "python": platform.python_version(),
               "packages": {name: package_version(name) for name in PACKAGES},
               "git": git_state(REPOSITORY), "machine": machine(),
@@ -49,6 +48,7 @@ def git_state(folder: str) -> dict:
 
 
 def machine() -> dict:
+    # here, not at the top: loads torch only where this runs
     import torch
 
     gpus = [torch.cuda.get_device_name(k) for k in range(torch.cuda.device_count())]

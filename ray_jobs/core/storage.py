@@ -125,6 +125,7 @@ def as_json(value):
 
 def read_parquet(uri: str):
     """A Parquet file as a pandas DataFrame."""
+    # here, not at the top: loads pyarrow only where this runs
     import pyarrow.parquet
 
     fs, path = filesystem(uri)

@@ -40,9 +40,11 @@ def plots(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> dict[str, 
     the Pareto front (multi-objective)."""
     if not len(trials) or not len(history):
         return {}
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib
 
     matplotlib.use("Agg")
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib.pyplot as plt
 
     metric, mode = meta["objective"]["metric"], meta["objective"]["mode"]
@@ -87,6 +89,7 @@ def final_values(axes, trials: pd.DataFrame, metric: str, mode: str) -> None:
 
 def curves(axes, trials: pd.DataFrame, history: pd.DataFrame, name: str, mode: str) -> None:
     """Each trial's `name` by epoch, styled by how the trial ended; whole epochs on the axis."""
+    # here, not at the top: loads matplotlib only where this runs
     from matplotlib.ticker import MaxNLocator
 
     kinds = trials.set_index("trial_id")
@@ -101,6 +104,7 @@ def curves(axes, trials: pd.DataFrame, history: pd.DataFrame, name: str, mode: s
 
 def png(figure, rect=(0, 0, 1, 1), layout: bool = True) -> bytes:
     """The figure as PNG bytes, closed; `layout=False` keeps a layout the caller made."""
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib.pyplot as plt
 
     if layout:
@@ -116,6 +120,7 @@ def png(figure, rect=(0, 0, 1, 1), layout: bool = True) -> bytes:
 def pareto_plot(trials: pd.DataFrame, objectives: list[dict]) -> bytes:
     """The first two objectives of every completed trial: the front joined and labelled, the
     documented default in its own colour; the legend lists only what is drawn."""
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib.pyplot as plt
 
     x, y = (f"final/{o['metric']}" for o in objectives[:2])

@@ -19,6 +19,8 @@ from collections import defaultdict
 import pandas as pd
 
 from losstune.ray_jobs.core.storage import SweepFolderError, exists, filesystem, join
+from losstune.trainables.family_api import make_config
+from losstune.trainables.registry import load_family
 
 STUDY_FILE = "optuna_study.journal"  # Optuna's own record of the search: states, values, params
 IMPORTANCE_FILE = "importance.parquet"
@@ -31,6 +33,7 @@ WARM_START = "warm_start"  # user attr of a prior trial given by --warm-start (p
 def load_study(experiment: str):
     """The sweep's Optuna study from <experiment>/optuna_study.journal (copied to a local file first
     where the sweep lives on a remote filesystem); None where the sweep has no journal."""
+    # here, not at the top: loads optuna only where this runs
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -65,6 +68,7 @@ def objective_index(study, metric: str) -> int:
 
 def completed(study) -> list:
     """The study's completed trials, less the draws that repeated one (told its result, not trained)."""
+    # here, not at the top: loads optuna only where this runs
     import optuna
 
     return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
@@ -74,6 +78,7 @@ def completed(study) -> list:
 def stopped_unhealthy(study) -> list:
     """The trials a health check stopped, as health_aware_search.HealthAwareOptunaSearch tells them: PRUNED, with
     the health constraint violated (under CMA-ES they are FAIL, and not among them)."""
+    # here, not at the top: loads optuna only where this runs
     import optuna
 
     return [t for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.PRUNED])
@@ -108,9 +113,8 @@ def space_switches(meta: dict) -> dict[str, list]:
 
 @functools.lru_cache(maxsize=16)
 def _space_switches(family_name: str, space_name: str, base: str, seed: int) -> tuple:
+    # here, not at the top: loads ray, optuna only where this runs
     from losstune.search_spaces import sample_points
-    from losstune.trainables.family_api import make_config
-    from losstune.trainables.registry import load_family
 
     family = load_family(family_name)
     points = sample_points(family.space(space_name, make_config(family, json.loads(base))), 256, seed)
@@ -131,6 +135,7 @@ def branches(trials: list, switches: list[str]) -> dict[str, list]:
 
 def sub_study(study, trials: list):
     """An in-memory study of some of `study`'s trials, for Optuna's evaluators and plots."""
+    # here, not at the top: loads optuna only where this runs
     import optuna
 
     copy = optuna.create_study(directions=study.directions)
@@ -143,6 +148,7 @@ def sub_study(study, trials: list):
 def name_metrics(study, names: list[str]) -> None:
     """study.set_metric_names, which Optuna's plots and optuna-dashboard read (its "experimental"
     warning silenced: the API has been there since Optuna 3.2)."""
+    # here, not at the top: loads optuna only where this runs
     import optuna
 
     with warnings.catch_warnings():
@@ -154,6 +160,7 @@ def importance(study, metric: str, switches: list[str] = ()) -> pd.DataFrame:
     """One row per (evaluator, branch, parameter): Optuna's default evaluator and fANOVA over all
     completed trials, and fANOVA per branch of the space's `switches` (switch_params); `n_trials`
     says how many trials each row rests on."""
+    # here, not at the top: loads optuna only where this runs
     import optuna
 
     index = objective_index(study, metric)

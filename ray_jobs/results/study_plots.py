@@ -51,6 +51,7 @@ PANEL_INCHES = 3.2  # the width of one panel of a slice plot
 def study_plots(study, meta: dict, table: pd.DataFrame, switches: list[str] = ()) -> dict[str, bytes]:
     """{"optuna_history": png, ...}: every plot the study has enough completed trials for; a
     parallel-coordinates plot per branch of the space's `switches` (study.switch_params)."""
+    # here, not at the top: loads matplotlib only where this runs
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,6 +106,7 @@ def parallel_plots(study, done: list, ranked: list[str], switches: list[str], co
 
 def optuna_plot(name: str, *args, **kwargs):
     """An optuna.visualization.matplotlib plot, its experimental-API warning silenced."""
+    # here, not at the top: loads optuna, matplotlib only where this runs
     import optuna.visualization.matplotlib as plots
 
     with warnings.catch_warnings():
@@ -128,8 +130,6 @@ def finite_value(trial, index: int) -> float | None:
 
 def numeric(trial, param: str) -> bool:
     """Whether the trial has `param` on a numeric axis (Optuna draws categorical ones by position)."""
-    import optuna
-
     kinds = (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)
     return param in trial.params and isinstance(trial.distributions[param], kinds)
 

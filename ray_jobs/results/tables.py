@@ -26,6 +26,7 @@ from losstune.ray_jobs.results.trial_stats import pareto_front, with_cost
 from losstune.ray_jobs.results.ranking import best_config, ranked
 from losstune.trainables.config import flatten
 from losstune.trainables.checkpoint_score import CHECKPOINT_SCORE, best_scored
+import pyarrow
 
 META_FILE = "losstune_sweep.json"
 
@@ -59,8 +60,6 @@ TRIALS_NEED = ("trial_id", "status", "objective", "is_default")  # what confirm,
 def read_trials(experiment: str) -> pd.DataFrame:
     """The sweep's trials table, checked: one that cannot be read as Parquet (0 bytes, garbage) or
     lacks the columns every reader needs is a SweepFolderError naming it and how to rewrite it."""
-    import pyarrow
-
     uri = join(experiment, TRIALS_FILE)
     try:
         trials = read_parquet(uri)
@@ -96,6 +95,7 @@ def check_tune_state(experiment: str) -> str:
 
 def all_results(experiment: str, extensions: list[str]) -> list:
     """The Tune results of every run of a sweep: its own, then each extension's (--resume --trials)."""
+    # here, not at the top: loads ray only where this runs
     from ray.tune import ExperimentAnalysis, ResultGrid
 
     runs = [experiment, *[join(experiment, name) for name in extensions if exists(join(experiment, name))]]

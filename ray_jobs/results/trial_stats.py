@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import numpy as np
 
 
 def held(resources: dict) -> tuple[float, float]:
     """(CPUs, GPUs) one trial holds (TrialResources.per_trial)."""
+    # here, not at the top: loads torch, ray only where this runs
     from losstune.trainables.engine.driver import TrialResources
 
     need = TrialResources.saved(resources).per_trial()
@@ -53,7 +55,7 @@ def early_ranking(trials: pd.DataFrame, history: pd.DataFrame, meta: dict) -> pd
     value: per epoch, Spearman's rho (scipy), its 95% CI (Fisher's z with Fieller's variance for
     Spearman, 1.06 / (n - 3)) and n. Empty where fewer than MIN_RANKED trials ran to the end. Under
     ASHA those are the trials it kept, a narrower field than the sweep's, so rho reads lower."""
-    import numpy as np
+    # here, not at the top: loads scipy only where this runs
     from scipy.stats import spearmanr
 
     metric, epochs = meta["objective"]["metric"], meta["epochs"]

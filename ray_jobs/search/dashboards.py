@@ -6,6 +6,7 @@ from __future__ import annotations
 from losstune.ray_jobs.core import storage
 from losstune.ray_jobs.core.plan import SweepPlan
 from losstune.ray_jobs.core.storage import join
+from losstune.trainables.registry import load_family
 
 
 def write_tensorboard_experiment(plan: SweepPlan) -> str:
@@ -14,9 +15,9 @@ def write_tensorboard_experiment(plan: SweepPlan) -> str:
     objectives' tags. Each run declares only its own values, so no run's row lacks a column
     (with each trial declaring its own parameters, TensorBoard showed the first trial's only).
     Returns the file's URI."""
+    # here, not at the top: loads ray, optuna, scipy and more only where this runs
     from losstune.ray_jobs.search.tuning import plan_space
     from losstune.search_spaces import space_distributions
-    from losstune.trainables.registry import load_family
     from losstune.trainables.engine.tensorboard import event_file_bytes, experiment_summary
 
     family = load_family(plan.family)

@@ -12,6 +12,8 @@ from ray.tune.search.optuna import OptunaSearch
 from losstune.ray_jobs.results.study import HEALTH_CONSTRAINT, REPEAT_OF, WARM_START, name_metrics
 from losstune.ray_jobs.results.trial_links import (BEST_CHECKPOINT, DOCUMENTED_DEFAULT, ENDED, TUNE_TRIAL_ID,
                                            best_checkpoint, ended)
+from losstune.ray_jobs.search.prior_points import add_prior_trials
+from losstune.search_spaces import space_distributions
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +66,6 @@ class HealthAwareOptunaSearch(OptunaSearch):
         if study.metric_names is None:
             name_metrics(study, self._metric if isinstance(self._metric, list) else [self._metric])
         if self.priors and not study.user_attrs.get("warm_start_trials"):
-            from losstune.ray_jobs.search.prior_points import add_prior_trials
-            from losstune.search_spaces import space_distributions
-
             add_prior_trials(study, self.priors, space_distributions(self.prior_space)[0])
             study.set_user_attr("warm_start_trials", len(self.priors))
 

@@ -15,6 +15,8 @@ from ray.tune.schedulers.pb2 import PB2
 from ray.tune.search.sample import Categorical, Domain, Integer
 
 from losstune.trainables.config import flatten, unflatten
+from losstune.ray_jobs.core.storage import filesystem
+import ray.train
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +103,6 @@ class ExploitsTrainCheckpoints:
         return tune_controller._schedule_trial_save(trial, result=result)
 
     def train_checkpoint(self, path: str):
-        import ray.train
-
-        from losstune.ray_jobs.core.storage import filesystem
-
         return ray.train.Checkpoint(path, filesystem=filesystem(self._storage)[0])
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from losstune.ray_jobs.core.usage import UsageError, read_json_file
 from losstune.search_spaces import outside, space_distributions
 from losstune.trainables.config import flatten
+from losstune.ray_jobs.core.storage import absolute
+from losstune.ray_jobs.results.study import HEALTH_CONSTRAINT, WARM_START, completed, load_study, stopped_unhealthy
+import optuna
 
 
 def read_enqueued(path: str, space, space_name: str) -> list[dict]:
@@ -43,9 +46,8 @@ def read_warm_start(path: str, meta_here: dict, space, unhealthy: bool = True) -
     checks stopped is {"params", "stop_reason"}: where most trials stop so, they are most of what the
     earlier sweep learnt. UsageError naming the flag where the folder is no sweep, is another
     family's, or ranks by another objective."""
+    # here, not at the top: loads torch, optuna, scipy only where this runs
     from losstune.ray_jobs.results.tables import SweepFolderError, read_meta
-    from losstune.ray_jobs.core.storage import absolute
-    from losstune.ray_jobs.results.study import completed, load_study, stopped_unhealthy
 
     folder = absolute(path.rstrip("/"))
     try:
@@ -77,10 +79,6 @@ def objectives(meta: dict) -> list:
 def add_prior_trials(study, priors: list[dict], distributions: dict) -> None:
     """Give the new study the earlier sweep's trials as it had them (Optuna's add_trials): COMPLETE,
     or, where its health checks stopped them, PRUNED and infeasible (health_aware_search.HealthAwareOptunaSearch)."""
-    import optuna
-
-    from losstune.ray_jobs.results.study import HEALTH_CONSTRAINT, WARM_START
-
     def prior_trial(prior: dict):
         known = {k: distributions[k] for k in prior["params"]}
         if "stop_reason" in prior:

@@ -42,6 +42,7 @@ class Coded:
     back to Optuna's (`value`) and from Optuna's to SMAC's (`code`)."""
 
     def __init__(self, name: str, distribution, default, confidence: str):
+        # here, not at the top: loads scipy only where this runs
         from ConfigSpace import Categorical, Constant, Float, Integer, Normal
 
         self.distribution, d = distribution, distribution
@@ -90,6 +91,7 @@ class PriorSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, distributions: dict, default_point: dict, *, confidence: str = "medium", trials: int,
                  startup_trials: int, seed: int, direction: str = "minimize"):
+        # here, not at the top: loads scipy only where this runs
         from ConfigSpace import ConfigurationSpace
 
         self.coded = {name: Coded(name, d, default_point.get(name), confidence)
@@ -122,6 +124,7 @@ class PriorSampler(optuna.samplers.BaseSampler):
         return self._smac
 
     def make_smac(self):
+        # here, not at the top: loads scipy, smac, pandas only where this runs
         from smac import HyperparameterOptimizationFacade as HPO, Scenario
         from smac.acquisition.function import PriorAcquisitionFunction
         from smac.initial_design import RandomInitialDesign
@@ -167,6 +170,7 @@ class PriorSampler(optuna.samplers.BaseSampler):
 
     def tell_finished(self, study) -> None:
         """Tell SMAC every finished trial of the study it has not been told."""
+        # here, not at the top: loads scipy, smac, pandas only where this runs
         from smac.runhistory.dataclasses import TrialInfo, TrialValue
         from smac.runhistory.enumerations import StatusType
 
@@ -193,6 +197,7 @@ class PriorSampler(optuna.samplers.BaseSampler):
 
     def configuration(self, params: dict):
         """A trial's point as SMAC's configuration: its branch's values, the others at their centre."""
+        # here, not at the top: loads scipy only where this runs
         from ConfigSpace import Configuration
 
         values = {name: c.hyperparameter.default_value for name, c in self.coded.items()}

@@ -19,6 +19,7 @@ import pandas as pd
 from ray.train.v2.api.callback import UserCallback
 from ray.tune import ProgressReporter
 from ray.tune.utils import flatten_dict
+from ray.util.queue import Empty
 
 EVERY_S = 30.0  # at most one table this often while the sweep runs (and one at its end) ...
 FIRST_EVERY_S, FIRST_MINUTES_S = 10.0, 120.0  # ... but every 10 s in its first two minutes
@@ -182,8 +183,6 @@ class print_lines:  # noqa: N801 (a context manager, used as a function)
         self._thread.join()
 
     def _pump(self):
-        from ray.util.queue import Empty
-
         while True:
             try:
                 self.out(self.queue.get(timeout=0.5))

@@ -17,6 +17,7 @@ from ray.tune import Callback
 from losstune.ray_jobs.core.usage import UsageError
 from losstune.ray_jobs.results.trial_links import best_checkpoint, ended
 from losstune.trainables.config import flatten
+from urllib.parse import urlparse
 
 MLFLOW_DB = "mlflow.db"
 SWEEP_TAG = "losstune.sweep"  # on the parent run: the sweep's name
@@ -37,8 +38,7 @@ def tracking_uri(given: str, experiment: str) -> str:
 def check_tracking_scheme(uri: str) -> None:
     """--mlflow bogus://x failed with MLflow's traceback after Ray started: its scheme is checked
     against MLflow's own registry of tracking stores (mlflow.tracking, the stores it can build)."""
-    from urllib.parse import urlparse
-
+    # here, not at the top: loads mlflow only where this runs
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
     schemes = set(_tracking_store_registry._registry)  # the entry points MLflow and its plugins register
@@ -89,6 +89,7 @@ class SweepInMLflow(MLflowLoggerCallback):
         self.default_point, self.seed, self.artifacts = default_point or {}, seed, artifacts
 
     def setup(self, *args, **kwargs):
+        # here, not at the top: loads mlflow only where this runs
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=self.tracking_uri)

@@ -16,15 +16,25 @@ from losstune.ray_jobs.search.schedulers import make_scheduler
 from losstune.ray_jobs.search.study_journal import journal_copies, study_storage
 from losstune.trainables.registry import load_family
 from losstune.ray_jobs.core.storage import join
+from losstune.ray_jobs.results.trial_links import BestCheckpoints
+from losstune.ray_jobs.search.branch_fair import BranchFairTPESampler
+from losstune.ray_jobs.search.prior_search import PriorSampler
+from losstune.ray_jobs.search.progress import TrialTable
+from losstune.search_spaces import optuna_space, sample_points, space_distributions
+from losstune.trainables.config import unflatten
+from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
+from losstune.trainables.engine.tensorboard import SessionEnds
+from losstune.trainables.family_api import make_config
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 
 def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     """The Tuner of a plan fitted to its cluster; `callbacks` and `stop` (a Tune Stopper) are for
     benchmarks."""
-    from ray import tune
-
+    # here, not at the top: loads torch, ray only where this runs
     from losstune.trainables.engine.driver import trainable
-    from losstune.trainables.engine.ray_workarounds import no_temporary_files_in_experiment_sync
 
     no_temporary_files_in_experiment_sync()
     population = plan.scheduler in POPULATION_SCHEDULERS
@@ -55,13 +65,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
 
 def make_run_config(plan: SweepPlan, keep: int | None, callbacks=(), stop=None):
     """Where the run is stored, what it logs, and how it survives a lost trial."""
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    from losstune.ray_jobs.results.trial_links import BestCheckpoints
+    # here, not at the top: loads torch, ray, mlflow only where this runs
     from losstune.ray_jobs.search.tracking import tracking_callbacks
     from losstune.trainables.engine.driver import trial_files_synced, tune_checkpoints
-    from losstune.trainables.engine.tensorboard import SessionEnds
 
     mode = plan.objective["mode"]
     # Our TensorBoardCallback writes the metrics under their own names; Tune's automatic TBX logger
@@ -100,8 +106,6 @@ def reuses_trial_processes(plan: SweepPlan) -> bool:
 
 def optuna_searcher(plan: SweepPlan, space):
     """The Optuna searcher of the plan's sampler, its study journaled beside the sweep."""
-    from losstune.search_spaces import optuna_space
-
     # An extension's searcher opens the sweep's study, which holds every trial so far, and asks for
     # new points only: the default, the enqueued points and the warm start are in the study already.
     first = [] if plan.extend_by else [plan.default_point, *plan.enqueued]
@@ -121,10 +125,6 @@ def population_sampler(plan: SweepPlan, space: dict):
     """(searcher, param_space) of a PBT / PB2 sweep: its first population drawn at random from the
     space after the default and the enqueued points. Tune refuses a model-based searcher beside
     PBT, whose trials change their config mid-run."""
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    from losstune.trainables.config import unflatten
-
     first = [unflatten(point) for point in (plan.default_point, *plan.enqueued)]
     return BasicVariantGenerator(points_to_evaluate=first, random_state=plan.seed), space
 
@@ -132,9 +132,6 @@ def population_sampler(plan: SweepPlan, space: dict):
 def progress_table(plan: SweepPlan):
     """The console's table: each trial's epoch, objective(s) and stop reason, and the parameters
     the space tunes (those of the default's branch and of sampled ones). -v: at every change."""
-    from losstune.ray_jobs.search.progress import TrialTable
-    from losstune.search_spaces import sample_points
-
     space = plan_space(plan)
     points = [plan.default_point, *sample_points(space, 16, plan.seed)]
     tuned = list(dict.fromkeys(key for point in points for key in point))
@@ -144,8 +141,6 @@ def progress_table(plan: SweepPlan):
 
 def plan_space(plan: SweepPlan):
     """The sweep's search space, bound to its base config where the space reads one."""
-    from losstune.trainables.family_api import make_config
-
     family = load_family(plan.family)
     return family.space(plan.space, make_config(family, plan.base))
 
@@ -176,8 +171,6 @@ def make_sampler(plan: SweepPlan):
 def tpe_sampler(plan: SweepPlan, **tpe):
     """Optuna's TPE, its start-up spread over the space's branches (ray_jobs/search/branch_fair.py) or,
     with --startup random, Optuna's own."""
-    from losstune.ray_jobs.search.branch_fair import BranchFairTPESampler
-
     kind = BranchFairTPESampler if plan.startup == "fair" else optuna.samplers.TPESampler
     return kind(seed=plan.seed, n_startup_trials=plan.startup_trials, **tpe)
 
@@ -185,9 +178,6 @@ def tpe_sampler(plan: SweepPlan, **tpe):
 def prior_sampler(plan: SweepPlan):
     """piBO (ray_jobs/search/prior_search.py) over every parameter the sweep's space can hold, its prior
     centred on the sweep's base point (the documented default, or --config's)."""
-    from losstune.ray_jobs.search.prior_search import PriorSampler
-    from losstune.search_spaces import space_distributions
-
     distributions, _ = space_distributions(plan_space(plan))
     return PriorSampler(distributions, plan.default_point, confidence=plan.prior_confidence, trials=plan.trials,
                         startup_trials=plan.startup_trials, seed=plan.seed,

@@ -17,6 +17,7 @@ import json
 import os
 
 from losstune.trainables.config import get_path
+import time
 
 ENV = "LOSSTUNE_FAULTS"
 
@@ -43,6 +44,4 @@ def poisoned(faults: dict, step: int, loss):
 
 def sleep_if_due(faults: dict, restarts: int) -> None:
     if faults.get("epoch_sleep_s") and restarts == 0:
-        import time
-
         time.sleep(faults["epoch_sleep_s"])

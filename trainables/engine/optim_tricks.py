@@ -15,6 +15,7 @@ PyTorch has no SAM optimiser; these two functions are the whole of it.
 from __future__ import annotations
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 
 @torch.no_grad()
@@ -83,8 +84,6 @@ class GradientNoise:
 
 def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
     """An exponential moving average of `model`'s weights (and buffers), never trained itself."""
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     ema.requires_grad_(False)
     return ema

@@ -9,6 +9,8 @@ import time
 
 import ray
 from ray.train.v2._internal.execution.callback import ControllerCallback
+from ray.train._internal.session import get_session
+from ray.train._internal.storage import _FilesystemSyncer
 
 
 TRAIN_POLL_INTERVAL_S = "0.25"
@@ -47,8 +49,6 @@ def wait_until_tune_took_the_last_report(timeout_s: float = LAST_REPORT_TIMEOUT_
     trial function that puts two reports and returns at once). Waiting here until the Ray queue is
     empty orders the two.
     """
-    from ray.train._internal.session import get_session
-
     queue = get_session()._get_or_create_inter_actor_queue()  # the one TuneReportCallback holds
     deadline = time.monotonic() + timeout_s
     while not queue.empty():
@@ -85,6 +85,7 @@ class NoRestartWithoutDriver(ControllerCallback):
 def driver_alive(actor_id: str) -> bool:
     """Whether an actor is alive by the GCS's actor table; True when the table cannot be read (a
     restart Train would have made anyway beats a trial failed on a state-API hiccup)."""
+    # here, not at the top: loads ray only where this runs
     from ray.util.state import get_actor
     from ray.util.state.exception import RayStateApiException
 
@@ -104,6 +105,7 @@ def without_an_idle_dataset_manager(trainer):
     Ray Train and Ray Data (1.6 s of CPU in a fresh interpreter here) while the trial's worker
     imports torch on the same cores. The families read their data in the training function, so
     the actor would serve nothing. A trainer with datasets keeps the callback."""
+    # here, not at the top: loads ray only where this runs
     from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 
     if trainer.datasets:
@@ -126,8 +128,6 @@ def no_temporary_files_in_experiment_sync() -> None:
     storage ... failed" (`make demo`'s confirmation, 2026-11-29; the state itself was saved by the
     next sync). Every sync up from this process leaves those temporary files out (Ray 2.60's
     `_FilesystemSyncer`, the syncer of every storage Tune writes to)."""
-    from ray.train._internal.storage import _FilesystemSyncer
-
     command = _FilesystemSyncer._sync_up_command
     if getattr(command, "skips_temporary_files", False):
         return

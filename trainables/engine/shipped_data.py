@@ -42,6 +42,7 @@ class ShippedData:
         """`overrides` with every shipped path replaced by this node's copy of it."""
         if not self.packed:
             return overrides
+        # here, not at the top: loads ray only where this runs
         import ray
 
         local = {path: node_copy(path, item, lambda ref: ray.get(ref)) for path, item in self.packed.items()}
@@ -100,6 +101,7 @@ def size_on_disk(path: str) -> int:
 
 
 def object_store_limit() -> float:
+    # here, not at the top: loads ray only where this runs
     import ray
 
     stores = [node["Resources"].get("object_store_memory", 0.0) for node in ray.nodes() if node["Alive"]]
@@ -109,6 +111,7 @@ def object_store_limit() -> float:
 def ship(overrides: dict, limit_bytes: float | None = None) -> ShippedData:
     """Every local file and folder the config names, put in Ray's object store once (this process
     owns them while the runs need them)."""
+    # here, not at the top: loads ray only where this runs
     import ray
 
     paths = local_paths(overrides)

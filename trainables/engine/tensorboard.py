@@ -15,12 +15,14 @@ from ray.train.v2.api.callback import UserCallback
 from ray.tune import Callback
 
 from losstune.trainables.config import flatten
+import tempfile
 
 
 def hparams_of(point: dict, seed: int) -> tuple:
     """The HParams plugin's session-start summary of a run: its sampled point (flat names) and the
     seed it trains at. The parameters and metrics TensorBoard compares runs by are declared once
     per sweep (`experiment_summary`), so that every run's row shows every parameter of the space."""
+    # here, not at the top: loads torch, tensorboardX only where this runs
     from tensorboardX.summary import hparams
 
     flat = {name: value if isinstance(value, (bool, int, float, str)) else str(value)
@@ -36,6 +38,7 @@ def experiment_summary(distributions: Mapping, metric_tags: list[str]):
     """The HParams experiment of a sweep: every parameter its space can sample (Optuna
     distributions by flat name, each with its domain), the training seed, and the metrics' tags.
     TensorBoard takes the first experiment it finds and otherwise the first run's parameters."""
+    # here, not at the top: loads torch, tensorboardX only where this runs
     from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, Interval, MetricInfo, MetricName
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
     from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
@@ -67,8 +70,7 @@ def experiment_summary(distributions: Mapping, metric_tags: list[str]):
 def event_file_bytes(summaries: list) -> tuple[str, bytes]:
     """(file name, contents) of an event file that holds `summaries`: for a file written to a
     sweep's storage, which may be a cloud URI."""
-    import tempfile
-
+    # here, not at the top: loads torch, tensorboardX only where this runs
     from tensorboardX.event_file_writer import EventsWriter
     from tensorboardX.proto.event_pb2 import Event
 
@@ -99,6 +101,7 @@ class EpochEvents:
         self._events = None
 
     def write(self, metrics: dict) -> None:
+        # here, not at the top: loads torch, tensorboardX only where this runs
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event
         from tensorboardX.proto.summary_pb2 import Summary
@@ -166,6 +169,7 @@ class SessionEnds(Callback):
 
 def session_end(status: str):
     """The HParams plugin's session-end summary with `status` (tensorboardX writes only SUCCESS)."""
+    # here, not at the top: loads torch, tensorboardX only where this runs
     from tensorboardX.proto.api_pb2 import Status
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
     from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata

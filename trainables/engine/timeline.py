@@ -25,6 +25,7 @@ def mark(event: str, **fields) -> None:
 
 def process_started_at() -> float:
     """When this process was created (Unix time), from /proc via psutil (a Ray dependency)."""
+    # here, not at the top: loads psutil only where this runs
     import psutil
 
     return psutil.Process().create_time()
@@ -34,6 +35,7 @@ def controller_marks(run: str) -> list:
     """The Train controller's marks for one run, as a RunConfig callback; none when marks are off."""
     if not os.environ.get(ENV):
         return []
+    # here, not at the top: loads ray, pandas only where this runs
     from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
 
     class ControllerMarks(ControllerCallback, WorkerGroupCallback):

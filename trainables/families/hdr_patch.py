@@ -26,6 +26,9 @@ from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.engine.loop_config import unet_misfit
 from losstune.trainables.families import hdr_patch_config as settings
+from losstune.data.hdr_patch import load_patches, synthetic_patches
+from losstune.losses.hdr import hdr_terms
+from losstune.models.hdr_patch import HDRPatchModel
 
 OBJECTIVE = Objective("val/log_l1", "min")
 HOLE_CHANNEL = 3  # the input's hole mask (models/hdr_patch.py)
@@ -38,8 +41,6 @@ Config, PRESETS, SMOKE = settings.Config, settings.PRESETS, settings.SMOKE
 
 def load_arrays(cfg):
     """(train inputs, train targets, val inputs, val targets) as numpy arrays."""
-    from losstune.data.hdr_patch import load_patches, synthetic_patches
-
     d = cfg.data
     if not d.path:
         return (*synthetic_patches(d.num_train, d.patch_size, d.seed),
@@ -62,8 +63,6 @@ def check_data(cfg) -> int:
 
 
 def build(cfg) -> Parts:
-    from losstune.models.hdr_patch import HDRPatchModel
-
     train_x, train_y, val_x, val_y = (torch.from_numpy(a) for a in load_arrays(cfg))
     m, caps = cfg.model, cfg.caps
     model = HDRPatchModel(
@@ -80,8 +79,6 @@ def build(cfg) -> Parts:
 
 
 def loss_terms(model, batch, cfg):
-    from losstune.losses.hdr import hdr_terms
-
     inputs, target = batch
     out = model(inputs)
     terms = hdr_terms(out, target, eps=cfg.caps.eps, kind=cfg.loss.log_supervision_type,

@@ -24,6 +24,10 @@ from torch.utils.data import TensorDataset
 from losstune.data import hold_out
 from losstune.trainables.family_api import Objective, OptimizerGroup, Parts, adamw
 from losstune.trainables.families import latent_conditioner_config as settings
+from losstune.data.latent_conditioner import load_directory, mixup, outline_preserving, synthetic_set
+from losstune.losses.latent import (FeatureCapture, consistency_term, frobenius_term, hier_scale, perceptual_term,
+                                    robust_terms, smooth_targets)
+from losstune.models.latent_conditioner import LatentConditioner, LatentConditionerTraining
 
 OBJECTIVE = Objective("val/latent_mse", "min")
 WATCHED_VAL_METRICS = ()
@@ -50,8 +54,6 @@ Config, PRESETS, SMOKE = settings.Config, settings.PRESETS, settings.SMOKE
 
 def load_arrays(cfg):
     """(train images, y1, y2, val images, y1, y2) as numpy arrays."""
-    from losstune.data.latent_conditioner import load_directory, synthetic_set
-
     d, m = cfg.data, cfg.model
     dims = (m.latent_dim_end, m.latent_dim * m.size2)
     if not d.path:
@@ -74,8 +76,6 @@ def enabled_components(cfg) -> list[str]:
 
 
 def build(cfg) -> Parts:
-    from losstune.models.latent_conditioner import LatentConditioner, LatentConditionerTraining
-
     arrays = [torch.from_numpy(a) for a in load_arrays(cfg)]
     m = cfg.model
     net = LatentConditioner(image_size=cfg.data.image_size, filters=m.filters, blocks_per_stage=m.blocks_per_stage,
@@ -114,8 +114,6 @@ def term_weights(cfg) -> dict:
 def augment(x, y1, y2, a: settings.AugmentConfig):
     """Seed "Augmentation Strategy": each block drawn once per batch with its probability.
     Returns (x, y1, y2, whether the outline-preserving block ran)."""
-    from losstune.data.latent_conditioner import mixup, outline_preserving
-
     outlined = bool(torch.rand(()) < a.outline_p)
     if outlined:
         x = outline_preserving(x, a.flip_p, a.max_shift_px, a.max_degrees, (a.scale_min, a.scale_max))
@@ -127,9 +125,6 @@ def augment(x, y1, y2, a: settings.AugmentConfig):
 
 
 def loss_terms(model, batch, cfg):
-    from losstune.losses.latent import (FeatureCapture, consistency_term, frobenius_term, perceptual_term, robust_terms,
-                                        smooth_targets)
-
     inner = getattr(model, "module", model)  # the LatentConditionerTraining under DDP
     e, ls = cfg.loss.enhancements, cfg.loss.label_smooth
     x, y1, y2 = batch
@@ -159,8 +154,6 @@ def loss_terms(model, batch, cfg):
 def combine(model, weighted: dict, cfg):
     """The total loss from the weighted terms: the seed's adaptive hierarchical weight, then the
     adaptive weighting of the enabled components. Returns (total, health stats)."""
-    from losstune.losses.latent import hier_scale
-
     health = {}
     main = sum(v for k, v in weighted.items() if k.endswith("_main") and not k.startswith("perceptual"))
     hier = sum(v for k, v in weighted.items() if k.endswith("_hier") and not k.startswith("perceptual"))

@@ -20,11 +20,14 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-from losstune.data.lgt import build_style_indices_cache, other_styles, sample_style_batch  # numpy and torch only
+from losstune.data.lgt import (build_style_indices_cache, hold_out_per_style, load_latents, other_styles,
+                               sample_style_batch, synthetic_latents)
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.engine.loop_config import unet_misfit
 from losstune.trainables.families import lgt_config as settings
+from losstune.losses.energy import patch_swd, ssm_distance
+from losstune.models.lgt import StyleFlow, divergence_hutchinson
 
 OBJECTIVE = Objective("val/energy", "min")
 OBJECTIVES = (Objective("val/style_swd", "min"), Objective("val/content_ssm", "min"))  # the Pareto front
@@ -63,8 +66,6 @@ class StylePairs(Dataset):
 
 def load_arrays(cfg):
     """(train latents, ids, val latents, ids) as numpy arrays."""
-    from losstune.data.lgt import hold_out_per_style, load_latents, synthetic_latents
-
     d = cfg.data
     if not d.path:
         return (*synthetic_latents(d.num_train, d.num_styles, d.size, d.channels, d.seed),
@@ -85,8 +86,6 @@ def check_data(cfg) -> int:
 
 
 def build(cfg) -> Parts:
-    from losstune.models.lgt import StyleFlow
-
     train_x, train_ids, val_x, val_ids = load_arrays(cfg)
     m, d = cfg.model, cfg.data
     model = StyleFlow(d.num_styles, d.channels, m.widths, m.attention, m.res_blocks, m.norm_groups, m.head_channels)
@@ -101,9 +100,6 @@ def term_weights(cfg) -> dict:
 
 
 def loss_terms(model, batch, cfg):
-    from losstune.losses.energy import patch_swd, ssm_distance
-    from losstune.models.lgt import divergence_hutchinson
-
     x_src, _, target, refs = batch
     inner = getattr(model, "module", model)  # the StyleFlow under DDP
     dropped = torch.rand(target.shape, device=target.device) < cfg.flow.label_drop_prob
@@ -128,8 +124,6 @@ def loss_terms(model, batch, cfg):
 def val_metrics(model, batch, cfg, extras):
     """Per sample: SWD of x1 (and of x_src) to the target style's references, SSM of x1 to x_src,
     all patches and positions and the same projections for every trial."""
-    from losstune.losses.energy import patch_swd, ssm_distance
-
     x_src, _, target, refs = batch
     f = cfg.flow
     x1, _ = model(x_src, target, steps=f.ode_steps, method=f.method, cfg_scale=f.cfg_scale)

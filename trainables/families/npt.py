@@ -40,6 +40,9 @@ from losstune.trainables.family_api import Objective, Parts
 from losstune.trainables.families import npt_config as settings
 from losstune.trainables.families.npt_config import OPTIONAL_TERMS, TERMS
 from losstune.trainables.families.npt_parts import checkpoint_of, checkpoint_parts, load_arrays, random_teacher_parts
+from losstune.data.npt_checkpoint import layer_shape, read_config
+from losstune.losses import npt as L
+from losstune.losses.npt import balanced_weights, gradient_norms, modulation_scalar
 
 OBJECTIVE = Objective("val/fidelity_mse", "min")
 WATCHED_VAL_METRICS = ("fidelity_vs_plain",)
@@ -59,8 +62,6 @@ def trained_config(cfg):
     """The config as trained: with a checkpoint the layer's sizes and rotary base are the
     checkpoint's, whatever model.d_model, heads, d_ffn and rope_theta said (a smoke sweep's
     best_config.json recorded d_model 32 for a 64-wide layer)."""
-    from losstune.data.npt_checkpoint import layer_shape, read_config  # transformers: only with a checkpoint
-
     m = cfg.model
     if not m.checkpoint_dir:
         return cfg
@@ -101,8 +102,6 @@ def on_step_start(model, step: int, cfg) -> None:
 
 
 def loss_terms(model, batch, cfg):
-    from losstune.losses import npt as L
-
     inner = getattr(model, "module", model)  # the NPTTraining under DDP
     step = int(inner.step)
     out = model(batch[0])
@@ -136,8 +135,6 @@ def loss_terms(model, batch, cfg):
 
 def combine(model, weighted: dict, cfg):
     """Stage weights, or the adaptive weights. Returns (total, health stats)."""
-    from losstune.losses.npt import balanced_weights, gradient_norms
-
     inner = getattr(model, "module", model)
     s = cfg.stages
     step = int(inner.step)
@@ -162,8 +159,6 @@ def val_metrics(model, batch, cfg, extras):
     """Per sequence: fidelity MSE to the teacher on all positions, and that of the layer without
     its modulation (h + MLP(h)), for `summarise_val`'s ratio; the cosine between the modulation's
     effect on the MLP, MLP_mod(h) - MLP(h), and the attention output."""
-    from losstune.losses.npt import modulation_scalar
-
     out = model(batch[0])
     teacher = out["teacher_output"].float()
     fidelity = (out["npt_output"].float() - teacher).pow(2).mean(dim=(1, 2))

@@ -9,18 +9,16 @@ import numpy as np
 import torch
 
 from losstune.data import DataError, hold_out
+from losstune.data.npt import BYTE_VOCAB, read_text, synthetic_tokens, text_tokens
+from losstune.data.npt_checkpoint import hidden_states, load_teacher, read_checkpoint, token_sequences
+from losstune.models.npt import LayerShape, NPTModel, TeacherLayer, random_teacher_model
 
 
 def vocab_size(cfg) -> int:
-    from losstune.data.npt import BYTE_VOCAB
-
     return BYTE_VOCAB if cfg.data.path else cfg.data.vocab
 
 
 def read_sequences(path: str, cfg, tokenizer) -> np.ndarray:
-    from losstune.data.npt import read_text, text_tokens
-    from losstune.data.npt_checkpoint import token_sequences
-
     if tokenizer is None:
         sequences = text_tokens(path, cfg.data.seq_len)
     else:
@@ -31,8 +29,6 @@ def read_sequences(path: str, cfg, tokenizer) -> np.ndarray:
 def load_arrays(cfg, tokenizer=None):
     """(train sequences, val sequences), int64 [N, seq_len]: synthetic, or text read as bytes or
     by a checkpoint's tokenizer."""
-    from losstune.data.npt import synthetic_tokens
-
     d = cfg.data
     if not d.path:
         return (synthetic_tokens(d.num_train, d.seq_len, d.vocab, d.seed, d.branching),
@@ -45,8 +41,6 @@ def load_arrays(cfg, tokenizer=None):
 
 def checkpoint_of(cfg):
     """The checked Hugging Face checkpoint of `model.checkpoint_dir`, or None without one."""
-    from losstune.data.npt_checkpoint import read_checkpoint
-
     m = cfg.model
     if not m.checkpoint_dir:
         return None
@@ -58,8 +52,6 @@ def checkpoint_of(cfg):
 
 def random_teacher_parts(cfg):
     """The random Llama-style teacher over token ids: (model, train tokens, val tokens)."""
-    from losstune.models.npt import LayerShape, random_teacher_model
-
     train, val = load_arrays(cfg)
     m = cfg.model
     shape = LayerShape(d_model=m.d_model, heads=m.heads, d_ffn=m.d_ffn, rope_theta=m.rope_theta)
@@ -71,6 +63,7 @@ def checkpoint_parts(cfg, checkpoint):
     """The checkpoint's layer as the teacher, over the hidden states its earlier layers give the
     tokenised text, computed once here (on this worker's device: its own GPU where it has one) and
     held for the trial: (model, train states, val states), states [N, seq_len, d_model]."""
+    # here, not at the top: loads accelerate only where this runs
     from accelerate import PartialState
 
     device = str(PartialState().device)  # the run's Accelerate state: cuda:<local rank>, or cpu
@@ -83,9 +76,6 @@ def checkpoint_model(checkpoint, layer_index: int, token_sets, device: str, np_r
     """(NPTModel over hidden states with the checkpoint's layer `layer_index` as its teacher, then
     the hidden states entering that layer for each of `token_sets`, on the CPU). The earlier
     layers run once on `device` and are freed."""
-    from losstune.data.npt_checkpoint import hidden_states, load_teacher
-    from losstune.models.npt import NPTModel, TeacherLayer
-
     earlier_layers, state = load_teacher(checkpoint, layer_index, device)
     states = [hidden_states(earlier_layers, layer_index, tokens) for tokens in token_sets]
     del earlier_layers

@@ -9,6 +9,7 @@ from losstune.trainables.families.medgen.compression_modes import gan_on, images
 from losstune.trainables.families.medgen.shapes import DCAE_VARIANTS, DCAE_WIDTHS
 
 def make_model(cfg):
+    # here, not at the top: loads torch only where this runs
     from losstune.models import medgen_compression as nets
 
     m, channels = cfg.model, 1 if pooled(cfg) else len(images_of(cfg))
@@ -40,6 +41,7 @@ def make_model(cfg):
 def structured_counts(least: int, step: int, latent: int, field: str) -> tuple[int, ...]:
     """DC-AE 1.5's channel counts for an autoencoder of `latent` channels (a pretrained one's own);
     ConfigError naming `field` where `least` and `step` do not reach `latent` exactly."""
+    # here, not at the top: loads torch only where this runs
     from losstune.models.medgen_compression import channel_counts
 
     if least >= latent or (latent - least) % step:

@@ -9,15 +9,15 @@ import functools
 import torch
 
 from losstune.models.medgen_transformers import DiT, HDiT, UViT, parameter_count
+from dataclasses import replace
+from losstune.data.medgen_modes import embedded_channels, mode_channels
+from losstune.models.medgen import DiffusionNet
 
 
 def denoiser(cfg, channels_in: int, channels_out: int, sides: tuple[int, ...], omega_classes: int = 0):
     """The network for inputs of `sides` (the images', or their encoding's in the run's space) and
     `channels_in` channels, the last of them, in the FiLM seg_conditioned modes and multi, the maps
     of a vector (size bins; the modality) that the network embeds instead of convolving."""
-    from losstune.data.medgen_modes import embedded_channels
-    from losstune.models.medgen import DiffusionNet
-
     m = cfg.model
     film = embedded_channels(cfg.data.mode)
     if m.kind == "unet":
@@ -42,10 +42,6 @@ def matched_width(cfg, kind: str) -> int:
     """The width (a multiple of 2 x heads) at which `kind`'s variant has the parameter count nearest
     the UNet of cfg.model.widths: what a comparison of architectures at equal size trains. Counted on
     PyTorch's meta device: nothing is allocated. Cached: a sweep's space asks once per trial."""
-    from dataclasses import replace
-
-    from losstune.data.medgen_modes import mode_channels
-
     channels_in, channels_out = mode_channels(cfg.data.mode)
     sides = (64,) * cfg.model.spatial_dims  # the count hardly depends on the sides (the position table)
     with torch.device("meta"):

@@ -25,17 +25,19 @@ from losstune.data.medgen_modes import MODE_IMAGES, mode_channels  # numpy and t
 from losstune.losses.tumour_size import BINS as SIZE_BINS
 from losstune.trainables.config import ConfigError
 from losstune.trainables.family_api import Objective, Parts
-from losstune.trainables.families.medgen import diffusion_config as settings
-from losstune.trainables.families.medgen import generation as medgen_generation
+from losstune.trainables.families.medgen import (diffusion_config as settings, diffusion_val as validation,
+                                                 generation as medgen_generation)
 from losstune.trainables.families.medgen.augment import draw_batch, each, omega_classes, sda_transforms
 from losstune.trainables.families.medgen.representations import diffused, moved_condition, space_of
-from losstune.trainables.families.medgen import diffusion_val as validation
 from losstune.trainables.families.medgen.diffusion_val import BIN_NAMES, FixedDraws
 from losstune.models.medgen_compression import channel_mask
 from losstune.trainables.families.medgen.latent_representation import augmented_counts, autoencoder, check_fits
 from losstune.trainables.families.medgen.items import check_subjects, item_size, make_items, subject_split
 from losstune.trainables.families.medgen.steps import (TORCHVISION_NEEDED, check_lpips, perceptual_term, predict,
                                                        scheduler_of, self_conditioning, training_times, uses_perceptual)
+from losstune.models.feature_extractors import check_resnet50_weights
+from losstune.models.medgen import add_feature_noise
+import importlib.util
 
 OBJECTIVE = Objective("val/mse", "min")  # written to TensorBoard as Loss/MSE_val (TAGS)
 WATCHED_VAL_METRICS = ("timestep_bin_ratio",)
@@ -88,8 +90,6 @@ def objective_for(cfg):
 def check_data(cfg) -> int:
     """Every file read and checked once, before Ray starts (trainables/families/medgen/items.py); returns
     the number of training items (slices in 2D)."""
-    import importlib.util
-
     if uses_perceptual(cfg) and importlib.util.find_spec("torchvision") is None:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED)
     check_lpips(cfg, MODE_IMAGES[cfg.data.mode])
@@ -103,8 +103,6 @@ def check_data(cfg) -> int:
 def check_extractor(cfg) -> None:
     """The generation metrics' ResNet-50, read once: unloadable weights made every trial die at its
     first validation, untrained ones gave a KID that ranks by nothing."""
-    from losstune.models.feature_extractors import check_resnet50_weights
-
     if cfg.generation.metrics and (why := check_resnet50_weights(cfg.generation.resnet_weights)):
         raise ConfigError("generation.resnet_weights", why)
 
@@ -122,7 +120,7 @@ def check_latent_fits_the_network(cfg) -> None:
 
 
 def build(cfg) -> Parts:
-    from losstune.models.medgen import add_feature_noise
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from losstune.trainables.families.medgen.denoisers import denoiser
 
     mode = cfg.data.mode

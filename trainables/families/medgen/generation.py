@@ -14,6 +14,11 @@ import torch
 
 from losstune.losses.diffusion import make_noise_scheduler
 from losstune.trainables.families.medgen.representations import moved_condition, space_of
+from losstune.losses.generation_metrics import cmmd, fid, kid
+from losstune.models.feature_extractors import load_clip, load_resnet50
+from losstune.trainables.families.medgen.items import make_items, subject_split
+import time
+import torch.distributed as dist
 
 
 def sampling_scheduler(cfg, sample_shape: tuple[int, ...]):
@@ -35,6 +40,7 @@ def generate(model, cfg, cond: torch.Tensor, sample_shape: tuple[int, ...], seed
     """len(cond) samples (pixel space, [0, 1]) conditioned on the masks `cond` ([N, C, *image]; C = 0
     in seg mode); `sample_shape`: what the network denoises per sample ([channels, *size] of the
     images, or of their encoding in the run's space)."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.inferers import DiffusionInferer
 
     device = next(model.parameters()).device
@@ -66,10 +72,6 @@ def model_metrics(model, cfg, extras: dict, epoch: int) -> dict:
     (`extended_kid_mean_val`, ...). The reference images' features are computed once per run (kept
     in `extras`). Under DDP each worker generates its share of the batches and all of them see the
     whole set's features: the numbers do not depend on the number of workers."""
-    import time
-
-    from losstune.losses.generation_metrics import fid
-
     g = cfg.generation
     if not g.metrics:
         return {}
@@ -92,8 +94,6 @@ def model_metrics(model, cfg, extras: dict, epoch: int) -> dict:
 def judged(model, cfg, reference: dict) -> tuple[dict, dict]:
     """KID (ResNet features) and CMMD (CLIP) of samples conditioned on the reference's masks,
     against its training and validation features; and the samples' features."""
-    from losstune.losses.generation_metrics import cmmd, kid
-
     g = cfg.generation
     produced = generated_features(model, cfg, reference)
     out = {}
@@ -122,9 +122,6 @@ def references(cfg, model, count: int, extractors: dict | None = None) -> dict:
     """What the generation evaluations of the run compare with: the extractors (loaded here, or
     those given), the features of up to `count` training and validation images (unaugmented), and
     the validation masks to condition on (cycled to `count`)."""
-    from losstune.models.feature_extractors import load_clip, load_resnet50
-    from losstune.trainables.families.medgen.items import make_items, subject_split
-
     g = cfg.generation
     device = next(model.parameters()).device
     train_subjects, val_subjects = subject_split(cfg, cfg.data.mode)
@@ -178,8 +175,6 @@ def share(model, cfg, reference: dict, rank: int, world: int, batch: int) -> dic
 
 def worker_place() -> tuple[int, int]:
     """(rank, world size) of this process in torch.distributed's group; (0, 1) outside one."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -189,7 +184,6 @@ def exchanged(mine: dict, world: int) -> dict:
     """Every worker's {batch start: features}, merged (all_gather_object: the features are small)."""
     if world == 1:
         return mine
-    import torch.distributed as dist
 
     everyone = [None] * world
     dist.all_gather_object(everyone, mine)

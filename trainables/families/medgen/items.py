@@ -5,16 +5,15 @@ modes map onto those."""
 
 from __future__ import annotations
 
+from losstune.data.medgen import axial_slices, list_subjects, load_volumes
+from losstune.data.medgen_modes import MODE_IMAGES, SIZE_CONDITIONED, binary_mode, modalities_for
+from losstune.data.medgen_phantoms import phantom_folder
 from losstune.trainables.config import ConfigError
 from losstune.trainables.families.medgen.compression_config import image_sides
 
 
 def subject_split(cfg, mode: str):
     """(train subjects, validation subjects) of the configured (or phantom) folders."""
-    from losstune.data.medgen import list_subjects
-    from losstune.data.medgen_modes import modalities_for
-    from losstune.data.medgen_phantoms import phantom_folder
-
     d = cfg.data
     path = d.path or phantom_folder(d.subjects, tuple(d.phantom_shape), d.seed)
     subjects = list_subjects(path, modalities_for(mode))
@@ -31,8 +30,6 @@ def check_subjects(cfg, mode: str) -> int:
     then finds it in data.medgen's cache); returns the number of training items (slices in 2D).
     Every set has items: each image volume reaches 1 once normalised (a blank one is refused as
     it is read), so no subject is all empty slices."""
-    from losstune.data.medgen import load_volumes
-
     train_subjects, val_subjects = subject_split(cfg, mode)
     load_volumes(val_subjects, mode)
     return len(training_items(cfg, load_volumes(train_subjects, mode), mode))
@@ -42,9 +39,6 @@ def training_items(cfg, volumes: list[dict], mode: str) -> list[dict]:
     """What a dataset is built from: a 2D run's axial slices (without the empty ones, where the
     mode skips them: never in seg mode, where an "empty" slice is a tumour-free mask that must be
     learnt too), a 3D run's volumes."""
-    from losstune.data.medgen import axial_slices
-    from losstune.data.medgen_modes import binary_mode
-
     if cfg.model.spatial_dims == 3:
         return volumes
     return axial_slices(volumes, cfg.data.skip_empty_slices and not binary_mode(mode))
@@ -59,9 +53,8 @@ def make_items(cfg, subjects, augment: bool, mode: str, aggressive: bool = False
                pool: bool = False):
     """The dataset of `subjects`; `aggressive`: the compression models' augmentation; `with_spacing`:
     each item with its voxel size in mm; `pool`: each image channel of an item an item of its own."""
-    from losstune.data.medgen import load_volumes
+    # here, not at the top: loads torch only where this runs
     from losstune.data.medgen_dataset import Items
-    from losstune.data.medgen_modes import MODE_IMAGES, SIZE_CONDITIONED, binary_mode
 
     items = training_items(cfg, load_volumes(subjects, mode), mode)
     if pool or mode == "multi":  # multi: training and validation alike, its modality one-hot beside the mask

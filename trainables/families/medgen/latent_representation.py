@@ -21,6 +21,9 @@ import torch.nn.functional as F
 
 from losstune.trainables.config import ConfigError, apply_overrides
 from losstune.trainables.families.medgen.compression_config import Config, image_sides, shrink_misfit
+from losstune.trainables.engine.checkpoints import STATE_FILE
+from losstune.trainables.families.medgen.autoencoders import make_model, structured_counts
+from losstune.trainables.families.medgen.items import item_size, make_items, subject_split
 
 FIELD = "space.checkpoint"
 MEASURED_ITEMS = 64
@@ -34,8 +37,6 @@ def compression_config(folder: str, accept_unhealthy: bool = True):
     """The medgen_compression config the checkpoint in `folder` was trained with; ConfigError
     naming the folder where it is not such a checkpoint, or (unless `accept_unhealthy`) where its
     run stopped on a health check: an autoencoder stopped as broken is no space to diffuse in."""
-    from losstune.trainables.engine.checkpoints import STATE_FILE
-
     path = os.path.join(folder, STATE_FILE)
     if not os.path.isfile(path):
         raise ConfigError(FIELD, f"{folder}: no {STATE_FILE}; give a checkpoint folder of a medgen_compression run")
@@ -108,9 +109,8 @@ def pooled(cond: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=4)
 def autoencoder(folder: str) -> torch.nn.Module:
     """The checkpoint's autoencoder with its weights, in eval mode and without gradients."""
+    # here, not at the top: loads safetensors only where this runs
     from safetensors.torch import load_file
-
-    from losstune.trainables.families.medgen.autoencoders import make_model
 
     model = make_model(compression_config(folder))
     weights = os.path.join(folder, "model.safetensors")
@@ -138,8 +138,6 @@ def scaled(cfg, model, field: int) -> LatentSpace:
 
 
 def latent_std(cfg, model, field: int = 0) -> float:
-    from losstune.trainables.families.medgen.items import make_items, subject_split
-
     subjects, _ = subject_split(cfg, cfg.data.mode)
     items = make_items(cfg, subjects, False, cfg.data.mode)
     batch = torch.stack([items[i][field] for i in range(min(MEASURED_ITEMS, len(items)))])
@@ -151,8 +149,6 @@ def augmented_counts(cfg) -> tuple[int, ...]:
     """The channel counts augmented diffusion draws from: the checkpoint's DC-AE 1.5 masking, or
     space.min_channels / channel_step where set. ConfigError where the checkpoint has no structured
     latent (seed: "MUST be used with augmented diffusion training (both techniques required together)")."""
-    from losstune.trainables.families.medgen.autoencoders import structured_counts
-
     folder, space = cfg.space.checkpoint, cfg.space
     compression = compression_config(folder)
     dcae = compression.model.dcae
@@ -168,8 +164,6 @@ def augmented_counts(cfg) -> tuple[int, ...]:
 def check_seg_fits(cfg) -> None:
     """bravo_seg_cond's mask autoencoder: a seg or seg_compression checkpoint of the run's spatial
     dims whose latents of a mask have the sides of the image latents they sit beside."""
-    from losstune.trainables.families.medgen.items import item_size
-
     folder, field = cfg.space.seg_checkpoint, "space.seg_checkpoint"
     compression = compression_config(folder, cfg.space.accept_unhealthy)
     if compression.data.mode not in ("seg", "seg_compression"):

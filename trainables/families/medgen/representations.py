@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 import torch
 from einops import rearrange
+from losstune.data.medgen_dataset import constant_maps
+from losstune.data.medgen_modes import embedded_channels
+from losstune.trainables.families.medgen.items import make_items, subject_split
+from losstune.trainables.families.medgen.latent_representation import space_of as latent_space_of
 
 MEASURED_ITEMS = 64
 
@@ -120,8 +124,6 @@ class WaveletSpace:
 
 def measured_wavelet_space(cfg) -> WaveletSpace:
     """The wavelet space of the run's training items (up to MEASURED_ITEMS of them, spread evenly)."""
-    from losstune.trainables.families.medgen.items import make_items, subject_split
-
     subjects, _ = subject_split(cfg, cfg.data.mode)
     items = make_items(cfg, subjects, False, cfg.data.mode)
     picked = torch.linspace(0, len(items) - 1, steps=min(MEASURED_ITEMS, len(items))).round().long().tolist()
@@ -133,8 +135,6 @@ def space_of(cfg):
     """The run's space (cached per process: every step encodes with it)."""
     name = cfg.space.name
     if name == "latent":
-        from losstune.trainables.families.medgen.latent_representation import space_of as latent_space_of
-
         return latent_space_of(cfg)
     if name == "space_to_depth":
         return SpaceToDepthSpace(cfg.space.factor)
@@ -147,9 +147,6 @@ def moved_condition(cfg, space, cond: torch.Tensor, z: torch.Tensor) -> torch.Te
     """The conditioning in the space of `z`: the mask moved as the space moves it, the embedded
     vectors' constant maps (size bins, modality) kept as constants at z's size, whatever the space
     would make of them (a rearrangement would spread them over channels)."""
-    from losstune.data.medgen_dataset import constant_maps
-    from losstune.data.medgen_modes import embedded_channels
-
     count = embedded_channels(cfg.data.mode)
     if not count:
         return space.condition(cond, z)

@@ -11,6 +11,8 @@ import torch
 
 from losstune.losses.diffusion import curriculum_range, jitter, make_noise_scheduler, sample_t, squeeze_into
 from losstune.trainables.config import ConfigError
+from losstune.data.medgen_modes import binary_mode
+from losstune.models.feature_extractors import load_lpips
 
 TORCHVISION_NEEDED = ("> 0 needs torchvision (MONAI's ResNet-50 perceptual network), which losstune does not "
                       "install; install the torchvision build that matches your torch")
@@ -32,6 +34,7 @@ def scheduler_of(cfg):
 def inferer_for(scheduler):
     """MONAI's DiffusionInferer: noise added by the scheduler, the conditioning concatenated to the
     noisy image, the network's forward."""
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.inferers import DiffusionInferer
 
     return DiffusionInferer(scheduler)
@@ -53,6 +56,7 @@ def perceptual_network(spatial_dims: int, weights_path: str):
         import torchvision  # noqa: F401
     except ImportError as err:
         raise ConfigError("loss.perceptual_weight", TORCHVISION_NEEDED) from err
+    # here, not at the top: loads torch, optuna, monai and more only where this runs
     from monai.losses import PerceptualLoss
 
     network = PerceptualLoss(spatial_dims=spatial_dims, network_type="resnet50", is_fake_3d=spatial_dims == 3,
@@ -62,8 +66,6 @@ def perceptual_network(spatial_dims: int, weights_path: str):
 
 @functools.lru_cache(maxsize=2)
 def lpips_network(weights_path: str):
-    from losstune.models.feature_extractors import load_lpips
-
     return load_lpips(weights_path)
 
 
@@ -91,8 +93,6 @@ def check_lpips(cfg, images: tuple) -> None:
 
 
 def uses_perceptual(cfg) -> bool:
-    from losstune.data.medgen_modes import binary_mode
-
     return cfg.loss.perceptual_weight > 0 and not binary_mode(cfg.data.mode)  # seed: seg mode disables it
 
 

@@ -11,7 +11,6 @@ always runs first.
 from __future__ import annotations
 
 from losstune.trainables.config import ConfigError
-from losstune.trainables.families.medgen.shapes import DCAE_VARIANTS
 
 
 def gan_on(config) -> bool:
@@ -75,7 +74,7 @@ def structured_latent(trial, config) -> None:
     if config.model.kind != "dcae" or config.model.dcae.pretrained:
         raise ConfigError("--space structured_latent", "is DC-AE 1.5's: set model.kind=dcae (from scratch, a "
                                                        "variant of the seed's table)")
-    latent = DCAE_VARIANTS[config.model.dcae.variant][0]
+    latent = config.model.dcae.latent_channels
     prefix = "model/dcae/"
     if trial.suggest_categorical(prefix + "structured_latent", [False, True]):  # seed: off unless asked
         trial.suggest_categorical(prefix + "min_channels", [c for c in (8, 16, 32, 64) if c < latent])  # seed 16

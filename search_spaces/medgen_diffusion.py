@@ -92,16 +92,13 @@ def everything(trial) -> None:
 def architecture(trial, config) -> None:
     """The denoiser itself (seed "Model Architectures": UNet, DiT, HDiT, UViT; its claim "DiT showed
     no improvement over UNet"), each transformer at the width where its parameter count is nearest
-    the base config's UNet (trainables/families/medgen/denoisers.matched_width), so the comparison
+    the base config's UNet (its Config.width_matching_unet), so the comparison
     is of architectures, not of sizes. The width is an integer range of one value per kind (a
     categorical's choices may not change between trials), recorded with each trial; patch size
     and variant stay the base config's."""
-    # here, not at the top: loads torch, monai, mlflow and more only where this runs
-    from losstune.trainables.families.medgen.denoisers import matched_width
-
     kind = trial.suggest_categorical("model/kind", ["unet", "dit", "hdit", "uvit"])  # seed: unet
     if kind != "unet":
-        width = matched_width(config, kind)
+        width = config.width_matching_unet(kind)
         trial.suggest_int("model/width", width, width)
 
 

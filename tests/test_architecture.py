@@ -58,3 +58,14 @@ def test_ray_jobs_modules_import_without_cycles():
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as err:
         raise AssertionError(f"an import cycle: {err.args[1]}") from None
+
+
+def test_a_search_space_reads_its_family_through_the_config_it_is_given():
+    # search_spaces/medgen_* imported family internals (DCAE_VARIANTS from shapes, matched_width from
+    # denoisers); a space may use only what its `config` argument offers
+    import ast
+
+    reached = sorted(f"{path.name}: {node.module}" for path in (ROOT / "search_spaces").glob("*.py")
+                     for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("losstune.trainables.families"))
+    assert not reached

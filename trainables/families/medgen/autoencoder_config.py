@@ -55,7 +55,7 @@ class DCAEConfig:
         at_least("layers_per_block", self.layers_per_block, 1)
         at_least("min_channels", self.min_channels, 1)
         at_least("channel_step", self.channel_step, 1)
-        latent = DCAE_VARIANTS[self.variant][0]  # a pretrained model's own count is checked when it is read
+        latent = self.latent_channels  # a pretrained model's own count is checked when it is read
         if self.structured_latent and not self.pretrained and self.min_channels >= latent:
             raise ConfigError("min_channels", f"{self.min_channels} leaves nothing to mask in {self.variant}'s "
                                               f"{latent} latent channels")
@@ -65,6 +65,11 @@ class DCAEConfig:
         if self.pretrained and not os.path.isfile(os.path.join(self.pretrained, "config.json")):
             raise ConfigError("pretrained", f"{self.pretrained}: no AutoencoderDC folder (config.json) there; "
                                             "weights cannot be downloaded here, give a local save_pretrained folder")
+
+    @property
+    def latent_channels(self) -> int:
+        """The latent channels of the seed's variant (f32c32: 32)."""
+        return DCAE_VARIANTS[self.variant][0]
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,14 @@ class Config:
             where = f" (in {self.space.name} space, {'x'.join(map(str, seen))})" if shrink > 1 else ""
             raise ConfigError(name, f"{described} images{where} {why}")
 
+    def width_matching_unet(self, kind: str) -> int:
+        """The width at which transformer `kind` has about as many parameters as this config's UNet:
+        the `architecture` space compares architectures at equal size (denoisers.matched_width)."""
+        # here, not at the top: loads torch and monai only where this runs (a config is checked without them)
+        from losstune.trainables.families.medgen.denoisers import matched_width
+
+        return matched_width(self, kind)
+
 
 PRESETS = {
     "small": {  # a network a CPU can train: widths / 4

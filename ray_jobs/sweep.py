@@ -34,6 +34,7 @@ from losstune.ray_jobs.core.cluster import EXIT_RAY_START, RayStartError, at_a_t
 from losstune.ray_jobs.core.interrupts import CtrlC, DiskGuard
 from losstune.ray_jobs.core.provenance import data_paths, provenance
 from losstune.ray_jobs.reports import report
+from losstune.ray_jobs.results.ranking import best_trial
 from losstune.ray_jobs.search.dashboards import write_tensorboard_experiment
 from losstune.ray_jobs.search.study_journal import fail_orphaned_trials, fetch_study_journal, upload_study_journal
 import optuna
@@ -107,7 +108,7 @@ def conclude(plan: SweepPlan, grid, meta: dict, started: float) -> int:
     write_meta(plan, meta | {"finished": True})  # --resume --trials N may extend it now
     print(report.report(trials, meta, written, history=history))
     print(f"sweep wall time: {time.time() - started:.0f} s")
-    if results.best_trial(trials) is None:
+    if best_trial(trials) is None:
         print(f"report: {write_report_html(plan.experiment)}")
         print(f"sweep: {plan.name}: {report.no_healthy_trial(trials)}; exit {EXIT_NO_HEALTHY_TRIAL}", file=sys.stderr)
         return EXIT_NO_HEALTHY_TRIAL

@@ -13,6 +13,7 @@ from optuna.storages.journal import JournalFileBackend
 from losstune.ray_jobs.confirmation import runs as confirmation
 from losstune.ray_jobs.results import tables as results
 from losstune.ray_jobs.results import trial_stats
+from losstune.ray_jobs.results.ranking import ranked
 from losstune.ray_jobs.confirmation import verdicts
 from losstune.ray_jobs.results.study import STUDY_FILE
 from losstune.search_spaces import default_point
@@ -51,7 +52,7 @@ def write_sweep(folder, trials: int = 12) -> dict:
              "best_objective": t.value, "wall_s": 10.0, "restarts": 0,
              "best_checkpoint": f"{folder}/trainer_runs/t{t.number:02d}/checkpoint_000002", "error": "",
              f"final/{METRIC}": t.value, **{f"config/{k}": v for k, v in t.params.items()}} for t in study.trials]
-    table = trial_stats.with_cost(results.ranked(pd.DataFrame(rows), "min"), meta["resources"])
+    table = trial_stats.with_cost(ranked(pd.DataFrame(rows), "min"), meta["resources"])
     history = pd.DataFrame([{"trial_id": r["trial_id"], "epoch": e, METRIC: r["objective"] + 3 - e} for r in rows
                             for e in (1, 2, 3)])
     results.write_all(str(folder), table, history, meta)

@@ -116,7 +116,7 @@ def test_ctrl_c_exits_130_and_resume_finishes_exactly_the_trials(s3_server, tmp_
     # Ctrl-C in a confirmation of the finished sweep (the same sweep: a second one would cost its
     # trials again): exit 130, no verdict and no summary from cut runs, and --resume ends it
     confirm = [sys.executable, "-m", "losstune.ray_jobs.confirm", storage.join(store, "s1"), "--top", "1",
-               "--seeds", "2", "--max-concurrent", "1"]
+               "--seeds", "2", "--max-concurrent", "2"]
     folder = storage.join(store, "s1", "confirm_top1_seeds2")
     with open(tmp_path / "confirm.log", "w") as out:
         cut = subprocess.Popen(confirm, cwd=REPO, env=env(), stdout=out, stderr=subprocess.STDOUT)

@@ -186,7 +186,7 @@ CLAIMS = [
           "medgen_compression_gan", "no_gan", "val/l1", "min", expects="no worse"),
     Claim("001 DC-AE 1.5", "structured latent space: 6x faster diffusion convergence (UViT-H gFID 26.44 -> 17.31)",
           needs="built (medgen_compression model.dcae.structured_latent, the f64_structured preset; medgen_diffusion "
-                "space.augmented_diffusion); measuring it needs an f64 or f128 DC-AE (c >= 64: the seed advises "
+                "representation.augmented_diffusion); measuring it needs an f64 or f128 DC-AE (c >= 64: the seed advises "
                 "against c = 32) trained to convergence and a latent diffusion judged by KID / FID over its "
                 "training: a GPU, and real data at the seed's size"),
     Claim("001 DiT", "on ~14K medical samples DiT showed no improvement over UNet (here: the UNet no worse than a "

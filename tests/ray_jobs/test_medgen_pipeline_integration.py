@@ -30,7 +30,7 @@ def test_compression_weights_then_latent_diffusion(local_ray, tmp_path):
     checkpoint = trials.loc[trials["objective"].idxmin(), "best_checkpoint"]  # the best trial's best epoch
     code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--trials", "2", "--smoke-test",
                        "--scheduler", "none", "--storage", str(tmp_path), "--name", "latent",
-                       "--set", "space.name=latent", "--set", f"space.checkpoint={checkpoint}"])
+                       "--set", "representation.name=latent", "--set", f"representation.checkpoint={checkpoint}"])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "latent" / "trials.parquet")
     history = pd.read_parquet(tmp_path / "latent" / "history.parquet")
@@ -44,8 +44,8 @@ def test_compression_weights_then_latent_diffusion(local_ray, tmp_path):
     masks = pd.read_parquet(tmp_path / "seg" / "trials.parquet")["best_checkpoint"].iloc[0]
     code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--scheduler", "none",
                        "--storage", str(tmp_path), "--name", "seg_cond", "--set", "data.mode=bravo_seg_cond",
-                       "--set", "space.name=latent", "--set", f"space.checkpoint={checkpoint}",
-                       "--set", f"space.seg_checkpoint={masks}"])
+                       "--set", "representation.name=latent", "--set", f"representation.checkpoint={checkpoint}",
+                       "--set", f"representation.seg_checkpoint={masks}"])
     assert code == 0
     assert (pd.read_parquet(tmp_path / "seg_cond" / "history.parquet")["val/psnr"] > 0).all()
 
@@ -56,9 +56,9 @@ def test_a_checkpoint_of_another_family_is_refused_before_ray(tmp_path, capsys):
     (tmp_path / "hdr").mkdir()
     (tmp_path / "hdr" / "losstune_state.json").write_text(json.dumps({"family": "hdr_patch", "config": {}}))
     code = sweep.main(["medgen_diffusion", "--smoke-test", "--storage", str(tmp_path), "--name", "x",
-                       "--set", "space.name=latent", "--set", f"space.checkpoint={tmp_path / 'hdr'}"])
+                       "--set", "representation.name=latent", "--set", f"representation.checkpoint={tmp_path / 'hdr'}"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and "space.checkpoint" in err[0] and "hdr_patch" in err[0]
+    assert code != 0 and len(err) == 1 and "representation.checkpoint" in err[0] and "hdr_patch" in err[0]
     assert not (tmp_path / "x").exists()
 
 
@@ -73,8 +73,8 @@ def test_dc_ae_1_5_then_augmented_latent_diffusion(local_ray, tmp_path):
     assert (trials["status"] == "COMPLETED").all() and bool(trials["config/model/dcae/structured_latent"].iloc[0])
     checkpoint = trials["best_checkpoint"].iloc[0]
     code = sweep.main(["medgen_diffusion", "--confirm-top", "0", "--trials", "1", "--smoke-test", "--scheduler", "none",
-                       "--storage", str(tmp_path), "--name", "augmented", "--set", "space.name=latent",
-                       "--set", f"space.checkpoint={checkpoint}", "--set", "space.augmented_diffusion=true",
+                       "--storage", str(tmp_path), "--name", "augmented", "--set", "representation.name=latent",
+                       "--set", f"representation.checkpoint={checkpoint}", "--set", "representation.augmented_diffusion=true",
                        "--set", "data.image_size=64", "--set", "model.widths=[16,32]",
                        "--set", "model.attention=[false,true]"])
     assert code == 0

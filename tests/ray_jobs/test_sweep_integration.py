@@ -469,7 +469,7 @@ def test_medgen_architecture_sweep_trains_each_denoiser_in_wavelet_space_on_real
     code = sweep.main(["medgen_diffusion", "--space", "architecture", "--trials", "4", "--smoke-test", "--epochs", "1",
                        "--confirm-top", "0",
                        "--scheduler", "none", "--storage", str(tmp_path), "--name", "arch", "--enqueue", str(picks),
-                       "--set", "model.spatial_dims=3", "--set", "space.name=wavelet", "--set", "train.batch_size=2",
+                       "--set", "model.spatial_dims=3", "--set", "representation.name=wavelet", "--set", "train.batch_size=2",
                        "--data", brain_subjects(tmp_path / "subjects")])
     assert code == 0
     trials = pd.read_parquet(tmp_path / "arch" / "trials.parquet").set_index("config/model/kind")

@@ -175,7 +175,7 @@ PRESETS = {
     "f128": {"model": {"kind": "dcae", "dcae": {"variant": "f128c512"}}, "gan": {"enabled": False},
              "loss": {"weights": {"adversarial": 0.0}}},
     # seed "DC-AE 1.5": f64 recommended, channel masking from 16 channels in steps of 4; the latent
-    # diffusion on its checkpoint sets space.augmented_diffusion=true (the seed: both, or neither)
+    # diffusion on its checkpoint sets representation.augmented_diffusion=true (the seed: both, or neither)
     "f64_structured": {"model": {"kind": "dcae", "dcae": {"variant": "f64c128", "structured_latent": True}},
                        "gan": {"enabled": False}, "loss": {"weights": {"adversarial": 0.0}}},
     "multi_modality": {"data": {"mode": "multi_modality"}},  # seed "VAE Modes" (IDUN exp3-exp10)

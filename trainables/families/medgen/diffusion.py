@@ -1,8 +1,8 @@
 """medgen_diffusion family (seed 001, MedGen): DDPM or RFlow diffusion on MONAI's UNet or a DiT, HDiT
 or UViT (`model.kind`, trainables/families/medgen/denoisers.py), 2D slices or 3D volumes from NIfTI
 subjects, in the seed's modes seg (1->1), bravo (2->1) and dual (3->2), in pixel, space-to-depth,
-wavelet or latent space (`space.name`, trainables/families/medgen/representations.py; in the latent of a
-DC-AE 1.5 with augmented diffusion, `space.augmented_diffusion`).
+wavelet or latent space (`representation.name`, trainables/families/medgen/representations.py; in the latent of a
+DC-AE 1.5 with augmented diffusion, `representation.augmented_diffusion`).
 
 Training loss: MSE(prediction, strategy target), optionally Min-SNR weighted, + perceptual_weight x
 perceptual (seed default 0; never in seg mode) + self-conditioning consistency. The seed's clean
@@ -112,10 +112,10 @@ def check_latent_fits_the_network(cfg) -> None:
     sides must stay whole numbers."""
     size = item_size(cfg)
     images = torch.zeros(1, len(MODE_IMAGES[cfg.data.mode]), *size)
-    shape = tuple(autoencoder(cfg.space.checkpoint).encode(images).shape[2:])
+    shape = tuple(autoencoder(cfg.representation.checkpoint).encode(images).shape[2:])
     if why := cfg.model.misfit(shape):
         field = "model.widths" if cfg.model.kind == "unet" else "model.patch_size"
-        raise ConfigError(field, f"the autoencoder of {cfg.space.checkpoint} makes latents of {list(shape)} "
+        raise ConfigError(field, f"the autoencoder of {cfg.representation.checkpoint} makes latents of {list(shape)} "
                                  f"from {list(size)}, which {why}: use a smaller network or larger images")
 
 
@@ -128,7 +128,7 @@ def build(cfg) -> Parts:
     train_set, val_items = make_items(cfg, train_subjects, cfg.data.augment, mode), make_items(cfg, val_subjects, False, mode)
     channels_in, channels_out = mode_channels(mode)
     noise_shape = None  # the images' (every item's shape is the same)
-    if cfg.space.name != "pixel":  # the network denoises the space's cells, conditioned on the mask moved there
+    if cfg.representation.name != "pixel":  # the network denoises the space's cells, conditioned on the mask moved there
         image, cond = val_items[0][0][None], val_items[0][1][None]
         z = space_of(cfg).encode(image)
         noise_shape = tuple(z.shape[1:])
@@ -143,7 +143,7 @@ def build(cfg) -> Parts:
 
 
 def latent(cfg) -> bool:
-    return cfg.space.name == "latent"
+    return cfg.representation.name == "latent"
 
 
 # --- loss --------------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def loss_terms(model, batch, cfg):
     if r.noise_augmentation:
         noise = augment_noise(noise, r.noise_augmentation_std)
     keep = None
-    if cfg.space.augmented_diffusion:  # DC-AE 1.5: each sample noised and judged on its first c' channels
+    if cfg.representation.augmented_diffusion:  # DC-AE 1.5: each sample noised and judged on its first c' channels
         keep = channel_mask(x0, augmented_counts(cfg))
         x0, noise = x0 * keep, noise * keep
     # what the network sees and must predict: x_t (the scheduler's noising of x0, as MONAI's

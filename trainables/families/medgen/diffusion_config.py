@@ -24,7 +24,7 @@ class DataConfig:
     val_fraction: float = 0.2  # held out by subject, never by slice, so no subject is in both
     # seed "Diffusion Modes"; seg_conditioned* generate masks conditioned on tumour-size bins
     # (seg_conditioned_3d: seg_conditioned for volumes, the seed's name for it)
-    # bravo_seg_cond: bravo's latent conditioned on the mask's latent (space.seg_checkpoint); latent space only
+    # bravo_seg_cond: bravo's latent conditioned on the mask's latent (representation.seg_checkpoint); latent space only
     # multi: every modality, one at a time, with its mask and a mode embedding
     mode: Literal["seg", "bravo", "dual", "multi", "seg_conditioned", "seg_conditioned_3d", "seg_conditioned_input",
                   "bravo_seg_cond"] = "bravo"
@@ -73,7 +73,7 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class SpaceConfig:
+class RepresentationConfig:
     """seed "Spaces": PixelSpace (the default); SpaceToDepthSpace and WaveletSpace, exact
     rearrangements of the pixels at half the sides (trainables/families/medgen/representations.py); or
     LatentSpace, the frozen autoencoder of a trained medgen_compression checkpoint
@@ -100,10 +100,10 @@ class SpaceConfig:
         at_least("channel_step", self.channel_step, 0)
         if self.augmented_diffusion and self.name != "latent":
             # the seed ignores it outside latent space; refused here, so a sweep never varies a no-op
-            raise ConfigError("augmented_diffusion", f"masks latent channels; space.name={self.name} has none "
-                                                     "(use space.name=latent with a DC-AE 1.5 checkpoint)")
+            raise ConfigError("augmented_diffusion", f"masks latent channels; representation.name={self.name} has none "
+                                                     "(use representation.name=latent with a DC-AE 1.5 checkpoint)")
         if self.name == "latent" and not self.checkpoint:
-            raise ConfigError("checkpoint", "is required for space.name=latent (a medgen_compression checkpoint folder)")
+            raise ConfigError("checkpoint", "is required for representation.name=latent (a medgen_compression checkpoint folder)")
         for name in ("checkpoint", "seg_checkpoint"):
             if getattr(self, name) and not os.path.isdir(getattr(self, name)):
                 raise ConfigError(name, f"{getattr(self, name)}: no such folder")
@@ -137,7 +137,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    space: SpaceConfig = field(default_factory=SpaceConfig)
+    representation: RepresentationConfig = field(default_factory=RepresentationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     regularisation: RegularisationConfig = field(default_factory=RegularisationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -155,13 +155,14 @@ class Config:
 
     def __post_init__(self):
         loss = self.loss
-        if loss.perceptual_weight > 0 and self.space.name != "pixel":
-            raise ConfigError("loss.perceptual_weight", f"is pixel space only; set it to 0 with space.name={self.space.name}")
-        if self.data.mode == "bravo_seg_cond" and (self.space.name != "latent" or not self.space.seg_checkpoint):
+        if loss.perceptual_weight > 0 and self.representation.name != "pixel":
+            raise ConfigError("loss.perceptual_weight", "is pixel space only; set it to 0 with "
+                                                        f"representation.name={self.representation.name}")
+        if self.data.mode == "bravo_seg_cond" and (self.representation.name != "latent" or not self.representation.seg_checkpoint):
             raise ConfigError("data.mode", "bravo_seg_cond is latent diffusion conditioned on the mask's latent (seed): "
-                                           "set space.name=latent, space.checkpoint and space.seg_checkpoint")
-        if self.space.seg_checkpoint and self.data.mode != "bravo_seg_cond":
-            raise ConfigError("space.seg_checkpoint", f"encodes the masks of data.mode=bravo_seg_cond; data.mode "
+                                           "set representation.name=latent, representation.checkpoint and representation.seg_checkpoint")
+        if self.representation.seg_checkpoint and self.data.mode != "bravo_seg_cond":
+            raise ConfigError("representation.seg_checkpoint", f"encodes the masks of data.mode=bravo_seg_cond; data.mode "
                                                       f"{self.data.mode} conditions on the mask itself")
         if self.data.mode == "seg_conditioned_3d" and self.model.spatial_dims != 3:
             raise ConfigError("data.mode", "seg_conditioned_3d is for volumes: set model.spatial_dims=3 (or use "
@@ -174,7 +175,7 @@ class Config:
                               "be downloaded here; give a local ResNet-50 state dict")
         if loss.perceptual_weights_path and not os.path.isfile(loss.perceptual_weights_path):
             raise ConfigError("loss.perceptual_weights_path", f"{loss.perceptual_weights_path}: no such file")
-        if self.space.name != "latent":  # the UNet denoises the images themselves (latents: check_data)
+        if self.representation.name != "latent":  # the UNet denoises the images themselves (latents: check_data)
             self.check_images_fit_the_network()
         self.check_augmentation()
 
@@ -184,10 +185,10 @@ class Config:
         if self.score_aug.enabled and self.sda.enabled:
             raise ConfigError("sda.enabled", "and score_aug.enabled serve one purpose two ways: use one")
         moved = "score_aug.enabled" if self.score_aug.enabled else "sda.enabled" if self.sda.enabled else ""
-        if moved and self.space.name in ("space_to_depth", "wavelet"):
+        if moved and self.representation.name in ("space_to_depth", "wavelet"):
             # a rotation or flip of the rearranged cells is not the rotated image's rearrangement
-            raise ConfigError(moved, f"rotates and flips the network's input, which in space.name={self.space.name} "
-                                     "is not an image: use space.name=pixel")
+            raise ConfigError(moved, f"rotates and flips the network's input, which in representation.name={self.representation.name} "
+                                     "is not an image: use representation.name=pixel")
         rotates = (self.score_aug.enabled and self.score_aug.rotation) or (self.sda.enabled and self.sda.rotation)
         _, described, sides = image_sides(self.data, self.model.spatial_dims)
         if rotates and sides[0] != sides[1]:
@@ -198,13 +199,13 @@ class Config:
     def check_images_fit_the_network(self) -> None:
         """In space_to_depth and wavelet space the UNet sees every side shrunk by the space's factor."""
         name, described, sides = image_sides(self.data, self.model.spatial_dims)
-        shrink = self.space.shrink
+        shrink = self.representation.shrink
         if any(side % shrink for side in sides):
-            raise ConfigError(name, f"{described} images do not fit space.name={self.space.name}, which shrinks "
+            raise ConfigError(name, f"{described} images do not fit representation.name={self.representation.name}, which shrinks "
                                     f"every side {shrink}x: each must be a multiple of {shrink}")
         seen = tuple(side // shrink for side in sides)
         if why := self.model.misfit(seen):
-            where = f" (in {self.space.name} space, {'x'.join(map(str, seen))})" if shrink > 1 else ""
+            where = f" (in {self.representation.name} space, {'x'.join(map(str, seen))})" if shrink > 1 else ""
             raise ConfigError(name, f"{described} images{where} {why}")
 
     def width_matching_unet(self, kind: str) -> int:
@@ -237,8 +238,8 @@ PRESETS = {
     "hdit_3d": {"model": {"kind": "hdit", "spatial_dims": 3}},
     "uvit_3d": {"model": {"kind": "uvit", "spatial_dims": 3}},
     # seed configs/space_to_depth, configs/wavelet: the pixel-derived spaces
-    "space_to_depth": {"space": {"name": "space_to_depth"}},
-    "wavelet": {"space": {"name": "wavelet"}, "model": {"spatial_dims": 3}},
+    "space_to_depth": {"representation": {"name": "space_to_depth"}},
+    "wavelet": {"representation": {"name": "wavelet"}, "model": {"spatial_dims": 3}},
 }
 
 SMOKE = {"data": {"subjects": 4, "phantom_shape": [32, 32, 24], "image_size": 32, "volume": [32, 32, 32]},

@@ -1,10 +1,10 @@
 """Latent diffusion's space (seed 001 "Spaces": LatentSpace; "Training Pipeline Order"): the frozen
 autoencoder of a trained medgen_compression checkpoint, and the scale its latents are multiplied by.
 
-`space.checkpoint` is a checkpoint folder of a medgen_compression run (what `losstune-train`
+`representation.checkpoint` is a checkpoint folder of a medgen_compression run (what `losstune-train`
 prints as its best checkpoint, or a sweep trial's): its losstune_state.json names the family and
 holds the run's whole config, from which the autoencoder is built again and its weights loaded.
-The scale is `space.scale_factor` where set, else the DC-AE's documented scaling factor (seed
+The scale is `representation.scale_factor` where set, else the DC-AE's documented scaling factor (seed
 "DC-AE"), else 1 / std of the latents of up to 64 training items, as MONAI's latent diffusion
 recipes and the seed's measure_latent_std.py do.
 """
@@ -25,7 +25,7 @@ from losstune.trainables.engine.checkpoints import STATE_FILE
 from losstune.trainables.families.medgen.autoencoders import make_model, structured_counts
 from losstune.trainables.families.medgen.items import item_size, make_items, subject_split
 
-FIELD = "space.checkpoint"
+FIELD = "representation.checkpoint"
 MEASURED_ITEMS = 64
 # the diffusion mode -> the compression modes whose images are the ones it generates
 FITS = {"bravo": ("bravo", "multi_modality"), "bravo_seg_cond": ("bravo", "multi_modality"), "dual": ("dual",),
@@ -49,18 +49,18 @@ def compression_config(folder: str, accept_unhealthy: bool = True):
     why = (state.get("metrics") or {}).get("stop_reason")
     if why and not accept_unhealthy:
         raise ConfigError(FIELD, f"{folder} is from a run that stopped unhealthy ({why} at epoch "
-                                 f"{state.get('epochs_done')}); retrain it, or --set space.accept_unhealthy=true")
+                                 f"{state.get('epochs_done')}); retrain it, or --set representation.accept_unhealthy=true")
     return apply_overrides(Config(), state["config"])
 
 
 def check_fits(cfg) -> None:
     """The checkpoint's autoencoder takes this run's images: the same modalities and spatial dims;
     and augmented diffusion has the structured latent it needs."""
-    folder = cfg.space.checkpoint
-    compression = compression_config(folder, cfg.space.accept_unhealthy)
-    if cfg.space.augmented_diffusion:
+    folder = cfg.representation.checkpoint
+    compression = compression_config(folder, cfg.representation.accept_unhealthy)
+    if cfg.representation.augmented_diffusion:
         augmented_counts(cfg)
-    if cfg.space.seg_checkpoint:
+    if cfg.representation.seg_checkpoint:
         check_seg_fits(cfg)
     if compression.data.mode not in FITS[cfg.data.mode]:
         raise ConfigError(FIELD, f"{folder} compresses {compression.data.mode} images; data.mode "
@@ -122,10 +122,10 @@ def autoencoder(folder: str) -> torch.nn.Module:
 @functools.lru_cache(maxsize=2)
 def space_of(cfg) -> LatentSpace:
     """The run's latent space (cached per process: every step encodes with it)."""
-    seg = scaled(cfg, autoencoder(cfg.space.seg_checkpoint), field=1) if cfg.space.seg_checkpoint else None
-    model = autoencoder(cfg.space.checkpoint)
-    if cfg.space.scale_factor:
-        return LatentSpace(model, cfg.space.scale_factor, seg)
+    seg = scaled(cfg, autoencoder(cfg.representation.seg_checkpoint), field=1) if cfg.representation.seg_checkpoint else None
+    model = autoencoder(cfg.representation.checkpoint)
+    if cfg.representation.scale_factor:
+        return LatentSpace(model, cfg.representation.scale_factor, seg)
     return LatentSpace(model, scaled(cfg, model, field=0).scale, seg)
 
 
@@ -147,25 +147,25 @@ def latent_std(cfg, model, field: int = 0) -> float:
 @functools.lru_cache(maxsize=2)
 def augmented_counts(cfg) -> tuple[int, ...]:
     """The channel counts augmented diffusion draws from: the checkpoint's DC-AE 1.5 masking, or
-    space.min_channels / channel_step where set. ConfigError where the checkpoint has no structured
-    latent (seed: "MUST be used with augmented diffusion training (both techniques required together)")."""
-    folder, space = cfg.space.checkpoint, cfg.space
+    representation.min_channels / channel_step where set. ConfigError where the checkpoint has no
+    structured latent (seed: "MUST be used with augmented diffusion training (both techniques required together)")."""
+    folder, representation = cfg.representation.checkpoint, cfg.representation
     compression = compression_config(folder)
     dcae = compression.model.dcae
     if compression.model.kind != "dcae" or not dcae.structured_latent:
-        raise ConfigError("space.augmented_diffusion", f"needs a structured latent: {folder} is a "
-                                                       f"{compression.model.kind} trained without "
-                                                       "model.dcae.structured_latent=true (DC-AE 1.5)")
+        raise ConfigError("representation.augmented_diffusion", f"needs a structured latent: {folder} is a "
+                                                                f"{compression.model.kind} trained without "
+                                                                "model.dcae.structured_latent=true (DC-AE 1.5)")
     latent = int(autoencoder(folder).autoencoder.config.latent_channels)
-    return structured_counts(space.min_channels or dcae.min_channels, space.channel_step or dcae.channel_step, latent,
-                             "space.min_channels")
+    return structured_counts(representation.min_channels or dcae.min_channels,
+                             representation.channel_step or dcae.channel_step, latent, "representation.min_channels")
 
 
 def check_seg_fits(cfg) -> None:
     """bravo_seg_cond's mask autoencoder: a seg or seg_compression checkpoint of the run's spatial
     dims whose latents of a mask have the sides of the image latents they sit beside."""
-    folder, field = cfg.space.seg_checkpoint, "space.seg_checkpoint"
-    compression = compression_config(folder, cfg.space.accept_unhealthy)
+    folder, field = cfg.representation.seg_checkpoint, "representation.seg_checkpoint"
+    compression = compression_config(folder, cfg.representation.accept_unhealthy)
     if compression.data.mode not in ("seg", "seg_compression"):
         raise ConfigError(field, f"{folder} compresses {compression.data.mode} images; bravo_seg_cond encodes the masks "
                                  "with a seg or seg_compression checkpoint")
@@ -173,7 +173,7 @@ def check_seg_fits(cfg) -> None:
         raise ConfigError(field, f"{folder} is {compression.model.spatial_dims}D; model.spatial_dims is "
                                  f"{cfg.model.spatial_dims}")
     size = item_size(cfg)
-    images = autoencoder(cfg.space.checkpoint).encode(torch.zeros(1, 1, *size)).shape[2:]
+    images = autoencoder(cfg.representation.checkpoint).encode(torch.zeros(1, 1, *size)).shape[2:]
     masks = autoencoder(folder).encode(torch.zeros(1, 1, *size)).shape[2:]
     if images != masks:
         raise ConfigError(field, f"{folder} makes latents of {list(masks)} from {list(size)}, the image autoencoder "

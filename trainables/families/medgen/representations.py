@@ -133,11 +133,11 @@ def measured_wavelet_space(cfg) -> WaveletSpace:
 @functools.lru_cache(maxsize=2)
 def space_of(cfg):
     """The run's space (cached per process: every step encodes with it)."""
-    name = cfg.space.name
+    name = cfg.representation.name
     if name == "latent":
         return latent_space_of(cfg)
     if name == "space_to_depth":
-        return SpaceToDepthSpace(cfg.space.factor)
+        return SpaceToDepthSpace(cfg.representation.factor)
     if name == "wavelet":
         return measured_wavelet_space(cfg)
     return PixelSpace()

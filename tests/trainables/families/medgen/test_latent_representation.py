@@ -31,7 +31,7 @@ def checkpoint(folder, overrides=None, family="medgen_compression"):
 
 
 def diffusion(folder, overrides=None):
-    return make_config(DIFFUSION, merge(merge(DIFFUSION.smoke, {"space": {"name": "latent", "checkpoint": folder}}),
+    return make_config(DIFFUSION, merge(merge(DIFFUSION.smoke, {"representation": {"name": "latent", "checkpoint": folder}}),
                                         overrides or {}))
 
 
@@ -44,10 +44,10 @@ def fresh_caches():
 
 
 def test_latent_diffusion_needs_a_checkpoint_folder(tmp_path):
-    with pytest.raises(ConfigError, match=r"space\.checkpoint is required for space\.name=latent"):
-        make_config(DIFFUSION, {"space": {"name": "latent"}})
-    with pytest.raises(ConfigError, match=r"space\.checkpoint /nowhere: no such folder"):
-        make_config(DIFFUSION, {"space": {"name": "latent", "checkpoint": "/nowhere"}})
+    with pytest.raises(ConfigError, match=r"representation\.checkpoint is required for representation\.name=latent"):
+        make_config(DIFFUSION, {"representation": {"name": "latent"}})
+    with pytest.raises(ConfigError, match=r"representation\.checkpoint /nowhere: no such folder"):
+        make_config(DIFFUSION, {"representation": {"name": "latent", "checkpoint": "/nowhere"}})
     with pytest.raises(ConfigError, match=r"loss\.perceptual_weight is pixel space only"):
         diffusion(checkpoint(tmp_path / "vae"), {"loss": {"perceptual_weight": 0.001}})
 
@@ -61,7 +61,7 @@ def test_a_checkpoint_that_does_not_fit_is_one_line_naming_it(tmp_path, override
     folder = checkpoint(tmp_path / "ck", overrides, family)
     with pytest.raises(ConfigError, match=message) as error:
         DIFFUSION.check_data(diffusion(folder))
-    assert str(error.value).startswith(f"space.checkpoint {folder}") and "\n" not in str(error.value)
+    assert str(error.value).startswith(f"representation.checkpoint {folder}") and "\n" not in str(error.value)
 
 
 def test_a_checkpoint_of_a_run_stopped_unhealthy_is_refused_unless_accepted(tmp_path):
@@ -71,9 +71,9 @@ def test_a_checkpoint_of_a_run_stopped_unhealthy_is_refused_unless_accepted(tmp_
     (tmp_path / "ck" / "losstune_state.json").write_text(json.dumps(state))
     with pytest.raises(ConfigError) as error:
         DIFFUSION.check_data(diffusion(folder))
-    assert str(error.value) == (f"space.checkpoint {folder} is from a run that stopped unhealthy (kl_collapse at "
-                                "epoch 2); retrain it, or --set space.accept_unhealthy=true")
-    DIFFUSION.check_data(diffusion(folder, {"space": {"accept_unhealthy": True}}))  # said, then taken
+    assert str(error.value) == (f"representation.checkpoint {folder} is from a run that stopped unhealthy (kl_collapse at "
+                                "epoch 2); retrain it, or --set representation.accept_unhealthy=true")
+    DIFFUSION.check_data(diffusion(folder, {"representation": {"accept_unhealthy": True}}))  # said, then taken
 
 
 def test_a_folder_without_a_checkpoint_is_refused(tmp_path):
@@ -104,7 +104,7 @@ def test_the_dc_ae_keeps_its_documented_scale_and_others_are_measured(tmp_path):
     cfg = diffusion(checkpoint(tmp_path / "vae"))
     vae = latent_space.space_of(cfg)
     assert vae.scale == pytest.approx(1.0 / latent_space.latent_std(cfg, vae.autoencoder))
-    assert latent_space.space_of(diffusion(checkpoint(tmp_path / "vae"), {"space": {"scale_factor": 0.5}})).scale == 0.5
+    assert latent_space.space_of(diffusion(checkpoint(tmp_path / "vae"), {"representation": {"scale_factor": 0.5}})).scale == 0.5
 
 
 def test_the_unet_denoises_scaled_latents_and_validation_decodes_to_pixels(tmp_path):
@@ -150,27 +150,27 @@ LATENT_UNET = {"data": {"image_size": 64}, "model": {"widths": [16, 32], "attent
 
 
 def test_augmented_diffusion_is_latent_and_needs_a_structured_dc_ae(tmp_path):
-    with pytest.raises(ConfigError, match=r"space\.augmented_diffusion masks latent channels; space\.name=pixel has "
+    with pytest.raises(ConfigError, match=r"representation\.augmented_diffusion masks latent channels; representation\.name=pixel has "
                                           r"none"):
-        make_config(DIFFUSION, {"space": {"augmented_diffusion": True}})
+        make_config(DIFFUSION, {"representation": {"augmented_diffusion": True}})
     plain = checkpoint(tmp_path / "vae")
     with pytest.raises(ConfigError) as error:
-        DIFFUSION.check_data(diffusion(plain, {"space": {"augmented_diffusion": True}}))
-    assert str(error.value) == (f"space.augmented_diffusion needs a structured latent: {plain} is a vae trained "
+        DIFFUSION.check_data(diffusion(plain, {"representation": {"augmented_diffusion": True}}))
+    assert str(error.value) == (f"representation.augmented_diffusion needs a structured latent: {plain} is a vae trained "
                                 "without model.dcae.structured_latent=true (DC-AE 1.5)")
 
 
 def test_augmented_diffusion_draws_the_checkpoints_channel_counts_and_trains(tmp_path):
     folder = checkpoint(tmp_path / "dcae", merge(STRUCTURED, {"data": {"image_size": 64}}))
-    cfg = diffusion(folder, merge(LATENT_UNET, {"space": {"augmented_diffusion": True}}))
+    cfg = diffusion(folder, merge(LATENT_UNET, {"representation": {"augmented_diffusion": True}}))
     DIFFUSION.check_data(cfg)
     assert latent_space.augmented_counts(cfg) == (16, 20, 24, 28, 32)  # the autoencoder's own
-    narrower = diffusion(folder, merge(LATENT_UNET, {"space": {"augmented_diffusion": True, "min_channels": 24,
+    narrower = diffusion(folder, merge(LATENT_UNET, {"representation": {"augmented_diffusion": True, "min_channels": 24,
                                                                "channel_step": 8}}))
     assert latent_space.augmented_counts(narrower) == (24, 32)
-    with pytest.raises(ConfigError, match=r"space\.min_channels 30 with channel_step 4 does not step up to the "
+    with pytest.raises(ConfigError, match=r"representation\.min_channels 30 with channel_step 4 does not step up to the "
                                           r"autoencoder's 32 latent channels"):
-        latent_space.augmented_counts(diffusion(folder, merge(LATENT_UNET, {"space": {
+        latent_space.augmented_counts(diffusion(folder, merge(LATENT_UNET, {"representation": {
             "augmented_diffusion": True, "min_channels": 30}})))
     parts = DIFFUSION.build(cfg)
     terms, _ = DIFFUSION.loss_terms(parts.model, next(iter(DataLoader(parts.train_set, batch_size=4))), cfg)
@@ -182,7 +182,7 @@ def test_bravo_seg_cond_diffuses_bravo_latents_beside_the_masks_latents(tmp_path
     # 3 latent channels each (the seed's VQ-VAEs have 4: 8 -> 4), so 6 -> 3
     images = checkpoint(tmp_path / "bravo")
     masks = checkpoint(tmp_path / "seg", {"data": {"mode": "seg"}})
-    cfg = diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "space": {"seg_checkpoint": masks}})
+    cfg = diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "representation": {"seg_checkpoint": masks}})
     DIFFUSION.check_data(cfg)
     parts = DIFFUSION.build(cfg)
     assert parts.model.unet.conv_in.conv.in_channels == 6 and parts.model.unet.out[2].conv.out_channels == 3
@@ -198,12 +198,12 @@ def test_bravo_seg_cond_is_refused_without_a_fitting_mask_autoencoder(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.mode bravo_seg_cond is latent diffusion conditioned on the mask's "
                                           r"latent"):
         diffusion(images, {"data": {"mode": "bravo_seg_cond"}})
-    with pytest.raises(ConfigError, match=r"space\.seg_checkpoint encodes the masks of data\.mode=bravo_seg_cond"):
-        diffusion(images, {"space": {"seg_checkpoint": images}})
+    with pytest.raises(ConfigError, match=r"representation\.seg_checkpoint encodes the masks of data\.mode=bravo_seg_cond"):
+        diffusion(images, {"representation": {"seg_checkpoint": images}})
     with pytest.raises(ConfigError) as error:
-        DIFFUSION.check_data(diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "space": {"seg_checkpoint": images}}))
-    assert str(error.value).startswith(f"space.seg_checkpoint {images} compresses bravo images")
+        DIFFUSION.check_data(diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "representation": {"seg_checkpoint": images}}))
+    assert str(error.value).startswith(f"representation.seg_checkpoint {images} compresses bravo images")
     coarser = checkpoint(tmp_path / "vq", {"data": {"mode": "seg"}, "model": {"kind": "vqvae"}})
     with pytest.raises(ConfigError, match=r"makes latents of \[8, 8\] from \[32, 32\], the image autoencoder "
                                           r"\[16, 16\]: they must match"):
-        DIFFUSION.check_data(diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "space": {"seg_checkpoint": coarser}}))
+        DIFFUSION.check_data(diffusion(images, {"data": {"mode": "bravo_seg_cond"}, "representation": {"seg_checkpoint": coarser}}))

@@ -75,15 +75,15 @@ def test_the_mask_moves_with_the_space_and_an_empty_one_stays_empty():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"space": {"name": "space_to_depth", "factor": 1}}, r"space\.factor must be >= 2, got 1"),
-    ({"space": {"name": "space_to_depth", "factor": 3}},
-     r"data\.image_size 32: 32x32 images do not fit space\.name=space_to_depth, which shrinks every side 3x"),
-    ({"space": {"name": "wavelet"}, "data": {"image_size": 36}},
+    ({"representation": {"name": "space_to_depth", "factor": 1}}, r"representation\.factor must be >= 2, got 1"),
+    ({"representation": {"name": "space_to_depth", "factor": 3}},
+     r"data\.image_size 32: 32x32 images do not fit representation\.name=space_to_depth, which shrinks every side 3x"),
+    ({"representation": {"name": "wavelet"}, "data": {"image_size": 36}},
      r"data\.image_size 36: 36x36 images \(in wavelet space, 18x18\) do not fit model\.widths \[16, 32, 32\]"),
-    ({"space": {"name": "wavelet"}, "score_aug": {"enabled": True}},
-     r"score_aug\.enabled rotates and flips the network's input, which in space\.name=wavelet is not an image"),
-    ({"space": {"name": "space_to_depth"}, "loss": {"perceptual_weight": 0.001}},
-     r"loss\.perceptual_weight is pixel space only; set it to 0 with space\.name=space_to_depth"),
+    ({"representation": {"name": "wavelet"}, "score_aug": {"enabled": True}},
+     r"score_aug\.enabled rotates and flips the network's input, which in representation\.name=wavelet is not an image"),
+    ({"representation": {"name": "space_to_depth"}, "loss": {"perceptual_weight": 0.001}},
+     r"loss\.perceptual_weight is pixel space only; set it to 0 with representation\.name=space_to_depth"),
 ])
 def test_a_space_that_does_not_fit_is_one_line_naming_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message) as error:
@@ -98,7 +98,7 @@ def test_a_run_in_each_space_trains_and_is_judged_in_pixels(tmp_path, name, dims
     from losstune.trainables.engine.loop import train
     from losstune.trainables.engine.session import LocalSession
 
-    overrides = merge(medgen.SMOKE, {"space": {"name": name}, "model": {"spatial_dims": dims},
+    overrides = merge(medgen.SMOKE, {"representation": {"name": name}, "model": {"spatial_dims": dims},
                                      "train": {"batch_size": 2, "epochs": 1}})
     parts = FAMILY.build(config(overrides))
     assert parts.model.unet.conv_in.conv.in_channels == channels_in
@@ -112,7 +112,7 @@ def test_a_run_in_each_space_trains_and_is_judged_in_pixels(tmp_path, name, dims
 def test_generated_samples_come_back_as_images(tmp_path):
     from losstune.trainables.families.medgen.generation import generate
 
-    cfg = config({"space": {"name": "wavelet"}, "generation": {"num_steps": 2}})
+    cfg = config({"representation": {"name": "wavelet"}, "generation": {"num_steps": 2}})
     parts = FAMILY.build(cfg)
     image, cond = parts.val_set.items[0][:2]
     shape = tuple(spaces.space_of(cfg).encode(image[None]).shape[1:])

@@ -12,8 +12,14 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import search_efficiency  # noqa: E402
-from search_efficiency import (Recorder, bootstrap_ci, censored_median, compute_to_target,  # noqa: E402
-                               incumbent_at, seed_agreement, speedup, summarise)
+import search_regret  # noqa: E402
+import search_report  # noqa: E402
+import search_runs  # noqa: E402
+import search_stats  # noqa: E402
+import search_tasks  # noqa: E402
+from search_runs import Recorder  # noqa: E402
+from search_stats import (bootstrap_ci, censored_median, compute_to_target, incumbent_at, seed_agreement,  # noqa: E402
+                          speedup, summarise)
 
 from losstune.ray_jobs.core.provenance import git_state  # noqa: E402
 
@@ -100,7 +106,7 @@ def test_summarise_takes_the_target_from_random_search_and_compares_every_method
 
 def test_the_needed_line_puts_the_target_speedup_in_epochs_and_full_length_trials():
     # random search's censored median 153 epochs / 3 = 51 epochs, of 10 a trial: 5.1 trials
-    line = search_efficiency.needed_line(51.0, 10, 4, 8, 10)
+    line = search_report.needed_line(51.0, 10, 4, 8, 10)
     assert "within 51 epochs on half the seeds (5.1 full-length trials)" in line
     assert "the default (10 epochs) and 4 random trials" in line and "reached on 8 of 10 seeds" in line
 
@@ -112,10 +118,10 @@ def test_a_bound_above_zero_needs_the_target_on_most_seeds():
     # 0: 0.15 x 0.38 / (1 - 0.15 x 0.62) = 6% of the kept draws, past the 2.5% tail. On 8 of 10:
     # 0.033 x 0.38 / 0.98 = 1.3%, inside it
     random = [28, 60, 99, 102, 126] + [INF] * 5
-    assert search_efficiency.seeds_for_a_bound(random) == 8
+    assert search_stats.seeds_for_a_bound(random) == 8
     # random search never got there: a method's median reached at all is infinitely faster
-    assert search_efficiency.seeds_for_a_bound([INF] * 4) == 2
-    assert search_efficiency.seeds_for_a_bound([10, 10, 10, 10]) == 4  # a miss on any seed can censor
+    assert search_stats.seeds_for_a_bound([INF] * 4) == 2
+    assert search_stats.seeds_for_a_bound([10, 10, 10, 10]) == 4  # a miss on any seed can censor
 
 
 def test_regret_is_at_what_random_search_spent_at_that_seed():
@@ -130,10 +136,10 @@ def test_regret_is_at_what_random_search_spent_at_that_seed():
 
 
 def test_a_method_that_sets_its_own_startup_trials_keeps_them(tmp_path):
-    task = search_efficiency.TASKS["hdr_all"]
+    task = search_tasks.TASKS["hdr_all"]
 
     def startup_flags(method):
-        argv = search_efficiency.method_argv(task, method, 0, 32, (), str(tmp_path), 5, startup=4)
+        argv = search_runs.method_argv(task, method, 0, 32, (), str(tmp_path), 5, startup=4)
         return [argv[i + 1] for i, flag in enumerate(argv) if flag == "--startup-trials"]
 
     assert startup_flags("tpe-asha") == ["4"]  # the protocol's
@@ -161,7 +167,7 @@ def test_the_paired_comparison_is_at_what_random_search_spent_at_each_seed():
     flipped = [{**r, "points": [(e, t, -v) for e, t, v in r["points"]]} for r in runs]
     negated = summarise(flipped, "max")["methods"]["tpe-asha"]["paired"]
     assert negated["better"] == 2 and negated["median"] == pytest.approx(0.05)
-    line = search_efficiency.paired_line("tpe-asha", paired)
+    line = search_report.paired_line("tpe-asha", paired)
     assert "median -0.05 [95% CI" in line and "better at 2 of 3 seeds, Wilcoxon p 1" in line
 
 
@@ -169,7 +175,7 @@ def test_every_method_gets_what_random_search_spent_at_its_seed_and_a_population
     settings = {"trials": 32, "extra": (), "startup": 4}
     runs = {("lc_weights", "random", 3): fake_run(None, "random", 3, [], 0)}
     runs[("lc_weights", "random", 3)]["points"][-1][0] = 163  # 27 of 32 trials stopped after 3 epochs
-    argv = {m: search_efficiency.method_argv(search_efficiency.TASKS["lc_weights"], m, 3, 32, (), str(tmp_path), None)
+    argv = {m: search_runs.method_argv(search_tasks.TASKS["lc_weights"], m, 3, 32, (), str(tmp_path), None)
             for m in ("random", "tpe-asha", "pbt")}
     with_budget = search_efficiency.with_budget
     assert with_budget(("lc_weights", "random", 3), argv["random"], runs, settings, str(tmp_path), None) == \
@@ -184,28 +190,28 @@ def test_the_anytime_plot_is_written(tmp_path):
     runs = [run("random", 0, [math.nan, 0.5, 0.5, 0.4]), run("random", 1, [math.nan, 0.6, 0.6, 0.6]),
             run("tpe-asha", 0, [0.6, 0.4, 0.3, 0.3]), run("tpe-asha", 1, [0.5, 0.5, 0.5, 0.5])]
     path = tmp_path / "anytime.png"
-    search_efficiency.plot("task", runs, summarise(runs, "min"), str(path))
+    search_report.plot("task", runs, summarise(runs, "min"), str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_gp_and_cmaes_are_skipped_on_a_space_with_choices_and_run_on_a_continuous_one():
-    assert "categorical parameters" in search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "gp-asha")
-    assert search_efficiency.method_fits(search_efficiency.TASKS["lc_weights"], "cmaes-asha") == ""
-    assert search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "tpe-asha") == ""
-    assert "define-by-run" in search_efficiency.method_fits(search_efficiency.TASKS["hdr_caps"], "pbt")
-    assert search_efficiency.method_fits(search_efficiency.TASKS["lc_weights"], "pb2") == ""
-    assert search_efficiency.method_fits(search_efficiency.TASKS["hdr_all"], "tpe-hyperband") == ""
+    assert "categorical parameters" in search_runs.method_fits(search_tasks.TASKS["hdr_caps"], "gp-asha")
+    assert search_runs.method_fits(search_tasks.TASKS["lc_weights"], "cmaes-asha") == ""
+    assert search_runs.method_fits(search_tasks.TASKS["hdr_caps"], "tpe-asha") == ""
+    assert "define-by-run" in search_runs.method_fits(search_tasks.TASKS["hdr_caps"], "pbt")
+    assert search_runs.method_fits(search_tasks.TASKS["lc_weights"], "pb2") == ""
+    assert search_runs.method_fits(search_tasks.TASKS["hdr_all"], "tpe-hyperband") == ""
 
 
 def test_the_lgt_task_trains_a_flow_that_can_leave_the_identity_and_every_method_can_search_it(tmp_path):
     # at the smoke defaults (pooled SWD, 32 latents) every lgt trial stopped as an identity mapping
     # at epoch 4: the task's flags must reach the trial's config
-    task = search_efficiency.TASKS["lgt_energy"]
-    argv = search_efficiency.method_argv(task, "random", 0, 32, (), str(tmp_path), None)
-    cfg = search_efficiency.task_config(task, argv)
+    task = search_tasks.TASKS["lgt_energy"]
+    argv = search_runs.method_argv(task, "random", 0, 32, (), str(tmp_path), None)
+    cfg = search_runs.task_config(task, argv)
     assert cfg.loss.stratified and cfg.data.num_train == 128 and cfg.optim.lr == 1e-4  # the seed's lr
-    assert search_efficiency.full_length(task, argv) == 10
-    assert all(search_efficiency.method_fits(task, m) == "" for m in search_efficiency.METHODS)
+    assert search_runs.full_length(task, argv) == 10
+    assert all(search_runs.method_fits(task, m) == "" for m in search_tasks.METHODS)
 
 
 def test_seed_agreement_matches_configs_by_launch_order():
@@ -280,7 +286,7 @@ def test_a_folder_keeps_each_sweep_and_a_rerun_runs_only_the_missing_ones(monkey
     assert "2 of 3 kept there, 1 to run" in out and "reached the target on 2 of 3 seeds" in out
     commit = (here.get("commit") or "")[:7] + ("+" if here.get("dirty") else "")
     assert f"runs by the commit they ran at: {commit or 'not recorded'} (3)" in out  # the one run now too
-    assert search_efficiency.commits([{"commit": "0123456789", "dirty": True}, {}, {}]) == "not recorded (2), 0123456+ (1)"
+    assert search_report.commits([{"commit": "0123456789", "dirty": True}, {}, {}]) == "not recorded (2), 0123456+ (1)"
     # --summary-only runs nothing
     monkeypatch.setattr(sys, "argv", [*flags, "--seeds", "3", "--summary-only"])
     search_efficiency.main()
@@ -331,8 +337,8 @@ def write_tune_trial(sweep, name: str, mode: str, epoch: int, value: float, stop
 
 
 def test_branch_lines_give_each_methods_share_per_branch_and_where_its_best_lay(tmp_path):
-    task = search_efficiency.TASKS["hdr_caps"]
-    argv = search_efficiency.method_argv(task, "random", 0, 32, (), str(tmp_path), None)  # 10 epochs
+    task = search_tasks.TASKS["hdr_caps"]
+    argv = search_runs.method_argv(task, "random", 0, 32, (), str(tmp_path), None)  # 10 epochs
     # random seed 0: A 1.0, B 0.8 -> 1 of 2 in B (50%), best B. Seed 1: A 0.7, B 0.9, B 0.6 stopped
     # unhealthy (not a best) -> 2 of 3 in B (67%), best A. Median B share (50% + 67%) / 2 = 58%.
     # tpe-asha seed 0: A 0.5, A 0.9 stopped by ASHA at epoch 5 (not full length), B 0.7 -> B 33%, best A.
@@ -343,7 +349,7 @@ def test_branch_lines_give_each_methods_share_per_branch_and_where_its_best_lay(
             write_tune_trial(tmp_path / name, f"run_trial_{k}", *trial)
     runs = [{"method": "random", "seed": 0, "argv": argv}, {"method": "random", "seed": 1, "argv": argv},
             {"method": "tpe-asha", "seed": 0, "argv": argv}]
-    lines = search_efficiency.branch_lines(task, runs, str(tmp_path), "val/log_l1", "min")
+    lines = search_report.branch_lines(task, runs, str(tmp_path), "val/log_l1", "min")
     mode = lines.index(next(line for line in lines if line.startswith("  branches of caps/mode")))
     assert lines[mode + 1].split() == ["random", "A", "42%", "(33%-50%),", "B", "58%", "(50%-67%);", "best", "in", "A",
                                        "at", "1,", "B", "at", "1", "of", "2", "seeds"]
@@ -357,11 +363,11 @@ def test_the_default_is_the_sweeps_first_trial_and_regret_is_normalised_between_
     recorder("a", {"epoch": 1, "val/loss": 0.8, "config": {"caps": {"mode": "A"}, "optim": {"lr": 1e-3}}})  # the default
     assert recorder.default == 0.8 and recorder.incumbent == 0.4
     # default 0.8, best known 0.2: an incumbent of 0.4 has (0.4 - 0.2) / (0.8 - 0.2) = 1/3 of the gap left
-    assert search_efficiency.normalised_regret(0.4, 0.8, 0.2) == pytest.approx(1 / 3)
-    assert search_efficiency.normalised_regret(math.nan, 0.8, 0.2) == 1.0  # nothing full-length yet: the default
+    assert search_regret.normalised_regret(0.4, 0.8, 0.2) == pytest.approx(1 / 3)
+    assert search_regret.normalised_regret(math.nan, 0.8, 0.2) == 1.0  # nothing full-length yet: the default
     # maximised: default 0.5, best 0.9, incumbent 0.8: (0.8 - 0.9) / (0.5 - 0.9) = 0.25
-    assert search_efficiency.normalised_regret(0.8, 0.5, 0.9) == pytest.approx(0.25)
-    assert math.isnan(search_efficiency.normalised_regret(0.3, 0.2, 0.2))  # the default is the best: no gap
+    assert search_regret.normalised_regret(0.8, 0.5, 0.9) == pytest.approx(0.25)
+    assert math.isnan(search_regret.normalised_regret(0.3, 0.2, 0.2))  # the default is the best: no gap
 
 
 def test_the_median_interval_covers_the_median_at_least_95_percent_at_10_seeds_by_simulation():
@@ -371,11 +377,11 @@ def test_the_median_interval_covers_the_median_at_least_95_percent_at_10_seeds_b
     rng = np.random.default_rng(0)
     hits = 0
     for _ in range(4000):
-        low, high = search_efficiency.median_interval(rng.exponential(size=10))
+        low, high = search_regret.median_interval(rng.exponential(size=10))
         hits += low <= math.log(2) <= high  # the exponential's median
     assert 0.97 <= hits / 4000 <= 0.985
-    assert search_efficiency.median_interval(list(range(10))) == (1.0, 8.0)
-    assert all(math.isnan(v) for v in search_efficiency.median_interval([1.0, 2.0, 3.0]))  # [min, max] covers 75%
+    assert search_regret.median_interval(list(range(10))) == (1.0, 8.0)
+    assert all(math.isnan(v) for v in search_regret.median_interval([1.0, 2.0, 3.0]))  # [min, max] covers 75%
 
 
 def test_regret_at_each_share_of_random_searchs_budget_and_paired_by_seed():
@@ -384,12 +390,12 @@ def test_regret_at_each_share_of_random_searchs_budget_and_paired_by_seed():
                     "points": [(e, 0.0, 1.0 if e < 8 else 0.5) for e in range(1, 9)]} for s in range(3)]
     prior = [{"method": "prior-asha", "seed": s, "default": 1.0,
               "points": [(e, 0.0, 0.5 if e < 2 else 0.1 * s) for e in range(1, 9)]} for s in range(3)]
-    table = search_efficiency.regrets(random_runs + prior, best=0.0)
+    table = search_regret.regrets(random_runs + prior, best=0.0)
     # at 1/8 (epoch 1): random has only its default so far (1.0), prior 0.5; at all (8): 0.5 and 0.1 s
     assert table["random"][1 / 8] == {0: 1.0, 1: 1.0, 2: 1.0} and table["prior-asha"][1 / 8] == {0: 0.5, 1: 0.5, 2: 0.5}
     assert table["prior-asha"][1.0] == pytest.approx({0: 0.0, 1: 0.1, 2: 0.2})
-    paired = search_efficiency.paired_regret(table["prior-asha"][1.0], table["random"][1.0])
+    paired = search_regret.paired_regret(table["prior-asha"][1.0], table["random"][1.0])
     # differences -0.5, -0.4, -0.3: mean -0.4, lower at 3 of 3; 3 seeds: the exact sign-flip p is 2/8
     assert paired["mean"] == pytest.approx(-0.4) and paired["lower"] == 3 and paired["p"] == pytest.approx(0.25)
-    lines = search_efficiency.regret_lines("task", table)
+    lines = search_regret.regret_lines("task", table)
     assert any(line.startswith("  target: prior-asha at 1/4") for line in lines)

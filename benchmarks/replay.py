@@ -1,0 +1,156 @@
+"""A search task replayed from its recorded landscape (benchmarks/landscapes.py): a config's curve,
+epoch by epoch, as one training seed gave it, where an epoch costs a lookup.
+
+A config that was recorded answers with its own curve at that seed. Any other answers with a
+surrogate's: the k nearest recorded configs of its branch (the same switch values and parameters;
+branches never mix), each parameter scaled to [0, 1] over the recorded range (on a log scale where
+its values span more than a decade), weighted by inverse distance, on their seed-averaged curves;
+plus a training seed's noise, the deviation of one recorded config's seed from its seeds' mean,
+drawn from the configs of the branch by the seed. A recorded stop (a health check) replays at its
+epoch; a surrogate's stop is its nearest config's. `fidelity` holds configs out and says how well
+the surrogate ranks them (Spearman's rho of predicted and recorded final values).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+NEIGHBOURS = 3
+
+
+@dataclass
+class Curve:
+    objective: list[float]  # per epoch, from epoch 1
+    stop_reason: str  # "" or why the run stopped at its last epoch
+
+
+class Landscape:
+    """The record of one task: `points` (flat configs, the default first) and per (config, seed)
+    its curve."""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.points = [json.loads(p) for p in rows.groupby("config")["point"].first().sort_index()]
+        self.seeds = sorted(rows["seed"].unique())
+        self.curves = {(int(c), int(s)): Curve(group.sort_values("epoch")["objective"].tolist(),
+                                               str(group.sort_values("epoch")["stop_reason"].iloc[-1] or ""))
+                       for (c, s), group in rows.groupby(["config", "seed"])}
+        self.branches = {}
+        for index, point in enumerate(self.points):
+            self.branches.setdefault(branch_key(point), []).append(index)
+
+    @classmethod
+    def read(cls, path: str) -> "Landscape":
+        return cls(pd.read_parquet(path))
+
+    def curve(self, point: dict, seed: int) -> Curve:
+        """The curve of `point` at training seed `seed`: recorded, else the surrogate's."""
+        recorded_seed = self.seeds[seed % len(self.seeds)]
+        for index, known in enumerate(self.points):
+            if same_point(known, point) and (index, recorded_seed) in self.curves:
+                return self.curves[(index, recorded_seed)]
+        return self.predicted(point, seed)
+
+    def predicted(self, point: dict, seed: int, without: int | None = None) -> Curve:
+        members = [i for i in self.branches.get(branch_key(point), []) if i != without]
+        if not members:
+            raise KeyError(f"no recorded config has the branch of {point}")
+        distances = self.distances(point, members)
+        nearest = np.argsort(distances)[:NEIGHBOURS]
+        weights = 1.0 / (distances[nearest] + 1e-9)
+        means = [self.mean_curve(members[i]) for i in nearest]
+        length = min(len(m) for m in means)
+        mean = np.average(np.array([m[:length] for m in means]), axis=0, weights=weights)
+        noise = self.seed_noise(members, seed, length)
+        return Curve((mean + noise).tolist(), self.stop_of(members[nearest[0]], seed))
+
+    def distances(self, point: dict, members: list[int]) -> np.ndarray:
+        names = sorted(point)
+        table = np.array([[scaled(self.points[i].get(n)) for n in names] for i in members], dtype=object)
+        here = [scaled(point.get(n)) for n in names]
+        total = np.zeros(len(members))
+        for column, name in enumerate(names):
+            values = table[:, column]
+            if isinstance(here[column], float) and all(isinstance(v, float) for v in values):
+                low, high = min(min(values), here[column]), max(max(values), here[column])
+                span = high - low or 1.0
+                total += ((np.array(values, dtype=float) - here[column]) / span) ** 2
+            else:
+                total += np.array([v != here[column] for v in values], dtype=float)
+        return np.sqrt(total)
+
+    def mean_curve(self, index: int) -> np.ndarray:
+        curves = [self.curves[(index, s)].objective for s in self.seeds if (index, s) in self.curves]
+        length = min(len(c) for c in curves)
+        return np.mean([c[:length] for c in curves], axis=0)
+
+    def seed_noise(self, members: list[int], seed: int, length: int) -> np.ndarray:
+        """One recorded config's deviation at one seed from its seeds' mean, drawn by `seed`."""
+        paired = [i for i in members if all((i, s) in self.curves for s in self.seeds)]
+        if len(self.seeds) < 2 or not paired:
+            return np.zeros(length)
+        rng = np.random.default_rng(seed)
+        index, at = paired[rng.integers(len(paired))], self.seeds[rng.integers(len(self.seeds))]
+        deviation = np.asarray(self.curves[(index, at)].objective) - self.mean_curve(index)
+        return np.resize(deviation[:length], length) if len(deviation) else np.zeros(length)
+
+    def stop_of(self, index: int, seed: int) -> str:
+        return self.curves.get((index, self.seeds[seed % len(self.seeds)]), Curve([], "")).stop_reason
+
+
+def scaled(value):
+    """A number on the scale distances are taken on (log where positive: loss weights and rates
+    span decades), anything else as it is."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    return math.log10(value) if value > 0 else float(value)
+
+
+def branch_key(point: dict) -> tuple:
+    """A branch: which parameters a point has, and its values of the categorical ones."""
+    return tuple(sorted((k, v if isinstance(v, (str, bool)) else None) for k, v in point.items()))
+
+
+def same_point(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        math.isclose(a[k], b[k], rel_tol=1e-9) if isinstance(a[k], float) else a[k] == b[k] for k in a)
+
+
+def fidelity(landscape: Landscape, held_out: int = 20, seed: int = 0) -> dict:
+    """Spearman's rho between the surrogate's (fitted without each held-out config) and the
+    recorded final seed-mean values of `held_out` configs that ran every epoch, with its N."""
+    full = max(len(c.objective) for c in landscape.curves.values())
+    whole = [i for i in range(1, len(landscape.points))
+             if all(len(landscape.curves.get((i, s), Curve([], "")).objective) == full for s in landscape.seeds)]
+    chosen = np.random.default_rng(seed).permutation(whole)[:held_out]
+    recorded, predicted = [], []
+    for index in chosen:
+        recorded.append(landscape.mean_curve(int(index))[-1])
+        curve = landscape.predicted(landscape.points[int(index)], seed=0, without=int(index))
+        predicted.append(np.mean(curve.objective[-1:]))
+    rho = stats.spearmanr(recorded, predicted).statistic if len(chosen) >= 3 else math.nan
+    return {"rho": float(rho), "n": len(chosen)}
+
+
+def replay_trainable(path: str, metric: str, seed: int):
+    """A Tune function trainable that answers a trial's config from the record at `path` as
+    training seed `seed` (the sweep's train.seed) would, one report per epoch, as the sweep's own
+    trainable reports (epoch, the objective, stop_reason)."""
+
+    def replay_trial(config: dict) -> None:
+        # here, not at the top: loads ray only where this runs
+        from ray import tune
+
+        from losstune.trainables.config import flatten
+
+        curve = Landscape.read(path).curve(flatten(config), seed)
+        for epoch, value in enumerate(curve.objective, 1):
+            last = epoch == len(curve.objective)
+            tune.report({"epoch": epoch, metric: value, "stop_reason": curve.stop_reason if last else ""})
+
+    return replay_trial

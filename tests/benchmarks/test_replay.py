@@ -1,0 +1,64 @@
+"""benchmarks/replay.py: a recorded config answers with its own curve, any other with its branch's
+nearest recorded configs, and the surrogate's fidelity is measured, on records made up here."""
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+
+from replay import Landscape, fidelity  # noqa: E402
+
+
+def record(points: list[dict], curves: dict) -> pd.DataFrame:
+    """Rows as benchmarks/landscapes.py writes them: {(config, seed): ([objective per epoch], stop)}."""
+    rows = []
+    for (config, seed), (values, stop) in curves.items():
+        for epoch, value in enumerate(values, 1):
+            rows.append({"config": config, "seed": seed, "epoch": epoch, "objective": value,
+                         "stop_reason": stop if epoch == len(values) else "", "point": json.dumps(points[config])})
+    return pd.DataFrame(rows)
+
+
+POINTS = [{"mode": "A", "x": 0.1}, {"mode": "A", "x": 1.0}, {"mode": "B", "y": 5.0}]
+CURVES = {(0, 0): ([2.0, 1.0], ""), (0, 1): ([2.0, 1.0], ""), (1, 0): ([4.0, 3.0], ""), (1, 1): ([4.0, 3.0], ""),
+          (2, 0): ([9.0], "diverged"), (2, 1): ([8.0, 7.0], "")}
+
+
+def test_a_recorded_config_replays_its_own_curve_at_each_seed():
+    landscape = Landscape(record(POINTS, CURVES))
+    assert landscape.curve({"mode": "B", "y": 5.0}, seed=0).objective == [9.0]
+    assert landscape.curve({"mode": "B", "y": 5.0}, seed=0).stop_reason == "diverged"
+    assert landscape.curve({"mode": "B", "y": 5.0}, seed=3).objective == [8.0, 7.0]  # seed 3 -> recorded seed 1
+
+
+def test_another_config_gets_its_branchs_nearest_configs_weighted_by_distance():
+    landscape = Landscape(record(POINTS, CURVES))
+    # x = 10^-0.5 lies halfway (on the log scale) between 0.1 and 1.0: equal weights, so the mean of
+    # [2, 1] and [4, 3] is [3, 2]; both configs' seeds agree, so no seed noise is added
+    curve = landscape.curve({"mode": "A", "x": 10 ** -0.5}, seed=0)
+    assert curve.objective == pytest.approx([3.0, 2.0]) and curve.stop_reason == ""
+    # x = 0.15 is nearer 0.1: log distances 0.176 and 0.824 of a span of 1, weights 1/0.176 and 1/0.824,
+    # final value (1 / 0.176 * 1 + 1 / 0.824 * 3) / (1 / 0.176 + 1 / 0.824) = 1.352
+    d_near, d_far = math.log10(0.15) - math.log10(0.1), 1 - (math.log10(0.15) - math.log10(0.1))
+    expected = (1 / d_near * 1 + 1 / d_far * 3) / (1 / d_near + 1 / d_far)
+    assert landscape.curve({"mode": "A", "x": 0.15}, seed=0).objective[-1] == pytest.approx(expected)
+    with pytest.raises(KeyError):  # branches never mix: no recorded config has mode C
+        landscape.curve({"mode": "C", "x": 0.5}, seed=0)
+
+
+def test_the_surrogate_ranks_held_out_configs_of_a_smooth_landscape():
+    # 60 configs of one branch, objective (log10 x + 1)^2 + 1 / epoch, seed noise 0.01: the
+    # surrogate's held-out ranking should follow the record's closely
+    rng = np.random.default_rng(0)
+    xs = 10 ** rng.uniform(-3, 0, 60)
+    points = [{"x": float(x)} for x in xs]
+    curves = {(i, s): ([(math.log10(x) + 1) ** 2 + 1 / e + rng.normal(0, 0.01) for e in (1, 2, 3)], "")
+              for i, x in enumerate(xs) for s in (0, 1)}
+    measured = fidelity(Landscape(record(points, curves)), held_out=20)
+    assert measured["n"] == 20 and measured["rho"] > 0.9, measured

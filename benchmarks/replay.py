@@ -2,9 +2,10 @@
 epoch by epoch, as one training seed gave it, where an epoch costs a lookup.
 
 A config that was recorded answers with its own curve at that seed. Any other answers with a
-surrogate's: the k nearest recorded configs of its branch (the same switch values and parameters;
-branches never mix), each parameter scaled to [0, 1] over the recorded range (on a log scale where
-its values span more than a decade), weighted by inverse distance, on their seed-averaged curves;
+surrogate's: the k nearest recorded configs of its branch (the same parameters, as its switches'
+values decide; branches never mix), weighted by inverse distance, on their seed-averaged curves.
+The distance: a categorical that differs counts 1, a number its difference over the recorded span
+(positive numbers on a log scale: weights and rates span decades);
 plus a training seed's noise, the deviation of one recorded config's seed from its seeds' mean,
 drawn from the configs of the branch by the seed. A recorded stop (a health check) replays at its
 epoch; a surrogate's stop is its nearest config's. `fidelity` holds configs out and says how well
@@ -112,8 +113,10 @@ def scaled(value):
 
 
 def branch_key(point: dict) -> tuple:
-    """A branch: which parameters a point has, and its values of the categorical ones."""
-    return tuple(sorted((k, v if isinstance(v, (str, bool)) else None) for k, v in point.items()))
+    """A branch: which parameters a point has, which its switches' values decide (hdr_patch's Mode
+    B has caps/log_delta_scale, Mode A caps/abs_max). A categorical that switches nothing is a
+    distance within the branch."""
+    return tuple(sorted(point))
 
 
 def same_point(a: dict, b: dict) -> bool:

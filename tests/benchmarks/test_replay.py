@@ -48,8 +48,8 @@ def test_another_config_gets_its_branchs_nearest_configs_weighted_by_distance():
     d_near, d_far = math.log10(0.15) - math.log10(0.1), 1 - (math.log10(0.15) - math.log10(0.1))
     expected = (1 / d_near * 1 + 1 / d_far * 3) / (1 / d_near + 1 / d_far)
     assert landscape.curve({"mode": "A", "x": 0.15}, seed=0).objective[-1] == pytest.approx(expected)
-    with pytest.raises(KeyError):  # branches never mix: no recorded config has mode C
-        landscape.curve({"mode": "C", "x": 0.5}, seed=0)
+    with pytest.raises(KeyError):  # branches never mix: no recorded config has parameter z
+        landscape.curve({"mode": "A", "z": 0.5}, seed=0)
 
 
 def test_the_surrogate_ranks_held_out_configs_of_a_smooth_landscape():

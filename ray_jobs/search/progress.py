@@ -41,6 +41,7 @@ class TrialTable(ProgressReporter):
         self.out = out
         self._last_state = None
         self._last_time = -math.inf
+        self._final_shown = False
         self.start_time, self.total = time.time(), None
 
     def setup(self, start_time=None, total_samples=None, **kwargs):
@@ -50,11 +51,14 @@ class TrialTable(ProgressReporter):
 
     def should_report(self, trials, done: bool = False) -> bool:
         state = [(t.trial_id, t.status, (t.last_result or {}).get("epoch")) for t in trials]
+        if done and not self._final_shown:  # the end, once, also where a progress table showed its state
+            self._final_shown, self._last_state, self._last_time = True, state, time.monotonic()
+            return True
         if state == self._last_state:
             return False
         # every FIRST_EVERY_S in the first minutes: a sweep of 29 s showed only its first and last table
         every = min(self.every_s, FIRST_EVERY_S) if time.time() - self.start_time < FIRST_MINUTES_S else self.every_s
-        if done or time.monotonic() - self._last_time >= every:
+        if time.monotonic() - self._last_time >= every:
             self._last_state, self._last_time = state, time.monotonic()
             return True
         return False

@@ -22,7 +22,7 @@ from optuna.storages.journal import JournalFileBackend
 from ray.util.state import list_actors
 
 from losstune.ray_jobs import sweep
-from losstune.ray_jobs.search import tuning
+from losstune.ray_jobs.results.study import STUDY_FILE
 from losstune.ray_jobs import train as train_job
 from losstune.search_spaces import hdr_patch as hdr_spaces
 from tests.tensorboard_view import tensorboard_steps
@@ -39,7 +39,7 @@ def actor_ids(ray, class_name: str) -> set:
 
 
 def study(experiment, name):
-    storage = JournalStorage(JournalFileBackend(str(experiment / tuning.STUDY_FILE)))
+    storage = JournalStorage(JournalFileBackend(str(experiment / STUDY_FILE)))
     return optuna.load_study(study_name=name, storage=storage)
 
 

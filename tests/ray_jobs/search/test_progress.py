@@ -43,7 +43,11 @@ def test_a_table_is_printed_on_a_change_at_most_every_so_often_and_always_at_the
     sweep[1].last_result = {"epoch": 3, "val/log_l1": 0.9}
     assert not reporter.should_report(sweep)  # changed, but within the hour
     assert reporter.should_report(sweep, done=True)
-    assert not reporter.should_report(sweep, done=True)  # nothing new since
+    assert not reporter.should_report(sweep, done=True)  # the end is shown once
+    # a progress table that already showed the final state leaves the end to show it again: the
+    # confirmation's "== final ==" was missing where its last runs ended within one table
+    shown = TrialTable(OBJECTIVE, PARAMETERS, DEFAULT, every_s=0, out=printed.append)
+    assert shown.should_report(sweep) and shown.should_report(sweep, done=True)
     reporter.report(sweep, True)
     # no epochs given, so Tune's own words; no trial has said how long it took
     assert printed[0].startswith("== final == 1/3 trials done (1 TERMINATED), 1 RUNNING, 1 PENDING; elapsed ")

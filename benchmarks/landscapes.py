@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import REPO  # noqa: E402
 from search_runs import task_args  # noqa: E402
 from search_tasks import TASKS, Task  # noqa: E402
 from losstune.ray_jobs.core.provenance import git_state  # noqa: E402
@@ -74,9 +75,9 @@ def design(task: Task, count: int, seed: int = DESIGN_SEED) -> list[dict]:
     switches = switch_params(random_points)
     combos = branch_combinations(random_points, switches)
     points, seen = [default_point(space, make_config(family, plan.base))], set()
-    for fixed in combos:
+    for k, fixed in enumerate(combos):  # a scramble of its own per branch: no values shared across branches
         sampler = optuna.samplers.PartialFixedSampler(fixed, optuna.samplers.QMCSampler(
-            qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False))
+            qmc_type="sobol", scramble=True, seed=seed + k, warn_independent_sampling=False))
         study = optuna.create_study(sampler=sampler)
         drawn = []
         for _ in range(max(1, count // len(combos))):
@@ -144,7 +145,7 @@ def record(task_name: str, configs: int, seeds: int, processes: int, folder: str
             i, s = futures[future]
             epochs = pd.DataFrame(future.result()).assign(config=i, seed=s, point=json.dumps(points[i]))
             rows = pd.concat([rows, epochs], ignore_index=True)
-            write_record(path, rows, {**made_by, "commit": git_state()})
+            write_record(path, rows, {**made_by, **git_state(REPO)})
             print(f"  run {n}/{len(todo)}: config {i} seed {s}: {epochs['objective'].iloc[-1]:.4g} "
                   f"{epochs['stop_reason'].iloc[-1] or ''} ({time.time() - started:.0f} s)", flush=True)
     print(f"{task_name}: recorded in {path} ({time.time() - started:.0f} s of wall time this call)")

@@ -138,22 +138,3 @@ def fidelity(landscape: Landscape, held_out: int = 20, seed: int = 0) -> dict:
         predicted.append(np.mean(curve.objective[-1:]))
     rho = stats.spearmanr(recorded, predicted).statistic if len(chosen) >= 3 else math.nan
     return {"rho": float(rho), "n": len(chosen)}
-
-
-def replay_trainable(path: str, metric: str, seed: int):
-    """A Tune function trainable that answers a trial's config from the record at `path` as
-    training seed `seed` (the sweep's train.seed) would, one report per epoch, as the sweep's own
-    trainable reports (epoch, the objective, stop_reason)."""
-
-    def replay_trial(config: dict) -> None:
-        # here, not at the top: loads ray only where this runs
-        from ray import tune
-
-        from losstune.trainables.config import flatten
-
-        curve = Landscape.read(path).curve(flatten(config), seed)
-        for epoch, value in enumerate(curve.objective, 1):
-            last = epoch == len(curve.objective)
-            tune.report({"epoch": epoch, metric: value, "stop_reason": curve.stop_reason if last else ""})
-
-    return replay_trial

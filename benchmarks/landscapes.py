@@ -65,7 +65,7 @@ def design(task: Task, count: int, seed: int = DESIGN_SEED) -> list[dict]:
     # here, not at the top: loads optuna only where this runs
     import optuna
 
-    from losstune.search_spaces import default_point, sample_points
+    from losstune.search_spaces import default_point, sample_points, suggest_from
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = task_plan(task)
@@ -82,7 +82,7 @@ def design(task: Task, count: int, seed: int = DESIGN_SEED) -> list[dict]:
         drawn = []
         for _ in range(max(1, count // len(combos))):
             trial = study.ask()
-            space(trial)
+            space(trial) if callable(space) else suggest_from(trial, space)
             study.tell(trial, 0.0)
             drawn.append(dict(trial.params))
         branch = branch_of(drawn[0], switches)
@@ -159,8 +159,9 @@ def read_record(path: str, made_by: dict) -> pd.DataFrame:
     kept = json.loads(pq.read_schema(path).metadata[b"losstune"])
     differing = [k for k, v in made_by.items() if kept.get(k) != v]
     if differing:
-        sys.exit(f"landscapes: error: {path} was recorded with other {', '.join(differing)} "
-                 f"({', '.join(f'{k}={kept.get(k)}' for k in differing)}); give another --folder")
+        print(f"landscapes.py: error: --folder: {path} was recorded with other {', '.join(differing)} "
+              f"({', '.join(f'{k}={kept.get(k)}' for k in differing)}); give another --folder", file=sys.stderr)
+        sys.exit(2)
     return pd.read_parquet(path)
 
 

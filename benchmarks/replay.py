@@ -41,6 +41,7 @@ class Landscape:
         self.curves = {(int(c), int(s)): Curve(group.sort_values("epoch")["objective"].tolist(),
                                                str(group.sort_values("epoch")["stop_reason"].iloc[-1] or ""))
                        for (c, s), group in rows.groupby(["config", "seed"])}
+        self.epochs = max(len(c.objective) for c in self.curves.values())
         self.branches = {}
         for index, point in enumerate(self.points):
             self.branches.setdefault(branch_key(point), []).append(index)
@@ -100,6 +101,11 @@ class Landscape:
         deviation = np.asarray(self.curves[(index, at)].objective) - self.mean_curve(index)
         return np.resize(deviation[:length], length) if len(deviation) else np.zeros(length)
 
+    def healthy_to_the_end(self, index: int) -> bool:
+        """Whether config `index` ran every epoch at every recorded seed with no health stop."""
+        curves = [self.curves.get((index, s)) for s in self.seeds]
+        return all(c is not None and len(c.objective) == self.epochs and not c.stop_reason for c in curves)
+
     def stop_of(self, index: int, seed: int) -> str:
         return self.curves.get((index, self.seeds[seed % len(self.seeds)]), Curve([], "")).stop_reason
 
@@ -127,9 +133,9 @@ def same_point(a: dict, b: dict) -> bool:
 def fidelity(landscape: Landscape, held_out: int = 20, seed: int = 0) -> dict:
     """Spearman's rho between the surrogate's (fitted without each held-out config) and the
     recorded final seed-mean values of `held_out` configs that ran every epoch, with its N."""
-    full = max(len(c.objective) for c in landscape.curves.values())
     whole = [i for i in range(1, len(landscape.points))
-             if all(len(landscape.curves.get((i, s), Curve([], "")).objective) == full for s in landscape.seeds)]
+             if all(len(landscape.curves.get((i, s), Curve([], "")).objective) == landscape.epochs
+                    for s in landscape.seeds)]
     chosen = np.random.default_rng(seed).permutation(whole)[:held_out]
     recorded, predicted = [], []
     for index in chosen:
@@ -138,3 +144,19 @@ def fidelity(landscape: Landscape, held_out: int = 20, seed: int = 0) -> dict:
         predicted.append(np.mean(curve.objective[-1:]))
     rho = stats.spearmanr(recorded, predicted).statistic if len(chosen) >= 3 else math.nan
     return {"rho": float(rho), "n": len(chosen)}
+
+
+def seed_agreement_of_record(landscape: Landscape) -> dict:
+    """Spearman's rho between the final values of the first two recorded seeds, over the configs
+    that ran every epoch at both, with its N: how well one training seed ranks the configs for
+    another, the ceiling for a surrogate fitted on seed means."""
+    if len(landscape.seeds) < 2:
+        return {"rho": math.nan, "n": 0}
+    a, b = landscape.seeds[:2]
+    both = [i for i in range(len(landscape.points))
+            if all(len(landscape.curves.get((i, s), Curve([], "")).objective) == landscape.epochs for s in (a, b))]
+    if len(both) < 3:
+        return {"rho": math.nan, "n": len(both)}
+    rho = stats.spearmanr([landscape.curves[(i, a)].objective[-1] for i in both],
+                          [landscape.curves[(i, b)].objective[-1] for i in both]).statistic
+    return {"rho": float(rho), "n": len(both)}

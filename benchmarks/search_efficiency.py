@@ -1,4 +1,4 @@
-"""python benchmarks/search_efficiency.py [--tasks hdr_caps lc_weights] [--methods random tpe-asha] [--seeds 10] [--quick] [--folder DIR] [--summary-only]
+"""python benchmarks/search_efficiency.py [--tasks hdr_caps lc_weights] [--methods random tpe-asha] [--seeds 10] [--quick] [--folder DIR] [--summary-only] [--replay [--landscapes DIR]]
 
 Does a search method reach a good setting with less compute than random search? The protocol of
 the HPO literature, per task and method, over --seeds seeds (sampler seed s; training seed s for
@@ -28,6 +28,11 @@ there (TASK/METHOD-SEED.json, with the flags it ran with), and a later run with 
 runs only the sweeps it lacks (a sweep it was stopped in runs again from the start): the protocol
 can be run a few hours at a time. Seeds go in the outer loop, so an interrupted run leaves every
 method at the same seeds. --summary-only prints the figures of what the folder holds.
+--replay trains nothing: each method runs through the sweep's own searcher and ASHA against the
+task's recorded landscape (benchmarks/landscapes.py records one, benchmarks/search_replay.py
+replays it), where an epoch costs a lookup; it prints the surrogate's fidelity, the regret table
+and its targets, and the replay beside the real 4-seed runs. `python
+benchmarks/search_efficiency.py --replay --seeds 20` is issue 75's protocol.
 """
 
 from __future__ import annotations
@@ -40,10 +45,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine, run_sweep, scratch, start_local_ray  # noqa: E402
+from landscapes import DEFAULT_FOLDER as DEFAULT_LANDSCAPES  # noqa: E402
+from replay_sweep import REPLAYED_SCHEDULERS  # noqa: E402
 from search_regret import plot_regret, regret_lines, regrets  # noqa: E402
 from search_report import branch_lines, commits, plot, print_summary  # noqa: E402
 from search_runs import (Recorder, discard_unfinished, full_length, keep, method_argv, method_fits,  # noqa: E402
                          recorded, run_path, task_args, task_config)
+from search_replay import REPLAY_METHODS, landscape_path, replay_main  # noqa: E402
 from search_stats import seed_agreement, spent, summarise  # noqa: E402
 from search_tasks import METHODS, POPULATION, QUICK, STARTUP_TRIALS, TASKS, Task  # noqa: E402
 from losstune.trainables.registry import load_family  # noqa: E402
@@ -96,11 +104,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--summary-only", action="store_true", help="no sweeps: the figures of what --folder holds")
     p.add_argument("--seed-noise", action="store_true",
                    help="instead: random search's configs of seed 0 at two training seeds, per task")
+    p.add_argument("--replay", action="store_true",
+                   help="run every method against the recorded landscapes (benchmarks/landscapes.py) instead of "
+                        f"training: by default {' '.join(REPLAY_METHODS)}")
+    p.add_argument("--landscapes", default=DEFAULT_LANDSCAPES, help="with --replay: the folder of the records")
+    p.add_argument("--processes", type=int, default=2, help="with --replay: seeds replayed at a time")
     p.add_argument("--quick", action="store_true",
                    help=f"{QUICK['seeds']} seeds, {QUICK['trials']} random trials, lc_weights on a smaller task "
                         "(under 15 minutes)")
     args = p.parse_args()
-    args.methods = args.methods or (QUICK["methods"] if args.quick else list(METHODS))
+    args.methods = args.methods or (QUICK["methods"] if args.quick else
+                                    list(REPLAY_METHODS) if args.replay else list(METHODS))
+    if args.replay:
+        check_replay(p, args)
     if args.seeds < 2:
         p.error(f"--seeds: {args.seeds}: a median and its interval need at least 2")
     if "random" not in args.methods:
@@ -110,6 +126,19 @@ def parse_args() -> argparse.Namespace:
     if args.summary_only and not (args.folder and os.path.isdir(args.folder)):
         p.error(f"--summary-only: needs the --folder of earlier runs ({args.folder or 'none given'})")
     return args
+
+
+def check_replay(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--replay's flags, before anything runs: methods the replay can drive, records that exist."""
+    for method in args.methods:
+        if METHODS[method][METHODS[method].index("--scheduler") + 1] not in REPLAYED_SCHEDULERS:
+            p.error(f"--methods: {method} pauses or exploits trials; --replay drives only the schedulers "
+                    f"{', '.join(REPLAYED_SCHEDULERS)}")
+    if not any(os.path.exists(landscape_path(args.landscapes, name)) for name in args.tasks):
+        p.error(f"--landscapes: {args.landscapes} holds no record of {', '.join(args.tasks)} "
+                "(python benchmarks/landscapes.py --task TASK records one)")
+    if args.processes < 1:
+        p.error(f"--processes must be >= 1, got {args.processes}")
 
 
 def protocol(args: argparse.Namespace) -> tuple[dict, list]:
@@ -149,8 +178,12 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO on every in-memory study of a space
     args = parse_args()
-    settings, sweeps = protocol(args)
     folder = os.path.abspath(args.folder) if args.folder else scratch("search")
+    if args.replay:
+        os.makedirs(folder, exist_ok=True)
+        replay_main(args.tasks, args.seeds, tuple(args.methods), args.trials, args.landscapes, folder, args.processes)
+        return
+    settings, sweeps = protocol(args)
     if args.seed_noise:
         start_local_ray()
         for name in settings["tasks"]:

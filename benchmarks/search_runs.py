@@ -69,6 +69,8 @@ def method_fits(task: Task, method: str) -> str:
     # here, not at the top: loads ray, optuna only where this runs
     from losstune.ray_jobs.cli.sweep_flags import check_population, check_search_fits_space, parse_args
 
+    if method == "prior-wrong-asha":
+        return "replayed only (--replay): its prior is the worst config of the task's recorded landscape"
     family = load_family(task.family)
     space = family.space(task.space, make_config(family, {}))
     as_given = parse_args([task.family, "--space", task.space, *METHODS[method]])

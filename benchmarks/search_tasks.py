@@ -58,6 +58,12 @@ METHODS = {
     "tpe-coin-asha": ("--search", "optuna", "--scheduler", "asha", "--startup", "random"),
     # piBO through SMAC3, its prior at the documented default (ray_jobs/search/prior_search.py), with ASHA
     "prior-asha": ("--search", "prior", "--scheduler", "asha"),
+    # the same at the other --prior-confidence values; prior-wrong-asha centres the prior on the
+    # worst config of a recorded landscape (benchmarks/search_replay.py): replayed only, since only
+    # a record says where the good region is not
+    "prior-low-asha": ("--search", "prior", "--scheduler", "asha", "--prior-confidence", "low"),
+    "prior-high-asha": ("--search", "prior", "--scheduler", "asha", "--prior-confidence", "high"),
+    "prior-wrong-asha": ("--search", "prior", "--scheduler", "asha"),
     # TPE + ASHA with twice the random start-up trials: on hdr_patch `all` TPE drew Mode A in 85-97%
     # of its trials after 4 start-up trials whose Mode B draws had low learning rates (2026-11-27)
     "tpe8-asha": ("--search", "optuna", "--scheduler", "asha", "--startup-trials", "8", "--startup", "random"),

@@ -28,10 +28,13 @@ def test_runs_go_seed_by_seed_and_skip_what_is_recorded():
     assert landscapes.runs_to_do([{}, {}, {}], 2, {(0, 0), (2, 1)}) == [(1, 0), (2, 0), (0, 1), (1, 1)]
 
 
-def test_a_record_of_another_design_is_refused(tmp_path):
+def test_a_record_of_another_design_is_refused_with_exit_2(tmp_path, capsys):
     path = str(tmp_path / "hdr_caps.parquet")
     made_by = {"task": "hdr_caps", "configs": 16, "seeds": 2}
     landscapes.write_record(path, pd.DataFrame({"config": [0], "seed": [0], "epoch": [1]}), made_by)
     assert len(landscapes.read_record(path, made_by)) == 1
-    with pytest.raises(SystemExit, match="recorded with other configs \\(configs=16\\)"):
+    with pytest.raises(SystemExit) as exit_info:
         landscapes.read_record(path, {**made_by, "configs": 32})
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--folder: " in err and "recorded with other configs (configs=16)" in err and err.count("\n") == 1

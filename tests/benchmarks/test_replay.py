@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
-from replay import Landscape, fidelity  # noqa: E402
+from replay import Landscape, fidelity, seed_agreement_of_record  # noqa: E402
 
 
 def record(points: list[dict], curves: dict) -> pd.DataFrame:
@@ -62,3 +62,22 @@ def test_the_surrogate_ranks_held_out_configs_of_a_smooth_landscape():
               for i, x in enumerate(xs) for s in (0, 1)}
     measured = fidelity(Landscape(record(points, curves)), held_out=20)
     assert measured["n"] == 20 and measured["rho"] > 0.9, measured
+
+
+def test_healthy_to_the_end_needs_every_epoch_at_every_seed_and_no_stop():
+    landscape = Landscape(record(POINTS, CURVES))
+    # config 2 stopped for `diverged` at epoch 1 of 2 at seed 0: not healthy to the end
+    assert [landscape.healthy_to_the_end(i) for i in range(3)] == [True, True, False]
+
+
+def test_seed_agreement_of_the_record_ranks_seed_against_seed():
+    # three configs whose final values keep their order at both seeds (1 < 3 < 5 and 1 < 4 < 6): rho 1;
+    # config 3 ran 1 of 2 epochs at seed 1, so it is left out of N
+    points = [{"x": 0.1}, {"x": 0.2}, {"x": 0.3}, {"x": 0.4}]
+    curves = {(0, 0): ([2.0, 1.0], ""), (0, 1): ([2.0, 1.0], ""), (1, 0): ([4.0, 3.0], ""),
+              (1, 1): ([5.0, 4.0], ""), (2, 0): ([6.0, 5.0], ""), (2, 1): ([7.0, 6.0], ""),
+              (3, 0): ([1.0, 0.5], ""), (3, 1): ([9.0], "diverged")}
+    assert seed_agreement_of_record(Landscape(record(points, curves))) == {"rho": 1.0, "n": 3}
+    # swap config 1's and 2's finals at seed 1: ranks (1, 2, 3) against (1, 3, 2), rho = 1 - 6 * 2 / (3 * 8) = 0.5
+    curves[(1, 1)], curves[(2, 1)] = ([7.0, 6.0], ""), ([5.0, 4.0], "")
+    assert seed_agreement_of_record(Landscape(record(points, curves)))["rho"] == pytest.approx(0.5)

@@ -14,7 +14,6 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 
 from replay import Landscape, fidelity, seed_agreement_of_record
 from replay_sweep import replay_sweep
@@ -22,7 +21,7 @@ from search_regret import (BUDGET_SHARES, SHARE_NAMES, WRONG_PRIOR, median_inter
                            regret_lines, regrets)
 from search_runs import Recorder, method_argv, task_config
 from search_stats import spent
-from search_tasks import METHODS, TASKS
+from search_tasks import TASKS
 from losstune.trainables.config import unflatten
 from losstune.trainables.registry import load_family
 

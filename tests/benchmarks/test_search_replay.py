@@ -57,13 +57,16 @@ def test_one_seed_replays_random_first_and_gives_every_method_its_spend(tmp_path
     assert math.isnan(wrong["points"][2 * EPOCHS - 3][2])  # before it no trial had run every epoch
 
 
-def test_the_replay_is_set_beside_the_real_runs_medians():
-    # random search's replayed regret at 1/8 for seeds 0..9: median of seeds 0-3 (0.2, 0.4, 0.6, 0.8) is 0.5;
-    # at 10 seeds the 95% interval of the median is the 2nd and 9th smallest, [0.4, 1.6]: the real 0.83 lies in it
-    table = {"random": {share: {s: 0.2 * (s + 1) for s in range(10)} for share in (1 / 8, 1 / 4, 1 / 2, 1.0)}}
-    line = real_run_lines("hdr_all", table)[1]
-    assert "1/8 0.83 / 0.50 / yes" in line and "all 0.14 / 0.50 / no" in line
-    assert real_run_lines("hdr_caps", table) == []  # no real runs of that task were kept
+def test_the_replay_is_set_beside_the_real_runs_as_they_were_figured():
+    # random search at 10 seeds, default 1.0, its incumbent 0.0 at even seeds and 0.5 at odd ones from the
+    # first epoch. At seeds 0-3 the best is 0: regrets 0, 0.5, 0, 0.5, median 0.25. Over sets of 4 of the
+    # 10 seeds: 2 even -> 0.25, 1 even -> 0.5 (P = 5 * 10 / 210 = 0.24), 0, 3 or 4 even -> 0 (P = 0.29),
+    # so the 95% range of a 4-seed median is [0, 0.5]: the real 0.32 at 1/4 lies in it, 0.83 at 1/8 not
+    runs = [{"method": "random", "seed": s, "default": 1.0, "points": [(e, 0.0, 0.0 if s % 2 == 0 else 0.5)
+                                                                       for e in range(1, 9)]} for s in range(10)]
+    line = real_run_lines("hdr_all", runs, "min")[1]
+    assert "1/8 0.83 / 0.25 / [0.00, 0.50] OUT" in line and "1/4 0.32 / 0.25 / [0.00, 0.50] in" in line
+    assert real_run_lines("hdr_caps", runs, "min") == []  # no real runs of that task were kept
 
 
 @pytest.mark.parametrize("flags, named", [(["--methods", "random", "pbt"], "--methods: pbt"),

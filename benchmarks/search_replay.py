@@ -128,7 +128,9 @@ def real_run_lines(task_name: str, runs: list[dict], mode: str, draws: int = 400
     same_seeds = four_seed_medians(runs, real, mode, range(REAL_SEEDS))
     seeds = sorted({r["seed"] for r in runs})
     rng = np.random.default_rng(0)
-    drawn = [four_seed_medians(runs, real, mode, rng.choice(seeds, REAL_SEEDS, replace=False)) for _ in range(draws)]
+    # fewer seeds than the real runs had: no sets to draw, the range is left out
+    drawn = [four_seed_medians(runs, real, mode, rng.choice(seeds, REAL_SEEDS, replace=False))
+             for _ in range(draws if len(seeds) > REAL_SEEDS else 0)]
     lines = [f"  against the real sweeps ({REAL_SEEDS} seeds, 2026-11-28), regret normalised among these methods "
              f"at {REAL_SEEDS} seeds: real median / replay's at seeds 0-{REAL_SEEDS - 1} / replay's 95% range of a "
              f"{REAL_SEEDS}-seed median ({draws} draws of {len(seeds)} seeds), real inside?"]
@@ -137,9 +139,9 @@ def real_run_lines(task_name: str, runs: list[dict], mode: str, draws: int = 400
             continue
         cells = []
         for k, (name, value) in enumerate(zip(SHARE_NAMES, medians)):
-            low, high = np.nanpercentile([d[method][k] for d in drawn], [2.5, 97.5])
-            cells.append(f"{name} {value:.2f} / {same_seeds[method][k]:.2f} / [{low:.2f}, {high:.2f}] "
-                         f"{'in' if low <= value <= high else 'OUT'}")
+            low, high = np.nanpercentile([d[method][k] for d in drawn], [2.5, 97.5]) if drawn else (math.nan,) * 2
+            inside = "-" if math.isnan(low) else "in" if low <= value <= high else "OUT"
+            cells.append(f"{name} {value:.2f} / {same_seeds[method][k]:.2f} / [{low:.2f}, {high:.2f}] {inside}")
         lines.append(f"    {method:<14} " + "; ".join(cells))
     return lines
 

@@ -8,7 +8,9 @@ The distance: a categorical that differs counts 1, a number its difference over 
 (positive numbers on a log scale: weights and rates span decades);
 plus a training seed's noise, the deviation of one recorded config's seed from its seeds' mean,
 drawn from the configs of the branch by the seed. A recorded stop (a health check) replays at its
-epoch; a surrogate's stop is its nearest config's. `fidelity` holds configs out and says how well
+epoch; a surrogate's stop, and its epoch, are its nearest config's, and its curve averages only
+configs that ran at least that long (a run that goes on is never cut short by a neighbour that
+stopped). `fidelity` holds configs out and says how well
 the surrogate ranks them (Spearman's rho of predicted and recorded final values).
 """
 
@@ -59,17 +61,29 @@ class Landscape:
         return self.predicted(point, seed)
 
     def predicted(self, point: dict, seed: int, without: int | None = None) -> Curve:
+        """The nearest recorded config decides whether the run stops (a health check) and when; the
+        curve up to then is the weighted mean of the nearest configs that ran at least that long,
+        so a run that goes on is never cut short by a neighbour that stopped."""
         members = [i for i in self.branches.get(branch_key(point), []) if i != without]
         if not members:
             raise KeyError(f"no recorded config has the branch of {point}")
         distances = self.distances(point, members)
-        nearest = np.argsort(distances)[:NEIGHBOURS]
+        first = members[int(np.argmin(distances))]
+        stop = self.stop_of(first, seed)
+        length = len(self.recorded_curve(first, seed).objective) if stop else self.epochs
+        long_enough = [k for k, i in enumerate(members) if len(self.mean_curve(i)) >= length]
+        if not long_enough:  # no config ran that long at every seed: the nearest one's own length
+            long_enough, length = [int(np.argmin(distances))], len(self.mean_curve(first))
+        nearest = sorted(long_enough, key=lambda k: distances[k])[:NEIGHBOURS]
         weights = 1.0 / (distances[nearest] + 1e-9)
-        means = [self.mean_curve(members[i]) for i in nearest]
-        length = min(len(m) for m in means)
-        mean = np.average(np.array([m[:length] for m in means]), axis=0, weights=weights)
+        mean = np.average(np.array([self.mean_curve(members[k])[:length] for k in nearest]), axis=0, weights=weights)
         noise = self.seed_noise(members, seed, length)
-        return Curve((mean + noise).tolist(), self.stop_of(members[nearest[0]], seed))
+        return Curve((mean + noise).tolist(), stop)
+
+    def recorded_curve(self, index: int, seed: int) -> Curve:
+        """Config `index`'s curve at the recorded seed `seed` maps to, else at any seed it has."""
+        at = self.curves.get((index, self.seeds[seed % len(self.seeds)]))
+        return at or next(self.curves[(index, s)] for s in self.seeds if (index, s) in self.curves)
 
     def distances(self, point: dict, members: list[int]) -> np.ndarray:
         names = sorted(point)
@@ -107,7 +121,7 @@ class Landscape:
         return all(c is not None and len(c.objective) == self.epochs and not c.stop_reason for c in curves)
 
     def stop_of(self, index: int, seed: int) -> str:
-        return self.curves.get((index, self.seeds[seed % len(self.seeds)]), Curve([], "")).stop_reason
+        return self.recorded_curve(index, seed).stop_reason
 
 
 def scaled(value):

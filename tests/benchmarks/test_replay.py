@@ -81,3 +81,24 @@ def test_seed_agreement_of_the_record_ranks_seed_against_seed():
     # swap config 1's and 2's finals at seed 1: ranks (1, 2, 3) against (1, 3, 2), rho = 1 - 6 * 2 / (3 * 8) = 0.5
     curves[(1, 1)], curves[(2, 1)] = ([7.0, 6.0], ""), ([5.0, 4.0], "")
     assert seed_agreement_of_record(Landscape(record(points, curves)))["rho"] == pytest.approx(0.5)
+
+
+def test_a_run_that_goes_on_averages_only_neighbours_that_ran_as_long_and_a_stop_is_the_nearests():
+    # one branch, x on a log scale: configs at 0.1 (ran 3 epochs, ends 1), 1.0 (stopped at epoch 1 for
+    # `loss_imbalance`), 10 (ran 3 epochs, ends 3), each alike at both seeds (no seed noise)
+    points = [{"x": 0.1}, {"x": 1.0}, {"x": 10.0}]
+    curves = {}
+    for seed in (0, 1):
+        curves[(0, seed)] = ([3.0, 2.0, 1.0], "")
+        curves[(1, seed)] = ([5.0], "loss_imbalance")
+        curves[(2, seed)] = ([5.0, 4.0, 3.0], "")
+    landscape = Landscape(record(points, curves))
+    # x = 0.2 is nearest 0.1 (healthy): it runs all 3 epochs, averaging 0.1 and 10 alone (log distances
+    # 0.301 and 1.699 of a span of 2, weights 1/0.151 and 1/0.849): final (1/0.151 * 1 + 1/0.849 * 3) / (...)
+    near, far = (math.log10(0.2) + 1) / 2, (1 - math.log10(0.2)) / 2
+    expected = (1 / near * 1 + 1 / far * 3) / (1 / near + 1 / far)
+    curve = landscape.curve({"x": 0.2}, seed=0)
+    assert len(curve.objective) == 3 and curve.stop_reason == "" and curve.objective[-1] == pytest.approx(expected)
+    # x = 0.9 is nearest 1.0: it stops at epoch 1 for the same reason
+    assert landscape.curve({"x": 0.9}, seed=0).stop_reason == "loss_imbalance"
+    assert len(landscape.curve({"x": 0.9}, seed=0).objective) == 1

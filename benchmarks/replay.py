@@ -116,9 +116,10 @@ class Landscape:
         return np.resize(deviation[:length], length) if len(deviation) else np.zeros(length)
 
     def healthy_to_the_end(self, index: int) -> bool:
-        """Whether config `index` ran every epoch at every recorded seed with no health stop."""
-        curves = [self.curves.get((index, s)) for s in self.seeds]
-        return all(c is not None and len(c.objective) == self.epochs and not c.stop_reason for c in curves)
+        """Whether config `index` ran every epoch with no health stop at every seed it was recorded at
+        (a record stopped part-way holds some configs at fewer seeds)."""
+        curves = [self.curves[(index, s)] for s in self.seeds if (index, s) in self.curves]
+        return bool(curves) and all(len(c.objective) == self.epochs and not c.stop_reason for c in curves)
 
     def stop_of(self, index: int, seed: int) -> str:
         return self.recorded_curve(index, seed).stop_reason
@@ -146,10 +147,9 @@ def same_point(a: dict, b: dict) -> bool:
 
 def fidelity(landscape: Landscape, held_out: int = 20, seed: int = 0) -> dict:
     """Spearman's rho between the surrogate's (fitted without each held-out config) and the
-    recorded final seed-mean values of `held_out` configs that ran every epoch, with its N."""
-    whole = [i for i in range(1, len(landscape.points))
-             if all(len(landscape.curves.get((i, s), Curve([], "")).objective) == landscape.epochs
-                    for s in landscape.seeds)]
+    recorded final seed-mean values of `held_out` configs that ran every epoch healthy at the seeds
+    they were recorded at, with its N."""
+    whole = [i for i in range(1, len(landscape.points)) if landscape.healthy_to_the_end(i)]
     chosen = np.random.default_rng(seed).permutation(whole)[:held_out]
     recorded, predicted = [], []
     for index in chosen:

@@ -68,6 +68,9 @@ def test_healthy_to_the_end_needs_every_epoch_at_every_seed_and_no_stop():
     landscape = Landscape(record(POINTS, CURVES))
     # config 2 stopped for `diverged` at epoch 1 of 2 at seed 0: not healthy to the end
     assert [landscape.healthy_to_the_end(i) for i in range(3)] == [True, True, False]
+    # a record stopped part-way: config 1 recorded at seed 0 alone is judged by that seed
+    partial = Landscape(record(POINTS, {k: v for k, v in CURVES.items() if k != (1, 1)}))
+    assert partial.healthy_to_the_end(1)
 
 
 def test_seed_agreement_of_the_record_ranks_seed_against_seed():

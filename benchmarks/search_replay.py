@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 
-from replay import Landscape, fidelity, seed_agreement_of_record
+from replay import NEIGHBOURS, Landscape, fidelity, seed_agreement_of_record
 from replay_sweep import replay_sweep
 from search_regret import BUDGET_SHARES, SHARE_NAMES, WRONG_PRIOR, median_of, plot_regret, regret_lines, regrets
 from search_runs import Recorder, method_argv, task_config
@@ -74,9 +74,10 @@ def replay_seed(task_name: str, landscape_file: str, seed: int, methods: tuple, 
             argv = method_argv(task, method, seed, trials, (), folder, None)
             if method == WRONG_PRIOR:
                 argv += ["--config", wrong]
-            budget = trials * task_config(task, argv).train.epochs if method == "random" else spent(runs[0])
-            recorder = Recorder(family.objective.metric, family.objective.mode, task_config(task, argv).train.epochs,
-                                budget=budget, default_point=landscape.points[0])
+            epochs = task_config(task, argv).train.epochs  # parses the sweep's flags: once a method
+            budget = trials * epochs if method == "random" else spent(runs[0])
+            recorder = Recorder(family.objective.metric, family.objective.mode, epochs, budget=budget,
+                                default_point=landscape.points[0])
             started = time.time()
             launched = replay_sweep(argv, landscape, recorder)
             runs.append({"method": method, "seed": seed, "points": recorder.points, "default": recorder.default,
@@ -111,7 +112,7 @@ def fidelity_lines(task_name: str, landscape: Landscape) -> list[str]:
     made = fidelity(landscape)
     seeds = seed_agreement_of_record(landscape)
     return [f"{task_name}: record {len(landscape.points)} configs x {len(landscape.seeds)} seeds; surrogate "
-            f"(3 nearest recorded configs of the branch) against the recorded final value of held-out configs: "
+            f"({NEIGHBOURS} nearest recorded configs of the branch) against the recorded final value of held-out configs: "
             f"Spearman {made['rho']:.2f} (N {made['n']}); one training seed against the other over every "
             f"config recorded at both: Spearman {seeds['rho']:.2f} (N {seeds['n']}), the most a surrogate of "
             f"seed means can be expected to rank"]

@@ -441,9 +441,13 @@ def test_a_trial_whose_driver_dies_restarts_from_its_checkpoint(local_ray, tmp_p
     assert killed, "no driver was found to kill"
     assert code == 0
     trials = pd.read_parquet(tmp_path / "driverloss" / "trials.parquet")
-    assert list(trials["status"]) == ["COMPLETED"] and trials.loc[0, "epochs_done"] == 20
-    assert trials.loc[0, "restarts"] == 1  # resumed once, from its own checkpoint
     history = pd.read_parquet(tmp_path / "driverloss" / "history.parquet")
+    # Once in ~10 CI runs the restarted trial ended at epoch 2, TERMINATED without an error (not
+    # reproduced in 39 runs here, loaded or not): what each epoch's report says of its run goes in
+    # the message, to tell a second ending apart from a run of another sweep's trainable
+    reports = history[[c for c in ("epoch", "restarts", "run", "node") if c in history]].to_dict("records")
+    assert list(trials["status"]) == ["COMPLETED"] and trials.loc[0, "epochs_done"] == 20, reports
+    assert trials.loc[0, "restarts"] == 1  # resumed once, from its own checkpoint
     assert history["epoch"].tolist() == list(range(1, 21))  # each epoch once, those before the loss too
     assert os.path.isdir(trials.loc[0, "best_checkpoint"])
     assert [t.state for t in study(tmp_path / "driverloss", "driverloss").trials] == [optuna.trial.TrialState.COMPLETE]

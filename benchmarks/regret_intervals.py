@@ -1,4 +1,4 @@
-"""python benchmarks/regret_intervals.py [--task hdr_caps] [--seeds 160] [--n 20] [--draws 4000]
+"""python benchmarks/regret_intervals.py [--task hdr_caps] [--seeds 100] [--n 20] [--draws 4000]
 
 Whether the replay's paired intervals on normalised regret (search_regret.paired_regret: Student
 t 95% of the mean difference over seeds) and its median interval (order statistics) cover at the
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from search_regret import BUDGET_SHARES, SHARE_NAMES, median_interval
+from search_regret import BUDGET_SHARES, SHARE_NAMES, median_interval, paired_differences
 from search_replay import landscape_path, regret_table, replay_protocol
 from search_tasks import TASKS
 from losstune.ray_jobs.confirmation.stats import t_interval
@@ -42,10 +42,8 @@ def coverage_lines(table: dict, n: int, draws: int, seed: int = 0) -> list[str]:
     ours, theirs = (table[m] for m in PAIR)
     lines = []
     for share, name in zip(BUDGET_SHARES, SHARE_NAMES):
-        seeds = [s for s in ours[share] if s in theirs[share]
-                 and not math.isnan(ours[share][s]) and not math.isnan(theirs[share][s])]
-        diffs = np.array([ours[share][s] - theirs[share][s] for s in seeds])
-        alone = np.array([ours[share][s] for s in seeds])
+        diffs = paired_differences(ours[share], theirs[share])
+        alone = np.array([v for v in ours[share].values() if not math.isnan(v)])
         t_cover, t_se = coverage(diffs, n, draws, t_interval, float(diffs.mean()), rng)
         m_cover, m_se = coverage(alone, n, draws, median_interval, float(np.median(alone)), rng)
         lines.append(f"  {name}: {PAIR[0]} - {PAIR[1]} population mean {diffs.mean():+.3f} (sd {diffs.std(ddof=1):.3f}, "
@@ -58,7 +56,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=sorted(TASKS), default="hdr_caps")
     p.add_argument("--landscapes", default="benchmarks/landscapes", help="the folder of the records")
-    p.add_argument("--seeds", type=int, default=160, help="the population: seeds replayed")
+    p.add_argument("--seeds", type=int, default=100, help="the population: seeds replayed")
     p.add_argument("--n", type=int, default=20, help="seeds in each drawn set (the protocol's)")
     p.add_argument("--draws", type=int, default=4000)
     p.add_argument("--trials", type=int, default=32, help="random search's trials (search_efficiency's default)")

@@ -44,6 +44,8 @@ class Landscape:
                                                str(group.sort_values("epoch")["stop_reason"].iloc[-1] or ""))
                        for (c, s), group in rows.groupby(["config", "seed"])}
         self.epochs = max(len(c.objective) for c in self.curves.values())
+        # each config's seed-mean curve, once: every prediction reads the lengths of its whole branch
+        self.means = [self.seed_mean(index) for index in range(len(self.points))]
         self.branches = {}
         for index, point in enumerate(self.points):
             self.branches.setdefault(branch_key(point), []).append(index)
@@ -68,12 +70,13 @@ class Landscape:
         if not members:
             raise KeyError(f"no recorded config has the branch of {point}")
         distances = self.distances(point, members)
-        first = members[int(np.argmin(distances))]
+        closest = int(np.argmin(distances))
+        first = members[closest]
         stop = self.stop_of(first, seed)
         length = len(self.recorded_curve(first, seed).objective) if stop else self.epochs
         long_enough = [k for k, i in enumerate(members) if len(self.mean_curve(i)) >= length]
         if not long_enough:  # no config ran that long at every seed: the nearest one's own length
-            long_enough, length = [int(np.argmin(distances))], len(self.mean_curve(first))
+            long_enough, length = [closest], len(self.mean_curve(first))
         nearest = sorted(long_enough, key=lambda k: distances[k])[:NEIGHBOURS]
         weights = 1.0 / (distances[nearest] + 1e-9)
         mean = np.average(np.array([self.mean_curve(members[k])[:length] for k in nearest]), axis=0, weights=weights)
@@ -101,6 +104,9 @@ class Landscape:
         return np.sqrt(total)
 
     def mean_curve(self, index: int) -> np.ndarray:
+        return self.means[index]
+
+    def seed_mean(self, index: int) -> np.ndarray:
         curves = [self.curves[(index, s)].objective for s in self.seeds if (index, s) in self.curves]
         length = min(len(c) for c in curves)
         return np.mean([c[:length] for c in curves], axis=0)

@@ -58,6 +58,12 @@ def regrets(runs: list[dict], best: float) -> dict:
     return out
 
 
+def paired_differences(ours: dict, theirs: dict) -> np.ndarray:
+    """Our regret minus theirs at each seed where both are known."""
+    return np.array([ours[s] - theirs[s] for s in ours
+                     if s in theirs and not math.isnan(ours[s]) and not math.isnan(theirs[s])])
+
+
 def paired_regret(ours: dict, theirs: dict) -> dict:
     """Our regret minus theirs, paired by seed (seeds where both are known): the mean difference with
     the platform's paired Student t 95% interval and exact sign-flip p (ray_jobs/confirmation/stats.py),
@@ -65,8 +71,7 @@ def paired_regret(ours: dict, theirs: dict) -> dict:
     # here, not at the top: loads scipy only where this runs
     from losstune.ray_jobs.confirmation.stats import sign_flip_p, t_interval
 
-    seeds = [s for s in ours if s in theirs and not math.isnan(ours[s]) and not math.isnan(theirs[s])]
-    diffs = np.array([ours[s] - theirs[s] for s in seeds])
+    diffs = paired_differences(ours, theirs)
     if len(diffs) < 2:
         return {"seeds": len(diffs)}
     return {"seeds": len(diffs), "mean": float(diffs.mean()), "ci": t_interval(diffs), "p": sign_flip_p(diffs),

@@ -112,14 +112,16 @@ class Landscape:
         return np.mean([c[:length] for c in curves], axis=0)
 
     def seed_noise(self, members: list[int], seed: int, length: int) -> np.ndarray:
-        """One recorded config's deviation at one seed from its seeds' mean, drawn by `seed`."""
-        paired = [i for i in members if all((i, s) in self.curves for s in self.seeds)]
+        """One recorded config's deviation at one seed from its seeds' mean, drawn by `seed` among the
+        configs recorded at every seed for at least `length` epochs (a config that stopped early at
+        one seed has a mean only as long as its shortest run)."""
+        paired = [i for i in members
+                  if all((i, s) in self.curves for s in self.seeds) and len(self.mean_curve(i)) >= length]
         if len(self.seeds) < 2 or not paired:
             return np.zeros(length)
         rng = np.random.default_rng(seed)
         index, at = paired[rng.integers(len(paired))], self.seeds[rng.integers(len(self.seeds))]
-        deviation = np.asarray(self.curves[(index, at)].objective) - self.mean_curve(index)
-        return np.resize(deviation[:length], length) if len(deviation) else np.zeros(length)
+        return np.asarray(self.curves[(index, at)].objective[:length]) - self.mean_curve(index)[:length]
 
     def healthy_to_the_end(self, index: int) -> bool:
         """Whether config `index` ran every epoch with no health stop at every seed it was recorded at

@@ -105,3 +105,17 @@ def test_a_run_that_goes_on_averages_only_neighbours_that_ran_as_long_and_a_stop
     # x = 0.9 is nearest 1.0: it stops at epoch 1 for the same reason
     assert landscape.curve({"x": 0.9}, seed=0).stop_reason == "loss_imbalance"
     assert len(landscape.curve({"x": 0.9}, seed=0).objective) == 1
+
+
+def test_seed_noise_comes_from_a_config_recorded_as_long_at_every_seed():
+    # config 2 ran 1 epoch at seed 0 and 2 at seed 1 (mean curve 1 epoch long): a 2-epoch curve's
+    # noise can only come from configs 0 and 1, whose seeds agree, so it is 0; config 3 ran 2
+    # epochs at both seeds, 6 - 5 = +1 and 4 - 5 = -1; a 1-epoch curve's noise may also come from
+    # config 2's first epoch, 9 - 8.5 = +0.5 or 8 - 8.5 = -0.5
+    points = POINTS + [{"mode": "B", "y": 50.0}]
+    curves = {**CURVES, (3, 0): ([6.0, 6.0], ""), (3, 1): ([4.0, 4.0], "")}
+    landscape = Landscape(record(points, curves))
+    for seed in range(8):
+        assert landscape.seed_noise([0, 1, 2], seed, 2).tolist() == [0.0, 0.0]
+        assert landscape.seed_noise([2, 3], seed, 2).tolist() in ([1.0, 1.0], [-1.0, -1.0])
+        assert abs(landscape.seed_noise([2, 3], seed, 1)[0]) in (0.5, 1.0)

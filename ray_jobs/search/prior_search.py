@@ -45,6 +45,8 @@ class Coded:
         # here, not at the top: loads scipy only where this runs
         from ConfigSpace import Categorical, Constant, Float, Integer, Normal
 
+        from losstune.ray_jobs.search.smac_fast_paths import NormalFloat
+
         self.distribution, d = distribution, distribution
         has_prior = default is not None
         sd = CONFIDENCE_SD[confidence]
@@ -62,8 +64,11 @@ class Coded:
         prior = Normal(mu=centre, sigma=sd * (high - low)) if has_prior else None
         if isinstance(d, IntDistribution) and not d.log and d.step == 1:
             self.hyperparameter = Integer(name, (int(low), int(high)), default=int(round(centre)), distribution=prior)
-        else:  # log-scaled, stepped or float: searched as a float, rounded on the way back
-            self.hyperparameter = Float(name, (low, high), default=centre, distribution=prior)
+        elif has_prior:  # log-scaled, stepped or float: searched as a float, rounded on the way back
+            self.hyperparameter = NormalFloat(name, mu=centre, sigma=prior.sigma, lower=low, upper=high,
+                                              default_value=centre)
+        else:
+            self.hyperparameter = Float(name, (low, high), default=centre)
 
     def code(self, value):
         """Optuna's value as SMAC's."""
@@ -92,11 +97,11 @@ class PriorSampler(optuna.samplers.BaseSampler):
     def __init__(self, distributions: dict, default_point: dict, *, confidence: str = "medium", trials: int,
                  startup_trials: int, seed: int, direction: str = "minimize"):
         # here, not at the top: loads scipy only where this runs
-        from ConfigSpace import ConfigurationSpace
+        from losstune.ray_jobs.search.smac_fast_paths import FlatSpace
 
         self.coded = {name: Coded(name, d, default_point.get(name), confidence)
                       for name, d in sorted(distributions.items())}
-        self.space = ConfigurationSpace(seed=seed)
+        self.space = FlatSpace(seed=seed)
         self.space.add([c.hyperparameter for c in self.coded.values()])
         self.sign = 1.0 if direction == "minimize" else -1.0  # SMAC minimises a cost
         self.trials, self.startup_trials, self.seed = trials, startup_trials, seed
@@ -128,7 +133,8 @@ class PriorSampler(optuna.samplers.BaseSampler):
         from smac import HyperparameterOptimizationFacade as HPO, Scenario
         from smac.acquisition.function import PriorAcquisitionFunction
         from smac.initial_design import RandomInitialDesign
-        from smac.model.random_forest import RandomForest
+
+        from losstune.ray_jobs.search.smac_fast_paths import Forest
 
         # SMAC writes its state to a folder; the study's journal is the record, so a scratch one
         scratch = tempfile.mkdtemp(prefix="losstune-smac-")
@@ -145,14 +151,14 @@ class PriorSampler(optuna.samplers.BaseSampler):
                    intensifier=HPO.get_intensifier(scenario, max_config_calls=1),
                    # the model refitted at every point (SMAC's default: every 8th), in this thread
                    # (joblib's threads polled for a third of the time), its acquisition maximised over
-                   # 1,000 random challengers and 5 local searches: ~5 s a point on 2 cores for
-                   # hdr_patch's 20 parameters (SMAC's 10,000 and 10 took ~20 s at every 8th point);
-                   # max_leaf_nodes None: SMAC's 2**20 (as good as no limit) makes sklearn grow each tree
-                   # best-first in room for a million nodes, ~0.1 s a tree; depth-first grows trees of the
-                   # same kind (split until pure) 1.3-1.9x faster a point (benchmarks/prior_point.py)
+                   # 1,000 random challengers and 5 local searches (SMAC's 10,000 and 10 took ~20 s at
+                   # every 8th point on hdr_patch's 20 parameters); max_leaf_nodes None: SMAC's 2**20 (as
+                   # good as no limit) makes sklearn grow each tree best-first in room for a million nodes,
+                   # ~0.1 s a tree, where depth-first grows trees of the same kind (split until pure) 1.3-1.9x
+                   # faster a point; the space, the prior and the forest through smac_fast_paths
                    config_selector=HPO.get_config_selector(scenario, retrain_after=1),
-                   model=RandomForest(self.space, log_y=True, n_trees=10, ratio_features=1.0, min_samples_split=2,
-                                      min_samples_leaf=1, seed=self.seed, n_jobs=1, max_leaf_nodes=None),
+                   model=Forest(self.space, log_y=True, n_trees=10, ratio_features=1.0, min_samples_split=2,
+                                min_samples_leaf=1, seed=self.seed, n_jobs=1, max_leaf_nodes=None),
                    acquisition_maximizer=HPO.get_acquisition_maximizer(scenario, challengers=1000,
                                                                        local_search_iterations=5))
 

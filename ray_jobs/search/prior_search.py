@@ -34,6 +34,12 @@ from optuna.trial import TrialState
 
 CONFIDENCE_SD = {"low": 0.5, "medium": 0.25, "high": 0.125}  # share of the (log) range: NePS's float scores
 CONFIDENCE_WEIGHT = {"low": 2.0, "medium": 4.0, "high": 6.0}  # the default's choice against 1 for each other
+# SMAC's acquisition maximiser: 1,000 random challengers, local searches from the 2 best of them and
+# the 2 best trials (SMAC's HPO default 10,000 and 10). 2 local searches against 5: a point in half
+# the time (0.49 against 1.06 s on hdr_patch `all` after 40 trials) and the same regret, replayed at
+# 20 seeds on hdr_patch `caps` and `all` (2 - 5 at the full budget +0.003 [-0.011, +0.016] and
+# -0.011 [-0.038, +0.015]; benchmarks/history.md, 2026-11-30)
+CHALLENGERS, LOCAL_SEARCHES = 1000, 2
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -151,16 +157,16 @@ class PriorSampler(optuna.samplers.BaseSampler):
                    intensifier=HPO.get_intensifier(scenario, max_config_calls=1),
                    # the model refitted at every point (SMAC's default: every 8th), in this thread
                    # (joblib's threads polled for a third of the time), its acquisition maximised over
-                   # 1,000 random challengers and 5 local searches (SMAC's 10,000 and 10 took ~20 s at
-                   # every 8th point on hdr_patch's 20 parameters); max_leaf_nodes None: SMAC's 2**20 (as
+                   # CHALLENGERS and LOCAL_SEARCHES (SMAC's 10,000 and 10 took ~20 s at every 8th point
+                   # on hdr_patch's 20 parameters); max_leaf_nodes None: SMAC's 2**20 (as
                    # good as no limit) makes sklearn grow each tree best-first in room for a million nodes,
                    # ~0.1 s a tree, where depth-first grows trees of the same kind (split until pure) 1.3-1.9x
                    # faster a point; the space, the prior and the forest through smac_fast_paths
                    config_selector=HPO.get_config_selector(scenario, retrain_after=1),
                    model=Forest(self.space, log_y=True, n_trees=10, ratio_features=1.0, min_samples_split=2,
                                 min_samples_leaf=1, seed=self.seed, n_jobs=1, max_leaf_nodes=None),
-                   acquisition_maximizer=HPO.get_acquisition_maximizer(scenario, challengers=1000,
-                                                                       local_search_iterations=5))
+                   acquisition_maximizer=HPO.get_acquisition_maximizer(scenario, challengers=CHALLENGERS,
+                                                                       local_search_iterations=LOCAL_SEARCHES))
 
     def infer_relative_search_space(self, study, trial):
         return {}

@@ -34,7 +34,7 @@ def library_steps():
     """The fast paths' classes computing through their libraries' own methods."""
     saved = [(cls, name, cls.__dict__[name]) for cls, name, _ in FAST_PATHS]
     for cls, name, library in FAST_PATHS:
-        setattr(cls, name, library.__dict__[name])
+        setattr(cls, name, getattr(library, name))
     try:
         yield
     finally:

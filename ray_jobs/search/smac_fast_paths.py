@@ -32,6 +32,8 @@ class FlatSpace(ConfigurationSpace):
     def sample_configuration(self, size: int | None = None):
         if self.conditions or self.forbidden_clauses:
             raise ValueError("FlatSpace samples only a space without conditions or forbidden clauses")
+        if size is not None and size < 1:
+            return []
         vectors = np.stack([hp._vector_dist.sample_vector(n=size or 1, seed=self.random) for hp in self.values()])
         configurations = [Configuration(self, vector=vector) for vector in vectors.T]
         return configurations[0] if size is None else configurations

@@ -41,6 +41,7 @@ def test_a_flat_space_draws_each_parameter_from_its_prior_in_one_call():
     # the default's choice weighs 4 against 1 for each other: 4/6 of the draws, s.e. 0.0075 at 4,000
     assert np.mean([c["mode"] == "1" for c in draws]) == pytest.approx(4 / 6, abs=0.03)
     assert prior_space(FlatSpace).sample_configuration()["mode"] in {"0", "1", "2"}  # size None: one
+    assert prior_space(FlatSpace).sample_configuration(0) == []  # as ConfigSpace's
 
 
 def test_a_flat_space_refuses_a_condition_and_saves_as_configspaces_own():

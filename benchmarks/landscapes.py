@@ -13,8 +13,10 @@ branch is well covered, not only the one random draws favour. Each run trains in
 own through the platform's loop (trainables.engine.loop.train, no Ray), --processes at a time.
 
 The record is one Parquet file per task in --folder (a row per config, seed and epoch), written
-after every run: a later call with the same task and design runs only what is missing. It says
-what made it (the flags, the commit) in its metadata; a different design is refused.
+after every run: a later call with the same task and design runs only what is missing, and one
+with a larger --configs adds configs to it (each branch's scrambled Sobol points are the first ones
+of its longer design). It says what made it (the flags, the commit) in its metadata; a design that
+does not hold every recorded config, or other seeds, epochs or objective, is refused.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ def record(task_name: str, configs: int, seeds: int, processes: int, folder: str
     made_by = {"task": task_name, "configs": configs, "seeds": seeds, "design_seed": DESIGN_SEED,
                "metric": plan.objective["metric"], "mode": plan.objective["mode"], "epochs": plan.epochs}
     rows = read_record(path, made_by)
+    rows = numbered_by_design(rows, points, path) if len(rows) else rows
     done = {(int(i), int(s)) for i, s in rows[["config", "seed"]].drop_duplicates().itertuples(index=False)} \
         if len(rows) else set()
     todo = runs_to_do(points, seeds, done)
@@ -157,12 +160,25 @@ def read_record(path: str, made_by: dict) -> pd.DataFrame:
     if not os.path.exists(path):
         return pd.DataFrame()
     kept = json.loads(pq.read_schema(path).metadata[b"losstune"])
-    differing = [k for k, v in made_by.items() if kept.get(k) != v]
+    differing = [k for k, v in made_by.items() if kept.get(k) != v and k != "configs"]  # configs: by point
     if differing:
         print(f"landscapes.py: error: --folder: {path} was recorded with other {', '.join(differing)} "
               f"({', '.join(f'{k}={kept.get(k)}' for k in differing)}); give another --folder", file=sys.stderr)
         sys.exit(2)
     return pd.read_parquet(path)
+
+
+def numbered_by_design(rows: pd.DataFrame, points: list[dict], path: str) -> pd.DataFrame:
+    """The recorded rows with each config numbered by its place in `points`, a design as large as
+    the record's or larger (a branch's share grows, so the places move); exits 2 where a recorded
+    config is not in the design."""
+    place = {json.dumps(point): i for i, point in enumerate(points)}
+    foreign = sorted(set(rows["point"]) - place.keys())
+    if foreign:
+        print(f"landscapes.py: error: --configs: {path} holds {len(foreign)} configs this design lacks "
+              f"(a smaller --configs than it was recorded with?); give another --folder", file=sys.stderr)
+        sys.exit(2)
+    return rows.assign(config=rows["point"].map(place).astype(int))
 
 
 def write_record(path: str, rows: pd.DataFrame, made_by: dict) -> None:

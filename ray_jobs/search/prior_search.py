@@ -67,11 +67,12 @@ class Coded:
             self.hyperparameter = Constant(name, float(low))
             return
         centre = min(max(self.code(default), low), high) if has_prior else (low + high) / 2
-        prior = Normal(mu=centre, sigma=sd * (high - low)) if has_prior else None
+        sigma = sd * (high - low)
+        prior = Normal(mu=centre, sigma=sigma) if has_prior else None
         if isinstance(d, IntDistribution) and not d.log and d.step == 1:
             self.hyperparameter = Integer(name, (int(low), int(high)), default=int(round(centre)), distribution=prior)
         elif has_prior:  # log-scaled, stepped or float: searched as a float, rounded on the way back
-            self.hyperparameter = NormalFloat(name, mu=centre, sigma=prior.sigma, lower=low, upper=high,
+            self.hyperparameter = NormalFloat(name, mu=centre, sigma=sigma, lower=low, upper=high,
                                               default_value=centre)
         else:
             self.hyperparameter = Float(name, (low, high), default=centre)

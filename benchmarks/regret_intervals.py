@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from search_regret import BUDGET_SHARES, SHARE_NAMES, median_interval, paired_differences
-from search_replay import landscape_path, regret_table, replay_protocol
+from search_replay import read_landscapes, regret_table, replay_protocol
 from search_tasks import TASKS
 from losstune.ray_jobs.confirmation.stats import t_interval
 from losstune.trainables.registry import load_family
@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     if args.n < 2 or args.seeds < args.n:
         print(f"regret_intervals: --n must be at least 2 and at most --seeds ({args.seeds})", file=sys.stderr)
         return 2
-    runs = replay_protocol([args.task], args.seeds, PAIR[::-1], args.trials, args.landscapes, args.processes)[args.task]
+    runs = replay_protocol(read_landscapes([args.task], args.landscapes), args.seeds, PAIR[::-1], args.trials,
+                           args.processes)[args.task]
     table, _ = regret_table(runs, load_family(TASKS[args.task].family).objective.mode)
     print(f"{args.task}: coverage of the replay's intervals, sets of {args.n} seeds drawn from {args.seeds} "
           f"replayed ({args.draws} draws):")

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 
-from replay import NEIGHBOURS, Landscape, fidelity, seed_agreement_of_record
+from replay import FOLDS, Landscape, fidelity, seed_agreement_of_record
 from replay_sweep import replay_sweep
 from search_regret import BUDGET_SHARES, SHARE_NAMES, WRONG_PRIOR, median_of, plot_regret, regret_lines, regrets
 from search_runs import Recorder, method_argv, task_config
@@ -55,7 +55,7 @@ def wrong_point(landscape: Landscape, mode: str) -> dict:
     return landscape.points[max(finals, key=finals.get) if mode == "min" else min(finals, key=finals.get)]
 
 
-def replay_seed(task_name: str, landscape_file: str, seed: int, methods: tuple, trials: int) -> list[dict]:
+def replay_seed(task_name: str, landscape: Landscape, seed: int, methods: tuple, trials: int) -> list[dict]:
     """Every method of the protocol at one seed against one task's record: random search first (its
     spend is every other method's budget), in a scratch folder that is removed after."""
     # here, not at the top: loads optuna only where this runs
@@ -63,7 +63,6 @@ def replay_seed(task_name: str, landscape_file: str, seed: int, methods: tuple, 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # this process's own: spawned, it starts at INFO
     task = TASKS[task_name]
-    landscape = Landscape.read(landscape_file)
     family = load_family(task.family)
     runs = []
     with tempfile.TemporaryDirectory(prefix="losstune-replay-") as folder:
@@ -85,14 +84,22 @@ def replay_seed(task_name: str, landscape_file: str, seed: int, methods: tuple, 
     return runs
 
 
-def replay_protocol(tasks: list[str], seeds: int, methods: tuple, trials: int, folder: str,
+def read_landscapes(tasks: list[str], folder: str) -> dict[str, Landscape]:
+    """{task: its record in `folder`, its surrogate fitted}: once here, not in every process."""
+    landscapes = {name: Landscape.read(landscape_path(folder, name)) for name in tasks}
+    for landscape in landscapes.values():
+        landscape.surrogate  # fits it here, so the pickled landscape each job is sent carries it
+    return landscapes
+
+
+def replay_protocol(landscapes: dict[str, Landscape], seeds: int, methods: tuple, trials: int,
                     processes: int) -> dict[str, list[dict]]:
     """{task: its runs}: every (task, seed) on its own in `processes` processes."""
-    jobs = [(name, seed) for name in tasks for seed in range(seeds)]
-    runs: dict[str, list[dict]] = {name: [] for name in tasks}
+    jobs = [(name, seed) for name in landscapes for seed in range(seeds)]
+    runs: dict[str, list[dict]] = {name: [] for name in landscapes}
     started = time.time()
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(replay_seed, name, landscape_path(folder, name), seed, methods, trials): (name, seed)
+        futures = {pool.submit(replay_seed, name, landscapes[name], seed, methods, trials): (name, seed)
                    for name, seed in jobs}
         for n, future in enumerate(futures, 1):
             name, seed = futures[future]
@@ -111,11 +118,13 @@ def regret_table(runs: list[dict], mode: str) -> tuple[dict, float]:
 def fidelity_lines(task_name: str, landscape: Landscape) -> list[str]:
     made = fidelity(landscape)
     seeds = seed_agreement_of_record(landscape)
-    return [f"{task_name}: record {len(landscape.points)} configs x {len(landscape.seeds)} seeds; surrogate "
-            f"({NEIGHBOURS} nearest recorded configs of the branch) against the recorded final value of held-out configs: "
-            f"Spearman {made['rho']:.2f} (N {made['n']}); one training seed against the other over every "
-            f"config recorded at both: Spearman {seeds['rho']:.2f} (N {seeds['n']}), the most a surrogate of "
-            f"seed means can be expected to rank"]
+    return [f"{task_name}: record {len(landscape.points)} configs x {len(landscape.seeds)} seeds; the surrogate "
+            f"(a Gaussian process, fitted without each config in turn, {FOLDS} folds) against the recorded final "
+            f"value of held-out configs that ran healthy: Spearman {made['rho']:.2f} (N {made['n']}); one training "
+            f"seed against the other over every config recorded at both: Spearman {seeds['rho']:.2f} "
+            f"(N {seeds['n']}), the most a surrogate of seed means can be expected to rank; its stop called right "
+            f"on {made['stops']:.0%} of held-out runs (N {made['stop_runs']}; always the commoner outcome: "
+            f"{made['stops_majority']:.0%})"]
 
 
 def real_run_lines(task_name: str, runs: list[dict], mode: str, draws: int = 400) -> list[str]:
@@ -165,11 +174,12 @@ def replay_main(tasks: list[str], seeds: int, methods: tuple, trials: int, lands
     started = time.time()
     print(f"replaying {', '.join(methods)} at {seeds} seeds on {', '.join(recorded)} ({processes} processes)",
           flush=True)
-    runs = replay_protocol(recorded, seeds, methods, trials, landscapes, processes)
+    read = read_landscapes(recorded, landscapes)
+    runs = replay_protocol(read, seeds, methods, trials, processes)
     for name in recorded:
         with open(os.path.join(folder, f"{name}_replay_runs.json"), "w") as f:
             json.dump(runs[name], f)  # every run's anytime curve, to figure again without replaying
-        report(name, runs[name], Landscape.read(landscape_path(landscapes, name)), folder)
+        report(name, runs[name], read[name], folder)
     print(f"replay: {(time.time() - started) / 60:.1f} min of wall time")
 
 

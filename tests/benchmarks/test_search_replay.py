@@ -43,9 +43,8 @@ def test_the_wrong_prior_is_the_worst_config_that_ran_healthy_to_the_end(tmp_pat
 
 
 def test_one_seed_replays_random_first_and_gives_every_method_its_spend(tmp_path):
-    path = str(tmp_path / "hdr_caps.parquet")
-    made_up_record(path)
-    runs = replay_seed("hdr_caps", path, 0, ("random", "tpe-asha", "prior-wrong-asha"), trials=4)
+    landscape = made_up_record(str(tmp_path / "hdr_caps.parquet"))
+    runs = replay_seed("hdr_caps", landscape, 0, ("random", "tpe-asha", "prior-wrong-asha"), trials=4)
     random, tpe, wrong = runs
     assert random["method"] == "random" and random["trials"] == 4 and len(random["points"]) == 4 * EPOCHS
     # the default (point 0) is recorded and the best: random search's incumbent and default are its final value

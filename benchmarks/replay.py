@@ -157,9 +157,8 @@ class Surrogate:
         self.encode = Encoding([landscape.points[i] for i in self.learned])
         self.vectors = {i: self.encode(landscape.points[i]) for i in self.learned}
         lengths = {len(landscape.curves[run].objective) for run in landscape.runs_of(self.learned)}
-        fitted_on = max(n for n in lengths if len(self.ran_at_least(n)) >= 2) if any(
-            len(self.ran_at_least(n)) >= 2 for n in lengths) else max(lengths)
-        kernel = self.process(fitted_on).kernel_  # its hyperparameters, once: the longest curves
+        # the hyperparameters, once: on the longest curves that 2 configs or more ran
+        kernel = self.process(max([n for n in lengths if len(self.ran_at_least(n)) >= 2] or lengths)).kernel_
         self.processes = {n: self.process(n, kernel) for n in lengths if self.ran_at_least(n)}
         self.stopped = [run for run in landscape.runs_of(self.learned) if landscape.curves[run].stop_reason]
         self.stop_classifier = self.stop_model()
@@ -176,9 +175,10 @@ class Surrogate:
         # length scales of a tenth of a span or more: below that every config stands alone, and the
         # fit found that optimum (all noise, held-out rho -0.71) on latent_conditioner `weights`
         # starting from 1 where a floor of 0.1 found the one that ranks (0.88)
-        model = GaussianProcessRegressor(
-            kernel or ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.ones(width), (0.1, 1e3)) + WhiteKernel(1e-2, (1e-6, 1e1)),
-            optimizer="fmin_l_bfgs_b" if kernel is None else None, normalize_y=True, random_state=0)
+        kernel_to_fit = (ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.ones(width), (0.1, 1e3))
+                         + WhiteKernel(1e-2, (1e-6, 10)))
+        model = GaussianProcessRegressor(kernel or kernel_to_fit, optimizer="fmin_l_bfgs_b" if kernel is None else None,
+                                         normalize_y=True, random_state=0)
         with warnings.catch_warnings():  # a length scale at its bound is a parameter that does not matter
             warnings.simplefilter("ignore", ConvergenceWarning)
             return model.fit(np.array([self.vectors[i] for i in configs]),
@@ -202,13 +202,14 @@ class Surrogate:
         """The classifier's call, else (too few runs to learn from) whether the nearest run stopped."""
         here = self.encode(point)
         if self.stop_classifier is None:
-            nearest = min(self.landscape.runs_of(self.learned), key=lambda run: np.linalg.norm(self.vectors[run[0]] - here))
+            runs = self.landscape.runs_of(self.learned)
+            nearest = min(runs, key=lambda run: np.linalg.norm(self.vectors[run[0]] - here))
             return bool(self.landscape.curves[nearest].stop_reason)
         return bool(self.stop_classifier.predict(here[None])[0])
 
     def mean(self, point: dict, length: int) -> np.ndarray:
-        """The predicted seed-mean curve of `point`, `length` epochs long or as long as the longest
-        learned configs that ran no longer."""
+        """The predicted seed-mean curve of `point` over its first `length` epochs (fewer where no
+        learned config ran that long at every seed)."""
         usable = max((n for n in self.processes if n <= length), default=min(self.processes))
         return np.reshape(self.processes[usable].predict(self.encode(point)[None]), -1)[:length]
 

@@ -3,6 +3,11 @@ sweep's own flags make, its searcher (ray_jobs/search/tuning.optuna_searcher: th
 Optuna search with the sweep's sampler, the default first) and its scheduler (the ASHA that keeps
 the default, ray_jobs/search/schedulers.py), driven by a small loop in Tune's place.
 
+`replayed` is the same record as a Tune function trainable, and `replay_through_tune` runs a sweep
+through Tune itself with it in the family's trainable's place (Ray must be up): the check that
+the loop replays what Tune would (tests/benchmarks/test_replay_sweep.py). The protocol uses the
+loop: Tune's actors and event loop cost more per result than the lookup they wrap.
+
 The loop runs --max-concurrent trials at a time; each turn every running trial reports its next
 recorded epoch, in launch order, as workers of equal speed would. A recorded health stop ends a
 trial at its epoch, as the family's check did; ASHA's stop ends it at the scheduler's word. What
@@ -99,3 +104,33 @@ def replay_sweep(argv: list[str], landscape: Landscape, stop=None) -> int:
                 running.remove(trial)
             if stop is not None and stop.stop_all():
                 return launched
+
+
+def replayed(config: dict, landscape: Landscape, metric: str, seed: int) -> None:
+    """A Tune function trainable: `config`'s curve at training seed `seed`, an epoch a report, the
+    health stop recorded (or predicted) for it on its last, as the family's trainable reports."""
+    from ray import tune
+
+    curve = landscape.curve(flatten(config), seed)
+    for epoch, value in enumerate(curve.objective, 1):
+        last = epoch == len(curve.objective)
+        tune.report({metric: value, "epoch": epoch, "stop_reason": curve.stop_reason if last else ""})
+
+
+def replay_through_tune(argv: list[str], landscape: Landscape, stop=None) -> int:
+    """The sweep `argv` through Tune's own Tuner (ray_jobs/search/tuning.build_tuner), `replayed`
+    in the family's trainable's place, on the Ray this process is connected to; `stop` a Tune
+    Stopper (search_runs.Recorder) or None. Returns the trials Tune ran."""
+    import ray.cloudpickle
+    from ray import tune
+
+    from losstune.ray_jobs.cli import sweep_flags
+    from losstune.ray_jobs.search import tuning
+
+    # benchmarks/ is no package a Ray worker can import: the record and this trainable travel by value
+    for module in ("replay", "replay_sweep"):
+        ray.cloudpickle.register_pickle_by_value(sys.modules[module])
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(argv))
+    seed = int(plan.base.get("train", {}).get("seed", 0))
+    trainable = tune.with_parameters(replayed, landscape=landscape, metric=plan.objective["metric"], seed=seed)
+    return len(tuning.build_tuner(plan, stop=stop, trainable=trainable).fit())

@@ -37,8 +37,14 @@ class Recorder(Stopper):
     incumbent: float = math.nan
     default_point: dict = field(default_factory=dict)  # {"loss/weights/main": 10.0, ...}: the sweep's first trial
     default: float = math.nan  # its full-length value
+    iteration: dict = field(default_factory=dict)  # trial id: the training_iteration last counted
 
     def __call__(self, trial_id, result) -> bool:
+        # Tune hands a stopper a function trainable's last result twice: again, marked done, once the
+        # function has returned. It is no epoch spent.
+        if result.get("done") and result.get("training_iteration") == self.iteration.get(trial_id):
+            return False
+        self.iteration[trial_id] = result.get("training_iteration")
         self.slot_s[trial_id] = result.get("time_total_s", 0.0)
         value = result.get(self.metric)
         final = result.get("epoch") == self.full_length and not result.get("stop_reason") and value is not None

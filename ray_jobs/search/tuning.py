@@ -30,11 +30,12 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 
-def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
-    """The Tuner of a plan fitted to its cluster; `callbacks` and `stop` (a Tune Stopper) are for
-    benchmarks."""
+def build_tuner(plan: SweepPlan, callbacks=(), stop=None, trainable=None):
+    """The Tuner of a plan fitted to its cluster; `callbacks`, `stop` (a Tune Stopper) and
+    `trainable` (in the family's trainable's place: benchmarks/replay_sweep.py answers trials from a
+    recorded landscape) are for benchmarks."""
     # here, not at the top: loads torch, ray only where this runs
-    from losstune.trainables.engine.driver import trainable
+    from losstune.trainables.engine.driver import trainable as family_trainable
 
     no_temporary_files_in_experiment_sync()
     population = plan.scheduler in POPULATION_SCHEDULERS
@@ -42,8 +43,9 @@ def build_tuner(plan: SweepPlan, callbacks=(), stop=None):
     # group): every checkpoint stays (a donor's next report could otherwise delete the one a
     # recipient is about to load)
     keep = None if population else plan.keep_checkpoints
-    fn = trainable(load_family(plan.family), plan.base, plan.resources, join(plan.experiment, "trainer_runs"),
-                   max_failures=plan.max_failures, num_to_keep=keep)
+    fn = trainable or family_trainable(load_family(plan.family), plan.base, plan.resources,
+                                       join(plan.experiment, "trainer_runs"), max_failures=plan.max_failures,
+                                       num_to_keep=keep)
     run_config = make_run_config(plan, keep, callbacks, stop)
     if plan.resume and not plan.extend_by:
         return tune.Tuner.restore(join(run_config.storage_path, run_config.name), trainable=fn, resume_errored=True)

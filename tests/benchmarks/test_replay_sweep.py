@@ -5,6 +5,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pytest
@@ -12,8 +13,10 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 from replay import Landscape  # noqa: E402
-from replay_sweep import replay_sweep  # noqa: E402
+from replay_sweep import replay_sweep, replay_through_tune  # noqa: E402
 from search_runs import Recorder  # noqa: E402
+
+from losstune.trainables.config import flatten  # noqa: E402
 
 from losstune.search_spaces import default_point, sample_points  # noqa: E402
 from losstune.trainables.family_api import make_config  # noqa: E402
@@ -72,3 +75,35 @@ def test_asha_stops_trials_behind_at_its_rung_but_never_the_default(tmp_path):
 def test_a_scheduler_that_pauses_trials_is_not_replayed(tmp_path):
     with pytest.raises(NotImplementedError, match="hyperband"):
         replay_sweep(argv(tmp_path, "--scheduler", "hyperband", "--trials", "4", "--name", "h"), made_up_landscape())
+
+
+@dataclass
+class ConfigsSeen(Recorder):
+    """A Recorder that also keeps each config that reported its last epoch."""
+
+    finished: list = field(default_factory=list)
+
+    def __call__(self, trial_id, result) -> bool:
+        counted = len(self.points)
+        stop = super().__call__(trial_id, result)
+        if len(self.points) > counted and result.get("epoch") == EPOCHS:
+            self.finished.append(json.dumps(flatten(result["config"]), sort_keys=True))
+        return stop
+
+
+def test_tune_itself_replays_what_the_loop_does(local_ray, tmp_path):
+    # Ray, because the check is that the loop stands in for Tune's own Tuner, its actors and event
+    # loop, with the record as a Tune function trainable; it shares the session's Ray. Random search
+    # from one seed draws the same configs whatever order results come in, so both must train the
+    # same 6 configs and end with the same incumbent and default.
+    seen = {}
+    for how, run in (("loop", replay_sweep), ("tune", replay_through_tune)):
+        stop = ConfigsSeen(**vars(recorder(budget=10_000)))
+        flags = argv(tmp_path / how, "--search", "random", "--scheduler", "none", "--trials", "6", "--seed", "3",
+                     "--name", how)
+        seen[how] = (run(flags, made_up_landscape(), stop), stop)
+    (loop_trials, loop), (tune_trials, tune) = seen["loop"], seen["tune"]
+    assert loop_trials == tune_trials == 6 and len(loop.finished) == 6
+    assert sorted(tune.finished) == sorted(loop.finished)
+    assert len(tune.points) == len(loop.points) == 6 * EPOCHS  # the epochs spent, counted alike
+    assert tune.default == loop.default == pytest.approx(1.25) and tune.incumbent == loop.incumbent

@@ -40,6 +40,10 @@ def test_the_incumbent_is_the_best_healthy_full_length_value_so_far():
     assert [p[1] for p in recorder.points] == [3.0, 5.0, 7.0, 9.0, 10.0]
     assert math.isnan(recorder.points[0][2]) and [p[2] for p in recorder.points[1:]] == [0.5, 0.5, 0.5, 0.2]
     assert recorder.stop_all()  # 5 epochs: the budget
+    # Tune's second copy of a function trainable's last result, marked done, is no epoch spent
+    recorder("c", {"epoch": 2, "val/loss": 0.2, "time_total_s": 1.0, "training_iteration": 1})
+    recorder("c", {"epoch": 2, "val/loss": 0.2, "time_total_s": 1.0, "training_iteration": 1, "done": True})
+    assert len(recorder.points) == 6
     maximised = Recorder("val/dice", "max", full_length=1, budget=9)
     for value in (0.5, 0.7, 0.6):
         maximised("t", {"epoch": 1, "val/dice": value})

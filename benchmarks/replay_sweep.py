@@ -62,10 +62,9 @@ def replay_sweep(argv: list[str], landscape: Landscape, stop=None) -> int:
     # here, not at the top: loads ray, optuna only where this runs
     from ray.tune.schedulers import TrialScheduler
 
-    from losstune.ray_jobs.cli import sweep_flags
     from losstune.ray_jobs.search import schedulers, tuning
 
-    plan = sweep_flags.make_plan(sweep_flags.parse_args(argv))
+    plan, seed = plan_and_seed(argv)
     if plan.scheduler not in REPLAYED_SCHEDULERS:
         raise NotImplementedError(f"--scheduler {plan.scheduler} pauses or exploits trials; only "
                                   f"{', '.join(REPLAYED_SCHEDULERS)} are replayed")
@@ -75,7 +74,6 @@ def replay_sweep(argv: list[str], landscape: Landscape, stop=None) -> int:
     metric = plan.objective["metric"]
     if scheduler is not None:
         scheduler.set_search_properties(metric, plan.objective["mode"])
-    seed = int(plan.base.get("train", {}).get("seed", 0))
     at_once = plan.max_concurrent or CONCURRENCY
     running, launched = [], 0
     while True:
@@ -124,13 +122,19 @@ def replay_through_tune(argv: list[str], landscape: Landscape, stop=None) -> int
     import ray.cloudpickle
     from ray import tune
 
-    from losstune.ray_jobs.cli import sweep_flags
     from losstune.ray_jobs.search import tuning
 
     # benchmarks/ is no package a Ray worker can import: the record and this trainable travel by value
     for module in ("replay", "replay_sweep"):
         ray.cloudpickle.register_pickle_by_value(sys.modules[module])
-    plan = sweep_flags.make_plan(sweep_flags.parse_args(argv))
-    seed = int(plan.base.get("train", {}).get("seed", 0))
+    plan, seed = plan_and_seed(argv)
     trainable = tune.with_parameters(replayed, landscape=landscape, metric=plan.objective["metric"], seed=seed)
     return len(tuning.build_tuner(plan, stop=stop, trainable=trainable).fit())
+
+
+def plan_and_seed(argv: list[str]):
+    """The sweep's plan from its flags, and the training seed its trials run at."""
+    from losstune.ray_jobs.cli import sweep_flags
+
+    plan = sweep_flags.make_plan(sweep_flags.parse_args(argv))
+    return plan, int(plan.base.get("train", {}).get("seed", 0))
